@@ -1,0 +1,1 @@
+"""The REST API: FastAPI routers over the services, problem+json errors."""

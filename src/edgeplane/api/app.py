@@ -1,0 +1,54 @@
+"""The FastAPI application of the control plane."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+import edgeplane
+from edgeplane.api import problems
+from edgeplane.api.routers import access, inventory, operations
+from edgeplane.routing.geoip import GeoLocator
+from edgeplane.services.actor import Actor
+from edgeplane.settings import Settings
+from edgeplane.store.db import Database
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    *,
+    locator: GeoLocator | None = None,
+    local_actor: Actor | None = None,
+) -> FastAPI:
+    """The API over ``db``. ``local_actor`` skips token checks (the embedded SDK's own app)."""
+    app = FastAPI(
+        title="Edgeplane",
+        version=edgeplane.__version__,
+        description="Edge infrastructure from one control plane: inventory, routing, "
+        "load balancing and disaster recovery. Authenticate with `Authorization: Bearer "
+        "<token>`; choose the project with `?project=` (default: `default`).",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.locator = locator or GeoLocator(settings.geoip_db)
+    app.state.local_actor = local_actor
+    problems.install(app)
+    app.include_router(access.router)
+    app.include_router(inventory.router)
+    app.include_router(operations.router)
+
+    @app.get("/healthz", tags=["system"])
+    def healthz() -> JSONResponse:
+        from sqlalchemy import text
+
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "version": edgeplane.__version__})
+
+    return app

@@ -1,0 +1,69 @@
+"""Request dependencies: who is calling, in which project, and transactions for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from edgeplane.routing.geoip import GeoLocator
+from edgeplane.services import access
+from edgeplane.services.actor import PLATFORM_PROJECT, Actor
+from edgeplane.settings import Settings
+from edgeplane.store.db import Database, Tx
+
+bearer = HTTPBearer(auto_error=False, description="an Edgeplane API token")
+
+
+@dataclass
+class Context:
+    db: Database
+    settings: Settings
+    locator: GeoLocator
+    actor: Actor
+    project: str
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        with self.db.transaction(self.actor, self.project) as tx:
+            access.require_project(tx)
+            yield tx
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        with self.db.read(self.actor, self.project) as tx:
+            access.require_project(tx)
+            yield tx
+
+
+def get_actor(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    local: Actor | None = request.app.state.local_actor
+    if local is not None:
+        return local
+    return access.authenticate(request.app.state.db, creds.credentials if creds else None)
+
+
+def get_context(
+    request: Request,
+    actor: Annotated[Actor, Depends(get_actor)],
+    project: Annotated[str | None, Query(description="the project; `default` when omitted")] = None,
+    x_edgeplane_project: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Context:
+    state = request.app.state
+    return Context(
+        db=state.db,
+        settings=state.settings,
+        locator=state.locator,
+        actor=actor,
+        project=project or x_edgeplane_project or PLATFORM_PROJECT,
+    )
+
+
+Ctx = Annotated[Context, Depends(get_context)]

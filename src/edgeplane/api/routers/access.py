@@ -1,0 +1,109 @@
+"""Projects, tokens, the audit trail and the revision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from edgeplane.api.deps import Ctx
+from edgeplane.model.access import (
+    AuditEvent,
+    Project,
+    ProjectCreate,
+    Token,
+    TokenCreate,
+    TokenIssued,
+)
+from edgeplane.model.common import Page
+from edgeplane.services import access, audit
+
+router = APIRouter(prefix="/api/v1", tags=["access"])
+
+
+class RevisionInfo(BaseModel):
+    revision: int
+
+
+class WhoAmI(BaseModel):
+    actor: str
+    token_id: str | None
+    roles: dict[str, str]
+
+
+@router.get("/whoami", response_model=WhoAmI)
+def whoami(ctx: Ctx) -> WhoAmI:
+    roles = {p: r.value for p, r in ctx.actor.roles.items()}
+    if ctx.actor.local:
+        roles = {"*": "admin"}
+    return WhoAmI(actor=ctx.actor.name, token_id=ctx.actor.token_id, roles=roles)
+
+
+@router.get("/revision", response_model=RevisionInfo)
+def revision(ctx: Ctx) -> RevisionInfo:
+    with ctx.read() as tx:
+        return RevisionInfo(revision=audit.current_revision(tx))
+
+
+@router.get("/projects", response_model=list[Project])
+def list_projects(ctx: Ctx) -> list[Project]:
+    with ctx.read() as tx:
+        return access.list_projects(tx)
+
+
+@router.post("/projects", response_model=Project, status_code=201)
+def create_project(ctx: Ctx, body: ProjectCreate) -> Project:
+    with ctx.write() as tx:
+        return access.create_project(tx, body)
+
+
+@router.get("/projects/{project_id}", response_model=Project)
+def get_project(ctx: Ctx, project_id: str) -> Project:
+    with ctx.read() as tx:
+        return access.get_project(tx, project_id)
+
+
+@router.delete("/projects/{project_id}", status_code=204)
+def delete_project(ctx: Ctx, project_id: str) -> Response:
+    with ctx.write() as tx:
+        access.delete_project(tx, project_id)
+    return Response(status_code=204)
+
+
+@router.get("/tokens", response_model=list[Token])
+def list_tokens(ctx: Ctx) -> list[Token]:
+    with ctx.read() as tx:
+        return access.list_tokens(tx)
+
+
+@router.post("/tokens", response_model=TokenIssued, status_code=201)
+def create_token(ctx: Ctx, body: TokenCreate) -> TokenIssued:
+    with ctx.write() as tx:
+        return access.create_token(tx, body)
+
+
+@router.delete("/tokens/{token_id}", response_model=Token)
+def revoke_token(ctx: Ctx, token_id: str) -> Token:
+    with ctx.write() as tx:
+        return access.revoke_token(tx, token_id)
+
+
+@router.get("/audit", response_model=Page[AuditEvent])
+def list_audit(
+    ctx: Ctx,
+    kind: str | None = None,
+    object_id: str | None = None,
+    include_global: bool = False,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Page[AuditEvent]:
+    with ctx.read() as tx:
+        return audit.list_events(
+            tx,
+            kind=kind,
+            object_id=object_id,
+            include_global=include_global,
+            cursor=cursor,
+            limit=limit,
+        )

@@ -1,0 +1,244 @@
+"""Regions, data centers, servers, services on servers and server metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from edgeplane.api.deps import Ctx
+from edgeplane.model.common import CapacityReport, Page
+from edgeplane.model.enums import Environment, RegionCode, RegionType, ServerStatus, ServerType
+from edgeplane.model.inventory import (
+    DataCenter,
+    DataCenterCreate,
+    Metrics,
+    MetricsSample,
+    Region,
+    RegionCreate,
+    Server,
+    ServerCreate,
+    Service,
+    ServiceCreate,
+)
+from edgeplane.services import datacenters, regions, server_services, servers
+
+router = APIRouter(prefix="/api/v1/infrastructure", tags=["inventory"])
+
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int | None, Query(ge=1, le=1000, description="page size, 100 by default")]
+Patch = Annotated[dict[str, Any], Body(description="the fields to change")]
+
+
+# Regions ----------------------------------------------------------------------------------
+
+
+@router.get("/regions", response_model=list[Region])
+def list_regions(ctx: Ctx) -> list[Region]:
+    with ctx.read() as tx:
+        return regions.list_all(tx)
+
+
+@router.post("/regions", response_model=Region, status_code=201)
+def create_region(ctx: Ctx, body: RegionCreate) -> Region:
+    with ctx.write() as tx:
+        return regions.create(tx, body)
+
+
+@router.get("/regions/{code}", response_model=Region)
+def get_region(ctx: Ctx, code: str) -> Region:
+    with ctx.read() as tx:
+        return regions.get(tx, code)
+
+
+@router.patch("/regions/{code}", response_model=Region)
+def update_region(ctx: Ctx, code: str, body: Patch) -> Region:
+    with ctx.write() as tx:
+        return regions.update(tx, code, body)
+
+
+@router.delete("/regions/{code}", status_code=204)
+def delete_region(ctx: Ctx, code: str) -> Response:
+    with ctx.write() as tx:
+        regions.delete(tx, code)
+    return Response(status_code=204)
+
+
+# Data centers -----------------------------------------------------------------------------
+
+
+@router.get("/datacenters", response_model=Page[DataCenter])
+def list_data_centers(
+    ctx: Ctx,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    region: RegionCode | None = None,
+    environment: Environment | None = None,
+) -> Page[DataCenter]:
+    with ctx.read() as tx:
+        return datacenters.list_page(
+            tx,
+            region=region.value if region else None,
+            environment=environment.value if environment else None,
+            cursor=cursor,
+            limit=limit,
+        )
+
+
+@router.post("/datacenters", response_model=DataCenter, status_code=201)
+def create_data_center(ctx: Ctx, body: DataCenterCreate) -> DataCenter:
+    with ctx.write() as tx:
+        return datacenters.create(tx, body)
+
+
+@router.get("/datacenters/{dc_id}", response_model=DataCenter)
+def get_data_center(ctx: Ctx, dc_id: str) -> DataCenter:
+    with ctx.read() as tx:
+        return datacenters.get(tx, dc_id)
+
+
+@router.get("/datacenters/{dc_id}/capacity", response_model=CapacityReport)
+def data_center_capacity(ctx: Ctx, dc_id: str) -> CapacityReport:
+    with ctx.read() as tx:
+        return datacenters.capacity_report(tx, dc_id)
+
+
+@router.patch("/datacenters/{dc_id}", response_model=DataCenter)
+def update_data_center(ctx: Ctx, dc_id: str, body: Patch) -> DataCenter:
+    with ctx.write() as tx:
+        return datacenters.update(tx, dc_id, body)
+
+
+@router.delete("/datacenters/{dc_id}", status_code=204)
+def delete_data_center(ctx: Ctx, dc_id: str) -> Response:
+    with ctx.write() as tx:
+        datacenters.delete(tx, dc_id)
+    return Response(status_code=204)
+
+
+# Servers ----------------------------------------------------------------------------------
+
+
+@router.get("/servers", response_model=Page[Server])
+def list_servers(
+    ctx: Ctx,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    type: ServerType | None = None,
+    region: RegionType | None = None,
+    location: str | None = None,
+    status: ServerStatus | None = None,
+    data_center_id: str | None = None,
+    environment: Environment | None = None,
+) -> Page[Server]:
+    with ctx.read() as tx:
+        return servers.list_page(
+            tx,
+            type=type.value if type else None,
+            region=region.value if region else None,
+            location=location,
+            status=status.value if status else None,
+            data_center_id=data_center_id,
+            environment=environment.value if environment else None,
+            cursor=cursor,
+            limit=limit,
+        )
+
+
+@router.post("/servers", response_model=Server, status_code=201)
+def create_server(ctx: Ctx, body: ServerCreate) -> Server:
+    with ctx.write() as tx:
+        return servers.create(tx, body)
+
+
+@router.get("/servers/{server_id}", response_model=Server)
+def get_server(ctx: Ctx, server_id: str) -> Server:
+    with ctx.read() as tx:
+        return servers.get(tx, server_id)
+
+
+@router.patch("/servers/{server_id}", response_model=Server)
+def update_server(ctx: Ctx, server_id: str, body: Patch) -> Server:
+    with ctx.write() as tx:
+        return servers.update(tx, server_id, body)
+
+
+@router.delete("/servers/{server_id}", status_code=204)
+def delete_server(ctx: Ctx, server_id: str) -> Response:
+    with ctx.write() as tx:
+        servers.delete(tx, server_id)
+    return Response(status_code=204)
+
+
+@router.get("/servers/{server_id}/capacity", response_model=CapacityReport)
+def server_capacity(ctx: Ctx, server_id: str) -> CapacityReport:
+    with ctx.read() as tx:
+        return servers.capacity_report(tx, server_id)
+
+
+@router.post("/servers/{server_id}/metrics", response_model=Server)
+def ingest_metrics(
+    ctx: Ctx,
+    server_id: str,
+    body: Annotated[
+        MetricsSample | list[MetricsSample],
+        Body(description="one sample or a list of samples"),
+    ],
+) -> Server:
+    samples = body if isinstance(body, list) else [body]
+    with ctx.write() as tx:
+        return servers.ingest_metrics(tx, server_id, samples)
+
+
+@router.get("/servers/{server_id}/metrics", response_model=list[Metrics])
+def metrics_history(
+    ctx: Ctx,
+    server_id: str,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+) -> list[Metrics]:
+    with ctx.read() as tx:
+        return servers.metrics_history(tx, server_id, since=since, limit=limit)
+
+
+# Services on servers ----------------------------------------------------------------------
+
+
+@router.get("/services", response_model=Page[Service])
+def list_services(
+    ctx: Ctx,
+    cursor: Cursor = None,
+    limit: Limit = None,
+    server_id: str | None = None,
+    type: str | None = None,
+) -> Page[Service]:
+    with ctx.read() as tx:
+        return server_services.list_page(
+            tx, server_id=server_id, type=type, cursor=cursor, limit=limit
+        )
+
+
+@router.post("/services", response_model=Service, status_code=201)
+def create_service(ctx: Ctx, body: ServiceCreate) -> Service:
+    with ctx.write() as tx:
+        return server_services.create(tx, body)
+
+
+@router.get("/services/{service_id}", response_model=Service)
+def get_service(ctx: Ctx, service_id: str) -> Service:
+    with ctx.read() as tx:
+        return server_services.get(tx, service_id)
+
+
+@router.patch("/services/{service_id}", response_model=Service)
+def update_service(ctx: Ctx, service_id: str, body: Patch) -> Service:
+    with ctx.write() as tx:
+        return server_services.update(tx, service_id, body)
+
+
+@router.delete("/services/{service_id}", status_code=204)
+def delete_service(ctx: Ctx, service_id: str) -> Response:
+    with ctx.write() as tx:
+        server_services.delete(tx, service_id)
+    return Response(status_code=204)

@@ -1,0 +1,92 @@
+"""Load balancer records, disaster-recovery configs and global routing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Response
+
+from edgeplane.api.deps import Ctx
+from edgeplane.model.common import Page
+from edgeplane.model.operations import DRConfig, DRConfigCreate, LoadBalancer, LoadBalancerCreate
+from edgeplane.model.routing import RouteDecision
+from edgeplane.services import dr, load_balancers, routing
+
+router = APIRouter(prefix="/api/v1/infrastructure", tags=["operations"])
+
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int | None, Query(ge=1, le=1000, description="page size, 100 by default")]
+Patch = Annotated[dict[str, Any], Body(description="the fields to change")]
+
+
+@router.get("/loadbalancer", response_model=Page[LoadBalancer])
+def list_load_balancers(ctx: Ctx, cursor: Cursor = None, limit: Limit = None) -> Page[LoadBalancer]:
+    with ctx.read() as tx:
+        return load_balancers.list_page(tx, cursor=cursor, limit=limit)
+
+
+@router.post("/loadbalancer", response_model=LoadBalancer, status_code=201)
+def create_load_balancer(ctx: Ctx, body: LoadBalancerCreate) -> LoadBalancer:
+    with ctx.write() as tx:
+        return load_balancers.create(tx, body)
+
+
+@router.get("/loadbalancer/{lb_id}", response_model=LoadBalancer)
+def get_load_balancer(ctx: Ctx, lb_id: str) -> LoadBalancer:
+    with ctx.read() as tx:
+        return load_balancers.get(tx, lb_id)
+
+
+@router.patch("/loadbalancer/{lb_id}", response_model=LoadBalancer)
+def update_load_balancer(ctx: Ctx, lb_id: str, body: Patch) -> LoadBalancer:
+    with ctx.write() as tx:
+        return load_balancers.update(tx, lb_id, body)
+
+
+@router.delete("/loadbalancer/{lb_id}", status_code=204)
+def delete_load_balancer(ctx: Ctx, lb_id: str) -> Response:
+    with ctx.write() as tx:
+        load_balancers.delete(tx, lb_id)
+    return Response(status_code=204)
+
+
+@router.get("/dr-configs", response_model=Page[DRConfig])
+def list_dr_configs(ctx: Ctx, cursor: Cursor = None, limit: Limit = None) -> Page[DRConfig]:
+    with ctx.read() as tx:
+        return dr.list_page(tx, cursor=cursor, limit=limit)
+
+
+@router.post("/dr-configs", response_model=DRConfig, status_code=201)
+def create_dr_config(ctx: Ctx, body: DRConfigCreate) -> DRConfig:
+    with ctx.write() as tx:
+        return dr.create(tx, body)
+
+
+@router.get("/dr-configs/{dr_id}", response_model=DRConfig)
+def get_dr_config(ctx: Ctx, dr_id: str) -> DRConfig:
+    with ctx.read() as tx:
+        return dr.get(tx, dr_id)
+
+
+@router.patch("/dr-configs/{dr_id}", response_model=DRConfig)
+def update_dr_config(ctx: Ctx, dr_id: str, body: Patch) -> DRConfig:
+    with ctx.write() as tx:
+        return dr.update(tx, dr_id, body)
+
+
+@router.delete("/dr-configs/{dr_id}", status_code=204)
+def delete_dr_config(ctx: Ctx, dr_id: str) -> Response:
+    with ctx.write() as tx:
+        dr.delete(tx, dr_id)
+    return Response(status_code=204)
+
+
+@router.get("/route", response_model=RouteDecision)
+def route_request(
+    ctx: Ctx,
+    client_ip: Annotated[str, Query(description="the client's IPv4 or IPv6 address")],
+    service_type: Annotated[str, Query(description="the service the client wants, e.g. cdn")],
+) -> RouteDecision:
+    """The nearest healthy server offering the service with spare capacity, and why."""
+    with ctx.read() as tx:
+        return routing.route_request(tx, ctx.locator, ctx.settings, client_ip, service_type)

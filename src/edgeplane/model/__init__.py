@@ -1,0 +1,1 @@
+"""Canonical pydantic models of the desired state and their validation."""

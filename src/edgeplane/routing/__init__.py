@@ -1,0 +1,1 @@
+"""Global routing: client geolocation and distance-based edge selection."""

@@ -1,0 +1,242 @@
+"""Projects, API tokens (stored as hashes) and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from edgeplane.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from edgeplane.model.access import Project, ProjectCreate, Token, TokenCreate, TokenIssued
+from edgeplane.model.enums import Role
+from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT, Actor
+from edgeplane.services.common import validate
+from edgeplane.store.db import Database, Tx
+from edgeplane.store.tables import (
+    DataCenterRow,
+    DRConfigRow,
+    LoadBalancerRow,
+    ProjectRow,
+    ServerRow,
+    TokenRoleRow,
+    TokenRow,
+    utcnow,
+)
+
+TOKEN_PREFIX = "ep_"
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _roles(tx: Tx, token_id: str) -> dict[str, Role]:
+    rows = tx.session.scalars(select(TokenRoleRow).where(TokenRoleRow.token_id == token_id))
+    return {r.project_id: Role(r.role) for r in rows}
+
+
+def _token_model(tx: Tx, row: TokenRow) -> Token:
+    return Token(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        roles=_roles(tx, row.id),
+        created_at=row.created_at,
+        created_by=row.created_by,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+# Projects ---------------------------------------------------------------------------------
+
+
+def _project_model(row: ProjectRow) -> Project:
+    return Project(id=row.id, name=row.name, created_at=row.created_at)
+
+
+def create_project(tx: Tx, data: ProjectCreate | dict[str, Any]) -> Project:
+    tx.actor.require_platform_admin()
+    spec = validate(ProjectCreate, data) if isinstance(data, dict) else data
+    if tx.session.get(ProjectRow, spec.id) is not None:
+        raise Conflict(f"project {spec.id!r} already exists", field="id")
+    row = ProjectRow(id=spec.id, name=spec.name or spec.id, created_at=utcnow())
+    tx.session.add(row)
+    if tx.actor.token_id is not None:
+        tx.session.add(TokenRoleRow(token_id=tx.actor.token_id, project_id=spec.id, role="admin"))
+    tx.session.flush()
+    out = _project_model(row)
+    tx.record("create", "project", spec.id, None, out.model_dump(mode="json"), global_object=True)
+    return out
+
+
+def list_projects(tx: Tx) -> list[Project]:
+    rows = tx.session.scalars(select(ProjectRow).order_by(ProjectRow.id))
+    return [
+        _project_model(r)
+        for r in rows
+        if tx.actor.platform_admin or tx.actor.role_in(r.id) is not None
+    ]
+
+
+def get_project(tx: Tx, project_id: str) -> Project:
+    row = tx.session.get(ProjectRow, project_id)
+    if row is None or (not tx.actor.platform_admin and tx.actor.role_in(project_id) is None):
+        raise NotFound(f"project {project_id!r} not found")
+    return _project_model(row)
+
+
+def require_project(tx: Tx) -> None:
+    """The transaction's project must exist (checked once per request)."""
+    if tx.session.get(ProjectRow, tx.project) is None:
+        raise NotFound(f"project {tx.project!r} not found")
+
+
+def delete_project(tx: Tx, project_id: str) -> None:
+    tx.actor.require_platform_admin()
+    if project_id == PLATFORM_PROJECT:
+        raise Conflict("the default project cannot be deleted")
+    row = tx.session.get(ProjectRow, project_id)
+    if row is None:
+        raise NotFound(f"project {project_id!r} not found")
+    for table, what in (
+        (ServerRow, "servers"),
+        (DataCenterRow, "data centers"),
+        (LoadBalancerRow, "load balancers"),
+        (DRConfigRow, "DR configs"),
+    ):
+        n = tx.session.scalar(select(func.count()).where(table.project_id == project_id))
+        if n:
+            raise Conflict(f"project {project_id!r} still has {n} {what}; delete them first")
+    before = _project_model(row)
+    tx.session.delete(row)
+    tx.record(
+        "delete", "project", project_id, before.model_dump(mode="json"), None, global_object=True
+    )
+
+
+# Tokens -----------------------------------------------------------------------------------
+
+
+def _issue(tx: Tx, name: str, roles: dict[str, Role], created_by: str) -> TokenIssued:
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    row = TokenRow(
+        id=f"tok-{secrets.token_hex(6)}",
+        name=name,
+        secret_hash=hash_secret(secret),
+        prefix=secret[:10],
+        created_at=utcnow(),
+        created_by=created_by,
+    )
+    tx.session.add(row)
+    tx.session.flush()
+    for project, role in roles.items():
+        tx.session.add(TokenRoleRow(token_id=row.id, project_id=project, role=role.value))
+    tx.session.flush()
+    view = _token_model(tx, row)
+    tx.record("create", "token", row.id, None, view.model_dump(mode="json"), global_object=True)
+    return TokenIssued(**view.model_dump(), token=secret)
+
+
+def create_token(tx: Tx, data: TokenCreate | dict[str, Any]) -> TokenIssued:
+    spec = validate(TokenCreate, data) if isinstance(data, dict) else data
+    for project in spec.roles:
+        if tx.session.get(ProjectRow, project) is None:
+            raise InvalidInput.at(f"roles.{project}", f"no project {project!r}")
+        if tx.actor.role_in(project) is not Role.ADMIN and not tx.actor.platform_admin:
+            raise Forbidden(f"granting roles in project {project!r} needs its admin role")
+    return _issue(tx, spec.name, dict(spec.roles), tx.actor.name)
+
+
+def list_tokens(tx: Tx) -> list[Token]:
+    rows = list(tx.session.scalars(select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)))
+    out = []
+    for row in rows:
+        view = _token_model(tx, row)
+        visible = (
+            tx.actor.platform_admin
+            or row.id == tx.actor.token_id
+            or any(tx.actor.role_in(p) is Role.ADMIN for p in view.roles)
+        )
+        if visible:
+            out.append(view)
+    return out
+
+
+def revoke_token(tx: Tx, token_id: str) -> Token:
+    row = tx.session.get(TokenRow, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id!r} not found")
+    view = _token_model(tx, row)
+    allowed = (
+        tx.actor.platform_admin
+        or row.id == tx.actor.token_id
+        or all(tx.actor.role_in(p) is Role.ADMIN for p in view.roles)
+    )
+    if not allowed:
+        raise Forbidden("revoking this token needs the admin role in each of its projects")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        tx.session.flush()
+        after = _token_model(tx, row)
+        tx.record(
+            "revoke",
+            "token",
+            token_id,
+            view.model_dump(mode="json"),
+            after.model_dump(mode="json"),
+            global_object=True,
+        )
+        return after
+    return view
+
+
+def authenticate(db: Database, secret: str | None) -> Actor:
+    """The actor a bearer token stands for; Unauthenticated for a missing or unknown one."""
+    if not secret:
+        raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+    digest = hash_secret(secret.strip())
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        row = tx.session.scalar(select(TokenRow).where(TokenRow.secret_hash == digest))
+        if row is None or not hmac.compare_digest(row.secret_hash, digest):
+            raise Unauthenticated("unknown token")
+        if row.revoked_at is not None:
+            raise Unauthenticated("this token has been revoked")
+        actor = Actor(name=f"{row.name} ({row.id})", roles=_roles(tx, row.id), token_id=row.id)
+        stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_GRANULARITY
+        token_id = row.id
+    if stale:
+        with db.engine.begin() as conn:
+            conn.execute(
+                update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=utcnow())
+            )
+    return actor
+
+
+def ensure_admin_token(db: Database, path: Path) -> str:
+    """The admin token kept in ``path`` (mode 0600), issued on first start."""
+    if path.exists():
+        secret = path.read_text().strip()
+        try:
+            actor = authenticate(db, secret)
+            if actor.platform_admin:
+                return secret
+        except Unauthenticated:
+            pass
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        issued = _issue(tx, "admin", {PLATFORM_PROJECT: Role.ADMIN}, "edgeplane init")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(issued.token + "\n")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return issued.token

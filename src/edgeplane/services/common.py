@@ -1,0 +1,90 @@
+"""Small helpers every service uses: lookups, ids, patches and pages."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Select, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from edgeplane.errors import Conflict, InvalidInput, NotFound
+from edgeplane.model.common import new_id
+from edgeplane.model.validation import invalid_from_pydantic
+from edgeplane.store.db import Tx
+
+R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
+def get_scoped(tx: Tx, row_type: type[R], object_id: str, kind: str) -> R:
+    """The project's object with this id, or NotFound."""
+    row = tx.session.get(row_type, (tx.project, object_id))
+    if row is None:
+        raise NotFound(f"{kind} {object_id!r} not found in project {tx.project!r}")
+    return row
+
+
+def get_scoped_for_update(tx: Tx, row_type: type[R], object_id: str, kind: str) -> R:
+    """Like get_scoped, locking the row until the transaction ends (capacity accounting)."""
+    row = tx.session.get(row_type, (tx.project, object_id), with_for_update=True)
+    if row is None:
+        raise NotFound(f"{kind} {object_id!r} not found in project {tx.project!r}")
+    return row
+
+
+def choose_id(tx: Tx, row_type: type[Any], wanted: str | None, prefix: str, kind: str) -> str:
+    if wanted is not None:
+        if tx.session.get(row_type, (tx.project, wanted)) is not None:
+            raise Conflict(f"{kind} {wanted!r} already exists", field="id")
+        return wanted
+    return new_id(prefix)
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from_pydantic(exc, prefix) from None
+
+
+def merge_patch(
+    model: type[M], current: dict[str, Any], patch: dict[str, Any], fixed: set[str]
+) -> M:
+    """Apply a partial update and validate the whole result; ``fixed`` fields can't change."""
+    if not isinstance(patch, dict):
+        raise InvalidInput("the body must be a JSON object", field="body")
+    for key in patch:
+        if key in fixed and patch[key] != current.get(key):
+            raise InvalidInput.at(key, "cannot be changed; delete and create instead")
+        if key not in model.model_fields:
+            raise InvalidInput.at(key, "unknown field")
+    merged = {**current, **patch}
+    return validate(model, merged)
+
+
+def paged(
+    tx: Tx,
+    query: Select[Any],
+    key: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int | None,
+) -> tuple[list[Any], str | None]:
+    """Keyset pagination by ``key``: the rows after ``cursor`` and the cursor of the next page."""
+    size = DEFAULT_PAGE if limit is None else limit
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput.at("limit", f"must be between 1 and {MAX_PAGE}")
+    if cursor:
+        query = query.where(key > cursor)
+    rows = list(tx.session.scalars(query.order_by(key).limit(size + 1)))
+    if len(rows) > size:
+        rows = rows[:size]
+        return rows, str(getattr(rows[-1], key.key))
+    return rows, None
+
+
+def exists(tx: Tx, query: Select[Any]) -> bool:
+    return tx.session.execute(select(query.exists())).scalar_one()

@@ -1,0 +1,1 @@
+"""SQLAlchemy tables, the database handle, migrations and the revision counter."""

@@ -1,0 +1,272 @@
+"""The tables of the desired state, the audit trail and access control."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RevisionRow(Base):
+    """A single row: the monotonic revision of the desired state."""
+
+    __tablename__ = "revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProjectRow(Base):
+    __tablename__ = "projects"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TokenRow(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TokenRoleRow(Base):
+    __tablename__ = "api_token_roles"
+    token_id: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    revision: Mapped[int] = mapped_column(BigInteger, index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    project_id: Mapped[str | None] = mapped_column(String(63), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(200))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_events_object", "kind", "object_id"),)
+
+
+class RegionRow(Timestamps, Base):
+    __tablename__ = "regions"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    area: Mapped[str] = mapped_column(String(32))
+
+
+class CapacityColumns:
+    cpu: Mapped[float] = mapped_column(Float)
+    memory: Mapped[float] = mapped_column(Float)
+    storage: Mapped[float] = mapped_column(Float)
+
+
+class DataCenterRow(Timestamps, CapacityColumns, Base):
+    __tablename__ = "data_centers"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(16))
+    location: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    tier: Mapped[int] = mapped_column(Integer)
+    environment: Mapped[str] = mapped_column(String(16))
+
+
+class ServerRow(Timestamps, CapacityColumns, Base):
+    __tablename__ = "servers"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(32))
+    location: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    profile: Mapped[str] = mapped_column(String(63))
+    status: Mapped[str] = mapped_column(String(16))
+    data_center_id: Mapped[str | None] = mapped_column(String(63))
+    address: Mapped[str | None] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Latest observation, kept beside the row so routing reads one table.
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    metrics_at: Mapped[datetime | None] = mapped_column(default=None)
+    cpu_percent: Mapped[float | None] = mapped_column(Float, default=None)
+    memory_percent: Mapped[float | None] = mapped_column(Float, default=None)
+    storage_percent: Mapped[float | None] = mapped_column(Float, default=None)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["project_id", "data_center_id"],
+            ["data_centers.project_id", "data_centers.id"],
+            name="fk_servers_data_center",
+        ),
+        Index("ix_servers_location", "project_id", "location", "status"),
+        Index("ix_servers_data_center", "project_id", "data_center_id"),
+    )
+
+
+class ServiceRow(Timestamps, CapacityColumns, Base):
+    __tablename__ = "services"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    server_id: Mapped[str] = mapped_column(String(63))
+    type: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["project_id", "server_id"],
+            ["servers.project_id", "servers.id"],
+            name="fk_services_server",
+        ),
+        Index("ix_services_server", "project_id", "server_id"),
+        Index("ix_services_type", "project_id", "type", "status"),
+    )
+
+
+class MetricRow(Base):
+    __tablename__ = "server_metrics"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    project_id: Mapped[str] = mapped_column(String(63))
+    server_id: Mapped[str] = mapped_column(String(63))
+    at: Mapped[datetime] = mapped_column()
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["project_id", "server_id"],
+            ["servers.project_id", "servers.id"],
+            ondelete="CASCADE",
+            name="fk_server_metrics_server",
+        ),
+        Index("ix_server_metrics_server_at", "project_id", "server_id", "at"),
+    )
+
+
+class LoadBalancerRow(Timestamps, Base):
+    __tablename__ = "load_balancers"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    algorithm: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(16))
+    endpoints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    health_check: Mapped[dict[str, Any]] = mapped_column(JSON)
+    environment: Mapped[str] = mapped_column(String(16))
+
+
+class DRConfigRow(Timestamps, Base):
+    __tablename__ = "dr_configs"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    primary_dc: Mapped[str] = mapped_column(String(63))
+    backup_dc: Mapped[str] = mapped_column(String(63))
+    rpo: Mapped[int] = mapped_column(Integer)
+    rto: Mapped[int] = mapped_column(Integer)
+    environment: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["project_id", "primary_dc"],
+            ["data_centers.project_id", "data_centers.id"],
+            name="fk_dr_configs_primary_dc",
+        ),
+        ForeignKeyConstraint(
+            ["project_id", "backup_dc"],
+            ["data_centers.project_id", "data_centers.id"],
+            name="fk_dr_configs_backup_dc",
+        ),
+    )
