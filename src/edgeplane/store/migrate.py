@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -20,6 +21,9 @@ def alembic_config() -> Config:
 def upgrade(engine: Engine, target: str = "head") -> None:
     cfg = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several control-plane replicas may start at once: one migrates, the rest wait.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7405961)"))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, target)
 

@@ -1,0 +1,81 @@
+"""Starting the real ``edgeplane`` processes for tests, and waiting for them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ControlPlane:
+    process: subprocess.Popen[str]
+    home: Path
+    url: str
+    log: Path
+
+    @property
+    def token(self) -> str:
+        return (self.home / "admin-token").read_text().strip()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def start_up(home: Path, *args: str, env: dict[str, str] | None = None) -> ControlPlane:
+    """``edgeplane up --home HOME --api-port P``, waiting until /healthz answers."""
+    port = free_port()
+    log = home.parent / f"{home.name}-up.log"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgeplane", "up", "--home", str(home),
+             "--api-port", str(port), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env or clean_env(),
+        )
+    cp = ControlPlane(process, home, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"edgeplane up exited early:\n{cp.output()}")
+        try:
+            if httpx.get(f"{cp.url}/healthz", timeout=1).status_code == 200:
+                return cp
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    cp.stop(signal.SIGKILL)
+    raise RuntimeError(f"edgeplane up did not answer within 30 s:\n{cp.output()}")
