@@ -14,6 +14,7 @@ import typer
 from edgeplane.settings import Settings
 
 if TYPE_CHECKING:
+    from edgeplane.routing.geoip import GeoLocator
     from edgeplane.store.db import Database
 
 HomeOpt = Annotated[
@@ -21,6 +22,16 @@ HomeOpt = Annotated[
     typer.Option("--home", help="state directory (default: $EDGEPLANE_HOME or ./.edgeplane)"),
 ]
 HostOpt = Annotated[str, typer.Option("--host", help="address to listen on")]
+
+
+def _locator(settings: Settings) -> GeoLocator:
+    from edgeplane.routing.geoip import GeoDatabaseError, GeoLocator
+
+    try:
+        return GeoLocator(settings.geoip_db)
+    except GeoDatabaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
@@ -61,7 +72,7 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
 
     from edgeplane.api.app import create_app
 
-    app = create_app(settings, db)
+    app = create_app(settings, db, locator=_locator(settings))
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
     )
