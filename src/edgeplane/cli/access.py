@@ -1,0 +1,155 @@
+"""``edgeplane project``, ``token``, ``audit`` and ``whoami``: who may do what, and who did."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgeplane.cli import options as o
+from edgeplane.cli import output
+from edgeplane.cli import runtime as rt
+from edgeplane.cli.output import Column, Doc
+from edgeplane.model.enums import Role
+
+project_app = typer.Typer(help="Projects: one application each, with its own objects.")
+token_app = typer.Typer(help="API tokens and their roles per project.")
+
+API = "/api/v1"
+PROJECT_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("CREATED", "created_at"),
+]
+TOKEN_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("PREFIX", "prefix"),
+    ("ROLES", "roles"),
+    ("CREATED", "created_at"),
+    ("BY", "created_by"),
+    ("LAST USED", "last_used_at"),
+    ("REVOKED", "revoked_at"),
+]
+AUDIT_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("REV", "revision"),
+    ("AT", "at"),
+    ("ACTOR", "actor"),
+    ("PROJECT", "project"),
+    ("ACTION", "action"),
+    ("KIND", "kind"),
+    ("OBJECT", "object_id"),
+]
+ProjectId = Annotated[str, typer.Argument(metavar="ID", help="project id")]
+TokenId = Annotated[str, typer.Argument(metavar="ID", help="token id (tok-...)")]
+
+
+# Projects (global: not scoped by --project) -----------------------------------------------
+
+
+@project_app.command("list")
+def project_list(ctx: typer.Context, as_json: o.Json = False) -> None:
+    """List the projects this token can see."""
+    rt.listing(ctx, as_json, f"{API}/projects", PROJECT_COLUMNS, title="projects", scoped=False)
+
+
+@project_app.command("create")
+def project_create(
+    ctx: typer.Context, project_id: ProjectId, name: o.Name = None, as_json: o.Json = False
+) -> None:
+    """Create a project."""
+    body = rt.compact(id=project_id, name=name)
+    rt.request(ctx, as_json, "POST", f"{API}/projects", body=body, scoped=False)
+
+
+@project_app.command("show")
+def project_show(ctx: typer.Context, project_id: ProjectId, as_json: o.Json = False) -> None:
+    """Show a project."""
+    rt.request(ctx, as_json, "GET", f"{API}/projects/{project_id}", scoped=False)
+
+
+@project_app.command("delete")
+def project_delete(ctx: typer.Context, project_id: ProjectId, as_json: o.Json = False) -> None:
+    """Delete an empty project."""
+    rt.delete(ctx, as_json, f"{API}/projects/{project_id}", "project", project_id, scoped=False)
+
+
+# Tokens -----------------------------------------------------------------------------------
+
+
+def render_issued(doc: Doc) -> None:
+    output.details(doc, skip=("token",))
+    output.blank()
+    output.line("token (shown once, store it now):", "bold")
+    output.line(doc["token"])
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, as_json: o.Json = False) -> None:
+    """List tokens (never their secrets)."""
+    rt.listing(ctx, as_json, f"{API}/tokens", TOKEN_COLUMNS, title="tokens", scoped=False)
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: o.Name = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            metavar="PROJECT=ROLE",
+            help=f"role in a project ({o.choices(Role)}); repeatable",
+        ),
+    ] = None,
+    as_json: o.Json = False,
+) -> None:
+    """Issue a token; its secret is printed once."""
+    body = rt.compact(name=name, roles=rt.pairs(role, "--role"))
+    rt.request(ctx, as_json, "POST", f"{API}/tokens", body=body, scoped=False, render=render_issued)
+
+
+@token_app.command("revoke")
+def token_revoke(ctx: typer.Context, token_id: TokenId, as_json: o.Json = False) -> None:
+    """Revoke a token."""
+    rt.request(ctx, as_json, "DELETE", f"{API}/tokens/{token_id}", scoped=False)
+
+
+# Audit and identity -----------------------------------------------------------------------
+
+
+def audit(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--kind", help="e.g. server, data_center")] = None,
+    object_id: Annotated[str | None, typer.Option("--object", help="an object's id")] = None,
+    include_global: Annotated[
+        bool, typer.Option("--global", help="also global objects (regions, projects, tokens)")
+    ] = False,
+    limit: o.Limit = None,
+    cursor: o.Cursor = None,
+    all_pages: o.All = False,
+    as_json: o.Json = False,
+) -> None:
+    """The project's audit trail, newest first."""
+    params = rt.compact(
+        kind=kind,
+        object_id=object_id,
+        include_global=include_global or None,
+        limit=limit,
+        cursor=cursor,
+    )
+    rt.listing(
+        ctx,
+        as_json,
+        f"{API}/audit",
+        AUDIT_COLUMNS,
+        title="events",
+        params=params,
+        all_pages=all_pages,
+    )
+
+
+def whoami(ctx: typer.Context, as_json: o.Json = False) -> None:
+    """Who the CLI acts as, and its roles."""
+    rt.request(ctx, as_json, "GET", f"{API}/whoami", scoped=False)

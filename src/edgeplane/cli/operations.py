@@ -1,0 +1,301 @@
+"""``edgeplane lb``, ``edgeplane dr`` and ``edgeplane route``: global operations."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgeplane.cli import options as o
+from edgeplane.cli import output
+from edgeplane.cli import runtime as rt
+from edgeplane.cli.output import Column, Doc
+
+lb_app = typer.Typer(help="Load balancers: algorithm, endpoints and health checks.")
+dr_app = typer.Typer(help="Disaster-recovery configs: primary and backup data center, RPO, RTO.")
+
+LB_PATH = f"{rt.BASE}/loadbalancer"
+DR_PATH = f"{rt.BASE}/dr-configs"
+LB_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("ALGORITHM", "algorithm"),
+    ("REGION", "region"),
+    ("ENDPOINTS", "endpoints"),
+    ("HEALTH CHECK", lambda lb: f"{lb['health_check']['protocol']} {lb['health_check']['path']}"),
+    ("ENV", "environment"),
+]
+DR_COLUMNS: list[Column] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("PRIMARY", "primary_dc"),
+    ("BACKUP", "backup_dc"),
+    ("RPO min", "rpo"),
+    ("RTO min", "rto"),
+    ("ENV", "environment"),
+    ("WARNINGS", lambda dr: len(dr.get("warnings") or [])),
+]
+
+LbId = Annotated[str, typer.Argument(metavar="ID", help="load balancer id")]
+DrId = Annotated[str, typer.Argument(metavar="ID", help="DR config id")]
+Endpoints = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--endpoint",
+        help="server id, host:port or URL; repeatable (on update: the new list)",
+    ),
+]
+HcPath = Annotated[str | None, typer.Option("--hc-path", help="health check path")]
+HcProtocol = Annotated[str | None, typer.Option("--hc-protocol", help="http, https or tcp")]
+HcInterval = Annotated[float | None, typer.Option("--hc-interval", help="seconds")]
+HcTimeout = Annotated[float | None, typer.Option("--hc-timeout", help="seconds")]
+HcRise = Annotated[int | None, typer.Option("--hc-rise", help="successes to mark up")]
+HcFall = Annotated[int | None, typer.Option("--hc-fall", help="failures to mark down")]
+HcStatus = Annotated[str | None, typer.Option("--hc-status", help="e.g. 200 or 200-399")]
+Primary = Annotated[str | None, typer.Option("--primary", help="primary data center id")]
+Backup = Annotated[str | None, typer.Option("--backup", help="backup data center id")]
+Rpo = Annotated[int | None, typer.Option("--rpo", help="recovery point objective, minutes")]
+Rto = Annotated[int | None, typer.Option("--rto", help="recovery time objective, minutes")]
+
+
+def health_check(
+    path: str | None,
+    protocol: str | None,
+    interval: float | None,
+    timeout: float | None,
+    rise: int | None,
+    fall: int | None,
+    status: str | None,
+) -> Doc | None:
+    """The health check fields given, or None."""
+    fields = rt.compact(
+        path=path,
+        protocol=protocol,
+        interval_s=interval,
+        timeout_s=timeout,
+        healthy_threshold=rise,
+        unhealthy_threshold=fall,
+        expected_status=status,
+    )
+    return fields or None
+
+
+def render_dr(doc: Doc) -> None:
+    output.details(doc, skip=("warnings",))
+    for warning in doc.get("warnings") or ():
+        output.line(f"warning: {warning}", "yellow")
+
+
+# Load balancers ---------------------------------------------------------------------------
+
+
+@lb_app.command("list")
+def lb_list(
+    ctx: typer.Context,
+    limit: o.Limit = None,
+    cursor: o.Cursor = None,
+    all_pages: o.All = False,
+    as_json: o.Json = False,
+) -> None:
+    """List load balancers."""
+    params = rt.compact(limit=limit, cursor=cursor)
+    rt.listing(
+        ctx,
+        as_json,
+        LB_PATH,
+        LB_COLUMNS,
+        title="load balancers",
+        params=params,
+        all_pages=all_pages,
+    )
+
+
+@lb_app.command("create")
+def lb_create(
+    ctx: typer.Context,
+    lb_id: o.Id = None,
+    name: o.Name = None,
+    algorithm: o.Algorithm = None,
+    region: o.RegionCodeOpt = None,
+    endpoint: Endpoints = None,
+    hc_path: HcPath = None,
+    hc_protocol: HcProtocol = None,
+    hc_interval: HcInterval = None,
+    hc_timeout: HcTimeout = None,
+    hc_rise: HcRise = None,
+    hc_fall: HcFall = None,
+    hc_status: HcStatus = None,
+    environment: o.EnvironmentOpt = None,
+    as_json: o.Json = False,
+) -> None:
+    """Create a load balancer."""
+    body = rt.compact(
+        id=lb_id,
+        name=name,
+        algorithm=algorithm,
+        region=region,
+        endpoints=endpoint,
+        health_check=health_check(
+            hc_path, hc_protocol, hc_interval, hc_timeout, hc_rise, hc_fall, hc_status
+        ),
+        environment=environment,
+    )
+    rt.request(ctx, as_json, "POST", LB_PATH, body=body, title="load balancer created")
+
+
+@lb_app.command("show")
+def lb_show(ctx: typer.Context, lb_id: LbId, as_json: o.Json = False) -> None:
+    """Show a load balancer."""
+    rt.request(ctx, as_json, "GET", f"{LB_PATH}/{lb_id}")
+
+
+@lb_app.command("update")
+def lb_update(
+    ctx: typer.Context,
+    lb_id: LbId,
+    name: o.Name = None,
+    algorithm: o.Algorithm = None,
+    region: o.RegionCodeOpt = None,
+    endpoint: Endpoints = None,
+    hc_path: HcPath = None,
+    hc_protocol: HcProtocol = None,
+    hc_interval: HcInterval = None,
+    hc_timeout: HcTimeout = None,
+    hc_rise: HcRise = None,
+    hc_fall: HcFall = None,
+    hc_status: HcStatus = None,
+    environment: o.EnvironmentOpt = None,
+    as_json: o.Json = False,
+) -> None:
+    """Change a load balancer; the health check options given are merged into its check."""
+    fields = rt.compact(
+        name=name,
+        algorithm=algorithm,
+        region=region,
+        endpoints=endpoint,
+        health_check=health_check(
+            hc_path, hc_protocol, hc_interval, hc_timeout, hc_rise, hc_fall, hc_status
+        ),
+        environment=environment,
+    )
+    rt.update(ctx, as_json, f"{LB_PATH}/{lb_id}", fields, title="load balancer updated")
+
+
+@lb_app.command("delete")
+def lb_delete(ctx: typer.Context, lb_id: LbId, as_json: o.Json = False) -> None:
+    """Delete a load balancer."""
+    rt.delete(ctx, as_json, f"{LB_PATH}/{lb_id}", "load balancer", lb_id)
+
+
+# Disaster recovery ------------------------------------------------------------------------
+
+
+@dr_app.command("list")
+def dr_list(
+    ctx: typer.Context,
+    limit: o.Limit = None,
+    cursor: o.Cursor = None,
+    all_pages: o.All = False,
+    as_json: o.Json = False,
+) -> None:
+    """List DR configs."""
+    params = rt.compact(limit=limit, cursor=cursor)
+    rt.listing(
+        ctx, as_json, DR_PATH, DR_COLUMNS, title="DR configs", params=params, all_pages=all_pages
+    )
+
+
+@dr_app.command("create")
+def dr_create(
+    ctx: typer.Context,
+    dr_id: o.Id = None,
+    name: o.Name = None,
+    primary: Primary = None,
+    backup: Backup = None,
+    rpo: Rpo = None,
+    rto: Rto = None,
+    environment: o.EnvironmentOpt = None,
+    as_json: o.Json = False,
+) -> None:
+    """Create a DR config."""
+    body = rt.compact(
+        id=dr_id,
+        name=name,
+        primary_dc=primary,
+        backup_dc=backup,
+        rpo=rpo,
+        rto=rto,
+        environment=environment,
+    )
+    rt.request(ctx, as_json, "POST", DR_PATH, body=body, render=render_dr)
+
+
+@dr_app.command("show")
+def dr_show(ctx: typer.Context, dr_id: DrId, as_json: o.Json = False) -> None:
+    """Show a DR config and its warnings."""
+    rt.request(ctx, as_json, "GET", f"{DR_PATH}/{dr_id}", render=render_dr)
+
+
+@dr_app.command("update")
+def dr_update(
+    ctx: typer.Context,
+    dr_id: DrId,
+    name: o.Name = None,
+    primary: Primary = None,
+    backup: Backup = None,
+    rpo: Rpo = None,
+    rto: Rto = None,
+    environment: o.EnvironmentOpt = None,
+    as_json: o.Json = False,
+) -> None:
+    """Change a DR config; only the options given change."""
+    fields = rt.compact(
+        name=name, primary_dc=primary, backup_dc=backup, rpo=rpo, rto=rto, environment=environment
+    )
+    rt.update(ctx, as_json, f"{DR_PATH}/{dr_id}", fields, title="DR config updated")
+
+
+@dr_app.command("delete")
+def dr_delete(ctx: typer.Context, dr_id: DrId, as_json: o.Json = False) -> None:
+    """Delete a DR config."""
+    rt.delete(ctx, as_json, f"{DR_PATH}/{dr_id}", "DR config", dr_id)
+
+
+# Routing ----------------------------------------------------------------------------------
+
+
+def render_route(doc: Doc) -> None:
+    server, client = doc["server"], doc["client"]
+    distance = doc.get("distance_km")
+    place = ", ".join(str(v) for v in (client.get("city"), client.get("country")) if v)
+    output.details(
+        {
+            "server": f"{server['id']} ({server['name']})",
+            "location": f"{server['location']} ({server['region']})",
+            "address": server.get("address"),
+            "service": f"{doc['service_id']} ({doc['service_type']})",
+            "distance": None if distance is None else f"{distance:.1f} km",
+            "client": f"{client['ip']} {place or '?'} (from {client['source']})",
+            "reason": doc["reason"],
+        }
+    )
+    if doc.get("skipped"):
+        output.blank()
+        output.table(
+            doc["skipped"], [("SERVER", "server_id"), ("REASON", "reason")], title="skipped"
+        )
+
+
+def route(
+    ctx: typer.Context,
+    client_ip: Annotated[
+        str, typer.Argument(metavar="IP", help="the client's IPv4 or IPv6 address")
+    ],
+    service_type: Annotated[
+        str, typer.Argument(metavar="SERVICE_TYPE", help="the service it wants, e.g. cdn")
+    ],
+    as_json: o.Json = False,
+) -> None:
+    """Where a client's request goes: the nearest healthy server with spare capacity, and why."""
+    params = {"client_ip": client_ip, "service_type": service_type}
+    rt.request(ctx, as_json, "GET", f"{rt.BASE}/route", params=params, render=render_route)
