@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,30 +14,30 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from pgcluster import PostgresCluster, find_pg_bin  # noqa: E402
-
-from edgeplane.api.app import create_app  # noqa: E402
-from edgeplane.model.enums import Role  # noqa: E402
-from edgeplane.routing.geoip import GeoLocator  # noqa: E402
-from edgeplane.services import access  # noqa: E402
-from edgeplane.services.actor import LOCAL  # noqa: E402
-from edgeplane.settings import Settings  # noqa: E402
-from edgeplane.store.db import Database  # noqa: E402
-from edgeplane.store.migrate import upgrade  # noqa: E402
+from edgeplane.api.app import create_app
+from edgeplane.model.enums import Role
+from edgeplane.routing.geoip import GeoLocator
+from edgeplane.services import access
+from edgeplane.services.actor import LOCAL
+from edgeplane.settings import Settings
+from edgeplane.store.db import Database
+from edgeplane.store.migrate import upgrade
+from pgcluster import PostgresCluster, find_pg_bin
 
 TEMPLATE = "edgeplane_template"
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+def pg_cluster() -> Iterator[PostgresCluster]:
     if find_pg_bin() is None:
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL is not installed; scripts/bootstrap --with-test installs it")
         pytest.skip("PostgreSQL is not installed (run scripts/bootstrap --with-test)")
-    cluster = PostgresCluster(tmp_path_factory.mktemp("pg"))
+    # A directory of its own, not pytest's: another pytest run on this machine prunes old
+    # pytest temp directories, which would pull the data directory from under the server.
+    base = Path(tempfile.mkdtemp(prefix="edgeplane-pg-"))
+    cluster = PostgresCluster(base)
     cluster.start()
     url = cluster.create_database(TEMPLATE)
     db = Database.for_tests(url)
@@ -46,6 +47,7 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresClu
         yield cluster
     finally:
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import Api
-
 from edgeplane.services import servers
 from edgeplane.services.actor import LOCAL
 
@@ -83,8 +82,12 @@ def test_region_crud_by_platform_admin(api: Api) -> None:
     region = created(
         api.post(
             f"{INV}/regions",
-            json={"code": "eu-south", "name": "Europe South (Milan)", "latitude": 45.46,
-                  "longitude": 9.19},
+            json={
+                "code": "eu-south",
+                "name": "Europe South (Milan)",
+                "latitude": 45.46,
+                "longitude": 9.19,
+            },
         )
     )
     assert region["code"] == "eu-south"
@@ -111,8 +114,12 @@ def test_region_delete_refused_while_in_use(api: Api) -> None:
     created(
         api.post(
             f"{INV}/regions",
-            json={"code": "us-south", "name": "US South (Dallas)", "latitude": 32.78,
-                  "longitude": -96.8},
+            json={
+                "code": "us-south",
+                "name": "US South (Dallas)",
+                "latitude": 32.78,
+                "longitude": -96.8,
+            },
         )
     )
     created(api.post(f"{INV}/servers", json=server_body("web-1", location="us-south")))
@@ -156,8 +163,8 @@ def test_data_center_crud_with_caller_ids(api: Api) -> None:
     assert dc["capacity"]["cpu"] == 1000 and dc["location"] == "us-east"
     r = api.patch(f"{INV}/datacenters/dc-na-1", json={"capacity": {"cpu": 500}})
     assert r.status_code == 200, r.text
-    assert r.json()["capacity"] == {"cpu": 500, "memory": 0, "storage": 0}, (
-        "capacity is one value: a PATCH replaces it whole"
+    assert r.json()["capacity"] == {"cpu": 500, "memory": 4000, "storage": 10000}, (
+        "a PATCH is a JSON merge patch (RFC 7396): nested objects merge"
     )
     for fixed in ({"location": "us-west"}, {"region": "eu"}, {"id": "dc-x"}):
         r = api.patch(f"{INV}/datacenters/dc-na-1", json=fixed)
@@ -186,8 +193,14 @@ def test_data_center_delete_refused_with_servers_or_dr_configs(api: Api) -> None
     created(
         api.post(
             f"{INV}/dr-configs",
-            json={"id": "dr-1", "name": "NA DR", "primary_dc": "dc-na-1",
-                  "backup_dc": "dc-na-2", "rpo": 15, "rto": 60},
+            json={
+                "id": "dr-1",
+                "name": "NA DR",
+                "primary_dc": "dc-na-1",
+                "backup_dc": "dc-na-2",
+                "rpo": 15,
+                "rto": 60,
+            },
         )
     )
     assert_conflict(api.delete(f"{INV}/datacenters/dc-na-2"), "dr-1")
@@ -291,8 +304,9 @@ def test_server_in_data_center_and_moving_it(api: Api) -> None:
 
 def test_server_delete_refused_while_it_runs_services(api: Api) -> None:
     created(api.post(f"{INV}/servers", json=server_body("server-123")))
-    created(api.post(f"{INV}/services", json={"id": "cdn-1", "server_id": "server-123",
-                                              "type": "cdn"}))
+    created(
+        api.post(f"{INV}/services", json={"id": "cdn-1", "server_id": "server-123", "type": "cdn"})
+    )
     assert_conflict(api.delete(f"{INV}/servers/server-123"), "cdn-1")
     assert api.get(f"{INV}/servers/server-123").status_code == 200
     assert api.delete(f"{INV}/services/cdn-1").status_code == 204
@@ -301,9 +315,7 @@ def test_server_delete_refused_while_it_runs_services(api: Api) -> None:
 
 def test_server_delete_refused_while_a_load_balancer_uses_it(api: Api) -> None:
     created(api.post(f"{INV}/servers", json=server_body("endpoint1")))
-    created(
-        api.post(f"{INV}/loadbalancer", json={"id": "lb-1", "endpoints": ["endpoint1"]})
-    )
+    created(api.post(f"{INV}/loadbalancer", json={"id": "lb-1", "endpoints": ["endpoint1"]}))
     assert_conflict(api.delete(f"{INV}/servers/endpoint1"), "lb-1")
     r = api.patch(f"{INV}/loadbalancer/lb-1", json={"endpoints": ["10.0.0.1:8080"]})
     assert r.status_code == 200, r.text
@@ -321,8 +333,7 @@ def test_service_crud_as_in_the_guide(api: Api) -> None:
             json={
                 "server_id": "server-123",
                 "type": "cdn",
-                "settings": {"provider": "cloudflare", "zone": "us-east",
-                             "caching": "aggressive"},
+                "settings": {"provider": "cloudflare", "zone": "us-east", "caching": "aggressive"},
             },
         )
     )
@@ -342,8 +353,13 @@ def test_service_crud_as_in_the_guide(api: Api) -> None:
     api_svc = created(
         api.post(
             f"{INV}/services",
-            json={"id": "api-1", "server_id": "server-123", "type": "api",
-                  "settings": {"port": 9000}, "resources": {"cpu": 4, "memory": 8}},
+            json={
+                "id": "api-1",
+                "server_id": "server-123",
+                "type": "api",
+                "settings": {"port": 9000},
+                "resources": {"cpu": 4, "memory": 8},
+            },
         )
     )
     assert api_svc["resources"] == {"cpu": 4, "memory": 8, "storage": 0}
@@ -378,13 +394,28 @@ def test_every_service_type_has_defaults(api: Api) -> None:
         )
     )
     settings: dict[str, dict[str, Any]] = {"database": {"engine": "postgresql"}}
-    types = ["cdn", "web", "api", "database", "cache", "dns", "storage", "compute",
-             "edge_function", "load_balancer", "monitoring"]
+    types = [
+        "cdn",
+        "web",
+        "api",
+        "database",
+        "cache",
+        "dns",
+        "storage",
+        "compute",
+        "edge_function",
+        "load_balancer",
+        "monitoring",
+    ]
     for t in types:
         r = api.post(
             f"{INV}/services",
-            json={"id": f"s-{t.replace('_', '-')}", "server_id": "big", "type": t,
-                  "settings": settings.get(t, {})},
+            json={
+                "id": f"s-{t.replace('_', '-')}",
+                "server_id": "big",
+                "type": t,
+                "settings": settings.get(t, {}),
+            },
         )
         assert r.status_code == 201, (t, r.text)
         assert r.json()["resources"]["cpu"] > 0
@@ -500,3 +531,17 @@ def test_openapi_docs_and_healthz(api: Api) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     health = api.client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_patch_is_a_json_merge_patch(api: Api) -> None:
+    body = {
+        "id": "lab-1", "name": "lab", "type": "cache", "region": "europe",
+        "location": "eu-west", "capacity": {"cpu": 4, "memory": 8, "storage": 50},
+        "labels": {"team": "edge", "tier": "gold"},
+    }
+    assert api.post(f"{INV}/servers", json=body).status_code == 201
+    r = api.patch(f"{INV}/servers/lab-1", json={"labels": {"tier": None, "zone": "a"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == {"team": "edge", "zone": "a"}
+    r = api.patch(f"{INV}/servers/lab-1", json={"name": None})
+    assert r.status_code == 422 and r.json()["field"] == "name"

@@ -15,8 +15,13 @@ SYDNEY = "1.1.1.1"  # AU
 
 def server(api: Api, sid: str, location: str, region: str, **extra: Any) -> None:
     body = {
-        "id": sid, "name": sid, "type": "edge", "region": region, "location": location,
-        "capacity": {"cpu": 16, "memory": 64, "storage": 500}, **extra,
+        "id": sid,
+        "name": sid,
+        "type": "edge",
+        "region": region,
+        "location": location,
+        "capacity": {"cpu": 16, "memory": 64, "storage": 500},
+        **extra,
     }
     r = api.post(f"{BASE}/servers", json=body)
     assert r.status_code == 201, r.text

@@ -59,8 +59,17 @@ def start_up(home: Path, *args: str, env: dict[str, str] | None = None) -> Contr
     home.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "edgeplane", "up", "--home", str(home),
-             "--api-port", str(port), *args],
+            [
+                sys.executable,
+                "-m",
+                "edgeplane",
+                "up",
+                "--home",
+                str(home),
+                "--api-port",
+                str(port),
+                *args,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,

@@ -29,15 +29,17 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str,
         return
     cp: ControlPlane = start_up(home)
     try:
-        yield clean_env(EDGEPLANE_URL=cp.url, EDGEPLANE_TOKEN=cp.token,
-                        EDGEPLANE_HOME=str(tmp_path / "unused"))
+        yield clean_env(
+            EDGEPLANE_URL=cp.url, EDGEPLANE_TOKEN=cp.token, EDGEPLANE_HOME=str(tmp_path / "unused")
+        )
     finally:
         assert cp.stop() == 0, cp.output()
 
 
 def _client(env: dict[str, str]) -> Client:
     settings = Settings(
-        home=Path(env["EDGEPLANE_HOME"]), url=env.get("EDGEPLANE_URL"),
+        home=Path(env["EDGEPLANE_HOME"]),
+        url=env.get("EDGEPLANE_URL"),
         token=env.get("EDGEPLANE_TOKEN"),
     )
     return Client(settings)
@@ -46,7 +48,10 @@ def _client(env: dict[str, str]) -> Client:
 def _run(example: str, env: dict[str, str]) -> list[str]:
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / example)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -58,8 +63,12 @@ def test_infrastructure_manager_guide(target: dict[str, str]) -> None:
 
     async def prepare() -> None:
         await manager.create_server(
-            id="server-123", name="US East Edge", type="edge", region="americas",
-            location="us-east", capacity={"cpu": 16, "memory": 64, "storage": 500},
+            id="server-123",
+            name="US East Edge",
+            type="edge",
+            region="americas",
+            location="us-east",
+            capacity={"cpu": 16, "memory": 64, "storage": 500},
         )
         await manager.client.aclose()
 
@@ -75,7 +84,9 @@ def test_infrastructure_manager_guide(target: dict[str, str]) -> None:
         server_id = lines[0].split(": ")[1]
         created = await manager.get_server(server_id)
         assert (created.name, created.type.value, created.location) == (
-            "US East Primary", "primary", "us-east"
+            "US East Primary",
+            "primary",
+            "us-east",
         )
         assert created.capacity.cpu == 80.0
         services = await manager.list_services(server_id="server-123")
@@ -93,12 +104,20 @@ def test_global_operations_guide(target: dict[str, str]) -> None:
     async def prepare() -> None:
         for endpoint in ("endpoint1", "endpoint2"):
             await manager.create_server(
-                id=endpoint, name=endpoint, type="primary", region="americas",
-                location="us-east", capacity={"cpu": 8, "memory": 32, "storage": 200},
+                id=endpoint,
+                name=endpoint,
+                type="primary",
+                region="americas",
+                location="us-east",
+                capacity={"cpu": 8, "memory": 32, "storage": 200},
             )
         for dc_id, location in (("dc-na-1", "us-east"), ("dc-na-2", "us-west")):
             await ops.create_data_center(
-                id=dc_id, name=dc_id, region="na", location=location, tier=3,
+                id=dc_id,
+                name=dc_id,
+                region="na",
+                location=location,
+                tier=3,
                 capacity={"cpu": 500, "memory": 2000, "storage": 5000},
             )
         await client.aclose()
@@ -113,7 +132,9 @@ def test_global_operations_guide(target: dict[str, str]) -> None:
     async def check() -> None:
         lb = await ops.get_load_balancer(lines[1].split(": ")[1])
         assert (lb.name, lb.algorithm.value, lb.endpoints) == (
-            "NA Load Balancer", "round_robin", ["endpoint1", "endpoint2"]
+            "NA Load Balancer",
+            "round_robin",
+            ["endpoint1", "endpoint2"],
         )
         dr = await ops.get_dr_config(lines[2].split(": ")[1])
         assert (dr.primary_dc, dr.backup_dc, dr.rpo, dr.rto) == ("dc-na-1", "dc-na-2", 15, 60)

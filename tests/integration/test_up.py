@@ -25,9 +25,7 @@ def test_up_serves_and_stops(tmp_path: Path, sig: int) -> None:
         assert r.status_code == 200 and r.json()["roles"] == {"default": "admin"}
         assert httpx.get(f"{cp.url}/api/v1/infrastructure/regions").status_code == 401
         assert "Edgeplane" in httpx.get(f"{cp.url}/docs").text
-        assert "/api/v1/infrastructure/route" in httpx.get(f"{cp.url}/openapi.json").json()[
-            "paths"
-        ]
+        assert "/api/v1/infrastructure/route" in httpx.get(f"{cp.url}/openapi.json").json()["paths"]
         out = cp.output()
         assert f"{cp.url}/api/v1" in out and f"{cp.url}/docs" in out
     finally:
@@ -43,8 +41,14 @@ def test_up_keeps_its_token_and_state_across_restarts(tmp_path: Path) -> None:
     cp = start_up(home)
     token = cp.token
     headers = {"Authorization": f"Bearer {token}"}
-    body = {"id": "keep-me", "name": "k", "type": "cache", "region": "europe",
-            "location": "eu-west", "capacity": {"cpu": 1, "memory": 1, "storage": 1}}
+    body = {
+        "id": "keep-me",
+        "name": "k",
+        "type": "cache",
+        "region": "europe",
+        "location": "eu-west",
+        "capacity": {"cpu": 1, "memory": 1, "storage": 1},
+    }
     try:
         r = httpx.post(f"{cp.url}/api/v1/infrastructure/servers", json=body, headers=headers)
         assert r.status_code == 201, r.text
@@ -66,10 +70,20 @@ def test_up_refuses_a_missing_geoip_database(tmp_path: Path) -> None:
     from processes import clean_env, free_port
 
     proc = subprocess.run(
-        [sys.executable, "-m", "edgeplane", "up", "--home", str(tmp_path / "h"),
-         "--api-port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "edgeplane",
+            "up",
+            "--home",
+            str(tmp_path / "h"),
+            "--api-port",
+            str(free_port()),
+        ],
         env=clean_env(EDGEPLANE_GEOIP_DB=str(tmp_path / "nope.mmdb")),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "nope.mmdb" in proc.stderr

@@ -28,15 +28,18 @@ class Context:
     project: str
 
     @contextmanager
-    def write(self) -> Iterator[Tx]:
+    def write(self, *, scoped: bool = True) -> Iterator[Tx]:
+        """A transaction in the request's project (which must exist when ``scoped``)."""
         with self.db.transaction(self.actor, self.project) as tx:
-            access.require_project(tx)
+            if scoped:
+                access.require_project(tx)
             yield tx
 
     @contextmanager
-    def read(self) -> Iterator[Tx]:
+    def read(self, *, scoped: bool = True) -> Iterator[Tx]:
         with self.db.read(self.actor, self.project) as tx:
-            access.require_project(tx)
+            if scoped:
+                access.require_project(tx)
             yield tx
 
 

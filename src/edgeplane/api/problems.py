@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edgeplane.errors import EdgeplaneError
@@ -43,7 +44,7 @@ def install(app: FastAPI) -> None:
                 malformed = f"the body is not valid JSON: {ctx.get('error', 'parse error')}"
                 break
             field = _field(err.get("loc", ()))
-            msg = str(err.get("msg", "invalid"))
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "missing":
                 msg = "is required"
             elif err.get("type") == "extra_forbidden":
@@ -80,6 +81,21 @@ def install(app: FastAPI) -> None:
                 "title": titles.get(exc.status_code, "HTTP error"),
                 "status": exc.status_code,
                 "detail": str(exc.detail),
+            }
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # The services check ids and references before writing; a constraint can still fail
+        # when a concurrent request changed the same objects in between.
+        log.warning("constraint violated on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            {
+                "type": "https://edgeplane.dev/problems/conflict",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "the request conflicts with a change made at the same time "
+                "(an object was created or deleted meanwhile); read the state and retry",
             }
         )
 

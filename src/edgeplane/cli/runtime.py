@@ -155,21 +155,14 @@ def update(
     scoped: bool = True,
 ) -> None:
     """PATCH the given fields. ``merge`` holds changes to nested objects (capacity, labels,
-    resources) that the API would replace as a whole: they are applied to the current
-    object's value, a None value removing the key.
+    resources); the API applies them as a JSON merge patch, a None value removing the key.
     """
     nested = {k: dict(v) for k, v in (merge or {}).items() if v}
     if not fields and not nested:
         fail("nothing to change: give at least one option (see --help)", 2)
 
     async def patch(c: Client) -> Any:
-        body = dict(fields)
-        if nested:
-            current = await c.request("GET", path)
-            for key, changes in nested.items():
-                value = {**(current.get(key) or {}), **changes}
-                body[key] = {k: v for k, v in value.items() if v is not None}
-        return await c.request("PATCH", path, json=body)
+        return await c.request("PATCH", path, json={**fields, **nested})
 
     emit(call(ctx, patch, scoped=scoped), as_json, lambda d: output.details(d, title=title))
 

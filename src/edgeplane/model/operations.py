@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edgeplane.model.common import ID_PATTERN, Input, Name, ObjectId, Stamped
 from edgeplane.model.enums import LB_ALGORITHM_ALIASES, Environment, LBAlgorithm, RegionCode
@@ -33,11 +41,15 @@ class HealthCheck(Input):
             raise ValueError("must be a status such as 200 or a range such as 200-399")
         return value.strip()
 
-    @model_validator(mode="after")
-    def _timeout_below_interval(self) -> HealthCheck:
-        if self.timeout_s >= self.interval_s:
-            raise ValueError("timeout_s must be shorter than interval_s")
-        return self
+    @field_validator("timeout_s")
+    @classmethod
+    def _timeout_below_interval(cls, value: float, info: ValidationInfo) -> float:
+        # A field validator (not a model one) so that the error names health_check.timeout_s;
+        # interval_s is declared first, so it is in info.data when it was valid itself.
+        interval = info.data.get("interval_s")
+        if interval is not None and value >= interval:
+            raise ValueError(f"timeout_s must be shorter than interval_s ({interval:g})")
+        return value
 
 
 def classify_endpoint(value: str) -> Literal["server", "address"]:
@@ -65,12 +77,25 @@ def classify_endpoint(value: str) -> Literal["server", "address"]:
     raise ValueError(f"{value!r} is neither a server id, host:port nor an http(s) URL")
 
 
+def _endpoint(value: str) -> str:
+    classify_endpoint(value)
+    return value.strip()
+
+
+# Checked item by item, so that an error names its item (endpoints.1), not the whole list.
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
+
+
 class LoadBalancerCreate(Input):
     id: ObjectId | None = None
     name: Name | None = None
     algorithm: LBAlgorithm = LBAlgorithm.ROUND_ROBIN
     region: RegionCode | None = None
-    endpoints: list[str] = Field(default_factory=list, max_length=1000)
+    endpoints: list[Endpoint] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="inventory server ids, host:port or http(s) URLs; each listed once",
+    )
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     environment: Environment = Environment.PROD
 
@@ -91,19 +116,27 @@ class LoadBalancerCreate(Input):
 
     @field_validator("endpoints")
     @classmethod
-    def _endpoints(cls, values: list[str]) -> list[str]:
+    def _listed_once(cls, values: list[str]) -> list[str]:
         seen: set[str] = set()
-        out = []
         for i, value in enumerate(values):
-            try:
-                classify_endpoint(value)
-            except ValueError as exc:
-                raise ValueError(f"endpoints[{i}]: {exc}") from None
-            if value.strip() in seen:
-                raise ValueError(f"endpoints[{i}]: {value!r} is listed twice")
-            seen.add(value.strip())
-            out.append(value.strip())
-        return out
+            if value in seen:
+                # A ValidationError with its own location names the repeated item.
+                raise ValidationError.from_exception_data(
+                    "endpoints",
+                    [
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "duplicate_endpoint",
+                                "{endpoint} is listed twice",
+                                {"endpoint": repr(value)},
+                            ),
+                            loc=(i,),
+                            input=value,
+                        )
+                    ],
+                )
+            seen.add(value)
+        return values
 
 
 class LoadBalancer(Stamped):

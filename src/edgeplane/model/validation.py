@@ -14,7 +14,8 @@ def invalid_from_pydantic(exc: ValidationError, prefix: str = "") -> InvalidInpu
         if prefix:
             loc.insert(0, prefix)
         field = ".".join(loc)
-        errors.append({"field": field, "reason": err["msg"]})
+        # "Value error, " is how pydantic prefixes the message of our own validators' errors.
+        errors.append({"field": field, "reason": err["msg"].removeprefix("Value error, ")})
     first = errors[0]
     message = "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
     return InvalidInput(message, field=first["field"], errors=errors)

@@ -60,7 +60,7 @@ def explain(
         tail = f", {server_id} in {where}"
     else:
         head = f"client {describe_client(client)}: nearest healthy server with spare capacity"
-        tail = f" is {server_id} in {where}, {chosen.distance_km:.0f} km away"
+        tail = f" is {server_id} in {where}, {chosen.distance_km:.1f} km away"
     note = ""
     if skipped:
         note = f"; {skipped} nearer server(s) skipped as unhealthy or full"

@@ -16,7 +16,7 @@ from edgeplane.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauth
 from edgeplane.model.access import Project, ProjectCreate, Token, TokenCreate, TokenIssued
 from edgeplane.model.enums import Role
 from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT, Actor
-from edgeplane.services.common import validate
+from edgeplane.services.common import lock_name, validate
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import (
     DataCenterRow,
@@ -65,6 +65,7 @@ def _project_model(row: ProjectRow) -> Project:
 def create_project(tx: Tx, data: ProjectCreate | dict[str, Any]) -> Project:
     tx.actor.require_platform_admin()
     spec = validate(ProjectCreate, data) if isinstance(data, dict) else data
+    lock_name(tx, ProjectRow.__tablename__, spec.id)
     if tx.session.get(ProjectRow, spec.id) is not None:
         raise Conflict(f"project {spec.id!r} already exists", field="id")
     row = ProjectRow(id=spec.id, name=spec.name or spec.id, created_at=utcnow())
@@ -165,8 +166,14 @@ def list_tokens(tx: Tx) -> list[Token]:
             or row.id == tx.actor.token_id
             or any(tx.actor.role_in(p) is Role.ADMIN for p in view.roles)
         )
-        if visible:
-            out.append(view)
+        if not visible:
+            continue
+        if not tx.actor.platform_admin and row.id != tx.actor.token_id:
+            # Show only the roles in projects the caller may see: a project admin must not
+            # learn of other projects through a shared token (get_project answers 404 too).
+            roles = {p: r for p, r in view.roles.items() if tx.actor.role_in(p) is not None}
+            view = view.model_copy(update={"roles": roles})
+        out.append(view)
     return out
 
 

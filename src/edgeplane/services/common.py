@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.orm import InstrumentedAttribute
 
 from edgeplane.errors import Conflict, InvalidInput, NotFound
@@ -36,8 +37,23 @@ def get_scoped_for_update(tx: Tx, row_type: type[R], object_id: str, kind: str) 
     return row
 
 
+def lock_name(tx: Tx, *parts: str) -> None:
+    """Serialise the transactions that use this name until they end (PostgreSQL).
+
+    Checking that an id is free and inserting it are two statements: without the lock, two
+    concurrent creations of one id both pass the check and the second insert fails with a
+    unique violation. SQLite serialises writers already (BEGIN IMMEDIATE).
+    """
+    if tx.session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    tx.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def choose_id(tx: Tx, row_type: type[Any], wanted: str | None, prefix: str, kind: str) -> str:
     if wanted is not None:
+        lock_name(tx, row_type.__tablename__, tx.project, wanted)
         if tx.session.get(row_type, (tx.project, wanted)) is not None:
             raise Conflict(f"{kind} {wanted!r} already exists", field="id")
         return wanted
@@ -54,7 +70,12 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
 def merge_patch(
     model: type[M], current: dict[str, Any], patch: dict[str, Any], fixed: set[str]
 ) -> M:
-    """Apply a partial update and validate the whole result; ``fixed`` fields can't change."""
+    """Apply a JSON merge patch (RFC 7396) and validate the whole result.
+
+    Objects merge recursively, so ``{"capacity": {"cpu": 32}}`` keeps memory and storage; inside
+    an object ``null`` removes a key (a label, a setting); a top-level ``null`` clears an
+    optional field (``data_center_id``). ``fixed`` fields cannot change.
+    """
     if not isinstance(patch, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
     for key in patch:
@@ -62,8 +83,25 @@ def merge_patch(
             raise InvalidInput.at(key, "cannot be changed; delete and create instead")
         if key not in model.model_fields:
             raise InvalidInput.at(key, "unknown field")
-    merged = {**current, **patch}
+    merged = dict(current)
+    for key, value in patch.items():
+        old = current.get(key)
+        merged[key] = (
+            _merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        )
     return validate(model, merged)
+
+
+def _merge(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def paged(

@@ -93,8 +93,6 @@ def update(tx: Tx, lb_id: str, patch: dict[str, Any]) -> LoadBalancer:
         mode="json",
         include={"id", "name", "algorithm", "region", "endpoints", "health_check", "environment"},
     )
-    if isinstance(patch, dict) and isinstance(patch.get("health_check"), dict):
-        patch = {**patch, "health_check": {**current["health_check"], **patch["health_check"]}}
     if isinstance(patch, dict) and "type" in patch and "algorithm" not in patch:
         patch = {k if k != "type" else "algorithm": v for k, v in patch.items()}
     spec = merge_patch(LoadBalancerCreate, current, patch, fixed={"id"})

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from edgeplane.errors import Conflict, InvalidInput, NotFound
 from edgeplane.model.inventory import Region, RegionCreate, area_of
-from edgeplane.services.common import merge_patch, validate
+from edgeplane.services.common import lock_name, merge_patch, validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import DataCenterRow, RegionRow, ServerRow
 
@@ -33,6 +33,7 @@ def get_row(tx: Tx, code: str, field: str = "code") -> RegionRow:
 def create(tx: Tx, data: RegionCreate | dict[str, Any]) -> Region:
     tx.actor.require_platform_admin()
     spec = validate(RegionCreate, data) if isinstance(data, dict) else data
+    lock_name(tx, RegionRow.__tablename__, spec.code)
     if tx.session.get(RegionRow, spec.code) is not None:
         raise Conflict(f"region {spec.code!r} already exists", field="code")
     area = spec.area or area_of(spec.latitude, spec.longitude)

@@ -102,8 +102,6 @@ def update(tx: Tx, service_id: str, patch: dict[str, Any]) -> Service:
     current = before.model_dump(
         mode="json", include={"id", "server_id", "type", "settings", "resources", "status"}
     )
-    if isinstance(patch, dict) and isinstance(patch.get("settings"), dict):
-        patch = {**patch, "settings": {**current["settings"], **patch["settings"]}}
     spec = merge_patch(ServiceCreate, current, patch, fixed={"id", "server_id", "type"})
     settings, resources = _place(tx, spec, service_id)
     row.settings, row.status = settings, spec.status.value

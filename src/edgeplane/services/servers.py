@@ -222,27 +222,40 @@ METRICS_FUTURE_SLACK = timedelta(minutes=5)
 
 
 def ingest_metrics(
-    tx: Tx, server_id: str, samples: Sequence[MetricsSample | dict[str, Any]]
+    tx: Tx,
+    server_id: str,
+    samples: MetricsSample | dict[str, Any] | Sequence[MetricsSample | dict[str, Any]],
 ) -> Server:
+    """Record one sample or a list of them; errors name ``cpu_percent`` for a single sample
+    and ``samples.<i>.cpu_percent`` for an item of a list."""
     tx.actor.require(tx.project, Role.EDITOR)
     row = get_scoped_for_update(tx, ServerRow, server_id, "server")
-    if not samples:
+    items: list[Any]
+    if isinstance(samples, MetricsSample | dict):
+        single, items = True, [samples]
+    elif isinstance(samples, list | tuple):
+        single, items = False, list(samples)
+    else:
+        raise InvalidInput.at("samples", "must be one sample (an object) or a list of samples")
+    if not items:
         raise InvalidInput.at("samples", "at least one sample is needed")
-    if len(samples) > 1000:
+    if len(items) > 1000:
         raise InvalidInput.at("samples", "at most 1000 samples per call")
     now = utcnow()
     parsed = []
-    for i, sample in enumerate(samples):
-        spec: MetricsSample = (
-            validate(MetricsSample, sample, prefix=f"samples.{i}")
-            if isinstance(sample, dict)
-            else sample
-        )
+    for i, sample in enumerate(items):
+        where = "" if single else f"samples.{i}"
+        if isinstance(sample, MetricsSample):
+            spec = sample
+        elif isinstance(sample, dict):
+            spec = validate(MetricsSample, sample, prefix=where)
+        else:
+            raise InvalidInput.at(where or "samples", "must be an object")
         at = spec.at or now
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
         if at > now + METRICS_FUTURE_SLACK:
-            raise InvalidInput.at(f"samples.{i}.at", "is in the future")
+            raise InvalidInput.at(f"{where}.at" if where else "at", "is in the future")
         parsed.append((at, spec.model_dump(mode="json", exclude={"at"})))
     for at, values in parsed:
         tx.session.add(MetricRow(project_id=tx.project, server_id=server_id, at=at, values=values))

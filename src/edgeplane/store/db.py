@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import create_engine, event, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 from edgeplane.services.actor import Actor
 from edgeplane.store.tables import AuditRow, RevisionRow, utcnow
@@ -135,7 +134,8 @@ class Database:
 
     @classmethod
     def for_tests(cls, url: str) -> Database:
-        return cls(url, poolclass=NullPool) if not url.startswith("sqlite") else cls(url)
+        """A small pool: tests open many databases, each disposed when its test ends."""
+        return cls(url, pool_size=2, max_overflow=8) if not url.startswith("sqlite") else cls(url)
 
     @contextmanager
     def transaction(self, actor: Actor, project: str) -> Iterator[Tx]:

@@ -48,44 +48,44 @@ def revision(ctx: Ctx) -> RevisionInfo:
 
 @router.get("/projects", response_model=list[Project])
 def list_projects(ctx: Ctx) -> list[Project]:
-    with ctx.read() as tx:
+    with ctx.read(scoped=False) as tx:
         return access.list_projects(tx)
 
 
 @router.post("/projects", response_model=Project, status_code=201)
 def create_project(ctx: Ctx, body: ProjectCreate) -> Project:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         return access.create_project(tx, body)
 
 
 @router.get("/projects/{project_id}", response_model=Project)
 def get_project(ctx: Ctx, project_id: str) -> Project:
-    with ctx.read() as tx:
+    with ctx.read(scoped=False) as tx:
         return access.get_project(tx, project_id)
 
 
 @router.delete("/projects/{project_id}", status_code=204)
 def delete_project(ctx: Ctx, project_id: str) -> Response:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         access.delete_project(tx, project_id)
     return Response(status_code=204)
 
 
 @router.get("/tokens", response_model=list[Token])
 def list_tokens(ctx: Ctx) -> list[Token]:
-    with ctx.read() as tx:
+    with ctx.read(scoped=False) as tx:
         return access.list_tokens(tx)
 
 
 @router.post("/tokens", response_model=TokenIssued, status_code=201)
 def create_token(ctx: Ctx, body: TokenCreate) -> TokenIssued:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         return access.create_token(tx, body)
 
 
 @router.delete("/tokens/{token_id}", response_model=Token)
 def revoke_token(ctx: Ctx, token_id: str) -> Token:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         return access.revoke_token(tx, token_id)
 
 

@@ -36,31 +36,31 @@ Patch = Annotated[dict[str, Any], Body(description="the fields to change")]
 
 @router.get("/regions", response_model=list[Region])
 def list_regions(ctx: Ctx) -> list[Region]:
-    with ctx.read() as tx:
+    with ctx.read(scoped=False) as tx:
         return regions.list_all(tx)
 
 
 @router.post("/regions", response_model=Region, status_code=201)
 def create_region(ctx: Ctx, body: RegionCreate) -> Region:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         return regions.create(tx, body)
 
 
 @router.get("/regions/{code}", response_model=Region)
 def get_region(ctx: Ctx, code: str) -> Region:
-    with ctx.read() as tx:
+    with ctx.read(scoped=False) as tx:
         return regions.get(tx, code)
 
 
 @router.patch("/regions/{code}", response_model=Region)
 def update_region(ctx: Ctx, code: str, body: Patch) -> Region:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         return regions.update(tx, code, body)
 
 
 @router.delete("/regions/{code}", status_code=204)
 def delete_region(ctx: Ctx, code: str) -> Response:
-    with ctx.write() as tx:
+    with ctx.write(scoped=False) as tx:
         regions.delete(tx, code)
     return Response(status_code=204)
 
@@ -177,18 +177,27 @@ def server_capacity(ctx: Ctx, server_id: str) -> CapacityReport:
         return servers.capacity_report(tx, server_id)
 
 
+_SAMPLE_SCHEMA = MetricsSample.model_json_schema()
+
+
 @router.post("/servers/{server_id}/metrics", response_model=Server)
 def ingest_metrics(
     ctx: Ctx,
     server_id: str,
+    # Validated by the service, not here: a union of one sample and a list of samples would
+    # report each error twice, under the names of the union's members.
     body: Annotated[
-        MetricsSample | list[MetricsSample],
-        Body(description="one sample or a list of samples"),
+        Any,
+        Body(
+            description="one sample or a list of samples",
+            json_schema_extra={
+                "anyOf": [_SAMPLE_SCHEMA, {"type": "array", "items": _SAMPLE_SCHEMA}]
+            },
+        ),
     ],
 ) -> Server:
-    samples = body if isinstance(body, list) else [body]
     with ctx.write() as tx:
-        return servers.ingest_metrics(tx, server_id, samples)
+        return servers.ingest_metrics(tx, server_id, body)
 
 
 @router.get("/servers/{server_id}/metrics", response_model=list[Metrics])
