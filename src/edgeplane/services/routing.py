@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Exists, Select, and_, literal, or_, select
 
 from edgeplane.errors import InvalidInput, NotFound
 from edgeplane.model.enums import Role, ServerStatus, ServiceStatus
@@ -22,35 +21,82 @@ from edgeplane.store.tables import RegionRow, ServerRow, ServiceRow, utcnow
 SKIPPED_SHOWN = 10
 
 
-def _limits(settings: Settings, fresh_after: Any) -> ColumnElement[bool]:
-    """Spare capacity: no recent metrics at or over the thresholds."""
-    stale = or_(ServerRow.metrics_at.is_(None), ServerRow.metrics_at < fresh_after)
-    under = and_(
-        or_(ServerRow.cpu_percent.is_(None), ServerRow.cpu_percent < settings.route_max_cpu),
-        or_(
-            ServerRow.memory_percent.is_(None),
-            ServerRow.memory_percent < settings.route_max_memory,
-        ),
-        or_(
-            ServerRow.storage_percent.is_(None),
-            ServerRow.storage_percent < settings.route_max_storage,
-        ),
-    )
-    return or_(stale, under)
+class _Query:
+    """The clauses of one routing question: a project, a service type, the thresholds."""
 
+    def __init__(self, tx: Tx, settings: Settings, service_type: str) -> None:
+        self.tx = tx
+        self.settings = settings
+        self.fresh_after: datetime = utcnow() - timedelta(seconds=settings.metrics_max_age_s)
+        self.offering = and_(
+            ServiceRow.project_id == ServerRow.project_id,
+            ServiceRow.server_id == ServerRow.id,
+            ServiceRow.type == service_type,
+        )
+        self.server_ok = and_(ServerRow.status == ServerStatus.ACTIVE.value, self._spare_capacity())
+        self.service_ok = ServiceRow.status == ServiceStatus.ACTIVE.value
 
-def _why_skipped(row: ServerRow, settings: Settings, fresh_after: Any) -> str:
-    if row.status != ServerStatus.ACTIVE.value:
-        return f"status is {row.status}"
-    if row.metrics_at is not None and row.metrics_at >= fresh_after:
-        for name, value, limit in (
-            ("cpu", row.cpu_percent, settings.route_max_cpu),
-            ("memory", row.memory_percent, settings.route_max_memory),
-            ("storage", row.storage_percent, settings.route_max_storage),
-        ):
-            if value is not None and value >= limit:
-                return f"{name} at {value:g}% (limit {limit:g}%)"
-    return "service disabled"
+    def _spare_capacity(self) -> ColumnElement[bool]:
+        """No recent metrics at or over the thresholds."""
+        s = self.settings
+        stale = or_(ServerRow.metrics_at.is_(None), ServerRow.metrics_at < self.fresh_after)
+        under = and_(
+            or_(ServerRow.cpu_percent.is_(None), ServerRow.cpu_percent < s.route_max_cpu),
+            or_(ServerRow.memory_percent.is_(None), ServerRow.memory_percent < s.route_max_memory),
+            or_(
+                ServerRow.storage_percent.is_(None),
+                ServerRow.storage_percent < s.route_max_storage,
+            ),
+        )
+        return or_(stale, under)
+
+    def site_has(self, eligible: bool) -> Exists:
+        """A server in the region (correlated) offering the service; ``eligible``: a usable one."""
+        service = select(literal(1)).where(self.offering, *([self.service_ok] if eligible else []))
+        return (
+            select(literal(1))
+            .where(
+                ServerRow.project_id == self.tx.project,
+                ServerRow.location == RegionRow.code,
+                service.exists(),
+                *([self.server_ok] if eligible else []),
+            )
+            .exists()
+        )
+
+    def servers_in(self, locations: list[str], *, eligible: bool | None) -> Select[ServerRow]:
+        """Servers of these regions offering the service: all, the usable ones, or the others.
+
+        Servers are the only table in FROM, so that even without statistics (SQLite before
+        ANALYZE) the plan walks one location's servers, probing services per server, instead
+        of every service of the type.
+        """
+        where = [ServerRow.project_id == self.tx.project, ServerRow.location.in_(locations)]
+        offered = select(literal(1)).where(self.offering).exists()
+        usable = and_(
+            self.server_ok, select(literal(1)).where(self.offering, self.service_ok).exists()
+        )
+        if eligible is True:
+            where.append(usable)
+        else:
+            where.append(offered)
+            if eligible is False:
+                where.append(~usable)
+        return select(ServerRow).where(*where)
+
+    def why_skipped(self, row: ServerRow) -> str:
+        if row.status != ServerStatus.ACTIVE.value:
+            return f"status is {row.status}"
+        if row.metrics_at is not None and row.metrics_at >= self.fresh_after:
+            s = self.settings
+            for name, value, limit in (
+                ("cpu", row.cpu_percent, s.route_max_cpu),
+                ("memory", row.memory_percent, s.route_max_memory),
+                ("storage", row.storage_percent, s.route_max_storage),
+            ):
+                if value is not None and value >= limit:
+                    return f"{name} at {value:g}% (limit {limit:g}%)"
+        return "its service is disabled"
 
 
 def route_request(
@@ -73,104 +119,78 @@ def route_request(
             "service_type", f"unknown service type {service_type!r}; one of {known}"
         )
     client = locator.locate(ip)
-    fresh_after = utcnow() - timedelta(seconds=settings.metrics_max_age_s)
+    q = _Query(tx, settings, service_type)
 
-    offering = and_(
-        ServiceRow.project_id == ServerRow.project_id,
-        ServiceRow.server_id == ServerRow.id,
-        ServiceRow.type == service_type,
-    )
-    eligible = and_(
-        ServerRow.project_id == tx.project,
-        ServerRow.status == ServerStatus.ACTIVE.value,
-        ServiceRow.status == ServiceStatus.ACTIVE.value,
-        _limits(settings, fresh_after),
-    )
-    site_rows = tx.session.execute(
-        select(RegionRow.code, RegionRow.name, RegionRow.latitude, RegionRow.longitude).where(
-            RegionRow.code.in_(
-                select(ServerRow.location).join(ServiceRow, offering).where(eligible).distinct()
-            )
-        )
+    # One pass over the regions: those with a server offering the service, and whether one of
+    # them can take the request.
+    rows = tx.session.execute(
+        select(
+            RegionRow.code,
+            RegionRow.name,
+            RegionRow.latitude,
+            RegionRow.longitude,
+            q.site_has(eligible=True).label("eligible"),
+        ).where(q.site_has(eligible=False))
     ).all()
-    if not site_rows:
+    offering = [Site(code, name, lat, lon) for code, name, lat, lon, _ in rows]
+    eligible = {code for code, _, _, _, ok in rows if ok}
+    if not eligible:
         raise NotFound(
             f"no healthy server with spare capacity offers {service_type!r} "
             f"in project {tx.project!r}"
         )
-    sites = [Site(code, name, lat, lon) for code, name, lat, lon in site_rows]
-    ranked = rank_sites(client, sites)
-    if ranked[0].distance_km is None:
-        chosen_site: Ranked | None = None
-        site_filter: ColumnElement[bool] = ServerRow.location.in_([s.code for s in sites])
-    else:
-        chosen_site = ranked[0]
-        site_filter = ServerRow.location == chosen_site.site.code
+    ranked = rank_sites(client, [s for s in offering if s.code in eligible])
+    located = ranked[0].distance_km is not None
+    # Without a client location every eligible region is as near as any other.
+    candidates = [ranked[0].site.code] if located else sorted(eligible)
     load = ServerRow.cpu_percent + ServerRow.memory_percent
-    best = tx.session.execute(
-        select(ServerRow, ServiceRow.id)
-        .join(ServiceRow, offering)
-        .where(eligible, site_filter)
+    server_row = tx.session.scalars(
+        q.servers_in(candidates, eligible=True)
         .order_by(load.is_(None), load, ServerRow.id)
         .limit(1)
     ).first()
-    assert best is not None
-    server_row, service_id = best
-    if chosen_site is None:
-        chosen_site = next(r for r in ranked if r.site.code == server_row.location)
-
-    skipped = _skipped_nearer(
-        tx, client, chosen_site, service_type, offering, eligible, settings, fresh_after
-    )
+    if server_row is None:  # changed between the two reads; the next request sees the new state
+        raise NotFound(f"no healthy server with spare capacity offers {service_type!r}")
+    # No ORDER BY id (nor min(id)): SQLite would answer it by walking the project's whole
+    # primary key. A server rarely runs two services of one type; either would do.
+    service_id = tx.session.scalars(
+        select(ServiceRow.id)
+        .where(
+            ServiceRow.project_id == tx.project,
+            ServiceRow.server_id == server_row.id,
+            ServiceRow.type == service_type,
+            q.service_ok,
+        )
+        .limit(1)
+    ).one()
+    chosen = next(r for r in ranked if r.site.code == server_row.location)
+    skipped = _skipped_nearer(q, client, chosen, offering) if located else []
     return RouteDecision(
         id=server_row.id,
         server=servers.to_model(tx, server_row),
         service_id=service_id,
         service_type=service_type,
         client=_client_info(client),
-        distance_km=None if chosen_site.distance_km is None else round(chosen_site.distance_km, 1),
-        reason=explain(client, chosen_site, server_row.id, len(skipped)),
+        distance_km=None if chosen.distance_km is None else round(chosen.distance_km, 1),
+        reason=explain(client, chosen, server_row.id, len(skipped)),
         skipped=skipped,
     )
 
 
 def _skipped_nearer(
-    tx: Tx,
-    client: ClientLocation,
-    chosen: Ranked,
-    service_type: str,
-    offering: ColumnElement[bool],
-    eligible: ColumnElement[bool],
-    settings: Settings,
-    fresh_after: Any,
+    q: _Query, client: ClientLocation, chosen: Ranked, offering: list[Site]
 ) -> list[Skipped]:
     """Servers offering the service at least as near as the chosen one that were passed over."""
-    if chosen.distance_km is None:
-        return []
-    all_sites = tx.session.execute(
-        select(RegionRow.code, RegionRow.name, RegionRow.latitude, RegionRow.longitude).where(
-            RegionRow.code.in_(
-                select(ServerRow.location)
-                .join(ServiceRow, offering)
-                .where(ServerRow.project_id == tx.project)
-                .distinct()
-            )
-        )
-    ).all()
-    ranked = rank_sites(client, [Site(*r) for r in all_sites])
+    assert chosen.distance_km is not None
     nearer = [
         r.site.code
-        for r in ranked
+        for r in rank_sites(client, offering)
         if r.distance_km is not None and r.distance_km <= chosen.distance_km
     ]
-    rows = tx.session.scalars(
-        select(ServerRow)
-        .join(ServiceRow, offering)
-        .where(ServerRow.project_id == tx.project, ServerRow.location.in_(nearer), ~eligible)
-        .order_by(ServerRow.id)
-        .limit(SKIPPED_SHOWN)
+    rows = q.tx.session.scalars(
+        q.servers_in(nearer, eligible=False).order_by(ServerRow.id).limit(SKIPPED_SHOWN)
     )
-    return [Skipped(server_id=r.id, reason=_why_skipped(r, settings, fresh_after)) for r in rows]
+    return [Skipped(server_id=r.id, reason=q.why_skipped(r)) for r in rows]
 
 
 def _client_info(client: ClientLocation) -> ClientInfo:

@@ -205,7 +205,8 @@ class ServiceRow(Timestamps, CapacityColumns, Base):
             ["servers.project_id", "servers.id"],
             name="fk_services_server",
         ),
-        Index("ix_services_server", "project_id", "server_id"),
+        # Routing probes "does this server offer an active service of this type" per server.
+        Index("ix_services_server", "project_id", "server_id", "type", "status"),
         Index("ix_services_type", "project_id", "type", "status"),
     )
 

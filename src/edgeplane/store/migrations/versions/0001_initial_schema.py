@@ -301,7 +301,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("project_id", "id", name=op.f("pk_services")),
     )
     with op.batch_alter_table("services", schema=None) as batch_op:
-        batch_op.create_index("ix_services_server", ["project_id", "server_id"], unique=False)
+        batch_op.create_index(
+            "ix_services_server", ["project_id", "server_id", "type", "status"], unique=False
+        )
         batch_op.create_index("ix_services_type", ["project_id", "type", "status"], unique=False)
 
     now = datetime.now(UTC)
