@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -85,11 +84,6 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
-
-
-class Stamped(Output):
-    created_at: datetime
-    updated_at: datetime
 
 
 def jsonable(model: BaseModel) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from edgeplane.model.common import (
     Output,
     RegionCodeStr,
     Slug,
-    Stamped,
 )
 from edgeplane.model.enums import (
     DataCenterTier,
@@ -56,12 +55,14 @@ class RegionCreate(Input):
     )
 
 
-class Region(Stamped):
+class Region(Output):
     code: str
     name: str
     latitude: float
     longitude: float
     area: RegionType
+    created_at: datetime
+    updated_at: datetime
 
 
 class DataCenterCreate(Input):
@@ -83,7 +84,7 @@ class DataCenterCreate(Input):
         return value
 
 
-class DataCenter(Stamped):
+class DataCenter(Output):
     id: str
     project: str
     name: str
@@ -93,6 +94,8 @@ class DataCenter(Stamped):
     capacity: Capacity
     allocated: Capacity
     environment: Environment
+    created_at: datetime
+    updated_at: datetime
 
 
 def _check_address(value: str | None) -> str | None:
@@ -151,7 +154,7 @@ class Metrics(Output):
     at: datetime
 
 
-class Server(Stamped):
+class Server(Output):
     id: str
     project: str
     name: str
@@ -167,6 +170,8 @@ class Server(Stamped):
     environment: Environment
     labels: dict[str, str]
     metrics: Metrics | None = None
+    created_at: datetime
+    updated_at: datetime
 
 
 class ServiceCreate(Input):
@@ -183,7 +188,7 @@ class ServiceCreate(Input):
     status: ServiceStatus = ServiceStatus.ACTIVE
 
 
-class Service(Stamped):
+class Service(Output):
     id: str
     project: str
     server_id: str
@@ -191,3 +196,5 @@ class Service(Stamped):
     settings: dict[str, Any]
     resources: Capacity
     status: ServiceStatus
+    created_at: datetime
+    updated_at: datetime

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from edgeplane.model.common import ID_PATTERN, Input, Name, ObjectId, Stamped
+from edgeplane.model.common import ID_PATTERN, Input, Name, ObjectId, Output
 from edgeplane.model.enums import LB_ALGORITHM_ALIASES, Environment, LBAlgorithm, RegionCode
 
 _STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
@@ -139,7 +140,7 @@ class LoadBalancerCreate(Input):
         return values
 
 
-class LoadBalancer(Stamped):
+class LoadBalancer(Output):
     id: str
     project: str
     name: str
@@ -148,6 +149,8 @@ class LoadBalancer(Stamped):
     endpoints: list[str]
     health_check: HealthCheck
     environment: Environment
+    created_at: datetime
+    updated_at: datetime
 
     @property
     def type(self) -> LBAlgorithm:
@@ -164,7 +167,7 @@ class DRConfigCreate(Input):
     environment: Environment = Environment.PROD
 
 
-class DRConfig(Stamped):
+class DRConfig(Output):
     id: str
     project: str
     name: str
@@ -174,3 +177,5 @@ class DRConfig(Stamped):
     rto: int
     environment: Environment
     warnings: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
