@@ -88,3 +88,33 @@ def test_up_refuses_a_missing_geoip_database(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "nope.mmdb" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_up_on_postgresql(tmp_path: Path, pg_cluster: object) -> None:
+    """EDGEPLANE_DATABASE_URL puts the state in PostgreSQL; the home keeps only the token."""
+    from processes import clean_env
+
+    from pgcluster import PostgresCluster
+
+    assert isinstance(pg_cluster, PostgresCluster)
+    url = pg_cluster.create_database("up_test")
+    home = tmp_path / "home"
+    cp = start_up(home, env=clean_env(EDGEPLANE_DATABASE_URL=url))
+    headers = {"Authorization": f"Bearer {cp.token}"}
+    try:
+        body = {"id": "pg-1", "name": "pg", "type": "primary", "region": "americas",
+                "location": "us-west", "capacity": {"cpu": 2, "memory": 4, "storage": 10}}
+        r = httpx.post(f"{cp.url}/api/v1/infrastructure/servers", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        assert "postgresql" in cp.output()
+    finally:
+        assert cp.stop() == 0, cp.output()
+    assert not (home / "edgeplane.db").exists()
+    import psycopg
+
+    with psycopg.connect(pg_cluster.conninfo("up_test")) as conn:
+        row = conn.execute("SELECT name FROM servers WHERE id = 'pg-1'").fetchone()
+        events = conn.execute("SELECT count(*) FROM audit_events").fetchone()
+    assert row == ("pg",)
+    assert events is not None and events[0] >= 2  # the admin token, then the server
+    pg_cluster.drop_database("up_test")
