@@ -26,40 +26,47 @@ class _Query:
 
     def __init__(self, tx: Tx, settings: Settings, service_type: str) -> None:
         self.tx = tx
-        self.settings = settings
         self.fresh_after: datetime = utcnow() - timedelta(seconds=settings.metrics_max_age_s)
-        self.offering = and_(
+        # (name, server column, limit): a server at or over a limit has no spare capacity.
+        self.limits = (
+            ("cpu", "cpu_percent", settings.route_max_cpu),
+            ("memory", "memory_percent", settings.route_max_memory),
+            ("storage", "storage_percent", settings.route_max_storage),
+        )
+        offering = and_(
             ServiceRow.project_id == ServerRow.project_id,
             ServiceRow.server_id == ServerRow.id,
             ServiceRow.type == service_type,
         )
-        self.server_ok = and_(ServerRow.status == ServerStatus.ACTIVE.value, self._spare_capacity())
-        self.service_ok = ServiceRow.status == ServiceStatus.ACTIVE.value
+        # Correlated on the server: it offers the service at all / it can take the request.
+        self.offered = select(literal(1)).where(offering).exists()
+        self.usable = and_(
+            ServerRow.status == ServerStatus.ACTIVE.value,
+            self._spare_capacity(),
+            select(literal(1))
+            .where(offering, ServiceRow.status == ServiceStatus.ACTIVE.value)
+            .exists(),
+        )
 
     def _spare_capacity(self) -> ColumnElement[bool]:
         """No recent metrics at or over the thresholds."""
-        s = self.settings
         stale = or_(ServerRow.metrics_at.is_(None), ServerRow.metrics_at < self.fresh_after)
         under = and_(
-            or_(ServerRow.cpu_percent.is_(None), ServerRow.cpu_percent < s.route_max_cpu),
-            or_(ServerRow.memory_percent.is_(None), ServerRow.memory_percent < s.route_max_memory),
-            or_(
-                ServerRow.storage_percent.is_(None),
-                ServerRow.storage_percent < s.route_max_storage,
-            ),
+            *(
+                or_(getattr(ServerRow, column).is_(None), getattr(ServerRow, column) < limit)
+                for _, column, limit in self.limits
+            )
         )
         return or_(stale, under)
 
     def site_has(self, eligible: bool) -> Exists:
         """A server in the region (correlated) offering the service; ``eligible``: a usable one."""
-        service = select(literal(1)).where(self.offering, *([self.service_ok] if eligible else []))
         return (
             select(literal(1))
             .where(
                 ServerRow.project_id == self.tx.project,
                 ServerRow.location == RegionRow.code,
-                service.exists(),
-                *([self.server_ok] if eligible else []),
+                self.usable if eligible else self.offered,
             )
             .exists()
         )
@@ -72,28 +79,20 @@ class _Query:
         of every service of the type.
         """
         where = [ServerRow.project_id == self.tx.project, ServerRow.location.in_(locations)]
-        offered = select(literal(1)).where(self.offering).exists()
-        usable = and_(
-            self.server_ok, select(literal(1)).where(self.offering, self.service_ok).exists()
-        )
         if eligible is True:
-            where.append(usable)
+            where.append(self.usable)
         else:
-            where.append(offered)
+            where.append(self.offered)
             if eligible is False:
-                where.append(~usable)
+                where.append(~self.usable)
         return select(ServerRow).where(*where)
 
     def why_skipped(self, row: ServerRow) -> str:
         if row.status != ServerStatus.ACTIVE.value:
             return f"status is {row.status}"
         if row.metrics_at is not None and row.metrics_at >= self.fresh_after:
-            s = self.settings
-            for name, value, limit in (
-                ("cpu", row.cpu_percent, s.route_max_cpu),
-                ("memory", row.memory_percent, s.route_max_memory),
-                ("storage", row.storage_percent, s.route_max_storage),
-            ):
+            for name, column, limit in self.limits:
+                value = getattr(row, column)
                 if value is not None and value >= limit:
                     return f"{name} at {value:g}% (limit {limit:g}%)"
         return "its service is disabled"
@@ -159,7 +158,7 @@ def route_request(
             ServiceRow.project_id == tx.project,
             ServiceRow.server_id == server_row.id,
             ServiceRow.type == service_type,
-            q.service_ok,
+            ServiceRow.status == ServiceStatus.ACTIVE.value,
         )
         .limit(1)
     ).one()
