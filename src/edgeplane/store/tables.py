@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.engine import Dialect
@@ -95,6 +97,8 @@ class TokenRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # "api": the REST API by roles; "edge": the edge protocol only (/api/v1/edge/...).
+    scope: Mapped[str] = mapped_column(String(16), default="api")
 
 
 class TokenRoleRow(Base):
@@ -242,7 +246,12 @@ class LoadBalancerRow(Timestamps, Base):
     algorithm: Mapped[str] = mapped_column(String(16))
     region: Mapped[str | None] = mapped_column(String(16))
     endpoints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # [{address, port, weight, backup, state}]; ``endpoints`` is their addresses, kept for
+    # the operations guide's shape.
+    backends: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     health_check: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # connect_timeout_s, read_timeout_s, retries
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     environment: Mapped[str] = mapped_column(String(16))
 
 
@@ -271,3 +280,141 @@ class DRConfigRow(Timestamps, Base):
             name="fk_dr_configs_backup_dc",
         ),
     )
+
+
+class DomainRow(Timestamps, Base):
+    """A domain name served by a project; a name belongs to one project at a time."""
+
+    __tablename__ = "domains"
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    environment: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    verified_at: Mapped[datetime | None] = mapped_column(default=None)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CertificateRow(Timestamps, Base):
+    __tablename__ = "certificates"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    issuer: Mapped[str] = mapped_column(String(32))  # internal / lets_encrypt / custom / ...
+    names: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))
+    cert_pem: Mapped[str] = mapped_column(Text)
+    key_encrypted: Mapped[str] = mapped_column(Text)  # the private key, encrypted at rest
+    not_before: Mapped[datetime] = mapped_column()
+    not_after: Mapped[datetime] = mapped_column()
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SecretRow(Base):
+    """Platform secrets that must survive restarts (the internal CA), encrypted at rest."""
+
+    __tablename__ = "secrets"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    value_encrypted: Mapped[str] = mapped_column(Text)
+    public: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CDNConfigRow(Timestamps, Base):
+    """A project's edge configuration: origins, cache rules, security."""
+
+    __tablename__ = "cdn_configs"
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    origins: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    cache_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    security: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    environment: Mapped[str] = mapped_column(String(16))
+
+
+class EdgeNodeRow(Base):
+    __tablename__ = "edge_nodes"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    region: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(255))
+    http_port: Mapped[int | None] = mapped_column(Integer)
+    https_port: Mapped[int | None] = mapped_column(Integer)
+    token_id: Mapped[str | None] = mapped_column(String(63))
+    version: Mapped[str | None] = mapped_column(String(32))
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    applied_revision: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    applied_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    applied_at: Mapped[datetime | None] = mapped_column(default=None)
+    apply_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    propagation_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    failed_revision: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class BackendHealthRow(Base):
+    """What one edge node last saw of one backend of one pool."""
+
+    __tablename__ = "backend_health"
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("edge_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    pool: Mapped[str] = mapped_column(String(200), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(300), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(63), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # up / down / unknown
+    reason: Mapped[str] = mapped_column(Text, default="")
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    changed_at: Mapped[datetime | None] = mapped_column(default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class PurgeRow(Base):
+    __tablename__ = "purges"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    purge_all: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class PurgeAckRow(Base):
+    __tablename__ = "purge_acks"
+    purge_id: Mapped[str] = mapped_column(
+        ForeignKey("purges.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("edge_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    completed_at: Mapped[datetime] = mapped_column()
+    purged_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class EdgeAnalyticsRow(Base):
+    """One node's traffic for one domain in one minute (replaced as the minute fills)."""
+
+    __tablename__ = "edge_analytics"
+    node_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(63))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    misses: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    statuses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"2xx": n, ...}
+    cache: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"HIT": n, ...}
+    upstream_ms: Mapped[list[int]] = mapped_column(JSON, default=list)  # histogram counts
+
+    __table_args__ = (Index("ix_edge_analytics_project_minute", "project_id", "minute"),)

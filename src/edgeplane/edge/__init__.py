@@ -1,0 +1,1 @@
+"""The edge node: the snapshot it receives, its nginx data plane and its agent."""

@@ -1,0 +1,130 @@
+"""The snapshot an edge node serves: everything its engines need, nothing else.
+
+``EdgeConfig`` is computed by the control plane (``edgeplane.edge.snapshot``) as a pure
+function of the desired state and the node, served to the agent by long-poll, saved on the
+node's disk and rendered into engine files (``edgeplane.edge.nginx.render``). Its ``content_hash``
+covers everything but the revision: a revision that changes nothing a node serves (a purge, an
+inventory edit) hashes the same and the agent does not reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CacheKeySpec(Frozen):
+    """What the cache key is made of, beyond the project and the path (always in)."""
+
+    host: bool = True
+    query: Literal["all", "none"] | tuple[str, ...] = "all"
+    headers: tuple[str, ...] = ()  # lower-case header names
+    cookies: tuple[str, ...] = ()
+
+
+class CacheRuleSpec(Frozen):
+    """One cache rule; a site's rules are ordered and the first match wins.
+
+    ``pattern`` is one of: ``/exact/path``, ``/prefix/*`` (one or two segments deep, or ``/*``
+    for everything) or ``*.ext``.
+    """
+
+    id: str
+    pattern: str
+    ttl: int = Field(ge=0, description="seconds")
+    bypass: bool = False
+    cache_key: CacheKeySpec = CacheKeySpec()
+    origin_cache_control: Literal["honour", "override"] = "override"
+    stale_if_error: bool = True
+    stale_while_revalidate: bool = False
+
+
+class BackendSpec(Frozen):
+    """A backend of a pool. ``key`` names it stably (in health reports, logs and tests)."""
+
+    key: str
+    scheme: Literal["http", "https"] = "http"
+    host: str
+    port: int
+    weight: int = Field(1, ge=1, le=1000)
+    backup: bool = False
+    state: Literal["active", "draining", "disabled"] = "active"
+
+
+class HealthCheckSpec(Frozen):
+    protocol: Literal["http", "https", "tcp"] = "http"
+    path: str = "/"
+    host: str | None = None  # the Host header of the checks; the backend's host when None
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    healthy_threshold: int = 2  # rise
+    unhealthy_threshold: int = 3  # fall
+    expected_status: str = "200-399"
+
+
+class PoolSpec(Frozen):
+    """A set of backends behind one name: a load balancer, or a project's origin URLs."""
+
+    id: str  # "lb.<project>.<lb id>" or "origin.<project>"
+    algorithm: Literal["round_robin", "least_conn", "ip_hash", "weighted", "dynamic"]
+    backends: tuple[BackendSpec, ...]
+    health_check: HealthCheckSpec | None = None  # None: passive checks only
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 30.0
+    retries: int = Field(1, ge=0, le=5, description="tries on the next backend (idempotent)")
+
+
+class RateLimitSpec(Frozen):
+    rate: int = Field(ge=1, description="requests per second per client address")
+    burst: int = Field(0, ge=0)
+
+
+class SiteSpec(Frozen):
+    """A project as the edge serves it: its domains in front of its origin pool."""
+
+    id: str  # the project id; also the first part of every cache key of the site
+    domains: tuple[str, ...]
+    pool: str | None  # a PoolSpec.id; None: the site answers 502 (no origin configured)
+    cache_rules: tuple[CacheRuleSpec, ...] = ()
+    force_https: bool = False
+    hsts_max_age: int = 0  # 0: no Strict-Transport-Security header
+    hsts_include_subdomains: bool = False
+    rate_limit: RateLimitSpec | None = None
+    ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
+    ip_deny: tuple[str, ...] = ()
+
+
+class CertSpec(Frozen):
+    """A certificate and its key, served for ``names`` (SNI, exact or ``*.wildcard``)."""
+
+    id: str  # sha256 of the certificate chain PEM
+    names: tuple[str, ...]
+    cert_pem: str
+    key_pem: str
+    not_after: str  # ISO 8601
+
+
+class NodeSpec(Frozen):
+    id: str
+    name: str
+    region: str
+
+
+class EdgeConfig(Frozen):
+    revision: int
+    node: NodeSpec
+    sites: tuple[SiteSpec, ...] = ()
+    pools: tuple[PoolSpec, ...] = ()
+    certs: tuple[CertSpec, ...] = ()
+
+    def content_hash(self) -> str:
+        body = self.model_dump(mode="json", exclude={"revision"})
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]

@@ -1,0 +1,237 @@
+"""A project's CDN: origins, ordered cache rules, security at the edge, purges, analytics.
+
+The stored JSON of ``cdn_configs`` is ``model_dump(mode="json")`` of these input models:
+``origins`` a list of ``Origin``, ``cache_rules`` a list of ``CacheRule`` (with ids),
+``security`` an ``EdgeSecurity``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from edgeplane.model.common import Input, ObjectId, Output
+
+# /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
+_EXACT = re.compile(r"^/[^\s*?#]*$")
+_PREFIX = re.compile(r"^/(?:[^\s*?#/]+/){0,2}\*$")
+_EXT = re.compile(r"^\*\.[A-Za-z0-9]{1,16}$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_COOKIE_OR_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
+
+
+def check_pattern(value: str) -> str:
+    value = value.strip()
+    if _PREFIX.match(value) or _EXT.match(value) or _EXACT.match(value):
+        return value
+    raise ValueError(
+        "must be an exact path (/robots.txt), a prefix of at most two segments "
+        "(/static/*, /static/img/*, /* for everything) or an extension (*.css)"
+    )
+
+
+def pattern_kind(pattern: str) -> Literal["exact", "prefix", "ext"]:
+    if pattern.startswith("*."):
+        return "ext"
+    return "prefix" if pattern.endswith("*") else "exact"
+
+
+class CacheKey(Input):
+    """What besides the project and the path makes two requests the same cached object."""
+
+    host: bool = Field(True, description="the host name (off: one object for all domains)")
+    query: Literal["all", "none"] | list[str] = Field(
+        "all", description="all: the whole query string; none: ignored; a list: those parameters"
+    )
+    headers: list[str] = Field(default_factory=list, max_length=8)
+    cookies: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("query")
+    @classmethod
+    def _params(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            if not 1 <= len(value) <= 16:
+                raise ValueError("list between 1 and 16 query parameters, or all / none")
+            for name in value:
+                if not _COOKIE_OR_PARAM.match(name):
+                    raise ValueError(f"{name!r} is not a valid query parameter name")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HEADER.match(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        return [v.lower() for v in value]
+
+    @field_validator("cookies")
+    @classmethod
+    def _cookies(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _COOKIE_OR_PARAM.match(name):
+                raise ValueError(f"{name!r} is not a valid cookie name")
+        return value
+
+
+class CacheRuleCreate(Input):
+    id: ObjectId | None = None
+    pattern: Annotated[str, AfterValidator(check_pattern)] = Field(
+        description="/exact/path, /prefix/* (at most two segments), /* or *.ext"
+    )
+    ttl: int = Field(3600, ge=0, le=31_536_000, description="seconds an object stays fresh")
+    bypass: bool = Field(False, description="never cache what matches")
+    cache_key: CacheKey = Field(default_factory=CacheKey)
+    origin_cache_control: Literal["honour", "override"] = Field(
+        "override",
+        description="honour: the origin's Cache-Control / Expires win and ttl applies when it "
+        "says nothing; override: ttl applies whatever the origin says",
+    )
+    stale_if_error: bool = Field(True, description="serve stale content while the origin fails")
+    stale_while_revalidate: bool = Field(
+        False, description="serve stale content at once while refreshing it in the background"
+    )
+
+
+class CacheRule(Output):
+    id: str
+    pattern: str
+    ttl: int
+    bypass: bool
+    cache_key: CacheKey
+    origin_cache_control: Literal["honour", "override"]
+    stale_if_error: bool
+    stale_while_revalidate: bool
+
+
+class Origin(Input):
+    """Where the edge sends what it does not serve from cache: a URL or a load balancer."""
+
+    url: str | None = Field(None, description="http(s)://host[:port]")
+    load_balancer: ObjectId | None = Field(None, description="a load balancer of the project")
+    weight: int = Field(1, ge=1, le=1000, description="among URL origins")
+    backup: bool = Field(False, description="a URL origin used only when the others are down")
+
+    @model_validator(mode="after")
+    def _one(self) -> Origin:
+        if (self.url is None) == (self.load_balancer is None):
+            raise ValueError("give either url or load_balancer")
+        return self
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        m = re.match(r"^(https?)://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?/?$", value)
+        if not m:
+            raise ValueError("must be http(s)://host[:port] with no path")
+        if m.group(3) and not 1 <= int(m.group(3)) <= 65535:
+            raise ValueError("port must be 1-65535")
+        return value.rstrip("/")
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR block") from None
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class RateLimit(Input):
+    rate: int = Field(ge=1, le=1_000_000, description="requests per second per client address")
+    burst: int = Field(0, ge=0, le=1_000_000, description="requests above the rate let through")
+
+
+class EdgeSecurity(Input):
+    force_https: bool = Field(True, description="redirect HTTP to HTTPS (308)")
+    hsts_max_age: int = Field(0, ge=0, le=63_072_000, description="0: no HSTS header")
+    hsts_include_subdomains: bool = False
+    rate_limit: RateLimit | None = None
+    ip_allow: list[Cidr] = Field(default_factory=list, max_length=1000)
+    ip_deny: list[Cidr] = Field(default_factory=list, max_length=1000)
+
+
+class CDNConfigCreate(Input):
+    """The body of ``POST /api/v1/infrastructure/cdn``: replaces the project's CDN config."""
+
+    origins: list[Origin] = Field(default_factory=list, max_length=100)
+    cache_rules: list[CacheRuleCreate] = Field(default_factory=list, max_length=100)
+    security: EdgeSecurity = Field(default_factory=EdgeSecurity)
+
+
+class CDNDeployment(Output):
+    project: str
+    origins: list[Origin]
+    cache_rules: list[CacheRule]
+    security: EdgeSecurity
+    domains: list[str]  # what the edge serves for the project
+    revision: int | None  # the revision that holds this config
+    created_at: datetime
+    updated_at: datetime
+
+
+class PurgeRequest(Input):
+    paths: list[str] = Field(
+        default_factory=list, max_length=1000, description="/exact/path or /prefix/*"
+    )
+    purge_all: bool = False
+    wait: bool = Field(False, description="wait until every online edge node has purged")
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _something(self) -> PurgeRequest:
+        if not self.paths and not self.purge_all:
+            raise ValueError("give paths or purge_all")
+        return self
+
+
+class NodePurge(Output):
+    node: str
+    completed_at: datetime | None
+    purged_count: int | None
+    latency_ms: float | None  # from the purge call to the node's completion
+    error: str | None = None
+
+
+class PurgeResult(Output):
+    id: str
+    purged_count: int  # objects removed over all nodes that have completed
+    complete: bool  # every online node has completed
+    nodes: list[NodePurge]
+    created_at: datetime
+
+
+class LatencySummary(Output):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TrafficTotals(Output):
+    requests: int
+    hits: int
+    misses: int
+    hit_ratio: float | None  # hits / (hits + misses)
+    bytes_out: int
+    statuses: dict[str, int]
+    cache: dict[str, int]
+    upstream_ms: LatencySummary
+
+
+class DomainTraffic(TrafficTotals):
+    domain: str
+
+
+class CDNAnalytics(TrafficTotals):
+    project: str
+    start: datetime
+    end: datetime
+    domains: list[DomainTraffic]
