@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -87,6 +88,72 @@ def _endpoint(value: str) -> str:
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
 
 
+BackendAdminState = Literal["active", "draining", "disabled"]
+
+
+def backend_key(address: str, port: int | None) -> str:
+    """How a backend is named in health reports and URLs: the address as given, plus
+    ``:port`` for a server id with an explicit port."""
+    return f"{address}:{port}" if port is not None else address
+
+
+class Backend(Input):
+    """A backend of a load balancer: an inventory server, ``host:port`` or an http(s) URL."""
+
+    address: Endpoint = Field(description="inventory server id, host:port or http(s) URL")
+    port: int | None = Field(None, ge=1, le=65535, description="only for a server id (default 80)")
+    weight: int = Field(100, ge=1, le=1000, description="share of traffic among its peers")
+    backup: bool = Field(False, description="takes traffic only while every primary is down")
+    state: BackendAdminState = Field(
+        "active",
+        description="active; draining: no new requests, in-flight ones finish; disabled: off",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        return {"address": data} if isinstance(data, str) else data
+
+    @field_validator("port")
+    @classmethod
+    def _port_for_servers(cls, value: int | None, info: ValidationInfo) -> int | None:
+        address = info.data.get("address")
+        if value is not None and address is not None and classify_endpoint(address) != "server":
+            raise ValueError("a port is only for a server id; give it in the address instead")
+        return value
+
+    @property
+    def key(self) -> str:
+        return backend_key(self.address, self.port)
+
+
+class BackendUpdate(Input):
+    """The fields of a backend that change in place (the address names it)."""
+
+    port: int | None = Field(None, ge=1, le=65535)
+    weight: int | None = Field(None, ge=1, le=1000)
+    backup: bool | None = None
+    state: BackendAdminState | None = None
+
+
+def _duplicate(loc: tuple[int | str, ...], what: str, value: str) -> ValidationError:
+    # A ValidationError with its own location names the repeated item.
+    return ValidationError.from_exception_data(
+        "duplicate",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError(
+                    "duplicate_endpoint",
+                    "{endpoint} is listed twice" + what,
+                    {"endpoint": repr(value)},
+                ),
+                loc=loc,
+                input=value,
+            )
+        ],
+    )
+
+
 class LoadBalancerCreate(Input):
     id: ObjectId | None = None
     name: Name | None = None
@@ -95,10 +162,27 @@ class LoadBalancerCreate(Input):
     endpoints: list[Endpoint] = Field(
         default_factory=list,
         max_length=1000,
-        description="inventory server ids, host:port or http(s) URLs; each listed once",
+        description="shorthand: inventory server ids, host:port or http(s) URLs, each an "
+        "active backend of weight 100; each listed once",
+    )
+    backends: list[Backend] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="backends with weight, backup flag and state; merged with endpoints",
     )
     health_check: HealthCheck = Field(default_factory=HealthCheck)
+    connect_timeout_s: float = Field(
+        2.0, ge=0.1, le=60, description="seconds to connect to a backend before trying the next"
+    )
+    read_timeout_s: float = Field(
+        30.0, ge=0.5, le=3600, description="seconds between two reads from a backend"
+    )
+    retries: int = Field(
+        1, ge=0, le=5, description="tries on the next backend for idempotent requests"
+    )
     environment: Environment = Environment.PROD
+    # How many of ``backends`` came from ``endpoints`` (they come first): errors name them.
+    _from_endpoints: int = PrivateAttr(0)
 
     @model_validator(mode="before")
     @classmethod
@@ -121,23 +205,45 @@ class LoadBalancerCreate(Input):
         seen: set[str] = set()
         for i, value in enumerate(values):
             if value in seen:
-                # A ValidationError with its own location names the repeated item.
-                raise ValidationError.from_exception_data(
-                    "endpoints",
-                    [
-                        InitErrorDetails(
-                            type=PydanticCustomError(
-                                "duplicate_endpoint",
-                                "{endpoint} is listed twice",
-                                {"endpoint": repr(value)},
-                            ),
-                            loc=(i,),
-                            input=value,
-                        )
-                    ],
-                )
+                raise _duplicate((i,), "", value)
             seen.add(value)
         return values
+
+    @field_validator("backends")
+    @classmethod
+    def _backends_once(cls, values: list[Backend]) -> list[Backend]:
+        seen: set[str] = set()
+        for i, backend in enumerate(values):
+            if backend.key in seen:
+                raise _duplicate((i, "address"), "", backend.key)
+            seen.add(backend.key)
+        return values
+
+    @model_validator(mode="after")
+    def _merge_endpoints(self) -> LoadBalancerCreate:
+        """Endpoints become active backends of weight 100, before the backends given."""
+        keys = {b.key for b in self.backends}
+        for i, endpoint in enumerate(self.endpoints):
+            if endpoint in keys:
+                raise _duplicate(("endpoints", i), " (in endpoints and in backends)", endpoint)
+        merged = [*(Backend(address=e) for e in self.endpoints), *self.backends]
+        self._from_endpoints = len(self.endpoints)
+        self.backends = merged
+        self.endpoints = [b.address for b in merged]
+        return self
+
+    def backend_field(self, index: int) -> str:
+        """The input field that gave ``backends[index]``."""
+        if index < self._from_endpoints:
+            return f"endpoints.{index}"
+        return f"backends.{index - self._from_endpoints}.address"
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "connect_timeout_s": self.connect_timeout_s,
+            "read_timeout_s": self.read_timeout_s,
+            "retries": self.retries,
+        }
 
 
 class LoadBalancer(Output):
@@ -146,8 +252,12 @@ class LoadBalancer(Output):
     name: str
     algorithm: LBAlgorithm
     region: RegionCode | None
-    endpoints: list[str]
+    endpoints: list[str]  # the backends' addresses
+    backends: list[Backend] = Field(default_factory=list)
     health_check: HealthCheck
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 30.0
+    retries: int = 1
     environment: Environment
     created_at: datetime
     updated_at: datetime
@@ -155,6 +265,31 @@ class LoadBalancer(Output):
     @property
     def type(self) -> LBAlgorithm:
         return self.algorithm
+
+
+class NodeBackendHealth(Output):
+    """What one edge node's active checks last saw of a backend."""
+
+    node: str  # the edge node's name
+    node_id: str
+    state: Literal["up", "down", "unknown"]
+    reason: str
+    checked_at: datetime | None
+    changed_at: datetime | None
+    latency_ms: float | None
+
+
+class BackendHealth(Output):
+    """A backend's admin state and what every edge node sees of it."""
+
+    backend: str  # the key: address, plus :port for a server id with an explicit port
+    address: str
+    port: int | None
+    weight: int
+    backup: bool
+    admin_state: BackendAdminState
+    state: Literal["up", "down", "unknown"]  # up if any node says up, down if all say down
+    nodes: list[NodeBackendHealth]
 
 
 class DRConfigCreate(Input):

@@ -8,7 +8,16 @@ from fastapi import APIRouter, Body, Query, Response
 
 from edgeplane.api.deps import Ctx
 from edgeplane.model.common import Page
-from edgeplane.model.operations import DRConfig, DRConfigCreate, LoadBalancer, LoadBalancerCreate
+from edgeplane.model.operations import (
+    Backend,
+    BackendHealth,
+    BackendUpdate,
+    DRConfig,
+    DRConfigCreate,
+    HealthCheck,
+    LoadBalancer,
+    LoadBalancerCreate,
+)
 from edgeplane.model.routing import RouteDecision
 from edgeplane.services import dr, load_balancers, routing
 
@@ -48,6 +57,54 @@ def delete_load_balancer(ctx: Ctx, lb_id: str) -> Response:
     with ctx.write() as tx:
         load_balancers.delete(tx, lb_id)
     return Response(status_code=204)
+
+
+@router.get("/loadbalancer/{lb_id}/backends", response_model=list[Backend])
+def list_backends(ctx: Ctx, lb_id: str) -> list[Backend]:
+    with ctx.read() as tx:
+        return load_balancers.list_backends(tx, lb_id)
+
+
+@router.post("/loadbalancer/{lb_id}/backends", response_model=Backend, status_code=201)
+def add_backend(ctx: Ctx, lb_id: str, body: Backend) -> Backend:
+    """Add a backend; 409 when its address (and port) is there already."""
+    with ctx.write() as tx:
+        return load_balancers.add_backend(tx, lb_id, body)
+
+
+@router.post("/loadbalancer/{lb_id}/backends/{address:path}/drain", response_model=Backend)
+def drain_backend(ctx: Ctx, lb_id: str, address: str) -> Backend:
+    """Stop sending new requests to the backend; requests in flight finish."""
+    with ctx.write() as tx:
+        return load_balancers.drain_backend(tx, lb_id, address)
+
+
+@router.patch("/loadbalancer/{lb_id}/backends/{address:path}", response_model=Backend)
+def update_backend(ctx: Ctx, lb_id: str, address: str, body: BackendUpdate) -> Backend:
+    """Change a backend's weight, backup flag or state (active, draining, disabled)."""
+    with ctx.write() as tx:
+        return load_balancers.update_backend(tx, lb_id, address, body)
+
+
+@router.delete("/loadbalancer/{lb_id}/backends/{address:path}", status_code=204)
+def remove_backend(ctx: Ctx, lb_id: str, address: str) -> Response:
+    with ctx.write() as tx:
+        load_balancers.remove_backend(tx, lb_id, address)
+    return Response(status_code=204)
+
+
+@router.get("/loadbalancer/{lb_id}/health", response_model=list[BackendHealth])
+def get_backend_health(ctx: Ctx, lb_id: str) -> list[BackendHealth]:
+    """Per backend, what each edge node's active checks last saw (up if any node says up)."""
+    with ctx.read() as tx:
+        return load_balancers.backend_health(tx, lb_id)
+
+
+@router.put("/loadbalancer/{lb_id}/health-check", response_model=LoadBalancer)
+def update_health_check(ctx: Ctx, lb_id: str, body: HealthCheck) -> LoadBalancer:
+    """Replace the health check; fields not given take their defaults."""
+    with ctx.write() as tx:
+        return load_balancers.update_health_check(tx, lb_id, body)
 
 
 @router.get("/dr-configs", response_model=Page[DRConfig])
