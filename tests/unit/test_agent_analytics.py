@@ -1,0 +1,171 @@
+"""Per-minute traffic from nginx JSON access log lines, and tailing the log across rotation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgeplane.edge.agent.analytics import (
+    LogTailer,
+    TrafficAggregator,
+    bucket_index,
+    rotate,
+    upstream_ms,
+)
+from edgeplane.model.edge import UPSTREAM_MS_BUCKETS
+
+MINUTE = 1_795_321_500.0  # a minute boundary (divisible by 60)
+
+
+def line(
+    *,
+    t: float = MINUTE + 1.5,
+    host: str = "s1.test",
+    site: str = "p1",
+    status: int = 200,
+    cache: str = "MISS",
+    upstream: str = "0.004",
+    size: int = 100,
+    uri: str = "/x",
+) -> str:
+    # Exactly the shape nginx writes with the edge_json log_format (escape=json).
+    return (
+        f'{{"ts":"2026-11-22T04:25:24+00:00","msec":{t:.3f},"host":"{host}","site":"{site}",'
+        f'"method":"GET","uri":"{uri}","status":{status},"bytes_sent":{size},'
+        f'"request_time":0.004,"upstream_response_time":"{upstream}",'
+        f'"upstream_addr":"127.0.0.1:41835","cache":"{cache}","remote_addr":"127.0.0.1"}}'
+    )
+
+
+def test_upstream_time_parsing_and_buckets() -> None:
+    assert upstream_ms("0.004") == 4.0
+    assert upstream_ms("0.001, 0.002") == 3.0  # a retry: both tries count
+    assert upstream_ms("0.001 : 0.002") == 3.0
+    assert upstream_ms("") is None and upstream_ms("-") is None
+    assert bucket_index(0.5) == 0 and bucket_index(1.0) == 0 and bucket_index(1.01) == 1
+    assert bucket_index(31_000) == len(UPSTREAM_MS_BUCKETS)
+
+
+def test_aggregates_per_site_domain_and_minute() -> None:
+    agg = TrafficAggregator()
+    lines = [
+        line(cache="MISS", upstream="0.004", size=100),
+        line(cache="HIT", upstream="", size=100),
+        line(cache="HIT", upstream="", size=100),
+        line(cache="STALE", upstream="0.001, 2.000", status=200, size=50),
+        line(cache="EXPIRED", upstream="0.120", size=10),
+        line(cache="BYPASS", upstream="0.002", status=404, size=10),
+        line(cache="MISS", upstream="0.002", status=502, size=10),
+        line(host="S2.test", cache="MISS", upstream="0.004"),  # another domain of the site
+        line(t=MINUTE + 61, cache="HIT", upstream=""),  # the next minute
+        line(site="", host="unknown.test", status=404, cache=""),  # no site: not counted
+        "not json",
+    ]
+    for raw in lines:
+        agg.add_line(raw)
+    assert agg.skipped == 1
+    out = {(m.domain, m.minute): m for m in agg.changed()}
+    assert set(out) == {
+        ("s1.test", datetime.fromtimestamp(MINUTE, UTC)),
+        ("s2.test", datetime.fromtimestamp(MINUTE, UTC)),
+        ("s1.test", datetime.fromtimestamp(MINUTE + 60, UTC)),
+    }
+    m = out[("s1.test", datetime.fromtimestamp(MINUTE, UTC))]
+    assert m.site == "p1"
+    assert m.requests == 7
+    assert m.hits == 3  # HIT x2 + STALE (served from cache)
+    assert m.misses == 3  # MISS x2 + EXPIRED; BYPASS is neither
+    assert m.bytes_out == 380
+    assert m.statuses == {"2xx": 5, "4xx": 1, "5xx": 1}
+    assert m.cache == {"MISS": 2, "HIT": 2, "STALE": 1, "EXPIRED": 1, "BYPASS": 1}
+    assert len(m.upstream_ms) == len(UPSTREAM_MS_BUCKETS) + 1
+    assert sum(m.upstream_ms) == 5  # the two HITs never reached the origin
+    assert m.upstream_ms[bucket_index(4.0)] == 1
+    assert m.upstream_ms[bucket_index(2001.0)] == 1  # the retried request: 1 + 2000 ms
+    assert m.upstream_ms[bucket_index(120.0)] == 1
+
+    # Nothing new: nothing to send. A new line re-sends its minute with the full totals.
+    assert agg.changed() == []
+    agg.add_line(line(cache="HIT", upstream=""))
+    again = agg.changed()
+    assert len(again) == 1 and again[0].requests == 8 and again[0].hits == 4
+    # A failed report puts the minutes back.
+    agg.restore(again)
+    assert [x.requests for x in agg.changed()] == [8]
+    agg.forget_before(MINUTE + 60 * 30)
+    agg.add_line(line(cache="HIT", upstream=""))
+    assert [x.requests for x in agg.changed()] == [1]
+
+
+def test_tailer_reads_whole_lines_and_follows_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    tailer = LogTailer(log)
+    assert tailer.read_lines() == []  # not there yet
+    with log.open("a") as f:
+        f.write(line(uri="/1") + "\n" + line(uri="/2")[:30])
+    got = tailer.read_lines()
+    assert [json.loads(x)["uri"] for x in got] == ["/1"]
+    with log.open("a") as f:
+        f.write(line(uri="/2")[30:] + "\n")
+    assert [json.loads(x)["uri"] for x in tailer.read_lines()] == ["/2"]
+
+    # Rotation by a real process standing in for the nginx master: it reopens on SIGUSR1.
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal,sys,time\n"
+            "p=sys.argv[1]\n"
+            "f=open(p,'a')\n"
+            "def reopen(*_):\n"
+            "    global f\n"
+            "    f.close(); f=open(p,'a'); f.write(sys.argv[2]+'\\n'); f.flush()\n"
+            "signal.signal(signal.SIGUSR1, reopen)\n"
+            "f.write(sys.argv[3]+'\\n'); f.flush()\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(30)\n",
+            str(log),
+            line(uri="/after"),
+            line(uri="/before"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        pid_file = tmp_path / "nginx.pid"
+        pid_file.write_text(f"{writer.pid}\n")
+        assert not rotate(log, pid_file, max_bytes=1 << 20)  # small: left alone
+        assert rotate(log, pid_file, max_bytes=10)
+        assert (tmp_path / "access.json.1").exists()
+        deadline = time.monotonic() + 5
+        uris: list[str] = []
+        while time.monotonic() < deadline and "/after" not in uris:
+            uris += [json.loads(x)["uri"] for x in tailer.read_lines()]
+            time.sleep(0.02)
+        # The end of the old file first, then the new file from its start.
+        assert uris == ["/before", "/after"]
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    tailer.close()
+
+
+def test_tailer_can_start_at_the_end(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    log.write_text(line(uri="/old") + "\n")
+    tailer = LogTailer(log, from_end=True)
+    assert tailer.read_lines() == []
+    with log.open("a") as f:
+        f.write(line(uri="/new") + "\n")
+    assert [json.loads(x)["uri"] for x in tailer.read_lines()] == ["/new"]
+    log.write_text("")  # truncated in place
+    with log.open("a") as f:
+        f.write(line(uri="/t") + "\n")
+    assert [json.loads(x)["uri"] for x in tailer.read_lines()] == ["/t"]

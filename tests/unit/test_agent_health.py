@@ -1,0 +1,257 @@
+"""The agent's active health checks against real origin processes (sockets, not mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from origins import Origin, OriginSet, origin_set
+
+from edgeplane.edge.agent.health import (
+    HealthChecker,
+    Prober,
+    ProbeResult,
+    Target,
+    dynamic_weights,
+    moved_enough,
+    parse_expected,
+)
+from edgeplane.edge.config import BackendSpec, HealthCheckSpec, PoolSpec
+
+
+@pytest.fixture
+def origins() -> Iterator[OriginSet]:
+    with origin_set() as s:
+        yield s
+
+
+def backend(origin: Origin, **kw: object) -> BackendSpec:
+    return BackendSpec(key=origin.address, host="127.0.0.1", port=origin.port, **kw)  # type: ignore[arg-type]
+
+
+def check(**kw: object) -> HealthCheckSpec:
+    base: dict[str, object] = {
+        "path": "/health",
+        "interval_s": 1.0,
+        "timeout_s": 0.5,
+        "healthy_threshold": 2,
+        "unhealthy_threshold": 2,
+    }
+    base.update(kw)
+    return HealthCheckSpec(**base)  # type: ignore[arg-type]
+
+
+def target(origin: Origin, **kw: object) -> Target:
+    return Target("lb.p.1", backend(origin), check(**kw), "round_robin")
+
+
+def probe(t: Target) -> ProbeResult:
+    async def run() -> ProbeResult:
+        prober = Prober()
+        try:
+            return await prober.probe(t)
+        finally:
+            await prober.aclose()
+
+    return asyncio.run(run())
+
+
+def test_expected_status_parsing() -> None:
+    assert parse_expected("200-399") == ((200, 399),)
+    assert parse_expected("200") == ((200, 200),)
+    assert parse_expected("200, 204-206") == ((200, 200), (204, 206))
+    assert parse_expected("banana") == ((200, 399),)
+    assert parse_expected("399-200") == ((200, 399),)
+
+
+def test_probe_outcomes_against_real_sockets(origins: OriginSet) -> None:
+    a = origins.start("a")
+    ok = probe(target(a))
+    assert ok.ok and ok.reason == "ok" and ok.latency_ms is not None and ok.latency_ms < 500
+
+    a.set_health(500)
+    bad = probe(target(a))
+    assert not bad.ok and bad.reason == "status 500 (expected 200-399)"
+    # The expected range decides: 500 is fine when it is what the check expects.
+    assert probe(target(a, expected_status="500")).ok
+    a.set_health(204)
+    assert probe(target(a, expected_status="200")).reason == "status 204 (expected 200)"
+    assert probe(target(a, expected_status="200,204")).ok
+
+    # The Host header of the check is sent as configured.
+    assert probe(target(a, expected_status="204", host="health.example")).ok
+
+    # TCP checks only connect.
+    a.set_health(500)
+    assert probe(target(a, protocol="tcp")).ok
+
+    a.stop()  # SIGSTOP: the kernel accepts the connection, nobody answers
+    started = time.monotonic()
+    hung = probe(target(a))
+    elapsed = time.monotonic() - started
+    assert not hung.ok and hung.reason == "timeout after 0.5s"
+    assert 0.4 < elapsed < 1.5
+    a.cont()
+
+    a.kill()
+    assert probe(target(a)).reason == "connect refused"
+    assert probe(target(a, protocol="tcp")).reason == "connect refused"
+
+
+def test_rise_and_fall_counters(origins: OriginSet) -> None:
+    """A new backend is up after one good check, down after `fall` bad ones, up again after
+    `rise` good ones; each change (but unknown -> up) calls on_change."""
+    a = origins.start("a")
+
+    async def run() -> list[str]:
+        changes: list[str] = []
+        checker = HealthChecker(on_change=lambda: changes.append("change"))
+        t = target(a, healthy_threshold=3, unhealthy_threshold=2)
+        pool = PoolSpec(id=t.pool, algorithm="round_robin", backends=(t.backend,),
+                        health_check=t.check)
+        checker.update([pool])
+        # Drive the checks one by one (the background task is cancelled to keep control).
+        await checker.close()
+        checker._targets[t.key] = t  # the target the records apply to
+        prober = Prober()
+        states: list[str] = []
+
+        async def step() -> None:
+            checker.record(t, await prober.probe(t))
+            status = checker.status(t.pool, t.backend.key)
+            assert status is not None
+            states.append(status.state)
+
+        await step()  # unknown -> up (optimistic, no change for nginx)
+        assert changes == []
+        a.set_health(503)
+        await step()  # 1 failure: still up
+        await step()  # 2 failures: down
+        status = checker.status(t.pool, t.backend.key)
+        assert status is not None and status.reason == "status 503 (expected 200-399)"
+        assert status.checked_at is not None and status.changed_at is not None
+        assert checker.decision()[0] == frozenset({t.key})
+        a.set_health(200)
+        await step()
+        await step()
+        assert checker.decision()[0] == frozenset({t.key})  # 2 of 3 successes
+        await step()
+        assert checker.decision()[0] == frozenset()
+        await prober.aclose()
+        report = checker.report()
+        assert [(b.pool, b.backend, b.state, b.reason) for b in report] == [
+            (t.pool, t.backend.key, "up", "ok")
+        ]
+        assert len(changes) == 2
+        return states
+
+    assert asyncio.run(run()) == ["up", "up", "down", "down", "down", "up"]
+
+
+def test_first_failed_check_marks_a_new_backend_down(origins: OriginSet) -> None:
+    a = origins.start("a")
+    a.set_health(500)
+
+    async def run() -> None:
+        changes: list[int] = []
+        checker = HealthChecker(on_change=lambda: changes.append(1))
+        t = target(a)
+        checker._targets[t.key] = t
+        from edgeplane.edge.agent.health import BackendStatus
+
+        checker._status[t.key] = BackendStatus(pool=t.pool, key=t.backend.key)
+        prober = Prober()
+        checker.record(t, await prober.probe(t))
+        await prober.aclose()
+        assert checker.decision()[0] == frozenset({t.key})
+        assert changes == [1]
+
+    asyncio.run(run())
+
+
+def test_running_checker_follows_a_frozen_backend(origins: OriginSet) -> None:
+    """With interval 1 s, fall 2: a SIGSTOPped backend is down within ~2 intervals + timeout,
+    the other stays up, and after SIGCONT it comes back after `rise` checks."""
+    a = origins.start("a")
+    b = origins.start("b")
+    hc = check(unhealthy_threshold=2, healthy_threshold=2)
+    pool = PoolSpec(id="lb.p.1", algorithm="round_robin", backends=(backend(a), backend(b)),
+                    health_check=hc)
+
+    async def wait_for(cond: object, deadline_s: float) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < deadline_s:
+            if cond():  # type: ignore[operator]
+                return time.monotonic() - start
+            await asyncio.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
+    async def run() -> tuple[float, float]:
+        changed = asyncio.Event()
+        checker = HealthChecker(on_change=changed.set)
+        checker.update([pool])
+        try:
+            await wait_for(lambda: all(s.state == "up" for s in checker.report()), 3)
+            a.stop()
+            down_after = await wait_for(
+                lambda: checker.decision()[0] == frozenset({("lb.p.1", a.address)}), 5
+            )
+            assert changed.is_set()
+            status = checker.status("lb.p.1", a.address)
+            assert status is not None and status.reason == "timeout after 0.5s"
+            other = checker.status("lb.p.1", b.address)
+            assert other is not None and other.state == "up"
+            a.cont()
+            up_after = await wait_for(lambda: checker.decision()[0] == frozenset(), 5)
+            # A backend removed from the snapshot is no longer checked nor reported.
+            checker.update([pool.model_copy(update={"backends": (backend(b),)})])
+            assert [s.backend for s in checker.report()] == [b.address]
+            # Disabled backends are not checked; pools without a check neither.
+            checker.update([
+                pool.model_copy(update={"backends": (backend(b, state="disabled"),)}),
+                PoolSpec(id="origin.p", algorithm="round_robin", backends=(backend(a),)),
+            ])
+            assert checker.report() == []
+            return down_after, up_after
+        finally:
+            await checker.close()
+
+    down_after, up_after = asyncio.run(run())
+    # fall=2 at 1 s intervals with a 0.5 s timeout: at most ~2.5 s (plus scheduling).
+    assert down_after < 3.5, down_after
+    assert up_after < 3.5, up_after
+
+
+def test_dynamic_weights_follow_latency_with_hysteresis() -> None:
+    assert dynamic_weights({"a": 10.0, "b": 20.0, "c": 1000.0}) == {"a": 100, "b": 50, "c": 1}
+    # Loopback jitter below the floor does not count.
+    assert dynamic_weights({"a": 0.2, "b": 1.5}) == {"a": 100, "b": 100}
+    assert moved_enough(None, 50)
+    assert not moved_enough(50, 59) and moved_enough(50, 61) and moved_enough(50, 39)
+
+    async def run() -> None:
+        changes: list[int] = []
+        checker = HealthChecker(on_change=lambda: changes.append(1))
+        hc = check()
+        fast = BackendSpec(key="fast", host="127.0.0.1", port=1)
+        slow = BackendSpec(key="slow", host="127.0.0.1", port=2)
+        tf = Target("lb.p.d", fast, hc, "dynamic")
+        ts = Target("lb.p.d", slow, hc, "dynamic")
+        from edgeplane.edge.agent.health import BackendStatus
+
+        for t in (tf, ts):
+            checker._targets[t.key] = t
+            checker._status[t.key] = BackendStatus(pool=t.pool, key=t.backend.key)
+        checker.record(tf, ProbeResult(True, "ok", 10.0))
+        checker.record(ts, ProbeResult(True, "ok", 40.0))
+        assert checker.decision()[1] == {("lb.p.d", "fast"): 100, ("lb.p.d", "slow"): 25}
+        n = len(changes)
+        checker.record(ts, ProbeResult(True, "ok", 44.0))  # p50 42 -> 24: within 20 %
+        assert checker.decision()[1][("lb.p.d", "slow")] == 25 and len(changes) == n
+        for _ in range(5):
+            checker.record(ts, ProbeResult(True, "ok", 100.0))  # p50 100 -> 10
+        assert checker.decision()[1][("lb.p.d", "slow")] == 10 and len(changes) > n
+
+    asyncio.run(run())
