@@ -18,6 +18,8 @@ class Settings:
     geoip_db: str | None = None
     url: str | None = None
     token: str | None = None
+    # The key that encrypts secrets at rest (private keys); else $EDGEPLANE_HOME/secret.key.
+    secret_key: str | None = None
     # A server whose latest metrics reach any of these utilisation percentages has no spare
     # capacity for routing (the alert thresholds of the operations guide).
     route_max_cpu: float = 80.0
@@ -34,6 +36,7 @@ class Settings:
             geoip_db=env.get("EDGEPLANE_GEOIP_DB") or None,
             url=env.get("EDGEPLANE_URL") or None,
             token=env.get("EDGEPLANE_TOKEN") or None,
+            secret_key=env.get("EDGEPLANE_SECRET_KEY") or None,
         )
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "home" in clean:
@@ -45,6 +48,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'edgeplane.db').resolve()}"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.home / "secret.key"
 
     @property
     def admin_token_path(self) -> Path:

@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 
 import edgeplane
 from edgeplane.api import problems
-from edgeplane.api.routers import access, inventory, operations
+from edgeplane.api.routers import access, edge, inventory, operations
 from edgeplane.routing.geoip import GeoLocator
+from edgeplane.secrets import SecretBox, bind
 from edgeplane.services.actor import Actor
 from edgeplane.settings import Settings
 from edgeplane.store.db import Database
@@ -35,10 +36,12 @@ def create_app(
     app.state.db = db
     app.state.locator = locator or GeoLocator(settings.geoip_db)
     app.state.local_actor = local_actor
+    bind(db.engine, SecretBox.from_settings(settings))
     problems.install(app)
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
+    app.include_router(edge.router)
 
     @app.get("/healthz", tags=["system"])
     def healthz() -> JSONResponse:

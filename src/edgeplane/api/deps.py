@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from edgeplane.errors import Forbidden
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services import access
 from edgeplane.services.actor import PLATFORM_PROJECT, Actor
@@ -50,7 +51,27 @@ def get_actor(
     local: Actor | None = request.app.state.local_actor
     if local is not None:
         return local
-    return access.authenticate(request.app.state.db, creds.credentials if creds else None)
+    actor = access.authenticate(request.app.state.db, creds.credentials if creds else None)
+    if actor.edge:
+        raise Forbidden("this token is for the edge protocol only")
+    return actor
+
+
+def get_edge_actor(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The caller of the edge protocol: an edge token (or the embedded local actor)."""
+    local: Actor | None = request.app.state.local_actor
+    if local is not None:
+        return local
+    actor = access.authenticate(request.app.state.db, creds.credentials if creds else None)
+    if not actor.edge:
+        raise Forbidden("the edge protocol needs an edge token (edgeplane token create --edge)")
+    return actor
+
+
+EdgeActor = Annotated[Actor, Depends(get_edge_actor)]
 
 
 def get_context(

@@ -26,6 +26,7 @@ TOKEN_COLUMNS: list[Column] = [
     ("NAME", "name"),
     ("PREFIX", "prefix"),
     ("ROLES", "roles"),
+    ("SCOPE", "scope"),
     ("CREATED", "created_at"),
     ("BY", "created_by"),
     ("LAST USED", "last_used_at"),
@@ -103,10 +104,13 @@ def token_create(
             help=f"role in a project ({o.choices(Role)}); repeatable",
         ),
     ] = None,
+    edge: Annotated[
+        bool, typer.Option("--edge", help="a token for an edge node's agent (no roles)")
+    ] = False,
     as_json: o.Json = False,
 ) -> None:
     """Issue a token; its secret is printed once."""
-    body = rt.compact(name=name, roles=rt.pairs(role, "--role"))
+    body = rt.compact(name=name, roles=rt.pairs(role, "--role"), scope="edge" if edge else None)
     rt.request(ctx, as_json, "POST", f"{API}/tokens", body=body, scoped=False, render=render_issued)
 
 

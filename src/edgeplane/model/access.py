@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -26,7 +26,10 @@ class Project(Output):
 class TokenCreate(Input):
     name: Name
     roles: dict[Slug, Role] = Field(
-        description='project -> role, e.g. {"default": "editor"}', min_length=1
+        default_factory=dict, description='project -> role, e.g. {"default": "editor"}'
+    )
+    scope: Literal["api", "edge"] = Field(
+        "api", description="api: the REST API by roles; edge: the edge protocol only (no roles)"
     )
 
 
@@ -35,6 +38,7 @@ class Token(Output):
     name: str
     prefix: str = Field(description="the first characters of the secret, to recognise it")
     roles: dict[str, Role]
+    scope: Literal["api", "edge"] = "api"
     created_at: datetime
     created_by: str
     last_used_at: datetime | None = None

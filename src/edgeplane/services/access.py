@@ -48,6 +48,7 @@ def _token_model(tx: Tx, row: TokenRow) -> Token:
         name=row.name,
         prefix=row.prefix,
         roles=_roles(tx, row.id),
+        scope="edge" if row.scope == "edge" else "api",
         created_at=row.created_at,
         created_by=row.created_by,
         last_used_at=row.last_used_at,
@@ -126,7 +127,9 @@ def delete_project(tx: Tx, project_id: str) -> None:
 # Tokens -----------------------------------------------------------------------------------
 
 
-def _issue(tx: Tx, name: str, roles: dict[str, Role], created_by: str) -> TokenIssued:
+def _issue(
+    tx: Tx, name: str, roles: dict[str, Role], created_by: str, scope: str = "api"
+) -> TokenIssued:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
     row = TokenRow(
         id=f"tok-{secrets.token_hex(6)}",
@@ -135,6 +138,7 @@ def _issue(tx: Tx, name: str, roles: dict[str, Role], created_by: str) -> TokenI
         prefix=secret[:10],
         created_at=utcnow(),
         created_by=created_by,
+        scope=scope,
     )
     tx.session.add(row)
     tx.session.flush()
@@ -148,6 +152,13 @@ def _issue(tx: Tx, name: str, roles: dict[str, Role], created_by: str) -> TokenI
 
 def create_token(tx: Tx, data: TokenCreate | dict[str, Any]) -> TokenIssued:
     spec = validate(TokenCreate, data) if isinstance(data, dict) else data
+    if spec.scope == "edge":
+        if spec.roles:
+            raise InvalidInput.at("roles", "an edge token has no roles; leave roles out")
+        tx.actor.require_platform_admin()
+        return _issue(tx, spec.name, {}, tx.actor.name, scope="edge")
+    if not spec.roles:
+        raise InvalidInput.at("roles", "give at least one project role")
     for project in spec.roles:
         if tx.session.get(ProjectRow, project) is None:
             raise InvalidInput.at(f"roles.{project}", f"no project {project!r}")
@@ -216,7 +227,13 @@ def authenticate(db: Database, secret: str | None) -> Actor:
             raise Unauthenticated("unknown token")
         if row.revoked_at is not None:
             raise Unauthenticated("this token has been revoked")
-        actor = Actor(name=f"{row.name} ({row.id})", roles=_roles(tx, row.id), token_id=row.id)
+        edge = row.scope == "edge"
+        actor = Actor(
+            name=f"{row.name} ({row.id})",
+            roles={} if edge else _roles(tx, row.id),
+            token_id=row.id,
+            edge=edge,
+        )
         stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_GRANULARITY
         token_id = row.id
     if stale:
@@ -225,6 +242,13 @@ def authenticate(db: Database, secret: str | None) -> Actor:
                 update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=utcnow())
             )
     return actor
+
+
+def create_edge_token(db: Database, name: str) -> str:
+    """Issue a token for the edge protocol (an edge node's agent); returns the secret."""
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        issued = create_token(tx, TokenCreate(name=name, scope="edge"))
+    return issued.token
 
 
 def ensure_admin_token(db: Database, path: Path) -> str:

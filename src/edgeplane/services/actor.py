@@ -22,6 +22,7 @@ class Actor:
     roles: dict[str, Role] = field(default_factory=dict)
     token_id: str | None = None
     local: bool = False
+    edge: bool = False  # an edge token: the edge protocol only, no roles
 
     def role_in(self, project: str) -> Role | None:
         if self.local:

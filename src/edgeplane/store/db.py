@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,8 @@ class Database:
         self._write_sessions = sessionmaker(
             self.engine.execution_options(edgeplane_write=True), expire_on_commit=False
         )
+        # Called with the new revision after each commit that bumped it (edge long-polls).
+        self.after_commit: list[Callable[[int], None]] = []
 
     @classmethod
     def for_tests(cls, url: str) -> Database:
@@ -149,6 +151,10 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+        if tx.revision is not None:
+            for hook in list(self.after_commit):
+                with suppress(Exception):  # a waker must never fail a committed change
+                    hook(tx.revision)
 
     @contextmanager
     def read(self, actor: Actor, project: str) -> Iterator[Tx]:

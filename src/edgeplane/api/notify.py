@@ -1,0 +1,91 @@
+"""Waking long-polls when the desired state changes.
+
+Two sources wake the waiters: a commit made in this process (``Database.after_commit``), at
+once, and a watcher that reads the revision every ``interval`` seconds while anyone waits,
+which sees commits of other replicas sharing the database (PostgreSQL).
+
+A waiter takes ``ticket()`` *before* it checks the state and then ``wait(ticket, timeout)``:
+a change between the check and the wait is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from edgeplane.store.db import Database
+from edgeplane.store.tables import RevisionRow
+
+
+class RevisionNotifier:
+    def __init__(self, db: Database, *, interval: float = 0.05) -> None:
+        self._db = db
+        self._interval = interval
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event = asyncio.Event()
+        self._revision = -1
+        self._waiters = 0
+        self._watcher: asyncio.Task[None] | None = None
+        db.after_commit.append(self._on_commit)
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._event = asyncio.Event()
+            self._watcher = None
+
+    def ticket(self) -> asyncio.Event:
+        self._bind_loop()
+        return self._event
+
+    def _wake(self, revision: int | None = None) -> None:
+        if revision is not None:
+            self._revision = max(self._revision, revision)
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    def _on_commit(self, revision: int) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake, revision)
+
+    def _read_revision(self) -> int:
+        with self._db.engine.connect() as conn:
+            value = conn.execute(select(RevisionRow.value).where(RevisionRow.id == 1)).scalar()
+            return int(value or 0)
+
+    async def _watch(self) -> None:
+        try:
+            while self._waiters > 0:
+                try:
+                    revision = await run_in_threadpool(self._read_revision)
+                except Exception:  # the database is unreachable: keep the waiters waiting
+                    revision = self._revision
+                if revision > self._revision:
+                    first = self._revision < 0
+                    self._revision = revision
+                    if not first:
+                        self._wake()
+                await asyncio.sleep(self._interval)
+        finally:
+            self._watcher = None
+
+    async def wait(self, ticket: asyncio.Event, timeout: float) -> bool:
+        """True when woken (something changed since ``ticket``), False after ``timeout``."""
+        if ticket.is_set():
+            return True
+        self._waiters += 1
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        try:
+            await asyncio.wait_for(ticket.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters -= 1

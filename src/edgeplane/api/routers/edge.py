@@ -1,0 +1,181 @@
+"""The edge protocol (edge tokens) and the edge nodes as people see them (API tokens)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from edgeplane.api.deps import Ctx, EdgeActor
+from edgeplane.api.notify import RevisionNotifier
+from edgeplane.edge.config import NodeSpec
+from edgeplane.edge.state import cache_for, current_revision
+from edgeplane.model.edge import (
+    Ack,
+    AnalyticsReport,
+    ConfigPoll,
+    EdgeNode,
+    HealthReport,
+    NodeRegister,
+    PurgeAck,
+    PurgeTask,
+)
+from edgeplane.services import edge_nodes
+from edgeplane.services.actor import PLATFORM_PROJECT, Actor
+from edgeplane.store.db import Database
+from edgeplane.store.tables import utcnow
+
+router = APIRouter(prefix="/api/v1/edge", tags=["edge"])
+
+DEFAULT_WAIT_S = 25.0
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _notifier(request: Request) -> RevisionNotifier:
+    state = request.app.state
+    notifier: RevisionNotifier | None = getattr(state, "edge_notifier", None)
+    if notifier is None:
+        notifier = state.edge_notifier = RevisionNotifier(state.db)
+    return notifier
+
+
+# The edge protocol ---------------------------------------------------------------------------
+
+
+@router.post("/nodes", response_model=EdgeNode, summary="Register an edge node (edge token)")
+def register(request: Request, actor: EdgeActor, body: NodeRegister) -> EdgeNode:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        return edge_nodes.register(tx, body)
+
+
+@dataclass
+class _PollState:
+    revision: int
+    purges: list[PurgeTask]
+    node: NodeSpec
+
+
+def _poll_state(db: Database, actor: Actor, node_id: str) -> _PollState:
+    with db.read(actor, PLATFORM_PROJECT) as tx:
+        row = edge_nodes.node_row(tx, node_id)
+        seen = row.last_seen_at
+        stale = seen is None or utcnow() - seen >= edge_nodes.SEEN_GRANULARITY
+        state = _PollState(
+            revision=current_revision(tx.session),
+            purges=edge_nodes.pending_purges(tx, row),
+            node=NodeSpec(id=row.id, name=row.name, region=row.region),
+        )
+    if stale:
+        with db.transaction(actor, PLATFORM_PROJECT) as tx:
+            edge_nodes.touch(tx, node_id)
+    return state
+
+
+def _answer(db: Database, actor: Actor, state: _PollState, after: int) -> bytes:
+    with db.read(actor, PLATFORM_PROJECT) as tx:
+        snap = cache_for(tx.session).for_node(tx.session, state.node, state.revision)
+    newer = snap.config.revision > after
+    purges = json.dumps([p.model_dump(mode="json") for p in state.purges])
+    return b"".join(
+        [
+            b'{"revision":',
+            str(snap.config.revision).encode(),
+            b',"hash":',
+            json.dumps(snap.hash).encode(),
+            b',"config":',
+            snap.body if newer else b"null",
+            b',"purges":',
+            purges.encode(),
+            b"}",
+        ]
+    )
+
+
+@router.get(
+    "/nodes/{node_id}/config",
+    response_model=ConfigPoll,
+    summary="Long-poll the node's snapshot (edge token)",
+)
+async def poll_config(
+    request: Request,
+    actor: EdgeActor,
+    node_id: str,
+    after: Annotated[
+        int, Query(ge=-1, description="the revision the node has; -1: answer at once")
+    ] = -1,
+    wait: Annotated[
+        float, Query(ge=0, le=120, description="seconds to wait for a newer revision")
+    ] = DEFAULT_WAIT_S,
+) -> Response:
+    db = _db(request)
+    notifier = _notifier(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        ticket = notifier.ticket()
+        state = await run_in_threadpool(_poll_state, db, actor, node_id)
+        remaining = deadline - loop.time()
+        if state.revision > after or state.purges or remaining <= 0:
+            break
+        await notifier.wait(ticket, remaining)
+    body = await run_in_threadpool(_answer, db, actor, state, after)
+    return Response(content=body, media_type="application/json")
+
+
+@router.post("/nodes/{node_id}/ack", response_model=EdgeNode, summary="Acknowledge an apply")
+def ack(request: Request, actor: EdgeActor, node_id: str, body: Ack) -> EdgeNode:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        return edge_nodes.ack(tx, node_id, body)
+
+
+@router.post("/nodes/{node_id}/health", status_code=204, summary="Report backend health")
+def health(request: Request, actor: EdgeActor, node_id: str, body: HealthReport) -> Response:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        edge_nodes.report_health(tx, node_id, body)
+    return Response(status_code=204)
+
+
+@router.post("/nodes/{node_id}/purges/{purge_id}", status_code=204, summary="Acknowledge a purge")
+def purge_done(
+    request: Request, actor: EdgeActor, node_id: str, purge_id: str, body: PurgeAck
+) -> Response:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        edge_nodes.ack_purge(tx, node_id, purge_id, body)
+    return Response(status_code=204)
+
+
+@router.post("/nodes/{node_id}/analytics", status_code=204, summary="Report traffic per minute")
+def analytics(request: Request, actor: EdgeActor, node_id: str, body: AnalyticsReport) -> Response:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        edge_nodes.store_analytics(tx, node_id, body)
+    return Response(status_code=204)
+
+
+# For people ----------------------------------------------------------------------------------
+
+
+@router.get("/nodes", response_model=list[EdgeNode], summary="Edge nodes and their propagation")
+def list_nodes(ctx: Ctx) -> list[EdgeNode]:
+    with ctx.read(scoped=False) as tx:
+        return edge_nodes.list_nodes(tx)
+
+
+@router.get("/nodes/{node_id}", response_model=EdgeNode)
+def get_node(ctx: Ctx, node_id: str) -> EdgeNode:
+    with ctx.read(scoped=False) as tx:
+        return edge_nodes.get_node(tx, node_id)
+
+
+@router.delete("/nodes/{node_id}", status_code=204, summary="Forget an edge node")
+def delete_node(ctx: Ctx, node_id: str) -> Response:
+    with ctx.write(scoped=False) as tx:
+        edge_nodes.delete_node(tx, node_id)
+    return Response(status_code=204)

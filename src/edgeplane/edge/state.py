@@ -1,0 +1,217 @@
+"""Reading the desired state the edge serves, and the per-revision snapshot cache.
+
+``load_state`` makes five bulk queries (active domains, CDN configs, load balancers, server
+addresses, valid certificates) and decrypts each certificate key once per process.
+``SnapshotCache`` keeps, per database, the built snapshot of the current revision: every node's
+snapshot differs only by its ``node``, so one build serves them all, and each node's JSON body
+and content hash are computed once per revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edgeplane import secrets
+from edgeplane.edge.config import EdgeConfig, NodeSpec
+from edgeplane.edge.snapshot import (
+    BackendState,
+    CDNState,
+    CertState,
+    DesiredState,
+    LoadBalancerState,
+    Served,
+    assemble,
+    served,
+)
+from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
+from edgeplane.store.tables import (
+    CDNConfigRow,
+    CertificateRow,
+    DomainRow,
+    LoadBalancerRow,
+    RevisionRow,
+    ServerRow,
+    utcnow,
+)
+
+ACTIVE = "active"
+
+
+def _backends(
+    row_backends: list[dict[str, Any]] | None, endpoints: list[str] | None
+) -> tuple[BackendState, ...]:
+    out: list[BackendState] = []
+    if row_backends:
+        for b in row_backends:
+            if not isinstance(b, dict) or not b.get("address"):
+                continue
+            out.append(
+                BackendState(
+                    address=str(b["address"]),
+                    port=int(b["port"]) if b.get("port") else None,
+                    weight=int(b.get("weight") or 1),
+                    backup=bool(b.get("backup", False)),
+                    state=str(b.get("state") or "active"),
+                )
+            )
+    else:
+        out = [BackendState(address=e) for e in endpoints or []]
+    return tuple(out)
+
+
+def _cdn(row: CDNConfigRow) -> CDNState | None:
+    try:
+        return CDNState(
+            origins=tuple(Origin.model_validate(o) for o in row.origins or []),
+            cache_rules=tuple(CacheRule.model_validate(r) for r in row.cache_rules or []),
+            security=EdgeSecurity.model_validate(row.security or {}),
+        )
+    except ValidationError:
+        return None  # stored by a newer version with fields this one does not know
+
+
+def load_state(session: Session, *, now: datetime | None = None) -> DesiredState:
+    """The desired state the edge serves, in a handful of bulk queries."""
+    now = now or utcnow()
+    box = secrets.box_for(session)
+    domains: dict[str, list[str]] = {}
+    for name, project in session.execute(
+        select(DomainRow.name, DomainRow.project_id).where(DomainRow.status == ACTIVE)
+    ):
+        domains.setdefault(project, []).append(name)
+    projects = set(domains)
+
+    cdn: dict[str, CDNState] = {}
+    for row in session.scalars(select(CDNConfigRow)):
+        if row.project_id in projects:
+            parsed = _cdn(row)
+            if parsed is not None:
+                cdn[row.project_id] = parsed
+
+    lbs: dict[tuple[str, str], LoadBalancerState] = {}
+    for lb in session.scalars(select(LoadBalancerRow)):
+        if lb.project_id not in projects:
+            continue
+        lbs[(lb.project_id, lb.id)] = LoadBalancerState(
+            project=lb.project_id,
+            id=lb.id,
+            algorithm=lb.algorithm,
+            backends=_backends(lb.backends, lb.endpoints),
+            health_check=dict(lb.health_check) if lb.health_check else None,
+            options=dict(lb.options or {}),
+        )
+
+    servers: dict[tuple[str, str], str | None] = {}
+    if lbs:
+        for project, server_id, address in session.execute(
+            select(ServerRow.project_id, ServerRow.id, ServerRow.address)
+        ):
+            if project in projects:
+                servers[(project, server_id)] = address
+
+    served_names = {d for names in domains.values() for d in names}
+    certs: dict[str, CertState] = {}
+    newest: dict[str, datetime] = {}
+    for c in session.execute(
+        select(
+            CertificateRow.domain,
+            CertificateRow.cert_pem,
+            CertificateRow.key_encrypted,
+            CertificateRow.names,
+            CertificateRow.not_before,
+            CertificateRow.not_after,
+        ).where(CertificateRow.status == ACTIVE, CertificateRow.not_after > now)
+    ):
+        if c.domain not in served_names or c.not_before > now:
+            continue
+        if c.domain in newest and newest[c.domain] >= c.not_before:
+            continue
+        newest[c.domain] = c.not_before
+        certs[c.domain] = CertState(
+            cert_pem=c.cert_pem,
+            key_pem=box.decrypt(c.key_encrypted),
+            names=tuple(c.names or [c.domain]),
+            not_after=c.not_after.isoformat(),
+            id=hashlib.sha256(c.cert_pem.encode()).hexdigest(),
+        )
+    return DesiredState(
+        domains={p: tuple(v) for p, v in domains.items()},
+        cdn=cdn,
+        load_balancers=lbs,
+        servers=servers,
+        certs=certs,
+    )
+
+
+def current_revision(session: Session) -> int:
+    return int(session.scalar(select(RevisionRow.value).where(RevisionRow.id == 1)) or 0)
+
+
+# The cache ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    config: EdgeConfig
+    hash: str
+    body: bytes  # config.model_dump_json(), ready to send
+
+
+class SnapshotCache:
+    """The snapshot of the newest revision seen, built once, and each node's view of it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._revision = -1
+        self._base: Served | None = None
+        self._nodes: dict[NodeSpec, NodeSnapshot] = {}
+
+    def base(self, session: Session, revision: int) -> tuple[int, Served]:
+        """The served state at ``revision`` or newer (built when the cache is older)."""
+        with self._lock:
+            if self._base is not None and self._revision >= revision:
+                return self._revision, self._base
+            # The revision first: the rows read after it are at least as new as it.
+            current = current_revision(session)
+            base = served(load_state(session))
+            self._revision, self._base, self._nodes = current, base, {}
+            return current, base
+
+    def for_node(self, session: Session, node: NodeSpec, revision: int) -> NodeSnapshot:
+        current, base = self.base(session, revision)
+        with self._lock:
+            hit = self._nodes.get(node)
+            if hit is not None and self._revision == current:
+                return hit
+        config = assemble(base, node, current)
+        snap = NodeSnapshot(
+            config=config, hash=config.content_hash(), body=config.model_dump_json().encode()
+        )
+        with self._lock:
+            if self._revision == current:
+                if len(self._nodes) > 10_000:
+                    self._nodes.clear()
+                self._nodes[node] = snap
+        return snap
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, SnapshotCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def cache_for(session: Session) -> SnapshotCache:
+    engine = session.get_bind().engine
+    with _CACHES_LOCK:
+        cache = _CACHES.get(engine)
+        if cache is None:
+            cache = _CACHES[engine] = SnapshotCache()
+        return cache

@@ -1,0 +1,110 @@
+"""Secrets at rest: private keys and the internal CA are stored encrypted (Fernet).
+
+The key comes from ``EDGEPLANE_SECRET_KEY`` (a Fernet key, or any passphrase, which is
+stretched into one) or from ``$EDGEPLANE_HOME/secret.key``, created with mode 0600 on first
+use. A control plane binds the box of its settings to its database engine (``bind``); services
+find it from their session (``box_for``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from edgeplane.settings import Settings
+
+
+class SecretError(Exception):
+    """A secret could not be decrypted (wrong key); the message never holds the secret."""
+
+
+def _fernet_key(material: str) -> bytes:
+    raw = material.strip().encode()
+    try:
+        if len(base64.urlsafe_b64decode(raw)) == 32:
+            return raw
+    except (ValueError, TypeError):
+        pass
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
+
+
+def _key_from_file(path: Path) -> bytes:
+    if path.exists():
+        return _fernet_key(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key + b"\n")
+    try:
+        os.link(tmp, path)  # never replace a key another process created meanwhile
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _fernet_key(path.read_text())
+
+
+class SecretBox:
+    """Encrypts and decrypts short secrets; decryptions are cached (they are immutable)."""
+
+    def __init__(self, key: str | bytes) -> None:
+        self._fernet = Fernet(_fernet_key(key.decode() if isinstance(key, bytes) else key))
+        self._plain: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecretBox:
+        if settings.secret_key:
+            return cls(settings.secret_key)
+        return cls(_key_from_file(settings.secret_key_path))
+
+    def encrypt(self, plain: str) -> str:
+        return self._fernet.encrypt(plain.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        hit = self._plain.get(token)
+        if hit is not None:
+            return hit
+        try:
+            plain = self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise SecretError(
+                "a stored secret cannot be decrypted: EDGEPLANE_SECRET_KEY or "
+                "$EDGEPLANE_HOME/secret.key is not the key it was encrypted with"
+            ) from None
+        with self._lock:
+            if len(self._plain) > 100_000:
+                self._plain.clear()
+            self._plain[token] = plain
+        return plain
+
+
+_BOXES: weakref.WeakKeyDictionary[Any, SecretBox] = weakref.WeakKeyDictionary()
+_DEFAULT: list[SecretBox] = []
+
+
+def bind(engine: Any, box: SecretBox) -> None:
+    """Use ``box`` for every session on ``engine`` (a SQLAlchemy Engine)."""
+    _BOXES[engine] = box
+
+
+def box_for(bind_or_session: Any) -> SecretBox:
+    """The box bound to this engine (or session's engine), else the environment's."""
+    engine = getattr(bind_or_session, "get_bind", None)
+    target = engine() if callable(engine) else bind_or_session
+    target = getattr(target, "engine", target)
+    box = _BOXES.get(target)
+    if box is not None:
+        return box
+    if not _DEFAULT:
+        _DEFAULT.append(SecretBox.from_settings(Settings.from_env()))
+    return _DEFAULT[0]
