@@ -41,6 +41,7 @@ def create_app(
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
+    app.include_router(cdn.router)
     app.include_router(edge.router)
 
     @app.get("/healthz", tags=["system"])

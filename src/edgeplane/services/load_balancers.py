@@ -26,6 +26,7 @@ from edgeplane.model.operations import (
     NodeBackendHealth,
     classify_endpoint,
 )
+from edgeplane.services import cdn
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import BackendHealthRow, EdgeNodeRow, LoadBalancerRow, ServerRow
@@ -176,6 +177,11 @@ def update(tx: Tx, lb_id: str, patch: dict[str, Any]) -> LoadBalancer:
 def delete(tx: Tx, lb_id: str) -> None:
     tx.actor.require(tx.project, Role.EDITOR)
     row = get_scoped(tx, LoadBalancerRow, lb_id, "load balancer")
+    if cdn.uses_load_balancer(tx, lb_id):
+        raise Conflict(
+            f"load balancer {lb_id!r} is the origin of the project's CDN config; "
+            "change the CDN origins first"
+        )
     before = to_model(row)
     tx.session.delete(row)
     tx.record("delete", KIND, lb_id, before.model_dump(mode="json"), None)

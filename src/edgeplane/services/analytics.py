@@ -1,0 +1,174 @@
+"""CDN analytics: the edge nodes' per-minute traffic of a project, added up over a timeframe.
+
+Each edge node reports, per domain and minute, its requests, cache hits and misses, bytes out,
+status classes, cache statuses and a histogram of upstream times (counts per bucket of
+``UPSTREAM_MS_BUCKETS``, plus one bucket above the last bound). Over ``[start, end)`` the rows of
+every node are summed, per domain and in total; ``hit_ratio`` is hits / (hits + misses).
+
+Percentiles come from the merged histogram, interpolated linearly inside the bucket that holds
+the rank (the first bucket starts at 0 ms). A percentile that falls in the open bucket above
+the last bound is reported as that bound (a lower bound of the true value). With no upstream
+time recorded (only hits) the percentiles are None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from edgeplane.errors import InvalidInput
+from edgeplane.model.cdn import CDNAnalytics, DomainTraffic, LatencySummary
+from edgeplane.model.edge import UPSTREAM_MS_BUCKETS
+from edgeplane.model.enums import Role
+from edgeplane.store.db import Tx
+from edgeplane.store.tables import EdgeAnalyticsRow, utcnow
+
+TIMEFRAMES = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+MAX_SPAN = timedelta(days=366)
+_BUCKETS = len(UPSTREAM_MS_BUCKETS) + 1
+
+
+def percentile(histogram: list[int], q: float) -> float | None:
+    """The ``q`` quantile (0-1) of a histogram over ``UPSTREAM_MS_BUCKETS``, in ms."""
+    total = sum(histogram)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for i, count in enumerate(histogram):
+        if count <= 0:
+            continue
+        if seen + count >= rank:
+            if i >= len(UPSTREAM_MS_BUCKETS):
+                return float(UPSTREAM_MS_BUCKETS[-1])
+            low = 0.0 if i == 0 else float(UPSTREAM_MS_BUCKETS[i - 1])
+            high = float(UPSTREAM_MS_BUCKETS[i])
+            fraction = (rank - seen) / count
+            return round(low + (high - low) * fraction, 3)
+        seen += count
+    return float(UPSTREAM_MS_BUCKETS[-1])
+
+
+@dataclass
+class _Sum:
+    requests: int = 0
+    hits: int = 0
+    misses: int = 0
+    bytes_out: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    cache: dict[str, int] = field(default_factory=dict)
+    upstream: list[int] = field(default_factory=lambda: [0] * _BUCKETS)
+
+    def add(self, row: EdgeAnalyticsRow) -> None:
+        self.requests += row.requests
+        self.hits += row.hits
+        self.misses += row.misses
+        self.bytes_out += row.bytes_out
+        _add_counts(self.statuses, row.statuses)
+        _add_counts(self.cache, row.cache)
+        for i, count in enumerate((row.upstream_ms or [])[:_BUCKETS]):
+            if isinstance(count, int) and count > 0:
+                self.upstream[i] += count
+
+    def fields(self) -> dict[str, Any]:
+        looked_up = self.hits + self.misses
+        return {
+            "requests": self.requests,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_ratio": round(self.hits / looked_up, 6) if looked_up else None,
+            "bytes_out": self.bytes_out,
+            "statuses": dict(sorted(self.statuses.items())),
+            "cache": dict(sorted(self.cache.items())),
+            "upstream_ms": LatencySummary(
+                p50=percentile(self.upstream, 0.50),
+                p95=percentile(self.upstream, 0.95),
+                p99=percentile(self.upstream, 0.99),
+            ),
+        }
+
+
+def _add_counts(into: dict[str, int], counts: dict[str, Any] | None) -> None:
+    for key, value in (counts or {}).items():
+        if isinstance(value, int) and value > 0:
+            into[key] = into.get(key, 0) + value
+
+
+def window(
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timeframe: str | timedelta | None = None,
+    *,
+    now: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """``[start, end)`` from explicit bounds or a timeframe ending now (default 1h)."""
+    now = now or utcnow()
+    if timeframe is not None and start is not None:
+        raise InvalidInput.at("timeframe", "give either timeframe or start/end, not both")
+    if isinstance(timeframe, str):
+        span = TIMEFRAMES.get(timeframe.strip().lower())
+        if span is None:
+            raise InvalidInput.at("timeframe", f"must be one of {', '.join(TIMEFRAMES)}")
+        timeframe = span
+    if timeframe is not None:
+        if timeframe <= timedelta(0) or timeframe > MAX_SPAN:
+            raise InvalidInput.at("timeframe", "must be positive and at most 366 days")
+        end = end or now
+        return end - timeframe, end
+    end = end or now
+    start = start or end - TIMEFRAMES["1h"]
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidInput.at("start" if start.tzinfo is None else "end", "give a time zone")
+    if start >= end:
+        raise InvalidInput.at("start", "must be before end")
+    if end - start > MAX_SPAN:
+        raise InvalidInput.at("start", "the timeframe is at most 366 days")
+    return start, end
+
+
+def aggregate(
+    project: str, start: datetime, end: datetime, rows: Iterable[EdgeAnalyticsRow]
+) -> CDNAnalytics:
+    total = _Sum()
+    per_domain: dict[str, _Sum] = {}
+    for row in rows:
+        total.add(row)
+        per_domain.setdefault(row.domain, _Sum()).add(row)
+    return CDNAnalytics(
+        project=project,
+        start=start,
+        end=end,
+        domains=[
+            DomainTraffic(domain=name, **per_domain[name].fields()) for name in sorted(per_domain)
+        ],
+        **total.fields(),
+    )
+
+
+def get_analytics(
+    tx: Tx,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    timeframe: str | timedelta | None = None,
+) -> CDNAnalytics:
+    tx.actor.require(tx.project, Role.VIEWER)
+    start, end = window(start, end, timeframe)
+    rows = tx.session.scalars(
+        select(EdgeAnalyticsRow).where(
+            EdgeAnalyticsRow.project_id == tx.project,
+            EdgeAnalyticsRow.minute >= start,
+            EdgeAnalyticsRow.minute < end,
+        )
+    )
+    return aggregate(tx.project, start, end, rows)
