@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 import edgeplane
 from edgeplane.api import problems
-from edgeplane.api.routers import access, edge, inventory, operations
+from edgeplane.api.routers import access, cdn, edge, inventory, operations
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.secrets import SecretBox, bind
 from edgeplane.services.actor import Actor
