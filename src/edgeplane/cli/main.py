@@ -15,7 +15,16 @@ import typer
 from typer.core import TyperGroup
 
 from edgeplane import __version__
-from edgeplane.cli import access, datacenters, operations, regions, serve, servers, services
+from edgeplane.cli import (
+    access,
+    datacenters,
+    edge,
+    operations,
+    regions,
+    serve,
+    servers,
+    services,
+)
 from edgeplane.cli.runtime import Globals
 
 if TYPE_CHECKING:
@@ -88,6 +97,7 @@ def root(
 app.command("init")(serve.init)
 app.command("up")(serve.up)
 app.command("server")(serve.server)
+app.add_typer(edge.app, name="edge")
 
 app.add_typer(regions.app, name="region")
 app.add_typer(datacenters.app, name="datacenter")

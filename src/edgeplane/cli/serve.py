@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -67,6 +68,75 @@ def init(home: HomeOpt = None) -> None:
     typer.echo(f"admin token: {settings.admin_token_path.resolve()} (mode 0600)")
 
 
+EDGE_NODE_NAME = "local"
+EDGE_TOKEN_FILE = "edge-token"
+
+
+def _edge_token(db: Database, settings: Settings) -> str:
+    """The local edge node's token, kept in HOME/edge-token (0600) and issued when missing."""
+    from edgeplane.edge.agent.state import write_private
+    from edgeplane.errors import Unauthenticated
+    from edgeplane.services.access import authenticate, create_edge_token
+
+    path = settings.home / EDGE_TOKEN_FILE
+    if path.exists():
+        secret = path.read_text().strip()
+        try:
+            if authenticate(db, secret).edge:
+                return secret
+        except Unauthenticated:
+            pass
+    secret = create_edge_token(db, f"edge node {EDGE_NODE_NAME}")
+    write_private(path, (secret + "\n").encode())
+    return secret
+
+
+def _start_edge(
+    settings: Settings,
+    token: str,
+    api_url: str,
+    host: str,
+    region: str,
+    http_port: int,
+    https_port: int,
+) -> subprocess.Popen[bytes]:
+    """The local edge node: ``edgeplane edge`` as a child process (its own session, so that
+    a terminal's Ctrl-C reaches ``up`` alone, which then stops it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("EDGEPLANE_URL", "EDGEPLANE_TOKEN")}
+    env["EDGEPLANE_TOKEN"] = token  # in the environment, not on the command line
+    command = [
+        sys.executable,
+        "-m",
+        "edgeplane",
+        "edge",
+        "--control-plane",
+        api_url,
+        "--region",
+        region,
+        "--name",
+        EDGE_NODE_NAME,
+        "--http-port",
+        str(http_port),
+        "--https-port",
+        str(https_port),
+        "--bind",
+        host,
+        "--home",
+        str(settings.home.resolve()),
+    ]
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def _stop_child(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[str]) -> None:
     import uvicorn
 
@@ -101,28 +171,44 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
 def up(
     home: HomeOpt = None,
     api_port: Annotated[int, typer.Option("--api-port", help="API and dashboard port")] = 8800,
+    http_port: Annotated[int, typer.Option("--http-port", help="edge HTTP port")] = 8080,
+    https_port: Annotated[int, typer.Option("--https-port", help="edge HTTPS port")] = 8443,
+    region: Annotated[
+        str, typer.Option("--region", help="the region of the local edge node")
+    ] = "us-east",
+    no_edge: Annotated[
+        bool, typer.Option("--no-edge", help="do not start the local edge node")
+    ] = False,
     host: HostOpt = "127.0.0.1",
 ) -> None:
-    """Run Edgeplane on this machine: the control plane with its API. Ctrl-C stops it."""
+    """Run Edgeplane on this machine: the control plane with its API and one local edge node.
+    Ctrl-C stops everything."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings, db, token = _prepare(home)
     url = f"http://{host}:{api_port}"
-    _serve(
-        settings,
-        db,
-        host,
-        api_port,
-        [
-            f"Edgeplane is up (database {_database_label(settings)})",
-            f"  API:         {url}/api/v1",
-            f"  API docs:    {url}/docs",
-            f"  admin token: {token}",
-            f"               (also in {settings.admin_token_path.resolve()})",
-            f"  CLI:         export EDGEPLANE_URL={url} "
-            f"EDGEPLANE_TOKEN=$(cat {settings.admin_token_path.resolve()})",
-            "Press Ctrl-C to stop.",
-        ],
-    )
+    banner = [
+        f"Edgeplane is up (database {_database_label(settings)})",
+        f"  API:         {url}/api/v1",
+        f"  API docs:    {url}/docs",
+        f"  admin token: {token}",
+        f"               (also in {settings.admin_token_path.resolve()})",
+        f"  CLI:         export EDGEPLANE_URL={url} "
+        f"EDGEPLANE_TOKEN=$(cat {settings.admin_token_path.resolve()})",
+    ]
+    edge: subprocess.Popen[bytes] | None = None
+    if not no_edge:
+        edge_token = _edge_token(db, settings)
+        edge = _start_edge(settings, edge_token, url, host, region, http_port, https_port)
+        banner += [
+            f"  edge node:   {EDGE_NODE_NAME} ({region}) "
+            f"http://{host}:{http_port} https://{host}:{https_port}",
+        ]
+    banner.append("Press Ctrl-C to stop.")
+    try:
+        _serve(settings, db, host, api_port, banner)
+    finally:
+        if edge is not None:
+            _stop_child(edge)
 
 
 def server(

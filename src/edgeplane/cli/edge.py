@@ -1,0 +1,155 @@
+"""``edgeplane edge``: run an edge node (the agent and its nginx); ``edgeplane edge nodes`` and
+``edgeplane edge node ID`` list the nodes (when the control plane's commands are installed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+app = typer.Typer(
+    help="Run an edge node: `edgeplane edge --control-plane URL --token T --region R`.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+def default_name() -> str:
+    """The host name, made into a node name (lower case, letters, digits, '.', '-', '_')."""
+    name = re.sub(r"[^a-z0-9._-]", "-", socket.gethostname().lower()).strip("-._")
+    return name[:63] or "edge"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def edge(
+    ctx: typer.Context,
+    control_plane: Annotated[
+        str | None,
+        typer.Option(
+            "--control-plane", envvar="EDGEPLANE_URL", help="the control plane's URL"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="EDGEPLANE_TOKEN",
+            help="the node's edge token (edgeplane token create NAME --edge)",
+            show_default=False,
+        ),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="the region this node serves (e.g. us-east)")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="the node's name (default: the host name)")
+    ] = None,
+    http_port: Annotated[int, typer.Option("--http-port", help="edge HTTP port")] = 8080,
+    https_port: Annotated[
+        int, typer.Option("--https-port", help="edge HTTPS port (0: no HTTPS)")
+    ] = 8443,
+    bind: Annotated[str, typer.Option("--bind", help="address nginx listens on")] = "127.0.0.1",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="the address clients reach this node at (default: bind)"),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="state directory (default: $EDGEPLANE_HOME or ./.edgeplane); "
+            "the node's state goes to HOME/edge/NAME/",
+        ),
+    ] = None,
+    nginx: Annotated[str, typer.Option("--nginx", help="the nginx binary")] = "nginx",
+    poll_wait: Annotated[
+        float, typer.Option("--poll-wait", help="seconds a long-poll waits", hidden=True)
+    ] = 25.0,
+    analytics_interval: Annotated[
+        float,
+        typer.Option("--analytics-interval", help="seconds between analytics reports"),
+    ] = 10.0,
+) -> None:
+    """Run an edge node until SIGINT / SIGTERM (which also stop its nginx)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not control_plane:
+        _fail("--control-plane (or EDGEPLANE_URL) is required")
+    if not token:
+        _fail("--token (or EDGEPLANE_TOKEN) is required")
+    if not region:
+        _fail("--region is required")
+    node_name = name or default_name()
+    if not NAME.match(node_name):
+        _fail(
+            f"--name {node_name!r}: must be 1-63 lower-case letters, digits, '.', '-' or '_', "
+            "starting with a letter or digit"
+        )
+    for option, port in (("--http-port", http_port), ("--https-port", https_port)):
+        if not 0 <= port <= 65535 or (option == "--http-port" and port == 0):
+            _fail(f"{option} {port}: not a port")
+    assert control_plane is not None and token is not None and region is not None
+
+    import asyncio
+
+    from edgeplane.edge.agent.agent import Agent, AgentOptions, run_until_signalled
+    from edgeplane.edge.nginx.engine import NginxEngine
+    from edgeplane.edge.nginx.local import NodeLocal
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    base = home or Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")
+    state_dir = (base / "edge" / node_name).resolve()
+    prefix = state_dir / "nginx"
+    local = NodeLocal(
+        prefix=prefix,
+        node_name=node_name,
+        http_port=http_port,
+        https_port=https_port or None,
+        bind=bind,
+    )
+    options = AgentOptions(
+        control_plane=control_plane,
+        token=token,
+        name=node_name,
+        region=region,
+        state_dir=state_dir,
+        http_port=http_port,
+        https_port=https_port or None,
+        address=address or bind,
+        pid_file=prefix / "nginx.pid",
+        poll_wait_s=poll_wait,
+        analytics_interval_s=analytics_interval,
+    )
+    engine = NginxEngine(local, binary=nginx)
+    typer.echo(
+        f"edge node {node_name}: http://{bind}:{http_port}"
+        + (f", https://{bind}:{https_port}" if https_port else "")
+        + f" (state {state_dir})",
+        err=True,
+    )
+    asyncio.run(run_until_signalled(Agent(options, engine)))
+
+
+def _mount_node_commands() -> None:
+    if importlib.util.find_spec("edgeplane.cli.edge_nodes") is None:
+        return
+    importlib.import_module("edgeplane.cli.edge_nodes").register(app)
+
+
+_mount_node_commands()

@@ -1,0 +1,516 @@
+"""The agent's loop: follow the node's snapshot, keep nginx serving it, report back.
+
+At start the agent applies its saved snapshot at once (the node serves before the control
+plane answers, and while it does not), then registers (retrying forever) and long-polls
+``after=<newest revision received>``. A new snapshot with a different content hash is applied
+through the engine (render, ``nginx -t``, swap, reload, probe, roll back on failure), saved to
+disk only when nginx accepted it, and acknowledged with its hash, apply time, error and
+memory figures; a snapshot with the hash already served is acknowledged at once without
+touching nginx. Purges in a poll run at once, beside any apply, and are acknowledged one by
+one. Active health check changes are rendered into nginx (a graceful reload) on top of the
+snapshot being served and reported to the control plane (at least every 30 s). The access
+log is aggregated per minute and reported every ``analytics_interval_s``. Every second the
+agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
+agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgeplane import __version__
+from edgeplane.edge.agent.analytics import LogTailer, TrafficAggregator, rotate
+from edgeplane.edge.agent.client import (
+    Backoff,
+    EdgeClient,
+    ProtocolError,
+    Rejected,
+    Unreachable,
+)
+from edgeplane.edge.agent.health import HealthChecker
+from edgeplane.edge.agent.state import AgentState
+from edgeplane.edge.config import EdgeConfig
+from edgeplane.edge.nginx.local import LocalHealth
+from edgeplane.model.edge import (
+    Ack,
+    AnalyticsReport,
+    HealthReport,
+    NodeRegister,
+    PurgeAck,
+    PurgeTask,
+)
+
+log = logging.getLogger("edgeplane.agent")
+
+KEEP_PURGE_ACKS = 1000
+
+
+class ApplyOutcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class Engine(Protocol):
+    """What the agent needs of the data plane (``edgeplane.edge.nginx.engine.NginxEngine``)."""
+
+    def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyOutcome: ...
+    def ensure_running(self) -> bool: ...
+    def stop(self) -> None: ...
+    def purge(self, task: PurgeTask) -> int: ...
+    @property
+    def access_log(self) -> Path: ...
+    def stats(self) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    control_plane: str
+    token: str
+    name: str
+    region: str
+    state_dir: Path
+    http_port: int | None = None
+    https_port: int | None = None
+    address: str | None = None
+    pid_file: Path | None = None  # the nginx master's pid file (log rotation)
+    poll_wait_s: float = 25.0
+    analytics_interval_s: float = 10.0
+    health_report_interval_s: float = 30.0
+    supervise_interval_s: float = 1.0
+    log_rotate_bytes: int = 256 << 20
+
+
+def agent_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+class Agent:
+    def __init__(
+        self, options: AgentOptions, engine: Engine, client: EdgeClient | None = None
+    ) -> None:
+        self.options = options
+        self.engine = engine
+        self.client = client or EdgeClient(options.control_plane, options.token)
+        self.state = AgentState(options.state_dir)
+        self.node_id: str | None = None
+        self.after = -1  # the newest revision received; -1: none yet (answer at once)
+        self.desired: EdgeConfig | None = None  # the newest snapshot received
+        self.serving: EdgeConfig | None = None  # the snapshot nginx serves
+        self.failed_hashes: set[str] = set()  # snapshots nginx refused
+        self.nginx_restarts = 0
+        self._served_health = -1
+        self._saved: tuple[int, str] | None = None  # (revision, hash) on disk
+        self._acked_revision: int | None = None
+        self._apply_wanted = asyncio.Event()
+        self._pending_ack: Ack | None = None
+        self._ack_wanted = asyncio.Event()
+        self._purge_tasks: dict[str, asyncio.Task[None]] = {}
+        self._purge_acks: dict[str, PurgeAck] = {}
+        self._registered = asyncio.Event()
+        self.health = HealthChecker(on_change=self._apply_wanted.set)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_result: tuple[str, ApplyOutcome] | None = None
+
+    # Running ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop nginx."""
+        self.state.prepare()
+        try:
+            saved = self.state.load_snapshot()
+            if saved is not None:
+                log.info("serving the saved snapshot (revision %d)", saved.revision)
+                self.desired = saved
+                self.after = saved.revision
+                self._saved = (saved.revision, saved.content_hash())
+                self._acked_revision = saved.revision
+                await self._apply(saved)
+                self.health.update(saved.pools)
+            self._spawn(self._poll_loop, "poll")
+            self._spawn(self._apply_loop, "apply")
+            self._spawn(self._ack_loop, "ack")
+            self._spawn(self._health_report_loop, "health report")
+            self._spawn(self._analytics_loop, "analytics")
+            self._spawn(self._supervise_loop, "supervise")
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        tasks = self._tasks + list(self._purge_tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.health.close()
+        await asyncio.to_thread(self.engine.stop)
+        await self.client.aclose()
+        log.info("stopped")
+
+    def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        async def guarded() -> None:
+            while True:
+                try:
+                    await loop()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug in one loop must not stop the node serving
+                    log.exception("the %s loop failed; restarting it", name)
+                    await asyncio.sleep(1)
+
+        self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    # Registering and polling -----------------------------------------------------------------
+
+    async def _register(self) -> None:
+        backoff = Backoff()
+        outage_logged = False
+        body = NodeRegister(
+            name=self.options.name,
+            region=self.options.region,
+            address=self.options.address,
+            http_port=self.options.http_port,
+            https_port=self.options.https_port,
+            version=__version__,
+        )
+        while True:
+            try:
+                node = await self.client.register(body)
+            except Unreachable as exc:
+                if not outage_logged:
+                    log.warning("control plane unreachable, retrying: %s", exc)
+                    outage_logged = True
+            except Rejected as exc:
+                log.error("registration refused: %s", exc)
+            else:
+                self.node_id = node.id
+                self.state.save_node_id(node.id, node.name)
+                log.info("registered as %s (%s, region %s)", node.id, node.name, node.region)
+                self._registered.set()
+                self._ack_wanted.set()
+                self.health.reported_changes.set()
+                return
+            await backoff.sleep()
+
+    async def _poll_loop(self) -> None:
+        backoff = Backoff()
+        outage_logged = False
+        while True:
+            if self.node_id is None:
+                await self._register()
+            assert self.node_id is not None
+            try:
+                poll = await self.client.poll(self.node_id, self.after, self.options.poll_wait_s)
+            except Unreachable as exc:
+                if not outage_logged:
+                    log.warning("control plane unreachable, serving what we have: %s", exc)
+                    outage_logged = True
+                await backoff.sleep()
+                continue
+            except Rejected as exc:
+                log.error("poll refused: %s", exc)
+                if exc.status == 404:  # the node was removed: register again
+                    self.node_id = None
+                    self._registered.clear()
+                await backoff.sleep()
+                continue
+            if outage_logged:
+                log.info("control plane reachable again")
+                outage_logged = False
+            backoff.reset()
+            fresh = self._start_purges(poll.purges)
+            if poll.config is not None:
+                self.after = poll.config.revision
+                self._receive(poll.config)
+            elif poll.revision < self.after:
+                # The control plane's state is older than ours (restored or replaced): take
+                # whatever it has now.
+                log.warning(
+                    "control plane revision %d is older than ours (%d)", poll.revision, self.after
+                )
+                self.after = -1
+            elif poll.purges and not fresh:
+                # Only purges already being handled: let them finish instead of spinning.
+                running = [t for t in self._purge_tasks.values() if not t.done()]
+                if running:
+                    await asyncio.wait(running, timeout=1.0)
+                else:
+                    await asyncio.sleep(0.05)
+
+    def _receive(self, config: EdgeConfig) -> None:
+        self.desired = config
+        self.health.update(config.pools)
+        self._apply_wanted.set()
+
+    # Applying --------------------------------------------------------------------------------
+
+    def _choose(self) -> EdgeConfig | None:
+        """The snapshot to render: the newest, unless nginx refused it (then the one served,
+        so that health changes still reach nginx)."""
+        desired = self.desired
+        if desired is not None and desired.content_hash() in self.failed_hashes:
+            return self.serving
+        return desired
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._apply_wanted.wait()
+            self._apply_wanted.clear()
+            desired = self.desired
+            if desired is None:
+                continue
+            config = self._choose()
+            if config is not None:
+                await self._apply(config)
+            if desired.revision != self._acked_revision:
+                self._ack_revision(desired)
+
+    async def _apply(self, config: EdgeConfig) -> None:
+        """Render ``config`` with the current health decision, unless nginx already serves
+        exactly that."""
+        version = self.health.version
+        if (
+            self.serving is not None
+            and self.serving.content_hash() == config.content_hash()
+            and version == self._served_health
+        ):
+            self.serving = config
+            await self._save(config)
+            return
+        down, weights = self.health.decision()
+        result = await asyncio.to_thread(
+            self.engine.apply, config, LocalHealth(down=down, weights=weights)
+        )
+        digest = config.content_hash()
+        if result.ok:
+            self.serving = config
+            self._served_health = version
+            self.failed_hashes.discard(digest)
+            await self._save(config)
+            log.info(
+                "applied revision %d (%s) in %.0f ms", config.revision, digest, result.duration_ms
+            )
+        else:
+            self.failed_hashes.add(digest)
+            log.error(
+                "nginx refused revision %d (%s): %s", config.revision, digest, result.error
+            )
+        self._last_result = (digest, result)
+
+    async def _save(self, config: EdgeConfig) -> None:
+        key = (config.revision, config.content_hash())
+        if self._saved == key:
+            return
+        await asyncio.to_thread(self.state.save_snapshot, config)
+        self._saved = key
+
+    def _ack_revision(self, desired: EdgeConfig) -> None:
+        digest = desired.content_hash()
+        last = self._last_result
+        ok = digest not in self.failed_hashes
+        apply_ms = 0.0
+        error = None
+        if last is not None and last[0] == digest:
+            apply_ms = max(0.0, float(last[1].duration_ms))
+            if not ok:
+                error = (last[1].error or "nginx refused the configuration")[:20000]
+        self._acked_revision = desired.revision
+        self._pending_ack = Ack(
+            revision=desired.revision,
+            hash=digest,
+            ok=ok,
+            apply_ms=round(apply_ms, 3),
+            error=error,
+            stats=self._stats(),
+        )
+        self._last_result = None
+        self._ack_wanted.set()
+
+    def _stats(self) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        try:
+            stats.update(self.engine.stats())
+        except Exception:
+            log.exception("reading nginx figures failed")
+        stats["agent_rss_mib"] = agent_rss_mib()
+        stats["nginx_restarts"] = float(self.nginx_restarts)
+        return stats
+
+    async def _ack_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            while self._pending_ack is not None and self.node_id is not None:
+                ack = self._pending_ack
+                try:
+                    await self.client.ack(self.node_id, ack)
+                except Unreachable:
+                    await backoff.sleep()
+                    continue
+                except Rejected as exc:
+                    log.error("ack of revision %d refused: %s", ack.revision, exc)
+                if self._pending_ack is ack:
+                    self._pending_ack = None
+                backoff.reset()
+
+    # Purges ----------------------------------------------------------------------------------
+
+    def _start_purges(self, tasks: list[PurgeTask]) -> bool:
+        """Start the purges not seen yet; re-send acks the control plane has not recorded.
+        True when any purge is new."""
+        fresh = False
+        for task in tasks:
+            if task.id in self._purge_tasks:
+                continue
+            fresh = True
+            self._purge_tasks[task.id] = asyncio.create_task(
+                self._purge(task), name=f"purge {task.id}"
+            )
+        return fresh
+
+    async def _purge(self, task: PurgeTask) -> None:
+        ack = self._purge_acks.get(task.id)
+        if ack is None:
+            started = time.perf_counter()
+            try:
+                count = await asyncio.to_thread(self.engine.purge, task)
+                ack = PurgeAck(completed_at=datetime.now(UTC), purged_count=count)
+            except Exception as exc:
+                log.exception("purge %s failed", task.id)
+                ack = PurgeAck(
+                    completed_at=datetime.now(UTC), purged_count=0, error=str(exc)[:2000]
+                )
+            log.info(
+                "purge %s: %d objects removed in %.1f ms",
+                task.id,
+                ack.purged_count,
+                (time.perf_counter() - started) * 1000,
+            )
+            self._purge_acks[task.id] = ack
+            while len(self._purge_acks) > KEEP_PURGE_ACKS:
+                self._purge_acks.pop(next(iter(self._purge_acks)))
+        backoff = Backoff()
+        try:
+            while True:
+                if self.node_id is None:
+                    await self._registered.wait()
+                    continue
+                try:
+                    await self.client.ack_purge(self.node_id, task.id, ack)
+                    return
+                except Unreachable:
+                    await backoff.sleep()
+                except Rejected as exc:
+                    log.error("ack of purge %s refused: %s", task.id, exc)
+                    return
+        finally:
+            # A purge the control plane lists again is acked again (not purged again).
+            self._purge_tasks.pop(task.id, None)
+
+    # Health reports --------------------------------------------------------------------------
+
+    async def _health_report_loop(self) -> None:
+        event = self.health.reported_changes
+        sent_any = False
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self.options.health_report_interval_s)
+            await asyncio.sleep(0.05)  # gather changes that come together
+            event.clear()
+            report = self.health.report()
+            if self.node_id is None or (not report and not sent_any):
+                continue
+            try:
+                await self.client.report_health(self.node_id, HealthReport(backends=report))
+                sent_any = bool(report)
+            except ProtocolError as exc:
+                log.debug("health report not sent: %s", exc)
+                await asyncio.sleep(1)
+                event.set()
+
+    # Analytics -------------------------------------------------------------------------------
+
+    async def _analytics_loop(self) -> None:
+        aggregator = TrafficAggregator()
+        tailer: LogTailer | None = None
+        last_report = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                if tailer is None:
+                    try:
+                        tailer = LogTailer(self.engine.access_log)
+                    except Exception:
+                        continue
+                lines = await asyncio.to_thread(tailer.read_lines)
+                for line in lines:
+                    aggregator.add_line(line)
+                aggregator.forget_before(time.time())
+                if time.monotonic() - last_report < self.options.analytics_interval_s:
+                    continue
+                last_report = time.monotonic()
+                if self.options.pid_file is not None:
+                    await asyncio.to_thread(
+                        rotate,
+                        tailer.path,
+                        self.options.pid_file,
+                        self.options.log_rotate_bytes,
+                    )
+                if self.node_id is None:
+                    continue
+                minutes = aggregator.changed()
+                if not minutes:
+                    continue
+                try:
+                    await self.client.report_analytics(
+                        self.node_id, AnalyticsReport(minutes=minutes)
+                    )
+                except ProtocolError as exc:
+                    log.debug("analytics not sent: %s", exc)
+                    aggregator.restore(minutes)
+        finally:
+            if tailer is not None:
+                tailer.close()
+
+    # Supervision -----------------------------------------------------------------------------
+
+    async def _supervise_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.supervise_interval_s)
+            if self.serving is None:
+                continue
+            if await asyncio.to_thread(self.engine.ensure_running):
+                self.nginx_restarts += 1
+                log.warning("nginx was not running: restarted (%d so far)", self.nginx_restarts)
+
+
+async def run_until_signalled(agent: Agent) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("edge agent %s (pid %d) starting", agent.options.name, os.getpid())
+    await agent.run(stop)
