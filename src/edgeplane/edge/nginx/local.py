@@ -1,0 +1,36 @@
+"""Node-local facts the renderer needs that are not in the snapshot."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NodeLocal:
+    """Where and how this node's nginx runs."""
+
+    prefix: Path  # the node's nginx prefix (absolute)
+    node_name: str  # X-Served-By
+    http_port: int
+    https_port: int | None = None
+    bind: str = "127.0.0.1"
+    user: str | None = None  # nginx `user`; None: "www-data" when running as root, else none
+    workers: int = 2
+
+    @property
+    def worker_user(self) -> str | None:
+        """The user nginx workers run as (None: the agent's own user)."""
+        if self.user is not None:
+            return self.user
+        return "www-data" if os.geteuid() == 0 else None
+
+
+@dataclass(frozen=True)
+class LocalHealth:
+    """What this node's active health checks decided."""
+
+    down: frozenset[tuple[str, str]] = frozenset()  # (pool id, backend key) out of rotation
+    weights: Mapping[tuple[str, str], int] = field(default_factory=dict)  # "dynamic" weights
