@@ -92,17 +92,21 @@ _BOXES: weakref.WeakKeyDictionary[Any, SecretBox] = weakref.WeakKeyDictionary()
 _DEFAULT: list[SecretBox] = []
 
 
+def _pool(bind_or_session: Any) -> Any:
+    # Keyed by the connection pool, which an engine shares with its execution-option copies.
+    get_bind = getattr(bind_or_session, "get_bind", None)
+    engine = get_bind() if callable(get_bind) else bind_or_session
+    return getattr(engine, "pool", engine)
+
+
 def bind(engine: Any, box: SecretBox) -> None:
     """Use ``box`` for every session on ``engine`` (a SQLAlchemy Engine)."""
-    _BOXES[engine] = box
+    _BOXES[_pool(engine)] = box
 
 
 def box_for(bind_or_session: Any) -> SecretBox:
     """The box bound to this engine (or session's engine), else the environment's."""
-    engine = getattr(bind_or_session, "get_bind", None)
-    target = engine() if callable(engine) else bind_or_session
-    target = getattr(target, "engine", target)
-    box = _BOXES.get(target)
+    box = _BOXES.get(_pool(bind_or_session))
     if box is not None:
         return box
     if not _DEFAULT:

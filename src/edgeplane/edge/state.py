@@ -118,11 +118,12 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
             if project in projects:
                 servers[(project, server_id)] = address
 
-    served_names = {d for names in domains.values() for d in names}
+    owner = {d: project for project, names in domains.items() for d in names}
     certs: dict[str, CertState] = {}
     newest: dict[str, datetime] = {}
     for c in session.execute(
         select(
+            CertificateRow.project_id,
             CertificateRow.domain,
             CertificateRow.cert_pem,
             CertificateRow.key_encrypted,
@@ -131,7 +132,7 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
             CertificateRow.not_after,
         ).where(CertificateRow.status == ACTIVE, CertificateRow.not_after > now)
     ):
-        if c.domain not in served_names or c.not_before > now:
+        if owner.get(c.domain) != c.project_id or c.not_before > now:
             continue
         if c.domain in newest and newest[c.domain] >= c.not_before:
             continue
@@ -209,9 +210,9 @@ _CACHES_LOCK = threading.Lock()
 
 
 def cache_for(session: Session) -> SnapshotCache:
-    engine = session.get_bind().engine
+    pool = session.get_bind().pool  # shared by the engine and its execution-option copies
     with _CACHES_LOCK:
-        cache = _CACHES.get(engine)
+        cache = _CACHES.get(pool)
         if cache is None:
-            cache = _CACHES[engine] = SnapshotCache()
+            cache = _CACHES[pool] = SnapshotCache()
         return cache

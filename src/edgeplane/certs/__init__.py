@@ -1,0 +1,1 @@
+"""Certificates: the internal CA (and, later, ACME issuance)."""
