@@ -18,17 +18,29 @@ from edgeplane.model.enums import (
 )
 
 if TYPE_CHECKING:
+    from edgeplane.model.cdn import CacheKey, CacheRule
+    from edgeplane.model.cdn import CDNConfigCreate as CDNConfig
+    from edgeplane.model.operations import Backend, HealthCheck
+    from edgeplane.sdk.cdn_service import CDNService
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
+    from edgeplane.sdk.load_balancer_service import LoadBalancerService
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Backend",
+    "CDNConfig",
+    "CDNService",
+    "CacheKey",
+    "CacheRule",
     "DataCenterTier",
     "Environment",
     "GlobalOperations",
+    "HealthCheck",
     "InfrastructureManager",
     "LBAlgorithm",
+    "LoadBalancerService",
     "RegionCode",
     "RegionType",
     "Role",
@@ -48,4 +60,21 @@ def __getattr__(name: str) -> Any:
         from edgeplane.sdk.global_operations import GlobalOperations
 
         return GlobalOperations
+    lazy = _LAZY.get(name)
+    if lazy is not None:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[0]), lazy[1])
     raise AttributeError(f"module 'edgeplane' has no attribute {name!r}")
+
+
+# Public name -> (module, attribute), loaded on first use.
+_LAZY = {
+    "CDNService": ("edgeplane.sdk.cdn_service", "CDNService"),
+    "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
+    "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
+    "CacheRule": ("edgeplane.model.cdn", "CacheRule"),
+    "CDNConfig": ("edgeplane.model.cdn", "CDNConfigCreate"),
+    "HealthCheck": ("edgeplane.model.operations", "HealthCheck"),
+    "Backend": ("edgeplane.model.operations", "Backend"),
+}

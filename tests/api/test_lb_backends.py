@@ -8,7 +8,13 @@ from urllib.parse import quote
 
 from conftest import Api
 from edgeplane.services.actor import LOCAL
-from edgeplane.store.tables import BackendHealthRow, EdgeNodeRow, LoadBalancerRow, RevisionRow
+from edgeplane.store.tables import (
+    BackendHealthRow,
+    EdgeNodeRow,
+    LoadBalancerRow,
+    PurgeRow,
+    RevisionRow,
+)
 
 INV = "/api/v1/infrastructure"
 LB = f"{INV}/loadbalancer"
@@ -252,3 +258,77 @@ def test_backend_health_from_node_reports(api: Api) -> None:
     assert third["state"] == "unknown" and third["nodes"] == []
     assert third["admin_state"] == "draining"
     assert api.get(f"{LB}/nope/health").status_code == 404
+
+
+# The SDK services, embedded on the same database -----------------------------------------
+
+
+def test_sdk_services(api: Api) -> None:
+    import asyncio
+
+    from edgeplane import Backend, CacheKey, CDNService, HealthCheck, LoadBalancerService
+    from edgeplane.sdk import embedded
+    from edgeplane.sdk.client import Client
+    from edgeplane.settings import Settings
+
+    client = Client(Settings(home=api.tmp / "sdk", database_url=api.db.url))
+    lbs = LoadBalancerService(client=client)
+    cdn = CDNService(client=client)
+
+    async def scenario() -> None:
+        lb = await lbs.create_load_balancer(
+            "default",
+            "weighted",
+            HealthCheck(path="/healthz", interval_s=2, timeout_s=1),
+            name="web",
+            backends=["127.0.0.1:9001", {"address": "127.0.0.1:9002", "weight": 300}],
+            retries=2,
+        )
+        assert lb.algorithm == "weighted" and lb.retries == 2
+        assert [b.weight for b in lb.backends] == [100, 300]
+        added = await lbs.add_backend(lb.id, Backend(address="http://127.0.0.1:9003"), weight=7)
+        assert added.weight == 7
+        assert (await lbs.add_backend(lb.id, "127.0.0.1:9004", backup=True)).backup is True
+        drained = await lbs.drain_backend(lb.id, "http://127.0.0.1:9003")
+        assert drained.state == "draining"
+        await lbs.remove_backend(lb.id, "127.0.0.1:9004")
+        updated = await lbs.update_health_check(lb.id, {"path": "/up"})
+        assert updated.health_check.path == "/up" and updated.health_check.interval_s == 5
+        health = await lbs.get_backend_health(lb.id)
+        assert [h.backend for h in health] == [
+            "127.0.0.1:9001",
+            "127.0.0.1:9002",
+            "http://127.0.0.1:9003",
+        ]
+        assert all(h.state == "unknown" for h in health)
+        assert [x.id for x in (await lbs.list_load_balancers()).items] == [lb.id]
+
+        dep = await cdn.configure_cdn(
+            "default",
+            {"origins": [{"load_balancer": lb.id}], "cache_rules": [{"pattern": "/*"}]},
+        )
+        assert dep.origins[0].load_balancer == lb.id and dep.revision is not None
+        rule = await cdn.create_cache_rule(
+            "/static/*", 600, CacheKey(query="none"), position=0, bypass=False
+        )
+        assert rule.ttl == 600 and rule.cache_key.query == "none"
+        assert [r.pattern for r in await cdn.list_cache_rules()] == ["/static/*", "/*"]
+        await cdn.delete_cache_rule(rule.id)
+        assert [r.pattern for r in (await cdn.get_cdn()).cache_rules] == ["/*"]
+        result = await cdn.purge_cache("default", ["/static/*"])
+        assert result.complete and result.purged_count == 0
+        everything = await cdn.purge_cache("default")
+        assert (await cdn.get_purge(everything.id)).id == everything.id
+        stats = await cdn.get_cdn_analytics("default", "24h")
+        assert stats.requests == 0 and stats.hit_ratio is None
+        await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app = embedded._apps.pop(api.db.url, None)
+        if app is not None:
+            app.state.db.dispose()
+    with api.db.read(LOCAL, "default") as tx:
+        purges = tx.session.query(PurgeRow).order_by(PurgeRow.created_at).all()
+        assert [(p.paths, p.purge_all) for p in purges] == [(["/static/*"], False), ([], True)]

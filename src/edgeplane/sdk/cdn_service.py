@@ -1,0 +1,153 @@
+"""``CDNService``: a project's CDN config, cache rules, purges and analytics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, TypeAdapter
+
+from edgeplane.model.cdn import (
+    CacheKey,
+    CacheRule,
+    CDNAnalytics,
+    CDNConfigCreate,
+    CDNDeployment,
+    PurgeResult,
+)
+from edgeplane.sdk.client import Client
+from edgeplane.settings import Settings
+
+BASE = "/api/v1/infrastructure/cdn"
+# "1h" / "24h" / "7d" / "30d", a timedelta ending now, or (start, end).
+TimeFrame = str | timedelta | tuple[datetime, datetime]
+
+
+def _body(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    return dict(value)
+
+
+class CDNService:
+    """The CDN of a project, embedded or against a control plane (``EDGEPLANE_URL``).
+
+    Methods that take ``project_id`` act in that project; the others in ``project_id`` given
+    here (default ``default``).
+    """
+
+    def __init__(
+        self,
+        project_id: str | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        settings: Settings | None = None,
+        client: Client | None = None,
+    ) -> None:
+        if client is None:
+            settings = settings or Settings.from_env(url=url, token=token)
+            client = Client(settings, project=project_id)
+        self.client = client
+        self.project_id = project_id or client.project or "default"
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        project: str | None = None,
+        body: Any = None,
+        **params: Any,
+    ) -> Any:
+        params["project"] = project or self.project_id
+        return await self.client.request(method, path, json=body, params=params)
+
+    async def configure_cdn(
+        self, project_id: str, config: CDNConfigCreate | dict[str, Any]
+    ) -> CDNDeployment:
+        """Replace the project's CDN config: origins, cache rules and security."""
+        doc = await self._call("POST", BASE, project_id, _body(config))
+        return CDNDeployment.model_validate(doc["cdn_deployment"])
+
+    async def get_cdn(self, project_id: str | None = None) -> CDNDeployment:
+        return CDNDeployment.model_validate(await self._call("GET", BASE, project_id))
+
+    async def delete_cdn(self, project_id: str | None = None) -> None:
+        await self._call("DELETE", BASE, project_id)
+
+    async def create_cache_rule(
+        self,
+        pattern: str,
+        ttl: int,
+        cache_key: CacheKey | dict[str, Any] | None = None,
+        *,
+        position: int | None = None,
+        project_id: str | None = None,
+        **options: Any,
+    ) -> CacheRule:
+        """Add a rule (last, or at ``position``); options: bypass, origin_cache_control,
+        stale_if_error, stale_while_revalidate, id."""
+        body: dict[str, Any] = {"pattern": pattern, "ttl": ttl, **options}
+        if cache_key is not None:
+            body["cache_key"] = _body(cache_key)
+        doc = await self._call("POST", f"{BASE}/rules", project_id, body, position=position)
+        return CacheRule.model_validate(doc)
+
+    async def list_cache_rules(self, project_id: str | None = None) -> list[CacheRule]:
+        doc = await self._call("GET", f"{BASE}/rules", project_id)
+        return TypeAdapter(list[CacheRule]).validate_python(doc)
+
+    async def update_cache_rule(
+        self,
+        rule_id: str,
+        *,
+        position: int | None = None,
+        project_id: str | None = None,
+        **changes: Any,
+    ) -> CacheRule:
+        path = f"{BASE}/rules/{quote(rule_id, safe='')}"
+        doc = await self._call("PATCH", path, project_id, changes, position=position)
+        return CacheRule.model_validate(doc)
+
+    async def delete_cache_rule(self, rule_id: str, project_id: str | None = None) -> None:
+        await self._call("DELETE", f"{BASE}/rules/{quote(rule_id, safe='')}", project_id)
+
+    async def purge_cache(
+        self,
+        project_id: str,
+        paths: list[str] | None = None,
+        purge_all: bool = False,
+        wait: bool = True,
+        timeout_s: float = 10.0,
+    ) -> PurgeResult:
+        """Purge exact paths and prefixes (``/static/*``); no paths purges everything.
+
+        With ``wait`` it returns when every online edge node has purged (or at the timeout:
+        see ``complete``)."""
+        body = {
+            "paths": list(paths or []),
+            "purge_all": purge_all or not paths,
+            "wait": wait,
+            "timeout_s": timeout_s,
+        }
+        doc = await self._call("POST", f"{BASE}/purge", project_id, body)
+        return PurgeResult.model_validate(doc)
+
+    async def get_purge(self, purge_id: str, project_id: str | None = None) -> PurgeResult:
+        doc = await self._call("GET", f"{BASE}/purges/{quote(purge_id, safe='')}", project_id)
+        return PurgeResult.model_validate(doc)
+
+    async def get_cdn_analytics(self, project_id: str, timeframe: TimeFrame = "1h") -> CDNAnalytics:
+        """Traffic, hit ratio, bytes, statuses and upstream percentiles over a timeframe."""
+        params: dict[str, Any]
+        if isinstance(timeframe, str):
+            params = {"timeframe": timeframe}
+        elif isinstance(timeframe, timedelta):
+            end = datetime.now(UTC)
+            params = {"start": end - timeframe, "end": end}
+        else:
+            start, end = timeframe
+            params = {"start": start, "end": end}
+        doc = await self._call("GET", f"{BASE}/analytics", project_id, **params)
+        return CDNAnalytics.model_validate(doc)

@@ -1,0 +1,142 @@
+"""``LoadBalancerService``: load balancers, their backends, health checks and backend health."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, TypeAdapter
+
+from edgeplane.model.common import Page
+from edgeplane.model.enums import LBAlgorithm
+from edgeplane.model.operations import Backend, BackendHealth, HealthCheck, LoadBalancer
+from edgeplane.sdk.client import Client
+from edgeplane.settings import Settings
+
+BASE = "/api/v1/infrastructure/loadbalancer"
+
+
+def _body(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    return dict(value)
+
+
+class LoadBalancerService:
+    """Load balancers, embedded or against a control plane (``EDGEPLANE_URL``).
+
+    A load balancer made here is remembered with its project, so the calls that take only
+    its id act in the right project; other ids are looked up in ``project_id`` given here
+    (default ``default``).
+    """
+
+    def __init__(
+        self,
+        project_id: str | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+        settings: Settings | None = None,
+        client: Client | None = None,
+    ) -> None:
+        if client is None:
+            settings = settings or Settings.from_env(url=url, token=token)
+            client = Client(settings, project=project_id)
+        self.client = client
+        self.project_id = project_id or client.project or "default"
+        self._projects: dict[str, str] = {}
+
+    async def _call(
+        self, method: str, path: str, lb_id: str | None = None, body: Any = None, **params: Any
+    ) -> Any:
+        project = self._projects.get(lb_id, self.project_id) if lb_id else self.project_id
+        params.setdefault("project", project)
+        return await self.client.request(method, path, json=body, params=params)
+
+    async def create_load_balancer(
+        self,
+        project_id: str,
+        algorithm: LBAlgorithm | str,
+        health_check: HealthCheck | dict[str, Any] | None = None,
+        name: str | None = None,
+        backends: list[Backend | dict[str, Any] | str] | None = None,
+        **options: Any,
+    ) -> LoadBalancer:
+        """A load balancer in ``project_id``; options: id, region, endpoints,
+        connect_timeout_s, read_timeout_s, retries, environment."""
+        body: dict[str, Any] = {"algorithm": algorithm, **options}
+        if health_check is not None:
+            body["health_check"] = _body(health_check)
+        if name is not None:
+            body["name"] = name
+        if backends is not None:
+            body["backends"] = [b if isinstance(b, str) else _body(b) for b in backends]
+        doc = await self.client.request("POST", BASE, json=body, params={"project": project_id})
+        lb = LoadBalancer.model_validate(doc)
+        self._projects[lb.id] = project_id
+        return lb
+
+    async def get_load_balancer(self, lb_id: str) -> LoadBalancer:
+        doc = await self._call("GET", f"{BASE}/{quote(lb_id, safe='')}", lb_id)
+        return LoadBalancer.model_validate(doc)
+
+    async def list_load_balancers(
+        self, project_id: str | None = None, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[LoadBalancer]:
+        params = {"project": project_id or self.project_id, "cursor": cursor, "limit": limit}
+        doc = await self.client.request("GET", BASE, params=params)
+        return Page[LoadBalancer].model_validate(doc)
+
+    async def update_load_balancer(self, lb_id: str, **changes: Any) -> LoadBalancer:
+        doc = await self._call("PATCH", f"{BASE}/{quote(lb_id, safe='')}", lb_id, changes)
+        return LoadBalancer.model_validate(doc)
+
+    async def delete_load_balancer(self, lb_id: str) -> None:
+        await self._call("DELETE", f"{BASE}/{quote(lb_id, safe='')}", lb_id)
+
+    async def add_backend(
+        self,
+        lb_id: str,
+        backend: Backend | dict[str, Any] | str,
+        weight: int = 100,
+        **fields: Any,
+    ) -> Backend:
+        """Add a backend: a ``Backend``, a dict, or an address (server id, host:port, URL)."""
+        body: dict[str, Any] = {"address": backend} if isinstance(backend, str) else _body(backend)
+        body.setdefault("weight", weight)
+        body.update(fields)
+        doc = await self._call("POST", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id, body)
+        return Backend.model_validate(doc)
+
+    async def list_backends(self, lb_id: str) -> list[Backend]:
+        doc = await self._call("GET", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id)
+        return TypeAdapter(list[Backend]).validate_python(doc)
+
+    def _backend_path(self, lb_id: str, address: str) -> str:
+        return f"{BASE}/{quote(lb_id, safe='')}/backends/{quote(address, safe='')}"
+
+    async def update_backend(self, lb_id: str, address: str, **changes: Any) -> Backend:
+        """Change weight, backup or state (active, draining, disabled)."""
+        doc = await self._call("PATCH", self._backend_path(lb_id, address), lb_id, changes)
+        return Backend.model_validate(doc)
+
+    async def drain_backend(self, lb_id: str, address: str) -> Backend:
+        """No new requests go to the backend; requests in flight finish."""
+        doc = await self._call("POST", self._backend_path(lb_id, address) + "/drain", lb_id)
+        return Backend.model_validate(doc)
+
+    async def remove_backend(self, lb_id: str, address: str) -> None:
+        await self._call("DELETE", self._backend_path(lb_id, address), lb_id)
+
+    async def update_health_check(
+        self, lb_id: str, health_check: HealthCheck | dict[str, Any]
+    ) -> LoadBalancer:
+        """Replace the health check (fields not given take their defaults)."""
+        path = f"{BASE}/{quote(lb_id, safe='')}/health-check"
+        doc = await self._call("PUT", path, lb_id, _body(health_check))
+        return LoadBalancer.model_validate(doc)
+
+    async def get_backend_health(self, lb_id: str) -> list[BackendHealth]:
+        """Per backend: admin state, weight, backup flag and what each edge node sees."""
+        doc = await self._call("GET", f"{BASE}/{quote(lb_id, safe='')}/health", lb_id)
+        return TypeAdapter(list[BackendHealth]).validate_python(doc)
