@@ -210,7 +210,8 @@ _CACHES_LOCK = threading.Lock()
 
 
 def cache_for(session: Session) -> SnapshotCache:
-    pool = session.get_bind().pool  # shared by the engine and its execution-option copies
+    bind = session.get_bind()
+    pool = bind.engine.pool  # shared by the engine and its execution-option copies
     with _CACHES_LOCK:
         cache = _CACHES.get(pool)
         if cache is None:
