@@ -38,8 +38,9 @@ _COUNTER_WIDTH = 48
 
 
 class _State:
-    def __init__(self, name: str, counter_file: Path | None) -> None:
+    def __init__(self, name: str, counter_file: Path | None, delay: float = 0.0) -> None:
         self.name = name
+        self.delay = delay
         self.lock = threading.Lock()
         self.hits = 0
         self.health_hits = 0
@@ -105,6 +106,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(status, f"{self.state.name} health {status}\n".encode(), {}, n)
             return
         n = self.state.count(health=False)
+        if self.state.delay:
+            time.sleep(self.state.delay)
         if "sleep" in query:
             time.sleep(float(query["sleep"]))
         headers: dict[str, str] = {}
@@ -124,8 +127,8 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-def serve(name: str, port: int, counter_file: Path | None) -> None:
-    state = _State(name, counter_file)
+def serve(name: str, port: int, counter_file: Path | None, delay: float = 0.0) -> None:
+    state = _State(name, counter_file, delay)
     handler = type("Handler", (_Handler,), {"state": state})
     server = _Server(("127.0.0.1", port), handler)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -212,8 +215,13 @@ class Origin:
         return start_origin(self.name, port=self.port)
 
 
-def start_origin(name: str, port: int | None = None, *, timeout: float = 5.0) -> Origin:
-    """Start an origin process on 127.0.0.1 (a free port unless given); returns once it accepts."""
+def start_origin(
+    name: str, port: int | None = None, *, delay: float = 0.0, timeout: float = 5.0
+) -> Origin:
+    """Start an origin process on 127.0.0.1 (a free port unless given); returns once it accepts.
+
+    ``delay``: seconds every answer (but /health) waits, to make a slow backend.
+    """
     fd, counter = tempfile.mkstemp(prefix=f"origin-{name}-", suffix=".count")
     os.close(fd)
     process = subprocess.Popen(
@@ -227,6 +235,8 @@ def start_origin(name: str, port: int | None = None, *, timeout: float = 5.0) ->
             str(port or 0),
             "--counter",
             counter,
+            "--delay",
+            str(delay),
         ],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -253,8 +263,8 @@ class OriginSet:
     def __init__(self) -> None:
         self.origins: list[Origin] = []
 
-    def start(self, name: str, port: int | None = None) -> Origin:
-        origin = start_origin(name, port)
+    def start(self, name: str, port: int | None = None, *, delay: float = 0.0) -> Origin:
+        origin = start_origin(name, port, delay=delay)
         self.origins.append(origin)
         return origin
 
@@ -294,8 +304,9 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--counter", type=Path)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
-    serve(args.name, args.port, args.counter)
+    serve(args.name, args.port, args.counter, args.delay)
 
 
 if __name__ == "__main__":
