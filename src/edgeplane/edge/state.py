@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from edgeplane import secrets
@@ -82,7 +82,6 @@ def _cdn(row: CDNConfigRow) -> CDNState | None:
 def load_state(session: Session, *, now: datetime | None = None) -> DesiredState:
     """The desired state the edge serves, in a handful of bulk queries."""
     now = now or utcnow()
-    box = secrets.box_for(session)
     domains: dict[str, list[str]] = {}
     for name, project in session.execute(
         select(DomainRow.name, DomainRow.project_id).where(DomainRow.status == ACTIVE)
@@ -119,38 +118,91 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
                 servers[(project, server_id)] = address
 
     owner = {d: project for project, names in domains.items() for d in names}
-    certs: dict[str, CertState] = {}
-    newest: dict[str, datetime] = {}
-    for c in session.execute(
-        select(
-            CertificateRow.project_id,
-            CertificateRow.domain,
-            CertificateRow.cert_pem,
-            CertificateRow.key_encrypted,
-            CertificateRow.names,
-            CertificateRow.not_before,
-            CertificateRow.not_after,
-        ).where(CertificateRow.status == ACTIVE, CertificateRow.not_after > now)
-    ):
-        if owner.get(c.domain) != c.project_id or c.not_before > now:
-            continue
-        if c.domain in newest and newest[c.domain] >= c.not_before:
-            continue
-        newest[c.domain] = c.not_before
-        certs[c.domain] = CertState(
-            cert_pem=c.cert_pem,
-            key_pem=box.decrypt(c.key_encrypted),
-            names=tuple(c.names or [c.domain]),
-            not_after=c.not_after.isoformat(),
-            id=hashlib.sha256(c.cert_pem.encode()).hexdigest(),
-        )
     return DesiredState(
         domains={p: tuple(v) for p, v in domains.items()},
         cdn=cdn,
         load_balancers=lbs,
         servers=servers,
-        certs=certs,
+        certs=_certs(session, owner, now),
     )
+
+
+_CERT_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], CertState]] = (
+    weakref.WeakKeyDictionary()
+)
+_CHUNK = 400
+
+
+def _certs(session: Session, owner: dict[str, str], now: datetime) -> dict[str, CertState]:
+    """Each served domain's newest valid certificate of its own project.
+
+    The choice is made on light columns; the certificate and its decrypted key are read once
+    per process (a certificate row never changes but for its status, which the choice reads).
+    """
+    chosen: dict[str, tuple[str, str]] = {}  # domain -> (project, certificate id)
+    for project, domain, cert_id in session.execute(
+        select(CertificateRow.project_id, CertificateRow.domain, CertificateRow.id)
+        .where(
+            CertificateRow.status == ACTIVE,
+            CertificateRow.not_after > now,
+            CertificateRow.not_before <= now,
+        )
+        .order_by(CertificateRow.domain, CertificateRow.not_before.desc(), CertificateRow.id)
+    ):
+        if domain not in chosen and owner.get(domain) == project:
+            chosen[domain] = (project, cert_id)
+    pool = session.get_bind().engine.pool
+    with _CACHES_LOCK:
+        cache = _CERT_CACHES.get(pool)
+        if cache is None:
+            cache = _CERT_CACHES[pool] = {}
+    missing = sorted({k for k in chosen.values() if k not in cache})
+    if missing:
+        box = secrets.box_for(session)
+        heavy = select(
+            CertificateRow.project_id,
+            CertificateRow.id,
+            CertificateRow.domain,
+            CertificateRow.cert_pem,
+            CertificateRow.key_encrypted,
+            CertificateRow.names,
+            CertificateRow.not_after,
+        )
+        wanted = set(missing)
+        queries = (
+            [heavy.where(CertificateRow.status == ACTIVE, CertificateRow.not_after > now)]
+            if len(missing) > 4 * _CHUNK
+            else [
+                heavy.where(
+                    tuple_(CertificateRow.project_id, CertificateRow.id).in_(
+                        missing[i : i + _CHUNK]
+                    )
+                )
+                for i in range(0, len(missing), _CHUNK)
+            ]
+        )
+        fresh: dict[tuple[str, str], CertState] = {}
+        for query in queries:
+            for c in session.execute(query):
+                if (c.project_id, c.id) not in wanted:
+                    continue
+                fresh[(c.project_id, c.id)] = CertState(
+                    cert_pem=c.cert_pem,
+                    key_pem=box.decrypt(c.key_encrypted),
+                    names=tuple(c.names or [c.domain]),
+                    not_after=c.not_after.isoformat(),
+                    id=hashlib.sha256(c.cert_pem.encode()).hexdigest(),
+                )
+        with _CACHES_LOCK:
+            if len(cache) > 200_000:
+                cache.clear()
+            cache.update(fresh)
+    out: dict[str, CertState] = {}
+    for domain, key in chosen.items():
+        hit = cache.get(key)
+        if hit is not None:
+            out[domain] = hit
+    return out
 
 
 def current_revision(session: Session) -> int:
