@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from edgeplane import __version__
 from edgeplane.cli import (
     access,
+    cdn,
     datacenters,
     edge,
     operations,
@@ -106,6 +107,7 @@ app.add_typer(servers.app, name=SERVERS_GROUP)
 app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
 app.add_typer(operations.dr_app, name="dr")
+app.add_typer(cdn.app, name="cdn")
 app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")

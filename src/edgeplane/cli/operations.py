@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 
@@ -11,7 +12,9 @@ from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
 
-lb_app = typer.Typer(help="Load balancers: algorithm, endpoints and health checks.")
+lb_app = typer.Typer(help="Load balancers: algorithm, backends and health checks.")
+backend_app = typer.Typer(help="A load balancer's backends: weight, backup, state, drain.")
+lb_app.add_typer(backend_app, name="backend")
 dr_app = typer.Typer(help="Disaster-recovery configs: primary and backup data center, RPO, RTO.")
 
 LB_PATH = f"{rt.BASE}/loadbalancer"
@@ -24,6 +27,21 @@ LB_COLUMNS: list[Column] = [
     ("ENDPOINTS", "endpoints"),
     ("HEALTH CHECK", lambda lb: f"{lb['health_check']['protocol']} {lb['health_check']['path']}"),
     ("ENV", "environment"),
+]
+BACKEND_COLUMNS: list[Column] = [
+    ("ADDRESS", "address"),
+    ("PORT", "port"),
+    ("WEIGHT", "weight"),
+    ("BACKUP", "backup"),
+    ("STATE", "state"),
+]
+HEALTH_COLUMNS: list[Column] = [
+    ("BACKEND", "backend"),
+    ("STATE", "state"),
+    ("ADMIN", "admin_state"),
+    ("WEIGHT", "weight"),
+    ("BACKUP", "backup"),
+    ("NODES", lambda h: "; ".join(_node_health(n) for n in h["nodes"]) or "-"),
 ]
 DR_COLUMNS: list[Column] = [
     ("ID", "id"),
@@ -52,6 +70,23 @@ HcTimeout = Annotated[float | None, typer.Option("--hc-timeout", help="seconds")
 HcRise = Annotated[int | None, typer.Option("--hc-rise", help="successes to mark up")]
 HcFall = Annotated[int | None, typer.Option("--hc-fall", help="failures to mark down")]
 HcStatus = Annotated[str | None, typer.Option("--hc-status", help="e.g. 200 or 200-399")]
+ConnectTimeout = Annotated[
+    float | None, typer.Option("--connect-timeout", help="seconds to connect to a backend")
+]
+ReadTimeout = Annotated[
+    float | None, typer.Option("--read-timeout", help="seconds between two reads")
+]
+Retries = Annotated[
+    int | None, typer.Option("--retries", help="tries on the next backend (idempotent requests)")
+]
+Address = Annotated[
+    str,
+    typer.Argument(
+        metavar="ADDRESS", help="server id (or id:port), host:port or http(s) URL of the backend"
+    ),
+]
+Weight = Annotated[int | None, typer.Option("--weight", help="1-1000 (default 100)")]
+BackendState = Annotated[str | None, typer.Option("--state", help="active, draining or disabled")]
 Primary = Annotated[str | None, typer.Option("--primary", help="primary data center id")]
 Backup = Annotated[str | None, typer.Option("--backup", help="backup data center id")]
 Rpo = Annotated[int | None, typer.Option("--rpo", help="recovery point objective, minutes")]
@@ -78,6 +113,13 @@ def health_check(
         expected_status=status,
     )
     return fields or None
+
+
+def _node_health(node: Doc) -> str:
+    latency = node.get("latency_ms")
+    ms = f" {latency:.1f} ms" if isinstance(latency, (int, float)) else ""
+    reason = f" ({node['reason']})" if node.get("reason") else ""
+    return f"{node['node']} {node['state']}{ms}{reason}"
 
 
 def render_dr(doc: Doc) -> None:
@@ -125,6 +167,9 @@ def lb_create(
     hc_rise: HcRise = None,
     hc_fall: HcFall = None,
     hc_status: HcStatus = None,
+    connect_timeout: ConnectTimeout = None,
+    read_timeout: ReadTimeout = None,
+    retries: Retries = None,
     environment: o.EnvironmentOpt = None,
     as_json: o.Json = False,
 ) -> None:
@@ -138,6 +183,9 @@ def lb_create(
         health_check=health_check(
             hc_path, hc_protocol, hc_interval, hc_timeout, hc_rise, hc_fall, hc_status
         ),
+        connect_timeout_s=connect_timeout,
+        read_timeout_s=read_timeout,
+        retries=retries,
         environment=environment,
     )
     rt.request(ctx, as_json, "POST", LB_PATH, body=body, title="load balancer created")
@@ -164,6 +212,9 @@ def lb_update(
     hc_rise: HcRise = None,
     hc_fall: HcFall = None,
     hc_status: HcStatus = None,
+    connect_timeout: ConnectTimeout = None,
+    read_timeout: ReadTimeout = None,
+    retries: Retries = None,
     environment: o.EnvironmentOpt = None,
     as_json: o.Json = False,
 ) -> None:
@@ -176,6 +227,9 @@ def lb_update(
         health_check=health_check(
             hc_path, hc_protocol, hc_interval, hc_timeout, hc_rise, hc_fall, hc_status
         ),
+        connect_timeout_s=connect_timeout,
+        read_timeout_s=read_timeout,
+        retries=retries,
         environment=environment,
     )
     rt.update(ctx, as_json, f"{LB_PATH}/{lb_id}", fields, title="load balancer updated")
@@ -185,6 +239,104 @@ def lb_update(
 def lb_delete(ctx: typer.Context, lb_id: LbId, as_json: o.Json = False) -> None:
     """Delete a load balancer."""
     rt.delete(ctx, as_json, f"{LB_PATH}/{lb_id}", "load balancer", lb_id)
+
+
+@lb_app.command("health")
+def lb_health(ctx: typer.Context, lb_id: LbId, as_json: o.Json = False) -> None:
+    """Per backend: what each edge node's active checks last saw (up if any node says up)."""
+    doc = rt.call(ctx, lambda c: c.request("GET", f"{LB_PATH}/{lb_id}/health"))
+    rt.emit(doc, as_json, lambda rows: output.table(rows, HEALTH_COLUMNS, title="backends"))
+
+
+@lb_app.command("health-check")
+def lb_health_check(
+    ctx: typer.Context,
+    lb_id: LbId,
+    path: Annotated[str | None, typer.Option("--path", help="HTTP path, e.g. /healthz")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help="http, https or tcp")] = None,
+    interval: Annotated[
+        float | None, typer.Option("--interval", help="seconds (default 5, minimum 1)")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="seconds")] = None,
+    rise: Annotated[int | None, typer.Option("--rise", help="successes to mark up")] = None,
+    fall: Annotated[int | None, typer.Option("--fall", help="failures to mark down")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="e.g. 200 or 200-399")] = None,
+    as_json: o.Json = False,
+) -> None:
+    """Replace the health check: the options not given take their defaults."""
+    body = health_check(path, protocol, interval, timeout, rise, fall, status) or {}
+    rt.request(
+        ctx,
+        as_json,
+        "PUT",
+        f"{LB_PATH}/{lb_id}/health-check",
+        body=body,
+        render=lambda d: output.details(d["health_check"], title="health check"),
+    )
+
+
+def _backend_path(lb_id: str, address: str) -> str:
+    return f"{LB_PATH}/{lb_id}/backends/{quote(address, safe='')}"
+
+
+@backend_app.command("list")
+def backend_list(ctx: typer.Context, lb_id: LbId, as_json: o.Json = False) -> None:
+    """List a load balancer's backends."""
+    doc = rt.call(ctx, lambda c: c.request("GET", f"{LB_PATH}/{lb_id}/backends"))
+    rt.emit(doc, as_json, lambda rows: output.table(rows, BACKEND_COLUMNS, title="backends"))
+
+
+@backend_app.command("add")
+def backend_add(
+    ctx: typer.Context,
+    lb_id: LbId,
+    address: Address,
+    port: Annotated[int | None, typer.Option("--port", help="for a server id (default 80)")] = None,
+    weight: Weight = None,
+    backup: Annotated[
+        bool, typer.Option("--backup", help="only while every primary is down")
+    ] = False,
+    state: BackendState = None,
+    as_json: o.Json = False,
+) -> None:
+    """Add a backend."""
+    body = rt.compact(address=address, port=port, weight=weight, backup=backup or None, state=state)
+    rt.request(
+        ctx, as_json, "POST", f"{LB_PATH}/{lb_id}/backends", body=body, title="backend added"
+    )
+
+
+@backend_app.command("update")
+def backend_update(
+    ctx: typer.Context,
+    lb_id: LbId,
+    address: Address,
+    weight: Weight = None,
+    backup: Annotated[bool | None, typer.Option("--backup/--no-backup")] = None,
+    state: BackendState = None,
+    as_json: o.Json = False,
+) -> None:
+    """Change a backend's weight, backup flag or state."""
+    fields = rt.compact(weight=weight, backup=backup, state=state)
+    rt.update(ctx, as_json, _backend_path(lb_id, address), fields, title="backend updated")
+
+
+@backend_app.command("drain")
+def backend_drain(
+    ctx: typer.Context, lb_id: LbId, address: Address, as_json: o.Json = False
+) -> None:
+    """Send no new requests to the backend; requests in flight finish."""
+    rt.request(
+        ctx, as_json, "POST", _backend_path(lb_id, address) + "/drain", title="backend draining"
+    )
+
+
+@backend_app.command("remove")
+def backend_remove(
+    ctx: typer.Context, lb_id: LbId, address: Address, as_json: o.Json = False
+) -> None:
+    """Remove a backend."""
+    rt.delete(ctx, as_json, _backend_path(lb_id, address), "backend", address)
 
 
 # Disaster recovery ------------------------------------------------------------------------
