@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from edgeplane.model.cdn import CDNConfigCreate as CDNConfig
     from edgeplane.model.operations import Backend, HealthCheck
     from edgeplane.sdk.cdn_service import CDNService
+    from edgeplane.sdk.domain_service import DomainService
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
@@ -35,6 +36,7 @@ __all__ = [
     "CacheKey",
     "CacheRule",
     "DataCenterTier",
+    "DomainService",
     "Environment",
     "GlobalOperations",
     "HealthCheck",
@@ -71,6 +73,7 @@ def __getattr__(name: str) -> Any:
 # Public name -> (module, attribute), loaded on first use.
 _LAZY = {
     "CDNService": ("edgeplane.sdk.cdn_service", "CDNService"),
+    "DomainService": ("edgeplane.sdk.domain_service", "DomainService"),
     "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
     "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
     "CacheRule": ("edgeplane.model.cdn", "CacheRule"),

@@ -19,6 +19,7 @@ from edgeplane.cli import (
     access,
     cdn,
     datacenters,
+    domains,
     edge,
     operations,
     regions,
@@ -111,6 +112,7 @@ app.add_typer(cdn.app, name="cdn")
 app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")
+app.add_typer(domains.app, name="domain")
 app.command("audit")(access.audit)
 app.command("whoami")(access.whoami)
 
