@@ -408,3 +408,41 @@ def test_analytics_aggregation(api: Api) -> None:
         )
     )
     assert empty["requests"] == 0 and empty["hit_ratio"] is None and empty["domains"] == []
+
+
+def test_purge_waits_for_a_node_acking_through_the_edge_protocol(api: Api) -> None:
+    """A registered node long-polls, gets the purge, acknowledges it; the waiting call sees it."""
+    import threading
+
+    from edgeplane.services.access import create_edge_token
+
+    edge = create_edge_token(api.db, "edge-test")
+    r = api.post("/api/v1/edge/nodes", token=edge, json={"name": "edge-1", "region": "us-east"})
+    assert r.status_code in (200, 201), r.text
+    node = r.json()
+    base = f"/api/v1/edge/nodes/{node['id']}"
+    first = ok(api.get(f"{base}/config?after=-1&wait=0", token=edge))
+    done: list[int] = []
+
+    def agent() -> None:
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while not done and datetime.now(UTC) < deadline:
+            poll = api.get(f"{base}/config?after={first['revision']}&wait=2", token=edge).json()
+            for task in poll.get("purges", []):
+                assert task["site"] == "default" and task["prefixes"] == ["/static/"]
+                ack = {"completed_at": datetime.now(UTC).isoformat(), "purged_count": 3}
+                r = api.post(f"{base}/purges/{task['id']}", token=edge, json=ack)
+                assert r.status_code == 204, r.text
+                done.append(1)
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    try:
+        r = api.post(f"{CDN}/purge", json={"paths": ["/static/*"], "wait": True, "timeout_s": 8})
+    finally:
+        thread.join(timeout=15)
+    doc = ok(r, 200)
+    assert doc["complete"] is True and doc["purged_count"] == 3
+    [n] = doc["nodes"]
+    assert n["node"] == "edge-1" and n["purged_count"] == 3
+    assert 0 <= n["latency_ms"] < 8000
