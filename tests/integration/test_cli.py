@@ -243,3 +243,31 @@ def test_help_lists_every_noun(tmp_path: Path) -> None:
         assert noun in text
     assert "Usage: edgeplane server list" in cli.run("server", "list", "--help").stdout
     assert not (tmp_path / "home").exists()  # help touches no state
+
+
+def test_cdn_and_lb_backends(tmp_path: Path) -> None:
+    cli = cli_at(tmp_path / "home")
+    cli.json("lb", "create", "--id", "web", "--endpoint", "127.0.0.1:9001", "--retries", "2")
+    added = cli.json("lb", "backend", "add", "web", "http://127.0.0.1:9002", "--weight", "300",
+                     "--backup")  # fmt: skip
+    assert (added["weight"], added["backup"]) == (300, True)
+    assert cli.json("lb", "backend", "drain", "web", "127.0.0.1:9001")["state"] == "draining"
+    table = cli.run("lb", "health", "web").stdout
+    assert "http://127.0.0.1:9002" in table and "unknown" in table and "draining" in table
+
+    rules = tmp_path / "cdn.yaml"
+    rules.write_text(
+        "origins:\n  - load_balancer: web\n"
+        "cache_rules:\n  - pattern: /static/*\n    ttl: 600\n"
+        "  - pattern: /api/*\n    bypass: true\n"
+    )
+    dep = cli.json("cdn", "configure", "-f", str(rules))["cdn_deployment"]
+    assert [r["pattern"] for r in dep["cache_rules"]] == ["/static/*", "/api/*"]
+    rule = cli.json("cdn", "rule", "add", "*.css", "--ttl", "60", "--query", "v", "--position", "0")
+    assert rule["cache_key"]["query"] == ["v"]
+    listed = cli.run("cdn", "rule", "list").stdout
+    assert listed.index("*.css") < listed.index("/static/*") < listed.index("bypass")
+    purged = cli.json("cdn", "purge", "/static/*", "--wait")
+    assert purged["complete"] is True and purged["purged_count"] == 0
+    assert "cache_rules.0.pattern" in cli.fails("cdn", "configure", "--rule", "static:60")
+    assert "give paths" in cli.fails("cdn", "purge", code=2)
