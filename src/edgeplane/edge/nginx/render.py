@@ -79,7 +79,6 @@ proxy_next_upstream error timeout http_502 http_503 http_504;
 proxy_ssl_server_name on;
 proxy_ssl_name $host;
 proxy_cache_key "$site_id|$key_host|$uri|$key_query|$key_extra";
-proxy_cache_lock on;
 proxy_cache_lock_timeout 5s;
 """
 

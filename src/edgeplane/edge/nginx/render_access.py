@@ -51,5 +51,7 @@ def render_rate_limits(sites: list[SiteSpec]) -> tuple[str, list[str]]:
             "$site_id", f"${zone}", [(i, '"$site_id:$binary_remote_addr"') for i in ids]
         )
         http += f"limit_req_zone ${zone} zone={zone}:10m rate={rate}r/s;\n"
-        server.append(f"limit_req zone={zone} burst={burst} nodelay;")
+        server.append(
+            f"limit_req zone={zone} burst={burst} nodelay;" if burst else f"limit_req zone={zone};"
+        )
     return http, server

@@ -60,6 +60,7 @@ class CacheProfile:
             return []
         out = ["proxy_cache edge;"]
         if self.ttl is not None:
+            out.append("proxy_cache_lock on;")  # one origin fetch per new object
             out.append(f"proxy_cache_valid 200 203 301 302 {self.ttl}s;")
             out.append(f"proxy_cache_valid 404 410 {min(self.ttl, 10)}s;")
         if not self.honour:

@@ -37,10 +37,14 @@ class ProxyProfile:
 
     @staticmethod
     def of(pool: PoolSpec) -> ProxyProfile:
+        """``retries`` more tries on the next backend; with backup backends, enough tries to
+        get past every primary (a refused connection is always safe to retry), so that the
+        backup answers when every primary is dead."""
+        tries = pool.retries + 1
+        if any(b.backup for b in pool.backends):
+            tries = max(tries, sum(not b.backup for b in pool.backends) + 1)
         return ProxyProfile(
-            round(pool.connect_timeout_s * 1000),
-            round(pool.read_timeout_s * 1000),
-            pool.retries + 1,
+            round(pool.connect_timeout_s * 1000), round(pool.read_timeout_s * 1000), tries
         )
 
     @property

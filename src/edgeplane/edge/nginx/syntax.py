@@ -30,6 +30,17 @@ def block(head: str, lines: list[str], indent: str = "") -> str:
     return f"{indent}{head} {{\n{inner}{indent}}}\n"
 
 
+MAP_KEYWORDS = frozenset({"default", "hostnames", "include", "volatile"})
+
+
+def map_key(value: str) -> str:
+    """A literal map key; a key spelled like a map keyword (a project named ``default``)
+    is escaped with a backslash, as nginx requires."""
+    if value in MAP_KEYWORDS:
+        return "\\" + value
+    return lit(value)
+
+
 def map_block(
     source: str,
     target: str,
@@ -41,5 +52,5 @@ def map_block(
     """``map SOURCE $TARGET { ... }`` with literal keys; values are written as given."""
     lines = ["hostnames;"] if hostnames else []
     lines.append(f"default {default};")
-    lines += [f"{lit(key)} {value};" for key, value in entries]
+    lines += [f"{map_key(key)} {value};" for key, value in entries]
     return block(f"map {source} {target}", lines)
