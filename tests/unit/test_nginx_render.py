@@ -1,0 +1,247 @@
+"""The nginx renderer: golden files for representative snapshots, the cache-rule compiler and
+purge matching. Regenerate the golden files with ``EDGEPLANE_UPDATE_GOLDEN=1``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from edgeplane.edge.config import (
+    BackendSpec,
+    CacheKeySpec,
+    CacheRuleSpec,
+    CertSpec,
+    EdgeConfig,
+    NodeSpec,
+    PoolSpec,
+    RateLimitSpec,
+    SiteSpec,
+)
+from edgeplane.edge.nginx.local import LocalHealth, NodeLocal
+from edgeplane.edge.nginx.purge import key_matches, purge_cache
+from edgeplane.edge.nginx.render import render, render_release
+from edgeplane.edge.nginx.render_cache import compile_rules
+from edgeplane.edge.nginx.render_tls import name_matches
+from edgeplane.edge.nginx.render_upstreams import ProxyProfile, render_upstream
+from edgeplane.model.edge import PurgeTask
+
+GOLDEN = Path(__file__).parent / "golden" / "nginx"
+LOCAL = NodeLocal(
+    prefix=Path("/srv/edge/nginx"),
+    node_name="edge-1",
+    http_port=8080,
+    https_port=8443,
+    user="www-data",
+)
+NODE = NodeSpec(id="n1", name="edge-1", region="eu-west")
+
+
+def rule(rid: str, pattern: str, ttl: int = 60, **kw: object) -> CacheRuleSpec:
+    return CacheRuleSpec(id=rid, pattern=pattern, ttl=ttl, **kw)  # type: ignore[arg-type]
+
+
+def be(key: str, port: int, **kw: object) -> BackendSpec:
+    return BackendSpec(key=key, host="10.0.0.1", port=port, **kw)  # type: ignore[arg-type]
+
+
+CERT = CertSpec(
+    id="c0ffee",
+    names=("shop.test", "*.shop.test"),
+    cert_pem="CERT\n",
+    key_pem="KEY\n",
+    not_after="2030-01-01T00:00:00Z",
+)
+
+SNAPSHOTS: dict[str, EdgeConfig] = {
+    "empty": EdgeConfig(revision=1, node=NODE),
+    "one_origin": EdgeConfig(
+        revision=2,
+        node=NODE,
+        sites=(SiteSpec(id="p1", domains=("app.test",), pool="origin.p1"),),
+        pools=(
+            PoolSpec(id="origin.p1", algorithm="round_robin", backends=(be("10.0.0.1:80", 80),)),
+        ),
+    ),
+    "full": EdgeConfig(
+        revision=3,
+        node=NODE,
+        sites=(
+            SiteSpec(
+                id="p1",
+                domains=("shop.test", "www.shop.test"),
+                pool="lb.p1.7",
+                cache_rules=(
+                    rule("r1", "/static/img/*", 600),
+                    rule("r2", "/static/*", 300, cache_key=CacheKeySpec(query=("v", "lang"))),
+                    rule(
+                        "r3",
+                        "*.css",
+                        30,
+                        origin_cache_control="honour",
+                        stale_while_revalidate=True,
+                    ),
+                    rule("r4", "/api/*", 0, bypass=True),
+                    rule(
+                        "r5",
+                        "/robots.txt",
+                        3600,
+                        cache_key=CacheKeySpec(
+                            host=False, query="none", headers=("x-lang",), cookies=("theme",)
+                        ),
+                    ),
+                ),
+                force_https=True,
+                hsts_max_age=31536000,
+                hsts_include_subdomains=True,
+                rate_limit=RateLimitSpec(rate=50, burst=20),
+                ip_deny=("192.0.2.0/24",),
+            ),
+            SiteSpec(
+                id="p2",
+                domains=("blog.test",),
+                pool="origin.p2",
+                ip_allow=("10.1.0.0/16",),
+                rate_limit=RateLimitSpec(rate=50, burst=20),
+            ),
+            SiteSpec(id="p3", domains=("parked.test",), pool=None),
+        ),
+        pools=(
+            PoolSpec(
+                id="lb.p1.7",
+                algorithm="ip_hash",
+                backends=(be("a", 8001, weight=3), be("b", 8002), be("c", 8003, backup=True)),
+                read_timeout_s=5,
+                retries=2,
+            ),
+            PoolSpec(
+                id="origin.p2",
+                algorithm="least_conn",
+                backends=(be("x", 9001), be("y", 9002, backup=True, state="draining")),
+            ),
+        ),
+        certs=(CERT,),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SNAPSHOTS))
+def test_golden(name: str) -> None:
+    files = render(SNAPSHOTS[name], LOCAL, LocalHealth())
+    folder = GOLDEN / name
+    if os.environ.get("EDGEPLANE_UPDATE_GOLDEN"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.iterdir():
+            old.unlink()
+        for rel, content in files.items():
+            (folder / rel).write_bytes(content)
+    expected = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    assert sorted(files) == sorted(expected)
+    for rel, content in files.items():
+        assert content.decode() == expected[rel].decode(), rel
+
+
+def test_render_is_deterministic_and_ignores_revision() -> None:
+    config = SNAPSHOTS["full"]
+    first = render_release(config, LOCAL, LocalHealth())
+    again = render_release(config.model_copy(update={"revision": 99}), LOCAL, LocalHealth())
+    assert first == again
+    down = render_release(config, LOCAL, LocalHealth(down=frozenset({("lb.p1.7", "a")})))
+    assert down.marker != first.marker
+    assert first.marker.encode() in first.files["status.conf"]
+
+
+def _site_rules(rules: tuple[CacheRuleSpec, ...]) -> dict[str, str]:
+    text = compile_rules([("s", rules, ProxyProfile(1000, 5000, 2))]).maps
+    combo = text[text.index("$rule {") :]
+    combo = combo[: combo.index("}")]
+    out = {}
+    for line in combo.splitlines()[2:]:
+        key, value = line.strip().rstrip(";").split(" ")
+        out[key.strip('"')] = value.strip('"')
+    return out
+
+
+def test_first_match_wins_in_combination_map() -> None:
+    combo = _site_rules(
+        (
+            rule("1", "/static/img/*"),
+            rule("2", "/static/*"),
+            rule("3", "*.css"),
+            rule("4", "/robots.txt"),
+        )
+    )
+    # keys: site|exact|2 segments|1 segment|extension
+    assert combo["s|||2|3"] == "s#2"  # /static/a.css
+    assert combo["s||1|2|3"] == "s#1"  # /static/img/a.css
+    assert combo["s||||3"] == "s#3"  # /img/a.css
+    assert combo["s|4|||"] == "s#4"  # /robots.txt
+    assert "s||||" not in combo  # nothing matches: the site's default location
+
+
+def test_catch_all_shadows_later_rules() -> None:
+    combo = _site_rules((rule("1", "*.css"), rule("2", "/*"), rule("3", "/late/*")))
+    assert combo["s||||"] == "s#2"
+    assert combo["s||||1"] == "s#1"
+    assert not any(k.split("|")[3] for k in combo)  # /late/* can never match: not compiled
+
+
+def test_unsupported_pattern_is_refused() -> None:
+    with pytest.raises(ValueError, match="deeper than two segments"):
+        compile_rules([("s", (rule("1", "/a/b/c/*"),), ProxyProfile(1, 1, 1))])
+
+
+def test_key_parts_per_rule() -> None:
+    maps = compile_rules(
+        [("s", SNAPSHOTS["full"].sites[0].cache_rules, ProxyProfile(1, 1, 1))]
+    ).maps
+    assert '"s#2" "v=${arg_v}&lang=${arg_lang}";' in maps
+    assert '"s#5" "";' in maps  # query none and no host
+    assert '"s#5" "h:x-lang=${http_x_lang}|c:theme=${cookie_theme}";' in maps
+
+
+def test_ip_hash_backup_rendered_down_until_primaries_are_out() -> None:
+    pool = SNAPSHOTS["full"].pools[0]
+    normal = render_upstream(pool, LocalHealth())
+    assert "backup" not in normal
+    assert "10.0.0.1:8003 weight=1 max_fails=1 fail_timeout=10s down;" in normal
+    out = render_upstream(pool, LocalHealth(down=frozenset({(pool.id, "a"), (pool.id, "b")})))
+    assert "10.0.0.1:8003 weight=1 max_fails=1 fail_timeout=10s;" in out
+    assert out.count(" down;") == 2
+
+
+def test_cert_names() -> None:
+    assert name_matches("*.shop.test", "www.shop.test")
+    assert not name_matches("*.shop.test", "shop.test")
+    assert not name_matches("*.shop.test", "a.b.shop.test")
+    assert name_matches("Shop.test", "shop.TEST")
+
+
+@pytest.mark.parametrize(
+    ("key", "task", "expected"),
+    [
+        ("p1|a.test|/x|q=1|", PurgeTask(id="1", site="p1", paths=["/x"]), True),
+        ("p1|a.test|/x/y||", PurgeTask(id="1", site="p1", paths=["/x"]), False),
+        ("p1||/static/a.css||", PurgeTask(id="1", site="p1", prefixes=["/static/"]), True),
+        ("p1|a.test|/staticx||", PurgeTask(id="1", site="p1", prefixes=["/static/"]), False),
+        ("p10|a.test|/x||", PurgeTask(id="1", site="p1", purge_all=True), False),
+        ("p1|a.test|/anything||", PurgeTask(id="1", site="p1", purge_all=True), True),
+    ],
+)
+def test_purge_matching(key: str, task: PurgeTask, expected: bool) -> None:
+    assert key_matches(key, task) is expected
+
+
+def test_purge_cache_files(tmp_path: Path) -> None:
+    def cached(name: str, key: str) -> Path:
+        path = tmp_path / name[-1] / name[-3:-1] / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x05\x00binary-header\nKEY: " + key.encode() + b"\nHTTP/1.1 200 OK\r\n")
+        return path
+
+    a = cached("aaa1", "p1|h|/static/a||")
+    b = cached("bbb2", "p1|h|/other||")
+    temp = cached("ccc3.0000000001", "p1|h|/static/b||")  # being written: left alone
+    removed = purge_cache(tmp_path, PurgeTask(id="1", site="p1", prefixes=["/static/"]))
+    assert removed == 1 and not a.exists() and b.exists() and temp.exists()
