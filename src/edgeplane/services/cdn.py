@@ -23,7 +23,7 @@ from edgeplane.model.cdn import (
 )
 from edgeplane.model.common import new_id
 from edgeplane.model.enums import Environment, Role
-from edgeplane.services.common import merge_patch, validate
+from edgeplane.services.common import lock_name, merge_patch, validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import AuditRow, CDNConfigRow, DomainRow, LoadBalancerRow
 
@@ -134,6 +134,7 @@ def configure(tx: Tx, data: CDNConfigCreate | dict[str, Any]) -> tuple[CDNDeploy
     spec = data if isinstance(data, CDNConfigCreate) else validate(CDNConfigCreate, data)
     _check_origins(tx, spec.origins)
     rules = _build_rules(spec.cache_rules)
+    lock_name(tx, "cdn_configs", tx.project)  # two first configs of a project at once
     row = tx.session.get(CDNConfigRow, tx.project)
     before = _snapshot(row) if row is not None else None
     created = row is None
