@@ -446,3 +446,15 @@ def test_purge_waits_for_a_node_acking_through_the_edge_protocol(api: Api) -> No
     [n] = doc["nodes"]
     assert n["node"] == "edge-1" and n["purged_count"] == 3
     assert 0 <= n["latency_ms"] < 8000
+
+
+def test_analytics_bad_windows(api: Api) -> None:
+    problem(api.get(f"{CDN}/analytics", params={"start": "2026-01-01T00:00:00"}), "start")
+    problem(
+        api.get(f"{CDN}/analytics", params={"timeframe": "1h", "end": "2026-01-01T00:00"}), "end"
+    )
+    both = {"timeframe": "1h", "start": "2026-01-01T00:00:00Z"}
+    problem(api.get(f"{CDN}/analytics", params=both), "timeframe")
+    span = {"start": "2020-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}
+    problem(api.get(f"{CDN}/analytics", params=span), "start")
+    assert api.get(f"{CDN}/analytics?start=yesterday").status_code == 422

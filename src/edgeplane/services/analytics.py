@@ -113,6 +113,9 @@ def window(
 ) -> tuple[datetime, datetime]:
     """``[start, end)`` from explicit bounds or a timeframe ending now (default 1h)."""
     now = now or utcnow()
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput.at(name, "give a time zone (Z or +00:00)")
     if timeframe is not None and start is not None:
         raise InvalidInput.at("timeframe", "give either timeframe or start/end, not both")
     if isinstance(timeframe, str):
@@ -127,8 +130,6 @@ def window(
         return end - timeframe, end
     end = end or now
     start = start or end - TIMEFRAMES["1h"]
-    if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidInput.at("start" if start.tzinfo is None else "end", "give a time zone")
     if start >= end:
         raise InvalidInput.at("start", "must be before end")
     if end - start > MAX_SPAN:
