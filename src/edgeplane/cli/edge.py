@@ -108,6 +108,7 @@ def edge(
     import asyncio
 
     from edgeplane.edge.agent.agent import Agent, AgentOptions, run_until_signalled
+    from edgeplane.edge.agent.paths import nginx_prefix
     from edgeplane.edge.nginx.engine import NginxEngine
     from edgeplane.edge.nginx.local import NodeLocal
 
@@ -115,7 +116,7 @@ def edge(
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     base = home or Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")
     state_dir = (base / "edge" / node_name).resolve()
-    prefix = state_dir / "nginx"
+    prefix = nginx_prefix(state_dir, node_name)
     local = NodeLocal(
         prefix=prefix,
         node_name=node_name,
@@ -140,7 +141,7 @@ def edge(
     typer.echo(
         f"edge node {node_name}: http://{bind}:{http_port}"
         + (f", https://{bind}:{https_port}" if https_port else "")
-        + f" (state {state_dir})",
+        + f" (state {state_dir}, nginx {prefix})",
         err=True,
     )
     asyncio.run(run_until_signalled(Agent(options, engine)))

@@ -69,6 +69,7 @@ def init(home: HomeOpt = None) -> None:
 
 
 EDGE_NODE_NAME = "local"
+GRACEFUL_SHUTDOWN_S = 2
 EDGE_TOKEN_FILE = "edge-token"
 
 
@@ -143,8 +144,16 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
     from edgeplane.api.app import create_app
 
     app = create_app(settings, db, locator=_locator(settings))
+    # Edge agents hold long-polls open for up to their wait: on shutdown they are cut after
+    # a short grace (the agents retry) instead of being waited for.
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = uvicorn.Server(config)
 

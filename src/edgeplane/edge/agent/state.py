@@ -64,7 +64,8 @@ class AgentState:
 
     def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
+        # Searchable (nginx workers may need to reach the prefix below), not listable.
+        os.chmod(self.directory, 0o711)
 
     def load_snapshot(self) -> EdgeConfig | None:
         """The last good snapshot, or None when there is none or it cannot be read."""
