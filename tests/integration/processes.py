@@ -32,6 +32,8 @@ class ControlPlane:
     home: Path
     url: str
     log: Path
+    http_port: int | None = None  # the local edge node's ports (start_up(edge=True))
+    https_port: int | None = None
 
     @property
     def token(self) -> str:
@@ -52,9 +54,17 @@ class ControlPlane:
         return self.log.read_text()
 
 
-def start_up(home: Path, *args: str, env: dict[str, str] | None = None) -> ControlPlane:
-    """``edgeplane up --home HOME --api-port P``, waiting until /healthz answers."""
+def start_up(
+    home: Path, *args: str, env: dict[str, str] | None = None, edge: bool = False
+) -> ControlPlane:
+    """``edgeplane up --home HOME --api-port P``, waiting until /healthz answers; with
+    ``edge`` also the local edge node on free ports, else ``--no-edge``."""
     port = free_port()
+    edge_ports = (free_port(), free_port()) if edge else None
+    if edge_ports:
+        args = (*args, "--http-port", str(edge_ports[0]), "--https-port", str(edge_ports[1]))
+    else:
+        args = (*args, "--no-edge")
     log = home.parent / f"{home.name}-up.log"
     home.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
@@ -75,7 +85,7 @@ def start_up(home: Path, *args: str, env: dict[str, str] | None = None) -> Contr
             text=True,
             env=env or clean_env(),
         )
-    cp = ControlPlane(process, home, f"http://127.0.0.1:{port}", log)
+    cp = ControlPlane(process, home, f"http://127.0.0.1:{port}", log, *(edge_ports or (None, None)))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

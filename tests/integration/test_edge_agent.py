@@ -37,7 +37,7 @@ def tmp_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cp(tmp_module: Path) -> Iterator[ControlPlane]:
-    cp = start_up(tmp_module / "cp", "--no-edge")
+    cp = start_up(tmp_module / "cp")
     yield cp
     cp.stop()
 
@@ -437,7 +437,7 @@ def test_edge_serves_without_the_control_plane_and_after_a_restart(
     tmp_dir: Path, origins: OriginSet
 ) -> None:
     tmp_path = tmp_dir
-    cp = start_up(tmp_path / "cp", "--no-edge")
+    cp = start_up(tmp_path / "cp")
     api = Api(cp)
     agent: EdgeAgent | None = None
     try:

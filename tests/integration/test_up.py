@@ -118,3 +118,59 @@ def test_up_on_postgresql(tmp_path: Path, pg_cluster: object) -> None:
     assert row == ("pg",)
     assert events is not None and events[0] >= 2  # the admin token, then the server
     pg_cluster.drop_database("up_test")
+
+
+def test_up_starts_a_local_edge_node_and_stops_it() -> None:
+    """`up` runs one edge node: a domain with a CDN origin is served through the edge HTTP
+    port with X-Served-By; after SIGTERM no nginx of that node is left."""
+    import shutil
+
+    from edge_agents import EdgeAgent, searchable_tmp, wait_for
+    from origins import start_origin
+
+    origin = start_origin("app")
+    base = searchable_tmp("edgeplane-up-")
+    home = base / "home"
+    cp = start_up(home, edge=True)
+    # The node as the tests see it (for its nginx processes), not started by the test.
+    node = EdgeAgent("local", home, cp.http_port or 0, cp.url, "", base / "unused.log")
+    token = cp.token
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        assert f"http://127.0.0.1:{cp.http_port}" in cp.output()
+        assert stat.S_IMODE((home / "edge-token").stat().st_mode) == 0o600
+        r = httpx.post(
+            f"{cp.url}/api/v1/infrastructure/domains",
+            json={"domain": "app.localhost"},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        r = httpx.post(
+            f"{cp.url}/api/v1/infrastructure/cdn",
+            json={"origins": [{"url": origin.url}], "security": {"force_https": False}},
+            headers=headers,
+        )
+        assert r.status_code in (200, 201), r.text
+
+        def served() -> httpx.Response | None:
+            r = node.get("app.localhost", "/hello")
+            return r if r.status_code == 200 else None
+
+        r = wait_for(served, 20, "app.localhost through the local edge node")
+        assert r.headers["x-origin"] == "app"
+        assert r.headers["x-served-by"] == "local"
+        assert origin.hits() >= 1
+        nodes = httpx.get(f"{cp.url}/api/v1/edge/nodes", headers=headers).json()
+        assert [n["name"] for n in nodes] == ["local"] and nodes[0]["region"] == "us-east"
+        assert node.nginx_pids()
+    finally:
+        code = cp.stop()
+        output = cp.output()
+        pids = node.nginx_pids()
+        shutil.rmtree(base, ignore_errors=True)
+        origin.terminate()
+    assert code == 0, output
+    assert pids == []
+    assert "stopped" in output
+    # The edge token is never printed (it goes to the agent through its environment).
+    assert "ep_" not in output.replace(token, "")
