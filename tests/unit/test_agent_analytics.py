@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from edgeplane.edge.agent.analytics import (
     LogTailer,
     TrafficAggregator,
@@ -169,3 +171,22 @@ def test_tailer_can_start_at_the_end(tmp_path: Path) -> None:
     with log.open("a") as f:
         f.write(line(uri="/t") + "\n")
     assert [json.loads(x)["uri"] for x in tailer.read_lines()] == ["/t"]
+
+
+def test_tailer_reads_a_backlog_over_several_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgeplane.edge.agent import analytics
+
+    monkeypatch.setattr(analytics, "READ_CHUNK", 256)
+    monkeypatch.setattr(analytics, "READ_LIMIT", 512)
+    log = tmp_path / "access.json"
+    log.write_text("".join(line(uri=f"/{i}") + "\n" for i in range(20)))
+    tailer = LogTailer(log)
+    first = tailer.read_lines()
+    assert 0 < len(first) < 20
+    rest: list[bytes] = []
+    for _ in range(20):
+        rest += tailer.read_lines()
+    uris = [json.loads(x)["uri"] for x in first + rest]
+    assert uris == [f"/{i}" for i in range(20)]

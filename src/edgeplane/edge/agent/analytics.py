@@ -37,6 +37,7 @@ HIT_STATUSES = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
 MISS_STATUSES = frozenset({"MISS", "EXPIRED"})
 KEEP_MINUTES = 15
 READ_CHUNK = 1 << 20
+READ_LIMIT = 16 << 20
 
 
 def upstream_ms(value: str) -> float | None:
@@ -187,10 +188,11 @@ class LogTailer:
         return True
 
     def read_lines(self) -> list[bytes]:
-        lines: list[bytes] = []
         if self._file is None and not self._open():
-            return lines
-        lines.extend(self._drain())
+            return []
+        lines, at_end = self._drain()
+        if not at_end:
+            return lines  # more next time
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -199,24 +201,26 @@ class LogTailer:
             # Rotated: the old file is complete (nginx reopened its logs); follow the new one.
             self.close()
             if self._open():
-                lines.extend(self._drain())
+                lines.extend(self._drain()[0])
         elif st.st_size < self._file.tell():
             # Truncated in place.
             self._file.seek(0)
             self._partial = b""
-            lines.extend(self._drain())
+            lines.extend(self._drain()[0])
         return lines
 
-    def _drain(self) -> list[bytes]:
+    def _drain(self) -> tuple[list[bytes], bool]:
+        """Whole lines from the current position, at most ``READ_LIMIT`` bytes per call (a
+        big backlog is read over several calls); True when it reached the end."""
         out: list[bytes] = []
-        while True:
+        for _ in range(READ_LIMIT // READ_CHUNK):
             chunk = self._file.read(READ_CHUNK)
             if not chunk:
-                break
+                return out, True
             data = self._partial + chunk
             *complete, self._partial = data.split(b"\n")
             out.extend(line for line in complete if line.strip())
-        return out
+        return out, False
 
 
 def rotate(path: Path, pid_file: Path, max_bytes: int) -> bool:
