@@ -5,6 +5,7 @@ on domains of its own."""
 from __future__ import annotations
 
 import shutil
+import signal
 import threading
 import time
 from collections import Counter
@@ -495,3 +496,34 @@ def test_agent_refuses_bad_options(tmp_path: Path) -> None:
     r = run("--control-plane", "http://127.0.0.1:1", "--token", "secret-xyz", "--region",
             "us-east", "--name", "Bad Name!")
     assert r.returncode == 2 and "--name" in r.stderr and "secret-xyz" not in r.stderr
+
+
+def test_nginx_that_dies_is_restarted(
+    admin: Api, nodes: list[EdgeAgent], origins: OriginSet
+) -> None:
+    import os
+
+    api = admin.in_project("supervise")
+    a = origins.start("a")
+    site(api, "supervise.localhost", [{"url": a.url}], [])
+    agent = nodes[1]
+    wait_for(lambda: served_by(agent, "supervise.localhost") == "a", 10, "served")
+    pid = int((agent.prefix / "nginx.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+
+    def new_master() -> int | None:
+        try:
+            new = int((agent.prefix / "nginx.pid").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return new if new != pid and served_by(agent, "supervise.localhost") == "a" else None
+
+    try:
+        wait_for(new_master, 10, "a new nginx master serving")
+    except AssertionError:
+        print(agent.output()[-3000:])
+        raise
+    print(f"\nnginx master SIGKILLed: a new master serves after "
+          f"{time.monotonic() - killed:.2f} s")
+    wait_for(lambda: "restarted" in agent.output(), 5, "the restart logged")

@@ -38,6 +38,7 @@ from edgeplane.edge.agent.client import (
     Unreachable,
 )
 from edgeplane.edge.agent.health import HealthChecker
+from edgeplane.edge.agent.orphans import kill_orphan_workers
 from edgeplane.edge.agent.state import AgentState
 from edgeplane.edge.config import EdgeConfig
 from edgeplane.edge.nginx.local import LocalHealth
@@ -502,7 +503,15 @@ class Agent:
             await asyncio.sleep(self.options.supervise_interval_s)
             if self.serving is None:
                 continue
-            if await asyncio.to_thread(self.engine.ensure_running):
+            try:
+                restarted = await asyncio.to_thread(self.engine.ensure_running)
+            except Exception as exc:
+                # Most often: the workers of a master that was killed still hold the ports.
+                ports = [p for p in (self.options.http_port, self.options.https_port) if p]
+                if not await asyncio.to_thread(kill_orphan_workers, ports):
+                    log.error("nginx could not be restarted: %s", exc)
+                continue
+            if restarted:
                 self.nginx_restarts += 1
                 log.warning("nginx was not running: restarted (%d so far)", self.nginx_restarts)
 

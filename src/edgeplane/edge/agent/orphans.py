@@ -1,0 +1,96 @@
+"""Workers left behind by an nginx master that died.
+
+When the master is killed (SIGKILL, OOM killer) its workers keep running and keep the
+listening sockets, so a new master cannot bind the node's ports. Before restarting, the agent
+finds the processes that listen on the node's ports, and kills those that are nginx workers
+(or cache processes) whose parent is no longer an nginx master. Nothing else is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PROC = Path("/proc")
+LISTEN = "0A"
+CHILD_TITLES = (b"nginx: worker process", b"nginx: cache manager", b"nginx: cache loader")
+
+
+def listening_inodes(ports: Iterable[int]) -> set[str]:
+    wanted = {f"{port:04X}" for port in ports}
+    inodes: set[str] = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            lines = (PROC / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == LISTEN and fields[1].rsplit(":", 1)[1] in wanted:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _holds(pid: int, sockets: set[str]) -> bool:
+    fd_dir = PROC / str(pid) / "fd"
+    try:
+        fds = list(fd_dir.iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in sockets:
+                return True
+    return False
+
+
+def orphan_workers(ports: Iterable[int]) -> list[int]:
+    sockets = listening_inodes(ports)
+    if not sockets:
+        return []
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if not _cmdline(pid).startswith(CHILD_TITLES):
+            continue
+        parent = _ppid(pid)
+        if parent is not None and _cmdline(parent).startswith(b"nginx: master"):
+            continue  # a live master's worker
+        if _holds(pid, sockets):
+            found.append(pid)
+    return found
+
+
+def kill_orphan_workers(ports: Iterable[int]) -> list[int]:
+    """SIGKILL the orphaned nginx workers listening on ``ports``; their pids."""
+    pids = orphan_workers(ports)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if pids:
+        log.warning("killed %d nginx workers left by a dead master: %s", len(pids), pids)
+    return pids
