@@ -9,9 +9,11 @@ inventory edit) hashes the same and the agent does not reload.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,6 +127,17 @@ class EdgeConfig(Frozen):
     certs: tuple[CertSpec, ...] = ()
 
     def content_hash(self) -> str:
+        return self._content_digest
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("_content_digest", None)  # the copy may differ: hash it afresh
+        return copy
+
+    @functools.cached_property
+    def _content_digest(self) -> str:
+        # Computed once per instance (a snapshot of 10,000 domains is megabytes of JSON);
+        # cached properties are not fields: equality and dumps ignore them.
         body = self.model_dump(mode="json", exclude={"revision"})
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]

@@ -1,0 +1,781 @@
+"""The edge node, measured end to end: a real control plane, two real agents, real nginx.
+
+Run from the repository root::
+
+    .venv/bin/python bench/edge.py [--quick] [--domains 10,1000,10000] [--markdown]
+
+What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and two edge nodes
+(``edgeplane edge``, each driving its own nginx), all on free loopback ports; a fast origin (an
+nginx answering a 1 KiB body) and, for failover, origin processes that can be killed and
+frozen (``tests/integration/origins.py``). The reference is a minimal hand-written nginx
+``proxy_cache`` config in front of the same origin, run in the same process, interleaved with
+the edge round by round.
+
+Figures:
+
+1. cached hits: req/s and p99 through edge node 1 and through the reference (wrk, keep-alive),
+   rounds interleaved; ratio edge / reference;
+2. failover: steady GET traffic through a load balancer of two backends with health checks
+   every second; one backend SIGKILLed, then (after recovery) one SIGSTOPped: failed requests,
+   requests slower than 0.9 s, time until the frozen backend is out of rotation (last request
+   it received, and the health API's "down");
+3. purge propagation: ``POST /cdn/purge`` until the next request is a MISS on both nodes;
+4. config propagation with 10, 1,000 and 10,000 domains configured: adding a domain through the
+   API until edge node 1 serves it, with the node's own apply time and the control plane's
+   commit-to-acknowledgement figure;
+5. memory: agent RSS and nginx PSS (master + workers) of each node.
+
+Everything started is stopped and the temporary directory removed on exit, error, Ctrl-C or
+SIGTERM. Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from origins import start_origin  # noqa: E402
+
+DOMAIN = "bench.localhost"
+BODY_BYTES = 1024
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return float("nan")
+
+
+def wait_until(fn: Callable[[], Any], timeout: float, what: str, every: float = 0.01) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+        except (OSError, httpx.TransportError, http.client.HTTPException) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise RuntimeError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Cleanup:
+    def __init__(self) -> None:
+        self.actions: list[Callable[[], None]] = []
+
+    def add(self, fn: Callable[[], None]) -> None:
+        self.actions.append(fn)
+
+    def run(self) -> None:
+        while self.actions:
+            fn = self.actions.pop()
+            with contextlib.suppress(Exception):
+                fn()
+
+
+def stop_process(p: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+    if p.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(p.pid, signal.SIGCONT)
+    p.send_signal(sig)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+NGINX_MAIN = """
+worker_processes {workers};
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+{user}
+events {{ worker_connections 4096; }}
+http {{
+    access_log {access};
+    client_body_temp_path {p}/tmp/body; proxy_temp_path {p}/tmp/proxy;
+    fastcgi_temp_path {p}/tmp/fcgi; uwsgi_temp_path {p}/tmp/uwsgi; scgi_temp_path {p}/tmp/scgi;
+{body}
+}}
+"""
+
+
+class PlainNginx:
+    """An nginx of the benchmark's own (the origin, the reference) in a prefix."""
+
+    def __init__(self, prefix: Path, body: str, *, workers: int = 2, access: str = "off") -> None:
+        self.prefix = prefix
+        (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+        root = os.geteuid() == 0
+        if root:
+            shutil.chown(prefix / "tmp", "www-data")
+        conf = NGINX_MAIN.format(
+            p=prefix,
+            workers=workers,
+            user="user www-data;" if root else "",
+            access=access,
+            body=body,
+        )
+        (prefix / "nginx.conf").write_text(conf)
+        self.process = subprocess.Popen(
+            ["nginx", "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        stop_process(self.process, signal.SIGQUIT)
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    import socket
+
+    def ok() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    wait_until(ok, timeout, f"port {port}", every=0.02)
+
+
+@dataclass
+class Node:
+    name: str
+    http_port: int
+    https_port: int
+    home: Path
+    process: subprocess.Popen[Any]
+
+    def nginx_pids(self) -> list[int]:
+        out = []
+        needle = str(self.home).encode()
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"nginx") and needle in cmd:
+                out.append(int(d.name))
+        return out
+
+    def nginx_pss_mib(self) -> float:
+        master = self.nginx_pids()
+        pids = set(master)
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) in master:
+                pids.add(int(d.name))
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        return total / 1024
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    cleanup: Cleanup
+    url: str = ""
+    token: str = ""
+    api: httpx.Client | None = None
+    nodes: list[Node] = field(default_factory=list)
+    cp: subprocess.Popen[Any] | None = None
+
+    def start_control_plane(self) -> None:
+        home = self.tmp / "cp"
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
+        logf = (self.tmp / "cp.log").open("w")
+        self.cp = subprocess.Popen(
+            [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
+             "--api-port", str(port)],
+            stdout=logf, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        self.cleanup.add(lambda: stop_process(self.cp) if self.cp else None)
+        self.url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, 60,
+                   "control plane")  # fmt: skip
+        self.token = (home / "admin-token").read_text().strip()
+        self.api = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=120
+        )
+        self.cleanup.add(self.api.close)
+
+    def call(self, method: str, path: str, **kw: Any) -> Any:
+        assert self.api is not None
+        r = self.api.request(method, path, **kw)
+        if r.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:500]}")
+        return r.json() if r.content else None
+
+    def start_node(self, name: str) -> Node:
+        token = self.call("POST", "/api/v1/tokens", json={"name": name, "scope": "edge"})["token"]
+        home = self.tmp / f"node-{name}"
+        http_port, https_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
+        logf = (self.tmp / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
+             "--token", token, "--region", "us-east", "--name", name,
+             "--http-port", str(http_port), "--https-port", str(https_port),
+             "--home", str(home), "--analytics-interval", "5"],
+            stdout=logf, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        node = Node(name, http_port, https_port, home, process)
+        self.cleanup.add(lambda: stop_process(process))
+        self.nodes.append(node)
+        wait_port(http_port, 60)
+        return node
+
+    def node_doc(self, name: str) -> dict[str, Any]:
+        for doc in self.call("GET", "/api/v1/edge/nodes"):
+            if doc["name"] == name:
+                return dict(doc)
+        raise RuntimeError(f"no node {name}")
+
+    def wait_in_sync(self, timeout: float = 120) -> None:
+        def synced() -> bool:
+            docs = self.call("GET", "/api/v1/edge/nodes")
+            return bool(docs) and all(d["in_sync"] for d in docs)
+
+        wait_until(synced, timeout, "nodes in sync", every=0.05)
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection to an edge port (reopened when closed)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.c: http.client.HTTPConnection | None = None
+
+    def get(self, path: str, host: str = DOMAIN) -> tuple[int, dict[str, str], bytes]:
+        for attempt in range(2):
+            if self.c is None:
+                self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                self.c.request("GET", path, headers={"Host": host})
+                r = self.c.getresponse()
+                body = r.read()
+                return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # a keep-alive connection closed by a reload: retry once on a new one
+                self.c.close()
+                self.c = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.c is not None:
+            self.c.close()
+
+
+# --------------------------------------------------------------------------- wrk
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    non2xx: int
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+
+def wrk(url: str, host: str, seconds: float, connections: int, threads: int) -> WrkResult:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+         "-H", f"Host: {host}", url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = sum(int(x) for x in errs.groups()) if errs else 0
+    non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(rps, _ms(lat.get("50", "")), _ms(lat.get("99", "")), requests, errors,
+                     int(non.group(1)) if non else 0)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- parts
+
+
+REF_LOG_FORMAT = (
+    'log_format ref_json escape=json \'{"ts":"$time_iso8601","host":"$host",'
+    '"uri":"$request_uri","status":$status,"bytes_sent":$bytes_sent,'
+    '"request_time":$request_time,"upstream_response_time":"$upstream_response_time",'
+    '"cache":"$upstream_cache_status","remote_addr":"$remote_addr"}\';'
+)
+
+
+def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
+    """A minimal hand-written proxy_cache nginx in front of the origin; its port."""
+    port = free_port()
+    prefix = stack.tmp / name
+    (prefix / "cache").mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(prefix / "cache", "www-data")
+    access = f"{prefix}/access.json ref_json buffer=32k flush=1s" if logged else "off"
+    ref = PlainNginx(
+        prefix,
+        f"""
+    {REF_LOG_FORMAT}
+    proxy_cache_path {prefix}/cache levels=1:2 keys_zone=ref:50m max_size=1g inactive=1d
+                     use_temp_path=off;
+    upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 16; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_cache ref;
+            proxy_cache_valid 200 1h;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            add_header X-Cache-Status $upstream_cache_status always;
+            proxy_pass http://origin;
+        }}
+    }}""",
+        access=access,
+    )
+    stack.cleanup.add(ref.stop)
+    wait_port(port)
+    return port
+
+
+def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
+    node = stack.nodes[0]
+    targets = {
+        "edge": node.http_port,
+        "reference": reference(stack, origin_port, "reference", logged=False),
+        "reference + JSON log": reference(stack, origin_port, "reference-log", logged=True),
+    }
+    for port in targets.values():  # warm every cache: MISS then HIT
+        c = Conn(port)
+        wait_until(lambda c=c: c.get("/asset.css")[1].get("x-cache-status") == "HIT", 10,
+                   f"HIT on {port}")  # fmt: skip
+        c.close()
+    runs: dict[str, list[WrkResult]] = {label: [] for label in targets}
+    for i in range(args.rounds):
+        for label, port in targets.items():
+            r = wrk(f"http://127.0.0.1:{port}/asset.css", DOMAIN, args.duration,
+                    args.connections, args.threads)  # fmt: skip
+            runs[label].append(r)
+            log(f"hits round {i + 1} {label}: {r.rps:,.0f} req/s p99 {r.p99_ms:.2f} ms "
+                f"errors {r.errors} non-2xx {r.non2xx}")  # fmt: skip
+
+    def med(label: str, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in runs[label])
+
+    rows: list[list[str]] = []
+    e = "edge"
+    for ref_label in ("reference", "reference + JSON log"):
+        rows.append([f"cached hits, req/s (vs {ref_label})", f"{med(e, 'rps'):,.0f}",
+                     f"{med(ref_label, 'rps'):,.0f}",
+                     f"{med(e, 'rps') / med(ref_label, 'rps'):.2f}"])  # fmt: skip
+        rows.append([f"cached hits, p99 ms (vs {ref_label})", f"{med(e, 'p99_ms'):.2f}",
+                     f"{med(ref_label, 'p99_ms'):.2f}",
+                     f"{med(e, 'p99_ms') / med(ref_label, 'p99_ms'):.2f}"])  # fmt: skip
+    rows.append(["cached hits, p50 ms", f"{med(e, 'p50_ms'):.2f}",
+                 f"{med('reference', 'p50_ms'):.2f}", ""])  # fmt: skip
+    rows.append(["cached hits, errors + non-2xx (all rounds)",
+                 str(sum(r.errors + r.non2xx for r in runs[e])),
+                 str(sum(r.errors + r.non2xx for r in runs["reference"])), ""])  # fmt: skip
+    return rows
+
+
+class Traffic:
+    """Client threads doing keep-alive GETs until stopped; counts failures and slow requests."""
+
+    def __init__(self, port: int, host: str, threads: int = 8) -> None:
+        self.port, self.host = port, host
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.failed = 0
+        self.slow = 0
+        self.by_origin: dict[str, int] = {}
+        self.last_seen: dict[str, float] = {}
+        self.failures: dict[str, int] = {}  # status (or the exception) -> count
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Traffic:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(30)
+
+    def _run(self) -> None:
+        conn = Conn(self.port)
+        while not self.stop_flag.is_set():
+            t0 = time.monotonic()
+            try:
+                status, headers, _ = conn.get("/lb", self.host)
+            except Exception as exc:
+                status, headers = 0, {"x-error": type(exc).__name__}
+                conn.close()
+                conn = Conn(self.port)
+            took = time.monotonic() - t0
+            with self.lock:
+                if status == 200:
+                    self.ok += 1
+                    name = headers.get("x-origin", "?")
+                    self.by_origin[name] = self.by_origin.get(name, 0) + 1
+                    self.last_seen[name] = time.monotonic()
+                else:
+                    self.failed += 1
+                    kind = headers.get("x-error") or str(status)
+                    self.failures[kind] = self.failures.get(kind, 0) + 1
+                if took >= 0.9:
+                    self.slow += 1
+        conn.close()
+
+
+def bench_failover(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
+    project = "failover"
+    stack.call("POST", "/api/v1/projects", json={"id": project})
+    q = {"project": project}
+    backends = [start_origin(n) for n in ("a", "b")]
+    for o in backends:
+        stack.cleanup.add(o.terminate)
+    lb = stack.call("POST", "/api/v1/infrastructure/loadbalancer", params=q, json={
+        "name": "bench", "algorithm": "round_robin",
+        "backends": [{"address": f"127.0.0.1:{o.port}"} for o in backends],
+        "health_check": {"path": "/health", "interval_s": 1, "timeout_s": 0.5,
+                         "healthy_threshold": 2, "unhealthy_threshold": 2},
+        "read_timeout_s": 2, "connect_timeout_s": 1,
+    })  # fmt: skip
+    host = "failover.localhost"
+    stack.call("POST", "/api/v1/infrastructure/domains", params=q, json={"domain": host})
+    stack.call("POST", "/api/v1/infrastructure/cdn", params=q, json={
+        "origins": [{"load_balancer": lb["id"]}],
+        "cache_rules": [{"pattern": "/*", "bypass": True}],
+        "security": {"force_https": False},
+    })  # fmt: skip
+    stack.wait_in_sync()
+    port = stack.nodes[0].http_port
+    c = Conn(port)
+    wait_until(lambda: c.get("/lb", host)[0] == 200, 30, "failover site")
+    c.close()
+    rows: list[list[str]] = []
+
+    def health_down(key: str) -> bool:
+        doc = stack.call("GET", f"/api/v1/infrastructure/loadbalancer/{lb['id']}/health", params=q)
+        items = doc if isinstance(doc, list) else doc.get("backends", [])
+        for item in items:
+            if str(item.get("address", item.get("backend"))) == key:
+                nodes = item.get("nodes", [])
+                n1 = [n for n in nodes if n.get("node") in (stack.nodes[0].name,)]
+                states = n1 or nodes
+                return any(s.get("state") == "down" for s in states)
+        return False
+
+    # SIGKILL
+    a = backends[0]
+    with Traffic(port, host) as tr:
+        time.sleep(2)
+        t_kill = time.monotonic()
+        a.kill()
+        time.sleep(args.failover_seconds)
+    rows.append(["SIGKILL one of two backends: failed / total requests",
+                 f"{tr.failed} / {tr.ok + tr.failed}", "", ""])  # fmt: skip
+    rows.append(["SIGKILL: requests slower than 0.9 s", str(tr.slow), "", ""])
+    log(f"sigkill: failed {tr.failed} of {tr.ok + tr.failed}, slow {tr.slow}, "
+        f"failures {tr.failures}, by origin {tr.by_origin}, last a {tr.last_seen.get('a', 0) - t_kill:+.2f}s")  # fmt: skip
+    # bring it back on the same port and wait for it to be up again
+    backends[0] = start_origin("a", port=a.port)
+    stack.cleanup.add(backends[0].terminate)
+    wait_until(lambda: not health_down(f"127.0.0.1:{a.port}"), 30, "a back up", every=0.2)
+    # SIGSTOP
+    b = backends[1]
+    key_b = f"127.0.0.1:{b.port}"
+    with Traffic(port, host) as tr:
+        time.sleep(2)
+        t_stop = time.monotonic()
+        b.stop()
+        t_down = wait_until(lambda: health_down(key_b) and time.monotonic(), 30, "b down",
+                            every=0.05)  # fmt: skip
+        time.sleep(max(0.0, args.failover_seconds - (time.monotonic() - t_stop)))
+    b.cont()
+    last_b = tr.last_seen.get("b", t_stop) - t_stop
+    rows.append(["SIGSTOP one of two backends: failed / total requests",
+                 f"{tr.failed} / {tr.ok + tr.failed}", "", ""])  # fmt: skip
+    rows.append(["SIGSTOP: requests slower than 0.9 s (held by the frozen backend)",
+                 str(tr.slow), "", ""])  # fmt: skip
+    rows.append(["SIGSTOP: API reports it down after (s; checks every 1 s, fall 2)",
+                 f"{t_down - t_stop:.2f}", "", ""])  # fmt: skip
+    rows.append(["SIGSTOP: last answer from it after (s)", f"{last_b:.2f}", "", ""])
+    log(f"sigstop: failed {tr.failed}, slow {tr.slow}, down after {t_down - t_stop:.2f}s, "
+        f"failures {tr.failures}, by origin {tr.by_origin}")  # fmt: skip
+    return rows
+
+
+def bench_purge(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
+    conns = [Conn(n.http_port) for n in stack.nodes]
+    to_miss: list[float] = []
+    api_wait: list[float] = []
+    for i in range(args.samples):
+        path = f"/purge/{i}.js"
+        for c in conns:
+            wait_until(lambda c=c, p=path: c.get(p)[1].get("x-cache-status") == "HIT", 10, "warm")
+        t0 = time.perf_counter()
+        stack.call("POST", "/api/v1/infrastructure/cdn/purge", json={"paths": [path]})
+        pending = list(conns)
+        while pending:
+            pending = [c for c in pending if c.get(path)[1].get("x-cache-status") != "MISS"]
+            if time.perf_counter() - t0 > 30:
+                raise RuntimeError("purge did not reach every node within 30 s")
+        to_miss.append((time.perf_counter() - t0) * 1000)
+        # the same with wait=true: the API answers when every node has acknowledged
+        for c in conns:
+            wait_until(lambda c=c, p=path: c.get(p)[1].get("x-cache-status") == "HIT", 10, "warm")
+        t0 = time.perf_counter()
+        doc = stack.call("POST", "/api/v1/infrastructure/cdn/purge",
+                         json={"paths": [path], "wait": True})  # fmt: skip
+        api_wait.append((time.perf_counter() - t0) * 1000)
+        assert doc["complete"], doc
+    for c in conns:
+        c.close()
+    return [
+        ["purge one path: API call until MISS on both nodes, p50 / p95 / max ms",
+         f"{pct(to_miss, 50):.1f} / {pct(to_miss, 95):.1f} / {max(to_miss):.1f}", "", ""],
+        ["purge with wait=true: API answer (every node acknowledged), p50 / p95 ms",
+         f"{pct(api_wait, 50):.1f} / {pct(api_wait, 95):.1f}", "", ""],
+    ]  # fmt: skip
+
+
+def load_domains(stack: Stack, total: int) -> None:
+    """Bring the platform to ``total`` domains in one transaction of the service layer.
+
+    Each domain is added as the API adds it (validated, with its certificate from the internal
+    CA), in the control plane's own database and with its secret key.
+    """
+    from sqlalchemy import func, select
+
+    from edgeplane.secrets import SecretBox, bind
+    from edgeplane.services import domains
+    from edgeplane.services.actor import LOCAL
+    from edgeplane.settings import Settings
+    from edgeplane.store.db import Database
+    from edgeplane.store.tables import DomainRow
+
+    settings = Settings.from_env(home=stack.tmp / "cp")
+    db = Database(settings.effective_database_url)
+    bind(db.engine, SecretBox.from_settings(settings))
+    try:
+        with db.transaction(LOCAL, "default") as tx:
+            have = tx.session.scalar(select(func.count()).select_from(DomainRow)) or 0
+            for i in range(have, total):
+                domains.add(tx, {"domain": f"d{i}.{DOMAIN}"})
+    finally:
+        db.dispose()
+
+
+def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
+    rows: list[list[str]] = []
+    node = stack.nodes[0]
+    conn = Conn(node.http_port)
+    for total in args.domains:
+        t0 = time.perf_counter()
+        load_domains(stack, total)
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stack.wait_in_sync(600)
+        sync_s = time.perf_counter() - t0
+        log(f"{total} domains: loaded in {load_s:.1f}s, nodes in sync {sync_s:.1f}s later")
+        served: list[float] = []
+        applied: list[float] = []
+        propagated: list[float] = []
+        for i in range(args.config_samples):
+            name = f"probe{total}-{i}.{DOMAIN}"
+            t0 = time.perf_counter()
+            stack.call("POST", "/api/v1/infrastructure/domains", json={"domain": name})
+            while conn.get("/asset.css", name)[0] == 404:
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError(f"{name} not served within 60 s")
+            served.append((time.perf_counter() - t0) * 1000)
+            stack.wait_in_sync()
+            doc = stack.node_doc(node.name)
+            applied.append(float(doc.get("apply_ms") or 0))
+            propagated.append(float(doc.get("propagation_ms") or 0))
+        rows.append([f"{total:,} domains: add a domain -> served, p50 / p99 / max ms",
+                     f"{pct(served, 50):.0f} / {pct(served, 99):.0f} / {max(served):.0f}",
+                     "", ""])  # fmt: skip
+        rows.append([f"{total:,} domains: node apply / commit-to-ack p50 ms (reported)",
+                     f"{pct(applied, 50):.0f} / {pct(propagated, 50):.0f}", "", ""])  # fmt: skip
+        for n in stack.nodes:
+            mem = f"{rss_mib(n.process.pid):.1f} / {n.nginx_pss_mib():.1f}"
+            rows.append([f"{total:,} domains: {n.name} agent RSS / nginx PSS MiB", mem, "", ""])
+    conn.close()
+    return rows
+
+
+# --------------------------------------------------------------------------- main
+
+
+def table(rows: list[list[str]], markdown: bool) -> str:
+    head = ["figure", "edgeplane", "reference", "ratio"]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join(fmt.format(*r) for r in [head, *rows])
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short rounds, 10 and 1,000 domains")
+    ap.add_argument("--domains", default="10,1000,10000")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk round")
+    ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=20, help="purge samples")
+    ap.add_argument("--config-samples", type=int, default=20)
+    ap.add_argument("--failover-seconds", type=float, default=8.0)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.samples, args.config_samples = 2, 3.0, 10, 10
+        args.domains = "10,1000"
+    args.domains = [int(x) for x in str(args.domains).split(",") if x]
+    if shutil.which("wrk") is None or shutil.which("nginx") is None:
+        print(
+            "bench/edge.py needs nginx and wrk: run scripts/bootstrap --with-test", file=sys.stderr
+        )
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-bench-edge-"))
+    if os.geteuid() == 0:
+        os.chmod(tmp, 0o755)
+    cleanup = Cleanup()
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    rows: list[list[str]] = []
+    try:
+        with signals_raise():
+            stack = Stack(tmp, cleanup)
+            origin_port = free_port()
+            origin = PlainNginx(tmp / "origin", f"""
+    server {{
+        listen 127.0.0.1:{origin_port};
+        location / {{ add_header Cache-Control "public, max-age=3600";
+                     return 200 "{'x' * (BODY_BYTES - 1)}\\n"; }}
+    }}""")  # fmt: skip
+            cleanup.add(origin.stop)
+            wait_port(origin_port)
+            log("starting the control plane and two edge nodes")
+            stack.start_control_plane()
+            stack.call("POST", "/api/v1/infrastructure/domains", json={"domain": DOMAIN})
+            stack.call("POST", "/api/v1/infrastructure/cdn", json={
+                "origins": [{"url": f"http://127.0.0.1:{origin_port}"}],
+                "cache_rules": [{"pattern": "/*", "ttl": 3600}],
+                "security": {"force_https": False},
+            })  # fmt: skip
+            for name in ("bench-1", "bench-2"):
+                stack.start_node(name)
+            stack.wait_in_sync()
+            log("cached hits (wrk), edge and reference interleaved")
+            rows += bench_hits(stack, origin_port, args)
+            log("purge propagation")
+            rows += bench_purge(stack, args)
+            log("failover")
+            rows += bench_failover(stack, args)
+            log("config propagation")
+            rows += bench_config(stack, args)
+    except KeyboardInterrupt:
+        log("interrupted")
+        cleanup.run()
+        return 130
+    finally:
+        cleanup.run()
+    print(table(rows, args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
