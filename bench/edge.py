@@ -552,8 +552,9 @@ def bench_failover(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     rows.append(["SIGKILL one of two backends: failed / total requests",
                  f"{tr.failed} / {tr.ok + tr.failed}", "", ""])  # fmt: skip
     rows.append(["SIGKILL: requests slower than 0.9 s", str(tr.slow), "", ""])
+    last_a = tr.last_seen.get("a", 0) - t_kill
     log(f"sigkill: failed {tr.failed} of {tr.ok + tr.failed}, slow {tr.slow}, "
-        f"failures {tr.failures}, by origin {tr.by_origin}, last a {tr.last_seen.get('a', 0) - t_kill:+.2f}s")  # fmt: skip
+        f"failures {tr.failures}, by origin {tr.by_origin}, last a {last_a:+.2f}s")  # fmt: skip
     # bring it back on the same port and wait for it to be up again
     backends[0] = start_origin("a", port=a.port)
     stack.cleanup.add(backends[0].terminate)
