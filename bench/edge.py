@@ -384,7 +384,7 @@ def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
     (prefix / "cache").mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(prefix / "cache", "www-data")
-    access = f"{prefix}/access.json ref_json buffer=32k flush=1s" if logged else "off"
+    access = f"access_log {prefix}/access.json ref_json buffer=32k flush=1s;" if logged else ""
     ref = PlainNginx(
         prefix,
         f"""
@@ -394,6 +394,7 @@ def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
     upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 16; }}
     server {{
         listen 127.0.0.1:{port};
+        {access}
         location / {{
             proxy_cache ref;
             proxy_cache_valid 200 1h;
@@ -404,7 +405,6 @@ def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
             proxy_pass http://origin;
         }}
     }}""",
-        access=access,
     )
     stack.cleanup.add(ref.stop)
     wait_port(port)

@@ -133,8 +133,11 @@ class NginxEngine:
             self._write_cert_file(f"{DEFAULT_CERT}.crt", cert)
 
     def _write_cert_file(self, name: str, content: bytes) -> None:
+        # Names are content-addressed (the certificate's hash) and files appear whole (rename):
+        # an existing file holds this content. Reading 20,000 files back at every apply of a
+        # 10,000-domain snapshot cost more than the rest of the apply.
         path = self.prefix / "certs" / name
-        if path.exists() and path.read_bytes() == content:
+        if path.exists():
             return
         tmp = path.with_name(f".{name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
