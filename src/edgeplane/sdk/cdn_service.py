@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from edgeplane.model.cdn import (
     CacheKey,
@@ -16,18 +16,12 @@ from edgeplane.model.cdn import (
     CDNDeployment,
     PurgeResult,
 )
-from edgeplane.sdk.client import Client
+from edgeplane.sdk.client import Client, body_of, client_for
 from edgeplane.settings import Settings
 
 BASE = "/api/v1/infrastructure/cdn"
 # "1h" / "24h" / "7d" / "30d", a timedelta ending now, or (start, end).
 TimeFrame = str | timedelta | tuple[datetime, datetime]
-
-
-def _body(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_unset=True)
-    return dict(value)
 
 
 class CDNService:
@@ -46,10 +40,9 @@ class CDNService:
         settings: Settings | None = None,
         client: Client | None = None,
     ) -> None:
-        if client is None:
-            settings = settings or Settings.from_env(url=url, token=token)
-            client = Client(settings, project=project_id)
-        self.client = client
+        self.client = client = client_for(
+            client, url=url, token=token, project=project_id, settings=settings
+        )
         self.project_id = project_id or client.project or "default"
 
     async def _call(
@@ -67,7 +60,7 @@ class CDNService:
         self, project_id: str, config: CDNConfigCreate | dict[str, Any]
     ) -> CDNDeployment:
         """Replace the project's CDN config: origins, cache rules and security."""
-        doc = await self._call("POST", BASE, project_id, _body(config))
+        doc = await self._call("POST", BASE, project_id, body_of(config))
         return CDNDeployment.model_validate(doc["cdn_deployment"])
 
     async def get_cdn(self, project_id: str | None = None) -> CDNDeployment:
@@ -90,7 +83,7 @@ class CDNService:
         stale_if_error, stale_while_revalidate, id."""
         body: dict[str, Any] = {"pattern": pattern, "ttl": ttl, **options}
         if cache_key is not None:
-            body["cache_key"] = _body(cache_key)
+            body["cache_key"] = body_of(cache_key)
         doc = await self._call("POST", f"{BASE}/rules", project_id, body, position=position)
         return CacheRule.model_validate(doc)
 

@@ -116,3 +116,25 @@ def _error_of(response: httpx.Response) -> EdgeplaneError:
     if isinstance(doc, dict):
         return from_problem(doc, response.status_code)
     return RemoteError(f"HTTP {response.status_code}", status=response.status_code)
+
+
+def client_for(
+    client: Client | None,
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    project: str | None = None,
+    settings: Settings | None = None,
+) -> Client:
+    """``client`` when given, else one for ``settings`` (default: the environment, with
+    ``url`` / ``token`` overriding it): embedded, or remote when a URL is set."""
+    if client is not None:
+        return client
+    return Client(settings or Settings.from_env(url=url, token=token), project=project)
+
+
+def body_of(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    """A request body from a model (the fields set on it) or a plain dict."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    return dict(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgeplane.model.certificates import CertificateStatus
 from edgeplane.model.domains import Domain, DomainAdded, DomainList
-from edgeplane.sdk.client import Client
+from edgeplane.sdk.client import Client, client_for
 from edgeplane.settings import Settings
 
 BASE = "/api/v1/infrastructure"
@@ -26,10 +26,7 @@ class DomainService:
         settings: Settings | None = None,
         client: Client | None = None,
     ) -> None:
-        if client is None:
-            settings = settings or Settings.from_env(url=url, token=token)
-            client = Client(settings, project=project)
-        self.client = client
+        self.client = client_for(client, url=url, token=token, project=project, settings=settings)
 
     async def add_domain(
         self, project_id: str, domain: str, auto_configure_dns: bool = True

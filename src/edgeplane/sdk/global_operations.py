@@ -8,7 +8,7 @@ from edgeplane.model.common import CapacityReport, Page
 from edgeplane.model.enums import DataCenterTier, LBAlgorithm, RegionCode
 from edgeplane.model.inventory import DataCenter
 from edgeplane.model.operations import DRConfig, LoadBalancer
-from edgeplane.sdk.client import Client
+from edgeplane.sdk.client import Client, client_for
 from edgeplane.settings import Settings
 
 BASE = "/api/v1/infrastructure"
@@ -26,10 +26,7 @@ class GlobalOperations:
         settings: Settings | None = None,
         client: Client | None = None,
     ) -> None:
-        if client is None:
-            settings = settings or Settings.from_env(url=url, token=token)
-            client = Client(settings, project=project)
-        self.client = client
+        self.client = client_for(client, url=url, token=token, project=project, settings=settings)
 
     # Data centers ----------------------------------------------------------------------
 

@@ -5,21 +5,15 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from edgeplane.model.common import Page
 from edgeplane.model.enums import LBAlgorithm
 from edgeplane.model.operations import Backend, BackendHealth, HealthCheck, LoadBalancer
-from edgeplane.sdk.client import Client
+from edgeplane.sdk.client import Client, body_of, client_for
 from edgeplane.settings import Settings
 
 BASE = "/api/v1/infrastructure/loadbalancer"
-
-
-def _body(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_unset=True)
-    return dict(value)
 
 
 class LoadBalancerService:
@@ -39,10 +33,9 @@ class LoadBalancerService:
         settings: Settings | None = None,
         client: Client | None = None,
     ) -> None:
-        if client is None:
-            settings = settings or Settings.from_env(url=url, token=token)
-            client = Client(settings, project=project_id)
-        self.client = client
+        self.client = client = client_for(
+            client, url=url, token=token, project=project_id, settings=settings
+        )
         self.project_id = project_id or client.project or "default"
         self._projects: dict[str, str] = {}
 
@@ -66,11 +59,11 @@ class LoadBalancerService:
         connect_timeout_s, read_timeout_s, retries, environment."""
         body: dict[str, Any] = {"algorithm": algorithm, **options}
         if health_check is not None:
-            body["health_check"] = _body(health_check)
+            body["health_check"] = body_of(health_check)
         if name is not None:
             body["name"] = name
         if backends is not None:
-            body["backends"] = [b if isinstance(b, str) else _body(b) for b in backends]
+            body["backends"] = [b if isinstance(b, str) else body_of(b) for b in backends]
         doc = await self.client.request("POST", BASE, json=body, params={"project": project_id})
         lb = LoadBalancer.model_validate(doc)
         self._projects[lb.id] = project_id
@@ -102,7 +95,9 @@ class LoadBalancerService:
         **fields: Any,
     ) -> Backend:
         """Add a backend: a ``Backend``, a dict, or an address (server id, host:port, URL)."""
-        body: dict[str, Any] = {"address": backend} if isinstance(backend, str) else _body(backend)
+        body: dict[str, Any] = (
+            {"address": backend} if isinstance(backend, str) else body_of(backend)
+        )
         body.setdefault("weight", weight)
         body.update(fields)
         doc = await self._call("POST", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id, body)
@@ -133,7 +128,7 @@ class LoadBalancerService:
     ) -> LoadBalancer:
         """Replace the health check (fields not given take their defaults)."""
         path = f"{BASE}/{quote(lb_id, safe='')}/health-check"
-        doc = await self._call("PUT", path, lb_id, _body(health_check))
+        doc = await self._call("PUT", path, lb_id, body_of(health_check))
         return LoadBalancer.model_validate(doc)
 
     async def get_backend_health(self, lb_id: str) -> list[BackendHealth]:
