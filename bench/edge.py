@@ -56,6 +56,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from origins import start_origin  # noqa: E402
 
+from edgeplane.edge.nginx.memory import tree_pss_mib  # noqa: E402
+
 DOMAIN = "bench.localhost"
 BODY_BYTES = 1024
 
@@ -210,24 +212,7 @@ class Node:
         return out
 
     def nginx_pss_mib(self) -> float:
-        master = self.nginx_pids()
-        pids = set(master)
-        for d in Path("/proc").iterdir():
-            if not d.name.isdigit():
-                continue
-            try:
-                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) in master:
-                pids.add(int(d.name))
-        total = 0
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        return total / 1024
+        return sum(tree_pss_mib(pid)[0] for pid in self.nginx_pids())
 
 
 @dataclass
