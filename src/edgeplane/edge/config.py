@@ -113,6 +113,42 @@ class CertSpec(Frozen):
     not_after: str  # ISO 8601
 
 
+class RRSetSpec(Frozen):
+    """One RRset of a zone, in PowerDNS's terms: ``name`` absolute with the trailing dot,
+    ``type`` one of A AAAA CNAME TXT MX NS SRV CAA SOA ALIAS LUA, ``records`` the contents in
+    presentation format (TXT quoted, MX ``10 mail.example.com.``, LUA ``A "<lua code>"``),
+    sorted."""
+
+    name: str
+    type: str
+    ttl: int
+    records: tuple[str, ...]
+
+
+class DnssecKeySpec(Frozen):
+    """A zone's signing key (a combined signing key, flags 257), made by the control plane so
+    that every node signs with the same key and one DS record at the registrar covers all."""
+
+    id: str  # short sha256 of private_key
+    algorithm: Literal["ECDSAP256SHA256"] = "ECDSAP256SHA256"
+    flags: int = 257
+    private_key: str  # ISC "Private-key-format: v1.2" text, as PowerDNS imports it
+
+
+class ZoneSpec(Frozen):
+    """An authoritative zone as every edge node's DNS server serves it.
+
+    ``name`` is absolute (``example.com.``); ``rrsets`` hold everything, SOA and NS included,
+    sorted by (name, type). ``serial`` is the SOA serial (also inside the SOA record). With
+    ``dnssec`` the zone is signed by the DNS server (live signing)."""
+
+    name: str
+    serial: int
+    dnssec: bool = False
+    dnssec_keys: tuple[DnssecKeySpec, ...] = ()  # with dnssec: the keys to sign with
+    rrsets: tuple[RRSetSpec, ...] = ()
+
+
 class NodeSpec(Frozen):
     id: str
     name: str
@@ -125,6 +161,7 @@ class EdgeConfig(Frozen):
     sites: tuple[SiteSpec, ...] = ()
     pools: tuple[PoolSpec, ...] = ()
     certs: tuple[CertSpec, ...] = ()
+    zones: tuple[ZoneSpec, ...] = ()  # sorted by name
 
     def content_hash(self) -> str:
         return self._content_digest
