@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
 def _default_home() -> Path:
     return Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+_ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("EDGEPLANE_VERIFY_NS_PORT", "verify_ns_port", int),
+    ("EDGEPLANE_VERIFY_HTTP_PORT", "verify_http_port", int),
+    ("EDGEPLANE_SMTP_HOST", "smtp_host", str),
+    ("EDGEPLANE_SMTP_PORT", "smtp_port", int),
+    ("EDGEPLANE_SMTP_FROM", "smtp_sender", str),
+    ("EDGEPLANE_SMTP_STARTTLS", "smtp_starttls", _flag),
+    ("EDGEPLANE_SMTP_USERNAME", "smtp_username", str),
+    ("EDGEPLANE_SMTP_PASSWORD", "smtp_password", str),
+    ("EDGEPLANE_CAA_ISSUER", "caa_issuer", str),
+    ("EDGEPLANE_NODE_TIMEOUT", "node_timeout_s", float),
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +46,29 @@ class Settings:
     route_max_storage: float = 85.0
     # Metrics older than this many seconds are not trusted for routing decisions.
     metrics_max_age_s: float = 300.0
+    # Ownership verification looks domains up the way the world sees them: through these
+    # recursive resolvers ("host:port"), then at the domain's delegated name servers on
+    # ``verify_ns_port``; file verification fetches over HTTP on ``verify_http_port``.
+    dns_resolvers: tuple[str, ...] = ("1.1.1.1:53", "8.8.8.8:53")
+    verify_ns_port: int = 53
+    verify_http_port: int = 80
+    verify_timeout_s: float = 3.0
+    verification_token_ttl_s: float = 7 * 86400.0
+    email_code_ttl_s: float = 1800.0
+    reverify_interval_s: float = 6 * 3600.0
+    reverify_failures: int = 3  # consecutive failed re-checks before a domain is unverified
+    # Email verification: where codes are sent from.
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_sender: str = "edgeplane@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # The CA named in auto-configured CAA records.
+    caa_issuer: str = "letsencrypt.org"
+    # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.
+    node_timeout_s: float = 5.0
+    liveness_interval_s: float = 1.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -38,6 +80,15 @@ class Settings:
             token=env.get("EDGEPLANE_TOKEN") or None,
             secret_key=env.get("EDGEPLANE_SECRET_KEY") or None,
         )
+        dns: dict[str, object] = {}
+        if env.get("EDGEPLANE_DNS_RESOLVERS"):
+            dns["dns_resolvers"] = tuple(
+                r.strip() for r in env["EDGEPLANE_DNS_RESOLVERS"].split(",") if r.strip()
+            )
+        for var, key, kind in _ENV_FIELDS:
+            if env.get(var):
+                dns[key] = kind(env[var])
+        base = replace(base, **dns)  # type: ignore[arg-type]
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "home" in clean:
             clean["home"] = Path(str(clean["home"]))

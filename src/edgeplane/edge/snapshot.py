@@ -12,7 +12,10 @@ a ``DesiredState``; ``snapshot(state, node, revision)`` turns it into the node's
 - its **cache rules** and **security** from the CDN config; without one: no rules, HTTPS forced
   when every domain of the site has a certificate, no HSTS. HTTPS is never forced for a site
   with a domain that has no certificate (the redirect would lead nowhere);
-- the **certificates** of its domains (the newest valid one each, chosen by ``load_state``).
+- the **certificates** of its domains (the newest valid one each, chosen by ``load_state``);
+- the **zones** of every domain, verified or not (``edgeplane.edge.zones``): a domain's zone
+  holds its verification TXT, so delegating the domain to the edge nodes is one way to prove
+  ownership; the HTTP edge serves verified (``active``) domains only.
 
 Everything is sorted, so equal states give equal snapshots and equal content hashes.
 """
@@ -37,7 +40,9 @@ from edgeplane.edge.config import (
     PoolSpec,
     RateLimitSpec,
     SiteSpec,
+    ZoneSpec,
 )
+from edgeplane.edge.zones import DnsState, build_zones
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 
 DEFAULT_OPTIONS = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "retries": 1}
@@ -94,6 +99,7 @@ class DesiredState:
     # (project, server id) -> the server's address (None: it has none)
     servers: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     certs: Mapping[str, CertState] = field(default_factory=dict)  # domain -> certificate
+    dns: DnsState = field(default_factory=DnsState)  # the hosted zones and the edge nodes
 
 
 # Backends -----------------------------------------------------------------------------------
@@ -295,6 +301,7 @@ class Served:
     sites: tuple[SiteSpec, ...]
     pools: tuple[PoolSpec, ...]
     certs: tuple[CertSpec, ...]
+    zones: tuple[ZoneSpec, ...] = ()
 
 
 def served(state: DesiredState) -> Served:
@@ -317,12 +324,18 @@ def served(state: DesiredState) -> Served:
         sites=tuple(sites),
         pools=tuple(pools[k] for k in sorted(pools)),
         certs=tuple(certs[k] for k in sorted(certs)),
+        zones=build_zones(state.dns),
     )
 
 
 def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
     return EdgeConfig(
-        revision=revision, node=node, sites=base.sites, pools=base.pools, certs=base.certs
+        revision=revision,
+        node=node,
+        sites=base.sites,
+        pools=base.pools,
+        certs=base.certs,
+        zones=base.zones,
     )
 
 

@@ -9,6 +9,7 @@ and content hash are computed once per revision.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 import weakref
@@ -32,12 +33,17 @@ from edgeplane.edge.snapshot import (
     assemble,
     served,
 )
+from edgeplane.edge.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.store.tables import (
     CDNConfigRow,
     CertificateRow,
+    DNSRecordRow,
     DomainRow,
+    EdgeLivenessRow,
+    EdgeNodeRow,
     LoadBalancerRow,
+    RegionRow,
     RevisionRow,
     ServerRow,
     utcnow,
@@ -119,12 +125,77 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
 
     owner = {d: project for project, names in domains.items() for d in names}
     return DesiredState(
+        dns=load_dns(session),
         domains={p: tuple(v) for p, v in domains.items()},
         cdn=cdn,
         load_balancers=lbs,
         servers=servers,
         certs=_certs(session, owner, now),
     )
+
+
+def load_dns(session: Session, *, only: str | None = None) -> DnsState:
+    """Every hosted zone (or the zone ``only``) with its records, the edge nodes and which of
+    them are live."""
+    records: dict[str, list[RecordState]] = {}
+    record_q = select(DNSRecordRow)
+    domain_q = select(DomainRow)
+    if only is not None:
+        record_q = record_q.where(DNSRecordRow.domain == only)
+        domain_q = domain_q.where(DomainRow.name == only)
+    for r in session.scalars(record_q):
+        records.setdefault(r.domain, []).append(
+            RecordState(
+                name=r.name,
+                type=r.type,
+                ttl=r.ttl,
+                values=tuple(r.values or ()),
+                proxied=bool(r.proxied),
+            )
+        )
+    box = secrets.box_for(session)
+    zones: list[ZoneState] = []
+    for d in session.scalars(domain_q):
+        key = None
+        if d.dnssec and d.dnssec_key_encrypted:
+            key = _decrypted(box, d.dnssec_key_encrypted)
+        zones.append(
+            ZoneState(
+                name=d.name,
+                revision=int(d.zone_revision or 0),
+                token=str((d.verification or {}).get("token") or ""),
+                records=tuple(sorted(records.get(d.name, []), key=lambda r: (r.name, r.type))),
+                dnssec=bool(d.dnssec),
+                dnssec_key=key,
+            )
+        )
+    liveness = session.get(EdgeLivenessRow, 1)
+    live = set(liveness.live) if liveness is not None else set()
+    nodes = tuple(
+        DnsNode(id=n.id, name=n.name, region=n.region, address=n.address, live=n.id in live)
+        for n in session.scalars(select(EdgeNodeRow).order_by(EdgeNodeRow.name))
+    )
+    wanted = {n.region for n in nodes}
+    regions = (
+        {
+            r.code: RegionPoint(code=r.code, latitude=r.latitude, longitude=r.longitude)
+            for r in session.scalars(select(RegionRow).where(RegionRow.code.in_(wanted)))
+        }
+        if wanted
+        else {}
+    )
+    return DnsState(
+        zones=tuple(zones),
+        nodes=nodes,
+        regions=regions,
+        liveness_revision=int(liveness.revision) if liveness is not None else 0,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _decrypted(box: secrets.SecretBox, token: str) -> str:
+    """A DNSSEC key decrypted once per process (snapshots are rebuilt at every revision)."""
+    return box.decrypt(token)
 
 
 _CERT_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], CertState]] = (

@@ -1,19 +1,73 @@
-"""Domains: names a project's application is served at."""
+"""Domains: names a project's application is served at, and whose zone Edgeplane hosts.
+
+Names are stored as IDNA 2008 A-labels (UTS 46 mapping: ``Bücher.example`` becomes
+``xn--bcher-kva.example``) and shown with their U-labels too. A bare public suffix (``co.uk``,
+``github.io``; the Public Suffix List, private section included, shipped with the
+``publicsuffixlist`` package and read offline) is refused: nobody owns it. Names under the
+reserved top-level domains of RFC 2606 / 6761 (``test``, ``example``, ``localhost``,
+``invalid``, ``internal``, ``home.arpa``, and ``example.com`` / ``.net`` / ``.org``) cannot be
+delegated in the world's DNS, so their ownership cannot be proved and is not asked for: they
+are verified at once, as local names.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import idna
 from pydantic import AfterValidator, Field
 
 from edgeplane.model.certificates import Certificate
 from edgeplane.model.common import Input, Output
+from edgeplane.model.dns_records import DNSRecordOut
 from edgeplane.model.enums import Environment
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+RESERVED_SUFFIXES = (
+    "test",
+    "example",
+    "localhost",
+    "invalid",
+    "internal",
+    "home.arpa",
+    "example.com",
+    "example.net",
+    "example.org",
+)
+VerificationMethod = Literal["dns", "file", "email"]
+
+
+@functools.lru_cache(maxsize=1)
+def _psl() -> object:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+def is_public_suffix(name: str) -> bool:
+    return bool(_psl().is_public(name))  # type: ignore[attr-defined]
+
+
+def registrable_domain(name: str) -> str | None:
+    """The name's registrable domain (public suffix plus one label), None for a suffix."""
+    value = _psl().privatesuffix(name)  # type: ignore[attr-defined]
+    return str(value) if value else None
+
+
+def is_reserved(name: str) -> bool:
+    """Under a reserved top-level name (no delegation possible, nothing to verify)."""
+    return any(name == s or name.endswith("." + s) for s in RESERVED_SUFFIXES)
+
+
+def display_name(name: str) -> str:
+    """The name with U-labels (what people read)."""
+    try:
+        return idna.decode(name)
+    except idna.IDNAError:
+        return name
 
 
 def normalise_domain(value: str) -> str:
@@ -22,7 +76,10 @@ def normalise_domain(value: str) -> str:
     if not text:
         raise ValueError("must not be empty")
     if "*" in text:
-        raise ValueError("wildcard names are not supported; add each name")
+        raise ValueError(
+            "a wildcard is not a domain: add the zone (e.g. example.com) and put a '*' record "
+            "in it; wildcard certificates come with DNS-01"
+        )
     try:
         ascii_name = idna.encode(text, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
@@ -40,6 +97,11 @@ def normalise_domain(value: str) -> str:
             )
     if labels[-1].isdigit():
         raise ValueError("is an IP address, not a domain name")
+    if not is_reserved(ascii_name) and is_public_suffix(ascii_name):
+        raise ValueError(
+            f"{ascii_name} is a public suffix (anyone can register names under it); "
+            f"add a domain under it, e.g. yourname.{ascii_name}"
+        )
     return ascii_name
 
 
@@ -52,20 +114,105 @@ DomainName = Annotated[
 
 class DomainCreate(Input):
     domain: DomainName
-    auto_configure: bool = Field(True, description="configure DNS records automatically")
+    auto_configure: bool = Field(
+        True, description="apex and www answered by the edge, CAA for the CA, verification TXT"
+    )
     environment: Environment | None = None
+    dnssec: bool = Field(False, description="sign the zone (DS records in the domain status)")
+    locked: bool = Field(False, description="refuse deletion until unlocked")
+
+
+class DomainUpdate(Input):
+    """``PATCH /domains/{domain}``: the switches a domain has."""
+
+    dnssec: bool | None = None
+    locked: bool | None = None
+
+
+class Verification(Output):
+    """How to prove ownership, and where the proof stands."""
+
+    state: Literal["verified", "pending", "failed"]
+    method: str | None  # the method that verified it (or was tried last); "reserved"
+    token: str
+    expires_at: datetime | None  # the token's
+    dns_record: DNSRecordOut  # the TXT to publish at the domain's current DNS provider
+    file_url: str  # where the edge of the domain must serve the token (method "file")
+    file_content: str
+    email_addresses: list[str]  # where a code goes (method "email")
+    email_sent_at: datetime | None = None
+    last_checked_at: datetime | None = None
+    last_result: str | None = None
+    failures: int = 0  # consecutive failed re-checks of a verified domain
 
 
 class Domain(Output):
-    domain: str
+    domain: str  # A-labels
+    display_name: str  # U-labels
     project: str
     environment: Environment
-    status: str  # active (served by the edge) / pending (awaiting verification)
+    status: str  # active (verified: served by the edge) / pending (awaiting verification)
+    apex: bool  # a registrable domain (example.com), not a subdomain (shop.example.com)
     verified_at: datetime | None
     auto_configure: bool
+    locked: bool
+    dnssec: bool
+    verification: Verification
     certificate: Certificate | None  # the newest valid certificate
     created_at: datetime
     updated_at: datetime
+
+
+class VerifyRequest(Input):
+    """``POST /domains/{domain}/verify``. For ``email``: without ``code`` a code is sent to
+    the domain's admin addresses; with it, the code is checked."""
+
+    method: VerificationMethod = "dns"
+    code: str | None = Field(None, max_length=32)
+
+
+class VerificationResult(Output):
+    verified: bool
+    method: str
+    reason: str
+    dns_records: list[DNSRecordOut]  # what to publish for DNS verification
+    domain_config: Domain
+
+
+class NodeZone(Output):
+    node: str
+    name: str
+    region: str
+    live: bool  # heartbeat fresh and healthy: in GeoDNS answers
+    serial: int | None  # the zone's SOA serial the node serves
+    in_sync: bool
+    error: str | None = None
+
+
+class DnssecStatus(Output):
+    enabled: bool
+    ds: list[str]  # DS records for the registrar (presentation form)
+    dnskey: list[str]
+
+
+class DomainStatus(Output):
+    """``GET /domains/{domain}/status``: verification, DNS, zone serials, certificate."""
+
+    domain: str
+    display_name: str
+    status: str
+    verification: Verification
+    nameservers: list[str]  # what the zone's NS records name (the edge nodes)
+    delegated_to: list[str] | None  # the NS the world's DNS gives for the domain
+    points_to_edgeplane: bool | None  # None: not checked yet
+    dns_checked_at: datetime | None
+    dns_check_error: str | None = None
+    serial: int  # the SOA serial the zone should have
+    nodes: list[NodeZone]
+    dnssec: DnssecStatus
+    locked: bool
+    certificate: Certificate | None
+    certificate_status: str  # active / expired / none
 
 
 class DomainAdded(Output):

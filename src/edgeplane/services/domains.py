@@ -1,36 +1,115 @@
-"""Domains of a project: added (with an internal certificate at once), listed, removed.
+"""Domains of a project: added, verified, configured, locked, removed.
 
-A name belongs to one project at a time. A domain is ``active`` from its creation (served by
-the edge); ownership verification makes new domains ``pending`` until verified.
+A name belongs to one project at a time, and no project may add a name inside or above a name
+another project holds (the zones would overlap). A new domain is ``pending`` until its
+ownership is verified (``edgeplane.services.verification``), then ``active``: served by the
+edge and given a certificate. Names under reserved top-level domains (``.test``,
+``.localhost``, ...) are verified at once. Every domain is a zone on the edge nodes' DNS
+servers; with ``auto_configure`` its apex and ``www`` answer with the edge (proxied) and a CAA
+record names the configured CA.
 """
 
 from __future__ import annotations
 
+import secrets as pysecrets
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
+from edgeplane import secrets
 from edgeplane.errors import Conflict, NotFound
-from edgeplane.model.domains import Domain, DomainAdded, DomainCreate, DomainList, normalise_domain
+from edgeplane.model.dns_records import (
+    CHALLENGE_LABEL,
+    DEFAULT_TTL,
+    DNSRecordOut,
+)
+from edgeplane.model.domains import (
+    Domain,
+    DomainAdded,
+    DomainCreate,
+    DomainList,
+    DomainUpdate,
+    Verification,
+    display_name,
+    is_reserved,
+    normalise_domain,
+    registrable_domain,
+)
 from edgeplane.model.enums import Environment, Role
 from edgeplane.services import certificates
 from edgeplane.services.common import lock_name, paged, validate
+from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import DomainRow, utcnow
+from edgeplane.store.tables import DNSRecordRow, DomainRow, RevisionRow, utcnow
 
 KIND = "domain"
 ACTIVE = "active"
+PENDING = "pending"
+RESERVED = "reserved"
+WELL_KNOWN = "/.well-known/edgeplane-verification/"
+ADMIN_LOCALPARTS = ("admin", "administrator", "hostmaster", "postmaster", "webmaster")
+
+
+def next_revision(tx: Tx) -> int:
+    """The revision this transaction's changes will get (writers are serialised)."""
+    current = tx.session.scalar(select(RevisionRow.value).where(RevisionRow.id == 1)) or 0
+    return int(current) + 1
+
+
+def challenge_record(row: DomainRow) -> DNSRecordOut:
+    token = str((row.verification or {}).get("token") or "")
+    return DNSRecordOut(
+        name=CHALLENGE_LABEL,
+        fqdn=f"{CHALLENGE_LABEL}.{row.name}.",
+        type="TXT",
+        ttl=DEFAULT_TTL,
+        values=[f'"{token}"'],
+        proxied=False,
+        managed=True,
+    )
+
+
+def _dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value))
+
+
+def verification_model(row: DomainRow) -> Verification:
+    v = row.verification or {}
+    token = str(v.get("token") or "")
+    state = "verified" if row.status == ACTIVE else ("failed" if v.get("failed") else "pending")
+    return Verification(
+        state=state,
+        method=v.get("method"),
+        token=token,
+        expires_at=_dt(v.get("expires_at")),
+        dns_record=challenge_record(row),
+        file_url=f"http://{row.name}{WELL_KNOWN}{token}",
+        file_content=token,
+        email_addresses=[f"{p}@{row.name}" for p in ADMIN_LOCALPARTS],
+        email_sent_at=_dt(v.get("email_sent_at")),
+        last_checked_at=_dt(v.get("checked_at")),
+        last_result=v.get("result"),
+        failures=int(v.get("failures") or 0),
+    )
 
 
 def to_model(tx: Tx, row: DomainRow) -> Domain:
     valid = certificates.newest_valid(tx, row.name)
     return Domain(
         domain=row.name,
+        display_name=display_name(row.name),
         project=row.project_id,
         environment=Environment(row.environment),
         status=row.status,
+        apex=registrable_domain(row.name) == row.name,
         verified_at=row.verified_at,
         auto_configure=bool((row.settings or {}).get("auto_configure", True)),
+        locked=bool(row.locked),
+        dnssec=bool(row.dnssec),
+        verification=verification_model(row),
         certificate=certificates.to_model(valid) if valid else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -43,11 +122,74 @@ def _audit_view(row: DomainRow) -> dict[str, Any]:
         "project": row.project_id,
         "environment": row.environment,
         "status": row.status,
+        "locked": bool(row.locked),
+        "dnssec": bool(row.dnssec),
         "settings": dict(row.settings or {}),
     }
 
 
-def add(tx: Tx, data: DomainCreate | dict[str, Any]) -> DomainAdded:
+def new_token() -> str:
+    return pysecrets.token_hex(16)
+
+
+def _overlapping(tx: Tx, name: str) -> DomainRow | None:
+    """A domain of another project inside or above ``name``."""
+    labels = name.split(".")
+    parents = [".".join(labels[i:]) for i in range(1, len(labels))]
+    q = select(DomainRow).where(
+        DomainRow.project_id != tx.project,
+        or_(DomainRow.name.in_(parents), DomainRow.name.like(f"%.{name}")),
+    )
+    return tx.session.scalars(q.limit(1)).first()
+
+
+def new_dnssec_key(tx: Tx) -> str:
+    from edgeplane.edge.dns.dnssec import generate_key
+
+    return secrets.box_for(tx.session).encrypt(generate_key())
+
+
+def _auto_records(tx: Tx, row: DomainRow, settings: Settings) -> None:
+    now = utcnow()
+    wanted = [
+        ("@", "A", (), True),
+        ("www", "A", (), True),
+        (
+            "@",
+            "CAA",
+            (f'0 issue "{settings.caa_issuer}"', f'0 issuewild "{settings.caa_issuer}"'),
+            False,
+        ),
+    ]
+    for name, rtype, values, proxied in wanted:
+        tx.session.add(
+            DNSRecordRow(
+                domain=row.name,
+                name=name,
+                type=rtype,
+                ttl=DEFAULT_TTL,
+                values=sorted(values),
+                proxied=proxied,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def mark_verified(tx: Tx, row: DomainRow, method: str, result: str) -> None:
+    """The domain is proved to be the project's: served by the edge, with a certificate."""
+    now = utcnow()
+    v = dict(row.verification or {})
+    v.update(method=method, result=result, checked_at=now.isoformat(), failures=0)
+    v.pop("failed", None)
+    row.verification = v
+    row.status = ACTIVE
+    row.verified_at = now
+    if certificates.newest_valid(tx, row.name) is None:
+        certificates.issue_internal(tx, row.name)
+
+
+def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> DomainAdded:
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(DomainCreate, data) if isinstance(data, dict) else data
     lock_name(tx, DomainRow.__tablename__, spec.domain)
@@ -55,25 +197,43 @@ def add(tx: Tx, data: DomainCreate | dict[str, Any]) -> DomainAdded:
     if existing is not None:
         where = "this project" if existing.project_id == tx.project else "another project"
         raise Conflict(f"domain {spec.domain!r} is already added to {where}", field="domain")
+    other = _overlapping(tx, spec.domain)
+    if other is not None:
+        raise Conflict(
+            f"domain {spec.domain!r} overlaps {other.name!r}, which another project holds",
+            field="domain",
+        )
     now = utcnow()
+    expires = now + timedelta(seconds=settings.verification_token_ttl_s)
     row = DomainRow(
         name=spec.domain,
         project_id=tx.project,
         environment=(spec.environment or Environment.PROD).value,
-        status=ACTIVE,
+        status=PENDING,
         verified_at=None,
         settings={"auto_configure": spec.auto_configure},
+        verification={"token": new_token(), "expires_at": expires.isoformat()},
+        locked=spec.locked,
+        dnssec=spec.dnssec,
+        dnssec_key_encrypted=new_dnssec_key(tx) if spec.dnssec else None,
+        zone_revision=next_revision(tx),
+        checks={},
         created_at=now,
         updated_at=now,
     )
     tx.session.add(row)
     tx.session.flush()
+    if spec.auto_configure:
+        _auto_records(tx, row, settings)
+    reserved = is_reserved(spec.domain)
+    if reserved:
+        mark_verified(tx, row, RESERVED, f"{spec.domain} is a reserved name: nothing to verify")
+    tx.session.flush()
     tx.record("create", KIND, row.name, None, _audit_view(row))
-    certificates.issue_internal(tx, row.name)
-    return DomainAdded(domain_config=to_model(tx, row), verification_required=False)
+    return DomainAdded(domain_config=to_model(tx, row), verification_required=not reserved)
 
 
-def _get(tx: Tx, domain: str) -> DomainRow:
+def get_row(tx: Tx, domain: str) -> DomainRow:
     try:
         name = normalise_domain(domain)
     except ValueError:
@@ -86,7 +246,7 @@ def _get(tx: Tx, domain: str) -> DomainRow:
 
 def get(tx: Tx, domain: str) -> Domain:
     tx.actor.require(tx.project, Role.VIEWER)
-    return to_model(tx, _get(tx, domain))
+    return to_model(tx, get_row(tx, domain))
 
 
 def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) -> DomainList:
@@ -96,9 +256,33 @@ def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) ->
     return DomainList(domains=[to_model(tx, r) for r in rows], next_cursor=nxt)
 
 
+def update(tx: Tx, domain: str, data: DomainUpdate | dict[str, Any]) -> Domain:
+    tx.actor.require(tx.project, Role.EDITOR)
+    spec = validate(DomainUpdate, data) if isinstance(data, dict) else data
+    row = get_row(tx, domain)
+    before = _audit_view(row)
+    if spec.locked is not None:
+        row.locked = spec.locked
+    if spec.dnssec is not None and spec.dnssec != row.dnssec:
+        row.dnssec = spec.dnssec
+        if spec.dnssec and not row.dnssec_key_encrypted:
+            row.dnssec_key_encrypted = new_dnssec_key(tx)
+        row.zone_revision = next_revision(tx)
+    after = _audit_view(row)
+    if after != before:
+        row.updated_at = utcnow()
+        tx.record("update", KIND, row.name, before, after)
+    return to_model(tx, row)
+
+
 def delete(tx: Tx, domain: str) -> None:
     tx.actor.require(tx.project, Role.EDITOR)
-    row = _get(tx, domain)
+    row = get_row(tx, domain)
+    if row.locked:
+        raise Conflict(
+            f'domain {row.name!r} is locked; unlock it first (PATCH {{"locked": false}})',
+            field="locked",
+        )
     before = _audit_view(row)
     certificates.delete_for_domain(tx, row.name)
     tx.session.delete(row)

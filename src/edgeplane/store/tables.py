@@ -294,6 +294,39 @@ class DomainRow(Timestamps, Base):
     status: Mapped[str] = mapped_column(String(16))
     verified_at: Mapped[datetime | None] = mapped_column(default=None)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Ownership verification: token, method, expiry, hashed email code, last results.
+    verification: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    dnssec: Mapped[bool] = mapped_column(Boolean, default=False)
+    dnssec_key_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
+    # The revision of the newest change to the zone's content: the SOA serial's basis.
+    zone_revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # last status checks
+
+
+class DNSRecordRow(Timestamps, Base):
+    """One RRset of a domain's zone as the user set it (owner relative to the zone)."""
+
+    __tablename__ = "dns_records"
+    domain: Mapped[str] = mapped_column(
+        ForeignKey("domains.name", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)  # "@", "www", "*.api"
+    type: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ttl: Mapped[int] = mapped_column(Integer)
+    values: Mapped[list[str]] = mapped_column(JSON, default=list)
+    proxied: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class EdgeLivenessRow(Base):
+    """Which edge nodes answer for their region (heartbeat fresh and healthy): GeoDNS sends
+    clients only to these. Changed by the control plane's liveness monitor."""
+
+    __tablename__ = "edge_liveness"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    live: Mapped[list[str]] = mapped_column(JSON, default=list)  # node ids, sorted
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+    changed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class CertificateRow(Timestamps, Base):
@@ -356,6 +389,9 @@ class EdgeNodeRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     failed_revision: Mapped[int | None] = mapped_column(BigInteger, default=None)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    healthy: Mapped[bool] = mapped_column(Boolean, default=True)
+    dns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # serials served, error
 
 
 class BackendHealthRow(Base):

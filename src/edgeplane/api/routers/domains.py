@@ -9,8 +9,18 @@ from fastapi import APIRouter, Query, Request, Response
 from edgeplane.api.deps import Ctx
 from edgeplane.certs.internal_ca import InternalCA
 from edgeplane.model.certificates import CertificateStatus
-from edgeplane.model.domains import Domain, DomainAdded, DomainCreate, DomainList
-from edgeplane.services import certificates, domains
+from edgeplane.model.dns_records import RecordsPatch, RecordsPut, ZoneRecords
+from edgeplane.model.domains import (
+    Domain,
+    DomainAdded,
+    DomainCreate,
+    DomainList,
+    DomainStatus,
+    DomainUpdate,
+    VerificationResult,
+    VerifyRequest,
+)
+from edgeplane.services import certificates, dns_records, domain_status, domains, verification
 from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 
@@ -19,9 +29,11 @@ router = APIRouter(prefix="/api/v1/infrastructure", tags=["domains"])
 
 @router.post("/domains", response_model=DomainAdded, status_code=201)
 def add_domain(ctx: Ctx, body: DomainCreate) -> DomainAdded:
-    """Add a domain to the project; it is served by the edge with an internal certificate."""
+    """Add a domain to the project and host its zone. Unless the name is reserved (``.test``,
+    ``.localhost``, ...), the edge serves it and it gets a certificate once its ownership is
+    verified (``verification_required``)."""
     with ctx.write() as tx:
-        return domains.add(tx, body)
+        return domains.add(tx, body, ctx.settings)
 
 
 @router.get("/domains", response_model=DomainList)
@@ -40,11 +52,66 @@ def get_domain(ctx: Ctx, domain: str) -> Domain:
         return domains.get(tx, domain)
 
 
+@router.patch("/domains/{domain}", response_model=Domain)
+def update_domain(ctx: Ctx, domain: str, body: DomainUpdate) -> Domain:
+    """Lock the domain against deletion, or sign its zone with DNSSEC."""
+    with ctx.write() as tx:
+        return domains.update(tx, domain, body)
+
+
 @router.delete("/domains/{domain}", status_code=204)
 def delete_domain(ctx: Ctx, domain: str) -> Response:
+    """Remove the domain and its zone (refused while the domain is locked)."""
     with ctx.write() as tx:
         domains.delete(tx, domain)
     return Response(status_code=204)
+
+
+@router.post("/domains/{domain}/verify", response_model=VerificationResult)
+def verify_domain(ctx: Ctx, domain: str, body: VerifyRequest | None = None) -> VerificationResult:
+    """Prove ownership by ``dns`` (TXT at the domain's name servers), ``file`` (served over
+    HTTP by the domain) or ``email`` (a code sent to its admin addresses, then given back)."""
+    request = body or VerifyRequest()
+    with ctx.read() as tx:
+        attempt = verification.begin(tx, domain, request)
+    outcome = verification.run(attempt, ctx.settings)
+    with ctx.write() as tx:
+        return verification.finish(tx, attempt, outcome, ctx.settings)
+
+
+@router.get("/domains/{domain}/status", response_model=DomainStatus)
+def get_domain_status(ctx: Ctx, domain: str, refresh: bool = False) -> DomainStatus:
+    """Verification, where the world's DNS points (``refresh=true`` asks it now), the zone
+    serial each edge node serves, DNSSEC (DS records for the registrar), the certificate."""
+    if refresh:
+        with ctx.read() as tx:
+            name, ours, addresses = domain_status.world_check_inputs(tx, domain)
+        result = domain_status.check_world(name, ours, addresses, ctx.settings)
+        with ctx.db.transaction(ctx.actor, ctx.project) as tx:
+            domain_status.record_world(tx, name, result)
+    with ctx.read() as tx:
+        return domain_status.status(tx, domain)
+
+
+@router.get("/domains/{domain}/records", response_model=ZoneRecords)
+def list_records(ctx: Ctx, domain: str) -> ZoneRecords:
+    """The zone's records, with those Edgeplane manages (SOA, NS, verification) marked."""
+    with ctx.read() as tx:
+        return dns_records.list_records(tx, domain)
+
+
+@router.put("/domains/{domain}/records", response_model=ZoneRecords)
+def replace_records(ctx: Ctx, domain: str, body: RecordsPut) -> ZoneRecords:
+    """Replace every record of the zone (all validated first: nothing changes on an error)."""
+    with ctx.write() as tx:
+        return dns_records.replace_records(tx, domain, body)
+
+
+@router.patch("/domains/{domain}/records", response_model=ZoneRecords)
+def patch_records(ctx: Ctx, domain: str, body: RecordsPatch) -> ZoneRecords:
+    """Set some RRsets (replacing those of the same name and type) and delete others."""
+    with ctx.write() as tx:
+        return dns_records.patch_records(tx, domain, body)
 
 
 @router.get("/ssl/{domain}", response_model=CertificateStatus, tags=["certificates"])

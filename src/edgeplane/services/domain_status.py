@@ -1,0 +1,119 @@
+"""A domain's status: verification, whether the world's DNS points at Edgeplane, the zone
+serial each edge node serves, DNSSEC and the certificate.
+
+The world's view is a network check (``check_world``), run outside transactions by the
+periodic checker and on request (``?refresh=true``); its result is kept on the domain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from edgeplane import secrets
+from edgeplane.edge.state import load_dns
+from edgeplane.edge.zones import build_zone, nameservers
+from edgeplane.model.domains import DnssecStatus, DomainStatus, NodeZone, display_name
+from edgeplane.model.enums import Role
+from edgeplane.services import certificates, domains
+from edgeplane.settings import Settings
+from edgeplane.store.db import Tx
+from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
+
+
+def dnssec_status(tx: Tx, row: DomainRow) -> DnssecStatus:
+    if not row.dnssec or not row.dnssec_key_encrypted:
+        return DnssecStatus(enabled=False, ds=[], dnskey=[])
+    from edgeplane.edge.dns.dnssec import dnskey_text, ds_records
+
+    key = secrets.box_for(tx.session).decrypt(row.dnssec_key_encrypted)
+    return DnssecStatus(enabled=True, ds=ds_records(row.name, key), dnskey=[dnskey_text(key)])
+
+
+def status(tx: Tx, domain: str) -> DomainStatus:
+    tx.actor.require(tx.project, Role.VIEWER)
+    row = domains.get_row(tx, domain)
+    dns = load_dns(tx.session, only=row.name)
+    zone = next(z for z in dns.zones if z.name == row.name)
+    spec = build_zone(zone, dns)
+    live = {n.id for n in dns.nodes if n.live}
+    nodes: list[NodeZone] = []
+    for node in tx.session.scalars(select(EdgeNodeRow).order_by(EdgeNodeRow.name)):
+        served = (node.dns or {}).get("serials") or {}
+        serial = served.get(spec.name)
+        nodes.append(
+            NodeZone(
+                node=node.id,
+                name=node.name,
+                region=node.region,
+                live=node.id in live,
+                serial=int(serial) if serial is not None else None,
+                in_sync=serial is not None and int(serial) == spec.serial,
+                error=(node.dns or {}).get("error"),
+            )
+        )
+    checks = row.checks or {}
+    cert = certificates.status(tx, row.name)
+    return DomainStatus(
+        domain=row.name,
+        display_name=display_name(row.name),
+        status=row.status,
+        verification=domains.verification_model(row),
+        nameservers=[t for t, _ in nameservers(row.name, dns.nodes)],
+        delegated_to=checks.get("delegated_to"),
+        points_to_edgeplane=checks.get("points_to_edgeplane"),
+        dns_checked_at=(
+            datetime.fromisoformat(checks["checked_at"]) if checks.get("checked_at") else None
+        ),
+        dns_check_error=checks.get("error"),
+        serial=spec.serial,
+        nodes=nodes,
+        dnssec=dnssec_status(tx, row),
+        locked=bool(row.locked),
+        certificate=cert.certificate,
+        certificate_status=cert.status,
+    )
+
+
+def world_check_inputs(tx: Tx, domain: str) -> tuple[str, set[str], set[str]]:
+    """(domain, our NS names, our node addresses) for ``check_world``."""
+    row = domains.get_row(tx, domain)
+    dns = load_dns(tx.session, only=row.name)
+    ours = {t.rstrip(".") for t, _ in nameservers(row.name, dns.nodes)}
+    addresses = {n.address for n in dns.nodes if n.address}
+    return row.name, ours, addresses
+
+
+def check_world(
+    domain: str, ours: set[str], addresses: set[str], settings: Settings
+) -> dict[str, Any]:
+    """Ask the world's DNS where the domain is delegated and what it answers (network I/O)."""
+    from edgeplane.services.verification import resolver_for
+    from edgeplane.verification.resolve import ResolutionError
+
+    out: dict[str, Any] = {"checked_at": utcnow().isoformat()}
+    try:
+        resolver = resolver_for(settings)
+        delegated = resolver.delegated_nameservers(domain)
+        names = sorted(n.rstrip(".") for n, _ in delegated)
+        out["delegated_to"] = names
+        pointing = bool(ours & set(names))
+        if not pointing:
+            try:
+                found = set(resolver.addresses(domain))
+            except ResolutionError:
+                found = set()
+            pointing = bool(found & addresses)
+        out["points_to_edgeplane"] = pointing
+    except (ResolutionError, ValueError) as exc:
+        out["error"] = str(exc)
+        out["points_to_edgeplane"] = False
+    return out
+
+
+def record_world(tx: Tx, domain: str, result: dict[str, Any]) -> None:
+    row = tx.session.get(DomainRow, domain)
+    if row is not None:
+        row.checks = result
