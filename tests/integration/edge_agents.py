@@ -77,10 +77,16 @@ class EdgeAgent:
     log: Path
     process: subprocess.Popen[bytes] | None = None
     analytics_interval: float = 2.0
+    region: str = "us-east"
+    dns_port: int = 0  # 0: no DNS server
+    bind: str = "127.0.0.1"
+    address: str | None = None
+    netns: str | None = None  # run inside this network namespace
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.bind}:{self.http_port}"
 
     @property
     def prefix(self) -> Path:
@@ -89,9 +95,12 @@ class EdgeAgent:
         return nginx_prefix(self.home / "edge" / self.name, self.name)
 
     def start(self) -> EdgeAgent:
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        extra = ["--address", self.address] if self.address else []
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
                 [
+                    *prefix,
                     sys.executable,
                     "-m",
                     "edgeplane",
@@ -99,7 +108,7 @@ class EdgeAgent:
                     "--control-plane",
                     self.control_plane,
                     "--region",
-                    "us-east",
+                    self.region,
                     "--name",
                     self.name,
                     "--http-port",
@@ -112,10 +121,15 @@ class EdgeAgent:
                     "20",
                     "--analytics-interval",
                     str(self.analytics_interval),
+                    "--dns-port",
+                    str(self.dns_port),
+                    "--bind",
+                    self.bind,
+                    *extra,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=clean_env(EDGEPLANE_TOKEN=self.token),
+                env=clean_env(EDGEPLANE_TOKEN=self.token, **(self.env or {})),
             )
         return self
 

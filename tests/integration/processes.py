@@ -20,6 +20,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_udp_port(address: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on ``address`` (a DNS server needs both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((address, 0))
+            port = int(u.getsockname()[1])
+            with socket.socket() as t:
+                try:
+                    t.bind((address, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port for UDP and TCP")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
     env.update(extra)
@@ -34,6 +49,7 @@ class ControlPlane:
     log: Path
     http_port: int | None = None  # the local edge node's ports (start_up(edge=True))
     https_port: int | None = None
+    dns_port: int | None = None
 
     @property
     def token(self) -> str:
@@ -60,9 +76,17 @@ def start_up(
     """``edgeplane up --home HOME --api-port P``, waiting until /healthz answers; with
     ``edge`` also the local edge node on free ports, else ``--no-edge``."""
     port = free_port()
-    edge_ports = (free_port(), free_port()) if edge else None
+    edge_ports = (free_port(), free_port(), free_udp_port()) if edge else None
     if edge_ports:
-        args = (*args, "--http-port", str(edge_ports[0]), "--https-port", str(edge_ports[1]))
+        args = (
+            *args,
+            "--http-port",
+            str(edge_ports[0]),
+            "--https-port",
+            str(edge_ports[1]),
+            "--dns-port",
+            str(edge_ports[2]),
+        )
     else:
         args = (*args, "--no-edge")
     log = home.parent / f"{home.name}-up.log"
@@ -85,7 +109,9 @@ def start_up(
             text=True,
             env=env or clean_env(),
         )
-    cp = ControlPlane(process, home, f"http://127.0.0.1:{port}", log, *(edge_ports or (None, None)))
+    cp = ControlPlane(
+        process, home, f"http://127.0.0.1:{port}", log, *(edge_ports or (None, None, None))
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

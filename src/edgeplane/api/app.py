@@ -21,9 +21,14 @@ def create_app(
     *,
     locator: GeoLocator | None = None,
     local_actor: Actor | None = None,
+    background: bool = False,
 ) -> FastAPI:
-    """The API over ``db``. ``local_actor`` skips token checks (the embedded SDK's own app)."""
+    """The API over ``db``. ``local_actor`` skips token checks (the embedded SDK's own app);
+    ``background`` runs the control plane's background work (``edgeplane.api.background``)."""
+    from edgeplane.api.background import running
+
     app = FastAPI(
+        lifespan=running if background else None,
         title="Edgeplane",
         version=edgeplane.__version__,
         description="Edge infrastructure from one control plane: inventory, routing, "

@@ -77,6 +77,22 @@ def edge(
         ),
     ] = None,
     nginx: Annotated[str, typer.Option("--nginx", help="the nginx binary")] = "nginx",
+    dns_port: Annotated[
+        int,
+        typer.Option("--dns-port", help="the node's authoritative DNS port, UDP and TCP (0: none)"),
+    ] = 8053,
+    dns_bind: Annotated[
+        str | None,
+        typer.Option("--dns-bind", help="addresses the DNS server listens on (default: --bind)"),
+    ] = None,
+    geoip_db: Annotated[
+        Path | None,
+        typer.Option(
+            "--geoip-db",
+            envvar="EDGEPLANE_GEOIP_DB",
+            help="GeoIP2 City database for GeoDNS (default: the packaged GeoLite2-City)",
+        ),
+    ] = None,
     poll_wait: Annotated[
         float, typer.Option("--poll-wait", help="seconds a long-poll waits", hidden=True)
     ] = 25.0,
@@ -100,7 +116,11 @@ def edge(
             f"--name {node_name!r}: must be 1-63 lower-case letters, digits, '.', '-' or '_', "
             "starting with a letter or digit"
         )
-    for option, port in (("--http-port", http_port), ("--https-port", https_port)):
+    for option, port in (
+        ("--http-port", http_port),
+        ("--https-port", https_port),
+        ("--dns-port", dns_port),
+    ):
         if not 0 <= port <= 65535 or (option == "--http-port" and port == 0):
             _fail(f"{option} {port}: not a port")
     assert control_plane is not None and token is not None and region is not None
@@ -138,13 +158,30 @@ def edge(
         analytics_interval_s=analytics_interval,
     )
     engine = NginxEngine(local, binary=nginx)
+    dns = None
+    if dns_port:
+        from edgeplane.edge.dns.engine import DnsEngine
+        from edgeplane.edge.dns.process import PdnsProcess
+
+        addresses = [a.strip() for a in (dns_bind or bind).split(",") if a.strip()]
+        try:
+            process = PdnsProcess(
+                state_dir / "pdns",
+                local_addresses=addresses,
+                dns_port=dns_port,
+                geoip_database=geoip_db,
+            )
+        except ValueError as exc:
+            _fail(f"--dns-bind: {exc}")
+        dns = DnsEngine(process)
     typer.echo(
         f"edge node {node_name}: http://{bind}:{http_port}"
         + (f", https://{bind}:{https_port}" if https_port else "")
+        + (f", dns {dns_bind or bind}:{dns_port}" if dns_port else "")
         + f" (state {state_dir}, nginx {prefix})",
         err=True,
     )
-    asyncio.run(run_until_signalled(Agent(options, engine)))
+    asyncio.run(run_until_signalled(Agent(options, engine, dns=dns)))
 
 
 def _mount_node_commands() -> None:

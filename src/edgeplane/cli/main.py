@@ -19,6 +19,7 @@ from edgeplane.cli import (
     access,
     cdn,
     datacenters,
+    dns,
     domains,
     edge,
     operations,
@@ -113,6 +114,7 @@ app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")
 app.add_typer(domains.app, name="domain")
+app.add_typer(dns.app, name="dns")
 app.command("audit")(access.audit)
 app.command("whoami")(access.whoami)
 

@@ -100,6 +100,7 @@ def _start_edge(
     region: str,
     http_port: int,
     https_port: int,
+    dns_port: int,
 ) -> subprocess.Popen[bytes]:
     """The local edge node: ``edgeplane edge`` as a child process (its own session, so that
     a terminal's Ctrl-C reaches ``up`` alone, which then stops it)."""
@@ -120,6 +121,8 @@ def _start_edge(
         str(http_port),
         "--https-port",
         str(https_port),
+        "--dns-port",
+        str(dns_port),
         "--bind",
         host,
         "--home",
@@ -143,7 +146,7 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
 
     from edgeplane.api.app import create_app
 
-    app = create_app(settings, db, locator=_locator(settings))
+    app = create_app(settings, db, locator=_locator(settings), background=True)
     # Edge agents hold long-polls open for up to their wait: on shutdown they are cut after
     # a short grace (the agents retry) instead of being waited for.
     config = uvicorn.Config(
@@ -182,6 +185,9 @@ def up(
     api_port: Annotated[int, typer.Option("--api-port", help="API and dashboard port")] = 8800,
     http_port: Annotated[int, typer.Option("--http-port", help="edge HTTP port")] = 8080,
     https_port: Annotated[int, typer.Option("--https-port", help="edge HTTPS port")] = 8443,
+    dns_port: Annotated[
+        int, typer.Option("--dns-port", help="edge DNS port, UDP and TCP (0: no DNS server)")
+    ] = 8053,
     region: Annotated[
         str, typer.Option("--region", help="the region of the local edge node")
     ] = "us-east",
@@ -207,11 +213,15 @@ def up(
     edge: subprocess.Popen[bytes] | None = None
     if not no_edge:
         edge_token = _edge_token(db, settings)
-        edge = _start_edge(settings, edge_token, url, host, region, http_port, https_port)
+        edge = _start_edge(
+            settings, edge_token, url, host, region, http_port, https_port, dns_port
+        )
         banner += [
             f"  edge node:   {EDGE_NODE_NAME} ({region}) "
             f"http://{host}:{http_port} https://{host}:{https_port}",
         ]
+        if dns_port:
+            banner.append(f"  DNS:         {host}:{dns_port} (UDP and TCP)")
     banner.append("Press Ctrl-C to stop.")
     try:
         _serve(settings, db, host, api_port, banner)

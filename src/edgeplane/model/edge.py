@@ -63,6 +63,8 @@ class EdgeNode(Output):
     last_error: str | None
     failed_revision: int | None
     stats: dict[str, float] = Field(default_factory=dict)  # nginx_pss_mib, agent_rss_mib, ...
+    live: bool = False  # heartbeat fresh and healthy: answered by GeoDNS
+    heartbeat_at: datetime | None = None
 
 
 class PurgeTask(Output):
@@ -89,6 +91,16 @@ class Ack(Input):
     apply_ms: float = Field(ge=0)
     error: str | None = Field(None, max_length=20000)
     stats: dict[str, float] = Field(default_factory=dict)
+
+
+class Heartbeat(Input):
+    """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
+    its DNS server running) and which zone serials its DNS server serves."""
+
+    healthy: bool = True
+    reason: str | None = Field(None, max_length=2000)  # why not healthy
+    dns_serials: dict[str, int] = Field(default_factory=dict)  # "example.com." -> serial
+    dns_error: str | None = Field(None, max_length=20000)  # the last refused zone change
 
 
 class BackendState(Input):

@@ -20,10 +20,13 @@ from edgeplane.model.edge import (
     AnalyticsReport,
     EdgeNode,
     HealthReport,
+    Heartbeat,
     NodeRegister,
     PurgeAck,
     PurgeTask,
 )
+from edgeplane.services import liveness
+from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import (
     AuditRow,
@@ -80,6 +83,8 @@ def _to_model(tx: Tx, row: EdgeNodeRow, desired: int, now: datetime) -> EdgeNode
         last_error=row.last_error,
         failed_revision=row.failed_revision,
         stats={k: float(v) for k, v in (row.stats or {}).items() if isinstance(v, int | float)},
+        live=row.id in liveness.live_ids(tx),
+        heartbeat_at=row.heartbeat_at,
     )
 
 
@@ -127,6 +132,23 @@ def touch(tx: Tx, node_id: str) -> EdgeNodeRow:
     row = node_row(tx, node_id)
     _seen(row, utcnow())
     return row
+
+
+def heartbeat(tx: Tx, node_id: str, body: Heartbeat, settings: Settings) -> None:
+    """Record the heartbeat; a node that was not live joins the GeoDNS answers at once."""
+    row = node_row(tx, node_id)
+    now = utcnow()
+    row.heartbeat_at = now
+    row.last_seen_at = now
+    row.healthy = body.healthy
+    row.dns = {
+        "serials": dict(body.dns_serials),
+        "error": body.dns_error,
+        "reason": body.reason,
+    }
+    tx.session.flush()
+    if body.healthy != (row.id in liveness.live_ids(tx)):
+        liveness.refresh(tx, settings, now)
 
 
 def commit_time(tx: Tx, revision: int) -> datetime | None:

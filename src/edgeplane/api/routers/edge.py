@@ -20,6 +20,7 @@ from edgeplane.model.edge import (
     ConfigPoll,
     EdgeNode,
     HealthReport,
+    Heartbeat,
     NodeRegister,
     PurgeAck,
     PurgeTask,
@@ -134,6 +135,13 @@ async def poll_config(
 def ack(request: Request, actor: EdgeActor, node_id: str, body: Ack) -> EdgeNode:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
         return edge_nodes.ack(tx, node_id, body)
+
+
+@router.post("/nodes/{node_id}/heartbeat", status_code=204, summary="The node is alive")
+def heartbeat(request: Request, actor: EdgeActor, node_id: str, body: Heartbeat) -> Response:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        edge_nodes.heartbeat(tx, node_id, body, request.app.state.settings)
+    return Response(status_code=204)
 
 
 @router.post("/nodes/{node_id}/health", status_code=204, summary="Report backend health")

@@ -12,6 +12,12 @@ snapshot being served and reported to the control plane (at least every 30 s). T
 log is aggregated per minute and reported every ``analytics_interval_s``. Every second the
 agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
 agent.
+
+With a DNS engine (``edgeplane.edge.dns.engine.DnsEngine``: the node's PowerDNS), the zones of
+each snapshot are applied to it as soon as they change, independently of nginx (a refused
+zone change leaves every zone as it was and is reported). A heartbeat every
+``heartbeat_interval_s`` tells the control plane the node is alive, whether nginx and the DNS
+server run, and the zone serials served: GeoDNS answers with live nodes only.
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ from edgeplane.edge.agent.client import (
 from edgeplane.edge.agent.health import HealthChecker
 from edgeplane.edge.agent.orphans import kill_orphan_workers
 from edgeplane.edge.agent.state import AgentState
-from edgeplane.edge.config import EdgeConfig
+from edgeplane.edge.config import EdgeConfig, ZoneSpec
 from edgeplane.edge.nginx.local import LocalHealth
 from edgeplane.model.edge import (
     Ack,
     AnalyticsReport,
     HealthReport,
+    Heartbeat,
     NodeRegister,
     PurgeAck,
     PurgeTask,
@@ -63,6 +70,23 @@ class ApplyOutcome(Protocol):
     def duration_ms(self) -> float: ...
     @property
     def error(self) -> str | None: ...
+
+
+class DnsOutcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class DnsServer(Protocol):
+    """What the agent needs of its DNS server (``edgeplane.edge.dns.engine.DnsEngine``)."""
+
+    def apply(self, zones: tuple[ZoneSpec, ...]) -> DnsOutcome: ...
+    def ensure_running(self) -> bool: ...
+    def stop(self) -> None: ...
 
 
 class Engine(Protocol):
@@ -92,6 +116,7 @@ class AgentOptions:
     analytics_interval_s: float = 10.0
     health_report_interval_s: float = 30.0
     supervise_interval_s: float = 1.0
+    heartbeat_interval_s: float = 1.0
     log_rotate_bytes: int = 256 << 20
 
 
@@ -108,10 +133,22 @@ def agent_rss_mib() -> float:
 
 class Agent:
     def __init__(
-        self, options: AgentOptions, engine: Engine, client: EdgeClient | None = None
+        self,
+        options: AgentOptions,
+        engine: Engine,
+        client: EdgeClient | None = None,
+        dns: DnsServer | None = None,
     ) -> None:
         self.options = options
         self.engine = engine
+        self.dns = dns
+        self.dns_serials: dict[str, int] = {}  # zone -> serial served
+        self.dns_error: str | None = None
+        self.dns_restarts = 0
+        self._dns_applied: tuple[ZoneSpec, ...] | None = None
+        self._dns_wanted = asyncio.Event()
+        self._healthy = True
+        self._unhealthy_reason: str | None = None
         self.client = client or EdgeClient(options.control_plane, options.token)
         self.state = AgentState(options.state_dir)
         self.node_id: str | None = None
@@ -129,6 +166,7 @@ class Agent:
         self._purge_tasks: dict[str, asyncio.Task[None]] = {}
         self._purge_acks: dict[str, PurgeAck] = {}
         self._registered = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
         self.health = HealthChecker(on_change=self._apply_wanted.set)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
@@ -147,6 +185,7 @@ class Agent:
                 self._saved = (saved.revision, saved.content_hash())
                 self._acked_revision = saved.revision
                 await self._apply(saved)
+                await self._apply_dns(saved.zones)
                 self.health.update(saved.pools)
             self._spawn(self._poll_loop, "poll")
             self._spawn(self._apply_loop, "apply")
@@ -154,6 +193,9 @@ class Agent:
             self._spawn(self._health_report_loop, "health report")
             self._spawn(self._analytics_loop, "analytics")
             self._spawn(self._supervise_loop, "supervise")
+            self._spawn(self._heartbeat_loop, "heartbeat")
+            if self.dns is not None:
+                self._spawn(self._dns_loop, "dns")
             await stop.wait()
         finally:
             await self.shutdown()
@@ -166,6 +208,8 @@ class Agent:
         self._tasks.clear()
         await self.health.close()
         await asyncio.to_thread(self.engine.stop)
+        if self.dns is not None:
+            await asyncio.to_thread(self.dns.stop)
         await self.client.aclose()
         log.info("stopped")
 
@@ -211,6 +255,7 @@ class Agent:
                 log.info("registered as %s (%s, region %s)", node.id, node.name, node.region)
                 self._registered.set()
                 self._ack_wanted.set()
+                self._heartbeat_now.set()
                 self.health.reported_changes.set()
                 return
             await backoff.sleep()
@@ -263,7 +308,55 @@ class Agent:
     def _receive(self, config: EdgeConfig) -> None:
         self.desired = config
         self.health.update(config.pools)
+        self._dns_wanted.set()
         self._apply_wanted.set()
+
+    # DNS -------------------------------------------------------------------------------------
+
+    async def _dns_loop(self) -> None:
+        while True:
+            await self._dns_wanted.wait()
+            self._dns_wanted.clear()
+            if self.desired is not None:
+                await self._apply_dns(self.desired.zones)
+
+    async def _apply_dns(self, zones: tuple[ZoneSpec, ...]) -> None:
+        if self.dns is None or zones == self._dns_applied:
+            return
+        result = await asyncio.to_thread(self.dns.apply, zones)
+        if result.ok:
+            self._dns_applied = zones
+            self.dns_serials = {z.name: z.serial for z in zones}
+            self.dns_error = None
+            log.info("DNS: %d zones served (%.0f ms)", len(zones), result.duration_ms)
+        else:
+            self.dns_error = result.error
+            log.error("DNS refused the zones: %s", result.error)
+        self._heartbeat_now.set()
+
+    # Heartbeats ------------------------------------------------------------------------------
+
+    def heartbeat_body(self) -> Heartbeat:
+        return Heartbeat(
+            healthy=self._healthy,
+            reason=self._unhealthy_reason,
+            dns_serials=dict(self.dns_serials),
+            dns_error=(self.dns_error or None) and self.dns_error[:20000],
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._heartbeat_now.wait(), self.options.heartbeat_interval_s
+                )
+            self._heartbeat_now.clear()
+            if self.node_id is None:
+                continue
+            try:
+                await self.client.heartbeat(self.node_id, self.heartbeat_body())
+            except ProtocolError as exc:
+                log.debug("heartbeat not sent: %s", exc)
 
     # Applying --------------------------------------------------------------------------------
 
@@ -501,19 +594,37 @@ class Agent:
     async def _supervise_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.supervise_interval_s)
-            if self.serving is None:
-                continue
-            try:
-                restarted = await asyncio.to_thread(self.engine.ensure_running)
-            except Exception as exc:
-                # Most often: the workers of a master that was killed still hold the ports.
-                ports = [p for p in (self.options.http_port, self.options.https_port) if p]
-                if not await asyncio.to_thread(kill_orphan_workers, ports):
-                    log.error("nginx could not be restarted: %s", exc)
-                continue
-            if restarted:
-                self.nginx_restarts += 1
-                log.warning("nginx was not running: restarted (%d so far)", self.nginx_restarts)
+            problems: list[str] = []
+            if self.dns is not None and self._dns_applied is not None:
+                try:
+                    if await asyncio.to_thread(self.dns.ensure_running):
+                        self.dns_restarts += 1
+                        log.warning("the DNS server was not running: restarted")
+                except Exception as exc:
+                    problems.append(f"DNS server down: {exc}")
+            if self.serving is not None:
+                problem = await self._supervise_nginx()
+                if problem:
+                    problems.append(problem)
+            healthy = not problems
+            if healthy != self._healthy:
+                self._healthy = healthy
+                self._unhealthy_reason = "; ".join(problems) or None
+                self._heartbeat_now.set()
+
+    async def _supervise_nginx(self) -> str | None:
+        try:
+            restarted = await asyncio.to_thread(self.engine.ensure_running)
+        except Exception as exc:
+            # Most often: the workers of a master that was killed still hold the ports.
+            ports = [p for p in (self.options.http_port, self.options.https_port) if p]
+            if not await asyncio.to_thread(kill_orphan_workers, ports):
+                log.error("nginx could not be restarted: %s", exc)
+            return f"nginx down: {exc}"
+        if restarted:
+            self.nginx_restarts += 1
+            log.warning("nginx was not running: restarted (%d so far)", self.nginx_restarts)
+        return None
 
 
 async def run_until_signalled(agent: Agent) -> None:

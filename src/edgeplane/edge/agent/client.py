@@ -25,6 +25,7 @@ from edgeplane.model.edge import (
     ConfigPoll,
     EdgeNode,
     HealthReport,
+    Heartbeat,
     NodeRegister,
     PurgeAck,
 )
@@ -149,6 +150,9 @@ class EdgeClient:
 
     async def ack(self, node_id: str, body: Ack) -> None:
         await self._call("POST", f"/nodes/{node_id}/ack", body)
+
+    async def heartbeat(self, node_id: str, body: Heartbeat) -> None:
+        await self._call("POST", f"/nodes/{node_id}/heartbeat", body, timeout_s=5.0)
 
     async def report_health(self, node_id: str, body: HealthReport) -> None:
         await self._call("POST", f"/nodes/{node_id}/health", body)

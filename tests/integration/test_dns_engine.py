@@ -1,0 +1,351 @@
+"""The DNS engine against a real PowerDNS: zones served over UDP and TCP, changes, rollback,
+deletion, GeoDNS through LUA and ECS, DNSSEC validated with dnspython, restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.dnssec
+import dns.name
+import dns.rdatatype
+import dns.rrset
+import pytest
+from pdns import answers, query, rcode, rrset_of, running_pdns, zone_spec
+
+from edgeplane.edge.config import DnssecKeySpec
+from edgeplane.edge.dns import dnssec
+from edgeplane.edge.dns.api import PdnsApi, PdnsApiError
+from edgeplane.edge.dns.engine import DnsEngine, soa_serial
+from edgeplane.edge.dns.process import PdnsError, PdnsProcess
+
+pytestmark = pytest.mark.integration
+
+A = "a.example."
+B = "b.example."
+
+
+@pytest.fixture
+def pdns(tmp_path: Path) -> Iterator[PdnsProcess]:
+    with running_pdns(tmp_path) as process:
+        yield process
+
+
+@pytest.fixture
+def engine(pdns: PdnsProcess) -> Iterator[DnsEngine]:
+    engine = DnsEngine(pdns)
+    yield engine
+    engine.stop()
+
+
+def zone_a(serial: int = 1, www: str = "192.0.2.1") -> Any:
+    return zone_spec(
+        A,
+        serial,
+        {
+            ("www", "A"): [www],
+            ("www", "AAAA"): ["2001:DB8:0:0::1"],  # PowerDNS serves 2001:db8::1
+            ("@", "TXT"): ['"v=spf1 -all"', '"hello" "world"'],
+            ("@", "MX"): ["10 Mail.A.Example."],
+            ("@", "CAA"): ['0 issue "letsencrypt.org"'],
+            ("Mail", "A"): ["192.0.2.25"],
+            ("alias", "CNAME"): [f"www.{A}"],
+        },
+    )
+
+
+def zone_b(serial: int = 7) -> Any:
+    return zone_spec(B, serial, {("www", "A"): ["198.51.100.1"]})
+
+
+class Calls:
+    """Counts the calls the engine makes on its API client, by method."""
+
+    def __init__(self, api: PdnsApi) -> None:
+        self.counts: dict[str, int] = {}
+        for name in dir(PdnsApi):
+            if not name.startswith("_") and callable(getattr(api, name)) and name != "close":
+                setattr(api, name, self._wrap(name, getattr(api, name)))
+
+    def _wrap(self, name: str, fn: Any) -> Any:
+        def counted(*args: Any, **kw: Any) -> Any:
+            self.counts[name] = self.counts.get(name, 0) + 1
+            return fn(*args, **kw)
+
+        return counted
+
+    def writes(self) -> dict[str, int]:
+        reads = {"list_zones", "get_zone", "get_rrsets", "list_cryptokeys", "get_cryptokey"}
+        return {k: v for k, v in self.counts.items() if k not in reads}
+
+
+def test_apply_serves_zones_over_udp_and_tcp(engine: DnsEngine, pdns: PdnsProcess) -> None:
+    result = engine.apply((zone_a(), zone_b()))
+    assert result.ok, result.error
+    assert result.serials == {A: 1, B: 7}
+    assert set(result.changed) == {A, B}
+    for tcp in (False, True):
+        assert answers(pdns, f"www.{A}", "A", tcp=tcp) == ["192.0.2.1"]
+        assert answers(pdns, f"www.{A}", "AAAA", tcp=tcp) == ["2001:db8::1"]
+        assert answers(pdns, A, "TXT", tcp=tcp) == ['"hello" "world"', '"v=spf1 -all"']
+        assert answers(pdns, A, "CAA", tcp=tcp) == ['0 issue "letsencrypt.org"']
+        assert answers(pdns, f"www.{B}", "A", tcp=tcp) == ["198.51.100.1"]
+    assert soa_serial(pdns.dns_address, pdns.dns_port, A) == 1
+    assert engine.served_serials() == {A: 1, B: 7}
+    assert engine.stats()["dns_zones"] == 2
+    assert rcode(pdns, "www.elsewhere.example.") == "REFUSED"
+
+
+def test_unchanged_zones_plan_nothing_even_read_afresh(
+    engine: DnsEngine, pdns: PdnsProcess
+) -> None:
+    """PowerDNS's canonical forms (AAAA, CAA, name case) compare equal to what we sent."""
+    assert engine.apply((zone_a(), zone_b())).ok
+    fresh = DnsEngine(pdns)  # no memory of the previous apply: reads and compares every zone
+    calls = Calls(fresh.api)
+    result = fresh.apply((zone_a(), zone_b()))
+    assert result.ok, result.error
+    assert result.changed == ()
+    assert calls.writes() == {}
+    assert calls.counts["get_rrsets"] == 2
+
+
+def test_change_record_new_answer_new_serial_others_untouched(
+    engine: DnsEngine, pdns: PdnsProcess
+) -> None:
+    assert engine.apply((zone_a(), zone_b())).ok
+    calls = Calls(engine.api)
+    started = time.monotonic()
+    result = engine.apply((zone_a(2, www="192.0.2.99"), zone_b()))
+    assert result.ok, result.error
+    assert answers(pdns, f"www.{A}") == ["192.0.2.99"]
+    served_after = time.monotonic() - started
+    assert result.changed == (A,)
+    assert result.serials == {A: 2, B: 7}
+    assert soa_serial(pdns.dns_address, pdns.dns_port, A) == 2
+    # one list, one read of the changed zone, one PATCH; zone B not even read
+    assert calls.counts == {"list_zones": 1, "get_rrsets": 1, "get_zone": 1, "patch_rrsets": 1}
+    assert answers(pdns, f"www.{B}") == ["198.51.100.1"]
+    print(f"apply of a changed record until served: {served_after * 1000:.1f} ms")
+
+
+def test_rrset_removed_and_ttl_changed(engine: DnsEngine, pdns: PdnsProcess) -> None:
+    assert engine.apply((zone_b(),)).ok
+    changed = zone_spec(B, 8, {("www", "A"): ["198.51.100.1"]}, ttl=120)
+    assert engine.apply((changed,)).ok
+    assert query(pdns, f"www.{B}").answer[0].ttl == 120
+    bare = zone_spec(B, 9)
+    assert engine.apply((bare,)).ok
+    assert rcode(pdns, f"www.{B}") == "NXDOMAIN"
+
+
+def test_refused_change_leaves_every_zone_as_before(engine: DnsEngine, pdns: PdnsProcess) -> None:
+    assert engine.apply((zone_a(), zone_b())).ok
+    bad_b = zone_spec(B, 8, {("www", "A"): ["198.51.100.1"], ("www", "CNAME"): [f"x.{B}"]})
+    new_c = zone_spec("c.example.", 1, {("www", "A"): ["203.0.113.1"]})
+    # A (patched first) and C (created first) are rolled back when B is refused
+    result = engine.apply((zone_a(2, www="192.0.2.99"), bad_b, new_c))
+    assert not result.ok
+    assert result.error is not None and B in result.error
+    assert "CNAME" in result.error
+    assert answers(pdns, f"www.{A}") == ["192.0.2.1"]
+    assert soa_serial(pdns.dns_address, pdns.dns_port, A) == 1
+    assert soa_serial(pdns.dns_address, pdns.dns_port, B) == 7
+    assert rcode(pdns, "www.c.example.") == "REFUSED"
+    assert {z.name for z in engine.api.list_zones()} == {A, B}
+    # bad content in a zone to create
+    broken = zone_spec("d.example.", 1, {("www", "AAAA"): ["not-an-address"]})
+    result = engine.apply((zone_a(), zone_b(), broken))
+    assert not result.ok
+    assert result.error is not None and "d.example." in result.error
+    assert {z.name for z in engine.api.list_zones()} == {A, B}
+    # and the next good apply works from the true state
+    result = engine.apply((zone_a(3, www="192.0.2.3"), zone_b()))
+    assert result.ok, result.error
+    assert answers(pdns, f"www.{A}") == ["192.0.2.3"]
+
+
+def test_zone_deletion(engine: DnsEngine, pdns: PdnsProcess) -> None:
+    assert engine.apply((zone_a(), zone_b())).ok
+    result = engine.apply((zone_a(),))
+    assert result.ok, result.error
+    assert result.changed == (B,)
+    assert rcode(pdns, f"www.{B}") == "REFUSED"
+    assert [z.name for z in engine.api.list_zones()] == [A]
+    assert engine.apply(()).ok
+    assert engine.api.list_zones() == []
+
+
+GEO = "geo.example."
+# West of 30°W (the Americas) gets one address, everything else (Europe, unknown) another.
+LUA_A = (
+    "A \";local ll = latlon() local lon = tonumber(ll:match(' (%S+)$')) "
+    "if lon < -30 then return '192.0.2.10' else return '192.0.2.20' end\""
+)
+
+
+def test_lua_records_see_the_client_subnet(engine: DnsEngine, pdns: PdnsProcess) -> None:
+    zone = zone_spec(
+        GEO,
+        1,
+        {("www", "LUA"): [LUA_A], ("where", "LUA"): ['TXT "latlon()"']},
+    )
+    result = engine.apply((zone,))
+    assert result.ok, result.error
+    london, seattle, frankfurt_v6 = "81.2.69.0", "216.160.83.0", "2a02:8070::"
+    assert answers(pdns, f"www.{GEO}", ecs=london) == ["192.0.2.20"]
+    assert answers(pdns, f"www.{GEO}", ecs=seattle) == ["192.0.2.10"]
+    assert answers(pdns, f"www.{GEO}", ecs=frankfurt_v6) == ["192.0.2.20"]
+    assert answers(pdns, f"www.{GEO}", ecs=seattle, tcp=True) == ["192.0.2.10"]
+    # what the GeoDNS code relies on: latlon() of an address the database does not know
+    assert answers(pdns, f"where.{GEO}", "TXT") == ['"0.000000 0.000000"']  # 127.0.0.1
+    assert answers(pdns, f"where.{GEO}", "TXT", ecs="10.1.2.0") == ['"0.000000 0.000000"']
+    assert answers(pdns, f"where.{GEO}", "TXT", ecs=london) == ['"51.533300 -0.233300"']
+    # an unchanged LUA zone plans nothing (PowerDNS keeps the code as we sent it)
+    fresh = DnsEngine(pdns)
+    again = fresh.apply((zone,))
+    assert again.ok and again.changed == (), again
+
+
+def _validate(pdns: PdnsProcess, zone: str, name: str, rtype: str, ds: str) -> None:
+    keys_msg = query(pdns, zone, "DNSKEY", dnssec=True)
+    dnskeys = rrset_of(keys_msg, "DNSKEY")
+    origin = dns.name.from_text(zone)
+    # the DNSKEY set hangs off the DS we give the registrar ...
+    assert any(dns.dnssec.make_ds(origin, k, "SHA256").to_text() == ds for k in dnskeys)
+    dns.dnssec.validate(dnskeys, rrset_of(keys_msg, "RRSIG", "DNSKEY"), {origin: dnskeys})
+    # ... and signs the answer
+    msg = query(pdns, name, rtype, dnssec=True, tcp=True)
+    rrset = rrset_of(msg, rtype)
+    dns.dnssec.validate(rrset, rrset_of(msg, "RRSIG", rtype), {origin: dnskeys})
+
+
+def _key() -> DnssecKeySpec:
+    text = dnssec.generate_key()
+    return DnssecKeySpec(id=dnssec.key_id(text), private_key=text)
+
+
+def test_dnssec_signed_answers_validate_against_our_ds(
+    engine: DnsEngine, pdns: PdnsProcess
+) -> None:
+    Z = "signed.example."
+    key = _key()
+    ds = dnssec.ds_records(Z, key.private_key)[0]
+    zone = zone_spec(Z, 1, {("www", "A"): ["192.0.2.1"]}, keys=[key])
+    result = engine.apply((zone,))
+    assert result.ok, result.error
+    served = answers(pdns, Z, "DNSKEY")
+    assert served == [dnssec.dnskey(key.private_key).to_text()]
+    _validate(pdns, Z, f"www.{Z}", "A", ds)
+    # NXDOMAIN is proven by an NSEC chain (the zone was rectified)
+    nx = query(pdns, f"nothing.{Z}", dnssec=True)
+    nsec = [r for r in nx.authority if r.rdtype == dns.rdatatype.NSEC]
+    assert nsec and all(str(r.name) != str(r[0].next) for r in nsec), nx
+
+    # a record change stays signed; an unchanged signed zone plans nothing
+    zone2 = zone_spec(Z, 2, {("www", "A"): ["192.0.2.2"]}, keys=[key])
+    assert engine.apply((zone2,)).ok
+    _validate(pdns, Z, f"www.{Z}", "A", ds)
+    again = DnsEngine(pdns).apply((zone2,))
+    assert again.ok and again.changed == (), again
+
+    # key rollover: exactly the new key serves
+    new = _key()
+    zone3 = zone_spec(Z, 3, {("www", "A"): ["192.0.2.2"]}, keys=[new])
+    assert engine.apply((zone3,)).ok
+    assert answers(pdns, Z, "DNSKEY") == [dnssec.dnskey(new.private_key).to_text()]
+    _validate(pdns, Z, f"www.{Z}", "A", dnssec.ds_records(Z, new.private_key)[0])
+
+    # DNSSEC off: keys gone, answers unsigned
+    zone4 = zone_spec(Z, 4, {("www", "A"): ["192.0.2.2"]}, keys=[new], dnssec=False)
+    assert engine.apply((zone4,)).ok
+    assert answers(pdns, Z, "DNSKEY") == []
+    assert all(r.rdtype != dns.rdatatype.RRSIG for r in query(pdns, Z, dnssec=True).answer)
+    assert engine.api.list_cryptokeys(Z) == []
+
+
+def test_restart_keeps_serving(tmp_path: Path) -> None:
+    with running_pdns(tmp_path) as pdns:
+        engine = DnsEngine(pdns)
+        assert engine.apply((zone_a(), zone_b())).ok
+        pdns.stop()
+        assert not pdns.running()
+        pdns.start()
+        assert answers(pdns, f"www.{A}") == ["192.0.2.1"]
+        pid = pdns.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pdns.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.ensure_running() is True
+        assert engine.ensure_running() is False
+        assert answers(pdns, f"www.{B}") == ["198.51.100.1"]
+        result = engine.apply((zone_a(2, www="192.0.2.2"), zone_b()))
+        assert result.ok, result.error
+        assert answers(pdns, f"www.{A}") == ["192.0.2.2"]
+
+
+def test_several_addresses_and_a_second_server(tmp_path: Path) -> None:
+    """Two servers side by side (the second in the role of another DNS provider), one on IPv6."""
+    with (
+        running_pdns(tmp_path, "one") as one,
+        running_pdns(tmp_path, "two", local_addresses=("127.0.0.1", "::1")) as two,
+    ):
+        assert one.dns_port != two.dns_port
+        assert DnsEngine(two).apply((zone_b(),)).ok
+        assert answers(two, f"www.{B}") == ["198.51.100.1"]
+        assert soa_serial("::1", two.dns_port, B) == 7
+        assert rcode(one, f"www.{B}") == "REFUSED"
+
+
+def test_removal_refused_late_restores_deleted_zones(
+    engine: DnsEngine, pdns: PdnsProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal after zones were deleted (the last step) recreates them, keys included."""
+    key = _key()
+    signed_b = zone_spec(B, 7, {("www", "A"): ["198.51.100.1"]}, keys=[key])
+    c = zone_spec("c.example.", 1, {("www", "A"): ["203.0.113.1"]})
+    assert engine.apply((zone_a(), signed_b, c)).ok
+    api = engine.api
+    real_delete = api.delete_zone
+
+    def delete_zone(zone: str) -> None:
+        if zone == "c.example.":
+            raise PdnsApiError("refused for the test", status=422, zone=zone)
+        real_delete(zone)
+
+    monkeypatch.setattr(api, "delete_zone", delete_zone)
+    result = engine.apply((zone_a(2, www="192.0.2.99"),))
+    assert not result.ok
+    assert result.error == "c.example.: refused for the test"
+    assert answers(pdns, f"www.{A}") == ["192.0.2.1"]
+    assert answers(pdns, f"www.{B}") == ["198.51.100.1"]
+    assert answers(pdns, B, "DNSKEY") == [dnssec.dnskey(key.private_key).to_text()]
+    _validate(pdns, B, f"www.{B}", "A", dnssec.ds_records(B, key.private_key)[0])
+    assert soa_serial(pdns.dns_address, pdns.dns_port, A) == 1
+    monkeypatch.undo()
+    assert engine.apply((zone_a(2, www="192.0.2.99"),)).ok
+    assert [z.name for z in engine.api.list_zones()] == [A]
+
+
+def test_start_failures_are_explained_and_stale_servers_replaced(tmp_path: Path) -> None:
+    with running_pdns(tmp_path, "one") as one:
+        clash = PdnsProcess(tmp_path / "two", dns_port=one.dns_port)
+        with pytest.raises(PdnsError, match="Address already in use"):
+            clash.start(timeout=10)
+        assert not clash.running()
+        # an agent that restarts finds the server of its directory still running: replaced
+        again = PdnsProcess(tmp_path / "one", dns_port=one.dns_port, api_key="k")
+        again.start()
+        try:
+            assert again.running() and not one.running()
+            assert again.api_key == "k"
+        finally:
+            again.stop()
+    with pytest.raises(PdnsError, match="does not exist"):
+        PdnsProcess(tmp_path / "three", geoip_database=tmp_path / "none.mmdb").start()
