@@ -74,7 +74,9 @@ class DomainService:
         body: dict[str, Any] = {"method": str(verification_method)}
         if code is not None:
             body["code"] = code
-        return await self.client.post_as(VerificationResult, f"{BASE}/domains/{domain}/verify", body)
+        return await self.client.post_as(
+            VerificationResult, f"{BASE}/domains/{domain}/verify", body
+        )
 
     async def update_dns_records(
         self, domain: str, records: list[DNSRecord] | list[dict[str, Any]]
@@ -91,7 +93,9 @@ class DomainService:
     ) -> ZoneRecords:
         """Replace every record of the zone."""
         doc = await self.client.request(
-            "PUT", f"{BASE}/domains/{domain}/records", json={"records": [body_of(r) for r in records]}
+            "PUT",
+            f"{BASE}/domains/{domain}/records",
+            json={"records": [body_of(r) for r in records]},
         )
         return ZoneRecords.model_validate(doc)
 
