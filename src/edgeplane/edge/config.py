@@ -149,6 +149,14 @@ class ZoneSpec(Frozen):
     rrsets: tuple[RRSetSpec, ...] = ()
 
 
+class VerificationSpec(Frozen):
+    """A domain's ownership token, served over HTTP at
+    ``/.well-known/edgeplane-verification/<token>`` (file verification)."""
+
+    domain: str
+    token: str
+
+
 class NodeSpec(Frozen):
     id: str
     name: str
@@ -162,6 +170,7 @@ class EdgeConfig(Frozen):
     pools: tuple[PoolSpec, ...] = ()
     certs: tuple[CertSpec, ...] = ()
     zones: tuple[ZoneSpec, ...] = ()  # sorted by name
+    verifications: tuple[VerificationSpec, ...] = ()  # sorted by domain
 
     def content_hash(self) -> str:
         return self._content_digest

@@ -40,6 +40,7 @@ from edgeplane.edge.config import (
     PoolSpec,
     RateLimitSpec,
     SiteSpec,
+    VerificationSpec,
     ZoneSpec,
 )
 from edgeplane.edge.zones import DnsState, build_zones
@@ -302,6 +303,7 @@ class Served:
     pools: tuple[PoolSpec, ...]
     certs: tuple[CertSpec, ...]
     zones: tuple[ZoneSpec, ...] = ()
+    verifications: tuple[VerificationSpec, ...] = ()
 
 
 def served(state: DesiredState) -> Served:
@@ -325,6 +327,11 @@ def served(state: DesiredState) -> Served:
         pools=tuple(pools[k] for k in sorted(pools)),
         certs=tuple(certs[k] for k in sorted(certs)),
         zones=build_zones(state.dns),
+        verifications=tuple(
+            VerificationSpec(domain=z.name, token=z.token)
+            for z in sorted(state.dns.zones, key=lambda z: z.name)
+            if z.token
+        ),
     )
 
 
@@ -336,6 +343,7 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         pools=base.pools,
         certs=base.certs,
         zones=base.zones,
+        verifications=base.verifications,
     )
 
 

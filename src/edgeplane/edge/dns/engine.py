@@ -180,6 +180,9 @@ class DnsEngine:
                 api.create_zone(name, rrset_specs(zone))
                 undo.append(functools.partial(api.delete_zone, name))
                 self._import(api, name, todo.keys.get(name), undo)
+                # A question asked before the zone existed was answered REFUSED, and that
+                # answer sits in the packet cache (creating a zone does not clear it).
+                api.flush_cache(name)
             for name, changes in todo.patch.items():
                 api.patch_rrsets(name, changes)
                 back = revert_changes(changes, current[name])
@@ -199,6 +202,7 @@ class DnsEngine:
                 privates = [api.get_cryptokey(name, k).privatekey for k in keys.get(name, {})]
                 api.delete_zone(name)
                 undo.append(functools.partial(self._recreate, api, name, current[name], privates))
+                api.flush_cache(name)
             for name in todo.keys:
                 if name not in todo.delete:
                     if self._signed(api, name):

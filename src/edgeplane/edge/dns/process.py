@@ -129,9 +129,12 @@ def render_conf(
         "enable-lua-records": "yes",
         "edns-subnet-processing": "yes",
         "default-ttl": "30",
+        # The packet cache (cleared by every API change) answers repeated questions; the
+        # backend query caches are off: they are not cleared when a zone is created, and a
+        # name asked just before its zone existed stayed unanswered for their TTL.
         "cache-ttl": "10",
-        "negquery-cache-ttl": "10",
-        "query-cache-ttl": "10",
+        "negquery-cache-ttl": "0",
+        "query-cache-ttl": "0",
         "receiver-threads": "1",
         "distributor-threads": str(threads),
         "signing-threads": str(threads),

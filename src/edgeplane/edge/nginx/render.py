@@ -33,6 +33,7 @@ from edgeplane.edge.nginx.syntax import block, lit, map_block
 STATUS_FILE = "status.conf"
 UNKNOWN_HOST = "@unknown"
 NO_ORIGIN = "@noorigin"
+VERIFY_PATH = "/.well-known/edgeplane-verification/"
 
 LOG_FORMAT = (
     'log_format edge_json escape=json \'{"ts":"$time_iso8601","msec":$msec,'
@@ -207,6 +208,12 @@ def _sites_map(
     text += map_block("$site_id", "$site_scheme", scheme, default="http")
     text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
     text += map_block('"$https|$site_id"', "$hsts", hsts)
+    if config.verifications:
+        text += map_block(
+            '"$host|$uri"',
+            "$ownership_token",
+            [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
+        )
     if local.https_port:
         text += cert_map(config)
     return text
@@ -232,7 +239,7 @@ def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
     return text
 
 
-def _server(local: NodeLocal, *, tls: bool, limits: list[str]) -> str:
+def _server(local: NodeLocal, *, tls: bool, limits: list[str], verifications: bool = False) -> str:
     paths = _paths(local)
     if tls:
         listen = [
@@ -255,6 +262,17 @@ def _server(local: NodeLocal, *, tls: bool, limits: list[str]) -> str:
             ["include headers.conf;", "default_type text/plain;", f"alias {paths['acme']}/;"],
             indent="    ",
         )
+    if not tls and verifications:
+        body += block(
+            f"location ^~ {VERIFY_PATH}",
+            [
+                "include headers.conf;",
+                "default_type text/plain;",
+                'if ($ownership_token) { return 200 "$ownership_token\n"; }',
+                'return 404 "no such verification token\n";',
+            ],
+            indent="    ",
+        )
     body += block("location /", route, indent="    ")
     body += "    include locations.conf;\n"
     return f"server {{\n{body}}}\n"
@@ -274,7 +292,9 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
-    servers = _server(local, tls=False, limits=rate_server)
+    servers = _server(
+        local, tls=False, limits=rate_server, verifications=bool(config.verifications)
+    )
     if local.https_port:
         servers += _server(local, tls=True, limits=rate_server)
     files: dict[str, str] = {
