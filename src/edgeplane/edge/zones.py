@@ -172,8 +172,11 @@ def build_zone(zone: ZoneState, state: DnsState) -> ZoneSpec:
     rrsets: dict[tuple[str, str], RRSetSpec] = {}
 
     def put(owner: str, rtype: str, ttl: int, records: tuple[str, ...]) -> None:
+        # LUA records of several types (A and AAAA) share one LUA RRset.
+        old = rrsets.get((owner, rtype))
+        merged = (*old.records, *records) if old is not None and rtype == "LUA" else records
         rrsets[(owner, rtype)] = RRSetSpec(
-            name=owner, type=rtype, ttl=ttl, records=tuple(sorted(set(records)))
+            name=owner, type=rtype, ttl=ttl, records=tuple(sorted(set(merged)))
         )
 
     for r in zone.records:

@@ -80,6 +80,8 @@ def normalise_domain(value: str) -> str:
             "a wildcard is not a domain: add the zone (e.g. example.com) and put a '*' record "
             "in it; wildcard certificates come with DNS-01"
         )
+    if len(text) > 253:
+        raise ValueError("is longer than 253 characters")
     try:
         ascii_name = idna.encode(text, uts46=True).decode("ascii")
     except idna.IDNAError as exc:

@@ -1,0 +1,181 @@
+"""DNS records through the API: validation naming the field, all-or-nothing changes, the
+zone as the edge serves it (SOA serial, NS, verification TXT, GeoDNS LUA)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import Api
+from edgeplane.edge.config import NodeSpec
+from edgeplane.edge.snapshot import snapshot
+from edgeplane.edge.state import load_state
+from edgeplane.services.actor import LOCAL
+
+INV = "/api/v1/infrastructure"
+NODE = NodeSpec(id="node-1", name="n1", region="eu-central")
+
+
+def ok(r: Any, status: int = 200) -> Any:
+    assert r.status_code == status, r.text
+    return r.json() if status != 204 else None
+
+
+def zone(api: Api, name: str) -> Any:
+    with api.db.read(LOCAL, "default") as tx:
+        config = snapshot(load_state(tx.session), NODE, 1)
+    return next(z for z in config.zones if z.name == f"{name}.")
+
+
+def rrsets(api: Api, name: str) -> dict[tuple[str, str], tuple[str, ...]]:
+    return {(r.name, r.type): r.records for r in zone(api, name).rrsets}
+
+
+@pytest.fixture
+def shop(api: Api) -> str:
+    ok(api.post(f"{INV}/domains", json={"domain": "shop.test", "auto_configure": False}), 201)
+    return "shop.test"
+
+
+def test_records_are_stored_canonical_and_served_in_the_zone(api: Api, shop: str) -> None:
+    body = {
+        "records": [
+            {"name": "@", "type": "A", "values": ["192.0.2.1", "192.0.2.2"], "ttl": 300},
+            {"name": "WWW.shop.test.", "type": "CNAME", "values": ["Shop.Test"]},
+            {"name": "@", "type": "MX", "values": ["10 mail.shop.test", "20 mx2.shop.test."]},
+            {"name": "v6", "type": "AAAA", "values": ["2001:0DB8:0:0::1"]},
+            {"name": "@", "type": "TXT", "values": ["x" * 300, 'say "hi"']},
+            {"name": "@", "type": "CAA", "values": ["0 issue letsencrypt.org"]},
+            {"name": "_sip._tcp", "type": "SRV", "values": ["1 2 5060 sip.shop.test"]},
+            {"name": "*.api", "type": "A", "values": ["192.0.2.9"]},
+            {"name": "bücher", "type": "A", "values": ["192.0.2.7"]},
+        ]
+    }
+    doc = ok(api.call("PUT", f"{INV}/domains/{shop}/records", json=body))
+    user = {(r["name"], r["type"]): r for r in doc["records"] if not r["managed"]}
+    assert user[("www", "CNAME")]["values"] == ["shop.test."]
+    assert user[("v6", "AAAA")]["values"] == ["2001:db8::1"]
+    assert user[("@", "CAA")]["values"] == ['0 issue "letsencrypt.org"']
+    assert ("xn--bcher-kva", "A") in user
+    txt = user[("@", "TXT")]["values"]
+    assert '"say \\"hi\\""' in txt and any(v.count('" "') == 1 for v in txt)  # split at 255
+    served = rrsets(api, shop)
+    assert served[("shop.test.", "A")] == ("192.0.2.1", "192.0.2.2")
+    assert served[("*.api.shop.test.", "A")] == ("192.0.2.9",)
+    assert served[("shop.test.", "MX")] == ("10 mail.shop.test.", "20 mx2.shop.test.")
+    soa = served[("shop.test.", "SOA")][0]
+    assert soa.split()[2] == str(doc["serial"])
+    assert served[("_edgeplane-challenge.shop.test.", "TXT")][0].startswith('"')
+
+
+def test_every_change_raises_the_serial(api: Api, shop: str) -> None:
+    first = ok(api.call("PUT", f"{INV}/domains/{shop}/records", json={"records": []}))["serial"]
+    second = ok(
+        api.patch(
+            f"{INV}/domains/{shop}/records",
+            json={"set": [{"name": "a", "type": "A", "values": ["192.0.2.1"]}]},
+        )
+    )["serial"]
+    same = ok(
+        api.patch(
+            f"{INV}/domains/{shop}/records",
+            json={"set": [{"name": "a", "type": "A", "values": ["192.0.2.1"]}]},
+        )
+    )["serial"]
+    third = ok(
+        api.patch(f"{INV}/domains/{shop}/records", json={"delete": [{"name": "a", "type": "A"}]})
+    )["serial"]
+    assert first < second == same < third
+
+
+BAD = [
+    ({"name": "@", "type": "CNAME", "values": ["x.example"]}, "set[0].type", "apex"),
+    ({"name": "a", "type": "A", "ttl": 0, "values": ["192.0.2.1"]}, "set[0].ttl", "out of range"),
+    ({"name": "a", "type": "A", "ttl": 10**7, "values": ["1.2.3.4"]}, "set[0].ttl", "range"),
+    ({"name": "a", "type": "A", "values": ["192.0.2.256"]}, "set[0].values[0]", "IPv4"),
+    ({"name": "a", "type": "AAAA", "values": ["192.0.2.1"]}, "set[0].values[0]", "IPv6"),
+    ({"name": "a.other.example.", "type": "A", "values": ["1.2.3.4"]}, "set[0].name", "outside"),
+    ({"name": "a", "type": "MX", "values": ["mail.shop.test"]}, "set[0].values[0]", "PRIORITY"),
+    ({"name": "a", "type": "SRV", "values": ["1 2 99999 t.shop.test"]}, "set[0].values[0]", "port"),
+    ({"name": "a", "type": "CAA", "values": ['0 bogus "x"']}, "set[0].values[0]", "tag"),
+    ({"name": "a", "type": "CNAME", "values": ["x", "y.example"]}, "set[0].values[0]", "fully"),
+    ({"name": "@", "type": "NS", "values": ["ns.example.com"]}, "set[0].type", "edge nodes"),
+    ({"name": "_edgeplane-challenge", "type": "TXT", "values": ["x"]}, "set[0].name", "kept"),
+    ({"name": "a.*.b", "type": "A", "values": ["1.2.3.4"]}, "set[0].name", "leftmost"),
+    ({"name": "a", "type": "A", "values": []}, "set[0].values", "at least one"),
+    ({"name": "a", "type": "TXT", "proxied": True}, "set[0].proxied", "only A and AAAA"),
+    ({"name": "a", "type": "A", "proxied": True, "values": ["1.2.3.4"]}, "set[0].values", "no"),
+    ({"name": "a", "type": "SPF", "values": ["x"]}, "set.0.type", ""),
+    ({"name": "-bad", "type": "A", "values": ["1.2.3.4"]}, "set[0].name", "label"),
+]
+
+
+@pytest.mark.parametrize(("record", "field", "words"), BAD, ids=[b[1] + ":" + b[2] for b in BAD])
+def test_bad_records_are_refused_and_change_nothing(
+    api: Api, shop: str, record: dict[str, Any], field: str, words: str
+) -> None:
+    ok(
+        api.call(
+            "PUT",
+            f"{INV}/domains/{shop}/records",
+            json={"records": [{"name": "www", "type": "CNAME", "values": ["shop.test"]}]},
+        )
+    )
+    before = ok(api.get(f"{INV}/domains/{shop}/records"))
+    r = api.patch(f"{INV}/domains/{shop}/records", json={"set": [record]})
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert problem["field"] == field or problem["errors"][0]["field"] == field, problem
+    assert words in problem["detail"], problem["detail"]
+    assert ok(api.get(f"{INV}/domains/{shop}/records")) == before
+
+
+def test_conflicts_across_records(api: Api, shop: str) -> None:
+    r = api.call(
+        "PUT",
+        f"{INV}/domains/{shop}/records",
+        json={
+            "records": [
+                {"name": "www", "type": "CNAME", "values": ["shop.test"]},
+                {"name": "www", "type": "TXT", "values": ["x"]},
+            ]
+        },
+    )
+    assert r.status_code == 422 and "CNAME at www cannot stand beside" in r.json()["detail"]
+    r = api.call(
+        "PUT",
+        f"{INV}/domains/{shop}/records",
+        json={
+            "records": [
+                {"name": "a", "type": "A", "values": ["192.0.2.1"]},
+                {"name": "a", "type": "A", "values": ["192.0.2.2"]},
+            ]
+        },
+    )
+    assert r.status_code == 422 and r.json()["field"] == "records[1]"
+    r = api.patch(f"{INV}/domains/{shop}/records", json={"delete": [{"name": "x", "type": "A"}]})
+    assert r.status_code == 422 and r.json()["field"] == "delete[0]"
+
+
+def test_auto_configured_zone_answers_with_the_edge(api: Api) -> None:
+    ok(api.post(f"{INV}/domains", json={"domain": "auto.test"}), 201)
+    doc = ok(api.get(f"{INV}/domains/auto.test/records"))
+    user = {(r["name"], r["type"]): r for r in doc["records"] if not r["managed"]}
+    assert user[("@", "A")]["proxied"] and user[("www", "A")]["proxied"]
+    assert user[("@", "CAA")]["values"] == [
+        '0 issue "letsencrypt.org"',
+        '0 issuewild "letsencrypt.org"',
+    ]
+    # No edge node yet: a proxied record has nothing to answer with.
+    assert ("auto.test.", "LUA") not in rrsets(api, "auto.test")
+    # With a node registered, the apex is a LUA record choosing among the nodes.
+    edge = ok(api.post("/api/v1/tokens", json={"name": "fra-1", "scope": "edge"}), 201)["token"]
+    node = {"name": "fra-1", "region": "eu-central", "address": "203.0.113.5"}
+    ok(api.post("/api/v1/edge/nodes", json=node, token=edge))
+    served = rrsets(api, "auto.test")
+    lua = served[("auto.test.", "LUA")][0]
+    assert lua.startswith('A ";') and "'203.0.113.5'" in lua and "latlon()" in lua
+    assert served[("auto.test.", "NS")] == ("ns-fra-1.auto.test.",)
+    assert served[("ns-fra-1.auto.test.", "A")] == ("203.0.113.5",)

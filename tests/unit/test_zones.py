@@ -1,0 +1,111 @@
+"""The zones of the snapshot (pure): managed records, serials, GeoDNS candidates; liveness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from edgeplane.edge.zones import (
+    DnsNode,
+    DnsState,
+    RecordState,
+    RegionPoint,
+    ZoneState,
+    build_zone,
+    build_zones,
+)
+from edgeplane.services.liveness import compute
+from edgeplane.store.tables import EdgeNodeRow
+
+REGIONS = {
+    "eu-central": RegionPoint("eu-central", 50.1109, 8.6821),
+    "us-east": RegionPoint("us-east", 39.0438, -77.4874),
+}
+PROXIED = ZoneState(
+    name="shop.example",
+    revision=7,
+    token="t0k",
+    records=(RecordState("@", "A", 30, (), proxied=True), RecordState("@", "AAAA", 30, (), True)),
+)
+
+
+def state(*nodes: DnsNode, liveness_revision: int = 3) -> DnsState:
+    return DnsState(
+        zones=(PROXIED,), nodes=nodes, regions=REGIONS, liveness_revision=liveness_revision
+    )
+
+
+def rrsets(zone: ZoneState, s: DnsState) -> dict[tuple[str, str], tuple[str, ...]]:
+    return {(r.name, r.type): r.records for r in build_zone(zone, s).rrsets}
+
+
+def test_managed_records_and_the_serial() -> None:
+    s = state(
+        DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True),
+        DnsNode("n2", "iad.1", "us-east", "edge.example.net", live=True),
+    )
+    got = rrsets(PROXIED, s)
+    assert got[("shop.example.", "NS")] == ("edge.example.net.", "ns-fra-1.shop.example.")
+    assert got[("ns-fra-1.shop.example.", "A")] == ("198.51.100.1",)
+    assert got[("shop.example.", "SOA")] == (
+        "ns-fra-1.shop.example. hostmaster.shop.example. 7 10800 3600 604800 30",
+    )
+    assert got[("_edgeplane-challenge.shop.example.", "TXT")] == ('"t0k"',)
+    # The serial follows liveness changes only for zones with proxied records.
+    assert build_zone(PROXIED, state(liveness_revision=12)).serial == 12
+    plain = ZoneState(name="plain.example", revision=7, token="t")
+    assert build_zone(plain, state(liveness_revision=12)).serial == 7
+
+
+def test_geo_candidates_are_the_live_nodes_by_region() -> None:
+    s = state(
+        DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True),
+        DnsNode("n2", "fra-2", "eu-central", "198.51.100.2", live=False),
+        DnsNode("n3", "iad-1", "us-east", "203.0.113.1", live=True),
+        DnsNode("n4", "iad-6", "us-east", "2001:db8::1", live=True),
+    )
+    lua = next(x for x in rrsets(PROXIED, s)[("shop.example.", "LUA")] if x.startswith("A "))
+    assert lua.startswith("A \";local c={{50.1109,8.6821,{'198.51.100.1'}},")
+    assert "'198.51.100.2'" not in lua and "{39.0438,-77.4874,{'203.0.113.1'}}" in lua
+    assert "2*6371.0088*math.asin" in lua and "la==0 and lo==0" in lua
+    spec = build_zone(PROXIED, s)
+    lua_records = [r for r in spec.rrsets if r.type == "LUA"]
+    assert len(lua_records) == 1 and len(lua_records[0].records) == 2  # A and AAAA
+    assert any(x.startswith('AAAA ";') and "'2001:db8::1'" in x for x in lua_records[0].records)
+
+
+def test_without_live_nodes_every_node_answers_and_without_regions_plain_records() -> None:
+    down = state(
+        DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=False),
+        DnsNode("n3", "iad-1", "us-east", "203.0.113.1", live=False),
+    )
+    lua = rrsets(PROXIED, down)[("shop.example.", "LUA")][0]
+    assert "'198.51.100.1'" in lua and "'203.0.113.1'" in lua
+    nowhere = DnsState(
+        zones=(PROXIED,),
+        nodes=(DnsNode("n1", "x-1", "mars-north", "198.51.100.1", live=True),),
+        regions={},
+    )
+    assert rrsets(PROXIED, nowhere)[("shop.example.", "A")] == ("198.51.100.1",)
+    assert ("shop.example.", "LUA") not in rrsets(PROXIED, nowhere)
+
+
+def test_zones_are_sorted_and_deterministic() -> None:
+    s = DnsState(
+        zones=(ZoneState("b.example", 1, "t"), ZoneState("a.example", 2, "u")),
+        nodes=(DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True),),
+        regions=REGIONS,
+    )
+    zones = build_zones(s)
+    assert [z.name for z in zones] == ["a.example.", "b.example."]
+    assert build_zones(s) == zones
+
+
+def test_liveness_needs_a_fresh_heartbeat_and_health() -> None:
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    def node(nid: str, ago: float | None, healthy: bool = True) -> EdgeNodeRow:
+        at = None if ago is None else now - timedelta(seconds=ago)
+        return EdgeNodeRow(id=nid, name=nid, region="eu-central", heartbeat_at=at, healthy=healthy)
+
+    nodes = [node("c", 1.0), node("a", 4.9), node("b", 5.1), node("d", None), node("e", 0, False)]
+    assert compute(nodes, now, 5.0) == ["a", "c"]
