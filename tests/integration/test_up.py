@@ -6,6 +6,9 @@ import signal
 import stat
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
 import httpx
 import pytest
 from processes import start_up
@@ -120,9 +123,25 @@ def test_up_on_postgresql(tmp_path: Path, pg_cluster: object) -> None:
     pg_cluster.drop_database("up_test")
 
 
+def pdns_pids(home: Path) -> list[int]:
+    """pdns_server processes whose command line names a directory under ``home``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and b"pdns_server" in cmd[0] and str(home).encode() in b" ".join(cmd):
+            found.append(int(proc.name))
+    return found
+
+
 def test_up_starts_a_local_edge_node_and_stops_it() -> None:
     """`up` runs one edge node: a domain with a CDN origin is served through the edge HTTP
-    port with X-Served-By; after SIGTERM no nginx of that node is left."""
+    port with X-Served-By, and its zone by the node's DNS server; after SIGTERM no nginx and
+    no PowerDNS of that node is left."""
     import shutil
 
     from edge_agents import EdgeAgent, searchable_tmp, wait_for
@@ -163,14 +182,30 @@ def test_up_starts_a_local_edge_node_and_stops_it() -> None:
         nodes = httpx.get(f"{cp.url}/api/v1/edge/nodes", headers=headers).json()
         assert [n["name"] for n in nodes] == ["local"] and nodes[0]["region"] == "us-east"
         assert node.nginx_pids()
+        assert f"127.0.0.1:{cp.dns_port}" in cp.output()
+
+        def answered() -> list[str] | None:
+            q = dns.message.make_query("app.localhost", "A")
+            try:
+                msg = dns.query.udp(q, "127.0.0.1", port=cp.dns_port or 0, timeout=2)
+            except dns.exception.Timeout:
+                return None
+            found = [r.to_text() for rrset in msg.answer for r in rrset]
+            return found or None
+
+        # The auto-configured apex answers with the edge node (its address: 127.0.0.1).
+        assert wait_for(answered, 20, "app.localhost from the node's DNS") == ["127.0.0.1"]
+        assert pdns_pids(home)
     finally:
         code = cp.stop()
         output = cp.output()
         pids = node.nginx_pids()
+        pdns_left = pdns_pids(home)
         shutil.rmtree(base, ignore_errors=True)
         origin.terminate()
     assert code == 0, output
     assert pids == []
+    assert pdns_left == []
     assert "stopped" in output
     # The edge token is never printed (it goes to the agent through its environment).
     assert "ep_" not in output.replace(token, "")
