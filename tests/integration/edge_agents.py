@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,6 +83,7 @@ class EdgeAgent:
     address: str | None = None
     netns: str | None = None  # run inside this network namespace
     env: dict[str, str] | None = None
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -126,6 +127,7 @@ class EdgeAgent:
                     "--bind",
                     self.bind,
                     *extra,
+                    *self.extra_args,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -139,6 +139,7 @@ def world() -> Iterator[World]:
                 agent.region = region
                 agent.bind = address
                 agent.dns_port = free_udp_port(address)
+                agent.extra_args = ["--resolver", f"127.0.0.1:{provider.dns_port}"]
                 nodes[key] = agent.start()
                 agents.append(agent)
             wait_for(
@@ -350,6 +351,22 @@ def test_records_are_answered_by_every_node_and_bad_ones_change_nothing(world: W
         "the new record on every node",
     )
     assert time.monotonic() - started < 5
+
+
+def test_alias_at_the_apex_answers_the_targets_addresses(world: World) -> None:
+    world.publish("alias-target.net", {("cdn", "A"): ["192.0.2.77"]})
+    add_domain(world, "alias.test", auto_configure=False)
+    world.api.ok(
+        "PUT",
+        f"{INV}/domains/alias.test/records",
+        json={"records": [{"name": "@", "type": "ALIAS", "values": ["cdn.alias-target.net"]}]},
+    )
+    for key in world.nodes:
+        wait_for(
+            lambda k=key: a_answers(world.dns(k), "alias.test") == ["192.0.2.77"] or None,
+            5,
+            f"the ALIAS expanded on {key}",
+        )
 
 
 # GeoDNS -----------------------------------------------------------------------------------

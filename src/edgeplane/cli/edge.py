@@ -85,6 +85,13 @@ def edge(
         str | None,
         typer.Option("--dns-bind", help="addresses the DNS server listens on (default: --bind)"),
     ] = None,
+    resolver: Annotated[
+        str | None,
+        typer.Option(
+            "--resolver",
+            help="a recursive resolver (host:port) for ALIAS records (none: ALIAS answers nothing)",
+        ),
+    ] = None,
     geoip_db: Annotated[
         Path | None,
         typer.Option(
@@ -170,6 +177,7 @@ def edge(
                 local_addresses=addresses,
                 dns_port=dns_port,
                 geoip_database=geoip_db,
+                resolver=resolver,
             )
         except ValueError as exc:
             _fail(f"--dns-bind: {exc}")

@@ -108,8 +108,10 @@ def render_conf(
     api_port: int,
     api_key: str,
     threads: int,
+    resolver: str | None = None,
 ) -> str:
-    """pdns.conf: SQLite with DNSSEC, the GeoIP backend for LUA, the API on loopback only."""
+    """pdns.conf: SQLite with DNSSEC, the GeoIP backend for LUA, the API on loopback only;
+    with ``resolver`` ("host:port"), ALIAS records are expanded through it."""
     lines = {
         "launch": "gsqlite3,geoip",
         "gsqlite3-database": str(database),
@@ -141,6 +143,9 @@ def render_conf(
         "disable-syslog": "yes",
         "loglevel": "4",
     }
+    if resolver:
+        lines["resolver"] = resolver
+        lines["expand-alias"] = "yes"
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
@@ -158,6 +163,7 @@ class PdnsProcess:
         geoip_database: Path | None = None,
         binary: str = "pdns_server",
         threads: int = 2,
+        resolver: str | None = None,
     ) -> None:
         if not local_addresses:
             raise ValueError("PdnsProcess needs at least one local address")
@@ -173,6 +179,7 @@ class PdnsProcess:
         self.geoip_database = geoip_database
         self.binary = binary
         self.threads = threads
+        self.resolver = resolver
         self._child: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -223,6 +230,7 @@ class PdnsProcess:
             api_port=self.api_port,
             api_key=self.api_key,
             threads=self.threads,
+            resolver=self.resolver,
         )
         tmp = self.conf.with_name(f".{CONF}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the API key
