@@ -20,6 +20,7 @@ from edgeplane.model.enums import (
 if TYPE_CHECKING:
     from edgeplane.model.cdn import CacheKey, CacheRule
     from edgeplane.model.cdn import CDNConfigCreate as CDNConfig
+    from edgeplane.model.dns_records import DNSRecord
     from edgeplane.model.operations import Backend, HealthCheck
     from edgeplane.sdk.cdn_service import CDNService
     from edgeplane.sdk.domain_service import DomainService
@@ -35,6 +36,7 @@ __all__ = [
     "CDNService",
     "CacheKey",
     "CacheRule",
+    "DNSRecord",
     "DataCenterTier",
     "DomainService",
     "Environment",
@@ -80,4 +82,5 @@ _LAZY = {
     "CDNConfig": ("edgeplane.model.cdn", "CDNConfigCreate"),
     "HealthCheck": ("edgeplane.model.operations", "HealthCheck"),
     "Backend": ("edgeplane.model.operations", "Backend"),
+    "DNSRecord": ("edgeplane.model.dns_records", "DNSRecord"),
 }

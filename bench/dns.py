@@ -1,0 +1,613 @@
+"""The edge node's DNS, measured: a real control plane, three real agents with PowerDNS each.
+
+Run from the repository root::
+
+    .venv/bin/python bench/dns.py [--duration 5] [--rounds 3] [--samples 20] [--markdown]
+
+What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and three edge nodes
+(``edgeplane edge`` with ``--dns-port``: nginx and PowerDNS each) in eu-central, us-east and
+ap-northeast on 127.0.0.2, .3 and .4, started as the integration tests start them
+(``tests/integration/processes.py``, ``edge_agents.py``). The domain ``bench.test`` is added
+through the REST API without auto-configuration and given a static A record and a proxied A
+record ``geo`` (a PowerDNS LUA record answering each client with its nearest region's node).
+
+The reference is a PowerDNS of the benchmark's own: a minimal hand-written ``pdns.conf``
+(``launch=gsqlite3``, every cache and thread setting at its default) on 127.0.0.5, serving the
+same RRsets (read back from ``GET /domains/bench.test/records``, loaded with ``pdnsutil
+load-zone``), run in the same process, interleaved with the edge round by round.
+
+Figures:
+
+1. queries per second from dnsperf (UDP, unlimited rate, a fixed number of outstanding
+   queries) against the eu-central node: the static A record, the same from the reference,
+   the static record again with EDNS Client Subnet from 20 client networks, and the geo-routed
+   name with the same 20 client networks and without ECS; the median of ``--rounds`` rounds,
+   configurations interleaved; with the share of answers that came from PowerDNS's packet
+   cache (``pdns_control show packetcache-hit/-miss`` around each run);
+2. record propagation: ``PATCH /domains/bench.test/records`` of an A record with a new value,
+   until every node answers the new value (each polled with dnspython every 2 ms).
+
+Everything started is stopped and the temporary directory removed on exit, error, Ctrl-C or
+SIGTERM. All traffic stays on 127.0.0.0/8. Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# This file is called dns.py: as a script its folder comes first on sys.path and would hide
+# dnspython's ``dns`` package from every ``import dns...`` (ours and edgeplane's). Drop it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
+
+import dns.edns  # noqa: E402
+import dns.exception  # noqa: E402
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+import dns.rdatatype  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
+from processes import ControlPlane, clean_env, free_udp_port, start_up  # noqa: E402
+
+INV = "/api/v1/infrastructure"
+ZONE = "bench.test"
+STATIC = f"www.{ZONE}"
+STATIC_VALUE = "192.0.2.10"
+GEO = f"geo.{ZONE}"
+UPDATED = f"upd.{ZONE}"
+REGIONS = [("eu", "eu-central", "127.0.0.2"), ("us", "us-east", "127.0.0.3"),
+           ("ap", "ap-northeast", "127.0.0.4")]  # fmt: skip
+REFERENCE_ADDRESS = "127.0.0.5"
+LUA_REFERENCE_ADDRESS = "127.0.0.6"
+TRIVIAL = f"one.{ZONE}"  # a LUA record of the Lua reference that returns one constant address
+# Client networks (as /24 EDNS Client Subnets) spread over the continents, located by the
+# packaged GeoLite2-City (the list of tests/integration/test_dns_domains.py).
+CLIENTS = [
+    "81.2.69.142", "89.160.20.112", "2.16.0.1", "8.8.8.8", "216.160.83.56", "1.1.1.1",
+    "133.242.0.1", "61.213.0.1", "175.45.176.1", "103.1.1.1", "27.121.0.1", "180.76.76.76",
+    "58.14.0.1", "41.0.0.1", "200.160.2.3", "5.255.0.1", "77.88.8.8", "62.210.0.1",
+    "185.60.216.35", "150.95.0.1",
+]  # fmt: skip
+PAYLOAD = 1232
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Cleanup:
+    def __init__(self) -> None:
+        self.actions: list[Callable[[], None]] = []
+
+    def add(self, fn: Callable[[], None]) -> None:
+        self.actions.append(fn)
+
+    def run(self) -> None:
+        while self.actions:
+            fn = self.actions.pop()
+            with contextlib.suppress(Exception):
+                fn()
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    def handler(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _kill_if(pid: int, needle: bytes) -> None:
+    """SIGKILL ``pid`` if it is still a process whose command line names ``needle``."""
+    if needle in _cmdline(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_agent(agent: EdgeAgent) -> None:
+    """Stop the agent (it stops its nginx and PowerDNS); then make sure they are gone."""
+    with contextlib.suppress(Exception):
+        agent.stop()
+    pdns_dir = agent.home / "edge" / agent.name / "pdns"
+    with contextlib.suppress(OSError, ValueError):
+        _kill_if(int((pdns_dir / "pdns.pid").read_text().strip()), str(pdns_dir).encode())
+    with contextlib.suppress(Exception):
+        for pid in agent.nginx_pids():
+            _kill_if(pid, str(agent.prefix).encode())
+
+
+def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
+    """(packetcache-hit, packetcache-miss) of the PowerDNS with this control socket dir."""
+    out: list[int] = []
+    for name in ("packetcache-hit", "packetcache-miss"):
+        r = subprocess.run(
+            ["pdns_control", f"--socket-dir={socket_dir}", f"--config-dir={socket_dir}",
+             "show", name],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        if r.returncode != 0 or not r.stdout.strip().isdigit():
+            return None
+        out.append(int(r.stdout.strip()))
+    return out[0], out[1]
+
+
+REFERENCE_CONF = """\
+launch=gsqlite3
+gsqlite3-database={db}
+local-address={address}
+local-port={port}
+security-poll-suffix=
+disable-syslog=yes
+loglevel=4
+"""
+
+
+class ReferencePdns:
+    """A PowerDNS with a minimal hand-written config: gsqlite3, default caches and threads."""
+
+    def __init__(self, directory: Path, address: str, extra: str = "") -> None:
+        from edgeplane.edge.dns.process import schema_file
+
+        self.directory = directory
+        self.address = address
+        self.port = free_udp_port(address)
+        directory.mkdir(parents=True, exist_ok=True)
+        db = directory / "pdns.sqlite3"
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            conn.executescript(schema_file().read_text())
+            conn.commit()
+        self.conf = REFERENCE_CONF.format(db=db, address=address, port=self.port) + extra
+        (directory / "pdns.conf").write_text(self.conf)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def load_zone(self, zone: str, text: str) -> None:
+        path = self.directory / f"{zone}.zone"
+        path.write_text(text)
+        r = subprocess.run(
+            ["pdnsutil", f"--config-dir={self.directory}", "load-zone", zone, str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if r.returncode != 0:
+            raise RuntimeError(f"pdnsutil load-zone failed:\n{r.stdout}\n{r.stderr}")
+
+    def start(self) -> None:
+        logf = (self.directory / "pdns.log").open("ab")
+        self.process = subprocess.Popen(
+            ["pdns_server", "--daemon=no", "--guardian=no", f"--config-dir={self.directory}",
+             f"--socket-dir={self.directory}"],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        logf.close()
+
+        def up() -> bool | None:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    "reference pdns_server exited:\n" + (self.directory / "pdns.log").read_text()
+                )
+            return bool(answers(self.address, self.port, STATIC)) or None
+
+        wait_for(up, 30, "the reference PowerDNS", every=0.05)
+
+    def stop(self) -> None:
+        p, self.process = self.process, None
+        if p is None or p.poll() is not None:
+            return
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# --------------------------------------------------------------------------- DNS
+
+
+def make_query(name: str, ecs: str | None = None) -> dns.message.Message:
+    options = [dns.edns.ECSOption(ecs, 24)] if ecs else []
+    return dns.message.make_query(name, "A", use_edns=0, payload=PAYLOAD, options=options)
+
+
+def answers(address: str, port: int, name: str, ecs: str | None = None,
+            timeout: float = 1.0) -> list[str]:  # fmt: skip
+    try:
+        msg = dns.query.udp(make_query(name, ecs), address, port=port, timeout=timeout)
+    except (dns.exception.DNSException, OSError):
+        return []
+    return sorted(r.to_text() for rr in msg.answer if rr.rdtype == dns.rdatatype.A for r in rr)
+
+
+def blob(path: Path, messages: list[dns.message.Message]) -> Path:
+    """A dnsperf ``-B`` data file: each query in wire form after its 2-byte length."""
+    with path.open("wb") as f:
+        for m in messages:
+            wire = m.to_wire()
+            f.write(struct.pack("!H", len(wire)) + wire)
+    return path
+
+
+@dataclass
+class PerfResult:
+    qps: float
+    latency_ms: float
+    sent: int
+    lost: int
+    rcodes: str
+    cache_hits: float | None  # share of the run's queries answered from the packet cache
+
+
+def dnsperf(address: str, port: int, data: Path, args: argparse.Namespace,
+            socket_dir: Path | None) -> PerfResult:  # fmt: skip
+    before = pdns_counters(socket_dir) if socket_dir else None
+    cmd = ["dnsperf", "-B", "-s", address, "-p", str(port), "-d", str(data),
+           "-l", str(args.duration), "-c", str(args.clients), "-T", str(args.threads),
+           "-q", str(args.outstanding), "-t", "2"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 30)
+    if r.returncode != 0:
+        raise RuntimeError(f"dnsperf failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    after = pdns_counters(socket_dir) if socket_dir else None
+    out = r.stdout
+
+    def num(label: str) -> float:
+        m = re.search(rf"{label}:\s+([\d.]+)", out)
+        if not m:
+            raise RuntimeError(f"dnsperf output without {label!r}:\n{out}")
+        return float(m.group(1))
+
+    rcodes = re.search(r"Response codes:\s+(.*)", out)
+    hits = None
+    if before and after:
+        dh, dm = after[0] - before[0], after[1] - before[1]
+        hits = dh / (dh + dm) if dh + dm else None
+    return PerfResult(
+        qps=num("Queries per second"),
+        latency_ms=num(r"Average Latency \(s\)") * 1000,
+        sent=int(num("Queries sent")),
+        lost=int(num("Queries lost")),
+        rcodes=rcodes.group(1).strip() if rcodes else "?",
+        cache_hits=hits,
+    )
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    cleanup: Cleanup
+    cp: ControlPlane | None = None
+    api: Api | None = None
+    nodes: dict[str, EdgeAgent] = field(default_factory=dict)
+
+    def start(self) -> None:
+        # Nothing of the control plane may reach the network: resolvers and SMTP on loopback
+        # ports where nothing listens (.test names need no verification lookups anyway).
+        closed = str(free_udp_port("127.0.0.1"))
+        env = clean_env(
+            EDGEPLANE_DNS_RESOLVERS=f"127.0.0.1:{closed}",
+            EDGEPLANE_SMTP_HOST="127.0.0.1",
+            EDGEPLANE_SMTP_PORT=closed,
+        )
+        self.cp = start_up(self.tmp / "cp", env=env)
+        self.cleanup.add(lambda: self.cp.stop() if self.cp else None)
+        self.api = Api(self.cp)
+        self.cleanup.add(self.api.close)
+        for key, region, address in REGIONS:
+            agent = new_agent(self.cp, self.api, self.tmp, f"edge-{key}")
+            agent.region = region
+            agent.bind = address
+            agent.dns_port = free_udp_port(address)
+            self.cleanup.add(lambda a=agent: stop_agent(a))
+            self.nodes[key] = agent.start()
+        wait_for(
+            lambda: len([n for n in self.api.nodes() if n["live"]]) == len(REGIONS) or None,
+            60, "three live edge nodes",
+        )  # fmt: skip
+
+    def pdns_dir(self, key: str) -> Path:
+        a = self.nodes[key]
+        return a.home / "edge" / a.name / "pdns"
+
+    def everywhere(self, name: str, want: list[str], timeout: float = 30) -> None:
+        wait_for(
+            lambda: all(answers(a.bind, a.dns_port, name) == want for a in self.nodes.values())
+            or None,
+            timeout, f"{name} -> {want} on every node",
+        )  # fmt: skip
+
+
+def zone_file(doc: dict[str, Any]) -> tuple[str, list[str]]:
+    """The non-proxied RRsets of ``GET /records`` as a zone file; and the proxied names."""
+    lines = [f"$ORIGIN {ZONE}."]
+    proxied = []
+    for r in doc["records"]:
+        if r["proxied"]:
+            proxied.append(r["fqdn"])
+            continue
+        owner = r["fqdn"].rstrip(".") + "."
+        for v in r["values"]:
+            lines.append(f"{owner} {r['ttl']} IN {r['type']} {v}")
+    return "\n".join(lines) + "\n", proxied
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
+    assert stack.api is not None
+    tmp = stack.tmp
+    eu = stack.nodes["eu"]
+    # the reference: the same RRsets, read back from the control plane
+    doc = stack.api.ok("GET", f"{INV}/domains/{ZONE}/records")
+    text, proxied = zone_file(doc)
+    ref = ReferencePdns(tmp / "reference", REFERENCE_ADDRESS)
+    ref.load_zone(ZONE, text)
+    ref.start()
+    stack.cleanup.add(ref.stop)
+    # both answer the static name alike (answer, authority and additional sections)
+    edge_msg = dns.query.udp(make_query(STATIC), eu.bind, port=eu.dns_port, timeout=2)
+    ref_msg = dns.query.udp(make_query(STATIC), ref.address, port=ref.port, timeout=2)
+    same = all(
+        sorted(map(str, getattr(edge_msg, s))) == sorted(map(str, getattr(ref_msg, s)))
+        for s in ("answer", "authority", "additional")
+    )
+    if not same:
+        log(f"warning: the answers differ:\n--- edge\n{edge_msg}\n--- reference\n{ref_msg}")
+
+    # where the 20 client networks are sent
+    by_address = {stack.nodes[key].bind: region for key, region, _ in REGIONS}
+    spread: dict[str, int] = {}
+    for ip in CLIENTS:
+        got = answers(eu.bind, eu.dns_port, GEO, ecs=ip)
+        label = "+".join(by_address.get(x, x) for x in got) or "no answer"
+        spread[label] = spread.get(label, 0) + 1
+    everyone = answers(eu.bind, eu.dns_port, GEO)
+
+    files = {
+        "static": blob(tmp / "static.bin", [make_query(STATIC)]),
+        "static_ecs": blob(tmp / "static-ecs.bin", [make_query(STATIC, ip) for ip in CLIENTS]),
+        "geo_ecs": blob(tmp / "geo-ecs.bin", [make_query(GEO, ip) for ip in CLIENTS]),
+        "geo": blob(tmp / "geo.bin", [make_query(GEO)]),
+    }
+    eu_dir = stack.pdns_dir("eu")
+    configs: list[tuple[str, Callable[[], PerfResult]]] = [
+        ("edge static", lambda: dnsperf(eu.bind, eu.dns_port, files["static"], args, eu_dir)),
+        ("reference static",
+         lambda: dnsperf(ref.address, ref.port, files["static"], args, ref.directory)),
+        ("edge static ecs",
+         lambda: dnsperf(eu.bind, eu.dns_port, files["static_ecs"], args, eu_dir)),
+        ("edge geo ecs", lambda: dnsperf(eu.bind, eu.dns_port, files["geo_ecs"], args, eu_dir)),
+        ("edge geo", lambda: dnsperf(eu.bind, eu.dns_port, files["geo"], args, eu_dir)),
+    ]  # fmt: skip
+    results: dict[str, list[PerfResult]] = {name: [] for name, _ in configs}
+    for rnd in range(args.rounds):
+        for name, run in configs:
+            res = run()
+            results[name].append(res)
+            hits = "-" if res.cache_hits is None else f"{res.cache_hits:.0%}"
+            log(f"round {rnd + 1}/{args.rounds} {name}: {res.qps:,.0f} qps, "
+                f"{res.latency_ms:.2f} ms avg, lost {res.lost}/{res.sent}, "
+                f"packet cache {hits}, {res.rcodes}")  # fmt: skip
+
+    def med(name: str) -> float:
+        return statistics.median(r.qps for r in results[name])
+
+    def lat(name: str) -> float:
+        return statistics.median(r.latency_ms for r in results[name])
+
+    def hits(name: str) -> str:
+        vals = [r.cache_hits for r in results[name] if r.cache_hits is not None]
+        return f"{statistics.median(vals):.0%}" if vals else "-"
+
+    def lost(name: str) -> str:
+        return f"{sum(r.lost for r in results[name]):,} / {sum(r.sent for r in results[name]):,}"
+
+    s, rs = med("edge static"), med("reference static")
+    rows = [
+        ["static A: qps (median of rounds)", f"{s:,.0f}", f"{rs:,.0f}", f"{s / rs:.2f}x"],
+        ["static A: mean latency ms", f"{lat('edge static'):.2f}",
+         f"{lat('reference static'):.2f}", ""],
+        ["static A: answered from the packet cache", hits("edge static"),
+         hits("reference static"), ""],
+    ]  # fmt: skip
+    for name, label in (("edge static ecs", "static A, ECS from 20 client networks"),
+                        ("edge geo ecs", "geo (LUA), ECS from 20 client networks"),
+                        ("edge geo", "geo (LUA), no ECS (answers every node)")):  # fmt: skip
+        q = med(name)
+        rows.append([f"{label}: qps (ratio to edge static)", f"{q:,.0f}", "", f"{q / s:.2f}x"])
+        rows.append([f"{label}: mean latency ms / packet cache",
+                     f"{lat(name):.2f} / {hits(name)}", "", ""])  # fmt: skip
+    total_lost = sum(r.lost for rs_ in results.values() for r in rs_)
+    rcodes = sorted({r.rcodes for rs_ in results.values() for r in rs_})
+    spread_text = ", ".join(f"{k} {v}" for k, v in sorted(spread.items(), key=lambda x: -x[1]))
+    notes = [
+        f"dnsperf 2.10 over UDP: {args.duration:g} s per run, {args.rounds} rounds with the "
+        f"configurations interleaved, -c {args.clients} -T {args.threads} "
+        f"-q {args.outstanding} outstanding, no rate limit; queries with EDNS0 "
+        f"(payload {PAYLOAD}), sent from a -B data file; lost queries in all runs: "
+        f"{total_lost:,}; response codes: {' | '.join(rcodes)}",
+        f"edge: node eu-central ({eu.bind}), PowerDNS as the agent runs it "
+        "(gsqlite3 with DNSSEC + geoip backend, LUA records, edns-subnet-processing, packet "
+        "cache-ttl 10, query caches off, 1 receiver + 2 distributor threads)",
+        f"reference: pdns_server on {REFERENCE_ADDRESS} with a hand-written pdns.conf "
+        "(launch=gsqlite3; caches and threads at their defaults: packet and query cache 20 s, "
+        "1 receiver + 3 distributor threads), the non-proxied RRsets of GET /records loaded "
+        f"with pdnsutil load-zone; the {STATIC} answer "
+        + ("is identical in every section" if same else "DIFFERS (see stderr)"),
+        f"geo: {', '.join(proxied)} as a LUA record; the 20 client networks (/24 ECS) are "
+        f"answered with: {spread_text}; without ECS the client (127.0.0.1) has no location "
+        f"and gets every node ({', '.join(everyone)})",
+        "packet cache: share of the run's queries answered from PowerDNS's packet cache "
+        "(pdns_control show packetcache-hit / packetcache-miss around each run)",
+    ]
+    return rows, notes
+
+
+def bench_propagation(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
+    assert stack.api is not None
+    nodes = list(stack.nodes.values())
+    every: list[float] = []
+    first: list[float] = []
+    api_ms: list[float] = []
+    per_node: dict[str, list[float]] = {a.region: [] for a in nodes}
+    polls = 0
+    for i in range(args.samples):
+        value = f"192.0.2.{100 + i % 150}"
+        want = [value]
+        t0 = time.perf_counter()
+        stack.api.ok("PATCH", f"{INV}/domains/{ZONE}/records",
+                     json={"set": [{"name": "upd", "type": "A", "values": [value]}]})  # fmt: skip
+        api_ms.append((time.perf_counter() - t0) * 1000)
+        pending = {a.region: a for a in nodes}
+        while pending:
+            for region, a in list(pending.items()):
+                polls += 1
+                if answers(a.bind, a.dns_port, UPDATED, timeout=0.5) == want:
+                    took = (time.perf_counter() - t0) * 1000
+                    per_node[region].append(took)
+                    if len(pending) == len(nodes):
+                        first.append(took)
+                    del pending[region]
+            if time.perf_counter() - t0 > 300:
+                raise RuntimeError(f"{UPDATED} -> {value} not on every node within 5 minutes")
+            if pending:
+                time.sleep(0.002)
+        every.append((time.perf_counter() - t0) * 1000)
+        log(f"update {i + 1}/{args.samples}: every node after {every[-1]:.0f} ms "
+            f"(API answered after {api_ms[-1]:.0f} ms)")  # fmt: skip
+        time.sleep(0.2)
+    rows = [
+        ["record update -> every node answers it, p50 / p95 / max ms",
+         f"{pct(every, 50):.0f} / {pct(every, 95):.0f} / {max(every):.0f}", "", ""],
+        ["record update -> first node answers it, p50 / p95 ms",
+         f"{pct(first, 50):.0f} / {pct(first, 95):.0f}", "", ""],
+        ["PATCH /records: API answer, p50 / p95 ms",
+         f"{pct(api_ms, 50):.0f} / {pct(api_ms, 95):.0f}", "", ""],
+    ]  # fmt: skip
+    for region, vals in per_node.items():
+        rows.append([f"record update -> {region} answers it, p50 ms", f"{pct(vals, 50):.0f}",
+                     "", ""])  # fmt: skip
+    notes = [
+        f"propagation: {args.samples} updates of {UPDATED} A (a new value each, 0.2 s apart); "
+        "timed from sending the PATCH until each node's PowerDNS answers the new value, "
+        f"nodes polled in turn with dnspython over UDP every 2 ms ({polls:,} queries)",
+    ]
+    return rows, notes
+
+
+# --------------------------------------------------------------------------- main
+
+
+def table(rows: list[list[str]], markdown: bool) -> str:
+    head = ["figure", "edgeplane", "reference", "ratio"]
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return "\n".join(fmt.format(*r) for r in [head, *rows])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per dnsperf run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=8, help="dnsperf -c")
+    ap.add_argument("--threads", type=int, default=1, help="dnsperf -T")
+    ap.add_argument("--outstanding", type=int, default=64, help="dnsperf -q")
+    ap.add_argument("--samples", type=int, default=20, help="record updates timed")
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx")
+               if shutil.which(b) is None]  # fmt: skip
+    if missing:
+        print(f"bench/dns.py needs {', '.join(missing)}: run scripts/bootstrap --with-test",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    started = time.monotonic()
+    tmp = searchable_tmp("edgeplane-bench-dns-")
+    cleanup = Cleanup()
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    try:
+        with signals_raise():
+            stack = Stack(tmp, cleanup)
+            log("starting the control plane and three edge nodes with PowerDNS")
+            stack.start()
+            assert stack.api is not None
+            stack.api.ok("POST", f"{INV}/domains", json={"domain": ZONE, "auto_configure": False})
+            stack.api.ok("PUT", f"{INV}/domains/{ZONE}/records", json={"records": [
+                {"name": "www", "type": "A", "ttl": 300, "values": [STATIC_VALUE]},
+                {"name": "geo", "type": "A", "proxied": True},
+            ]})  # fmt: skip
+            stack.everywhere(STATIC, [STATIC_VALUE])
+            log("queries per second (dnsperf), edge and reference interleaved")
+            r, n = bench_qps(stack, args)
+            rows += r
+            notes += n
+            log("record propagation")
+            r, n = bench_propagation(stack, args)
+            rows += r
+            notes += n
+    except KeyboardInterrupt:
+        log("interrupted")
+        cleanup.run()
+        return 130
+    finally:
+        cleanup.run()
+    print(table(rows, args.markdown))
+    print()
+    for note in notes:
+        print(f"- {note}")
+    print(f"- cores: {os.cpu_count()}; dnsperf, the three nodes, the reference and the control "
+          "plane share them; time for the whole bench: "
+          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
