@@ -172,7 +172,7 @@ def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
 
 
 REFERENCE_CONF = """\
-launch=gsqlite3
+launch={launch}
 gsqlite3-database={db}
 local-address={address}
 local-port={port}
@@ -185,7 +185,9 @@ loglevel=4
 class ReferencePdns:
     """A PowerDNS with a minimal hand-written config: gsqlite3, default caches and threads."""
 
-    def __init__(self, directory: Path, address: str, extra: str = "") -> None:
+    def __init__(
+        self, directory: Path, address: str, *, launch: str = "gsqlite3", extra: str = ""
+    ) -> None:
         from edgeplane.edge.dns.process import schema_file
 
         self.directory = directory
@@ -196,7 +198,8 @@ class ReferencePdns:
         with contextlib.closing(sqlite3.connect(db)) as conn:
             conn.executescript(schema_file().read_text())
             conn.commit()
-        self.conf = REFERENCE_CONF.format(db=db, address=address, port=self.port) + extra
+        self.conf = REFERENCE_CONF.format(launch=launch, db=db, address=address, port=self.port)
+        self.conf += extra
         (directory / "pdns.conf").write_text(self.conf)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -375,17 +378,38 @@ def zone_file(doc: dict[str, Any]) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- figures
 
 
+def edge_lua_records(stack: Stack, key: str) -> list[str]:
+    """The LUA records a node's PowerDNS holds, as zone file lines (read from its database)."""
+    db = stack.pdns_dir(key) / "pdns.sqlite3"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT name, ttl, content FROM records WHERE type = 'LUA' ORDER BY name"
+        ).fetchall()
+    return [f"{name}. {ttl} IN LUA {content}" for name, ttl, content in rows]
+
+
 def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
+    from edgeplane.edge.dns.process import default_geoip_database
+
     assert stack.api is not None
     tmp = stack.tmp
     eu = stack.nodes["eu"]
-    # the reference: the same RRsets, read back from the control plane
+    # The references: the same RRsets, read back from the control plane; the Lua one also
+    # holds the node's LUA record for geo (the same text) and a LUA record returning a constant.
     doc = stack.api.ok("GET", f"{INV}/domains/{ZONE}/records")
     text, proxied = zone_file(doc)
+    lua_lines = edge_lua_records(stack, "eu")
     ref = ReferencePdns(tmp / "reference", REFERENCE_ADDRESS)
     ref.load_zone(ZONE, text)
-    ref.start()
-    stack.cleanup.add(ref.stop)
+    lua = ReferencePdns(
+        tmp / "reference-lua", LUA_REFERENCE_ADDRESS, launch="gsqlite3,geoip",
+        extra=f"geoip-database-files={default_geoip_database()}\n"
+        "enable-lua-records=yes\nedns-subnet-processing=yes\n",
+    )  # fmt: skip
+    lua.load_zone(ZONE, text + "\n".join(lua_lines) + f"\n{TRIVIAL}. 30 IN LUA A \"'192.0.2.1'\"\n")
+    for r in (ref, lua):
+        stack.cleanup.add(r.stop)
+        r.start()
     # both answer the static name alike (answer, authority and additional sections)
     edge_msg = dns.query.udp(make_query(STATIC), eu.bind, port=eu.dns_port, timeout=2)
     ref_msg = dns.query.udp(make_query(STATIC), ref.address, port=ref.port, timeout=2)
@@ -396,11 +420,13 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     if not same:
         log(f"warning: the answers differ:\n--- edge\n{edge_msg}\n--- reference\n{ref_msg}")
 
-    # where the 20 client networks are sent
+    # where the 20 client networks are sent (by the node, and by the Lua reference)
     by_address = {stack.nodes[key].bind: region for key, region, _ in REGIONS}
     spread: dict[str, int] = {}
+    agree = 0
     for ip in CLIENTS:
         got = answers(eu.bind, eu.dns_port, GEO, ecs=ip)
+        agree += got == answers(lua.address, lua.port, GEO, ecs=ip)
         label = "+".join(by_address.get(x, x) for x in got) or "no answer"
         spread[label] = spread.get(label, 0) + 1
     everyone = answers(eu.bind, eu.dns_port, GEO)
@@ -410,17 +436,25 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         "static_ecs": blob(tmp / "static-ecs.bin", [make_query(STATIC, ip) for ip in CLIENTS]),
         "geo_ecs": blob(tmp / "geo-ecs.bin", [make_query(GEO, ip) for ip in CLIENTS]),
         "geo": blob(tmp / "geo.bin", [make_query(GEO)]),
+        "one": blob(tmp / "one.bin", [make_query(TRIVIAL)]),
     }
     eu_dir = stack.pdns_dir("eu")
+
+    def on_edge(data: str) -> Callable[[], PerfResult]:
+        return lambda: dnsperf(eu.bind, eu.dns_port, files[data], args, eu_dir)
+
+    def on(r: ReferencePdns, data: str) -> Callable[[], PerfResult]:
+        return lambda: dnsperf(r.address, r.port, files[data], args, r.directory)
+
     configs: list[tuple[str, Callable[[], PerfResult]]] = [
-        ("edge static", lambda: dnsperf(eu.bind, eu.dns_port, files["static"], args, eu_dir)),
-        ("reference static",
-         lambda: dnsperf(ref.address, ref.port, files["static"], args, ref.directory)),
-        ("edge static ecs",
-         lambda: dnsperf(eu.bind, eu.dns_port, files["static_ecs"], args, eu_dir)),
-        ("edge geo ecs", lambda: dnsperf(eu.bind, eu.dns_port, files["geo_ecs"], args, eu_dir)),
-        ("edge geo", lambda: dnsperf(eu.bind, eu.dns_port, files["geo"], args, eu_dir)),
-    ]  # fmt: skip
+        ("edge static", on_edge("static")),
+        ("reference static", on(ref, "static")),
+        ("edge static ecs", on_edge("static_ecs")),
+        ("edge geo ecs", on_edge("geo_ecs")),
+        ("lua geo ecs", on(lua, "geo_ecs")),
+        ("edge geo", on_edge("geo")),
+        ("lua one", on(lua, "one")),
+    ]
     results: dict[str, list[PerfResult]] = {name: [] for name, _ in configs}
     for rnd in range(args.rounds):
         for name, run in configs:
@@ -434,53 +468,68 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     def med(name: str) -> float:
         return statistics.median(r.qps for r in results[name])
 
-    def lat(name: str) -> float:
-        return statistics.median(r.latency_ms for r in results[name])
+    def lat(name: str) -> str:
+        return f"{statistics.median(r.latency_ms for r in results[name]):.2f}"
 
     def hits(name: str) -> str:
         vals = [r.cache_hits for r in results[name] if r.cache_hits is not None]
         return f"{statistics.median(vals):.0%}" if vals else "-"
 
-    def lost(name: str) -> str:
-        return f"{sum(r.lost for r in results[name]):,} / {sum(r.sent for r in results[name]):,}"
-
     s, rs = med("edge static"), med("reference static")
+    ge, gl = med("edge geo ecs"), med("lua geo ecs")
     rows = [
-        ["static A: qps (median of rounds)", f"{s:,.0f}", f"{rs:,.0f}", f"{s / rs:.2f}x"],
-        ["static A: mean latency ms", f"{lat('edge static'):.2f}",
-         f"{lat('reference static'):.2f}", ""],
-        ["static A: answered from the packet cache", hits("edge static"),
-         hits("reference static"), ""],
+        ["static A: qps", f"{s:,.0f}", f"{rs:,.0f}", f"{s / rs:.2f}x"],
+        ["static A: mean latency ms / from the packet cache",
+         f"{lat('edge static')} / {hits('edge static')}",
+         f"{lat('reference static')} / {hits('reference static')}", ""],
+        ["static A, ECS from 20 client networks: qps (ratio: to static)",
+         f"{med('edge static ecs'):,.0f}", "", f"{med('edge static ecs') / s:.2f}x"],
+        ["static A, ECS: mean latency ms / from the packet cache",
+         f"{lat('edge static ecs')} / {hits('edge static ecs')}", "", ""],
+        ["geo (LUA), ECS from 20 client networks: qps", f"{ge:,.0f}", f"{gl:,.0f}",
+         f"{ge / gl:.2f}x"],
+        ["geo (LUA), ECS: ratio to static A", f"{ge / s:.3f}x", f"{gl / rs:.3f}x", ""],
+        ["geo (LUA), ECS: mean latency ms / from the packet cache",
+         f"{lat('edge geo ecs')} / {hits('edge geo ecs')}",
+         f"{lat('lua geo ecs')} / {hits('lua geo ecs')}", ""],
+        ["geo (LUA), no ECS (every node answered): qps (ratio: to static)",
+         f"{med('edge geo'):,.0f}", "", f"{med('edge geo') / s:.3f}x"],
+        ["LUA record returning one constant address: qps (ratio: to static)", "",
+         f"{med('lua one'):,.0f}", f"{med('lua one') / rs:.3f}x"],
     ]  # fmt: skip
-    for name, label in (("edge static ecs", "static A, ECS from 20 client networks"),
-                        ("edge geo ecs", "geo (LUA), ECS from 20 client networks"),
-                        ("edge geo", "geo (LUA), no ECS (answers every node)")):  # fmt: skip
-        q = med(name)
-        rows.append([f"{label}: qps (ratio to edge static)", f"{q:,.0f}", "", f"{q / s:.2f}x"])
-        rows.append([f"{label}: mean latency ms / packet cache",
-                     f"{lat(name):.2f} / {hits(name)}", "", ""])  # fmt: skip
     total_lost = sum(r.lost for rs_ in results.values() for r in rs_)
-    rcodes = sorted({r.rcodes for rs_ in results.values() for r in rs_})
+    total_sent = sum(r.sent for rs_ in results.values() for r in rs_)
+    codes: dict[str, int] = {}
+    for rs_ in results.values():
+        for r in rs_:
+            for code, n in re.findall(r"([A-Z]+) (\d+)", r.rcodes):
+                codes[code] = codes.get(code, 0) + int(n)
     spread_text = ", ".join(f"{k} {v}" for k, v in sorted(spread.items(), key=lambda x: -x[1]))
     notes = [
-        f"dnsperf 2.10 over UDP: {args.duration:g} s per run, {args.rounds} rounds with the "
-        f"configurations interleaved, -c {args.clients} -T {args.threads} "
-        f"-q {args.outstanding} outstanding, no rate limit; queries with EDNS0 "
-        f"(payload {PAYLOAD}), sent from a -B data file; lost queries in all runs: "
-        f"{total_lost:,}; response codes: {' | '.join(rcodes)}",
+        f"dnsperf 2.10 over UDP: {args.duration:g} s per run, median of {args.rounds} rounds "
+        f"with the configurations interleaved; -c {args.clients} -T {args.threads} "
+        f"-q {args.outstanding} (outstanding queries), no -Q rate limit; every query with "
+        f"EDNS0 (payload {PAYLOAD}), sent from a -B data file (EDNS Client Subnet /24 in the "
+        f"ECS runs, the 20 networks in turn); {total_sent:,} queries, {total_lost:,} lost; "
+        "answers: " + ", ".join(f"{c} {n:,}" for c, n in sorted(codes.items())),
         f"edge: node eu-central ({eu.bind}), PowerDNS as the agent runs it "
         "(gsqlite3 with DNSSEC + geoip backend, LUA records, edns-subnet-processing, packet "
         "cache-ttl 10, query caches off, 1 receiver + 2 distributor threads)",
         f"reference: pdns_server on {REFERENCE_ADDRESS} with a hand-written pdns.conf "
-        "(launch=gsqlite3; caches and threads at their defaults: packet and query cache 20 s, "
-        "1 receiver + 3 distributor threads), the non-proxied RRsets of GET /records loaded "
-        f"with pdnsutil load-zone; the {STATIC} answer "
-        + ("is identical in every section" if same else "DIFFERS (see stderr)"),
-        f"geo: {', '.join(proxied)} as a LUA record; the 20 client networks (/24 ECS) are "
+        "(launch=gsqlite3; caches and threads at their defaults: packet and query caches 20 s, "
+        "1 receiver + 3 distributor threads) serving the non-proxied RRsets of GET /records "
+        f"(loaded with pdnsutil load-zone); its {STATIC} answer "
+        + ("is identical to the node's in every section" if same else "DIFFERS (see stderr)"),
+        f"Lua reference (geo rows): the same hand-written config on {LUA_REFERENCE_ADDRESS} "
+        "plus launch=gsqlite3,geoip, enable-lua-records, edns-subnet-processing; the same "
+        "RRsets plus the node's LUA record for geo (its text read from the node's PowerDNS "
+        f"database) and {TRIVIAL} LUA A \"'192.0.2.1'\"; it answers the 20 client networks "
+        f"as the node does for {agree} of 20",
+        f"geo: {', '.join(proxied)} proxied, a LUA record; the 20 client networks are "
         f"answered with: {spread_text}; without ECS the client (127.0.0.1) has no location "
         f"and gets every node ({', '.join(everyone)})",
-        "packet cache: share of the run's queries answered from PowerDNS's packet cache "
-        "(pdns_control show packetcache-hit / packetcache-miss around each run)",
+        "from the packet cache: share of the run's queries answered from PowerDNS's packet "
+        "cache (pdns_control show packetcache-hit / packetcache-miss before and after)",
     ]
     return rows, notes
 

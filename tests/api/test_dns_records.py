@@ -179,3 +179,57 @@ def test_auto_configured_zone_answers_with_the_edge(api: Api) -> None:
     assert lua.startswith('A ";') and "'203.0.113.5'" in lua and "latlon()" in lua
     assert served[("auto.test.", "NS")] == ("ns-fra-1.auto.test.",)
     assert served[("ns-fra-1.auto.test.", "A")] == ("203.0.113.5",)
+
+
+def test_sdk_domain_service(api: Api) -> None:
+    import asyncio
+
+    from edgeplane import DNSRecord, DomainService
+    from edgeplane.errors import Conflict, InvalidInput
+    from edgeplane.sdk import embedded
+    from edgeplane.sdk.client import Client
+    from edgeplane.settings import Settings
+
+    client = Client(Settings(home=api.tmp / "sdk", database_url=api.db.url))
+    domains = DomainService(client=client)
+
+    async def scenario() -> None:
+        d = await domains.add_domain("default", "sdk.test", locked=True)
+        assert d.status == "active" and d.locked and d.verification.method == "reserved"
+        pending = await domains.add_domain("default", "sdk-owner.com")
+        assert pending.status == "pending" and pending.verification.state == "pending"
+        result = await domains.verify_domain("sdk.test", "dns")
+        assert result.verified
+        await domains.update_dns_records(
+            "sdk.test", [DNSRecord(name="mail", type="A", values=["192.0.2.5"])]
+        )
+        records = await domains.get_dns_records("sdk.test")
+        assert ("mail", "A") in {(r.name, r.type) for r in records.records}
+        try:
+            await domains.update_dns_records(
+                "sdk.test", [{"name": "@", "type": "CNAME", "values": ["x.example"]}]
+            )
+        except InvalidInput as exc:
+            assert exc.field == "set[0].type"
+        else:
+            raise AssertionError("a CNAME at the apex was accepted")
+        status = await domains.get_domain_status("sdk.test")
+        assert status.serial == records.serial and status.locked
+        try:
+            await domains.remove_domain("sdk.test")
+        except Conflict as exc:
+            assert exc.field == "locked"
+        else:
+            raise AssertionError("a locked domain was deleted")
+        await domains.update_domain("sdk.test", locked=False, dnssec=True)
+        assert (await domains.get_domain_status("sdk.test")).dnssec.ds
+        await domains.remove_domain("sdk.test")
+        assert [x.domain for x in await domains.list_domains()] == ["sdk-owner.com"]
+        await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app = embedded._apps.pop(api.db.url, None)
+        if app is not None:
+            app.state.db.dispose()
