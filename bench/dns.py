@@ -248,7 +248,7 @@ class ReferencePdns:
 
 
 def make_query(name: str, ecs: str | None = None) -> dns.message.Message:
-    options = [dns.edns.ECSOption(ecs, 24)] if ecs else []
+    options: list[dns.edns.Option] = [dns.edns.ECSOption(ecs, 24)] if ecs else []
     return dns.message.make_query(name, "A", use_edns=0, payload=PAYLOAD, options=options)
 
 
@@ -460,10 +460,10 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         for name, run in configs:
             res = run()
             results[name].append(res)
-            hits = "-" if res.cache_hits is None else f"{res.cache_hits:.0%}"
+            share = "-" if res.cache_hits is None else f"{res.cache_hits:.0%}"
             log(f"round {rnd + 1}/{args.rounds} {name}: {res.qps:,.0f} qps, "
                 f"{res.latency_ms:.2f} ms avg, lost {res.lost}/{res.sent}, "
-                f"packet cache {hits}, {res.rcodes}")  # fmt: skip
+                f"packet cache {share}, {res.rcodes}")  # fmt: skip
 
     def med(name: str) -> float:
         return statistics.median(r.qps for r in results[name])
@@ -497,13 +497,13 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         ["LUA record returning one constant address: qps (ratio: to static)", "",
          f"{med('lua one'):,.0f}", f"{med('lua one') / rs:.3f}x"],
     ]  # fmt: skip
-    total_lost = sum(r.lost for rs_ in results.values() for r in rs_)
-    total_sent = sum(r.sent for rs_ in results.values() for r in rs_)
+    runs = [res for per_config in results.values() for res in per_config]
+    total_lost = sum(res.lost for res in runs)
+    total_sent = sum(res.sent for res in runs)
     codes: dict[str, int] = {}
-    for rs_ in results.values():
-        for r in rs_:
-            for code, n in re.findall(r"([A-Z]+) (\d+)", r.rcodes):
-                codes[code] = codes.get(code, 0) + int(n)
+    for res in runs:
+        for code, n in re.findall(r"([A-Z]+) (\d+)", res.rcodes):
+            codes[code] = codes.get(code, 0) + int(n)
     spread_text = ", ".join(f"{k} {v}" for k, v in sorted(spread.items(), key=lambda x: -x[1]))
     notes = [
         f"dnsperf 2.10 over UDP: {args.duration:g} s per run, median of {args.rounds} rounds "

@@ -271,3 +271,37 @@ def test_cdn_and_lb_backends(tmp_path: Path) -> None:
     assert purged["complete"] is True and purged["purged_count"] == 0
     assert "cache_rules.0.pattern" in cli.fails("cdn", "configure", "--rule", "static:60")
     assert "give paths" in cli.fails("cdn", "purge", code=2)
+
+
+def test_domains_and_dns_records(tmp_path: Path) -> None:
+    cli = cli_at(tmp_path / "home")
+    added = cli.run("domain", "add", "cli-owner.com").stdout
+    assert "_edgeplane-challenge.cli-owner.com." in added and "verify" in added
+    assert "public suffix" in cli.fails("domain", "add", "co.uk")
+    cli.json("domain", "add", "shop.test", "--no-dns", "--lock")
+    cli.json("dns", "set", "shop.test", "@", "MX", "10 mail.shop.test", "--ttl", "300")
+    cli.json("dns", "set", "shop.test", "app", "A", "--proxied")
+    records = tmp_path / "zone.yaml"
+    records.write_text(
+        "records:\n"
+        "  - {name: '@', type: A, values: [192.0.2.1]}\n"
+        "  - {name: www, type: CNAME, values: [shop.test]}\n"
+    )
+    doc = cli.json("dns", "apply", "shop.test", str(records))
+    mine = {(r["name"], r["type"]) for r in doc["records"] if not r["managed"]}
+    assert mine == {("@", "A"), ("www", "CNAME")}
+    table = cli.run("dns", "list", "shop.test").stdout
+    assert "192.0.2.1" in table and "SOA" in table and "_edgeplane-challenge" in table
+    bad = cli.fails("dns", "set", "shop.test", "@", "CNAME", "x.example")
+    assert "set[0].type" in bad and "apex" in bad
+    assert "there is no A record at nope" in cli.fails("dns", "delete", "shop.test", "nope", "A")
+    assert "locked" in cli.fails("domain", "delete", "shop.test")
+    cli.json("domain", "update", "shop.test", "--unlock", "--dnssec")
+    status = cli.json("domain", "status", "shop.test")
+    assert status["dnssec"]["enabled"] and status["serial"] == doc["serial"] + 1
+    assert "DS for the registrar" in cli.run("domain", "status", "shop.test").stdout
+    verified = cli.json("domain", "verify", "shop.test")
+    assert verified["verified"] is True
+    listed = cli.run("domain", "list").stdout
+    assert "cli-owner.com" in listed and "pending" in listed
+    cli.run("domain", "delete", "shop.test")
