@@ -148,3 +148,36 @@ def test_lock_blocks_deletion_and_dnssec_gives_ds_records(api: Api) -> None:
     assert r.status_code == 422
     ok(api.patch(f"{INV}/domains/locked.test", json={"locked": False}))
     ok(api.delete(f"{INV}/domains/locked.test"), 204)
+
+
+def test_verified_domains_are_rechecked_and_unverified_after_repeated_failures(
+    api: Api,
+) -> None:
+    from edgeplane.api.background import recheck_domains
+    from edgeplane.services import domains
+    from edgeplane.settings import Settings
+    from edgeplane.store.tables import DomainRow
+
+    ok(add(api, "recheck-me.com"), 201)
+    with api.db.transaction(LOCAL, "default") as tx:
+        row = tx.session.get(DomainRow, "recheck-me.com")
+        assert row is not None
+        domains.mark_verified(tx, row, "dns", "verified by the test")
+    # Nothing answers DNS on this port: every re-check fails.
+    settings = Settings(
+        home=api.tmp / "home",
+        dns_resolvers=("127.0.0.1:9",),
+        verify_timeout_s=0.2,
+        reverify_interval_s=0,
+    )
+    for expected in ("active", "active", "pending"):
+        assert recheck_domains(api.db, settings) == 1
+        doc = ok(api.get(f"{INV}/domains/recheck-me.com"))
+        assert doc["status"] == expected, doc
+    assert doc["verification"]["failures"] == 3
+    assert doc["verification"]["state"] == "failed"
+    assert "127.0.0.1:9" in doc["verification"]["last_result"]
+    assert recheck_domains(api.db, settings) == 0  # unverified domains are not re-checked
+    events = ok(api.get("/api/v1/audit", params={"kind": "domain"}))
+    actions = [e["action"] for e in events.get("items", events.get("events", []))]
+    assert "unverify" in actions

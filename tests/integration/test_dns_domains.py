@@ -19,6 +19,7 @@ import dns.dnssec
 import dns.message
 import dns.name
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import httpx
@@ -465,6 +466,14 @@ def test_domain_status_shows_the_serial_of_every_node(world: World) -> None:
     assert r.status_code == 409 and r.json()["field"] == "locked"
     world.api.ok("PATCH", f"{INV}/domains/{zone}", json={"locked": False})
     assert world.api.http.delete(f"{INV}/domains/{zone}").status_code == 204
+    wait_for(
+        lambda: (
+            all(query(world.dns(k), zone, "SOA").rcode() == dns.rcode.REFUSED for k in world.nodes)
+            or None
+        ),
+        5,
+        "the zone gone from every node",
+    )
 
 
 def test_a_stopped_region_leaves_the_answers_within_10_s(world: World) -> None:
