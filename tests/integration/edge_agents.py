@@ -153,21 +153,26 @@ class EdgeAgent:
 
     def nginx_pids(self) -> list[int]:
         """nginx masters whose command line names this agent's prefix."""
-        pids = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and b"nginx" in cmd[0] and str(self.prefix).encode() in b" ".join(cmd):
-                pids.append(int(proc.name))
-        return pids
+        return pids_of(b"nginx", self.prefix)
 
     def get(self, host: str, path: str, **kw: Any) -> httpx.Response:
         headers = {"Host": host, **kw.pop("headers", {})}
         return httpx.get(f"{self.url}{path}", headers=headers, timeout=10, **kw)
+
+
+def pids_of(program: bytes, under: Path) -> list[int]:
+    """Processes of ``program`` whose command line names a path under ``under``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and program in cmd[0] and str(under).encode() in b" ".join(cmd):
+            pids.append(int(proc.name))
+    return pids
 
 
 def searchable_tmp(prefix: str) -> Path:

@@ -124,18 +124,9 @@ def test_up_on_postgresql(tmp_path: Path, pg_cluster: object) -> None:
 
 
 def pdns_pids(home: Path) -> list[int]:
-    """pdns_server processes whose command line names a directory under ``home``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmd and b"pdns_server" in cmd[0] and str(home).encode() in b" ".join(cmd):
-            found.append(int(proc.name))
-    return found
+    from edge_agents import pids_of
+
+    return pids_of(b"pdns_server", home)
 
 
 def test_up_starts_a_local_edge_node_and_stops_it() -> None:
