@@ -109,3 +109,15 @@ def test_liveness_needs_a_fresh_heartbeat_and_health() -> None:
 
     nodes = [node("c", 1.0), node("a", 4.9), node("b", 5.1), node("d", None), node("e", 0, False)]
     assert compute(nodes, now, 5.0) == ["a", "c"]
+
+
+def test_a_change_of_zones_alone_keeps_the_http_hash() -> None:
+    from edgeplane.edge.config import EdgeConfig, NodeSpec
+
+    node = NodeSpec(id="n1", name="fra-1", region="eu-central")
+    s = state(DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True))
+    one = EdgeConfig(revision=1, node=node, zones=build_zones(s))
+    later = EdgeConfig(revision=2, node=node, zones=build_zones(state(liveness_revision=9)))
+    assert one.content_hash() != later.content_hash()
+    assert one.http_hash() == later.http_hash()
+    assert one.model_copy(update={"sites": ()}).http_hash() == one.http_hash()

@@ -178,7 +178,19 @@ class EdgeConfig(Frozen):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copy = super().model_copy(update=update, deep=deep)
         copy.__dict__.pop("_content_digest", None)  # the copy may differ: hash it afresh
+        copy.__dict__.pop("_http_digest", None)
         return copy
+
+    def http_hash(self) -> str:
+        """The hash of what nginx serves: everything but the revision and the DNS zones (a
+        change of which edge nodes are live changes zones only, and reloads no nginx)."""
+        return self._http_digest
+
+    @functools.cached_property
+    def _http_digest(self) -> str:
+        body = self.model_dump(mode="json", exclude={"revision", "zones"})
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
 
     @functools.cached_property
     def _content_digest(self) -> str:

@@ -146,7 +146,7 @@ class Agent:
         self.after = -1  # the newest revision received; -1: none yet (answer at once)
         self.desired: EdgeConfig | None = None  # the newest snapshot received
         self.serving: EdgeConfig | None = None  # the snapshot nginx serves
-        self.failed_hashes: set[str] = set()  # snapshots nginx refused
+        self.failed_hashes: set[str] = set()  # http hashes of snapshots nginx refused
         self.nginx_restarts = 0
         self._served_health = -1
         self._saved: tuple[int, str] | None = None  # (revision, hash) on disk
@@ -355,7 +355,7 @@ class Agent:
         """The snapshot to render: the newest, unless nginx refused it (then the one served,
         so that health changes still reach nginx)."""
         desired = self.desired
-        if desired is not None and desired.content_hash() in self.failed_hashes:
+        if desired is not None and desired.http_hash() in self.failed_hashes:
             return self.serving
         return desired
 
@@ -378,7 +378,7 @@ class Agent:
         version = self.health.version
         if (
             self.serving is not None
-            and self.serving.content_hash() == config.content_hash()
+            and self.serving.http_hash() == config.http_hash()
             and version == self._served_health
         ):
             self.serving = config
@@ -388,19 +388,25 @@ class Agent:
         result = await asyncio.to_thread(
             self.engine.apply, config, LocalHealth(down=down, weights=weights)
         )
-        digest = config.content_hash()
+        digest = config.http_hash()
         if result.ok:
             self.serving = config
             self._served_health = version
             self.failed_hashes.discard(digest)
             await self._save(config)
             log.info(
-                "applied revision %d (%s) in %.0f ms", config.revision, digest, result.duration_ms
+                "applied revision %d (%s) in %.0f ms",
+                config.revision,
+                config.content_hash(),
+                result.duration_ms,
             )
         else:
             self.failed_hashes.add(digest)
             log.error(
-                "nginx refused revision %d (%s): %s", config.revision, digest, result.error
+                "nginx refused revision %d (%s): %s",
+                config.revision,
+                config.content_hash(),
+                result.error,
             )
         self._last_result = (digest, result)
 
@@ -412,7 +418,7 @@ class Agent:
         self._saved = key
 
     def _ack_revision(self, desired: EdgeConfig) -> None:
-        digest = desired.content_hash()
+        digest = desired.http_hash()
         last = self._last_result
         ok = digest not in self.failed_hashes
         apply_ms = 0.0
@@ -424,7 +430,7 @@ class Agent:
         self._acked_revision = desired.revision
         self._pending_ack = Ack(
             revision=desired.revision,
-            hash=digest,
+            hash=desired.content_hash(),
             ok=ok,
             apply_ms=round(apply_ms, 3),
             error=error,
