@@ -183,8 +183,10 @@ def finish(tx: Tx, attempt: Attempt, outcome: Outcome, settings: Settings) -> Ve
         v.pop("email_hash", None)
         v.pop("email_salt", None)
     else:
-        v.update(method=attempt.method, result=result.reason, checked_at=now.isoformat())
+        v.update(result=result.reason, checked_at=now.isoformat())
         if row.status != domains.ACTIVE:
+            # A verified domain keeps the method that verified it (its re-checks use it).
+            v["method"] = attempt.method
             v["failed"] = True
         if attempt.expired:
             v["token"] = domains.new_token()
