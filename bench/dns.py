@@ -45,7 +45,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,9 @@ import dns.rdatatype  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
+
+from common import Cleanup, log, pct, signals_raise, table  # noqa: E402
 from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
 from processes import ControlPlane, clean_env, free_udp_port, start_up  # noqa: E402
 
@@ -89,45 +92,7 @@ CLIENTS = [
 PAYLOAD = 1232
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
 # --------------------------------------------------------------------------- processes
-
-
-class Cleanup:
-    def __init__(self) -> None:
-        self.actions: list[Callable[[], None]] = []
-
-    def add(self, fn: Callable[[], None]) -> None:
-        self.actions.append(fn)
-
-    def run(self) -> None:
-        while self.actions:
-            fn = self.actions.pop()
-            with contextlib.suppress(Exception):
-                fn()
-
-
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def _cmdline(pid: int) -> bytes:
@@ -587,17 +552,6 @@ def bench_propagation(stack: Stack, args: argparse.Namespace) -> tuple[list[list
 
 
 # --------------------------------------------------------------------------- main
-
-
-def table(rows: list[list[str]], markdown: bool) -> str:
-    head = ["figure", "edgeplane", "reference", "ratio"]
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join(fmt.format(*r) for r in [head, *rows])
 
 
 def main() -> int:

@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+from common import Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
 
 from edgeplane.edge.nginx.memory import tree_pss_mib  # noqa: E402
@@ -62,24 +63,12 @@ DOMAIN = "bench.localhost"
 BODY_BYTES = 1024
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
 def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def rss_mib(pid: int) -> float:
@@ -108,20 +97,6 @@ def wait_until(fn: Callable[[], Any], timeout: float, what: str, every: float = 
 
 
 # --------------------------------------------------------------------------- processes
-
-
-class Cleanup:
-    def __init__(self) -> None:
-        self.actions: list[Callable[[], None]] = []
-
-    def add(self, fn: Callable[[], None]) -> None:
-        self.actions.append(fn)
-
-    def run(self) -> None:
-        while self.actions:
-            fn = self.actions.pop()
-            with contextlib.suppress(Exception):
-                fn()
 
 
 def stop_process(p: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 15) -> None:
@@ -669,29 +644,6 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def table(rows: list[list[str]], markdown: bool) -> str:
-    head = ["figure", "edgeplane", "reference", "ratio"]
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    return "\n".join(fmt.format(*r) for r in [head, *rows])
-
-
-@contextlib.contextmanager
-def signals_raise() -> Iterator[None]:
-    def handler(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def main() -> int:

@@ -24,6 +24,7 @@ import dns.message
 import dns.query
 import httpx
 
+from edgeplane.edge.procfs import cmdline
 from edgeplane.routing.geoip import GeoDatabaseError, _packaged_database
 
 SCHEMA_FILES = (
@@ -89,14 +90,6 @@ def free_port(addresses: Sequence[str] = ("127.0.0.1",), *, udp: bool = False) -
 def _probe_address(address: str) -> str:
     """Where to query a server listening on ``address`` (a wildcard answers on loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
 
 
 def render_conf(
@@ -253,13 +246,13 @@ class PdnsProcess:
             pid = int((self.directory / PID_FILE).read_text().strip())
         except (OSError, ValueError):
             return
-        cmd = _cmdline(pid)
+        cmd = cmdline(pid)
         if not cmd or "pdns_server" not in cmd[0] or f"--config-dir={self.directory}" not in cmd:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 10.0
-        while _cmdline(pid) and time.monotonic() < deadline:
+        while cmdline(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

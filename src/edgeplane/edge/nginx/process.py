@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgeplane.edge.procfs import cmdline
+
 
 class NginxError(Exception):
     """nginx refused a config or failed to start; the message is nginx's own."""
@@ -47,14 +49,6 @@ def probe(sock: Path, timeout: float = 0.5) -> str | None:
     return body.decode().strip() or None
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-
-
 class NginxProcess:
     def __init__(self, prefix: Path, binary: str = "nginx") -> None:
         self.prefix = prefix
@@ -74,7 +68,7 @@ class NginxProcess:
             return False
         if self._child is not None:
             return self._child.poll() is None
-        return self._is_ours(_cmdline(self._pid))  # adopted: not our child, nothing to reap
+        return self._is_ours(cmdline(self._pid))  # adopted: not our child, nothing to reap
 
     def _is_ours(self, cmd: list[str]) -> bool:
         text = " ".join(cmd)
@@ -88,7 +82,7 @@ class NginxProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return False
-        if not self._is_ours(_cmdline(pid)):
+        if not self._is_ours(cmdline(pid)):
             return False
         self._child, self._pid = None, pid
         return True
