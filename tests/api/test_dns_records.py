@@ -233,3 +233,43 @@ def test_sdk_domain_service(api: Api) -> None:
         app = embedded._apps.pop(api.db.url, None)
         if app is not None:
             app.state.db.dispose()
+
+
+def test_a_node_reporting_itself_unhealthy_leaves_the_geo_answers_at_once(api: Api) -> None:
+    ok(api.post(f"{INV}/domains", json={"domain": "health.test"}), 201)
+    nodes = {}
+    for name, region, address in (
+        ("fra-1", "eu-central", "203.0.113.1"),
+        ("iad-1", "us-east", "203.0.113.2"),
+    ):
+        token = ok(api.post("/api/v1/tokens", json={"name": name, "scope": "edge"}), 201)
+        node = {"name": name, "region": region, "address": address}
+        nodes[name] = (
+            ok(api.post("/api/v1/edge/nodes", json=node, token=token["token"])),
+            token["token"],
+        )
+    for node, token in nodes.values():
+        r = api.post(f"/api/v1/edge/nodes/{node['id']}/heartbeat", json={}, token=token)
+        assert r.status_code == 204, r.text
+    listed = {n["name"]: n for n in ok(api.get("/api/v1/edge/nodes"))}
+    assert listed["fra-1"]["live"] and listed["iad-1"]["live"]
+    lua = rrsets(api, "health.test")[("health.test.", "LUA")][0]
+    assert "'203.0.113.1'" in lua and "'203.0.113.2'" in lua
+    serial = zone(api, "health.test").serial
+
+    node, token = nodes["fra-1"]
+    body = {"healthy": False, "reason": "nginx down: port in use"}
+    r = api.post(f"/api/v1/edge/nodes/{node['id']}/heartbeat", json=body, token=token)
+    assert r.status_code == 204
+    assert ok(api.get(f"/api/v1/edge/nodes/{node['id']}"))["live"] is False
+    lua = rrsets(api, "health.test")[("health.test.", "LUA")][0]
+    assert "'203.0.113.1'" not in lua.split("local a=")[0] and "'203.0.113.2'" in lua
+    assert zone(api, "health.test").serial > serial
+    events = ok(api.get("/api/v1/audit", params={"kind": "edge-liveness", "include_global": True}))
+    items = events.get("items", events.get("events", []))
+    assert items and items[0]["after"] == {"live": ["iad-1"]}
+    # A bad heartbeat is refused.
+    r = api.post(
+        f"/api/v1/edge/nodes/{node['id']}/heartbeat", json={"healthy": "maybe"}, token=token
+    )
+    assert r.status_code == 422

@@ -16,6 +16,7 @@ COLUMNS: list[Column] = [
     ("NAME", "name"),
     ("REGION", "region"),
     ("STATUS", "status"),
+    ("LIVE", "live"),
     ("REV", lambda n: f"{n['applied_revision']}/{n['desired_revision']}"),
     ("IN SYNC", "in_sync"),
     ("APPLY ms", lambda n: _ms(n["apply_ms"])),

@@ -447,6 +447,9 @@ class Agent:
             log.exception("reading nginx figures failed")
         stats["agent_rss_mib"] = agent_rss_mib()
         stats["nginx_restarts"] = float(self.nginx_restarts)
+        if self.dns is not None:
+            stats["dns_zones"] = float(len(self.dns_serials))
+            stats["dns_restarts"] = float(self.dns_restarts)
         return stats
 
     async def _ack_loop(self) -> None:
