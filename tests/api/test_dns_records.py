@@ -273,3 +273,36 @@ def test_a_node_reporting_itself_unhealthy_leaves_the_geo_answers_at_once(api: A
         f"/api/v1/edge/nodes/{node['id']}/heartbeat", json={"healthy": "maybe"}, token=token
     )
     assert r.status_code == 422
+
+
+def test_acme_answers_travel_in_the_snapshot(api: Api) -> None:
+    from edgeplane.services import acme_challenges
+
+    ok(api.post(f"{INV}/domains", json={"domain": "acme.test", "auto_configure": False}), 201)
+    ok(
+        api.call(
+            "PUT",
+            f"{INV}/domains/acme.test/records",
+            json={"records": [{"name": "_acme-challenge", "type": "TXT", "values": ["mine"]}]},
+        )
+    )
+    with api.db.transaction(LOCAL, "default") as tx:
+        ids = [
+            acme_challenges.publish(tx, "acme.test", "http-01", "tok_1", "tok_1.thumb"),
+            acme_challenges.publish(tx, "acme.test", "dns-01", "_acme-challenge.acme.test", "v1"),
+            acme_challenges.publish(tx, "acme.test", "dns-01", "_acme-challenge.acme.test", "v2"),
+            acme_challenges.publish(
+                tx, "acme.test", "dns-01", "_acme-challenge.www.acme.test", "v3"
+            ),
+        ]
+    with api.db.read(LOCAL, "default") as tx:
+        config = snapshot(load_state(tx.session), NODE, 1)
+    assert [(a.token, a.key_authorization) for a in config.acme_http] == [("tok_1", "tok_1.thumb")]
+    served = rrsets(api, "acme.test")
+    assert served[("_acme-challenge.acme.test.", "TXT")] == ('"mine"', '"v1"', '"v2"')
+    assert served[("_acme-challenge.www.acme.test.", "TXT")] == ('"v3"',)
+    with api.db.transaction(LOCAL, "default") as tx:
+        assert acme_challenges.remove(tx, ids) == 4
+    served = rrsets(api, "acme.test")
+    assert served[("_acme-challenge.acme.test.", "TXT")] == ('"mine"',)
+    assert ("_acme-challenge.www.acme.test.", "TXT") not in served

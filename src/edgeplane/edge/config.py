@@ -157,6 +157,14 @@ class VerificationSpec(Frozen):
     token: str
 
 
+class AcmeHttpSpec(Frozen):
+    """An ACME HTTP-01 answer: ``GET /.well-known/acme-challenge/<token>`` returns
+    ``key_authorization`` on every node, for every host."""
+
+    token: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    key_authorization: str
+
+
 class NodeSpec(Frozen):
     id: str
     name: str
@@ -171,6 +179,7 @@ class EdgeConfig(Frozen):
     certs: tuple[CertSpec, ...] = ()
     zones: tuple[ZoneSpec, ...] = ()  # sorted by name
     verifications: tuple[VerificationSpec, ...] = ()  # sorted by domain
+    acme_http: tuple[AcmeHttpSpec, ...] = ()  # sorted by token; files, not nginx config
 
     def content_hash(self) -> str:
         return self._content_digest
@@ -182,13 +191,14 @@ class EdgeConfig(Frozen):
         return copy
 
     def http_hash(self) -> str:
-        """The hash of what nginx serves: everything but the revision and the DNS zones (a
-        change of which edge nodes are live changes zones only, and reloads no nginx)."""
+        """The hash of nginx's configuration: everything but the revision, the DNS zones (a
+        change of which edge nodes are live changes zones only) and the ACME HTTP-01 answers
+        (files nginx serves as they are): changes of those reload no nginx."""
         return self._http_digest
 
     @functools.cached_property
     def _http_digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"revision", "zones"})
+        body = self.model_dump(mode="json", exclude={"revision", "zones", "acme_http"})
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 

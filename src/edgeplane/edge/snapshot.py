@@ -30,6 +30,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from edgeplane.edge.config import (
+    AcmeHttpSpec,
     BackendSpec,
     CacheKeySpec,
     CacheRuleSpec,
@@ -101,6 +102,7 @@ class DesiredState:
     servers: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     certs: Mapping[str, CertState] = field(default_factory=dict)  # domain -> certificate
     dns: DnsState = field(default_factory=DnsState)  # the hosted zones and the edge nodes
+    acme_http: tuple[tuple[str, str], ...] = ()  # (token, key authorization) of open orders
 
 
 # Backends -----------------------------------------------------------------------------------
@@ -304,6 +306,7 @@ class Served:
     certs: tuple[CertSpec, ...]
     zones: tuple[ZoneSpec, ...] = ()
     verifications: tuple[VerificationSpec, ...] = ()
+    acme_http: tuple[AcmeHttpSpec, ...] = ()
 
 
 def served(state: DesiredState) -> Served:
@@ -332,6 +335,9 @@ def served(state: DesiredState) -> Served:
             for z in sorted(state.dns.zones, key=lambda z: z.name)
             if z.token
         ),
+        acme_http=tuple(
+            AcmeHttpSpec(token=t, key_authorization=k) for t, k in sorted(set(state.acme_http))
+        ),
     )
 
 
@@ -344,6 +350,7 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         certs=base.certs,
         zones=base.zones,
         verifications=base.verifications,
+        acme_http=base.acme_http,
     )
 
 

@@ -35,7 +35,9 @@ from edgeplane.edge.snapshot import (
 )
 from edgeplane.edge.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
+from edgeplane.model.dns_records import canonical_value, relative_owner
 from edgeplane.store.tables import (
+    AcmeChallengeRow,
     CDNConfigRow,
     CertificateRow,
     DNSRecordRow,
@@ -124,8 +126,17 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
                 servers[(project, server_id)] = address
 
     owner = {d: project for project, names in domains.items() for d in names}
+    acme_http = tuple(
+        sorted(
+            (c.name, c.value)
+            for c in session.scalars(
+                select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "http-01")
+            )
+        )
+    )
     return DesiredState(
         dns=load_dns(session),
+        acme_http=acme_http,
         domains={p: tuple(v) for p, v in domains.items()},
         cdn=cdn,
         load_balancers=lbs,
@@ -153,6 +164,25 @@ def load_dns(session: Session, *, only: str | None = None) -> DnsState:
                 proxied=bool(r.proxied),
             )
         )
+    challenge_q = select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "dns-01")
+    if only is not None:
+        challenge_q = challenge_q.where(AcmeChallengeRow.domain == only)
+    answers: dict[tuple[str, str], list[str]] = {}
+    for c in session.scalars(challenge_q):
+        try:
+            owner = relative_owner(c.domain, c.name)
+        except ValueError:
+            continue
+        answers.setdefault((c.domain, owner), []).append(canonical_value("TXT", c.value))
+    for (domain, owner), values in answers.items():
+        # DNS-01 answers join any TXT the user keeps at the same name.
+        listed = records.setdefault(domain, [])
+        mine = next((r for r in listed if (r.name, r.type) == (owner, "TXT")), None)
+        if mine is not None:
+            listed.remove(mine)
+            values = [*mine.values, *values]
+        ttl = mine.ttl if mine is not None else 30
+        listed.append(RecordState(name=owner, type="TXT", ttl=ttl, values=tuple(sorted(values))))
     box = secrets.box_for(session)
     zones: list[ZoneState] = []
     for d in session.scalars(domain_q):

@@ -318,6 +318,21 @@ class DNSRecordRow(Timestamps, Base):
     proxied: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class AcmeChallengeRow(Base):
+    """An ACME challenge answer the edge publishes while an order runs: HTTP-01 (``name`` the
+    token) on every node's HTTP port, DNS-01 (``name`` the TXT owner) in the domain's zone."""
+
+    __tablename__ = "acme_challenges"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    domain: Mapped[str] = mapped_column(
+        ForeignKey("domains.name", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))  # http-01 / dns-01
+    name: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class EdgeLivenessRow(Base):
     """Which edge nodes answer for their region (heartbeat fresh and healthy): GeoDNS sends
     clients only to these. Changed by the control plane's liveness monitor."""

@@ -46,7 +46,7 @@ from edgeplane.edge.agent.client import (
 from edgeplane.edge.agent.health import HealthChecker
 from edgeplane.edge.agent.orphans import kill_orphan_workers
 from edgeplane.edge.agent.state import AgentState
-from edgeplane.edge.config import EdgeConfig, ZoneSpec
+from edgeplane.edge.config import AcmeHttpSpec, EdgeConfig, ZoneSpec
 from edgeplane.edge.nginx.local import LocalHealth
 from edgeplane.model.edge import (
     Ack,
@@ -87,6 +87,7 @@ class Engine(Protocol):
     def ensure_running(self) -> bool: ...
     def stop(self) -> None: ...
     def purge(self, task: PurgeTask) -> int: ...
+    def publish_acme(self, answers: tuple[AcmeHttpSpec, ...]) -> int: ...
     @property
     def access_log(self) -> Path: ...
     def stats(self) -> dict[str, float]: ...
@@ -158,6 +159,7 @@ class Agent:
         self._purge_acks: dict[str, PurgeAck] = {}
         self._registered = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
+        self._acme_wanted = asyncio.Event()
         self.health = HealthChecker(on_change=self._apply_wanted.set)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
@@ -177,6 +179,7 @@ class Agent:
                 self._acked_revision = saved.revision
                 await self._apply(saved)
                 await self._apply_dns(saved.zones)
+                self._acme_wanted.set()
                 self.health.update(saved.pools)
             self._spawn(self._poll_loop, "poll")
             self._spawn(self._apply_loop, "apply")
@@ -185,6 +188,7 @@ class Agent:
             self._spawn(self._analytics_loop, "analytics")
             self._spawn(self._supervise_loop, "supervise")
             self._spawn(self._heartbeat_loop, "heartbeat")
+            self._spawn(self._acme_loop, "acme")
             if self.dns is not None:
                 self._spawn(self._dns_loop, "dns")
             await stop.wait()
@@ -300,7 +304,25 @@ class Agent:
         self.desired = config
         self.health.update(config.pools)
         self._dns_wanted.set()
+        self._acme_wanted.set()
         self._apply_wanted.set()
+
+    async def _acme_loop(self) -> None:
+        """ACME HTTP-01 answers go to files at once, beside any nginx apply."""
+        published: tuple[AcmeHttpSpec, ...] | None = None
+        while True:
+            await self._acme_wanted.wait()
+            self._acme_wanted.clear()
+            desired = self.desired
+            if desired is None or desired.acme_http == published:
+                continue
+            try:
+                await asyncio.to_thread(self.engine.publish_acme, desired.acme_http)
+                published = desired.acme_http
+            except OSError:
+                log.exception("publishing ACME answers failed")
+                await asyncio.sleep(1)
+                self._acme_wanted.set()
 
     # DNS -------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeplane.edge.config import EdgeConfig
+from edgeplane.edge.config import AcmeHttpSpec, EdgeConfig
 from edgeplane.edge.nginx.local import LocalHealth, NodeLocal
 from edgeplane.edge.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.edge.nginx.process import NginxError, NginxProcess, check, probe
@@ -131,6 +131,35 @@ class NginxEngine:
             cert, key = _default_cert()
             self._write_cert_file(f"{DEFAULT_CERT}.key", key)
             self._write_cert_file(f"{DEFAULT_CERT}.crt", cert)
+
+    @property
+    def acme_dir(self) -> Path:
+        return self.prefix / "acme-challenge"
+
+    def publish_acme(self, answers: tuple[AcmeHttpSpec, ...]) -> int:
+        """Serve exactly these HTTP-01 answers (files under ``acme-challenge/``, read by nginx
+        as they are: no reload); the number of files written or removed."""
+        with self._lock:
+            self._prepare()
+            wanted = {a.token: a.key_authorization for a in answers}
+            changed = 0
+            for path in self.acme_dir.iterdir():
+                if path.name not in wanted and not path.name.startswith("."):
+                    path.unlink(missing_ok=True)
+                    changed += 1
+            for token, body in wanted.items():
+                path = self.acme_dir / token
+                try:
+                    if path.read_text() == body:
+                        continue
+                except OSError:
+                    pass
+                tmp = self.acme_dir / f".{token}.tmp"
+                tmp.write_text(body)
+                tmp.chmod(0o644)
+                os.replace(tmp, path)
+                changed += 1
+            return changed
 
     def _write_cert_file(self, name: str, content: bytes) -> None:
         # Names are content-addressed (the certificate's hash) and files appear whole (rename):
