@@ -11,6 +11,7 @@ problem documents; the CLI prints the message; the SDK raises them as they are.
     │   └── CapacityExceeded  409  an allocation would exceed the capacity available
     ├── Unauthenticated       401  no or unknown token
     ├── Forbidden             403  the token's role does not allow the action
+    ├── UpstreamFailed        502  a service Edgeplane depends on refused or failed (an ACME CA)
     └── RemoteError           the control plane answered with an error the SDK does not know
 """
 
@@ -94,6 +95,15 @@ class Forbidden(EdgeplaneError):
     title = "Forbidden"
 
 
+class UpstreamFailed(EdgeplaneError):
+    """A service Edgeplane asked on the user's behalf failed (the ACME CA): ``reason`` says
+    how (``unreachable``, ``rejected``, ``invalid``, ``timeout``, ...)."""
+
+    status = 502
+    type_slug = "upstream-failed"
+    title = "Upstream service failed"
+
+
 class RemoteError(EdgeplaneError):
     type_slug = "remote"
     title = "Control plane error"
@@ -105,7 +115,15 @@ class RemoteError(EdgeplaneError):
 
 _BY_SLUG: dict[str, type[EdgeplaneError]] = {
     c.type_slug: c
-    for c in (InvalidInput, NotFound, Conflict, CapacityExceeded, Unauthenticated, Forbidden)
+    for c in (
+        InvalidInput,
+        NotFound,
+        Conflict,
+        CapacityExceeded,
+        Unauthenticated,
+        Forbidden,
+        UpstreamFailed,
+    )
 }
 
 

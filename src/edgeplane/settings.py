@@ -27,6 +27,13 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_SMTP_PASSWORD", "smtp_password", str),
     ("EDGEPLANE_CAA_ISSUER", "caa_issuer", str),
     ("EDGEPLANE_NODE_TIMEOUT", "node_timeout_s", float),
+    ("EDGEPLANE_ACME_DIRECTORY", "acme_directory", str),
+    ("EDGEPLANE_ACME_EMAIL", "acme_email", str),
+    ("EDGEPLANE_ACME_EAB_KID", "acme_eab_kid", str),
+    ("EDGEPLANE_ACME_EAB_HMAC_KEY", "acme_eab_hmac_key", str),
+    ("EDGEPLANE_ACME_CA_BUNDLE", "acme_ca_bundle", str),
+    ("EDGEPLANE_RENEW_INTERVAL", "renew_interval_s", float),
+    ("EDGEPLANE_ALERT_WEBHOOK", "alert_webhook", str),
 )
 
 
@@ -66,6 +73,19 @@ class Settings:
     smtp_password: str | None = None
     # The CA named in auto-configured CAA records.
     caa_issuer: str = "letsencrypt.org"
+    # ACME: the CA ("letsencrypt", "letsencrypt-staging" or a directory URL), the account's
+    # contact, external account binding (ZeroSSL and others), a CA file to trust for the ACME
+    # server's HTTPS (a private CA such as Pebble's).
+    acme_directory: str = "letsencrypt"
+    acme_email: str | None = None
+    acme_eab_kid: str | None = None
+    acme_eab_hmac_key: str | None = None
+    acme_ca_bundle: str | None = None
+    # Certificates are renewed at this fraction of their lifetime; the renewal loop's period.
+    renew_at_fraction: float = 2 / 3
+    renew_interval_s: float = 60.0
+    # Where certificate (and later other) alerts are POSTed as JSON, if anywhere.
+    alert_webhook: str | None = None
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.
     node_timeout_s: float = 5.0
     liveness_interval_s: float = 1.0

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from edgeplane.model.common import Output
+from pydantic import Field
+
+from edgeplane.model.common import Input, Output
 
 
 class Certificate(Output):
@@ -29,3 +31,39 @@ class CertificateStatus(Output):
     certificate: Certificate | None  # the newest valid one (else the newest one)
     expires_at: datetime | None
     certificates: list[Certificate]  # every certificate of the domain, newest first
+
+
+CertType = Literal["lets_encrypt", "custom", "internal"]
+
+
+class CertificateRequest(Input):
+    """``POST /api/v1/infrastructure/ssl/{domain}``."""
+
+    type: CertType = "lets_encrypt"
+    auto_renew: bool = True
+    challenge: Literal["http-01", "dns-01"] | None = Field(
+        None, description="ACME challenge (default http-01; dns-01 for wildcards)"
+    )
+    include_www: bool = Field(True, description="also cover www.<domain>")
+    wildcard: bool = Field(False, description="also cover *.<domain> (DNS-01)")
+    key_type: Literal["ec256", "rsa2048"] = "ec256"
+    cert_data: str | None = Field(None, description="type custom: the PEM chain, leaf first")
+    key_data: str | None = Field(None, description="type custom: the PEM private key")
+
+
+class CertificateUpload(Input):
+    """``POST /api/v1/infrastructure/ssl/{domain}/upload``."""
+
+    cert_data: str
+    key_data: str
+
+
+class CertificateRevoke(Input):
+    certificate_id: str | None = Field(None, description="default: the newest valid one")
+
+
+class CertificateIssued(Output):
+    """The answer of ``POST /ssl/{domain}`` (and of renew and upload)."""
+
+    certificate: Certificate
+    expires_at: datetime
