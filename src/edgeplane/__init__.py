@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
+    from edgeplane.sdk.ssl_service import CertType, SSLService
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "CDNService",
     "CacheKey",
     "CacheRule",
+    "CertType",
     "DNSRecord",
     "DataCenterTier",
     "DomainService",
@@ -48,6 +50,7 @@ __all__ = [
     "RegionCode",
     "RegionType",
     "Role",
+    "SSLService",
     "ServerStatus",
     "ServerType",
     "__version__",
@@ -83,4 +86,6 @@ _LAZY = {
     "HealthCheck": ("edgeplane.model.operations", "HealthCheck"),
     "Backend": ("edgeplane.model.operations", "Backend"),
     "DNSRecord": ("edgeplane.model.dns_records", "DNSRecord"),
+    "SSLService": ("edgeplane.sdk.ssl_service", "SSLService"),
+    "CertType": ("edgeplane.sdk.ssl_service", "CertType"),
 }

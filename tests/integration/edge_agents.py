@@ -78,6 +78,7 @@ class EdgeAgent:
     process: subprocess.Popen[bytes] | None = None
     analytics_interval: float = 2.0
     region: str = "us-east"
+    https_port: int = 0  # 0: no HTTPS
     dns_port: int = 0  # 0: no DNS server
     bind: str = "127.0.0.1"
     address: str | None = None
@@ -115,7 +116,7 @@ class EdgeAgent:
                     "--http-port",
                     str(self.http_port),
                     "--https-port",
-                    "0",
+                    str(self.https_port),
                     "--home",
                     str(self.home),
                     "--poll-wait",

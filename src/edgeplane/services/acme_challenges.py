@@ -13,7 +13,7 @@ import secrets as pysecrets
 from sqlalchemy import select
 
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import AcmeChallengeRow, utcnow
+from edgeplane.store.tables import AcmeChallengeRow, DomainRow, utcnow
 
 KIND = "acme-challenge"
 HTTP01 = "http-01"
@@ -33,8 +33,19 @@ def publish(tx: Tx, domain: str, kind: str, name: str, value: str) -> str:
         created_at=utcnow(),
     )
     tx.session.add(row)
+    if kind == DNS01:
+        _zone_changed(tx, domain)
     tx.record("create", KIND, row.id, None, {"domain": domain, "kind": kind, "name": name})
     return row.id
+
+
+def _zone_changed(tx: Tx, domain: str) -> None:
+    """A DNS-01 answer changes the zone: its serial must move (the order waits for it)."""
+    from edgeplane.services.domains import next_revision
+
+    zone = tx.session.get(DomainRow, domain)
+    if zone is not None:
+        zone.zone_revision = next_revision(tx)
 
 
 def remove(tx: Tx, ids: list[str]) -> int:
@@ -42,6 +53,8 @@ def remove(tx: Tx, ids: list[str]) -> int:
         return 0
     rows = list(tx.session.scalars(select(AcmeChallengeRow).where(AcmeChallengeRow.id.in_(ids))))
     for row in rows:
+        if row.kind == DNS01:
+            _zone_changed(tx, row.domain)
         tx.session.delete(row)
         tx.record("delete", KIND, row.id, {"domain": row.domain, "kind": row.kind}, None)
     return len(rows)

@@ -6,9 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from edgeplane.api.deps import Ctx
+from edgeplane.api.deps import Context, Ctx
+from edgeplane.certs.acme_client import AcmeError
 from edgeplane.certs.internal_ca import InternalCA
-from edgeplane.model.certificates import CertificateStatus
+from edgeplane.errors import InvalidInput, UpstreamFailed
+from edgeplane.model.certificates import (
+    Certificate,
+    CertificateIssued,
+    CertificateRequest,
+    CertificateRevoke,
+    CertificateStatus,
+    CertificateUpload,
+)
 from edgeplane.model.dns_records import RecordsPatch, RecordsPut, ZoneRecords
 from edgeplane.model.domains import (
     Domain,
@@ -20,7 +29,15 @@ from edgeplane.model.domains import (
     VerificationResult,
     VerifyRequest,
 )
-from edgeplane.services import certificates, dns_records, domain_status, domains, verification
+from edgeplane.services import (
+    acme_orders,
+    certificates,
+    dns_records,
+    domain_status,
+    domains,
+    ssl,
+    verification,
+)
 from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 
@@ -116,8 +133,73 @@ def patch_records(ctx: Ctx, domain: str, body: RecordsPatch) -> ZoneRecords:
 
 @router.get("/ssl/{domain}", response_model=CertificateStatus, tags=["certificates"])
 def certificate_status(ctx: Ctx, domain: str) -> CertificateStatus:
+    """The certificate the edge serves for the domain, and every version kept."""
     with ctx.read() as tx:
         return certificates.status(tx, domain)
+
+
+def _acme(ctx: Context, domain: str, body: CertificateRequest) -> CertificateIssued:
+    try:
+        return acme_orders.provision(ctx.db, ctx.actor, ctx.project, domain, body, ctx.settings)
+    except AcmeError as exc:
+        raise UpstreamFailed(str(exc), reason=exc.status) from None
+    except ValueError as exc:  # the configured directory is not a URL nor a known name
+        raise UpstreamFailed(f"ACME is not configured: {exc}", reason="refused") from None
+
+
+@router.post(
+    "/ssl/{domain}", response_model=CertificateIssued, status_code=201, tags=["certificates"]
+)
+def provision_certificate(
+    ctx: Ctx, domain: str, body: CertificateRequest | None = None
+) -> CertificateIssued:
+    """Provision a certificate for a verified domain: ``lets_encrypt`` (the configured ACME CA,
+    HTTP-01 answered by every edge node or DNS-01 by Edgeplane's DNS; wildcards need DNS-01),
+    ``internal`` (the internal CA) or ``custom`` (``cert_data`` and ``key_data``)."""
+    request = body or CertificateRequest()
+    if request.type == "internal":
+        with ctx.write() as tx:
+            return ssl.provision_internal(tx, domain)
+    if request.type == "custom":
+        for name in ("cert_data", "key_data"):
+            if not getattr(request, name):
+                raise InvalidInput.at(name, "is required for a custom certificate")
+        with ctx.write() as tx:
+            return ssl.upload(tx, domain, request.cert_data or "", request.key_data or "")
+    return _acme(ctx, domain, request)
+
+
+@router.post(
+    "/ssl/{domain}/upload",
+    response_model=CertificateIssued,
+    status_code=201,
+    tags=["certificates"],
+)
+def upload_certificate(ctx: Ctx, domain: str, body: CertificateUpload) -> CertificateIssued:
+    """Upload a certificate chain (leaf first) and its private key; each flaw is named."""
+    with ctx.write() as tx:
+        return ssl.upload(tx, domain, body.cert_data, body.key_data)
+
+
+@router.post(
+    "/ssl/{domain}/renew", response_model=CertificateIssued, status_code=201, tags=["certificates"]
+)
+def renew_certificate(ctx: Ctx, domain: str) -> CertificateIssued:
+    """Renew now: the same kind of certificate for the same names."""
+    with ctx.read() as tx:
+        request = ssl.renewal_request(tx, domain)
+    if request.type == "internal":
+        with ctx.write() as tx:
+            return ssl.provision_internal(tx, domain)
+    return _acme(ctx, domain, request)
+
+
+@router.post("/ssl/{domain}/revoke", response_model=Certificate, tags=["certificates"])
+def revoke_certificate(ctx: Ctx, domain: str, body: CertificateRevoke | None = None) -> Certificate:
+    """Stop serving a certificate (the newest unless named); the edge falls back to the
+    previous valid version, if any."""
+    with ctx.write() as tx:
+        return ssl.revoke(tx, domain, body.certificate_id if body else None)
 
 
 @router.get(
