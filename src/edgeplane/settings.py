@@ -33,6 +33,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_ACME_EAB_HMAC_KEY", "acme_eab_hmac_key", str),
     ("EDGEPLANE_ACME_CA_BUNDLE", "acme_ca_bundle", str),
     ("EDGEPLANE_RENEW_INTERVAL", "renew_interval_s", float),
+    ("EDGEPLANE_RENEW_RETRY", "renew_retry_s", float),
     ("EDGEPLANE_ALERT_WEBHOOK", "alert_webhook", str),
 )
 
@@ -84,6 +85,7 @@ class Settings:
     # Certificates are renewed at this fraction of their lifetime; the renewal loop's period.
     renew_at_fraction: float = 2 / 3
     renew_interval_s: float = 60.0
+    renew_retry_s: float = 60.0  # the first retry after a failed renewal; doubles each time
     # Where certificate (and later other) alerts are POSTed as JSON, if anywhere.
     alert_webhook: str | None = None
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 import edgeplane
 from edgeplane.api import problems
-from edgeplane.api.routers import access, cdn, domains, edge, inventory, operations
+from edgeplane.api.routers import access, alerts, cdn, domains, edge, inventory, operations
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.secrets import SecretBox, bind
 from edgeplane.services.actor import Actor
@@ -49,6 +49,7 @@ def create_app(
     app.include_router(cdn.router)
     app.include_router(edge.router)
     app.include_router(domains.router)
+    app.include_router(alerts.router)
 
     @app.get("/healthz", tags=["system"])
     def healthz() -> JSONResponse:

@@ -5,7 +5,9 @@
   one interval plus the propagation of one snapshot;
 - **re-verification** of verified domains (every ``reverify_interval_s`` per domain);
 - the **world DNS check** of each domain's status (where it is delegated, whether it points at
-  the edge), every ``WORLD_CHECK_S``.
+  the edge), every ``WORLD_CHECK_S``;
+- **certificate renewal** and expiry alerts (``edgeplane.services.renewal``), every
+  ``renew_interval_s``, then the delivery of new alerts to the webhook.
 
 Each loop reads first and writes only on a change; network checks run outside transactions.
 """
@@ -22,7 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from edgeplane.services import domain_status, liveness, verification
+from edgeplane.services import alerts, domain_status, liveness, renewal, verification
 from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.settings import Settings
 from edgeplane.store.db import Database
@@ -90,6 +92,12 @@ def check_world_dns(db: Database, settings: Settings) -> int:
     return len(inputs)
 
 
+def renew_certificates(db: Database, settings: Settings) -> int:
+    attempted = renewal.run_once(db, settings)
+    alerts.deliver_pending(db, settings, LOCAL, PLATFORM_PROJECT)
+    return attempted
+
+
 async def _every(interval: float, work: Callable[[], object], name: str) -> None:
     while True:
         try:
@@ -113,6 +121,9 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
         ),
         asyncio.create_task(
             _every(WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings), "world DNS check")
+        ),
+        asyncio.create_task(
+            _every(settings.renew_interval_s, lambda: renew_certificates(db, settings), "renewal")
         ),
     ]
     try:

@@ -656,3 +656,19 @@ def obtain(
         _cleanup(sink, published, say)
     with _translated(settings, f"reading the certificate for {label}", label):
         return issued_from(chain_pem, key_pem)
+
+
+def renewal_time(
+    settings: AcmeSettings, account_key_pem: str, account_url: str, cert_pem: str
+) -> datetime | None:
+    """When the CA suggests renewing ``cert_pem`` (ACME Renewal Information, RFC 9773); None
+    when the CA offers none (no ``renewalInfo`` in its directory) or it could not be read."""
+    acme = _client(settings, account_key_pem, account_url)
+    try:
+        with _translated(settings, "reading renewal information"):
+            suggested, _next_check = acme.renewal_time(cert_pem.encode())
+    except (AcmeError, errors.ARIError):
+        return None
+    if suggested is None:
+        return None
+    return suggested if suggested.tzinfo else suggested.replace(tzinfo=UTC)

@@ -23,6 +23,15 @@ class Certificate(Output):
     fingerprint: str  # SHA-256 of the DER certificate, hex
 
 
+class Renewal(Output):
+    due_at: datetime | None  # when the served certificate is renewed
+    attempts: int = 0  # failed attempts since the last success
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    suggested_by_ca: datetime | None = None  # ACME renewal information, when the CA has it
+
+
 class CertificateStatus(Output):
     """``GET /api/v1/infrastructure/ssl/{domain}``: what the edge serves for the domain."""
 
@@ -31,6 +40,7 @@ class CertificateStatus(Output):
     certificate: Certificate | None  # the newest valid one (else the newest one)
     expires_at: datetime | None
     certificates: list[Certificate]  # every certificate of the domain, newest first
+    renewal: Renewal | None = None  # of the served certificate (None: not renewed here)
 
 
 CertType = Literal["lets_encrypt", "custom", "internal"]

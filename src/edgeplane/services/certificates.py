@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from edgeplane.certs.internal_ca import InternalCA, fingerprint
 from edgeplane.errors import NotFound
-from edgeplane.model.certificates import Certificate, CertificateStatus
+from edgeplane.model.certificates import Certificate, CertificateStatus, Renewal
 from edgeplane.model.enums import Role
 from edgeplane.secrets import box_for
 from edgeplane.services.common import lock_name
@@ -115,6 +115,27 @@ def status(tx: Tx, domain: str) -> CertificateStatus:
         certificate=chosen,
         expires_at=chosen.not_after if chosen else None,
         certificates=models,
+        renewal=_renewal(valid) if valid is not None else None,
+    )
+
+
+def _when(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+def _renewal(row: CertificateRow) -> Renewal | None:
+    if not row.auto_renew or row.issuer not in ("lets_encrypt", "internal"):
+        return None
+    from edgeplane.services.renewal import due_at
+
+    r = row.renewal or {}
+    return Renewal(
+        due_at=due_at(row, 2 / 3),
+        attempts=int(r.get("attempts") or 0),
+        last_attempt_at=_when(r.get("last_attempt_at")),
+        next_attempt_at=_when(r.get("next_attempt_at")),
+        last_error=r.get("last_error"),
+        suggested_by_ca=_when(r.get("ari_time")),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -359,6 +360,32 @@ class CertificateRow(Timestamps, Base):
     not_before: Mapped[datetime] = mapped_column()
     not_after: Mapped[datetime] = mapped_column()
     auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Renewal bookkeeping: attempts, next_attempt_at, last_error, renewed_by, ari_*.
+    renewal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AlertRow(Base):
+    """Something an operator should know (a certificate about to expire, a renewal failing);
+    raised once per (kind, object, key), sent to the configured webhook."""
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(63))
+    object_id: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(63))
+    severity: Mapped[str] = mapped_column(String(16))  # info / warning / critical
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivery_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (
+        UniqueConstraint("kind", "object_id", "key", name="uq_alerts_kind_object_key"),
+    )
 
 
 class SecretRow(Base):

@@ -1,0 +1,214 @@
+"""Renewing certificates on their own, and the alerts before they expire.
+
+The certificate each domain is served with (its newest valid version) is renewed once
+``renew_at_fraction`` (two thirds) of its lifetime has passed, or earlier when the CA's
+renewal information (ARI) suggests so. A failed attempt is retried with exponential backoff
+(``renew_retry_s`` doubling up to ``RETRY_MAX_S``); the old certificate is served meanwhile.
+Uploaded certificates are never renewed here: an alert says when they expire. Alerts go out
+30, 7 and 1 days before expiry, and on every failed attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from edgeplane.certs import acme_client
+from edgeplane.errors import EdgeplaneError
+from edgeplane.services import acme_orders, alerts, ssl
+from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.settings import Settings
+from edgeplane.store.db import Database, Tx
+from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
+
+log = logging.getLogger("edgeplane.renewal")
+
+RETRY_MAX_S = 6 * 3600.0
+ARI_EVERY = timedelta(hours=6)
+ALERT_DAYS = (30, 7, 1)
+RENEWABLE = ("lets_encrypt", "internal")
+
+
+@dataclass(frozen=True)
+class Due:
+    project: str
+    domain: str
+    certificate_id: str
+
+
+def due_at(row: CertificateRow, fraction: float) -> datetime:
+    """When renewal is due: ``fraction`` of the lifetime, or the CA's suggestion if earlier."""
+    due = row.not_before + (row.not_after - row.not_before) * fraction
+    ari = (row.renewal or {}).get("ari_time")
+    if ari:
+        due = min(due, datetime.fromisoformat(str(ari)))
+    return due
+
+
+def backoff_s(attempts: int, base: float) -> float:
+    return float(min(RETRY_MAX_S, base * 2 ** max(0, attempts - 1)))
+
+
+def served(tx: Tx, now: datetime) -> list[CertificateRow]:
+    """Each active domain's newest valid certificate (what the edge serves)."""
+    rows = tx.session.scalars(
+        select(CertificateRow)
+        .join(DomainRow, DomainRow.name == CertificateRow.domain)
+        .where(
+            DomainRow.status == "active",
+            DomainRow.project_id == CertificateRow.project_id,
+            CertificateRow.status == "active",
+            CertificateRow.not_before <= now,
+            CertificateRow.not_after > now,
+        )
+        .order_by(CertificateRow.domain, CertificateRow.not_before.desc(), CertificateRow.id)
+    )
+    out: dict[str, CertificateRow] = {}
+    for row in rows:
+        out.setdefault(row.domain, row)
+    return list(out.values())
+
+
+def find_due(tx: Tx, settings: Settings, now: datetime) -> list[Due]:
+    out = []
+    for row in served(tx, now):
+        if not row.auto_renew or row.issuer not in RENEWABLE:
+            continue
+        renewal = row.renewal or {}
+        if renewal.get("renewed_by"):
+            continue
+        nxt = renewal.get("next_attempt_at")
+        if nxt and datetime.fromisoformat(str(nxt)) > now:
+            continue
+        if now >= due_at(row, settings.renew_at_fraction):
+            out.append(Due(row.project_id, row.domain, row.id))
+    return out
+
+
+def _update(db: Database, due: Due, changes: dict[str, Any]) -> None:
+    with db.transaction(LOCAL, due.project) as tx:
+        row = tx.session.get(CertificateRow, (due.project, due.certificate_id))
+        if row is not None:
+            row.renewal = {**(row.renewal or {}), **changes}
+
+
+def renew(db: Database, settings: Settings, due: Due) -> bool:
+    """One renewal attempt (network I/O outside transactions); True when it succeeded."""
+    now = utcnow()
+    try:
+        with db.read(LOCAL, due.project) as tx:
+            request = ssl.renewal_request(tx, due.domain)
+        if request.type == "internal":
+            with db.transaction(LOCAL, due.project) as tx:
+                new = ssl.provision_internal(tx, due.domain)
+        else:
+            new = acme_orders.provision(db, LOCAL, due.project, due.domain, request, settings)
+    except (acme_client.AcmeError, EdgeplaneError, ValueError) as exc:
+        with db.read(LOCAL, due.project) as tx:
+            row = tx.session.get(CertificateRow, (due.project, due.certificate_id))
+            attempts = int((row.renewal or {}).get("attempts") or 0) + 1 if row else 1
+        wait = backoff_s(attempts, settings.renew_retry_s)
+        _update(
+            db,
+            due,
+            {
+                "attempts": attempts,
+                "last_attempt_at": now.isoformat(),
+                "last_error": str(exc)[:2000],
+                "next_attempt_at": (now + timedelta(seconds=wait)).isoformat(),
+            },
+        )
+        with db.transaction(LOCAL, due.project) as tx:
+            alerts.raise_once(
+                tx,
+                due.project,
+                "certificate_renewal_failed",
+                due.certificate_id,
+                f"attempt-{attempts}",
+                "warning",
+                f"renewing the certificate of {due.domain} failed (attempt {attempts}, next in "
+                f"{wait:.0f} s): {exc}",
+                {"domain": due.domain, "attempts": attempts},
+            )
+        log.warning("renewal of %s failed (attempt %d): %s", due.domain, attempts, exc)
+        return False
+    _update(
+        db,
+        due,
+        {
+            "renewed_by": new.certificate.id,
+            "last_attempt_at": now.isoformat(),
+            "last_error": None,
+            "next_attempt_at": None,
+        },
+    )
+    log.info("renewed the certificate of %s: %s", due.domain, new.certificate.id)
+    return True
+
+
+def check_ari(db: Database, settings: Settings, now: datetime) -> int:
+    """Ask the CA for renewal information about ACME certificates not asked recently."""
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        wanted = [
+            (r.project_id, r.id, r.cert_pem)
+            for r in served(tx, now)
+            if r.issuer == "lets_encrypt"
+            and (
+                not (r.renewal or {}).get("ari_checked_at")
+                or datetime.fromisoformat(str(r.renewal["ari_checked_at"])) < now - ARI_EVERY
+            )
+        ]
+    if not wanted:
+        return 0
+    config = acme_orders.acme_settings(settings)
+    key, url = acme_orders.account(db, config)
+    for project, cert_id, pem in wanted:
+        suggested = acme_client.renewal_time(config, key, url, pem)
+        changes: dict[str, Any] = {"ari_checked_at": now.isoformat()}
+        if suggested is not None:
+            changes["ari_time"] = suggested.isoformat()
+        _update(db, Due(project, "", cert_id), changes)
+    return len(wanted)
+
+
+def expiry_alerts(db: Database, now: datetime) -> int:
+    """Raise the 30/7/1-day alerts of served certificates; the number raised."""
+    raised = 0
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        for row in served(tx, now):
+            left = row.not_after - now
+            for days in ALERT_DAYS:
+                if left <= timedelta(days=days):
+                    severity = "critical" if days == 1 else "warning" if days == 7 else "info"
+                    if alerts.raise_once(
+                        tx,
+                        row.project_id,
+                        "certificate_expiry",
+                        row.id,
+                        f"{days}d",
+                        severity,
+                        f"the certificate of {row.domain} ({row.issuer}) expires in less than "
+                        f"{days} day{'s' if days > 1 else ''}, on {row.not_after.isoformat()}",
+                        {"domain": row.domain, "not_after": row.not_after.isoformat()},
+                    ):
+                        raised += 1
+    return raised
+
+
+def run_once(db: Database, settings: Settings) -> int:
+    """One pass of the renewal loop; the number of renewals attempted."""
+    now = utcnow()
+    try:
+        check_ari(db, settings, now)
+    except (acme_client.AcmeError, ValueError) as exc:
+        log.debug("renewal information not read: %s", exc)
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        due = find_due(tx, settings, now)
+    for item in due:
+        renew(db, settings, item)
+    expiry_alerts(db, utcnow())
+    return len(due)
