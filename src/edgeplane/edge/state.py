@@ -248,7 +248,12 @@ def _certs(session: Session, owner: dict[str, str], now: datetime) -> dict[str, 
             CertificateRow.not_after > now,
             CertificateRow.not_before <= now,
         )
-        .order_by(CertificateRow.domain, CertificateRow.not_before.desc(), CertificateRow.id)
+        .order_by(
+            CertificateRow.domain,
+            CertificateRow.created_at.desc(),
+            CertificateRow.not_before.desc(),
+            CertificateRow.id,
+        )
     ):
         if domain not in chosen and owner.get(domain) == project:
             chosen[domain] = (project, cert_id)

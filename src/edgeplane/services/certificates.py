@@ -73,7 +73,9 @@ def _rows(tx: Tx, domain: str) -> list[CertificateRow]:
     q = (
         select(CertificateRow)
         .where(CertificateRow.project_id == tx.project, CertificateRow.domain == domain)
-        .order_by(CertificateRow.not_before.desc(), CertificateRow.id)
+        .order_by(
+            CertificateRow.created_at.desc(), CertificateRow.not_before.desc(), CertificateRow.id
+        )
     )
     return list(tx.session.scalars(q))
 
@@ -91,7 +93,11 @@ def list_for_project(tx: Tx) -> list[Certificate]:
     q = (
         select(CertificateRow)
         .where(CertificateRow.project_id == tx.project)
-        .order_by(CertificateRow.domain, CertificateRow.not_before.desc())
+        .order_by(
+            CertificateRow.domain,
+            CertificateRow.created_at.desc(),
+            CertificateRow.not_before.desc(),
+        )
     )
     now = utcnow()
     return [to_model(r, now) for r in tx.session.scalars(q)]

@@ -65,7 +65,12 @@ def served(tx: Tx, now: datetime) -> list[CertificateRow]:
             CertificateRow.not_before <= now,
             CertificateRow.not_after > now,
         )
-        .order_by(CertificateRow.domain, CertificateRow.not_before.desc(), CertificateRow.id)
+        .order_by(
+            CertificateRow.domain,
+            CertificateRow.created_at.desc(),
+            CertificateRow.not_before.desc(),
+            CertificateRow.id,
+        )
     )
     out: dict[str, CertificateRow] = {}
     for row in rows:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from edgeplane.api.deps import Context, Ctx
+from edgeplane.api.orders import Orders, OrderStatus
 from edgeplane.certs.acme_client import AcmeError
 from edgeplane.certs.internal_ca import InternalCA
 from edgeplane.errors import InvalidInput, UpstreamFailed
@@ -138,9 +141,24 @@ def certificate_status(ctx: Ctx, domain: str) -> CertificateStatus:
         return certificates.status(tx, domain)
 
 
-def _acme(ctx: Context, domain: str, body: CertificateRequest) -> CertificateIssued:
+def _orders(request: Request) -> Orders:
+    state = request.app.state
+    orders: Orders | None = getattr(state, "acme_orders", None)
+    if orders is None:
+        orders = state.acme_orders = Orders()
+    return orders
+
+
+def _acme(
+    ctx: Context,
+    domain: str,
+    body: CertificateRequest,
+    progress: Callable[[str], None] | None = None,
+) -> CertificateIssued:
     try:
-        return acme_orders.provision(ctx.db, ctx.actor, ctx.project, domain, body, ctx.settings)
+        return acme_orders.provision(
+            ctx.db, ctx.actor, ctx.project, domain, body, ctx.settings, progress=progress
+        )
     except AcmeError as exc:
         raise UpstreamFailed(str(exc), reason=exc.status) from None
     except ValueError as exc:  # the configured directory is not a URL nor a known name
@@ -148,15 +166,29 @@ def _acme(ctx: Context, domain: str, body: CertificateRequest) -> CertificateIss
 
 
 @router.post(
-    "/ssl/{domain}", response_model=CertificateIssued, status_code=201, tags=["certificates"]
+    "/ssl/{domain}",
+    response_model=CertificateIssued,
+    status_code=201,
+    tags=["certificates"],
+    responses={202: {"model": OrderStatus, "description": "with wait=false: the order runs"}},
 )
 def provision_certificate(
-    ctx: Ctx, domain: str, body: CertificateRequest | None = None
-) -> CertificateIssued:
+    ctx: Ctx,
+    http: Request,
+    domain: str,
+    body: CertificateRequest | None = None,
+    wait: bool = True,
+) -> CertificateIssued | JSONResponse:
     """Provision a certificate for a verified domain: ``lets_encrypt`` (the configured ACME CA,
     HTTP-01 answered by every edge node or DNS-01 by Edgeplane's DNS; wildcards need DNS-01),
-    ``internal`` (the internal CA) or ``custom`` (``cert_data`` and ``key_data``)."""
+    ``internal`` (the internal CA) or ``custom`` (``cert_data`` and ``key_data``). With
+    ``wait=false`` an ACME order answers 202 at once; follow it at ``/ssl/{domain}/orders/{id}``."""
     request = body or CertificateRequest()
+    if request.type == "lets_encrypt" and not wait:
+        with ctx.read() as tx:  # refuse what cannot be ordered before starting
+            name = ssl.verified_domain(tx, domain).name
+        order = _orders(http).start(ctx.project, name, lambda say: _acme(ctx, name, request, say))
+        return JSONResponse(order.model_dump(mode="json"), status_code=202)
     if request.type == "internal":
         with ctx.write() as tx:
             return ssl.provision_internal(tx, domain)
@@ -167,6 +199,14 @@ def provision_certificate(
         with ctx.write() as tx:
             return ssl.upload(tx, domain, request.cert_data or "", request.key_data or "")
     return _acme(ctx, domain, request)
+
+
+@router.get("/ssl/{domain}/orders/{order_id}", response_model=OrderStatus, tags=["certificates"])
+def get_order(ctx: Ctx, http: Request, domain: str, order_id: str) -> OrderStatus:
+    """The progress of an ACME order started with ``wait=false``."""
+    with ctx.read() as tx:
+        name = domains.get_row(tx, domain).name
+    return _orders(http).get(ctx.project, name, order_id)
 
 
 @router.post(
