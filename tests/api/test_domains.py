@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.x509.verification import PolicyBuilder, Store
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from sqlalchemy import select
 
 from conftest import Api
+from edgeplane.certs import internal_ca
+from edgeplane.certs.internal_ca import INTERMEDIATE_SECRET_NAME, SECRET_NAME
 from edgeplane.edge.config import NodeSpec
 from edgeplane.edge.snapshot import snapshot
 from edgeplane.edge.state import load_state
-from edgeplane.services.actor import LOCAL
-from edgeplane.store.tables import CertificateRow
+from edgeplane.secrets import box_for
+from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.store.tables import CertificateRow, SecretRow
 
 INV = "/api/v1/infrastructure"
 NODE = NodeSpec(id="node-1", name="n1", region="eu-central")
@@ -55,14 +62,19 @@ def test_a_domain_gets_a_certificate_that_chains_to_the_internal_root(api: Api) 
     with api.db.read(LOCAL, "default") as tx:
         row = tx.session.scalar(select(CertificateRow))
         assert row is not None
-        leaf_pem, key_encrypted = row.cert_pem, row.key_encrypted
+        chain_pem, key_encrypted = row.cert_pem, row.key_encrypted
     assert "PRIVATE KEY" not in key_encrypted  # encrypted at rest
-    leaf = x509.load_pem_x509_certificate(leaf_pem.encode())
+    # What a server sends: the leaf, then the intermediate (not the root).
+    leaf, intermediate = x509.load_pem_x509_certificates(chain_pem.encode())
+    assert cert_info["fingerprint"] == leaf.fingerprint(hashes.SHA256()).hex()
+    assert_intermediate_of(intermediate, root)
+    assert leaf.issuer == intermediate.subject
     verifier = (
         PolicyBuilder().store(Store([root])).build_server_verifier(x509.DNSName("app.example.com"))
     )
-    chain = verifier.verify(leaf, [])
-    assert chain[-1] == root
+    assert verifier.verify(leaf, [intermediate]) == [leaf, intermediate, root]
+    with pytest.raises(VerificationError):
+        verifier.verify(leaf, [])  # the root did not sign the leaf itself
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
     assert 89 <= lifetime.days <= 91
 
@@ -70,12 +82,160 @@ def test_a_domain_gets_a_certificate_that_chains_to_the_internal_root(api: Api) 
     with api.db.read(LOCAL, "default") as tx:
         config = snapshot(load_state(tx.session), NODE, 1)
     assert [c.names for c in config.certs] == [("app.example.com",)]
+    assert config.certs[0].cert_pem == chain_pem  # nginx gets the leaf and the intermediate
     assert "PRIVATE KEY" in config.certs[0].key_pem
     assert config.sites[0].force_https is True  # a certificate exists for every domain
 
     # The root stays the same: it is created once.
     again = api.client.get(f"{INV}/ca.pem")
     assert again.content == root_pem.content
+
+
+def assert_intermediate_of(intermediate: x509.Certificate, root: x509.Certificate) -> None:
+    """A CA that may sign leaves only (pathLen 0), issued by ``root`` (itself pathLen 1)."""
+    constraints = intermediate.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca is True and constraints.path_length == 0
+    assert intermediate.issuer == root.subject != intermediate.subject
+    intermediate.verify_directly_issued_by(root)
+    root_constraints = root.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert root_constraints.ca is True and root_constraints.path_length == 1
+    lifetime = intermediate.not_valid_after_utc - intermediate.not_valid_before_utc
+    assert 1820 <= lifetime.days <= 1830
+    assert intermediate.not_valid_after_utc <= root.not_valid_after_utc
+
+
+def chain_of(api: Api, domain: str) -> list[x509.Certificate]:
+    with api.db.read(LOCAL, "default") as tx:
+        row = tx.session.scalar(select(CertificateRow).where(CertificateRow.domain == domain))
+        assert row is not None
+        return x509.load_pem_x509_certificates(row.cert_pem.encode())
+
+
+def secret(api: Api, name: str) -> SecretRow | None:
+    with api.db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        row = tx.session.get(SecretRow, name)
+        if row is not None:
+            tx.session.expunge(row)
+        return row
+
+
+def test_an_installation_with_only_a_root_gets_an_intermediate_on_the_next_issue(
+    api: Api,
+) -> None:
+    ok(add(api, "first.test"), 201)
+    root_pem = api.client.get(f"{INV}/ca.pem").content
+    root = x509.load_pem_x509_certificate(root_pem)
+    first = secret(api, INTERMEDIATE_SECRET_NAME)
+    assert first is not None and first.public is not None
+    assert "PRIVATE KEY" not in first.value_encrypted  # encrypted at rest
+    assert chain_of(api, "first.test")[1].public_bytes(serialization.Encoding.PEM).decode() == (
+        first.public
+    )
+
+    # An installation from before the intermediate: only the root is in the secrets table.
+    with api.db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        row = tx.session.get(SecretRow, INTERMEDIATE_SECRET_NAME)
+        assert row is not None
+        tx.session.delete(row)
+    assert secret(api, INTERMEDIATE_SECRET_NAME) is None
+
+    ok(add(api, "second.test"), 201)
+    again = secret(api, INTERMEDIATE_SECRET_NAME)
+    assert again is not None and again.public is not None and again.public != first.public
+    assert api.client.get(f"{INV}/ca.pem").content == root_pem  # the root stays the same
+    root_row = secret(api, SECRET_NAME)
+    assert root_row is not None and root_row.public is not None
+    assert root_row.public.encode() == root_pem
+
+    leaf, intermediate = chain_of(api, "second.test")
+    assert intermediate.public_bytes(serialization.Encoding.PEM).decode() == again.public
+    assert_intermediate_of(intermediate, root)
+    verifier = (
+        PolicyBuilder().store(Store([root])).build_server_verifier(x509.DNSName("second.test"))
+    )
+    assert verifier.verify(leaf, [intermediate]) == [leaf, intermediate, root]
+    # The first leaf still verifies through the intermediate it was issued with.
+    old_leaf, old_intermediate = chain_of(api, "first.test")
+    verifier = (
+        PolicyBuilder().store(Store([root])).build_server_verifier(x509.DNSName("first.test"))
+    )
+    assert verifier.verify(old_leaf, [old_intermediate])[-1] == root
+
+    # The next issue reuses the intermediate.
+    ok(add(api, "third.test"), 201)
+    assert chain_of(api, "third.test")[1] == intermediate
+    third = secret(api, INTERMEDIATE_SECRET_NAME)
+    assert third is not None and third.public == again.public
+
+
+def test_an_intermediate_that_would_expire_before_a_new_leaf_is_replaced(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(internal_ca, "INTERMEDIATE_DAYS", 30)
+    ok(add(api, "short.test"), 201)
+    leaf, short = chain_of(api, "short.test")
+    assert (short.not_valid_after_utc - short.not_valid_before_utc).days == 30
+    assert leaf.not_valid_after_utc <= short.not_valid_after_utc  # never outlives its issuer
+    monkeypatch.undo()
+
+    ok(add(api, "long.test"), 201)
+    leaf, replaced = chain_of(api, "long.test")
+    root = x509.load_pem_x509_certificate(api.client.get(f"{INV}/ca.pem").content)
+    assert replaced != short
+    assert_intermediate_of(replaced, root)
+    assert 89 <= (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days <= 91
+
+
+def test_a_legacy_root_that_may_not_certify_a_ca_keeps_signing_leaves_itself(api: Api) -> None:
+    """Roots made before the intermediate (as the old code made them) have pathLen 0: an
+    intermediate under one would not verify, so leaves stay signed by the root that clients
+    already trust."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Edgeplane internal root CA")])
+    now = datetime.now(UTC)
+    legacy = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    legacy_pem = legacy.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with api.db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        box = box_for(tx.session)
+        tx.session.add(
+            SecretRow(name=SECRET_NAME, value_encrypted=box.encrypt(key_pem), public=legacy_pem)
+        )
+
+    ok(add(api, "legacy.test"), 201)
+    assert api.client.get(f"{INV}/ca.pem").text == legacy_pem
+    assert secret(api, INTERMEDIATE_SECRET_NAME) is None
+    [leaf] = chain_of(api, "legacy.test")
+    verifier = (
+        PolicyBuilder().store(Store([legacy])).build_server_verifier(x509.DNSName("legacy.test"))
+    )
+    assert verifier.verify(leaf, []) == [leaf, legacy]
 
 
 @pytest.mark.parametrize(

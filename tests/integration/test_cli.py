@@ -305,3 +305,29 @@ def test_domains_and_dns_records(tmp_path: Path) -> None:
     listed = cli.run("domain", "list").stdout
     assert "cli-owner.com" in listed and "pending" in listed
     cli.run("domain", "delete", "shop.test")
+
+
+def test_ca_export_prints_the_root_to_trust(tmp_path: Path, remote: Cli) -> None:
+    import httpx
+    from cryptography import x509
+
+    # Remote: the PEM printed is the one GET /ca.pem serves.
+    printed = remote.run("ca", "export").stdout
+    served = httpx.get(f"{remote.env['EDGEPLANE_URL']}/api/v1/infrastructure/ca.pem", timeout=10)
+    assert served.status_code == 200 and printed == served.text
+    root = x509.load_pem_x509_certificate(printed.encode())
+    constraints = root.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca is True and root.issuer == root.subject
+    out = tmp_path / "remote-root.pem"
+    done = remote.run("ca", "export", "--out", str(out))
+    assert done.stdout == "" and str(out) in done.stderr
+    assert out.read_text() == printed
+
+    # Embedded: created on first use, the same on every export.
+    cli = cli_at(tmp_path / "home")
+    first = cli.run("ca", "export").stdout
+    assert first.startswith("-----BEGIN CERTIFICATE-----") and first != printed
+    local = tmp_path / "root.pem"
+    assert cli.run("ca", "export", "-o", str(local)).stdout == ""
+    assert local.read_text() == first == cli.run("ca", "export").stdout
+    assert "cannot write" in cli.fails("ca", "export", "--out", str(tmp_path / "no" / "x.pem"))

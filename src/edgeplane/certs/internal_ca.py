@@ -1,8 +1,18 @@
-"""The internal CA: an ECDSA P-256 root, created once, that issues 90-day leaf certificates.
+"""The internal CA: an ECDSA P-256 root and an intermediate under it, created once; the
+intermediate issues 90-day leaf certificates.
 
 It serves local and private names (``app.localhost``, ``*.test``), like a development CA:
-clients trust it by installing ``GET /api/v1/infrastructure/ca.pem``. The root's key is kept in
-the ``secrets`` table, encrypted with the platform's secret key.
+clients trust the root by installing ``GET /api/v1/infrastructure/ca.pem`` (``edgeplane ca
+export``); servers send the leaf followed by the intermediate. Both keys are kept in the
+``secrets`` table, encrypted with the platform's secret key; the root's key is used only to
+sign the intermediate.
+
+An installation whose root exists but whose intermediate does not (made before there was one,
+or deleted) gets an intermediate on first use; one that has expired, would expire before a new
+leaf, or was not issued by the root is replaced the same way. The root stays the same.
+
+Roots made before the intermediate existed have ``pathLen 0``: they may not certify another
+CA (verifiers refuse such a chain), so such a root keeps signing leaves itself.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -21,13 +32,18 @@ from edgeplane.secrets import SecretBox
 from edgeplane.store.tables import SecretRow, utcnow
 
 SECRET_NAME = "internal-ca"
+INTERMEDIATE_SECRET_NAME = "internal-ca-intermediate"
 ROOT_DAYS = 3650
+INTERMEDIATE_DAYS = 1825
 LEAF_DAYS = 90
 BACKDATE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class Issued:
+    """A leaf: ``cert_pem`` is the chain a server sends (the leaf, then the intermediate);
+    ``fingerprint`` is the leaf's."""
+
     cert_pem: str
     key_pem: str
     not_before: datetime
@@ -43,19 +59,48 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode()
 
 
+def _load_key(key_pem: str) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the internal CA key is not an EC key")
+    return key
+
+
+def _pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-def _new_root() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = utcnow()
-    name = x509.Name(
+def _ca_name(common_name: str) -> x509.Name:
+    return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Edgeplane"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "Edgeplane internal root CA"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
+
+
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def _new_root() -> tuple[str, str]:
+    """A self-signed root for 10 years that may certify one level of CA (the intermediate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utcnow()
+    name = _ca_name("Edgeplane internal root CA")
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -64,52 +109,130 @@ def _new_root() -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + timedelta(days=ROOT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(_CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)
+    return _pem(cert), _key_pem(key)
+
+
+def _new_intermediate(
+    root: x509.Certificate, root_key: ec.EllipticCurvePrivateKey
+) -> tuple[str, str]:
+    """An intermediate for 5 years (never past the root), signed by the root, that signs leaves."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utcnow()
+    not_after = min(now + timedelta(days=INTERMEDIATE_DAYS), root.not_valid_after_utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_ca_name("Edgeplane internal intermediate CA"))
+        .issuer_name(root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    return _pem(cert), _key_pem(key)
+
+
+def _path_length(cert: x509.Certificate) -> int | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _can_certify_a_ca(root: x509.Certificate) -> bool:
+    """False for the roots made before the intermediate existed (``pathLen 0``)."""
+    path_length = _path_length(root)
+    return path_length is None or path_length >= 1
+
+
+def _usable(intermediate: x509.Certificate, root: x509.Certificate, days: int) -> bool:
+    """Issued by ``root``, and valid long enough for a leaf of ``days`` days."""
+    try:
+        intermediate.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    now = utcnow()
+    return (
+        intermediate.not_valid_before_utc <= now
+        and intermediate.not_valid_after_utc >= now + timedelta(days=days)
+    )
 
 
 class InternalCA:
-    def __init__(self, cert_pem: str, key_pem: str) -> None:
+    """The root (``cert``, ``cert_pem``: what clients trust) and the CA that signs leaves
+    (``intermediate``; the root itself only for a legacy ``pathLen 0`` root)."""
+
+    def __init__(
+        self,
+        cert_pem: str,
+        key_pem: str,
+        intermediate_pem: str | None = None,
+        intermediate_key_pem: str | None = None,
+    ) -> None:
         self.cert_pem = cert_pem
         self.cert = x509.load_pem_x509_certificate(cert_pem.encode())
-        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the internal CA key is not an EC key")
-        self._key = key
+        self._key = _load_key(key_pem)
+        if (intermediate_pem is None) != (intermediate_key_pem is None):
+            raise ValueError("give both the intermediate's certificate and its key, or neither")
+        self.intermediate_pem = intermediate_pem
+        self.intermediate: x509.Certificate | None = None
+        self._intermediate_key: ec.EllipticCurvePrivateKey | None = None
+        if intermediate_pem is not None and intermediate_key_pem is not None:
+            self.intermediate = x509.load_pem_x509_certificate(intermediate_pem.encode())
+            self._intermediate_key = _load_key(intermediate_key_pem)
 
     @classmethod
-    def load_or_create(cls, session: Session, box: SecretBox) -> InternalCA:
-        """The root kept in ``secrets``, created on first use (call inside a write)."""
-        row = session.get(SecretRow, SECRET_NAME)
-        if row is None:
-            cert_pem, key_pem = _new_root()
-            row = SecretRow(
+    def load_or_create(
+        cls, session: Session, box: SecretBox, *, days: int = LEAF_DAYS
+    ) -> InternalCA:
+        """The root and the intermediate kept in ``secrets``, each created on first use (the
+        intermediate also replaced when it could not sign a leaf of ``days`` days). Call inside
+        a write, holding the ``secrets``/``internal-ca`` lock."""
+        root_row = session.get(SecretRow, SECRET_NAME)
+        if root_row is None:
+            root_pem, root_key_pem = _new_root()
+            root_row = SecretRow(
                 name=SECRET_NAME,
-                value_encrypted=box.encrypt(key_pem),
-                public=cert_pem,
+                value_encrypted=box.encrypt(root_key_pem),
+                public=root_pem,
                 created_at=utcnow(),
             )
-            session.add(row)
+            session.add(root_row)
+        else:
+            root_pem, root_key_pem = root_row.public or "", box.decrypt(root_row.value_encrypted)
+        root = x509.load_pem_x509_certificate(root_pem.encode())
+        if not _can_certify_a_ca(root):
             session.flush()
-            return cls(cert_pem, key_pem)
-        return cls(row.public or "", box.decrypt(row.value_encrypted))
+            return cls(root_pem, root_key_pem)
+
+        row = session.get(SecretRow, INTERMEDIATE_SECRET_NAME)
+        if row is not None and row.public:
+            current = x509.load_pem_x509_certificate(row.public.encode())
+            if _usable(current, root, days):
+                session.flush()
+                return cls(root_pem, root_key_pem, row.public, box.decrypt(row.value_encrypted))
+        pem, key_pem = _new_intermediate(root, _load_key(root_key_pem))
+        if row is None:
+            row = SecretRow(name=INTERMEDIATE_SECRET_NAME, value_encrypted="")
+            session.add(row)
+        row.value_encrypted = box.encrypt(key_pem)
+        row.public = pem
+        row.created_at = utcnow()
+        session.flush()
+        return cls(root_pem, root_key_pem, pem, key_pem)
 
     @staticmethod
     def root_pem(session: Session) -> str | None:
@@ -117,7 +240,12 @@ class InternalCA:
         return row.public if row is not None else None
 
     def issue(self, names: list[str], *, days: int = LEAF_DAYS) -> Issued:
-        """A leaf certificate for ``names`` (the first is the subject), signed by the root."""
+        """A leaf certificate for ``names`` (the first is the subject; IP addresses become IP
+        names), signed by the intermediate; ``cert_pem`` is the leaf then the intermediate."""
+        if self.intermediate is not None and self._intermediate_key is not None:
+            issuer, issuer_key = self.intermediate, self._intermediate_key
+        else:  # a legacy pathLen 0 root signs its leaves itself
+            issuer, issuer_key = self.cert, self._key
         key = ec.generate_private_key(ec.SECP256R1())
         now = utcnow()
         sans: list[x509.GeneralName] = []
@@ -126,11 +254,12 @@ class InternalCA:
                 sans.append(x509.IPAddress(ipaddress.ip_address(n)))
             except ValueError:
                 sans.append(x509.DNSName(n))
-        not_before, not_after = now - BACKDATE, now + timedelta(days=days)
+        not_before = now - BACKDATE
+        not_after = min(now + timedelta(days=days), issuer.not_valid_after_utc)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64])]))
-            .issuer_name(self.cert.subject)
+            .issuer_name(issuer.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
@@ -139,13 +268,14 @@ class InternalCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
                 critical=False,
             )
-            .sign(self._key, hashes.SHA256())
+            .sign(issuer_key, hashes.SHA256())
         )
+        chain = _pem(cert) + (self.intermediate_pem or "")
         return Issued(
-            cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            cert_pem=chain,
             key_pem=_key_pem(key),
             not_before=not_before.replace(microsecond=0),
             not_after=not_after.replace(microsecond=0),

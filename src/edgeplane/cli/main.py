@@ -17,7 +17,9 @@ from typer.core import TyperGroup
 from edgeplane import __version__
 from edgeplane.cli import (
     access,
+    ca,
     cdn,
+    certs,
     datacenters,
     dns,
     domains,
@@ -115,6 +117,8 @@ app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")
 app.add_typer(domains.app, name="domain")
 app.add_typer(dns.app, name="dns")
+app.add_typer(ca.app, name="ca")
+app.add_typer(certs.app, name="cert")
 app.command("audit")(access.audit)
 app.command("whoami")(access.whoami)
 
