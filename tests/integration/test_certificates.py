@@ -193,3 +193,31 @@ def test_revoke_rolls_back_to_the_previous_version(world: World) -> None:
     revoked = world.api.ok("POST", f"{INV}/ssl/roll.test/revoke", json={})
     assert revoked["id"] == acme["id"] and revoked["status"] == "revoked"
     assert world.api.ok("GET", f"{INV}/ssl/roll.test")["certificate"]["id"] == internal["id"]
+
+
+def test_cli_cert_issue_shows_the_order_progress(world: World) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    edgeplane = str(Path(sys.executable).parent / "edgeplane")
+    env = clean_env(EDGEPLANE_URL=world.cp.url, EDGEPLANE_TOKEN=world.cp.token, COLUMNS="200")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [edgeplane, *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert run("domain", "add", "cli.test").returncode == 0
+    done = run("cert", "issue", "cli.test", "--no-www")
+    assert done.returncode == 0, done.stderr
+    assert "lets_encrypt certificate" in done.stdout and "cli.test" in done.stdout
+    for step in ("order accepted", "valid", "stored"):
+        assert step in done.stderr, done.stderr
+    status = run("cert", "status", "cli.test")
+    assert "lets_encrypt" in status.stdout and "renewal due" in status.stdout
+    refused = run("cert", "issue", "not-verified.com")
+    assert refused.returncode == 1 and "not found" in refused.stderr
+    run("domain", "add", "not-verified.com")
+    refused = run("cert", "issue", "not-verified.com")
+    assert refused.returncode == 1 and "not verified" in refused.stderr
