@@ -221,3 +221,28 @@ def test_cli_cert_issue_shows_the_order_progress(world: World) -> None:
     run("domain", "add", "not-verified.com")
     refused = run("cert", "issue", "not-verified.com")
     assert refused.returncode == 1 and "not verified" in refused.stderr
+
+
+def test_a_failed_validation_is_reported_and_every_answer_removed(world: World) -> None:
+    world.api.ok("POST", f"{INV}/domains", json={"domain": "nowww.test", "auto_configure": False})
+    world.api.ok(
+        "PUT",
+        f"{INV}/domains/nowww.test/records",
+        json={"records": [{"name": "@", "type": "A", "proxied": True}]},
+    )
+    r = provision(world, "nowww.test", include_www=True)  # www.nowww.test does not resolve
+    assert r.status_code == 502, r.text
+    problem = r.json()
+    assert problem["reason"] == "invalid" and "www.nowww.test" in problem["detail"], problem
+    for node in world.nodes.values():
+        wait_for(
+            lambda n=node: not any((n.prefix / "acme-challenge").iterdir()) or None,
+            10,
+            f"the HTTP-01 answers removed from {node.name}",
+        )
+    assert world.api.ok("GET", f"{INV}/ssl/nowww.test")["certificate"]["issuer"] == "internal"
+    # DNS-01 needs no address for www: the answers are TXT records in the zone, removed after.
+    r = provision(world, "nowww.test", include_www=True, challenge="dns-01")
+    assert r.status_code == 201, r.text
+    records = world.api.ok("GET", f"{INV}/domains/nowww.test/records")["records"]
+    assert not [x for x in records if x["name"].startswith("_acme-challenge")]

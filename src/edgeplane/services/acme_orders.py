@@ -3,7 +3,8 @@
 HTTP-01 answers are published in the snapshot and served by every edge node; DNS-01 answers
 are TXT records in the domain's zone on every node's DNS server (wildcards need them). Before
 the CA is told to validate, the order waits until every live node serves what was published:
-HTTP-01 is fetched from each node, DNS-01 is the zone's new serial in each node's heartbeat.
+HTTP-01 is fetched from each node, and every node's heartbeat must report the zone's current
+serial (DNS-01 answers, and the names the CA resolves for HTTP-01, are in the zone).
 Whatever was published is removed again, also when the order fails.
 
 The ACME account of each CA directory is made once: its key is kept encrypted in the
@@ -174,7 +175,7 @@ class EdgeSink:
                     n.name
                     for n in nodes
                     if (self.http and not self._serves_http(client, n))
-                    or (self.txt and n.serial < serial)
+                    or n.serial < serial  # the zone as it is now (names the CA resolves)
                 ]
                 if not waiting:
                     return
