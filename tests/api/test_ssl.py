@@ -157,3 +157,49 @@ def test_an_unreachable_ca_is_a_502_naming_it(api: Api, shop: str) -> None:
     state.settings = dataclasses.replace(state.settings, acme_directory="not a url")
     r = api.post(f"{INV}/ssl/{shop}", json={"type": "lets_encrypt"})
     assert r.status_code == 502 and "ACME is not configured" in r.json()["detail"]
+
+
+def test_sdk_ssl_service(api: Api, shop: str) -> None:
+    import asyncio
+
+    from edgeplane import CertType, SSLService
+    from edgeplane.errors import Conflict, InvalidInput
+    from edgeplane.sdk import embedded
+    from edgeplane.sdk.client import Client
+    from edgeplane.settings import Settings
+
+    # The same home as the API's app: the same key decrypts the internal CA.
+    client = Client(Settings(home=api.tmp / "home", database_url=api.db.url))
+    service = SSLService(client=client)
+    ca, leaf = chain(shop)
+
+    async def scenario() -> None:
+        internal = await service.provision_certificate(shop, CertType.INTERNAL)
+        assert internal.issuer == "internal"
+        custom = await service.upload_custom_certificate(shop, leaf.pem + ca.pem, leaf.key_pem)
+        status = await service.get_certificate_status(shop)
+        assert status.certificate is not None and status.certificate.id == custom.id
+        try:
+            await service.renew_certificate(shop)
+        except Conflict as exc:
+            assert "uploaded" in exc.message
+        else:
+            raise AssertionError("an uploaded certificate was renewed")
+        try:
+            await service.upload_custom_certificate(shop, leaf.pem, ca.key_pem)
+        except InvalidInput as exc:
+            assert exc.field == "key_data"
+        else:
+            raise AssertionError("a mismatched key was accepted")
+        revoked = await service.revoke_certificate(shop)
+        assert revoked.id == custom.id and revoked.status == "revoked"
+        status = await service.get_certificate_status(shop)
+        assert status.certificate is not None and status.certificate.id == internal.id
+        await client.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        app = embedded._apps.pop(api.db.url, None)
+        if app is not None:
+            app.state.db.dispose()
