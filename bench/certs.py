@@ -38,7 +38,6 @@ import contextlib
 import http.server
 import os
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -64,7 +63,7 @@ ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
 
-from common import Cleanup, log, signals_raise, table  # noqa: E402
+from common import Cleanup, log, signals_raise, stop_agent, table  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
@@ -79,32 +78,6 @@ ROUND_TIMEOUT_S = 60.0
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _kill_if(pid: int, needle: bytes) -> None:
-    """SIGKILL ``pid`` if it is still a process whose command line names ``needle``."""
-    if needle in _cmdline(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def stop_agent(agent: EdgeAgent) -> None:
-    """Stop the agent (it stops its nginx and PowerDNS); then make sure they are gone."""
-    with contextlib.suppress(Exception):
-        agent.stop()
-    pdns_dir = agent.home / "edge" / agent.name / "pdns"
-    with contextlib.suppress(OSError, ValueError):
-        _kill_if(int((pdns_dir / "pdns.pid").read_text().strip()), str(pdns_dir).encode())
-    with contextlib.suppress(Exception):
-        for pid in agent.nginx_pids():
-            _kill_if(pid, str(agent.prefix).encode())
 
 
 def free_port_on(address: str) -> int:

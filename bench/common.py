@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -58,3 +60,30 @@ def signals_raise() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def kill_if(pid: int, needle: bytes) -> None:
+    """SIGKILL ``pid`` if it is still a process whose command line names ``needle``."""
+    if needle in _cmdline(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_agent(agent: Any) -> None:
+    """Stop an ``edge_agents.EdgeAgent`` (it stops its nginx and PowerDNS); then make sure
+    they are gone."""
+    with contextlib.suppress(Exception):
+        agent.stop()
+    pdns_dir = agent.home / "edge" / agent.name / "pdns"
+    with contextlib.suppress(OSError, ValueError):
+        kill_if(int((pdns_dir / "pdns.pid").read_text().strip()), str(pdns_dir).encode())
+    with contextlib.suppress(Exception):
+        for pid in agent.nginx_pids():
+            kill_if(pid, str(agent.prefix).encode())

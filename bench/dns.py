@@ -38,7 +38,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
 import struct
@@ -66,7 +65,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
 
-from common import Cleanup, log, pct, signals_raise, table  # noqa: E402
+from common import Cleanup, log, pct, signals_raise, stop_agent, table  # noqa: E402
 from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
 from processes import ControlPlane, clean_env, free_udp_port, start_up  # noqa: E402
 
@@ -93,32 +92,6 @@ PAYLOAD = 1232
 
 
 # --------------------------------------------------------------------------- processes
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _kill_if(pid: int, needle: bytes) -> None:
-    """SIGKILL ``pid`` if it is still a process whose command line names ``needle``."""
-    if needle in _cmdline(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def stop_agent(agent: EdgeAgent) -> None:
-    """Stop the agent (it stops its nginx and PowerDNS); then make sure they are gone."""
-    with contextlib.suppress(Exception):
-        agent.stop()
-    pdns_dir = agent.home / "edge" / agent.name / "pdns"
-    with contextlib.suppress(OSError, ValueError):
-        _kill_if(int((pdns_dir / "pdns.pid").read_text().strip()), str(pdns_dir).encode())
-    with contextlib.suppress(Exception):
-        for pid in agent.nginx_pids():
-            _kill_if(pid, str(agent.prefix).encode())
 
 
 def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
