@@ -20,23 +20,10 @@ CA_PEM = f"{rt.BASE}/ca.pem"
 
 
 async def fetch_root(c: Client) -> str:
-    """``GET /ca.pem``: a PEM document, not JSON, so read through the client's HTTP session
-    (the same base URL, token and embedded transport as every other request)."""
-    import httpx
-
+    """``GET /ca.pem``: a PEM document, not JSON."""
     from edgeplane.errors import RemoteError
-    from edgeplane.sdk.client import _error_of
 
-    try:
-        response = await c._http().get(CA_PEM)
-    except httpx.TransportError as exc:
-        raise RemoteError(
-            f"cannot reach the control plane at {c.base_url}: {exc.__class__.__name__}",
-            status=503,
-        ) from None
-    if response.status_code >= 400:
-        raise _error_of(response)
-    pem = response.text
+    pem = await c.request_text("GET", CA_PEM)
     if "-----BEGIN CERTIFICATE-----" not in pem:
         raise RemoteError("the control plane did not answer with a certificate", status=502)
     return pem

@@ -72,6 +72,25 @@ class Client:
         json: Any = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
+        response = await self._send(method, path, json=json, params=params)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def request_text(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None
+    ) -> str:
+        """A request whose answer is text, not JSON (a PEM document)."""
+        return (await self._send(method, path, params=params)).text
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
         query = {k: to_jsonable_python(v) for k, v in (params or {}).items() if v is not None}
         if self.project and "project" not in query:
             query["project"] = self.project
@@ -85,9 +104,7 @@ class Client:
             ) from None
         if response.status_code >= 400:
             raise _error_of(response)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     async def get_as(self, kind: type[T], path: str, **params: Any) -> T:
         return TypeAdapter(kind).validate_python(await self.request("GET", path, params=params))
