@@ -31,7 +31,7 @@ from edgeplane.services import acme_challenges, liveness, ssl
 from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT, Actor
 from edgeplane.settings import Settings
 from edgeplane.store.db import Database
-from edgeplane.store.tables import EdgeNodeRow, SecretRow, utcnow
+from edgeplane.store.tables import EdgeNodeRow, SecretRow
 
 ISSUER = "lets_encrypt"  # the spec's name for ACME certificates, whatever the CA
 PUBLISH_TIMEOUT_S = 20.0
@@ -245,12 +245,3 @@ def provision(
         )
     say(f"stored {cert.id}, valid until {cert.not_after.isoformat()}")
     return ssl.issued(cert)
-
-
-def is_due(not_before_ts: float, not_after_ts: float, now_ts: float, fraction: float) -> bool:
-    """Renewal is due once ``fraction`` of the lifetime has passed (pure)."""
-    return now_ts >= not_before_ts + fraction * (not_after_ts - not_before_ts)
-
-
-def now_ts() -> float:
-    return utcnow().timestamp()
