@@ -146,7 +146,10 @@ class EdgeAgent:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-                raise
+                tail = "\n".join(self.output().splitlines()[-40:])
+                raise AssertionError(
+                    f"{self.name} did not stop within {timeout:.0f}s; its log ends:\n{tail}"
+                ) from None
         return self.process.returncode
 
     def output(self) -> str:

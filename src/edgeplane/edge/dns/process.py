@@ -344,7 +344,7 @@ class PdnsProcess:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
         child, self._child = self._child, None
         if child is None:

@@ -125,18 +125,20 @@ class NginxProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, sig)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Graceful stop (QUIT), then KILL after ``timeout``."""
+    def stop(self, graceful: float = 5.0, fast: float = 2.0) -> None:
+        """Graceful stop (QUIT); after ``graceful`` seconds a fast one (TERM), which closes
+        the connections still open; after ``fast`` more, KILL."""
         if self._pid is None:
             return
-        self.signal(signal.SIGQUIT)
-        deadline = time.monotonic() + timeout
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        for sig, wait in ((signal.SIGQUIT, graceful), (signal.SIGTERM, fast)):
+            self.signal(sig)
+            deadline = time.monotonic() + wait
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not self.alive():
+                break
         if self.alive():
             self.signal(signal.SIGKILL)
-            if self._child is not None:
-                self._child.wait()
         if self._child is not None:
             self._child.wait()
         self._child, self._pid = None, None
