@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -434,6 +435,8 @@ class EdgeNodeRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     healthy: Mapped[bool] = mapped_column(Boolean, default=True)
     dns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # serials served, error
+    # site -> {"deployment", "bundle", "state": active|failed, "error", "at"}: what it serves
+    bundles: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class BackendHealthRow(Base):
@@ -494,5 +497,65 @@ class EdgeAnalyticsRow(Base):
     statuses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"2xx": n, ...}
     cache: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"HIT": n, ...}
     upstream_ms: Mapped[list[int]] = mapped_column(JSON, default=list)  # histogram counts
+    request_ms: Mapped[list[int]] = mapped_column(JSON, default=list)  # histogram counts
+    static: Mapped[int] = mapped_column(BigInteger, default=0)  # served from a bundle
+    countries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"DE": n, ...}
 
     __table_args__ = (Index("ix_edge_analytics_project_minute", "project_id", "minute"),)
+
+
+class BundleRow(Base):
+    """An uploaded static bundle, content-addressed: ``id`` is the sha256 of the node archive
+    (the files, their gzip and brotli variants and the manifest), kept in ``bundle_chunks``."""
+
+    __tablename__ = "bundles"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger)  # the node archive's bytes
+    source_bytes: Mapped[int] = mapped_column(BigInteger)  # the files' own bytes
+    files: Mapped[int] = mapped_column(Integer)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class BundleChunkRow(Base):
+    """A slice of a node archive: the archive is ``data`` of its chunks in ``seq`` order."""
+
+    __tablename__ = "bundle_chunks"
+    bundle_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class EdgeDeploymentRow(Base):
+    """A version of a project's static site on the edge: a bundle in a set of regions."""
+
+    __tablename__ = "edge_deployments"
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    bundle_id: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str] = mapped_column(String(16))
+    regions: Mapped[list[str]] = mapped_column(JSON, default=list)  # chosen, sorted
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # as asked
+    placement: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # why these
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # spa, paths, check
+    # pending -> canary -> rolling -> active -> superseded; failed / rolled_back end it early
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    canary_node: Mapped[str | None] = mapped_column(String(63), default=None)
+    phase_at: Mapped[datetime | None] = mapped_column(default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    reactivates: Mapped[str | None] = mapped_column(String(63), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    activated_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "version", name="uq_edge_deployments_project_version"),
+    )
