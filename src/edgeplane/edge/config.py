@@ -165,6 +165,24 @@ class AcmeHttpSpec(Frozen):
     key_authorization: str
 
 
+class BundleSpec(Frozen):
+    """A static bundle a site serves on this node (an edge deployment version).
+
+    The node fetches the archive ``hash`` (sha256) once, verifies and unpacks it, and serves its
+    files in front of the site's origin: a path the bundle does not hold goes to the origin
+    (or, with ``spa``, a path with no file extension gets ``/index.html``); ``origin_paths``
+    always go to the origin."""
+
+    site: str  # SiteSpec.id
+    deployment: str
+    version: int
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int
+    spa: bool = False
+    origin_paths: tuple[str, ...] = ()
+    check_path: str | None = None
+
+
 class NodeSpec(Frozen):
     id: str
     name: str
@@ -180,6 +198,7 @@ class EdgeConfig(Frozen):
     zones: tuple[ZoneSpec, ...] = ()  # sorted by name
     verifications: tuple[VerificationSpec, ...] = ()  # sorted by domain
     acme_http: tuple[AcmeHttpSpec, ...] = ()  # sorted by token; files, not nginx config
+    bundles: tuple[BundleSpec, ...] = ()  # sorted by site; this node's (varies by region)
 
     def content_hash(self) -> str:
         return self._content_digest

@@ -13,6 +13,9 @@ a ``DesiredState``; ``snapshot(state, node, revision)`` turns it into the node's
   when every domain of the site has a certificate, no HSTS. HTTPS is never forced for a site
   with a domain that has no certificate (the redirect would lead nowhere);
 - the **certificates** of its domains (the newest valid one each, chosen by ``load_state``);
+- the **bundles** of edge deployments, per node: a node serves a project's rolling-out version
+  when it is the canary (``canary``) or in its regions (``rolling``), else the project's
+  ``active`` version when in its regions, else none (the site goes to its origin);
 - the **zones** of every domain, verified or not (``edgeplane.edge.zones``): a domain's zone
   holds its verification TXT, so delegating the domain to the edge nodes is one way to prove
   ownership; the HTTP edge serves verified (``active``) domains only.
@@ -32,6 +35,7 @@ from urllib.parse import urlsplit
 from edgeplane.edge.config import (
     AcmeHttpSpec,
     BackendSpec,
+    BundleSpec,
     CacheKeySpec,
     CacheRuleSpec,
     CertSpec,
@@ -92,6 +96,23 @@ class CertState:
 
 
 @dataclass(frozen=True)
+class DeploymentState:
+    """A live version of a project's edge deployment (``canary``, ``rolling`` or ``active``)."""
+
+    project: str
+    id: str
+    version: int
+    bundle: str
+    size: int
+    regions: tuple[str, ...]
+    status: str
+    canary_node: str | None = None
+    spa: bool = False
+    origin_paths: tuple[str, ...] = ()
+    check_path: str | None = None
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """What the edge serves, as read from the database (see ``edgeplane.edge.state``)."""
 
@@ -103,6 +124,7 @@ class DesiredState:
     certs: Mapping[str, CertState] = field(default_factory=dict)  # domain -> certificate
     dns: DnsState = field(default_factory=DnsState)  # the hosted zones and the edge nodes
     acme_http: tuple[tuple[str, str], ...] = ()  # (token, key authorization) of open orders
+    deployments: tuple[DeploymentState, ...] = ()
 
 
 # Backends -----------------------------------------------------------------------------------
@@ -307,6 +329,35 @@ class Served:
     zones: tuple[ZoneSpec, ...] = ()
     verifications: tuple[VerificationSpec, ...] = ()
     acme_http: tuple[AcmeHttpSpec, ...] = ()
+    deployments: tuple[DeploymentState, ...] = ()  # of served sites, sorted by (project, id)
+
+
+def node_bundles(
+    deployments: tuple[DeploymentState, ...], node: NodeSpec
+) -> tuple[BundleSpec, ...]:
+    """The bundle each project's site serves on ``node`` (see the module's docstring)."""
+    chosen: dict[str, DeploymentState] = {}
+    for d in deployments:
+        if d.status == "active" and node.region in d.regions:
+            chosen.setdefault(d.project, d)
+    for d in deployments:
+        # A region the rolling version leaves keeps the active one until it is superseded.
+        rolling = d.status == "rolling" and node.region in d.regions
+        if rolling or (d.status == "canary" and d.canary_node == node.id):
+            chosen[d.project] = d
+    return tuple(
+        BundleSpec(
+            site=d.project,
+            deployment=d.id,
+            version=d.version,
+            hash=d.bundle,
+            size=d.size,
+            spa=d.spa,
+            origin_paths=d.origin_paths,
+            check_path=d.check_path,
+        )
+        for _, d in sorted(chosen.items())
+    )
 
 
 def served(state: DesiredState) -> Served:
@@ -338,6 +389,12 @@ def served(state: DesiredState) -> Served:
         acme_http=tuple(
             AcmeHttpSpec(token=t, key_authorization=k) for t, k in sorted(set(state.acme_http))
         ),
+        deployments=tuple(
+            sorted(
+                (d for d in state.deployments if d.project in {s.id for s in sites}),
+                key=lambda d: (d.project, d.id),
+            )
+        ),
     )
 
 
@@ -351,6 +408,7 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         zones=base.zones,
         verifications=base.verifications,
         acme_http=base.acme_http,
+        bundles=node_bundles(base.deployments, node),
     )
 
 

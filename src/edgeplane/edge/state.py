@@ -27,6 +27,7 @@ from edgeplane.edge.snapshot import (
     BackendState,
     CDNState,
     CertState,
+    DeploymentState,
     DesiredState,
     LoadBalancerState,
     Served,
@@ -38,10 +39,12 @@ from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.dns_records import canonical_value, relative_owner
 from edgeplane.store.tables import (
     AcmeChallengeRow,
+    BundleRow,
     CDNConfigRow,
     CertificateRow,
     DNSRecordRow,
     DomainRow,
+    EdgeDeploymentRow,
     EdgeLivenessRow,
     EdgeNodeRow,
     LoadBalancerRow,
@@ -136,6 +139,7 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
     )
     return DesiredState(
         dns=load_dns(session),
+        deployments=load_deployments(session),
         acme_http=acme_http,
         domains={p: tuple(v) for p, v in domains.items()},
         cdn=cdn,
@@ -143,6 +147,66 @@ def load_state(session: Session, *, now: datetime | None = None) -> DesiredState
         servers=servers,
         certs=_certs(session, owner, now),
     )
+
+
+LIVE_DEPLOYMENTS = ("canary", "rolling", "active")
+
+
+def load_deployments(session: Session, project: str | None = None) -> tuple[DeploymentState, ...]:
+    """The live versions (canary, rolling, active) of every project's edge deployment."""
+    query = (
+        select(EdgeDeploymentRow, BundleRow.size)
+        .join(
+            BundleRow,
+            (BundleRow.id == EdgeDeploymentRow.bundle_id)
+            & (BundleRow.project_id == EdgeDeploymentRow.project_id),
+        )
+        .where(EdgeDeploymentRow.status.in_(LIVE_DEPLOYMENTS))
+    )
+    if project is not None:
+        query = query.where(EdgeDeploymentRow.project_id == project)
+    out: list[DeploymentState] = []
+    for d, size in session.execute(query):
+        options = d.options or {}
+        out.append(
+            DeploymentState(
+                project=d.project_id,
+                id=d.id,
+                version=int(d.version),
+                bundle=d.bundle_id,
+                size=int(size),
+                regions=tuple(sorted(d.regions or ())),
+                status=d.status,
+                canary_node=d.canary_node,
+                spa=bool(options.get("spa")),
+                origin_paths=tuple(options.get("origin_paths") or ()),
+                check_path=options.get("check_path"),
+            )
+        )
+    return tuple(sorted(out, key=lambda d: (d.project, d.id)))
+
+
+def _routing(session: Session) -> dict[str, tuple[tuple[str, ...] | None, int]]:
+    """Project -> (the regions GeoDNS answers it from, the revision they last changed): the
+    active version's regions, else the rolling-out one's (a first deployment), else None."""
+    active: dict[str, tuple[str, ...]] = {}
+    rolling: dict[str, tuple[str, ...]] = {}
+    changed: dict[str, int] = {}
+    rows = session.execute(
+        select(
+            EdgeDeploymentRow.project_id,
+            EdgeDeploymentRow.status,
+            EdgeDeploymentRow.regions,
+            EdgeDeploymentRow.changed_revision,
+        )
+    )
+    for project, status, regions, revision in rows:
+        changed[project] = max(changed.get(project, 0), int(revision or 0))
+        if status == "active":
+            active[project] = tuple(sorted(regions or ()))
+        elif status in LIVE_DEPLOYMENTS:
+            rolling[project] = tuple(sorted(regions or ()))
+    return {p: (active.get(p) or rolling.get(p), rev) for p, rev in changed.items()}
 
 
 def load_dns(session: Session, *, only: str | None = None) -> DnsState:
@@ -184,13 +248,17 @@ def load_dns(session: Session, *, only: str | None = None) -> DnsState:
         ttl = mine.ttl if mine is not None else 30
         listed.append(RecordState(name=owner, type="TXT", ttl=ttl, values=tuple(sorted(values))))
     box = secrets.box_for(session)
+    routing = _routing(session)
     zones: list[ZoneState] = []
     for d in session.scalars(domain_q):
         key = None
         if d.dnssec and d.dnssec_key_encrypted:
             key = _decrypted(box, d.dnssec_key_encrypted)
+        served_from, routed_at = routing.get(d.project_id, (None, 0))
         zones.append(
             ZoneState(
+                regions=served_from,
+                routing_revision=routed_at,
                 name=d.name,
                 revision=int(d.zone_revision or 0),
                 token=str((d.verification or {}).get("token") or ""),

@@ -12,7 +12,10 @@ Each domain is a zone. Besides the user's records it holds what Edgeplane manage
   ``route_request``, distances are the same haversine on the same region coordinates, and
   ties go to the lower region code, as in ``edgeplane.routing.decide.rank_sites``. A client
   with no location gets every live node. With no live node at all, every node is answered
-  (better a node that may be down than no answer).
+  (better a node that may be down than no answer). A project with an **edge deployment** is
+  answered from the live nodes of the deployment's regions only (the nearest region that has
+  it), or every live node when none of them is live; its serial follows the deployment's
+  region changes too.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ class ZoneState:
     records: tuple[RecordState, ...] = ()
     dnssec: bool = False
     dnssec_key: str | None = None  # ISC private key text
+    # The regions of the project's edge deployment (None: none, every region serves it) and
+    # the revision at which they last changed.
+    regions: tuple[str, ...] | None = None
+    routing_revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,14 @@ def geo_lua(candidates: list[tuple[RegionPoint, list[str]]], everyone: list[str]
     )
 
 
-def _proxied(state: DnsState, version: int) -> tuple[str, ...] | None:
-    """The LUA content for proxied records of IP ``version``; None when no node has one."""
+def _proxied(
+    state: DnsState, version: int, regions: tuple[str, ...] | None = None
+) -> tuple[str, ...] | None:
+    """The LUA content for proxied records of IP ``version``; None when no node has one.
+
+    With ``regions`` (a project's edge deployment) the candidates are the live nodes of those
+    regions; when none of them is live, every live node (which sends what the bundle would
+    have served to the origin)."""
 
     def addr(n: DnsNode) -> str | None:
         ip = _ip(n.address)
@@ -131,6 +144,8 @@ def _proxied(state: DnsState, version: int) -> tuple[str, ...] | None:
     if not addressed:
         return None
     live = [(n, a) for n, a in addressed if n.live] or addressed
+    if regions is not None:
+        live = [(n, a) for n, a in live if n.region in regions] or live
     by_region: dict[str, list[str]] = {}
     for n, a in live:
         by_region.setdefault(n.region, []).append(a)
@@ -162,7 +177,7 @@ def nameservers(zone: str, nodes: tuple[DnsNode, ...]) -> list[tuple[str, str | 
 def zone_serial(zone: ZoneState, state: DnsState) -> int:
     serial = zone.revision
     if any(r.proxied for r in zone.records):
-        serial = max(serial, state.liveness_revision)
+        serial = max(serial, state.liveness_revision, zone.routing_revision)
     return max(1, serial)
 
 
@@ -183,7 +198,7 @@ def build_zone(zone: ZoneState, state: DnsState) -> ZoneSpec:
         owner = fqdn(name, r.name)
         if r.proxied:
             version = 4 if r.type == "A" else 6
-            content = _proxied(state, version)
+            content = _proxied(state, version, zone.regions)
             if content is None:
                 continue
             lua = content[0].startswith(("A ", "AAAA "))

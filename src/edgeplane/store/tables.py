@@ -551,6 +551,7 @@ class EdgeDeploymentRow(Base):
     phase_at: Mapped[datetime | None] = mapped_column(default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     reactivates: Mapped[str | None] = mapped_column(String(63), default=None)
+    changed_revision: Mapped[int] = mapped_column(BigInteger, default=0)  # of the status
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
     activated_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("phase_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("reactivates", sa.String(length=63), nullable=True),
+        sa.Column("changed_revision", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
