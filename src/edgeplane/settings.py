@@ -35,6 +35,8 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_RENEW_INTERVAL", "renew_interval_s", float),
     ("EDGEPLANE_RENEW_RETRY", "renew_retry_s", float),
     ("EDGEPLANE_ALERT_WEBHOOK", "alert_webhook", str),
+    ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
+    ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
 )
 
 
@@ -91,6 +93,10 @@ class Settings:
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.
     node_timeout_s: float = 5.0
     liveness_interval_s: float = 1.0
+    # Edge deployments: how long the canary node, then every other node, has to fetch,
+    # activate and check a new version before it is rolled back.
+    canary_timeout_s: float = 60.0
+    rollout_timeout_s: float = 120.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

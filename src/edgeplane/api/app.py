@@ -7,7 +7,16 @@ from fastapi.responses import JSONResponse
 
 import edgeplane
 from edgeplane.api import problems
-from edgeplane.api.routers import access, alerts, cdn, domains, edge, inventory, operations
+from edgeplane.api.routers import (
+    access,
+    alerts,
+    cdn,
+    domains,
+    edge,
+    edge_deploy,
+    inventory,
+    operations,
+)
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.secrets import SecretBox, bind
 from edgeplane.services.actor import Actor
@@ -48,6 +57,7 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(cdn.router)
     app.include_router(edge.router)
+    app.include_router(edge_deploy.router)
     app.include_router(domains.router)
     app.include_router(alerts.router)
 

@@ -6,6 +6,8 @@
 - **re-verification** of verified domains (every ``reverify_interval_s`` per domain);
 - the **world DNS check** of each domain's status (where it is delegated, whether it points at
   the edge), every ``WORLD_CHECK_S``;
+- **edge deployment rollouts** (every ``liveness_interval_s``): timeouts, canaries that went
+  offline (``edgeplane.services.rollouts``);
 - **certificate renewal** and expiry alerts (``edgeplane.services.renewal``), every
   ``renew_interval_s``, then the delivery of new alerts to the webhook.
 
@@ -24,7 +26,14 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from edgeplane.services import alerts, domain_status, liveness, renewal, verification
+from edgeplane.services import (
+    alerts,
+    domain_status,
+    liveness,
+    renewal,
+    rollouts,
+    verification,
+)
 from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.settings import Settings
 from edgeplane.store.db import Database
@@ -47,6 +56,16 @@ def refresh_liveness(db: Database, settings: Settings) -> bool:
         return False
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
         return liveness.refresh(tx, settings, now)
+
+
+def advance_rollouts(db: Database, settings: Settings) -> int:
+    """Time out and follow up edge deployment rollouts (nodes going offline, slow nodes)."""
+    now = utcnow()
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        if not rollouts.in_progress(tx):
+            return 0
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        return rollouts.advance(tx, settings, now)
 
 
 def recheck_domains(db: Database, settings: Settings) -> int:
@@ -115,6 +134,13 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(
             _every(settings.liveness_interval_s, lambda: refresh_liveness(db, settings), "liveness")
+        ),
+        asyncio.create_task(
+            _every(
+                settings.liveness_interval_s,
+                lambda: advance_rollouts(db, settings),
+                "edge deployment rollouts",
+            )
         ),
         asyncio.create_task(
             _every(RECHECK_EVERY_S, lambda: recheck_domains(db, settings), "re-verification")

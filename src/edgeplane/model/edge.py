@@ -93,6 +93,17 @@ class Ack(Input):
     stats: dict[str, float] = Field(default_factory=dict)
 
 
+class BundleReport(Input):
+    """What a node does with a site's bundle: ``fetching`` it, serving it (``active``, its
+    check passed) or not (``failed``: fetch, verification, activation or check failed)."""
+
+    deployment: str = Field(max_length=63)
+    bundle: str = Field(pattern=r"^[0-9a-f]{64}$")
+    state: Literal["fetching", "active", "failed"]
+    error: str | None = Field(None, max_length=4000)
+    at: datetime | None = None
+
+
 class Heartbeat(Input):
     """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
     its DNS server running) and which zone serials its DNS server serves."""
@@ -101,6 +112,7 @@ class Heartbeat(Input):
     reason: str | None = Field(None, max_length=2000)  # why not healthy
     dns_serials: dict[str, int] = Field(default_factory=dict)  # "example.com." -> serial
     dns_error: str | None = Field(None, max_length=20000)  # the last refused zone change
+    bundles: dict[str, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
 
 
 class BackendState(Input):
@@ -134,6 +146,10 @@ class MinuteTraffic(Input):
     statuses: dict[str, int] = Field(default_factory=dict)  # "2xx": n
     cache: dict[str, int] = Field(default_factory=dict)  # "HIT": n, "MISS": n, ...
     upstream_ms: list[int] = Field(default_factory=list)  # counts per UPSTREAM_MS_BUCKETS (+1)
+    # Added with static bundles; the defaults keep the reports of older agents valid.
+    request_ms: list[int] = Field(default_factory=list)  # whole-request times, same buckets
+    static: int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
+    countries: dict[str, int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
 
 
 class AnalyticsReport(Input):

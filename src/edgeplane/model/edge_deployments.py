@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from edgeplane.model.common import Input, Output
 
 Strategy = Literal["all", "closest", "cheapest"]
-Status = Literal["canary", "rolling", "active", "superseded", "failed", "rolled_back"]
+Status = Literal["canary", "rolling", "active", "superseded", "failed", "cancelled"]
 LIVE_STATUSES = ("canary", "rolling", "active")
 
 _PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()+,;=:@%/-]*$")

@@ -42,6 +42,7 @@ ONLINE_WITHIN = timedelta(seconds=60)
 PURGE_WINDOW = timedelta(minutes=10)
 SEEN_GRANULARITY = timedelta(seconds=5)
 _SLUG = r"[a-z0-9][a-z0-9_-]{0,62}"
+_COUNTRY = re.compile(r"^[A-Z]{2}\Z")
 _POOL = re.compile(rf"^(?:lb\.(?P<lb>{_SLUG})\.[^\s]+|origin\.(?P<o>{_SLUG}))$")
 
 
@@ -272,12 +273,20 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
     buckets = len(UPSTREAM_MS_BUCKETS) + 1
     seen: set[tuple[str, datetime]] = set()
     for i, m in enumerate(body.minutes):
-        if len(m.upstream_ms) not in (0, buckets):
-            raise InvalidInput.at(
-                f"minutes.{i}.upstream_ms", f"must hold {buckets} bucket counts (or none)"
-            )
-        if any(c < 0 for c in m.upstream_ms):
-            raise InvalidInput.at(f"minutes.{i}.upstream_ms", "counts must not be negative")
+        for name, histogram in (("upstream_ms", m.upstream_ms), ("request_ms", m.request_ms)):
+            if len(histogram) not in (0, buckets):
+                raise InvalidInput.at(
+                    f"minutes.{i}.{name}", f"must hold {buckets} bucket counts (or none)"
+                )
+            if any(c < 0 for c in histogram):
+                raise InvalidInput.at(f"minutes.{i}.{name}", "counts must not be negative")
+        for code, count in m.countries.items():
+            if not _COUNTRY.match(code):
+                raise InvalidInput.at(
+                    f"minutes.{i}.countries", f"{code!r} is not an ISO country code (or ZZ)"
+                )
+            if count < 0:
+                raise InvalidInput.at(f"minutes.{i}.countries", "counts must not be negative")
         if not m.domain or len(m.domain) > 253:
             raise InvalidInput.at(f"minutes.{i}.domain", "must be 1-253 characters")
         if not m.site or len(m.site) > 63:
@@ -298,6 +307,9 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
         existing.statuses = dict(m.statuses)
         existing.cache = dict(m.cache)
         existing.upstream_ms = list(m.upstream_ms)
+        existing.request_ms = list(m.request_ms)
+        existing.static = m.static
+        existing.countries = dict(m.countries)
     tx.session.flush()
     return len(body.minutes)
 

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx, EdgeActor
@@ -25,7 +26,7 @@ from edgeplane.model.edge import (
     PurgeAck,
     PurgeTask,
 )
-from edgeplane.services import edge_nodes
+from edgeplane.services import bundles, edge_nodes
 from edgeplane.services.actor import PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database
 from edgeplane.store.tables import utcnow
@@ -135,6 +136,26 @@ async def poll_config(
 def ack(request: Request, actor: EdgeActor, node_id: str, body: Ack) -> EdgeNode:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
         return edge_nodes.ack(tx, node_id, body)
+
+
+@router.get(
+    "/bundles/{bundle_id}",
+    summary="Fetch a bundle's archive by its sha256 (edge token)",
+    response_class=StreamingResponse,
+)
+def fetch_bundle(
+    request: Request,
+    actor: EdgeActor,
+    bundle_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+) -> StreamingResponse:
+    db = _db(request)
+    with db.read(actor, PLATFORM_PROJECT) as tx:
+        size = bundles.archive_size(tx, bundle_id)
+    return StreamingResponse(
+        bundles.chunks(db, bundle_id),
+        media_type="application/x-tar",
+        headers={"Content-Length": str(size), "ETag": f'"{bundle_id}"'},
+    )
 
 
 @router.post("/nodes/{node_id}/heartbeat", status_code=204, summary="The node is alive")

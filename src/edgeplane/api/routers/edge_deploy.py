@@ -1,0 +1,177 @@
+"""Edge deployments: bundles, deploys, versions, rollback, locations and regional metrics."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from edgeplane.api.deps import Ctx
+from edgeplane.bundles import limits as bundle_limits
+from edgeplane.errors import InvalidInput
+from edgeplane.model.common import Output
+from edgeplane.model.edge_deployments import (
+    Bundle,
+    ConfigUpdate,
+    Deployed,
+    DeployRequest,
+    EdgeDeployment,
+    EdgeLocation,
+    EdgeMetrics,
+)
+from edgeplane.model.enums import Role
+from edgeplane.services import bundles, edge_deployments
+
+router = APIRouter(prefix="/api/v1/infrastructure/edge", tags=["edge deployments"])
+
+
+class BundleUploaded(Output):
+    bundle: Bundle
+    created: bool
+
+
+async def _receive(request: Request, into: Path, limit: int) -> None:
+    size = 0
+    with into.open("wb") as f:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise InvalidInput.at(
+                    "bundle", f"the upload is larger than the limit of {limit >> 20} MiB"
+                )
+            f.write(chunk)
+    if size == 0:
+        raise InvalidInput.at("bundle", "the upload is empty: send a tar, tar.gz or zip archive")
+
+
+@router.post(
+    "/bundles",
+    response_model=BundleUploaded,
+    status_code=201,
+    responses={200: {"model": BundleUploaded, "description": "the same content was uploaded"}},
+    summary="Upload a bundle (the request body: a tar, tar.gz or zip archive)",
+)
+async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> BundleUploaded:
+    """Validate the archive (sizes, paths, links), precompress it (gzip, brotli) and store it
+    content-addressed: the bundle's id is the sha256 of the archive edge nodes fetch."""
+    ctx.actor.require(ctx.project, Role.EDITOR)
+    limits = bundle_limits.from_env()
+    home = ctx.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=home))
+    try:
+        upload = work / "upload"
+        # The archive holds the files plus headers and maybe compression: allow some slack.
+        await _receive(request, upload, limits.max_total_bytes + (64 << 20))
+        built = await run_in_threadpool(bundles.build_upload, upload, work / "build", limits)
+
+        def save() -> tuple[Bundle, bool]:
+            with ctx.write() as tx:
+                return bundles.save(tx, built)
+
+        bundle, created = await run_in_threadpool(save)
+    finally:
+        await run_in_threadpool(shutil.rmtree, work, True)
+    response.status_code = 201 if created else 200
+    return BundleUploaded(bundle=bundle, created=created)
+
+
+@router.get("/bundles", response_model=list[Bundle])
+def list_bundles(ctx: Ctx) -> list[Bundle]:
+    with ctx.read() as tx:
+        return bundles.list_bundles(tx)
+
+
+@router.get("/bundles/{bundle_id}", response_model=Bundle)
+def get_bundle(ctx: Ctx, bundle_id: str) -> Bundle:
+    with ctx.read() as tx:
+        return bundles.get(tx, bundle_id)
+
+
+@router.post("/deploy", response_model=Deployed, status_code=202, summary="Deploy to edge")
+def deploy(ctx: Ctx, body: DeployRequest) -> Deployed:
+    """A new version in the regions the strategy chooses: rolled out to one node first, checked,
+    then to the rest of the regions; follow it at ``GET /edge/deployments/{id}``."""
+    with ctx.write() as tx:
+        deployment = edge_deployments.deploy(tx, body)
+    return Deployed(deployment=deployment, regions_deployed=deployment.regions)
+
+
+@router.get("/deployments", response_model=list[EdgeDeployment], summary="The versions")
+def list_deployments(
+    ctx: Ctx, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[EdgeDeployment]:
+    with ctx.read() as tx:
+        return edge_deployments.list_versions(tx, limit)
+
+
+@router.get("/deployments/current", response_model=EdgeDeployment)
+def current_deployment(ctx: Ctx) -> EdgeDeployment:
+    with ctx.read() as tx:
+        return edge_deployments.current(tx)
+
+
+@router.get("/deployments/{deployment_id}", response_model=EdgeDeployment)
+def get_deployment(ctx: Ctx, deployment_id: str) -> EdgeDeployment:
+    with ctx.read() as tx:
+        return edge_deployments.get(tx, deployment_id)
+
+
+@router.patch(
+    "/deployments/{deployment_id}",
+    response_model=Deployed,
+    status_code=202,
+    summary="A new version with other serving options or regions (update_edge_config)",
+)
+def update_config(ctx: Ctx, deployment_id: str, body: ConfigUpdate) -> Deployed:
+    with ctx.write() as tx:
+        deployment = edge_deployments.update_config(tx, deployment_id, body)
+    return Deployed(deployment=deployment, regions_deployed=deployment.regions)
+
+
+@router.post(
+    "/deployments/{deployment_id}/activate",
+    response_model=Deployed,
+    status_code=202,
+    summary="Make an earlier version current again, everywhere at once",
+)
+def activate(ctx: Ctx, deployment_id: str) -> Deployed:
+    with ctx.write() as tx:
+        deployment = edge_deployments.reactivate(tx, deployment_id)
+    return Deployed(deployment=deployment, regions_deployed=deployment.regions)
+
+
+@router.post(
+    "/rollback",
+    response_model=Deployed,
+    status_code=202,
+    summary="Reactivate the version that was active before the current one",
+)
+def rollback(ctx: Ctx) -> Deployed:
+    with ctx.write() as tx:
+        deployment = edge_deployments.rollback(tx)
+    return Deployed(deployment=deployment, regions_deployed=deployment.regions)
+
+
+@router.get("/locations", response_model=list[EdgeLocation], summary="The edge locations")
+def locations(ctx: Ctx) -> list[EdgeLocation]:
+    with ctx.read() as tx:
+        return edge_deployments.locations(tx)
+
+
+@router.get("/deployments/{deployment_id}/metrics", response_model=EdgeMetrics)
+def metrics(
+    ctx: Ctx,
+    deployment_id: str,
+    region: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> EdgeMetrics:
+    """Requests, bytes, p50 / p95, errors and hit ratio per region while the version served."""
+    with ctx.read() as tx:
+        return edge_deployments.metrics(tx, deployment_id, region, start, end)

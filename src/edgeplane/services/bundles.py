@@ -1,0 +1,160 @@
+"""Uploaded bundles: validated and built outside any transaction, then stored in the database.
+
+``build_upload`` unpacks an uploaded archive into a work directory under the limits
+(``edgeplane.bundles``), then builds the node archive (files, gzip and brotli variants, the
+manifest). ``save`` stores it as ``bundles`` (per project) and ``bundle_chunks`` (the archive in
+slices, shared by projects that upload the same content), so every control plane replica can
+serve it; ``chunks`` streams it to edge nodes one slice per short read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from edgeplane.bundles import BuiltBundle, BundleError, BundleLimits, build_bundle, extract_upload
+from edgeplane.errors import InvalidInput, NotFound
+from edgeplane.model.edge_deployments import Bundle
+from edgeplane.model.enums import Role
+from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.store.db import Database, Tx
+from edgeplane.store.tables import BundleChunkRow, BundleRow, utcnow
+
+KIND = "bundle"
+CHUNK_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Upload:
+    built: BuiltBundle
+    archive: Path
+
+
+def invalid(exc: BundleError) -> InvalidInput:
+    """A refused bundle as a 422 naming the file (``bundle`` the field, the path in the text)."""
+    return InvalidInput(str(exc), field="bundle")
+
+
+def build_upload(upload: Path, work: Path, limits: BundleLimits) -> Upload:
+    """Validate and build an uploaded archive; raises ``InvalidInput`` naming the bad file."""
+    src = work / "files"
+    src.mkdir(parents=True)
+    try:
+        files = extract_upload(upload, src, limits)
+        if not files:
+            raise BundleError(None, "the bundle holds no files")
+        out = work / "bundle.tar"
+        built = build_bundle(src, files, out)
+    except BundleError as exc:
+        raise invalid(exc) from None
+    return Upload(built=built, archive=out)
+
+
+def to_model(row: BundleRow) -> Bundle:
+    return Bundle(
+        id=row.id,
+        project_id=row.project_id,
+        size=row.size,
+        source_bytes=row.source_bytes,
+        files=row.files,
+        compressed_files=int((row.manifest or {}).get("compressed_files", 0)),
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+def save(tx: Tx, upload: Upload) -> tuple[Bundle, bool]:
+    """Store the bundle for the project; (it, created). The same content is stored once."""
+    tx.actor.require(tx.project, Role.EDITOR)
+    built = upload.built
+    existing = tx.session.get(BundleRow, (built.hash, tx.project))
+    if existing is not None:
+        return to_model(existing), False
+    have_chunks = tx.session.scalar(
+        select(func.count())
+        .select_from(BundleChunkRow)
+        .where(BundleChunkRow.bundle_id == built.hash)
+    )
+    if not have_chunks:
+        with upload.archive.open("rb") as f:
+            seq = 0
+            while chunk := f.read(CHUNK_BYTES):
+                tx.session.add(BundleChunkRow(bundle_id=built.hash, seq=seq, data=chunk))
+                seq += 1
+                tx.session.flush()
+    manifest = dict(built.manifest)
+    manifest["compressed_files"] = built.compressed_files
+    row = BundleRow(
+        id=built.hash,
+        project_id=tx.project,
+        size=built.size,
+        source_bytes=built.source_bytes,
+        files=built.files,
+        manifest=manifest,
+        created_at=utcnow(),
+        created_by=tx.actor.name,
+    )
+    tx.session.add(row)
+    tx.session.flush()
+    tx.record(
+        "create",
+        KIND,
+        row.id,
+        None,
+        {"files": row.files, "size": row.size, "source_bytes": row.source_bytes},
+    )
+    return to_model(row), True
+
+
+def get_row(tx: Tx, bundle_id: str) -> BundleRow:
+    row = tx.session.get(BundleRow, (bundle_id, tx.project))
+    if row is None:
+        raise NotFound(f"no bundle {bundle_id} in this project", field="bundle")
+    return row
+
+
+def get(tx: Tx, bundle_id: str) -> Bundle:
+    tx.actor.require(tx.project, Role.VIEWER)
+    return to_model(get_row(tx, bundle_id))
+
+
+def list_bundles(tx: Tx) -> list[Bundle]:
+    tx.actor.require(tx.project, Role.VIEWER)
+    rows = tx.session.scalars(
+        select(BundleRow)
+        .where(BundleRow.project_id == tx.project)
+        .order_by(BundleRow.created_at.desc())
+    )
+    return [to_model(r) for r in rows]
+
+
+def archive_size(tx: Tx, bundle_id: str) -> int:
+    """The node archive's bytes; NotFound when no project has the bundle."""
+    size = tx.session.scalar(select(BundleRow.size).where(BundleRow.id == bundle_id).limit(1))
+    if size is None:
+        raise NotFound(f"no bundle {bundle_id}")
+    return int(size)
+
+
+def chunks(db: Database, bundle_id: str) -> Iterator[bytes]:
+    """The node archive, slice by slice, each read in its own short transaction."""
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        seqs = list(
+            tx.session.scalars(
+                select(BundleChunkRow.seq)
+                .where(BundleChunkRow.bundle_id == bundle_id)
+                .order_by(BundleChunkRow.seq)
+            )
+        )
+    for seq in seqs:
+        with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+            data = tx.session.scalar(
+                select(BundleChunkRow.data).where(
+                    BundleChunkRow.bundle_id == bundle_id, BundleChunkRow.seq == seq
+                )
+            )
+        if data is not None:
+            yield bytes(data)
