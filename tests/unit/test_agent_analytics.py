@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from edgeplane.edge.agent.analytics import (
+    COUNTRY_CACHE_SIZE,
     LogTailer,
     TrafficAggregator,
     bucket_index,
+    country_locator,
+    request_ms,
     rotate,
     upstream_ms,
 )
-from edgeplane.model.edge import UPSTREAM_MS_BUCKETS
+from edgeplane.model.edge import UPSTREAM_MS_BUCKETS, MinuteTraffic
 
 MINUTE = 1_795_321_500.0  # a minute boundary (divisible by 60)
 
@@ -35,13 +39,18 @@ def line(
     upstream: str = "0.004",
     size: int = 100,
     uri: str = "/x",
+    request_time: str = "0.004",
+    addr: str = "127.0.0.1",
+    source: str | None = None,
 ) -> str:
-    # Exactly the shape nginx writes with the edge_json log_format (escape=json).
+    # Exactly the shape nginx writes with the edge_json log_format (escape=json); "source"
+    # only when given (older log formats have none).
+    extra = "" if source is None else f',"source":"{source}"'
     return (
         f'{{"ts":"2026-11-22T04:25:24+00:00","msec":{t:.3f},"host":"{host}","site":"{site}",'
         f'"method":"GET","uri":"{uri}","status":{status},"bytes_sent":{size},'
-        f'"request_time":0.004,"upstream_response_time":"{upstream}",'
-        f'"upstream_addr":"127.0.0.1:41835","cache":"{cache}","remote_addr":"127.0.0.1"}}'
+        f'"request_time":{request_time},"upstream_response_time":"{upstream}",'
+        f'"upstream_addr":"127.0.0.1:41835","cache":"{cache}","remote_addr":"{addr}"{extra}}}'
     )
 
 
@@ -91,6 +100,8 @@ def test_aggregates_per_site_domain_and_minute() -> None:
     assert m.upstream_ms[bucket_index(4.0)] == 1
     assert m.upstream_ms[bucket_index(2001.0)] == 1  # the retried request: 1 + 2000 ms
     assert m.upstream_ms[bucket_index(120.0)] == 1
+    assert m.request_ms[bucket_index(4.0)] == 7  # every line, HITs too
+    assert m.static == 0 and m.countries == {}  # no bundle; no locate function given
 
     # Nothing new: nothing to send. A new line re-sends its minute with the full totals.
     assert agg.changed() == []
@@ -190,3 +201,123 @@ def test_tailer_reads_a_backlog_over_several_calls(
         rest += tailer.read_lines()
     uris = [json.loads(x)["uri"] for x in first + rest]
     assert uris == [f"/{i}" for i in range(20)]
+
+
+def _minute_of(agg: TrafficAggregator) -> MinuteTraffic:
+    (m,) = agg.changed()
+    return m
+
+
+def test_request_time_histogram_counts_every_line() -> None:
+    agg = TrafficAggregator()
+    for raw in [
+        line(request_time="0.0005"),  # (0, 1]
+        line(request_time="0.002", cache="HIT", upstream=""),  # exactly a bound: (1, 2]
+        line(request_time="0.008", cache="HIT", upstream=""),  # (7, 10]
+        line(request_time="0.25", upstream="0.200"),  # (200, 300]
+        line(request_time="40.0", upstream="39.000"),  # above the last bound
+        line(request_time='"1.5"'),  # a time as text still counts: (1000, 1500]
+        line(request_time='"-"'),  # not a time: the request counts, the histogram not
+        line(request_time="-1"),
+    ]:
+        agg.add_line(raw)
+    m = _minute_of(agg)
+    assert m.requests == 8
+    assert len(m.request_ms) == len(UPSTREAM_MS_BUCKETS) + 1
+    expected = [0] * (len(UPSTREAM_MS_BUCKETS) + 1)
+    for ms in (0.5, 2.0, 8.0, 250.0, 40_000.0, 1500.0):
+        expected[bucket_index(ms)] += 1
+    assert m.request_ms == expected
+    assert m.request_ms[0] == 1 and m.request_ms[1] == 1 and m.request_ms[-1] == 1
+    assert m.request_ms[UPSTREAM_MS_BUCKETS.index(1500)] == 1
+    assert request_ms(0.004) == 4.0 and request_ms("0.25") == 250.0
+    assert request_ms(None) is None and request_ms("nan") is None and request_ms(True) is None
+
+
+def test_bundle_responses_count_as_static_and_as_hits() -> None:
+    agg = TrafficAggregator()
+    for raw in [
+        line(source="bundle", cache="STATIC", upstream="", size=1000),
+        line(source="bundle", cache="STATIC", upstream="", status=404, size=10),
+        line(source="bundle", cache="", upstream=""),  # the source alone is enough
+        line(cache="STATIC", upstream=""),  # and so is the cache status (no source field)
+        line(source="", cache="HIT", upstream=""),
+        line(source="", cache="MISS"),
+        line(source="", cache="BYPASS"),
+    ]:
+        agg.add_line(raw)
+    m = _minute_of(agg)
+    assert m.requests == 7
+    assert m.static == 4
+    assert m.hits == 5  # the four static responses and the cache HIT
+    assert m.misses == 1
+    assert m.cache == {"STATIC": 3, "HIT": 1, "MISS": 1, "BYPASS": 1}
+    assert m.statuses == {"2xx": 6, "4xx": 1}
+    assert sum(m.upstream_ms) == 2  # only the MISS and the BYPASS reached the origin
+    assert sum(m.request_ms) == 7
+
+
+def test_countries_from_a_locate_function_cached_per_address() -> None:
+    table = {"198.51.100.1": "DE", "198.51.100.2": "fr", "203.0.113.9": None}
+    calls: list[str] = []
+
+    def locate(address: str) -> str | None:
+        calls.append(address)
+        if address == "bad":
+            raise ValueError("not an IP address")
+        if address == "weird":
+            return "Germany"  # not a code: unknown
+        return table.get(address)
+
+    agg = TrafficAggregator(locate)
+    addresses = ["198.51.100.1"] * 3 + ["198.51.100.2"] * 2 + ["203.0.113.9", "bad", "weird"]
+    for addr in addresses:
+        agg.add_line(line(addr=addr))
+    agg.add_line(line(addr="198.51.100.1", t=MINUTE + 61))  # the next minute, same address
+    agg.add_line(line(site="", addr="198.51.100.9"))  # not counted: not looked up
+    first, second = agg.changed()
+    assert first.countries == {"DE": 3, "FR": 2, "ZZ": 3}
+    assert sum(first.countries.values()) == first.requests == 8
+    assert second.countries == {"DE": 1}
+    # One lookup per address, failures included.
+    assert sorted(calls) == sorted(set(addresses))
+
+    # A line without an address is unknown, without a lookup.
+    calls.clear()
+    agg.add({"site": "p1", "host": "s1.test", "msec": MINUTE + 2, "status": 200})
+    assert _minute_of(agg).countries == {"DE": 3, "FR": 2, "ZZ": 4}
+    assert calls == []
+
+
+def test_the_country_cache_is_bounded_least_recently_used_first() -> None:
+    calls: list[str] = []
+
+    def locate(address: str) -> str | None:
+        calls.append(address)
+        return "US"
+
+    agg = TrafficAggregator(locate, country_cache_size=2)
+    for addr in ["192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.3", "192.0.2.1", "192.0.2.2"]:
+        agg.add_line(line(addr=addr))
+    # .1 .2 looked up; .1 cached (and used last); .3 pushes out .2; .1 still cached; .2 again.
+    assert calls == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.2"]
+    assert _minute_of(agg).countries == {"US": 6}
+    assert COUNTRY_CACHE_SIZE == 65536
+    assert TrafficAggregator(locate)._country_cache_size == COUNTRY_CACHE_SIZE
+
+
+def test_country_locator_on_the_packaged_database_or_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    locate = country_locator(None)
+    assert locate is not None
+    assert locate("81.2.69.160") == "GB"  # in MaxMind's test ranges and GeoLite2
+    assert locate("10.0.0.1") is None  # not public
+    agg = TrafficAggregator(locate)
+    agg.add_line(line(addr="81.2.69.160"))
+    agg.add_line(line(addr="10.0.0.1"))
+    assert _minute_of(agg).countries == {"GB": 1, "ZZ": 1}
+
+    with caplog.at_level(logging.WARNING):
+        assert country_locator(tmp_path / "missing.mmdb") is None
+    assert [r.getMessage() for r in caplog.records if "count no countries" in r.getMessage()]

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgeplane import __version__
-from edgeplane.edge.agent.analytics import LogTailer, TrafficAggregator, rotate
+from edgeplane.edge.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
 from edgeplane.edge.agent.client import (
     Backoff,
     EdgeClient,
@@ -573,7 +573,8 @@ class Agent:
     # Analytics -------------------------------------------------------------------------------
 
     async def _analytics_loop(self) -> None:
-        aggregator = TrafficAggregator()
+        geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
+        aggregator = TrafficAggregator(await asyncio.to_thread(country_locator, geoip))
         tailer: LogTailer | None = None
         last_report = time.monotonic()
         try:

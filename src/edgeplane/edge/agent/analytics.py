@@ -6,14 +6,19 @@ starts the new one at 0. ``rotate`` renames a log that grew past a size and asks
 to reopen its logs (SIGUSR1).
 
 ``TrafficAggregator`` sums the lines per (site, domain, minute): requests, bytes out, status
-classes ("2xx"), cache statuses, and a histogram of upstream time over
-``UPSTREAM_MS_BUCKETS`` (the times of every try of a retried request added up; a request that
-never reached the origin, such as a HIT, has none). Hits are the responses served from cache
-(``HIT`` and ``STALE``, as CDNs count them); misses are the cacheable responses that went to the
-origin (``MISS`` and ``EXPIRED``); ``BYPASS`` is neither. Lines of unknown hosts (no site) are
-not counted. ``changed()`` returns the minutes that changed since the last call with their full
-totals (the control plane replaces a minute it receives again); minutes older than
-``KEEP_MINUTES`` are forgotten.
+classes ("2xx"), cache statuses, a histogram of upstream time over ``UPSTREAM_MS_BUCKETS`` (the
+times of every try of a retried request added up; a request that never reached the origin, such
+as a HIT, has none), a histogram of the whole request's time (``request_time``, every line) over
+the same buckets, the responses served from a static bundle, and, given a ``locate`` function,
+the requests per client country (``remote_addr``; ``ZZ`` when unknown).
+
+Hits are the responses served at the edge without the origin: from cache (``HIT``, ``STALE``,
+``UPDATING``, ``REVALIDATED``, as CDNs count them) and from a static bundle (``"source":
+"bundle"``, whose cache status is ``STATIC``), which also count in ``static``. Misses are the
+cacheable responses that went to the origin (``MISS`` and ``EXPIRED``); ``BYPASS`` is neither.
+Lines of unknown hosts (no site) are not counted. ``changed()`` returns the minutes that changed
+since the last call with their full totals (the control plane replaces a minute it receives
+again); minutes older than ``KEEP_MINUTES`` are forgotten.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import json
 import logging
 import os
 import signal
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +42,9 @@ log = logging.getLogger(__name__)
 
 HIT_STATUSES = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
 MISS_STATUSES = frozenset({"MISS", "EXPIRED"})
+STATIC_STATUS = "STATIC"  # the cache status of a response served from a static bundle
+UNKNOWN_COUNTRY = "ZZ"
+COUNTRY_CACHE_SIZE = 65536  # client addresses whose country the aggregator remembers
 KEEP_MINUTES = 15
 READ_CHUNK = 1 << 20
 READ_LIMIT = 16 << 20
@@ -62,6 +72,36 @@ def bucket_index(ms: float) -> int:
     return bisect.bisect_left(UPSTREAM_MS_BUCKETS, ms)
 
 
+def request_ms(value: Any) -> float | None:
+    """nginx's ``request_time`` (seconds, a number or its text) -> ms; None if not a time."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 <= seconds < float("inf"):  # also refuses NaN
+        return None
+    return seconds * 1000
+
+
+def country_locator(db_path: str | os.PathLike[str] | None) -> Callable[[str], str | None] | None:
+    """A ``locate`` function for :class:`TrafficAggregator` on a GeoIP database (None: the
+    packaged GeoLite2-City); None, with one warning, when the database cannot be opened."""
+    from edgeplane.routing.geoip import GeoDatabaseError, GeoLocator
+
+    try:
+        locator = GeoLocator(db_path)
+    except GeoDatabaseError as exc:
+        log.warning("traffic analytics count no countries: %s", exc)
+        return None
+
+    def locate(address: str) -> str | None:
+        return locator.locate(address).country
+
+    return locate
+
+
 @dataclass
 class MinuteTotals:
     requests: int = 0
@@ -71,15 +111,29 @@ class MinuteTotals:
     statuses: dict[str, int] = field(default_factory=dict)
     cache: dict[str, int] = field(default_factory=dict)
     upstream_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
+    request_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
+    static: int = 0
+    countries: dict[str, int] = field(default_factory=dict)
 
 
 MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
 
 
 class TrafficAggregator:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        locate: Callable[[str], str | None] | None = None,
+        *,
+        country_cache_size: int = COUNTRY_CACHE_SIZE,
+    ) -> None:
+        """``locate``: client address -> ISO country code (None: unknown); without it no
+        countries are counted. Its answers are remembered per address (least recently used
+        forgotten first)."""
         self._minutes: dict[MinuteKey, MinuteTotals] = {}
         self._dirty: set[MinuteKey] = set()
+        self._locate = locate
+        self._countries: OrderedDict[str, str] = OrderedDict()
+        self._country_cache_size = max(1, country_cache_size)
         self.skipped = 0  # lines that were not JSON or lacked a field
 
     def add_line(self, line: bytes | str) -> None:
@@ -116,14 +170,43 @@ class TrafficAggregator:
         cache = str(doc.get("cache") or "").upper()
         if cache:
             totals.cache[cache] = totals.cache.get(cache, 0) + 1
-            if cache in HIT_STATUSES:
-                totals.hits += 1
-            elif cache in MISS_STATUSES:
-                totals.misses += 1
+        if doc.get("source") == "bundle" or cache == STATIC_STATUS:
+            totals.static += 1
+            totals.hits += 1  # served at the edge, without the origin
+        elif cache in HIT_STATUSES:
+            totals.hits += 1
+        elif cache in MISS_STATUSES:
+            totals.misses += 1
         ms = upstream_ms(str(doc.get("upstream_response_time") or ""))
         if ms is not None:
             totals.upstream_ms[bucket_index(ms)] += 1
+        ms = request_ms(doc.get("request_time"))
+        if ms is not None:
+            totals.request_ms[bucket_index(ms)] += 1
+        if self._locate is not None:
+            country = self.country(str(doc.get("remote_addr") or ""))
+            totals.countries[country] = totals.countries.get(country, 0) + 1
         self._dirty.add(key)
+
+    def country(self, address: str) -> str:
+        """The ISO country code of a client address, ``ZZ`` when unknown (or no ``locate``)."""
+        cached = self._countries.get(address)
+        if cached is not None:
+            self._countries.move_to_end(address)
+            return cached
+        code: str | None = None
+        if address and self._locate is not None:
+            try:
+                code = self._locate(address)
+            except Exception:  # not an address, a broken database: unknown
+                code = None
+        if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalpha()):
+            code = UNKNOWN_COUNTRY
+        code = code.upper()
+        self._countries[address] = code
+        if len(self._countries) > self._country_cache_size:
+            self._countries.popitem(last=False)
+        return code
 
     def changed(self) -> list[MinuteTraffic]:
         """The minutes that changed since the last call, with their full totals."""
@@ -156,6 +239,9 @@ class TrafficAggregator:
             statuses=dict(t.statuses),
             cache=dict(t.cache),
             upstream_ms=list(t.upstream_ms),
+            request_ms=list(t.request_ms),
+            static=t.static,
+            countries=dict(t.countries),
         )
 
 
