@@ -71,10 +71,15 @@ class ControlPlane:
 
 
 def start_up(
-    home: Path, *args: str, env: dict[str, str] | None = None, edge: bool = False
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    edge: bool = False,
+    host: str = "127.0.0.1",
 ) -> ControlPlane:
-    """``edgeplane up --home HOME --api-port P``, waiting until /healthz answers; with
-    ``edge`` also the local edge node on free ports, else ``--no-edge``."""
+    """``edgeplane up --home HOME --api-port P --host HOST``, waiting until /healthz answers;
+    with ``edge`` also the local edge node on free ports, else ``--no-edge``. ``host``: the
+    address it listens on (e.g. a network namespace's gateway), also the one in ``url``."""
     port = free_port()
     edge_ports = (free_port(), free_port(), free_udp_port()) if edge else None
     if edge_ports:
@@ -102,6 +107,8 @@ def start_up(
                 str(home),
                 "--api-port",
                 str(port),
+                "--host",
+                host,
                 *args,
             ],
             stdout=out,
@@ -110,7 +117,7 @@ def start_up(
             env=env or clean_env(),
         )
     cp = ControlPlane(
-        process, home, f"http://127.0.0.1:{port}", log, *(edge_ports or (None, None, None))
+        process, home, f"http://{host}:{port}", log, *(edge_ports or (None, None, None))
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
