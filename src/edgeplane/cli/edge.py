@@ -40,9 +40,7 @@ def edge(
     ctx: typer.Context,
     control_plane: Annotated[
         str | None,
-        typer.Option(
-            "--control-plane", envvar="EDGEPLANE_URL", help="the control plane's URL"
-        ),
+        typer.Option("--control-plane", envvar="EDGEPLANE_URL", help="the control plane's URL"),
     ] = None,
     token: Annotated[
         str | None,
@@ -137,7 +135,7 @@ def edge(
     from edgeplane.edge.agent.agent import Agent, AgentOptions, run_until_signalled
     from edgeplane.edge.agent.paths import nginx_prefix
     from edgeplane.edge.nginx.engine import NginxEngine
-    from edgeplane.edge.nginx.local import NodeLocal
+    from edgeplane.edge.nginx.local import NodeLocal, find_brotli_module
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -150,6 +148,7 @@ def edge(
         http_port=http_port,
         https_port=https_port or None,
         bind=bind,
+        brotli_module=find_brotli_module(),
     )
     options = AgentOptions(
         control_plane=control_plane,
@@ -160,6 +159,7 @@ def edge(
         http_port=http_port,
         https_port=https_port or None,
         address=address or bind,
+        bind=bind,
         pid_file=prefix / "nginx.pid",
         poll_wait_s=poll_wait,
         analytics_interval_s=analytics_interval,

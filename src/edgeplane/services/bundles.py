@@ -45,7 +45,7 @@ def build_upload(upload: Path, work: Path, limits: BundleLimits) -> Upload:
     try:
         files = extract_upload(upload, src, limits)
         if not files:
-            raise BundleError(None, "the bundle holds no files")
+            raise BundleError("the bundle holds no files")
         out = work / "bundle.tar"
         built = build_bundle(src, files, out)
     except BundleError as exc:

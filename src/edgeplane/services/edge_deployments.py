@@ -549,7 +549,8 @@ def metrics(
             raise InvalidInput.at("region", f"version {row.version} is not deployed in {region!r}")
         regions = [region]
     now = utcnow()
-    since = max(start or row.created_at, row.created_at)
+    # Traffic is counted per minute: the minute the version started in counts.
+    since = max(start or row.created_at, row.created_at).replace(second=0, microsecond=0)
     until = min(end or now, row.finished_at or now)
     if until < since:
         until = since

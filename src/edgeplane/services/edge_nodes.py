@@ -25,7 +25,7 @@ from edgeplane.model.edge import (
     PurgeAck,
     PurgeTask,
 )
-from edgeplane.services import liveness
+from edgeplane.services import liveness, rollouts
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import (
@@ -147,9 +147,18 @@ def heartbeat(tx: Tx, node_id: str, body: Heartbeat, settings: Settings) -> None
         "error": body.dns_error,
         "reason": body.reason,
     }
+    changed: list[str] = []
+    if body.bundles is not None:
+        reports = {site: r.model_dump(mode="json") for site, r in body.bundles.items()}
+        before = row.bundles or {}
+        changed = sorted(s for s in set(reports) | set(before) if reports.get(s) != before.get(s))
+        if changed:
+            row.bundles = reports
     tx.session.flush()
     if body.healthy != (row.id in liveness.live_ids(tx)):
         liveness.refresh(tx, settings, now)
+    for project in changed:
+        rollouts.advance(tx, settings, now, project)
 
 
 def commit_time(tx: Tx, revision: int) -> datetime | None:

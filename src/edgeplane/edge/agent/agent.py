@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from edgeplane import __version__
 from edgeplane.edge.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
+from edgeplane.edge.agent.bundles import BundleStore
 from edgeplane.edge.agent.client import (
     Backoff,
     EdgeClient,
@@ -61,6 +62,7 @@ from edgeplane.model.edge import (
 log = logging.getLogger("edgeplane.agent")
 
 KEEP_PURGE_ACKS = 1000
+BUNDLE_RETRY_S = 3.0
 
 
 class ApplyOutcome(Protocol):
@@ -90,6 +92,8 @@ class Engine(Protocol):
     def publish_acme(self, answers: tuple[AcmeHttpSpec, ...]) -> int: ...
     @property
     def access_log(self) -> Path: ...
+    @property
+    def bundle_root(self) -> Path: ...
     def stats(self) -> dict[str, float]: ...
 
 
@@ -103,6 +107,7 @@ class AgentOptions:
     http_port: int | None = None
     https_port: int | None = None
     address: str | None = None
+    bind: str = "127.0.0.1"  # where nginx listens (the bundle checks request it there)
     pid_file: Path | None = None  # the nginx master's pid file (log rotation)
     poll_wait_s: float = 25.0
     analytics_interval_s: float = 10.0
@@ -161,6 +166,7 @@ class Agent:
         self._heartbeat_now = asyncio.Event()
         self._acme_wanted = asyncio.Event()
         self.health = HealthChecker(on_change=self._apply_wanted.set)
+        self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
 
@@ -358,6 +364,7 @@ class Agent:
             reason=self._unhealthy_reason,
             dns_serials=dict(self.dns_serials),
             dns_error=(self.dns_error or None) and self.dns_error[:20000],
+            bundles=self.bundles.report_models(),
         )
 
     async def _heartbeat_loop(self) -> None:
@@ -397,9 +404,26 @@ class Agent:
             if desired.revision != self._acked_revision:
                 self._ack_revision(desired)
 
+    def _check_urls(self) -> tuple[str, str | None]:
+        host = self.options.bind if self.options.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        tls = f"https://{host}:{self.options.https_port}" if self.options.https_port else None
+        return f"http://{host}:{self.options.http_port}", tls
+
+    async def _bundles_served(self, config: EdgeConfig) -> None:
+        """Check the bundles nginx now serves; the reports go out at once."""
+        base, tls = self._check_urls()
+        if await self.bundles.check(config, base, tls):
+            self._heartbeat_now.set()
+        await asyncio.to_thread(self.bundles.collect, config)
+
     async def _apply(self, config: EdgeConfig) -> None:
         """Render ``config`` with the current health decision, unless nginx already serves
-        exactly that."""
+        exactly that. Its bundles are fetched first; one that cannot be had is tried again
+        in a few seconds (meanwhile the site keeps what it served)."""
+        config, complete = await self.bundles.prepare(config, self.serving)
+        if not complete:
+            asyncio.get_running_loop().call_later(BUNDLE_RETRY_S, self._apply_wanted.set)
         version = self.health.version
         if (
             self.serving is not None
@@ -408,6 +432,7 @@ class Agent:
         ):
             self.serving = config
             await self._save(config)
+            await self._bundles_served(config)
             return
         down, weights = self.health.decision()
         result = await asyncio.to_thread(
@@ -419,6 +444,7 @@ class Agent:
             self._served_health = version
             self.failed_hashes.discard(digest)
             await self._save(config)
+            await self._bundles_served(config)
             log.info(
                 "applied revision %d (%s) in %.0f ms",
                 config.revision,

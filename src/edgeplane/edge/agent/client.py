@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -162,3 +163,26 @@ class EdgeClient:
 
     async def report_analytics(self, node_id: str, body: AnalyticsReport) -> None:
         await self._call("POST", f"/nodes/{node_id}/analytics", body, timeout_s=30.0)
+
+    async def download_bundle(self, bundle: str, dest: Path) -> int:
+        """Stream the archive of ``bundle`` into ``dest``; the bytes written."""
+        path = f"{BASE}/bundles/{bundle}"
+        written = 0
+        try:
+            async with self._http.stream("GET", path, timeout=60.0) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    kind = Unreachable if response.status_code >= 500 else Rejected
+                    message = f"GET {path}: {_detail(response)}"
+                    if kind is Rejected:
+                        raise Rejected(response.status_code, message)
+                    raise Unreachable(f"{response.status_code} {message}")
+                with dest.open("wb") as f:
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        f.write(chunk)
+                        written += len(chunk)
+        except httpx.TimeoutException:
+            raise Unreachable(f"GET {path}: timed out") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"GET {path}: {type(exc).__name__}: {exc}") from None
+        return written

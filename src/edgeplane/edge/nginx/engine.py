@@ -87,6 +87,11 @@ class NginxEngine:
         return self.prefix / "logs" / "access.json"
 
     @property
+    def bundle_root(self) -> Path:
+        """Where static bundles are unpacked, one directory per sha256 (see render)."""
+        return self.prefix / "bundles"
+
+    @property
     def cache_dir(self) -> Path:
         return self.prefix / "cache"
 

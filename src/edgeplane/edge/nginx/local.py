@@ -19,6 +19,7 @@ class NodeLocal:
     bind: str = "127.0.0.1"
     user: str | None = None  # nginx `user`; None: "www-data" when running as root, else none
     workers: int = 2
+    brotli_module: str | None = None  # the brotli_static module's .so, when installed
 
     @property
     def worker_user(self) -> str | None:
@@ -34,3 +35,11 @@ class LocalHealth:
 
     down: frozenset[tuple[str, str]] = frozenset()  # (pool id, backend key) out of rotation
     weights: Mapping[tuple[str, str], int] = field(default_factory=dict)  # "dynamic" weights
+
+
+BROTLI_MODULE = Path("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so")
+
+
+def find_brotli_module() -> str | None:
+    """The brotli_static module of this machine's nginx, if installed (Debian's package)."""
+    return str(BROTLI_MODULE) if BROTLI_MODULE.is_file() else None

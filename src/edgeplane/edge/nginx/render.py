@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from edgeplane.edge.config import EdgeConfig, PoolSpec, SiteSpec
 from edgeplane.edge.nginx.local import LocalHealth, NodeLocal
 from edgeplane.edge.nginx.render_access import render_acl, render_rate_limits
+from edgeplane.edge.nginx.render_bundles import bundle_locations, bundle_maps, mime_types
 from edgeplane.edge.nginx.render_cache import (
     DEFAULT_PROFILE,
     CacheProfile,
@@ -40,14 +41,15 @@ LOG_FORMAT = (
     '"host":"$host","site":"$site_id","method":"$request_method","uri":"$request_uri",'
     '"status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'
     '"upstream_response_time":"$upstream_response_time","upstream_addr":"$upstream_addr",'
-    '"cache":"$x_cache","remote_addr":"$remote_addr"}\';\n'
+    '"cache":"$x_cache","source":"$edge_source","remote_addr":"$remote_addr"}\';\n'
 )
 
-X_CACHE_MAP = """map $upstream_cache_status $x_cache {
+X_CACHE_MAP = """map "$upstream_cache_status|$edge_source" $x_cache {
     default $upstream_cache_status;
-    "" BYPASS;
-    UPDATING STALE;
-    REVALIDATED HIT;
+    "|" BYPASS;
+    "|bundle" STATIC;
+    "UPDATING|" STALE;
+    "REVALIDATED|" HIT;
 }
 """
 
@@ -107,7 +109,8 @@ def _paths(local: NodeLocal) -> dict[str, str]:
 def _main_conf(local: NodeLocal) -> str:
     paths = _paths(local)
     user = local.worker_user
-    head = f"user {user};\n" if user else ""
+    head = f"load_module {local.brotli_module};\n" if local.brotli_module else ""
+    head += f"user {user};\n" if user else ""
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
         f"{head}worker_processes {local.workers};\n"
@@ -227,12 +230,17 @@ def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
         f"location {NO_ORIGIN}",
         [
             "include headers.conf;",
+            'set $edge_source "";',
             "default_type text/plain;",
             'return 502 "no origin is configured for this site\\n";',
         ],
     )
     for cache, proxy in sorted(locations, key=lambda cp: location_name(*cp)):
-        lines = ["include headers.conf;", "proxy_pass $site_scheme://$site_upstream;"]
+        lines = [
+            "include headers.conf;",
+            'set $edge_source "";',
+            "proxy_pass $site_scheme://$site_upstream;",
+        ]
         text += block(
             f"location {location_name(cache, proxy)}", lines + proxy.lines() + cache.lines()
         )
@@ -253,8 +261,8 @@ def _server(local: NodeLocal, *, tls: bool, limits: list[str], verifications: bo
     if not tls and local.https_port:
         port = "" if local.https_port == 443 else f":{local.https_port}"
         route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
-    route += ["error_page 418 = $rule_loc;", "return 418;"]
-    lines = [*listen, "server_name _;", "include headers.conf;", *limits]
+    route += ["error_page 418 = $edge_loc;", "return 418;"]
+    lines = [*listen, "server_name _;", 'set $edge_source "";', "include headers.conf;", *limits]
     body = "".join(f"    {line}\n" for line in lines)
     if not tls:
         body += block(
@@ -301,11 +309,14 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
         "nginx.conf": _main_conf(local),
         "base.conf": _base_conf(local),
         "headers.conf": _headers_conf(local),
-        "sites.map": _sites_map(config, local, sites, pools),
+        "sites.map": _sites_map(config, local, sites, pools)
+        + bundle_maps(config, local.prefix, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http,
         "upstreams.conf": upstreams or "# no pools\n",
-        "locations.conf": _named_locations(locations),
+        "locations.conf": _named_locations(locations)
+        + bundle_locations(config, brotli=bool(local.brotli_module)),
+        "mime.types": mime_types(),
         "servers.conf": servers,
     }
     encoded = {name: text.encode() for name, text in sorted(files.items())}

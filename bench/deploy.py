@@ -1,0 +1,319 @@
+"""Edge deployments, measured: a 50 MB bundle of 5,000 files to three edge nodes, and rollback.
+
+Run from the repository root::
+
+    .venv/bin/python bench/deploy.py [--rounds 3] [--files 5000] [--mb 50] [--markdown]
+
+What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and three edge nodes
+(``edgeplane edge``: nginx and PowerDNS each) in eu-central, us-east and ap-northeast on
+127.0.0.2-4, as the integration tests run them, serving the verified domain ``bench.test``.
+
+The bundle: ``--files`` files totalling ``--mb`` MB in nested folders, 60% of the bytes text
+(HTML, CSS, JavaScript: compressible, so precompressed with gzip and brotli) and 40% random
+bytes (PNG, WOFF2: stored as they are). Each round changes one file (``version.txt``), so each
+deploy is a new bundle of the same size that every node must fetch whole.
+
+Timed per round, after an untimed warm-up round:
+
+- **pack**: ``edgeplane.bundles.pack_directory`` of the folder into a tar (what ``edgeplane
+  deploy DIR`` does on the user's machine);
+- **upload + build**: ``POST /edge/bundles`` of that tar until the answer (validation, hashing,
+  precompression, storage);
+- **deploy -> every node serves it**: ``POST /edge/deploy`` until each of the three nodes
+  answers ``/`` with the new version in ``X-Edge-Deployment`` (each node polled in its own
+  thread every ~5 ms): the canary fetches, verifies, activates and checks it, then the other two;
+- **total**: pack + upload + deploy, the user's wait for ``edgeplane deploy``;
+- **rollback -> every node serves the previous version**: ``POST /edge/rollback`` until all
+  three nodes answer with the reactivated version (the bundle is still on their disks).
+
+The reference, in the same process on the same files: copying the folder to three fresh
+directories (``shutil.copytree``, no compression, no verification, no serving): the cost of just
+putting the files on three disks; and for rollback, copying the previous version back over one
+of them. Progress goes to stderr, results to stdout. Everything started is stopped and the
+temporary directory removed on exit, error, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
+ROOT = _HERE.parent
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.append(str(_HERE))
+
+import httpx  # noqa: E402
+from common import Cleanup, log, signals_raise, stop_agent, table  # noqa: E402
+from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
+from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up  # noqa: E402
+
+from edgeplane.bundles import BundleLimits, pack_directory  # noqa: E402
+
+INV = "/api/v1/infrastructure"
+EDGE = f"{INV}/edge"
+DOMAIN = "bench.test"
+NODES = {
+    "eu": ("eu-central", "127.0.0.2"),
+    "us": ("us-east", "127.0.0.3"),
+    "ap": ("ap-northeast", "127.0.0.4"),
+}
+POLL_S = 0.005
+WORDS = b"function const return await import export default class extends div span main ".split()
+
+
+def make_site(root: Path, files: int, total_mb: int, seed: int = 7) -> int:
+    """``files`` files of ``total_mb`` MB under ``root``; the bytes written."""
+    rng = random.Random(seed)
+    per_file = total_mb * 1_000_000 // files
+    written = 0
+    for i in range(files):
+        folder = root / f"section{i % 25}" / f"part{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 10 < 6:
+            ext = ("js", "css", "html")[i % 3]
+            words = [rng.choice(WORDS) for _ in range(per_file // 6)]
+            data = (b" ".join(words) + b"\n")[:per_file]
+        else:
+            ext = ("png", "woff2")[i % 2]
+            data = rng.randbytes(per_file)
+        (folder / f"file{i}.{ext}").write_bytes(data)
+        written += len(data)
+    (root / "index.html").write_text("<h1>bench</h1>\n")
+    return written
+
+
+class Watch(threading.Thread):
+    """Polls one node's ``/`` until it is served by ``deployment``."""
+
+    def __init__(self, agent: EdgeAgent, deployment: str, started: float) -> None:
+        super().__init__(daemon=True)
+        self.agent, self.deployment, self.started = agent, deployment, started
+        self.at: float | None = None
+
+    def run(self) -> None:
+        url = f"http://{self.agent.bind}:{self.agent.http_port}/"
+        with httpx.Client(timeout=5) as http:
+            deadline = self.started + 120
+            while time.monotonic() < deadline:
+                try:
+                    r = http.get(url, headers={"Host": DOMAIN})
+                    if r.headers.get("x-edge-deployment") == self.deployment:
+                        self.at = time.monotonic() - self.started
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(POLL_S)
+
+
+def every_node(nodes: dict[str, EdgeAgent], deployment: str, started: float) -> float:
+    watches = [Watch(a, deployment, started) for a in nodes.values()]
+    for w in watches:
+        w.start()
+    for w in watches:
+        w.join()
+    if any(w.at is None for w in watches):
+        raise RuntimeError(f"{deployment} not served by every node within 120 s")
+    return max(w.at or 0.0 for w in watches)
+
+
+class Stack:
+    def __init__(self, tmp: Path, cleanup: Cleanup) -> None:
+        self.tmp, self.cleanup = tmp, cleanup
+        self.cp: ControlPlane | None = None
+        self.api: Api | None = None
+        self.nodes: dict[str, EdgeAgent] = {}
+
+    def start(self) -> Api:
+        self.cp = start_up(self.tmp / "cp", env=clean_env())
+        self.cleanup.add(lambda: self.cp.stop() if self.cp else None)
+        api = self.api = Api(self.cp)
+        self.cleanup.add(api.close)
+        http_port = free_port()
+        for key, (region, address) in NODES.items():
+            agent = new_agent(self.cp, api, self.tmp, f"edge-{key}")
+            agent.http_port, agent.https_port = http_port, None
+            agent.region, agent.bind, agent.dns_port = region, address, free_udp_port(address)
+            self.cleanup.add(lambda a=agent: stop_agent(a))
+            self.nodes[key] = agent.start()
+        wait_for(
+            lambda: len([n for n in api.nodes() if n["live"]]) == len(NODES) or None,
+            60,
+            "live edge nodes",
+        )
+        api.ok("POST", f"{INV}/domains", json={"domain": DOMAIN})
+        return api
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{med(values) * 1000:.0f} ({min(values) * 1000:.0f}-{max(values) * 1000:.0f})"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--files", type=int, default=5000)
+    ap.add_argument("--mb", type=int, default=50)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args()
+    missing = [b for b in ("nginx", "pdns_server") if shutil.which(b) is None]
+    if missing:
+        print(f"bench/deploy.py needs {', '.join(missing)}", file=sys.stderr)
+        return 2
+    tmp = searchable_tmp("edgeplane-bench-deploy-")
+    cleanup = Cleanup()
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    results: dict[str, list[float]] = {k: [] for k in ("pack", "upload", "deploy", "rollback")}
+    copies: list[float] = []
+    restores: list[float] = []
+    sizes: dict[str, Any] = {}
+    try:
+        with signals_raise():
+            site = tmp / "site"
+            site.mkdir()
+            written = make_site(site, args.files, args.mb)
+            log(f"made {args.files} files, {written / 1e6:.1f} MB")
+            stack = Stack(tmp, cleanup)
+            log("starting the control plane and three edge nodes")
+            api = stack.start()
+            limits = BundleLimits()
+            previous: str | None = None
+            for i in range(args.rounds + 1):
+                tag = "warm-up" if i == 0 else f"round {i}/{args.rounds}"
+                (site / "version.txt").write_text(f"round {i}\n")
+                packed = tmp / f"bundle-{i}.tar"
+                t0 = time.monotonic()
+                pack_directory(site, packed, limits)
+                t_pack = time.monotonic() - t0
+                t0 = time.monotonic()
+                with packed.open("rb") as body:
+                    r = api.http.post(
+                        f"{EDGE}/bundles",
+                        content=body,
+                        headers={"Content-Type": "application/x-tar"},
+                        timeout=300,
+                    )
+                t_upload = time.monotonic() - t0
+                r.raise_for_status()
+                bundle = r.json()["bundle"]
+                sizes = {"archive": bundle["size"], "files": bundle["files"]}
+                t0 = time.monotonic()
+                doc = api.ok("POST", f"{EDGE}/deploy", json={"bundle": bundle["id"]})
+                deployment = doc["deployment"]["id"]
+                t_deploy = every_node(stack.nodes, deployment, t0)
+                wait_for(
+                    lambda d=deployment: (
+                        api.ok("GET", f"{EDGE}/deployments/{d}")["status"] == "active"
+                    ),
+                    30,
+                    "the deployment active",
+                )
+                t_rollback = None
+                if previous is not None:
+                    t0 = time.monotonic()
+                    back = api.ok("POST", f"{EDGE}/rollback")["deployment"]["id"]
+                    t_rollback = every_node(stack.nodes, back, t0)
+                    wait_for(
+                        lambda d=back: (
+                            api.ok("GET", f"{EDGE}/deployments/{d}")["status"] == "active"
+                        ),
+                        30,
+                        "the rollback active",
+                    )
+                    # Back to this round's version, for the next round's rollback.
+                    again = api.ok("POST", f"{EDGE}/rollback")["deployment"]["id"]
+                    every_node(stack.nodes, again, time.monotonic())
+                    wait_for(
+                        lambda d=again: (
+                            api.ok("GET", f"{EDGE}/deployments/{d}")["status"] == "active"
+                        ),
+                        30,
+                        "the re-rollback active",
+                    )
+                previous = deployment
+                # The reference: the same files copied to three fresh directories.
+                t0 = time.monotonic()
+                for n in range(3):
+                    shutil.copytree(site, tmp / f"copy-{i}-{n}")
+                t_copy = time.monotonic() - t0
+                t0 = time.monotonic()
+                if i > 0:
+                    shutil.rmtree(tmp / f"copy-{i}-0")
+                    shutil.copytree(tmp / f"copy-{i - 1}-1", tmp / f"copy-{i}-0")
+                t_restore = time.monotonic() - t0
+                for n in range(3):
+                    shutil.rmtree(tmp / f"copy-{i - 1}-{n}", ignore_errors=True)
+                packed.unlink()
+                log(
+                    f"{tag}: pack {t_pack * 1000:.0f} ms, upload+build {t_upload * 1000:.0f} "
+                    f"ms, deploy to 3 nodes {t_deploy * 1000:.0f} ms, rollback "
+                    f"{(t_rollback or float('nan')) * 1000:.0f} ms; copy x3 "
+                    f"{t_copy * 1000:.0f} ms"
+                )
+                if i == 0:
+                    continue
+                results["pack"].append(t_pack)
+                results["upload"].append(t_upload)
+                results["deploy"].append(t_deploy)
+                if t_rollback is not None:
+                    results["rollback"].append(t_rollback)
+                copies.append(t_copy)
+                if i > 0:
+                    restores.append(t_restore)
+    except KeyboardInterrupt:
+        log("interrupted")
+        cleanup.run()
+        return 130
+    finally:
+        cleanup.run()
+
+    total = [
+        p + u + d
+        for p, u, d in zip(results["pack"], results["upload"], results["deploy"], strict=True)
+    ]
+    ref = med(copies)
+    rows = [
+        [
+            f"edgeplane deploy (pack + upload + build + every node), ms, median of "
+            f"{args.rounds}",
+            spread(total),
+            spread(copies),
+            f"{med(total) / ref:.2f}x",
+        ],
+        ["  pack the folder (client), ms", spread(results["pack"]), "", ""],
+        ["  upload + validate + precompress + store, ms", spread(results["upload"]), "", ""],
+        ["  deploy -> every node serves it (canary first), ms", spread(results["deploy"]), "",
+         ""],
+        [
+            "rollback -> every node serves the previous version, ms",
+            spread(results["rollback"]),
+            spread(restores),
+            f"{med(results['rollback']) / med(restores):.2f}x" if restores else "-",
+        ],
+    ]  # fmt: skip
+    print(
+        f"\n{args.files} files, {args.mb} MB ({sizes.get('archive', 0) / 1e6:.1f} MB archive "
+        f"with precompressed variants), three edge nodes; reference: shutil.copytree to "
+        f"three directories (rollback: one)\n"
+    )
+    print(table(rows, args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
