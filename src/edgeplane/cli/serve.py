@@ -213,9 +213,7 @@ def up(
     edge: subprocess.Popen[bytes] | None = None
     if not no_edge:
         edge_token = _edge_token(db, settings)
-        edge = _start_edge(
-            settings, edge_token, url, host, region, http_port, https_port, dns_port
-        )
+        edge = _start_edge(settings, edge_token, url, host, region, http_port, https_port, dns_port)
         banner += [
             f"  edge node:   {EDGE_NODE_NAME} ({region}) "
             f"http://{host}:{http_port} https://{host}:{https_port}",

@@ -326,9 +326,7 @@ class AcmeChallengeRow(Base):
 
     __tablename__ = "acme_challenges"
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
-    domain: Mapped[str] = mapped_column(
-        ForeignKey("domains.name", ondelete="CASCADE"), index=True
-    )
+    domain: Mapped[str] = mapped_column(ForeignKey("domains.name", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))  # http-01 / dns-01
     name: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(Text)

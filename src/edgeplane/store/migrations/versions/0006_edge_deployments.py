@@ -20,9 +20,7 @@ def upgrade() -> None:
     with op.batch_alter_table("edge_nodes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("bundles", sa.JSON(), nullable=False, server_default="{}"))
     with op.batch_alter_table("edge_analytics", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("request_ms", sa.JSON(), nullable=False, server_default="[]")
-        )
+        batch_op.add_column(sa.Column("request_ms", sa.JSON(), nullable=False, server_default="[]"))
         batch_op.add_column(
             sa.Column("static", sa.BigInteger(), nullable=False, server_default="0")
         )
