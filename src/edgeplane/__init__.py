@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edgeplane.model.operations import Backend, HealthCheck
     from edgeplane.sdk.cdn_service import CDNService
     from edgeplane.sdk.domain_service import DomainService
+    from edgeplane.sdk.edge_service import DeploymentStrategy, EdgeDeploymentService
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
@@ -40,7 +41,9 @@ __all__ = [
     "CertType",
     "DNSRecord",
     "DataCenterTier",
+    "DeploymentStrategy",
     "DomainService",
+    "EdgeDeploymentService",
     "Environment",
     "GlobalOperations",
     "HealthCheck",
@@ -79,6 +82,8 @@ def __getattr__(name: str) -> Any:
 _LAZY = {
     "CDNService": ("edgeplane.sdk.cdn_service", "CDNService"),
     "DomainService": ("edgeplane.sdk.domain_service", "DomainService"),
+    "EdgeDeploymentService": ("edgeplane.sdk.edge_service", "EdgeDeploymentService"),
+    "DeploymentStrategy": ("edgeplane.sdk.edge_service", "DeploymentStrategy"),
     "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
     "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
     "CacheRule": ("edgeplane.model.cdn", "CacheRule"),

@@ -21,6 +21,7 @@ from edgeplane.cli import (
     cdn,
     certs,
     datacenters,
+    deploy,
     dns,
     domains,
     edge,
@@ -112,6 +113,10 @@ app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
 app.add_typer(operations.dr_app, name="dr")
 app.add_typer(cdn.app, name="cdn")
+app.command("deploy")(deploy.deploy)
+app.add_typer(deploy.app, name="deployment")
+app.add_typer(deploy.app, name="deployments", help="Alias of deployment.")
+app.command("locations")(deploy.locations)
 app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterable
 from typing import Any, TypeVar
 
 import httpx
@@ -15,6 +16,8 @@ from edgeplane.settings import Settings
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+# A raw request body: bytes, or chunks streamed as they are produced (a file being read).
+Content = bytes | AsyncIterable[bytes]
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
@@ -71,8 +74,22 @@ class Client:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        content: Content | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        response = await self._send(method, path, json=json, params=params)
+        """A request with a JSON body (``json``) or a raw one (``content``, with its
+        ``headers``: Content-Type, Content-Length); ``timeout`` overrides the default read
+        timeout (a long upload). The answer's JSON, or None when it has no body."""
+        response = await self._send(
+            method,
+            path,
+            json=json,
+            params=params,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+        )
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -90,13 +107,23 @@ class Client:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
+        content: Content | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         query = {k: to_jsonable_python(v) for k, v in (params or {}).items() if v is not None}
         if self.project and "project" not in query:
             query["project"] = self.project
         body = to_jsonable_python(json) if json is not None else None
+        extra: dict[str, Any] = {}
+        if content is not None:
+            extra["content"] = content
+        if headers:
+            extra["headers"] = headers
+        if timeout is not None:
+            extra["timeout"] = httpx.Timeout(timeout, connect=TIMEOUT.connect)
         try:
-            response = await self._http().request(method, path, json=body, params=query)
+            response = await self._http().request(method, path, json=body, params=query, **extra)
         except httpx.TransportError as exc:
             raise RemoteError(
                 f"cannot reach the control plane at {self.base_url}: {exc.__class__.__name__}",
