@@ -86,7 +86,8 @@ class DeployRequest(Input):
 
 
 class ConfigUpdate(Input):
-    """``update_edge_config``: a new version of the deployment with these changed."""
+    """``update_edge_config``: a new version of the deployment with these changed (a field
+    left out keeps its value; ``check_path: ""`` removes the check path)."""
 
     spa: bool | None = None
     origin_paths: list[str] | None = None

@@ -228,6 +228,8 @@ def _users(tx: Tx, request: DeployRequest, now: datetime) -> list[UserLocation]:
 
 def _options(base: dict[str, Any], **changes: Any) -> ServeOptions:
     merged = {**base, **{k: v for k, v in changes.items() if v is not None}}
+    if changes.get("check_path") == "":
+        merged["check_path"] = None  # "" removes the check path; None keeps it
     try:
         return ServeOptions.model_validate(merged)
     except ValueError:
