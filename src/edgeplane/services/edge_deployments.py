@@ -39,6 +39,7 @@ from edgeplane.routing.placement import (
     UserLocation,
     parse_location,
     place,
+    region_cost_per_month,
 )
 from edgeplane.services import analytics, liveness, rollouts
 from edgeplane.services.bundles import get_row as bundle_row
@@ -299,6 +300,11 @@ def _create(
     version = _next_version(tx)
     _cancel_in_progress(tx, version, now)
     ordered = sorted(regions)
+    placement = {
+        **placement,
+        "regions": ordered,
+        "cost_per_month": region_cost_per_month(len(ordered)),
+    }
     row = EdgeDeploymentRow(
         id=new_id("dep"),
         project_id=tx.project,
