@@ -243,12 +243,16 @@ def test_a_failed_check_on_the_canary_rolls_back_automatically(world: World) -> 
 
 def test_rollback_restores_the_previous_version_on_every_node(world: World) -> None:
     v1 = world.api.ok("GET", f"{EDGE}/deployments/current")
+    etag_v1 = world.get("eu", "/").headers["etag"]
     up = world.upload(tar_of(site("v2")))
     doc = world.deploy(bundle=up.json()["bundle"]["id"], check_path=None)
     v2 = world.wait_status(doc["deployment"]["id"], "active")
     assert v2["regions"] == sorted(REGIONS.values())  # no regions given: all of them
     for key in REGIONS:
         assert world.get(key, "/").text == "<h1>v2</h1>\n"
+    # index.html is as long in v2 as in v1: its ETag must differ all the same.
+    etag_v2 = world.get("eu", "/").headers["etag"]
+    assert etag_v2 != etag_v1 and world.get("us", "/").headers["etag"] == etag_v2
     assert world.api.ok("GET", f"{EDGE}/deployments/{v1['id']}")["status"] == "superseded"
 
     started = time.monotonic()

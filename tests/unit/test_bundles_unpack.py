@@ -69,7 +69,7 @@ def test_unpack_writes_every_file_and_variant(
     assert (dest / "img/x.bin").read_bytes() == bytes(range(256))
     for path in dest.rglob("*"):
         st = path.stat()
-        assert st.st_mtime == unpack_module.FIXED_MTIME
+        assert st.st_mtime == unpack_module.bundle_mtime(bundle.hash)
         assert st.st_mode & 0o777 == (0o755 if path.is_dir() else 0o644)
     assert dest.stat().st_mode & 0o777 == 0o755  # mkdtemp's 0700 would lock nginx out
     assert leftovers(dest.parent) == []
@@ -194,8 +194,8 @@ def test_losing_the_race_to_another_unpack_is_fine(
     dest = tmp_path / "dest"
     real = unpack_module._extract
 
-    def extract_then_lose(archive: Path, into: Path) -> dict[str, Any]:
-        manifest = real(archive, into)
+    def extract_then_lose(archive: Path, into: Path, mtime: int) -> dict[str, Any]:
+        manifest = real(archive, into, mtime)
         dest.mkdir()  # another process renamed its copy in meanwhile
         (dest / "theirs").write_text("x")
         return manifest

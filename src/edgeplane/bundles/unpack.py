@@ -5,8 +5,10 @@ whole file is hashed first, and a mismatch stops there. Then the members are wri
 temporary sibling of ``dest`` (``.<name>.tmp-<random>``), each one checked again: its path
 (``clean_path``), that it is a regular file, that the manifest lists it (as a file or as one
 of a file's variants) and that its sha256 and size are the manifest's; at the end, that every
-file the manifest lists arrived. Files get a fixed mtime (so ``Last-Modified`` and nginx's
-ETags agree between nodes) and world-readable modes (nginx's workers run as another user).
+file the manifest lists arrived. Files get an mtime derived from the bundle's hash (so
+``Last-Modified`` and nginx's ETags agree between nodes, and differ from one bundle to the
+next: a changed file of the same size must not revalidate as unchanged) and world-readable
+modes (nginx's workers run as another user).
 The temporary directory is then renamed to ``dest`` in one step; if ``dest`` exists already
 the same bundle is there (its name carries the hash): the work is dropped.
 """
@@ -29,6 +31,11 @@ from edgeplane.bundles.errors import BundleError
 from edgeplane.bundles.paths import clean_path
 
 FIXED_MTIME = 946_684_800  # 2000-01-01T00:00:00Z
+
+
+def bundle_mtime(expected_hash: str) -> int:
+    """The files' mtime: 2000-01-01 plus up to ~8 years taken from the bundle's hash."""
+    return FIXED_MTIME + int(expected_hash[:7], 16)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -107,7 +114,9 @@ def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
     return manifest
 
 
-def _write(data: IO[bytes], target: Path, want: _Expected, name: str, made: set[Path]) -> None:
+def _write(
+    data: IO[bytes], target: Path, want: _Expected, name: str, made: set[Path], mtime: int
+) -> None:
     digest = hashlib.sha256()
     written = 0
     if target.parent not in made:
@@ -122,10 +131,10 @@ def _write(data: IO[bytes], target: Path, want: _Expected, name: str, made: set[
             raise BundleError("the file does not match the manifest's sha256", name)
         out.flush()  # before the mtime: a later write would move it
         os.fchmod(out.fileno(), 0o644)
-        os.utime(out.fileno(), (FIXED_MTIME, FIXED_MTIME))
+        os.utime(out.fileno(), (mtime, mtime))
 
 
-def _extract(archive: Path, into: Path) -> dict[str, Any]:
+def _extract(archive: Path, into: Path, mtime: int) -> dict[str, Any]:
     with tarfile.open(archive, "r|") as tar:
         manifest = _read_manifest(tar)
         expected = _expected(manifest)
@@ -151,13 +160,13 @@ def _extract(archive: Path, into: Path) -> dict[str, Any]:
             data = tar.extractfile(member)
             assert data is not None
             with data:
-                _write(data, into / path, want, path, made)
+                _write(data, into / path, want, path, made, mtime)
     missing = sorted(set(expected) - seen)
     if missing:
         raise BundleError("the archive lacks a file the manifest lists", missing[0])
     for directory, _, _ in os.walk(into):
         os.chmod(directory, 0o755)
-        os.utime(directory, (FIXED_MTIME, FIXED_MTIME))
+        os.utime(directory, (mtime, mtime))
     return manifest
 
 
@@ -178,7 +187,7 @@ def unpack(archive: Path, dest: Path, expected_hash: str) -> dict[str, Any]:
     temp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         try:
-            manifest = _extract(archive, temp)
+            manifest = _extract(archive, temp, bundle_mtime(expected_hash))
         except tarfile.TarError as exc:
             raise BundleError(f"the bundle is damaged ({exc})") from None
         try:

@@ -31,6 +31,7 @@ import httpx
 
 from edgeplane.bundles import BundleError, unpack
 from edgeplane.edge.config import BundleSpec, EdgeConfig
+from edgeplane.edge.nginx.render_bundles import immutable_map
 from edgeplane.model.edge import BundleReport
 
 log = logging.getLogger("edgeplane.agent.bundles")
@@ -56,8 +57,13 @@ class BundleStore:
         return self.root / f"{bundle}.json"
 
     def have(self, bundle: str) -> bool:
-        """Unpacked (its files in ``<hash>/``) and its manifest kept beside (``<hash>.json``)."""
-        return self.path(bundle).is_dir() and self.manifest_path(bundle).is_file()
+        """Unpacked (its files in ``<hash>/``), its immutable paths' map for nginx
+        (``<hash>.immutable``) and its manifest (``<hash>.json``) beside."""
+        return (
+            self.path(bundle).is_dir()
+            and (self.root / f"{bundle}.immutable").is_file()
+            and self.manifest_path(bundle).is_file()
+        )
 
     def manifest(self, bundle: str) -> dict[str, Any]:
         hit = self._manifests.get(bundle)
@@ -68,9 +74,16 @@ class BundleStore:
 
     def _unpack(self, archive: Path, bundle: str) -> None:
         manifest = unpack(archive, self.path(bundle), bundle)
-        temp = self.root / f".{bundle}.json.tmp"
-        temp.write_text(json.dumps(manifest))
-        os.replace(temp, self.manifest_path(bundle))
+        # nginx includes the immutable paths' map: it must exist before the manifest does
+        # (the manifest marks the bundle as had).
+        for name, text in (
+            (f"{bundle}.immutable", immutable_map(bundle, manifest)),
+            (f"{bundle}.json", json.dumps(manifest)),
+        ):
+            temp = self.root / f".{name}.tmp"
+            temp.write_text(text)
+            temp.chmod(0o644)
+            os.replace(temp, self.root / name)
         self._manifests[bundle] = manifest
 
     def _report(self, spec: BundleSpec, state: str, error: str | None = None) -> None:
@@ -229,8 +242,9 @@ class BundleStore:
             if old.name.startswith(".") and time.time() - old.stat().st_mtime < 3600:
                 continue
             shutil.rmtree(old, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                self.manifest_path(old.name).unlink()
+            for extra in (self.manifest_path(old.name), self.root / f"{old.name}.immutable"):
+                with contextlib.suppress(FileNotFoundError):
+                    extra.unlink()
             self._manifests.pop(old.name, None)
             removed += 1
         return removed

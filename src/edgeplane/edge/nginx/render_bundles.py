@@ -5,10 +5,12 @@ the path is one of its ``origin_paths``), else the cache rules' location as befo
 serves the file from ``<prefix>/bundles/<sha256>`` (its precompressed ``.br`` / ``.gz``
 variant when the client accepts one, ``index.html`` for a directory), else ``$bundle_fallback``:
 ``/index.html`` for a single-page app's paths without a file extension, the site's origin
-location when it has an origin, else a 404. Fingerprinted names (``app.3f2a9c1b.js``) are
-cached for a year as immutable; everything else must be revalidated (ETags differ between
-bundles: their files' times come from the bundle's hash). Responses from a bundle carry
-``X-Cache-Status: STATIC`` and ``X-Edge-Deployment`` and are logged with ``"source":"bundle"``.
+location when it has an origin, else a 404. Fingerprinted names (``app.3f2a9c1b.js``, as the
+manifest marks them ``immutable``) are cached for a year as immutable; everything else must be
+revalidated. Which paths are immutable comes from each bundle's manifest, in a map file the node
+writes beside the bundle when it unpacks it (``<sha256>.immutable``, see ``immutable_map``).
+Responses from a bundle carry ``X-Cache-Status: STATIC`` and ``X-Edge-Deployment`` and are
+logged with ``"source":"bundle"``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from edgeplane.bundles.fingerprint import FINGERPRINT_PATTERN
 from edgeplane.edge.config import BundleSpec, EdgeConfig, SiteSpec
 from edgeplane.edge.nginx.syntax import block, lit, map_block
 
@@ -69,6 +70,26 @@ def bundle_dir(prefix: Path, bundle: str) -> str:
     return f"{prefix}/bundles/{bundle}"
 
 
+def immutable_file(prefix: Path, bundle: str) -> str:
+    return f"{prefix}/bundles/{bundle}.immutable"
+
+
+_MAP_SAFE = re.compile(r'^[^\x00-\x20"$\\{};]+$')
+
+
+def immutable_map(bundle: str, manifest: dict[str, object]) -> str:
+    """The map entries (``"<sha256>|/path" 1;``) of the bundle's immutable files: the file
+    the node writes beside the bundle. Paths nginx could not quote are left out (they are
+    revalidated instead: the safe side)."""
+    files = manifest.get("files")
+    lines = []
+    if isinstance(files, dict):
+        for path, entry in sorted(files.items()):
+            if isinstance(entry, dict) and entry.get("immutable") and _MAP_SAFE.match(path):
+                lines.append(f'"{bundle}|/{path}" 1;\n')
+    return "".join(lines)
+
+
 def _site_key(site: str) -> str:
     return re.escape(site).replace('"', "")
 
@@ -99,10 +120,13 @@ def bundle_maps(
         default=MISSING_LOC,
     )
     text += _spa(bundles)
-    text += block(
-        "map $uri $bundle_cache_control",
-        [f"default {lit(REVALIDATE)};", f'"~{FINGERPRINT_PATTERN}" {lit(IMMUTABLE)};'],
-    )
+    text += map_block("$site_id", "$bundle_hash", [(b.site, lit(b.hash)) for b in bundles])
+    includes = sorted({f"include {immutable_file(prefix, b.hash)};" for b in bundles})
+    text += block('map "$bundle_hash|$uri" $bundle_immutable', ["default 0;", *includes])
+    text += map_block(
+        "$bundle_immutable", "$bundle_cache_control", [("1", lit(IMMUTABLE))],
+        default=lit(REVALIDATE),
+    )  # fmt: skip
     return text
 
 
