@@ -141,7 +141,7 @@ class Stack:
         http_port = free_port()
         for key, (region, address) in NODES.items():
             agent = new_agent(self.cp, api, self.tmp, f"edge-{key}")
-            agent.http_port, agent.https_port = http_port, None
+            agent.http_port, agent.https_port = http_port, 0
             agent.region, agent.bind, agent.dns_port = region, address, free_udp_port(address)
             self.cleanup.add(lambda a=agent: stop_agent(a))
             self.nodes[key] = agent.start()

@@ -199,6 +199,9 @@ class EdgeConfig(Frozen):
     verifications: tuple[VerificationSpec, ...] = ()  # sorted by domain
     acme_http: tuple[AcmeHttpSpec, ...] = ()  # sorted by token; files, not nginx config
     bundles: tuple[BundleSpec, ...] = ()  # sorted by site; this node's (varies by region)
+    # Bundles to fetch ahead, not served yet (a version on its canary: the rest of its regions
+    # have it on disk when it rolls out). Sorted; not part of nginx's configuration.
+    prefetch: tuple[str, ...] = ()
 
     def content_hash(self) -> str:
         return self._content_digest
@@ -217,7 +220,9 @@ class EdgeConfig(Frozen):
 
     @functools.cached_property
     def _http_digest(self) -> str:
-        body = self.model_dump(mode="json", exclude={"revision", "zones", "acme_http"})
+        body = self.model_dump(
+            mode="json", exclude={"revision", "zones", "acme_http", "prefetch"}
+        )
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 

@@ -360,6 +360,21 @@ def node_bundles(
     )
 
 
+def node_prefetch(
+    deployments: tuple[DeploymentState, ...], node: NodeSpec
+) -> tuple[str, ...]:
+    """The bundles of versions on their canary that this node will serve when they roll out."""
+    return tuple(
+        sorted(
+            {
+                d.bundle
+                for d in deployments
+                if d.status == "canary" and d.canary_node != node.id and node.region in d.regions
+            }
+        )
+    )
+
+
 def served(state: DesiredState) -> Served:
     sites: list[SiteSpec] = []
     pools: dict[str, PoolSpec] = {}
@@ -409,6 +424,7 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         verifications=base.verifications,
         acme_http=base.acme_http,
         bundles=node_bundles(base.deployments, node),
+        prefetch=node_prefetch(base.deployments, node),
     )
 
 

@@ -35,6 +35,23 @@ class BundleUploaded(Output):
     created: bool
 
 
+SHM = Path("/dev/shm")
+
+
+def _work_root(ctx: Ctx, limits: bundle_limits.BundleLimits) -> Path:
+    """Where an upload is unpacked and built: memory (``/dev/shm``) when it has room for the
+    largest bundle three times over (the upload, its files, the node archive), else the
+    control plane's home. Thousands of small files are written and read back there."""
+    try:
+        if SHM.is_dir() and shutil.disk_usage(SHM).free > 3 * limits.max_total_bytes:
+            return SHM
+    except OSError:
+        pass
+    home = ctx.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
 async def _receive(request: Request, into: Path, limit: int) -> None:
     size = 0
     with into.open("wb") as f:
@@ -61,9 +78,7 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
     content-addressed: the bundle's id is the sha256 of the archive edge nodes fetch."""
     ctx.actor.require(ctx.project, Role.EDITOR)
     limits = bundle_limits.from_env()
-    home = ctx.settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bundle-", dir=home))
+    work = Path(tempfile.mkdtemp(prefix="edgeplane-bundle-", dir=_work_root(ctx, limits)))
     try:
         upload = work / "upload"
         # The archive holds the files plus headers and maybe compression: allow some slack.

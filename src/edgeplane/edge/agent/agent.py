@@ -209,6 +209,7 @@ class Agent:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         await self.health.close()
+        await self.bundles.close()
         log.info("loops stopped in %.2fs; stopping the engines", time.monotonic() - started)
         engines = [asyncio.to_thread(self.engine.stop)]
         if self.dns is not None:
@@ -311,6 +312,7 @@ class Agent:
 
     def _receive(self, config: EdgeConfig) -> None:
         self.desired = config
+        self.bundles.prefetch(config)
         self.health.update(config.pools)
         self._dns_wanted.set()
         self._acme_wanted.set()
