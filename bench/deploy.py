@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -68,6 +69,7 @@ NODES = {
     "ap": ("ap-northeast", "127.0.0.4"),
 }
 POLL_S = 0.005
+NODE_LINE = re.compile(r"fetched \((\d+) bytes\) in (\d+) ms, verified and unpacked in (\d+) ms")
 WORDS = b"function const return await import export default class extends div span main ".split()
 
 
@@ -127,8 +129,8 @@ def every_node(nodes: dict[str, EdgeAgent], deployment: str, started: float) -> 
 
 
 class Stack:
-    def __init__(self, tmp: Path, cleanup: Cleanup) -> None:
-        self.tmp, self.cleanup = tmp, cleanup
+    def __init__(self, tmp: Path, cleanup: Cleanup, memory: bool = False) -> None:
+        self.tmp, self.cleanup, self.memory = tmp, cleanup, memory
         self.cp: ControlPlane | None = None
         self.api: Api | None = None
         self.nodes: dict[str, EdgeAgent] = {}
@@ -143,6 +145,10 @@ class Stack:
             agent = new_agent(self.cp, api, self.tmp, f"edge-{key}")
             agent.http_port, agent.https_port = http_port, 0
             agent.region, agent.bind, agent.dns_port = region, address, free_udp_port(address)
+            if self.memory:
+                shm = Path(f"/dev/shm/edgeplane-bench-{os.getpid()}-{key}")
+                agent.extra_args = ["--bundle-dir", str(shm)]
+                self.cleanup.add(lambda d=shm: shutil.rmtree(d, ignore_errors=True))
             self.cleanup.add(lambda a=agent: stop_agent(a))
             self.nodes[key] = agent.start()
         wait_for(
@@ -170,6 +176,11 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--mb", type=int, default=50)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument(
+        "--bundles-in-memory",
+        action="store_true",
+        help="nodes unpack bundles in /dev/shm (edgeplane edge --bundle-dir) instead of disk",
+    )
     args = ap.parse_args()
     missing = [b for b in ("nginx", "pdns_server") if shutil.which(b) is None]
     if missing:
@@ -182,13 +193,15 @@ def main() -> int:
     copies: list[float] = []
     restores: list[float] = []
     sizes: dict[str, Any] = {}
+    fetches: list[float] = []
+    unpacks: list[float] = []
     try:
         with signals_raise():
             site = tmp / "site"
             site.mkdir()
             written = make_site(site, args.files, args.mb)
             log(f"made {args.files} files, {written / 1e6:.1f} MB")
-            stack = Stack(tmp, cleanup)
+            stack = Stack(tmp, cleanup, memory=args.bundles_in_memory)
             log("starting the control plane and three edge nodes")
             api = stack.start()
             limits = BundleLimits()
@@ -275,6 +288,10 @@ def main() -> int:
                 copies.append(t_copy)
                 if i > 0:
                     restores.append(t_restore)
+        for agent in stack.nodes.values():  # the nodes' own account of each bundle
+            for m in NODE_LINE.finditer(agent.output()):
+                fetches.append(int(m.group(2)) / 1000)
+                unpacks.append(int(m.group(3)) / 1000)
     except KeyboardInterrupt:
         log("interrupted")
         cleanup.run()
@@ -299,6 +316,9 @@ def main() -> int:
         ["  upload + validate + precompress + store, ms", spread(results["upload"]), "", ""],
         ["  deploy -> every node serves it (canary first), ms", spread(results["deploy"]), "",
          ""],
+        ["    a node's download of the archive (every node, every round), ms", spread(fetches),
+         "", ""],
+        ["    a node's verification and unpacking of it, ms", spread(unpacks), "", ""],
         [
             "rollback -> every node serves the previous version, ms",
             spread(results["rollback"]),
@@ -308,8 +328,9 @@ def main() -> int:
     ]  # fmt: skip
     print(
         f"\n{args.files} files, {args.mb} MB ({sizes.get('archive', 0) / 1e6:.1f} MB archive "
-        f"with precompressed variants), three edge nodes; reference: shutil.copytree to "
-        f"three directories (rollback: one)\n"
+        f"with precompressed variants), three edge nodes unpacking bundles "
+        f"{'in memory (/dev/shm)' if args.bundles_in_memory else 'on disk'}; reference: "
+        f"shutil.copytree to three directories on disk (rollback: one)\n"
     )
     print(table(rows, args.markdown))
     return 0

@@ -101,6 +101,15 @@ def edge(
     poll_wait: Annotated[
         float, typer.Option("--poll-wait", help="seconds a long-poll waits", hidden=True)
     ] = 25.0,
+    bundle_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle-dir",
+            help="where static bundles are unpacked (default: under the nginx prefix); a "
+            "memory file system (/dev/shm/...) makes activation faster on slow disks, at the "
+            "cost of fetching them again after a reboot",
+        ),
+    ] = None,
     analytics_interval: Annotated[
         float,
         typer.Option("--analytics-interval", help="seconds between analytics reports"),
@@ -149,6 +158,7 @@ def edge(
         https_port=https_port or None,
         bind=bind,
         brotli_module=find_brotli_module(),
+        bundle_dir=bundle_dir.resolve() if bundle_dir is not None else None,
     )
     options = AgentOptions(
         control_plane=control_plane,

@@ -89,7 +89,7 @@ class NginxEngine:
     @property
     def bundle_root(self) -> Path:
         """Where static bundles are unpacked, one directory per sha256 (see render)."""
-        return self.prefix / "bundles"
+        return self.local.bundle_root
 
     @property
     def cache_dir(self) -> Path:

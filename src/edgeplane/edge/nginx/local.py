@@ -20,6 +20,11 @@ class NodeLocal:
     user: str | None = None  # nginx `user`; None: "www-data" when running as root, else none
     workers: int = 2
     brotli_module: str | None = None  # the brotli_static module's .so, when installed
+    bundle_dir: Path | None = None  # where static bundles are unpacked; None: prefix/bundles
+
+    @property
+    def bundle_root(self) -> Path:
+        return self.bundle_dir if self.bundle_dir is not None else self.prefix / "bundles"
 
     @property
     def worker_user(self) -> str | None:

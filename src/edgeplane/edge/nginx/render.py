@@ -310,7 +310,7 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
         "base.conf": _base_conf(local),
         "headers.conf": _headers_conf(local),
         "sites.map": _sites_map(config, local, sites, pools)
-        + bundle_maps(config, local.prefix, sites, {s.id for s in sites if s.pool in pools}),
+        + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http,
         "upstreams.conf": upstreams or "# no pools\n",

@@ -2,8 +2,8 @@
 
 ``location /`` sends a request to ``$edge_loc``: ``@bundle`` for a site with a bundle (unless
 the path is one of its ``origin_paths``), else the cache rules' location as before. ``@bundle``
-serves the file from ``<prefix>/bundles/<sha256>`` (its precompressed ``.br`` / ``.gz``
-variant when the client accepts one, ``index.html`` for a directory), else ``$bundle_fallback``:
+serves the file from ``<bundle root>/<sha256>`` (the root: ``<prefix>/bundles`` unless told
+otherwise; its precompressed ``.br`` / ``.gz`` variant when the client accepts one, ``index.html`` for a directory), else ``$bundle_fallback``:
 ``/index.html`` for a single-page app's paths without a file extension, the site's origin
 location when it has an origin, else a 404. Fingerprinted names (``app.3f2a9c1b.js``, as the
 manifest marks them ``immutable``) are cached for a year as immutable; everything else must be
@@ -66,12 +66,12 @@ def mime_types() -> str:
     return block("types", lines)
 
 
-def bundle_dir(prefix: Path, bundle: str) -> str:
-    return f"{prefix}/bundles/{bundle}"
+def bundle_dir(root: Path, bundle: str) -> str:
+    return f"{root}/{bundle}"
 
 
-def immutable_file(prefix: Path, bundle: str) -> str:
-    return f"{prefix}/bundles/{bundle}.immutable"
+def immutable_file(root: Path, bundle: str) -> str:
+    return f"{root}/{bundle}.immutable"
 
 
 _MAP_SAFE = re.compile(r'^[^\x00-\x20"$\\{};]+$')
@@ -95,7 +95,7 @@ def _site_key(site: str) -> str:
 
 
 def bundle_maps(
-    config: EdgeConfig, prefix: Path, sites: list[SiteSpec], with_origin: set[str]
+    config: EdgeConfig, root: Path, sites: list[SiteSpec], with_origin: set[str]
 ) -> str:
     """The maps that route a site's requests to its bundle (empty without bundles)."""
     served = {s.id for s in sites}
@@ -104,7 +104,7 @@ def bundle_maps(
         return map_block("$site_id", "$edge_loc", [], default="$rule_loc")
     text = "# edge deployments: static bundles in front of the origin\n"
     text += map_block(
-        "$site_id", "$bundle_root", [(b.site, lit(bundle_dir(prefix, b.hash))) for b in bundles]
+        "$site_id", "$bundle_root", [(b.site, lit(bundle_dir(root, b.hash))) for b in bundles]
     )
     text += map_block(
         "$site_id", "$bundle_deployment", [(b.site, lit(b.deployment)) for b in bundles]
@@ -121,7 +121,7 @@ def bundle_maps(
     )
     text += _spa(bundles)
     text += map_block("$site_id", "$bundle_hash", [(b.site, lit(b.hash)) for b in bundles])
-    includes = sorted({f"include {immutable_file(prefix, b.hash)};" for b in bundles})
+    includes = sorted({f"include {immutable_file(root, b.hash)};" for b in bundles})
     text += block('map "$bundle_hash|$uri" $bundle_immutable', ["default 0;", *includes])
     text += map_block(
         "$bundle_immutable", "$bundle_cache_control", [("1", lit(IMMUTABLE))],
