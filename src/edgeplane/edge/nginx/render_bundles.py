@@ -3,10 +3,11 @@
 ``location /`` sends a request to ``$edge_loc``: ``@bundle`` for a site with a bundle (unless
 the path is one of its ``origin_paths``), else the cache rules' location as before. ``@bundle``
 serves the file from ``<bundle root>/<sha256>`` (the root: ``<prefix>/bundles`` unless told
-otherwise; its precompressed ``.br`` / ``.gz`` variant when the client accepts one, ``index.html`` for a directory), else ``$bundle_fallback``:
-``/index.html`` for a single-page app's paths without a file extension, the site's origin
-location when it has an origin, else a 404. Fingerprinted names (``app.3f2a9c1b.js``, as the
-manifest marks them ``immutable``) are cached for a year as immutable; everything else must be
+otherwise; its precompressed ``.br`` / ``.gz`` variant when the client accepts one,
+``index.html`` for a directory), else ``$bundle_fallback``: ``/index.html`` for a
+single-page app's paths without a file extension, the site's origin location when it has
+one, else a 404. Fingerprinted names (``app.3f2a9c1b.js``, as the manifest marks them
+``immutable``) are cached for a year as immutable; everything else must be
 revalidated. Which paths are immutable comes from each bundle's manifest, in a map file the node
 writes beside the bundle when it unpacks it (``<sha256>.immutable``, see ``immutable_map``).
 Responses from a bundle carry ``X-Cache-Status: STATIC`` and ``X-Edge-Deployment`` and are
