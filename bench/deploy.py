@@ -128,6 +128,14 @@ def every_node(nodes: dict[str, EdgeAgent], deployment: str, started: float) -> 
     return max(w.at or 0.0 for w in watches)
 
 
+def wait_active(api: Api, deployment: str) -> None:
+    wait_for(
+        lambda: api.ok("GET", f"{EDGE}/deployments/{deployment}")["status"] == "active",
+        30,
+        f"{deployment} active",
+    )
+
+
 class Stack:
     def __init__(self, tmp: Path, cleanup: Cleanup, memory: bool = False) -> None:
         self.tmp, self.cleanup, self.memory = tmp, cleanup, memory
@@ -229,35 +237,17 @@ def main() -> int:
                 doc = api.ok("POST", f"{EDGE}/deploy", json={"bundle": bundle["id"]})
                 deployment = doc["deployment"]["id"]
                 t_deploy = every_node(stack.nodes, deployment, t0)
-                wait_for(
-                    lambda d=deployment: (
-                        api.ok("GET", f"{EDGE}/deployments/{d}")["status"] == "active"
-                    ),
-                    30,
-                    "the deployment active",
-                )
+                wait_active(api, deployment)
                 t_rollback = None
                 if previous is not None:
                     t0 = time.monotonic()
                     back = api.ok("POST", f"{EDGE}/rollback")["deployment"]["id"]
                     t_rollback = every_node(stack.nodes, back, t0)
-                    wait_for(
-                        lambda d=back: (
-                            api.ok("GET", f"{EDGE}/deployments/{d}")["status"] == "active"
-                        ),
-                        30,
-                        "the rollback active",
-                    )
+                    wait_active(api, back)
                     # Back to this round's version, for the next round's rollback.
                     again = api.ok("POST", f"{EDGE}/rollback")["deployment"]["id"]
                     every_node(stack.nodes, again, time.monotonic())
-                    wait_for(
-                        lambda d=again: (
-                            api.ok("GET", f"{EDGE}/deployments/{d}")["status"] == "active"
-                        ),
-                        30,
-                        "the re-rollback active",
-                    )
+                    wait_active(api, again)
                 previous = deployment
                 # The reference: the same files copied to three fresh directories.
                 t0 = time.monotonic()
