@@ -144,9 +144,11 @@ class EdgeAgent:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGUSR2)  # the agent dumps its stacks
+                time.sleep(1.0)
                 self.process.kill()
                 self.process.wait()
-                tail = "\n".join(self.output().splitlines()[-40:])
+                tail = "\n".join(self.output().splitlines()[-80:])
                 raise AssertionError(
                     f"{self.name} did not stop within {timeout:.0f}s; its log ends:\n{tail}"
                 ) from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -682,6 +683,9 @@ class Agent:
 
 
 async def run_until_signalled(agent: Agent) -> None:
+    """Run ``agent`` until SIGINT / SIGTERM. SIGUSR2 writes every thread's stack to stderr
+    (from C, so even when the event loop is stuck): what an operator needs when a node hangs."""
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
