@@ -48,6 +48,7 @@ from edgeplane.edge.agent.client import (
 from edgeplane.edge.agent.health import HealthChecker
 from edgeplane.edge.agent.orphans import kill_orphan_workers
 from edgeplane.edge.agent.state import AgentState
+from edgeplane.edge.agent.tasks import cancel_all
 from edgeplane.edge.config import AcmeHttpSpec, EdgeConfig, ZoneSpec
 from edgeplane.edge.nginx.local import LocalHealth
 from edgeplane.model.edge import (
@@ -204,10 +205,7 @@ class Agent:
 
     async def shutdown(self) -> None:
         started = time.monotonic()
-        tasks = self._tasks + list(self._purge_tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all([*self._tasks, *self._purge_tasks.values()])
         self._tasks.clear()
         await self.health.close()
         await self.bundles.close()

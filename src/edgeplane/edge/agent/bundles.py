@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from edgeplane.bundles import BundleError, unpack
+from edgeplane.edge.agent.tasks import cancel_all
 from edgeplane.edge.config import BundleSpec, EdgeConfig
 from edgeplane.edge.nginx.render_bundles import immutable_map
 from edgeplane.model.edge import BundleReport
@@ -270,10 +271,7 @@ class BundleStore:
         return removed
 
     async def close(self) -> None:
-        tasks = list(self._fetches.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(list(self._fetches.values()))
 
     def report_models(self) -> dict[str, BundleReport]:
         return dict(self.reports)

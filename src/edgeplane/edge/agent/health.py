@@ -43,6 +43,7 @@ from typing import Literal
 
 import httpx
 
+from edgeplane.edge.agent.tasks import cancel_all
 from edgeplane.edge.config import BackendSpec, HealthCheckSpec, PoolSpec
 from edgeplane.model.edge import BackendState
 
@@ -290,10 +291,7 @@ class HealthChecker:
             self._changed()
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(list(self._tasks.values()))
         self._tasks.clear()
         await self._prober.aclose()
 
