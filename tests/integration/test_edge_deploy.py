@@ -326,6 +326,24 @@ def test_metrics_per_region_count_what_each_region_served(world: World) -> None:
     assert world.api.http.get(path, params={"region": "ap-northeast"}).status_code == 422
 
 
+def test_a_new_config_serves_the_app_for_client_side_routes(world: World) -> None:
+    current = world.api.ok("GET", f"{EDGE}/deployments/current")
+    r = world.api.http.patch(
+        f"{EDGE}/deployments/{current['id']}", json={"spa": True, "origin_paths": ["/api/"]}
+    )
+    assert r.status_code == 202, r.text
+    spa = world.wait_status(r.json()["deployment"]["id"], "active")
+    assert spa["version"] == current["version"] + 1 and spa["bundle"] == current["bundle"]
+    for key in ("eu", "us"):
+        route = world.get(key, "/shop/cart/42")
+        assert route.status_code == 200 and route.text == "<h1>v1</h1>\n", route.text
+        assert route.headers["x-edge-deployment"] == spa["id"]
+        assert "must-revalidate" in route.headers["cache-control"]
+        assert world.get(key, "/api/cart").text == "origin /api/cart\n"  # an origin path
+        assert world.get(key, "/missing.js").text == "origin /missing.js\n"  # has an extension
+        assert world.get(key, "/about/").text == "about v1\n"
+
+
 def test_stopping_a_region_moves_its_clients_within_10_seconds(world: World) -> None:
     eu, us = world.hosts["eu"].address, world.hosts["us"].address
     assert world.a("eu", US_SUBNET) == [us]

@@ -1,15 +1,18 @@
 """Static bundles in nginx (pure): the files of a site's edge deployment in front of its origin.
 
 ``location /`` sends a request to ``$edge_loc``: ``@bundle`` for a site with a bundle (unless
-the path is one of its ``origin_paths``), else the cache rules' location as before. ``@bundle``
-serves the file from ``<bundle root>/<sha256>`` (the root: ``<prefix>/bundles`` unless told
-otherwise; its precompressed ``.br`` / ``.gz`` variant when the client accepts one,
-``index.html`` for a directory), else ``$bundle_fallback``: ``/index.html`` for a
-single-page app's paths without a file extension, the site's origin location when it has
-one, else a 404. Fingerprinted names (``app.3f2a9c1b.js``, as the manifest marks them
-``immutable``) are cached for a year as immutable; everything else must be
-revalidated. Which paths are immutable comes from each bundle's manifest, in a map file the node
-writes beside the bundle when it unpacks it (``<sha256>.immutable``, see ``immutable_map``).
+the path is one of its ``origin_paths``), else the cache rules' location as before.
+
+``@bundle`` serves the file from ``<bundle root>/<sha256>`` (the root is ``<prefix>/bundles``
+unless told otherwise): its precompressed ``.br`` / ``.gz`` variant when the client accepts
+one, ``index.html`` for a directory. Else ``$bundle_fallback``: for a single-page app's path
+without a file extension, the app's ``/index.html`` (``@bundle_spa``); else the site's origin
+location when it has one; else a 404.
+
+Fingerprinted names (``app.3f2a9c1b.js``, as the manifest marks them ``immutable``) are cached
+for a year as immutable; everything else must be revalidated. Which paths are immutable comes
+from each bundle's manifest, in a map file the node writes beside the bundle when it unpacks
+it (``<sha256>.immutable``, see ``immutable_map``).
 Responses from a bundle carry ``X-Cache-Status: STATIC`` and ``X-Edge-Deployment`` and are
 logged with ``"source":"bundle"``.
 """
@@ -24,6 +27,7 @@ from edgeplane.edge.nginx.syntax import block, lit, map_block
 
 BUNDLE_LOC = "@bundle"
 MISSING_LOC = "@bundle404"
+SPA_LOC = "@bundle_spa"
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "public, max-age=0, must-revalidate"
 
@@ -144,7 +148,7 @@ def _spa(bundles: list[BundleSpec]) -> str:
     for b in bundles:
         if b.spa:
             # A path whose last segment has no dot (a client-side route) gets the app.
-            lines.append(f'"~^{_site_key(b.site)}\\|(?:.*/)?[^/.]*$" /index.html;')
+            lines.append(f'"~^{_site_key(b.site)}\\|(?:.*/)?[^/.]*$" {SPA_LOC};')
     return block('map "$site_id|$uri" $bundle_fallback', lines)
 
 
@@ -165,8 +169,11 @@ def bundle_locations(config: EdgeConfig, brotli: bool) -> str:
     ]
     if brotli:
         lines.append("brotli_static on;")
+    # A client-side route gets the app's index here, not by an internal redirect to
+    # /index.html (which would go through location / and its error_page a second time).
+    spa = [*lines, "try_files /index.html =404;"]
     lines.append("try_files $uri $uri/index.html $bundle_fallback;")
-    return block(f"location {BUNDLE_LOC}", lines) + block(
+    return block(f"location {BUNDLE_LOC}", lines) + block(f"location {SPA_LOC}", spa) + block(
         f"location {MISSING_LOC}",
         [
             "include headers.conf;",
