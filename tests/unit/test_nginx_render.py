@@ -10,6 +10,7 @@ import pytest
 
 from edgeplane.edge.config import (
     BackendSpec,
+    BundleSpec,
     CacheKeySpec,
     CacheRuleSpec,
     CertSpec,
@@ -122,6 +123,23 @@ SNAPSHOTS: dict[str, EdgeConfig] = {
             ),
         ),
         certs=(CERT,),
+    ),
+    "bundles": EdgeConfig(
+        revision=4,
+        node=NODE,
+        sites=(
+            SiteSpec(id="app", domains=("app.example.com",), pool="origin.app"),
+            SiteSpec(id="docs", domains=("docs.example.com",), pool=None),
+        ),
+        pools=(PoolSpec(id="origin.app", algorithm="round_robin", backends=(be("o", 9000),)),),
+        bundles=(
+            BundleSpec(
+                site="app", deployment="dep-a", version=3, hash="a" * 64, size=10, spa=True,
+                origin_paths=("/api/",),
+            ),
+            BundleSpec(site="docs", deployment="dep-d", version=1, hash="d" * 64, size=10),
+        ),
+        prefetch=("e" * 64,),
     ),
 }
 

@@ -7,8 +7,11 @@ from edgeplane.edge.snapshot import (
     BackendState,
     CDNState,
     CertState,
+    DeploymentState,
     DesiredState,
     LoadBalancerState,
+    node_bundles,
+    node_prefetch,
     snapshot,
 )
 from edgeplane.model.cdn import CacheKey, CacheRule, EdgeSecurity, Origin, RateLimit
@@ -184,3 +187,36 @@ def test_cache_rules_and_security_come_from_the_cdn_config() -> None:
     # HTTPS is not forced when a domain has no certificate, whatever the config says.
     no_cert = snapshot(state(**{**s.__dict__, "certs": {}}), NODE, 1).sites[0]
     assert no_cert.force_https is False
+
+
+# Edge deployments: which bundle each node serves ----------------------------------------------
+
+
+def _dep(id_: str, status: str, regions: tuple[str, ...], **kw: object) -> DeploymentState:
+    return DeploymentState(
+        project="p", id=id_, version=int(id_[-1]), bundle=id_[-1] * 64, size=1,
+        regions=regions, status=status, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_each_node_serves_its_regions_version_and_the_canary_goes_first() -> None:
+    eu1 = NodeSpec(id="n1", name="eu-1", region="eu-central")
+    eu2 = NodeSpec(id="n2", name="eu-2", region="eu-central")
+    ap = NodeSpec(id="n3", name="ap-1", region="ap-northeast")
+    active = _dep("d1", "active", ("eu-central", "us-east"))
+    canary = _dep("d2", "canary", ("eu-central",), canary_node="n1")
+    deployments = (active, canary)
+
+    def served_by(node: NodeSpec, deps: tuple[DeploymentState, ...]) -> list[str]:
+        return [b.deployment for b in node_bundles(deps, node)]
+
+    assert served_by(eu1, deployments) == ["d2"]  # the canary
+    assert served_by(eu2, deployments) == ["d1"]  # the rest keep the active version...
+    assert node_prefetch(deployments, eu2) == ("2" * 64,)  # ...and fetch the new one ahead
+    assert node_prefetch(deployments, eu1) == () and node_prefetch(deployments, ap) == ()
+    assert served_by(ap, deployments) == []  # not in any region: the origin
+    rolling = (active, _dep("d2", "rolling", ("eu-central",)))
+    assert served_by(eu1, rolling) == served_by(eu2, rolling) == ["d2"]
+    us = NodeSpec(id="n4", name="us-1", region="us-east")
+    assert served_by(us, rolling) == ["d1"]  # left by the new version, kept until it is active
+    assert served_by(us, (_dep("d2", "active", ("eu-central",)),)) == []
