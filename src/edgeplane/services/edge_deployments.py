@@ -41,7 +41,7 @@ from edgeplane.routing.placement import (
     place,
     region_cost_per_month,
 )
-from edgeplane.services import analytics, liveness, rollouts
+from edgeplane.services import analytics, audit, liveness, rollouts
 from edgeplane.services.bundles import get_row as bundle_row
 from edgeplane.services.common import validate
 from edgeplane.store.db import Tx
@@ -66,7 +66,7 @@ def _progress(row: EdgeDeploymentRow, nodes: list[rollouts.NodeView]) -> list[Re
     out: list[RegionProgress] = []
     for region in sorted(row.regions or ()):
         here = [n for n in nodes if n.region == region and n.live]
-        states = [rollouts._serves(n.report, row.id) for n in here]
+        states = [rollouts.serves(n.report, row.id) for n in here]
         active = sum(1 for s in states if s == "active")
         failed = sum(1 for s in states if s == "failed")
         if not here:
@@ -231,10 +231,7 @@ def _options(base: dict[str, Any], **changes: Any) -> ServeOptions:
     merged = {**base, **{k: v for k, v in changes.items() if v is not None}}
     if changes.get("check_path") == "":
         merged["check_path"] = None  # "" removes the check path; None keeps it
-    try:
-        return ServeOptions.model_validate(merged)
-    except ValueError:
-        return validate(ServeOptions, merged)
+    return validate(ServeOptions, merged)
 
 
 def _check_bundle(tx: Tx, bundle: str, options: ServeOptions) -> None:
@@ -496,9 +493,7 @@ def locations(tx: Tx) -> list[EdgeLocation]:
     )
     for node_id, requests in rows:
         load[node_id] = float(requests or 0) / (LOAD_WINDOW.total_seconds() / 60)
-    from edgeplane.edge.state import current_revision
-
-    desired = current_revision(tx.session)
+    desired = audit.current_revision(tx)
     serving: dict[str, list[str]] = {}
     for d in tx.session.scalars(
         select(EdgeDeploymentRow).where(

@@ -47,7 +47,7 @@ class Transition:
     error: str | None = None
 
 
-def _serves(report: Mapping[str, Any] | None, deployment: str) -> str | None:
+def serves(report: Mapping[str, Any] | None, deployment: str) -> str | None:
     """``active`` / ``failed`` when the report is about ``deployment``, else None."""
     if not report or report.get("deployment") != deployment:
         return None
@@ -71,7 +71,7 @@ def decide(
         node = next((n for n in nodes if n.id == canary), None)
         if node is None:
             return Transition("failed", "the canary node was removed")
-        state = _serves(node.report, deployment)
+        state = serves(node.report, deployment)
         if state == "active":
             return Transition("rolling")
         if state == "failed":
@@ -89,12 +89,12 @@ def decide(
     if status != "rolling":
         return None
     targets = [n for n in nodes if n.region in regions and n.live]
-    failed = [n for n in targets if _serves(n.report, deployment) == "failed"]
+    failed = [n for n in targets if serves(n.report, deployment) == "failed"]
     if failed:
         n = failed[0]
         error = str((n.report or {}).get("error") or "the check failed")
         return Transition("failed", f"{n.name}: {error}")
-    waiting = [n for n in targets if _serves(n.report, deployment) != "active"]
+    waiting = [n for n in targets if serves(n.report, deployment) != "active"]
     if not waiting:
         return Transition("active")
     if now - started > timedelta(seconds=settings.rollout_timeout_s):
