@@ -64,10 +64,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from edgeplane.model.inventory import MetricsSample, ServerCreate, ServiceCreate  # noqa: E402
+from edgeplane.secrets import SecretBox  # noqa: E402
 from edgeplane.services import server_services, servers  # noqa: E402
 from edgeplane.services.access import ensure_admin_token  # noqa: E402
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT  # noqa: E402
 from edgeplane.settings import Settings  # noqa: E402
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT  # noqa: E402
 from edgeplane.store.db import Database  # noqa: E402
 from edgeplane.store.migrate import upgrade  # noqa: E402
 from edgeplane.store.tables import Base, RegionRow, utcnow  # noqa: E402
@@ -356,7 +357,7 @@ def serve_main(argv: Sequence[str]) -> int:
     settings = Settings(
         home=Path(args.home), database_url=args.database_url, metrics_max_age_s=METRICS_MAX_AGE_S
     )
-    db = Database(args.database_url)
+    db = Database(args.database_url, secrets=SecretBox.from_settings(settings))
     server = _uvicorn_server(_bench_app(settings, db))
 
     def watch_parent() -> None:
@@ -437,7 +438,7 @@ class ThreadServer:
         settings = Settings(
             home=home, database_url=database_url, metrics_max_age_s=METRICS_MAX_AGE_S
         )
-        self._db = Database(database_url)
+        self._db = Database(database_url, secrets=SecretBox.from_settings(settings))
         self._server = _uvicorn_server(_bench_app(settings, self._db))
         self._sock = _listening_socket()
         self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
@@ -773,7 +774,7 @@ def run_backend(
         url = cluster.create_database("edgeplane_bench")
 
     settings = Settings(home=home, database_url=url, metrics_max_age_s=METRICS_MAX_AGE_S)
-    db = Database(url)
+    db = Database(url, secrets=SecretBox.from_settings(settings))
     try:
         upgrade(db.engine)
         token = ensure_admin_token(db, home / "admin-token")

@@ -126,7 +126,7 @@ class ReferencePdns:
     def __init__(
         self, directory: Path, address: str, *, launch: str = "gsqlite3", extra: str = ""
     ) -> None:
-        from edgeplane.edge.dns.process import schema_file
+        from edgeplane.node.powerdns.process import schema_file
 
         self.directory = directory
         self.address = address
@@ -327,7 +327,7 @@ def edge_lua_records(stack: Stack, key: str) -> list[str]:
 
 
 def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
-    from edgeplane.edge.dns.process import default_geoip_database
+    from edgeplane.node.powerdns.process import default_geoip_database
 
     assert stack.api is not None
     tmp = stack.tmp

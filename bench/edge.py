@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from common import Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
 
-from edgeplane.edge.nginx.memory import tree_pss_mib  # noqa: E402
+from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
 
 DOMAIN = "bench.localhost"
 BODY_BYTES = 1024
@@ -585,16 +585,15 @@ def load_domains(stack: Stack, total: int) -> None:
     """
     from sqlalchemy import func, select
 
-    from edgeplane.secrets import SecretBox, bind
+    from edgeplane.secrets import SecretBox
     from edgeplane.services import domains
-    from edgeplane.services.actor import LOCAL
     from edgeplane.settings import Settings
+    from edgeplane.store.actor import LOCAL
     from edgeplane.store.db import Database
     from edgeplane.store.tables import DomainRow
 
     settings = Settings.from_env(home=stack.tmp / "cp")
-    db = Database(settings.effective_database_url)
-    bind(db.engine, SecretBox.from_settings(settings))
+    db = Database(settings.effective_database_url, secrets=SecretBox.from_settings(settings))
     try:
         with db.transaction(LOCAL, "default") as tx:
             have = tx.session.scalar(select(func.count()).select_from(DomainRow)) or 0

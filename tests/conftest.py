@@ -17,14 +17,19 @@ from fastapi.testclient import TestClient
 from edgeplane.api.app import create_app
 from edgeplane.model.enums import Role
 from edgeplane.routing.geoip import GeoLocator
+from edgeplane.secrets import SecretBox
 from edgeplane.services import access
-from edgeplane.services.actor import LOCAL
 from edgeplane.settings import Settings
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.db import Database
 from edgeplane.store.migrate import upgrade
 from pgcluster import PostgresCluster, find_pg_bin
 
 TEMPLATE = "edgeplane_template"
+# The key of every test database's secrets; the API fixture's home holds it as its secret.key,
+# so that an embedded client on that home (SecretBox.from_settings) uses the same key.
+TEST_SECRET_KEY = "edgeplane test secrets"
+TEST_SECRETS = SecretBox(TEST_SECRET_KEY)
 _counter = itertools.count()
 
 
@@ -76,7 +81,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
-    database = Database.for_tests(database_url)
+    database = Database.for_tests(database_url, secrets=TEST_SECRETS)
     yield database
     database.dispose()
 
@@ -119,6 +124,8 @@ class Api:
 @pytest.fixture
 def api(db: Database, tmp_path: Path, locator: GeoLocator) -> Iterator[Api]:
     settings = Settings(home=tmp_path / "home", database_url=db.url)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.secret_key_path.write_text(TEST_SECRET_KEY + "\n")
     token = access.ensure_admin_token(db, tmp_path / "home" / "admin-token")
     app = create_app(settings, db, locator=locator)
     with TestClient(app, raise_server_exceptions=False) as client:

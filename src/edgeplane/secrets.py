@@ -2,8 +2,8 @@
 
 The key comes from ``EDGEPLANE_SECRET_KEY`` (a Fernet key, or any passphrase, which is
 stretched into one) or from ``$EDGEPLANE_HOME/secret.key``, created with mode 0600 on first
-use. A control plane binds the box of its settings to its database engine (``bind``); services
-find it from their session (``box_for``).
+use. The process that opens the database makes the box (``SecretBox.from_settings``) and hands
+it to the ``Database``; services reach it as ``tx.secrets``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import base64
 import hashlib
 import os
 import threading
-import weakref
 from pathlib import Path
-from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -86,29 +84,3 @@ class SecretBox:
                 self._plain.clear()
             self._plain[token] = plain
         return plain
-
-
-_BOXES: weakref.WeakKeyDictionary[Any, SecretBox] = weakref.WeakKeyDictionary()
-_DEFAULT: list[SecretBox] = []
-
-
-def _pool(bind_or_session: Any) -> Any:
-    # Keyed by the connection pool, which an engine shares with its execution-option copies.
-    get_bind = getattr(bind_or_session, "get_bind", None)
-    engine = get_bind() if callable(get_bind) else bind_or_session
-    return getattr(engine, "pool", engine)
-
-
-def bind(engine: Any, box: SecretBox) -> None:
-    """Use ``box`` for every session on ``engine`` (a SQLAlchemy Engine)."""
-    _BOXES[_pool(engine)] = box
-
-
-def box_for(bind_or_session: Any) -> SecretBox:
-    """The box bound to this engine (or session's engine), else the environment's."""
-    box = _BOXES.get(_pool(bind_or_session))
-    if box is not None:
-        return box
-    if not _DEFAULT:
-        _DEFAULT.append(SecretBox.from_settings(Settings.from_env()))
-    return _DEFAULT[0]

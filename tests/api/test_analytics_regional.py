@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from conftest import Api
-from edgeplane.edge.agent.analytics import TrafficAggregator
-from edgeplane.model.edge import UPSTREAM_MS_BUCKETS, AnalyticsReport
+from edgeplane.node.agent.analytics import TrafficAggregator
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, AnalyticsReport
 from edgeplane.services import analytics
-from edgeplane.services.actor import LOCAL
+from edgeplane.store.actor import LOCAL
 
 EDGE = "/api/v1/edge"
 BUCKETS = len(UPSTREAM_MS_BUCKETS) + 1

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from conftest import Api
 from edgeplane.services import datacenters, dr, load_balancers, server_services, servers
-from edgeplane.services.actor import LOCAL
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.tables import Base
 
 INV = "/api/v1/infrastructure"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from conftest import Api
-from edgeplane.model.edge import UPSTREAM_MS_BUCKETS
-from edgeplane.services.actor import LOCAL
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.tables import (
     DomainRow,
     EdgeAnalyticsRow,

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from conftest import Api
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.snapshot import snapshot
-from edgeplane.edge.state import load_state
-from edgeplane.services.actor import LOCAL
+from edgeplane.protocol.config import NodeSpec
+from edgeplane.snapshot.build import snapshot
+from edgeplane.snapshot.load import load_state
+from edgeplane.store.actor import LOCAL
 
 INV = "/api/v1/infrastructure"
 NODE = NodeSpec(id="node-1", name="n1", region="eu-central")
@@ -24,7 +24,7 @@ def ok(r: Any, status: int = 200) -> Any:
 
 def zone(api: Api, name: str) -> Any:
     with api.db.read(LOCAL, "default") as tx:
-        config = snapshot(load_state(tx.session), NODE, 1)
+        config = snapshot(load_state(tx.session, tx.secrets), NODE, 1)
     return next(z for z in config.zones if z.name == f"{name}.")
 
 
@@ -296,7 +296,7 @@ def test_acme_answers_travel_in_the_snapshot(api: Api) -> None:
             ),
         ]
     with api.db.read(LOCAL, "default") as tx:
-        config = snapshot(load_state(tx.session), NODE, 1)
+        config = snapshot(load_state(tx.session, tx.secrets), NODE, 1)
     assert [(a.token, a.key_authorization) for a in config.acme_http] == [("tok_1", "tok_1.thumb")]
     served = rrsets(api, "acme.test")
     assert served[("_acme-challenge.acme.test.", "TXT")] == ('"mine"', '"v1"', '"v2"')

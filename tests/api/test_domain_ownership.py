@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from conftest import Api
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.snapshot import snapshot
-from edgeplane.edge.state import load_state
-from edgeplane.services.actor import LOCAL
+from edgeplane.protocol.config import NodeSpec
+from edgeplane.snapshot.build import snapshot
+from edgeplane.snapshot.load import load_state
+from edgeplane.store.actor import LOCAL
 
 INV = "/api/v1/infrastructure"
 NODE = NodeSpec(id="node-1", name="n1", region="eu-central")
@@ -65,7 +65,7 @@ def test_a_public_domain_waits_for_verification(api: Api) -> None:
     )
     assert "hostmaster@xn--bcher-laden-thb.de" in v["email_addresses"]
     with api.db.read(LOCAL, "default") as tx:
-        config = snapshot(load_state(tx.session), NODE, 1)
+        config = snapshot(load_state(tx.session, tx.secrets), NODE, 1)
     assert config.sites == ()  # not served by the edge
     assert [z.name for z in config.zones] == ["xn--bcher-laden-thb.de."]  # its zone is hosted
     assert [(x.domain, x.token) for x in config.verifications] == [
@@ -141,7 +141,7 @@ def test_lock_blocks_deletion_and_dnssec_gives_ds_records(api: Api) -> None:
     ds = status["dnssec"]["ds"]
     assert len(ds) == 1 and ds[0].split()[1:3] == ["13", "2"]  # ECDSA P-256, SHA-256
     with api.db.read(LOCAL, "default") as tx:
-        zone = snapshot(load_state(tx.session), NODE, 1).zones[0]
+        zone = snapshot(load_state(tx.session, tx.secrets), NODE, 1).zones[0]
     assert zone.dnssec and len(zone.dnssec_keys) == 1
     assert "PrivateKey" not in str(status)
     r = api.patch(f"{INV}/domains/locked.test", json={"locked": "soon"})

@@ -16,11 +16,10 @@ from sqlalchemy import select
 from conftest import Api
 from edgeplane.certs import internal_ca
 from edgeplane.certs.internal_ca import INTERMEDIATE_SECRET_NAME, SECRET_NAME
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.snapshot import snapshot
-from edgeplane.edge.state import load_state
-from edgeplane.secrets import box_for
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.protocol.config import NodeSpec
+from edgeplane.snapshot.build import snapshot
+from edgeplane.snapshot.load import load_state
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.tables import CertificateRow, SecretRow
 
 INV = "/api/v1/infrastructure"
@@ -39,7 +38,7 @@ def add(api: Api, domain: str, project: str | None = None, **kw: Any) -> Any:
 
 def served(api: Api) -> dict[str, tuple[str, ...]]:
     with api.db.read(LOCAL, "default") as tx:
-        config = snapshot(load_state(tx.session), NODE, 1)
+        config = snapshot(load_state(tx.session, tx.secrets), NODE, 1)
     return {s.id: s.domains for s in config.sites}
 
 
@@ -80,7 +79,7 @@ def test_a_domain_gets_a_certificate_that_chains_to_the_internal_root(api: Api) 
 
     # The snapshot serves the domain with that certificate and its (decrypted) key.
     with api.db.read(LOCAL, "default") as tx:
-        config = snapshot(load_state(tx.session), NODE, 1)
+        config = snapshot(load_state(tx.session, tx.secrets), NODE, 1)
     assert [c.names for c in config.certs] == [("app.example.com",)]
     assert config.certs[0].cert_pem == chain_pem  # nginx gets the leaf and the intermediate
     assert "PRIVATE KEY" in config.certs[0].key_pem
@@ -223,7 +222,7 @@ def test_a_legacy_root_that_may_not_certify_a_ca_keeps_signing_leaves_itself(api
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     with api.db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-        box = box_for(tx.session)
+        box = tx.secrets
         tx.session.add(
             SecretRow(name=SECRET_NAME, value_encrypted=box.encrypt(key_pem), public=legacy_pem)
         )

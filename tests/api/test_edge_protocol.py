@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from conftest import Api
-from edgeplane.model.edge import UPSTREAM_MS_BUCKETS
-from edgeplane.services.actor import LOCAL
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.db import Database
 from edgeplane.store.tables import BackendHealthRow, EdgeAnalyticsRow, PurgeRow, utcnow
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import Api
 from edgeplane.services import servers
-from edgeplane.services.actor import LOCAL
+from edgeplane.store.actor import LOCAL
 
 INV = "/api/v1/infrastructure"
 

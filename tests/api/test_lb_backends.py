@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from conftest import Api
-from edgeplane.services.actor import LOCAL
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.tables import (
     BackendHealthRow,
     EdgeNodeRow,

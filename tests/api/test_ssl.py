@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from conftest import Api
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.snapshot import snapshot
-from edgeplane.edge.state import load_state
-from edgeplane.services.actor import LOCAL
+from edgeplane.protocol.config import NodeSpec
+from edgeplane.snapshot.build import snapshot
+from edgeplane.snapshot.load import load_state
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.tables import utcnow
 from unit.test_certs_upload import Made, ec_key, make
 
@@ -38,7 +38,7 @@ def served_fingerprints(api: Api) -> set[str]:
     from cryptography.hazmat.primitives import hashes
 
     with api.db.read(LOCAL, "default") as tx:
-        config = snapshot(load_state(tx.session), NODE, 1)
+        config = snapshot(load_state(tx.session, tx.secrets), NODE, 1)
     return {
         x509.load_pem_x509_certificate(c.cert_pem.encode()).fingerprint(hashes.SHA256()).hex()
         for c in config.certs

@@ -92,7 +92,7 @@ class EdgeAgent:
 
     @property
     def prefix(self) -> Path:
-        from edgeplane.edge.agent.paths import nginx_prefix
+        from edgeplane.node.agent.paths import nginx_prefix
 
         return nginx_prefix(self.home / "edge" / self.name, self.name)
 

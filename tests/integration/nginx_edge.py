@@ -16,9 +16,9 @@ import httpx
 from origins import Origin
 from processes import free_port
 
-from edgeplane.edge.config import BackendSpec, EdgeConfig, NodeSpec, PoolSpec, SiteSpec
-from edgeplane.edge.nginx.engine import ApplyResult, NginxEngine
-from edgeplane.edge.nginx.local import LocalHealth, NodeLocal
+from edgeplane.node.nginx.engine import ApplyResult, NginxEngine
+from edgeplane.node.nginx.local import LocalHealth, NodeLocal
+from edgeplane.protocol.config import BackendSpec, EdgeConfig, NodeSpec, PoolSpec, SiteSpec
 
 
 def backend(origin: Origin, **kw: Any) -> BackendSpec:

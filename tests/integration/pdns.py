@@ -14,8 +14,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from edgeplane.edge.config import DnssecKeySpec, RRSetSpec, ZoneSpec
-from edgeplane.edge.dns.process import PdnsProcess
+from edgeplane.node.powerdns.process import PdnsProcess
+from edgeplane.protocol.config import DnssecKeySpec, RRSetSpec, ZoneSpec
 
 
 @contextlib.contextmanager

@@ -36,8 +36,8 @@ from edgeplane.certs.acme_client import (
     register,
     retry_after_s,
 )
-from edgeplane.edge.dns.engine import DnsEngine
-from edgeplane.edge.dns.process import PdnsProcess
+from edgeplane.node.powerdns.engine import DnsEngine
+from edgeplane.node.powerdns.process import PdnsProcess
 
 pytestmark = pytest.mark.integration
 

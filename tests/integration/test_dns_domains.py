@@ -28,8 +28,8 @@ from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
 from pdns import query, running_pdns, zone_spec
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up
 
-from edgeplane.edge.dns.engine import DnsEngine
-from edgeplane.edge.dns.process import PdnsProcess
+from edgeplane.node.powerdns.engine import DnsEngine
+from edgeplane.node.powerdns.process import PdnsProcess
 
 pytestmark = pytest.mark.integration
 

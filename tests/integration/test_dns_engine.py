@@ -17,11 +17,11 @@ import dns.rrset
 import pytest
 from pdns import answers, query, rcode, rrset_of, running_pdns, zone_spec
 
-from edgeplane.edge.config import DnssecKeySpec
-from edgeplane.edge.dns import dnssec
-from edgeplane.edge.dns.api import PdnsApi, PdnsApiError
-from edgeplane.edge.dns.engine import DnsEngine, soa_serial
-from edgeplane.edge.dns.process import PdnsError, PdnsProcess
+from edgeplane.node.powerdns.api import PdnsApi, PdnsApiError
+from edgeplane.node.powerdns.engine import DnsEngine, soa_serial
+from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
+from edgeplane.protocol import dnssec
+from edgeplane.protocol.config import DnssecKeySpec
 
 pytestmark = pytest.mark.integration
 

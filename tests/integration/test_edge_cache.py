@@ -10,8 +10,8 @@ import pytest
 from nginx_edge import Edge, backend, edge_config, pool, running_edge, wait_for
 from origins import Origin, start_origin
 
-from edgeplane.edge.config import CacheKeySpec, CacheRuleSpec, SiteSpec
-from edgeplane.model.edge import PurgeTask
+from edgeplane.protocol.config import CacheKeySpec, CacheRuleSpec, SiteSpec
+from edgeplane.protocol.messages import PurgeTask
 
 pytestmark = pytest.mark.integration
 

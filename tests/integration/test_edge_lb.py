@@ -13,8 +13,8 @@ import pytest
 from nginx_edge import Edge, backend, edge_config, pool, running_edge
 from origins import OriginSet, origin_set
 
-from edgeplane.edge.config import BackendSpec, EdgeConfig, PoolSpec, SiteSpec
-from edgeplane.edge.nginx.local import LocalHealth
+from edgeplane.node.nginx.local import LocalHealth
+from edgeplane.protocol.config import BackendSpec, EdgeConfig, PoolSpec, SiteSpec
 
 pytestmark = pytest.mark.integration
 HOST = "lb.test"

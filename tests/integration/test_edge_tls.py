@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from nginx_edge import Edge, backend, edge_config, pool, running_edge
 from origins import Origin, start_origin
 
-from edgeplane.edge.config import CertSpec, RateLimitSpec, SiteSpec
+from edgeplane.protocol.config import CertSpec, RateLimitSpec, SiteSpec
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeplane.edge.agent.analytics import (
+from edgeplane.node.agent.analytics import (
     COUNTRY_CACHE_SIZE,
     LogTailer,
     TrafficAggregator,
@@ -24,7 +24,7 @@ from edgeplane.edge.agent.analytics import (
     rotate,
     upstream_ms,
 )
-from edgeplane.model.edge import UPSTREAM_MS_BUCKETS, MinuteTraffic
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
 
 MINUTE = 1_795_321_500.0  # a minute boundary (divisible by 60)
 
@@ -187,7 +187,7 @@ def test_tailer_can_start_at_the_end(tmp_path: Path) -> None:
 def test_tailer_reads_a_backlog_over_several_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgeplane.edge.agent import analytics
+    from edgeplane.node.agent import analytics
 
     monkeypatch.setattr(analytics, "READ_CHUNK", 256)
     monkeypatch.setattr(analytics, "READ_LIMIT", 512)

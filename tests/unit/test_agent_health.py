@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from origins import Origin, OriginSet, origin_set
 
-from edgeplane.edge.agent.health import (
+from edgeplane.node.agent.health import (
     HealthChecker,
     Prober,
     ProbeResult,
@@ -18,7 +18,7 @@ from edgeplane.edge.agent.health import (
     moved_enough,
     parse_expected,
 )
-from edgeplane.edge.config import BackendSpec, HealthCheckSpec, PoolSpec
+from edgeplane.protocol.config import BackendSpec, HealthCheckSpec, PoolSpec
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_first_failed_check_marks_a_new_backend_down(origins: OriginSet) -> None
         checker = HealthChecker(on_change=lambda: changes.append(1))
         t = target(a)
         checker._targets[t.key] = t
-        from edgeplane.edge.agent.health import BackendStatus
+        from edgeplane.node.agent.health import BackendStatus
 
         checker._status[t.key] = BackendStatus(pool=t.pool, key=t.backend.key)
         prober = Prober()
@@ -239,7 +239,7 @@ def test_dynamic_weights_follow_latency_with_hysteresis() -> None:
         slow = BackendSpec(key="slow", host="127.0.0.1", port=2)
         tf = Target("lb.p.d", fast, hc, "dynamic")
         ts = Target("lb.p.d", slow, hc, "dynamic")
-        from edgeplane.edge.agent.health import BackendStatus
+        from edgeplane.node.agent.health import BackendStatus
 
         for t in (tf, ts):
             checker._targets[t.key] = t

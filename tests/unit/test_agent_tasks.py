@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from edgeplane.edge.agent.tasks import cancel_all
+from edgeplane.node.agent.tasks import cancel_all
 
 
 async def _stubborn(swallowed: list[int]) -> None:

@@ -6,10 +6,8 @@ from typing import Any
 
 import pytest
 
-from edgeplane.edge.config import DnssecKeySpec, RRSetSpec, ZoneSpec
-from edgeplane.edge.dns import dnssec
-from edgeplane.edge.dns.api import RRSetChange
-from edgeplane.edge.dns.plan import (
+from edgeplane.node.powerdns.api import RRSetChange
+from edgeplane.node.powerdns.plan import (
     KeyChanges,
     canonical_record,
     desired_rrsets,
@@ -18,6 +16,8 @@ from edgeplane.edge.dns.plan import (
     rrset_changes,
     zone_name,
 )
+from edgeplane.protocol import dnssec
+from edgeplane.protocol.config import DnssecKeySpec, RRSetSpec, ZoneSpec
 
 Z = "example.com."
 

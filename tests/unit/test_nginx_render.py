@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from edgeplane.edge.config import (
+from edgeplane.node.nginx.local import LocalHealth, NodeLocal
+from edgeplane.node.nginx.purge import key_matches, purge_cache
+from edgeplane.node.nginx.render import render, render_release
+from edgeplane.node.nginx.render_cache import compile_rules
+from edgeplane.node.nginx.render_tls import name_matches
+from edgeplane.node.nginx.render_upstreams import ProxyProfile, render_upstream
+from edgeplane.protocol.config import (
     BackendSpec,
     BundleSpec,
     CacheKeySpec,
@@ -20,13 +26,7 @@ from edgeplane.edge.config import (
     RateLimitSpec,
     SiteSpec,
 )
-from edgeplane.edge.nginx.local import LocalHealth, NodeLocal
-from edgeplane.edge.nginx.purge import key_matches, purge_cache
-from edgeplane.edge.nginx.render import render, render_release
-from edgeplane.edge.nginx.render_cache import compile_rules
-from edgeplane.edge.nginx.render_tls import name_matches
-from edgeplane.edge.nginx.render_upstreams import ProxyProfile, render_upstream
-from edgeplane.model.edge import PurgeTask
+from edgeplane.protocol.messages import PurgeTask
 
 GOLDEN = Path(__file__).parent / "golden" / "nginx"
 LOCAL = NodeLocal(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.snapshot import (
+from edgeplane.model.cdn import CacheKey, CacheRule, EdgeSecurity, Origin, RateLimit
+from edgeplane.protocol.config import NodeSpec
+from edgeplane.snapshot.build import (
     BackendState,
     CDNState,
     CertState,
@@ -14,7 +15,6 @@ from edgeplane.edge.snapshot import (
     node_prefetch,
     snapshot,
 )
-from edgeplane.model.cdn import CacheKey, CacheRule, EdgeSecurity, Origin, RateLimit
 
 NODE = NodeSpec(id="node-1", name="edge-a", region="eu-central")
 HC = {"protocol": "http", "path": "/healthz", "interval_s": 2.0, "timeout_s": 1.0,

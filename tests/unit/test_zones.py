@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from edgeplane.edge.zones import (
+from edgeplane.services.liveness import compute
+from edgeplane.snapshot.zones import (
     DnsNode,
     DnsState,
     RecordState,
@@ -13,7 +14,6 @@ from edgeplane.edge.zones import (
     build_zone,
     build_zones,
 )
-from edgeplane.services.liveness import compute
 from edgeplane.store.tables import EdgeNodeRow
 
 REGIONS = {
@@ -112,7 +112,7 @@ def test_liveness_needs_a_fresh_heartbeat_and_health() -> None:
 
 
 def test_a_change_of_zones_alone_keeps_the_http_hash() -> None:
-    from edgeplane.edge.config import EdgeConfig, NodeSpec
+    from edgeplane.protocol.config import EdgeConfig, NodeSpec
 
     node = NodeSpec(id="n1", name="fra-1", region="eu-central")
     s = state(DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True))

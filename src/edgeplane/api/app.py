@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse
 
 import edgeplane
 from edgeplane.api import problems
+from edgeplane.api.notify import RevisionNotifier
+from edgeplane.api.orders import Orders
 from edgeplane.api.routers import (
     access,
     alerts,
@@ -18,9 +20,9 @@ from edgeplane.api.routers import (
     operations,
 )
 from edgeplane.routing.geoip import GeoLocator
-from edgeplane.secrets import SecretBox, bind
-from edgeplane.services.actor import Actor
 from edgeplane.settings import Settings
+from edgeplane.snapshot.cache import SnapshotCache
+from edgeplane.store.actor import Actor
 from edgeplane.store.db import Database
 
 
@@ -50,7 +52,11 @@ def create_app(
     app.state.db = db
     app.state.locator = locator or GeoLocator(settings.geoip_db)
     app.state.local_actor = local_actor
-    bind(db.engine, SecretBox.from_settings(settings))
+    if db.secrets is None:
+        raise ValueError("the control plane's Database needs its secret box (secrets=...)")
+    app.state.snapshots = SnapshotCache(db.secrets)
+    app.state.notifier = RevisionNotifier(db)
+    app.state.acme_orders = Orders()
     problems.install(app)
     app.include_router(access.router)
     app.include_router(inventory.router)

@@ -34,8 +34,8 @@ from edgeplane.services import (
     rollouts,
     verification,
 )
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.settings import Settings
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
 

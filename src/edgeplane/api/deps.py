@@ -13,8 +13,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from edgeplane.errors import Forbidden
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services import access
-from edgeplane.services.actor import PLATFORM_PROJECT, Actor
 from edgeplane.settings import Settings
+from edgeplane.snapshot.cache import SnapshotCache
+from edgeplane.store.actor import PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database, Tx
 
 bearer = HTTPBearer(auto_error=False, description="an Edgeplane API token")
@@ -25,6 +26,7 @@ class Context:
     db: Database
     settings: Settings
     locator: GeoLocator
+    snapshots: SnapshotCache
     actor: Actor
     project: str
 
@@ -85,6 +87,7 @@ def get_context(
         db=state.db,
         settings=state.settings,
         locator=state.locator,
+        snapshots=state.snapshots,
         actor=actor,
         project=project or x_edgeplane_project or PLATFORM_PROJECT,
     )

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.store.db import Database
-from edgeplane.store.tables import RevisionRow
 
 
 class RevisionNotifier:
@@ -54,16 +52,11 @@ class RevisionNotifier:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wake, revision)
 
-    def _read_revision(self) -> int:
-        with self._db.engine.connect() as conn:
-            value = conn.execute(select(RevisionRow.value).where(RevisionRow.id == 1)).scalar()
-            return int(value or 0)
-
     async def _watch(self) -> None:
         try:
             while self._waiters > 0:
                 try:
-                    revision = await run_in_threadpool(self._read_revision)
+                    revision = await run_in_threadpool(self._db.current_revision)
                 except Exception:  # the database is unreachable: keep the waiters waiting
                     revision = self._revision
                 if revision > self._revision:

@@ -141,10 +141,10 @@ def edge(
 
     import asyncio
 
-    from edgeplane.edge.agent.agent import Agent, AgentOptions, run_until_signalled
-    from edgeplane.edge.agent.paths import nginx_prefix
-    from edgeplane.edge.nginx.engine import NginxEngine
-    from edgeplane.edge.nginx.local import NodeLocal, find_brotli_module
+    from edgeplane.node.agent.agent import Agent, AgentOptions, run_until_signalled
+    from edgeplane.node.agent.paths import nginx_prefix
+    from edgeplane.node.nginx.engine import NginxEngine
+    from edgeplane.node.nginx.local import NodeLocal, find_brotli_module
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -177,8 +177,8 @@ def edge(
     engine = NginxEngine(local, binary=nginx)
     dns = None
     if dns_port:
-        from edgeplane.edge.dns.engine import DnsEngine
-        from edgeplane.edge.dns.process import PdnsProcess
+        from edgeplane.node.powerdns.engine import DnsEngine
+        from edgeplane.node.powerdns.process import PdnsProcess
 
         addresses = [a.strip() for a in (dns_bind or bind).split(",") if a.strip()]
         try:

@@ -37,6 +37,7 @@ def _locator(settings: Settings) -> GeoLocator:
 
 def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
     """Migrate the database and make sure the admin token exists."""
+    from edgeplane.secrets import SecretBox
     from edgeplane.services.access import ensure_admin_token
     from edgeplane.store.db import Database
     from edgeplane.store.migrate import upgrade
@@ -45,7 +46,7 @@ def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
     settings = Settings.from_env(home=home)
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, secrets=SecretBox.from_settings(settings))
     upgrade(db.engine)
     token = ensure_admin_token(db, settings.admin_token_path)
     return settings, db, token
@@ -75,8 +76,8 @@ EDGE_TOKEN_FILE = "edge-token"
 
 def _edge_token(db: Database, settings: Settings) -> str:
     """The local edge node's token, kept in HOME/edge-token (0600) and issued when missing."""
-    from edgeplane.edge.agent.state import write_private
     from edgeplane.errors import Unauthenticated
+    from edgeplane.node.agent.statedir import write_private
     from edgeplane.services.access import authenticate, create_edge_token
 
     path = settings.home / EDGE_TOKEN_FILE

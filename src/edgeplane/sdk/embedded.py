@@ -7,8 +7,9 @@ import threading
 from fastapi import FastAPI
 
 from edgeplane.api.app import create_app
-from edgeplane.services.actor import LOCAL
+from edgeplane.secrets import SecretBox
 from edgeplane.settings import Settings
+from edgeplane.store.actor import LOCAL
 from edgeplane.store.db import Database
 from edgeplane.store.migrate import upgrade
 
@@ -22,7 +23,7 @@ def embedded_app(settings: Settings) -> FastAPI:
     with _lock:
         app = _apps.get(url)
         if app is None:
-            db = Database(url)
+            db = Database(url, secrets=SecretBox.from_settings(settings))
             upgrade(db.engine)
             app = create_app(settings, db, local_actor=LOCAL)
             _apps[url] = app

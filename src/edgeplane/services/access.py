@@ -15,8 +15,8 @@ from sqlalchemy import func, select, update
 from edgeplane.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from edgeplane.model.access import Project, ProjectCreate, Token, TokenCreate, TokenIssued
 from edgeplane.model.enums import Role
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT, Actor
 from edgeplane.services.common import lock_name, validate
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import (
     DataCenterRow,

@@ -41,11 +41,9 @@ def publish(tx: Tx, domain: str, kind: str, name: str, value: str) -> str:
 
 def _zone_changed(tx: Tx, domain: str) -> None:
     """A DNS-01 answer changes the zone: its serial must move (the order waits for it)."""
-    from edgeplane.services.domains import next_revision
-
     zone = tx.session.get(DomainRow, domain)
     if zone is not None:
-        zone.zone_revision = next_revision(tx)
+        zone.zone_revision = tx.next_revision()
 
 
 def remove(tx: Tx, ids: list[str]) -> int:

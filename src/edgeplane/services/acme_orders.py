@@ -22,14 +22,13 @@ import httpx
 from sqlalchemy import select
 
 from edgeplane.certs import acme_client
-from edgeplane.edge.state import load_dns
-from edgeplane.edge.zones import build_zone
 from edgeplane.model.certificates import Certificate, CertificateIssued, CertificateRequest
 from edgeplane.model.enums import Role
-from edgeplane.secrets import box_for
 from edgeplane.services import acme_challenges, liveness, ssl
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT, Actor
 from edgeplane.settings import Settings
+from edgeplane.snapshot.load import load_dns
+from edgeplane.snapshot.zones import build_zone
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database
 from edgeplane.store.tables import EdgeNodeRow, SecretRow
 
@@ -57,18 +56,18 @@ def account(db: Database, settings: acme_client.AcmeSettings) -> tuple[str, str]
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
         row = tx.session.get(SecretRow, name)
         if row is not None and row.public:
-            return box_for(tx.session).decrypt(row.value_encrypted), row.public
+            return tx.secrets.decrypt(row.value_encrypted), row.public
     key = acme_client.new_account_key()
     url = acme_client.register(settings, key)
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
         existing = tx.session.get(SecretRow, name)
         if existing is not None and existing.public:  # registered meanwhile by another order
-            return box_for(tx.session).decrypt(existing.value_encrypted), existing.public
+            return tx.secrets.decrypt(existing.value_encrypted), existing.public
         if existing is not None:
             tx.session.delete(existing)
             tx.session.flush()
         tx.session.add(
-            SecretRow(name=name, value_encrypted=box_for(tx.session).encrypt(key), public=url)
+            SecretRow(name=name, value_encrypted=tx.secrets.encrypt(key), public=url)
         )
     return key, url
 
@@ -141,7 +140,7 @@ class EdgeSink:
                 for n in tx.session.scalars(select(EdgeNodeRow))
                 if n.id in live
             ]
-            dns = load_dns(tx.session, only=self.zone)
+            dns = load_dns(tx.session, tx.secrets, only=self.zone)
             zone = next((z for z in dns.zones if z.name == self.zone), None)
             serial = build_zone(zone, dns).serial if zone is not None else 0
         return nodes, serial

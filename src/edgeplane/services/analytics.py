@@ -30,8 +30,8 @@ from sqlalchemy import select
 
 from edgeplane.errors import InvalidInput
 from edgeplane.model.cdn import CDNAnalytics, DomainTraffic, LatencySummary
-from edgeplane.model.edge import UPSTREAM_MS_BUCKETS
 from edgeplane.model.enums import Role
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import EdgeAnalyticsRow, EdgeNodeRow, utcnow
 

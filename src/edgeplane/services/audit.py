@@ -9,11 +9,7 @@ from edgeplane.model.access import AuditEvent
 from edgeplane.model.common import Page
 from edgeplane.model.enums import Role
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import AuditRow, RevisionRow
-
-
-def current_revision(tx: Tx) -> int:
-    return int(tx.session.scalar(select(RevisionRow.value).where(RevisionRow.id == 1)) or 0)
+from edgeplane.store.tables import AuditRow
 
 
 def list_events(

@@ -19,7 +19,7 @@ from edgeplane.bundles import BuiltBundle, BundleError, BundleLimits, build_bund
 from edgeplane.errors import InvalidInput, NotFound
 from edgeplane.model.edge_deployments import Bundle
 from edgeplane.model.enums import Role
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import BundleChunkRow, BundleRow, utcnow
 

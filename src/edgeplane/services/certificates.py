@@ -11,7 +11,6 @@ from edgeplane.certs.internal_ca import InternalCA, fingerprint
 from edgeplane.errors import NotFound
 from edgeplane.model.certificates import Certificate, CertificateStatus, Renewal
 from edgeplane.model.enums import Role
-from edgeplane.secrets import box_for
 from edgeplane.services.common import lock_name
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
@@ -42,7 +41,7 @@ def to_model(row: CertificateRow, now: datetime | None = None) -> Certificate:
 
 def internal_ca(tx: Tx) -> InternalCA:
     lock_name(tx, "secrets", "internal-ca")
-    return InternalCA.load_or_create(tx.session, box_for(tx.session))
+    return InternalCA.load_or_create(tx.session, tx.secrets)
 
 
 def issue_internal(tx: Tx, domain: str) -> Certificate:
@@ -57,7 +56,7 @@ def issue_internal(tx: Tx, domain: str) -> Certificate:
         names=[domain],
         status=ACTIVE,
         cert_pem=issued.cert_pem,
-        key_encrypted=box_for(tx.session).encrypt(issued.key_pem),
+        key_encrypted=tx.secrets.encrypt(issued.key_pem),
         not_before=issued.not_before,
         not_after=issued.not_after,
         auto_renew=True,

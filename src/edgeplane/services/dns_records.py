@@ -11,8 +11,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from edgeplane.edge.state import load_dns
-from edgeplane.edge.zones import build_zone
 from edgeplane.errors import InvalidInput
 from edgeplane.model.dns_records import (
     CanonicalRecord,
@@ -27,7 +25,9 @@ from edgeplane.model.dns_records import (
 )
 from edgeplane.model.enums import Role
 from edgeplane.services.common import validate
-from edgeplane.services.domains import get_row, next_revision
+from edgeplane.services.domains import get_row
+from edgeplane.snapshot.load import load_dns
+from edgeplane.snapshot.zones import build_zone
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import DNSRecordRow, DomainRow, utcnow
 
@@ -71,7 +71,7 @@ def zone_records(tx: Tx, row: DomainRow) -> ZoneRecords:
     """The user's records and, marked ``managed``, what Edgeplane adds (SOA, NS, glue, the
     verification TXT), exactly as the edge serves them."""
     user = [_canonical(r) for r in _rows(tx, row.name)]
-    dns = load_dns(tx.session, only=row.name)
+    dns = load_dns(tx.session, tx.secrets, only=row.name)
     zone_state = next((z for z in dns.zones if z.name == row.name), None)
     out = [_out(row.name, r) for r in user]
     serial = 0
@@ -131,7 +131,7 @@ def _store(tx: Tx, row: DomainRow, records: list[CanonicalRecord]) -> None:
                 updated_at=now,
             )
         )
-    row.zone_revision = next_revision(tx)
+    row.zone_revision = tx.next_revision()
     row.updated_at = now
     tx.record("update", KIND, row.name, {"records": _view(before)}, {"records": _view(records)})
 

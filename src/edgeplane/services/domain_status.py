@@ -12,13 +12,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from edgeplane import secrets
-from edgeplane.edge.state import load_dns
-from edgeplane.edge.zones import build_zone, nameservers
 from edgeplane.model.domains import DnssecStatus, DomainStatus, NodeZone, display_name
 from edgeplane.model.enums import Role
 from edgeplane.services import certificates, domains
 from edgeplane.settings import Settings
+from edgeplane.snapshot.load import load_dns
+from edgeplane.snapshot.zones import build_zone, nameservers
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
 
@@ -26,16 +25,16 @@ from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
 def dnssec_status(tx: Tx, row: DomainRow) -> DnssecStatus:
     if not row.dnssec or not row.dnssec_key_encrypted:
         return DnssecStatus(enabled=False, ds=[], dnskey=[])
-    from edgeplane.edge.dns.dnssec import dnskey_text, ds_records
+    from edgeplane.protocol.dnssec import dnskey_text, ds_records
 
-    key = secrets.box_for(tx.session).decrypt(row.dnssec_key_encrypted)
+    key = tx.secrets.decrypt(row.dnssec_key_encrypted)
     return DnssecStatus(enabled=True, ds=ds_records(row.name, key), dnskey=[dnskey_text(key)])
 
 
 def status(tx: Tx, domain: str) -> DomainStatus:
     tx.actor.require(tx.project, Role.VIEWER)
     row = domains.get_row(tx, domain)
-    dns = load_dns(tx.session, only=row.name)
+    dns = load_dns(tx.session, tx.secrets, only=row.name)
     zone = next(z for z in dns.zones if z.name == row.name)
     spec = build_zone(zone, dns)
     live = {n.id for n in dns.nodes if n.live}
@@ -80,7 +79,7 @@ def status(tx: Tx, domain: str) -> DomainStatus:
 def world_check_inputs(tx: Tx, domain: str) -> tuple[str, set[str], set[str]]:
     """(domain, our NS names, our node addresses) for ``check_world``."""
     row = domains.get_row(tx, domain)
-    dns = load_dns(tx.session, only=row.name)
+    dns = load_dns(tx.session, tx.secrets, only=row.name)
     ours = {t.rstrip(".") for t, _ in nameservers(row.name, dns.nodes)}
     addresses = {n.address for n in dns.nodes if n.address}
     return row.name, ours, addresses

@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from edgeplane import secrets
 from edgeplane.errors import Conflict, NotFound
 from edgeplane.model.dns_records import (
     CHALLENGE_LABEL,
@@ -41,7 +40,7 @@ from edgeplane.services import certificates
 from edgeplane.services.common import lock_name, paged, validate
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import DNSRecordRow, DomainRow, RevisionRow, utcnow
+from edgeplane.store.tables import DNSRecordRow, DomainRow, utcnow
 
 KIND = "domain"
 ACTIVE = "active"
@@ -49,12 +48,6 @@ PENDING = "pending"
 RESERVED = "reserved"
 WELL_KNOWN = "/.well-known/edgeplane-verification/"
 ADMIN_LOCALPARTS = ("admin", "administrator", "hostmaster", "postmaster", "webmaster")
-
-
-def next_revision(tx: Tx) -> int:
-    """The revision this transaction's changes will get (writers are serialised)."""
-    current = tx.session.scalar(select(RevisionRow.value).where(RevisionRow.id == 1)) or 0
-    return int(current) + 1
 
 
 def challenge_record(row: DomainRow) -> DNSRecordOut:
@@ -144,9 +137,9 @@ def _overlapping(tx: Tx, name: str) -> DomainRow | None:
 
 
 def new_dnssec_key(tx: Tx) -> str:
-    from edgeplane.edge.dns.dnssec import generate_key
+    from edgeplane.protocol.dnssec import generate_key
 
-    return secrets.box_for(tx.session).encrypt(generate_key())
+    return tx.secrets.encrypt(generate_key())
 
 
 def _auto_records(tx: Tx, row: DomainRow, settings: Settings) -> None:
@@ -216,7 +209,7 @@ def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> Doma
         locked=spec.locked,
         dnssec=spec.dnssec,
         dnssec_key_encrypted=new_dnssec_key(tx) if spec.dnssec else None,
-        zone_revision=next_revision(tx),
+        zone_revision=tx.next_revision(),
         checks={},
         created_at=now,
         updated_at=now,
@@ -267,7 +260,7 @@ def update(tx: Tx, domain: str, data: DomainUpdate | dict[str, Any]) -> Domain:
         row.dnssec = spec.dnssec
         if spec.dnssec and not row.dnssec_key_encrypted:
             row.dnssec_key_encrypted = new_dnssec_key(tx)
-        row.zone_revision = next_revision(tx)
+        row.zone_revision = tx.next_revision()
     after = _audit_view(row)
     if after != before:
         row.updated_at = utcnow()

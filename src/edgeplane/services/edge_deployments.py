@@ -41,7 +41,7 @@ from edgeplane.routing.placement import (
     place,
     region_cost_per_month,
 )
-from edgeplane.services import analytics, audit, liveness, rollouts
+from edgeplane.services import analytics, liveness, rollouts
 from edgeplane.services.bundles import get_row as bundle_row
 from edgeplane.services.common import validate
 from edgeplane.store.db import Tx
@@ -316,7 +316,7 @@ def _create(
         canary_node=None if at_once else _canary(tx, ordered),
         phase_at=now,
         reactivates=reactivates,
-        changed_revision=rollouts.next_revision(tx),
+        changed_revision=tx.next_revision(),
         created_at=now,
         created_by=tx.actor.name,
     )
@@ -493,7 +493,7 @@ def locations(tx: Tx) -> list[EdgeLocation]:
     )
     for node_id, requests in rows:
         load[node_id] = float(requests or 0) / (LOAD_WINDOW.total_seconds() / 60)
-    desired = audit.current_revision(tx)
+    desired = tx.current_revision()
     serving: dict[str, list[str]] = {}
     for d in tx.session.scalars(
         select(EdgeDeploymentRow).where(

@@ -11,10 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.state import cache_for, current_revision
 from edgeplane.errors import Forbidden, InvalidInput, NotFound
-from edgeplane.model.edge import (
+from edgeplane.protocol.config import NodeSpec
+from edgeplane.protocol.messages import (
     UPSTREAM_MS_BUCKETS,
     Ack,
     AnalyticsReport,
@@ -27,6 +26,7 @@ from edgeplane.model.edge import (
 )
 from edgeplane.services import liveness, rollouts
 from edgeplane.settings import Settings
+from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import (
     AuditRow,
@@ -58,10 +58,12 @@ def _node_spec(row: EdgeNodeRow) -> NodeSpec:
     return NodeSpec(id=row.id, name=row.name, region=row.region)
 
 
-def _to_model(tx: Tx, row: EdgeNodeRow, desired: int, now: datetime) -> EdgeNode:
+def _to_model(
+    tx: Tx, snapshots: SnapshotCache, row: EdgeNodeRow, desired: int, now: datetime
+) -> EdgeNode:
     in_sync = False
     if row.applied_hash is not None:
-        snap = cache_for(tx.session).for_node(tx.session, _node_spec(row), desired)
+        snap = snapshots.for_node(tx.session, _node_spec(row), desired)
         in_sync = snap.hash == row.applied_hash
     online = row.last_seen_at is not None and now - row.last_seen_at < ONLINE_WITHIN
     return EdgeNode(
@@ -101,14 +103,14 @@ def _seen(row: EdgeNodeRow, now: datetime) -> None:
         row.last_seen_at = now
 
 
-def node_model(tx: Tx, row: EdgeNodeRow) -> EdgeNode:
-    return _to_model(tx, row, current_revision(tx.session), utcnow())
+def node_model(tx: Tx, snapshots: SnapshotCache, row: EdgeNodeRow) -> EdgeNode:
+    return _to_model(tx, snapshots, row, tx.current_revision(), utcnow())
 
 
 # The edge protocol ------------------------------------------------------------------------
 
 
-def register(tx: Tx, spec: NodeRegister) -> EdgeNode:
+def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
     """Register a node; the same name again is the same node, its fields updated."""
     now = utcnow()
     row = tx.session.scalar(select(EdgeNodeRow).where(EdgeNodeRow.name == spec.name))
@@ -125,7 +127,7 @@ def register(tx: Tx, spec: NodeRegister) -> EdgeNode:
     if row.stats is None:
         row.stats = {}
     tx.session.flush()
-    return node_model(tx, row)
+    return node_model(tx, snapshots, row)
 
 
 def touch(tx: Tx, node_id: str) -> EdgeNodeRow:
@@ -166,7 +168,7 @@ def commit_time(tx: Tx, revision: int) -> datetime | None:
     return tx.session.scalar(select(func.max(AuditRow.at)).where(AuditRow.revision == revision))
 
 
-def ack(tx: Tx, node_id: str, body: Ack) -> EdgeNode:
+def ack(tx: Tx, snapshots: SnapshotCache, node_id: str, body: Ack) -> EdgeNode:
     now = utcnow()
     row = node_row(tx, node_id)
     row.last_seen_at = now
@@ -189,7 +191,7 @@ def ack(tx: Tx, node_id: str, body: Ack) -> EdgeNode:
         row.failed_revision = body.revision
         row.apply_ms = body.apply_ms
     tx.session.flush()
-    return node_model(tx, row)
+    return node_model(tx, snapshots, row)
 
 
 def pool_project(pool: str) -> str | None:
@@ -326,17 +328,17 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
 # For people ---------------------------------------------------------------------------------
 
 
-def list_nodes(tx: Tx) -> list[EdgeNode]:
+def list_nodes(tx: Tx, snapshots: SnapshotCache) -> list[EdgeNode]:
     _require_viewer(tx)
-    desired = current_revision(tx.session)
+    desired = tx.current_revision()
     now = utcnow()
     rows = tx.session.scalars(select(EdgeNodeRow).order_by(EdgeNodeRow.name))
-    return [_to_model(tx, r, desired, now) for r in rows]
+    return [_to_model(tx, snapshots, r, desired, now) for r in rows]
 
 
-def get_node(tx: Tx, node_id: str) -> EdgeNode:
+def get_node(tx: Tx, snapshots: SnapshotCache, node_id: str) -> EdgeNode:
     _require_viewer(tx)
-    return node_model(tx, node_row(tx, node_id))
+    return node_model(tx, snapshots, node_row(tx, node_id))
 
 
 def delete_node(tx: Tx, node_id: str) -> None:

@@ -1,6 +1,6 @@
 """Which edge nodes are live: heartbeat within ``node_timeout_s`` and healthy.
 
-GeoDNS answers only with live nodes (``edgeplane.edge.zones``), so the live set is part of
+GeoDNS answers only with live nodes (``edgeplane.snapshot.zones``), so the live set is part of
 what the edge serves: a change is written (``EdgeLivenessRow``) as a change of the desired
 state, with a revision and an audit event, and every node's DNS server gets it through its
 snapshot. The control plane's monitor calls ``refresh`` every ``liveness_interval_s``; a
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import EdgeLivenessRow, EdgeNodeRow, RevisionRow
+from edgeplane.store.tables import EdgeLivenessRow, EdgeNodeRow
 
 KIND = "edge-liveness"
 
@@ -44,9 +44,8 @@ def refresh(tx: Tx, settings: Settings, now: datetime) -> bool:
     if list(row.live or []) == live:
         return False
     before = list(row.live or [])
-    current = tx.session.scalar(select(RevisionRow.value).where(RevisionRow.id == 1)) or 0
     row.live = live
-    row.revision = int(current) + 1
+    row.revision = tx.next_revision()
     row.changed_at = now
     names = {n.id: n.name for n in nodes}
     tx.record(

@@ -20,10 +20,10 @@ from edgeplane.model.cdn import NodePurge, PurgeRequest, PurgeResult
 from edgeplane.model.common import new_id
 from edgeplane.model.enums import Role
 from edgeplane.services import access
-from edgeplane.services.actor import Actor
 from edgeplane.services.common import validate
+from edgeplane.store.actor import Actor
 from edgeplane.store.db import Database, Tx
-from edgeplane.store.tables import EdgeNodeRow, PurgeAckRow, PurgeRow, RevisionRow, utcnow
+from edgeplane.store.tables import EdgeNodeRow, PurgeAckRow, PurgeRow, utcnow
 
 KIND = "purge"
 ONLINE_WITHIN = timedelta(seconds=60)
@@ -61,16 +61,12 @@ def create(tx: Tx, data: PurgeRequest | dict[str, Any]) -> PurgeRow:
     tx.actor.require(tx.project, Role.EDITOR)
     request = data if isinstance(data, PurgeRequest) else validate(PurgeRequest, data)
     paths = [] if request.purge_all else _paths(request)
-    # Lock the revision until commit: this transaction's change makes it exactly value + 1.
-    current = tx.session.execute(
-        select(RevisionRow.value).where(RevisionRow.id == 1).with_for_update()
-    ).scalar_one()
     row = PurgeRow(
         id=new_id("purge"),
         project_id=tx.project,
         paths=paths,
         purge_all=request.purge_all,
-        revision=int(current) + 1,
+        revision=tx.next_revision(),
         created_at=utcnow(),
         created_by=tx.actor.name,
     )

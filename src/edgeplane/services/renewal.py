@@ -20,8 +20,8 @@ from sqlalchemy import select
 from edgeplane.certs import acme_client
 from edgeplane.errors import EdgeplaneError
 from edgeplane.services import acme_orders, alerts, ssl
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.settings import Settings
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
 

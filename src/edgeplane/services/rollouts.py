@@ -27,7 +27,7 @@ from sqlalchemy import select
 from edgeplane.services import liveness
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import EdgeDeploymentRow, EdgeNodeRow, RevisionRow
+from edgeplane.store.tables import EdgeDeploymentRow, EdgeNodeRow
 
 KIND = "edge-deployment"
 
@@ -119,21 +119,13 @@ def node_views(tx: Tx, project: str) -> list[NodeView]:
     ]
 
 
-def next_revision(tx: Tx) -> int:
-    """The revision this transaction's changes will get (the row is locked until commit)."""
-    current = tx.session.execute(
-        select(RevisionRow.value).where(RevisionRow.id == 1).with_for_update()
-    ).scalar_one()
-    return int(current) + 1
-
-
 def set_status(
     tx: Tx, row: EdgeDeploymentRow, status: str, now: datetime, error: str | None = None
 ) -> None:
     before = {"status": row.status}
     row.status = status
     row.phase_at = now
-    row.changed_revision = next_revision(tx)
+    row.changed_revision = tx.next_revision()
     if error is not None:
         row.error = error[:4000]
     if status == "active":

@@ -17,7 +17,6 @@ from edgeplane.certs.internal_ca import fingerprint
 from edgeplane.errors import Conflict, InvalidInput, NotFound
 from edgeplane.model.certificates import Certificate, CertificateIssued, CertificateRequest
 from edgeplane.model.enums import Role
-from edgeplane.secrets import box_for
 from edgeplane.services import certificates, domains
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
@@ -62,7 +61,7 @@ def store(
         names=names,
         status=certificates.ACTIVE,
         cert_pem=chain_pem,
-        key_encrypted=box_for(tx.session).encrypt(key_pem),
+        key_encrypted=tx.secrets.encrypt(key_pem),
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
         auto_renew=auto_renew,

@@ -29,8 +29,8 @@ from edgeplane.errors import InvalidInput
 from edgeplane.model.domains import VerificationResult, VerifyRequest
 from edgeplane.model.enums import Role
 from edgeplane.services import domains
-from edgeplane.services.actor import Actor
 from edgeplane.settings import Settings
+from edgeplane.store.actor import Actor
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import DomainRow, utcnow
 from edgeplane.verification.resolve import Resolver
@@ -193,7 +193,7 @@ def finish(tx: Tx, attempt: Attempt, outcome: Outcome, settings: Settings) -> Ve
             v["expires_at"] = (
                 now + timedelta(seconds=settings.verification_token_ttl_s)
             ).isoformat()
-            row.zone_revision = domains.next_revision(tx)
+            row.zone_revision = tx.next_revision()
         if outcome.sent_code_hash is not None:
             salt, hashed = outcome.sent_code_hash
             v.update(

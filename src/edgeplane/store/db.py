@@ -7,12 +7,14 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from edgeplane.services.actor import Actor
-from edgeplane.store.tables import AuditRow, RevisionRow, utcnow
+from edgeplane.secrets import SecretBox
+from edgeplane.store import revision
+from edgeplane.store.actor import Actor
+from edgeplane.store.tables import AuditRow, utcnow
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -71,15 +73,38 @@ class Tx:
     """One transaction on behalf of an actor within a project.
 
     Changes are recorded with ``record``; at commit the revision is bumped once and one audit
-    event per change is written, all in the same database transaction.
+    event per change is written, all in the same database transaction. A change that stamps
+    rows with its revision before the commit asks ``next_revision()`` for it
+    (``edgeplane.store.revision`` holds the locking rule).
     """
 
-    def __init__(self, session: Session, actor: Actor, project: str) -> None:
+    def __init__(
+        self, session: Session, actor: Actor, project: str, secrets: SecretBox | None = None
+    ) -> None:
         self.session = session
         self.actor = actor
         self.project = project
         self.changes: list[Change] = []
-        self.revision: int | None = None
+        self.revision: int | None = None  # set at commit when the revision was bumped
+        self._next: int | None = None
+        self._secrets = secrets
+
+    @property
+    def secrets(self) -> SecretBox:
+        """The box that encrypts secrets at rest (private keys), given to the ``Database``."""
+        if self._secrets is None:
+            raise RuntimeError("this Database was opened without a secret box (secrets=...)")
+        return self._secrets
+
+    def current_revision(self) -> int:
+        """The newest committed revision (or this transaction's, once it has taken one)."""
+        return self._next if self._next is not None else revision.current(self.session)
+
+    def next_revision(self) -> int:
+        """The revision this transaction commits as; the counter stays locked until then."""
+        if self._next is None:
+            self._next = revision.lock(self.session) + 1
+        return self._next
 
     def record(
         self,
@@ -96,16 +121,12 @@ class Tx:
         self.changes.append(Change(action, kind, object_id, scope, before, after))
 
     def _flush_changes(self) -> None:
-        if not self.changes:
+        if not self.changes and self._next is None:
             return
         self.session.flush()
-        value = self.session.execute(
-            update(RevisionRow)
-            .where(RevisionRow.id == 1)
-            .values(value=RevisionRow.value + 1)
-            .returning(RevisionRow.value)
-        ).scalar_one()
-        self.revision = int(value)
+        self.revision = revision.bump(self.session)
+        if self._next is not None and self.revision != self._next:
+            raise RuntimeError(f"revision {self._next} was promised, {self.revision} taken")
         now = utcnow()
         for c in self.changes:
             self.session.add(
@@ -124,8 +145,9 @@ class Tx:
 
 
 class Database:
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, secrets: SecretBox | None = None, **engine_kwargs: Any) -> None:
         self.url = url
+        self.secrets = secrets
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
@@ -135,15 +157,22 @@ class Database:
         self.after_commit: list[Callable[[int], None]] = []
 
     @classmethod
-    def for_tests(cls, url: str) -> Database:
+    def for_tests(cls, url: str, *, secrets: SecretBox | None = None) -> Database:
         """A small pool: tests open many databases, each disposed when its test ends."""
-        return cls(url, pool_size=2, max_overflow=8) if not url.startswith("sqlite") else cls(url)
+        if url.startswith("sqlite"):
+            return cls(url, secrets=secrets)
+        return cls(url, secrets=secrets, pool_size=2, max_overflow=8)
+
+    def current_revision(self) -> int:
+        """The newest committed revision, on a connection of its own."""
+        with self.engine.connect() as conn:
+            return revision.current(conn)
 
     @contextmanager
     def transaction(self, actor: Actor, project: str) -> Iterator[Tx]:
         """A read-write transaction: commit on success, roll back on any error."""
         with self._write_sessions() as session:
-            tx = Tx(session, actor, project)
+            tx = Tx(session, actor, project, self.secrets)
             try:
                 yield tx
                 tx._flush_changes()
@@ -160,10 +189,10 @@ class Database:
     def read(self, actor: Actor, project: str) -> Iterator[Tx]:
         """A read-only view (changes recorded here are an error)."""
         with self._sessions() as session:
-            tx = Tx(session, actor, project)
+            tx = Tx(session, actor, project, self.secrets)
             try:
                 yield tx
-                if tx.changes:
+                if tx.changes or tx._next is not None:
                     raise RuntimeError("changes recorded in a read-only transaction")
             finally:
                 session.rollback()

@@ -43,7 +43,7 @@ def whoami(ctx: Ctx) -> WhoAmI:
 @router.get("/revision", response_model=RevisionInfo)
 def revision(ctx: Ctx) -> RevisionInfo:
     with ctx.read() as tx:
-        return RevisionInfo(revision=audit.current_revision(tx))
+        return RevisionInfo(revision=tx.current_revision())
 
 
 @router.get("/projects", response_model=list[Project])

@@ -41,7 +41,7 @@ from edgeplane.services import (
     ssl,
     verification,
 )
-from edgeplane.services.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 
 router = APIRouter(prefix="/api/v1/infrastructure", tags=["domains"])
@@ -142,10 +142,7 @@ def certificate_status(ctx: Ctx, domain: str) -> CertificateStatus:
 
 
 def _orders(request: Request) -> Orders:
-    state = request.app.state
-    orders: Orders | None = getattr(state, "acme_orders", None)
-    if orders is None:
-        orders = state.acme_orders = Orders()
+    orders: Orders = request.app.state.acme_orders
     return orders
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -13,9 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx, EdgeActor
 from edgeplane.api.notify import RevisionNotifier
-from edgeplane.edge.config import NodeSpec
-from edgeplane.edge.state import cache_for, current_revision
-from edgeplane.model.edge import (
+from edgeplane.protocol.messages import (
     Ack,
     AnalyticsReport,
     ConfigPoll,
@@ -24,12 +20,11 @@ from edgeplane.model.edge import (
     Heartbeat,
     NodeRegister,
     PurgeAck,
-    PurgeTask,
 )
-from edgeplane.services import bundles, edge_nodes
-from edgeplane.services.actor import PLATFORM_PROJECT, Actor
+from edgeplane.services import bundles, edge_nodes, edge_poll
+from edgeplane.snapshot.cache import SnapshotCache
+from edgeplane.store.actor import PLATFORM_PROJECT
 from edgeplane.store.db import Database
-from edgeplane.store.tables import utcnow
 
 router = APIRouter(prefix="/api/v1/edge", tags=["edge"])
 
@@ -42,11 +37,13 @@ def _db(request: Request) -> Database:
 
 
 def _notifier(request: Request) -> RevisionNotifier:
-    state = request.app.state
-    notifier: RevisionNotifier | None = getattr(state, "edge_notifier", None)
-    if notifier is None:
-        notifier = state.edge_notifier = RevisionNotifier(state.db)
+    notifier: RevisionNotifier = request.app.state.notifier
     return notifier
+
+
+def _snapshots(request: Request) -> SnapshotCache:
+    snapshots: SnapshotCache = request.app.state.snapshots
+    return snapshots
 
 
 # The edge protocol ---------------------------------------------------------------------------
@@ -55,50 +52,7 @@ def _notifier(request: Request) -> RevisionNotifier:
 @router.post("/nodes", response_model=EdgeNode, summary="Register an edge node (edge token)")
 def register(request: Request, actor: EdgeActor, body: NodeRegister) -> EdgeNode:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
-        return edge_nodes.register(tx, body)
-
-
-@dataclass
-class _PollState:
-    revision: int
-    purges: list[PurgeTask]
-    node: NodeSpec
-
-
-def _poll_state(db: Database, actor: Actor, node_id: str) -> _PollState:
-    with db.read(actor, PLATFORM_PROJECT) as tx:
-        row = edge_nodes.node_row(tx, node_id)
-        seen = row.last_seen_at
-        stale = seen is None or utcnow() - seen >= edge_nodes.SEEN_GRANULARITY
-        state = _PollState(
-            revision=current_revision(tx.session),
-            purges=edge_nodes.pending_purges(tx, row),
-            node=NodeSpec(id=row.id, name=row.name, region=row.region),
-        )
-    if stale:
-        with db.transaction(actor, PLATFORM_PROJECT) as tx:
-            edge_nodes.touch(tx, node_id)
-    return state
-
-
-def _answer(db: Database, actor: Actor, state: _PollState, after: int) -> bytes:
-    with db.read(actor, PLATFORM_PROJECT) as tx:
-        snap = cache_for(tx.session).for_node(tx.session, state.node, state.revision)
-    newer = snap.config.revision > after
-    purges = json.dumps([p.model_dump(mode="json") for p in state.purges])
-    return b"".join(
-        [
-            b'{"revision":',
-            str(snap.config.revision).encode(),
-            b',"hash":',
-            json.dumps(snap.hash).encode(),
-            b',"config":',
-            snap.body if newer else b"null",
-            b',"purges":',
-            purges.encode(),
-            b"}",
-        ]
-    )
+        return edge_nodes.register(tx, _snapshots(request), body)
 
 
 @router.get(
@@ -123,19 +77,19 @@ async def poll_config(
     deadline = loop.time() + wait
     while True:
         ticket = notifier.ticket()
-        state = await run_in_threadpool(_poll_state, db, actor, node_id)
+        state = await run_in_threadpool(edge_poll.read_state, db, actor, node_id)
         remaining = deadline - loop.time()
         if state.revision > after or state.purges or remaining <= 0:
             break
         await notifier.wait(ticket, remaining)
-    body = await run_in_threadpool(_answer, db, actor, state, after)
+    body = await run_in_threadpool(edge_poll.answer, db, _snapshots(request), actor, state, after)
     return Response(content=body, media_type="application/json")
 
 
 @router.post("/nodes/{node_id}/ack", response_model=EdgeNode, summary="Acknowledge an apply")
 def ack(request: Request, actor: EdgeActor, node_id: str, body: Ack) -> EdgeNode:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
-        return edge_nodes.ack(tx, node_id, body)
+        return edge_nodes.ack(tx, _snapshots(request), node_id, body)
 
 
 @router.get(
@@ -194,13 +148,13 @@ def analytics(request: Request, actor: EdgeActor, node_id: str, body: AnalyticsR
 @router.get("/nodes", response_model=list[EdgeNode], summary="Edge nodes and their propagation")
 def list_nodes(ctx: Ctx) -> list[EdgeNode]:
     with ctx.read(scoped=False) as tx:
-        return edge_nodes.list_nodes(tx)
+        return edge_nodes.list_nodes(tx, ctx.snapshots)
 
 
 @router.get("/nodes/{node_id}", response_model=EdgeNode)
 def get_node(ctx: Ctx, node_id: str) -> EdgeNode:
     with ctx.read(scoped=False) as tx:
-        return edge_nodes.get_node(tx, node_id)
+        return edge_nodes.get_node(tx, ctx.snapshots, node_id)
 
 
 @router.delete("/nodes/{node_id}", status_code=204, summary="Forget an edge node")

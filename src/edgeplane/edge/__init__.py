@@ -1,1 +1,0 @@
-"""The edge node: the snapshot it receives, its nginx data plane and its agent."""

@@ -1,0 +1,692 @@
+"""The agent's loop: follow the node's snapshot, keep nginx serving it, report back.
+
+At start the agent applies its saved snapshot at once (the node serves before the control
+plane answers, and while it does not), then registers (retrying forever) and long-polls
+``after=<newest revision received>``. A new snapshot with a different content hash is applied
+through the engine (render, ``nginx -t``, swap, reload, probe, roll back on failure), saved to
+disk only when nginx accepted it, and acknowledged with its hash, apply time, error and
+memory figures; a snapshot with the hash already served is acknowledged at once without
+touching nginx. Purges in a poll run at once, beside any apply, and are acknowledged one by
+one. Active health check changes are rendered into nginx (a graceful reload) on top of the
+snapshot being served and reported to the control plane (at least every 30 s). The access
+log is aggregated per minute and reported every ``analytics_interval_s``. Every second the
+agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
+agent.
+
+With a DNS engine (``edgeplane.node.powerdns.engine.DnsEngine``: the node's PowerDNS), the zones of
+each snapshot are applied to it as soon as they change, independently of nginx (a refused
+zone change leaves every zone as it was and is reported). A heartbeat every
+``heartbeat_interval_s`` tells the control plane the node is alive, whether nginx and the DNS
+server run, and the zone serials served: GeoDNS answers with live nodes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import faulthandler
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgeplane import __version__
+from edgeplane.node.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
+from edgeplane.node.agent.bundles import BundleStore
+from edgeplane.node.agent.client import (
+    Backoff,
+    EdgeClient,
+    ProtocolError,
+    Rejected,
+    Unreachable,
+)
+from edgeplane.node.agent.health import HealthChecker
+from edgeplane.node.agent.orphans import kill_orphan_workers
+from edgeplane.node.agent.statedir import StateDir
+from edgeplane.node.agent.tasks import cancel_all
+from edgeplane.node.nginx.local import LocalHealth
+from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig, ZoneSpec
+from edgeplane.protocol.messages import (
+    Ack,
+    AnalyticsReport,
+    HealthReport,
+    Heartbeat,
+    NodeRegister,
+    PurgeAck,
+    PurgeTask,
+)
+
+log = logging.getLogger("edgeplane.agent")
+
+KEEP_PURGE_ACKS = 1000
+BUNDLE_RETRY_S = 3.0
+
+
+class ApplyOutcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class DnsServer(Protocol):
+    """What the agent needs of its DNS server (``edgeplane.node.powerdns.engine.DnsEngine``)."""
+
+    def apply(self, zones: tuple[ZoneSpec, ...]) -> ApplyOutcome: ...
+    def ensure_running(self) -> bool: ...
+    def stop(self) -> None: ...
+
+
+class Engine(Protocol):
+    """What the agent needs of the data plane (``edgeplane.node.nginx.engine.NginxEngine``)."""
+
+    def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyOutcome: ...
+    def ensure_running(self) -> bool: ...
+    def stop(self) -> None: ...
+    def purge(self, task: PurgeTask) -> int: ...
+    def publish_acme(self, answers: tuple[AcmeHttpSpec, ...]) -> int: ...
+    @property
+    def access_log(self) -> Path: ...
+    @property
+    def bundle_root(self) -> Path: ...
+    def stats(self) -> dict[str, float]: ...
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    control_plane: str
+    token: str
+    name: str
+    region: str
+    state_dir: Path
+    http_port: int | None = None
+    https_port: int | None = None
+    address: str | None = None
+    bind: str = "127.0.0.1"  # where nginx listens (the bundle checks request it there)
+    pid_file: Path | None = None  # the nginx master's pid file (log rotation)
+    poll_wait_s: float = 25.0
+    analytics_interval_s: float = 10.0
+    health_report_interval_s: float = 30.0
+    supervise_interval_s: float = 1.0
+    heartbeat_interval_s: float = 1.0
+    log_rotate_bytes: int = 256 << 20
+
+
+def agent_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+class Agent:
+    def __init__(
+        self,
+        options: AgentOptions,
+        engine: Engine,
+        client: EdgeClient | None = None,
+        dns: DnsServer | None = None,
+    ) -> None:
+        self.options = options
+        self.engine = engine
+        self.dns = dns
+        self.dns_serials: dict[str, int] = {}  # zone -> serial served
+        self.dns_error: str | None = None
+        self.dns_restarts = 0
+        self._dns_applied: tuple[ZoneSpec, ...] | None = None
+        self._dns_wanted = asyncio.Event()
+        self._healthy = True
+        self._unhealthy_reason: str | None = None
+        self.client = client or EdgeClient(options.control_plane, options.token)
+        self.state = StateDir(options.state_dir)
+        self.node_id: str | None = None
+        self.after = -1  # the newest revision received; -1: none yet (answer at once)
+        self.desired: EdgeConfig | None = None  # the newest snapshot received
+        self.serving: EdgeConfig | None = None  # the snapshot nginx serves
+        self.failed_hashes: set[str] = set()  # http hashes of snapshots nginx refused
+        self.nginx_restarts = 0
+        self._served_health = -1
+        self._saved: tuple[int, str] | None = None  # (revision, hash) on disk
+        self._acked_revision: int | None = None
+        self._apply_wanted = asyncio.Event()
+        self._pending_ack: Ack | None = None
+        self._ack_wanted = asyncio.Event()
+        self._purge_tasks: dict[str, asyncio.Task[None]] = {}
+        self._purge_acks: dict[str, PurgeAck] = {}
+        self._registered = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
+        self._acme_wanted = asyncio.Event()
+        self.health = HealthChecker(on_change=self._apply_wanted.set)
+        self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_result: tuple[str, ApplyOutcome] | None = None
+
+    # Running ---------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop nginx."""
+        self.state.prepare()
+        try:
+            saved = self.state.load_snapshot()
+            if saved is not None:
+                log.info("serving the saved snapshot (revision %d)", saved.revision)
+                self.desired = saved
+                self.after = saved.revision
+                self._saved = (saved.revision, saved.content_hash())
+                self._acked_revision = saved.revision
+                await self._apply(saved)
+                await self._apply_dns(saved.zones)
+                self._acme_wanted.set()
+                self.health.update(saved.pools)
+            self._spawn(self._poll_loop, "poll")
+            self._spawn(self._apply_loop, "apply")
+            self._spawn(self._ack_loop, "ack")
+            self._spawn(self._health_report_loop, "health report")
+            self._spawn(self._analytics_loop, "analytics")
+            self._spawn(self._supervise_loop, "supervise")
+            self._spawn(self._heartbeat_loop, "heartbeat")
+            self._spawn(self._acme_loop, "acme")
+            if self.dns is not None:
+                self._spawn(self._dns_loop, "dns")
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        started = time.monotonic()
+        await cancel_all([*self._tasks, *self._purge_tasks.values()])
+        self._tasks.clear()
+        await self.health.close()
+        await self.bundles.close()
+        log.info("loops stopped in %.2fs; stopping the engines", time.monotonic() - started)
+        engines = [asyncio.to_thread(self.engine.stop)]
+        if self.dns is not None:
+            engines.append(asyncio.to_thread(self.dns.stop))
+        await asyncio.gather(*engines)  # side by side: each has its own deadline
+        await self.client.aclose()
+        log.info("stopped in %.2fs", time.monotonic() - started)
+
+    def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        async def guarded() -> None:
+            while True:
+                try:
+                    await loop()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a bug in one loop must not stop the node serving
+                    log.exception("the %s loop failed; restarting it", name)
+                    await asyncio.sleep(1)
+
+        self._tasks.append(asyncio.create_task(guarded(), name=name))
+
+    # Registering and polling -----------------------------------------------------------------
+
+    async def _register(self) -> None:
+        backoff = Backoff()
+        outage_logged = False
+        body = NodeRegister(
+            name=self.options.name,
+            region=self.options.region,
+            address=self.options.address,
+            http_port=self.options.http_port,
+            https_port=self.options.https_port,
+            version=__version__,
+        )
+        while True:
+            try:
+                node = await self.client.register(body)
+            except Unreachable as exc:
+                if not outage_logged:
+                    log.warning("control plane unreachable, retrying: %s", exc)
+                    outage_logged = True
+            except Rejected as exc:
+                log.error("registration refused: %s", exc)
+            else:
+                self.node_id = node.id
+                self.state.save_node_id(node.id, node.name)
+                log.info("registered as %s (%s, region %s)", node.id, node.name, node.region)
+                self._registered.set()
+                self._ack_wanted.set()
+                self._heartbeat_now.set()
+                self.health.reported_changes.set()
+                return
+            await backoff.sleep()
+
+    async def _poll_loop(self) -> None:
+        backoff = Backoff()
+        outage_logged = False
+        while True:
+            if self.node_id is None:
+                await self._register()
+            assert self.node_id is not None
+            try:
+                poll = await self.client.poll(self.node_id, self.after, self.options.poll_wait_s)
+            except Unreachable as exc:
+                if not outage_logged:
+                    log.warning("control plane unreachable, serving what we have: %s", exc)
+                    outage_logged = True
+                await backoff.sleep()
+                continue
+            except Rejected as exc:
+                log.error("poll refused: %s", exc)
+                if exc.status == 404:  # the node was removed: register again
+                    self.node_id = None
+                    self._registered.clear()
+                await backoff.sleep()
+                continue
+            if outage_logged:
+                log.info("control plane reachable again")
+                outage_logged = False
+            backoff.reset()
+            fresh = self._start_purges(poll.purges)
+            if poll.config is not None:
+                self.after = poll.config.revision
+                self._receive(poll.config)
+            elif poll.revision < self.after:
+                # The control plane's state is older than ours (restored or replaced): take
+                # whatever it has now.
+                log.warning(
+                    "control plane revision %d is older than ours (%d)", poll.revision, self.after
+                )
+                self.after = -1
+            elif poll.purges and not fresh:
+                # Only purges already being handled: let them finish instead of spinning.
+                running = [t for t in self._purge_tasks.values() if not t.done()]
+                if running:
+                    await asyncio.wait(running, timeout=1.0)
+                else:
+                    await asyncio.sleep(0.05)
+
+    def _receive(self, config: EdgeConfig) -> None:
+        self.desired = config
+        self.bundles.prefetch(config)
+        self.health.update(config.pools)
+        self._dns_wanted.set()
+        self._acme_wanted.set()
+        self._apply_wanted.set()
+
+    async def _acme_loop(self) -> None:
+        """ACME HTTP-01 answers go to files at once, beside any nginx apply."""
+        published: tuple[AcmeHttpSpec, ...] | None = None
+        while True:
+            await self._acme_wanted.wait()
+            self._acme_wanted.clear()
+            desired = self.desired
+            if desired is None or desired.acme_http == published:
+                continue
+            try:
+                await asyncio.to_thread(self.engine.publish_acme, desired.acme_http)
+                published = desired.acme_http
+            except OSError:
+                log.exception("publishing ACME answers failed")
+                await asyncio.sleep(1)
+                self._acme_wanted.set()
+
+    # DNS -------------------------------------------------------------------------------------
+
+    async def _dns_loop(self) -> None:
+        while True:
+            await self._dns_wanted.wait()
+            self._dns_wanted.clear()
+            if self.desired is not None:
+                await self._apply_dns(self.desired.zones)
+
+    async def _apply_dns(self, zones: tuple[ZoneSpec, ...]) -> None:
+        if self.dns is None or zones == self._dns_applied:
+            return
+        result = await asyncio.to_thread(self.dns.apply, zones)
+        if result.ok:
+            self._dns_applied = zones
+            self.dns_serials = {z.name: z.serial for z in zones}
+            self.dns_error = None
+            log.info("DNS: %d zones served (%.0f ms)", len(zones), result.duration_ms)
+        else:
+            self.dns_error = result.error
+            log.error("DNS refused the zones: %s", result.error)
+        self._heartbeat_now.set()
+
+    # Heartbeats ------------------------------------------------------------------------------
+
+    def heartbeat_body(self) -> Heartbeat:
+        return Heartbeat(
+            healthy=self._healthy,
+            reason=self._unhealthy_reason,
+            dns_serials=dict(self.dns_serials),
+            dns_error=(self.dns_error or None) and self.dns_error[:20000],
+            bundles=self.bundles.report_models(),
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._heartbeat_now.wait(), self.options.heartbeat_interval_s
+                )
+            self._heartbeat_now.clear()
+            if self.node_id is None:
+                continue
+            try:
+                await self.client.heartbeat(self.node_id, self.heartbeat_body())
+            except ProtocolError as exc:
+                log.debug("heartbeat not sent: %s", exc)
+
+    # Applying --------------------------------------------------------------------------------
+
+    def _choose(self) -> EdgeConfig | None:
+        """The snapshot to render: the newest, unless nginx refused it (then the one served,
+        so that health changes still reach nginx)."""
+        desired = self.desired
+        if desired is not None and desired.http_hash() in self.failed_hashes:
+            return self.serving
+        return desired
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._apply_wanted.wait()
+            self._apply_wanted.clear()
+            desired = self.desired
+            if desired is None:
+                continue
+            config = self._choose()
+            if config is not None:
+                await self._apply(config)
+            if desired.revision != self._acked_revision:
+                self._ack_revision(desired)
+
+    def _check_urls(self) -> tuple[str, str | None]:
+        host = self.options.bind if self.options.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        tls = f"https://{host}:{self.options.https_port}" if self.options.https_port else None
+        return f"http://{host}:{self.options.http_port}", tls
+
+    async def _bundles_served(self, config: EdgeConfig) -> None:
+        """Check the bundles nginx now serves; the reports go out at once."""
+        base, tls = self._check_urls()
+        if await self.bundles.check(config, base, tls):
+            self._heartbeat_now.set()
+        await asyncio.to_thread(self.bundles.collect, config)
+
+    async def _apply(self, config: EdgeConfig) -> None:
+        """Render ``config`` with the current health decision, unless nginx already serves
+        exactly that. Its bundles are fetched first; one that cannot be had is tried again
+        in a few seconds (meanwhile the site keeps what it served)."""
+        config, complete = await self.bundles.prepare(config, self.serving)
+        if not complete:
+            asyncio.get_running_loop().call_later(BUNDLE_RETRY_S, self._apply_wanted.set)
+        version = self.health.version
+        if (
+            self.serving is not None
+            and self.serving.http_hash() == config.http_hash()
+            and version == self._served_health
+        ):
+            self.serving = config
+            await self._save(config)
+            await self._bundles_served(config)
+            return
+        down, weights = self.health.decision()
+        result = await asyncio.to_thread(
+            self.engine.apply, config, LocalHealth(down=down, weights=weights)
+        )
+        digest = config.http_hash()
+        if result.ok:
+            self.serving = config
+            self._served_health = version
+            self.failed_hashes.discard(digest)
+            await self._save(config)
+            await self._bundles_served(config)
+            log.info(
+                "applied revision %d (%s) in %.0f ms",
+                config.revision,
+                config.content_hash(),
+                result.duration_ms,
+            )
+        else:
+            self.failed_hashes.add(digest)
+            log.error(
+                "nginx refused revision %d (%s): %s",
+                config.revision,
+                config.content_hash(),
+                result.error,
+            )
+        self._last_result = (digest, result)
+
+    async def _save(self, config: EdgeConfig) -> None:
+        key = (config.revision, config.content_hash())
+        if self._saved == key:
+            return
+        await asyncio.to_thread(self.state.save_snapshot, config)
+        self._saved = key
+
+    def _ack_revision(self, desired: EdgeConfig) -> None:
+        digest = desired.http_hash()
+        last = self._last_result
+        ok = digest not in self.failed_hashes
+        apply_ms = 0.0
+        error = None
+        if last is not None and last[0] == digest:
+            apply_ms = max(0.0, float(last[1].duration_ms))
+            if not ok:
+                error = (last[1].error or "nginx refused the configuration")[:20000]
+        self._acked_revision = desired.revision
+        self._pending_ack = Ack(
+            revision=desired.revision,
+            hash=desired.content_hash(),
+            ok=ok,
+            apply_ms=round(apply_ms, 3),
+            error=error,
+            stats=self._stats(),
+        )
+        self._last_result = None
+        self._ack_wanted.set()
+
+    def _stats(self) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        try:
+            stats.update(self.engine.stats())
+        except Exception:
+            log.exception("reading nginx figures failed")
+        stats["agent_rss_mib"] = agent_rss_mib()
+        stats["nginx_restarts"] = float(self.nginx_restarts)
+        if self.dns is not None:
+            stats["dns_zones"] = float(len(self.dns_serials))
+            stats["dns_restarts"] = float(self.dns_restarts)
+        return stats
+
+    async def _ack_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            while self._pending_ack is not None and self.node_id is not None:
+                ack = self._pending_ack
+                try:
+                    await self.client.ack(self.node_id, ack)
+                except Unreachable:
+                    await backoff.sleep()
+                    continue
+                except Rejected as exc:
+                    log.error("ack of revision %d refused: %s", ack.revision, exc)
+                if self._pending_ack is ack:
+                    self._pending_ack = None
+                backoff.reset()
+
+    # Purges ----------------------------------------------------------------------------------
+
+    def _start_purges(self, tasks: list[PurgeTask]) -> bool:
+        """Start the purges not seen yet; re-send acks the control plane has not recorded.
+        True when any purge is new."""
+        fresh = False
+        for task in tasks:
+            if task.id in self._purge_tasks:
+                continue
+            fresh = True
+            self._purge_tasks[task.id] = asyncio.create_task(
+                self._purge(task), name=f"purge {task.id}"
+            )
+        return fresh
+
+    async def _purge(self, task: PurgeTask) -> None:
+        ack = self._purge_acks.get(task.id)
+        if ack is None:
+            started = time.perf_counter()
+            try:
+                count = await asyncio.to_thread(self.engine.purge, task)
+                ack = PurgeAck(completed_at=datetime.now(UTC), purged_count=count)
+            except Exception as exc:
+                log.exception("purge %s failed", task.id)
+                ack = PurgeAck(
+                    completed_at=datetime.now(UTC), purged_count=0, error=str(exc)[:2000]
+                )
+            log.info(
+                "purge %s: %d objects removed in %.1f ms",
+                task.id,
+                ack.purged_count,
+                (time.perf_counter() - started) * 1000,
+            )
+            self._purge_acks[task.id] = ack
+            while len(self._purge_acks) > KEEP_PURGE_ACKS:
+                self._purge_acks.pop(next(iter(self._purge_acks)))
+        backoff = Backoff()
+        try:
+            while True:
+                if self.node_id is None:
+                    await self._registered.wait()
+                    continue
+                try:
+                    await self.client.ack_purge(self.node_id, task.id, ack)
+                    return
+                except Unreachable:
+                    await backoff.sleep()
+                except Rejected as exc:
+                    log.error("ack of purge %s refused: %s", task.id, exc)
+                    return
+        finally:
+            # A purge the control plane lists again is acked again (not purged again).
+            self._purge_tasks.pop(task.id, None)
+
+    # Health reports --------------------------------------------------------------------------
+
+    async def _health_report_loop(self) -> None:
+        event = self.health.reported_changes
+        sent_any = False
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self.options.health_report_interval_s)
+            await asyncio.sleep(0.05)  # gather changes that come together
+            event.clear()
+            report = self.health.report()
+            if self.node_id is None or (not report and not sent_any):
+                continue
+            try:
+                await self.client.report_health(self.node_id, HealthReport(backends=report))
+                sent_any = bool(report)
+            except ProtocolError as exc:
+                log.debug("health report not sent: %s", exc)
+                await asyncio.sleep(1)
+                event.set()
+
+    # Analytics -------------------------------------------------------------------------------
+
+    async def _analytics_loop(self) -> None:
+        geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
+        aggregator = TrafficAggregator(await asyncio.to_thread(country_locator, geoip))
+        tailer: LogTailer | None = None
+        last_report = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                if tailer is None:
+                    try:
+                        tailer = LogTailer(self.engine.access_log)
+                    except Exception:
+                        continue
+                lines = await asyncio.to_thread(tailer.read_lines)
+                for line in lines:
+                    aggregator.add_line(line)
+                aggregator.forget_before(time.time())
+                if time.monotonic() - last_report < self.options.analytics_interval_s:
+                    continue
+                last_report = time.monotonic()
+                if self.options.pid_file is not None:
+                    await asyncio.to_thread(
+                        rotate,
+                        tailer.path,
+                        self.options.pid_file,
+                        self.options.log_rotate_bytes,
+                    )
+                if self.node_id is None:
+                    continue
+                minutes = aggregator.changed()
+                if not minutes:
+                    continue
+                try:
+                    await self.client.report_analytics(
+                        self.node_id, AnalyticsReport(minutes=minutes)
+                    )
+                except ProtocolError as exc:
+                    log.debug("analytics not sent: %s", exc)
+                    aggregator.restore(minutes)
+        finally:
+            if tailer is not None:
+                tailer.close()
+
+    # Supervision -----------------------------------------------------------------------------
+
+    async def _supervise_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.supervise_interval_s)
+            problems: list[str] = []
+            if self.dns is not None and self._dns_applied is not None:
+                try:
+                    if await asyncio.to_thread(self.dns.ensure_running):
+                        self.dns_restarts += 1
+                        log.warning("the DNS server was not running: restarted")
+                except Exception as exc:
+                    problems.append(f"DNS server down: {exc}")
+            if self.serving is not None:
+                problem = await self._supervise_nginx()
+                if problem:
+                    problems.append(problem)
+            healthy = not problems
+            if healthy != self._healthy:
+                self._healthy = healthy
+                self._unhealthy_reason = "; ".join(problems) or None
+                self._heartbeat_now.set()
+
+    async def _supervise_nginx(self) -> str | None:
+        try:
+            restarted = await asyncio.to_thread(self.engine.ensure_running)
+        except Exception as exc:
+            # Most often: the workers of a master that was killed still hold the ports.
+            ports = [p for p in (self.options.http_port, self.options.https_port) if p]
+            if not await asyncio.to_thread(kill_orphan_workers, ports):
+                log.error("nginx could not be restarted: %s", exc)
+            return f"nginx down: {exc}"
+        if restarted:
+            self.nginx_restarts += 1
+            log.warning("nginx was not running: restarted (%d so far)", self.nginx_restarts)
+        return None
+
+
+async def run_until_signalled(agent: Agent) -> None:
+    """Run ``agent`` until SIGINT / SIGTERM. SIGUSR2 writes every thread's stack to stderr
+    (from C, so even when the event loop is stuck): what an operator needs when a node hangs."""
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("edge agent %s (pid %d) starting", agent.options.name, os.getpid())
+    await agent.run(stop)

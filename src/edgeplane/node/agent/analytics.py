@@ -1,0 +1,326 @@
+"""Traffic analytics from nginx's JSON access log.
+
+``LogTailer`` reads the log by offset (only whole lines), and follows a rotation: when the file
+has been renamed (its inode changed) or truncated, it finishes the old file first and then
+starts the new one at 0. ``rotate`` renames a log that grew past a size and asks the nginx master
+to reopen its logs (SIGUSR1).
+
+``TrafficAggregator`` sums the lines per (site, domain, minute): requests, bytes out, status
+classes ("2xx"), cache statuses, a histogram of upstream time over ``UPSTREAM_MS_BUCKETS`` (the
+times of every try of a retried request added up; a request that never reached the origin, such
+as a HIT, has none), a histogram of the whole request's time (``request_time``, every line) over
+the same buckets, the responses served from a static bundle, and, given a ``locate`` function,
+the requests per client country (``remote_addr``; ``ZZ`` when unknown).
+
+Hits are the responses served at the edge without the origin: from cache (``HIT``, ``STALE``,
+``UPDATING``, ``REVALIDATED``, as CDNs count them) and from a static bundle (``"source":
+"bundle"``, whose cache status is ``STATIC``), which also count in ``static``. Misses are the
+cacheable responses that went to the origin (``MISS`` and ``EXPIRED``); ``BYPASS`` is neither.
+Lines of unknown hosts (no site) are not counted. ``changed()`` returns the minutes that changed
+since the last call with their full totals (the control plane replaces a minute it receives
+again); minutes older than ``KEEP_MINUTES`` are forgotten.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
+
+log = logging.getLogger(__name__)
+
+HIT_STATUSES = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
+MISS_STATUSES = frozenset({"MISS", "EXPIRED"})
+STATIC_STATUS = "STATIC"  # the cache status of a response served from a static bundle
+UNKNOWN_COUNTRY = "ZZ"
+COUNTRY_CACHE_SIZE = 65536  # client addresses whose country the aggregator remembers
+KEEP_MINUTES = 15
+READ_CHUNK = 1 << 20
+READ_LIMIT = 16 << 20
+
+
+def upstream_ms(value: str) -> float | None:
+    """``"0.001, 0.002"`` (tries) or ``"0.001 : 0.002"`` (internal redirects) -> the sum in ms;
+    ``""`` or ``"-"`` -> None."""
+    total = 0.0
+    seen = False
+    for part in value.replace(":", ",").split(","):
+        part = part.strip()
+        if not part or part == "-":
+            continue
+        try:
+            total += float(part)
+        except ValueError:
+            continue
+        seen = True
+    return total * 1000 if seen else None
+
+
+def bucket_index(ms: float) -> int:
+    """The index of the first bucket whose upper bound is >= ms (len(buckets): above all)."""
+    return bisect.bisect_left(UPSTREAM_MS_BUCKETS, ms)
+
+
+def request_ms(value: Any) -> float | None:
+    """nginx's ``request_time`` (seconds, a number or its text) -> ms; None if not a time."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 0 <= seconds < float("inf"):  # also refuses NaN
+        return None
+    return seconds * 1000
+
+
+def country_locator(db_path: str | os.PathLike[str] | None) -> Callable[[str], str | None] | None:
+    """A ``locate`` function for :class:`TrafficAggregator` on a GeoIP database (None: the
+    packaged GeoLite2-City); None, with one warning, when the database cannot be opened."""
+    from edgeplane.routing.geoip import GeoDatabaseError, GeoLocator
+
+    try:
+        locator = GeoLocator(db_path)
+    except GeoDatabaseError as exc:
+        log.warning("traffic analytics count no countries: %s", exc)
+        return None
+
+    def locate(address: str) -> str | None:
+        return locator.locate(address).country
+
+    return locate
+
+
+@dataclass
+class MinuteTotals:
+    requests: int = 0
+    hits: int = 0
+    misses: int = 0
+    bytes_out: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    cache: dict[str, int] = field(default_factory=dict)
+    upstream_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
+    request_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
+    static: int = 0
+    countries: dict[str, int] = field(default_factory=dict)
+
+
+MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
+
+
+class TrafficAggregator:
+    def __init__(
+        self,
+        locate: Callable[[str], str | None] | None = None,
+        *,
+        country_cache_size: int = COUNTRY_CACHE_SIZE,
+    ) -> None:
+        """``locate``: client address -> ISO country code (None: unknown); without it no
+        countries are counted. Its answers are remembered per address (least recently used
+        forgotten first)."""
+        self._minutes: dict[MinuteKey, MinuteTotals] = {}
+        self._dirty: set[MinuteKey] = set()
+        self._locate = locate
+        self._countries: OrderedDict[str, str] = OrderedDict()
+        self._country_cache_size = max(1, country_cache_size)
+        self.skipped = 0  # lines that were not JSON or lacked a field
+
+    def add_line(self, line: bytes | str) -> None:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            self.skipped += 1
+            return
+        if not isinstance(doc, dict):
+            self.skipped += 1
+            return
+        self.add(doc)
+
+    def add(self, doc: dict[str, Any]) -> None:
+        site = doc.get("site") or ""
+        if not isinstance(site, str) or not site:
+            return
+        try:
+            msec = float(doc["msec"])
+            status = int(doc["status"])
+        except (KeyError, TypeError, ValueError):
+            self.skipped += 1
+            return
+        domain = str(doc.get("host") or "").lower()
+        key = (site, domain, int(msec // 60) * 60)
+        totals = self._minutes.get(key)
+        if totals is None:
+            totals = self._minutes[key] = MinuteTotals()
+        totals.requests += 1
+        with contextlib.suppress(TypeError, ValueError):
+            totals.bytes_out += int(doc.get("bytes_sent") or 0)
+        klass = f"{status // 100}xx"
+        totals.statuses[klass] = totals.statuses.get(klass, 0) + 1
+        cache = str(doc.get("cache") or "").upper()
+        if cache:
+            totals.cache[cache] = totals.cache.get(cache, 0) + 1
+        if doc.get("source") == "bundle" or cache == STATIC_STATUS:
+            totals.static += 1
+            totals.hits += 1  # served at the edge, without the origin
+        elif cache in HIT_STATUSES:
+            totals.hits += 1
+        elif cache in MISS_STATUSES:
+            totals.misses += 1
+        ms = upstream_ms(str(doc.get("upstream_response_time") or ""))
+        if ms is not None:
+            totals.upstream_ms[bucket_index(ms)] += 1
+        ms = request_ms(doc.get("request_time"))
+        if ms is not None:
+            totals.request_ms[bucket_index(ms)] += 1
+        if self._locate is not None:
+            country = self.country(str(doc.get("remote_addr") or ""))
+            totals.countries[country] = totals.countries.get(country, 0) + 1
+        self._dirty.add(key)
+
+    def country(self, address: str) -> str:
+        """The ISO country code of a client address, ``ZZ`` when unknown (or no ``locate``)."""
+        cached = self._countries.get(address)
+        if cached is not None:
+            self._countries.move_to_end(address)
+            return cached
+        code: str | None = None
+        if address and self._locate is not None:
+            try:
+                code = self._locate(address)
+            except Exception:  # not an address, a broken database: unknown
+                code = None
+        if not (isinstance(code, str) and len(code) == 2 and code.isascii() and code.isalpha()):
+            code = UNKNOWN_COUNTRY
+        code = code.upper()
+        self._countries[address] = code
+        if len(self._countries) > self._country_cache_size:
+            self._countries.popitem(last=False)
+        return code
+
+    def changed(self) -> list[MinuteTraffic]:
+        """The minutes that changed since the last call, with their full totals."""
+        out = [self._traffic(key) for key in sorted(self._dirty)]
+        self._dirty.clear()
+        return out
+
+    def restore(self, minutes: list[MinuteTraffic]) -> None:
+        """Mark minutes as changed again (their report failed): they are sent next time."""
+        for m in minutes:
+            key = (m.site, m.domain, int(m.minute.timestamp()))
+            if key in self._minutes:
+                self._dirty.add(key)
+
+    def forget_before(self, epoch_s: float) -> None:
+        for key in [k for k in self._minutes if k[2] < epoch_s - KEEP_MINUTES * 60]:
+            del self._minutes[key]
+            self._dirty.discard(key)
+
+    def _traffic(self, key: MinuteKey) -> MinuteTraffic:
+        t = self._minutes[key]
+        return MinuteTraffic(
+            site=key[0],
+            domain=key[1],
+            minute=datetime.fromtimestamp(key[2], UTC),
+            requests=t.requests,
+            hits=t.hits,
+            misses=t.misses,
+            bytes_out=t.bytes_out,
+            statuses=dict(t.statuses),
+            cache=dict(t.cache),
+            upstream_ms=list(t.upstream_ms),
+            request_ms=list(t.request_ms),
+            static=t.static,
+            countries=dict(t.countries),
+        )
+
+
+class LogTailer:
+    """Reads whole new lines of a log file, across renames and truncation."""
+
+    def __init__(self, path: Path, *, from_end: bool = False) -> None:
+        self.path = path
+        self._file: Any = None
+        self._inode: int | None = None
+        self._partial = b""
+        self._from_end = from_end
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _open(self) -> bool:
+        try:
+            f = self.path.open("rb")
+        except FileNotFoundError:
+            return False
+        self._file = f
+        self._inode = os.fstat(f.fileno()).st_ino
+        self._partial = b""
+        if self._from_end:
+            f.seek(0, os.SEEK_END)
+            self._from_end = False
+        return True
+
+    def read_lines(self) -> list[bytes]:
+        if self._file is None and not self._open():
+            return []
+        lines, at_end = self._drain()
+        if not at_end:
+            return lines  # more next time
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return lines
+        if st.st_ino != self._inode:
+            # Rotated: the old file is complete (nginx reopened its logs); follow the new one.
+            self.close()
+            if self._open():
+                lines.extend(self._drain()[0])
+        elif st.st_size < self._file.tell():
+            # Truncated in place.
+            self._file.seek(0)
+            self._partial = b""
+            lines.extend(self._drain()[0])
+        return lines
+
+    def _drain(self) -> tuple[list[bytes], bool]:
+        """Whole lines from the current position, at most ``READ_LIMIT`` bytes per call (a
+        big backlog is read over several calls); True when it reached the end."""
+        out: list[bytes] = []
+        for _ in range(READ_LIMIT // READ_CHUNK):
+            chunk = self._file.read(READ_CHUNK)
+            if not chunk:
+                return out, True
+            data = self._partial + chunk
+            *complete, self._partial = data.split(b"\n")
+            out.extend(line for line in complete if line.strip())
+        return out, False
+
+
+def rotate(path: Path, pid_file: Path, max_bytes: int) -> bool:
+    """Rename ``path`` to ``path.1`` (replacing it) when it is larger than ``max_bytes`` and
+    send SIGUSR1 to the nginx master so that it reopens its logs. True when it rotated."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return False
+    os.replace(path, path.with_name(path.name + ".1"))
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        log.warning("access log rotated but nginx (pid %d) is gone", pid)
+    return True

@@ -1,0 +1,188 @@
+"""The agent's side of the edge protocol (``edgeplane.protocol.messages``), over httpx.
+
+Every call carries the node's edge token in the ``Authorization`` header; the token never
+appears in a log line or an exception message. Failures come in two kinds:
+
+- ``Unreachable``: the control plane could not be reached or answered 5xx. The caller retries
+  with ``Backoff`` (exponential, full jitter) and keeps serving what it has.
+- ``Rejected``: a 4xx answer (bad token, unknown node, invalid body): retrying the same call
+  will not help; the message is the problem document's detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from edgeplane import __version__
+from edgeplane.protocol.messages import (
+    Ack,
+    AnalyticsReport,
+    ConfigPoll,
+    EdgeNode,
+    HealthReport,
+    Heartbeat,
+    NodeRegister,
+    PurgeAck,
+)
+
+BASE = "/api/v1/edge"
+# The long-poll read timeout is the server's wait plus this margin.
+POLL_MARGIN_S = 10.0
+
+
+class ProtocolError(Exception):
+    """A call of the edge protocol failed."""
+
+
+class Unreachable(ProtocolError):
+    """The control plane could not be reached, timed out or failed (5xx)."""
+
+
+class Rejected(ProtocolError):
+    """The control plane refused the call (4xx)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
+class Backoff:
+    """Exponential backoff with full jitter: the n-th delay is uniform in [0, min(cap, b*2^n)],
+    never below ``floor``."""
+
+    def __init__(self, base: float = 0.25, cap: float = 10.0, floor: float = 0.05) -> None:
+        self.base = base
+        self.cap = cap
+        self.floor = floor
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2**self.attempt))
+        self.attempt = min(self.attempt + 1, 30)
+        return max(self.floor, random.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    async def sleep(self) -> None:
+        await asyncio.sleep(self.next_delay())
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        doc = response.json()
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+    if isinstance(doc, dict):
+        return str(doc.get("detail") or doc.get("title") or doc)[:2000]
+    return str(doc)[:2000]
+
+
+class EdgeClient:
+    """One control plane, one edge token."""
+
+    def __init__(self, url: str, token: str, *, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"edgeplane-agent/{__version__}",
+            },
+            timeout=timeout_s,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | None = None,
+        *,
+        params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
+        content = body.model_dump_json(exclude_unset=False).encode() if body else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        try:
+            response = await self._http.request(
+                method,
+                f"{BASE}{path}",
+                content=content,
+                headers=headers,
+                params=params,
+                timeout=timeout_s or self.timeout_s,
+            )
+        except httpx.TimeoutException:
+            raise Unreachable(f"{method} {path}: timed out") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500:
+            raise Unreachable(f"{method} {path}: {response.status_code} {_detail(response)}")
+        if response.status_code >= 400:
+            raise Rejected(response.status_code, f"{method} {path}: {_detail(response)}")
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise Unreachable(f"{method} {path}: the answer is not JSON") from None
+
+    async def register(self, body: NodeRegister) -> EdgeNode:
+        return EdgeNode.model_validate(await self._call("POST", "/nodes", body))
+
+    async def poll(self, node_id: str, after: int, wait_s: float) -> ConfigPoll:
+        doc = await self._call(
+            "GET",
+            f"/nodes/{node_id}/config",
+            params={"after": after, "wait": wait_s},
+            timeout_s=wait_s + POLL_MARGIN_S,
+        )
+        return ConfigPoll.model_validate(doc)
+
+    async def ack(self, node_id: str, body: Ack) -> None:
+        await self._call("POST", f"/nodes/{node_id}/ack", body)
+
+    async def heartbeat(self, node_id: str, body: Heartbeat) -> None:
+        await self._call("POST", f"/nodes/{node_id}/heartbeat", body, timeout_s=5.0)
+
+    async def report_health(self, node_id: str, body: HealthReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/health", body)
+
+    async def ack_purge(self, node_id: str, purge_id: str, body: PurgeAck) -> None:
+        await self._call("POST", f"/nodes/{node_id}/purges/{purge_id}", body)
+
+    async def report_analytics(self, node_id: str, body: AnalyticsReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/analytics", body, timeout_s=30.0)
+
+    async def download_bundle(self, bundle: str, dest: Path) -> int:
+        """Stream the archive of ``bundle`` into ``dest``; the bytes written."""
+        path = f"{BASE}/bundles/{bundle}"
+        written = 0
+        try:
+            async with self._http.stream("GET", path, timeout=60.0) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    kind = Unreachable if response.status_code >= 500 else Rejected
+                    message = f"GET {path}: {_detail(response)}"
+                    if kind is Rejected:
+                        raise Rejected(response.status_code, message)
+                    raise Unreachable(f"{response.status_code} {message}")
+                with dest.open("wb") as f:
+                    async for chunk in response.aiter_bytes(1 << 20):
+                        f.write(chunk)
+                        written += len(chunk)
+        except httpx.TimeoutException:
+            raise Unreachable(f"GET {path}: timed out") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"GET {path}: {type(exc).__name__}: {exc}") from None
+        return written

@@ -1,0 +1,338 @@
+"""Apply rendered releases to a running nginx: stage, check, swap, reload, probe, roll back."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import pwd
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeplane.node.nginx.local import LocalHealth, NodeLocal
+from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
+from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
+from edgeplane.node.nginx.purge import purge_cache
+from edgeplane.node.nginx.render import render_release
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files
+from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig
+from edgeplane.protocol.messages import PurgeTask
+
+KEEP_RELEASES = 5
+KEEP_FAILED = 3
+PROBE_DEADLINE = 10.0
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    ok: bool
+    changed: bool  # False when the rendered files equal the running release (no reload)
+    marker: str  # hash of the rendered release; served by the probe location
+    duration_ms: float
+    error: str | None  # nginx's own message ([emerg] line) when ok is False
+
+
+def _default_cert() -> tuple[bytes, bytes]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgeplane default")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+class NginxEngine:
+    """One node's nginx under ``local.prefix``; every method is safe to call from any thread."""
+
+    def __init__(self, local: NodeLocal, *, binary: str = "nginx") -> None:
+        if not local.prefix.is_absolute():
+            raise ValueError(f"nginx prefix must be absolute: {local.prefix}")
+        self.local = local
+        self.binary = binary
+        self.prefix = local.prefix
+        self.process = NginxProcess(local.prefix, binary)
+        self._lock = threading.RLock()
+        user = local.worker_user
+        self._owner = None
+        if user is not None and os.geteuid() == 0:
+            entry = pwd.getpwnam(user)
+            self._owner = (entry.pw_uid, entry.pw_gid)
+
+    # ------------------------------------------------------------------ paths and files
+
+    @property
+    def access_log(self) -> Path:
+        return self.prefix / "logs" / "access.json"
+
+    @property
+    def bundle_root(self) -> Path:
+        """Where static bundles are unpacked, one directory per sha256 (see render)."""
+        return self.local.bundle_root
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.prefix / "cache"
+
+    @property
+    def releases(self) -> Path:
+        return self.prefix / "releases"
+
+    @property
+    def current(self) -> Path:
+        return self.prefix / "current"
+
+    def _chown(self, path: Path) -> None:
+        if self._owner is not None:
+            os.chown(path, *self._owner)
+
+    def _check_traversable(self) -> None:
+        """Workers (another user) read certificates and write the cache under the prefix."""
+        if self._owner is None:
+            return
+        for parent in [self.prefix, *self.prefix.parents]:
+            st = parent.stat()
+            if not st.st_mode & 0o001 and st.st_uid != self._owner[0]:
+                raise NginxError(
+                    f"{parent} is not searchable by nginx workers ({self.local.worker_user}): "
+                    "the prefix and its parents need mode o+x"
+                )
+
+    def _prepare(self) -> None:
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.prefix.chmod(0o755)
+        self._check_traversable()
+        for name in ("logs", "releases", "tmp"):
+            (self.prefix / name).mkdir(exist_ok=True)
+        for name in ("cache", "acme-challenge", "certs"):
+            path = self.prefix / name
+            path.mkdir(exist_ok=True)
+            self._chown(path)
+        self._chown(self.prefix / "tmp")
+        (self.prefix / "certs").chmod(0o700)
+        default = self.prefix / "certs" / f"{DEFAULT_CERT}.crt"
+        if not default.exists():
+            cert, key = _default_cert()
+            self._write_cert_file(f"{DEFAULT_CERT}.key", key)
+            self._write_cert_file(f"{DEFAULT_CERT}.crt", cert)
+
+    @property
+    def acme_dir(self) -> Path:
+        return self.prefix / "acme-challenge"
+
+    def publish_acme(self, answers: tuple[AcmeHttpSpec, ...]) -> int:
+        """Serve exactly these HTTP-01 answers (files under ``acme-challenge/``, read by nginx
+        as they are: no reload); the number of files written or removed."""
+        with self._lock:
+            self._prepare()
+            wanted = {a.token: a.key_authorization for a in answers}
+            changed = 0
+            for path in self.acme_dir.iterdir():
+                if path.name not in wanted and not path.name.startswith("."):
+                    path.unlink(missing_ok=True)
+                    changed += 1
+            for token, body in wanted.items():
+                path = self.acme_dir / token
+                try:
+                    if path.read_text() == body:
+                        continue
+                except OSError:
+                    pass
+                tmp = self.acme_dir / f".{token}.tmp"
+                tmp.write_text(body)
+                tmp.chmod(0o644)
+                os.replace(tmp, path)
+                changed += 1
+            return changed
+
+    def _write_cert_file(self, name: str, content: bytes) -> None:
+        # Names are content-addressed (the certificate's hash) and files appear whole (rename):
+        # an existing file holds this content. Reading 20,000 files back at every apply of a
+        # 10,000-domain snapshot cost more than the rest of the apply.
+        path = self.prefix / "certs" / name
+        if path.exists():
+            return
+        tmp = path.with_name(f".{name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        self._chown(tmp)
+        os.rename(tmp, path)
+
+    def _stage(self, marker: str, files: dict[str, bytes]) -> Path:
+        stage = self.releases / marker
+        if stage.exists():
+            shutil.rmtree(stage)
+        tmp = self.releases / f".{marker}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name, content in files.items():
+            (tmp / name).write_bytes(content)
+        os.rename(tmp, stage)
+        return stage
+
+    def _swap(self, target: Path) -> None:
+        link = self.prefix / "current.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        os.symlink(os.path.relpath(target, self.prefix), link)
+        os.rename(link, self.current)
+
+    def _current_target(self) -> Path | None:
+        try:
+            return self.prefix / os.readlink(self.current)
+        except OSError:
+            return None
+
+    def _prune(self) -> None:
+        current = self._current_target()
+        entries = [p for p in self.releases.iterdir() if not p.name.startswith(".")]
+        good = [p for p in entries if not p.name.startswith("failed-") and p != current]
+        failed = [p for p in entries if p.name.startswith("failed-")]
+        for group, keep in ((good, KEEP_RELEASES - 1), (failed, KEEP_FAILED)):
+            group.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in group[keep:]:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _keep_failed(self, stage: Path) -> None:
+        failed = self.releases / f"failed-{stage.name}"
+        shutil.rmtree(failed, ignore_errors=True)
+        os.rename(stage, failed)
+        os.utime(failed)
+
+    def _wait_marker(self, marker: str, deadline: float) -> bool:
+        sock = self.prefix / "status.sock"
+        while time.monotonic() < deadline:
+            if probe(sock) == marker:
+                return True
+            if not self.process.alive():
+                return False
+            time.sleep(0.005)
+        return False
+
+    def _wait_old_workers(self, old: list[int], deadline: float) -> None:
+        """Until the workers of the previous release stop accepting (~100 ms after HUP), a new
+        request may still be served by the old config: wait for them, so that a returned apply
+        means every new request sees the new release."""
+        pid = self.process.pid
+        while old and pid and time.monotonic() < deadline:
+            if not set(old) & set(accepting_workers(pid)):
+                return
+            time.sleep(0.005)
+
+    # ------------------------------------------------------------------ the interface
+
+    def running_marker(self) -> str | None:
+        """The marker the running nginx serves (None when it is not running)."""
+        return probe(self.prefix / "status.sock")
+
+    def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyResult:
+        start = time.monotonic()
+
+        def result(ok: bool, changed: bool, marker: str, error: str | None) -> ApplyResult:
+            return ApplyResult(ok, changed, marker, (time.monotonic() - start) * 1000, error)
+
+        with self._lock:
+            try:
+                release = render_release(config, self.local, health)
+                certs = cert_files(config)
+            except ValueError as exc:
+                return result(False, False, "", f"render: {exc}")
+            running = self.process.alive() or self.process.adopt()
+            if running and self.running_marker() == release.marker:
+                return result(True, False, release.marker, None)
+            try:
+                self._prepare()
+                for name, content in certs.items():
+                    self._write_cert_file(name, content)
+                stage = self._stage(release.marker, release.files)
+            except (OSError, NginxError) as exc:
+                return result(False, False, release.marker, str(exc))
+            error = check(self.binary, self.prefix, stage / "nginx.conf")
+            if error is not None:
+                self._keep_failed(stage)
+                self._prune()
+                return result(False, False, release.marker, error)
+            previous = self._current_target()
+            self._swap(stage)
+            error = self._activate(release.marker, running)
+            if error is not None:
+                if previous is not None and previous.exists():
+                    self._swap(previous)
+                    if self.process.alive():
+                        self.process.signal(signal.SIGHUP)
+                    else:
+                        with contextlib.suppress(NginxError):
+                            self.process.start()
+                self._keep_failed(stage)
+                self._prune()
+                return result(False, False, release.marker, error)
+            self._prune()
+            return result(True, True, release.marker, None)
+
+    def _activate(self, marker: str, running: bool) -> str | None:
+        deadline = time.monotonic() + PROBE_DEADLINE
+        old: list[int] = []
+        if running:
+            pid = self.process.pid
+            old = accepting_workers(pid) if pid else []
+            self.process.signal(signal.SIGHUP)
+        else:
+            try:
+                self.process.start()
+            except NginxError as exc:
+                return str(exc)
+        if self._wait_marker(marker, deadline):
+            self._wait_old_workers(old, deadline)
+            return None
+        if not self.process.alive():
+            return "nginx exited while loading the new release"
+        return "nginx did not serve the new release within the deadline"
+
+    def ensure_running(self) -> bool:
+        """Restart nginx from ``current`` if it died; True if it did."""
+        with self._lock:
+            if self.process.alive() or self.process.adopt():
+                return False
+            if self._current_target() is None:
+                return False
+            self._prepare()
+            self.process.start()
+            return True
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.process.alive() or self.process.adopt():
+                self.process.stop()
+
+    def purge(self, task: PurgeTask) -> int:
+        return purge_cache(self.cache_dir, task)
+
+    def stats(self) -> dict[str, float]:
+        pid = self.process.pid
+        if pid is None:
+            return {"nginx_pss_mib": 0.0, "nginx_workers": 0.0}
+        pss, _ = tree_pss_mib(pid)
+        workers = len(accepting_workers(pid))
+        return {"nginx_pss_mib": round(pss, 2), "nginx_workers": float(workers)}

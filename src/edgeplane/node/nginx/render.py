@@ -1,0 +1,346 @@
+"""Render an ``EdgeConfig`` into a complete nginx release directory (pure and deterministic).
+
+One shared ``server`` per listening port; everything that varies per site goes through maps keyed
+by ``$host`` (``$site_id``) or ``$ssl_server_name`` (``$cert_name``); one ``upstream`` per pool;
+cache rules compiled into hash maps (``render_cache``); one named location per (cache profile,
+proxy profile) pair actually used. The release holds a marker (a hash of every other file) that
+the internal status listener serves, so the engine can tell when the new release answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from edgeplane.node.nginx.local import LocalHealth, NodeLocal
+from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
+from edgeplane.node.nginx.render_bundles import bundle_locations, bundle_maps, mime_types
+from edgeplane.node.nginx.render_cache import (
+    DEFAULT_PROFILE,
+    CacheProfile,
+    compile_rules,
+    location_name,
+)
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_map, has_cert
+from edgeplane.node.nginx.render_upstreams import (
+    ProxyProfile,
+    pool_scheme,
+    render_upstream,
+    upstream_name,
+)
+from edgeplane.node.nginx.syntax import block, lit, map_block
+from edgeplane.protocol.config import EdgeConfig, PoolSpec, SiteSpec
+
+STATUS_FILE = "status.conf"
+UNKNOWN_HOST = "@unknown"
+NO_ORIGIN = "@noorigin"
+VERIFY_PATH = "/.well-known/edgeplane-verification/"
+
+LOG_FORMAT = (
+    'log_format edge_json escape=json \'{"ts":"$time_iso8601","msec":$msec,'
+    '"host":"$host","site":"$site_id","method":"$request_method","uri":"$request_uri",'
+    '"status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'
+    '"upstream_response_time":"$upstream_response_time","upstream_addr":"$upstream_addr",'
+    '"cache":"$x_cache","source":"$edge_source","remote_addr":"$remote_addr"}\';\n'
+)
+
+X_CACHE_MAP = """map "$upstream_cache_status|$edge_source" $x_cache {
+    default $upstream_cache_status;
+    "|" BYPASS;
+    "|bundle" STATIC;
+    "UPDATING|" STALE;
+    "REVALIDATED|" HIT;
+}
+"""
+
+CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+SSL_SETTINGS = f"""ssl_protocols TLSv1.2 TLSv1.3;
+ssl_ciphers {CIPHERS};
+ssl_prefer_server_ciphers off;
+ssl_session_cache shared:edge_tls:10m;
+ssl_session_timeout 1h;
+ssl_session_tickets off;
+"""
+
+PROXY_SETTINGS = """proxy_http_version 1.1;
+proxy_set_header Host $host;
+proxy_set_header Connection "";
+proxy_set_header X-Real-IP $remote_addr;
+proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+proxy_set_header X-Forwarded-Proto $scheme;
+proxy_next_upstream error timeout http_502 http_503 http_504;
+proxy_ssl_server_name on;
+proxy_ssl_name $host;
+proxy_cache_key "$site_id|$key_host|$uri|$key_query|$key_extra";
+proxy_cache_lock_timeout 5s;
+"""
+
+
+@dataclass(frozen=True)
+class Release:
+    files: dict[str, bytes]  # relative path -> content, including the status file
+    marker: str
+
+
+def _paths(local: NodeLocal) -> dict[str, str]:
+    p = str(local.prefix)
+    return {
+        "pid": f"{p}/nginx.pid",
+        "error_log": f"{p}/logs/error.log",
+        "access_log": f"{p}/logs/access.json",
+        "tmp": f"{p}/tmp",
+        "cache": f"{p}/cache",
+        "certs": f"{p}/certs",
+        "acme": f"{p}/acme-challenge",
+        "status": f"{p}/status.sock",
+    }
+
+
+def _main_conf(local: NodeLocal) -> str:
+    paths = _paths(local)
+    user = local.worker_user
+    head = f"load_module {local.brotli_module};\n" if local.brotli_module else ""
+    head += f"user {user};\n" if user else ""
+    return (
+        f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
+        f"{head}worker_processes {local.workers};\n"
+        f"pid {paths['pid']};\n"
+        f"error_log {paths['error_log']} warn;\n"
+        "daemon off;\n"
+        "events {\n    worker_connections 4096;\n}\n"
+        "http {\n"
+        "    include base.conf;\n"
+        "    include sites.map;\n"
+        "    include cache-rules.map;\n"
+        "    include access.conf;\n"
+        "    include upstreams.conf;\n"
+        "    include servers.conf;\n"
+        f"    include {STATUS_FILE};\n"
+        "}\n"
+    )
+
+
+def _base_conf(local: NodeLocal) -> str:
+    paths = _paths(local)
+    tmp = paths["tmp"]
+    return (
+        "default_type application/octet-stream;\n"
+        "server_tokens off;\n"
+        "sendfile on;\n"
+        "tcp_nodelay on;\n"
+        "keepalive_timeout 65s;\n"
+        "keepalive_requests 10000;\n"
+        "client_max_body_size 100m;\n"
+        "map_hash_max_size 262144;\n"
+        "map_hash_bucket_size 128;\n"
+        "variables_hash_max_size 4096;\n"
+        "variables_hash_bucket_size 128;\n"
+        f"client_body_temp_path {tmp}/body;\n"
+        f"proxy_temp_path {tmp}/proxy;\n"
+        f"fastcgi_temp_path {tmp}/fastcgi;\n"
+        f"uwsgi_temp_path {tmp}/uwsgi;\n"
+        f"scgi_temp_path {tmp}/scgi;\n"
+        + LOG_FORMAT
+        + f"access_log {paths['access_log']} edge_json buffer=32k flush=1s;\n"
+        f"proxy_cache_path {paths['cache']} levels=1:2 keys_zone=edge:50m max_size=10g "
+        "inactive=1d use_temp_path=off;\n" + PROXY_SETTINGS + SSL_SETTINGS + X_CACHE_MAP
+    )
+
+
+def _headers_conf(local: NodeLocal) -> str:
+    return (
+        f"add_header X-Served-By {lit(local.node_name)} always;\n"
+        "add_header X-Cache-Status $x_cache always;\n"
+        "add_header X-Content-Type-Options nosniff always;\n"
+        "add_header X-Frame-Options SAMEORIGIN always;\n"
+        "add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
+        "add_header Strict-Transport-Security $hsts always;\n"
+    )
+
+
+def _hsts(site: SiteSpec) -> str:
+    value = f"max-age={site.hsts_max_age}"
+    if site.hsts_include_subdomains:
+        value += "; includeSubDomains"
+    return lit(value)
+
+
+def _sites_map(
+    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], pools: dict[str, PoolSpec]
+) -> str:
+    host_site: dict[str, str] = {}
+    redirect: list[tuple[str, str]] = []
+    for site in sites:
+        for domain in site.domains:
+            name = domain.lower().rstrip(".")
+            if name in host_site:
+                continue  # a name served by two sites: the first (by id) keeps it
+            host_site[name] = site.id
+            if site.force_https and local.https_port and has_cert(config, name.lstrip("*.")):
+                redirect.append((name, "1"))
+    upstream: list[tuple[str, str]] = []
+    scheme: list[tuple[str, str]] = []
+    default_loc: list[tuple[str, str]] = []
+    hsts: list[tuple[str, str]] = []
+    for site in sites:
+        pool = pools.get(site.pool) if site.pool else None
+        if pool is None:
+            default_loc.append((site.id, NO_ORIGIN))
+        else:
+            upstream.append((site.id, upstream_name(pool.id)))
+            scheme.append((site.id, pool_scheme(pool)))
+            default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
+        if site.hsts_max_age > 0:
+            hsts.append((f"on|{site.id}", _hsts(site)))
+    text = "# host -> site (project id)\n"
+    text += map_block(
+        "$host", "$site_id", [(h, lit(s)) for h, s in host_site.items()], hostnames=True
+    )
+    text += map_block("$host", "$redirect_https", redirect, default="0", hostnames=True)
+    text += map_block("$site_id", "$site_upstream", upstream, default="no_origin")
+    text += map_block("$site_id", "$site_scheme", scheme, default="http")
+    text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
+    text += map_block('"$https|$site_id"', "$hsts", hsts)
+    if config.verifications:
+        text += map_block(
+            '"$host|$uri"',
+            "$ownership_token",
+            [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
+        )
+    if local.https_port:
+        text += cert_map(config)
+    return text
+
+
+def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
+    text = block(
+        f"location {UNKNOWN_HOST}",
+        ["include headers.conf;", "default_type text/plain;", 'return 404 "unknown host\\n";'],
+    ) + block(
+        f"location {NO_ORIGIN}",
+        [
+            "include headers.conf;",
+            'set $edge_source "";',
+            "default_type text/plain;",
+            'return 502 "no origin is configured for this site\\n";',
+        ],
+    )
+    for cache, proxy in sorted(locations, key=lambda cp: location_name(*cp)):
+        lines = [
+            "include headers.conf;",
+            'set $edge_source "";',
+            "proxy_pass $site_scheme://$site_upstream;",
+        ]
+        text += block(
+            f"location {location_name(cache, proxy)}", lines + proxy.lines() + cache.lines()
+        )
+    return text
+
+
+def _server(local: NodeLocal, *, tls: bool, limits: list[str], verifications: bool = False) -> str:
+    paths = _paths(local)
+    if tls:
+        listen = [
+            f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
+            f"ssl_certificate {paths['certs']}/$cert_name.crt;",
+            f"ssl_certificate_key {paths['certs']}/$cert_name.key;",
+        ]
+    else:
+        listen = [f"listen {local.bind}:{local.http_port} default_server;"]
+    route = ["include headers.conf;", "if ($acl_blocked) { return 403; }"]
+    if not tls and local.https_port:
+        port = "" if local.https_port == 443 else f":{local.https_port}"
+        route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
+    route += ["error_page 418 = $edge_loc;", "return 418;"]
+    lines = [*listen, "server_name _;", 'set $edge_source "";', "include headers.conf;", *limits]
+    body = "".join(f"    {line}\n" for line in lines)
+    if not tls:
+        body += block(
+            "location /.well-known/acme-challenge/",
+            ["include headers.conf;", "default_type text/plain;", f"alias {paths['acme']}/;"],
+            indent="    ",
+        )
+    if not tls and verifications:
+        body += block(
+            f"location ^~ {VERIFY_PATH}",
+            [
+                "include headers.conf;",
+                "default_type text/plain;",
+                'if ($ownership_token) { return 200 "$ownership_token\n"; }',
+                'return 404 "no such verification token\n";',
+            ],
+            indent="    ",
+        )
+    body += block("location /", route, indent="    ")
+    body += "    include locations.conf;\n"
+    return f"server {{\n{body}}}\n"
+
+
+def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> Release:
+    sites = sorted(config.sites, key=lambda s: s.id)
+    pools = {p.id: p for p in config.pools}
+    served_pools = sorted({s.pool for s in sites if s.pool in pools})
+    upstreams = "".join(render_upstream(pools[p], health) for p in served_pools)
+    with_pool = [
+        (s.id, s.cache_rules, ProxyProfile.of(pools[s.pool]))
+        for s in sites
+        if s.pool is not None and s.pool in pools
+    ]
+    compiled = compile_rules(with_pool)
+    locations = set(compiled.locations)
+    locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
+    rate_http, rate_server = render_rate_limits(sites)
+    servers = _server(
+        local, tls=False, limits=rate_server, verifications=bool(config.verifications)
+    )
+    if local.https_port:
+        servers += _server(local, tls=True, limits=rate_server)
+    files: dict[str, str] = {
+        "nginx.conf": _main_conf(local),
+        "base.conf": _base_conf(local),
+        "headers.conf": _headers_conf(local),
+        "sites.map": _sites_map(config, local, sites, pools)
+        + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
+        "cache-rules.map": compiled.maps,
+        "access.conf": render_acl(sites) + rate_http,
+        "upstreams.conf": upstreams or "# no pools\n",
+        "locations.conf": _named_locations(locations)
+        + bundle_locations(config, brotli=bool(local.brotli_module)),
+        "mime.types": mime_types(),
+        "servers.conf": servers,
+    }
+    encoded = {name: text.encode() for name, text in sorted(files.items())}
+    digest = hashlib.sha256()
+    for name, content in encoded.items():
+        digest.update(name.encode() + b"\0" + content + b"\0")
+    marker = digest.hexdigest()[:16]
+    encoded[STATUS_FILE] = (
+        "# internal status listener: the engine's probe (not reachable from the network)\n"
+        + block(
+            "server",
+            [
+                f"listen unix:{_paths(local)['status']};",
+                "access_log off;",
+                f"location / {{ default_type text/plain; return 200 {lit(marker)}; }}",
+            ],
+        )
+    ).encode()
+    return Release(dict(sorted(encoded.items())), marker)
+
+
+def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[str, bytes]:
+    """Relative path inside a release directory -> file content."""
+    return render_release(config, local, health).files
+
+
+__all__ = ["DEFAULT_CERT", "Release", "render", "render_release"]

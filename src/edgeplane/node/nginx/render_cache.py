@@ -1,0 +1,237 @@
+"""Cache rules compiled into O(1) nginx maps (first match wins) and named-location profiles.
+
+Each site's ordered patterns become entries of four hash maps (exact path, first path segment,
+first two segments, extension) whose values are the first rule of the site with that key, and
+one combination map keyed by the four answers that resolves the first matching rule. The rule
+selects a named location per distinct cache profile (TTL, honour/override, stale flags), which
+is combined with the pool's proxy profile; and the cache key parts (host, query, extra).
+
+Rule keys are ``"<site id>#<n>"`` (``n`` counts from 1 in the site's order).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from edgeplane.node.nginx.render_upstreams import ProxyProfile
+from edgeplane.node.nginx.syntax import lit, map_block
+from edgeplane.protocol.config import CacheKeySpec, CacheRuleSpec
+
+OVERRIDE_IGNORE = "proxy_ignore_headers Cache-Control Expires X-Accel-Expires Vary;"
+STALE_ON_ERROR = "error timeout http_500 http_502 http_503 http_504"
+
+
+@dataclass(frozen=True, order=True)
+class CacheProfile:
+    """What a named location does with the cache."""
+
+    bypass: bool = False
+    ttl: int | None = None  # None: only what the origin's headers say
+    honour: bool = True  # honour the origin's Cache-Control / Expires (the TTL is a fallback)
+    stale_if_error: bool = True
+    stale_while_revalidate: bool = False
+
+    @staticmethod
+    def of(rule: CacheRuleSpec) -> CacheProfile:
+        if rule.bypass:
+            return CacheProfile(bypass=True, stale_if_error=False)
+        return CacheProfile(
+            ttl=rule.ttl,
+            honour=rule.origin_cache_control == "honour",
+            stale_if_error=rule.stale_if_error,
+            stale_while_revalidate=rule.stale_while_revalidate,
+        )
+
+    @property
+    def name(self) -> str:
+        if self.bypass:
+            return "bypass"
+        parts = ["origin" if self.ttl is None else f"t{self.ttl}"]
+        parts.append("honour" if self.honour else "override")
+        if self.stale_if_error:
+            parts.append("sie")
+        if self.stale_while_revalidate:
+            parts.append("swr")
+        return "_".join(parts)
+
+    def lines(self) -> list[str]:
+        if self.bypass:
+            return []
+        out = ["proxy_cache edge;"]
+        if self.ttl is not None:
+            out.append("proxy_cache_lock on;")  # one origin fetch per new object
+            out.append(f"proxy_cache_valid 200 203 301 302 {self.ttl}s;")
+            out.append(f"proxy_cache_valid 404 410 {min(self.ttl, 10)}s;")
+        if not self.honour:
+            out.append(OVERRIDE_IGNORE)
+        stale = STALE_ON_ERROR if self.stale_if_error else ""
+        if self.stale_while_revalidate:
+            stale = f"{stale} updating".strip()
+            out.append("proxy_cache_background_update on;")
+        out.append(f"proxy_cache_use_stale {stale or 'off'};")
+        return out
+
+
+SEGMENT_MAPS = r"""map $uri $seg1 {
+    default "";
+    ~^(?<rseg1>/[^/]+/) $rseg1;
+}
+map $uri $seg2 {
+    default "";
+    ~^(?<rseg2>/[^/]+/[^/]+/) $rseg2;
+}
+map $uri $ext {
+    default "";
+    ~\.(?<rext>[A-Za-z0-9]+)$ $rext;
+}
+"""
+
+DEFAULT_PROFILE = CacheProfile()  # no rule matched: the origin's caching headers decide
+
+
+def _arg(name: str) -> str:
+    return "${arg_" + name + "}"
+
+
+def key_query(spec: CacheKeySpec) -> str:
+    """The query part of the cache key as an nginx value."""
+    if spec.query == "all":
+        return "$args"
+    if spec.query == "none":
+        return '""'
+    return lit_value("&".join(f"{name}={_arg(name)}" for name in spec.query))
+
+
+def key_extra(spec: CacheKeySpec) -> str:
+    parts = [
+        f"h:{h.lower()}=" + "${http_" + h.lower().replace("-", "_") + "}" for h in spec.headers
+    ]
+    parts += [f"c:{c}=" + "${cookie_" + c + "}" for c in spec.cookies]
+    return lit_value("|".join(parts)) if parts else '""'
+
+
+def lit_value(value: str) -> str:
+    if '"' in value or "\\" in value or "\n" in value:
+        raise ValueError(f"unsupported character in cache key part {value!r}")
+    return f'"{value}"'
+
+
+def rule_key(site_id: str, index: int) -> str:
+    return f"{site_id}#{index}"
+
+
+def location_name(cache: CacheProfile, proxy: ProxyProfile) -> str:
+    return f"@{cache.name}__{proxy.name}"
+
+
+@dataclass
+class CompiledRules:
+    """The maps of every site's rules and the named locations they use."""
+
+    maps: str
+    locations: set[tuple[CacheProfile, ProxyProfile]] = field(default_factory=set)
+
+
+@dataclass
+class _SiteIndex:
+    exact: dict[str, int] = field(default_factory=dict)
+    p1: dict[str, int] = field(default_factory=dict)
+    p2: dict[str, int] = field(default_factory=dict)
+    ext: dict[str, int] = field(default_factory=dict)
+    catch_all: int | None = None
+
+
+def _index(rules: tuple[CacheRuleSpec, ...]) -> _SiteIndex:
+    idx = _SiteIndex()
+    for n, rule in enumerate(rules, start=1):
+        p = rule.pattern
+        if p == "/*":
+            if idx.catch_all is None:
+                idx.catch_all = n
+        elif p.startswith("*."):
+            idx.ext.setdefault(p[2:].lower(), n)
+        elif p.endswith("/*"):
+            prefix = p[:-1]
+            depth = prefix.count("/") - 1
+            if depth == 1:
+                idx.p1.setdefault(prefix, n)
+            elif depth == 2:
+                idx.p2.setdefault(prefix, n)
+            else:
+                raise ValueError(f"cache rule {rule.id}: pattern {p!r} is deeper than two segments")
+        elif p.startswith("/") and "*" not in p:
+            idx.exact.setdefault(p, n)
+        else:
+            raise ValueError(f"cache rule {rule.id}: unsupported pattern {p!r}")
+    if idx.catch_all is not None:  # rules after a catch-all can never match
+        limit = idx.catch_all
+        for table in (idx.exact, idx.p1, idx.p2, idx.ext):
+            for key in [k for k, v in table.items() if v > limit]:
+                del table[key]
+    return idx
+
+
+def compile_rules(
+    sites: list[tuple[str, tuple[CacheRuleSpec, ...], ProxyProfile]],
+) -> CompiledRules:
+    """Compile ``[(site id, rules, proxy profile)]`` (sites with an origin pool) into maps.
+
+    ``$rule_loc`` falls back to ``$site_default_loc`` (defined by the caller) when no rule
+    matches.
+    """
+    exact: list[tuple[str, str]] = []
+    p1: list[tuple[str, str]] = []
+    p2: list[tuple[str, str]] = []
+    ext: list[tuple[str, str]] = []
+    combo: list[tuple[str, str]] = []
+    loc: list[tuple[str, str]] = []
+    query: list[tuple[str, str]] = []
+    host: list[tuple[str, str]] = []
+    extra: list[tuple[str, str]] = []
+    locations: set[tuple[CacheProfile, ProxyProfile]] = set()
+    for site_id, rules, proxy in sites:
+        if not rules:
+            continue
+        idx = _index(rules)
+        exact += [(f"{site_id}:{k}", str(v)) for k, v in idx.exact.items()]
+        p1 += [(f"{site_id}:{k}", str(v)) for k, v in idx.p1.items()]
+        p2 += [(f"{site_id}:{k}", str(v)) for k, v in idx.p2.items()]
+        ext += [(f"{site_id}:{k}", str(v)) for k, v in idx.ext.items()]
+        kinds = [sorted(set(t.values())) for t in (idx.exact, idx.p2, idx.p1, idx.ext)]
+        used: set[int] = set()
+        for combination in itertools.product(*[[None, *values] for values in kinds]):
+            present = [v for v in combination if v is not None]
+            if idx.catch_all is not None:
+                present.append(idx.catch_all)
+            if not present:
+                continue
+            first = min(present)
+            used.add(first)
+            key = "|".join([site_id, *("" if v is None else str(v) for v in combination)])
+            combo.append((key, lit(rule_key(site_id, first))))
+        for n in sorted(used):
+            rule = rules[n - 1]
+            rk = rule_key(site_id, n)
+            cache = CacheProfile.of(rule)
+            locations.add((cache, proxy))
+            loc.append((rk, location_name(cache, proxy)))
+            if not rule.bypass:
+                if rule.cache_key.query != "all":
+                    query.append((rk, key_query(rule.cache_key)))
+                if not rule.cache_key.host:
+                    host.append((rk, '""'))
+                if rule.cache_key.headers or rule.cache_key.cookies:
+                    extra.append((rk, key_extra(rule.cache_key)))
+    text = "# cache rules: first match wins (hash maps + a combination map)\n"
+    text += SEGMENT_MAPS
+    text += map_block('"$site_id:$uri"', "$r_exact", exact)
+    text += map_block('"$site_id:$seg2"', "$r_p2", p2)
+    text += map_block('"$site_id:$seg1"', "$r_p1", p1)
+    text += map_block('"$site_id:$ext"', "$r_ext", ext)
+    text += map_block('"$site_id|$r_exact|$r_p2|$r_p1|$r_ext"', "$rule", combo)
+    text += map_block("$rule", "$rule_loc", loc, default="$site_default_loc")
+    text += map_block("$rule", "$key_query", query, default="$args")
+    text += map_block("$rule", "$key_host", host, default="$host")
+    text += map_block("$rule", "$key_extra", extra)
+    return CompiledRules(text, locations)

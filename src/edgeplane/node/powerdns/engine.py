@@ -1,0 +1,287 @@
+"""Make the node's PowerDNS serve exactly a snapshot's zones: read, plan, apply, roll back, check.
+
+One PATCH per zone (PowerDNS applies it in one transaction), so a zone is served either as it
+was or as wanted. When PowerDNS refuses any zone's change, the zones already changed by the
+same apply are put back as they were read, and the apply fails with PowerDNS's message naming
+the zone. Additions come first and removals (keys, zones) last, so that a refusal of new
+content never follows a removal that would need undoing. A successful apply is checked over
+DNS: every changed zone must serve the desired SOA serial.
+
+Zones that this engine applied before and whose serial PowerDNS still lists unchanged are not
+read again: an apply of a snapshot where one zone of 10,000 changed reads one zone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rdatatype
+import dns.rdtypes.ANY.SOA
+
+from edgeplane.node.powerdns.api import PdnsApi, PdnsApiError, RRSetKey, RRSetValue
+from edgeplane.node.powerdns.plan import KeyChanges, ZonePlan, plan, revert_changes, rrset_specs
+from edgeplane.node.powerdns.plan import zone_name as normalise
+from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
+from edgeplane.protocol.config import RRSetSpec, ZoneSpec
+
+SERIAL_DEADLINE = 5.0  # seconds for a changed zone to serve its new serial
+
+
+@dataclass(frozen=True)
+class DnsApplyResult:
+    ok: bool
+    duration_ms: float
+    error: str | None  # PowerDNS's message, naming the zone, when ok is False
+    serials: dict[str, int] = field(default_factory=dict)  # zone -> SOA serial served
+    changed: tuple[str, ...] = ()  # zones created, patched, re-keyed or deleted
+
+
+def soa_serial(address: str, port: int, zone: str, timeout: float = 1.0) -> int | None:
+    """The SOA serial ``zone`` is served with over DNS, or None (no authoritative answer)."""
+    query = dns.message.make_query(zone, dns.rdatatype.SOA)
+    try:
+        answer = dns.query.udp(query, address, port=port, timeout=timeout)
+        if answer.flags & dns.flags.TC:
+            answer = dns.query.tcp(query, address, port=port, timeout=timeout)
+    except (dns.exception.DNSException, OSError):
+        return None
+    if not answer.flags & dns.flags.AA:
+        return None
+    for rrset in answer.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            for rdata in rrset:
+                if isinstance(rdata, dns.rdtypes.ANY.SOA.SOA):
+                    return int(rdata.serial)
+    return None
+
+
+class _Refused(Exception):
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class DnsEngine:
+    """The DNS side of an edge node; every method is safe to call from any thread."""
+
+    def __init__(self, process: PdnsProcess) -> None:
+        self.process = process
+        self._lock = threading.RLock()
+        self._api: PdnsApi | None = None
+        self._api_for: tuple[str, str] | None = None
+        self._applied: dict[str, ZoneSpec] = {}  # zone -> spec this engine made it serve
+        self._zones = 0
+
+    # ------------------------------------------------------------------ process
+
+    @property
+    def api(self) -> PdnsApi:
+        """A client for the current process (its port may change when it is restarted)."""
+        target = (self.process.api_url, self.process.api_key)
+        if self._api is None or self._api_for != target:
+            if self._api is not None:
+                self._api.close()
+            self._api, self._api_for = PdnsApi(*target), target
+        return self._api
+
+    def ensure_running(self) -> bool:
+        """Restart PowerDNS if it died (its zones are on disk); True when it did."""
+        with self._lock:
+            return self.process.ensure_running()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.process.stop()
+            if self._api is not None:
+                self._api.close()
+            self._api = self._api_for = None
+
+    def stats(self) -> dict[str, int]:
+        return {"dns_zones": self._zones, "dns_up": int(self.process.running())}
+
+    def served_serials(self, zones: Iterable[str] | None = None) -> dict[str, int | None]:
+        """The SOA serial each zone (by default every zone PowerDNS has) is served with."""
+        names = (
+            [z.name for z in self.api.list_zones()]
+            if zones is None
+            else [normalise(z) for z in zones]
+        )
+        return {n: soa_serial(self.process.dns_address, self.process.dns_port, n) for n in names}
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, zones: tuple[ZoneSpec, ...]) -> DnsApplyResult:
+        """Serve exactly ``zones``; on any refusal every zone is left as it was."""
+        started = time.monotonic()
+        with self._lock:
+            try:
+                self.process.ensure_running()
+                serials, changed = self._apply(zones)
+            except (_Refused, PdnsError) as exc:
+                self._applied.clear()  # read everything again next time
+                return DnsApplyResult(False, _ms(started), str(exc))
+            except PdnsApiError as exc:  # reading failed: nothing was changed
+                self._applied.clear()
+                return DnsApplyResult(False, _ms(started), str(exc))
+            except ValueError as exc:  # a snapshot naming a zone or an RRset twice
+                return DnsApplyResult(False, _ms(started), str(exc))
+        return DnsApplyResult(True, _ms(started), None, serials, changed)
+
+    def _apply(self, zones: tuple[ZoneSpec, ...]) -> tuple[dict[str, int], tuple[str, ...]]:
+        api = self.api
+        listed = {z.name: z for z in api.list_zones()}
+        wanted = {normalise(z.name): z for z in zones}
+        known = {
+            name
+            for name, zone in wanted.items()
+            if name in listed
+            and self._applied.get(name) == zone
+            and listed[name].serial == zone.serial
+        }
+        to_read = [n for n in listed if n not in known]
+        current = {n: api.get_rrsets(n) for n in to_read}
+        keys: dict[str, dict[int, str]] = {}
+        for name in to_read:
+            spec = wanted.get(name)
+            if listed[name].dnssec or (spec is not None and spec.dnssec):
+                keys[name] = {k.id: k.dnskey for k in api.list_cryptokeys(name)}
+        todo = plan(current, tuple(z for n, z in wanted.items() if n not in known), keys)
+
+        self._execute(api, todo, current, keys)
+
+        serials = {n: listed[n].serial for n in known}
+        serials.update(self._check_serials(todo, wanted))
+        for name in todo.unchanged:
+            serials[name] = listed[name].serial
+        self._applied = dict(wanted)
+        self._zones = len(wanted)
+        return serials, todo.changed
+
+    def _execute(
+        self,
+        api: PdnsApi,
+        todo: ZonePlan,
+        current: Mapping[str, Mapping[RRSetKey, RRSetValue]],
+        keys: Mapping[str, Mapping[int, str]],
+    ) -> None:
+        undo: list[Callable[[], object]] = []
+        try:
+            for zone in todo.create:
+                name = normalise(zone.name)
+                api.create_zone(name, rrset_specs(zone))
+                undo.append(functools.partial(api.delete_zone, name))
+                self._import(api, name, todo.keys.get(name), undo)
+                # A question asked before the zone existed was answered REFUSED, and that
+                # answer sits in the packet cache (creating a zone does not clear it).
+                api.flush_cache(name)
+            for name, changes in todo.patch.items():
+                api.patch_rrsets(name, changes)
+                back = revert_changes(changes, current[name])
+                undo.append(functools.partial(api.patch_rrsets, name, back))
+            created = {normalise(z.name) for z in todo.create}
+            for name, kc in todo.keys.items():
+                if name not in created:
+                    self._import(api, name, kc, undo)
+            # removals last
+            for name, kc in todo.keys.items():
+                for key_id in kc.delete_keys:
+                    private = api.get_cryptokey(name, key_id).privatekey
+                    api.delete_cryptokey(name, key_id)
+                    if private:
+                        undo.append(functools.partial(api.import_cryptokey, name, private))
+            for name in todo.delete:
+                privates = [api.get_cryptokey(name, k).privatekey for k in keys.get(name, {})]
+                api.delete_zone(name)
+                undo.append(functools.partial(self._recreate, api, name, current[name], privates))
+                api.flush_cache(name)
+            for name in todo.keys:
+                if name not in todo.delete:
+                    if self._signed(api, name):
+                        api.rectify(name)  # the NSEC chain of the newly signed zone
+                    api.flush_cache(name)
+        except PdnsApiError as exc:
+            failures = self._rollback(api, undo, todo)
+            error = str(exc)
+            if failures:
+                error += "; rollback failed: " + "; ".join(failures)
+            raise _Refused(error) from exc
+
+    def _import(
+        self, api: PdnsApi, zone: str, kc: KeyChanges | None, undo: list[Callable[[], object]]
+    ) -> None:
+        for key in kc.import_keys if kc else ():
+            imported = api.import_cryptokey(zone, key.private_key)
+            undo.append(functools.partial(api.delete_cryptokey, zone, imported.id))
+
+    @staticmethod
+    def _signed(api: PdnsApi, zone: str) -> bool:
+        return bool(api.list_cryptokeys(zone))
+
+    @staticmethod
+    def _recreate(
+        api: PdnsApi,
+        zone: str,
+        rrsets: Mapping[RRSetKey, RRSetValue],
+        privates: list[str | None],
+    ) -> None:
+        api.create_zone(
+            zone,
+            [RRSetSpec(name=n, type=t, ttl=ttl, records=r) for (n, t), (ttl, r) in rrsets.items()],
+        )
+        for private in privates:
+            if private:
+                api.import_cryptokey(zone, private)
+        if any(privates):
+            api.rectify(zone)
+
+    def _rollback(
+        self, api: PdnsApi, undo: list[Callable[[], object]], todo: ZonePlan
+    ) -> list[str]:
+        failures: list[str] = []
+        for step in reversed(undo):
+            try:
+                step()
+            except PdnsApiError as exc:
+                failures.append(str(exc))
+        for name in todo.changed:
+            with contextlib.suppress(PdnsApiError):
+                if name in todo.keys and self._signed(api, name):
+                    api.rectify(name)
+                api.flush_cache(name)
+        return failures
+
+    def _check_serials(self, todo: ZonePlan, wanted: Mapping[str, ZoneSpec]) -> dict[str, int]:
+        """Every created or changed zone serves its desired SOA serial over DNS."""
+        pending = {n: wanted[n].serial for n in todo.changed if n in wanted}
+        served: dict[str, int] = {}
+        deadline = time.monotonic() + SERIAL_DEADLINE
+        while True:
+            for name, serial in list(pending.items()):
+                got = soa_serial(self.process.dns_address, self.process.dns_port, name)
+                if got is not None:
+                    served[name] = got
+                if got == serial:
+                    del pending[name]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if pending:
+            wrong = ", ".join(
+                f"{n} serves serial {served.get(n, 'nothing')}, expected {s}"
+                for n, s in sorted(pending.items())
+            )
+            raise _Refused(f"applied, but {wrong}")
+        return served
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)

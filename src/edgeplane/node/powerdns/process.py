@@ -1,0 +1,367 @@
+"""A ``pdns_server`` of our own: its config dir, its SQLite database, start, watch and stop.
+
+Everything lives in one directory: ``pdns.conf``, the ``gsqlite3`` database (kept across
+restarts: the zones survive), the control socket, the pid file and the server's output
+(``pdns.log``). The agent runs one for the node's authoritative DNS; tests run throwaway ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import httpx
+
+from edgeplane.node.procfs import cmdline
+from edgeplane.routing.geoip import GeoDatabaseError, _packaged_database
+
+SCHEMA_FILES = (
+    Path("/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"),
+    Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql"),
+)
+CONF = "pdns.conf"
+DATABASE = "pdns.sqlite3"
+LOG = "pdns.log"
+PID_FILE = "pdns.pid"  # written by pdns_server itself into --socket-dir
+
+
+class PdnsError(Exception):
+    """pdns_server could not be set up or did not start; the message says why."""
+
+
+def schema_file() -> Path:
+    """The SQLite schema shipped by the Debian package ``pdns-backend-sqlite3``."""
+    for path in SCHEMA_FILES:
+        if path.is_file():
+            return path
+    raise PdnsError(
+        "the PowerDNS SQLite schema is missing (looked for "
+        + ", ".join(str(p) for p in SCHEMA_FILES)
+        + "): install the Debian package pdns-backend-sqlite3"
+    )
+
+
+def default_geoip_database() -> Path:
+    """GeoLite2-City from the ``maxminddb-geolite2`` package (coordinates, IPv4 and IPv6)."""
+    try:
+        return _packaged_database()
+    except GeoDatabaseError as exc:
+        raise PdnsError(str(exc)) from exc
+
+
+def _bindable(family: int, kind: int, address: str, port: int) -> bool:
+    with socket.socket(family, kind) as s:
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+def free_port(addresses: Sequence[str] = ("127.0.0.1",), *, udp: bool = False) -> int:
+    """A port free for TCP (and with ``udp`` for UDP too) on every one of ``addresses``."""
+    first = addresses[0]
+    for _ in range(100):
+        with socket.socket(_family(first), socket.SOCK_STREAM) as s:
+            s.bind((first, 0))
+            port = int(s.getsockname()[1])
+        kinds = (socket.SOCK_STREAM, socket.SOCK_DGRAM) if udp else (socket.SOCK_STREAM,)
+        if all(_bindable(_family(a), k, a, port) for a in addresses for k in kinds):
+            return port
+    raise PdnsError(f"no free port on {', '.join(addresses)}")
+
+
+def _probe_address(address: str) -> str:
+    """Where to query a server listening on ``address`` (a wildcard answers on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)
+
+
+def render_conf(
+    *,
+    database: Path,
+    geoip_database: Path,
+    local_addresses: Sequence[str],
+    dns_port: int,
+    api_port: int,
+    api_key: str,
+    threads: int,
+    resolver: str | None = None,
+) -> str:
+    """pdns.conf: SQLite with DNSSEC, the GeoIP backend for LUA, the API on loopback only;
+    with ``resolver`` ("host:port"), ALIAS records are expanded through it."""
+    lines = {
+        "launch": "gsqlite3,geoip",
+        "gsqlite3-database": str(database),
+        "gsqlite3-dnssec": "yes",
+        "geoip-database-files": str(geoip_database),
+        "local-address": ", ".join(local_addresses),
+        "local-port": str(dns_port),
+        "api": "yes",
+        "api-key": api_key,
+        "webserver": "yes",
+        "webserver-address": "127.0.0.1",
+        "webserver-port": str(api_port),
+        "webserver-allow-from": "127.0.0.0/8,::1/128",
+        "webserver-loglevel": "none",
+        "default-api-rectify": "yes",
+        "security-poll-suffix": "",  # no outbound queries
+        "enable-lua-records": "yes",
+        "edns-subnet-processing": "yes",
+        "default-ttl": "30",
+        # The packet cache (cleared by every API change) answers repeated questions; the
+        # backend query caches are off: they are not cleared when a zone is created, and a
+        # name asked just before its zone existed stayed unanswered for their TTL.
+        "cache-ttl": "10",
+        "negquery-cache-ttl": "0",
+        "query-cache-ttl": "0",
+        "receiver-threads": "1",
+        "distributor-threads": str(threads),
+        "signing-threads": str(threads),
+        "disable-syslog": "yes",
+        "loglevel": "4",
+    }
+    if resolver:
+        lines["resolver"] = resolver
+        lines["expand-alias"] = "yes"
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+class PdnsProcess:
+    """One ``pdns_server`` under ``directory``; ports 0 pick free ones (kept across restarts)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        local_addresses: Sequence[str] = ("127.0.0.1",),
+        dns_port: int = 0,
+        api_port: int = 0,
+        api_key: str | None = None,
+        geoip_database: Path | None = None,
+        binary: str = "pdns_server",
+        threads: int = 2,
+        resolver: str | None = None,
+    ) -> None:
+        if not local_addresses:
+            raise ValueError("PdnsProcess needs at least one local address")
+        for address in local_addresses:
+            ipaddress.ip_address(address)  # ValueError on a typo, before pdns says it obscurely
+        self.directory = directory.absolute()
+        self.local_addresses = tuple(local_addresses)
+        self._auto_dns_port = dns_port == 0
+        self._auto_api_port = api_port == 0
+        self.dns_port = dns_port or free_port(self.local_addresses, udp=True)
+        self.api_port = api_port or free_port()
+        self.api_key = api_key or secrets.token_urlsafe(24)
+        self.geoip_database = geoip_database
+        self.binary = binary
+        self.threads = threads
+        self.resolver = resolver
+        self._child: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    # ------------------------------------------------------------------ where things are
+
+    @property
+    def conf(self) -> Path:
+        return self.directory / CONF
+
+    @property
+    def database(self) -> Path:
+        return self.directory / DATABASE
+
+    @property
+    def log(self) -> Path:
+        return self.directory / LOG
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP API (``…/api/v1``)."""
+        return f"http://127.0.0.1:{self.api_port}/api/v1"
+
+    @property
+    def dns_address(self) -> str:
+        """The address to query this server on."""
+        return _probe_address(self.local_addresses[0])
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self.running() and self._child is not None else None
+
+    def running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    # ------------------------------------------------------------------ set up
+
+    def _prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._create_database()
+        geoip = self.geoip_database or default_geoip_database()
+        if not geoip.is_file():
+            raise PdnsError(f"GeoIP database {geoip} does not exist")
+        conf = render_conf(
+            database=self.database,
+            geoip_database=geoip,
+            local_addresses=self.local_addresses,
+            dns_port=self.dns_port,
+            api_port=self.api_port,
+            api_key=self.api_key,
+            threads=self.threads,
+            resolver=self.resolver,
+        )
+        tmp = self.conf.with_name(f".{CONF}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the API key
+        with os.fdopen(fd, "w") as f:
+            f.write(conf)
+        os.rename(tmp, self.conf)
+
+    def _create_database(self) -> None:
+        with contextlib.closing(sqlite3.connect(self.database)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "domains" in tables:
+                return
+            schema = schema_file().read_text()
+            db.executescript(schema)
+            db.commit()
+
+    def _stop_stale(self) -> None:
+        """A server of this directory left by a previous agent holds our ports: stop it."""
+        try:
+            pid = int((self.directory / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return
+        cmd = cmdline(pid)
+        if not cmd or "pdns_server" not in cmd[0] or f"--config-dir={self.directory}" not in cmd:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        while cmdline(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    # ------------------------------------------------------------------ run
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Spawn the server and return once both the API and the DNS port answer."""
+        if self.running():
+            return
+        self._stop_stale()
+        for attempt in range(3):
+            self._prepare()
+            try:
+                self._spawn(timeout)
+                return
+            except PdnsError:
+                in_use = "Address already in use" in self.log_tail()
+                if attempt == 2 or not in_use or not (self._auto_dns_port or self._auto_api_port):
+                    raise
+            # a port picked free was taken before the server bound it: pick again
+            if self._auto_dns_port:
+                self.dns_port = free_port(self.local_addresses, udp=True)
+            if self._auto_api_port:
+                self.api_port = free_port()
+
+    def _spawn(self, timeout: float) -> None:
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self._child = subprocess.Popen(
+                [
+                    self.binary,
+                    "--daemon=no",
+                    "--guardian=no",
+                    f"--config-dir={self.directory}",
+                    f"--socket-dir={self.directory}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        api_ok = dns_ok = False
+        while time.monotonic() < deadline:
+            if self._child.poll() is not None:
+                code = self._child.returncode
+                self._child = None
+                raise PdnsError(f"pdns_server exited with status {code}:\n{self.log_tail()}")
+            api_ok = api_ok or self._api_answers()
+            dns_ok = dns_ok or self._dns_answers()
+            if api_ok and dns_ok:
+                return
+            time.sleep(0.05)
+        self.stop()
+        waiting = " and ".join(
+            what for what, ok in (("the API", api_ok), ("the DNS port", dns_ok)) if not ok
+        )
+        raise PdnsError(
+            f"pdns_server started but {waiting} did not answer within {timeout:.0f}s:\n"
+            + self.log_tail()
+        )
+
+    def _api_answers(self) -> bool:
+        try:
+            r = httpx.get(
+                f"{self.api_url}/servers/localhost",
+                headers={"X-API-Key": self.api_key},
+                timeout=1.0,
+            )
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    def _dns_answers(self) -> bool:
+        query = dns.message.make_query(".", "SOA")
+        try:
+            dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=0.5)
+        except (dns.exception.DNSException, OSError):
+            return False
+        return True  # any answer (REFUSED for a zone we do not serve) proves it is up
+
+    def log_tail(self, size: int = 4096) -> str:
+        """The end of the server's output since the last start."""
+        try:
+            with self.log.open("rb") as f:
+                f.seek(max(self._log_offset, f.seek(0, os.SEEK_END) - size))
+                return f.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    def ensure_running(self, timeout: float = 30.0) -> bool:
+        """Restart the server if it died; True when it did."""
+        if self.running():
+            return False
+        self.stop()  # reap it
+        self.start(timeout)
+        return True

@@ -1,0 +1,235 @@
+"""The snapshot an edge node serves: everything its engines need, nothing else.
+
+``EdgeConfig`` is computed by the control plane (``edgeplane.snapshot.build``) as a pure
+function of the desired state and the node, served to the agent by long-poll, saved on the
+node's disk and rendered into engine files (``edgeplane.node.nginx.render``). Its ``content_hash``
+covers everything but the revision: a revision that changes nothing a node serves (a purge, an
+inventory edit) hashes the same and the agent does not reload.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CacheKeySpec(Frozen):
+    """What the cache key is made of, beyond the project and the path (always in)."""
+
+    host: bool = True
+    query: Literal["all", "none"] | tuple[str, ...] = "all"
+    headers: tuple[str, ...] = ()  # lower-case header names
+    cookies: tuple[str, ...] = ()
+
+
+class CacheRuleSpec(Frozen):
+    """One cache rule; a site's rules are ordered and the first match wins.
+
+    ``pattern`` is one of: ``/exact/path``, ``/prefix/*`` (one or two segments deep, or ``/*``
+    for everything) or ``*.ext``.
+    """
+
+    id: str
+    pattern: str
+    ttl: int = Field(ge=0, description="seconds")
+    bypass: bool = False
+    cache_key: CacheKeySpec = CacheKeySpec()
+    origin_cache_control: Literal["honour", "override"] = "override"
+    stale_if_error: bool = True
+    stale_while_revalidate: bool = False
+
+
+class BackendSpec(Frozen):
+    """A backend of a pool. ``key`` names it stably (in health reports, logs and tests)."""
+
+    key: str
+    scheme: Literal["http", "https"] = "http"
+    host: str
+    port: int
+    weight: int = Field(1, ge=1, le=1000)
+    backup: bool = False
+    state: Literal["active", "draining", "disabled"] = "active"
+
+
+class HealthCheckSpec(Frozen):
+    protocol: Literal["http", "https", "tcp"] = "http"
+    path: str = "/"
+    host: str | None = None  # the Host header of the checks; the backend's host when None
+    interval_s: float = 5.0
+    timeout_s: float = 2.0
+    healthy_threshold: int = 2  # rise
+    unhealthy_threshold: int = 3  # fall
+    expected_status: str = "200-399"
+
+
+class PoolSpec(Frozen):
+    """A set of backends behind one name: a load balancer, or a project's origin URLs."""
+
+    id: str  # "lb.<project>.<lb id>" or "origin.<project>"
+    algorithm: Literal["round_robin", "least_conn", "ip_hash", "weighted", "dynamic"]
+    backends: tuple[BackendSpec, ...]
+    health_check: HealthCheckSpec | None = None  # None: passive checks only
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 30.0
+    retries: int = Field(1, ge=0, le=5, description="tries on the next backend (idempotent)")
+
+
+class RateLimitSpec(Frozen):
+    rate: int = Field(ge=1, description="requests per second per client address")
+    burst: int = Field(0, ge=0)
+
+
+class SiteSpec(Frozen):
+    """A project as the edge serves it: its domains in front of its origin pool."""
+
+    id: str  # the project id; also the first part of every cache key of the site
+    domains: tuple[str, ...]
+    pool: str | None  # a PoolSpec.id; None: the site answers 502 (no origin configured)
+    cache_rules: tuple[CacheRuleSpec, ...] = ()
+    force_https: bool = False
+    hsts_max_age: int = 0  # 0: no Strict-Transport-Security header
+    hsts_include_subdomains: bool = False
+    rate_limit: RateLimitSpec | None = None
+    ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
+    ip_deny: tuple[str, ...] = ()
+
+
+class CertSpec(Frozen):
+    """A certificate and its key, served for ``names`` (SNI, exact or ``*.wildcard``)."""
+
+    id: str  # sha256 of the certificate chain PEM
+    names: tuple[str, ...]
+    cert_pem: str
+    key_pem: str
+    not_after: str  # ISO 8601
+
+
+class RRSetSpec(Frozen):
+    """One RRset of a zone, in PowerDNS's terms: ``name`` absolute with the trailing dot,
+    ``type`` one of A AAAA CNAME TXT MX NS SRV CAA SOA ALIAS LUA, ``records`` the contents in
+    presentation format (TXT quoted, MX ``10 mail.example.com.``, LUA ``A "<lua code>"``),
+    sorted."""
+
+    name: str
+    type: str
+    ttl: int
+    records: tuple[str, ...]
+
+
+class DnssecKeySpec(Frozen):
+    """A zone's signing key (a combined signing key, flags 257), made by the control plane so
+    that every node signs with the same key and one DS record at the registrar covers all."""
+
+    id: str  # short sha256 of private_key
+    algorithm: Literal["ECDSAP256SHA256"] = "ECDSAP256SHA256"
+    flags: int = 257
+    private_key: str  # ISC "Private-key-format: v1.2" text, as PowerDNS imports it
+
+
+class ZoneSpec(Frozen):
+    """An authoritative zone as every edge node's DNS server serves it.
+
+    ``name`` is absolute (``example.com.``); ``rrsets`` hold everything, SOA and NS included,
+    sorted by (name, type). ``serial`` is the SOA serial (also inside the SOA record). With
+    ``dnssec`` the zone is signed by the DNS server (live signing)."""
+
+    name: str
+    serial: int
+    dnssec: bool = False
+    dnssec_keys: tuple[DnssecKeySpec, ...] = ()  # with dnssec: the keys to sign with
+    rrsets: tuple[RRSetSpec, ...] = ()
+
+
+class VerificationSpec(Frozen):
+    """A domain's ownership token, served over HTTP at
+    ``/.well-known/edgeplane-verification/<token>`` (file verification)."""
+
+    domain: str
+    token: str
+
+
+class AcmeHttpSpec(Frozen):
+    """An ACME HTTP-01 answer: ``GET /.well-known/acme-challenge/<token>`` returns
+    ``key_authorization`` on every node, for every host."""
+
+    token: str = Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")
+    key_authorization: str
+
+
+class BundleSpec(Frozen):
+    """A static bundle a site serves on this node (an edge deployment version).
+
+    The node fetches the archive ``hash`` (sha256) once, verifies and unpacks it, and serves its
+    files in front of the site's origin: a path the bundle does not hold goes to the origin
+    (or, with ``spa``, a path with no file extension gets ``/index.html``); ``origin_paths``
+    always go to the origin."""
+
+    site: str  # SiteSpec.id
+    deployment: str
+    version: int
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int
+    spa: bool = False
+    origin_paths: tuple[str, ...] = ()
+    check_path: str | None = None
+
+
+class NodeSpec(Frozen):
+    id: str
+    name: str
+    region: str
+
+
+class EdgeConfig(Frozen):
+    revision: int
+    node: NodeSpec
+    sites: tuple[SiteSpec, ...] = ()
+    pools: tuple[PoolSpec, ...] = ()
+    certs: tuple[CertSpec, ...] = ()
+    zones: tuple[ZoneSpec, ...] = ()  # sorted by name
+    verifications: tuple[VerificationSpec, ...] = ()  # sorted by domain
+    acme_http: tuple[AcmeHttpSpec, ...] = ()  # sorted by token; files, not nginx config
+    bundles: tuple[BundleSpec, ...] = ()  # sorted by site; this node's (varies by region)
+    # Bundles to fetch ahead, not served yet (a version on its canary: the rest of its regions
+    # have it on disk when it rolls out). Sorted; not part of nginx's configuration.
+    prefetch: tuple[str, ...] = ()
+
+    def content_hash(self) -> str:
+        return self._content_digest
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__dict__.pop("_content_digest", None)  # the copy may differ: hash it afresh
+        copy.__dict__.pop("_http_digest", None)
+        return copy
+
+    def http_hash(self) -> str:
+        """The hash of nginx's configuration: everything but the revision, the DNS zones (a
+        change of which edge nodes are live changes zones only) and the ACME HTTP-01 answers
+        (files nginx serves as they are): changes of those reload no nginx."""
+        return self._http_digest
+
+    @functools.cached_property
+    def _http_digest(self) -> str:
+        body = self.model_dump(
+            mode="json", exclude={"revision", "zones", "acme_http", "prefetch"}
+        )
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    @functools.cached_property
+    def _content_digest(self) -> str:
+        # Computed once per instance (a snapshot of 10,000 domains is megabytes of JSON);
+        # cached properties are not fields: equality and dumps ignore them.
+        body = self.model_dump(mode="json", exclude={"revision"})
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]

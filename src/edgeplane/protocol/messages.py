@@ -1,0 +1,156 @@
+"""The edge protocol: what an agent sends to the control plane and what it gets back.
+
+Every call is made with a token of scope ``edge`` (``edgeplane token create --edge``), which
+authenticates the edge protocol and nothing else:
+
+- ``POST /api/v1/edge/nodes`` (``NodeRegister``) -> ``EdgeNode``; registering a name again
+  updates that node (an agent restarted keeps its id).
+- ``GET /api/v1/edge/nodes/{id}/config?after=REV&wait=SECONDS`` -> ``ConfigPoll``: at once when
+  the revision is newer than ``after`` or a purge is pending for the node, else when one
+  arrives, else after ``wait`` seconds (default 25) with ``config: null``.
+- ``POST /api/v1/edge/nodes/{id}/ack`` (``Ack``) after each apply, successful or not.
+- ``POST /api/v1/edge/nodes/{id}/health`` (``HealthReport``) when backend states change (and
+  at least every 30 s).
+- ``POST /api/v1/edge/nodes/{id}/purges/{purge_id}`` (``PurgeAck``) when a purge is done.
+- ``POST /api/v1/edge/nodes/{id}/analytics`` (``AnalyticsReport``): totals per domain and
+  minute; a minute sent again replaces what was sent before for it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from edgeplane.model.common import Input, Output, RegionCodeStr
+from edgeplane.protocol.config import EdgeConfig
+
+# Upper bounds (ms) of the upstream time histogram of the analytics; the last bucket is
+# "above the last bound". Percentiles are read from the merged histogram.
+UPSTREAM_MS_BUCKETS: tuple[float, ...] = (
+    1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000,
+    3000, 5000, 10000, 30000,
+)  # fmt: skip
+
+
+class NodeRegister(Input):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    region: RegionCodeStr
+    address: str | None = Field(None, description="the address clients reach this node at")
+    http_port: int | None = Field(None, ge=1, le=65535)
+    https_port: int | None = Field(None, ge=1, le=65535)
+    version: str | None = None
+
+
+class EdgeNode(Output):
+    id: str
+    name: str
+    region: str
+    address: str | None
+    http_port: int | None
+    https_port: int | None
+    status: Literal["online", "offline"]  # online: seen within the last 60 s
+    registered_at: datetime
+    last_seen_at: datetime | None
+    desired_revision: int  # the newest revision of the desired state
+    applied_revision: int | None
+    applied_hash: str | None
+    applied_at: datetime | None
+    in_sync: bool  # applied_hash is the hash of the node's current snapshot
+    apply_ms: float | None  # the agent's render + check + swap + reload + probe
+    propagation_ms: float | None  # commit of the applied revision -> its acknowledgement
+    last_error: str | None
+    failed_revision: int | None
+    stats: dict[str, float] = Field(default_factory=dict)  # nginx_pss_mib, agent_rss_mib, ...
+    live: bool = False  # heartbeat fresh and healthy: answered by GeoDNS
+    heartbeat_at: datetime | None = None
+
+
+class PurgeTask(Output):
+    """Remove cached objects of one site (project) on the node."""
+
+    id: str
+    site: str  # the project id: the first part of the site's cache keys
+    paths: list[str] = Field(default_factory=list)  # exact paths, "/a/b"
+    prefixes: list[str] = Field(default_factory=list)  # "/static/" for "/static/*"
+    purge_all: bool = False
+
+
+class ConfigPoll(Output):
+    revision: int
+    hash: str
+    config: EdgeConfig | None  # None when not newer than ``after``
+    purges: list[PurgeTask] = Field(default_factory=list)
+
+
+class Ack(Input):
+    revision: int
+    hash: str
+    ok: bool
+    apply_ms: float = Field(ge=0)
+    error: str | None = Field(None, max_length=20000)
+    stats: dict[str, float] = Field(default_factory=dict)
+
+
+class BundleReport(Input):
+    """What a node does with a site's bundle: ``fetching`` it, serving it (``active``, its
+    check passed) or not (``failed``: fetch, verification, activation or check failed)."""
+
+    deployment: str = Field(max_length=63)
+    bundle: str = Field(pattern=r"^[0-9a-f]{64}$")
+    state: Literal["fetching", "active", "failed"]
+    error: str | None = Field(None, max_length=4000)
+    at: datetime | None = None
+
+
+class Heartbeat(Input):
+    """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
+    its DNS server running) and which zone serials its DNS server serves."""
+
+    healthy: bool = True
+    reason: str | None = Field(None, max_length=2000)  # why not healthy
+    dns_serials: dict[str, int] = Field(default_factory=dict)  # "example.com." -> serial
+    dns_error: str | None = Field(None, max_length=20000)  # the last refused zone change
+    bundles: dict[str, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
+
+
+class BackendState(Input):
+    pool: str
+    backend: str  # BackendSpec.key
+    state: Literal["up", "down", "unknown"]
+    reason: str = Field("", max_length=2000)
+    checked_at: datetime | None = None
+    changed_at: datetime | None = None
+    latency_ms: float | None = None
+
+
+class HealthReport(Input):
+    backends: list[BackendState] = Field(max_length=100_000)
+
+
+class PurgeAck(Input):
+    completed_at: datetime
+    purged_count: int = Field(ge=0)
+    error: str | None = None
+
+
+class MinuteTraffic(Input):
+    site: str
+    domain: str
+    minute: datetime  # the minute's start, UTC
+    requests: int = Field(ge=0)
+    hits: int = Field(0, ge=0)
+    misses: int = Field(0, ge=0)
+    bytes_out: int = Field(0, ge=0)
+    statuses: dict[str, int] = Field(default_factory=dict)  # "2xx": n
+    cache: dict[str, int] = Field(default_factory=dict)  # "HIT": n, "MISS": n, ...
+    upstream_ms: list[int] = Field(default_factory=list)  # counts per UPSTREAM_MS_BUCKETS (+1)
+    # Added with static bundles; the defaults keep the reports of older agents valid.
+    request_ms: list[int] = Field(default_factory=list)  # whole-request times, same buckets
+    static: int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
+    countries: dict[str, int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
+
+
+class AnalyticsReport(Input):
+    minutes: list[MinuteTraffic] = Field(max_length=100_000)

@@ -1,0 +1,433 @@
+"""The snapshot of one edge node: a pure, deterministic function of the desired state.
+
+``load_state`` (``edgeplane.snapshot.load``) reads what the edge needs in a few bulk queries into
+a ``DesiredState``; ``snapshot(state, node, revision)`` turns it into the node's ``EdgeConfig``:
+
+- a **site** per project with at least one active domain (site id = project id, domains
+  sorted);
+- its **pool**: the CDN config's origins (the first load balancer origin ->
+  ``lb.<project>.<lb id>``; else the URL origins -> ``origin.<project>``, round robin with their
+  weights and backup flags, passive checks only), or with no CDN config the project's only load
+  balancer; else none (the site answers 502). A pool with no usable backend is no pool;
+- its **cache rules** and **security** from the CDN config; without one: no rules, HTTPS forced
+  when every domain of the site has a certificate, no HSTS. HTTPS is never forced for a site
+  with a domain that has no certificate (the redirect would lead nowhere);
+- the **certificates** of its domains (the newest valid one each, chosen by ``load_state``);
+- the **bundles** of edge deployments, per node: a node serves a project's rolling-out version
+  when it is the canary (``canary``) or in its regions (``rolling``), else the project's
+  ``active`` version when in its regions, else none (the site goes to its origin);
+- the **zones** of every domain, verified or not (``edgeplane.snapshot.zones``): a domain's zone
+  holds its verification TXT, so delegating the domain to the edge nodes is one way to prove
+  ownership; the HTTP edge serves verified (``active``) domains only.
+
+Everything is sorted, so equal states give equal snapshots and equal content hashes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
+from edgeplane.protocol.config import (
+    AcmeHttpSpec,
+    BackendSpec,
+    BundleSpec,
+    CacheKeySpec,
+    CacheRuleSpec,
+    CertSpec,
+    EdgeConfig,
+    HealthCheckSpec,
+    NodeSpec,
+    PoolSpec,
+    RateLimitSpec,
+    SiteSpec,
+    VerificationSpec,
+    ZoneSpec,
+)
+from edgeplane.snapshot.zones import DnsState, build_zones
+
+DEFAULT_OPTIONS = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "retries": 1}
+_HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
+_ALGORITHMS = ("round_robin", "least_conn", "ip_hash", "weighted", "dynamic")
+
+
+@dataclass(frozen=True)
+class BackendState:
+    """A backend as stored: ``address`` is a server id, ``host:port`` or an http(s) URL."""
+
+    address: str
+    port: int | None = None
+    weight: int = 1
+    backup: bool = False
+    state: str = "active"
+
+
+@dataclass(frozen=True)
+class LoadBalancerState:
+    project: str
+    id: str
+    algorithm: str
+    backends: tuple[BackendState, ...]
+    health_check: Mapping[str, Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CDNState:
+    origins: tuple[Origin, ...] = ()
+    cache_rules: tuple[CacheRule, ...] = ()
+    security: EdgeSecurity = field(default_factory=EdgeSecurity)
+
+
+@dataclass(frozen=True)
+class CertState:
+    """A domain's newest valid certificate, its key decrypted."""
+
+    cert_pem: str
+    key_pem: str
+    names: tuple[str, ...]
+    not_after: str  # ISO 8601
+    id: str  # sha256 of cert_pem
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """A live version of a project's edge deployment (``canary``, ``rolling`` or ``active``)."""
+
+    project: str
+    id: str
+    version: int
+    bundle: str
+    size: int
+    regions: tuple[str, ...]
+    status: str
+    canary_node: str | None = None
+    spa: bool = False
+    origin_paths: tuple[str, ...] = ()
+    check_path: str | None = None
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What the edge serves, as read from the database (see ``edgeplane.snapshot.load``)."""
+
+    domains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # project -> active
+    cdn: Mapping[str, CDNState] = field(default_factory=dict)  # project -> its CDN config
+    load_balancers: Mapping[tuple[str, str], LoadBalancerState] = field(default_factory=dict)
+    # (project, server id) -> the server's address (None: it has none)
+    servers: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+    certs: Mapping[str, CertState] = field(default_factory=dict)  # domain -> certificate
+    dns: DnsState = field(default_factory=DnsState)  # the hosted zones and the edge nodes
+    acme_http: tuple[tuple[str, str], ...] = ()  # (token, key authorization) of open orders
+    deployments: tuple[DeploymentState, ...] = ()
+
+
+# Backends -----------------------------------------------------------------------------------
+
+
+def _split_hostport(text: str) -> tuple[str, int | None]:
+    m = _HOSTPORT.match(text)
+    if m:
+        return m.group("host"), int(m.group("port"))
+    return text, None
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def resolve_backend(state: DesiredState, project: str, backend: BackendState) -> BackendSpec | None:
+    """The backend's scheme, host and port; None when a server id names no addressable server.
+
+    ``host`` keeps IPv6 literals in brackets, so ``f"{host}:{port}"`` is an address.
+    """
+    address = backend.address.strip()
+    scheme: Literal["http", "https"] = "http"
+    key = address
+    if address.startswith(("http://", "https://")):
+        parts = urlsplit(address)
+        scheme = "https" if parts.scheme == "https" else "http"
+        host = _bracket(parts.hostname or "")
+        port = parts.port or backend.port or (443 if scheme == "https" else 80)
+    else:
+        host_part, port_part = _split_hostport(address)
+        if port_part is not None:
+            host, port = host_part, port_part
+        else:
+            if (project, address) not in state.servers:
+                return None
+            server_address = state.servers[(project, address)]
+            if not server_address:
+                return None
+            s_host, s_port = _split_hostport(server_address.strip())
+            host = _bracket(s_host)
+            port = backend.port or s_port or 80
+            if backend.port:
+                key = f"{address}:{backend.port}"
+    if not host:
+        return None
+    state_value: Literal["active", "draining", "disabled"] = (
+        "draining"
+        if backend.state == "draining"
+        else "disabled"
+        if backend.state == "disabled"
+        else "active"
+    )
+    return BackendSpec(
+        key=key,
+        scheme=scheme,
+        host=host,
+        port=int(port),
+        weight=max(1, min(1000, int(backend.weight))),
+        backup=bool(backend.backup),
+        state=state_value,
+    )
+
+
+def _health_check(raw: Mapping[str, Any] | None) -> HealthCheckSpec | None:
+    if raw is None:
+        return None
+    known = HealthCheckSpec.model_fields
+    return HealthCheckSpec(**{k: v for k, v in raw.items() if k in known})
+
+
+def _lb_pool(state: DesiredState, lb: LoadBalancerState) -> PoolSpec | None:
+    backends: dict[str, BackendSpec] = {}
+    for b in lb.backends:
+        spec = resolve_backend(state, lb.project, b)
+        if spec is not None and spec.key not in backends:
+            backends[spec.key] = spec
+    if not backends:
+        return None
+    options = {**DEFAULT_OPTIONS, **{k: v for k, v in lb.options.items() if v is not None}}
+    algorithm = lb.algorithm if lb.algorithm in _ALGORITHMS else "round_robin"
+    return PoolSpec(
+        id=f"lb.{lb.project}.{lb.id}",
+        algorithm=algorithm,
+        backends=tuple(backends[k] for k in sorted(backends)),
+        health_check=_health_check(lb.health_check),
+        connect_timeout_s=float(options["connect_timeout_s"]),
+        read_timeout_s=float(options["read_timeout_s"]),
+        retries=int(options["retries"]),
+    )
+
+
+def _origin_pool(state: DesiredState, project: str, origins: tuple[Origin, ...]) -> PoolSpec | None:
+    backends: dict[str, BackendSpec] = {}
+    for o in origins:
+        if o.url is None:
+            continue
+        spec = resolve_backend(
+            state, project, BackendState(address=o.url, weight=o.weight, backup=o.backup)
+        )
+        if spec is not None and spec.key not in backends:
+            backends[spec.key] = spec
+    if not backends:
+        return None
+    return PoolSpec(
+        id=f"origin.{project}",
+        algorithm="round_robin",
+        backends=tuple(backends[k] for k in sorted(backends)),
+        health_check=None,
+        connect_timeout_s=DEFAULT_OPTIONS["connect_timeout_s"],
+        read_timeout_s=DEFAULT_OPTIONS["read_timeout_s"],
+        retries=int(DEFAULT_OPTIONS["retries"]),
+    )
+
+
+def site_pool(state: DesiredState, project: str) -> PoolSpec | None:
+    """The pool in front of which the project's domains are served, if any."""
+    cdn = state.cdn.get(project)
+    if cdn is not None and cdn.origins:
+        for o in cdn.origins:
+            if o.load_balancer is not None:
+                lb = state.load_balancers.get((project, o.load_balancer))
+                return _lb_pool(state, lb) if lb is not None else None
+        return _origin_pool(state, project, cdn.origins)
+    if cdn is None:
+        own = [lb for (p, _), lb in state.load_balancers.items() if p == project]
+        if len(own) == 1:
+            return _lb_pool(state, own[0])
+    return None
+
+
+# Sites ----------------------------------------------------------------------------------------
+
+
+def _rule(rule: CacheRule) -> CacheRuleSpec:
+    key = rule.cache_key
+    query: Literal["all", "none"] | tuple[str, ...] = (
+        tuple(key.query) if isinstance(key.query, list) else key.query
+    )
+    return CacheRuleSpec(
+        id=rule.id,
+        pattern=rule.pattern,
+        ttl=rule.ttl,
+        bypass=rule.bypass,
+        cache_key=CacheKeySpec(
+            host=key.host,
+            query=query,
+            headers=tuple(key.headers),
+            cookies=tuple(key.cookies),
+        ),
+        origin_cache_control=rule.origin_cache_control,
+        stale_if_error=rule.stale_if_error,
+        stale_while_revalidate=rule.stale_while_revalidate,
+    )
+
+
+def _site(
+    state: DesiredState, project: str, domains: tuple[str, ...], pool: str | None
+) -> SiteSpec:
+    cdn = state.cdn.get(project)
+    all_certified = all(d in state.certs for d in domains)
+    if cdn is None:
+        return SiteSpec(id=project, domains=domains, pool=pool, force_https=all_certified)
+    sec = cdn.security
+    return SiteSpec(
+        id=project,
+        domains=domains,
+        pool=pool,
+        cache_rules=tuple(_rule(r) for r in cdn.cache_rules),
+        force_https=sec.force_https and all_certified,
+        hsts_max_age=sec.hsts_max_age,
+        hsts_include_subdomains=sec.hsts_include_subdomains,
+        rate_limit=(
+            RateLimitSpec(rate=sec.rate_limit.rate, burst=sec.rate_limit.burst)
+            if sec.rate_limit is not None
+            else None
+        ),
+        ip_allow=tuple(sorted(set(sec.ip_allow))),
+        ip_deny=tuple(sorted(set(sec.ip_deny))),
+    )
+
+
+@lru_cache(maxsize=65536)
+def _cert_spec(c: CertState) -> CertSpec:
+    # Memoised: a pure function of an immutable value, built 10,000 times per snapshot else.
+    return CertSpec(
+        id=c.id,
+        names=tuple(sorted(set(c.names))),
+        cert_pem=c.cert_pem,
+        key_pem=c.key_pem,
+        not_after=c.not_after,
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    """Everything of a snapshot but the node and the revision (shared by every node)."""
+
+    sites: tuple[SiteSpec, ...]
+    pools: tuple[PoolSpec, ...]
+    certs: tuple[CertSpec, ...]
+    zones: tuple[ZoneSpec, ...] = ()
+    verifications: tuple[VerificationSpec, ...] = ()
+    acme_http: tuple[AcmeHttpSpec, ...] = ()
+    deployments: tuple[DeploymentState, ...] = ()  # of served sites, sorted by (project, id)
+
+
+def node_bundles(
+    deployments: tuple[DeploymentState, ...], node: NodeSpec
+) -> tuple[BundleSpec, ...]:
+    """The bundle each project's site serves on ``node`` (see the module's docstring)."""
+    chosen: dict[str, DeploymentState] = {}
+    for d in deployments:
+        if d.status == "active" and node.region in d.regions:
+            chosen.setdefault(d.project, d)
+    for d in deployments:
+        # A region the rolling version leaves keeps the active one until it is superseded.
+        rolling = d.status == "rolling" and node.region in d.regions
+        if rolling or (d.status == "canary" and d.canary_node == node.id):
+            chosen[d.project] = d
+    return tuple(
+        BundleSpec(
+            site=d.project,
+            deployment=d.id,
+            version=d.version,
+            hash=d.bundle,
+            size=d.size,
+            spa=d.spa,
+            origin_paths=d.origin_paths,
+            check_path=d.check_path,
+        )
+        for _, d in sorted(chosen.items())
+    )
+
+
+def node_prefetch(
+    deployments: tuple[DeploymentState, ...], node: NodeSpec
+) -> tuple[str, ...]:
+    """The bundles of versions on their canary that this node will serve when they roll out."""
+    return tuple(
+        sorted(
+            {
+                d.bundle
+                for d in deployments
+                if d.status == "canary" and d.canary_node != node.id and node.region in d.regions
+            }
+        )
+    )
+
+
+def served(state: DesiredState) -> Served:
+    sites: list[SiteSpec] = []
+    pools: dict[str, PoolSpec] = {}
+    certs: dict[str, CertSpec] = {}
+    for project in sorted(state.domains):
+        domains = tuple(sorted(set(state.domains[project])))
+        if not domains:
+            continue
+        pool = site_pool(state, project)
+        if pool is not None:
+            pools[pool.id] = pool
+        sites.append(_site(state, project, domains, pool.id if pool else None))
+        for d in domains:
+            c = state.certs.get(d)
+            if c is not None and c.id not in certs:
+                certs[c.id] = _cert_spec(c)
+    return Served(
+        sites=tuple(sites),
+        pools=tuple(pools[k] for k in sorted(pools)),
+        certs=tuple(certs[k] for k in sorted(certs)),
+        zones=build_zones(state.dns),
+        verifications=tuple(
+            VerificationSpec(domain=z.name, token=z.token)
+            for z in sorted(state.dns.zones, key=lambda z: z.name)
+            if z.token
+        ),
+        acme_http=tuple(
+            AcmeHttpSpec(token=t, key_authorization=k) for t, k in sorted(set(state.acme_http))
+        ),
+        deployments=tuple(
+            sorted(
+                (d for d in state.deployments if d.project in {s.id for s in sites}),
+                key=lambda d: (d.project, d.id),
+            )
+        ),
+    )
+
+
+def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
+    return EdgeConfig(
+        revision=revision,
+        node=node,
+        sites=base.sites,
+        pools=base.pools,
+        certs=base.certs,
+        zones=base.zones,
+        verifications=base.verifications,
+        acme_http=base.acme_http,
+        bundles=node_bundles(base.deployments, node),
+        prefetch=node_prefetch(base.deployments, node),
+    )
+
+
+def snapshot(state: DesiredState, node: NodeSpec, revision: int) -> EdgeConfig:
+    """The node's snapshot of ``state`` at ``revision``: pure and deterministic."""
+    return assemble(served(state), node, revision)

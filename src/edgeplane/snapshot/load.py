@@ -1,0 +1,362 @@
+"""Reading the desired state the edge serves from the database.
+
+``load_state`` makes a handful of bulk queries (active domains, CDN configs, load balancers,
+server addresses, valid certificates, zones, deployments); keys are decrypted with the box it
+is given, and certificates already read are taken from the caller's ``CertCache``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from pydantic import ValidationError
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
+
+from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
+from edgeplane.model.dns_records import canonical_value, relative_owner
+from edgeplane.secrets import SecretBox
+from edgeplane.snapshot.build import (
+    BackendState,
+    CDNState,
+    CertState,
+    DeploymentState,
+    DesiredState,
+    LoadBalancerState,
+)
+from edgeplane.snapshot.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
+from edgeplane.store.tables import (
+    AcmeChallengeRow,
+    BundleRow,
+    CDNConfigRow,
+    CertificateRow,
+    DNSRecordRow,
+    DomainRow,
+    EdgeDeploymentRow,
+    EdgeLivenessRow,
+    EdgeNodeRow,
+    LoadBalancerRow,
+    RegionRow,
+    ServerRow,
+    utcnow,
+)
+
+ACTIVE = "active"
+
+
+def _backends(
+    row_backends: list[dict[str, Any]] | None, endpoints: list[str] | None
+) -> tuple[BackendState, ...]:
+    out: list[BackendState] = []
+    if row_backends:
+        for b in row_backends:
+            if not isinstance(b, dict) or not b.get("address"):
+                continue
+            out.append(
+                BackendState(
+                    address=str(b["address"]),
+                    port=int(b["port"]) if b.get("port") else None,
+                    weight=int(b.get("weight") or 1),
+                    backup=bool(b.get("backup", False)),
+                    state=str(b.get("state") or "active"),
+                )
+            )
+    else:
+        out = [BackendState(address=e) for e in endpoints or []]
+    return tuple(out)
+
+
+def _cdn(row: CDNConfigRow) -> CDNState | None:
+    try:
+        return CDNState(
+            origins=tuple(Origin.model_validate(o) for o in row.origins or []),
+            cache_rules=tuple(CacheRule.model_validate(r) for r in row.cache_rules or []),
+            security=EdgeSecurity.model_validate(row.security or {}),
+        )
+    except ValidationError:
+        return None  # stored by a newer version with fields this one does not know
+
+
+def load_state(
+    session: Session,
+    box: SecretBox,
+    *,
+    now: datetime | None = None,
+    certs: CertCache | None = None,
+) -> DesiredState:
+    """The desired state the edge serves, in a handful of bulk queries."""
+    now = now or utcnow()
+    domains: dict[str, list[str]] = {}
+    for name, project in session.execute(
+        select(DomainRow.name, DomainRow.project_id).where(DomainRow.status == ACTIVE)
+    ):
+        domains.setdefault(project, []).append(name)
+    projects = set(domains)
+
+    cdn: dict[str, CDNState] = {}
+    for row in session.scalars(select(CDNConfigRow)):
+        if row.project_id in projects:
+            parsed = _cdn(row)
+            if parsed is not None:
+                cdn[row.project_id] = parsed
+
+    lbs: dict[tuple[str, str], LoadBalancerState] = {}
+    for lb in session.scalars(select(LoadBalancerRow)):
+        if lb.project_id not in projects:
+            continue
+        lbs[(lb.project_id, lb.id)] = LoadBalancerState(
+            project=lb.project_id,
+            id=lb.id,
+            algorithm=lb.algorithm,
+            backends=_backends(lb.backends, lb.endpoints),
+            health_check=dict(lb.health_check) if lb.health_check else None,
+            options=dict(lb.options or {}),
+        )
+
+    servers: dict[tuple[str, str], str | None] = {}
+    if lbs:
+        for project, server_id, address in session.execute(
+            select(ServerRow.project_id, ServerRow.id, ServerRow.address)
+        ):
+            if project in projects:
+                servers[(project, server_id)] = address
+
+    owner = {d: project for project, names in domains.items() for d in names}
+    acme_http = tuple(
+        sorted(
+            (c.name, c.value)
+            for c in session.scalars(
+                select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "http-01")
+            )
+        )
+    )
+    return DesiredState(
+        dns=load_dns(session, box),
+        deployments=load_deployments(session),
+        acme_http=acme_http,
+        domains={p: tuple(v) for p, v in domains.items()},
+        cdn=cdn,
+        load_balancers=lbs,
+        servers=servers,
+        certs=_certs(session, box, owner, now, {} if certs is None else certs),
+    )
+
+
+LIVE_DEPLOYMENTS = ("canary", "rolling", "active")
+
+
+def load_deployments(session: Session, project: str | None = None) -> tuple[DeploymentState, ...]:
+    """The live versions (canary, rolling, active) of every project's edge deployment."""
+    query = (
+        select(EdgeDeploymentRow, BundleRow.size)
+        .join(
+            BundleRow,
+            (BundleRow.id == EdgeDeploymentRow.bundle_id)
+            & (BundleRow.project_id == EdgeDeploymentRow.project_id),
+        )
+        .where(EdgeDeploymentRow.status.in_(LIVE_DEPLOYMENTS))
+    )
+    if project is not None:
+        query = query.where(EdgeDeploymentRow.project_id == project)
+    out: list[DeploymentState] = []
+    for d, size in session.execute(query):
+        options = d.options or {}
+        out.append(
+            DeploymentState(
+                project=d.project_id,
+                id=d.id,
+                version=int(d.version),
+                bundle=d.bundle_id,
+                size=int(size),
+                regions=tuple(sorted(d.regions or ())),
+                status=d.status,
+                canary_node=d.canary_node,
+                spa=bool(options.get("spa")),
+                origin_paths=tuple(options.get("origin_paths") or ()),
+                check_path=options.get("check_path"),
+            )
+        )
+    return tuple(sorted(out, key=lambda d: (d.project, d.id)))
+
+
+def _routing(session: Session) -> dict[str, tuple[tuple[str, ...] | None, int]]:
+    """Project -> (the regions GeoDNS answers it from, the revision they last changed): the
+    active version's regions, else the rolling-out one's (a first deployment), else None."""
+    active: dict[str, tuple[str, ...]] = {}
+    rolling: dict[str, tuple[str, ...]] = {}
+    changed: dict[str, int] = {}
+    rows = session.execute(
+        select(
+            EdgeDeploymentRow.project_id,
+            EdgeDeploymentRow.status,
+            EdgeDeploymentRow.regions,
+            EdgeDeploymentRow.changed_revision,
+        )
+    )
+    for project, status, regions, revision in rows:
+        changed[project] = max(changed.get(project, 0), int(revision or 0))
+        if status == "active":
+            active[project] = tuple(sorted(regions or ()))
+        elif status in LIVE_DEPLOYMENTS:
+            rolling[project] = tuple(sorted(regions or ()))
+    return {p: (active.get(p) or rolling.get(p), rev) for p, rev in changed.items()}
+
+
+def load_dns(session: Session, box: SecretBox, *, only: str | None = None) -> DnsState:
+    """Every hosted zone (or the zone ``only``) with its records, the edge nodes and which of
+    them are live."""
+    records: dict[str, list[RecordState]] = {}
+    record_q = select(DNSRecordRow)
+    domain_q = select(DomainRow)
+    if only is not None:
+        record_q = record_q.where(DNSRecordRow.domain == only)
+        domain_q = domain_q.where(DomainRow.name == only)
+    for r in session.scalars(record_q):
+        records.setdefault(r.domain, []).append(
+            RecordState(
+                name=r.name,
+                type=r.type,
+                ttl=r.ttl,
+                values=tuple(r.values or ()),
+                proxied=bool(r.proxied),
+            )
+        )
+    challenge_q = select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "dns-01")
+    if only is not None:
+        challenge_q = challenge_q.where(AcmeChallengeRow.domain == only)
+    answers: dict[tuple[str, str], list[str]] = {}
+    for c in session.scalars(challenge_q):
+        try:
+            owner = relative_owner(c.domain, c.name)
+        except ValueError:
+            continue
+        answers.setdefault((c.domain, owner), []).append(canonical_value("TXT", c.value))
+    for (domain, owner), values in answers.items():
+        # DNS-01 answers join any TXT the user keeps at the same name.
+        listed = records.setdefault(domain, [])
+        mine = next((r for r in listed if (r.name, r.type) == (owner, "TXT")), None)
+        if mine is not None:
+            listed.remove(mine)
+            values = [*mine.values, *values]
+        ttl = mine.ttl if mine is not None else 30
+        listed.append(RecordState(name=owner, type="TXT", ttl=ttl, values=tuple(sorted(values))))
+    routing = _routing(session)
+    zones: list[ZoneState] = []
+    for d in session.scalars(domain_q):
+        key = None
+        if d.dnssec and d.dnssec_key_encrypted:
+            key = box.decrypt(d.dnssec_key_encrypted)  # cached by the box
+        served_from, routed_at = routing.get(d.project_id, (None, 0))
+        zones.append(
+            ZoneState(
+                regions=served_from,
+                routing_revision=routed_at,
+                name=d.name,
+                revision=int(d.zone_revision or 0),
+                token=str((d.verification or {}).get("token") or ""),
+                records=tuple(sorted(records.get(d.name, []), key=lambda r: (r.name, r.type))),
+                dnssec=bool(d.dnssec),
+                dnssec_key=key,
+            )
+        )
+    liveness = session.get(EdgeLivenessRow, 1)
+    live = set(liveness.live) if liveness is not None else set()
+    nodes = tuple(
+        DnsNode(id=n.id, name=n.name, region=n.region, address=n.address, live=n.id in live)
+        for n in session.scalars(select(EdgeNodeRow).order_by(EdgeNodeRow.name))
+    )
+    wanted = {n.region for n in nodes}
+    regions = (
+        {
+            r.code: RegionPoint(code=r.code, latitude=r.latitude, longitude=r.longitude)
+            for r in session.scalars(select(RegionRow).where(RegionRow.code.in_(wanted)))
+        }
+        if wanted
+        else {}
+    )
+    return DnsState(
+        zones=tuple(zones),
+        nodes=nodes,
+        regions=regions,
+        liveness_revision=int(liveness.revision) if liveness is not None else 0,
+    )
+
+
+CertCache: TypeAlias = dict[tuple[str, str], CertState]
+"""Certificates already read, by (project, certificate id): a certificate row never changes
+but for its status, which the choice of the served one reads from the light columns."""
+_CHUNK = 400
+
+
+def _certs(
+    session: Session, box: SecretBox, owner: dict[str, str], now: datetime, cache: CertCache
+) -> dict[str, CertState]:
+    """Each served domain's newest valid certificate of its own project.
+
+    The choice is made on light columns; the certificate and its decrypted key are read once
+    per cache (the snapshot cache keeps one for as long as the control plane runs).
+    """
+    chosen: dict[str, tuple[str, str]] = {}  # domain -> (project, certificate id)
+    for project, domain, cert_id in session.execute(
+        select(CertificateRow.project_id, CertificateRow.domain, CertificateRow.id)
+        .where(
+            CertificateRow.status == ACTIVE,
+            CertificateRow.not_after > now,
+            CertificateRow.not_before <= now,
+        )
+        .order_by(
+            CertificateRow.domain,
+            CertificateRow.created_at.desc(),
+            CertificateRow.not_before.desc(),
+            CertificateRow.id,
+        )
+    ):
+        if domain not in chosen and owner.get(domain) == project:
+            chosen[domain] = (project, cert_id)
+    missing = sorted({k for k in chosen.values() if k not in cache})
+    if missing:
+        heavy = select(
+            CertificateRow.project_id,
+            CertificateRow.id,
+            CertificateRow.domain,
+            CertificateRow.cert_pem,
+            CertificateRow.key_encrypted,
+            CertificateRow.names,
+            CertificateRow.not_after,
+        )
+        wanted = set(missing)
+        queries = (
+            [heavy.where(CertificateRow.status == ACTIVE, CertificateRow.not_after > now)]
+            if len(missing) > 4 * _CHUNK
+            else [
+                heavy.where(
+                    tuple_(CertificateRow.project_id, CertificateRow.id).in_(
+                        missing[i : i + _CHUNK]
+                    )
+                )
+                for i in range(0, len(missing), _CHUNK)
+            ]
+        )
+        fresh: dict[tuple[str, str], CertState] = {}
+        for query in queries:
+            for c in session.execute(query):
+                if (c.project_id, c.id) not in wanted:
+                    continue
+                fresh[(c.project_id, c.id)] = CertState(
+                    cert_pem=c.cert_pem,
+                    key_pem=box.decrypt(c.key_encrypted),
+                    names=tuple(c.names or [c.domain]),
+                    not_after=c.not_after.isoformat(),
+                    id=hashlib.sha256(c.cert_pem.encode()).hexdigest(),
+                )
+        if len(cache) > 200_000:
+            cache.clear()
+        cache.update(fresh)
+    out: dict[str, CertState] = {}
+    for domain, key in chosen.items():
+        hit = cache.get(key)
+        if hit is not None:
+            out[domain] = hit
+    return out

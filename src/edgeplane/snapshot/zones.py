@@ -1,0 +1,233 @@
+"""The authoritative zones every edge node's DNS server serves: a pure function of the state.
+
+Each domain is a zone. Besides the user's records it holds what Edgeplane manages:
+
+- **SOA** with the zone's serial: the revision of its newest change, or of the newest change
+  to which edge nodes are live when the zone has proxied records (their answers changed);
+- **NS** naming every edge node with an address (``ns-<node>.<zone>``, glue beside it);
+- the **verification TXT** at ``_edgeplane-challenge.<zone>`` holding the domain's token;
+- **proxied** A / AAAA records as PowerDNS LUA records that answer each client with the
+  nodes of its nearest region among the regions with a live node: the client is located from
+  its EDNS Client Subnet (else the resolver's address) with the same GeoIP database as
+  ``route_request``, distances are the same haversine on the same region coordinates, and
+  ties go to the lower region code, as in ``edgeplane.routing.decide.rank_sites``. A client
+  with no location gets every live node. With no live node at all, every node is answered
+  (better a node that may be down than no answer). A project with an **edge deployment** is
+  answered from the live nodes of the deployment's regions only (the nearest region that has
+  it), or every live node when none of them is live; its serial follows the deployment's
+  region changes too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from edgeplane.model.dns_records import CHALLENGE_LABEL, DEFAULT_TTL, fqdn
+from edgeplane.protocol.config import DnssecKeySpec, RRSetSpec, ZoneSpec
+from edgeplane.routing.distance import EARTH_MEAN_RADIUS_KM
+
+NS_TTL = 3600
+SOA_TIMERS = "10800 3600 604800 30"  # refresh, retry, expire, negative-answer TTL
+
+
+@dataclass(frozen=True)
+class RecordState:
+    name: str  # relative to the zone ("@", "www")
+    type: str
+    ttl: int
+    values: tuple[str, ...]
+    proxied: bool = False
+
+
+@dataclass(frozen=True)
+class ZoneState:
+    name: str  # A-labels, no trailing dot
+    revision: int  # the revision of the zone's newest change
+    token: str  # the ownership verification token
+    records: tuple[RecordState, ...] = ()
+    dnssec: bool = False
+    dnssec_key: str | None = None  # ISC private key text
+    # The regions of the project's edge deployment (None: none, every region serves it) and
+    # the revision at which they last changed.
+    regions: tuple[str, ...] | None = None
+    routing_revision: int = 0
+
+
+@dataclass(frozen=True)
+class DnsNode:
+    id: str
+    name: str
+    region: str
+    address: str | None
+    live: bool
+
+
+@dataclass(frozen=True)
+class RegionPoint:
+    code: str
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class DnsState:
+    zones: tuple[ZoneState, ...] = ()
+    nodes: tuple[DnsNode, ...] = ()
+    regions: Mapping[str, RegionPoint] = field(default_factory=dict)
+    liveness_revision: int = 0
+
+
+def ns_label(node_name: str) -> str:
+    return "ns-" + re.sub(r"[^a-z0-9-]", "-", node_name.lower()).strip("-")[:60]
+
+
+def _ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not address:
+        return None
+    try:
+        return ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _lua_number(value: float) -> str:
+    return repr(float(value))
+
+
+def geo_lua(candidates: list[tuple[RegionPoint, list[str]]], everyone: list[str]) -> str:
+    """The LUA record body answering a client with the addresses of its nearest candidate.
+
+    ``candidates`` are (region, addresses) sorted by region code; ``everyone`` answers
+    clients without a location."""
+    table = ",".join(
+        "{"
+        + f"{_lua_number(r.latitude)},{_lua_number(r.longitude)},"
+        + "{"
+        + ",".join(f"'{a}'" for a in addrs)
+        + "}}"
+        for r, addrs in candidates
+    )
+    all_addrs = ",".join(f"'{a}'" for a in everyone)
+    return (
+        f";local c={{{table}}} local a={{{all_addrs}}} "
+        "local la,lo=string.match(latlon() or '','^(%-?[%d%.]+)%s+(%-?[%d%.]+)$') "
+        "if not la then return a end la=tonumber(la) lo=tonumber(lo) "
+        "if la==0 and lo==0 then return a end "
+        "local r=math.rad local b,bd=nil,nil "
+        "for _,x in ipairs(c) do "
+        "local p1=r(la) local p2=r(x[1]) local dp=math.sin((p2-p1)/2) "
+        "local dl=math.sin(r(x[2]-lo)/2) local h=dp*dp+math.cos(p1)*math.cos(p2)*dl*dl "
+        "if h>1 then h=1 elseif h<0 then h=0 end "
+        f"local d=2*{EARTH_MEAN_RADIUS_KM!r}*math.asin(math.sqrt(h)) "
+        "if bd==nil or d<bd then b,bd=x,d end end "
+        "return b[3]"
+    )
+
+
+def _proxied(
+    state: DnsState, version: int, regions: tuple[str, ...] | None = None
+) -> tuple[str, ...] | None:
+    """The LUA content for proxied records of IP ``version``; None when no node has one.
+
+    With ``regions`` (a project's edge deployment) the candidates are the live nodes of those
+    regions; when none of them is live, every live node (which sends what the bundle would
+    have served to the origin)."""
+
+    def addr(n: DnsNode) -> str | None:
+        ip = _ip(n.address)
+        return str(ip) if ip is not None and ip.version == version else None
+
+    addressed = [(n, a) for n in state.nodes if (a := addr(n)) is not None]
+    if not addressed:
+        return None
+    live = [(n, a) for n, a in addressed if n.live] or addressed
+    if regions is not None:
+        live = [(n, a) for n, a in live if n.region in regions] or live
+    by_region: dict[str, list[str]] = {}
+    for n, a in live:
+        by_region.setdefault(n.region, []).append(a)
+    candidates = [
+        (state.regions[code], sorted(set(addrs)))
+        for code, addrs in sorted(by_region.items())
+        if code in state.regions
+    ]
+    everyone = sorted({a for _, a in live})
+    rtype = "A" if version == 4 else "AAAA"
+    if not candidates:
+        return tuple(everyone)  # no coordinates known: plain records
+    return (f'{rtype} "{geo_lua(candidates, everyone)}"',)
+
+
+def nameservers(zone: str, nodes: tuple[DnsNode, ...]) -> list[tuple[str, str | None]]:
+    """(NS target, glue address) per node with an address, sorted by node name."""
+    out: list[tuple[str, str | None]] = []
+    for n in sorted(nodes, key=lambda n: n.name):
+        if not n.address:
+            continue
+        if _ip(n.address) is not None:
+            out.append((f"{ns_label(n.name)}.{zone}.", str(_ip(n.address))))
+        else:
+            out.append((n.address.rstrip(".") + ".", None))
+    return out
+
+
+def zone_serial(zone: ZoneState, state: DnsState) -> int:
+    serial = zone.revision
+    if any(r.proxied for r in zone.records):
+        serial = max(serial, state.liveness_revision, zone.routing_revision)
+    return max(1, serial)
+
+
+def build_zone(zone: ZoneState, state: DnsState) -> ZoneSpec:
+    name = zone.name
+    serial = zone_serial(zone, state)
+    rrsets: dict[tuple[str, str], RRSetSpec] = {}
+
+    def put(owner: str, rtype: str, ttl: int, records: tuple[str, ...]) -> None:
+        # LUA records of several types (A and AAAA) share one LUA RRset.
+        old = rrsets.get((owner, rtype))
+        merged = (*old.records, *records) if old is not None and rtype == "LUA" else records
+        rrsets[(owner, rtype)] = RRSetSpec(
+            name=owner, type=rtype, ttl=ttl, records=tuple(sorted(set(merged)))
+        )
+
+    for r in zone.records:
+        owner = fqdn(name, r.name)
+        if r.proxied:
+            version = 4 if r.type == "A" else 6
+            content = _proxied(state, version, zone.regions)
+            if content is None:
+                continue
+            lua = content[0].startswith(("A ", "AAAA "))
+            put(owner, "LUA" if lua else r.type, r.ttl, content)
+        else:
+            put(owner, r.type, r.ttl, r.values)
+    ns = nameservers(name, state.nodes)
+    if ns:
+        put(f"{name}.", "NS", NS_TTL, tuple(t for t, _ in ns))
+        for target, glue in ns:
+            if glue is not None:
+                gtype = "A" if ":" not in glue else "AAAA"
+                put(target, gtype, NS_TTL, (glue,))
+    primary = ns[0][0] if ns else f"{name}."
+    put(f"{name}.", "SOA", NS_TTL, (f"{primary} hostmaster.{name}. {serial} {SOA_TIMERS}",))
+    put(f"{CHALLENGE_LABEL}.{name}.", "TXT", DEFAULT_TTL, (f'"{zone.token}"',))
+    keys: tuple[DnssecKeySpec, ...] = ()
+    if zone.dnssec and zone.dnssec_key:
+        from edgeplane.protocol.dnssec import key_id
+
+        keys = (DnssecKeySpec(id=key_id(zone.dnssec_key), private_key=zone.dnssec_key),)
+    return ZoneSpec(
+        name=f"{name}.",
+        serial=serial,
+        dnssec=bool(keys),
+        dnssec_keys=keys,
+        rrsets=tuple(rrsets[k] for k in sorted(rrsets)),
+    )
+
+
+def build_zones(state: DnsState) -> tuple[ZoneSpec, ...]:
+    return tuple(build_zone(z, state) for z in sorted(state.zones, key=lambda z: z.name))
