@@ -22,7 +22,7 @@ The reference is certbot (PyPI ``certbot``, in the virtualenv) issuing from a SE
 standalone mode: ``certbot certonly --standalone`` for ``c1.test`` and ``www.c1.test``, its
 HTTP-01 server on 127.0.0.5 (the names have A records to 127.0.0.5 in Edgeplane's DNS, which
 that Pebble asks), the whole command timed from process start to exit. A second reference
-separates the ACME round trips: Edgeplane's own ACME client (``edgeplane.certs.acme_client``)
+separates the ACME round trips: Edgeplane's own ACME client (``edgeplane.certificates.acme.client``)
 in this process against that same second Pebble, with a standalone HTTP-01 responder on
 127.0.0.5 (no edge). Rounds are interleaved; the first round of each is an untimed warm-up that
 also registers each client's ACME account.
@@ -452,7 +452,7 @@ class ClientRound:
 
 
 def client_round(stack: CertificateStack, account: tuple[str, str], domain: str) -> ClientRound:
-    from edgeplane.certs import acme_client
+    from edgeplane.certificates.acme import client as acme_client
 
     assert stack.pebble2 is not None
     settings = acme_client.AcmeSettings(
@@ -526,7 +526,7 @@ def main() -> int:
     starts: list[float] = []
     try:
         with signals_raise():
-            from edgeplane.certs import acme_client
+            from edgeplane.certificates.acme import client as acme_client
 
             stack = CertificateStack(tmp, cleanup)
             log("starting two Pebbles, the control plane and two edge nodes")
@@ -627,8 +627,8 @@ def main() -> int:
         f"--http-01-address {STANDALONE} --config-dir/--work-dir/--logs-dir <tmp> -d cN.test "
         "-d www.cN.test` with REQUESTS_CA_BUNDLE=<Pebble's listener CA>, the whole command "
         "timed; one config dir for all runs, so the account made in the warm-up is reused",
-        f"ACME client alone: edgeplane.certs.acme_client.obtain() in the bench process against "
-        f"the 2nd Pebble for kN.test and www.kN.test, its HTTP-01 answers served by a "
+        "ACME client alone: edgeplane.certificates.acme.client.obtain() in the bench process "
+        f"against the 2nd Pebble for kN.test and www.kN.test, its HTTP-01 answers served by a "
         f"ThreadingHTTPServer on {STANDALONE} (what certbot --standalone does), account "
         "registered before the rounds",
         "both Pebbles: PEBBLE_VA_NOSLEEP=1 (validation at once), no rejected nonces, no "

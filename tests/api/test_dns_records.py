@@ -276,7 +276,7 @@ def test_a_node_reporting_itself_unhealthy_leaves_the_geo_answers_at_once(api: A
 
 
 def test_acme_answers_travel_in_the_snapshot(api: Api) -> None:
-    from edgeplane.services import acme_challenges
+    from edgeplane.certificates.acme import challenges as acme_challenges
 
     ok(api.post(f"{INV}/domains", json={"domain": "acme.test", "auto_configure": False}), 201)
     ok(

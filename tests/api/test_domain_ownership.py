@@ -153,8 +153,8 @@ def test_lock_blocks_deletion_and_dnssec_gives_ds_records(api: Api) -> None:
 def test_verified_domains_are_rechecked_and_unverified_after_repeated_failures(
     api: Api,
 ) -> None:
-    from edgeplane.api.background import recheck_domains
     from edgeplane.services import domains
+    from edgeplane.services.jobs import recheck_domains
     from edgeplane.settings import Settings
     from edgeplane.store.tables import DomainRow
 

@@ -26,7 +26,7 @@ from pdns import answers, running_pdns, zone_spec
 from pebble import Pebble, running_pebble
 from processes import free_port
 
-from edgeplane.certs.acme_client import (
+from edgeplane.certificates.acme.client import (
     AcmeError,
     AcmeSettings,
     Issued,
@@ -371,7 +371,7 @@ def test_wrong_dns01_answer_fails_and_cleans_up(edge: Edge, pebble: Pebble) -> N
 def test_bad_nonces_are_retried(
     edge: Edge, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="edgeplane.certs.acme_client")
+    caplog.set_level(logging.DEBUG, logger="edgeplane.certificates.acme.client")
     with running_pebble(
         tmp_path, http_port=edge.http_port, dns_server=edge.dns_server, nonce_reject=30
     ) as rejecting:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edgeplane.certs.upload import ParsedUpload, UploadError, covers, parse_upload
+from edgeplane.certificates.custom import ParsedUpload, UploadError, covers, parse_upload
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey

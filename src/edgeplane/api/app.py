@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import edgeplane
 from edgeplane.api import problems
 from edgeplane.api.notify import RevisionNotifier
-from edgeplane.api.orders import Orders
 from edgeplane.api.routers import (
     access,
     alerts,
@@ -19,7 +21,9 @@ from edgeplane.api.routers import (
     inventory,
     operations,
 )
+from edgeplane.certificates.acme.progress import Orders
 from edgeplane.routing.geoip import GeoLocator
+from edgeplane.services.runner import Runner
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.actor import Actor
@@ -32,14 +36,20 @@ def create_app(
     *,
     locator: GeoLocator | None = None,
     local_actor: Actor | None = None,
-    background: bool = False,
+    runner: Runner | None = None,
 ) -> FastAPI:
     """The API over ``db``. ``local_actor`` skips token checks (the embedded SDK's own app);
-    ``background`` runs the control plane's background work (``edgeplane.api.background``)."""
-    from edgeplane.api.background import running
+    ``runner`` is started and stopped with the app: the control plane's background work
+    (``edgeplane.services.jobs``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        assert runner is not None
+        async with runner.running():
+            yield
 
     app = FastAPI(
-        lifespan=running if background else None,
+        lifespan=lifespan if runner is not None else None,
         title="Edgeplane",
         version=edgeplane.__version__,
         description="Edge infrastructure from one control plane: inventory, routing, "
@@ -69,12 +79,7 @@ def create_app(
 
     @app.get("/healthz", tags=["system"])
     def healthz() -> JSONResponse:
-        from sqlalchemy import text
-
-        try:
-            with db.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
+        if not db.ping():
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok", "version": edgeplane.__version__})
 

@@ -146,8 +146,11 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
     import uvicorn
 
     from edgeplane.api.app import create_app
+    from edgeplane.services.jobs import control_plane_jobs
+    from edgeplane.services.runner import Runner
 
-    app = create_app(settings, db, locator=_locator(settings), background=True)
+    runner = Runner(control_plane_jobs(db, settings))
+    app = create_app(settings, db, locator=_locator(settings), runner=runner)
     # Edge agents hold long-polls open for up to their wait: on shutdown they are cut after
     # a short grace (the agents retry) instead of being waited for.
     config = uvicorn.Config(

@@ -25,10 +25,10 @@ from edgeplane.model.dns_records import (
 )
 from edgeplane.model.enums import Role
 from edgeplane.services.common import validate
-from edgeplane.services.domains import get_row
 from edgeplane.snapshot.load import load_dns
 from edgeplane.snapshot.zones import build_zone
 from edgeplane.store.db import Tx
+from edgeplane.store.domains import get_row
 from edgeplane.store.tables import DNSRecordRow, DomainRow, utcnow
 
 KIND = "dns-records"

@@ -12,12 +12,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from edgeplane.certificates import versions
 from edgeplane.model.domains import DnssecStatus, DomainStatus, NodeZone, display_name
 from edgeplane.model.enums import Role
-from edgeplane.services import certificates, domains
+from edgeplane.services import domains
 from edgeplane.settings import Settings
 from edgeplane.snapshot.load import load_dns
 from edgeplane.snapshot.zones import build_zone, nameservers
+from edgeplane.store import domains as domain_rows
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
 
@@ -33,7 +35,7 @@ def dnssec_status(tx: Tx, row: DomainRow) -> DnssecStatus:
 
 def status(tx: Tx, domain: str) -> DomainStatus:
     tx.actor.require(tx.project, Role.VIEWER)
-    row = domains.get_row(tx, domain)
+    row = domain_rows.get_row(tx, domain)
     dns = load_dns(tx.session, tx.secrets, only=row.name)
     zone = next(z for z in dns.zones if z.name == row.name)
     spec = build_zone(zone, dns)
@@ -54,7 +56,7 @@ def status(tx: Tx, domain: str) -> DomainStatus:
             )
         )
     checks = row.checks or {}
-    cert = certificates.status(tx, row.name)
+    cert = versions.status(tx, row.name)
     return DomainStatus(
         domain=row.name,
         display_name=display_name(row.name),
@@ -78,7 +80,7 @@ def status(tx: Tx, domain: str) -> DomainStatus:
 
 def world_check_inputs(tx: Tx, domain: str) -> tuple[str, set[str], set[str]]:
     """(domain, our NS names, our node addresses) for ``check_world``."""
-    row = domains.get_row(tx, domain)
+    row = domain_rows.get_row(tx, domain)
     dns = load_dns(tx.session, tx.secrets, only=row.name)
     ours = {t.rstrip(".") for t, _ in nameservers(row.name, dns.nodes)}
     addresses = {n.address for n in dns.nodes if n.address}

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from edgeplane.errors import Conflict, NotFound
+from edgeplane.certificates import internal, versions
+from edgeplane.errors import Conflict
 from edgeplane.model.dns_records import (
     CHALLENGE_LABEL,
     DEFAULT_TTL,
@@ -32,20 +33,16 @@ from edgeplane.model.domains import (
     Verification,
     display_name,
     is_reserved,
-    normalise_domain,
     registrable_domain,
 )
 from edgeplane.model.enums import Environment, Role
-from edgeplane.services import certificates
 from edgeplane.services.common import lock_name, paged, validate
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
+from edgeplane.store.domains import ACTIVE, PENDING, RESERVED, get_row
 from edgeplane.store.tables import DNSRecordRow, DomainRow, utcnow
 
 KIND = "domain"
-ACTIVE = "active"
-PENDING = "pending"
-RESERVED = "reserved"
 WELL_KNOWN = "/.well-known/edgeplane-verification/"
 ADMIN_LOCALPARTS = ("admin", "administrator", "hostmaster", "postmaster", "webmaster")
 
@@ -90,7 +87,7 @@ def verification_model(row: DomainRow) -> Verification:
 
 
 def to_model(tx: Tx, row: DomainRow) -> Domain:
-    valid = certificates.newest_valid(tx, row.name)
+    valid = versions.newest_valid(tx, row.name)
     return Domain(
         domain=row.name,
         display_name=display_name(row.name),
@@ -103,7 +100,7 @@ def to_model(tx: Tx, row: DomainRow) -> Domain:
         locked=bool(row.locked),
         dnssec=bool(row.dnssec),
         verification=verification_model(row),
-        certificate=certificates.to_model(valid) if valid else None,
+        certificate=versions.to_model(valid) if valid else None,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -178,8 +175,8 @@ def mark_verified(tx: Tx, row: DomainRow, method: str, result: str) -> None:
     row.verification = v
     row.status = ACTIVE
     row.verified_at = now
-    if certificates.newest_valid(tx, row.name) is None:
-        certificates.issue_internal(tx, row.name)
+    if versions.newest_valid(tx, row.name) is None:
+        internal.issue(tx, row.name)
 
 
 def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> DomainAdded:
@@ -226,17 +223,6 @@ def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> Doma
     return DomainAdded(domain_config=to_model(tx, row), verification_required=not reserved)
 
 
-def get_row(tx: Tx, domain: str) -> DomainRow:
-    try:
-        name = normalise_domain(domain)
-    except ValueError:
-        name = domain
-    row = tx.session.get(DomainRow, name)
-    if row is None or row.project_id != tx.project:
-        raise NotFound(f"domain {domain!r} not found in project {tx.project!r}")
-    return row
-
-
 def get(tx: Tx, domain: str) -> Domain:
     tx.actor.require(tx.project, Role.VIEWER)
     return to_model(tx, get_row(tx, domain))
@@ -277,6 +263,6 @@ def delete(tx: Tx, domain: str) -> None:
             field="locked",
         )
     before = _audit_view(row)
-    certificates.delete_for_domain(tx, row.name)
+    versions.delete_for_domain(tx, row.name)
     tx.session.delete(row)
     tx.record("delete", KIND, row.name, before, None)

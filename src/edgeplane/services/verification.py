@@ -30,6 +30,7 @@ from edgeplane.model.domains import VerificationResult, VerifyRequest
 from edgeplane.model.enums import Role
 from edgeplane.services import domains
 from edgeplane.settings import Settings
+from edgeplane.store import domains as domain_rows
 from edgeplane.store.actor import Actor
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import DomainRow, utcnow
@@ -86,10 +87,10 @@ def _expired(value: object, now: datetime) -> bool:
 
 def begin(tx: Tx, domain: str, request: VerifyRequest) -> Attempt:
     tx.actor.require(tx.project, Role.EDITOR)
-    row = domains.get_row(tx, domain)
+    row = domain_rows.get_row(tx, domain)
     v = row.verification or {}
     now = utcnow()
-    if (v.get("method") == domains.RESERVED) and row.status == domains.ACTIVE:
+    if (v.get("method") == domain_rows.RESERVED) and row.status == domain_rows.ACTIVE:
         return Attempt(row.name, request.method, str(v.get("token")), False, reserved=True)
     if request.method != "email" and request.code is not None:
         raise InvalidInput.at("code", "only the email method takes a code")
@@ -170,7 +171,7 @@ def run(attempt: Attempt, settings: Settings) -> Outcome:
 
 
 def finish(tx: Tx, attempt: Attempt, outcome: Outcome, settings: Settings) -> VerificationResult:
-    row = domains.get_row(tx, attempt.domain)
+    row = domain_rows.get_row(tx, attempt.domain)
     before = domains.verification_model(row).model_dump(mode="json", exclude={"dns_record"})
     now = utcnow()
     result = outcome.result
@@ -184,7 +185,7 @@ def finish(tx: Tx, attempt: Attempt, outcome: Outcome, settings: Settings) -> Ve
         v.pop("email_salt", None)
     else:
         v.update(result=result.reason, checked_at=now.isoformat())
-        if row.status != domains.ACTIVE:
+        if row.status != domain_rows.ACTIVE:
             # A verified domain keeps the method that verified it (its re-checks use it).
             v["method"] = attempt.method
             v["failed"] = True
@@ -210,7 +211,7 @@ def finish(tx: Tx, attempt: Attempt, outcome: Outcome, settings: Settings) -> Ve
     if after != before:
         tx.record("verify", domains.KIND, row.name, before, after)
     return VerificationResult(
-        verified=row.status == domains.ACTIVE and (result.ok or attempt.reserved),
+        verified=row.status == domain_rows.ACTIVE and (result.ok or attempt.reserved),
         method=attempt.method,
         reason=result.reason,
         dns_records=[domains.challenge_record(row)],
@@ -241,7 +242,7 @@ def due_for_recheck(tx: Tx, settings: Settings, now: datetime) -> list[tuple[str
     """(project, domain, method) of verified domains whose last check is old enough."""
     out: list[tuple[str, str, str]] = []
     limit = now - timedelta(seconds=settings.reverify_interval_s)
-    for row in tx.session.scalars(select(DomainRow).where(DomainRow.status == domains.ACTIVE)):
+    for row in tx.session.scalars(select(DomainRow).where(DomainRow.status == domain_rows.ACTIVE)):
         v = row.verification or {}
         method = v.get("method")
         if method not in ("dns", "file"):
@@ -255,7 +256,7 @@ def due_for_recheck(tx: Tx, settings: Settings, now: datetime) -> list[tuple[str
 
 def record_recheck(tx: Tx, domain: str, result: CheckResult, settings: Settings) -> None:
     row = tx.session.get(DomainRow, domain)
-    if row is None or row.status != domains.ACTIVE:
+    if row is None or row.status != domain_rows.ACTIVE:
         return
     v = dict(row.verification or {})
     v["checked_at"] = utcnow().isoformat()
@@ -269,7 +270,7 @@ def record_recheck(tx: Tx, domain: str, result: CheckResult, settings: Settings)
     row.verification = v
     if failures >= settings.reverify_failures:
         before = {"status": row.status}
-        row.status = domains.PENDING
+        row.status = domain_rows.PENDING
         v["failed"] = True
         row.verification = dict(v)
         after = {"status": row.status, "reason": result.reason}

@@ -7,7 +7,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -162,6 +162,15 @@ class Database:
         if url.startswith("sqlite"):
             return cls(url, secrets=secrets)
         return cls(url, secrets=secrets, pool_size=2, max_overflow=8)
+
+    def ping(self) -> bool:
+        """Whether the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     def current_revision(self) -> int:
         """The newest committed revision, on a connection of its own."""

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from edgeplane.api.deps import Context, Ctx
-from edgeplane.api.orders import Orders, OrderStatus
-from edgeplane.certs.acme_client import AcmeError
-from edgeplane.certs.internal_ca import InternalCA
+from edgeplane.certificates import custom, internal, renewal, versions
+from edgeplane.certificates.acme import orders as acme_orders
+from edgeplane.certificates.acme.client import AcmeError
+from edgeplane.certificates.acme.progress import Orders, OrderStatus
+from edgeplane.certificates.internal_ca import InternalCA
 from edgeplane.errors import InvalidInput, UpstreamFailed
 from edgeplane.model.certificates import (
     Certificate,
@@ -33,14 +35,12 @@ from edgeplane.model.domains import (
     VerifyRequest,
 )
 from edgeplane.services import (
-    acme_orders,
-    certificates,
     dns_records,
     domain_status,
     domains,
-    ssl,
     verification,
 )
+from edgeplane.store import domains as domain_rows
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 
@@ -138,7 +138,7 @@ def patch_records(ctx: Ctx, domain: str, body: RecordsPatch) -> ZoneRecords:
 def certificate_status(ctx: Ctx, domain: str) -> CertificateStatus:
     """The certificate the edge serves for the domain, and every version kept."""
     with ctx.read() as tx:
-        return certificates.status(tx, domain)
+        return versions.status(tx, domain)
 
 
 def _orders(request: Request) -> Orders:
@@ -183,18 +183,18 @@ def provision_certificate(
     request = body or CertificateRequest()
     if request.type == "lets_encrypt" and not wait:
         with ctx.read() as tx:  # refuse what cannot be ordered before starting
-            name = ssl.verified_domain(tx, domain).name
+            name = versions.verified_domain(tx, domain).name
         order = _orders(http).start(ctx.project, name, lambda say: _acme(ctx, name, request, say))
         return JSONResponse(order.model_dump(mode="json"), status_code=202)
     if request.type == "internal":
         with ctx.write() as tx:
-            return ssl.provision_internal(tx, domain)
+            return internal.provision(tx, domain)
     if request.type == "custom":
         for name in ("cert_data", "key_data"):
             if not getattr(request, name):
                 raise InvalidInput.at(name, "is required for a custom certificate")
         with ctx.write() as tx:
-            return ssl.upload(tx, domain, request.cert_data or "", request.key_data or "")
+            return custom.upload(tx, domain, request.cert_data or "", request.key_data or "")
     return _acme(ctx, domain, request)
 
 
@@ -202,7 +202,7 @@ def provision_certificate(
 def get_order(ctx: Ctx, http: Request, domain: str, order_id: str) -> OrderStatus:
     """The progress of an ACME order started with ``wait=false``."""
     with ctx.read() as tx:
-        name = domains.get_row(tx, domain).name
+        name = domain_rows.get_row(tx, domain).name
     return _orders(http).get(ctx.project, name, order_id)
 
 
@@ -215,7 +215,7 @@ def get_order(ctx: Ctx, http: Request, domain: str, order_id: str) -> OrderStatu
 def upload_certificate(ctx: Ctx, domain: str, body: CertificateUpload) -> CertificateIssued:
     """Upload a certificate chain (leaf first) and its private key; each flaw is named."""
     with ctx.write() as tx:
-        return ssl.upload(tx, domain, body.cert_data, body.key_data)
+        return custom.upload(tx, domain, body.cert_data, body.key_data)
 
 
 @router.post(
@@ -224,10 +224,10 @@ def upload_certificate(ctx: Ctx, domain: str, body: CertificateUpload) -> Certif
 def renew_certificate(ctx: Ctx, domain: str) -> CertificateIssued:
     """Renew now: the same kind of certificate for the same names."""
     with ctx.read() as tx:
-        request = ssl.renewal_request(tx, domain)
+        request = renewal.renewal_request(tx, domain)
     if request.type == "internal":
         with ctx.write() as tx:
-            return ssl.provision_internal(tx, domain)
+            return internal.provision(tx, domain)
     return _acme(ctx, domain, request)
 
 
@@ -236,7 +236,7 @@ def revoke_certificate(ctx: Ctx, domain: str, body: CertificateRevoke | None = N
     """Stop serving a certificate (the newest unless named); the edge falls back to the
     previous valid version, if any."""
     with ctx.write() as tx:
-        return ssl.revoke(tx, domain, body.certificate_id if body else None)
+        return versions.revoke(tx, domain, body.certificate_id if body else None)
 
 
 @router.get(
@@ -252,5 +252,5 @@ def ca_pem(request: Request) -> Response:
         pem = InternalCA.root_pem(tx.session)
     if pem is None:
         with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            pem = certificates.root_pem(tx)
+            pem = internal.root_pem(tx)
     return Response(content=pem, media_type="application/x-pem-file")

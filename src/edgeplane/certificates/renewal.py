@@ -15,11 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
-from edgeplane.certs import acme_client
-from edgeplane.errors import EdgeplaneError
-from edgeplane.services import acme_orders, alerts, ssl
+from edgeplane.certificates import internal, versions
+from edgeplane.certificates.acme import client as acme_client
+from edgeplane.certificates.acme import orders as acme_orders
+from edgeplane.certificates.schedule import RENEWABLE, backoff_s, due_at
+from edgeplane.errors import Conflict, EdgeplaneError, NotFound
+from edgeplane.model.certificates import CertificateRequest
+from edgeplane.model.enums import Role
+from edgeplane.services import alerts
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
@@ -27,10 +34,8 @@ from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
 
 log = logging.getLogger("edgeplane.renewal")
 
-RETRY_MAX_S = 6 * 3600.0
 ARI_EVERY = timedelta(hours=6)
 ALERT_DAYS = (30, 7, 1)
-RENEWABLE = ("lets_encrypt", "internal")
 
 
 @dataclass(frozen=True)
@@ -40,17 +45,29 @@ class Due:
     certificate_id: str
 
 
-def due_at(row: CertificateRow, fraction: float) -> datetime:
-    """When renewal is due: ``fraction`` of the lifetime, or the CA's suggestion if earlier."""
-    due = row.not_before + (row.not_after - row.not_before) * fraction
-    ari = (row.renewal or {}).get("ari_time")
-    if ari:
-        due = min(due, datetime.fromisoformat(str(ari)))
-    return due
-
-
-def backoff_s(attempts: int, base: float) -> float:
-    return float(min(RETRY_MAX_S, base * 2 ** max(0, attempts - 1)))
+def renewal_request(tx: Tx, domain: str) -> CertificateRequest:
+    """What renewing the domain's certificate asks for: the same issuer, names and key type."""
+    tx.actor.require(tx.project, Role.EDITOR)
+    row = versions.verified_domain(tx, domain)
+    current = versions.newest_valid(tx, row.name)
+    if current is None:
+        raise NotFound(f"domain {row.name!r} has no valid certificate to renew")
+    if current.issuer == "custom":
+        raise Conflict(
+            f"the certificate of {row.name!r} was uploaded: upload its successor", field="type"
+        )
+    if current.issuer == "internal":
+        return CertificateRequest(type="internal")
+    names = set(current.names or [])
+    leaf = x509.load_pem_x509_certificate(current.cert_pem.encode())
+    is_rsa = isinstance(leaf.public_key(), rsa.RSAPublicKey)
+    return CertificateRequest(
+        type="lets_encrypt",
+        auto_renew=current.auto_renew,
+        include_www=f"www.{row.name}" in names,
+        wildcard=f"*.{row.name}" in names,
+        key_type="rsa2048" if is_rsa else "ec256",
+    )
 
 
 def served(tx: Tx, now: datetime) -> list[CertificateRow]:
@@ -106,10 +123,10 @@ def renew(db: Database, settings: Settings, due: Due) -> bool:
     now = utcnow()
     try:
         with db.read(LOCAL, due.project) as tx:
-            request = ssl.renewal_request(tx, due.domain)
+            request = renewal_request(tx, due.domain)
         if request.type == "internal":
             with db.transaction(LOCAL, due.project) as tx:
-                new = ssl.provision_internal(tx, due.domain)
+                new = internal.provision(tx, due.domain)
         else:
             new = acme_orders.provision(db, LOCAL, due.project, due.domain, request, settings)
     except (acme_client.AcmeError, EdgeplaneError, ValueError) as exc:

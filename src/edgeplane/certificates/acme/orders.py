@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy import select
 
-from edgeplane.certs import acme_client
+from edgeplane.certificates import versions
+from edgeplane.certificates.acme import challenges as acme_challenges
+from edgeplane.certificates.acme import client as acme_client
 from edgeplane.model.certificates import Certificate, CertificateIssued, CertificateRequest
 from edgeplane.model.enums import Role
-from edgeplane.services import acme_challenges, liveness, ssl
+from edgeplane.services import liveness
 from edgeplane.settings import Settings
 from edgeplane.snapshot.load import load_dns
 from edgeplane.snapshot.zones import build_zone
@@ -209,7 +211,7 @@ def provision(
     """Order a certificate from the configured CA for a verified domain, and keep it."""
     with db.read(actor, project) as tx:
         tx.actor.require(tx.project, Role.EDITOR)
-        row = ssl.verified_domain(tx, domain)
+        row = versions.verified_domain(tx, domain)
         zone = row.name
     names = names_for(zone, request)
     challenge = request.challenge or ("dns-01" if request.wildcard else "http-01")
@@ -233,8 +235,8 @@ def provision(
             config, key, url, names, challenge, sink, key_type=request.key_type, progress=say
         )
     with db.transaction(actor, project) as tx:
-        row = ssl.verified_domain(tx, zone)
-        cert: Certificate = ssl.store(
+        row = versions.verified_domain(tx, zone)
+        cert: Certificate = versions.store(
             tx,
             row,
             issuer=ISSUER,
@@ -243,4 +245,4 @@ def provision(
             auto_renew=request.auto_renew,
         )
     say(f"stored {cert.id}, valid until {cert.not_after.isoformat()}")
-    return ssl.issued(cert)
+    return versions.issued(cert)

@@ -1,4 +1,5 @@
-"""The control plane's background work, run by ``edgeplane server`` and ``edgeplane up``:
+"""The control plane's background work, run by ``edgeplane serve`` and ``edgeplane up``
+through the one ``Runner`` (``edgeplane.services.runner``):
 
 - the **liveness monitor** (every ``liveness_interval_s``): edge nodes whose heartbeat stopped
   or that report themselves unhealthy leave the GeoDNS answers, within ``node_timeout_s`` plus
@@ -8,7 +9,7 @@
   the edge), every ``WORLD_CHECK_S``;
 - **edge deployment rollouts** (every ``liveness_interval_s``): timeouts, canaries that went
   offline (``edgeplane.services.rollouts``);
-- **certificate renewal** and expiry alerts (``edgeplane.services.renewal``), every
+- **certificate renewal** and expiry alerts (``edgeplane.certificates.renewal``), every
   ``renew_interval_s``, then the delivery of new alerts to the webhook.
 
 Each loop reads first and writes only on a change; network checks run outside transactions.
@@ -16,24 +17,20 @@ Each loop reads first and writes only on a change; network checks run outside tr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
-from fastapi import FastAPI
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
+from edgeplane.certificates import renewal
 from edgeplane.services import (
     alerts,
     domain_status,
     liveness,
-    renewal,
     rollouts,
     verification,
 )
+from edgeplane.services.runner import Job
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
@@ -117,44 +114,16 @@ def renew_certificates(db: Database, settings: Settings) -> int:
     return attempted
 
 
-async def _every(interval: float, work: Callable[[], object], name: str) -> None:
-    while True:
-        try:
-            await run_in_threadpool(work)
-        except Exception:
-            log.exception("%s failed", name)
-        await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[None]:
-    """The lifespan of a control plane that runs the background work."""
-    db: Database = app.state.db
-    settings: Settings = app.state.settings
-    tasks = [
-        asyncio.create_task(
-            _every(settings.liveness_interval_s, lambda: refresh_liveness(db, settings), "liveness")
+def control_plane_jobs(db: Database, settings: Settings) -> list[Job]:
+    """Every periodic job of a control plane, for the runner."""
+    return [
+        Job("liveness", settings.liveness_interval_s, lambda: refresh_liveness(db, settings)),
+        Job(
+            "edge deployment rollouts",
+            settings.liveness_interval_s,
+            lambda: advance_rollouts(db, settings),
         ),
-        asyncio.create_task(
-            _every(
-                settings.liveness_interval_s,
-                lambda: advance_rollouts(db, settings),
-                "edge deployment rollouts",
-            )
-        ),
-        asyncio.create_task(
-            _every(RECHECK_EVERY_S, lambda: recheck_domains(db, settings), "re-verification")
-        ),
-        asyncio.create_task(
-            _every(WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings), "world DNS check")
-        ),
-        asyncio.create_task(
-            _every(settings.renew_interval_s, lambda: renew_certificates(db, settings), "renewal")
-        ),
+        Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings)),
+        Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings)),
+        Job("renewal", settings.renew_interval_s, lambda: renew_certificates(db, settings)),
     ]
-    try:
-        yield
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

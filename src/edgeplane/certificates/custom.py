@@ -1,8 +1,9 @@
-"""Validation of a user-uploaded ("custom") certificate of a domain.
+"""Custom certificates (issuer ``custom``): a user's upload, validated, then kept as a version.
 
-``parse_upload`` takes the PEM text of the certificates (``cert_data``) and of the private key
-(``key_data``) as a user pasted them and either returns a ``ParsedUpload`` ready to be stored
-and served, or raises ``UploadError`` naming the field at fault and saying precisely what to fix.
+``upload`` checks and keeps one for a verified domain. ``parse_upload`` takes the PEM text of
+the certificates (``cert_data``) and of the private key (``key_data``) as a user pasted them
+and either returns a ``ParsedUpload`` ready to be stored and served, or raises
+``UploadError`` naming the field at fault and saying precisely what to fix.
 
 The rules, checked in this order:
 
@@ -44,8 +45,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgeplane.certificates import versions
 from edgeplane.errors import InvalidInput
+from edgeplane.model.certificates import CertificateIssued
+from edgeplane.model.enums import Role
+from edgeplane.store.db import Tx
+from edgeplane.store.tables import utcnow
 
+ISSUER = "custom"
 MAX_CERTS = 10
 MIN_RSA_BITS = 2048
 _CURVES: dict[str, str] = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
@@ -580,3 +587,24 @@ def _key_type(key: PrivateKey) -> str:
     if isinstance(key, rsa.RSAPrivateKey):
         return f"rsa{key.key_size}"
     return "ec" + _CURVES[key.curve.name].removeprefix("P-")
+
+
+def upload(
+    tx: Tx, domain: str, cert_data: str, key_data: str, *, now: datetime | None = None
+) -> CertificateIssued:
+    """Validate and keep a custom certificate (each refusal names the field and the reason)."""
+    tx.actor.require(tx.project, Role.EDITOR)
+    row = versions.verified_domain(tx, domain)
+    try:
+        parsed = parse_upload(row.name, cert_data, key_data, now=now or utcnow())
+    except UploadError as exc:
+        raise exc.to_invalid_input() from None
+    cert = versions.store(
+        tx,
+        row,
+        issuer=ISSUER,
+        chain_pem=parsed.chain_pem,
+        key_pem=parsed.key_pem,
+        auto_renew=False,
+    )
+    return versions.issued(cert)

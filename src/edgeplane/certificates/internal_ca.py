@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
+from edgeplane.certificates.versions import fingerprint
 from edgeplane.secrets import SecretBox
 from edgeplane.store.tables import SecretRow, utcnow
 
@@ -68,10 +69,6 @@ def _load_key(key_pem: str) -> ec.EllipticCurvePrivateKey:
 
 def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def _ca_name(common_name: str) -> x509.Name:

@@ -1,0 +1,220 @@
+"""Stored certificate versions of a project's domains: keep, look up, show, revoke.
+
+Every certificate a domain gets (from the internal CA, an ACME CA, or uploaded) is kept as a
+version (``CertificateRow``); the edge serves the newest valid, not revoked one of each domain,
+so revoking the newest rolls back to the one before. Private keys are encrypted at rest
+(``tx.secrets``) and never leave the control plane but in edge snapshots.
+
+This is the bottom of the certificates package: the issuers (``internal``, ``custom``,
+``acme.orders``) keep what they issue here, and ``renewal`` drives the issuers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy import select
+
+from edgeplane.certificates.schedule import RENEWABLE, due_at
+from edgeplane.errors import Conflict, InvalidInput, NotFound
+from edgeplane.model.certificates import (
+    Certificate,
+    CertificateIssued,
+    CertificateStatus,
+    Renewal,
+)
+from edgeplane.model.enums import Role
+from edgeplane.store.db import Tx
+from edgeplane.store.domains import ACTIVE as DOMAIN_ACTIVE
+from edgeplane.store.domains import get_row
+from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
+
+KIND = "certificate"
+ACTIVE = "active"
+REVOKED = "revoked"
+RENEW_AT_FRACTION = 2 / 3  # shown as the due date; the renewal loop reads its settings
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def to_model(row: CertificateRow, now: datetime | None = None) -> Certificate:
+    now = now or utcnow()
+    status = row.status
+    if status == ACTIVE and row.not_after <= now:
+        status = "expired"
+    cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
+    return Certificate(
+        id=row.id,
+        project=row.project_id,
+        domain=row.domain,
+        issuer=row.issuer,
+        names=list(row.names or []),
+        status=status,
+        not_before=row.not_before,
+        not_after=row.not_after,
+        auto_renew=row.auto_renew,
+        fingerprint=fingerprint(cert),
+    )
+
+
+def issued(cert: Certificate) -> CertificateIssued:
+    return CertificateIssued(certificate=cert, expires_at=cert.not_after)
+
+
+def verified_domain(tx: Tx, domain: str) -> DomainRow:
+    """The project's domain, refused unless its ownership is verified."""
+    row = get_row(tx, domain)
+    if row.status != DOMAIN_ACTIVE:
+        raise Conflict(
+            f"domain {row.name!r} is not verified: prove ownership first "
+            f"(POST /api/v1/infrastructure/domains/{row.name}/verify)",
+            field="domain",
+        )
+    return row
+
+
+def store(
+    tx: Tx,
+    row: DomainRow,
+    *,
+    issuer: str,
+    chain_pem: str,
+    key_pem: str,
+    auto_renew: bool,
+) -> Certificate:
+    """Keep a new certificate version for the domain; the edge switches to it."""
+    leaf = x509.load_pem_x509_certificate(chain_pem.encode())
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        names = sorted({n.lower() for n in san.value.get_values_for_type(x509.DNSName)})
+    except x509.ExtensionNotFound:
+        names = [row.name]
+    fp = fingerprint(leaf)
+    cert = CertificateRow(
+        project_id=row.project_id,
+        id=f"cert-{fp[:12]}",
+        domain=row.name,
+        issuer=issuer,
+        names=names,
+        status=ACTIVE,
+        cert_pem=chain_pem,
+        key_encrypted=tx.secrets.encrypt(key_pem),
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        auto_renew=auto_renew,
+    )
+    if tx.session.get(CertificateRow, (row.project_id, cert.id)) is not None:
+        raise Conflict(f"certificate {cert.id} is already stored for {row.name}", field="cert_data")
+    tx.session.add(cert)
+    tx.session.flush()
+    out = to_model(cert)
+    tx.record("issue", KIND, cert.id, None, out.model_dump(mode="json"))
+    return out
+
+
+def _rows(tx: Tx, domain: str) -> list[CertificateRow]:
+    q = (
+        select(CertificateRow)
+        .where(CertificateRow.project_id == tx.project, CertificateRow.domain == domain)
+        .order_by(
+            CertificateRow.created_at.desc(), CertificateRow.not_before.desc(), CertificateRow.id
+        )
+    )
+    return list(tx.session.scalars(q))
+
+
+def newest_valid(tx: Tx, domain: str) -> CertificateRow | None:
+    now = utcnow()
+    for row in _rows(tx, domain):
+        if row.status == ACTIVE and row.not_before <= now < row.not_after:
+            return row
+    return None
+
+
+def list_for_project(tx: Tx) -> list[Certificate]:
+    tx.actor.require(tx.project, Role.VIEWER)
+    q = (
+        select(CertificateRow)
+        .where(CertificateRow.project_id == tx.project)
+        .order_by(
+            CertificateRow.domain,
+            CertificateRow.created_at.desc(),
+            CertificateRow.not_before.desc(),
+        )
+    )
+    now = utcnow()
+    return [to_model(r, now) for r in tx.session.scalars(q)]
+
+
+def status(tx: Tx, domain: str) -> CertificateStatus:
+    """The certificate status of one of the project's domains."""
+    tx.actor.require(tx.project, Role.VIEWER)
+    row = tx.session.get(DomainRow, domain.strip().rstrip(".").lower())
+    if row is None or row.project_id != tx.project:
+        raise NotFound(f"domain {domain!r} not found in project {tx.project!r}")
+    now = utcnow()
+    rows = _rows(tx, row.name)
+    models = [to_model(r, now) for r in rows]
+    valid = newest_valid(tx, row.name)
+    chosen = to_model(valid, now) if valid else (models[0] if models else None)
+    state = "none" if chosen is None else "active" if chosen.status == ACTIVE else "expired"
+    return CertificateStatus(
+        domain=row.name,
+        status=state,
+        certificate=chosen,
+        expires_at=chosen.not_after if chosen else None,
+        certificates=models,
+        renewal=_renewal(valid) if valid is not None else None,
+    )
+
+
+def _when(value: object) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+def _renewal(row: CertificateRow) -> Renewal | None:
+    if not row.auto_renew or row.issuer not in RENEWABLE:
+        return None
+    r = row.renewal or {}
+    return Renewal(
+        due_at=due_at(row, RENEW_AT_FRACTION),
+        attempts=int(r.get("attempts") or 0),
+        last_attempt_at=_when(r.get("last_attempt_at")),
+        next_attempt_at=_when(r.get("next_attempt_at")),
+        last_error=r.get("last_error"),
+        suggested_by_ca=_when(r.get("ari_time")),
+    )
+
+
+def delete_for_domain(tx: Tx, domain: str) -> None:
+    for row in _rows(tx, domain):
+        before = to_model(row)
+        tx.session.delete(row)
+        tx.record("delete", KIND, row.id, before.model_dump(mode="json"), None)
+
+
+def revoke(tx: Tx, domain: str, certificate_id: str | None = None) -> Certificate:
+    """Stop serving a certificate (the newest valid one unless named); the edge falls back to
+    the previous valid version, if any."""
+    tx.actor.require(tx.project, Role.EDITOR)
+    row = get_row(tx, domain)
+    target: CertificateRow | None
+    if certificate_id is None:
+        target = newest_valid(tx, row.name)
+        if target is None:
+            raise NotFound(f"domain {row.name!r} has no valid certificate to revoke")
+    else:
+        target = tx.session.get(CertificateRow, (tx.project, certificate_id))
+        if target is None or target.domain != row.name:
+            raise NotFound(f"certificate {certificate_id!r} not found for {row.name!r}")
+    if target.status == REVOKED:
+        raise InvalidInput.at("certificate_id", f"{target.id} is already revoked")
+    before = to_model(target).model_dump(mode="json")
+    target.status = REVOKED
+    after = to_model(target)
+    tx.record("revoke", KIND, target.id, before, after.model_dump(mode="json"))
+    return after

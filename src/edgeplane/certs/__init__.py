@@ -1,1 +1,0 @@
-"""Certificates: the internal CA (and, later, ACME issuance)."""

@@ -1,0 +1,63 @@
+"""The one runner of background work: periodic jobs, each in a thread, each on its own period.
+
+A control plane (``edgeplane serve``, ``edgeplane up``) starts one ``Runner`` with its jobs
+(``edgeplane.services.jobs.control_plane_jobs``) for as long as it serves; the API only starts
+and stops it. Every background job of the platform goes through here, so that running each
+exactly once across replicas of the control plane is a change of this module alone.
+
+A job that fails is logged and runs again at its next period; stopping the runner cancels the
+waits at once and lets a job that is running finish in its thread (jobs are short and
+transactional: a job cut in the middle of its transaction rolls it back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+log = logging.getLogger("edgeplane.background")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval_s: float
+    run: Callable[[], object]
+
+
+class Runner:
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = list(jobs)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _every(self, job: Job) -> None:
+        while True:
+            try:
+                await run_in_threadpool(job.run)
+            except Exception:
+                log.exception("%s failed", job.name)
+            await asyncio.sleep(job.interval_s)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._every(job), name=f"job {job.name}") for job in self.jobs
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
