@@ -16,6 +16,7 @@ from edgeplane.model.enums import (
     ServerStatus,
     ServerType,
 )
+from edgeplane.version import __version__
 
 if TYPE_CHECKING:
     from edgeplane.model.cdn import CacheKey, CacheRule
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
     from edgeplane.sdk.ssl_service import CertType, SSLService
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Backend",

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-import edgeplane
 from edgeplane.api import problems
 from edgeplane.api.notify import RevisionNotifier
 from edgeplane.api.routers import (
@@ -28,6 +27,7 @@ from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.actor import Actor
 from edgeplane.store.db import Database
+from edgeplane.version import __version__
 
 
 def create_app(
@@ -51,7 +51,7 @@ def create_app(
     app = FastAPI(
         lifespan=lifespan if runner is not None else None,
         title="Edgeplane",
-        version=edgeplane.__version__,
+        version=__version__,
         description="Edge infrastructure from one control plane: inventory, routing, "
         "load balancing and disaster recovery. Authenticate with `Authorization: Bearer "
         "<token>`; choose the project with `?project=` (default: `default`).",
@@ -81,6 +81,6 @@ def create_app(
     def healthz() -> JSONResponse:
         if not db.ping():
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok", "version": edgeplane.__version__})
+        return JSONResponse({"status": "ok", "version": __version__})
 
     return app

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.core import TyperGroup
 
-from edgeplane import __version__
 from edgeplane.cli import (
     access,
     ca,
@@ -32,6 +31,7 @@ from edgeplane.cli import (
     services,
 )
 from edgeplane.cli.runtime import Globals
+from edgeplane.version import __version__
 
 if TYPE_CHECKING:
     from typer import _click

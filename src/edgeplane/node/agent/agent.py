@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgeplane import __version__
 from edgeplane.node.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
 from edgeplane.node.agent.bundles import BundleStore
 from edgeplane.node.agent.client import (
@@ -60,6 +59,7 @@ from edgeplane.protocol.messages import (
     PurgeAck,
     PurgeTask,
 )
+from edgeplane.version import __version__
 
 log = logging.getLogger("edgeplane.agent")
 

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from edgeplane import __version__
 from edgeplane.protocol.messages import (
     Ack,
     AnalyticsReport,
@@ -30,6 +29,7 @@ from edgeplane.protocol.messages import (
     NodeRegister,
     PurgeAck,
 )
+from edgeplane.version import __version__
 
 BASE = "/api/v1/edge"
 # The long-poll read timeout is the server's wait plus this margin.
