@@ -139,7 +139,7 @@ def _store(tx: Tx, row: DomainRow, records: list[CanonicalRecord]) -> None:
 def replace_records(tx: Tx, domain: str, data: RecordsPut | dict[str, Any]) -> ZoneRecords:
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(RecordsPut, data) if isinstance(data, dict) else data
-    row = get_row(tx, domain)
+    row = get_row(tx, domain, lock=True)
     records = [canonical_record(row.name, r, f"records[{i}]") for i, r in enumerate(spec.records)]
     check_rrsets(records, "records")
     _store(tx, row, records)
@@ -150,7 +150,7 @@ def replace_records(tx: Tx, domain: str, data: RecordsPut | dict[str, Any]) -> Z
 def patch_records(tx: Tx, domain: str, data: RecordsPatch | dict[str, Any]) -> ZoneRecords:
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(RecordsPatch, data) if isinstance(data, dict) else data
-    row = get_row(tx, domain)
+    row = get_row(tx, domain, lock=True)
     current = {r.key: r for r in (_canonical(x) for x in _rows(tx, row.name))}
     for i, key in enumerate(spec.delete):
         try:

@@ -238,7 +238,7 @@ def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) ->
 def update(tx: Tx, domain: str, data: DomainUpdate | dict[str, Any]) -> Domain:
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(DomainUpdate, data) if isinstance(data, dict) else data
-    row = get_row(tx, domain)
+    row = get_row(tx, domain, lock=True)
     before = _audit_view(row)
     if spec.locked is not None:
         row.locked = spec.locked

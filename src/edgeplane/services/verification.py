@@ -171,7 +171,7 @@ def run(attempt: Attempt, settings: Settings) -> Outcome:
 
 
 def finish(tx: Tx, attempt: Attempt, outcome: Outcome, settings: Settings) -> VerificationResult:
-    row = domain_rows.get_row(tx, attempt.domain)
+    row = domain_rows.get_row(tx, attempt.domain, lock=True)
     before = domains.verification_model(row).model_dump(mode="json", exclude={"dns_record"})
     now = utcnow()
     result = outcome.result
@@ -255,7 +255,7 @@ def due_for_recheck(tx: Tx, settings: Settings, now: datetime) -> list[tuple[str
 
 
 def record_recheck(tx: Tx, domain: str, result: CheckResult, settings: Settings) -> None:
-    row = tx.session.get(DomainRow, domain)
+    row = tx.session.get(DomainRow, domain, with_for_update=True)
     if row is None or row.status != domain_rows.ACTIVE:
         return
     v = dict(row.verification or {})

@@ -10,6 +10,11 @@ the first time a transaction needs its revision and stays locked until it commit
 bump at commit (``UPDATE ... RETURNING``) takes the same lock. So two transactions never share
 a revision, whatever the database: on PostgreSQL the second waits for the first to commit and
 then reads its bump; on SQLite write transactions are serialised anyway (``BEGIN IMMEDIATE``).
+
+Every other lock is taken before the counter's: a transaction that stamps a row it changes
+locks that row first (a zone edit locks its domain, ``store.domains.get_row(lock=True)``), as
+a transaction that only bumps at commit holds its row locks before the bump. One order for
+all, so two writers never wait for each other in a circle.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def publish(tx: Tx, domain: str, kind: str, name: str, value: str) -> str:
 
 def _zone_changed(tx: Tx, domain: str) -> None:
     """A DNS-01 answer changes the zone: its serial must move (the order waits for it)."""
-    zone = tx.session.get(DomainRow, domain)
+    zone = tx.session.get(DomainRow, domain, with_for_update=True)  # before the revision
     if zone is not None:
         zone.zone_revision = tx.next_revision()
 
