@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edgeplane.bundles import limits as bundle_limits
+
 
 def _default_home() -> Path:
     return Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")
@@ -97,6 +99,8 @@ class Settings:
     # activate and check a new version before it is rolled back.
     canary_timeout_s: float = 60.0
     rollout_timeout_s: float = 120.0
+    # How big an uploaded bundle may be (EDGEPLANE_BUNDLE_MAX_BYTES, _MAX_FILE_BYTES, _MAX_FILES).
+    bundle_limits: bundle_limits.BundleLimits = field(default_factory=bundle_limits.BundleLimits)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -107,6 +111,7 @@ class Settings:
             url=env.get("EDGEPLANE_URL") or None,
             token=env.get("EDGEPLANE_TOKEN") or None,
             secret_key=env.get("EDGEPLANE_SECRET_KEY") or None,
+            bundle_limits=bundle_limits.from_env(env),
         )
         dns: dict[str, object] = {}
         if env.get("EDGEPLANE_DNS_RESOLVERS"):

@@ -4,6 +4,7 @@ locations and metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 from typing import Any
@@ -159,10 +160,10 @@ def test_upload_with_a_link_out_of_the_bundle_is_refused(api: Api) -> None:
     assert ok(api.get(f"{DEPLOY}/bundles")) == []
 
 
-def test_an_oversized_file_is_refused_and_nothing_stored(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("EDGEPLANE_BUNDLE_MAX_FILE_BYTES", "1000")
+def test_an_oversized_file_is_refused_and_nothing_stored(api: Api) -> None:
+    state = api.client.app.state  # type: ignore[attr-defined]
+    limits = dataclasses.replace(state.settings.bundle_limits, max_file_bytes=1000)
+    state.settings = dataclasses.replace(state.settings, bundle_limits=limits)
     data = tar_of({"index.html": b"small", "big.bin": b"x" * 1001})
     doc = problem(api.post(f"{DEPLOY}/bundles", content=data), 422, "bundle")
     assert "big.bin" in doc["detail"]

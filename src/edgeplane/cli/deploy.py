@@ -286,15 +286,20 @@ def _act(
 def _archive(source: Path, show: bool) -> Iterator[Archive]:
     """The archive to upload (a directory packed into a temporary one); bad input exits 2."""
     from edgeplane.sdk.edge_service import archive_of
+    from edgeplane.settings import Settings
 
+    try:
+        limits = Settings.from_env().bundle_limits
+    except ValueError as exc:
+        rt.fail(str(exc), 2)
     work = Path(tempfile.mkdtemp(prefix="edgeplane-deploy-"))
     try:
         try:
             if source.is_dir() and show:
                 with output.stderr.status(f"packing {source}", spinner="dots"):
-                    archive = archive_of(source, work)
+                    archive = archive_of(source, work, limits)
             else:
-                archive = archive_of(source, work)
+                archive = archive_of(source, work, limits)
         except EdgeplaneError as exc:
             rt.fail(exc.message, 2)
         if archive.packed is not None and show:

@@ -38,6 +38,7 @@ from edgeplane.sdk.client import Client, body_of, client_for
 from edgeplane.settings import Settings
 
 if TYPE_CHECKING:
+    from edgeplane.bundles.limits import BundleLimits
     from edgeplane.bundles.pack import PackResult
 
 BASE = "/api/v1/infrastructure/edge"
@@ -107,15 +108,10 @@ def _refused(message: str) -> InvalidInput:
     return InvalidInput(message, field="bundle")
 
 
-def _pack(root: Path, out: Path) -> PackResult:
-    from edgeplane.bundles import limits as bundle_limits
+def _pack(root: Path, out: Path, limits: BundleLimits) -> PackResult:
     from edgeplane.bundles.errors import BundleError
     from edgeplane.bundles.pack import pack_directory
 
-    try:
-        limits = bundle_limits.from_env()
-    except ValueError as exc:
-        raise _refused(str(exc)) from None
     try:
         return pack_directory(root, out, limits)
     except BundleError as exc:
@@ -131,14 +127,14 @@ def _check_archive(path: Path) -> None:
         raise _refused(f"{path}: not a tar, tar.gz or zip archive (nor a directory)")
 
 
-def archive_of(source: str | Path, work: Path) -> Archive:
+def archive_of(source: str | Path, work: Path, limits: BundleLimits) -> Archive:
     """``source`` as an archive to upload (blocking): a directory is packed into
     ``work/bundle.tar``, an archive is used as it is. ``InvalidInput`` (field ``bundle``)
     names the file at fault: a link out of the directory, a file over the limits, ..."""
     path = Path(source).expanduser()
     if path.is_dir():
         out = work / "bundle.tar"
-        packed = _pack(path, out)
+        packed = _pack(path, out, limits)
         return Archive(path=out, size=out.stat().st_size, packed=packed)
     if not path.exists():
         raise _refused(f"{path}: no such file or directory")
@@ -149,11 +145,11 @@ def archive_of(source: str | Path, work: Path) -> Archive:
 
 
 @contextlib.asynccontextmanager
-async def prepared(source: str | Path) -> AsyncIterator[Archive]:
+async def prepared(source: str | Path, limits: BundleLimits) -> AsyncIterator[Archive]:
     """``archive_of`` in a temporary directory, removed afterwards."""
     work = Path(tempfile.mkdtemp(prefix="edgeplane-bundle-"))
     try:
-        yield await asyncio.to_thread(archive_of, source, work)
+        yield await asyncio.to_thread(archive_of, source, work, limits)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
 
@@ -239,7 +235,7 @@ class EdgeDeploymentService:
     ) -> Bundle:
         """Upload a directory (packed first) or a tar, tar.gz or zip archive. The same
         content uploaded again is the same bundle (its id is the archive's sha256)."""
-        async with prepared(path) as archive:
+        async with prepared(path, self.client.settings.bundle_limits) as archive:
             bundle, _ = await self.upload_archive(archive, project_id, on_progress=on_progress)
         return bundle
 

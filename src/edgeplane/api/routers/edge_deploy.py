@@ -77,7 +77,7 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
     """Validate the archive (sizes, paths, links), precompress it (gzip, brotli) and store it
     content-addressed: the bundle's id is the sha256 of the archive edge nodes fetch."""
     ctx.actor.require(ctx.project, Role.EDITOR)
-    limits = bundle_limits.from_env()
+    limits = ctx.settings.bundle_limits
     work = Path(tempfile.mkdtemp(prefix="edgeplane-bundle-", dir=_work_root(ctx, limits)))
     try:
         upload = work / "upload"
