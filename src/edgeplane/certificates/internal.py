@@ -11,7 +11,8 @@ from edgeplane.certificates.internal_ca import InternalCA
 from edgeplane.model.certificates import Certificate, CertificateIssued
 from edgeplane.model.enums import Role
 from edgeplane.services.common import lock_name
-from edgeplane.store.db import Tx
+from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
+from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import CertificateRow
 
 ISSUER = "internal"
@@ -51,6 +52,16 @@ def provision(tx: Tx, domain: str) -> CertificateIssued:
     tx.actor.require(tx.project, Role.EDITOR)
     row = versions.verified_domain(tx, domain)
     return versions.issued(issue(tx, row.name))
+
+
+def public_root(db: Database) -> str:
+    """The internal root certificate, read without a write transaction once it exists."""
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        pem = InternalCA.root_pem(tx.session)
+    if pem is not None:
+        return pem
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        return root_pem(tx)
 
 
 def root_pem(tx: Tx) -> str:

@@ -13,7 +13,6 @@ from edgeplane.certificates import custom, internal, renewal, versions
 from edgeplane.certificates.acme import orders as acme_orders
 from edgeplane.certificates.acme.client import AcmeError
 from edgeplane.certificates.acme.progress import Orders, OrderStatus
-from edgeplane.certificates.internal_ca import InternalCA
 from edgeplane.errors import InvalidInput, UpstreamFailed
 from edgeplane.model.certificates import (
     Certificate,
@@ -41,7 +40,6 @@ from edgeplane.services import (
     verification,
 )
 from edgeplane.store import domains as domain_rows
-from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 
 router = APIRouter(prefix="/api/v1/infrastructure", tags=["domains"])
@@ -248,9 +246,4 @@ def revoke_certificate(ctx: Ctx, domain: str, body: CertificateRevoke | None = N
 def ca_pem(request: Request) -> Response:
     """The internal CA's root certificate (public), for clients to trust."""
     db: Database = request.app.state.db
-    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        pem = InternalCA.root_pem(tx.session)
-    if pem is None:
-        with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            pem = internal.root_pem(tx)
-    return Response(content=pem, media_type="application/x-pem-file")
+    return Response(content=internal.public_root(db), media_type="application/x-pem-file")
