@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import edgeplane
-from edgeplane.api import problems
+from edgeplane.api import docs, problems
 from edgeplane.api.routers import (
     access,
     alerts,
@@ -43,7 +43,8 @@ def create_app(
         description="Edge infrastructure from one control plane: inventory, routing, "
         "load balancing and disaster recovery. Authenticate with `Authorization: Bearer "
         "<token>`; choose the project with `?project=` (default: `default`).",
-        docs_url="/docs",
+        docs_url=None,  # edgeplane.api.docs serves /docs and /redoc with local assets
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -52,6 +53,7 @@ def create_app(
     app.state.local_actor = local_actor
     bind(db.engine, SecretBox.from_settings(settings))
     problems.install(app)
+    docs.install(app)
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
