@@ -193,7 +193,7 @@ def _serve(
         pass  # uvicorn's way of saying that it could not start (it logged why)
     finally:
         db.dispose()
-    if not server.started:
+    if not server.started and not server.should_exit:  # not stopped by a signal
         typer.echo(f"error: could not listen on {host}:{port}", err=True)
         raise typer.Exit(1)
     typer.echo("stopped")
