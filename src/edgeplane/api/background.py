@@ -1,4 +1,4 @@
-"""The control plane's background work, run by ``edgeplane server`` and ``edgeplane up``:
+"""The control plane's background work, run by ``edgeplane serve`` and ``edgeplane up``:
 
 - the **liveness monitor** (every ``liveness_interval_s``): edge nodes whose heartbeat stopped
   or that report themselves unhealthy leave the GeoDNS answers, within ``node_timeout_s`` plus
