@@ -3,7 +3,8 @@ Playwright) opens ``/docs`` and ``/redoc`` of a real ``edgeplane up``; every req
 make goes to that control plane and succeeds, and the pages render the API's operations.
 
 The pages' Content-Security-Policy keeps the browser from loading anything from elsewhere;
-what it refused is recorded too: only ReDoc's footer logo (on its vendor's CDN) may be.
+what it refused is recorded too: only ReDoc's footer logo (on its vendor's CDN) may be, which
+leaves the footer's text alone.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Visit:
 
 def visit(browser: Any, cp: ControlPlane, path: str, rendered: str) -> Visit:
     """Open ``cp.url + path`` in a fresh browser context where any request to anywhere else is
-    blocked (and recorded), and wait until ``rendered`` (a CSS selector) is on the page."""
+    blocked (and recorded), and wait until ``rendered`` (a Playwright selector) is visible."""
     seen = Visit()
     local = cp.url + "/"
     context = browser.new_context()
@@ -106,10 +107,10 @@ def visit(browser: Any, cp: ControlPlane, path: str, rendered: str) -> Visit:
 
 
 def assert_offline(
-    seen: Visit, cp: ControlPlane, *assets: str, refused: tuple[str, ...] = ()
+    seen: Visit, cp: ControlPlane, *assets: str, may_refuse: tuple[str, ...] = ()
 ) -> None:
     assert seen.blocked == [], "requests that left the control plane"
-    assert sorted(set(seen.refused)) == sorted(refused)
+    assert set(seen.refused) <= set(may_refuse)
     assert seen.failed == []
     assert seen.errors == []
     local = (cp.url + "/", "data:")
@@ -144,5 +145,5 @@ def test_redoc_works_offline(browser: Any, control_plane: ControlPlane) -> None:
         "/openapi.json",
         "/docs/assets/redoc.standalone.js",
         "/docs/assets/favicon.png",
-        refused=(REDOC_FOOTER_LOGO,),
+        may_refuse=(REDOC_FOOTER_LOGO,),
     )
