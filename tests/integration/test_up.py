@@ -260,19 +260,22 @@ def test_serve_runs_the_control_plane_alone(tmp_path: Path) -> None:
     assert "edge agent" not in cp.output()
 
 
-def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
-    """A port already taken (say by a running `up`): a one-line error and exit 1, after
-    which nothing is left listening or running."""
+@pytest.mark.parametrize("command", ["serve", "up"])
+def test_a_port_in_use_is_a_clear_error_and_creates_no_state(tmp_path: Path, command: str) -> None:
+    """The API's port already taken (say by a running `up`): a one-line error and exit 1,
+    before any state directory is created."""
+    flag = "--port" if command == "serve" else "--api-port"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "edgeplane", "serve", "--home", str(tmp_path / "home"),
-             "--port", str(port)],
+            [sys.executable, "-m", "edgeplane", command, "--home", str(tmp_path / "home"),
+             flag, str(port)],
             env=clean_env(), capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert f"could not listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
-    assert "control plane on" not in done.stdout  # never said it was up
+    assert done.stdout == ""  # never said it was up
+    assert not (tmp_path / "home").exists()

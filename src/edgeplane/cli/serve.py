@@ -38,6 +38,28 @@ def _locator(settings: Settings) -> GeoLocator:
         raise typer.Exit(1) from None
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail at once, before any state is created, when the API's address is taken (say by a
+    running ``up``). uvicorn's own bind, later, still reports a port taken in between."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            typer.echo(
+                f"error: could not listen on {host}:{port}: {exc.strerror or exc} "
+                "(is Edgeplane already running there?)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+
+
 def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
     """Migrate the database and make sure the admin token exists."""
     from edgeplane.services.access import ensure_admin_token
@@ -218,6 +240,7 @@ def up(
     """Run Edgeplane on this machine: the control plane with its API and one local edge node.
     Ctrl-C stops everything."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _check_port(host, api_port)
     settings, db, token = _prepare(home)
     url = f"http://{host}:{api_port}"
     edge: list[subprocess.Popen[bytes]] = []
@@ -265,6 +288,7 @@ def serve(
     """Run the control plane alone: the API and its background work, no edge node (several
     replicas may share EDGEPLANE_DATABASE_URL)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _check_port(host, port)
     settings, db, _ = _prepare(home)
     label = _database_label(settings)
     _serve(
