@@ -7,7 +7,7 @@ Run from the repository root::
 
 For each backend: a fresh database is migrated and loaded with ``--servers`` servers through
 the service layer (timed), the control plane is served by uvicorn on a free loopback port
-(by default in a child process of its own, as ``edgeplane server`` runs it), and one
+(by default in a child process of its own, as ``edgeplane serve`` runs it), and one
 ``httpx.Client`` (keep-alive, admin bearer token) times, one request after the other:
 
 * a no-op route of the benchmark's own (the HTTP + FastAPI floor),
@@ -380,7 +380,7 @@ def serve_main(argv: Sequence[str]) -> int:
 
 
 class SubprocessServer:
-    """uvicorn in a child process (its own interpreter and GIL, like ``edgeplane server``)."""
+    """uvicorn in a child process (its own interpreter and GIL, like ``edgeplane serve``)."""
 
     description = "uvicorn in a child process"
 

@@ -29,11 +29,17 @@ pytestmark = pytest.mark.skipif(EDGEPLANE is None, reason="the edgeplane script 
 @dataclass
 class Cli:
     env: dict[str, str]
+    cwd: Path | None = None
 
     def run(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
         assert EDGEPLANE is not None
         done = subprocess.run(
-            [EDGEPLANE, *args], env=self.env, capture_output=True, text=True, timeout=60
+            [EDGEPLANE, *args],
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
         return done
@@ -237,12 +243,49 @@ def test_projects_tokens_and_identity(remote: Cli) -> None:
 def test_help_lists_every_noun(tmp_path: Path) -> None:
     cli = cli_at(tmp_path / "home")
     text = cli.run("--help").stdout
-    for noun in ("region", "datacenter", "dc", "servers", "service", "lb", "dr", "route"):
+    for noun in ("region", "datacenter", "dc", "server", "servers", "service", "lb", "dr"):
         assert noun in text
-    for noun in ("project", "token", "audit", "whoami", "init", "up", "server"):
+    for noun in ("route", "project", "token", "audit", "whoami", "init", "up", "serve"):
         assert noun in text
     assert "Usage: edgeplane server list" in cli.run("server", "list", "--help").stdout
+    assert "Usage: edgeplane servers list" in cli.run("servers", "list", "--help").stdout
+    assert "edgeplane serve" in cli.run("server", "--help").stdout
+    assert "Usage: edgeplane serve " in cli.run("serve", "--help").stdout
     assert not (tmp_path / "home").exists()  # help touches no state
+
+
+@pytest.mark.parametrize(
+    "args", [["server"], ["servers"], ["server", "--port", "8800"], ["server", "--home", "x"]]
+)
+def test_server_is_the_inventory_noun_not_the_control_plane(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """`edgeplane server` without a verb (or with the control plane's options) says that the
+    control plane is `edgeplane serve`, exits 2 and creates no state, in the working
+    directory or anywhere."""
+    cli = Cli(clean_env(COLUMNS="200"), cwd=tmp_path)
+    message = cli.fails(*args, code=2)
+    assert "`edgeplane serve`" in message and "needs a verb" in message
+    assert "list" in message and "create" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_command_creates_state_in_the_working_directory(tmp_path: Path) -> None:
+    """Without a control plane URL, --home or EDGEPLANE_HOME, a command needs ./.edgeplane
+    to exist: it does not make a second, empty state beside a running control plane's."""
+    cli = Cli(clean_env(COLUMNS="200"), cwd=tmp_path)
+    for args in (["server", "list"], ["region", "list"], ["lb", "create", "--name", "x"]):
+        message = cli.fails(*args)
+        assert "no Edgeplane state in" in message and "EDGEPLANE_URL" in message
+        assert "edgeplane init" in message
+    for args in (["--version"], ["serve", "--help"], ["up", "--help"], ["edge", "--help"]):
+        cli.run(*args)
+    cli.run("nonsense", code=2)
+    assert list(tmp_path.iterdir()) == []
+    # `init` creates it on purpose; then commands work on it.
+    cli.run("init")
+    assert [p.name for p in tmp_path.iterdir()] == [".edgeplane"]
+    assert cli.json("server", "list") == {"items": [], "next_cursor": None}
 
 
 def test_cdn_and_lb_backends(tmp_path: Path) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import signal
+import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import dns.exception
@@ -11,7 +15,7 @@ import dns.message
 import dns.query
 import httpx
 import pytest
-from processes import start_up
+from processes import ControlPlane, clean_env, free_port, start_up
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -200,3 +204,78 @@ def test_up_starts_a_local_edge_node_and_stops_it() -> None:
     assert "stopped" in output
     # The edge token is never printed (it goes to the agent through its environment).
     assert "ep_" not in output.replace(token, "")
+
+
+def wait_for_line(cp: ControlPlane, text: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in cp.output():
+        assert cp.process.poll() is None, cp.output()
+        assert time.monotonic() < deadline, cp.output()
+        time.sleep(0.05)
+
+
+def test_up_says_it_is_up_once_the_api_answers(tmp_path: Path) -> None:
+    """The banner comes once the API listens: the first request after it is answered."""
+    home = tmp_path / "home"
+    port = free_port()
+    log = tmp_path / "up.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgeplane", "up", "--home", str(home),
+             "--api-port", str(port), "--no-edge"],
+            stdout=out, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+        )  # fmt: skip
+    cp = ControlPlane(process, home, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_for_line(cp, "Edgeplane is up")
+        assert httpx.get(f"{cp.url}/healthz", timeout=5).status_code == 200
+    finally:
+        assert cp.stop() == 0, cp.output()
+
+
+def test_serve_runs_the_control_plane_alone(tmp_path: Path) -> None:
+    """`edgeplane serve`: the API and its background work, no edge node; the same state as
+    `up` in its home; SIGTERM stops it."""
+    home = tmp_path / "home"
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgeplane", "serve", "--home", str(home),
+             "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, text=True, env=clean_env(),
+        )  # fmt: skip
+    cp = ControlPlane(process, home, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_for_line(cp, f"Edgeplane control plane on {cp.url}")
+        headers = {"Authorization": f"Bearer {cp.token}"}
+        r = httpx.get(f"{cp.url}/api/v1/whoami", headers=headers, timeout=5)
+        assert r.status_code == 200 and r.json()["roles"] == {"default": "admin"}
+        assert httpx.get(f"{cp.url}/api/v1/edge/nodes", headers=headers).json() == []
+        assert "swagger-ui" in httpx.get(f"{cp.url}/docs").text
+    finally:
+        code = cp.stop()
+    assert code == 0, cp.output()
+    assert "stopped" in cp.output()
+    assert "edge agent" not in cp.output()
+
+
+@pytest.mark.parametrize("command", ["serve", "up"])
+def test_a_port_in_use_is_a_clear_error_and_creates_no_state(tmp_path: Path, command: str) -> None:
+    """The API's port already taken (say by a running `up`): a one-line error and exit 1,
+    before any state directory is created."""
+    flag = "--port" if command == "serve" else "--api-port"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "edgeplane", command, "--home", str(tmp_path / "home"),
+             flag, str(port)],
+            env=clean_env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"could not listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout == ""  # never said it was up
+    assert not (tmp_path / "home").exists()

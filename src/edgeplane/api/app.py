@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from edgeplane.api import problems
+from edgeplane.api import docs, problems
 from edgeplane.api.notify import RevisionNotifier
 from edgeplane.api.routers import (
     access,
@@ -55,7 +55,8 @@ def create_app(
         description="Edge infrastructure from one control plane: inventory, routing, "
         "load balancing and disaster recovery. Authenticate with `Authorization: Bearer "
         "<token>`; choose the project with `?project=` (default: `default`).",
-        docs_url="/docs",
+        docs_url=None,  # edgeplane.api.docs serves /docs and /redoc with local assets
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -68,6 +69,7 @@ def create_app(
     app.state.notifier = RevisionNotifier(db)
     app.state.acme_orders = Orders()
     problems.install(app)
+    docs.install(app)
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
 from edgeplane.cli import (
     access,
@@ -33,28 +32,7 @@ from edgeplane.cli import (
 from edgeplane.cli.runtime import Globals
 from edgeplane.version import __version__
 
-if TYPE_CHECKING:
-    from typer import _click
-
-SERVERS_GROUP = "servers"
-
-
-class RootGroup(TyperGroup):
-    """``edgeplane server`` runs the control plane, while ``edgeplane server VERB`` (VERB one
-    of the inventory commands: list, create, show, ...) is ``edgeplane servers VERB``."""
-
-    def resolve_command(
-        self, ctx: _click.Context, args: list[str]
-    ) -> tuple[str | None, _click.Command | None, list[str]]:
-        if len(args) > 1 and args[0] == "server":
-            group = self.commands.get(SERVERS_GROUP)
-            if isinstance(group, TyperGroup) and args[1] in group.commands:
-                return "server", group, args[1:]
-        return super().resolve_command(ctx, args)
-
-
 app = typer.Typer(
-    cls=RootGroup,
     name="edgeplane",
     help="Edgeplane: edge infrastructure from one control plane.",
     no_args_is_help=True,
@@ -95,20 +73,21 @@ def root(
     ] = False,
 ) -> None:
     if home is not None:
-        # The process commands (init, up, server) read it from the environment too.
+        # The process commands (init, up, serve) read it from the environment too.
         os.environ["EDGEPLANE_HOME"] = str(home)
     ctx.obj = Globals(project=project, url=url, token=token)
 
 
 app.command("init")(serve.init)
 app.command("up")(serve.up)
-app.command("server")(serve.server)
+app.command("serve")(serve.serve)
 app.add_typer(edge.app, name="edge")
 
 app.add_typer(regions.app, name="region")
 app.add_typer(datacenters.app, name="datacenter")
 app.add_typer(datacenters.app, name="dc", help="Alias of datacenter.")
-app.add_typer(servers.app, name=SERVERS_GROUP)
+app.add_typer(servers.app, name="server")
+app.add_typer(servers.app, name="servers", help="Alias of server.")
 app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
 app.add_typer(operations.dr_app, name="dr")

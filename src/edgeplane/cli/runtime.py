@@ -11,6 +11,7 @@ talks to it, so that ``--help`` and usage errors stay fast.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,22 @@ class Globals:
         settings = Settings.from_env(url=self.url, token=self.token)
         return Client(settings, project=self.project if scoped else None)
 
+    def check_state(self) -> None:
+        """Embedded, a command works on a state directory that exists or that was named (--home,
+        EDGEPLANE_HOME): it never creates ./.edgeplane by itself, where it would be a second,
+        empty state beside a running control plane's. ``edgeplane init`` creates one."""
+        from edgeplane.settings import Settings
+
+        settings = Settings.from_env(url=self.url, token=self.token)
+        if settings.url or settings.database_url or os.environ.get("EDGEPLANE_HOME"):
+            return
+        if not settings.home.exists():
+            fail(
+                f"no Edgeplane state in {settings.home.resolve()}: to talk to a control plane, "
+                "set EDGEPLANE_URL and EDGEPLANE_TOKEN (or --url and --token); to work on local "
+                "state, give --home DIR (or EDGEPLANE_HOME), or create it with `edgeplane init`"
+            )
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     output.error(message)
@@ -60,6 +77,7 @@ def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], *, scoped: bo
     """
     globals_ = ctx.find_root().obj
     assert isinstance(globals_, Globals)
+    globals_.check_state()
 
     async def run() -> T:
         client = globals_.client(scoped=scoped)

@@ -1,12 +1,15 @@
-"""The process commands: ``init``, ``up`` (everything on one machine) and ``server``."""
+"""The process commands: ``init``, ``up`` (everything on one machine) and ``serve`` (the
+control plane alone)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,6 +36,28 @@ def _locator(settings: Settings) -> GeoLocator:
     except GeoDatabaseError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail at once, before any state is created, when the API's address is taken (say by a
+    running ``up``). uvicorn's own bind, later, still reports a port taken in between."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            typer.echo(
+                f"error: could not listen on {host}:{port}: {exc.strerror or exc} "
+                "(is Edgeplane already running there?)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
 
 
 def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
@@ -142,7 +167,15 @@ def _stop_child(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None
             process.wait()
 
 
-def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[str]) -> None:
+def _serve(
+    settings: Settings,
+    db: Database,
+    host: str,
+    port: int,
+    banner: Callable[[], list[str]],
+) -> None:
+    """Serve the API until SIGINT or SIGTERM. ``banner`` runs once the API listens (it may
+    start more processes) and returns the lines to print: "up" is said only when it is."""
     import uvicorn
 
     from edgeplane.api.app import create_app
@@ -162,7 +195,16 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                for line in banner():
+                    typer.echo(line)
+                sys.stdout.flush()
+
+    server = Server(config)
 
     def _stop(signum: int, _frame: object) -> None:
         server.should_exit = True
@@ -171,14 +213,13 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
     # before it does and make SIGTERM and SIGINT behave the same.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    for line in banner:
-        typer.echo(line)
-    sys.stdout.flush()
     try:
         server.run()
+    except SystemExit:
+        pass  # uvicorn's way of saying that it could not start (it logged why)
     finally:
         db.dispose()
-    if not server.started:
+    if not server.started and not server.should_exit:  # not stopped by a signal
         typer.echo(f"error: could not listen on {host}:{port}", err=True)
         raise typer.Exit(1)
     typer.echo("stopped")
@@ -203,47 +244,61 @@ def up(
     """Run Edgeplane on this machine: the control plane with its API and one local edge node.
     Ctrl-C stops everything."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _check_port(host, api_port)
     settings, db, token = _prepare(home)
     url = f"http://{host}:{api_port}"
-    banner = [
-        f"Edgeplane is up (database {_database_label(settings)})",
-        f"  API:         {url}/api/v1",
-        f"  API docs:    {url}/docs",
-        f"  admin token: {token}",
-        f"               (also in {settings.admin_token_path.resolve()})",
-        f"  CLI:         export EDGEPLANE_URL={url} "
-        f"EDGEPLANE_TOKEN=$(cat {settings.admin_token_path.resolve()})",
-    ]
-    edge: subprocess.Popen[bytes] | None = None
-    if not no_edge:
-        edge_token = _edge_token(db, settings)
-        edge = _start_edge(settings, edge_token, url, host, region, http_port, https_port, dns_port)
-        banner += [
-            f"  edge node:   {EDGE_NODE_NAME} ({region}) "
-            f"http://{host}:{http_port} https://{host}:{https_port}",
+    edge: list[subprocess.Popen[bytes]] = []
+
+    def started() -> list[str]:
+        banner = [
+            f"Edgeplane is up (database {_database_label(settings)})",
+            f"  API:         {url}/api/v1",
+            f"  API docs:    {url}/docs",
+            f"  admin token: {token}",
+            f"               (also in {settings.admin_token_path.resolve()})",
+            f"  CLI:         export EDGEPLANE_URL={url} "
+            f"EDGEPLANE_TOKEN=$(cat {settings.admin_token_path.resolve()})",
         ]
-        if dns_port:
-            banner.append(f"  DNS:         {host}:{dns_port} (UDP and TCP)")
-    banner.append("Press Ctrl-C to stop.")
+        if not no_edge:
+            # Started once the API listens: the agent registers at once instead of retrying,
+            # and does not compete for the CPU while the control plane starts.
+            edge.append(
+                _start_edge(
+                    settings, edge_token, url, host, region, http_port, https_port, dns_port
+                )
+            )
+            banner.append(
+                f"  edge node:   {EDGE_NODE_NAME} ({region}) "
+                f"http://{host}:{http_port} https://{host}:{https_port}"
+            )
+            if dns_port:
+                banner.append(f"  DNS:         {host}:{dns_port} (UDP and TCP)")
+        banner.append("Press Ctrl-C to stop.")
+        return banner
+
+    edge_token = "" if no_edge else _edge_token(db, settings)
     try:
-        _serve(settings, db, host, api_port, banner)
+        _serve(settings, db, host, api_port, started)
     finally:
-        if edge is not None:
-            _stop_child(edge)
+        for process in edge:
+            _stop_child(process)
 
 
-def server(
+def serve(
     home: HomeOpt = None,
     port: Annotated[int, typer.Option("--port", help="API port")] = 8800,
     host: HostOpt = "127.0.0.1",
 ) -> None:
-    """Run the control plane alone (several replicas may share EDGEPLANE_DATABASE_URL)."""
+    """Run the control plane alone: the API and its background work, no edge node (several
+    replicas may share EDGEPLANE_DATABASE_URL)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _check_port(host, port)
     settings, db, _ = _prepare(home)
+    label = _database_label(settings)
     _serve(
         settings,
         db,
         host,
         port,
-        [f"Edgeplane control plane on http://{host}:{port} (database {_database_label(settings)})"],
+        lambda: [f"Edgeplane control plane on http://{host}:{port} (database {label})"],
     )

@@ -1,23 +1,50 @@
-"""``edgeplane server VERB`` (group ``servers``): inventory servers, their capacity and metrics.
+"""``edgeplane server VERB`` (alias ``servers``): inventory servers, their capacity and metrics.
 
-``edgeplane server`` alone runs the control plane (``cli/serve.py``); the root group sends
-``edgeplane server VERB`` here when VERB is one of this group's commands.
+The control plane's process is ``edgeplane serve`` (``cli/serve.py``). ``edgeplane server``
+without a verb, or with an option before one (``edgeplane server --port 8800``), says so and
+exits 2 without touching any state.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from edgeplane.cli import options as o
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
 
+if TYPE_CHECKING:
+    from typer import _click
+
+SERVE_HINT = (
+    "To run the control plane, use `edgeplane serve` (--port, --host, --home); "
+    "`edgeplane up` runs it with a local edge node."
+)
+
+
+class ServerGroup(TyperGroup):
+    """The inventory noun, which once also ran the control plane: without a verb, or with an
+    option before one (``--port``), it says where that went instead of starting anything."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ctx.help_option_names):
+            verbs = ", ".join(self.list_commands(ctx))
+            rt.fail(
+                f"`edgeplane {ctx.info_name}` manages inventory servers and needs a verb "
+                f"({verbs}). {SERVE_HINT}",
+                2,
+            )
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=ServerGroup,
     help="Inventory servers (primary, secondary, edge, cache), their capacity and metrics. "
-    "`edgeplane server VERB` works too."
+    "The control plane itself runs with `edgeplane serve`.",
 )
 
 PATH = f"{rt.BASE}/servers"
