@@ -55,7 +55,7 @@ DEPLOYMENT_COLUMNS: list[Column] = [
     ("ERROR", "error"),
 ]
 PROGRESS_COLUMNS: list[Column] = [
-    ("REGION", "region"),
+    ("LOCATION", output.place("region")),
     ("STATE", "state"),
     ("NODES", "nodes"),
     ("ACTIVE", "active"),
@@ -63,7 +63,7 @@ PROGRESS_COLUMNS: list[Column] = [
     ("PENDING", "pending"),
 ]
 LOCATION_COLUMNS: list[Column] = [
-    ("REGION", "region"),
+    ("LOCATION", output.place("region")),
     ("NAME", "name"),
     ("STATUS", "status"),
     ("NODES", lambda r: f"{sum(1 for n in r['nodes'] if n['live'])}/{len(r['nodes'])} live"),
@@ -72,7 +72,7 @@ LOCATION_COLUMNS: list[Column] = [
     ("DEPLOYMENTS", "deployments"),
 ]
 METRIC_COLUMNS: list[Column] = [
-    ("REGION", "region"),
+    ("LOCATION", output.place("region")),
     ("REQUESTS", "requests"),
     ("BYTES OUT", "bytes_out"),
     ("HIT RATIO", lambda r: "-" if r["hit_ratio"] is None else f"{r['hit_ratio'] * 100:.1f}%"),
@@ -234,10 +234,10 @@ async def follow(c: Client, doc: Doc, timeout: float, *, show: bool) -> tuple[Do
             doc = await c.request("GET", _path(doc["id"]))
 
 
-def finish(doc: Doc, timed_out: bool, timeout: float, as_json: bool) -> None:
+def finish(doc: Doc, timed_out: bool, timeout: float, as_json: bool, quiet: bool = False) -> None:
     """The answer of a command that waited: the summary, or the failure and exit code 1."""
     deployment = doc["deployment"]
-    rt.emit(doc, as_json, render_deployed)
+    rt.emit(doc, as_json, render_deployed, quiet=quiet, key="deployment.id")
     status = deployment["status"]
     if status == "active" or (status == "superseded" and deployment.get("activated_at")):
         return
@@ -359,7 +359,12 @@ def deploy(
     ],
     regions: Annotated[
         list[str] | None,
-        typer.Option("--regions", "--region", help="candidate regions: eu-central,us-east"),
+        typer.Option(
+            "--regions",
+            "--region",
+            help="candidate locations (eu-central,us-east); a region code (eu) or type (europe) "
+            "stands for its locations with a live node",
+        ),
     ] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="all, closest or cheapest")] = "all",
     location: Annotated[
@@ -393,6 +398,12 @@ def deploy(
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds to follow the rollout at most")
     ] = 300.0,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="print only the new version's id (no progress; still waits)"
+        ),
+    ] = False,
     as_json: o.Json = False,
 ) -> None:
     """Deploy a static site to the edge: pack, upload, then roll out (a canary node first)."""
@@ -402,7 +413,7 @@ def deploy(
         rt.fail(f"--strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}", 2)
     if timeout <= 0:
         rt.fail("--timeout: must be a positive number of seconds", 2)
-    show = not as_json
+    show = not (as_json or quiet)
     body = rt.compact(
         regions=_split(regions),
         strategy=strategy,
@@ -434,9 +445,9 @@ def deploy(
         with _archive(Path(source), show) as archive:
             doc, timed_out = rt.call(ctx, lambda c: run(c, archive))
     if no_wait:
-        rt.emit(doc, as_json, render_deployed)
+        rt.emit(doc, as_json, render_deployed, quiet=quiet, key="deployment.id")
         return
-    finish(doc, timed_out, timeout, as_json)
+    finish(doc, timed_out, timeout, as_json, quiet=quiet)
 
 
 # edgeplane deployment ---------------------------------------------------------------------

@@ -225,8 +225,10 @@ def get(tx: Tx, code: str) -> Region:
     return to_model(get_row(tx, code))
 
 
-def list_all(tx: Tx) -> list[Region]:
-    return [to_model(r) for r in tx.session.scalars(select(RegionRow).order_by(RegionRow.code))]
+def list_all(tx: Tx, region: str | None = None) -> list[Region]:
+    """Every location by code, or those within ``region`` (in any vocabulary)."""
+    where = resolve(tx, region, "region") if region else None
+    return [to_model(r) for r in locations_in(tx, where)]
 
 
 def _require_parents_keep_placements(tx: Tx, row: RegionRow, code: RegionCode) -> None:

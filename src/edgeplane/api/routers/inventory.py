@@ -43,9 +43,10 @@ RegionFilter = Annotated[
 
 
 @router.get("/regions", response_model=list[Region])
-def list_regions(ctx: Ctx) -> list[Region]:
+def list_regions(ctx: Ctx, region: RegionFilter = None) -> list[Region]:
+    """The locations, each with its region code and region type."""
     with ctx.read(scoped=False) as tx:
-        return regions.list_all(tx)
+        return regions.list_all(tx, region)
 
 
 @router.post("/regions", response_model=Region, status_code=201)
