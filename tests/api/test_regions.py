@@ -367,3 +367,66 @@ def test_deployment_regions_in_any_vocabulary(api: Api) -> None:
     r = api.get(f"{DEPLOY}/deployments/{d['id']}/metrics", params={"region": "sa"})
     assert r.status_code == 422 and r.json()["field"] == "region", r.text
     assert "is not deployed in 'sa' (it is in eu-central, uk-south, us-east)" in r.text
+
+
+# The SDK -----------------------------------------------------------------------------------
+
+
+def test_sdk_takes_any_vocabulary_and_raises_naming_the_field(api: Api) -> None:
+    import asyncio
+
+    from edgeplane import GlobalOperations, InfrastructureManager, ProjectService
+    from edgeplane.errors import Conflict, InvalidInput
+    from edgeplane.model.enums import RegionCode, RegionType
+    from edgeplane.sdk import embedded
+    from edgeplane.sdk.client import Client
+    from edgeplane.settings import Settings
+
+    client = Client(Settings(home=api.tmp / "home", database_url=api.db.url))
+    manager, ops = InfrastructureManager(client=client), GlobalOperations(client=client)
+
+    async def main() -> None:
+        dc = await ops.create_data_center(
+            name="EU", location="eu-west", tier=3, capacity={"cpu": 10, "memory": 10}
+        )
+        assert (dc.region, dc.location, dc.region_type) == (
+            RegionCode.EU, "eu-west", RegionType.EUROPE,
+        )  # fmt: skip
+        server = await manager.create_server(
+            name="S", type="edge", data_center_id=dc.id, capacity={"cpu": 1, "memory": 1}
+        )
+        assert (server.region, server.location, server.region_code) == (
+            RegionType.EUROPE, "eu-west", RegionCode.EU,
+        )  # fmt: skip
+        # A broad region is never taken for its only location (a second one may come).
+        with pytest.raises(InvalidInput) as refused:
+            await manager.create_server(name="T", type="edge", region=RegionCode.SA, capacity={})
+        assert refused.value.field == "location" and str(refused.value).endswith("one of sa-east")
+        assert [r.code for r in await manager.list_regions(RegionType.MIDDLE_EAST_AFRICA)] == [
+            "af-south", "me-central",
+        ]  # fmt: skip
+        with pytest.raises(InvalidInput) as refused:
+            await ops.create_data_center(name="X", region=RegionCode.APAC, tier=1, capacity={})
+        assert refused.value.field == "location"
+        assert "ap-east, ap-northeast, ap-south, ap-southeast, au-southeast" in str(refused.value)
+        with pytest.raises(InvalidInput) as refused:
+            await manager.create_server(
+                name="X", type="edge", region=RegionType.AMERICAS, location="eu-west",
+                capacity={},
+            )  # fmt: skip
+        assert refused.value.field == "location"
+        projects = ProjectService(client=client)
+        assert (await projects.create_project("shop", "Shop")).id == "shop"
+        assert (await projects.create_project("shop", exist_ok=True)).name == "Shop"
+        with pytest.raises(Conflict):
+            await projects.create_project("shop")
+        assert [p.id for p in await projects.list_projects()] == ["default", "shop"]
+        await projects.delete_project("shop")
+        await client.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        app = embedded._apps.pop(api.db.url, None)
+        if app is not None:
+            app.state.db.dispose()

@@ -99,7 +99,15 @@ def create(
         region_type=region_type,
     )
     rt.request(
-        ctx, as_json, "POST", PATH, body=body, title="region created", scoped=False, quiet=quiet
+        ctx,
+        as_json,
+        "POST",
+        PATH,
+        body=body,
+        title="region created",
+        scoped=False,
+        quiet=quiet,
+        key="code",
     )
 
 

@@ -38,7 +38,10 @@ UPSTREAM_MS_BUCKETS: tuple[float, ...] = (
 
 class NodeRegister(Input):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
-    region: RegionRef = Field(description="the node's location (e.g. eu-central)")
+    region: RegionRef = Field(
+        description="the node's location (e.g. eu-central); a region code or type is refused "
+        "with the locations it could be"
+    )
     address: str | None = Field(None, description="the address clients reach this node at")
     http_port: int | None = Field(None, ge=1, le=65535)
     https_port: int | None = Field(None, ge=1, le=65535)
