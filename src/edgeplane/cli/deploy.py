@@ -156,7 +156,8 @@ def render_deployment(doc: Doc) -> None:
 
 
 def _summary(doc: Doc) -> str:
-    regions = ", ".join(doc["regions"]) or "no region"
+    shown = {p["region"]: output.place("region")(p) for p in doc.get("progress") or ()}
+    regions = ", ".join(shown.get(r, r) for r in doc["regions"]) or "no region"
     nodes = sum(p["nodes"] for p in doc.get("progress") or ())
     served = f" on {nodes} node{'s' if nodes != 1 else ''}" if nodes else ""
     return (
@@ -208,14 +209,13 @@ class RegionBars:
             self.progress.console.print(
                 f"version {doc['version']}: {doc['status']}{where}", markup=False
             )
-        width = max((len(p["region"]) for p in doc.get("progress") or ()), default=0)
+        label = output.place("region")
+        width = max((len(label(p)) for p in doc.get("progress") or ()), default=0)
         for p in doc.get("progress") or ():
             state = p["state"] + (f", {p['failed']} failed" if p["failed"] else "")
             task = self.tasks.get(p["region"])
             if task is None:
-                task = self.progress.add_task(
-                    p["region"].ljust(width), total=p["nodes"], state=state
-                )
+                task = self.progress.add_task(label(p).ljust(width), total=p["nodes"], state=state)
                 self.tasks[p["region"]] = task
             self.progress.update(task, total=p["nodes"], completed=p["active"], state=state)
 
