@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
+    from edgeplane.sdk.project_service import ProjectService
     from edgeplane.sdk.ssl_service import CertType, SSLService
 
 
@@ -50,6 +51,7 @@ __all__ = [
     "InfrastructureManager",
     "LBAlgorithm",
     "LoadBalancerService",
+    "ProjectService",
     "RegionCode",
     "RegionType",
     "Role",
@@ -85,6 +87,7 @@ _LAZY = {
     "EdgeDeploymentService": ("edgeplane.sdk.edge_service", "EdgeDeploymentService"),
     "DeploymentStrategy": ("edgeplane.sdk.edge_service", "DeploymentStrategy"),
     "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
+    "ProjectService": ("edgeplane.sdk.project_service", "ProjectService"),
     "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
     "CacheRule": ("edgeplane.model.cdn", "CacheRule"),
     "CDNConfig": ("edgeplane.model.cdn", "CDNConfigCreate"),

@@ -152,7 +152,7 @@ def test_deploy_follows_the_rollout(cli: Cli, api: Api, tmp_path: Path) -> None:
                      "--origin-path", "/api/", "--timeout", "20")  # fmt: skip
     player.join(5)
     out = result.stdout
-    assert "version 1 active in eu-central, us-east on 2 nodes" in out
+    assert "version 1 active in eu-central (eu, europe), us-east (na, americas) on 2 nodes" in out
     assert "$0.00 per month" in out
     assert "http" not in out  # a summary without URLs
     for region in ("eu-central", "us-east"):

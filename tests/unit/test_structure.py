@@ -27,6 +27,7 @@ NODE_ALLOWED = (
     "edgeplane.routing.distance",
     "edgeplane.model.common",
     "edgeplane.model.enums",
+    "edgeplane.model.regions",
     "edgeplane.version",
 )
 CONTROL_PLANE = (

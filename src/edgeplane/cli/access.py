@@ -57,11 +57,15 @@ def project_list(ctx: typer.Context, as_json: o.Json = False) -> None:
 
 @project_app.command("create")
 def project_create(
-    ctx: typer.Context, project_id: ProjectId, name: o.Name = None, as_json: o.Json = False
+    ctx: typer.Context,
+    project_id: ProjectId,
+    name: o.Name = None,
+    quiet: o.Quiet = False,
+    as_json: o.Json = False,
 ) -> None:
     """Create a project."""
     body = rt.compact(id=project_id, name=name)
-    rt.request(ctx, as_json, "POST", f"{API}/projects", body=body, scoped=False)
+    rt.request(ctx, as_json, "POST", f"{API}/projects", body=body, scoped=False, quiet=quiet)
 
 
 @project_app.command("show")
@@ -107,11 +111,27 @@ def token_create(
     edge: Annotated[
         bool, typer.Option("--edge", help="a token for an edge node's agent (no roles)")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="print only the token (the secret), e.g. T=$(edgeplane ... -q)"
+        ),
+    ] = False,
     as_json: o.Json = False,
 ) -> None:
     """Issue a token; its secret is printed once."""
     body = rt.compact(name=name, roles=rt.pairs(role, "--role"), scope="edge" if edge else None)
-    rt.request(ctx, as_json, "POST", f"{API}/tokens", body=body, scoped=False, render=render_issued)
+    rt.request(
+        ctx,
+        as_json,
+        "POST",
+        f"{API}/tokens",
+        body=body,
+        scoped=False,
+        render=render_issued,
+        quiet=quiet,
+        key="token",
+    )
 
 
 @token_app.command("revoke")

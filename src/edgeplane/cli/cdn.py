@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import typer
 
+from edgeplane.cli import edge_nodes, output
 from edgeplane.cli import options as o
-from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
 
@@ -178,6 +178,10 @@ def configure(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="the whole config from YAML or JSON")
     ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="until every online edge node serves the new config")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait at most")] = 30.0,
     as_json: o.Json = False,
 ) -> None:
     """Replace the project's CDN config (origins, cache rules, security)."""
@@ -201,8 +205,18 @@ def configure(
         body = {"origins": origins, "cache_rules": [_parse_rule(r) for r in rule or ()]}
         if security:
             body["security"] = security
-    doc = rt.call(ctx, lambda c: c.request("POST", CDN_PATH, json=body))
+
+    async def run(c: Client) -> tuple[Any, list[str]]:
+        doc = await c.request("POST", CDN_PATH, json=body)
+        revision = doc["cdn_deployment"]["revision"]
+        if not wait or revision is None:
+            return doc, []
+        return doc, await edge_nodes.wait_applied(c, revision, timeout, show=not as_json)
+
+    doc, problems = rt.call(ctx, run)
     rt.emit(doc, as_json, lambda d: render_deployment(d["cdn_deployment"]))
+    if problems:
+        rt.fail("; ".join(problems), 1)
 
 
 @app.command("delete")
@@ -247,6 +261,7 @@ def rule_add(
         int | None, typer.Option("--position", help="0 first (default: last)")
     ] = None,
     rule_id: o.Id = None,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
     """Add a cache rule."""
@@ -268,7 +283,7 @@ def rule_add(
     )
     params = rt.compact(position=position)
     rt.request(ctx, as_json, "POST", f"{CDN_PATH}/rules", body=body, params=params,
-               title="cache rule added")  # fmt: skip
+               title="cache rule added", quiet=quiet)  # fmt: skip
 
 
 @rule_app.command("delete")

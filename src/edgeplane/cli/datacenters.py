@@ -19,8 +19,7 @@ PATH = f"{rt.BASE}/datacenters"
 COLUMNS: list[Column] = [
     ("ID", "id"),
     ("NAME", "name"),
-    ("REGION", "region"),
-    ("LOCATION", "location"),
+    ("LOCATION", output.place()),
     ("TIER", "tier"),
     ("CPU", output.usage("cpu")),
     ("MEM GB", output.usage("memory")),
@@ -34,7 +33,7 @@ Tier = Annotated[str | None, typer.Option("--tier", help="1-4 (Uptime Institute 
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    region: o.RegionCodeOpt = None,
+    region: o.RegionOpt = None,
     environment: o.EnvironmentOpt = None,
     limit: o.Limit = None,
     cursor: o.Cursor = None,
@@ -60,9 +59,10 @@ def create(
     memory: o.Memory = None,
     storage: o.Storage = None,
     environment: o.EnvironmentOpt = None,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
-    """Create a data center."""
+    """Create a data center (its region follows its location when omitted)."""
     body = rt.compact(
         id=dc_id,
         name=name,
@@ -72,7 +72,7 @@ def create(
         capacity=o.capacity(cpu, memory, storage),
         environment=environment,
     )
-    rt.request(ctx, as_json, "POST", PATH, body=body, title="data center created")
+    rt.request(ctx, as_json, "POST", PATH, body=body, title="data center created", quiet=quiet)
 
 
 @app.command()

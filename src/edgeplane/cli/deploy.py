@@ -55,7 +55,7 @@ DEPLOYMENT_COLUMNS: list[Column] = [
     ("ERROR", "error"),
 ]
 PROGRESS_COLUMNS: list[Column] = [
-    ("REGION", "region"),
+    ("LOCATION", output.place("region")),
     ("STATE", "state"),
     ("NODES", "nodes"),
     ("ACTIVE", "active"),
@@ -63,7 +63,7 @@ PROGRESS_COLUMNS: list[Column] = [
     ("PENDING", "pending"),
 ]
 LOCATION_COLUMNS: list[Column] = [
-    ("REGION", "region"),
+    ("LOCATION", output.place("region")),
     ("NAME", "name"),
     ("STATUS", "status"),
     ("NODES", lambda r: f"{sum(1 for n in r['nodes'] if n['live'])}/{len(r['nodes'])} live"),
@@ -72,7 +72,7 @@ LOCATION_COLUMNS: list[Column] = [
     ("DEPLOYMENTS", "deployments"),
 ]
 METRIC_COLUMNS: list[Column] = [
-    ("REGION", "region"),
+    ("LOCATION", output.place("region")),
     ("REQUESTS", "requests"),
     ("BYTES OUT", "bytes_out"),
     ("HIT RATIO", lambda r: "-" if r["hit_ratio"] is None else f"{r['hit_ratio'] * 100:.1f}%"),
@@ -156,7 +156,8 @@ def render_deployment(doc: Doc) -> None:
 
 
 def _summary(doc: Doc) -> str:
-    regions = ", ".join(doc["regions"]) or "no region"
+    shown = {p["region"]: output.place("region")(p) for p in doc.get("progress") or ()}
+    regions = ", ".join(shown.get(r, r) for r in doc["regions"]) or "no region"
     nodes = sum(p["nodes"] for p in doc.get("progress") or ())
     served = f" on {nodes} node{'s' if nodes != 1 else ''}" if nodes else ""
     return (
@@ -208,14 +209,13 @@ class RegionBars:
             self.progress.console.print(
                 f"version {doc['version']}: {doc['status']}{where}", markup=False
             )
-        width = max((len(p["region"]) for p in doc.get("progress") or ()), default=0)
+        label = output.place("region")
+        width = max((len(label(p)) for p in doc.get("progress") or ()), default=0)
         for p in doc.get("progress") or ():
             state = p["state"] + (f", {p['failed']} failed" if p["failed"] else "")
             task = self.tasks.get(p["region"])
             if task is None:
-                task = self.progress.add_task(
-                    p["region"].ljust(width), total=p["nodes"], state=state
-                )
+                task = self.progress.add_task(label(p).ljust(width), total=p["nodes"], state=state)
                 self.tasks[p["region"]] = task
             self.progress.update(task, total=p["nodes"], completed=p["active"], state=state)
 
@@ -234,10 +234,10 @@ async def follow(c: Client, doc: Doc, timeout: float, *, show: bool) -> tuple[Do
             doc = await c.request("GET", _path(doc["id"]))
 
 
-def finish(doc: Doc, timed_out: bool, timeout: float, as_json: bool) -> None:
+def finish(doc: Doc, timed_out: bool, timeout: float, as_json: bool, quiet: bool = False) -> None:
     """The answer of a command that waited: the summary, or the failure and exit code 1."""
     deployment = doc["deployment"]
-    rt.emit(doc, as_json, render_deployed)
+    rt.emit(doc, as_json, render_deployed, quiet=quiet, key="deployment.id")
     status = deployment["status"]
     if status == "active" or (status == "superseded" and deployment.get("activated_at")):
         return
@@ -364,7 +364,12 @@ def deploy(
     ],
     regions: Annotated[
         list[str] | None,
-        typer.Option("--regions", "--region", help="candidate regions: eu-central,us-east"),
+        typer.Option(
+            "--regions",
+            "--region",
+            help="candidate locations (eu-central,us-east); a region code (eu) or type (europe) "
+            "stands for its locations with a live node",
+        ),
     ] = None,
     strategy: Annotated[str, typer.Option("--strategy", help="all, closest or cheapest")] = "all",
     location: Annotated[
@@ -398,6 +403,12 @@ def deploy(
     timeout: Annotated[
         float, typer.Option("--timeout", help="seconds to follow the rollout at most")
     ] = 300.0,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="print only the new version's id (no progress; still waits)"
+        ),
+    ] = False,
     as_json: o.Json = False,
 ) -> None:
     """Deploy a static site to the edge: pack, upload, then roll out (a canary node first)."""
@@ -407,7 +418,7 @@ def deploy(
         rt.fail(f"--strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}", 2)
     if timeout <= 0:
         rt.fail("--timeout: must be a positive number of seconds", 2)
-    show = not as_json
+    show = not (as_json or quiet)
     body = rt.compact(
         regions=_split(regions),
         strategy=strategy,
@@ -439,9 +450,9 @@ def deploy(
         with _archive(Path(source), show) as archive:
             doc, timed_out = rt.call(ctx, lambda c: run(c, archive))
     if no_wait:
-        rt.emit(doc, as_json, render_deployed)
+        rt.emit(doc, as_json, render_deployed, quiet=quiet, key="deployment.id")
         return
-    finish(doc, timed_out, timeout, as_json)
+    finish(doc, timed_out, timeout, as_json, quiet=quiet)
 
 
 # edgeplane deployment ---------------------------------------------------------------------

@@ -64,6 +64,7 @@ def add(
     ] = None,
     dnssec: Annotated[bool, typer.Option("--dnssec", help="sign the zone")] = False,
     lock: Annotated[bool, typer.Option("--lock", help="refuse deletion until unlocked")] = False,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
     """Add a domain and host its zone; once its ownership is verified the edge serves it
@@ -75,7 +76,16 @@ def add(
         dnssec=dnssec or None,
         locked=lock or None,
     )
-    rt.request(ctx, as_json, "POST", DOMAINS, body=body, render=_render_added)
+    rt.request(
+        ctx,
+        as_json,
+        "POST",
+        DOMAINS,
+        body=body,
+        render=_render_added,
+        quiet=quiet,
+        key="domain_config.domain",
+    )
 
 
 def _render_verified(doc: Doc) -> None:
@@ -132,7 +142,7 @@ def _render_status(doc: Doc) -> None:
         doc["nodes"],
         [
             ("NODE", "name"),
-            ("REGION", "region"),
+            ("LOCATION", output.place("region")),
             ("LIVE", "live"),
             ("SERIAL", "serial"),
             ("IN SYNC", "in_sync"),

@@ -15,6 +15,9 @@ from typing import Annotated
 
 import typer
 
+from edgeplane.model.enums import RegionCode
+from edgeplane.model.regions import broad
+
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 app = typer.Typer(
@@ -52,7 +55,8 @@ def edge(
         ),
     ] = None,
     region: Annotated[
-        str | None, typer.Option("--region", help="the region this node serves (e.g. us-east)")
+        str | None,
+        typer.Option("--region", help="the location this node serves (e.g. eu-central)"),
     ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="the node's name (default: the host name)")
@@ -124,6 +128,12 @@ def edge(
         _fail("--token (or EDGEPLANE_TOKEN) is required")
     if not region:
         _fail("--region is required")
+    if region and (kind := broad(region)) is not None:
+        what = "region code" if isinstance(kind, RegionCode) else "region type"
+        _fail(
+            f"--region: {region!r} is a {what}, not a location; an edge node serves one location "
+            f"such as eu-central (`edgeplane region list --region {kind.value}`)"
+        )
     node_name = name or default_name()
     if not NAME.match(node_name):
         _fail(

@@ -19,6 +19,7 @@ from edgeplane.cli import (
     cdn,
     certs,
     datacenters,
+    demo_origin,
     deploy,
     dns,
     domains,
@@ -105,6 +106,7 @@ app.add_typer(ca.app, name="ca")
 app.add_typer(certs.app, name="cert")
 app.command("audit")(access.audit)
 app.command("whoami")(access.whoami)
+app.command("demo-origin")(demo_origin.demo_origin)
 
 
 def main() -> None:

@@ -158,7 +158,7 @@ def lb_create(
     lb_id: o.Id = None,
     name: o.Name = None,
     algorithm: o.Algorithm = None,
-    region: o.RegionCodeOpt = None,
+    region: o.LbRegionOpt = None,
     endpoint: Endpoints = None,
     hc_path: HcPath = None,
     hc_protocol: HcProtocol = None,
@@ -171,6 +171,7 @@ def lb_create(
     read_timeout: ReadTimeout = None,
     retries: Retries = None,
     environment: o.EnvironmentOpt = None,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
     """Create a load balancer."""
@@ -188,7 +189,7 @@ def lb_create(
         retries=retries,
         environment=environment,
     )
-    rt.request(ctx, as_json, "POST", LB_PATH, body=body, title="load balancer created")
+    rt.request(ctx, as_json, "POST", LB_PATH, body=body, title="load balancer created", quiet=quiet)
 
 
 @lb_app.command("show")
@@ -203,7 +204,7 @@ def lb_update(
     lb_id: LbId,
     name: o.Name = None,
     algorithm: o.Algorithm = None,
-    region: o.RegionCodeOpt = None,
+    region: o.LbRegionOpt = None,
     endpoint: Endpoints = None,
     hc_path: HcPath = None,
     hc_protocol: HcProtocol = None,
@@ -367,6 +368,7 @@ def dr_create(
     rpo: Rpo = None,
     rto: Rto = None,
     environment: o.EnvironmentOpt = None,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
     """Create a DR config."""
@@ -379,7 +381,7 @@ def dr_create(
         rto=rto,
         environment=environment,
     )
-    rt.request(ctx, as_json, "POST", DR_PATH, body=body, render=render_dr)
+    rt.request(ctx, as_json, "POST", DR_PATH, body=body, render=render_dr, quiet=quiet)
 
 
 @dr_app.command("show")
@@ -423,7 +425,7 @@ def render_route(doc: Doc) -> None:
     output.details(
         {
             "server": f"{server['id']} ({server['name']})",
-            "location": f"{server['location']} ({server['region']})",
+            "location": output.place()(server),
             "address": server.get("address"),
             "service": f"{doc['service_id']} ({doc['service_type']})",
             "distance": None if distance is None else f"{distance:.1f} km",

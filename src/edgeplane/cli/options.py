@@ -27,6 +27,12 @@ def choices(enum: type[Enum]) -> str:
 
 
 Json = Annotated[bool, typer.Option("--json", help="print the API's JSON document")]
+Quiet = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", help="print only the new object's id, e.g. ID=$(edgeplane ... -q)"
+    ),
+]
 Name = Annotated[str | None, typer.Option("--name", help="display name")]
 Id = Annotated[str | None, typer.Option("--id", help="id (generated when omitted)")]
 EnvironmentOpt = Annotated[
@@ -35,9 +41,38 @@ EnvironmentOpt = Annotated[
 Cpu = Annotated[float | None, typer.Option("--cpu", help="CPU cores")]
 Memory = Annotated[float | None, typer.Option("--memory", help="memory, GB")]
 Storage = Annotated[float | None, typer.Option("--storage", help="storage, GB")]
-RegionCodeOpt = Annotated[str | None, typer.Option("--region", help=choices(RegionCode))]
-RegionTypeOpt = Annotated[str | None, typer.Option("--region", help=choices(RegionType))]
-Location = Annotated[str | None, typer.Option("--location", help="region code, e.g. us-east")]
+ANY_REGION = (
+    f"a location (us-east), a region code ({choices(RegionCode)}) "
+    f"or a region type ({choices(RegionType)})"
+)
+RegionOpt = Annotated[str | None, typer.Option("--region", help=ANY_REGION)]
+RegionCodeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help=f"region code ({choices(RegionCode)}); a location or region type works too; "
+        "derived from --location when omitted",
+    ),
+]
+RegionTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        help=f"region type ({choices(RegionType)}); a location or region code works too; "
+        "derived from --location when omitted",
+    ),
+]
+LbRegionOpt = Annotated[
+    str | None,
+    typer.Option("--region", help=f"region code ({choices(RegionCode)}) or a location in one"),
+]
+Location = Annotated[
+    str | None,
+    typer.Option(
+        "--location",
+        help="location, e.g. us-east (`edgeplane region list`); must lie in --region",
+    ),
+]
 ServerTypeOpt = Annotated[str | None, typer.Option("--type", help=choices(ServerType))]
 ServerStatusOpt = Annotated[str | None, typer.Option("--status", help=choices(ServerStatus))]
 Algorithm = Annotated[str | None, typer.Option("--algorithm", "--type", help=choices(LBAlgorithm))]

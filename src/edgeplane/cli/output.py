@@ -126,6 +126,15 @@ def capacity(report: Mapping[str, Any], *, title: str = "capacity") -> None:
     show(out)
 
 
+def place(key: str = "location") -> Callable[[Doc], str]:
+    """A column of a row's location with its parents: ``eu-central (eu, europe)``."""
+    from edgeplane.model.regions import describe
+
+    return lambda row: describe(
+        str(row.get(key) or "-"), row.get("region_code"), row.get("region_type")
+    )
+
+
 def usage(dim: str) -> Callable[[Doc], str]:
     """A column of allocated/total in one dimension of a row's capacity."""
     return lambda row: f"{fmt(row['allocated'][dim])}/{fmt(row['capacity'][dim])}"
@@ -138,6 +147,12 @@ def with_capacity(doc: Doc, *, skip: Iterable[str] = ()) -> None:
     free = {k: total[k] - allocated.get(k, 0) for k in total}
     blank()
     capacity({"total": total, "allocated": allocated, "free": free})
+
+
+def plain(text: str) -> None:
+    """One line on stdout as it is: no styling, no wrapping (what ``-q`` prints)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def line(text: str, style: str | None = None) -> None:

@@ -92,8 +92,19 @@ def call(ctx: typer.Context, fn: Callable[[Client], Awaitable[T]], *, scoped: bo
         fail(exc.message, 1 if exc.status < 500 else 3)
 
 
-def emit(doc: Any, as_json: bool, render: Callable[[Any], None]) -> None:
-    if as_json:
+def emit(
+    doc: Any,
+    as_json: bool,
+    render: Callable[[Any], None],
+    *,
+    quiet: bool = False,
+    key: str | Callable[[Any], Any] = "id",
+) -> None:
+    """The answer: JSON, the rendering for people, or with ``quiet`` only the new object's id
+    (``key``: its field, or a function of the document) for scripts to capture."""
+    if quiet:
+        output.plain(str(output.pick(doc, key)))
+    elif as_json:
         output.print_json(doc)
     else:
         render(doc)
@@ -118,14 +129,17 @@ def request(
     title: str | None = None,
     scoped: bool = True,
     render: Callable[[Any], None] | None = None,
+    quiet: bool = False,
+    key: str | Callable[[Any], Any] = "id",
 ) -> None:
-    """One request; its answer printed as JSON or as a key/value table."""
+    """One request; its answer printed as JSON or as a key/value table (with ``quiet``: only
+    the new object's ``key``)."""
     doc = call(
         ctx,
         lambda c: c.request(method, path, json=body, params=dict(params or {})),
         scoped=scoped,
     )
-    emit(doc, as_json, render or (lambda d: output.details(d, title=title)))
+    emit(doc, as_json, render or (lambda d: output.details(d, title=title)), quiet=quiet, key=key)
 
 
 def listing(

@@ -77,6 +77,24 @@ def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
     return settings, db, token
 
 
+def _node_location(db: Database, region: str) -> tuple[str, str]:
+    """The local edge node's location and its label (``us-east (na, americas)``); a region
+    that is not a location is refused here rather than by the node's registration."""
+    from edgeplane.errors import EdgeplaneError
+    from edgeplane.services import regions
+    from edgeplane.store.actor import LOCAL
+
+    try:
+        with db.read(LOCAL, "default") as tx:
+            row = regions.need_location(
+                tx, regions.resolve(tx, region, "--region"), "--region", "the local edge node"
+            )
+            return row.code, regions.label(row)
+    except EdgeplaneError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _database_label(settings: Settings) -> str:
     if settings.database_url:
         from sqlalchemy.engine import make_url
@@ -234,7 +252,7 @@ def up(
         int, typer.Option("--dns-port", help="edge DNS port, UDP and TCP (0: no DNS server)")
     ] = 8053,
     region: Annotated[
-        str, typer.Option("--region", help="the region of the local edge node")
+        str, typer.Option("--region", help="the location of the local edge node, e.g. eu-central")
     ] = "us-east",
     no_edge: Annotated[
         bool, typer.Option("--no-edge", help="do not start the local edge node")
@@ -248,6 +266,9 @@ def up(
     settings, db, token = _prepare(home)
     url = f"http://{host}:{api_port}"
     edge: list[subprocess.Popen[bytes]] = []
+    where = ""
+    if not no_edge:
+        region, where = _node_location(db, region)
 
     def started() -> list[str]:
         banner = [
@@ -268,7 +289,7 @@ def up(
                 )
             )
             banner.append(
-                f"  edge node:   {EDGE_NODE_NAME} ({region}) "
+                f"  edge node:   {EDGE_NODE_NAME} in {where} "
                 f"http://{host}:{http_port} https://{host}:{https_port}"
             )
             if dns_port:

@@ -52,8 +52,7 @@ COLUMNS: list[Column] = [
     ("ID", "id"),
     ("NAME", "name"),
     ("TYPE", "type"),
-    ("REGION", "region"),
-    ("LOCATION", "location"),
+    ("LOCATION", output.place()),
     ("STATUS", "status"),
     ("CPU", output.usage("cpu")),
     ("MEM GB", output.usage("memory")),
@@ -95,7 +94,7 @@ def render(doc: Doc) -> None:
 def list_(
     ctx: typer.Context,
     server_type: o.ServerTypeOpt = None,
-    region: o.RegionTypeOpt = None,
+    region: o.RegionOpt = None,
     location: o.Location = None,
     status: o.ServerStatusOpt = None,
     data_center: DataCenterId = None,
@@ -136,9 +135,11 @@ def create(
     address: Address = None,
     label: Labels = None,
     environment: o.EnvironmentOpt = None,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
-    """Create a server (in a data center, whose free capacity must cover it)."""
+    """Create a server (in a data center, whose free capacity must cover it); its location and
+    region follow its data center when omitted."""
     body = rt.compact(
         id=server_id,
         name=name,
@@ -153,7 +154,7 @@ def create(
         labels=rt.pairs(label, "--label") or None,
         environment=environment,
     )
-    rt.request(ctx, as_json, "POST", PATH, body=body, title="server created")
+    rt.request(ctx, as_json, "POST", PATH, body=body, title="server created", quiet=quiet)
 
 
 @app.command()

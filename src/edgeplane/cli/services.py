@@ -83,6 +83,7 @@ def create(
     memory: o.Memory = None,
     storage: o.Storage = None,
     status: Status = None,
+    quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
     """Create a service on a server (it reserves resources: a default per type, or given)."""
@@ -94,7 +95,7 @@ def create(
         resources=o.capacity(cpu, memory, storage) or None,
         status=status,
     )
-    rt.request(ctx, as_json, "POST", PATH, body=body, title="service created")
+    rt.request(ctx, as_json, "POST", PATH, body=body, title="service created", quiet=quiet)
 
 
 @app.command()

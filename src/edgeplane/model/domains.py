@@ -23,7 +23,7 @@ from pydantic import AfterValidator, Field
 from edgeplane.model.certificates import Certificate
 from edgeplane.model.common import Input, Output
 from edgeplane.model.dns_records import DNSRecordOut
-from edgeplane.model.enums import Environment
+from edgeplane.model.enums import Environment, RegionCode, RegionType
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 RESERVED_SUFFIXES = (
@@ -184,7 +184,9 @@ class VerificationResult(Output):
 class NodeZone(Output):
     node: str
     name: str
-    region: str
+    region: str  # the node's location
+    region_code: RegionCode | None = None  # its parents
+    region_type: RegionType | None = None
     live: bool  # heartbeat fresh and healthy: in GeoDNS answers
     serial: int | None  # the zone's SOA serial the node serves
     in_sync: bool

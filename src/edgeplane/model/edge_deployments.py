@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from edgeplane.model.common import Input, Output
+from edgeplane.model.enums import RegionCode, RegionType
+from edgeplane.model.regions import RegionRef
 
 Strategy = Literal["all", "closest", "cheapest"]
 Status = Literal["canary", "rolling", "active", "superseded", "failed", "cancelled"]
@@ -68,8 +70,11 @@ class DeployRequest(Input):
         pattern=r"^[0-9a-f]{64}$",
         description="the uploaded bundle's id; none: the project's current bundle",
     )
-    regions: list[str] | None = Field(
-        None, max_length=200, description="candidate regions; none: every region with nodes"
+    regions: list[RegionRef] | None = Field(
+        None,
+        max_length=200,
+        description="candidate locations (us-east); a region code (eu) or type (europe) "
+        "stands for each of its locations with a live edge node; none: every location with one",
     )
     strategy: Strategy = "all"
     locations: list[str | dict[str, Any]] = Field(
@@ -92,7 +97,12 @@ class ConfigUpdate(Input):
     spa: bool | None = None
     origin_paths: list[str] | None = None
     check_path: str | None = None
-    regions: list[str] | None = Field(None, max_length=200)
+    regions: list[RegionRef] | None = Field(
+        None,
+        max_length=200,
+        description="locations; a region code or type stands for each of its locations with a "
+        "live edge node",
+    )
 
 
 class Bundle(Output):
@@ -107,7 +117,9 @@ class Bundle(Output):
 
 
 class RegionProgress(Output):
-    region: str
+    region: str  # a location
+    region_code: RegionCode | None = None  # its parents
+    region_type: RegionType | None = None
     nodes: int  # live nodes of the region
     active: int  # nodes serving this version
     failed: int
@@ -152,7 +164,9 @@ class LocationNode(Output):
 
 
 class EdgeLocation(Output):
-    region: str
+    region: str  # a location
+    region_code: RegionCode | None = None  # its parents
+    region_type: RegionType | None = None
     name: str
     latitude: float
     longitude: float
@@ -164,7 +178,9 @@ class EdgeLocation(Output):
 
 
 class RegionMetrics(Output):
-    region: str
+    region: str  # a location
+    region_code: RegionCode | None = None  # its parents
+    region_type: RegionType | None = None
     requests: int
     bytes_out: int
     errors_4xx: int

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edgeplane.model.common import (
     Capacity,
@@ -15,7 +15,6 @@ from edgeplane.model.common import (
     Name,
     ObjectId,
     Output,
-    RegionCodeStr,
     Slug,
 )
 from edgeplane.model.enums import (
@@ -27,6 +26,7 @@ from edgeplane.model.enums import (
     ServerType,
     ServiceStatus,
 )
+from edgeplane.model.regions import LOCATION_PATTERN, RegionRef, broad, region_type_of
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*"
@@ -35,32 +35,88 @@ _HOSTNAME = re.compile(
 
 
 def area_of(latitude: float, longitude: float) -> RegionType:
-    """The broad area a point lies in (used when a region is created without one)."""
-    if longitude <= -30:
-        return RegionType.AMERICAS
-    if latitude >= 35 and longitude < 60:
-        return RegionType.EUROPE
-    if longitude < 60:
-        return RegionType.MIDDLE_EAST_AFRICA
-    return RegionType.ASIA_PACIFIC
+    """The region type a point lies in (kept under its older name)."""
+    return region_type_of(latitude, longitude)
+
+
+_CONSISTENCY = (
+    "A location implies its region code and region type: where both a region and a location "
+    "are given, a location that does not lie in the region is refused (naming `location`)."
+)
 
 
 class RegionCreate(Input):
-    code: RegionCodeStr
+    """A location (the ``regions`` table): its code, name and coordinates, and the region
+    code and region type it belongs to (inferred from the coordinates when omitted)."""
+
+    code: str = Field(
+        pattern=LOCATION_PATTERN,
+        description="the location's code, e.g. eu-south; not a region code or region type",
+        examples=["eu-south"],
+    )
     name: Name
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    area: RegionType | None = Field(
-        None, description="broad area; inferred from the coordinates when omitted"
+    region_code: RegionCode | None = Field(
+        None, description="spec 001's region code; inferred from the coordinates when omitted"
     )
+    region_type: RegionType | None = Field(
+        None,
+        description="spec 000's region type; the region code's when omitted, else inferred "
+        "from the coordinates",
+    )
+    area: RegionType | None = Field(None, description="older name of region_type")
+
+    @field_validator("code")
+    @classmethod
+    def _not_broad(cls, value: str) -> str:
+        kind = broad(value)
+        if kind is not None:
+            what = "region code" if isinstance(kind, RegionCode) else "region type"
+            raise ValueError(
+                f"{value!r} is a {what}; a location needs a code of its own, e.g. {value}-south"
+            )
+        return value
+
+    @field_validator("region_type")
+    @classmethod
+    def _type_has_code(cls, value: RegionType | None, info: ValidationInfo) -> RegionType | None:
+        code = info.data.get("region_code")
+        if value is not None and isinstance(code, RegionCode) and code.area is not value:
+            raise ValueError(
+                f"region code {code.value} lies in {code.area.value}, not in {value.value}"
+            )
+        return value
+
+    @field_validator("area")
+    @classmethod
+    def _area_is_type(cls, value: RegionType | None, info: ValidationInfo) -> RegionType | None:
+        kind, code = info.data.get("region_type"), info.data.get("region_code")
+        if value is not None and kind is not None and kind is not value:
+            raise ValueError("the older name of region_type: give one of them")
+        if value is not None and isinstance(code, RegionCode) and code.area is not value:
+            raise ValueError(
+                f"region code {code.value} lies in {code.area.value}, not in {value.value}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _area_as_type(self) -> RegionCreate:
+        if self.area is not None:
+            self.region_type, self.area = self.area, None
+        return self
 
 
 class Region(Output):
+    """A location with its parents: its region code (spec 001) and region type (spec 000)."""
+
     code: str
     name: str
     latitude: float
     longitude: float
-    area: RegionType
+    region_code: RegionCode
+    region_type: RegionType
+    area: RegionType = Field(description="older name of region_type")
     created_at: datetime
     updated_at: datetime
 
@@ -68,8 +124,18 @@ class Region(Output):
 class DataCenterCreate(Input):
     id: ObjectId | None = None
     name: Name
-    region: RegionCode
-    location: RegionCodeStr
+    region: RegionRef | None = Field(
+        None,
+        description="the data center's region code (na, sa, eu, apac, mea); a location or a "
+        "region type is accepted too. Derived from `location` when omitted. " + _CONSISTENCY,
+        examples=["na"],
+    )
+    location: RegionRef | None = Field(
+        None,
+        description="the location (e.g. us-east); when omitted, `region` must name one. A "
+        "region code or type is refused with the locations it could be. " + _CONSISTENCY,
+        examples=["us-east"],
+    )
     tier: DataCenterTier
     capacity: Capacity
     environment: Environment = Environment.PROD
@@ -90,6 +156,8 @@ class DataCenter(Output):
     name: str
     region: RegionCode
     location: str
+    region_code: RegionCode | None = Field(None, description="the location's region code")
+    region_type: RegionType | None = Field(None, description="the location's region type")
     tier: DataCenterTier
     capacity: Capacity
     allocated: Capacity
@@ -115,8 +183,20 @@ class ServerCreate(Input):
     id: ObjectId | None = None
     name: Name
     type: ServerType
-    region: RegionType
-    location: RegionCodeStr
+    region: RegionRef | None = Field(
+        None,
+        description="the server's region type (americas, europe, asia_pacific, "
+        "middle_east_africa); a region code or a location is accepted too. Derived from "
+        "`location` (or the data center) when omitted. " + _CONSISTENCY,
+        examples=["americas"],
+    )
+    location: RegionRef | None = Field(
+        None,
+        description="the location (e.g. us-east); when omitted, the data center's, or the one "
+        "`region` names. A region code or type is refused with the locations it could be. "
+        + _CONSISTENCY,
+        examples=["us-east"],
+    )
     capacity: Capacity
     profile: Slug = "standard"
     status: ServerStatus = ServerStatus.ACTIVE
@@ -161,6 +241,8 @@ class Server(Output):
     type: ServerType
     region: RegionType
     location: str
+    region_code: RegionCode | None = Field(None, description="the location's region code")
+    region_type: RegionType | None = Field(None, description="the location's region type")
     capacity: Capacity
     allocated: Capacity
     profile: str

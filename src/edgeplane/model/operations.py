@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edgeplane.model.common import ID_PATTERN, Input, Name, ObjectId, Output
 from edgeplane.model.enums import LB_ALGORITHM_ALIASES, Environment, LBAlgorithm, RegionCode
+from edgeplane.model.regions import RegionRef
 
 _STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
 _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(?P<port>\d{1,5})$")
@@ -158,7 +159,12 @@ class LoadBalancerCreate(Input):
     id: ObjectId | None = None
     name: Name | None = None
     algorithm: LBAlgorithm = LBAlgorithm.ROUND_ROBIN
-    region: RegionCode | None = None
+    region: RegionRef | None = Field(
+        None,
+        description="the load balancer's region code (na, sa, eu, apac, mea); a location "
+        "stands for its region code; a region type is refused unless it has only one code",
+        examples=["na"],
+    )
     endpoints: list[Endpoint] = Field(
         default_factory=list,
         max_length=1000,

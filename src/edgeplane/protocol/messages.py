@@ -23,7 +23,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgeplane.model.common import Input, Output, RegionCodeStr
+from edgeplane.model.common import Input, Output
+from edgeplane.model.enums import RegionCode, RegionType
+from edgeplane.model.regions import RegionRef
 from edgeplane.protocol.config import EdgeConfig
 
 # Upper bounds (ms) of the upstream time histogram of the analytics; the last bucket is
@@ -36,7 +38,10 @@ UPSTREAM_MS_BUCKETS: tuple[float, ...] = (
 
 class NodeRegister(Input):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
-    region: RegionCodeStr
+    region: RegionRef = Field(
+        description="the node's location (e.g. eu-central); a region code or type is refused "
+        "with the locations it could be"
+    )
     address: str | None = Field(None, description="the address clients reach this node at")
     http_port: int | None = Field(None, ge=1, le=65535)
     https_port: int | None = Field(None, ge=1, le=65535)
@@ -46,7 +51,9 @@ class NodeRegister(Input):
 class EdgeNode(Output):
     id: str
     name: str
-    region: str
+    region: str  # the node's location
+    region_code: RegionCode | None = None  # the location's parents
+    region_type: RegionType | None = None
     address: str | None
     http_port: int | None
     https_port: int | None

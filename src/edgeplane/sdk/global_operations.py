@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgeplane.model.common import CapacityReport, Page
-from edgeplane.model.enums import DataCenterTier, LBAlgorithm, RegionCode
+from edgeplane.model.enums import DataCenterTier, LBAlgorithm, RegionCode, RegionType
 from edgeplane.model.inventory import DataCenter
 from edgeplane.model.operations import DRConfig, LoadBalancer
 from edgeplane.sdk.client import Client, client_for
@@ -33,12 +33,15 @@ class GlobalOperations:
     async def create_data_center(
         self,
         name: str,
-        region: RegionCode | str,
-        location: str,
-        tier: DataCenterTier | int,
-        capacity: dict[str, float],
+        region: RegionCode | RegionType | str | None = None,
+        location: str | None = None,
+        tier: DataCenterTier | int | None = None,
+        capacity: dict[str, float] | None = None,
         **fields: Any,
     ) -> DataCenter:
+        """A data center. ``region`` and ``location`` may each be a location (``us-east``), a
+        region code (``RegionCode.NA``) or a region type: the location is taken from whichever
+        names one and the region code follows it."""
         body = {
             "name": name,
             "region": region,
@@ -47,6 +50,7 @@ class GlobalOperations:
             "capacity": capacity,
             **fields,
         }
+        body = {k: v for k, v in body.items() if v is not None or k in fields}
         return await self.client.post_as(DataCenter, f"{BASE}/datacenters", body)
 
     async def get_data_center(self, dc_id: str) -> DataCenter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgeplane.model.common import CapacityReport, Page
-from edgeplane.model.enums import RegionType, ServerType
+from edgeplane.model.enums import RegionCode, RegionType, ServerType
 from edgeplane.model.inventory import Metrics, Region, Server, Service
 from edgeplane.model.routing import RouteDecision
 from edgeplane.sdk.client import Client, client_for
@@ -38,11 +38,15 @@ class InfrastructureManager:
         self,
         name: str,
         type: ServerType | str,
-        region: RegionType | str,
-        location: str,
-        capacity: dict[str, float],
+        region: RegionType | RegionCode | str | None = None,
+        location: str | None = None,
+        capacity: dict[str, float] | None = None,
         **fields: Any,
     ) -> Server:
+        """A server. ``region`` and ``location`` may each be a location (``us-east``), a
+        region code (``RegionCode.NA``) or a region type (``RegionType.AMERICAS``): the
+        location is taken from whichever names one, else from ``data_center_id``, and the
+        region follows it."""
         body = {
             "name": name,
             "type": type,
@@ -51,6 +55,7 @@ class InfrastructureManager:
             "capacity": capacity,
             **fields,
         }
+        body = {k: v for k, v in body.items() if v is not None or k in fields}
         return await self.client.post_as(Server, f"{BASE}/servers", body)
 
     async def get_server(self, server_id: str) -> Server:
@@ -116,8 +121,12 @@ class InfrastructureManager:
 
     # Regions ---------------------------------------------------------------------------
 
-    async def list_regions(self) -> list[Region]:
-        return await self.client.get_as(list[Region], f"{BASE}/regions")
+    async def list_regions(
+        self, region: RegionType | RegionCode | str | None = None
+    ) -> list[Region]:
+        """The locations, each with its region code and region type; only those within
+        ``region`` (a region type, a region code or a location) when given."""
+        return await self.client.get_as(list[Region], f"{BASE}/regions", region=region)
 
     async def create_region(
         self, code: str, name: str, latitude: float, longitude: float, **fields: Any

@@ -6,14 +6,14 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from edgeplane.errors import Conflict, InvalidInput
+from edgeplane.errors import Conflict
 from edgeplane.model.common import Capacity, CapacityReport, Page
-from edgeplane.model.enums import Role
+from edgeplane.model.enums import RegionCode, Role
 from edgeplane.model.inventory import DataCenter, DataCenterCreate
 from edgeplane.services import capacity, regions
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import DataCenterRow, DRConfigRow, ServerRow
+from edgeplane.store.tables import DataCenterRow, DRConfigRow, RegionRow, ServerRow
 
 KIND = "data_center"
 
@@ -21,12 +21,15 @@ KIND = "data_center"
 def to_model(tx: Tx, row: DataCenterRow, allocated: Capacity | None = None) -> DataCenter:
     if allocated is None:
         allocated = capacity.allocated_in_data_center(tx, row.id)
+    place = tx.session.get(RegionRow, row.location)
     return DataCenter(
         id=row.id,
         project=row.project_id,
         name=row.name,
         region=row.region,
         location=row.location,
+        region_code=place.region_code if place is not None else None,
+        region_type=place.area if place is not None else None,
         tier=row.tier,
         capacity=capacity.of_row(row),
         allocated=allocated,
@@ -36,27 +39,24 @@ def to_model(tx: Tx, row: DataCenterRow, allocated: Capacity | None = None) -> D
     )
 
 
-def _check_location(tx: Tx, spec: DataCenterCreate) -> None:
-    region = regions.get_row(tx, spec.location, field="location")
-    if region.area != spec.region.area.value:
-        raise InvalidInput.at(
-            "location",
-            f"{spec.location!r} lies in {region.area}, not in region {spec.region.value} "
-            f"({spec.region.area.value})",
-        )
+def _place(tx: Tx, spec: DataCenterCreate) -> tuple[str, RegionCode]:
+    """The data center's location and region code: from ``location`` or ``region``, in any
+    vocabulary, consistent with each other (see ``regions.locate``)."""
+    row, _ = regions.locate(tx, region=spec.region, location=spec.location, what="a data center")
+    return row.code, RegionCode(row.region_code)
 
 
 def create(tx: Tx, data: DataCenterCreate | dict[str, Any]) -> DataCenter:
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(DataCenterCreate, data) if isinstance(data, dict) else data
-    _check_location(tx, spec)
+    location, region = _place(tx, spec)
     dc_id = choose_id(tx, DataCenterRow, spec.id, "dc", "data center")
     row = DataCenterRow(
         project_id=tx.project,
         id=dc_id,
         name=spec.name,
-        region=spec.region.value,
-        location=spec.location,
+        region=region.value,
+        location=location,
         tier=int(spec.tier),
         cpu=spec.capacity.cpu,
         memory=spec.capacity.memory,
@@ -85,8 +85,9 @@ def list_page(
 ) -> Page[DataCenter]:
     tx.actor.require(tx.project, Role.VIEWER)
     q = select(DataCenterRow).where(DataCenterRow.project_id == tx.project)
-    if region:
-        q = q.where(DataCenterRow.region == region)
+    within = regions.region_filter(tx, region, "region")
+    if within is not None:
+        q = q.where(DataCenterRow.location.in_(within))
     if environment:
         q = q.where(DataCenterRow.environment == environment)
     rows, nxt = paged(tx, q, DataCenterRow.id, cursor, limit)

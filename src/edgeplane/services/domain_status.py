@@ -21,7 +21,7 @@ from edgeplane.snapshot.load import load_dns
 from edgeplane.snapshot.zones import build_zone, nameservers
 from edgeplane.store import domains as domain_rows
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
+from edgeplane.store.tables import DomainRow, EdgeNodeRow, RegionRow, utcnow
 
 
 def dnssec_status(tx: Tx, row: DomainRow) -> DnssecStatus:
@@ -42,6 +42,7 @@ def status(tx: Tx, domain: str) -> DomainStatus:
     live = {n.id for n in dns.nodes if n.live}
     nodes: list[NodeZone] = []
     for node in tx.session.scalars(select(EdgeNodeRow).order_by(EdgeNodeRow.name)):
+        place = tx.session.get(RegionRow, node.region)
         served = (node.dns or {}).get("serials") or {}
         serial = served.get(spec.name)
         nodes.append(
@@ -49,6 +50,8 @@ def status(tx: Tx, domain: str) -> DomainStatus:
                 node=node.id,
                 name=node.name,
                 region=node.region,
+                region_code=place.region_code if place is not None else None,
+                region_type=place.area if place is not None else None,
                 live=node.id in live,
                 serial=int(serial) if serial is not None else None,
                 in_sync=serial is not None and int(serial) == spec.serial,

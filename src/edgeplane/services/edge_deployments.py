@@ -42,6 +42,7 @@ from edgeplane.routing.placement import (
     region_cost_per_month,
 )
 from edgeplane.services import analytics, liveness, rollouts
+from edgeplane.services import regions as places
 from edgeplane.services.bundles import get_row as bundle_row
 from edgeplane.services.common import validate
 from edgeplane.store.db import Tx
@@ -62,9 +63,19 @@ LOAD_WINDOW = timedelta(minutes=5)
 # Reading ------------------------------------------------------------------------------------
 
 
-def _progress(row: EdgeDeploymentRow, nodes: list[rollouts.NodeView]) -> list[RegionProgress]:
+Parents = dict[str, tuple[str, str]]  # location -> (region code, region type)
+
+
+def parents(tx: Tx) -> Parents:
+    return {r.code: (r.region_code, r.area) for r in tx.session.scalars(select(RegionRow))}
+
+
+def _progress(
+    row: EdgeDeploymentRow, nodes: list[rollouts.NodeView], known: Parents
+) -> list[RegionProgress]:
     out: list[RegionProgress] = []
     for region in sorted(row.regions or ()):
+        code, kind = known.get(region, (None, None))
         here = [n for n in nodes if n.region == region and n.live]
         states = [rollouts.serves(n.report, row.id) for n in here]
         active = sum(1 for s in states if s == "active")
@@ -82,6 +93,8 @@ def _progress(row: EdgeDeploymentRow, nodes: list[rollouts.NodeView]) -> list[Re
         out.append(
             RegionProgress(
                 region=region,
+                region_code=code,
+                region_type=kind,
                 nodes=len(here),
                 active=active,
                 failed=failed,
@@ -93,7 +106,9 @@ def _progress(row: EdgeDeploymentRow, nodes: list[rollouts.NodeView]) -> list[Re
 
 
 def to_model(
-    row: EdgeDeploymentRow, nodes: list[rollouts.NodeView] | None = None
+    row: EdgeDeploymentRow,
+    nodes: list[rollouts.NodeView] | None = None,
+    known: Parents | None = None,
 ) -> EdgeDeployment:
     placement = dict(row.placement or {})
     return EdgeDeployment(
@@ -114,7 +129,7 @@ def to_model(
         created_by=row.created_by,
         activated_at=row.activated_at,
         finished_at=row.finished_at,
-        progress=_progress(row, nodes) if nodes is not None else [],
+        progress=_progress(row, nodes, known or {}) if nodes is not None else [],
     )
 
 
@@ -128,7 +143,7 @@ def get_row(tx: Tx, deployment_id: str) -> EdgeDeploymentRow:
 def get(tx: Tx, deployment_id: str) -> EdgeDeployment:
     tx.actor.require(tx.project, Role.VIEWER)
     row = get_row(tx, deployment_id)
-    return to_model(row, rollouts.node_views(tx, tx.project))
+    return to_model(row, rollouts.node_views(tx, tx.project), parents(tx))
 
 
 def list_versions(tx: Tx, limit: int = 100) -> list[EdgeDeployment]:
@@ -161,41 +176,51 @@ def current(tx: Tx) -> EdgeDeployment:
     row = current_row(tx)
     if row is None:
         raise NotFound("the project has no edge deployment")
-    return to_model(row, rollouts.node_views(tx, tx.project))
+    return to_model(row, rollouts.node_views(tx, tx.project), parents(tx))
 
 
 # Placing ------------------------------------------------------------------------------------
 
 
 def candidates(tx: Tx, wanted: list[str] | None) -> list[Candidate]:
-    """Regions with live edge nodes (only ``wanted`` when given, each of which must exist and
-    have one)."""
+    """Locations with live edge nodes (only ``wanted`` when given: each location must exist
+    and have one; a region code or type stands for each of its locations that has one)."""
     live = liveness.live_ids(tx)
     count: dict[str, int] = {}
     for n in tx.session.scalars(select(EdgeNodeRow)):
         if n.id in live:
             count[n.region] = count.get(n.region, 0) + 1
-    regions = {r.code: r for r in tx.session.scalars(select(RegionRow))}
+    known = {r.code: r for r in tx.session.scalars(select(RegionRow))}
     if wanted is None:
         codes = sorted(count)
     else:
         codes = []
-        for i, code in enumerate(wanted):
-            if code not in regions:
-                raise InvalidInput.at(f"regions[{i}]", f"unknown region {code!r}")
-            if not count.get(code):
-                raise InvalidInput.at(f"regions[{i}]", f"{code} has no live edge node")
-            if code not in codes:
-                codes.append(code)
+        for i, text in enumerate(wanted):
+            field = f"regions[{i}]"
+            where = places.resolve(tx, text, field)
+            if where.location is not None:
+                if not count.get(where.location.code):
+                    raise InvalidInput.at(field, f"{where.location.code} has no live edge node")
+                found = [where.location.code]
+            else:
+                inside = places.locations_in(tx, where)
+                found = [r.code for r in inside if count.get(r.code)]
+                if not found:
+                    raise InvalidInput.at(
+                        field,
+                        f"{where.kind} {where.text!r} has no location with a live edge node "
+                        f"(its locations: {', '.join(r.code for r in inside) or 'none'})",
+                    )
+            codes.extend(c for c in found if c not in codes)
     return [
         Candidate(
             code=c,
-            latitude=regions[c].latitude,
-            longitude=regions[c].longitude,
+            latitude=known[c].latitude,
+            longitude=known[c].longitude,
             nodes=count.get(c, 0),
         )
         for c in codes
-        if c in regions
+        if c in known
     ]
 
 
@@ -335,7 +360,7 @@ def _create(
             "status": row.status,
         },
     )
-    return to_model(row, rollouts.node_views(tx, tx.project))
+    return to_model(row, rollouts.node_views(tx, tx.project), parents(tx))
 
 
 def deploy(tx: Tx, data: DeployRequest | dict[str, Any]) -> EdgeDeployment:
@@ -512,6 +537,8 @@ def locations(tx: Tx) -> list[EdgeLocation]:
         out.append(
             EdgeLocation(
                 region=code,
+                region_code=region.region_code if region is not None else None,
+                region_type=region.area if region is not None else None,
                 name=region.name if region is not None else code,
                 latitude=region.latitude if region is not None else 0.0,
                 longitude=region.longitude if region is not None else 0.0,
@@ -546,25 +573,35 @@ def metrics(
     """The version's traffic per region while it served (or over [start, end) within that)."""
     tx.actor.require(tx.project, Role.VIEWER)
     row = get_row(tx, deployment_id)
-    regions = sorted(row.regions or ())
+    deployed = sorted(row.regions or ())
     if region is not None:
-        if region not in regions:
-            raise InvalidInput.at("region", f"version {row.version} is not deployed in {region!r}")
-        regions = [region]
+        where = places.resolve(tx, region, "region")
+        inside = [r for r in places.locations_in(tx, where) if r.code in deployed]
+        if not inside:
+            raise InvalidInput.at(
+                "region",
+                f"version {row.version} is not deployed in {region!r} "
+                f"(it is in {', '.join(deployed) or 'no location'})",
+            )
+        deployed = [r.code for r in inside]
+    known = parents(tx)
     now = utcnow()
     # Traffic is counted per minute: the minute the version started in counts.
     since = max(start or row.created_at, row.created_at).replace(second=0, microsecond=0)
     until = min(end or now, row.finished_at or now)
     if until < since:
         until = since
-    traffic = analytics.regional(tx, tx.project, since, until, regions)
+    traffic = analytics.regional(tx, tx.project, since, until, deployed)
     out: list[RegionMetrics] = []
-    for code in regions:
+    for code in deployed:
         t = traffic.get(code)
         fields = t.to_dict() if t is not None else {}
+        parent_code, parent_type = known.get(code, (None, None))
         out.append(
             RegionMetrics(
                 region=code,
+                region_code=parent_code,
+                region_type=parent_type,
                 requests=int(fields.get("requests", 0)),
                 bytes_out=int(fields.get("bytes_out", 0)),
                 errors_4xx=int(fields.get("errors_4xx", 0)),

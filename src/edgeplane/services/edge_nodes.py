@@ -24,7 +24,7 @@ from edgeplane.protocol.messages import (
     PurgeAck,
     PurgeTask,
 )
-from edgeplane.services import liveness, rollouts
+from edgeplane.services import liveness, regions, rollouts
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.db import Tx
@@ -35,6 +35,7 @@ from edgeplane.store.tables import (
     EdgeNodeRow,
     PurgeAckRow,
     PurgeRow,
+    RegionRow,
     utcnow,
 )
 
@@ -66,10 +67,13 @@ def _to_model(
         snap = snapshots.for_node(tx.session, _node_spec(row), desired)
         in_sync = snap.hash == row.applied_hash
     online = row.last_seen_at is not None and now - row.last_seen_at < ONLINE_WITHIN
+    place = tx.session.get(RegionRow, row.region)
     return EdgeNode(
         id=row.id,
         name=row.name,
         region=row.region,
+        region_code=place.region_code if place is not None else None,
+        region_type=place.area if place is not None else None,
         address=row.address,
         http_port=row.http_port,
         https_port=row.https_port,
@@ -111,13 +115,17 @@ def node_model(tx: Tx, snapshots: SnapshotCache, row: EdgeNodeRow) -> EdgeNode:
 
 
 def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
-    """Register a node; the same name again is the same node, its fields updated."""
+    """Register a node; the same name again is the same node, its fields updated. Its
+    ``region`` must be a location (a region code or type is refused, listing its locations)."""
+    location = regions.need_location(
+        tx, regions.resolve(tx, spec.region, "region"), "region", "an edge node"
+    )
     now = utcnow()
     row = tx.session.scalar(select(EdgeNodeRow).where(EdgeNodeRow.name == spec.name))
     if row is None:
         row = EdgeNodeRow(id=f"node-{secrets.token_hex(6)}", name=spec.name, registered_at=now)
         tx.session.add(row)
-    row.region = spec.region
+    row.region = location.code
     row.address = spec.address
     row.http_port = spec.http_port
     row.https_port = spec.https_port

@@ -26,7 +26,8 @@ from edgeplane.model.operations import (
     NodeBackendHealth,
     classify_endpoint,
 )
-from edgeplane.services import cdn
+from edgeplane.model.regions import REGION_CODES_OF
+from edgeplane.services import cdn, regions
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import BackendHealthRow, EdgeNodeRow, LoadBalancerRow, ServerRow
@@ -98,10 +99,28 @@ def _check_servers(tx: Tx, spec: LoadBalancerCreate) -> None:
             )
 
 
-def _fill(row: LoadBalancerRow, spec: LoadBalancerCreate, lb_id: str) -> None:
+def _region_code(tx: Tx, spec: LoadBalancerCreate) -> str | None:
+    """A region code from what ``region`` names: a code, a location's code, or the one code
+    of a region type that has only one (americas has two: na and sa)."""
+    if spec.region is None:
+        return None
+    place = regions.resolve(tx, spec.region, "region")
+    if place.region_code is not None:
+        return place.region_code.value
+    codes = REGION_CODES_OF[place.region_type]
+    if len(codes) == 1:
+        return codes[0].value
+    raise InvalidInput.at(
+        "region",
+        f"{place.text!r} is a region type; a load balancer's region is a region code: "
+        f"{' or '.join(c.value for c in codes)} (or a location in one of them)",
+    )
+
+
+def _fill(row: LoadBalancerRow, spec: LoadBalancerCreate, lb_id: str, region: str | None) -> None:
     row.name = spec.name or lb_id
     row.algorithm = spec.algorithm.value
-    row.region = spec.region.value if spec.region else None
+    row.region = region
     row.backends = [b.model_dump(mode="json") for b in spec.backends]
     row.endpoints = [b.address for b in spec.backends]
     row.health_check = spec.health_check.model_dump(mode="json")
@@ -115,7 +134,7 @@ def create(tx: Tx, data: LoadBalancerCreate | dict[str, Any]) -> LoadBalancer:
     lb_id = choose_id(tx, LoadBalancerRow, spec.id, "lb", "load balancer")
     _check_servers(tx, spec)
     row = LoadBalancerRow(project_id=tx.project, id=lb_id)
-    _fill(row, spec, lb_id)
+    _fill(row, spec, lb_id, _region_code(tx, spec))
     tx.session.add(row)
     tx.session.flush()
     out = to_model(row)
@@ -143,7 +162,7 @@ def _save(
     tx: Tx, row: LoadBalancerRow, before: LoadBalancer, spec: LoadBalancerCreate
 ) -> LoadBalancer:
     _check_servers(tx, spec)
-    _fill(row, spec, row.id)
+    _fill(row, spec, row.id, _region_code(tx, spec))
     tx.session.flush()
     after = to_model(row)
     tx.record("update", KIND, row.id, before.model_dump(mode="json"), after.model_dump(mode="json"))

@@ -26,6 +26,7 @@ from edgeplane.store.tables import (
     DataCenterRow,
     LoadBalancerRow,
     MetricRow,
+    RegionRow,
     ServerRow,
     ServiceRow,
     utcnow,
@@ -54,6 +55,7 @@ def to_model(tx: Tx, row: ServerRow, allocated: Capacity | None = None) -> Serve
     metrics = None
     if row.metrics is not None and row.metrics_at is not None:
         metrics = Metrics.model_validate({**row.metrics, "at": row.metrics_at})
+    place = tx.session.get(RegionRow, row.location)
     return Server(
         id=row.id,
         project=row.project_id,
@@ -61,6 +63,8 @@ def to_model(tx: Tx, row: ServerRow, allocated: Capacity | None = None) -> Serve
         type=row.type,
         region=row.region,
         location=row.location,
+        region_code=place.region_code if place is not None else None,
+        region_type=place.area if place is not None else None,
         capacity=capacity.of_row(row),
         allocated=allocated,
         profile=row.profile,
@@ -75,18 +79,27 @@ def to_model(tx: Tx, row: ServerRow, allocated: Capacity | None = None) -> Serve
     )
 
 
-def _check_placement(tx: Tx, spec: ServerCreate, server_id: str) -> None:
-    region = regions.get_row(tx, spec.location, field="location")
-    if region.area != spec.region.value:
-        raise InvalidInput.at(
-            "location", f"{spec.location!r} lies in {region.area}, not in {spec.region.value}"
+def _place(tx: Tx, spec: ServerCreate, server_id: str) -> tuple[str, str]:
+    """The server's location and region type: from ``location`` or ``region`` in any
+    vocabulary, else its data center's location; consistent with each other and with the data
+    center (which must have room for the server's capacity)."""
+    dc = None
+    if spec.data_center_id is not None:
+        dc = tx.session.get(DataCenterRow, (tx.project, spec.data_center_id), with_for_update=True)
+        if dc is None:
+            raise InvalidInput.at("data_center_id", f"no data center {spec.data_center_id!r}")
+    fallback = None
+    if dc is not None:
+        fallback = (
+            regions.get_row(tx, dc.location, field="data_center_id"),
+            f"the location of data center {dc.id!r}",
         )
-    if spec.data_center_id is None:
-        return
-    dc = tx.session.get(DataCenterRow, (tx.project, spec.data_center_id), with_for_update=True)
+    row, _ = regions.locate(
+        tx, region=spec.region, location=spec.location, what="a server", fallback=fallback
+    )
     if dc is None:
-        raise InvalidInput.at("data_center_id", f"no data center {spec.data_center_id!r}")
-    if dc.location != spec.location:
+        return row.code, row.area
+    if dc.location != row.code:
         raise InvalidInput.at(
             "location",
             f"must be {dc.location!r}, the location of data center {dc.id!r}",
@@ -98,11 +111,12 @@ def _check_placement(tx: Tx, spec: ServerCreate, server_id: str) -> None:
         field="capacity",
         where=f"data center {dc.id!r}",
     )
+    return row.code, row.area
 
 
-def _fill(row: ServerRow, spec: ServerCreate) -> None:
-    row.name, row.type, row.region = spec.name, spec.type.value, spec.region.value
-    row.location, row.profile, row.status = spec.location, spec.profile, spec.status.value
+def _fill(row: ServerRow, spec: ServerCreate, location: str, region_type: str) -> None:
+    row.name, row.type, row.region = spec.name, spec.type.value, region_type
+    row.location, row.profile, row.status = location, spec.profile, spec.status.value
     row.data_center_id, row.address = spec.data_center_id, spec.address
     row.environment, row.labels = spec.environment.value, dict(spec.labels)
     row.cpu, row.memory, row.storage = (
@@ -116,9 +130,9 @@ def create(tx: Tx, data: ServerCreate | dict[str, Any]) -> Server:
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(ServerCreate, data) if isinstance(data, dict) else data
     server_id = choose_id(tx, ServerRow, spec.id, "srv", "server")
-    _check_placement(tx, spec, server_id)
+    location, region_type = _place(tx, spec, server_id)
     row = ServerRow(project_id=tx.project, id=server_id)
-    _fill(row, spec)
+    _fill(row, spec, location, region_type)
     tx.session.add(row)
     tx.session.flush()
     out = to_model(tx, row, capacity.ZERO)
@@ -149,10 +163,12 @@ def list_page(
 ) -> Page[Server]:
     tx.actor.require(tx.project, Role.VIEWER)
     q = select(ServerRow).where(ServerRow.project_id == tx.project)
+    for field, value in (("region", region), ("location", location)):
+        within = regions.region_filter(tx, value, field)
+        if within is not None:
+            q = q.where(ServerRow.location.in_(within))
     for column, value in (
         (ServerRow.type, type),
-        (ServerRow.region, region),
-        (ServerRow.location, location),
         (ServerRow.status, status),
         (ServerRow.data_center_id, data_center_id),
         (ServerRow.environment, environment),
@@ -170,12 +186,19 @@ def update(tx: Tx, server_id: str, patch: dict[str, Any]) -> Server:
     row = get_scoped_for_update(tx, ServerRow, server_id, "server")
     before = to_model(tx, row)
     current = before.model_dump(mode="json", include=EDITABLE)
+    if isinstance(patch, dict):
+        # What the patch places the server by decides what follows: a new data center brings
+        # its location, a new location its region (unless the patch names them too).
+        if patch.get("data_center_id") is not None and "location" not in patch:
+            current["location"] = None
+        if ("location" in patch or current["location"] is None) and "region" not in patch:
+            current["region"] = None
     spec = merge_patch(ServerCreate, current, patch, fixed={"id"})
-    _check_placement(tx, spec, server_id)
+    location, region_type = _place(tx, spec, server_id)
     capacity.require_covers(
         spec.capacity, before.allocated, field="capacity", what=f"the services of {server_id}"
     )
-    _fill(row, spec)
+    _fill(row, spec, location, region_type)
     tx.session.flush()
     after = to_model(tx, row, before.allocated)
     tx.record("update", KIND, server_id, _audit_view(before), _audit_view(after))

@@ -138,7 +138,8 @@ class RegionRow(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
-    area: Mapped[str] = mapped_column(String(32))
+    area: Mapped[str] = mapped_column(String(32))  # the region type (spec 000)
+    region_code: Mapped[str] = mapped_column(String(8))  # the region code (spec 001)
 
 
 class CapacityColumns:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 
 from edgeplane.api.deps import Ctx
 from edgeplane.model.common import CapacityReport, Page
-from edgeplane.model.enums import Environment, RegionCode, RegionType, ServerStatus, ServerType
+from edgeplane.model.enums import Environment, ServerStatus, ServerType
 from edgeplane.model.inventory import (
     DataCenter,
     DataCenterCreate,
@@ -29,15 +29,24 @@ router = APIRouter(prefix="/api/v1/infrastructure", tags=["inventory"])
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="page size, 100 by default")]
 Patch = Annotated[dict[str, Any], Body(description="the fields to change")]
+RegionFilter = Annotated[
+    str | None,
+    Query(
+        max_length=32,
+        description="only those in this location (us-east), region code (na) or region type "
+        "(americas)",
+    ),
+]
 
 
 # Regions ----------------------------------------------------------------------------------
 
 
 @router.get("/regions", response_model=list[Region])
-def list_regions(ctx: Ctx) -> list[Region]:
+def list_regions(ctx: Ctx, region: RegionFilter = None) -> list[Region]:
+    """The locations, each with its region code and region type."""
     with ctx.read(scoped=False) as tx:
-        return regions.list_all(tx)
+        return regions.list_all(tx, region)
 
 
 @router.post("/regions", response_model=Region, status_code=201)
@@ -73,13 +82,13 @@ def list_data_centers(
     ctx: Ctx,
     cursor: Cursor = None,
     limit: Limit = None,
-    region: RegionCode | None = None,
+    region: RegionFilter = None,
     environment: Environment | None = None,
 ) -> Page[DataCenter]:
     with ctx.read() as tx:
         return datacenters.list_page(
             tx,
-            region=region.value if region else None,
+            region=region,
             environment=environment.value if environment else None,
             cursor=cursor,
             limit=limit,
@@ -126,8 +135,8 @@ def list_servers(
     cursor: Cursor = None,
     limit: Limit = None,
     type: ServerType | None = None,
-    region: RegionType | None = None,
-    location: str | None = None,
+    region: RegionFilter = None,
+    location: RegionFilter = None,
     status: ServerStatus | None = None,
     data_center_id: str | None = None,
     environment: Environment | None = None,
@@ -136,7 +145,7 @@ def list_servers(
         return servers.list_page(
             tx,
             type=type.value if type else None,
-            region=region.value if region else None,
+            region=region,
             location=location,
             status=status.value if status else None,
             data_center_id=data_center_id,
