@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -104,7 +106,8 @@ def _start_edge(
     dns_port: int,
 ) -> subprocess.Popen[bytes]:
     """The local edge node: ``edgeplane edge`` as a child process (its own session, so that
-    a terminal's Ctrl-C reaches ``up`` alone, which then stops it)."""
+    a terminal's Ctrl-C reaches ``up`` alone, which then stops it), started from the main
+    thread with ``--parent-pid``: it ends when ``up`` ends, however ``up`` ends."""
     env = {k: v for k, v in os.environ.items() if k not in ("EDGEPLANE_URL", "EDGEPLANE_TOKEN")}
     env["EDGEPLANE_TOKEN"] = token  # in the environment, not on the command line
     command = [
@@ -128,6 +131,8 @@ def _start_edge(
         host,
         "--home",
         str(settings.home.resolve()),
+        "--parent-pid",
+        str(os.getpid()),
     ]
     return subprocess.Popen(command, env=env, start_new_session=True)
 
@@ -142,17 +147,25 @@ def _stop_child(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None
             process.wait()
 
 
-def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[str]) -> None:
+def _serve(
+    settings: Settings,
+    db: Database,
+    host: str,
+    port: int,
+    banner: list[str],
+    on_signal: Callable[[], None] | None = None,
+) -> None:
     import uvicorn
 
     from edgeplane.api.app import create_app
+    from edgeplane.api.serving import ControlPlaneServer
     from edgeplane.services.jobs import control_plane_jobs
     from edgeplane.services.runner import Runner
 
     runner = Runner(control_plane_jobs(db, settings))
     app = create_app(settings, db, locator=_locator(settings), runner=runner)
-    # Edge agents hold long-polls open for up to their wait: on shutdown they are cut after
-    # a short grace (the agents retry) instead of being waited for.
+    # On shutdown the edge agents' long-polls are answered at once (ControlPlaneServer); the
+    # grace only bounds other requests still running.
     config = uvicorn.Config(
         app,
         host=host,
@@ -162,10 +175,12 @@ def _serve(settings: Settings, db: Database, host: str, port: int, banner: list[
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    server = uvicorn.Server(config)
+    server = ControlPlaneServer(config, app.state.notifier, on_signal=on_signal)
 
     def _stop(signum: int, _frame: object) -> None:
         server.should_exit = True
+        if on_signal is not None:
+            on_signal()
 
     # uvicorn installs its own handlers when it runs in the main thread; these cover the time
     # before it does and make SIGTERM and SIGINT behave the same.
@@ -202,7 +217,46 @@ def up(
 ) -> None:
     """Run Edgeplane on this machine: the control plane with its API and one local edge node.
     Ctrl-C stops everything."""
+    from edgeplane.cli import supervise
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Until the API serves, SIGTERM interrupts the start like Ctrl-C: what started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    settings = Settings.from_env(home=home)
+    try:
+        with supervise.one_up(settings.home, None if no_edge else _local_node_paths(settings)):
+            _up(home, api_port, http_port, https_port, dns_port, region, no_edge, host)
+    except supervise.Refused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+    finally:
+        # Every process has stopped: spare the exit the collector's passes over every object
+        # (about 1 s here), which only free memory that the exit frees anyway.
+        gc.freeze()
+
+
+def _local_node_paths(settings: Settings) -> tuple[Path, Path]:
+    """The local node's state directory and nginx prefix, as ``edgeplane edge`` makes them."""
+    from edgeplane.node.agent.paths import nginx_prefix
+
+    state_dir = (settings.home.resolve() / "edge" / EDGE_NODE_NAME).resolve()
+    return state_dir, nginx_prefix(state_dir, EDGE_NODE_NAME)
+
+
+def _up(
+    home: Path | None,
+    api_port: int,
+    http_port: int,
+    https_port: int,
+    dns_port: int,
+    region: str,
+    no_edge: bool,
+    host: str,
+) -> None:
+    from edgeplane.cli.supervise import terminate
+
     settings, db, token = _prepare(home)
     url = f"http://{host}:{api_port}"
     banner = [
@@ -226,7 +280,8 @@ def up(
             banner.append(f"  DNS:         {host}:{dns_port} (UDP and TCP)")
     banner.append("Press Ctrl-C to stop.")
     try:
-        _serve(settings, db, host, api_port, banner)
+        # At the signal the agent is told to stop at once, beside the API's shutdown.
+        _serve(settings, db, host, api_port, banner, on_signal=lambda: terminate(edge))
     finally:
         if edge is not None:
             _stop_child(edge)
