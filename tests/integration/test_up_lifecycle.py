@@ -31,6 +31,8 @@ from edge_agents import Api, EdgeAgent, searchable_tmp, wait_for
 from homeprocs import Proc, kinds, local_prefix, processes_of
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up
 
+from edgeplane.node.agent.paths import nginx_prefix
+
 DOMAIN = "app.localhost"  # verified at once; its zone answers A 127.0.0.1 on the node
 
 
@@ -90,10 +92,16 @@ def describe(procs: list[Proc]) -> str:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
+    """A folder for the test's homes; removed afterwards with the nginx prefixes that went
+    outside it (as root, a 0700 home puts them under /var/lib/edgeplane/edge/)."""
     path = searchable_tmp("edgeplane-lifecycle-")
     try:
         yield path
     finally:
+        for state in path.glob("*/edge/*"):
+            prefix = nginx_prefix(state.resolve(), state.name)
+            if path not in prefix.parents:
+                shutil.rmtree(prefix.parent, ignore_errors=True)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -243,6 +251,9 @@ def test_up_after_a_crash_takes_over_the_node(base: Path) -> None:
             old = {pid for pids in before.values() for pid in pids}
             assert not old & {pid for pids in found.values() for pid in pids}, (before, found)
             output = cp.output()
+            for line in output.splitlines():
+                if " edgeplane.up " in line:
+                    print("  " + line)
             if crash == "agent frozen":
                 assert f"left running (pid {before['agent'][0]}" in output, output
             if crash.startswith("engines frozen"):

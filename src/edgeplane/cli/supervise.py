@@ -21,6 +21,7 @@ import contextlib
 import logging
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def lock_home(home: Path) -> PidLock:
 
 def take_over(state_dir: Path, prefix: Path) -> list[leftovers.Leftover]:
     """Stop what a previous ``up`` left of the node at ``state_dir``; what was stopped."""
+    started = time.monotonic()
     stopped: list[leftovers.Leftover] = []
     agent = leftovers.agent(state_dir)
     if agent is not None:
@@ -82,7 +84,14 @@ def take_over(state_dir: Path, prefix: Path) -> list[leftovers.Leftover]:
         )
     if engines:
         leftovers.stop(engines, state_dir, prefix, ENGINE_GRACE_S)
-    return stopped + engines
+    stopped += engines
+    if stopped:
+        log.warning(
+            "stopped %d processes left by a previous run in %.1f s",
+            len(stopped),
+            time.monotonic() - started,
+        )
+    return stopped
 
 
 def terminate(process: subprocess.Popen[bytes] | None) -> None:
