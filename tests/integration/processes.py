@@ -76,12 +76,18 @@ def start_up(
     env: dict[str, str] | None = None,
     edge: bool = False,
     host: str = "127.0.0.1",
+    api_port: int | None = None,
+    edge_ports: tuple[int, int, int] | None = None,
 ) -> ControlPlane:
     """``edgeplane up --home HOME --api-port P --host HOST``, waiting until /healthz answers;
-    with ``edge`` also the local edge node on free ports, else ``--no-edge``. ``host``: the
-    address it listens on (e.g. a network namespace's gateway), also the one in ``url``."""
-    port = free_port()
-    edge_ports = (free_port(), free_port(), free_udp_port()) if edge else None
+    with ``edge`` also the local edge node on free ports (or ``edge_ports``: HTTP, HTTPS, DNS),
+    else ``--no-edge``. ``host``: the address it listens on (e.g. a network namespace's
+    gateway), also the one in ``url``."""
+    port = api_port or free_port()
+    if edge and edge_ports is None:
+        edge_ports = (free_port(), free_port(), free_udp_port())
+    elif not edge:
+        edge_ports = None
     if edge_ports:
         args = (
             *args,

@@ -6,6 +6,10 @@ which sees commits of other replicas sharing the database (PostgreSQL).
 
 A waiter takes ``ticket()`` *before* it checks the state and then ``wait(ticket, timeout)``:
 a change between the check and the wait is never missed.
+
+When the server stops, ``close()`` releases every waiter at once and every later ``wait``
+returns at once: the long-polls answer normally (nothing new) before the server's graceful
+shutdown would have to cancel them.
 """
 
 from __future__ import annotations
@@ -27,7 +31,18 @@ class RevisionNotifier:
         self._revision = -1
         self._waiters = 0
         self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
         db.after_commit.append(self._on_commit)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Release every waiter now and make later waits return at once (the server stops).
+        Call it from the event loop's thread."""
+        self._closed = True
+        self._wake()
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -69,8 +84,9 @@ class RevisionNotifier:
             self._watcher = None
 
     async def wait(self, ticket: asyncio.Event, timeout: float) -> bool:
-        """True when woken (something changed since ``ticket``), False after ``timeout``."""
-        if ticket.is_set():
+        """True when woken (something changed since ``ticket``, or the notifier closed), False
+        after ``timeout``."""
+        if ticket.is_set() or self._closed:
             return True
         self._waiters += 1
         if self._watcher is None:

@@ -118,8 +118,17 @@ def edge(
         float,
         typer.Option("--analytics-interval", help="seconds between analytics reports"),
     ] = 10.0,
+    parent_pid: Annotated[
+        int | None,
+        typer.Option(
+            "--parent-pid",
+            help="stop (like on SIGTERM) when this process, our parent, ends (edgeplane up)",
+            hidden=True,
+        ),
+    ] = None,
 ) -> None:
-    """Run an edge node until SIGINT / SIGTERM (which also stop its nginx)."""
+    """Run an edge node until SIGINT / SIGTERM (which also stop its nginx and DNS server).
+    One agent per state directory: a second one on the same HOME/edge/NAME refuses to start."""
     if ctx.invoked_subcommand is not None:
         return
     if not control_plane:
@@ -151,15 +160,32 @@ def edge(
 
     import asyncio
 
+    from edgeplane.node import lifeline
     from edgeplane.node.agent.agent import Agent, AgentOptions, run_until_signalled
+    from edgeplane.node.agent.lock import LockHeld, state_lock
     from edgeplane.node.agent.paths import nginx_prefix
     from edgeplane.node.nginx.engine import NginxEngine
     from edgeplane.node.nginx.local import NodeLocal, find_brotli_module
 
+    if parent_pid is not None and not lifeline.bind_to_parent(parent_pid):
+        _fail(f"the process that started this agent (pid {parent_pid}) is gone", 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     base = home or Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")
     state_dir = (base / "edge" / node_name).resolve()
+    # Before anything of the node is touched, and for the agent's whole life.
+    lock = state_lock(state_dir)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        holder = f"pid {exc.pid}" if exc.pid is not None else "another process"
+        _fail(
+            f"edge node {node_name}: its state {state_dir} is in use by another agent "
+            f"({holder}); stop that one first",
+            1,
+        )
+    except OSError as exc:
+        _fail(f"edge node {node_name}: cannot lock its state {state_dir}: {exc}", 1)
     prefix = nginx_prefix(state_dir, node_name)
     local = NodeLocal(
         prefix=prefix,
@@ -209,7 +235,10 @@ def edge(
         + f" (state {state_dir}, nginx {prefix})",
         err=True,
     )
-    asyncio.run(run_until_signalled(Agent(options, engine, dns=dns)))
+    try:
+        asyncio.run(run_until_signalled(Agent(options, engine, dns=dns), parent_pid=parent_pid))
+    finally:
+        lock.release()  # once nginx and the DNS server have stopped
 
 
 def _mount_node_commands() -> None:

@@ -3,6 +3,7 @@ control plane alone)."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -147,7 +148,8 @@ def _start_edge(
     dns_port: int,
 ) -> subprocess.Popen[bytes]:
     """The local edge node: ``edgeplane edge`` as a child process (its own session, so that
-    a terminal's Ctrl-C reaches ``up`` alone, which then stops it)."""
+    a terminal's Ctrl-C reaches ``up`` alone, which then stops it), started from the main
+    thread with ``--parent-pid``: it ends when ``up`` ends, however ``up`` ends."""
     env = {k: v for k, v in os.environ.items() if k not in ("EDGEPLANE_URL", "EDGEPLANE_TOKEN")}
     env["EDGEPLANE_TOKEN"] = token  # in the environment, not on the command line
     command = [
@@ -171,6 +173,8 @@ def _start_edge(
         host,
         "--home",
         str(settings.home.resolve()),
+        "--parent-pid",
+        str(os.getpid()),
     ]
     return subprocess.Popen(command, env=env, start_new_session=True)
 
@@ -191,19 +195,22 @@ def _serve(
     host: str,
     port: int,
     banner: Callable[[], list[str]],
+    on_signal: Callable[[], None] | None = None,
 ) -> None:
     """Serve the API until SIGINT or SIGTERM. ``banner`` runs once the API listens (it may
-    start more processes) and returns the lines to print: "up" is said only when it is."""
+    start more processes) and returns the lines to print: "up" is said only when it is;
+    ``on_signal`` runs at the first signal, beside the API's shutdown."""
     import uvicorn
 
     from edgeplane.api.app import create_app
+    from edgeplane.api.serving import ControlPlaneServer
     from edgeplane.services.jobs import control_plane_jobs
     from edgeplane.services.runner import Runner
 
     runner = Runner(control_plane_jobs(db, settings))
     app = create_app(settings, db, locator=_locator(settings), runner=runner)
-    # Edge agents hold long-polls open for up to their wait: on shutdown they are cut after
-    # a short grace (the agents retry) instead of being waited for.
+    # On shutdown the edge agents' long-polls are answered at once (ControlPlaneServer); the
+    # grace only bounds other requests still running.
     config = uvicorn.Config(
         app,
         host=host,
@@ -214,18 +221,17 @@ def _serve(
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                for line in banner():
-                    typer.echo(line)
-                sys.stdout.flush()
+    def started() -> None:
+        for line in banner():
+            typer.echo(line)
+        sys.stdout.flush()
 
-    server = Server(config)
+    server = ControlPlaneServer(config, app.state.notifier, on_signal=on_signal, on_started=started)
 
     def _stop(signum: int, _frame: object) -> None:
         server.should_exit = True
+        if on_signal is not None:
+            on_signal()
 
     # uvicorn installs its own handlers when it runs in the main thread; these cover the time
     # before it does and make SIGTERM and SIGINT behave the same.
@@ -261,8 +267,47 @@ def up(
 ) -> None:
     """Run Edgeplane on this machine: the control plane with its API and one local edge node.
     Ctrl-C stops everything."""
+    from edgeplane.cli import supervise
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _check_port(host, api_port)
+    # Until the API serves, SIGTERM interrupts the start like Ctrl-C: what started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    settings = Settings.from_env(home=home)
+    try:
+        with supervise.one_up(settings.home, None if no_edge else _local_node_paths(settings)):
+            _up(home, api_port, http_port, https_port, dns_port, region, no_edge, host)
+    except supervise.Refused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("stopped")
+    finally:
+        # Every process has stopped: spare the exit the collector's passes over every object
+        # (about 1 s here), which only free memory that the exit frees anyway.
+        gc.freeze()
+
+
+def _local_node_paths(settings: Settings) -> tuple[Path, Path]:
+    """The local node's state directory and nginx prefix, as ``edgeplane edge`` makes them."""
+    from edgeplane.node.agent.paths import nginx_prefix
+
+    state_dir = (settings.home.resolve() / "edge" / EDGE_NODE_NAME).resolve()
+    return state_dir, nginx_prefix(state_dir, EDGE_NODE_NAME)
+
+
+def _up(
+    home: Path | None,
+    api_port: int,
+    http_port: int,
+    https_port: int,
+    dns_port: int,
+    region: str,
+    no_edge: bool,
+    host: str,
+) -> None:
+    from edgeplane.cli.supervise import terminate
+
     settings, db, token = _prepare(home)
     url = f"http://{host}:{api_port}"
     edge: list[subprocess.Popen[bytes]] = []
@@ -297,9 +342,14 @@ def up(
         banner.append("Press Ctrl-C to stop.")
         return banner
 
+    def stop_edge() -> None:
+        for process in edge:
+            terminate(process)
+
     edge_token = "" if no_edge else _edge_token(db, settings)
     try:
-        _serve(settings, db, host, api_port, started)
+        # At the signal the agent is told to stop at once, beside the API's shutdown.
+        _serve(settings, db, host, api_port, started, on_signal=stop_edge)
     finally:
         for process in edge:
             _stop_child(process)

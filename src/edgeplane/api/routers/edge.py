@@ -79,8 +79,8 @@ async def poll_config(
         ticket = notifier.ticket()
         state = await run_in_threadpool(edge_poll.read_state, db, actor, node_id)
         remaining = deadline - loop.time()
-        if state.revision > after or state.purges or remaining <= 0:
-            break
+        if state.revision > after or state.purges or remaining <= 0 or notifier.closed:
+            break  # closed: the server stops; answer what we have, the agent polls again
         await notifier.wait(ticket, remaining)
     body = await run_in_threadpool(edge_poll.answer, db, _snapshots(request), actor, state, after)
     return Response(content=body, media_type="application/json")

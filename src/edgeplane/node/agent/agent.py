@@ -11,7 +11,7 @@ one. Active health check changes are rendered into nginx (a graceful reload) on 
 snapshot being served and reported to the control plane (at least every 30 s). The access
 log is aggregated per minute and reported every ``analytics_interval_s``. Every second the
 agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
-agent.
+agent; so does the end of the process that started it, with ``parent_pid`` (``edgeplane up``).
 
 With a DNS engine (``edgeplane.node.powerdns.engine.DnsEngine``: the node's PowerDNS), the zones of
 each snapshot are applied to it as soon as they change, independently of nginx (a refused
@@ -48,6 +48,7 @@ from edgeplane.node.agent.health import HealthChecker
 from edgeplane.node.agent.orphans import kill_orphan_workers
 from edgeplane.node.agent.statedir import StateDir
 from edgeplane.node.agent.tasks import cancel_all
+from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
 from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig, ZoneSpec
 from edgeplane.protocol.messages import (
@@ -680,13 +681,33 @@ class Agent:
         return None
 
 
-async def run_until_signalled(agent: Agent) -> None:
-    """Run ``agent`` until SIGINT / SIGTERM. SIGUSR2 writes every thread's stack to stderr
-    (from C, so even when the event loop is stuck): what an operator needs when a node hangs."""
+async def _watch_parent(parent_pid: int, stop: asyncio.Event, interval_s: float) -> None:
+    """The fallback of the parent-death signal (``edgeplane.node.lifeline``)."""
+    while not stop.is_set():
+        if parent_gone(parent_pid):
+            log.info("the process that started this agent (pid %d) is gone: stopping", parent_pid)
+            stop.set()
+            return
+        await asyncio.sleep(interval_s)
+
+
+async def run_until_signalled(
+    agent: Agent, *, parent_pid: int | None = None, parent_check_s: float = 0.5
+) -> None:
+    """Run ``agent`` until SIGINT / SIGTERM, or with ``parent_pid`` until that process (our
+    parent) ends. SIGUSR2 writes every thread's stack to stderr (from C, so even when the
+    event loop is stuck): what an operator needs when a node hangs."""
     faulthandler.register(signal.SIGUSR2, all_threads=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("edge agent %s (pid %d) starting", agent.options.name, os.getpid())
-    await agent.run(stop)
+    watch = None
+    if parent_pid is not None:
+        watch = asyncio.create_task(_watch_parent(parent_pid, stop, parent_check_s))
+    try:
+        await agent.run(stop)
+    finally:
+        if watch is not None:
+            await cancel_all([watch])

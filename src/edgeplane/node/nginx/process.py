@@ -1,4 +1,5 @@
-"""The nginx master: start it as a child (own session), adopt a live one, signal and stop it."""
+"""The nginx master: start it as a child (own session, ending with the agent), adopt a live
+one, signal and stop it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgeplane.node.lifeline import spawn
 from edgeplane.node.procfs import cmdline
 
 
@@ -94,12 +96,16 @@ class NginxProcess:
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
         with self.output.open("ab") as out:
-            child = subprocess.Popen(
+            # Ends with the agent (SIGQUIT: a graceful stop) however the agent ends; its
+            # working directory is the prefix, which marks it and its workers as this node's.
+            child = spawn(
                 [self.binary, "-p", f"{self.prefix}/", "-c", str(self.conf)],
+                death_signal=signal.SIGQUIT,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.prefix,
             )
         self._child, self._pid = child, child.pid
         deadline = time.monotonic() + timeout

@@ -24,6 +24,7 @@ import dns.message
 import dns.query
 import httpx
 
+from edgeplane.node.lifeline import spawn
 from edgeplane.node.procfs import cmdline
 from edgeplane.routing.geoip import GeoDatabaseError, _packaged_database
 
@@ -282,7 +283,8 @@ class PdnsProcess:
     def _spawn(self, timeout: float) -> None:
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
-            self._child = subprocess.Popen(
+            # Ends with the process that started it (the agent), however that ends.
+            self._child = spawn(
                 [
                     self.binary,
                     "--daemon=no",
@@ -290,10 +292,12 @@ class PdnsProcess:
                     f"--config-dir={self.directory}",
                     f"--socket-dir={self.directory}",
                 ],
+                death_signal=signal.SIGTERM,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.directory,
             )
         deadline = time.monotonic() + timeout
         api_ok = dns_ok = False
