@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import edgeplane
-from edgeplane.api import problems
+from edgeplane.api import openapi, problems
 from edgeplane.api.routers import (
     access,
     alerts,
@@ -52,6 +52,7 @@ def create_app(
     app.state.local_actor = local_actor
     bind(db.engine, SecretBox.from_settings(settings))
     problems.install(app)
+    openapi.install(app)
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
@@ -61,7 +62,7 @@ def create_app(
     app.include_router(domains.router)
     app.include_router(alerts.router)
 
-    @app.get("/healthz", tags=["system"])
+    @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
     def healthz() -> JSONResponse:
         from sqlalchemy import text
 
@@ -69,7 +70,9 @@ def create_app(
             with db.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+            return problems.problem_response(
+                problems.http_problem(503, "the database is unreachable", database="unreachable")
+            )
         return JSONResponse({"status": "ok", "version": edgeplane.__version__})
 
     return app

@@ -91,3 +91,20 @@ def get_context(
 
 
 Ctx = Annotated[Context, Depends(get_context)]
+"""The request's context in its project (``?project=``, default ``default``)."""
+
+
+def get_global_context(request: Request, actor: Annotated[Actor, Depends(get_actor)]) -> Context:
+    """The context of an operation on global objects (regions, projects, tokens, edge nodes),
+    which takes no project."""
+    state = request.app.state
+    return Context(
+        db=state.db,
+        settings=state.settings,
+        locator=state.locator,
+        actor=actor,
+        project=PLATFORM_PROJECT,
+    )
+
+
+GlobalCtx = Annotated[Context, Depends(get_global_context)]

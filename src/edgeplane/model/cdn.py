@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from edgeplane.model.common import Input, ObjectId, Output
+from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
 _EXACT = re.compile(r"^/[^\s*?#]*$")
@@ -43,12 +43,12 @@ def pattern_kind(pattern: str) -> Literal["exact", "prefix", "ext"]:
 class CacheKey(Input):
     """What besides the project and the path makes two requests the same cached object."""
 
-    host: bool = Field(True, description="the host name (off: one object for all domains)")
-    query: Literal["all", "none"] | list[str] = Field(
+    host: Bool = Field(True, description="the host name (off: one object for all domains)")
+    query: Literal["all", "none"] | list[Text] = Field(
         "all", description="all: the whole query string; none: ignored; a list: those parameters"
     )
-    headers: list[str] = Field(default_factory=list, max_length=8)
-    cookies: list[str] = Field(default_factory=list, max_length=8)
+    headers: list[Text] = Field(default_factory=list, max_length=8)
+    cookies: list[Text] = Field(default_factory=list, max_length=8)
 
     @field_validator("query")
     @classmethod
@@ -80,19 +80,19 @@ class CacheKey(Input):
 
 class CacheRuleCreate(Input):
     id: ObjectId | None = None
-    pattern: Annotated[str, AfterValidator(check_pattern)] = Field(
+    pattern: Annotated[Text, AfterValidator(check_pattern)] = Field(
         description="/exact/path, /prefix/* (at most two segments), /* or *.ext"
     )
-    ttl: int = Field(3600, ge=0, le=31_536_000, description="seconds an object stays fresh")
-    bypass: bool = Field(False, description="never cache what matches")
+    ttl: Int = Field(3600, ge=0, le=31_536_000, description="seconds an object stays fresh")
+    bypass: Bool = Field(False, description="never cache what matches")
     cache_key: CacheKey = Field(default_factory=CacheKey)
     origin_cache_control: Literal["honour", "override"] = Field(
         "override",
         description="honour: the origin's Cache-Control / Expires win and ttl applies when it "
         "says nothing; override: ttl applies whatever the origin says",
     )
-    stale_if_error: bool = Field(True, description="serve stale content while the origin fails")
-    stale_while_revalidate: bool = Field(
+    stale_if_error: Bool = Field(True, description="serve stale content while the origin fails")
+    stale_while_revalidate: Bool = Field(
         False, description="serve stale content at once while refreshing it in the background"
     )
 
@@ -111,10 +111,10 @@ class CacheRule(Output):
 class Origin(Input):
     """Where the edge sends what it does not serve from cache: a URL or a load balancer."""
 
-    url: str | None = Field(None, description="http(s)://host[:port]")
+    url: Text | None = Field(None, description="http(s)://host[:port]")
     load_balancer: ObjectId | None = Field(None, description="a load balancer of the project")
-    weight: int = Field(1, ge=1, le=1000, description="among URL origins")
-    backup: bool = Field(False, description="a URL origin used only when the others are down")
+    weight: Int = Field(1, ge=1, le=1000, description="among URL origins")
+    backup: Bool = Field(False, description="a URL origin used only when the others are down")
 
     @model_validator(mode="after")
     def _one(self) -> Origin:
@@ -146,14 +146,14 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class RateLimit(Input):
-    rate: int = Field(ge=1, le=1_000_000, description="requests per second per client address")
-    burst: int = Field(0, ge=0, le=1_000_000, description="requests above the rate let through")
+    rate: Int = Field(ge=1, le=1_000_000, description="requests per second per client address")
+    burst: Int = Field(0, ge=0, le=1_000_000, description="requests above the rate let through")
 
 
 class EdgeSecurity(Input):
-    force_https: bool = Field(True, description="redirect HTTP to HTTPS (308)")
-    hsts_max_age: int = Field(0, ge=0, le=63_072_000, description="0: no HSTS header")
-    hsts_include_subdomains: bool = False
+    force_https: Bool = Field(True, description="redirect HTTP to HTTPS (308)")
+    hsts_max_age: Int = Field(0, ge=0, le=63_072_000, description="0: no HSTS header")
+    hsts_include_subdomains: Bool = False
     rate_limit: RateLimit | None = None
     ip_allow: list[Cidr] = Field(default_factory=list, max_length=1000)
     ip_deny: list[Cidr] = Field(default_factory=list, max_length=1000)
@@ -179,12 +179,12 @@ class CDNDeployment(Output):
 
 
 class PurgeRequest(Input):
-    paths: list[str] = Field(
+    paths: list[Text] = Field(
         default_factory=list, max_length=1000, description="/exact/path or /prefix/*"
     )
-    purge_all: bool = False
-    wait: bool = Field(False, description="wait until every online edge node has purged")
-    timeout_s: float = Field(10.0, gt=0, le=120)
+    purge_all: Bool = False
+    wait: Bool = Field(False, description="wait until every online edge node has purged")
+    timeout_s: Float = Field(10.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _something(self) -> PurgeRequest:

@@ -11,12 +11,15 @@ from pydantic import Field, field_validator
 
 from edgeplane.model.common import (
     Capacity,
+    Float,
     Input,
+    Int,
     Name,
     ObjectId,
     Output,
     RegionCodeStr,
     Slug,
+    Text,
 )
 from edgeplane.model.enums import (
     DataCenterTier,
@@ -48,8 +51,8 @@ def area_of(latitude: float, longitude: float) -> RegionType:
 class RegionCreate(Input):
     code: RegionCodeStr
     name: Name
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: Float = Field(ge=-90, le=90)
+    longitude: Float = Field(ge=-180, le=180)
     area: RegionType | None = Field(
         None, description="broad area; inferred from the coordinates when omitted"
     )
@@ -121,9 +124,9 @@ class ServerCreate(Input):
     profile: Slug = "standard"
     status: ServerStatus = ServerStatus.ACTIVE
     data_center_id: ObjectId | None = None
-    address: str | None = Field(None, description="IP address or host name of the server")
+    address: Text | None = Field(None, description="IP address or host name of the server")
     environment: Environment = Environment.PROD
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    labels: dict[Text, Text] = Field(default_factory=dict, max_length=64)
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
 
@@ -131,14 +134,14 @@ class ServerCreate(Input):
 class MetricsSample(Input):
     """One observation of a server; utilisations in percent."""
 
-    cpu_percent: float = Field(ge=0, le=100)
-    memory_percent: float = Field(ge=0, le=100)
-    storage_percent: float = Field(0.0, ge=0, le=100)
-    network_in_mbps: float = Field(0.0, ge=0)
-    network_out_mbps: float = Field(0.0, ge=0)
-    connections: int = Field(0, ge=0)
-    requests_per_second: float = Field(0.0, ge=0)
-    latency_ms: float = Field(0.0, ge=0)
+    cpu_percent: Float = Field(ge=0, le=100)
+    memory_percent: Float = Field(ge=0, le=100)
+    storage_percent: Float = Field(0.0, ge=0, le=100)
+    network_in_mbps: Float = Field(0.0, ge=0)
+    network_out_mbps: Float = Field(0.0, ge=0)
+    connections: Int = Field(0, ge=0)
+    requests_per_second: Float = Field(0.0, ge=0)
+    latency_ms: Float = Field(0.0, ge=0)
     at: datetime | None = Field(None, description="when it was measured; now when omitted")
 
 
@@ -181,7 +184,7 @@ class ServiceCreate(Input):
         description="cdn, web, api, database, cache, dns, storage, compute, "
         "edge_function, load_balancer, monitoring"
     )
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[Text, Any] = Field(default_factory=dict)
     resources: Capacity | None = Field(
         None, description="what the service reserves on its server; a default per type"
     )

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx
 from edgeplane.bundles import limits as bundle_limits
-from edgeplane.errors import InvalidInput
+from edgeplane.errors import InvalidInput, PayloadTooLarge
 from edgeplane.model.common import Output
 from edgeplane.model.edge_deployments import (
     Bundle,
@@ -58,8 +58,9 @@ async def _receive(request: Request, into: Path, limit: int) -> None:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise InvalidInput.at(
-                    "bundle", f"the upload is larger than the limit of {limit >> 20} MiB"
+                raise PayloadTooLarge(
+                    f"bundle: the upload is larger than the limit of {limit >> 20} MiB",
+                    field="bundle",
                 )
             f.write(chunk)
     if size == 0:
@@ -70,8 +71,26 @@ async def _receive(request: Request, into: Path, limit: int) -> None:
     "/bundles",
     response_model=BundleUploaded,
     status_code=201,
-    responses={200: {"model": BundleUploaded, "description": "the same content was uploaded"}},
+    responses={
+        200: {"model": BundleUploaded, "description": "the same content was uploaded"},
+        413: {"description": "the upload is larger than EDGEPLANE_BUNDLE_MAX_BYTES"},
+    },
     summary="Upload a bundle (the request body: a tar, tar.gz or zip archive)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a tar, tar.gz or zip archive of the site's files",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                for media in (
+                    "application/x-tar",
+                    "application/gzip",
+                    "application/zip",
+                    "application/octet-stream",
+                )
+            },
+        }
+    },
 )
 async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> BundleUploaded:
     """Validate the archive (sizes, paths, links), precompress it (gzip, brotli) and store it

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 
-from edgeplane.api.deps import Ctx
+from edgeplane.api.deps import Ctx, GlobalCtx
 from edgeplane.model.common import CapacityReport, Page
 from edgeplane.model.enums import Environment, RegionCode, RegionType, ServerStatus, ServerType
 from edgeplane.model.inventory import (
@@ -35,31 +35,31 @@ Patch = Annotated[dict[str, Any], Body(description="the fields to change")]
 
 
 @router.get("/regions", response_model=list[Region])
-def list_regions(ctx: Ctx) -> list[Region]:
+def list_regions(ctx: GlobalCtx) -> list[Region]:
     with ctx.read(scoped=False) as tx:
         return regions.list_all(tx)
 
 
 @router.post("/regions", response_model=Region, status_code=201)
-def create_region(ctx: Ctx, body: RegionCreate) -> Region:
+def create_region(ctx: GlobalCtx, body: RegionCreate) -> Region:
     with ctx.write(scoped=False) as tx:
         return regions.create(tx, body)
 
 
 @router.get("/regions/{code}", response_model=Region)
-def get_region(ctx: Ctx, code: str) -> Region:
+def get_region(ctx: GlobalCtx, code: str) -> Region:
     with ctx.read(scoped=False) as tx:
         return regions.get(tx, code)
 
 
 @router.patch("/regions/{code}", response_model=Region)
-def update_region(ctx: Ctx, code: str, body: Patch) -> Region:
+def update_region(ctx: GlobalCtx, code: str, body: Patch) -> Region:
     with ctx.write(scoped=False) as tx:
         return regions.update(tx, code, body)
 
 
 @router.delete("/regions/{code}", status_code=204)
-def delete_region(ctx: Ctx, code: str) -> Response:
+def delete_region(ctx: GlobalCtx, code: str) -> Response:
     with ctx.write(scoped=False) as tx:
         regions.delete(tx, code)
     return Response(status_code=204)
@@ -196,6 +196,8 @@ def ingest_metrics(
         ),
     ],
 ) -> Server:
+    if isinstance(body, bytes):  # FastAPI passes a body that is not JSON on as bytes
+        raise HTTPException(415, "the body must be JSON (Content-Type: application/json)")
     with ctx.write() as tx:
         return servers.ingest_metrics(tx, server_id, body)
 
