@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from edgeplane.errors import Forbidden
+from edgeplane.errors import Forbidden, InvalidInput
+from edgeplane.model.common import SLUG_PATTERN, control_character
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services import access
 from edgeplane.services.actor import PLATFORM_PROJECT, Actor
@@ -44,10 +45,20 @@ class Context:
             yield tx
 
 
+def check_parameters(request: Request) -> None:
+    """Path and query parameters hold no control characters (``Text``'s rule): they reach the
+    database, and PostgreSQL refuses NUL. Every operation with parameters depends on it."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        reason = control_character(str(value))
+        if reason is not None:
+            raise InvalidInput.at(name, reason)
+
+
 def get_actor(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
+    check_parameters(request)
     local: Actor | None = request.app.state.local_actor
     if local is not None:
         return local
@@ -62,6 +73,7 @@ def get_edge_actor(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The caller of the edge protocol: an edge token (or the embedded local actor)."""
+    check_parameters(request)
     local: Actor | None = request.app.state.local_actor
     if local is not None:
         return local
@@ -77,7 +89,10 @@ EdgeActor = Annotated[Actor, Depends(get_edge_actor)]
 def get_context(
     request: Request,
     actor: Annotated[Actor, Depends(get_actor)],
-    project: Annotated[str | None, Query(description="the project; `default` when omitted")] = None,
+    project: Annotated[
+        str | None,
+        Query(description="the project; `default` when omitted", pattern=SLUG_PATTERN),
+    ] = None,
     x_edgeplane_project: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Context:
     state = request.app.state

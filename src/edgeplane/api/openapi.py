@@ -13,6 +13,9 @@ generated document is completed here, once, for every operation:
   made at the same time);
 - what a route declares itself in ``responses`` (413, 502, 503, ...), with the problem schema.
 
+String path and query parameters without a pattern of their own get ``Text``'s (no control
+characters), which ``edgeplane.api.deps.check_parameters`` enforces for every operation.
+
 Every error answer is ``application/problem+json`` with the one ``Problem`` schema, and
 FastAPI's ``HTTPValidationError`` is gone.
 """
@@ -25,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from edgeplane.api.problems import PROBLEM
+from edgeplane.model.common import TEXT_PATTERN
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -108,6 +112,12 @@ def _error_statuses(operation: dict[str, Any], method: str) -> set[str]:
     return statuses
 
 
+def _text_parameter(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string" and not {"pattern", "enum", "format"} & set(branch):
+            branch["pattern"] = TEXT_PATTERN
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add the error answers of every operation to ``document`` (in place) and return it."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -119,6 +129,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             if method not in HTTP_METHODS:
                 continue
+            for parameter in operation.get("parameters", []):
+                _text_parameter(parameter.get("schema", {}))
             responses: dict[str, Any] = operation.setdefault("responses", {})
             declared = {s for s in responses if s.isdigit() and int(s) >= 400}
             for status in sorted(_error_statuses(operation, method) | declared):

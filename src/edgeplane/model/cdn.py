@@ -12,9 +12,9 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text
+from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
 _EXACT = re.compile(r"^/[^\s*?#]*$")
@@ -95,6 +95,10 @@ class CacheRuleCreate(Input):
     stale_while_revalidate: Bool = Field(
         False, description="serve stale content at once while refreshing it in the background"
     )
+
+
+class CacheRulePatch(patch_model(CacheRuleCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of CacheRule, the fields to change."""
 
 
 class CacheRule(Output):
@@ -179,6 +183,17 @@ class CDNDeployment(Output):
 
 
 class PurgeRequest(Input):
+    """Paths, or everything (``purge_all``): at least one of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["paths"], "properties": {"paths": {"minItems": 1}}},
+                {"required": ["purge_all"], "properties": {"purge_all": {"const": True}}},
+            ]
+        }
+    )
+
     paths: list[Text] = Field(
         default_factory=list, max_length=1000, description="/exact/path or /prefix/*"
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -30,7 +30,9 @@ from pydantic import (
     GetJsonSchemaHandler,
     Strict,
     StringConstraints,
+    create_model,
 )
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -203,3 +205,51 @@ class Page(BaseModel, Generic[T]):
 
 def jsonable(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+_PATCH_MODELS: dict[type[BaseModel], type[Input]] = {}
+
+
+def patch_model(model: type[Input]) -> type[Input]:
+    """The body of a JSON merge patch (RFC 7396) of ``model``: every field optional, unknown
+    fields refused, nested objects patches of their own, ``null`` in a map removing its key.
+    Types and ranges are checked against it; the merged whole is then validated by ``model``
+    itself (and fields such as ids may only repeat their current value)."""
+    key = model
+    if key in _PATCH_MODELS:
+        return _PATCH_MODELS[key]
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation: Any = info.annotation
+        args = get_args(annotation)
+        nullable = type(None) in args
+        inner = (
+            next((a for a in args if a is not type(None)), annotation) if nullable else annotation
+        )
+        if isinstance(inner, type) and issubclass(inner, Input):
+            annotation = patch_model(inner) | None if nullable else patch_model(inner)
+            field = FieldInfo(default=None, description=info.description)
+            field.json_schema_extra = _no_default
+        else:
+            if get_origin(inner) is dict:
+                key_type, value_type = get_args(inner)
+                annotation = dict[key_type, value_type | None]  # type: ignore[valid-type]
+                annotation = annotation | None if nullable else annotation
+            field = FieldInfo.merge_field_infos(info, default=None)
+            field.default_factory = None
+            # Optional, and nullable only where the model's field is: leaving a field out
+            # keeps its value, null clears an optional one.
+            field.json_schema_extra = _no_default
+        fields[name] = (annotation, field)
+    patch = create_model(
+        f"{model.__name__.removesuffix('Create')}Fields",
+        __base__=Input,
+        __doc__=f"A JSON merge patch of {model.__name__}: the fields to change.",
+        **fields,
+    )
+    _PATCH_MODELS[key] = patch
+    return patch

@@ -20,6 +20,7 @@ from edgeplane.model.common import (
     RegionCodeStr,
     Slug,
     Text,
+    patch_model,
 )
 from edgeplane.model.enums import (
     DataCenterTier,
@@ -58,6 +59,10 @@ class RegionCreate(Input):
     )
 
 
+class RegionPatch(patch_model(RegionCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of Region, the fields to change."""
+
+
 class Region(Output):
     code: str
     name: str
@@ -85,6 +90,10 @@ class DataCenterCreate(Input):
         if isinstance(value, int | str) and DataCenterTier._missing_(str(value)) is None:
             raise ValueError(f"must be 1, 2, 3 or 4, not {value!r}")
         return value
+
+
+class DataCenterPatch(patch_model(DataCenterCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of DataCenter, the fields to change."""
 
 
 class DataCenter(Output):
@@ -129,6 +138,10 @@ class ServerCreate(Input):
     labels: dict[Text, Text] = Field(default_factory=dict, max_length=64)
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+
+class ServerPatch(patch_model(ServerCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of Server, the fields to change."""
 
 
 class MetricsSample(Input):
@@ -189,6 +202,10 @@ class ServiceCreate(Input):
         None, description="what the service reserves on its server; a default per type"
     )
     status: ServiceStatus = ServiceStatus.ACTIVE
+
+
+class ServicePatch(patch_model(ServiceCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of Service, the fields to change."""
 
 
 class Service(Output):

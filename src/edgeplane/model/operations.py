@@ -19,7 +19,18 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from edgeplane.model.common import ID_PATTERN, Bool, Float, Input, Int, Name, ObjectId, Output, Text
+from edgeplane.model.common import (
+    ID_PATTERN,
+    Bool,
+    Float,
+    Input,
+    Int,
+    Name,
+    ObjectId,
+    Output,
+    Text,
+    patch_model,
+)
 from edgeplane.model.enums import LB_ALGORITHM_ALIASES, Environment, LBAlgorithm, RegionCode
 
 _STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
@@ -246,6 +257,16 @@ class LoadBalancerCreate(Input):
         }
 
 
+class LoadBalancerPatch(patch_model(LoadBalancerCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of LoadBalancer, the fields to change."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_alias(cls, data: Any) -> Any:
+        # ``type`` and the algorithms' other names, as LoadBalancerCreate takes them.
+        return LoadBalancerCreate._type_alias(data)  # type: ignore[operator]
+
+
 class LoadBalancer(Output):
     id: str
     project: str
@@ -300,6 +321,10 @@ class DRConfigCreate(Input):
     rpo: Int = Field(ge=1, le=10080, description="recovery point objective, minutes")
     rto: Int = Field(ge=1, le=10080, description="recovery time objective, minutes")
     environment: Environment = Environment.PROD
+
+
+class DRConfigPatch(patch_model(DRConfigCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of DRConfig, the fields to change."""
 
 
 class DRConfig(Output):

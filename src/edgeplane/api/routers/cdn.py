@@ -12,6 +12,7 @@ from edgeplane.api.deps import Ctx
 from edgeplane.model.cdn import (
     CacheRule,
     CacheRuleCreate,
+    CacheRulePatch,
     CDNAnalytics,
     CDNConfigCreate,
     CDNDeployment,
@@ -81,10 +82,14 @@ def get_cache_rule(ctx: Ctx, rule_id: str) -> CacheRule:
 
 
 @router.patch("/rules/{rule_id}", response_model=CacheRule)
-def update_cache_rule(ctx: Ctx, rule_id: str, body: Patch, position: Position = None) -> CacheRule:
+def update_cache_rule(
+    ctx: Ctx, rule_id: str, body: CacheRulePatch, position: Position = None
+) -> CacheRule:
     """A JSON merge patch of the rule; ``position`` moves it."""
     with ctx.write() as tx:
-        return cdn.update_rule(tx, rule_id, body, position=position)
+        return cdn.update_rule(
+            tx, rule_id, body.model_dump(mode="json", exclude_unset=True), position=position
+        )
 
 
 @router.delete("/rules/{rule_id}", status_code=204)

@@ -13,14 +13,18 @@ from edgeplane.model.enums import Environment, RegionCode, RegionType, ServerSta
 from edgeplane.model.inventory import (
     DataCenter,
     DataCenterCreate,
+    DataCenterPatch,
     Metrics,
     MetricsSample,
     Region,
     RegionCreate,
+    RegionPatch,
     Server,
     ServerCreate,
+    ServerPatch,
     Service,
     ServiceCreate,
+    ServicePatch,
 )
 from edgeplane.services import datacenters, regions, server_services, servers
 
@@ -53,9 +57,9 @@ def get_region(ctx: GlobalCtx, code: str) -> Region:
 
 
 @router.patch("/regions/{code}", response_model=Region)
-def update_region(ctx: GlobalCtx, code: str, body: Patch) -> Region:
+def update_region(ctx: GlobalCtx, code: str, body: RegionPatch) -> Region:
     with ctx.write(scoped=False) as tx:
-        return regions.update(tx, code, body)
+        return regions.update(tx, code, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/regions/{code}", status_code=204)
@@ -105,9 +109,9 @@ def data_center_capacity(ctx: Ctx, dc_id: str) -> CapacityReport:
 
 
 @router.patch("/datacenters/{dc_id}", response_model=DataCenter)
-def update_data_center(ctx: Ctx, dc_id: str, body: Patch) -> DataCenter:
+def update_data_center(ctx: Ctx, dc_id: str, body: DataCenterPatch) -> DataCenter:
     with ctx.write() as tx:
-        return datacenters.update(tx, dc_id, body)
+        return datacenters.update(tx, dc_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/datacenters/{dc_id}", status_code=204)
@@ -159,9 +163,9 @@ def get_server(ctx: Ctx, server_id: str) -> Server:
 
 
 @router.patch("/servers/{server_id}", response_model=Server)
-def update_server(ctx: Ctx, server_id: str, body: Patch) -> Server:
+def update_server(ctx: Ctx, server_id: str, body: ServerPatch) -> Server:
     with ctx.write() as tx:
-        return servers.update(tx, server_id, body)
+        return servers.update(tx, server_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/servers/{server_id}", status_code=204)
@@ -243,9 +247,11 @@ def get_service(ctx: Ctx, service_id: str) -> Service:
 
 
 @router.patch("/services/{service_id}", response_model=Service)
-def update_service(ctx: Ctx, service_id: str, body: Patch) -> Service:
+def update_service(ctx: Ctx, service_id: str, body: ServicePatch) -> Service:
     with ctx.write() as tx:
-        return server_services.update(tx, service_id, body)
+        return server_services.update(
+            tx, service_id, body.model_dump(mode="json", exclude_unset=True)
+        )
 
 
 @router.delete("/services/{service_id}", status_code=204)

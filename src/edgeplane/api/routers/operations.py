@@ -14,9 +14,11 @@ from edgeplane.model.operations import (
     BackendUpdate,
     DRConfig,
     DRConfigCreate,
+    DRConfigPatch,
     HealthCheck,
     LoadBalancer,
     LoadBalancerCreate,
+    LoadBalancerPatch,
 )
 from edgeplane.model.routing import RouteDecision
 from edgeplane.services import dr, load_balancers, routing
@@ -47,9 +49,9 @@ def get_load_balancer(ctx: Ctx, lb_id: str) -> LoadBalancer:
 
 
 @router.patch("/loadbalancer/{lb_id}", response_model=LoadBalancer)
-def update_load_balancer(ctx: Ctx, lb_id: str, body: Patch) -> LoadBalancer:
+def update_load_balancer(ctx: Ctx, lb_id: str, body: LoadBalancerPatch) -> LoadBalancer:
     with ctx.write() as tx:
-        return load_balancers.update(tx, lb_id, body)
+        return load_balancers.update(tx, lb_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/loadbalancer/{lb_id}", status_code=204)
@@ -126,9 +128,9 @@ def get_dr_config(ctx: Ctx, dr_id: str) -> DRConfig:
 
 
 @router.patch("/dr-configs/{dr_id}", response_model=DRConfig)
-def update_dr_config(ctx: Ctx, dr_id: str, body: Patch) -> DRConfig:
+def update_dr_config(ctx: Ctx, dr_id: str, body: DRConfigPatch) -> DRConfig:
     with ctx.write() as tx:
-        return dr.update(tx, dr_id, body)
+        return dr.update(tx, dr_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/dr-configs/{dr_id}", status_code=204)
