@@ -66,6 +66,8 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     FastAPI makes one route per method and path."""
     methods: set[str] = set()
     for route in app.router.routes:
+        if not getattr(route, "include_in_schema", True):
+            continue  # routes that only refuse (405) what they match
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
             methods.update(getattr(route, "methods", None) or ())

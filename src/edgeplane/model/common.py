@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar, get_args, get_origin
 
 from pydantic import (
@@ -101,6 +102,17 @@ def _kind(value: Any) -> str:
     kinds: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
     return kinds.get(type(value), "that")
 
+
+def _iso_datetime(value: Any) -> Any:
+    if not isinstance(value, str) or re.fullmatch(r"\s*[-+]?[0-9.eE+-]*\s*", value):
+        raise PydanticCustomError(
+            "datetime_type", "must be an ISO 8601 date and time, e.g. 2026-01-31T12:00:00Z"
+        )
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+"""A date and time written in ISO 8601 (not a number of seconds)."""
 
 Text = Annotated[str, NoControls()]
 TabText = Annotated[str, NoControls(allow="\t")]

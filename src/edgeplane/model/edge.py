@@ -44,7 +44,7 @@ UPSTREAM_MS_BUCKETS: tuple[float, ...] = (
 
 
 class NodeRegister(Input):
-    name: Text = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     region: RegionCodeStr
     address: Text | None = Field(None, description="the address clients reach this node at")
     http_port: Int | None = Field(None, ge=1, le=65535)
@@ -107,7 +107,7 @@ class BundleReport(Input):
     check passed) or not (``failed``: fetch, verification, activation or check failed)."""
 
     deployment: Text = Field(max_length=63)
-    bundle: Text = Field(pattern=r"^[0-9a-f]{64}$")
+    bundle: str = Field(pattern=r"^[0-9a-f]{64}$")
     state: Literal["fetching", "active", "failed"]
     error: MultilineText | None = Field(None, max_length=4000)
     at: datetime | None = None

@@ -63,7 +63,7 @@ class ServeOptions(Input):
 
 
 class DeployRequest(Input):
-    bundle: Text | None = Field(
+    bundle: str | None = Field(
         None,
         pattern=r"^[0-9a-f]{64}$",
         description="the uploaded bundle's id; none: the project's current bundle",

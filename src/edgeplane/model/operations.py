@@ -39,7 +39,7 @@ _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(?P<port>\
 
 class HealthCheck(Input):
     protocol: Literal["http", "https", "tcp"] = "http"
-    path: Text = Field("/", pattern=r"^/[^\s\x00-\x1f\x7f-\x9f]*$", max_length=1024)
+    path: str = Field("/", pattern=r"^/[^\s\x00-\x1f\x7f-\x9f]*$", max_length=1024)
     interval_s: Float = Field(5.0, ge=1, le=300, description="seconds between checks")
     timeout_s: Float = Field(2.0, gt=0, le=60)
     healthy_threshold: Int = Field(2, ge=1, le=10, description="successes to mark up (rise)")

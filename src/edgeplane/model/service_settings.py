@@ -27,7 +27,7 @@ class WebSettings(Input):
 class APISettings(Input):
     port: Int = Field(8000, ge=1, le=65535)
     protocol: Literal["http", "grpc", "websocket"] = "http"
-    base_path: Text = Field("/", pattern=r"^/[^\x00-\x1f\x7f-\x9f]*$")
+    base_path: str = Field("/", pattern=r"^/[^\x00-\x1f\x7f-\x9f]*$")
 
 
 class DatabaseSettings(Input):

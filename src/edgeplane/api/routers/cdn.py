@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
@@ -19,7 +18,7 @@ from edgeplane.model.cdn import (
     PurgeRequest,
     PurgeResult,
 )
-from edgeplane.model.common import Output
+from edgeplane.model.common import DateTime, Output
 from edgeplane.services import analytics, cdn, purges
 
 router = APIRouter(prefix="/api/v1/infrastructure/cdn", tags=["cdn"])
@@ -122,8 +121,8 @@ def get_purge(ctx: Ctx, purge_id: str) -> PurgeResult:
 @router.get("/analytics", response_model=CDNAnalytics)
 def get_cdn_analytics(
     ctx: Ctx,
-    start: Annotated[datetime | None, Query(description="ISO 8601 with a time zone")] = None,
-    end: Annotated[datetime | None, Query(description="ISO 8601 (default: now)")] = None,
+    start: Annotated[DateTime | None, Query(description="ISO 8601 with a time zone")] = None,
+    end: Annotated[DateTime | None, Query(description="ISO 8601 (default: now)")] = None,
     timeframe: Annotated[
         str | None, Query(description="1h, 6h, 24h, 7d or 30d, ending now (default 1h)")
     ] = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from edgeplane.api.deps import Ctx
 from edgeplane.bundles import limits as bundle_limits
 from edgeplane.errors import InvalidInput, PayloadTooLarge
-from edgeplane.model.common import Output
+from edgeplane.model.common import DateTime, Output
 from edgeplane.model.edge_deployments import (
     Bundle,
     ConfigUpdate,
@@ -203,8 +202,8 @@ def metrics(
     ctx: Ctx,
     deployment_id: str,
     region: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: DateTime | None = None,
+    end: DateTime | None = None,
 ) -> EdgeMetrics:
     """Requests, bytes, p50 / p95, errors and hit ratio per region while the version served."""
     with ctx.read() as tx:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from edgeplane.api.deps import Ctx, GlobalCtx
-from edgeplane.model.common import CapacityReport, Page
+from edgeplane.model.common import CapacityReport, DateTime, Page
 from edgeplane.model.enums import Environment, RegionCode, RegionType, ServerStatus, ServerType
 from edgeplane.model.inventory import (
     DataCenter,
@@ -210,7 +209,7 @@ def ingest_metrics(
 def metrics_history(
     ctx: Ctx,
     server_id: str,
-    since: datetime | None = None,
+    since: DateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
 ) -> list[Metrics]:
     with ctx.read() as tx:

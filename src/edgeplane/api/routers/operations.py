@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from edgeplane.api.deps import Ctx
 from edgeplane.model.common import Page
@@ -79,6 +79,17 @@ def drain_backend(ctx: Ctx, lb_id: str, address: str) -> Backend:
     """Stop sending new requests to the backend; requests in flight finish."""
     with ctx.write() as tx:
         return load_balancers.drain_backend(tx, lb_id, address)
+
+
+@router.api_route(
+    "/loadbalancer/{lb_id}/backends/{address:path}/drain",
+    methods=["GET", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
+def _drain_other_methods() -> None:
+    """``.../drain`` takes POST alone (an address that itself ends in /drain cannot be
+    changed through the path: use its URL without the suffix)."""
+    raise HTTPException(405)
 
 
 @router.patch("/loadbalancer/{lb_id}/backends/{address:path}", response_model=Backend)
