@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from edgeplane.errors import EdgeplaneError
 
@@ -68,8 +67,8 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     for route in app.router.routes:
         if not getattr(route, "include_in_schema", True):
             continue  # routes that only refuse (405) what they match
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
             methods.update(getattr(route, "methods", None) or ())
     return sorted(methods)
 
