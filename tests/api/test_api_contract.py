@@ -153,6 +153,10 @@ def test_405_has_allow(api: Api) -> None:
     r = api.call("PATCH", f"{INV}/loadbalancer/lb/backends/x/drain", json={})
     problem(r, 405, "method-not-allowed")
     assert r.headers["allow"] == "POST"
+    assert api.delete(f"{INV}/loadbalancer/lb/backends/x/drain").headers["allow"] == "POST"
+    # Routes outside the included routers count too.
+    assert api.call("PUT", "/openapi.json").headers["allow"] == "GET, HEAD"
+    assert api.call("POST", "/healthz").headers["allow"] == "GET"
     problem(api.get("/api/v1/no-such-thing"), 404, "not-found")
 
 

@@ -11,8 +11,10 @@ anything unexpected (``internal``, 500, details in the server log only).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +26,8 @@ from edgeplane.errors import EdgeplaneError
 log = logging.getLogger("edgeplane.api")
 PROBLEM = "application/problem+json"
 PROBLEMS = "https://edgeplane.dev/problems/"
+_REFUSES = "__edgeplane_refuses__"
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Problems of the HTTP layer itself (routing, body parsing), by status: (slug, title).
 HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
@@ -58,19 +62,45 @@ def http_problem(status: int, detail: str, **extra: Any) -> dict[str, Any]:
     return {"type": PROBLEMS + slug, "title": title, "status": status, "detail": detail, **extra}
 
 
-def allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route of the app answers at the request's path.
+def refuses(endpoint: F) -> F:
+    """Mark a route's endpoint as one that only refuses (405) the methods it matches, so that
+    ``allowed_methods`` does not count them."""
+    setattr(endpoint, _REFUSES, True)
+    return endpoint
 
-    Starlette's own 405 names the methods of the first route matching the path only, and
-    FastAPI makes one route per method and path."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        if not getattr(route, "include_in_schema", True):
-            continue  # routes that only refuse (405) what they match
-        regex = getattr(route, "path_regex", None)
-        if regex is not None and regex.match(request.url.path):
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+
+def _route_table(app: FastAPI) -> list[Any]:
+    """The app's routes, in the order they are matched, with included routers flattened.
+
+    FastAPI 0.120+ keeps an included router as one ``_IncludedRouter`` entry of ``app.routes``
+    and matches through it: ``iter_route_contexts`` yields its routes with their full paths."""
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    return list(flatten(app.routes)) if flatten is not None else list(app.routes)
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods that some route of the app would answer at the request's path.
+
+    A method is allowed when the first route that matches the path and the method (the one
+    routing would choose) is not a route that only refuses. Starlette's own 405 names the
+    methods of the first route matching the path only, and FastAPI makes one route per method
+    and path."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path.removeprefix(root) or "/"  # as routing matches it
+    matching = [
+        route
+        for route in _route_table(app)
+        if (regex := getattr(route, "path_regex", None)) is not None and regex.match(path)
+    ]
+    candidates = set().union(*(getattr(route, "methods", None) or () for route in matching))
+    allowed = []
+    for method in sorted(candidates):
+        chosen = next(r for r in matching if method in (getattr(r, "methods", None) or ()))
+        if not getattr(getattr(chosen, "endpoint", None), _REFUSES, False):
+            allowed.append(method)
+    return allowed
 
 
 def _not_json(body: Any) -> bool:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from edgeplane.api.deps import Ctx
+from edgeplane.api.problems import refuses
 from edgeplane.model.common import Page
 from edgeplane.model.operations import (
     Backend,
@@ -86,6 +87,7 @@ def drain_backend(ctx: Ctx, lb_id: str, address: str) -> Backend:
     methods=["GET", "PUT", "PATCH", "DELETE"],
     include_in_schema=False,
 )
+@refuses
 def _drain_other_methods() -> None:
     """``.../drain`` takes POST alone (an address that itself ends in /drain cannot be
     changed through the path: use its URL without the suffix)."""
