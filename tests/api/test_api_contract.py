@@ -76,6 +76,34 @@ def test_openapi_states_input_rules(api: Api) -> None:
     token = schemas["TokenCreate"]
     assert token["anyOf"][0]["required"] == ["roles"]
     assert token["properties"]["roles"]["minProperties"] == 1
+    # Bounds of optional numbers in JSON Schema's words, keys of maps by propertyNames.
+    port = schemas["Backend"]["properties"]["port"]["anyOf"][0]
+    assert (port["minimum"], port["maximum"]) == (1, 65535) and "ge" not in port
+    # A patch's fields may be left out; null only where it clears an optional field.
+    update = schemas["BackendUpdate"]["properties"]
+    assert update["weight"]["type"] == "integer" and "default" not in update["weight"]
+    assert {"type": "null"} in update["port"]["anyOf"]
+    labels = schemas["ServerCreate"]["properties"]["labels"]
+    assert "patternProperties" not in labels and labels["propertyNames"]["pattern"]
+    assert labels["additionalProperties"]["type"] == "string"
+    assert "pattern" in schemas["CacheRuleCreate"]["properties"]["pattern"]
+    assert "pattern" in schemas["PurgeRequest"]["properties"]["paths"]["items"]
+    assert "cdn" in schemas["ServiceCreate"]["properties"]["type"]["enum"]
+
+
+def test_openapi_has_no_pydantic_words(api: Api) -> None:
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("integer", "number"):
+                assert not {"ge", "le", "gt", "lt"} & set(node), where
+            assert "patternProperties" not in node, where
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}/{i}")
+
+    walk(api.client.get("/openapi.json").json(), "")
 
 
 @pytest.mark.parametrize(
@@ -157,6 +185,10 @@ def test_405_has_allow(api: Api) -> None:
     # Routes outside the included routers count too.
     assert api.call("PUT", "/openapi.json").headers["allow"] == "GET, HEAD"
     assert api.call("POST", "/healthz").headers["allow"] == "GET"
+    # A literal segment beside a parameter: current is read-only, not a version's id.
+    r = api.patch(f"{INV}/edge/deployments/current", json={})
+    problem(r, 405, "method-not-allowed")
+    assert r.headers["allow"] == "GET"
     problem(api.get("/api/v1/no-such-thing"), 404, "not-found")
 
 
@@ -200,3 +232,28 @@ def test_last_admin_token_cannot_be_revoked(api: Api) -> None:
     problem(api.delete(f"/api/v1/tokens/{me}"), 409, "conflict")
     with api.db.transaction(LOCAL, "default") as tx:
         assert next(t for t in access.list_tokens(tx) if t.id == me).revoked_at is None
+
+
+def test_viewer_gets_422_for_bad_bodies_and_403_for_good_ones(api: Api) -> None:
+    viewer = api.token(Role.VIEWER)
+    bad = api.post(f"{INV}/datacenters", token=viewer, json=dc_body(tier=True))
+    problem(bad, 422, "invalid-input", "tier")
+    problem(api.post(f"{INV}/datacenters", token=viewer, json=dc_body()), 403, "forbidden")
+    problem(api.post("/api/v1/tokens", token=viewer, json={"name": "t", "roles": {"default":
+            "viewer"}}), 403, "forbidden")  # fmt: skip
+    assert api.get(f"{INV}/datacenters").json()["items"] == []
+
+
+def test_rules_stated_in_the_schema_are_enforced(api: Api) -> None:
+    problem(api.post(f"{INV}/cdn/rules", json={"pattern": " /static/*"}), 422, "invalid-input",
+            "pattern")  # fmt: skip
+    problem(api.post(f"{INV}/cdn/purge", json={"paths": ["static/*"]}), 422, "invalid-input",
+            "paths.0")  # fmt: skip
+    body = {"pattern": "/a/*", "cache_key": {"headers": ["x y"]}}
+    problem(api.post(f"{INV}/cdn/rules", json=body), 422, "invalid-input", "cache_key.headers")
+    problem(api.get("/api/v1/audit?cursor=%C2%B2"), 422, "invalid-input", "cursor")
+    problem(api.get("/api/v1/audit?cursor=" + "9" * 19), 422, "invalid-input", "cursor")
+    assert api.get("/api/v1/audit?cursor=" + "9" * 18).status_code == 200
+    assert api.get("/api/v1/audit?cursor=").status_code == 200  # the first page
+    problem(api.patch(f"{INV}/loadbalancer/lb/backends/x", json={"weight": None}), 422,
+            "invalid-input", "weight")  # fmt: skip

@@ -16,6 +16,12 @@ generated document is completed here, once, for every operation:
 String path and query parameters without a pattern of their own get ``Text``'s (no control
 characters), which ``edgeplane.api.deps.check_parameters`` enforces for every operation.
 
+Two things pydantic writes are put in JSON Schema's terms (``_json_schema``): bounds of a
+number that is optional (``Int | None = Field(ge=1)``) come out under pydantic's own names
+(``ge``, ``le``, ``gt``, ``lt``), which validators ignore, and the keys of a map with a rule of
+their own (``dict[Text, ...]``) come out as ``patternProperties``, which lets any other key
+through: they become ``propertyNames``.
+
 Every error answer is ``application/problem+json`` with the one ``Problem`` schema, and
 FastAPI's ``HTTPValidationError`` is gone.
 """
@@ -118,11 +124,48 @@ def _text_parameter(schema: dict[str, Any]) -> None:
             branch["pattern"] = TEXT_PATTERN
 
 
+# pydantic's names of numeric bounds -> JSON Schema's.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema(node: Any) -> None:
+    """Put what pydantic leaves in its own terms in JSON Schema's, everywhere under ``node``
+    (in place): see the module docstring."""
+    if isinstance(node, list):
+        for item in node:
+            _json_schema(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") in ("integer", "number"):
+        for name, keyword in _BOUNDS.items():
+            if isinstance(node.get(name), int | float) and not isinstance(node[name], bool):
+                node.setdefault(keyword, node.pop(name))
+    keys = node.get("patternProperties")
+    if (
+        isinstance(keys, dict)
+        and len(keys) == 1
+        and "additionalProperties" not in node
+        and "properties" not in node
+    ):
+        ((pattern, values),) = keys.items()
+        del node["patternProperties"]
+        node["propertyNames"] = {"pattern": pattern}
+        node["additionalProperties"] = values
+    for key, value in node.items():
+        if key not in ("properties", "patternProperties") or not isinstance(value, dict):
+            _json_schema(value)
+        else:  # names of properties, not schema keywords
+            for sub in value.values():
+                _json_schema(sub)
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add the error answers of every operation to ``document`` (in place) and return it."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    _json_schema(document)
     schemas["Problem"] = PROBLEM_SCHEMA
     schemas["ProblemFieldError"] = PROBLEM_FIELD_ERROR
     for item in document.get("paths", {}).values():

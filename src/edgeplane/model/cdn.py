@@ -20,13 +20,26 @@ from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Te
 _EXACT = re.compile(r"^/[^\s*?#]*$")
 _PREFIX = re.compile(r"^/(?:[^\s*?#/]+/){0,2}\*$")
 _EXT = re.compile(r"^\*\.[A-Za-z0-9]{1,16}$")
-_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_COOKIE_OR_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
+# The same rules as one pattern for the JSON schema (control characters excluded, as Text
+# refuses them): tests/unit/test_schema_patterns.py holds them in step.
+_PATH_CHAR = r"[^\s*?#\x00-\x1f\x7f-\x9f]"
+CACHE_PATTERN = (
+    rf"^(?:/{_PATH_CHAR}*|/(?:[^\s*?#/\x00-\x1f\x7f-\x9f]+/){{0,2}}\*|\*\.[A-Za-z0-9]{{1,16}})$"
+)
+# What a purge takes (edgeplane.services.purges.check_path): /exact/path or /prefix/*.
+PURGE_PATH_PATTERN = rf"^(?:/{_PATH_CHAR}*|/(?:{_PATH_CHAR}*/)?\*)$"
+PURGE_PATH_MAX = 2048
+HEADER_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+COOKIE_OR_PARAM_PATTERN = r"^[A-Za-z0-9_.\-\[\]]{1,64}$"
+_HEADER = re.compile(HEADER_PATTERN)
+_COOKIE_OR_PARAM = re.compile(COOKIE_OR_PARAM_PATTERN)
+# Names as the schema states them (the validators below say what is wrong).
+_HeaderName = Annotated[Text, Field(json_schema_extra={"pattern": HEADER_PATTERN})]
+_CookieOrParam = Annotated[Text, Field(json_schema_extra={"pattern": COOKIE_OR_PARAM_PATTERN})]
 
 
 def check_pattern(value: str) -> str:
-    value = value.strip()
-    if _PREFIX.match(value) or _EXT.match(value) or _EXACT.match(value):
+    if _PREFIX.fullmatch(value) or _EXT.fullmatch(value) or _EXACT.fullmatch(value):
         return value
     raise ValueError(
         "must be an exact path (/robots.txt), a prefix of at most two segments "
@@ -44,11 +57,14 @@ class CacheKey(Input):
     """What besides the project and the path makes two requests the same cached object."""
 
     host: Bool = Field(True, description="the host name (off: one object for all domains)")
-    query: Literal["all", "none"] | list[Text] = Field(
+    query: (
+        Literal["all", "none"]
+        | Annotated[list[_CookieOrParam], Field(json_schema_extra={"minItems": 1, "maxItems": 16})]
+    ) = Field(
         "all", description="all: the whole query string; none: ignored; a list: those parameters"
     )
-    headers: list[Text] = Field(default_factory=list, max_length=8)
-    cookies: list[Text] = Field(default_factory=list, max_length=8)
+    headers: list[_HeaderName] = Field(default_factory=list, max_length=8)
+    cookies: list[_CookieOrParam] = Field(default_factory=list, max_length=8)
 
     @field_validator("query")
     @classmethod
@@ -57,7 +73,7 @@ class CacheKey(Input):
             if not 1 <= len(value) <= 16:
                 raise ValueError("list between 1 and 16 query parameters, or all / none")
             for name in value:
-                if not _COOKIE_OR_PARAM.match(name):
+                if not _COOKIE_OR_PARAM.fullmatch(name):
                     raise ValueError(f"{name!r} is not a valid query parameter name")
         return value
 
@@ -65,7 +81,7 @@ class CacheKey(Input):
     @classmethod
     def _headers(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _HEADER.match(name):
+            if not _HEADER.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
         return [v.lower() for v in value]
 
@@ -73,7 +89,7 @@ class CacheKey(Input):
     @classmethod
     def _cookies(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _COOKIE_OR_PARAM.match(name):
+            if not _COOKIE_OR_PARAM.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid cookie name")
         return value
 
@@ -81,7 +97,8 @@ class CacheKey(Input):
 class CacheRuleCreate(Input):
     id: ObjectId | None = None
     pattern: Annotated[Text, AfterValidator(check_pattern)] = Field(
-        description="/exact/path, /prefix/* (at most two segments), /* or *.ext"
+        description="/exact/path, /prefix/* (at most two segments), /* or *.ext",
+        json_schema_extra={"pattern": CACHE_PATTERN},
     )
     ttl: Int = Field(3600, ge=0, le=31_536_000, description="seconds an object stays fresh")
     bypass: Bool = Field(False, description="never cache what matches")
@@ -194,9 +211,12 @@ class PurgeRequest(Input):
         }
     )
 
-    paths: list[Text] = Field(
-        default_factory=list, max_length=1000, description="/exact/path or /prefix/*"
-    )
+    paths: list[
+        Annotated[
+            Text,
+            Field(json_schema_extra={"pattern": PURGE_PATH_PATTERN, "maxLength": PURGE_PATH_MAX}),
+        ]
+    ] = Field(default_factory=list, max_length=1000, description="/exact/path or /prefix/*")
     purge_all: Bool = False
     wait: Bool = Field(False, description="wait until every online edge node has purged")
     timeout_s: Float = Field(10.0, gt=0, le=120)

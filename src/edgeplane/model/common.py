@@ -219,7 +219,9 @@ def jsonable(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
 
-def _no_default(schema: dict[str, Any]) -> None:
+def no_default(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of a field that may be left out but has no value of its own (a
+    patch's field: left out, it keeps the current value)."""
     schema.pop("default", None)
 
 
@@ -245,7 +247,7 @@ def patch_model(model: type[Input]) -> type[Input]:
         if isinstance(inner, type) and issubclass(inner, Input):
             annotation = patch_model(inner) | None if nullable else patch_model(inner)
             field = FieldInfo(default=None, description=info.description)
-            field.json_schema_extra = _no_default
+            field.json_schema_extra = no_default
         else:
             if get_origin(inner) is dict:
                 key_type, value_type = get_args(inner)
@@ -255,7 +257,7 @@ def patch_model(model: type[Input]) -> type[Input]:
             field.default_factory = None
             # Optional, and nullable only where the model's field is: leaving a field out
             # keeps its value, null clears an optional one.
-            field.json_schema_extra = _no_default
+            field.json_schema_extra = no_default
         fields[name] = (annotation, field)
     patch = create_model(
         f"{model.__name__.removesuffix('Create')}Fields",

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, field_validator
 
 from edgeplane.model.common import (
     Capacity,
@@ -31,6 +31,9 @@ from edgeplane.model.enums import (
     ServerType,
     ServiceStatus,
 )
+from edgeplane.model.service_settings import SERVICE_TYPES
+
+_SERVICE_TYPES: list[JsonValue] = [name for name in sorted(SERVICE_TYPES)]
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*"
@@ -195,7 +198,8 @@ class ServiceCreate(Input):
     server_id: ObjectId
     type: Slug = Field(
         description="cdn, web, api, database, cache, dns, storage, compute, "
-        "edge_function, load_balancer, monitoring"
+        "edge_function, load_balancer, monitoring",
+        json_schema_extra={"enum": _SERVICE_TYPES},  # checked with the settings
     )
     settings: dict[Text, Any] = Field(default_factory=dict)
     resources: Capacity | None = Field(

@@ -138,13 +138,16 @@ class Backend(Input):
         return backend_key(self.address, self.port)
 
 
-class BackendUpdate(Input):
-    """The fields of a backend that change in place (the address names it)."""
-
+class _BackendFields(Input):
     port: Int | None = Field(None, ge=1, le=65535)
-    weight: Int | None = Field(None, ge=1, le=1000)
-    backup: Bool | None = None
-    state: BackendAdminState | None = None
+    weight: Int = Field(100, ge=1, le=1000)
+    backup: Bool = False
+    state: BackendAdminState = "active"
+
+
+class BackendUpdate(patch_model(_BackendFields)):  # type: ignore[misc]
+    """The fields of a backend that change in place (the address names it): each may be left
+    out; ``port: null`` removes the port, the others take no null."""
 
 
 def _duplicate(loc: tuple[int | str, ...], what: str, value: str) -> ValidationError:

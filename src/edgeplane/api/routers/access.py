@@ -95,7 +95,13 @@ def list_audit(
     kind: str | None = None,
     object_id: str | None = None,
     include_global: bool = False,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page (an event id)",
+            json_schema_extra={"pattern": audit.CURSOR_PATTERN},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AuditEvent]:
     with ctx.read() as tx:

@@ -124,7 +124,11 @@ def get_cdn_analytics(
     start: Annotated[DateTime | None, Query(description="ISO 8601 with a time zone")] = None,
     end: Annotated[DateTime | None, Query(description="ISO 8601 (default: now)")] = None,
     timeframe: Annotated[
-        str | None, Query(description="1h, 6h, 24h, 7d or 30d, ending now (default 1h)")
+        str | None,
+        Query(
+            description="1h, 6h, 24h, 7d or 30d, ending now (default 1h)",
+            json_schema_extra={"enum": list(analytics.TIMEFRAMES)},
+        ),
     ] = None,
 ) -> CDNAnalytics:
     """Requests, hits, misses, hit ratio, bytes, status classes and upstream time percentiles,

@@ -7,10 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx
+from edgeplane.api.problems import refuses
 from edgeplane.bundles import limits as bundle_limits
 from edgeplane.errors import InvalidInput, PayloadTooLarge
 from edgeplane.model.common import DateTime, Output
@@ -147,6 +148,13 @@ def list_deployments(
 def current_deployment(ctx: Ctx) -> EdgeDeployment:
     with ctx.read() as tx:
         return edge_deployments.current(tx)
+
+
+@router.api_route("/deployments/current", methods=["PATCH"], include_in_schema=False)
+@refuses
+def _current_other_methods() -> None:
+    """``current`` names the active version for reading only (PATCH takes a version's id)."""
+    raise HTTPException(405)
 
 
 @router.get("/deployments/{deployment_id}", response_model=EdgeDeployment)

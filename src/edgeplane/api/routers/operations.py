@@ -22,6 +22,7 @@ from edgeplane.model.operations import (
     LoadBalancerPatch,
 )
 from edgeplane.model.routing import RouteDecision
+from edgeplane.model.service_settings import SERVICE_TYPES
 from edgeplane.services import dr, load_balancers, routing
 
 router = APIRouter(prefix="/api/v1/infrastructure", tags=["operations"])
@@ -156,8 +157,20 @@ def delete_dr_config(ctx: Ctx, dr_id: str) -> Response:
 @router.get("/route", response_model=RouteDecision)
 def route_request(
     ctx: Ctx,
-    client_ip: Annotated[str, Query(description="the client's IPv4 or IPv6 address")],
-    service_type: Annotated[str, Query(description="the service the client wants, e.g. cdn")],
+    client_ip: Annotated[
+        str,
+        Query(
+            description="the client's IPv4 or IPv6 address",
+            json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+        ),
+    ],
+    service_type: Annotated[
+        str,
+        Query(
+            description="the service the client wants, e.g. cdn",
+            json_schema_extra={"enum": sorted(SERVICE_TYPES)},
+        ),
+    ],
 ) -> RouteDecision:
     """The nearest healthy server offering the service with spare capacity, and why."""
     with ctx.read() as tx:
