@@ -11,6 +11,7 @@ problem documents; the CLI prints the message; the SDK raises them as they are.
     │   └── CapacityExceeded  409  an allocation would exceed the capacity available
     ├── Unauthenticated       401  no or unknown token
     ├── Forbidden             403  the token's role does not allow the action
+    ├── PayloadTooLarge       413  a body is larger than its limit (an upload)
     ├── UpstreamFailed        502  a service Edgeplane depends on refused or failed (an ACME CA)
     └── RemoteError           the control plane answered with an error the SDK does not know
 """
@@ -95,6 +96,12 @@ class Forbidden(EdgeplaneError):
     title = "Forbidden"
 
 
+class PayloadTooLarge(EdgeplaneError):
+    status = 413
+    type_slug = "payload-too-large"
+    title = "Payload too large"
+
+
 class UpstreamFailed(EdgeplaneError):
     """A service Edgeplane asked on the user's behalf failed (the ACME CA): ``reason`` says
     how (``unreachable``, ``rejected``, ``invalid``, ``timeout``, ...)."""
@@ -122,6 +129,7 @@ _BY_SLUG: dict[str, type[EdgeplaneError]] = {
         CapacityExceeded,
         Unauthenticated,
         Forbidden,
+        PayloadTooLarge,
         UpstreamFailed,
     )
 }

@@ -81,7 +81,7 @@ def test_viewer_reads_but_does_not_write(api: Api) -> None:
     ):
         assert api.get(path, token=viewer).status_code == 200, path
     forbidden(api.post(SERVERS, token=viewer, json=server_body("web-2")))
-    forbidden(api.patch(f"{INV}/loadbalancer/lb-1", token=viewer, json={"type": "ip_hash"}))
+    forbidden(api.patch(f"{INV}/loadbalancer/lb-1", token=viewer, json={"algorithm": "ip_hash"}))
     forbidden(api.delete(f"{INV}/services/cdn-1", token=viewer))
     forbidden(issue(api, "mine", {"default": "viewer"}, token=viewer))
     assert api.get(f"{INV}/services/cdn-1").status_code == 200

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from edgeplane.api import docs, problems
+from edgeplane.api import docs, openapi, problems
 from edgeplane.api.notify import RevisionNotifier
 from edgeplane.api.routers import (
     access,
@@ -70,6 +70,7 @@ def create_app(
     app.state.acme_orders = Orders()
     problems.install(app)
     docs.install(app)
+    openapi.install(app)
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
@@ -79,10 +80,12 @@ def create_app(
     app.include_router(domains.router)
     app.include_router(alerts.router)
 
-    @app.get("/healthz", tags=["system"])
+    @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
     def healthz() -> JSONResponse:
         if not db.ping():
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+            return problems.problem_response(
+                problems.http_problem(503, "the database is unreachable", database="unreachable")
+            )
         return JSONResponse({"status": "ok", "version": __version__})
 
     return app

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from edgeplane.errors import Forbidden
+from edgeplane.errors import Forbidden, InvalidInput
+from edgeplane.model.common import SLUG_PATTERN, control_character
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services import access
 from edgeplane.settings import Settings
@@ -46,10 +47,20 @@ class Context:
             yield tx
 
 
+def check_parameters(request: Request) -> None:
+    """Path and query parameters hold no control characters (``Text``'s rule): they reach the
+    database, and PostgreSQL refuses NUL. Every operation with parameters depends on it."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        reason = control_character(str(value))
+        if reason is not None:
+            raise InvalidInput.at(name, reason)
+
+
 def get_actor(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
+    check_parameters(request)
     local: Actor | None = request.app.state.local_actor
     if local is not None:
         return local
@@ -64,6 +75,7 @@ def get_edge_actor(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
     """The caller of the edge protocol: an edge token (or the embedded local actor)."""
+    check_parameters(request)
     local: Actor | None = request.app.state.local_actor
     if local is not None:
         return local
@@ -79,7 +91,10 @@ EdgeActor = Annotated[Actor, Depends(get_edge_actor)]
 def get_context(
     request: Request,
     actor: Annotated[Actor, Depends(get_actor)],
-    project: Annotated[str | None, Query(description="the project; `default` when omitted")] = None,
+    project: Annotated[
+        str | None,
+        Query(description="the project; `default` when omitted", pattern=SLUG_PATTERN),
+    ] = None,
     x_edgeplane_project: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Context:
     state = request.app.state
@@ -94,3 +109,21 @@ def get_context(
 
 
 Ctx = Annotated[Context, Depends(get_context)]
+"""The request's context in its project (``?project=``, default ``default``)."""
+
+
+def get_global_context(request: Request, actor: Annotated[Actor, Depends(get_actor)]) -> Context:
+    """The context of an operation on global objects (regions, projects, tokens, edge nodes),
+    which takes no project."""
+    state = request.app.state
+    return Context(
+        db=state.db,
+        settings=state.settings,
+        locator=state.locator,
+        snapshots=state.snapshots,
+        actor=actor,
+        project=PLATFORM_PROJECT,
+    )
+
+
+GlobalCtx = Annotated[Context, Depends(get_global_context)]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edgeplane.model.common import Input, Name, Output, Slug
 from edgeplane.model.enums import Environment, Role
@@ -24,12 +25,45 @@ class Project(Output):
 
 
 class TokenCreate(Input):
+    """An API token needs ``roles`` (one project at least); an edge token has none."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["roles"], "properties": {"scope": {"const": "api"}}},
+                {
+                    "required": ["scope"],
+                    "properties": {"scope": {"const": "edge"}},
+                    "not": {"required": ["roles"]},
+                },
+            ]
+        }
+    )
+
     name: Name
     roles: dict[Slug, Role] = Field(
-        default_factory=dict, description='project -> role, e.g. {"default": "editor"}'
+        default_factory=dict,
+        min_length=1,
+        description='project -> role, e.g. {"default": "editor"}; required for an api token',
     )
     scope: Literal["api", "edge"] = Field(
         "api", description="api: the REST API by roles; edge: the edge protocol only (no roles)"
+    )
+
+    @model_validator(mode="after")
+    def _roles_by_scope(self) -> TokenCreate:
+        given = "roles" in self.model_fields_set
+        if self.scope == "edge" and given:
+            raise _roles_error("edge_roles", "an edge token has no roles; leave roles out")
+        if self.scope == "api" and not given:
+            raise _roles_error("missing", "is required: give at least one project role")
+        return self
+
+
+def _roles_error(kind: str, message: str) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "TokenCreate",
+        [InitErrorDetails(type=PydanticCustomError(kind, message), loc=("roles",), input=None)],
     )
 
 

@@ -12,21 +12,34 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from edgeplane.model.common import Input, ObjectId, Output
+from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
 _EXACT = re.compile(r"^/[^\s*?#]*$")
 _PREFIX = re.compile(r"^/(?:[^\s*?#/]+/){0,2}\*$")
 _EXT = re.compile(r"^\*\.[A-Za-z0-9]{1,16}$")
-_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_COOKIE_OR_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
+# The same rules as one pattern for the JSON schema (control characters excluded, as Text
+# refuses them): tests/unit/test_schema_patterns.py holds them in step.
+_PATH_CHAR = r"[^\s*?#\x00-\x1f\x7f-\x9f]"
+CACHE_PATTERN = (
+    rf"^(?:/{_PATH_CHAR}*|/(?:[^\s*?#/\x00-\x1f\x7f-\x9f]+/){{0,2}}\*|\*\.[A-Za-z0-9]{{1,16}})$"
+)
+# What a purge takes (edgeplane.services.purges.check_path): /exact/path or /prefix/*.
+PURGE_PATH_PATTERN = rf"^(?:/{_PATH_CHAR}*|/(?:{_PATH_CHAR}*/)?\*)$"
+PURGE_PATH_MAX = 2048
+HEADER_PATTERN = r"^[A-Za-z0-9-]{1,64}$"
+COOKIE_OR_PARAM_PATTERN = r"^[A-Za-z0-9_.\-\[\]]{1,64}$"
+_HEADER = re.compile(HEADER_PATTERN)
+_COOKIE_OR_PARAM = re.compile(COOKIE_OR_PARAM_PATTERN)
+# Names as the schema states them (the validators below say what is wrong).
+_HeaderName = Annotated[Text, Field(json_schema_extra={"pattern": HEADER_PATTERN})]
+_CookieOrParam = Annotated[Text, Field(json_schema_extra={"pattern": COOKIE_OR_PARAM_PATTERN})]
 
 
 def check_pattern(value: str) -> str:
-    value = value.strip()
-    if _PREFIX.match(value) or _EXT.match(value) or _EXACT.match(value):
+    if _PREFIX.fullmatch(value) or _EXT.fullmatch(value) or _EXACT.fullmatch(value):
         return value
     raise ValueError(
         "must be an exact path (/robots.txt), a prefix of at most two segments "
@@ -43,12 +56,15 @@ def pattern_kind(pattern: str) -> Literal["exact", "prefix", "ext"]:
 class CacheKey(Input):
     """What besides the project and the path makes two requests the same cached object."""
 
-    host: bool = Field(True, description="the host name (off: one object for all domains)")
-    query: Literal["all", "none"] | list[str] = Field(
+    host: Bool = Field(True, description="the host name (off: one object for all domains)")
+    query: (
+        Literal["all", "none"]
+        | Annotated[list[_CookieOrParam], Field(json_schema_extra={"minItems": 1, "maxItems": 16})]
+    ) = Field(
         "all", description="all: the whole query string; none: ignored; a list: those parameters"
     )
-    headers: list[str] = Field(default_factory=list, max_length=8)
-    cookies: list[str] = Field(default_factory=list, max_length=8)
+    headers: list[_HeaderName] = Field(default_factory=list, max_length=8)
+    cookies: list[_CookieOrParam] = Field(default_factory=list, max_length=8)
 
     @field_validator("query")
     @classmethod
@@ -57,7 +73,7 @@ class CacheKey(Input):
             if not 1 <= len(value) <= 16:
                 raise ValueError("list between 1 and 16 query parameters, or all / none")
             for name in value:
-                if not _COOKIE_OR_PARAM.match(name):
+                if not _COOKIE_OR_PARAM.fullmatch(name):
                     raise ValueError(f"{name!r} is not a valid query parameter name")
         return value
 
@@ -65,7 +81,7 @@ class CacheKey(Input):
     @classmethod
     def _headers(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _HEADER.match(name):
+            if not _HEADER.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
         return [v.lower() for v in value]
 
@@ -73,28 +89,33 @@ class CacheKey(Input):
     @classmethod
     def _cookies(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not _COOKIE_OR_PARAM.match(name):
+            if not _COOKIE_OR_PARAM.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid cookie name")
         return value
 
 
 class CacheRuleCreate(Input):
     id: ObjectId | None = None
-    pattern: Annotated[str, AfterValidator(check_pattern)] = Field(
-        description="/exact/path, /prefix/* (at most two segments), /* or *.ext"
+    pattern: Annotated[Text, AfterValidator(check_pattern)] = Field(
+        description="/exact/path, /prefix/* (at most two segments), /* or *.ext",
+        json_schema_extra={"pattern": CACHE_PATTERN},
     )
-    ttl: int = Field(3600, ge=0, le=31_536_000, description="seconds an object stays fresh")
-    bypass: bool = Field(False, description="never cache what matches")
+    ttl: Int = Field(3600, ge=0, le=31_536_000, description="seconds an object stays fresh")
+    bypass: Bool = Field(False, description="never cache what matches")
     cache_key: CacheKey = Field(default_factory=CacheKey)
     origin_cache_control: Literal["honour", "override"] = Field(
         "override",
         description="honour: the origin's Cache-Control / Expires win and ttl applies when it "
         "says nothing; override: ttl applies whatever the origin says",
     )
-    stale_if_error: bool = Field(True, description="serve stale content while the origin fails")
-    stale_while_revalidate: bool = Field(
+    stale_if_error: Bool = Field(True, description="serve stale content while the origin fails")
+    stale_while_revalidate: Bool = Field(
         False, description="serve stale content at once while refreshing it in the background"
     )
+
+
+class CacheRulePatch(patch_model(CacheRuleCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of CacheRule, the fields to change."""
 
 
 class CacheRule(Output):
@@ -111,10 +132,10 @@ class CacheRule(Output):
 class Origin(Input):
     """Where the edge sends what it does not serve from cache: a URL or a load balancer."""
 
-    url: str | None = Field(None, description="http(s)://host[:port]")
+    url: Text | None = Field(None, description="http(s)://host[:port]")
     load_balancer: ObjectId | None = Field(None, description="a load balancer of the project")
-    weight: int = Field(1, ge=1, le=1000, description="among URL origins")
-    backup: bool = Field(False, description="a URL origin used only when the others are down")
+    weight: Int = Field(1, ge=1, le=1000, description="among URL origins")
+    backup: Bool = Field(False, description="a URL origin used only when the others are down")
 
     @model_validator(mode="after")
     def _one(self) -> Origin:
@@ -146,14 +167,14 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class RateLimit(Input):
-    rate: int = Field(ge=1, le=1_000_000, description="requests per second per client address")
-    burst: int = Field(0, ge=0, le=1_000_000, description="requests above the rate let through")
+    rate: Int = Field(ge=1, le=1_000_000, description="requests per second per client address")
+    burst: Int = Field(0, ge=0, le=1_000_000, description="requests above the rate let through")
 
 
 class EdgeSecurity(Input):
-    force_https: bool = Field(True, description="redirect HTTP to HTTPS (308)")
-    hsts_max_age: int = Field(0, ge=0, le=63_072_000, description="0: no HSTS header")
-    hsts_include_subdomains: bool = False
+    force_https: Bool = Field(True, description="redirect HTTP to HTTPS (308)")
+    hsts_max_age: Int = Field(0, ge=0, le=63_072_000, description="0: no HSTS header")
+    hsts_include_subdomains: Bool = False
     rate_limit: RateLimit | None = None
     ip_allow: list[Cidr] = Field(default_factory=list, max_length=1000)
     ip_deny: list[Cidr] = Field(default_factory=list, max_length=1000)
@@ -179,12 +200,26 @@ class CDNDeployment(Output):
 
 
 class PurgeRequest(Input):
-    paths: list[str] = Field(
-        default_factory=list, max_length=1000, description="/exact/path or /prefix/*"
+    """Paths, or everything (``purge_all``): at least one of them."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["paths"], "properties": {"paths": {"minItems": 1}}},
+                {"required": ["purge_all"], "properties": {"purge_all": {"const": True}}},
+            ]
+        }
     )
-    purge_all: bool = False
-    wait: bool = Field(False, description="wait until every online edge node has purged")
-    timeout_s: float = Field(10.0, gt=0, le=120)
+
+    paths: list[
+        Annotated[
+            Text,
+            Field(json_schema_extra={"pattern": PURGE_PATH_PATTERN, "maxLength": PURGE_PATH_MAX}),
+        ]
+    ] = Field(default_factory=list, max_length=1000, description="/exact/path or /prefix/*")
+    purge_all: Bool = False
+    wait: Bool = Field(False, description="wait until every online edge node has purged")
+    timeout_s: Float = Field(10.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _something(self) -> PurgeRequest:

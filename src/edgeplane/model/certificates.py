@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgeplane.model.common import Input, Output
+from edgeplane.model.common import Bool, Input, MultilineText, Output, Text
 
 
 class Certificate(Output):
@@ -50,26 +50,28 @@ class CertificateRequest(Input):
     """``POST /api/v1/infrastructure/ssl/{domain}``."""
 
     type: CertType = "lets_encrypt"
-    auto_renew: bool = True
+    auto_renew: Bool = True
     challenge: Literal["http-01", "dns-01"] | None = Field(
         None, description="ACME challenge (default http-01; dns-01 for wildcards)"
     )
-    include_www: bool = Field(True, description="also cover www.<domain>")
-    wildcard: bool = Field(False, description="also cover *.<domain> (DNS-01)")
+    include_www: Bool = Field(True, description="also cover www.<domain>")
+    wildcard: Bool = Field(False, description="also cover *.<domain> (DNS-01)")
     key_type: Literal["ec256", "rsa2048"] = "ec256"
-    cert_data: str | None = Field(None, description="type custom: the PEM chain, leaf first")
-    key_data: str | None = Field(None, description="type custom: the PEM private key")
+    cert_data: MultilineText | None = Field(
+        None, description="type custom: the PEM chain, leaf first"
+    )
+    key_data: MultilineText | None = Field(None, description="type custom: the PEM private key")
 
 
 class CertificateUpload(Input):
     """``POST /api/v1/infrastructure/ssl/{domain}/upload``."""
 
-    cert_data: str
-    key_data: str
+    cert_data: MultilineText
+    key_data: MultilineText
 
 
 class CertificateRevoke(Input):
-    certificate_id: str | None = Field(None, description="default: the newest valid one")
+    certificate_id: Text | None = Field(None, description="default: the newest valid one")
 
 
 class CertificateIssued(Output):

@@ -18,7 +18,7 @@ import idna
 from pydantic import Field
 
 from edgeplane.errors import InvalidInput
-from edgeplane.model.common import Input, Output
+from edgeplane.model.common import Bool, Input, Int, Output, TabText, Text
 
 RecordType = Literal["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV", "CAA", "ALIAS"]
 RECORD_TYPES: tuple[str, ...] = ("A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV", "CAA", "ALIAS")
@@ -34,17 +34,17 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 class DNSRecord(Input):
     """One RRset of a zone, as users write it."""
 
-    name: str = Field("@", description="'@' for the apex, 'www', '*.api', or a name in the zone")
+    name: Text = Field("@", description="'@' for the apex, 'www', '*.api', or a name in the zone")
     type: RecordType
-    ttl: int = Field(DEFAULT_TTL, description=f"seconds, {MIN_TTL}-{MAX_TTL}")
-    values: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
-    proxied: bool = Field(
+    ttl: Int = Field(DEFAULT_TTL, description=f"seconds, {MIN_TTL}-{MAX_TTL}")
+    values: list[TabText] = Field(default_factory=list, max_length=MAX_VALUES)
+    proxied: Bool = Field(
         False, description="A/AAAA answered by the edge nodes nearest the client (no values)"
     )
 
 
 class RecordKey(Input):
-    name: str = "@"
+    name: Text = "@"
     type: RecordType
 
 

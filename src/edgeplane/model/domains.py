@@ -21,7 +21,7 @@ import idna
 from pydantic import AfterValidator, Field
 
 from edgeplane.model.certificates import Certificate
-from edgeplane.model.common import Input, Output
+from edgeplane.model.common import Bool, Input, Output, Text
 from edgeplane.model.dns_records import DNSRecordOut
 from edgeplane.model.enums import Environment, RegionCode, RegionType
 
@@ -116,19 +116,19 @@ DomainName = Annotated[
 
 class DomainCreate(Input):
     domain: DomainName
-    auto_configure: bool = Field(
+    auto_configure: Bool = Field(
         True, description="apex and www answered by the edge, CAA for the CA, verification TXT"
     )
     environment: Environment | None = None
-    dnssec: bool = Field(False, description="sign the zone (DS records in the domain status)")
-    locked: bool = Field(False, description="refuse deletion until unlocked")
+    dnssec: Bool = Field(False, description="sign the zone (DS records in the domain status)")
+    locked: Bool = Field(False, description="refuse deletion until unlocked")
 
 
 class DomainUpdate(Input):
     """``PATCH /domains/{domain}``: the switches a domain has."""
 
-    dnssec: bool | None = None
-    locked: bool | None = None
+    dnssec: Bool | None = None
+    locked: Bool | None = None
 
 
 class Verification(Output):
@@ -170,7 +170,7 @@ class VerifyRequest(Input):
     the domain's admin addresses; with it, the code is checked."""
 
     method: VerificationMethod = "dns"
-    code: str | None = Field(None, max_length=32)
+    code: Text | None = Field(None, max_length=32)
 
 
 class VerificationResult(Output):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from edgeplane.model.common import Input, Output
+from edgeplane.model.common import Bool, Float, Input, Int, Output, Text
 from edgeplane.model.enums import RegionCode, RegionType
 from edgeplane.model.regions import RegionRef
 
@@ -37,17 +37,17 @@ def _origin_path(value: str) -> str:
 class ServeOptions(Input):
     """How the edge serves a bundle."""
 
-    spa: bool = Field(
+    spa: Bool = Field(
         False,
         description="single-page app: a path with no file extension that the bundle does not "
         "hold is answered with /index.html (the bundle must have one)",
     )
-    origin_paths: list[str] = Field(
+    origin_paths: list[Text] = Field(
         default_factory=list,
         max_length=50,
         description="path prefixes always sent to the project's origin, never the bundle",
     )
-    check_path: str | None = Field(
+    check_path: Text | None = Field(
         None,
         description="a path every node requests after activating the bundle; an answer of "
         "400 or more fails the check (and rolls the version back)",
@@ -77,26 +77,26 @@ class DeployRequest(Input):
         "stands for each of its locations with a live edge node; none: every location with one",
     )
     strategy: Strategy = "all"
-    locations: list[str | dict[str, Any]] = Field(
+    locations: list[Text | dict[Text, Any]] = Field(
         default_factory=list,
         max_length=1000,
         description="where the users are (closest / cheapest): ISO country codes (DE, DE@3), "
         "'lat,lon[@weight]' or objects; none: the project's traffic",
     )
-    latency_target_ms: float | None = Field(None, gt=0, le=10_000)
-    max_regions: int | None = Field(None, ge=1, le=1000)
-    spa: bool | None = None
-    origin_paths: list[str] | None = None
-    check_path: str | None = None
+    latency_target_ms: Float | None = Field(None, gt=0, le=10_000)
+    max_regions: Int | None = Field(None, ge=1, le=1000)
+    spa: Bool | None = None
+    origin_paths: list[Text] | None = None
+    check_path: Text | None = None
 
 
 class ConfigUpdate(Input):
     """``update_edge_config``: a new version of the deployment with these changed (a field
     left out keeps its value; ``check_path: ""`` removes the check path)."""
 
-    spa: bool | None = None
-    origin_paths: list[str] | None = None
-    check_path: str | None = None
+    spa: Bool | None = None
+    origin_paths: list[Text] | None = None
+    check_path: Text | None = None
     regions: list[RegionRef] | None = Field(
         None,
         max_length=200,

@@ -7,15 +7,19 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, JsonValue, ValidationInfo, field_validator, model_validator
 
 from edgeplane.model.common import (
     Capacity,
+    Float,
     Input,
+    Int,
     Name,
     ObjectId,
     Output,
     Slug,
+    Text,
+    patch_model,
 )
 from edgeplane.model.enums import (
     DataCenterTier,
@@ -27,6 +31,9 @@ from edgeplane.model.enums import (
     ServiceStatus,
 )
 from edgeplane.model.regions import LOCATION_PATTERN, RegionRef, broad, region_type_of
+from edgeplane.model.service_settings import SERVICE_TYPES
+
+_SERVICE_TYPES: list[JsonValue] = [name for name in sorted(SERVICE_TYPES)]
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*"
@@ -55,8 +62,8 @@ class RegionCreate(Input):
         examples=["eu-south"],
     )
     name: Name
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    latitude: Float = Field(ge=-90, le=90)
+    longitude: Float = Field(ge=-180, le=180)
     region_code: RegionCode | None = Field(
         None, description="spec 001's region code; inferred from the coordinates when omitted"
     )
@@ -107,6 +114,10 @@ class RegionCreate(Input):
         return self
 
 
+class RegionPatch(patch_model(RegionCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of Region, the fields to change."""
+
+
 class Region(Output):
     """A location with its parents: its region code (spec 001) and region type (spec 000)."""
 
@@ -148,6 +159,10 @@ class DataCenterCreate(Input):
         if isinstance(value, int | str) and DataCenterTier._missing_(str(value)) is None:
             raise ValueError(f"must be 1, 2, 3 or 4, not {value!r}")
         return value
+
+
+class DataCenterPatch(patch_model(DataCenterCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of DataCenter, the fields to change."""
 
 
 class DataCenter(Output):
@@ -201,24 +216,28 @@ class ServerCreate(Input):
     profile: Slug = "standard"
     status: ServerStatus = ServerStatus.ACTIVE
     data_center_id: ObjectId | None = None
-    address: str | None = Field(None, description="IP address or host name of the server")
+    address: Text | None = Field(None, description="IP address or host name of the server")
     environment: Environment = Environment.PROD
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    labels: dict[Text, Text] = Field(default_factory=dict, max_length=64)
 
     _addr = field_validator("address")(classmethod(lambda cls, v: _check_address(v)))
+
+
+class ServerPatch(patch_model(ServerCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of Server, the fields to change."""
 
 
 class MetricsSample(Input):
     """One observation of a server; utilisations in percent."""
 
-    cpu_percent: float = Field(ge=0, le=100)
-    memory_percent: float = Field(ge=0, le=100)
-    storage_percent: float = Field(0.0, ge=0, le=100)
-    network_in_mbps: float = Field(0.0, ge=0)
-    network_out_mbps: float = Field(0.0, ge=0)
-    connections: int = Field(0, ge=0)
-    requests_per_second: float = Field(0.0, ge=0)
-    latency_ms: float = Field(0.0, ge=0)
+    cpu_percent: Float = Field(ge=0, le=100)
+    memory_percent: Float = Field(ge=0, le=100)
+    storage_percent: Float = Field(0.0, ge=0, le=100)
+    network_in_mbps: Float = Field(0.0, ge=0)
+    network_out_mbps: Float = Field(0.0, ge=0)
+    connections: Int = Field(0, ge=0)
+    requests_per_second: Float = Field(0.0, ge=0)
+    latency_ms: Float = Field(0.0, ge=0)
     at: datetime | None = Field(None, description="when it was measured; now when omitted")
 
 
@@ -261,13 +280,18 @@ class ServiceCreate(Input):
     server_id: ObjectId
     type: Slug = Field(
         description="cdn, web, api, database, cache, dns, storage, compute, "
-        "edge_function, load_balancer, monitoring"
+        "edge_function, load_balancer, monitoring",
+        json_schema_extra={"enum": _SERVICE_TYPES},  # checked with the settings
     )
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[Text, Any] = Field(default_factory=dict)
     resources: Capacity | None = Field(
         None, description="what the service reserves on its server; a default per type"
     )
     status: ServiceStatus = ServiceStatus.ACTIVE
+
+
+class ServicePatch(patch_model(ServiceCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of Service, the fields to change."""
 
 
 class Service(Output):

@@ -19,7 +19,18 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from edgeplane.model.common import ID_PATTERN, Input, Name, ObjectId, Output
+from edgeplane.model.common import (
+    ID_PATTERN,
+    Bool,
+    Float,
+    Input,
+    Int,
+    Name,
+    ObjectId,
+    Output,
+    Text,
+    patch_model,
+)
 from edgeplane.model.enums import LB_ALGORITHM_ALIASES, Environment, LBAlgorithm, RegionCode
 from edgeplane.model.regions import RegionRef
 
@@ -29,12 +40,12 @@ _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(?P<port>\
 
 class HealthCheck(Input):
     protocol: Literal["http", "https", "tcp"] = "http"
-    path: str = Field("/", pattern=r"^/[^\s]*$", max_length=1024)
-    interval_s: float = Field(5.0, ge=1, le=300, description="seconds between checks")
-    timeout_s: float = Field(2.0, gt=0, le=60)
-    healthy_threshold: int = Field(2, ge=1, le=10, description="successes to mark up (rise)")
-    unhealthy_threshold: int = Field(3, ge=1, le=10, description="failures to mark down (fall)")
-    expected_status: str = Field("200-399", description="a status or a range, e.g. 200-299")
+    path: str = Field("/", pattern=r"^/[^\s\x00-\x1f\x7f-\x9f]*$", max_length=1024)
+    interval_s: Float = Field(5.0, ge=1, le=300, description="seconds between checks")
+    timeout_s: Float = Field(2.0, gt=0, le=60)
+    healthy_threshold: Int = Field(2, ge=1, le=10, description="successes to mark up (rise)")
+    unhealthy_threshold: Int = Field(3, ge=1, le=10, description="failures to mark down (fall)")
+    expected_status: Text = Field("200-399", description="a status or a range, e.g. 200-299")
 
     @field_validator("expected_status")
     @classmethod
@@ -102,9 +113,9 @@ class Backend(Input):
     """A backend of a load balancer: an inventory server, ``host:port`` or an http(s) URL."""
 
     address: Endpoint = Field(description="inventory server id, host:port or http(s) URL")
-    port: int | None = Field(None, ge=1, le=65535, description="only for a server id (default 80)")
-    weight: int = Field(100, ge=1, le=1000, description="share of traffic among its peers")
-    backup: bool = Field(False, description="takes traffic only while every primary is down")
+    port: Int | None = Field(None, ge=1, le=65535, description="only for a server id (default 80)")
+    weight: Int = Field(100, ge=1, le=1000, description="share of traffic among its peers")
+    backup: Bool = Field(False, description="takes traffic only while every primary is down")
     state: BackendAdminState = Field(
         "active",
         description="active; draining: no new requests, in-flight ones finish; disabled: off",
@@ -128,13 +139,16 @@ class Backend(Input):
         return backend_key(self.address, self.port)
 
 
-class BackendUpdate(Input):
-    """The fields of a backend that change in place (the address names it)."""
+class _BackendFields(Input):
+    port: Int | None = Field(None, ge=1, le=65535)
+    weight: Int = Field(100, ge=1, le=1000)
+    backup: Bool = False
+    state: BackendAdminState = "active"
 
-    port: int | None = Field(None, ge=1, le=65535)
-    weight: int | None = Field(None, ge=1, le=1000)
-    backup: bool | None = None
-    state: BackendAdminState | None = None
+
+class BackendUpdate(patch_model(_BackendFields)):  # type: ignore[misc]
+    """The fields of a backend that change in place (the address names it): each may be left
+    out; ``port: null`` removes the port, the others take no null."""
 
 
 def _duplicate(loc: tuple[int | str, ...], what: str, value: str) -> ValidationError:
@@ -177,13 +191,13 @@ class LoadBalancerCreate(Input):
         description="backends with weight, backup flag and state; merged with endpoints",
     )
     health_check: HealthCheck = Field(default_factory=HealthCheck)
-    connect_timeout_s: float = Field(
+    connect_timeout_s: Float = Field(
         2.0, ge=0.1, le=60, description="seconds to connect to a backend before trying the next"
     )
-    read_timeout_s: float = Field(
+    read_timeout_s: Float = Field(
         30.0, ge=0.5, le=3600, description="seconds between two reads from a backend"
     )
-    retries: int = Field(
+    retries: Int = Field(
         1, ge=0, le=5, description="tries on the next backend for idempotent requests"
     )
     environment: Environment = Environment.PROD
@@ -252,6 +266,16 @@ class LoadBalancerCreate(Input):
         }
 
 
+class LoadBalancerPatch(patch_model(LoadBalancerCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of LoadBalancer, the fields to change."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_alias(cls, data: Any) -> Any:
+        # ``type`` and the algorithms' other names, as LoadBalancerCreate takes them.
+        return LoadBalancerCreate._type_alias(data)  # type: ignore[operator]
+
+
 class LoadBalancer(Output):
     id: str
     project: str
@@ -303,9 +327,13 @@ class DRConfigCreate(Input):
     name: Name
     primary_dc: ObjectId
     backup_dc: ObjectId
-    rpo: int = Field(ge=1, le=10080, description="recovery point objective, minutes")
-    rto: int = Field(ge=1, le=10080, description="recovery time objective, minutes")
+    rpo: Int = Field(ge=1, le=10080, description="recovery point objective, minutes")
+    rto: Int = Field(ge=1, le=10080, description="recovery time objective, minutes")
     environment: Environment = Environment.PROD
+
+
+class DRConfigPatch(patch_model(DRConfigCreate)):  # type: ignore[misc]
+    """``PATCH``: a JSON merge patch of DRConfig, the fields to change."""
 
 
 class DRConfig(Output):

@@ -7,69 +7,69 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from edgeplane.errors import InvalidInput
-from edgeplane.model.common import Capacity, Input
+from edgeplane.model.common import Bool, Capacity, Float, Input, Int, Text
 from edgeplane.model.validation import invalid_from_pydantic
 
 
 class CDNSettings(Input):
     provider: Literal["edgeplane", "cloudflare", "fastly", "cloudfront"] = "edgeplane"
-    zone: str | None = Field(None, min_length=1, max_length=100)
+    zone: Text | None = Field(None, min_length=1, max_length=100)
     caching: Literal["bypass", "conservative", "standard", "aggressive"] = "standard"
-    default_ttl: int = Field(3600, ge=0, le=31_536_000)
+    default_ttl: Int = Field(3600, ge=0, le=31_536_000)
 
 
 class WebSettings(Input):
-    port: int = Field(80, ge=1, le=65535)
-    tls: bool = False
-    root: str | None = Field(None, max_length=1024)
+    port: Int = Field(80, ge=1, le=65535)
+    tls: Bool = False
+    root: Text | None = Field(None, max_length=1024)
 
 
 class APISettings(Input):
-    port: int = Field(8000, ge=1, le=65535)
+    port: Int = Field(8000, ge=1, le=65535)
     protocol: Literal["http", "grpc", "websocket"] = "http"
-    base_path: str = Field("/", pattern=r"^/")
+    base_path: str = Field("/", pattern=r"^/[^\x00-\x1f\x7f-\x9f]*$")
 
 
 class DatabaseSettings(Input):
     engine: Literal["postgresql", "mysql", "mongodb", "redis", "sqlite"]
-    port: int | None = Field(None, ge=1, le=65535)
+    port: Int | None = Field(None, ge=1, le=65535)
     role: Literal["primary", "replica"] = "primary"
-    replicas: int = Field(0, ge=0, le=64)
+    replicas: Int = Field(0, ge=0, le=64)
 
 
 class CacheSettings(Input):
     engine: Literal["redis", "memcached", "nginx"] = "redis"
-    memory_mb: int = Field(1024, ge=16, le=10_000_000)
+    memory_mb: Int = Field(1024, ge=16, le=10_000_000)
     eviction: Literal["lru", "lfu", "ttl", "none"] = "lru"
 
 
 class DNSSettings(Input):
-    port: int = Field(53, ge=1, le=65535)
-    dnssec: bool = False
+    port: Int = Field(53, ge=1, le=65535)
+    dnssec: Bool = False
 
 
 class StorageSettings(Input):
     kind: Literal["block", "object", "file"] = "object"
-    size_gb: float = Field(100, gt=0)
-    replication: int = Field(1, ge=1, le=10)
+    size_gb: Float = Field(100, gt=0)
+    replication: Int = Field(1, ge=1, le=10)
 
 
 class ComputeSettings(Input):
     runtime: Literal["python", "node", "wasm", "container"] = "container"
-    memory_mb: int = Field(512, ge=64, le=1_000_000)
-    timeout_s: int = Field(30, ge=1, le=3600)
+    memory_mb: Int = Field(512, ge=64, le=1_000_000)
+    timeout_s: Int = Field(30, ge=1, le=3600)
 
 
 class LoadBalancerSettings(Input):
     algorithm: Literal["round_robin", "least_conn", "ip_hash", "weighted", "dynamic"] = (
         "round_robin"
     )
-    port: int = Field(80, ge=1, le=65535)
+    port: Int = Field(80, ge=1, le=65535)
 
 
 class MonitoringSettings(Input):
-    interval_s: int = Field(60, ge=1, le=86400)
-    retention_days: int = Field(30, ge=1, le=3650)
+    interval_s: Int = Field(60, ge=1, le=86400)
+    retention_days: Int = Field(30, ge=1, le=3650)
 
 
 # type -> (settings model, resources reserved by default)

@@ -23,7 +23,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgeplane.model.common import Input, Output
+from edgeplane.model.common import (
+    Bool,
+    Float,
+    Input,
+    Int,
+    MultilineText,
+    Output,
+    Text,
+)
 from edgeplane.model.enums import RegionCode, RegionType
 from edgeplane.model.regions import RegionRef
 from edgeplane.protocol.config import EdgeConfig
@@ -42,10 +50,10 @@ class NodeRegister(Input):
         description="the node's location (e.g. eu-central); a region code or type is refused "
         "with the locations it could be"
     )
-    address: str | None = Field(None, description="the address clients reach this node at")
-    http_port: int | None = Field(None, ge=1, le=65535)
-    https_port: int | None = Field(None, ge=1, le=65535)
-    version: str | None = None
+    address: Text | None = Field(None, description="the address clients reach this node at")
+    http_port: Int | None = Field(None, ge=1, le=65535)
+    https_port: Int | None = Field(None, ge=1, le=65535)
+    version: Text | None = None
 
 
 class EdgeNode(Output):
@@ -92,22 +100,22 @@ class ConfigPoll(Output):
 
 
 class Ack(Input):
-    revision: int
-    hash: str
-    ok: bool
-    apply_ms: float = Field(ge=0)
-    error: str | None = Field(None, max_length=20000)
-    stats: dict[str, float] = Field(default_factory=dict)
+    revision: Int
+    hash: Text
+    ok: Bool
+    apply_ms: Float = Field(ge=0)
+    error: MultilineText | None = Field(None, max_length=20000)
+    stats: dict[Text, Float] = Field(default_factory=dict)
 
 
 class BundleReport(Input):
     """What a node does with a site's bundle: ``fetching`` it, serving it (``active``, its
     check passed) or not (``failed``: fetch, verification, activation or check failed)."""
 
-    deployment: str = Field(max_length=63)
+    deployment: Text = Field(max_length=63)
     bundle: str = Field(pattern=r"^[0-9a-f]{64}$")
     state: Literal["fetching", "active", "failed"]
-    error: str | None = Field(None, max_length=4000)
+    error: MultilineText | None = Field(None, max_length=4000)
     at: datetime | None = None
 
 
@@ -115,21 +123,21 @@ class Heartbeat(Input):
     """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
     its DNS server running) and which zone serials its DNS server serves."""
 
-    healthy: bool = True
-    reason: str | None = Field(None, max_length=2000)  # why not healthy
-    dns_serials: dict[str, int] = Field(default_factory=dict)  # "example.com." -> serial
-    dns_error: str | None = Field(None, max_length=20000)  # the last refused zone change
-    bundles: dict[str, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
+    healthy: Bool = True
+    reason: MultilineText | None = Field(None, max_length=2000)  # why not healthy
+    dns_serials: dict[Text, Int] = Field(default_factory=dict)  # "example.com." -> serial
+    dns_error: MultilineText | None = Field(None, max_length=20000)  # the last refused zone change
+    bundles: dict[Text, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
 
 
 class BackendState(Input):
-    pool: str
-    backend: str  # BackendSpec.key
+    pool: Text
+    backend: Text  # BackendSpec.key
     state: Literal["up", "down", "unknown"]
-    reason: str = Field("", max_length=2000)
+    reason: MultilineText = Field("", max_length=2000)
     checked_at: datetime | None = None
     changed_at: datetime | None = None
-    latency_ms: float | None = None
+    latency_ms: Float | None = None
 
 
 class HealthReport(Input):
@@ -138,25 +146,25 @@ class HealthReport(Input):
 
 class PurgeAck(Input):
     completed_at: datetime
-    purged_count: int = Field(ge=0)
-    error: str | None = None
+    purged_count: Int = Field(ge=0)
+    error: MultilineText | None = None
 
 
 class MinuteTraffic(Input):
-    site: str
-    domain: str
+    site: Text
+    domain: Text
     minute: datetime  # the minute's start, UTC
-    requests: int = Field(ge=0)
-    hits: int = Field(0, ge=0)
-    misses: int = Field(0, ge=0)
-    bytes_out: int = Field(0, ge=0)
-    statuses: dict[str, int] = Field(default_factory=dict)  # "2xx": n
-    cache: dict[str, int] = Field(default_factory=dict)  # "HIT": n, "MISS": n, ...
-    upstream_ms: list[int] = Field(default_factory=list)  # counts per UPSTREAM_MS_BUCKETS (+1)
+    requests: Int = Field(ge=0)
+    hits: Int = Field(0, ge=0)
+    misses: Int = Field(0, ge=0)
+    bytes_out: Int = Field(0, ge=0)
+    statuses: dict[Text, Int] = Field(default_factory=dict)  # "2xx": n
+    cache: dict[Text, Int] = Field(default_factory=dict)  # "HIT": n, "MISS": n, ...
+    upstream_ms: list[Int] = Field(default_factory=list)  # counts per UPSTREAM_MS_BUCKETS (+1)
     # Added with static bundles; the defaults keep the reports of older agents valid.
-    request_ms: list[int] = Field(default_factory=list)  # whole-request times, same buckets
-    static: int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
-    countries: dict[str, int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
+    request_ms: list[Int] = Field(default_factory=list)  # whole-request times, same buckets
+    static: Int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
+    countries: dict[Text, Int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
 
 
 class AnalyticsReport(Input):

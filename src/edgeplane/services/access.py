@@ -188,6 +188,44 @@ def list_tokens(tx: Tx) -> list[Token]:
     return out
 
 
+PLATFORM_ADMINS_LOCK = "platform-admin-tokens"
+
+
+def _platform_admin_tokens(tx: Tx) -> list[str]:
+    """The ids of the tokens, not revoked, with the admin role in the default project."""
+    query = (
+        select(TokenRow.id)
+        .join(TokenRoleRow, TokenRoleRow.token_id == TokenRow.id)
+        .where(
+            TokenRoleRow.project_id == PLATFORM_PROJECT,
+            TokenRoleRow.role == Role.ADMIN.value,
+            TokenRow.revoked_at.is_(None),
+            TokenRow.scope != "edge",
+        )
+    )
+    return list(tx.session.scalars(query))
+
+
+def keep_a_platform_admin(tx: Tx, token_id: str, action: str) -> None:
+    """Refuse ``action`` (revoking or demoting ``token_id``) when the token is the last one
+    that administers the platform: nobody could then grant roles, add regions or projects.
+
+    Call it before changing the token: on PostgreSQL it takes a lock, held until the
+    transaction ends, that serialises such changes, so two admins revoking each other at once
+    cannot both succeed (the second one counts after the first one's commit; READ COMMITTED
+    gives each statement a fresh snapshot). SQLite serialises writers already."""
+    lock_name(tx, PLATFORM_ADMINS_LOCK)
+    admins = _platform_admin_tokens(tx)
+    if admins == [token_id]:
+        raise Conflict(
+            f"token {token_id!r} is the last token with the admin role in the "
+            f"{PLATFORM_PROJECT!r} project; {action} it would leave nobody to administer the "
+            "platform: create another admin token first (edgeplane token create --role "
+            "default=admin)",
+            field="token_id",
+        )
+
+
 def revoke_token(tx: Tx, token_id: str) -> Token:
     row = tx.session.get(TokenRow, token_id)
     if row is None:
@@ -201,6 +239,7 @@ def revoke_token(tx: Tx, token_id: str) -> Token:
     if not allowed:
         raise Forbidden("revoking this token needs the admin role in each of its projects")
     if row.revoked_at is None:
+        keep_a_platform_admin(tx, token_id, "revoking")
         row.revoked_at = utcnow()
         tx.session.flush()
         after = _token_model(tx, row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from edgeplane.errors import InvalidInput
@@ -10,6 +12,10 @@ from edgeplane.model.common import Page
 from edgeplane.model.enums import Role
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import AuditRow
+
+# An event id, as next_cursor gives it (at most 18 digits: it fits the id column); empty or
+# left out for the first page.
+CURSOR_PATTERN = r"^[0-9]{0,18}$"
 
 
 def list_events(
@@ -35,7 +41,7 @@ def list_events(
     if object_id:
         q = q.where(AuditRow.object_id == object_id)
     if cursor:
-        if not cursor.isdigit():
+        if not re.fullmatch(CURSOR_PATTERN, cursor):
             raise InvalidInput.at("cursor", "must be an event id")
         q = q.where(AuditRow.id < int(cursor))
     rows = list(tx.session.scalars(q.order_by(AuditRow.id.desc()).limit(limit + 1)))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from edgeplane.errors import InvalidInput, NotFound
-from edgeplane.model.cdn import NodePurge, PurgeRequest, PurgeResult
+from edgeplane.model.cdn import PURGE_PATH_MAX, NodePurge, PurgeRequest, PurgeResult
 from edgeplane.model.common import new_id
 from edgeplane.model.enums import Role
 from edgeplane.services import access
@@ -38,10 +38,10 @@ def check_path(path: str) -> str | None:
     body = path[:-1] if path.endswith("*") else path
     if path.endswith("*") and not body.endswith("/"):
         return "a * is only allowed as the last character, after a / (/static/*)"
-    if not _PATH.match(body):
+    if not _PATH.fullmatch(body):
         return "must be a path with no spaces, ?, # or * except a final /* (/static/*)"
-    if len(path) > 2048:
-        return "at most 2048 characters"
+    if len(path) > PURGE_PATH_MAX:
+        return f"at most {PURGE_PATH_MAX} characters"
     return None
 
 

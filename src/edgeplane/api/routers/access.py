@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from edgeplane.api.deps import Ctx
+from edgeplane.api.deps import Ctx, GlobalCtx
 from edgeplane.model.access import (
     AuditEvent,
     Project,
@@ -33,7 +33,7 @@ class WhoAmI(BaseModel):
 
 
 @router.get("/whoami", response_model=WhoAmI)
-def whoami(ctx: Ctx) -> WhoAmI:
+def whoami(ctx: GlobalCtx) -> WhoAmI:
     roles = {p: r.value for p, r in ctx.actor.roles.items()}
     if ctx.actor.local:
         roles = {"*": "admin"}
@@ -47,44 +47,44 @@ def revision(ctx: Ctx) -> RevisionInfo:
 
 
 @router.get("/projects", response_model=list[Project])
-def list_projects(ctx: Ctx) -> list[Project]:
+def list_projects(ctx: GlobalCtx) -> list[Project]:
     with ctx.read(scoped=False) as tx:
         return access.list_projects(tx)
 
 
 @router.post("/projects", response_model=Project, status_code=201)
-def create_project(ctx: Ctx, body: ProjectCreate) -> Project:
+def create_project(ctx: GlobalCtx, body: ProjectCreate) -> Project:
     with ctx.write(scoped=False) as tx:
         return access.create_project(tx, body)
 
 
 @router.get("/projects/{project_id}", response_model=Project)
-def get_project(ctx: Ctx, project_id: str) -> Project:
+def get_project(ctx: GlobalCtx, project_id: str) -> Project:
     with ctx.read(scoped=False) as tx:
         return access.get_project(tx, project_id)
 
 
 @router.delete("/projects/{project_id}", status_code=204)
-def delete_project(ctx: Ctx, project_id: str) -> Response:
+def delete_project(ctx: GlobalCtx, project_id: str) -> Response:
     with ctx.write(scoped=False) as tx:
         access.delete_project(tx, project_id)
     return Response(status_code=204)
 
 
 @router.get("/tokens", response_model=list[Token])
-def list_tokens(ctx: Ctx) -> list[Token]:
+def list_tokens(ctx: GlobalCtx) -> list[Token]:
     with ctx.read(scoped=False) as tx:
         return access.list_tokens(tx)
 
 
 @router.post("/tokens", response_model=TokenIssued, status_code=201)
-def create_token(ctx: Ctx, body: TokenCreate) -> TokenIssued:
+def create_token(ctx: GlobalCtx, body: TokenCreate) -> TokenIssued:
     with ctx.write(scoped=False) as tx:
         return access.create_token(tx, body)
 
 
 @router.delete("/tokens/{token_id}", response_model=Token)
-def revoke_token(ctx: Ctx, token_id: str) -> Token:
+def revoke_token(ctx: GlobalCtx, token_id: str) -> Token:
     with ctx.write(scoped=False) as tx:
         return access.revoke_token(tx, token_id)
 
@@ -95,7 +95,13 @@ def list_audit(
     kind: str | None = None,
     object_id: str | None = None,
     include_global: bool = False,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="next_cursor of the previous page (an event id)",
+            json_schema_extra={"pattern": audit.CURSOR_PATTERN},
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[AuditEvent]:
     with ctx.read() as tx:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response
@@ -12,13 +11,14 @@ from edgeplane.api.deps import Ctx
 from edgeplane.model.cdn import (
     CacheRule,
     CacheRuleCreate,
+    CacheRulePatch,
     CDNAnalytics,
     CDNConfigCreate,
     CDNDeployment,
     PurgeRequest,
     PurgeResult,
 )
-from edgeplane.model.common import Output
+from edgeplane.model.common import DateTime, Output
 from edgeplane.services import analytics, cdn, purges
 
 router = APIRouter(prefix="/api/v1/infrastructure/cdn", tags=["cdn"])
@@ -81,10 +81,14 @@ def get_cache_rule(ctx: Ctx, rule_id: str) -> CacheRule:
 
 
 @router.patch("/rules/{rule_id}", response_model=CacheRule)
-def update_cache_rule(ctx: Ctx, rule_id: str, body: Patch, position: Position = None) -> CacheRule:
+def update_cache_rule(
+    ctx: Ctx, rule_id: str, body: CacheRulePatch, position: Position = None
+) -> CacheRule:
     """A JSON merge patch of the rule; ``position`` moves it."""
     with ctx.write() as tx:
-        return cdn.update_rule(tx, rule_id, body, position=position)
+        return cdn.update_rule(
+            tx, rule_id, body.model_dump(mode="json", exclude_unset=True), position=position
+        )
 
 
 @router.delete("/rules/{rule_id}", status_code=204)
@@ -117,10 +121,14 @@ def get_purge(ctx: Ctx, purge_id: str) -> PurgeResult:
 @router.get("/analytics", response_model=CDNAnalytics)
 def get_cdn_analytics(
     ctx: Ctx,
-    start: Annotated[datetime | None, Query(description="ISO 8601 with a time zone")] = None,
-    end: Annotated[datetime | None, Query(description="ISO 8601 (default: now)")] = None,
+    start: Annotated[DateTime | None, Query(description="ISO 8601 with a time zone")] = None,
+    end: Annotated[DateTime | None, Query(description="ISO 8601 (default: now)")] = None,
     timeframe: Annotated[
-        str | None, Query(description="1h, 6h, 24h, 7d or 30d, ending now (default 1h)")
+        str | None,
+        Query(
+            description="1h, 6h, 24h, 7d or 30d, ending now (default 1h)",
+            json_schema_extra={"enum": list(analytics.TIMEFRAMES)},
+        ),
     ] = None,
 ) -> CDNAnalytics:
     """Requests, hits, misses, hit ratio, bytes, status classes and upstream time percentiles,

@@ -165,7 +165,10 @@ def _acme(
     response_model=CertificateIssued,
     status_code=201,
     tags=["certificates"],
-    responses={202: {"model": OrderStatus, "description": "with wait=false: the order runs"}},
+    responses={
+        202: {"model": OrderStatus, "description": "with wait=false: the order runs"},
+        502: {"description": "the ACME CA is unreachable or refused the order"},
+    },
 )
 def provision_certificate(
     ctx: Ctx,
@@ -217,7 +220,11 @@ def upload_certificate(ctx: Ctx, domain: str, body: CertificateUpload) -> Certif
 
 
 @router.post(
-    "/ssl/{domain}/renew", response_model=CertificateIssued, status_code=201, tags=["certificates"]
+    "/ssl/{domain}/renew",
+    response_model=CertificateIssued,
+    status_code=201,
+    tags=["certificates"],
+    responses={502: {"description": "the ACME CA is unreachable or refused the order"}},
 )
 def renew_certificate(ctx: Ctx, domain: str) -> CertificateIssued:
     """Renew now: the same kind of certificate for the same names."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from edgeplane.api.deps import Ctx, EdgeActor
+from edgeplane.api.deps import EdgeActor, GlobalCtx
 from edgeplane.api.notify import RevisionNotifier
 from edgeplane.protocol.messages import (
     Ack,
@@ -146,19 +146,19 @@ def analytics(request: Request, actor: EdgeActor, node_id: str, body: AnalyticsR
 
 
 @router.get("/nodes", response_model=list[EdgeNode], summary="Edge nodes and their propagation")
-def list_nodes(ctx: Ctx) -> list[EdgeNode]:
+def list_nodes(ctx: GlobalCtx) -> list[EdgeNode]:
     with ctx.read(scoped=False) as tx:
         return edge_nodes.list_nodes(tx, ctx.snapshots)
 
 
 @router.get("/nodes/{node_id}", response_model=EdgeNode)
-def get_node(ctx: Ctx, node_id: str) -> EdgeNode:
+def get_node(ctx: GlobalCtx, node_id: str) -> EdgeNode:
     with ctx.read(scoped=False) as tx:
         return edge_nodes.get_node(tx, ctx.snapshots, node_id)
 
 
 @router.delete("/nodes/{node_id}", status_code=204, summary="Forget an edge node")
-def delete_node(ctx: Ctx, node_id: str) -> Response:
+def delete_node(ctx: GlobalCtx, node_id: str) -> Response:
     with ctx.write(scoped=False) as tx:
         edge_nodes.delete_node(tx, node_id)
     return Response(status_code=204)

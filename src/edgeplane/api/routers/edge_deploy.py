@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx
+from edgeplane.api.problems import refuses
 from edgeplane.bundles import limits as bundle_limits
-from edgeplane.errors import InvalidInput
-from edgeplane.model.common import Output
+from edgeplane.errors import InvalidInput, PayloadTooLarge
+from edgeplane.model.common import DateTime, Output
 from edgeplane.model.edge_deployments import (
     Bundle,
     ConfigUpdate,
@@ -58,8 +58,9 @@ async def _receive(request: Request, into: Path, limit: int) -> None:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise InvalidInput.at(
-                    "bundle", f"the upload is larger than the limit of {limit >> 20} MiB"
+                raise PayloadTooLarge(
+                    f"bundle: the upload is larger than the limit of {limit >> 20} MiB",
+                    field="bundle",
                 )
             f.write(chunk)
     if size == 0:
@@ -70,8 +71,26 @@ async def _receive(request: Request, into: Path, limit: int) -> None:
     "/bundles",
     response_model=BundleUploaded,
     status_code=201,
-    responses={200: {"model": BundleUploaded, "description": "the same content was uploaded"}},
+    responses={
+        200: {"model": BundleUploaded, "description": "the same content was uploaded"},
+        413: {"description": "the upload is larger than EDGEPLANE_BUNDLE_MAX_BYTES"},
+    },
     summary="Upload a bundle (the request body: a tar, tar.gz or zip archive)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a tar, tar.gz or zip archive of the site's files",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
+                for media in (
+                    "application/x-tar",
+                    "application/gzip",
+                    "application/zip",
+                    "application/octet-stream",
+                )
+            },
+        }
+    },
 )
 async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> BundleUploaded:
     """Validate the archive (sizes, paths, links), precompress it (gzip, brotli) and store it
@@ -131,6 +150,13 @@ def current_deployment(ctx: Ctx) -> EdgeDeployment:
         return edge_deployments.current(tx)
 
 
+@router.api_route("/deployments/current", methods=["PATCH"], include_in_schema=False)
+@refuses
+def _current_other_methods() -> None:
+    """``current`` names the active version for reading only (PATCH takes a version's id)."""
+    raise HTTPException(405)
+
+
 @router.get("/deployments/{deployment_id}", response_model=EdgeDeployment)
 def get_deployment(ctx: Ctx, deployment_id: str) -> EdgeDeployment:
     with ctx.read() as tx:
@@ -184,8 +210,8 @@ def metrics(
     ctx: Ctx,
     deployment_id: str,
     region: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: DateTime | None = None,
+    end: DateTime | None = None,
 ) -> EdgeMetrics:
     """Requests, bytes, p50 / p95, errors and hit ratio per region while the version served."""
     with ctx.read() as tx:

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 
-from edgeplane.api.deps import Ctx
-from edgeplane.model.common import CapacityReport, Page
+from edgeplane.api.deps import Ctx, GlobalCtx
+from edgeplane.model.common import CapacityReport, DateTime, Page
 from edgeplane.model.enums import Environment, ServerStatus, ServerType
 from edgeplane.model.inventory import (
     DataCenter,
     DataCenterCreate,
+    DataCenterPatch,
     Metrics,
     MetricsSample,
     Region,
     RegionCreate,
+    RegionPatch,
     Server,
     ServerCreate,
+    ServerPatch,
     Service,
     ServiceCreate,
+    ServicePatch,
 )
 from edgeplane.services import datacenters, regions, server_services, servers
 
@@ -43,32 +46,32 @@ RegionFilter = Annotated[
 
 
 @router.get("/regions", response_model=list[Region])
-def list_regions(ctx: Ctx, region: RegionFilter = None) -> list[Region]:
+def list_regions(ctx: GlobalCtx, region: RegionFilter = None) -> list[Region]:
     """The locations, each with its region code and region type."""
     with ctx.read(scoped=False) as tx:
         return regions.list_all(tx, region)
 
 
 @router.post("/regions", response_model=Region, status_code=201)
-def create_region(ctx: Ctx, body: RegionCreate) -> Region:
+def create_region(ctx: GlobalCtx, body: RegionCreate) -> Region:
     with ctx.write(scoped=False) as tx:
         return regions.create(tx, body)
 
 
 @router.get("/regions/{code}", response_model=Region)
-def get_region(ctx: Ctx, code: str) -> Region:
+def get_region(ctx: GlobalCtx, code: str) -> Region:
     with ctx.read(scoped=False) as tx:
         return regions.get(tx, code)
 
 
 @router.patch("/regions/{code}", response_model=Region)
-def update_region(ctx: Ctx, code: str, body: Patch) -> Region:
+def update_region(ctx: GlobalCtx, code: str, body: RegionPatch) -> Region:
     with ctx.write(scoped=False) as tx:
-        return regions.update(tx, code, body)
+        return regions.update(tx, code, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/regions/{code}", status_code=204)
-def delete_region(ctx: Ctx, code: str) -> Response:
+def delete_region(ctx: GlobalCtx, code: str) -> Response:
     with ctx.write(scoped=False) as tx:
         regions.delete(tx, code)
     return Response(status_code=204)
@@ -114,9 +117,9 @@ def data_center_capacity(ctx: Ctx, dc_id: str) -> CapacityReport:
 
 
 @router.patch("/datacenters/{dc_id}", response_model=DataCenter)
-def update_data_center(ctx: Ctx, dc_id: str, body: Patch) -> DataCenter:
+def update_data_center(ctx: Ctx, dc_id: str, body: DataCenterPatch) -> DataCenter:
     with ctx.write() as tx:
-        return datacenters.update(tx, dc_id, body)
+        return datacenters.update(tx, dc_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/datacenters/{dc_id}", status_code=204)
@@ -168,9 +171,9 @@ def get_server(ctx: Ctx, server_id: str) -> Server:
 
 
 @router.patch("/servers/{server_id}", response_model=Server)
-def update_server(ctx: Ctx, server_id: str, body: Patch) -> Server:
+def update_server(ctx: Ctx, server_id: str, body: ServerPatch) -> Server:
     with ctx.write() as tx:
-        return servers.update(tx, server_id, body)
+        return servers.update(tx, server_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/servers/{server_id}", status_code=204)
@@ -205,6 +208,8 @@ def ingest_metrics(
         ),
     ],
 ) -> Server:
+    if isinstance(body, bytes):  # FastAPI passes a body that is not JSON on as bytes
+        raise HTTPException(415, "the body must be JSON (Content-Type: application/json)")
     with ctx.write() as tx:
         return servers.ingest_metrics(tx, server_id, body)
 
@@ -213,7 +218,7 @@ def ingest_metrics(
 def metrics_history(
     ctx: Ctx,
     server_id: str,
-    since: datetime | None = None,
+    since: DateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
 ) -> list[Metrics]:
     with ctx.read() as tx:
@@ -250,9 +255,11 @@ def get_service(ctx: Ctx, service_id: str) -> Service:
 
 
 @router.patch("/services/{service_id}", response_model=Service)
-def update_service(ctx: Ctx, service_id: str, body: Patch) -> Service:
+def update_service(ctx: Ctx, service_id: str, body: ServicePatch) -> Service:
     with ctx.write() as tx:
-        return server_services.update(tx, service_id, body)
+        return server_services.update(
+            tx, service_id, body.model_dump(mode="json", exclude_unset=True)
+        )
 
 
 @router.delete("/services/{service_id}", status_code=204)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 
 from edgeplane.api.deps import Ctx
+from edgeplane.api.problems import refuses
 from edgeplane.model.common import Page
 from edgeplane.model.operations import (
     Backend,
@@ -14,11 +15,14 @@ from edgeplane.model.operations import (
     BackendUpdate,
     DRConfig,
     DRConfigCreate,
+    DRConfigPatch,
     HealthCheck,
     LoadBalancer,
     LoadBalancerCreate,
+    LoadBalancerPatch,
 )
 from edgeplane.model.routing import RouteDecision
+from edgeplane.model.service_settings import SERVICE_TYPES
 from edgeplane.services import dr, load_balancers, routing
 
 router = APIRouter(prefix="/api/v1/infrastructure", tags=["operations"])
@@ -47,9 +51,9 @@ def get_load_balancer(ctx: Ctx, lb_id: str) -> LoadBalancer:
 
 
 @router.patch("/loadbalancer/{lb_id}", response_model=LoadBalancer)
-def update_load_balancer(ctx: Ctx, lb_id: str, body: Patch) -> LoadBalancer:
+def update_load_balancer(ctx: Ctx, lb_id: str, body: LoadBalancerPatch) -> LoadBalancer:
     with ctx.write() as tx:
-        return load_balancers.update(tx, lb_id, body)
+        return load_balancers.update(tx, lb_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/loadbalancer/{lb_id}", status_code=204)
@@ -77,6 +81,18 @@ def drain_backend(ctx: Ctx, lb_id: str, address: str) -> Backend:
     """Stop sending new requests to the backend; requests in flight finish."""
     with ctx.write() as tx:
         return load_balancers.drain_backend(tx, lb_id, address)
+
+
+@router.api_route(
+    "/loadbalancer/{lb_id}/backends/{address:path}/drain",
+    methods=["GET", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,
+)
+@refuses
+def _drain_other_methods() -> None:
+    """``.../drain`` takes POST alone (an address that itself ends in /drain cannot be
+    changed through the path: use its URL without the suffix)."""
+    raise HTTPException(405)
 
 
 @router.patch("/loadbalancer/{lb_id}/backends/{address:path}", response_model=Backend)
@@ -126,9 +142,9 @@ def get_dr_config(ctx: Ctx, dr_id: str) -> DRConfig:
 
 
 @router.patch("/dr-configs/{dr_id}", response_model=DRConfig)
-def update_dr_config(ctx: Ctx, dr_id: str, body: Patch) -> DRConfig:
+def update_dr_config(ctx: Ctx, dr_id: str, body: DRConfigPatch) -> DRConfig:
     with ctx.write() as tx:
-        return dr.update(tx, dr_id, body)
+        return dr.update(tx, dr_id, body.model_dump(mode="json", exclude_unset=True))
 
 
 @router.delete("/dr-configs/{dr_id}", status_code=204)
@@ -141,8 +157,20 @@ def delete_dr_config(ctx: Ctx, dr_id: str) -> Response:
 @router.get("/route", response_model=RouteDecision)
 def route_request(
     ctx: Ctx,
-    client_ip: Annotated[str, Query(description="the client's IPv4 or IPv6 address")],
-    service_type: Annotated[str, Query(description="the service the client wants, e.g. cdn")],
+    client_ip: Annotated[
+        str,
+        Query(
+            description="the client's IPv4 or IPv6 address",
+            json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+        ),
+    ],
+    service_type: Annotated[
+        str,
+        Query(
+            description="the service the client wants, e.g. cdn",
+            json_schema_extra={"enum": sorted(SERVICE_TYPES)},
+        ),
+    ],
 ) -> RouteDecision:
     """The nearest healthy server offering the service with spare capacity, and why."""
     with ctx.read() as tx:
