@@ -120,7 +120,8 @@ def token_create(
     as_json: o.Json = False,
 ) -> None:
     """Issue a token; its secret is printed once."""
-    body = rt.compact(name=name, roles=rt.pairs(role, "--role"), scope="edge" if edge else None)
+    roles = rt.pairs(role, "--role") or None  # an edge token has none: leave them out
+    body = rt.compact(name=name, roles=roles, scope="edge" if edge else None)
     rt.request(
         ctx,
         as_json,
