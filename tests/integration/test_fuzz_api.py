@@ -40,6 +40,10 @@ SEED = 20261202
 INV = "/api/v1/infrastructure"
 STATE_OR_CROSS_FIELD = {
     "POST /api/v1/tokens": "the projects named in roles must exist",
+    f"GET {INV}/regions": "?region= names a location or region of the stored vocabulary",
+    f"POST {INV}/regions": "region_type (or its older name area) must be the region code's",
+    f"GET {INV}/datacenters": "?region= names a location or region of the stored vocabulary",
+    f"GET {INV}/servers": "?region= and ?location= name the stored vocabulary",
     f"POST {INV}/datacenters": "location must lie in region (the stored region vocabulary)",
     f"PATCH {INV}/datacenters/{{dc_id}}": "id, region and location may only repeat their values",
     f"POST {INV}/servers": "data_center_id must exist; location of the stored vocabulary",

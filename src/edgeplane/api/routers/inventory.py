@@ -36,8 +36,9 @@ RegionFilter = Annotated[
     str | None,
     Query(
         max_length=32,
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,31}$",
         description="only those in this location (us-east), region code (na) or region type "
-        "(americas)",
+        "(americas); an unknown one is refused (422) naming what exists",
     ),
 ]
 
