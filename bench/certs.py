@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.server
 import os
 import shutil
@@ -236,18 +237,18 @@ class CertificateStack:
             EDGEPLANE_SMTP_HOST="127.0.0.1",
             EDGEPLANE_SMTP_PORT=closed,
         )
-        self.cp = start_up(self.tmp / "cp", env=env)
-        self.cleanup.add(lambda: self.cp.stop() if self.cp else None)
-        self.api = Api(self.cp)
-        self.cleanup.add(self.api.close)
+        cp = self.cp = start_up(self.tmp / "cp", env=env)
+        self.cleanup.add(cp.stop)
+        api = self.api = Api(cp)
+        self.cleanup.add(api.close)
         for key, (region, address) in NODES.items():
-            agent = new_agent(self.cp, self.api, self.tmp, f"edge-{key}")
+            agent = new_agent(cp, api, self.tmp, f"edge-{key}")
             agent.http_port, agent.https_port = self.http_port, self.https_port
             agent.region, agent.bind, agent.dns_port = region, address, self.dns_ports[key]
-            self.cleanup.add(lambda a=agent: stop_agent(a))
+            self.cleanup.add(functools.partial(stop_agent, agent))
             self.nodes[key] = agent.start()
         wait_for(
-            lambda: len([n for n in self.api.nodes() if n["live"]]) == len(NODES) or None,
+            lambda: len([n for n in api.nodes() if n["live"]]) == len(NODES) or None,
             60, "live edge nodes",
         )  # fmt: skip
 
@@ -538,9 +539,11 @@ def main() -> int:
                 stack.add_standalone_domain(f"k{i}.test")
             for i in range(n + 1):
                 for name in (f"b{i}.test", f"www.b{i}.test"):
-                    wait_for(lambda x=name: stack.resolved(x, None), 30, f"{name} in DNS")
+                    wait_for(functools.partial(stack.resolved, name, None), 30, f"{name} in DNS")
                 for name in (f"c{i}.test", f"www.c{i}.test", f"k{i}.test", f"www.k{i}.test"):
-                    wait_for(lambda x=name: stack.resolved(x, [STANDALONE]), 30, f"{name} in DNS")
+                    wait_for(
+                        functools.partial(stack.resolved, name, [STANDALONE]), 30, f"{name} in DNS"
+                    )
             stack.wait_in_sync()
             assert stack.pebble2 is not None
             key = acme_client.new_account_key()

@@ -36,9 +36,9 @@ def table(rows: list[list[str]], markdown: bool) -> str:
 
 class Cleanup:
     def __init__(self) -> None:
-        self.actions: list[Callable[[], None]] = []
+        self.actions: list[Callable[[], object]] = []
 
-    def add(self, fn: Callable[[], None]) -> None:
+    def add(self, fn: Callable[[], object]) -> None:
         self.actions.append(fn)
 
     def run(self) -> None:

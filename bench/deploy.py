@@ -36,6 +36,7 @@ temporary directory removed on exit, error, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import re
@@ -156,8 +157,8 @@ class Stack:
             if self.memory:
                 shm = Path(f"/dev/shm/edgeplane-bench-{os.getpid()}-{key}")
                 agent.extra_args = ["--bundle-dir", str(shm)]
-                self.cleanup.add(lambda d=shm: shutil.rmtree(d, ignore_errors=True))
-            self.cleanup.add(lambda a=agent: stop_agent(a))
+                self.cleanup.add(functools.partial(shutil.rmtree, shm, ignore_errors=True))
+            self.cleanup.add(functools.partial(stop_agent, agent))
             self.nodes[key] = agent.start()
         wait_for(
             lambda: len([n for n in api.nodes() if n["live"]]) == len(NODES) or None,

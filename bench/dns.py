@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -271,19 +272,19 @@ class Stack:
             EDGEPLANE_SMTP_HOST="127.0.0.1",
             EDGEPLANE_SMTP_PORT=closed,
         )
-        self.cp = start_up(self.tmp / "cp", env=env)
-        self.cleanup.add(lambda: self.cp.stop() if self.cp else None)
-        self.api = Api(self.cp)
-        self.cleanup.add(self.api.close)
+        cp = self.cp = start_up(self.tmp / "cp", env=env)
+        self.cleanup.add(cp.stop)
+        api = self.api = Api(cp)
+        self.cleanup.add(api.close)
         for key, region, address in REGIONS:
-            agent = new_agent(self.cp, self.api, self.tmp, f"edge-{key}")
+            agent = new_agent(cp, api, self.tmp, f"edge-{key}")
             agent.region = region
             agent.bind = address
             agent.dns_port = free_udp_port(address)
-            self.cleanup.add(lambda a=agent: stop_agent(a))
+            self.cleanup.add(functools.partial(stop_agent, agent))
             self.nodes[key] = agent.start()
         wait_for(
-            lambda: len([n for n in self.api.nodes() if n["live"]]) == len(REGIONS) or None,
+            lambda: len([n for n in api.nodes() if n["live"]]) == len(REGIONS) or None,
             60, "three live edge nodes",
         )  # fmt: skip
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import os
 import re
@@ -289,6 +290,10 @@ class Conn:
             self.c.close()
 
 
+def is_hit(conn: Conn, path: str) -> bool:
+    return conn.get(path)[1].get("x-cache-status") == "HIT"
+
+
 # --------------------------------------------------------------------------- wrk
 
 
@@ -380,8 +385,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
     }
     for port in targets.values():  # warm every cache: MISS then HIT
         c = Conn(port)
-        wait_until(lambda c=c: c.get("/asset.css")[1].get("x-cache-status") == "HIT", 10,
-                   f"HIT on {port}")  # fmt: skip
+        wait_until(functools.partial(is_hit, c, "/asset.css"), 10, f"HIT on {port}")
         c.close()
     runs: dict[str, list[WrkResult]] = {label: [] for label in targets}
     for i in range(args.rounds):
@@ -393,7 +397,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                 f"errors {r.errors} non-2xx {r.non2xx}")  # fmt: skip
 
     def med(label: str, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in runs[label])
+        return float(statistics.median(getattr(r, attr) for r in runs[label]))
 
     rows: list[list[str]] = []
     e = "edge"
@@ -550,7 +554,7 @@ def bench_purge(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     for i in range(args.samples):
         path = f"/purge/{i}.js"
         for c in conns:
-            wait_until(lambda c=c, p=path: c.get(p)[1].get("x-cache-status") == "HIT", 10, "warm")
+            wait_until(functools.partial(is_hit, c, path), 10, "warm")
         t0 = time.perf_counter()
         stack.call("POST", "/api/v1/infrastructure/cdn/purge", json={"paths": [path]})
         pending = list(conns)
@@ -561,7 +565,7 @@ def bench_purge(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
         to_miss.append((time.perf_counter() - t0) * 1000)
         # the same with wait=true: the API answers when every node has acknowledged
         for c in conns:
-            wait_until(lambda c=c, p=path: c.get(p)[1].get("x-cache-status") == "HIT", 10, "warm")
+            wait_until(functools.partial(is_hit, c, path), 10, "warm")
         t0 = time.perf_counter()
         doc = stack.call("POST", "/api/v1/infrastructure/cdn/purge",
                          json={"paths": [path], "wait": True})  # fmt: skip
@@ -598,7 +602,7 @@ def load_domains(stack: Stack, total: int) -> None:
         with db.transaction(LOCAL, "default") as tx:
             have = tx.session.scalar(select(func.count()).select_from(DomainRow)) or 0
             for i in range(have, total):
-                domains.add(tx, {"domain": f"d{i}.{DOMAIN}"})
+                domains.add(tx, {"domain": f"d{i}.{DOMAIN}"}, settings)
     finally:
         db.dispose()
 

@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-from edgeplane.certificates import internal_ca
 from sqlalchemy import select
 
 from conftest import Api
+from edgeplane.certificates import internal_ca
 from edgeplane.certificates.internal_ca import INTERMEDIATE_SECRET_NAME, SECRET_NAME
 from edgeplane.protocol.config import NodeSpec
 from edgeplane.snapshot.build import snapshot
