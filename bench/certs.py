@@ -64,10 +64,10 @@ ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
 
-from common import Cleanup, log, signals_raise, stop_agent, table  # noqa: E402
+from common import BenchRun, Cleanup, log, signals_raise, table  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
+from edge_agents import Api, EdgeAgent, new_agent, wait_for  # noqa: E402
 from pebble import Pebble, running_pebble  # noqa: E402
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up  # noqa: E402
 
@@ -245,7 +245,7 @@ class CertificateStack:
             agent = new_agent(cp, api, self.tmp, f"edge-{key}")
             agent.http_port, agent.https_port = self.http_port, self.https_port
             agent.region, agent.bind, agent.dns_port = region, address, self.dns_ports[key]
-            self.cleanup.add(functools.partial(stop_agent, agent))
+            self.cleanup.add(agent.stop)
             self.nodes[key] = agent.start()
         wait_for(
             lambda: len([n for n in api.nodes() if n["live"]]) == len(NODES) or None,
@@ -507,7 +507,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds of each (median)")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="the short mode: one timed round after the warm-up (about 30 s); the "
+                    "tests run it")  # fmt: skip
     args = ap.parse_args()
+    if args.quick:
+        args.rounds = 1
     certbot = certbot_binary()
     missing = [b for b in ("pebble", "nginx", "pdns_server") if shutil.which(b) is None]
     if certbot is None:
@@ -516,10 +521,8 @@ def main() -> int:
         print(f"bench/certs.py needs {', '.join(missing)}", file=sys.stderr)
         return 2
     assert certbot is not None
-    started = time.monotonic()
-    tmp = searchable_tmp("edgeplane-bench-certs-")
-    cleanup = Cleanup()
-    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    run = BenchRun("certs")
+    started, tmp, cleanup = run.started, run.tmp, run.cleanup
     n = args.rounds
     edge: list[EdgeRound] = []
     bot: list[float] = []
@@ -569,10 +572,10 @@ def main() -> int:
                 starts.append(s)
     except KeyboardInterrupt:
         log("interrupted")
-        cleanup.run()
+        run.close()
         return 130
     finally:
-        cleanup.run()
+        run.close()
 
     every = [e.every_s for e in edge]
     first = [e.first_s for e in edge]
@@ -640,9 +643,11 @@ def main() -> int:
         f"cores: {os.cpu_count()}; Pebbles, the control plane, both nodes, certbot and the "
         f"pollers share them; time for the whole bench: {time.monotonic() - started:.0f} s",
     ]
+    if args.quick:
+        notes.append("short mode (--quick): one timed round after the warm-up")
     for note in notes:
         print(f"- {note}")
-    return 0
+    return run.status()
 
 
 if __name__ == "__main__":

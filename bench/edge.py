@@ -42,7 +42,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -52,11 +51,17 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+# This folder holds dns.py: as a script's folder it would come first on sys.path and hide
+# dnspython's ``dns`` package from edgeplane. It goes last instead (for common.py).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
+sys.path.append(str(_HERE))
+ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from common import Cleanup, log, pct, signals_raise, table  # noqa: E402
+from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
+from processes import free_udp_port  # noqa: E402
 
 from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
 
@@ -111,6 +116,7 @@ def stop_process(p: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: f
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
+        raise RuntimeError(f"{p.args!r} did not stop within {timeout} s: killed") from None
 
 
 NGINX_MAIN = """
@@ -205,13 +211,13 @@ class Stack:
         home = self.tmp / "cp"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
-        logf = (self.tmp / "cp.log").open("w")
-        self.cp = subprocess.Popen(
-            [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
-             "--api-port", str(port)],
-            stdout=logf, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        self.cleanup.add(lambda: stop_process(self.cp) if self.cp else None)
+        with (self.tmp / "cp.log").open("w") as logf:
+            cp = self.cp = subprocess.Popen(
+                [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
+                 "--api-port", str(port)],
+                stdout=logf, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        self.cleanup.add(functools.partial(stop_process, cp))
         self.url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, 60,
                    "control plane")  # fmt: skip
@@ -232,17 +238,18 @@ class Stack:
         token = self.call("POST", "/api/v1/tokens", json={"name": name, "scope": "edge"})["token"]
         home = self.tmp / f"node-{name}"
         http_port, https_port = free_port(), free_port()
+        dns_port = free_udp_port()  # a node runs its PowerDNS too: a port of its own
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
-        logf = (self.tmp / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
-             "--token", token, "--region", "us-east", "--name", name,
-             "--http-port", str(http_port), "--https-port", str(https_port),
-             "--home", str(home), "--analytics-interval", "5"],
-            stdout=logf, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+        with (self.tmp / f"{name}.log").open("w") as logf:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
+                 "--token", token, "--region", "us-east", "--name", name,
+                 "--http-port", str(http_port), "--https-port", str(https_port),
+                 "--dns-port", str(dns_port), "--home", str(home), "--analytics-interval", "5"],
+                stdout=logf, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
         node = Node(name, http_port, https_port, home, process)
-        self.cleanup.add(lambda: stop_process(process))
+        self.cleanup.add(functools.partial(stop_process, process, timeout=30))
         self.nodes.append(node)
         wait_port(http_port, 60)
         return node
@@ -509,7 +516,7 @@ def bench_failover(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     # SIGKILL
     a = backends[0]
     with Traffic(port, host) as tr:
-        time.sleep(2)
+        time.sleep(args.traffic_warmup)
         t_kill = time.monotonic()
         a.kill()
         time.sleep(args.failover_seconds)
@@ -527,7 +534,7 @@ def bench_failover(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     b = backends[1]
     key_b = f"127.0.0.1:{b.port}"
     with Traffic(port, host) as tr:
-        time.sleep(2)
+        time.sleep(args.traffic_warmup)
         t_stop = time.monotonic()
         b.stop()
         t_down = wait_until(lambda: health_down(key_b) and time.monotonic(), 30, "b down",
@@ -651,7 +658,8 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short rounds, 10 and 1,000 domains")
+    ap.add_argument("--quick", action="store_true",
+                    help="the short mode: every stage once, small (about 40 s); the tests run it")
     ap.add_argument("--domains", default="10,1000,10000")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk round")
@@ -660,22 +668,21 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=20, help="purge samples")
     ap.add_argument("--config-samples", type=int, default=20)
     ap.add_argument("--failover-seconds", type=float, default=8.0)
+    ap.add_argument("--traffic-warmup", type=float, default=2.0,
+                    help="seconds of failover traffic before a backend is killed or frozen")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.duration, args.samples, args.config_samples = 2, 3.0, 10, 10
-        args.domains = "10,1000"
+        args.rounds, args.duration, args.samples, args.config_samples = 1, 1.0, 2, 2
+        args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
     args.domains = [int(x) for x in str(args.domains).split(",") if x]
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
         print(
             "bench/edge.py needs nginx and wrk: run scripts/bootstrap --with-test", file=sys.stderr
         )
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-bench-edge-"))
-    if os.geteuid() == 0:
-        os.chmod(tmp, 0o755)
-    cleanup = Cleanup()
-    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    run = BenchRun("edge")
+    tmp, cleanup = run.tmp, run.cleanup
     rows: list[list[str]] = []
     try:
         with signals_raise():
@@ -710,12 +717,14 @@ def main() -> int:
             rows += bench_config(stack, args)
     except KeyboardInterrupt:
         log("interrupted")
-        cleanup.run()
+        run.close()
         return 130
     finally:
-        cleanup.run()
+        run.close()
     print(table(rows, args.markdown))
-    return 0
+    print(f"\n- {'short mode (--quick): small sizes, one round; ' if args.quick else ''}"
+          f"time for the whole bench: {time.monotonic() - run.started:.0f} s")  # fmt: skip
+    return run.status()
 
 
 if __name__ == "__main__":
