@@ -85,7 +85,8 @@ class BenchRun:
     def __init__(self, name: str) -> None:
         me = os.getpid()
         self.started = time.monotonic()
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"edgeplane-bench-{name}-"))
+        # short: a node's sockets lie ~50 characters below it (a socket path holds 107 at most)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"ep-{name}-"))
         self.tmp.chmod(0o755)  # nginx workers (www-data under root) reach what is below
         os.environ["TMPDIR"] = str(self.tmp)
         tempfile.tempdir = str(self.tmp)

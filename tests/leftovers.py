@@ -16,7 +16,8 @@ nothing older is ever touched) and
   workers and cache managers keep the master's log files open and inherit its working
   directory, and PostgreSQL works in its data directory; or
 - it runs a program of this checkout: its executable or ``argv[0]`` lies under the checkout
-  (``.venv/bin/python``, ``scripts/...``), or a Python interpreter runs a ``.py`` file of it.
+  (``.venv/bin/python``, ``scripts/...``), or a Python interpreter runs a ``.py`` file of it;
+- or its parent belongs to the run.
 
 A process whose environment carries the marker of another run never belongs to this one (two
 runs in one checkout), and nothing else of other runs can match: their directories differ and
@@ -166,6 +167,7 @@ class Owner:
     def find(self) -> list[Leftover]:
         me = os.getpid()
         found: list[Leftover] = []
+        parents: dict[int, int] = {}
         for entry in PROC.iterdir():
             if not entry.name.isdigit():
                 continue
@@ -182,6 +184,7 @@ class Owner:
                 continue
             why = self.why(pid)
             if why is None:
+                parents[pid] = fields[0]
                 continue
             found.append(
                 Leftover(
@@ -192,6 +195,26 @@ class Owner:
                     why=why,
                 )
             )
+        # what those started (whatever its environment and paths) belongs to the run too
+        mine = {p.pid for p in found}
+        grew = True
+        while grew:
+            grew = False
+            for pid, ppid in list(parents.items()):
+                if ppid in mine:
+                    del parents[pid]
+                    mine.add(pid)
+                    grew = True
+                    cmd = (_read(PROC / str(pid) / "cmdline") or b"").replace(b"\0", b" ")
+                    found.append(
+                        Leftover(
+                            pid=pid,
+                            ppid=ppid,
+                            cmdline=cmd.decode(errors="replace").strip(),
+                            cwd=_link(PROC / str(pid) / "cwd") or "?",
+                            why=f"started by {ppid}",
+                        )
+                    )
         return found
 
     def kill(self, rounds: int = 5) -> list[Leftover]:
