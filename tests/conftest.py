@@ -112,6 +112,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("=", f"{len(killed)} processes left running by the run", red=True)
         for p in killed:
             reporter.write_line(p.describe())
