@@ -66,6 +66,7 @@ from processes import free_udp_port  # noqa: E402
 from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
 
 DOMAIN = "bench.localhost"
+STAGES = ("hits", "purge", "failover", "config")
 BODY_BYTES = 1024
 
 
@@ -670,8 +671,13 @@ def main() -> int:
     ap.add_argument("--failover-seconds", type=float, default=8.0)
     ap.add_argument("--traffic-warmup", type=float, default=2.0,
                     help="seconds of failover traffic before a backend is killed or frozen")
+    ap.add_argument("--stages", default=",".join(STAGES),
+                    help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
+    stages = [s for s in str(args.stages).split(",") if s]
+    if unknown := [s for s in stages if s not in STAGES]:
+        ap.error(f"--stages: unknown {unknown}; the stages are {','.join(STAGES)}")
     if args.quick:
         args.rounds, args.duration, args.samples, args.config_samples = 1, 1.0, 2, 2
         args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
@@ -707,14 +713,18 @@ def main() -> int:
             for name in ("bench-1", "bench-2"):
                 stack.start_node(name)
             stack.wait_in_sync()
-            log("cached hits (wrk), edge and reference interleaved")
-            rows += bench_hits(stack, origin_port, args)
-            log("purge propagation")
-            rows += bench_purge(stack, args)
-            log("failover")
-            rows += bench_failover(stack, args)
-            log("config propagation")
-            rows += bench_config(stack, args)
+            if "hits" in stages:
+                log("cached hits (wrk), edge and reference interleaved")
+                rows += bench_hits(stack, origin_port, args)
+            if "purge" in stages:
+                log("purge propagation")
+                rows += bench_purge(stack, args)
+            if "failover" in stages:
+                log("failover")
+                rows += bench_failover(stack, args)
+            if "config" in stages:
+                log("config propagation")
+                rows += bench_config(stack, args)
     except KeyboardInterrupt:
         log("interrupted")
         run.close()
