@@ -12,6 +12,7 @@ line, working directory, why it counts), killed, and the run fails.
 from __future__ import annotations
 
 import itertools
+import multiprocessing.util
 import os
 import shutil
 import tempfile
@@ -90,6 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
         tempdir=tempfile.tempdir,
     )
     config.stash[RUN] = run
+    # multiprocessing (bundle builds in the API tests) makes its own temporary folder once per
+    # process and removes it at exit, after the run's root is gone: make it outside the root.
+    multiprocessing.util.get_temp_dir()
     os.environ.update(changes)
     tempfile.tempdir = str(root)
     os.chdir(root)
