@@ -117,7 +117,10 @@ def stop_process(p: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: f
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
-        raise RuntimeError(f"{p.args!r} did not stop within {timeout} s: killed") from None
+        args = p.args if isinstance(p.args, list) else [str(p.args)]
+        what = " ".join(str(a) for a in args[:5])  # never the whole line: it may hold a token
+        raise RuntimeError(f"pid {p.pid} ({what} ...) did not stop within {timeout} s: "
+                           "killed") from None  # fmt: skip
 
 
 NGINX_MAIN = """
@@ -218,7 +221,7 @@ class Stack:
                  "--api-port", str(port)],
                 stdout=logf, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
-        self.cleanup.add(functools.partial(stop_process, cp))
+        self.cleanup.add(functools.partial(stop_process, cp, timeout=60))
         self.url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, 60,
                    "control plane")  # fmt: skip
@@ -241,16 +244,18 @@ class Stack:
         http_port, https_port = free_port(), free_port()
         dns_port = free_udp_port()  # a node runs its PowerDNS too: a port of its own
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
+        env["EDGEPLANE_TOKEN"] = token  # in the environment, not on the command line
         with (self.tmp / f"{name}.log").open("w") as logf:
             process = subprocess.Popen(
                 [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
-                 "--token", token, "--region", "us-east", "--name", name,
+                 "--region", "us-east", "--name", name,
                  "--http-port", str(http_port), "--https-port", str(https_port),
                  "--dns-port", str(dns_port), "--home", str(home), "--analytics-interval", "5"],
                 stdout=logf, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         node = Node(name, http_port, https_port, home, process)
-        self.cleanup.add(functools.partial(stop_process, process, timeout=30))
+        # at 10,000 domains an agent may be in the middle of an apply of several seconds
+        self.cleanup.add(functools.partial(stop_process, process, timeout=60))
         self.nodes.append(node)
         wait_port(http_port, 60)
         return node
@@ -638,7 +643,7 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
                 if time.perf_counter() - t0 > 60:
                     raise RuntimeError(f"{name} not served within 60 s")
             served.append((time.perf_counter() - t0) * 1000)
-            stack.wait_in_sync()
+            stack.wait_in_sync(600)  # both nodes, before the next sample
             doc = stack.node_doc(node.name)
             applied.append(float(doc.get("apply_ms") or 0))
             propagated.append(float(doc.get("propagation_ms") or 0))
@@ -729,6 +734,11 @@ def main() -> int:
         log("interrupted")
         run.close()
         return 130
+    except BaseException:
+        for path in sorted(tmp.glob("*.log")):  # what the control plane and the nodes said last
+            lines = path.read_text(errors="replace").splitlines()[-40:]
+            log(f"the end of {path.name}:\n" + "\n".join(lines))
+        raise
     finally:
         run.close()
     print(table(rows, args.markdown))

@@ -43,6 +43,7 @@ def _missing(tools: tuple[str, ...]) -> list[str]:
     return [t for t in tools if (find_pg_bin() is None if t == "initdb" else not shutil.which(t))]
 
 
+@pytest.mark.timeout(TIMEOUT_S + 120)  # room to stop a bench that overran, and to look
 @pytest.mark.parametrize("name", list(BENCHES))
 def test_bench_short_mode(name: str) -> None:
     tools, expected = BENCHES[name]
