@@ -96,7 +96,6 @@ class BenchRun:
         self.owner = Owner(
             marker=os.environ[MARKER],
             roots=[self.tmp],
-            checkout=None,
             since=start_ticks(me),
             exclude=frozenset(ancestors(me)),
         )

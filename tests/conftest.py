@@ -58,12 +58,11 @@ class Run:
     def id(self) -> str:
         return self.root.name
 
-    def owner(self, config: pytest.Config) -> Owner:
+    def owner(self) -> Owner:
         me = os.getpid()
         return Owner(
             marker=self.id,
             roots=[self.root, *self.basetemp],
-            checkout=Path(str(config.rootpath)),
             since=start_ticks(me),
             exclude=frozenset(ancestors(me)),
         )
@@ -111,7 +110,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash.get(RUN, None)
     if run is None:
         return
-    killed = run.owner(session.config).kill()
+    killed = run.owner().kill()
     if not killed:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -15,15 +15,17 @@ nothing older is ever touched) and
   its environment with its process titles and PostgreSQL's backends do the same, but nginx
   workers and cache managers keep the master's log files open and inherit its working
   directory, and PostgreSQL works in its data directory; or
-- it runs a program of this checkout: its executable or ``argv[0]`` lies under the checkout
-  (``.venv/bin/python``, ``scripts/...``), or a Python interpreter runs a ``.py`` file of it;
-- or its parent belongs to the run.
+- or its parent belongs to the run (and it carries no other run's marker).
 
-A process whose environment carries the marker of another run never belongs to this one (two
-runs in one checkout), and nothing else of other runs can match: their directories differ and
-their checkouts differ. The pytest process itself and its ancestors are never reported, nor the
-helpers that ``multiprocessing`` keeps for the pytest process until it exits (the forkserver and
-the resource tracker: they end with it).
+A process whose environment carries the marker of another run (or of another scope) never
+belongs to this one, and nothing else of other runs can match: their directories differ. The
+checkout itself is deliberately not a criterion: another run in the same checkout, started with
+the checkout's ``.venv/bin/python``, and the developer's own shells and editors working in it,
+would match; since the run works in its own root, what it starts is found there. The pytest
+process itself and its ancestors are never reported, nor the helpers that ``multiprocessing``
+keeps for the pytest process until it exits (the forkserver and the resource tracker: they end
+with it). The marker's name does not start with ``EDGEPLANE_``: the helpers that start
+processes with a clean environment drop those.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from pathlib import Path
 MARKER = "_EDGEPLANE_RUN"
 PROC = Path("/proc")
 _DELETED = " (deleted)"
+FOREIGN = "another run's"
 _MP_HELPERS = (b"from multiprocessing.forkserver import", b"from multiprocessing.resource_tracker")
 
 
@@ -112,12 +115,12 @@ class Owner:
 
     marker: str  # the run id, or "<run id>/<scope>"
     roots: Sequence[Path]  # the run's own directories
-    checkout: Path | None  # this checkout, whose programs are the run's
     since: int  # start time (clock ticks since boot): nothing older belongs to the run
     exclude: frozenset[int] = frozenset()  # the pytest process and its ancestors
 
     def why(self, pid: int) -> str | None:
-        """Why ``pid`` belongs to the run, or None."""
+        """Why ``pid`` belongs to the run; None when nothing says so; :data:`FOREIGN` when
+        its marker says it belongs to another run or scope."""
         base = PROC / str(pid)
         environ = _read(base / "environ")
         if environ is not None:
@@ -127,7 +130,7 @@ class Owner:
                     mine = value.decode(errors="replace")
                     if mine == self.marker or mine.startswith(self.marker + "/"):
                         return f"environment {MARKER}={mine}"
-                    return None  # another run's (or another scope's)
+                    return FOREIGN
         roots = [str(r) for r in self.roots]
         cwd = _link(base / "cwd")
         if cwd and (root := _under(cwd, roots)):
@@ -149,19 +152,6 @@ class Owner:
             target = _link(fd)
             if target and target.startswith("/") and (root := _under(target, roots)):
                 return f"open file {target}"
-        if self.checkout is not None:
-            co = [str(self.checkout)]
-            if exe and _under(exe, co):
-                return f"executable {exe} of the checkout"
-            if argv and _under(argv[0], co):
-                return f"program {argv[0]} of the checkout"
-            if (
-                len(argv) > 1
-                and Path(argv[0]).name.startswith("python")
-                and argv[1].endswith(".py")
-                and _under(argv[1], co)
-            ):
-                return f"script {argv[1]} of the checkout"
         return None
 
     def find(self) -> list[Leftover]:
@@ -185,6 +175,7 @@ class Owner:
             why = self.why(pid)
             if why is None:
                 parents[pid] = fields[0]
+            if why is None or why == FOREIGN:
                 continue
             found.append(
                 Leftover(

@@ -60,7 +60,6 @@ def test_bench_short_mode(name: str) -> None:
     owner = Owner(
         marker=marker,
         roots=[work],
-        checkout=None,
         since=start_ticks(me),
         exclude=frozenset(ancestors(me)),
     )
