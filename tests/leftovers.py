@@ -14,8 +14,9 @@ nothing older is ever touched) and
   ``TMPDIR`` and the working directory of the run, and pytest's ``basetemp``): nginx overwrites
   its environment with its process titles and PostgreSQL's backends do the same, but nginx
   workers and cache managers keep the master's log files open and inherit its working
-  directory, and PostgreSQL works in its data directory; or
-- or its parent belongs to the run (and it carries no other run's marker).
+  directory (which is the run's even when the node put its prefix under
+  ``/var/lib/edgeplane``), and PostgreSQL works in its data directory; or
+- its parent belongs to the run (and it carries no other run's marker).
 
 A process whose environment carries the marker of another run (or of another scope) never
 belongs to this one, and nothing else of other runs can match: their directories differ. The
