@@ -121,7 +121,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(p.describe())
         reporter.write_line("(killed; the run fails: a test or fixture must stop what it starts)")
         reporter.stats.setdefault("leftover processes", []).extend(killed)
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # (an interrupted run stays so)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
