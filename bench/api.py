@@ -60,8 +60,15 @@ import httpx
 from sqlalchemy import Engine, and_, create_engine, event, insert, literal, or_, select
 from sqlalchemy.engine import Connection
 
-ROOT = Path(__file__).resolve().parent.parent
+# This folder holds dns.py: as a script's folder it would come first on sys.path and hide
+# dnspython's ``dns`` package from edgeplane. It goes last instead (for common.py).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
+sys.path.append(str(_HERE))
+ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+from common import BenchRun  # noqa: E402
 
 from edgeplane.model.inventory import MetricsSample, ServerCreate, ServiceCreate  # noqa: E402
 from edgeplane.secrets import SecretBox  # noqa: E402
@@ -999,7 +1006,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "autovacuum has run; the load becomes quadratic)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the short mode: 250 servers, 10 requests per operation, both backends (about "
+        "30 s); the tests run it",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.servers, args.samples = 250, 10
     if args.servers < 2 * PAGE + 1:
         parser.error(f"--servers must be at least {2 * PAGE + 1}")
     counts = dict(DEFAULT_COUNTS)
@@ -1030,10 +1045,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     reports: list[BackendReport] = []
+    run = BenchRun("api")
     try:
         for backend in backends:
             log(f"{backend}:")
             stack = contextlib.ExitStack()
+            run.cleanup.add(stack.close)
             try:
                 reports.append(run_backend(backend, args, counts, stack))
             finally:
@@ -1043,11 +1060,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; everything started has been stopped")
         return 130
+    finally:
+        run.close()
     if args.markdown:
         for report in reports:
             print(render_markdown(report), end="\n\n")
+    if args.quick:
+        print("- short mode (--quick): 250 servers, 10 timed requests per operation")
     log(f"total {time.perf_counter() - started:.0f} s")
-    return 0
+    return run.status()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.server
 import os
 import shutil
@@ -63,10 +64,10 @@ ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
 
-from common import Cleanup, log, signals_raise, stop_agent, table  # noqa: E402
+from common import BenchRun, Cleanup, log, signals_raise, table  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes  # noqa: E402
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
+from edge_agents import Api, EdgeAgent, new_agent, wait_for  # noqa: E402
 from pebble import Pebble, running_pebble  # noqa: E402
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up  # noqa: E402
 
@@ -236,18 +237,18 @@ class CertificateStack:
             EDGEPLANE_SMTP_HOST="127.0.0.1",
             EDGEPLANE_SMTP_PORT=closed,
         )
-        self.cp = start_up(self.tmp / "cp", env=env)
-        self.cleanup.add(lambda: self.cp.stop() if self.cp else None)
-        self.api = Api(self.cp)
-        self.cleanup.add(self.api.close)
+        cp = self.cp = start_up(self.tmp / "cp", env=env)
+        self.cleanup.add(cp.stop)
+        api = self.api = Api(cp)
+        self.cleanup.add(api.close)
         for key, (region, address) in NODES.items():
-            agent = new_agent(self.cp, self.api, self.tmp, f"edge-{key}")
+            agent = new_agent(cp, api, self.tmp, f"edge-{key}")
             agent.http_port, agent.https_port = self.http_port, self.https_port
             agent.region, agent.bind, agent.dns_port = region, address, self.dns_ports[key]
-            self.cleanup.add(lambda a=agent: stop_agent(a))
+            self.cleanup.add(agent.stop)
             self.nodes[key] = agent.start()
         wait_for(
-            lambda: len([n for n in self.api.nodes() if n["live"]]) == len(NODES) or None,
+            lambda: len([n for n in api.nodes() if n["live"]]) == len(NODES) or None,
             60, "live edge nodes",
         )  # fmt: skip
 
@@ -506,7 +507,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds of each (median)")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="the short mode: one timed round after the warm-up (about 30 s); the "
+                    "tests run it")  # fmt: skip
     args = ap.parse_args()
+    if args.quick:
+        args.rounds = 1
     certbot = certbot_binary()
     missing = [b for b in ("pebble", "nginx", "pdns_server") if shutil.which(b) is None]
     if certbot is None:
@@ -515,10 +521,8 @@ def main() -> int:
         print(f"bench/certs.py needs {', '.join(missing)}", file=sys.stderr)
         return 2
     assert certbot is not None
-    started = time.monotonic()
-    tmp = searchable_tmp("edgeplane-bench-certs-")
-    cleanup = Cleanup()
-    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    run = BenchRun("certs")
+    started, tmp, cleanup = run.started, run.tmp, run.cleanup
     n = args.rounds
     edge: list[EdgeRound] = []
     bot: list[float] = []
@@ -538,9 +542,11 @@ def main() -> int:
                 stack.add_standalone_domain(f"k{i}.test")
             for i in range(n + 1):
                 for name in (f"b{i}.test", f"www.b{i}.test"):
-                    wait_for(lambda x=name: stack.resolved(x, None), 30, f"{name} in DNS")
+                    wait_for(functools.partial(stack.resolved, name, None), 30, f"{name} in DNS")
                 for name in (f"c{i}.test", f"www.c{i}.test", f"k{i}.test", f"www.k{i}.test"):
-                    wait_for(lambda x=name: stack.resolved(x, [STANDALONE]), 30, f"{name} in DNS")
+                    wait_for(
+                        functools.partial(stack.resolved, name, [STANDALONE]), 30, f"{name} in DNS"
+                    )
             stack.wait_in_sync()
             assert stack.pebble2 is not None
             key = acme_client.new_account_key()
@@ -566,10 +572,10 @@ def main() -> int:
                 starts.append(s)
     except KeyboardInterrupt:
         log("interrupted")
-        cleanup.run()
+        run.close()
         return 130
     finally:
-        cleanup.run()
+        run.close()
 
     every = [e.every_s for e in edge]
     first = [e.first_s for e in edge]
@@ -637,9 +643,11 @@ def main() -> int:
         f"cores: {os.cpu_count()}; Pebbles, the control plane, both nodes, certbot and the "
         f"pollers share them; time for the whole bench: {time.monotonic() - started:.0f} s",
     ]
+    if args.quick:
+        notes.append("short mode (--quick): one timed round after the warm-up")
     for note in notes:
         print(f"- {note}")
-    return 0
+    return run.status()
 
 
 if __name__ == "__main__":

@@ -1,14 +1,36 @@
-"""What the bench scripts share: logging, percentiles, the figures table, cleanup."""
+"""What the bench scripts share: logging, percentiles, the figures table, cleanup.
+
+Cleanup: a bench makes a :class:`BenchRun` first. It holds the bench's temporary folder (also
+``TMPDIR`` for the bench and everything it starts, so every temporary file of the run lies
+under it) and its cleanup actions, and marks the environment of every process the bench starts
+(``tests/leftovers.py``). :meth:`BenchRun.close` runs the actions (stops what was started, in
+reverse order), then looks for any process of the bench still running (by that mark, or by a
+working directory, command line or open file under the bench's folder: nginx workers whose
+master is gone, a PowerDNS whose agent was killed...), kills it and says so; the bench then
+exits with status 3, after printing its figures, so that an untidy stop is never silent.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+_TESTS = str(Path(__file__).resolve().parent.parent / "tests")
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
+
+from leftovers import MARKER, Leftover, Owner, ancestors, start_ticks  # noqa: E402
+
+UNTIDY = 3  # the exit status when the cleanup found processes still running, or failed
 
 
 def log(msg: str) -> None:
@@ -35,17 +57,81 @@ def table(rows: list[list[str]], markdown: bool) -> str:
 
 
 class Cleanup:
-    def __init__(self) -> None:
-        self.actions: list[Callable[[], None]] = []
+    """Actions run in reverse order of registration; a failing one is reported, and the
+    others still run."""
 
-    def add(self, fn: Callable[[], None]) -> None:
+    def __init__(self) -> None:
+        self.actions: list[Callable[[], object]] = []
+        self.failed: list[str] = []
+
+    def add(self, fn: Callable[[], object]) -> None:
         self.actions.append(fn)
 
     def run(self) -> None:
         while self.actions:
             fn = self.actions.pop()
-            with contextlib.suppress(Exception):
+            try:
                 fn()
+            except Exception as exc:
+                what = getattr(fn, "__qualname__", None) or repr(fn)
+                self.failed.append(f"{what}: {exc!r}")
+                log(f"cleanup: {what} failed: {exc!r}")
+                traceback.print_exc(file=sys.stderr)
+
+
+class BenchRun:
+    """The bench's temporary folder and cleanup, and the sweep for processes left behind."""
+
+    def __init__(self, name: str) -> None:
+        me = os.getpid()
+        self.started = time.monotonic()
+        # short: a node's sockets lie ~50 characters below it (a socket path holds 107 at most)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"ep-{name}-"))
+        self.tmp.chmod(0o755)  # nginx workers (www-data under root) reach what is below
+        os.environ["TMPDIR"] = str(self.tmp)
+        tempfile.tempdir = str(self.tmp)
+        outer = os.environ.get(MARKER)  # inside a test run: a scope of it
+        scope = f"bench-{name}-{me}"
+        os.environ[MARKER] = f"{outer}/{scope}" if outer else scope
+        self.owner = Owner(
+            marker=os.environ[MARKER],
+            roots=[self.tmp],
+            since=start_ticks(me),
+            exclude=frozenset(ancestors(me)),
+        )
+        self.cleanup = Cleanup()
+        self.left: list[Leftover] = []
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop everything (Ctrl-C and SIGTERM are ignored meanwhile); idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        with signals_ignored():
+            self.cleanup.run()
+            self.left = self.owner.kill()
+            for p in self.left:
+                log(f"cleanup: still running after the orderly stop, killed: {p.describe()}")
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def status(self) -> int:
+        """0, or :data:`UNTIDY` (with the reason on stderr) when the stop was not orderly."""
+        if not self.left and not self.cleanup.failed:
+            return 0
+        log(f"exit status {UNTIDY}: the cleanup was not orderly ({len(self.left)} processes "
+            f"killed, {len(self.cleanup.failed)} cleanup actions failed; see above)")  # fmt: skip
+        return UNTIDY
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 @contextlib.contextmanager
@@ -60,30 +146,3 @@ def signals_raise() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def kill_if(pid: int, needle: bytes) -> None:
-    """SIGKILL ``pid`` if it is still a process whose command line names ``needle``."""
-    if needle in _cmdline(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def stop_agent(agent: Any) -> None:
-    """Stop an ``edge_agents.EdgeAgent`` (it stops its nginx and PowerDNS); then make sure
-    they are gone."""
-    with contextlib.suppress(Exception):
-        agent.stop()
-    pdns_dir = agent.home / "edge" / agent.name / "pdns"
-    with contextlib.suppress(OSError, ValueError):
-        kill_if(int((pdns_dir / "pdns.pid").read_text().strip()), str(pdns_dir).encode())
-    with contextlib.suppress(Exception):
-        for pid in agent.nginx_pids():
-            kill_if(pid, str(agent.prefix).encode())

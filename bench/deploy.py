@@ -36,6 +36,7 @@ temporary directory removed on exit, error, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import re
@@ -54,8 +55,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.append(str(_HERE))
 
 import httpx  # noqa: E402
-from common import Cleanup, log, signals_raise, stop_agent, table  # noqa: E402
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
+from common import BenchRun, Cleanup, log, signals_raise, table  # noqa: E402
+from edge_agents import Api, EdgeAgent, new_agent, wait_for  # noqa: E402
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up  # noqa: E402
 
 from edgeplane.bundles import BundleLimits, pack_directory  # noqa: E402
@@ -156,8 +157,8 @@ class Stack:
             if self.memory:
                 shm = Path(f"/dev/shm/edgeplane-bench-{os.getpid()}-{key}")
                 agent.extra_args = ["--bundle-dir", str(shm)]
-                self.cleanup.add(lambda d=shm: shutil.rmtree(d, ignore_errors=True))
-            self.cleanup.add(lambda a=agent: stop_agent(a))
+                self.cleanup.add(functools.partial(shutil.rmtree, shm, ignore_errors=True))
+            self.cleanup.add(agent.stop)
             self.nodes[key] = agent.start()
         wait_for(
             lambda: len([n for n in api.nodes() if n["live"]]) == len(NODES) or None,
@@ -189,14 +190,18 @@ def main() -> int:
         action="store_true",
         help="nodes unpack bundles in /dev/shm (edgeplane edge --bundle-dir) instead of disk",
     )
+    ap.add_argument("--quick", action="store_true",
+                    help="the short mode: 100 files, 1 MB, one round (about 30 s); the tests "
+                    "run it")  # fmt: skip
     args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.files, args.mb = 1, 100, 1
     missing = [b for b in ("nginx", "pdns_server") if shutil.which(b) is None]
     if missing:
         print(f"bench/deploy.py needs {', '.join(missing)}", file=sys.stderr)
         return 2
-    tmp = searchable_tmp("edgeplane-bench-deploy-")
-    cleanup = Cleanup()
-    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    run = BenchRun("deploy")
+    tmp, cleanup = run.tmp, run.cleanup
     results: dict[str, list[float]] = {k: [] for k in ("pack", "upload", "deploy", "rollback")}
     copies: list[float] = []
     restores: list[float] = []
@@ -284,10 +289,10 @@ def main() -> int:
                 unpacks.append(int(m.group(3)) / 1000)
     except KeyboardInterrupt:
         log("interrupted")
-        cleanup.run()
+        run.close()
         return 130
     finally:
-        cleanup.run()
+        run.close()
 
     total = [
         p + u + d
@@ -323,7 +328,9 @@ def main() -> int:
         f"shutil.copytree to three directories on disk (rollback: one)\n"
     )
     print(table(rows, args.markdown))
-    return 0
+    print(f"\n- {'short mode (--quick): 100 files, 1 MB, one round; ' if args.quick else ''}"
+          f"time for the whole bench: {time.monotonic() - run.started:.0f} s")  # fmt: skip
+    return run.status()
 
 
 if __name__ == "__main__":

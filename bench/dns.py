@@ -65,8 +65,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
 
-from common import Cleanup, log, pct, signals_raise, stop_agent, table  # noqa: E402
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for  # noqa: E402
+from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
+from edge_agents import Api, EdgeAgent, new_agent, wait_for  # noqa: E402
 from processes import ControlPlane, clean_env, free_udp_port, start_up  # noqa: E402
 
 INV = "/api/v1/infrastructure"
@@ -271,19 +271,19 @@ class Stack:
             EDGEPLANE_SMTP_HOST="127.0.0.1",
             EDGEPLANE_SMTP_PORT=closed,
         )
-        self.cp = start_up(self.tmp / "cp", env=env)
-        self.cleanup.add(lambda: self.cp.stop() if self.cp else None)
-        self.api = Api(self.cp)
-        self.cleanup.add(self.api.close)
+        cp = self.cp = start_up(self.tmp / "cp", env=env)
+        self.cleanup.add(cp.stop)
+        api = self.api = Api(cp)
+        self.cleanup.add(api.close)
         for key, region, address in REGIONS:
-            agent = new_agent(self.cp, self.api, self.tmp, f"edge-{key}")
+            agent = new_agent(cp, api, self.tmp, f"edge-{key}")
             agent.region = region
             agent.bind = address
             agent.dns_port = free_udp_port(address)
-            self.cleanup.add(lambda a=agent: stop_agent(a))
+            self.cleanup.add(agent.stop)
             self.nodes[key] = agent.start()
         wait_for(
-            lambda: len([n for n in self.api.nodes() if n["live"]]) == len(REGIONS) or None,
+            lambda: len([n for n in api.nodes() if n["live"]]) == len(REGIONS) or None,
             60, "three live edge nodes",
         )  # fmt: skip
 
@@ -536,17 +536,20 @@ def main() -> int:
     ap.add_argument("--outstanding", type=int, default=64, help="dnsperf -q")
     ap.add_argument("--samples", type=int, default=20, help="record updates timed")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="the short mode: 1 s runs, one round, 3 updates (about 30 s); the tests "
+                    "run it")  # fmt: skip
     args = ap.parse_args()
+    if args.quick:
+        args.duration, args.rounds, args.samples = 1.0, 1, 3
     missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx")
                if shutil.which(b) is None]  # fmt: skip
     if missing:
         print(f"bench/dns.py needs {', '.join(missing)}: run scripts/bootstrap --with-test",
               file=sys.stderr)  # fmt: skip
         return 2
-    started = time.monotonic()
-    tmp = searchable_tmp("edgeplane-bench-dns-")
-    cleanup = Cleanup()
-    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    run = BenchRun("dns")
+    started, tmp, cleanup = run.started, run.tmp, run.cleanup
     rows: list[list[str]] = []
     notes: list[str] = []
     try:
@@ -571,10 +574,10 @@ def main() -> int:
             notes += n
     except KeyboardInterrupt:
         log("interrupted")
-        cleanup.run()
+        run.close()
         return 130
     finally:
-        cleanup.run()
+        run.close()
     print(table(rows, args.markdown))
     print()
     for note in notes:
@@ -582,7 +585,9 @@ def main() -> int:
     print(f"- cores: {os.cpu_count()}; dnsperf, the three nodes, the reference and the control "
           "plane share them; time for the whole bench: "
           f"{time.monotonic() - started:.0f} s")  # fmt: skip
-    return 0
+    if args.quick:
+        print("- short mode (--quick): 1 s per dnsperf run, one round, 3 updates")
+    return run.status()
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import os
 import re
@@ -41,7 +42,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -51,15 +51,22 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+# This folder holds dns.py: as a script's folder it would come first on sys.path and hide
+# dnspython's ``dns`` package from edgeplane. It goes last instead (for common.py).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
+sys.path.append(str(_HERE))
+ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from common import Cleanup, log, pct, signals_raise, table  # noqa: E402
+from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
+from processes import free_udp_port  # noqa: E402
 
 from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
 
 DOMAIN = "bench.localhost"
+STAGES = ("hits", "purge", "failover", "config")
 BODY_BYTES = 1024
 
 
@@ -110,6 +117,10 @@ def stop_process(p: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: f
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
+        args = p.args if isinstance(p.args, list) else [str(p.args)]
+        what = " ".join(str(a) for a in args[:5])  # never the whole line: it may hold a token
+        raise RuntimeError(f"pid {p.pid} ({what} ...) did not stop within {timeout} s: "
+                           "killed") from None  # fmt: skip
 
 
 NGINX_MAIN = """
@@ -204,13 +215,13 @@ class Stack:
         home = self.tmp / "cp"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
-        logf = (self.tmp / "cp.log").open("w")
-        self.cp = subprocess.Popen(
-            [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
-             "--api-port", str(port)],
-            stdout=logf, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        self.cleanup.add(lambda: stop_process(self.cp) if self.cp else None)
+        with (self.tmp / "cp.log").open("w") as logf:
+            cp = self.cp = subprocess.Popen(
+                [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
+                 "--api-port", str(port)],
+                stdout=logf, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        self.cleanup.add(functools.partial(stop_process, cp, timeout=60))
         self.url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200, 60,
                    "control plane")  # fmt: skip
@@ -231,17 +242,20 @@ class Stack:
         token = self.call("POST", "/api/v1/tokens", json={"name": name, "scope": "edge"})["token"]
         home = self.tmp / f"node-{name}"
         http_port, https_port = free_port(), free_port()
+        dns_port = free_udp_port()  # a node runs its PowerDNS too: a port of its own
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
-        logf = (self.tmp / f"{name}.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
-             "--token", token, "--region", "us-east", "--name", name,
-             "--http-port", str(http_port), "--https-port", str(https_port),
-             "--home", str(home), "--analytics-interval", "5"],
-            stdout=logf, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+        env["EDGEPLANE_TOKEN"] = token  # in the environment, not on the command line
+        with (self.tmp / f"{name}.log").open("w") as logf:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
+                 "--region", "us-east", "--name", name,
+                 "--http-port", str(http_port), "--https-port", str(https_port),
+                 "--dns-port", str(dns_port), "--home", str(home), "--analytics-interval", "5"],
+                stdout=logf, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
         node = Node(name, http_port, https_port, home, process)
-        self.cleanup.add(lambda: stop_process(process))
+        # at 10,000 domains an agent may be in the middle of an apply of several seconds
+        self.cleanup.add(functools.partial(stop_process, process, timeout=60))
         self.nodes.append(node)
         wait_port(http_port, 60)
         return node
@@ -287,6 +301,10 @@ class Conn:
     def close(self) -> None:
         if self.c is not None:
             self.c.close()
+
+
+def is_hit(conn: Conn, path: str) -> bool:
+    return conn.get(path)[1].get("x-cache-status") == "HIT"
 
 
 # --------------------------------------------------------------------------- wrk
@@ -380,8 +398,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
     }
     for port in targets.values():  # warm every cache: MISS then HIT
         c = Conn(port)
-        wait_until(lambda c=c: c.get("/asset.css")[1].get("x-cache-status") == "HIT", 10,
-                   f"HIT on {port}")  # fmt: skip
+        wait_until(functools.partial(is_hit, c, "/asset.css"), 10, f"HIT on {port}")
         c.close()
     runs: dict[str, list[WrkResult]] = {label: [] for label in targets}
     for i in range(args.rounds):
@@ -393,7 +410,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                 f"errors {r.errors} non-2xx {r.non2xx}")  # fmt: skip
 
     def med(label: str, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in runs[label])
+        return float(statistics.median(getattr(r, attr) for r in runs[label]))
 
     rows: list[list[str]] = []
     e = "edge"
@@ -505,7 +522,7 @@ def bench_failover(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     # SIGKILL
     a = backends[0]
     with Traffic(port, host) as tr:
-        time.sleep(2)
+        time.sleep(args.traffic_warmup)
         t_kill = time.monotonic()
         a.kill()
         time.sleep(args.failover_seconds)
@@ -523,7 +540,7 @@ def bench_failover(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     b = backends[1]
     key_b = f"127.0.0.1:{b.port}"
     with Traffic(port, host) as tr:
-        time.sleep(2)
+        time.sleep(args.traffic_warmup)
         t_stop = time.monotonic()
         b.stop()
         t_down = wait_until(lambda: health_down(key_b) and time.monotonic(), 30, "b down",
@@ -550,7 +567,7 @@ def bench_purge(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     for i in range(args.samples):
         path = f"/purge/{i}.js"
         for c in conns:
-            wait_until(lambda c=c, p=path: c.get(p)[1].get("x-cache-status") == "HIT", 10, "warm")
+            wait_until(functools.partial(is_hit, c, path), 10, "warm")
         t0 = time.perf_counter()
         stack.call("POST", "/api/v1/infrastructure/cdn/purge", json={"paths": [path]})
         pending = list(conns)
@@ -561,7 +578,7 @@ def bench_purge(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
         to_miss.append((time.perf_counter() - t0) * 1000)
         # the same with wait=true: the API answers when every node has acknowledged
         for c in conns:
-            wait_until(lambda c=c, p=path: c.get(p)[1].get("x-cache-status") == "HIT", 10, "warm")
+            wait_until(functools.partial(is_hit, c, path), 10, "warm")
         t0 = time.perf_counter()
         doc = stack.call("POST", "/api/v1/infrastructure/cdn/purge",
                          json={"paths": [path], "wait": True})  # fmt: skip
@@ -598,7 +615,7 @@ def load_domains(stack: Stack, total: int) -> None:
         with db.transaction(LOCAL, "default") as tx:
             have = tx.session.scalar(select(func.count()).select_from(DomainRow)) or 0
             for i in range(have, total):
-                domains.add(tx, {"domain": f"d{i}.{DOMAIN}"})
+                domains.add(tx, {"domain": f"d{i}.{DOMAIN}"}, settings)
     finally:
         db.dispose()
 
@@ -626,7 +643,7 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
                 if time.perf_counter() - t0 > 60:
                     raise RuntimeError(f"{name} not served within 60 s")
             served.append((time.perf_counter() - t0) * 1000)
-            stack.wait_in_sync()
+            stack.wait_in_sync(600)  # both nodes, before the next sample
             doc = stack.node_doc(node.name)
             applied.append(float(doc.get("apply_ms") or 0))
             propagated.append(float(doc.get("propagation_ms") or 0))
@@ -647,7 +664,8 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short rounds, 10 and 1,000 domains")
+    ap.add_argument("--quick", action="store_true",
+                    help="the short mode: every stage once, small (about 40 s); the tests run it")
     ap.add_argument("--domains", default="10,1000,10000")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk round")
@@ -656,22 +674,26 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=20, help="purge samples")
     ap.add_argument("--config-samples", type=int, default=20)
     ap.add_argument("--failover-seconds", type=float, default=8.0)
+    ap.add_argument("--traffic-warmup", type=float, default=2.0,
+                    help="seconds of failover traffic before a backend is killed or frozen")
+    ap.add_argument("--stages", default=",".join(STAGES),
+                    help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
+    stages = [s for s in str(args.stages).split(",") if s]
+    if unknown := [s for s in stages if s not in STAGES]:
+        ap.error(f"--stages: unknown {unknown}; the stages are {','.join(STAGES)}")
     if args.quick:
-        args.rounds, args.duration, args.samples, args.config_samples = 2, 3.0, 10, 10
-        args.domains = "10,1000"
+        args.rounds, args.duration, args.samples, args.config_samples = 1, 1.0, 2, 2
+        args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
     args.domains = [int(x) for x in str(args.domains).split(",") if x]
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
         print(
             "bench/edge.py needs nginx and wrk: run scripts/bootstrap --with-test", file=sys.stderr
         )
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="edgeplane-bench-edge-"))
-    if os.geteuid() == 0:
-        os.chmod(tmp, 0o755)
-    cleanup = Cleanup()
-    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    run = BenchRun("edge")
+    tmp, cleanup = run.tmp, run.cleanup
     rows: list[list[str]] = []
     try:
         with signals_raise():
@@ -696,22 +718,33 @@ def main() -> int:
             for name in ("bench-1", "bench-2"):
                 stack.start_node(name)
             stack.wait_in_sync()
-            log("cached hits (wrk), edge and reference interleaved")
-            rows += bench_hits(stack, origin_port, args)
-            log("purge propagation")
-            rows += bench_purge(stack, args)
-            log("failover")
-            rows += bench_failover(stack, args)
-            log("config propagation")
-            rows += bench_config(stack, args)
+            if "hits" in stages:
+                log("cached hits (wrk), edge and reference interleaved")
+                rows += bench_hits(stack, origin_port, args)
+            if "purge" in stages:
+                log("purge propagation")
+                rows += bench_purge(stack, args)
+            if "failover" in stages:
+                log("failover")
+                rows += bench_failover(stack, args)
+            if "config" in stages:
+                log("config propagation")
+                rows += bench_config(stack, args)
     except KeyboardInterrupt:
         log("interrupted")
-        cleanup.run()
+        run.close()
         return 130
+    except BaseException:
+        for path in sorted(tmp.glob("*.log")):  # what the control plane and the nodes said last
+            lines = path.read_text(errors="replace").splitlines()[-40:]
+            log(f"the end of {path.name}:\n" + "\n".join(lines))
+        raise
     finally:
-        cleanup.run()
+        run.close()
     print(table(rows, args.markdown))
-    return 0
+    print(f"\n- {'short mode (--quick): small sizes, one round; ' if args.quick else ''}"
+          f"time for the whole bench: {time.monotonic() - run.started:.0f} s")  # fmt: skip
+    return run.status()
 
 
 if __name__ == "__main__":

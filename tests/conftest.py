@@ -1,13 +1,23 @@
-"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL, and the API."""
+"""Shared fixtures: a fresh database per test on SQLite and on PostgreSQL, and the API; and
+the session's end: no process of the run may be left running (see ``leftovers.py``).
+
+Each run gets a temporary root of its own (``ep-*`` in the system's temporary
+folder): it is ``TMPDIR`` for the run and its children, and the run's working directory, so
+that everything the tests start lives under it; every process inherits ``_EDGEPLANE_RUN``
+(the run's id). pytest's own ``basetemp`` stays where it was. When the session ends, after
+every fixture's teardown, whatever the run started and did not stop is listed (pid, command
+line, working directory, why it counts), killed, and the run fails.
+"""
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing.util
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +33,7 @@ from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL
 from edgeplane.store.db import Database
 from edgeplane.store.migrate import upgrade
+from leftovers import MARKER, Owner, ancestors, start_ticks
 from pgcluster import PostgresCluster, find_pg_bin
 
 TEMPLATE = "edgeplane_template"
@@ -31,6 +42,101 @@ TEMPLATE = "edgeplane_template"
 TEST_SECRET_KEY = "edgeplane test secrets"
 TEST_SECRETS = SecretBox(TEST_SECRET_KEY)
 _counter = itertools.count()
+
+
+@dataclass
+class Run:
+    """This run's own directory, id and what it changed, to be undone at the end."""
+
+    root: Path
+    cwd: str
+    environ: dict[str, str | None]
+    tempdir: str | None
+    basetemp: list[Path] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.root.name
+
+    def owner(self) -> Owner:
+        me = os.getpid()
+        return Owner(
+            marker=self.id,
+            roots=[self.root, *self.basetemp],
+            since=start_ticks(me),
+            exclude=frozenset(ancestors(me)),
+        )
+
+
+RUN = pytest.StashKey[Run]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A short name: a node's sockets (nginx's status.sock, PowerDNS's control socket) lie some
+    # 50 characters below the temporary folders that tests and benches make in it, and a Unix
+    # socket's path holds at most 107.
+    root = Path(tempfile.mkdtemp(prefix="ep-"))
+    root.chmod(0o755)  # nginx workers (www-data under root) reach what tests put below it
+    changes = {
+        MARKER: root.name,
+        "TMPDIR": str(root),
+        # pytest's basetemp stays in the system's temporary folder, where it always was
+        "PYTEST_DEBUG_TEMPROOT": os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir(),
+    }
+    run = Run(
+        root=root,
+        cwd=os.getcwd(),
+        environ={k: os.environ.get(k) for k in changes},
+        tempdir=tempfile.tempdir,
+    )
+    config.stash[RUN] = run
+    # multiprocessing (bundle builds in the API tests) makes its own temporary folder once per
+    # process and removes it at exit, after the run's root is gone: make it outside the root.
+    multiprocessing.util.get_temp_dir()
+    os.environ.update(changes)
+    tempfile.tempdir = str(root)
+    os.chdir(root)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_basetemp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """pytest's basetemp is one of the run's own directories."""
+    request.config.stash[RUN].basetemp.append(tmp_path_factory.getbasetemp())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every session fixture's teardown: nothing of the run may still be running."""
+    run = session.config.stash.get(RUN, None)
+    if run is None:
+        return
+    killed = run.owner().kill()
+    if not killed:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", f"{len(killed)} processes left running by the run", red=True)
+        for p in killed:
+            reporter.write_line(p.describe())
+        reporter.write_line("(killed; the run fails: a test or fixture must stop what it starts)")
+        reporter.stats.setdefault("leftover processes", []).extend(killed)
+    if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # (an interrupted run stays so)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return
+    os.chdir(run.cwd)
+    tempfile.tempdir = run.tempdir
+    for name, value in run.environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(run.root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,12 +23,13 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str, every: float
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = fn()
+            value = fn()
         except (httpx.TransportError, AssertionError) as exc:
             last = exc
         else:
-            if last:
-                return last
+            if value:
+                return value
+            last = value
         time.sleep(every)
     raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
 

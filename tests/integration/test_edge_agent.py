@@ -476,6 +476,24 @@ def test_edge_serves_without_the_control_plane_and_after_a_restart(
     assert agent.nginx_pids() == []
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    from leftovers import stat_fields
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := stat_fields(int(entry.name))) and fields[0] == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def test_agent_refuses_bad_options(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -509,6 +527,8 @@ def test_nginx_that_dies_is_restarted(
     agent = nodes[1]
     wait_for(lambda: served_by(agent, "supervise.localhost") == "a", 10, "served")
     pid = int((agent.prefix / "nginx.pid").read_text())
+    children = children_of(pid)  # workers, cache manager and loader
+    assert children
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
 
@@ -527,3 +547,7 @@ def test_nginx_that_dies_is_restarted(
     print(f"\nnginx master SIGKILLed: a new master serves after "
           f"{time.monotonic() - killed:.2f} s")
     wait_for(lambda: "restarted" in agent.output(), 5, "the restart logged")
+    # nothing of the dead master is left: its workers held the ports, and its cache manager
+    # (which holds no listening socket) would otherwise run on, on the old config
+    wait_for(lambda: not [p for p in children if running(p)] or None, 10,
+             f"the dead master's children gone: {children}")  # fmt: skip

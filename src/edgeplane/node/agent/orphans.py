@@ -3,7 +3,10 @@
 When the master is killed (SIGKILL, OOM killer) its workers keep running and keep the
 listening sockets, so a new master cannot bind the node's ports. Before restarting, the agent
 finds the processes that listen on the node's ports, and kills those that are nginx workers
-(or cache processes) whose parent is no longer an nginx master. Nothing else is touched.
+(or cache processes) whose parent is no longer an nginx master; and with them their siblings
+that listen on nothing (the cache manager and loader close the listening sockets), known by
+the open files they share with those workers (the master's logs, inherited by all its
+children). Nothing else is touched.
 """
 
 from __future__ import annotations
@@ -66,11 +69,27 @@ def _holds(pid: int, sockets: set[str]) -> bool:
     return False
 
 
+def _files(pid: int) -> set[str]:
+    """The files (not sockets or pipes) that ``pid`` holds open."""
+    files: set[str] = set()
+    try:
+        fds = list((PROC / str(pid) / "fd").iterdir())
+    except OSError:
+        return files
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("/"):
+                files.add(target)
+    return files
+
+
 def orphan_workers(ports: Iterable[int]) -> list[int]:
     sockets = listening_inodes(ports)
     if not sockets:
         return []
     found = []
+    others = []  # orphans that hold none of the sockets
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -82,6 +101,10 @@ def orphan_workers(ports: Iterable[int]) -> list[int]:
             continue  # a live master's worker
         if _holds(pid, sockets):
             found.append(pid)
+        else:
+            others.append(pid)
+    shared = set().union(*(_files(pid) for pid in found)) if found else set()
+    found += [pid for pid in others if _files(pid) & shared]
     return found
 
 
