@@ -305,8 +305,14 @@ def test_the_sdk_snippets_run_in_order_and_leave_the_quick_start_alone(world: Wo
     assert world.get("/api/v1/infrastructure/edge/deployments").json() == []
     shop = world.get("/api/v1/infrastructure/cdn", project="shop").json()
     assert shop["domains"] == ["blog.example.com", "shop.localhost"]
-    served = world.get("/api/v1/infrastructure/edge/deployments/current", project="shop").json()
-    assert (served["version"], served["status"]) == (3, "active")
+    # The rollback (version 3) rolls out on its own after the snippet returns.
+    def rolled_back() -> bool:
+        served = world.get(
+            "/api/v1/infrastructure/edge/deployments/current", project="shop"
+        ).json()
+        return (served["version"], served["status"]) == (3, "active")
+
+    wait_for(rolled_back, 30, "the rollback of the shop's deployment to be active")
 
 
 @pytest.mark.parametrize("count", [3])

@@ -88,6 +88,18 @@ def get_edge_actor(
 EdgeActor = Annotated[Actor, Depends(get_edge_actor)]
 
 
+def _context(request: Request, actor: Actor, project: str) -> Context:
+    state = request.app.state
+    return Context(
+        db=state.db,
+        settings=state.settings,
+        locator=state.locator,
+        snapshots=state.snapshots,
+        actor=actor,
+        project=project,
+    )
+
+
 def get_context(
     request: Request,
     actor: Annotated[Actor, Depends(get_actor)],
@@ -97,15 +109,7 @@ def get_context(
     ] = None,
     x_edgeplane_project: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Context:
-    state = request.app.state
-    return Context(
-        db=state.db,
-        settings=state.settings,
-        locator=state.locator,
-        snapshots=state.snapshots,
-        actor=actor,
-        project=project or x_edgeplane_project or PLATFORM_PROJECT,
-    )
+    return _context(request, actor, project or x_edgeplane_project or PLATFORM_PROJECT)
 
 
 Ctx = Annotated[Context, Depends(get_context)]
@@ -115,15 +119,7 @@ Ctx = Annotated[Context, Depends(get_context)]
 def get_global_context(request: Request, actor: Annotated[Actor, Depends(get_actor)]) -> Context:
     """The context of an operation on global objects (regions, projects, tokens, edge nodes),
     which takes no project."""
-    state = request.app.state
-    return Context(
-        db=state.db,
-        settings=state.settings,
-        locator=state.locator,
-        snapshots=state.snapshots,
-        actor=actor,
-        project=PLATFORM_PROJECT,
-    )
+    return _context(request, actor, PLATFORM_PROJECT)
 
 
 GlobalCtx = Annotated[Context, Depends(get_global_context)]

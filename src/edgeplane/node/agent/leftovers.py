@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeplane.node import procfs
 from edgeplane.node.agent.lock import STATE_LOCK, holder
 from edgeplane.node.procfs import cmdline
 
-PROC = Path("/proc")
 PDNS_DIR = "pdns"
 
 
@@ -40,26 +40,10 @@ class Leftover:
     proof: str  # why it is the node's, for the log
 
 
-def _state(pid: int) -> str | None:
-    """The process state letter (R, S, Z, ...); None when it is gone."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie has ended: only its exit status is left to reap)."""
-    state = _state(pid)
+    state = procfs.state(pid)
     return state is not None and state != "Z"
-
-
-def _cwd(pid: int) -> str | None:
-    try:
-        return os.readlink(PROC / str(pid) / "cwd")
-    except OSError:
-        return None
 
 
 def _under(path: str, root: Path) -> bool:
@@ -67,15 +51,7 @@ def _under(path: str, root: Path) -> bool:
 
 
 def _open_under(pid: int, root: Path) -> bool:
-    try:
-        fds = list((PROC / str(pid) / "fd").iterdir())
-    except OSError:
-        return False
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            if _under(os.readlink(fd), root):
-                return True
-    return False
+    return any(_under(target, root) for target in procfs.fd_targets(pid))
 
 
 def _nginx_proof(pid: int, cmd: list[str], prefix: Path) -> str | None:
@@ -83,7 +59,7 @@ def _nginx_proof(pid: int, cmd: list[str], prefix: Path) -> str | None:
         return None
     if any(_under(part.rstrip("/"), prefix) for part in " ".join(cmd).split()):
         return f"its command line names {prefix}"
-    cwd = _cwd(pid)
+    cwd = procfs.cwd(pid)
     if cwd is not None and _under(cwd, prefix):
         return f"it runs in {cwd}"
     if _open_under(pid, prefix):
@@ -96,7 +72,7 @@ def _pdns_proof(pid: int, cmd: list[str], directory: Path) -> str | None:
         return None
     if f"--config-dir={directory}" in cmd:
         return f"its command line is --config-dir={directory}"
-    cwd = _cwd(pid)
+    cwd = procfs.cwd(pid)
     if cwd is not None and cwd == str(directory):
         return f"it runs in {cwd}"
     return None
@@ -116,10 +92,9 @@ def engines(state_dir: Path, prefix: Path) -> list[Leftover]:
     me = os.getpid()
     pdns_dir = state_dir / PDNS_DIR
     found: list[Leftover] = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
+    for pid in procfs.pids():
+        if pid == me:
             continue
-        pid = int(entry.name)
         cmd = cmdline(pid)
         if not cmd or not alive(pid):
             continue
@@ -128,14 +103,6 @@ def engines(state_dir: Path, prefix: Path) -> list[Leftover]:
         elif proof := _pdns_proof(pid, cmd, pdns_dir):
             found.append(Leftover(pid, "pdns_server", proof))
     return found
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def _still(item: Leftover, state_dir: Path, prefix: Path) -> bool:
@@ -158,10 +125,10 @@ def stop(
     which stops it (a worker killed under a live master would be replaced at once)."""
     items = [item for item in items if _still(item, state_dir, prefix)]
     pids = {item.pid for item in items}
-    items.sort(key=lambda item: _ppid(item.pid) in pids)  # parents first
+    items.sort(key=lambda item: procfs.ppid(item.pid) in pids)  # parents first
     for item in items:
         with contextlib.suppress(ProcessLookupError):
-            if _ppid(item.pid) not in pids:
+            if procfs.ppid(item.pid) not in pids:
                 os.kill(item.pid, signal.SIGTERM)
             os.kill(item.pid, signal.SIGCONT)  # a stopped process acts on signals only then
     deadline = time.monotonic() + grace_s

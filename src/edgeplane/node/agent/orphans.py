@@ -16,11 +16,11 @@ import logging
 import os
 import signal
 from collections.abc import Iterable
-from pathlib import Path
+
+from edgeplane.node import procfs
 
 log = logging.getLogger(__name__)
 
-PROC = Path("/proc")
 LISTEN = "0A"
 CHILD_TITLES = (b"nginx: worker process", b"nginx: cache manager", b"nginx: cache loader")
 
@@ -30,7 +30,7 @@ def listening_inodes(ports: Iterable[int]) -> set[str]:
     inodes: set[str] = set()
     for table in ("net/tcp", "net/tcp6"):
         try:
-            lines = (PROC / table).read_text().splitlines()[1:]
+            lines = (procfs.PROC / table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -40,48 +40,15 @@ def listening_inodes(ports: Iterable[int]) -> set[str]:
     return inodes
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        return (PROC / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
 def _holds(pid: int, sockets: set[str]) -> bool:
-    fd_dir = PROC / str(pid) / "fd"
-    try:
-        fds = list(fd_dir.iterdir())
-    except OSError:
-        return False
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:[") and target[8:-1] in sockets:
-                return True
-    return False
+    return any(
+        t.startswith("socket:[") and t[8:-1] in sockets for t in procfs.fd_targets(pid)
+    )
 
 
 def _files(pid: int) -> set[str]:
     """The files (not sockets or pipes) that ``pid`` holds open."""
-    files: set[str] = set()
-    try:
-        fds = list((PROC / str(pid) / "fd").iterdir())
-    except OSError:
-        return files
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("/"):
-                files.add(target)
-    return files
+    return {t for t in procfs.fd_targets(pid) if t.startswith("/")}
 
 
 def orphan_workers(ports: Iterable[int]) -> list[int]:
@@ -90,14 +57,11 @@ def orphan_workers(ports: Iterable[int]) -> list[int]:
         return []
     found = []
     others = []  # orphans that hold none of the sockets
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
+    for pid in procfs.pids():
+        if not procfs.cmdline_bytes(pid).startswith(CHILD_TITLES):
             continue
-        pid = int(entry.name)
-        if not _cmdline(pid).startswith(CHILD_TITLES):
-            continue
-        parent = _ppid(pid)
-        if parent is not None and _cmdline(parent).startswith(b"nginx: master"):
+        parent = procfs.ppid(pid)
+        if parent is not None and procfs.cmdline_bytes(parent).startswith(b"nginx: master"):
             continue  # a live master's worker
         if _holds(pid, sockets):
             found.append(pid)
