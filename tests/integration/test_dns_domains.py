@@ -438,9 +438,15 @@ def test_dnssec_signed_answers_validate(world: World) -> None:
         ds.to_text()
     )
     for key in world.nodes:
-        msg = query(world.dns(key), zone, "A", ecs=EU_SUBNET, dnssec=True)
-        a = next(r for r in msg.answer if r.rdtype == dns.rdatatype.A)
-        sig = next(r for r in msg.answer if r.rdtype == dns.rdatatype.RRSIG)
+
+        def signed(key: str = key) -> tuple[dns.rrset.RRset, dns.rrset.RRset] | None:
+            msg = query(world.dns(key), zone, "A", ecs=EU_SUBNET, dnssec=True)
+            a = [r for r in msg.answer if r.rdtype == dns.rdatatype.A]
+            sig = [r for r in msg.answer if r.rdtype == dns.rdatatype.RRSIG]
+            return (a[0], sig[0]) if a and sig else None
+
+        # Every node signs once its own DNS server has the key (each applies on its own).
+        a, sig = wait_for(signed, 5, f"a signed answer from {key}")
         dns.dnssec.validate(a, sig, {name: dnskey})  # raises when it does not validate
         assert [r.to_text() for r in a] == [REGIONS["eu"][1]]
     # Turned off again: no more signatures.
