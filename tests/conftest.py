@@ -12,6 +12,7 @@ line, working directory, why it counts), killed, and the run fails.
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing.util
 import os
 import shutil
@@ -22,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from edgeplane.api.app import create_app
+from edgeplane.cli.main import app as cli_app
 from edgeplane.model.enums import Role
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.secrets import SecretBox
@@ -236,3 +240,41 @@ def api(db: Database, tmp_path: Path, locator: GeoLocator) -> Iterator[Api]:
     app = create_app(settings, db, locator=locator)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, db=db, admin_token=token, tmp=tmp_path)
+
+
+# The CLI in process (Typer's runner), embedded on the test app's database -----------------
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def run(self, *args: str, code: int = 0) -> Result:
+        result = self.runner.invoke(cli_app, list(args), catch_exceptions=False)
+        assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        return result
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self.run(*args, "--json", code=code).stdout)
+
+    def fails(self, *args: str, code: int) -> str:
+        result = self.run(*args, code=code)
+        assert result.stdout == ""
+        return result.stderr
+
+
+@pytest.fixture
+def cli(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """The CLI embedded on the test app's database."""
+    from edgeplane.sdk import embedded
+
+    monkeypatch.setenv("EDGEPLANE_HOME", str(api.tmp / "home"))
+    monkeypatch.setenv("EDGEPLANE_DATABASE_URL", api.db.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    for name in ("EDGEPLANE_URL", "EDGEPLANE_TOKEN", "EDGEPLANE_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    yield Cli()
+    app_ = embedded._apps.pop(api.db.url, None)
+    if app_ is not None:
+        app_.state.db.dispose()

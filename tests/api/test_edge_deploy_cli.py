@@ -8,52 +8,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
 from api.test_edge_deploy_api import DEPLOY, Node, add_site_domain, nodes, site, tar_of
-from conftest import Api
-from edgeplane.cli.main import app
-
-
-class Cli:
-    def __init__(self) -> None:
-        self.runner = CliRunner()
-
-    def run(self, *args: str, code: int = 0) -> Result:
-        result = self.runner.invoke(app, list(args), catch_exceptions=False)
-        assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr
-        return result
-
-    def json(self, *args: str, code: int = 0) -> Any:
-        return json.loads(self.run(*args, "--json", code=code).stdout)
-
-    def fails(self, *args: str, code: int) -> str:
-        result = self.run(*args, code=code)
-        assert result.stdout == ""
-        return result.stderr
-
-
-@pytest.fixture
-def cli(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """The CLI embedded on the test app's database."""
-    from edgeplane.sdk import embedded
-
-    monkeypatch.setenv("EDGEPLANE_HOME", str(api.tmp / "home"))
-    monkeypatch.setenv("EDGEPLANE_DATABASE_URL", api.db.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    for name in ("EDGEPLANE_URL", "EDGEPLANE_TOKEN", "EDGEPLANE_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    yield Cli()
-    app_ = embedded._apps.pop(api.db.url, None)
-    if app_ is not None:
-        app_.state.db.dispose()
+from conftest import Api, Cli
 
 
 def write_site(root: Path, version: str = "v1") -> Path:

@@ -5,30 +5,11 @@ options in any vocabulary with errors naming the field, and ``-q`` on every crea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from test_edge_deploy_cli import Cli
-
-from conftest import Api
+from conftest import Api, Cli
 
 INV = "/api/v1/infrastructure"
-
-
-@pytest.fixture
-def cli(api: Api, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    from edgeplane.sdk import embedded
-
-    monkeypatch.setenv("EDGEPLANE_HOME", str(api.tmp / "home"))
-    monkeypatch.setenv("EDGEPLANE_DATABASE_URL", api.db.url)
-    monkeypatch.setenv("COLUMNS", "200")
-    for name in ("EDGEPLANE_URL", "EDGEPLANE_TOKEN", "EDGEPLANE_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    yield Cli()
-    app_ = embedded._apps.pop(api.db.url, None)
-    if app_ is not None:
-        app_.state.db.dispose()
 
 
 def quiet(cli: Cli, *args: str) -> str:
