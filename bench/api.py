@@ -50,7 +50,7 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -68,7 +68,7 @@ sys.path.append(str(_HERE))
 ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from common import BenchRun  # noqa: E402
+from common import BenchRun, signals_ignored  # noqa: E402
 
 from edgeplane.model.inventory import MetricsSample, ServerCreate, ServiceCreate  # noqa: E402
 from edgeplane.secrets import SecretBox  # noqa: E402
@@ -962,17 +962,6 @@ def render_markdown(report: BackendReport) -> str:
 
 
 # Main ----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    """Let cleanup finish even if Ctrl-C is pressed again."""
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from edgeplane.node import procfs
+
 STATE_LOCK = "agent.lock"
 
 
@@ -106,17 +108,7 @@ class PidLock:
 
 def holds_open(pid: int, path: Path) -> bool:
     """Whether process ``pid`` has ``path`` open (from /proc; False when it cannot be read)."""
-    fd_dir = Path(f"/proc/{pid}/fd")
-    target = str(path.resolve())
-    try:
-        entries = list(fd_dir.iterdir())
-    except OSError:
-        return False
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if os.readlink(entry) == target:
-                return True
-    return False
+    return str(path.resolve()) in procfs.fd_targets(pid)
 
 
 def holder(path: Path) -> int | None:
