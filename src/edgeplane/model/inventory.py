@@ -30,7 +30,7 @@ from edgeplane.model.enums import (
     ServerType,
     ServiceStatus,
 )
-from edgeplane.model.regions import LOCATION_PATTERN, RegionRef, broad, region_type_of
+from edgeplane.model.regions import LOCATION_PATTERN, RegionRef, broad
 from edgeplane.model.service_settings import SERVICE_TYPES
 
 _SERVICE_TYPES: list[JsonValue] = [name for name in sorted(SERVICE_TYPES)]
@@ -39,11 +39,6 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*"
     r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
 )
-
-
-def area_of(latitude: float, longitude: float) -> RegionType:
-    """The region type a point lies in (kept under its older name)."""
-    return region_type_of(latitude, longitude)
 
 
 _CONSISTENCY = (
