@@ -9,8 +9,9 @@ serve it; ``chunks`` streams it to edge nodes one slice per short read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -31,6 +32,8 @@ CHUNK_BYTES = 4 << 20
 class Upload:
     built: BuiltBundle
     archive: Path
+    # What each step took, in ms (``extract``, ``build``): the upload's Server-Timing header.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def invalid(exc: BundleError) -> InvalidInput:
@@ -43,14 +46,20 @@ def build_upload(upload: Path, work: Path, limits: BundleLimits) -> Upload:
     src = work / "files"
     src.mkdir(parents=True)
     try:
+        started = time.perf_counter()
         files = extract_upload(upload, src, limits)
         if not files:
             raise BundleError("the bundle holds no files")
+        extracted = time.perf_counter()
         out = work / "bundle.tar"
         built = build_bundle(src, files, out)
     except BundleError as exc:
         raise invalid(exc) from None
-    return Upload(built=built, archive=out)
+    timings = {
+        "extract": (extracted - started) * 1000,
+        "build": (time.perf_counter() - extracted) * 1000,
+    }
+    return Upload(built=built, archive=out, timings=timings)
 
 
 def to_model(row: BundleRow) -> Bundle:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -94,24 +95,36 @@ async def _receive(request: Request, into: Path, limit: int) -> None:
 )
 async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> BundleUploaded:
     """Validate the archive (sizes, paths, links), precompress it (gzip, brotli) and store it
-    content-addressed: the bundle's id is the sha256 of the archive edge nodes fetch."""
+    content-addressed: the bundle's id is the sha256 of the archive edge nodes fetch.
+
+    The answer's ``Server-Timing`` header says what each step took (``receive``, ``extract``,
+    ``build``, ``store``, in ms)."""
     ctx.actor.require(ctx.project, Role.EDITOR)
     limits = ctx.settings.bundle_limits
     work = Path(tempfile.mkdtemp(prefix="edgeplane-bundle-", dir=_work_root(ctx, limits)))
     try:
         upload = work / "upload"
+        started = time.perf_counter()
         # The archive holds the files plus headers and maybe compression: allow some slack.
         await _receive(request, upload, limits.max_total_bytes + (64 << 20))
+        received = time.perf_counter()
         built = await run_in_threadpool(bundles.build_upload, upload, work / "build", limits)
 
         def save() -> tuple[Bundle, bool]:
             with ctx.write() as tx:
                 return bundles.save(tx, built)
 
+        saving = time.perf_counter()
         bundle, created = await run_in_threadpool(save)
+        timings = {
+            "receive": (received - started) * 1000,
+            **built.timings,
+            "store": (time.perf_counter() - saving) * 1000,
+        }
     finally:
         await run_in_threadpool(shutil.rmtree, work, True)
     response.status_code = 201 if created else 200
+    response.headers["Server-Timing"] = ", ".join(f"{k};dur={v:.1f}" for k, v in timings.items())
     return BundleUploaded(bundle=bundle, created=created)
 
 

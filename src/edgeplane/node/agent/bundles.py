@@ -102,16 +102,19 @@ class BundleStore:
         self.root.mkdir(parents=True, exist_ok=True)
         part = self.root / f".{bundle}.part"
         try:
+            at = time.time()
             started = time.monotonic()
             size = await self.download(bundle, part)
             fetched = time.monotonic()
             await asyncio.to_thread(self._unpack, part, bundle)
             log.info(
-                "bundle %s fetched (%d bytes) in %.0f ms, verified and unpacked in %.0f ms",
+                "bundle %s fetched (%d bytes) in %.0f ms, verified and unpacked in %.0f ms "
+                "(fetch started at %.3f)",
                 bundle[:12],
                 size,
                 (fetched - started) * 1000,
                 (time.monotonic() - fetched) * 1000,
+                at,
             )
             return None
         except BundleError as exc:
@@ -183,6 +186,8 @@ class BundleStore:
             if report is not None and report.state == "failed" and report.bundle == b.hash:
                 continue  # not fetched: nothing to check
             host = hosts.get(b.site)
+            at = time.time()  # nginx serves it: the check follows the apply
+            started = time.monotonic()
             error = (
                 "the site has no domain to check it on"
                 if host is None
@@ -192,6 +197,13 @@ class BundleStore:
             self._report(b, "failed" if error else "active", error)
             if error:
                 log.error("the check of %s (%s) failed: %s", b.deployment, b.site, error)
+            else:
+                log.info(
+                    "deployment %s served by nginx at %.3f, checked in %.0f ms",
+                    b.deployment,
+                    at,
+                    (time.monotonic() - started) * 1000,
+                )
             changed = True
         return changed
 
