@@ -83,7 +83,7 @@ POLL_S = 0.005
 AIM_S = 5.0  # issue 12: API call to served everywhere
 NODE_LINE = re.compile(
     r"bundle ([0-9a-f]+) fetched \((\d+) bytes\) in (\d+) ms, verified and unpacked in (\d+) ms"
-    r" \(fetch started at ([0-9.]+)\)"
+    r" \(fetch started at ([0-9.]+)"
 )
 CHECK_LINE = re.compile(r"deployment (\S+) served by nginx at ([0-9.]+), checked in (\d+) ms")
 WORDS = b"function const return await import export default class extends div span main ".split()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib
+import io
 import json
 import os
 import tarfile
@@ -67,9 +68,19 @@ def test_unpack_writes_every_file_and_variant(
     assert gzip.decompress((dest / "js/app.1a2b3c4d.js.gz").read_bytes()) == JS
     assert (dest / "js/app.1a2b3c4d.js.br").exists()
     assert (dest / "img/x.bin").read_bytes() == bytes(range(256))
+    members = {
+        name + suffix: (entry if suffix == "" else entry[key])
+        for name, entry in bundle.manifest["files"].items()
+        for suffix, key in (("", ""), (".gz", "gzip"), (".br", "br"))
+        if suffix == "" or entry[key]
+    }
     for path in dest.rglob("*"):
         st = path.stat()
-        assert st.st_mtime == unpack_module.bundle_mtime(bundle.hash)
+        if path.is_dir():
+            assert st.st_mtime == unpack_module.bundle_mtime(bundle.hash)
+        else:  # by content: the same in every bundle that holds it, on every node
+            sha = members[path.relative_to(dest).as_posix()]["sha256"]
+            assert st.st_mtime == unpack_module.file_mtime(sha)
         assert st.st_mode & 0o777 == (0o755 if path.is_dir() else 0o644)
     assert dest.stat().st_mode & 0o777 == 0o755  # mkdtemp's 0700 would lock nginx out
     assert leftovers(dest.parent) == []
@@ -194,8 +205,8 @@ def test_losing_the_race_to_another_unpack_is_fine(
     dest = tmp_path / "dest"
     real = unpack_module._extract
 
-    def extract_then_lose(archive: Path, into: Path, mtime: int) -> dict[str, Any]:
-        manifest = real(archive, into, mtime)
+    def extract_then_lose(tar: Any, into: Path, mtime: int, *rest: Any) -> dict[str, Any]:
+        manifest = real(tar, into, mtime, *rest)
         dest.mkdir()  # another process renamed its copy in meanwhile
         (dest / "theirs").write_text("x")
         return manifest
@@ -220,3 +231,106 @@ def test_manifest_checks(tmp_path: Path) -> None:
     for case in bad_cases:
         with pytest.raises(BundleError):
             unpack_module._expected(case)
+
+
+def reuse_of(dest: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """What a node hands ``unpack`` as ``reuse``: every file of an unpacked bundle by sha256."""
+    out = {}
+    for name, entry in manifest["files"].items():
+        out[entry["sha256"]] = str(dest / name)
+        for suffix, key in ((".gz", "gzip"), (".br", "br")):
+            if entry[key]:
+                out[entry[key]["sha256"]] = str(dest / (name + suffix))
+    return out
+
+
+def test_unchanged_files_are_linked_to_the_earlier_bundle(
+    tmp_path: Path, built: tuple[Path, BuiltBundle]
+) -> None:
+    archive, first = built
+    old = tmp_path / "old"
+    unpack(archive, old, first.hash)
+    # The next bundle: index.html changed, the rest as it was.
+    src = tmp_path / "src"
+    (src / "index.html").write_bytes(b"<p>changed</p>" * 50)
+    files = ["img/x.bin", "index.html", "js/app.1a2b3c4d.js"]
+    second = build_bundle(src, files, tmp_path / "second.tar")
+    new = tmp_path / "new"
+    counts: dict[str, int] = {}
+    with (tmp_path / "second.tar").open("rb") as f:
+        manifest = unpack_module.unpack_stream(
+            f, new, second.hash, reuse_of(old, first.manifest), counts
+        )
+    assert manifest == second.manifest
+    assert counts["linked"] >= 3 and counts["written"] >= 1
+    assert counts["linked"] + counts["written"] == sum(1 for p in new.rglob("*") if p.is_file())
+    for name in ("img/x.bin", "js/app.1a2b3c4d.js", "js/app.1a2b3c4d.js.br"):
+        assert (new / name).stat().st_ino == (old / name).stat().st_ino, name
+        assert (new / name).read_bytes() == (old / name).read_bytes()
+    assert (new / "index.html").stat().st_ino != (old / "index.html").stat().st_ino
+    assert (new / "index.html").read_bytes() == b"<p>changed</p>" * 50
+    assert (old / "index.html").read_bytes() == b"<p>hi</p>" * 50  # the old one untouched
+    assert leftovers(tmp_path) == []
+
+
+def test_a_reused_file_that_is_not_what_it_should_be_is_written_instead(
+    tmp_path: Path, built: tuple[Path, BuiltBundle]
+) -> None:
+    archive, bundle = built
+    old = tmp_path / "old"
+    unpack(archive, old, bundle.hash)
+    reuse = reuse_of(old, bundle.manifest)
+    # Damaged on the node's disk (another size), a link, gone: none of them is linked to.
+    (old / "index.html").chmod(0o644)
+    (old / "index.html").write_bytes(b"truncated")
+    (old / "img/x.bin").unlink()
+    (old / "img/x.bin").symlink_to(old / "js/app.1a2b3c4d.js")
+    (old / "js/app.1a2b3c4d.js.br").unlink()
+    new = tmp_path / "new"
+    assert unpack(archive, new, bundle.hash, reuse) == bundle.manifest
+    assert (new / "index.html").read_bytes() == b"<p>hi</p>" * 50
+    assert (new / "img/x.bin").read_bytes() == bytes(range(256))
+    assert not (new / "img/x.bin").is_symlink()
+    assert (new / "js/app.1a2b3c4d.js.br").stat().st_nlink == 1
+    assert (new / "js/app.1a2b3c4d.js").stat().st_ino == (old / "js/app.1a2b3c4d.js").stat().st_ino
+
+
+def test_a_forged_file_is_refused_even_when_its_content_is_on_the_node(
+    tmp_path: Path, built: tuple[Path, BuiltBundle]
+) -> None:
+    # The archive's bytes are what is checked, never the file the node would link to.
+    archive, bundle = built
+    old = tmp_path / "old"
+    unpack(archive, old, bundle.hash)
+
+    def swap(items: list[tuple[str, bytes]]) -> None:
+        for i, (name, data) in enumerate(items):
+            if name == "files/img/x.bin":
+                items[i] = (name, bytes(reversed(data)))
+
+    forged = tmp_path / "forged.tar"
+    digest = rewrite(archive, forged, swap)
+    with pytest.raises(BundleError) as info:
+        unpack(forged, tmp_path / "dest", digest, reuse_of(old, bundle.manifest))
+    assert info.value.path == "img/x.bin" and "sha256" in info.value.reason
+    assert not (tmp_path / "dest").exists() and leftovers(tmp_path) == []
+
+
+def test_a_corrupt_stream_is_refused_by_the_archive_hash_and_leaves_nothing(
+    tmp_path: Path, built: tuple[Path, BuiltBundle]
+) -> None:
+    # Unpacked as it arrives: a byte flipped inside a file shows first as that file's
+    # mismatch; the archive's hash is what is reported, and nothing is left at dest.
+    archive, bundle = built
+    data = bytearray(archive.read_bytes())
+    at = bytes(data).index(b"<p>hi</p>")
+    data[at] ^= 0x01
+    with pytest.raises(BundleError, match="the bundle's sha256 is"):
+        unpack_module.unpack_stream(io.BytesIO(bytes(data)), tmp_path / "dest", bundle.hash)
+    assert not (tmp_path / "dest").exists() and leftovers(tmp_path) == []
+    # Cut short: the same.
+    with pytest.raises(BundleError):
+        unpack_module.unpack_stream(
+            io.BytesIO(bytes(data[: len(data) // 2])), tmp_path / "dest", bundle.hash
+        )
+    assert not (tmp_path / "dest").exists() and leftovers(tmp_path) == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -29,7 +30,9 @@ from typing import Any
 
 import httpx
 
-from edgeplane.bundles import BundleError, unpack
+from edgeplane.bundles import BundleError
+from edgeplane.bundles.unpack import CHUNK, unpack_stream
+from edgeplane.node.agent.pipe import FilePipe
 from edgeplane.node.agent.tasks import cancel_all
 from edgeplane.node.nginx.render_bundles import immutable_map
 from edgeplane.protocol.config import BundleSpec, EdgeConfig
@@ -40,7 +43,7 @@ log = logging.getLogger("edgeplane.agent.bundles")
 KEEP = 5  # bundles kept on disk beyond those the snapshot names
 SAMPLE = 12  # files of a new bundle requested by its check
 
-Download = Callable[[str, Path], Awaitable[int]]
+Download = Callable[[str, Callable[[bytes], object]], Awaitable[int]]  # (bundle, write) -> bytes
 
 
 class BundleStore:
@@ -74,8 +77,35 @@ class BundleStore:
             self._manifests[bundle] = hit
         return hit
 
-    def _unpack(self, archive: Path, bundle: str) -> None:
-        manifest = unpack(archive, self.path(bundle), bundle)
+    def reuse(self) -> dict[str, str]:
+        """Every file of the bundles on disk, by sha256: what a new bundle may link to
+        instead of writing it again (``edgeplane.bundles.unpack``)."""
+        out: dict[str, str] = {}
+        if not self.root.is_dir():
+            return out
+        for entry in self.root.iterdir():
+            bundle = entry.name
+            if bundle.startswith(".") or not entry.is_dir() or not self.have(bundle):
+                continue
+            try:
+                files = self.manifest(bundle).get("files") or {}
+            except (OSError, ValueError):
+                continue
+            base = str(entry)
+            for path, meta in files.items():
+                out[meta["sha256"]] = f"{base}/{path}"
+                for suffix, key in ((".gz", "gzip"), (".br", "br")):
+                    if meta.get(key):
+                        out[meta[key]["sha256"]] = f"{base}/{path}{suffix}"
+        return out
+
+    def _unpack(self, source: FilePipe, bundle: str, counts: dict[str, int]) -> None:
+        """Unpack ``bundle`` as its archive arrives through ``source`` (in a thread)."""
+        archive = io.BufferedReader(source, CHUNK)
+        try:
+            manifest = unpack_stream(archive, self.path(bundle), bundle, self.reuse(), counts)
+        finally:
+            archive.detach()  # the pipe stays open until the download is done with it
         # nginx includes the immutable paths' map: it must exist before the manifest does
         # (the manifest marks the bundle as had).
         for name, text in (
@@ -98,23 +128,37 @@ class BundleStore:
         )
 
     async def _download(self, bundle: str) -> str | None:
-        """Fetch and unpack ``bundle``; None when done, else why not."""
+        """Fetch and unpack ``bundle``; None when done, else why not.
+
+        The archive is unpacked (and hashed) in a thread as it arrives, behind the download
+        (``FilePipe``): one pass over it, no wait for the last byte before the first file."""
         self.root.mkdir(parents=True, exist_ok=True)
         part = self.root / f".{bundle}.part"
+        at = time.time()
+        started = fetched = time.monotonic()
+        pipe = FilePipe(part)
+        counts: dict[str, int] = {}
+        unpacking = asyncio.ensure_future(asyncio.to_thread(self._unpack, pipe, bundle, counts))
+        unpacking.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen below
         try:
-            at = time.time()
-            started = time.monotonic()
-            size = await self.download(bundle, part)
+            try:
+                size = await self.download(bundle, pipe.write_chunk)
+            except BaseException as exc:
+                pipe.finish(exc)  # the unpack stops, and removes what it wrote
+                raise
+            pipe.finish()
             fetched = time.monotonic()
-            await asyncio.to_thread(self._unpack, part, bundle)
+            await asyncio.shield(unpacking)
             log.info(
                 "bundle %s fetched (%d bytes) in %.0f ms, verified and unpacked in %.0f ms "
-                "(fetch started at %.3f)",
+                "(fetch started at %.3f; %d files written, %d linked to earlier bundles)",
                 bundle[:12],
                 size,
                 (fetched - started) * 1000,
                 (time.monotonic() - fetched) * 1000,
                 at,
+                counts.get("written", 0),
+                counts.get("linked", 0),
             )
             return None
         except BundleError as exc:
@@ -122,6 +166,10 @@ class BundleStore:
         except Exception as exc:  # the control plane is unreachable, the disk is full, ...
             return f"bundle {bundle[:12]} not fetched: {exc}"
         finally:
+            if unpacking.done():
+                pipe.close()
+            else:  # cancelled: the thread ends on its own (the pipe is finished)
+                unpacking.add_done_callback(lambda _: pipe.close())
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -164,8 +164,8 @@ class EdgeClient:
     async def report_analytics(self, node_id: str, body: AnalyticsReport) -> None:
         await self._call("POST", f"/nodes/{node_id}/analytics", body, timeout_s=30.0)
 
-    async def download_bundle(self, bundle: str, dest: Path) -> int:
-        """Stream the archive of ``bundle`` into ``dest``; the bytes written."""
+    async def download_bundle(self, bundle: str, write: Callable[[bytes], object]) -> int:
+        """Stream the archive of ``bundle`` to ``write``, chunk by chunk; the bytes written."""
         path = f"{BASE}/bundles/{bundle}"
         written = 0
         try:
@@ -177,10 +177,9 @@ class EdgeClient:
                     if kind is Rejected:
                         raise Rejected(response.status_code, message)
                     raise Unreachable(f"{response.status_code} {message}")
-                with dest.open("wb") as f:
-                    async for chunk in response.aiter_bytes(1 << 20):
-                        f.write(chunk)
-                        written += len(chunk)
+                async for chunk in response.aiter_bytes(1 << 20):
+                    write(chunk)
+                    written += len(chunk)
         except httpx.TimeoutException:
             raise Unreachable(f"GET {path}: timed out") from None
         except httpx.TransportError as exc:
