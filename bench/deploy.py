@@ -27,7 +27,9 @@ Timed per round, after an untimed warm-up round:
   three nodes answer with the reactivated version (the bundle is still on their disks).
 
 Where the time goes, per phase: the upload's steps from the control plane's ``Server-Timing``
-header (receive, extract and check, build: hashes and precompression, store), and a timeline of
+header (receive, extract and check, earlier: reading the project's previous archive, whose
+variants of unchanged files are reused; build: hashes and precompression; store in the
+database; keep: the archive kept for the next build), and a timeline of
 the deploy from the agents' own log lines (wall-clock times on this machine): the version
 committed (the deploy call answered), every node fetching (the long-poll woke it), every node
 done downloading, every node done verifying and unpacking, the canary's nginx serving it
@@ -406,7 +408,7 @@ def main() -> int:
         for p, u, d in zip(results["pack"], results["upload"], results["deploy"], strict=True)
     ]
     ref = med(copies)
-    steps = ("receive", "extract", "build", "store")
+    steps = ("receive", "extract", "earlier", "build", "store", "keep")
     rows = [
         [
             f"edgeplane deploy (pack + upload + build + every node), ms, median of "

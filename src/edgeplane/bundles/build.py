@@ -63,12 +63,15 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import brotli  # type: ignore[import-untyped]
 
 from edgeplane.bundles.errors import BundleError
 from edgeplane.bundles.paths import clean_path
+
+if TYPE_CHECKING:
+    from edgeplane.bundles.reuse import Earlier
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -173,6 +176,13 @@ def compressible(ctype: str) -> bool:
         or ctype.endswith("+xml")
         or ctype.endswith("+json")
     )
+
+
+def wanted(path: str, size: int, present: set[str] | frozenset[str]) -> tuple[bool, bool]:
+    """Whether a file of the bundle (``present``: all its paths) gets a gzip and a brotli
+    variant attempt: a compressible type, big enough, and no ``x.gz`` / ``x.br`` of its own."""
+    want = compressible(content_type(path)) and size >= MIN_COMPRESS_BYTES
+    return want and f"{path}.gz" not in present, want and f"{path}.br" not in present
 
 
 # -- fingerprints ----------------------------------------------------------------------------
@@ -360,6 +370,7 @@ class BuiltBundle:
     source_bytes: int
     compressed_files: int  # files with at least one variant
     manifest: dict[str, Any]
+    reused_files: int = 0  # files whose variants came from an earlier archive
 
 
 def _checked(src: Path, files: Iterable[str]) -> list[str]:
@@ -375,31 +386,59 @@ def _checked(src: Path, files: Iterable[str]) -> list[str]:
     return paths
 
 
+def _reused(job: _Job, earlier: Earlier, spool: str) -> _Done | None:
+    """The file's variants from ``earlier`` (in the archive linked at ``spool``), if it has
+    this very file with the same variants wanted."""
+    with open(job.source, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    found = earlier.variants(job.path, digest, (job.gzip, job.br))
+    if found is None:
+        return None
+    gz, br = (
+        None if v is None else _Variant(v.sha256, v.size, spool, v.offset) for v in found
+    )
+    return _Done(job.path, digest, size, gz, br)
+
+
 def build_bundle(
-    src: Path, files: list[str], out: Path, *, workers: int | None = None
+    src: Path,
+    files: list[str],
+    out: Path,
+    *,
+    workers: int | None = None,
+    earlier: Earlier | None = None,
 ) -> BuiltBundle:
-    """Write the node archive of the files ``files`` (paths relative to ``src``) at ``out``."""
+    """Write the node archive of the files ``files`` (paths relative to ``src``) at ``out``.
+
+    With ``earlier`` (an archive built before, see ``edgeplane.bundles.reuse``), the files it
+    holds unchanged take their variants from it instead of being compressed again."""
     paths = _checked(src, files)
     present = set(paths)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
         jobs: list[_Job] = []
-        heavy = 0
         for path in paths:
             source = src / path
-            want = compressible(content_type(path)) and source.stat().st_size >= MIN_COMPRESS_BYTES
-            job = _Job(
-                path=path,
-                source=str(source),
-                staging=str(staging),
-                gzip=want and f"{path}.gz" not in present,
-                br=want and f"{path}.br" not in present,
-            )
-            if job.gzip or job.br:
-                heavy += source.stat().st_size
-            jobs.append(job)
-        done = _process_all(jobs, workers, heavy)
-        manifest = _manifest(paths, {d.path: d for d in done})
+            gzip, br = wanted(path, source.stat().st_size, present)
+            jobs.append(_Job(path, str(source), str(staging), gzip, br))
+        reused: dict[str, _Done] = {}
+        if earlier is not None:
+            spool = str(staging / "earlier.tar")  # a link: pruning cannot take it away
+            try:
+                os.link(earlier.archive, spool)
+            except OSError:
+                spool = str(earlier.archive)
+            for job in jobs:
+                if job.gzip or job.br:
+                    hit = _reused(job, earlier, spool)
+                    if hit is not None:
+                        reused[job.path] = hit
+        todo = [job for job in jobs if job.path not in reused]
+        heavy = sum(os.stat(job.source).st_size for job in todo if job.gzip or job.br)
+        by_path = {d.path: d for d in _process_all(todo, workers, heavy)} | reused
+        done = [by_path[job.path] for job in jobs]
+        manifest = _manifest(paths, by_path)
         digest, size = _write(out, manifest, _members(jobs, done))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -410,6 +449,7 @@ def build_bundle(
         source_bytes=manifest["total_bytes"],
         compressed_files=sum(1 for d in done if d.gzip or d.br),
         manifest=manifest,
+        reused_files=len(reused),
     )
 
 

@@ -2,13 +2,18 @@
 
 ``build_upload`` unpacks an uploaded archive into a work directory under the limits
 (``edgeplane.bundles``), then builds the node archive (files, gzip and brotli variants, the
-manifest). ``save`` stores it as ``bundles`` (per project) and ``bundle_chunks`` (the archive in
-slices, shared by projects that upload the same content), so every control plane replica can
-serve it; ``chunks`` streams it to edge nodes one slice per short read.
+manifest); the variants of files the project's previous archive holds unchanged are copied
+from it rather than compressed again (``keep`` keeps the newest archive per project in the
+home, a cache: a replica without it compresses everything). ``save`` stores it as ``bundles``
+(per project) and ``bundle_chunks`` (the archive in slices, shared by projects that upload the
+same content), so every control plane replica can serve it; ``chunks`` streams it to edge
+nodes one slice per short read.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from edgeplane.bundles import BuiltBundle, BundleError, BundleLimits, build_bundle, extract_upload
+from edgeplane.bundles.reuse import RECIPE, Earlier
 from edgeplane.errors import InvalidInput, NotFound
 from edgeplane.model.edge_deployments import Bundle
 from edgeplane.model.enums import Role
@@ -41,8 +47,41 @@ def invalid(exc: BundleError) -> InvalidInput:
     return InvalidInput(str(exc), field="bundle")
 
 
-def build_upload(upload: Path, work: Path, limits: BundleLimits) -> Upload:
-    """Validate and build an uploaded archive; raises ``InvalidInput`` naming the bad file."""
+def kept_dir(home: Path, project: str) -> Path:
+    """Where the control plane keeps the project's newest node archive it built: the next
+    build copies the variants of unchanged files from it (``edgeplane.bundles.reuse``)."""
+    return home / "cache" / f"bundles-{RECIPE}" / project
+
+
+def earlier(kept: Path | None) -> Earlier | None:
+    """The newest archive kept in ``kept``, checked, if any."""
+    if kept is None or not kept.is_dir():
+        return None
+    archives = sorted(kept.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for archive in archives:
+        found = Earlier.open(archive)
+        if found is not None:
+            return found
+    return None
+
+
+def keep(upload: Upload, kept: Path) -> None:
+    """Keep the archive just built in ``kept`` (only it: one per project)."""
+    kept.mkdir(parents=True, exist_ok=True)
+    name = f"{upload.built.hash}.tar"
+    temp = kept / f".{name}.tmp"
+    shutil.copyfile(upload.archive, temp)
+    os.replace(temp, kept / name)
+    for other in kept.iterdir():
+        if other.name != name:
+            other.unlink(missing_ok=True)
+
+
+def build_upload(
+    upload: Path, work: Path, limits: BundleLimits, kept: Path | None = None
+) -> Upload:
+    """Validate and build an uploaded archive; raises ``InvalidInput`` naming the bad file.
+    ``kept``: where the project's earlier archive is kept, if anywhere (``kept_dir``)."""
     src = work / "files"
     src.mkdir(parents=True)
     try:
@@ -51,13 +90,16 @@ def build_upload(upload: Path, work: Path, limits: BundleLimits) -> Upload:
         if not files:
             raise BundleError("the bundle holds no files")
         extracted = time.perf_counter()
+        before = earlier(kept)
+        opened = time.perf_counter()
         out = work / "bundle.tar"
-        built = build_bundle(src, files, out)
+        built = build_bundle(src, files, out, earlier=before)
     except BundleError as exc:
         raise invalid(exc) from None
     timings = {
         "extract": (extracted - started) * 1000,
-        "build": (time.perf_counter() - extracted) * 1000,
+        "earlier": (opened - extracted) * 1000,
+        "build": (time.perf_counter() - opened) * 1000,
     }
     return Upload(built=built, archive=out, timings=timings)
 

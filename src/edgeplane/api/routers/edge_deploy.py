@@ -108,7 +108,10 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
         # The archive holds the files plus headers and maybe compression: allow some slack.
         await _receive(request, upload, limits.max_total_bytes + (64 << 20))
         received = time.perf_counter()
-        built = await run_in_threadpool(bundles.build_upload, upload, work / "build", limits)
+        kept = bundles.kept_dir(ctx.settings.home, ctx.project)
+        built = await run_in_threadpool(
+            bundles.build_upload, upload, work / "build", limits, kept
+        )
 
         def save() -> tuple[Bundle, bool]:
             with ctx.write() as tx:
@@ -116,10 +119,13 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
 
         saving = time.perf_counter()
         bundle, created = await run_in_threadpool(save)
+        stored = time.perf_counter()
+        await run_in_threadpool(bundles.keep, built, kept)
         timings = {
             "receive": (received - started) * 1000,
             **built.timings,
-            "store": (time.perf_counter() - saving) * 1000,
+            "store": (stored - saving) * 1000,
+            "keep": (time.perf_counter() - stored) * 1000,
         }
     finally:
         await run_in_threadpool(shutil.rmtree, work, True)
