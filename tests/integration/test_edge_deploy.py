@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import dns.rdatatype
@@ -347,6 +348,103 @@ def test_a_new_config_serves_the_app_for_client_side_routes(world: World) -> Non
         assert world.get(key, "/api/cart").text == "origin /api/cart\n"  # an origin path
         assert world.get(key, "/missing.js").text == "origin /missing.js\n"  # has an extension
         assert world.get(key, "/about/").text == "about v1\n"
+
+
+def many_files(version: str, count: int = 300) -> dict[str, bytes]:
+    """``site(version)`` and ``count`` more files, the same in every version."""
+    files = site(version)
+    for i in range(count):
+        files[f"lib/part{i % 9}/mod{i}.js"] = JS[: 500 + i * 7] + b"// %d\n" % i
+        files[f"img/pic{i}.bin"] = hashlib.sha256(b"%d" % i).digest() * (20 + i % 40)
+    files[APP_JS] = JS + b"v1"  # what the last test of the module expects
+    return files
+
+
+def sample(files: dict[str, bytes]) -> list[str]:
+    return ["index.html", APP_JS, *sorted(files)[::60]]
+
+
+def every_node_serves(world: World, deployment: str, files: dict[str, bytes]) -> None:
+    """Asserted at once, no waiting: what a version that says it is active must already do."""
+    for key in REGIONS:
+        for name in sample(files):
+            path = "/" if name == "index.html" else f"/{name}"
+            r = world.get(key, path, **{"Accept-Encoding": "identity"})
+            assert r.status_code == 200, (key, name, r.status_code)
+            assert r.headers["x-edge-deployment"] == deployment, (key, name)
+            assert hashlib.sha256(r.content).digest() == hashlib.sha256(files[name]).digest()
+
+
+def bundle_dirs(world: World, bundle: str) -> dict[str, Path]:
+    return {key: node.prefix / "bundles" / bundle for key, node in world.nodes.items()}
+
+
+def test_a_fast_deploy_is_served_everywhere_once_active_and_rolls_back(world: World) -> None:
+    # Two versions that differ in index.html only: the second's other files are linked to
+    # the first's on each node and its variants reused on the control plane.
+    first_files = many_files("v3")
+    up = world.upload(tar_of(first_files))
+    assert up.status_code == 201, up.text
+    first = world.wait_status(world.deploy(bundle=up.json()["bundle"]["id"])["deployment"]["id"],
+                              "active")  # fmt: skip
+    every_node_serves(world, first["id"], first_files)
+
+    second_files = dict(first_files, **{"index.html": b"<h1>v4</h1>\n"})
+    up = world.upload(tar_of(second_files))
+    assert "build;dur=" in up.headers["server-timing"]
+    second = world.wait_status(
+        world.deploy(bundle=up.json()["bundle"]["id"])["deployment"]["id"], "active"
+    )
+    every_node_serves(world, second["id"], second_files)
+    for key, path in bundle_dirs(world, second["bundle"]).items():
+        earlier = bundle_dirs(world, first["bundle"])[key]
+        # An unchanged file: the same inode as the first version's; the changed one: its own.
+        assert (path / APP_JS).stat().st_ino == (earlier / APP_JS).stat().st_ino, key
+        assert (path / "index.html").stat().st_ino != (earlier / "index.html").stat().st_ino
+        assert "linked to earlier bundles" in world.nodes[key].output()
+    # Validators by content: an unchanged file keeps its ETag across versions and nodes.
+    etags = {world.get(k, f"/{APP_JS}").headers["etag"] for k in REGIONS}
+    assert len(etags) == 1
+
+    back = world.api.ok("POST", f"{EDGE}/rollback")["deployment"]
+    assert back["reactivates"] == first["id"]
+    world.wait_status(back["id"], "active")
+    every_node_serves(world, back["id"], first_files)
+    for key in REGIONS:
+        assert world.get(key, "/").text == "<h1>v3</h1>\n"
+        assert world.get(key, f"/{APP_JS}").headers["etag"] in etags
+
+
+def test_a_corrupted_download_is_refused_and_the_nodes_keep_their_version(
+    world: World,
+) -> None:
+    import sqlite3
+
+    current = world.api.ok("GET", f"{EDGE}/deployments/current")
+    files = dict(many_files("v3"), **{"index.html": b"<h1>corrupted on the way</h1>\n"})
+    up = world.upload(tar_of(files))
+    bundle = up.json()["bundle"]["id"]
+    # One byte flipped in what the control plane serves the nodes (its stored archive).
+    with sqlite3.connect(world.cp.home / "edgeplane.db") as db:
+        seq, data = db.execute(
+            "SELECT seq, data FROM bundle_chunks WHERE bundle_id = ? ORDER BY seq DESC LIMIT 1",
+            (bundle,),
+        ).fetchone()
+        flipped = bytearray(data)
+        flipped[len(flipped) // 3] ^= 0x01
+        db.execute(
+            "UPDATE bundle_chunks SET data = ? WHERE bundle_id = ? AND seq = ?",
+            (bytes(flipped), bundle, seq),
+        )
+    dep = world.deploy(bundle=bundle)["deployment"]
+    failed = world.wait_status(dep["id"], "failed")
+    assert "the bundle's sha256 is" in failed["error"] and bundle[:12] in failed["error"]
+    assert world.api.ok("GET", f"{EDGE}/deployments/current")["id"] == current["id"]
+    for key, path in bundle_dirs(world, bundle).items():
+        assert world.served(key) == current["id"], key
+        assert world.get(key, "/").text == "<h1>v3</h1>\n"
+        assert not path.exists(), key  # nothing of it was ever in place
+        assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{bundle}")], key
 
 
 def test_stopping_a_region_moves_its_clients_within_10_seconds(world: World) -> None:

@@ -274,3 +274,44 @@ def test_tar_header_is_tarfiles(tmp_path: Path) -> None:
     writer.close()
     assert writer.size == len(stream.getvalue()) and writer.size % tarfile.RECORDSIZE == 0
     assert writer.sha256() == hashlib.sha256(stream.getvalue()).hexdigest()
+
+
+# -- variants reused from an earlier archive -------------------------------------------------
+
+
+def test_unchanged_files_take_their_variants_from_the_earlier_archive(
+    src: Path, tmp_path: Path
+) -> None:
+    from edgeplane.bundles.reuse import Earlier
+
+    files = site(src, {"app.js": JS, "style.css": CSS, "page.html": JS[:3000], "x.png": CSS})
+    first = build_bundle(src, files, tmp_path / "first.tar", workers=1)
+    kept = tmp_path / f"{first.hash}.tar"
+    (tmp_path / "first.tar").rename(kept)
+    # Changed: style.css; page.html gets a .gz of its own (its own variant is then not made).
+    site(src, {"style.css": CSS + b".new { }\n", "page.html.gz": gzip.compress(JS[:3000])})
+    files = sorted([*files, "page.html.gz"])
+    earlier = Earlier.open(kept)
+    assert earlier is not None
+    again = build_bundle(src, files, tmp_path / "again.tar", workers=1, earlier=earlier)
+    fresh = build_bundle(src, files, tmp_path / "fresh.tar", workers=1)
+    # The same bytes as compressing everything: the same bundle.
+    assert (tmp_path / "again.tar").read_bytes() == (tmp_path / "fresh.tar").read_bytes()
+    assert again.hash == fresh.hash and again.manifest == fresh.manifest
+    assert again.reused_files == 1  # app.js (style.css changed, page.html's wants changed)
+    assert fresh.reused_files == 0
+
+
+def test_an_earlier_archive_that_is_not_what_its_name_says_is_not_used(
+    src: Path, tmp_path: Path
+) -> None:
+    from edgeplane.bundles.reuse import Earlier
+
+    files = site(src, {"app.js": JS})
+    first = build_bundle(src, files, tmp_path / "first.tar", workers=1)
+    data = bytearray((tmp_path / "first.tar").read_bytes())
+    at = bytes(data).rindex(b"\x1f\x8b")  # inside the gzip variant
+    data[at + 20] ^= 0x01
+    (tmp_path / f"{first.hash}.tar").write_bytes(bytes(data))
+    assert Earlier.open(tmp_path / f"{first.hash}.tar") is None
+    assert Earlier.open(tmp_path / "missing.tar") is None
