@@ -315,3 +315,15 @@ def test_an_earlier_archive_that_is_not_what_its_name_says_is_not_used(
     (tmp_path / f"{first.hash}.tar").write_bytes(bytes(data))
     assert Earlier.open(tmp_path / f"{first.hash}.tar") is None
     assert Earlier.open(tmp_path / "missing.tar") is None
+
+
+def test_the_earlier_archive_as_built_is_the_archive_as_read(src: Path, tmp_path: Path) -> None:
+    from edgeplane.bundles.reuse import Earlier
+
+    files = site(src, {"app.js": JS, "a/style.css": CSS, "x.png": CSS, "n/" + "d" * 120: JS})
+    built = build_bundle(src, files, tmp_path / "b.tar", workers=1)
+    kept = tmp_path / f"{built.hash}.tar"
+    (tmp_path / "b.tar").rename(kept)
+    read = Earlier.open(kept)
+    assert read is not None and read.entries == Earlier.built(kept, built).entries
+    assert any(e.gzip for e in read.entries.values())

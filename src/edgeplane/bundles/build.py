@@ -61,7 +61,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -371,6 +371,7 @@ class BuiltBundle:
     compressed_files: int  # files with at least one variant
     manifest: dict[str, Any]
     reused_files: int = 0  # files whose variants came from an earlier archive
+    offsets: dict[str, int] = field(default_factory=dict)  # member -> where its data starts
 
 
 def _checked(src: Path, files: Iterable[str]) -> list[str]:
@@ -439,7 +440,7 @@ def build_bundle(
         by_path = {d.path: d for d in _process_all(todo, workers, heavy)} | reused
         done = [by_path[job.path] for job in jobs]
         manifest = _manifest(paths, by_path)
-        digest, size = _write(out, manifest, _members(jobs, done))
+        digest, size, offsets = _write(out, manifest, _members(jobs, done))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return BuiltBundle(
@@ -450,6 +451,7 @@ def build_bundle(
         compressed_files=sum(1 for d in done if d.gzip or d.br),
         manifest=manifest,
         reused_files=len(reused),
+        offsets=offsets,
     )
 
 
@@ -496,7 +498,9 @@ def _members(jobs: list[_Job], done: list[_Done]) -> list[_Member]:
     return sorted(members)
 
 
-def _write(out: Path, manifest: dict[str, Any], members: list[_Member]) -> tuple[str, int]:
+def _write(
+    out: Path, manifest: dict[str, Any], members: list[_Member]
+) -> tuple[str, int, dict[str, int]]:
     with ExitStack() as stack:
         tar = TarWriter(stack.enter_context(out.open("wb")))
         tar.add_bytes(MANIFEST, manifest_bytes(manifest))
@@ -512,7 +516,7 @@ def _write(out: Path, manifest: dict[str, Any], members: list[_Member]) -> tuple
             with open(m.source, "rb") as f:
                 tar.add_file(m.name, f, m.size)
         tar.close()
-        return tar.sha256(), tar.size
+        return tar.sha256(), tar.size, tar.offsets
 
 
 # -- tar -------------------------------------------------------------------------------------
@@ -586,6 +590,7 @@ class TarWriter:
         self._out = out
         self._hash = hashlib.sha256()
         self.size = 0
+        self.offsets: dict[str, int] = {}  # member -> where its data starts
 
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
@@ -598,12 +603,14 @@ class TarWriter:
 
     def add_bytes(self, name: str, data: bytes) -> None:
         self._emit(tar_header(name, len(data)))
+        self.offsets[name] = self.size
         self._emit(data)
         self._pad(len(data))
 
     def add_file(self, name: str, source: BinaryIO, size: int) -> None:
         """``size`` bytes of ``source`` from where it stands."""
         self._emit(tar_header(name, size))
+        self.offsets[name] = self.size
         left = size
         while left:
             chunk = source.read(min(left, CHUNK))

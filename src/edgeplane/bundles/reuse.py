@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeplane.bundles.build import FILES, MANIFEST, wanted
+from edgeplane.bundles.build import FILES, MANIFEST, BuiltBundle, wanted
 from edgeplane.bundles.errors import BundleError
 from edgeplane.bundles.tarread import TarReader
 
@@ -55,9 +55,15 @@ class Earlier:
     def open(cls, archive: Path) -> Earlier | None:
         """The archive (``<sha256>.tar``) and its entries, or None when it cannot be used."""
         try:
-            return cls(archive, _read(archive))
+            manifest, offsets = _read(archive)
+            return cls(archive, _entries(manifest, offsets))
         except (OSError, ValueError, KeyError, TypeError, BundleError):
             return None
+
+    @classmethod
+    def built(cls, archive: Path, built: BuiltBundle) -> Earlier:
+        """The archive ``build_bundle`` just wrote, without reading it again."""
+        return cls(archive, _entries(built.manifest, built.offsets))
 
     def variants(
         self, path: str, sha256: str, wants: tuple[bool, bool]
@@ -69,7 +75,9 @@ class Earlier:
         return entry.gzip, entry.br
 
 
-def _read(archive: Path) -> dict[str, Entry]:
+def _read(archive: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The manifest of the archive and where each member's data starts, once its sha256 is
+    found to be its name."""
     name = archive.name.removesuffix(".tar")
     with archive.open("rb", buffering=CHUNK) as f:
         tar = TarReader(f)
@@ -77,14 +85,18 @@ def _read(archive: Path) -> dict[str, Entry]:
         if first is None or first.name != MANIFEST:
             raise BundleError("not a node archive")
         manifest: dict[str, Any] = json.loads(tar.read(first.size))
-        offsets: dict[str, tuple[int, int]] = {}
+        offsets: dict[str, int] = {}
         while (member := tar.next()) is not None:
-            offsets[member.name] = (tar.size, member.size)
+            offsets[member.name] = tar.size
             while tar.read(CHUNK):
                 pass
         tar.drain()
     if tar.digest.hexdigest() != name:
         raise BundleError("the earlier archive is not what its name says")
+    return manifest, offsets
+
+
+def _entries(manifest: dict[str, Any], offsets: dict[str, int]) -> dict[str, Entry]:
     files: dict[str, Any] = manifest["files"]
     present = frozenset(files)
     entries: dict[str, Entry] = {}
@@ -92,13 +104,11 @@ def _read(archive: Path) -> dict[str, Entry]:
         variants: list[Variant | None] = []
         for suffix, key in ((".gz", "gzip"), (".br", "br")):
             doc = meta.get(key)
-            if doc is None:
-                variants.append(None)
-                continue
-            offset, size = offsets[FILES + path + suffix]
-            if size != doc["size"]:
-                raise BundleError("the earlier archive disagrees with its manifest")
-            variants.append(Variant(doc["sha256"], size, offset))
+            variants.append(
+                None
+                if doc is None
+                else Variant(doc["sha256"], doc["size"], offsets[FILES + path + suffix])
+            )
         entries[path] = Entry(
             sha256=meta["sha256"],
             size=meta["size"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,28 +54,65 @@ def kept_dir(home: Path, project: str) -> Path:
     return home / "cache" / f"bundles-{RECIPE}" / project
 
 
+# The last archive read, by path and identity: a kept archive is never changed in place (a
+# new one replaces it), so one that was checked once need not be read again.
+_OPENED: dict[Path, tuple[tuple[int, int, int], Earlier]] = {}
+
+
 def earlier(kept: Path | None) -> Earlier | None:
-    """The newest archive kept in ``kept``, checked, if any."""
+    """The archive kept in ``kept``, checked, if any."""
     if kept is None or not kept.is_dir():
         return None
-    archives = sorted(kept.glob("*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for archive in archives:
+    for archive in kept.glob("*.tar"):
+        try:
+            st = archive.stat()
+        except OSError:
+            continue
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = _OPENED.get(archive)
+        if hit is not None and hit[0] == key:
+            return hit[1]
         found = Earlier.open(archive)
         if found is not None:
+            _OPENED.clear()
+            _OPENED[archive] = (key, found)
             return found
     return None
 
 
+def build_path(kept: Path | None, work: Path) -> Path:
+    """Where the node archive is written: beside the kept one (``keep`` then renames it into
+    place, no copy), else in the work directory."""
+    if kept is None:
+        return work / "bundle.tar"
+    kept.mkdir(parents=True, exist_ok=True)
+    return kept / f".build-{os.getpid()}-{uuid.uuid4().hex}.tar"
+
+
 def keep(upload: Upload, kept: Path) -> None:
     """Keep the archive just built in ``kept`` (only it: one per project)."""
-    kept.mkdir(parents=True, exist_ok=True)
     name = f"{upload.built.hash}.tar"
-    temp = kept / f".{name}.tmp"
-    shutil.copyfile(upload.archive, temp)
-    os.replace(temp, kept / name)
+    if upload.archive.parent == kept:
+        os.replace(upload.archive, kept / name)
+    else:
+        kept.mkdir(parents=True, exist_ok=True)
+        temp = kept / f".{name}.tmp"
+        shutil.copyfile(upload.archive, temp)
+        os.replace(temp, kept / name)
     for other in kept.iterdir():
-        if other.name != name:
+        if other.name != name and not other.name.startswith("."):  # "." : builds under way
             other.unlink(missing_ok=True)
+    st = (kept / name).stat()
+    _OPENED.clear()
+    _OPENED[kept / name] = (
+        (st.st_ino, st.st_size, st.st_mtime_ns),
+        Earlier.built(kept / name, upload.built),
+    )
+
+
+def discard(upload: Upload) -> None:
+    """Remove the built archive (when it is not kept)."""
+    upload.archive.unlink(missing_ok=True)
 
 
 def build_upload(
@@ -92,8 +130,12 @@ def build_upload(
         extracted = time.perf_counter()
         before = earlier(kept)
         opened = time.perf_counter()
-        out = work / "bundle.tar"
-        built = build_bundle(src, files, out, earlier=before)
+        out = build_path(kept, work)
+        try:
+            built = build_bundle(src, files, out, earlier=before)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
     except BundleError as exc:
         raise invalid(exc) from None
     timings = {

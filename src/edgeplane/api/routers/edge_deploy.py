@@ -118,7 +118,11 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
                 return bundles.save(tx, built)
 
         saving = time.perf_counter()
-        bundle, created = await run_in_threadpool(save)
+        try:
+            bundle, created = await run_in_threadpool(save)
+        except BaseException:
+            await run_in_threadpool(bundles.discard, built)
+            raise
         stored = time.perf_counter()
         await run_in_threadpool(bundles.keep, built, kept)
         timings = {
