@@ -424,7 +424,14 @@ def test_a_corrupted_download_is_refused_and_the_nodes_keep_their_version(
     files = dict(many_files("v3"), **{"index.html": b"<h1>corrupted on the way</h1>\n"})
     up = world.upload(tar_of(files))
     bundle = up.json()["bundle"]["id"]
-    # One byte flipped in what the control plane serves the nodes (its stored archive).
+    # One byte flipped in what the control plane serves the nodes: its stored archive, and
+    # the copy it keeps (and serves from) beside its home.
+    kept_copies = list((world.cp.home / "cache").rglob(f"{bundle}.tar"))
+    assert kept_copies
+    for kept in kept_copies:
+        data = bytearray(kept.read_bytes())
+        data[len(data) // 3] ^= 0x01
+        kept.write_bytes(bytes(data))
     with sqlite3.connect(world.cp.home / "edgeplane.db") as db:
         seq, data = db.execute(
             "SELECT seq, data FROM bundle_chunks WHERE bundle_id = ? ORDER BY seq DESC LIMIT 1",

@@ -105,8 +105,9 @@ def fetch_bundle(
     db = _db(request)
     with db.read(actor, PLATFORM_PROJECT) as tx:
         size = bundles.archive_size(tx, bundle_id)
+        kept = bundles.kept_archive(tx, request.app.state.settings.home, bundle_id)
     return StreamingResponse(
-        bundles.chunks(db, bundle_id),
+        bundles.chunks(db, bundle_id) if kept is None else bundles.file_chunks(kept),
         media_type="application/x-tar",
         headers={"Content-Length": str(size), "ETag": f'"{bundle_id}"'},
     )

@@ -1,14 +1,18 @@
 """A node's static bundles: fetched once by hash, verified, unpacked, checked, kept a while.
 
 ``BundleStore.prepare`` makes every bundle of a snapshot present on disk under
-``<nginx prefix>/bundles/<sha256>/`` with its manifest beside as ``<sha256>.json``
-(``edgeplane.bundles.unpack`` verifies the archive's hash
-and every file's, and renames the finished directory into place, so nginx never sees half a
-bundle). A bundle that cannot be had is replaced by the one the site serves now, if any, and
-reported ``failed``. After nginx serves the new snapshot, ``check`` requests a sample of each
-new bundle's files (and its check path) through the node's own nginx and compares them with
-the manifest: the node's report (``active`` or ``failed``) goes to the control plane in the next
-heartbeat, which moves the rollout on or rolls it back. ``collect`` removes bundles no snapshot
+``<nginx prefix>/bundles/<sha256>/`` with its manifest beside as ``<sha256>.json``. A bundle is
+downloaded once, and unpacked as it arrives (a worker thread reads the download through a
+``FilePipe``): ``edgeplane.bundles.unpack`` verifies the archive's hash and every file's, links
+files the node has already (same sha256, in a bundle on disk) instead of writing them again,
+and renames the finished directory into place only when everything matched, so nginx never
+sees half a bundle nor an unverified one. Fetches start as soon as a snapshot names a bundle,
+served or prefetched (a version on its canary elsewhere). A bundle that cannot be had is
+replaced by the one the site serves now, if any, and reported ``failed``. After nginx serves
+the new snapshot, ``check`` requests a sample of each new bundle's files (and its check path)
+through the node's own nginx and compares them with the manifest: the node's report
+(``active`` or ``failed``) goes to the control plane in the next heartbeat, which moves the
+rollout on or rolls it back. ``collect`` removes bundles no snapshot
 names, keeping the newest few for instant rollbacks.
 """
 
