@@ -334,3 +334,38 @@ def test_a_corrupt_stream_is_refused_by_the_archive_hash_and_leaves_nothing(
             io.BytesIO(bytes(data[: len(data) // 2])), tmp_path / "dest", bundle.hash
         )
     assert not (tmp_path / "dest").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda data: data.__setitem__(148, ord("7")), "checksum"),  # the manifest's header
+        (lambda data: data.__setitem__(slice(124, 136), b"zzzzzzzzzzz\0"), "damaged"),
+        (lambda data: data.__delitem__(slice(700, None)), "truncated"),
+    ],
+)
+def test_a_damaged_header_is_refused(
+    tmp_path: Path, built: tuple[Path, BuiltBundle], damage: Any, words: str
+) -> None:
+    archive, _ = built
+    data = bytearray(archive.read_bytes())
+    damage(data)
+    digest = hashlib.sha256(bytes(data)).hexdigest()  # the control plane's word, even so
+    with pytest.raises(BundleError, match=words):
+        unpack_module.unpack_stream(io.BytesIO(bytes(data)), tmp_path / "dest", digest)
+    assert not (tmp_path / "dest").exists() and leftovers(tmp_path) == []
+
+
+def test_long_and_non_ascii_names_come_through_pax_headers(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    names = ["d" * 90 + "/" + "e" * 90 + "/page.html", "café/ünïcode.txt", "x.txt"]
+    for name in names:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(f"<p>{name}</p>" * 40)
+    archive = tmp_path / "node.tar"
+    bundle = build_bundle(src, sorted(names), archive)
+    dest = tmp_path / "dest"
+    assert unpack(archive, dest, bundle.hash) == bundle.manifest
+    for name in names:
+        assert (dest / name).read_text() == f"<p>{name}</p>" * 40
+        assert (dest / (name + ".gz")).exists()

@@ -101,11 +101,11 @@ class TarReader:
                 data = self._source.read(n - got)
                 parts.append(data)
                 got += len(data)
-            if got != n:
-                raise damaged("the archive is truncated")
             data = b"".join(parts)
-        self.digest.update(data)
-        self.size += n
+        self.digest.update(data)  # all of it, even short: the archive's hash is of every byte
+        self.size += len(data)
+        if len(data) != n:
+            raise damaged("the archive is truncated")
         return data
 
     def _skip_data(self) -> None:
@@ -148,6 +148,8 @@ class TarReader:
                     size = int(override["size"])
                 except ValueError:
                     raise damaged("a pax header's size is not a number") from None
+                if size < 0:
+                    raise damaged("a pax header's size is negative")
             regular = kind in REGULAR
             self._left = size if regular else 0
             self._pad = -size % BLOCK if regular else 0

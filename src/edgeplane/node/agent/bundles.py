@@ -12,8 +12,8 @@ replaced by the one the site serves now, if any, and reported ``failed``. After 
 the new snapshot, ``check`` requests a sample of each new bundle's files (and its check path)
 through the node's own nginx and compares them with the manifest: the node's report
 (``active`` or ``failed``) goes to the control plane in the next heartbeat, which moves the
-rollout on or rolls it back. ``collect`` removes bundles no snapshot
-names, keeping the newest few for instant rollbacks.
+rollout on or rolls it back. ``collect`` removes bundles no snapshot names, keeping the newest
+few for instant rollbacks.
 """
 
 from __future__ import annotations
@@ -136,12 +136,15 @@ class BundleStore:
 
         The archive is unpacked (and hashed) in a thread as it arrives, behind the download
         (``FilePipe``): one pass over it, no wait for the last byte before the first file."""
-        self.root.mkdir(parents=True, exist_ok=True)
         part = self.root / f".{bundle}.part"
         at = time.time()
         started = fetched = time.monotonic()
-        pipe = FilePipe(part)
         counts: dict[str, int] = {}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            pipe = FilePipe(part)
+        except OSError as exc:
+            return f"bundle {bundle[:12]} not fetched: {exc}"
         unpacking = asyncio.ensure_future(asyncio.to_thread(self._unpack, pipe, bundle, counts))
         unpacking.add_done_callback(lambda t: t.cancelled() or t.exception())  # seen below
         try:
