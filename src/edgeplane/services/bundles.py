@@ -102,8 +102,18 @@ def keep(upload: Upload, kept: Path) -> None:
         shutil.copyfile(upload.archive, temp)
         os.replace(temp, kept / name)
     for other in kept.iterdir():
-        if other.name != name and not other.name.startswith("."):  # "." : builds under way
-            other.unlink(missing_ok=True)
+        if other.name == name:
+            continue
+        try:
+            # "." : a build under way, unless a crash left it there an hour ago or more
+            if other.name.startswith(".") and time.time() - other.stat().st_mtime < 3600:
+                continue
+            if other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
+            else:
+                other.unlink(missing_ok=True)
+        except OSError:
+            pass
     st = (kept / name).stat()
     _OPENED.clear()
     _OPENED[kept / name] = (

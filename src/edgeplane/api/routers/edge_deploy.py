@@ -97,8 +97,10 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
     """Validate the archive (sizes, paths, links), precompress it (gzip, brotli) and store it
     content-addressed: the bundle's id is the sha256 of the archive edge nodes fetch.
 
-    The answer's ``Server-Timing`` header says what each step took (``receive``, ``extract``,
-    ``build``, ``store``, in ms)."""
+    The answer's ``Server-Timing`` header says what each step took, in ms: ``receive``,
+    ``extract``, ``earlier`` (the project's previous archive, whose variants of unchanged files
+    are reused), ``build``, ``store`` (the database), ``keep`` (the archive kept for the next
+    build and for the nodes' downloads)."""
     ctx.actor.require(ctx.project, Role.EDITOR)
     limits = ctx.settings.bundle_limits
     work = Path(tempfile.mkdtemp(prefix="edgeplane-bundle-", dir=_work_root(ctx, limits)))

@@ -55,6 +55,8 @@ class FilePipe(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        if self.closed:
+            raise ValueError("I/O operation on a closed pipe")
         with self._cond:
             while self._read >= self._written and not self._done:
                 self._cond.wait()
