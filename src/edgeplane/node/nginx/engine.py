@@ -18,7 +18,7 @@ from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
 from edgeplane.node.nginx.render import render_release
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files, ticket_files
 from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
@@ -125,12 +125,13 @@ class NginxEngine:
         self._check_traversable()
         for name in ("logs", "releases", "tmp"):
             (self.prefix / name).mkdir(exist_ok=True)
-        for name in ("cache", "acme-challenge", "certs"):
+        for name in ("cache", "acme-challenge", "certs", "tickets"):
             path = self.prefix / name
             path.mkdir(exist_ok=True)
             self._chown(path)
         self._chown(self.prefix / "tmp")
         (self.prefix / "certs").chmod(0o700)
+        (self.prefix / "tickets").chmod(0o700)
         default = self.prefix / "certs" / f"{DEFAULT_CERT}.crt"
         if not default.exists():
             cert, key = _default_cert()
@@ -166,11 +167,11 @@ class NginxEngine:
                 changed += 1
             return changed
 
-    def _write_cert_file(self, name: str, content: bytes) -> None:
+    def _write_cert_file(self, name: str, content: bytes, folder: str = "certs") -> None:
         # Names are content-addressed (the certificate's hash) and files appear whole (rename):
         # an existing file holds this content. Reading 20,000 files back at every apply of a
         # 10,000-domain snapshot cost more than the rest of the apply.
-        path = self.prefix / "certs" / name
+        path = self.prefix / folder / name
         if path.exists():
             return
         tmp = path.with_name(f".{name}.tmp")
@@ -215,6 +216,12 @@ class NginxEngine:
             for old in group[keep:]:
                 shutil.rmtree(old, ignore_errors=True)
 
+    def _forget_tickets(self, keep: set[str]) -> None:
+        """Delete the ticket keys the running release no longer names (secrets: not kept)."""
+        for path in (self.prefix / "tickets").iterdir():
+            if path.name not in keep and not path.name.startswith("."):
+                path.unlink(missing_ok=True)
+
     def _keep_failed(self, stage: Path) -> None:
         failed = self.releases / f"failed-{stage.name}"
         shutil.rmtree(failed, ignore_errors=True)
@@ -257,6 +264,7 @@ class NginxEngine:
             try:
                 release = render_release(config, self.local, health)
                 certs = cert_files(config)
+                tickets = ticket_files(config)
             except ValueError as exc:
                 return result(False, False, "", f"render: {exc}")
             running = self.process.alive() or self.process.adopt()
@@ -266,6 +274,8 @@ class NginxEngine:
                 self._prepare()
                 for name, content in certs.items():
                     self._write_cert_file(name, content)
+                for name, content in tickets.items():
+                    self._write_cert_file(name, content, folder="tickets")
                 stage = self._stage(release.marker, release.files)
             except (OSError, NginxError) as exc:
                 return result(False, False, release.marker, str(exc))
@@ -289,6 +299,7 @@ class NginxEngine:
                 self._prune()
                 return result(False, False, release.marker, error)
             self._prune()
+            self._forget_tickets(set(tickets))
             return result(True, True, release.marker, None)
 
     def _activate(self, marker: str, running: bool) -> str | None:

@@ -21,7 +21,7 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_map, has_cert
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_map, has_cert, ssl_session_lines
 from edgeplane.node.nginx.render_upstreams import (
     ProxyProfile,
     pool_scheme,
@@ -32,6 +32,10 @@ from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.config import EdgeConfig, PoolSpec, SiteSpec
 
 STATUS_FILE = "status.conf"
+# Relative to the release directory (nginx's conf prefix, ``prefix/releases/<marker>/``), so the
+# same on every node: for certificates loaded per handshake, nginx derives the TLS session id
+# context from these names, and a session (a ticket) resumes only where it is the same.
+CERT_PATH = "../../certs/$cert_name"
 UNKNOWN_HOST = "@unknown"
 NO_ORIGIN = "@noorigin"
 VERIFY_PATH = "/.well-known/edgeplane-verification/"
@@ -70,9 +74,6 @@ CIPHERS = ":".join(
 SSL_SETTINGS = f"""ssl_protocols TLSv1.2 TLSv1.3;
 ssl_ciphers {CIPHERS};
 ssl_prefer_server_ciphers off;
-ssl_session_cache shared:edge_tls:10m;
-ssl_session_timeout 1h;
-ssl_session_tickets off;
 """
 
 PROXY_SETTINGS = """proxy_http_version 1.1;
@@ -103,6 +104,7 @@ def _paths(local: NodeLocal) -> dict[str, str]:
         "tmp": f"{p}/tmp",
         "cache": f"{p}/cache",
         "certs": f"{p}/certs",
+        "tickets": f"{p}/tickets",
         "acme": f"{p}/acme-challenge",
         "status": f"{p}/status.sock",
     }
@@ -132,7 +134,7 @@ def _main_conf(local: NodeLocal) -> str:
     )
 
 
-def _base_conf(local: NodeLocal, cache_key: str) -> str:
+def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig) -> str:
     paths = _paths(local)
     tmp = paths["tmp"]
     return (
@@ -161,6 +163,7 @@ def _base_conf(local: NodeLocal, cache_key: str) -> str:
         + PROXY_SETTINGS
         + f"proxy_cache_key {cache_key};\n"
         + SSL_SETTINGS
+        + ssl_session_lines(config, paths["tickets"])
         + X_CACHE_MAP
     )
 
@@ -322,8 +325,8 @@ def _server(
     if tls:
         listen = [
             f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
-            f"ssl_certificate {paths['certs']}/$cert_name.crt;",
-            f"ssl_certificate_key {paths['certs']}/$cert_name.key;",
+            f"ssl_certificate {CERT_PATH}.crt;",
+            f"ssl_certificate_key {CERT_PATH}.key;",
         ]
     else:
         listen = [f"listen {local.bind}:{local.http_port} default_server;"]
@@ -387,7 +390,7 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
         servers += _server(local, tls=True, limits=rate_server, routing=routing)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(local),
-        "base.conf": _base_conf(local, compiled.cache_key),
+        "base.conf": _base_conf(local, compiled.cache_key, config),
         "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
         "sites.map": sites_map
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
