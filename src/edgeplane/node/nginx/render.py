@@ -246,27 +246,47 @@ def _sites_map(
     return text
 
 
-def _proxied_lines(cache: CacheProfile, proxy: ProxyProfile) -> list[str]:
-    return ["proxy_pass $site_scheme://$site_upstream;", *proxy.lines(), *cache.lines()]
+def _proxied_lines(
+    cache: CacheProfile, proxy: ProxyProfile, pool: PoolSpec | None = None
+) -> list[str]:
+    """A proxied location's lines; with ``pool``, ``proxy_pass`` names it (no variable to
+    evaluate and no URL to parse per request)."""
+    target = "$site_scheme://$site_upstream"
+    if pool is not None:
+        target = f"{pool_scheme(pool)}://{upstream_name(pool.id)}"
+    return [f"proxy_pass {target};", *proxy.lines(), *cache.lines()]
 
 
-def dominant_location(
-    sites: list[SiteSpec], pools: dict[str, PoolSpec]
-) -> tuple[CacheProfile, ProxyProfile] | None:
-    """The (cache, proxy) profile that the most sites fall back to (their catch-all rule, else
+@dataclass(frozen=True)
+class Inline:
+    """What ``location /`` serves in place: a (cache, proxy) profile with one pool."""
+
+    cache: CacheProfile
+    proxy: ProxyProfile
+    pool: PoolSpec
+
+    @property
+    def jump_key(self) -> str:
+        """``"$edge_loc|$site_upstream"`` of the requests served in place."""
+        return f"{location_name(self.cache, self.proxy)}|{upstream_name(self.pool.id)}"
+
+
+def dominant_location(sites: list[SiteSpec], pools: dict[str, PoolSpec]) -> Inline | None:
+    """The (cache profile, pool) that the most sites fall back to (their catch-all rule, else
     no rule): ``location /`` serves it in place, without the jump to a named location."""
-    count: dict[tuple[CacheProfile, ProxyProfile], int] = {}
+    count: dict[tuple[CacheProfile, str], int] = {}
     for site in sites:
         pool = pools.get(site.pool) if site.pool else None
         if pool is None:
             continue
         catch_all = next((r for r in site.cache_rules if r.pattern == "/*"), None)
-        cache = CacheProfile.of(catch_all) if catch_all else DEFAULT_PROFILE
-        key = (cache, ProxyProfile.of(pool))
+        key = (CacheProfile.of(catch_all) if catch_all else DEFAULT_PROFILE, pool.id)
         count[key] = count.get(key, 0) + 1
     if not count:
         return None
-    return min(count, key=lambda k: (-count[k], location_name(*k)))
+    cache, pool_id = min(count, key=lambda k: (-count[k], k[1], k[0].name))
+    pool = pools[pool_id]
+    return Inline(cache, ProxyProfile.of(pool), pool)
 
 
 def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
@@ -295,7 +315,7 @@ class Routing:
 
     acl: bool = False
     redirect: bool = False
-    inline: tuple[CacheProfile, ProxyProfile] | None = None
+    inline: Inline | None = None
 
 
 def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
@@ -307,10 +327,11 @@ def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
         route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
     if routing.inline is None:
         return [*route, "error_page 418 = $edge_loc;", "return 418;"]
-    # The most common location is served here; every other one is a named location, reached
-    # by an internal redirect (error_page), which a request of this one never pays.
+    # The most common location (and pool) is served here; every other one is a named location,
+    # reached by an internal redirect (error_page), which a request served here never pays.
     jump = "if ($edge_jump) { error_page 418 = $edge_loc; return 418; }"
-    return [*route, jump, *_proxied_lines(*routing.inline)]
+    inline = routing.inline
+    return [*route, jump, *_proxied_lines(inline.cache, inline.proxy, inline.pool)]
 
 
 def _server(
@@ -377,8 +398,8 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
         inline=inline,
     )
     if inline is not None:
-        jump = [(location_name(*inline), "0")]
-        sites_map += map_block("$edge_loc", "$edge_jump", jump, default="1")
+        jump = [(inline.jump_key, "0")]
+        sites_map += map_block('"$edge_loc|$site_upstream"', "$edge_jump", jump, default="1")
     servers = _server(
         local,
         tls=False,
