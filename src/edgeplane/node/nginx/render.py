@@ -21,7 +21,13 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_map, has_cert, ssl_session_lines
+from edgeplane.node.nginx.render_tls import (
+    DEFAULT_CERT,
+    cert_links,
+    cert_map,
+    has_cert,
+    ssl_session_lines,
+)
 from edgeplane.node.nginx.render_upstreams import (
     ProxyProfile,
     pool_scheme,
@@ -35,7 +41,7 @@ STATUS_FILE = "status.conf"
 # Relative to the release directory (nginx's conf prefix, ``prefix/releases/<marker>/``), so the
 # same on every node: for certificates loaded per handshake, nginx derives the TLS session id
 # context from these names, and a session (a ticket) resumes only where it is the same.
-CERT_PATH = "../../certs/$cert_name"
+CERT_PATH = "../../certs/names/$cert_name.pem"  # a link to the name's certificate
 UNKNOWN_HOST = "@unknown"
 NO_ORIGIN = "@noorigin"
 VERIFY_PATH = "/.well-known/edgeplane-verification/"
@@ -242,7 +248,7 @@ def _sites_map(
             [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
         )
     if local.https_port:
-        text += cert_map(config)
+        text += cert_map(cert_links(config, list(host_site)))
     return text
 
 
@@ -346,8 +352,8 @@ def _server(
     if tls:
         listen = [
             f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
-            f"ssl_certificate {CERT_PATH}.crt;",
-            f"ssl_certificate_key {CERT_PATH}.key;",
+            f"ssl_certificate {CERT_PATH};",
+            f"ssl_certificate_key {CERT_PATH};",
         ]
     else:
         listen = [f"listen {local.bind}:{local.http_port} default_server;"]
