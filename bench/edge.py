@@ -19,7 +19,10 @@ Figures:
    + rate limit, all), for 1 KiB and 100 KiB objects; the reference with the JSON access log
    shows what logging costs plain nginx. TLS: keep-alive req/s of the "all" site against a TLS
    reference serving the node's own default certificate, and full / resumed handshakes per
-   second (``openssl s_time``, one client, no SNI: the same certificate on both);
+   second (``openssl s_time``, one client, no SNI: the same certificate on both); whether a
+   TLS session (ticket) of node 1 resumes on node 2; and the requests (HTTP and HTTPS
+   keep-alive threads) that failed while the API changed the "all" site ``--reloads`` times
+   (100; 5 with --quick), each change a reload of both nodes;
 2. failover: steady GET traffic through a load balancer of two backends with health checks
    every second; one backend SIGKILLed, then (after recovery) one SIGSTOPped: failed requests,
    requests slower than 0.9 s, time until the frozen backend is out of rotation (last request
@@ -44,6 +47,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -485,7 +490,7 @@ def node_default_cert(node: Node) -> tuple[Path, Path]:
     """The certificate the node serves without SNI (``openssl s_time`` and wrk send none for an
     address): the TLS reference serves the same one, so both do the same cryptography."""
     certs = node.nginx_prefix() / "certs"
-    return certs / f"{DEFAULT_CERT}.crt", certs / f"{DEFAULT_CERT}.key"
+    return certs / f"{DEFAULT_CERT}.pem", certs / f"{DEFAULT_CERT}.pem"  # key and chain
 
 
 def s_time(port: int, seconds: float, reuse: bool) -> float:
@@ -571,7 +576,97 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                     shake("edge True"), shake("reference True")))  # fmt: skip
     errors = sum(r.errors + r.non2xx for t in targets for r in runs[t.label])
     rows.append(["cached hits, errors + non-2xx (all runs)", str(errors), "", ""])
+    rows.append(["TLS session of node 1 resumed on node 2 (TLS 1.3 / 1.2 ticket)",
+                 " / ".join("yes" if resumed_elsewhere(stack, v) else "NO"
+                            for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2)),
+                 "", ""])  # fmt: skip
+    rows += bench_reloads(stack, args)
     return rows
+
+
+def resumed_elsewhere(stack: Stack, version: ssl.TLSVersion) -> bool:
+    """A session (ticket) from node 1 offered to node 2: resumed?"""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    session = None
+    reused = []
+    for node in stack.nodes[:2]:
+        with (
+            socket.create_connection(("127.0.0.1", node.https_port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=feature_host("all"), session=session) as tls,
+        ):
+            tls.sendall(f"GET {SIZES['1 KiB']} HTTP/1.1\r\nHost: {feature_host('all')}\r\n"
+                        "Connection: close\r\n\r\n".encode())  # fmt: skip
+            while tls.recv(65536):
+                pass
+            reused.append(tls.session_reused)
+            session = tls.session
+    return reused == [False, True]
+
+
+class ReloadLoad:
+    """Keep-alive GETs of a cached object (HTTP and HTTPS threads) until stopped. A request on
+    a reused connection that a reload closed before any answer is retried once (``Conn``), as
+    browsers do; anything else counts as failed."""
+
+    def __init__(self, node: Node, threads: int = 3) -> None:
+        self.node, self.stop = node, threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.failures: dict[str, int] = {}
+        self.threads = [threading.Thread(target=self._run, args=(tls,), daemon=True)
+                        for tls in (False, True) for _ in range(threads)]  # fmt: skip
+
+    def _run(self, tls: bool) -> None:
+        conn = Conn(self.node.https_port if tls else self.node.http_port, tls=tls)
+        while not self.stop.is_set():
+            try:
+                status = conn.get(SIZES["1 KiB"], feature_host("all"))[0]
+                what = "" if status == 200 else str(status)
+            except Exception as exc:
+                what = type(exc).__name__
+                conn.close()
+                conn = Conn(conn.port, tls=tls)
+            with self.lock:
+                if what:
+                    self.failures[what] = self.failures.get(what, 0) + 1
+                else:
+                    self.ok += 1
+        conn.close()
+
+    def __enter__(self) -> ReloadLoad:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def bench_reloads(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
+    """Requests through node 1 while the API changes the "all" site ``args.reloads`` times
+    (each change: a new release on both nodes, a reload of each nginx)."""
+    node = stack.nodes[0]
+    q = {"project": "hits-all"}
+    cdn = dict(FEATURES[-1][2])
+    started = time.monotonic()
+    with ReloadLoad(node) as load:
+        time.sleep(0.5)
+        for i in range(args.reloads):
+            security = {**cdn["security"], "force_https": False, "hsts_max_age": 1000 + i}
+            stack.call("POST", "/api/v1/infrastructure/cdn", params=q, json={
+                "origins": [{"url": f"http://127.0.0.1:{args.origin_port}"}],
+                "cache_rules": cdn["cache_rules"], "security": security})  # fmt: skip
+            stack.wait_in_sync()
+        time.sleep(0.5)
+    took = time.monotonic() - started
+    log(f"reloads: {args.reloads} in {took:.1f}s, ok {load.ok}, failures {load.failures}")
+    failed = sum(load.failures.values())
+    return [[f"requests during {args.reloads} reloads under load (HTTP + HTTPS keep-alive): "
+             "failed / total", f"{failed} / {failed + load.ok}", "", ""]]  # fmt: skip
 
 
 class Traffic:
@@ -821,6 +916,8 @@ def main() -> int:
     ap.add_argument("--failover-seconds", type=float, default=8.0)
     ap.add_argument("--traffic-warmup", type=float, default=2.0,
                     help="seconds of failover traffic before a backend is killed or frozen")
+    ap.add_argument("--reloads", type=int, default=100,
+                    help="configuration changes (reloads) under load in the hits stage")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
@@ -830,6 +927,7 @@ def main() -> int:
         ap.error(f"--stages: unknown {unknown}; the stages are {','.join(STAGES)}")
     if args.quick:
         args.rounds, args.duration, args.samples, args.config_samples = 1, 1.0, 2, 2
+        args.reloads = 5
         args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
     args.domains = [int(x) for x in str(args.domains).split(",") if x]
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
@@ -843,7 +941,7 @@ def main() -> int:
     try:
         with signals_raise():
             stack = Stack(tmp, cleanup)
-            origin_port = free_port()
+            origin_port = args.origin_port = free_port()
             (tmp / "origin" / "www").mkdir(parents=True)
             (tmp / "origin" / "www" / "big.css").write_bytes(b"x" * BIG_BYTES)
             origin = PlainNginx(tmp / "origin", f"""
