@@ -176,8 +176,13 @@ def test_render_is_deterministic_and_ignores_revision() -> None:
 
 
 def _site_rules(rules: tuple[CacheRuleSpec, ...]) -> dict[str, str]:
+    """The site's combination map (key -> rule), or its one rule under the key "s"."""
     text = compile_rules([("s", rules, ProxyProfile(1000, 5000, 2))]).maps
-    combo = text[text.index("$rule_match {") :]
+    gate = text[text.index("$rule {") :]
+    value = gate[: gate.index("}")].splitlines()[2].split()[1].rstrip(";")
+    if not value.startswith("$"):
+        return {"s": value.strip('"')}
+    combo = text[text.index(f"{value} {{") :]
     combo = combo[: combo.index("}")]
     out = {}
     for line in combo.splitlines()[2:]:
@@ -207,6 +212,8 @@ def test_catch_all_shadows_later_rules() -> None:
     combo = _site_rules((rule("1", "*.css"), rule("2", "/*"), rule("3", "/late/*")))
     # /late/* can never match: not compiled, so the key has the extension only (site|ext)
     assert combo == {"s|": "s#2", "s|1": "s#1"}
+    # a catch-all alone: the rule is known from the site, nothing is looked up
+    assert _site_rules((rule("1", "/*"), rule("2", "*.css"))) == {"s": "s#1"}
 
 
 def test_rule_maps_only_for_what_the_rules_use() -> None:
@@ -215,7 +222,14 @@ def test_rule_maps_only_for_what_the_rules_use() -> None:
     proxy = ProxyProfile(1000, 5000, 2)
     exact_only = compile_rules([("s", (rule("1", "/robots.txt"),), proxy), ("t", (), proxy)])
     assert "~" not in exact_only.maps  # no regex map at all
-    assert 'map "$site_id|$r_exact" $rule_match' in exact_only.maps
+    assert 'map "$site_id|$r_exact" $rule_exact' in exact_only.maps
+    # each site evaluates the kinds it has, whatever the other sites have
+    two = compile_rules(
+        [("s", (rule("1", "/robots.txt"),), proxy), ("u", (rule("1", "*.css"),), proxy)]
+    )
+    assert '"s" $rule_exact;' in two.maps and '"u" $rule_ext;' in two.maps
+    assert 'map "$site_id|$r_exact" $rule_exact' in two.maps
+    assert 'map "$site_id|$r_ext" $rule_ext' in two.maps
     assert '"t"' not in exact_only.maps.split("$rule {")[1].split("}")[0]  # t: "" at once
     assert exact_only.cache_key == CACHE_KEY_RULES
     ext = compile_rules([("s", (rule("1", "*.css"),), proxy)])

@@ -124,6 +124,8 @@ def _main_conf(local: NodeLocal) -> str:
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
         f"{head}worker_processes {local.workers};\n"
+        "pcre_jit on;\n"  # the regex maps of cache rules and bundles, compiled to machine code
+        "worker_shutdown_timeout 60s;\n"  # old workers of a reload end within a minute
         f"pid {paths['pid']};\n"
         f"error_log {paths['error_log']} warn;\n"
         "daemon off;\n"

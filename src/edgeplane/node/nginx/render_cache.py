@@ -200,7 +200,7 @@ def compile_rules(
     matches.
     """
     tables: dict[str, list[tuple[str, str]]] = {kind: [] for kind in KINDS}
-    combo: list[tuple[str, str]] = []
+    combos: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # kinds -> entries
     gate: list[tuple[str, str]] = []
     loc: list[tuple[str, str]] = []
     query: list[tuple[str, str]] = []
@@ -215,20 +215,26 @@ def compile_rules(
         indexed.append((site_id, rules, idx))
         for n in _used(idx):
             locations.add((CacheProfile.of(rules[n - 1]), proxy))
-    used_kinds = [k for k in KINDS if any(_table(idx, k) for _, _, idx in indexed)]
     for site_id, rules, idx in indexed:
-        gate.append((site_id, "$rule_match"))
-        for kind in used_kinds:
+        # A site evaluates only the kinds of pattern it has: its combination map is the one of
+        # the sites with the same kinds (at most 15 maps); with a catch-all alone, none.
+        site_kinds = tuple(k for k in KINDS if _table(idx, k))
+        if not site_kinds:
+            assert idx.catch_all is not None
+            gate.append((site_id, lit(rule_key(site_id, idx.catch_all))))
+        else:
+            gate.append((site_id, combo_variable(site_kinds)))
+        for kind in site_kinds:
             tables[kind] += [(f"{site_id}:{k}", str(v)) for k, v in _table(idx, kind).items()]
-        kinds = [sorted(set(_table(idx, kind).values())) for kind in used_kinds]
-        for combination in itertools.product(*[[None, *values] for values in kinds]):
+        values = [sorted(set(_table(idx, kind).values())) for kind in site_kinds]
+        for combination in itertools.product(*[[None, *v] for v in values]):
             present = [v for v in combination if v is not None]
             if idx.catch_all is not None:
                 present.append(idx.catch_all)
-            if not present:
+            if not present or not site_kinds:
                 continue
             key = "|".join([site_id, *("" if v is None else str(v) for v in combination)])
-            combo.append((key, lit(rule_key(site_id, min(present)))))
+            combos.setdefault(site_kinds, []).append((key, lit(rule_key(site_id, min(present)))))
         proxy = next(p for s, _, p in sites if s == site_id)
         for n in _used(idx):
             rule = rules[n - 1]
@@ -245,19 +251,25 @@ def compile_rules(
         text = "# cache rules: none (no rule maps; the cache key is plain)\n"
         text += map_block("$site_id", "$rule_loc", [], default="$site_default_loc")
         return CompiledRules(text, locations, CACHE_KEY_PLAIN)
-    text = "# cache rules: first match wins (hash maps + a combination map)\n"
+    used_kinds = [k for k in KINDS if tables[k]]
+    text = "# cache rules: first match wins (hash maps + a combination map per set of kinds)\n"
     text += "".join(SEGMENT_MAPS[k] for k in used_kinds if k in SEGMENT_MAPS)
     for kind in used_kinds:
         source, variable = KINDS[kind]
         text += map_block(source, variable, tables[kind])
-    combo_key = "|".join(["$site_id", *(KINDS[k][1] for k in used_kinds)])
-    text += map_block(f'"{combo_key}"', "$rule_match", combo)
+    for site_kinds, entries in sorted(combos.items()):
+        combo_key = "|".join(["$site_id", *(KINDS[k][1] for k in site_kinds)])
+        text += map_block(f'"{combo_key}"', combo_variable(site_kinds), entries)
     text += map_block("$site_id", "$rule", gate)  # a site without rules: "" at once
     text += map_block("$rule", "$rule_loc", loc, default="$site_default_loc")
     text += map_block("$rule", "$key_query", query, default="$args")
     text += map_block("$rule", "$key_host", host, default="$host")
     text += map_block("$rule", "$key_extra", extra)
     return CompiledRules(text, locations, CACHE_KEY_RULES)
+
+
+def combo_variable(kinds: tuple[str, ...]) -> str:
+    return "$rule_" + "_".join(kinds)
 
 
 def _table(idx: _SiteIndex, kind: str) -> dict[str, int]:
