@@ -13,8 +13,16 @@ the edge round by round.
 
 Figures:
 
-1. cached hits: req/s and p99 through edge node 1 and through the reference (wrk, keep-alive),
-   rounds interleaved; ratio edge / reference;
+1. cached hits: req/s through edge node 1 and through the reference (wrk, keep-alive), every
+   target once per round, rounds interleaved; ratio edge / reference of the same rounds. One
+   site per feature on the same node (``FEATURES``: bare, + cache rules of four kinds, + HSTS,
+   + rate limit, all), for 1 KiB and 100 KiB objects; the reference with the JSON access log
+   shows what logging costs plain nginx. TLS: keep-alive req/s of the "all" site against a TLS
+   reference serving the node's own default certificate, and full / resumed handshakes per
+   second (``openssl s_time``, one client, no SNI: the same certificate on both); whether a
+   TLS session (ticket) of node 1 resumes on node 2; and the requests (HTTP and HTTPS
+   keep-alive threads) that failed while the API changed the "all" site ``--reloads`` times
+   (100; 5 with --quick), each change a reload of both nodes;
 2. failover: steady GET traffic through a load balancer of two backends with health checks
    every second; one backend SIGKILLed, then (after recovery) one SIGSTOPped: failed requests,
    requests slower than 0.9 s, time until the frozen backend is out of rotation (last request
@@ -39,6 +47,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -64,6 +74,7 @@ from origins import start_origin  # noqa: E402
 from processes import free_udp_port  # noqa: E402
 
 from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT  # noqa: E402
 
 DOMAIN = "bench.localhost"
 STAGES = ("hits", "purge", "failover", "config")
@@ -197,6 +208,15 @@ class Node:
                 out.append(int(d.name))
         return out
 
+    def nginx_prefix(self) -> Path:
+        """The node's nginx prefix (``-p`` of its master)."""
+        for pid in self.nginx_pids():
+            # the process title ("nginx: master process nginx -p PREFIX -c ..."), one string
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").split()
+            if b"-p" in args:
+                return Path(args[args.index(b"-p") + 1].decode())
+        raise RuntimeError(f"no nginx of {self.name}")
+
     def nginx_pss_mib(self) -> float:
         return sum(tree_pss_mib(pid)[0] for pid in self.nginx_pids())
 
@@ -277,14 +297,24 @@ class Stack:
 class Conn:
     """One keep-alive HTTP/1.1 connection to an edge port (reopened when closed)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tls: bool = False) -> None:
         self.port = port
+        self.tls = tls
         self.c: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if not self.tls:
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        import ssl
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=ctx)
 
     def get(self, path: str, host: str = DOMAIN) -> tuple[int, dict[str, str], bytes]:
         for attempt in range(2):
             if self.c is None:
-                self.c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                self.c = self._connect()
             try:
                 self.c.request("GET", path, headers={"Host": host})
                 r = self.c.getresponse()
@@ -353,16 +383,63 @@ REF_LOG_FORMAT = (
     '"request_time":$request_time,"upstream_response_time":"$upstream_response_time",'
     '"cache":"$upstream_cache_status","remote_addr":"$remote_addr"}\';'
 )
+BIG_BYTES = 100 * 1024
+SIZES = {"1 KiB": "/static/v1/app.css", "100 KiB": "/static/v1/big.css"}  # paths on the origin
+# The sites of the hits stage, one project each: (label, host, CDN config). Every one is served
+# by the same node, origin and cache; each adds a feature to the one before ("all" has all).
+RULES = [
+    {"pattern": "/api/*", "bypass": True},
+    {"pattern": "/static/v1/*", "ttl": 86400},
+    {"pattern": "*.css", "ttl": 3600, "cache_key": {"query": "none"}},
+    {"pattern": "/index.html", "ttl": 60},
+    {"pattern": "/*", "ttl": 600},
+]
+HSTS = {"hsts_max_age": 31_536_000, "hsts_include_subdomains": True}
+RATE = {"rate_limit": {"rate": 1_000_000, "burst": 1_000_000}}  # on, never reached by wrk
+FEATURES: list[tuple[str, str, dict[str, Any]]] = [
+    ("edge: bare site (no rule)", "bare", {}),
+    ("edge: + cache rules (5, of 4 kinds)", "rules", {"cache_rules": RULES}),
+    ("edge: + HSTS header", "hsts", {"security": HSTS}),
+    ("edge: + rate limit", "ratelimit", {"security": RATE}),
+    ("edge: all (rules, HSTS, rate limit)", "all",
+     {"cache_rules": RULES, "security": {**HSTS, **RATE}}),
+]  # fmt: skip
+QUICK_FEATURES = ("bare", "all")
 
 
-def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
-    """A minimal hand-written proxy_cache nginx in front of the origin; its port."""
+def feature_host(key: str) -> str:
+    return f"hits-{key}.localhost"
+
+
+def add_feature_sites(stack: Stack, origin_port: int, keys: list[str]) -> None:
+    for _label, key, cdn in FEATURES:
+        if key not in keys:
+            continue
+        project = f"hits-{key}"
+        stack.call("POST", "/api/v1/projects", json={"id": project})
+        q = {"project": project}
+        stack.call("POST", "/api/v1/infrastructure/domains", params=q,
+                   json={"domain": feature_host(key)})  # fmt: skip
+        body = {"origins": [{"url": f"http://127.0.0.1:{origin_port}"}], **cdn}
+        body["security"] = {"force_https": False, **cdn.get("security", {})}
+        stack.call("POST", "/api/v1/infrastructure/cdn", params=q, json=body)
+
+
+def reference(stack: Stack, origin_port: int, name: str, logged: bool,
+              tls: tuple[Path, Path] | None = None) -> int:  # fmt: skip
+    """A minimal hand-written proxy_cache nginx in front of the origin; its port. With ``tls``
+    (certificate, key), it listens with TLS (the same settings an operator would write)."""
     port = free_port()
     prefix = stack.tmp / name
     (prefix / "cache").mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(prefix / "cache", "www-data")
     access = f"access_log {prefix}/access.json ref_json buffer=32k flush=1s;" if logged else ""
+    listen = f"listen 127.0.0.1:{port}"
+    if tls is not None:
+        listen += f""" ssl;
+        ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};
+        ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:ref_tls:10m"""
     ref = PlainNginx(
         prefix,
         f"""
@@ -371,7 +448,7 @@ def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
                      use_temp_path=off;
     upstream origin {{ server 127.0.0.1:{origin_port}; keepalive 16; }}
     server {{
-        listen 127.0.0.1:{port};
+        {listen};
         {access}
         location / {{
             proxy_cache ref;
@@ -389,44 +466,207 @@ def reference(stack: Stack, origin_port: int, name: str, logged: bool) -> int:
     return port
 
 
-def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
-    node = stack.nodes[0]
-    targets = {
-        "edge": node.http_port,
-        "reference": reference(stack, origin_port, "reference", logged=False),
-        "reference + JSON log": reference(stack, origin_port, "reference-log", logged=True),
-    }
-    for port in targets.values():  # warm every cache: MISS then HIT
-        c = Conn(port)
-        wait_until(functools.partial(is_hit, c, "/asset.css"), 10, f"HIT on {port}")
-        c.close()
-    runs: dict[str, list[WrkResult]] = {label: [] for label in targets}
-    for i in range(args.rounds):
-        for label, port in targets.items():
-            r = wrk(f"http://127.0.0.1:{port}/asset.css", DOMAIN, args.duration,
-                    args.connections, args.threads)  # fmt: skip
-            runs[label].append(r)
-            log(f"hits round {i + 1} {label}: {r.rps:,.0f} req/s p99 {r.p99_ms:.2f} ms "
-                f"errors {r.errors} non-2xx {r.non2xx}")  # fmt: skip
+@dataclass(frozen=True)
+class Target:
+    label: str
+    port: int
+    host: str
+    path: str
+    tls: bool = False
 
-    def med(label: str, attr: str) -> float:
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{self.path}"
+
+
+def warm(target: Target) -> None:
+    c = Conn(target.port, tls=target.tls)
+    wait_until(lambda: c.get(target.path, target.host)[1].get("x-cache-status") == "HIT", 10,
+               f"HIT on {target.label} {target.path}")  # fmt: skip
+    c.close()
+
+
+def node_default_cert(node: Node) -> tuple[Path, Path]:
+    """The certificate the node serves without SNI (``openssl s_time`` and wrk send none for an
+    address): the TLS reference serves the same one, so both do the same cryptography."""
+    certs = node.nginx_prefix() / "certs"
+    return certs / f"{DEFAULT_CERT}.pem", certs / f"{DEFAULT_CERT}.pem"  # key and chain
+
+
+def s_time(port: int, seconds: float, reuse: bool) -> float:
+    """TLS handshakes per second of ``openssl s_time`` (one client, sequential, no SNI;
+    ``reuse``: resumed sessions)."""
+    out = subprocess.run(
+        ["openssl", "s_time", "-connect", f"127.0.0.1:{port}",
+         "-reuse" if reuse else "-new", "-time", str(max(1, round(seconds)))],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    m = re.search(r"(\d+) connections in ([\d.]+)s", out)
+    if not m:
+        raise RuntimeError(f"openssl s_time: {out[-300:]}")
+    return int(m.group(1)) / float(m.group(2))
+
+
+def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
+    """Cached hits: one wrk run per target and round, every target in every round."""
+    node = stack.nodes[0]
+    keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
+    sizes = ["1 KiB"] if args.quick else list(SIZES)
+    ref = reference(stack, origin_port, "reference", logged=False)
+    ref_log = reference(stack, origin_port, "reference-log", logged=True)
+    ref_tls = reference(stack, origin_port, "reference-tls", logged=False,
+                        tls=node_default_cert(node))  # fmt: skip
+    groups: dict[str, list[Target]] = {}
+    for size in sizes:
+        path = SIZES[size]
+        host = feature_host("all")
+        group = [Target(f"reference, {size}", ref, host, path),
+                 Target(f"reference + JSON access log, {size}", ref_log, host, path)]  # fmt: skip
+        group += [Target(f"{label}, {size}", node.http_port, feature_host(key), path)
+                  for label, key, _ in FEATURES if key in keys]  # fmt: skip
+        groups[size] = group
+    tls_group = [Target("reference, TLS keep-alive, 1 KiB", ref_tls, feature_host("all"),
+                        SIZES["1 KiB"], tls=True),
+                 Target("edge: all, TLS keep-alive, 1 KiB", node.https_port, feature_host("all"),
+                        SIZES["1 KiB"], tls=True)]  # fmt: skip
+    groups["tls"] = tls_group
+    targets = [t for group in groups.values() for t in group]
+    for t in targets:  # warm every cache: MISS then HIT
+        warm(t)
+    runs: dict[str, list[WrkResult]] = {t.label: [] for t in targets}
+    shakes: dict[str, list[float]] = {}
+    for i in range(args.rounds):
+        for t in targets:
+            r = wrk(t.url, t.host, args.duration, args.connections, args.threads)
+            runs[t.label].append(r)
+            log(f"hits round {i + 1} {t.label}: {r.rps:,.0f} req/s p99 {r.p99_ms:.2f} ms "
+                f"errors {r.errors} non-2xx {r.non2xx}")  # fmt: skip
+        for label, port in (("reference", ref_tls), ("edge", node.https_port)):
+            for reuse in (False, True):
+                rate = s_time(port, args.duration, reuse)
+                shakes.setdefault(f"{label} {reuse}", []).append(rate)
+                log(f"hits round {i + 1} TLS handshakes {label} reuse={reuse}: {rate:,.0f}/s")
+
+    def med(label: str, attr: str = "rps") -> float:
         return float(statistics.median(getattr(r, attr) for r in runs[label]))
 
+    def row(label: str, edge: float, reference: float, fmt: str = ",.0f") -> list[str]:
+        return [label, f"{edge:{fmt}}", f"{reference:{fmt}}", f"{edge / reference:.2f}"]
+
     rows: list[list[str]] = []
-    e = "edge"
-    for ref_label in ("reference", "reference + JSON log"):
-        rows.append([f"cached hits, req/s (vs {ref_label})", f"{med(e, 'rps'):,.0f}",
-                     f"{med(ref_label, 'rps'):,.0f}",
-                     f"{med(e, 'rps') / med(ref_label, 'rps'):.2f}"])  # fmt: skip
-        rows.append([f"cached hits, p99 ms (vs {ref_label})", f"{med(e, 'p99_ms'):.2f}",
-                     f"{med(ref_label, 'p99_ms'):.2f}",
-                     f"{med(e, 'p99_ms') / med(ref_label, 'p99_ms'):.2f}"])  # fmt: skip
-    rows.append(["cached hits, p50 ms", f"{med(e, 'p50_ms'):.2f}",
-                 f"{med('reference', 'p50_ms'):.2f}", ""])  # fmt: skip
-    rows.append(["cached hits, errors + non-2xx (all rounds)",
-                 str(sum(r.errors + r.non2xx for r in runs[e])),
-                 str(sum(r.errors + r.non2xx for r in runs["reference"])), ""])  # fmt: skip
+    for size in sizes:
+        ref_label = groups[size][0].label
+        for t in groups[size][1:]:
+            name = t.label.removeprefix("edge: ").rsplit(", ", 1)[0]
+            rows.append(row(f"cached hits {size}, req/s: {name}", med(t.label), med(ref_label)))
+        all_label = groups[size][-1].label
+        if size == "1 KiB":  # the figure the test of the bench looks for
+            rows.append(row("cached hits, req/s (vs reference)", med(all_label), med(ref_label)))
+        rows.append(row(f"cached hits {size}, p99 ms (all vs reference)",
+                        med(all_label, "p99_ms"), med(ref_label, "p99_ms"), ".2f"))  # fmt: skip
+    ref_tls_label, edge_tls_label = tls_group[0].label, tls_group[1].label
+    rows.append(row("TLS keep-alive, 1 KiB, req/s (all)", med(edge_tls_label), med(ref_tls_label)))
+
+    def shake(label: str) -> float:
+        return float(statistics.median(shakes[label]))
+
+    rows.append(row("TLS full handshakes/s (openssl s_time -new, one client)",
+                    shake("edge False"), shake("reference False")))  # fmt: skip
+    rows.append(row("TLS resumed handshakes/s (s_time -reuse)",
+                    shake("edge True"), shake("reference True")))  # fmt: skip
+    errors = sum(r.errors + r.non2xx for t in targets for r in runs[t.label])
+    rows.append(["cached hits, errors + non-2xx (all runs)", str(errors), "", ""])
+    rows.append(["TLS session of node 1 resumed on node 2 (TLS 1.3 / 1.2 ticket)",
+                 " / ".join("yes" if resumed_elsewhere(stack, v) else "NO"
+                            for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2)),
+                 "", ""])  # fmt: skip
+    rows += bench_reloads(stack, args)
     return rows
+
+
+def resumed_elsewhere(stack: Stack, version: ssl.TLSVersion) -> bool:
+    """A session (ticket) from node 1 offered to node 2: resumed?"""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    session = None
+    reused = []
+    for node in stack.nodes[:2]:
+        with (
+            socket.create_connection(("127.0.0.1", node.https_port), timeout=5) as raw,
+            ctx.wrap_socket(raw, server_hostname=feature_host("all"), session=session) as tls,
+        ):
+            tls.sendall(f"GET {SIZES['1 KiB']} HTTP/1.1\r\nHost: {feature_host('all')}\r\n"
+                        "Connection: close\r\n\r\n".encode())  # fmt: skip
+            while tls.recv(65536):
+                pass
+            reused.append(tls.session_reused)
+            session = tls.session
+    return reused == [False, True]
+
+
+class ReloadLoad:
+    """Keep-alive GETs of a cached object (HTTP and HTTPS threads) until stopped. A request on
+    a reused connection that a reload closed before any answer is retried once (``Conn``), as
+    browsers do; anything else counts as failed."""
+
+    def __init__(self, node: Node, threads: int = 3) -> None:
+        self.node, self.stop = node, threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.failures: dict[str, int] = {}
+        self.threads = [threading.Thread(target=self._run, args=(tls,), daemon=True)
+                        for tls in (False, True) for _ in range(threads)]  # fmt: skip
+
+    def _run(self, tls: bool) -> None:
+        conn = Conn(self.node.https_port if tls else self.node.http_port, tls=tls)
+        while not self.stop.is_set():
+            try:
+                status = conn.get(SIZES["1 KiB"], feature_host("all"))[0]
+                what = "" if status == 200 else str(status)
+            except Exception as exc:
+                what = type(exc).__name__
+                conn.close()
+                conn = Conn(conn.port, tls=tls)
+            with self.lock:
+                if what:
+                    self.failures[what] = self.failures.get(what, 0) + 1
+                else:
+                    self.ok += 1
+        conn.close()
+
+    def __enter__(self) -> ReloadLoad:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def bench_reloads(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
+    """Requests through node 1 while the API changes the "all" site ``args.reloads`` times
+    (each change: a new release on both nodes, a reload of each nginx)."""
+    node = stack.nodes[0]
+    q = {"project": "hits-all"}
+    cdn = dict(FEATURES[-1][2])
+    started = time.monotonic()
+    with ReloadLoad(node) as load:
+        time.sleep(0.5)
+        for i in range(args.reloads):
+            security = {**cdn["security"], "force_https": False, "hsts_max_age": 1000 + i}
+            stack.call("POST", "/api/v1/infrastructure/cdn", params=q, json={
+                "origins": [{"url": f"http://127.0.0.1:{args.origin_port}"}],
+                "cache_rules": cdn["cache_rules"], "security": security})  # fmt: skip
+            stack.wait_in_sync()
+        time.sleep(0.5)
+    took = time.monotonic() - started
+    log(f"reloads: {args.reloads} in {took:.1f}s, ok {load.ok}, failures {load.failures}")
+    failed = sum(load.failures.values())
+    return [[f"requests during {args.reloads} reloads under load (HTTP + HTTPS keep-alive): "
+             "failed / total", f"{failed} / {failed + load.ok}", "", ""]]  # fmt: skip
 
 
 class Traffic:
@@ -676,6 +916,8 @@ def main() -> int:
     ap.add_argument("--failover-seconds", type=float, default=8.0)
     ap.add_argument("--traffic-warmup", type=float, default=2.0,
                     help="seconds of failover traffic before a backend is killed or frozen")
+    ap.add_argument("--reloads", type=int, default=100,
+                    help="configuration changes (reloads) under load in the hits stage")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
@@ -685,6 +927,7 @@ def main() -> int:
         ap.error(f"--stages: unknown {unknown}; the stages are {','.join(STAGES)}")
     if args.quick:
         args.rounds, args.duration, args.samples, args.config_samples = 1, 1.0, 2, 2
+        args.reloads = 5
         args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
     args.domains = [int(x) for x in str(args.domains).split(",") if x]
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
@@ -698,10 +941,15 @@ def main() -> int:
     try:
         with signals_raise():
             stack = Stack(tmp, cleanup)
-            origin_port = free_port()
+            origin_port = args.origin_port = free_port()
+            (tmp / "origin" / "www").mkdir(parents=True)
+            (tmp / "origin" / "www" / "big.css").write_bytes(b"x" * BIG_BYTES)
             origin = PlainNginx(tmp / "origin", f"""
     server {{
         listen 127.0.0.1:{origin_port};
+        location = /static/v1/big.css {{ add_header Cache-Control "public, max-age=3600";
+                                        root {tmp / "origin" / "www"};
+                                        try_files /big.css =404; }}
         location / {{ add_header Cache-Control "public, max-age=3600";
                      return 200 "{'x' * (BODY_BYTES - 1)}\\n"; }}
     }}""")  # fmt: skip
@@ -715,6 +963,9 @@ def main() -> int:
                 "cache_rules": [{"pattern": "/*", "ttl": 3600}],
                 "security": {"force_https": False},
             })  # fmt: skip
+            if "hits" in stages:
+                keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
+                add_feature_sites(stack, origin_port, keys)
             for name in ("bench-1", "bench-2"):
                 stack.start_node(name)
             stack.wait_in_sync()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import threading
 from pathlib import Path
@@ -55,7 +56,8 @@ class SecretBox:
     """Encrypts and decrypts short secrets; decryptions are cached (they are immutable)."""
 
     def __init__(self, key: str | bytes) -> None:
-        self._fernet = Fernet(_fernet_key(key.decode() if isinstance(key, bytes) else key))
+        self._key = _fernet_key(key.decode() if isinstance(key, bytes) else key)
+        self._fernet = Fernet(self._key)
         self._plain: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -64,6 +66,11 @@ class SecretBox:
         if settings.secret_key:
             return cls(settings.secret_key)
         return cls(_key_from_file(settings.secret_key_path))
+
+    def derive(self, label: str) -> bytes:
+        """32 bytes for one purpose (``label``), derived from the box's key: the same on every
+        replica with the same key, and telling nothing about the key or other labels."""
+        return hmac.new(self._key, b"edgeplane derive " + label.encode(), hashlib.sha256).digest()
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()

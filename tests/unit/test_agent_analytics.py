@@ -321,3 +321,28 @@ def test_country_locator_on_the_packaged_database_or_none(
     with caplog.at_level(logging.WARNING):
         assert country_locator(tmp_path / "missing.mmdb") is None
     assert [r.getMessage() for r in caplog.records if "count no countries" in r.getMessage()]
+
+
+def _new_line(second: int, cache: str = "HIT", request_time: str = "0.000") -> bytes:
+    """The shape of the current edge_json format: time to the second, no uri / method."""
+    t = datetime.fromtimestamp(MINUTE + second, UTC).isoformat()
+    return (
+        f'{{"time":"{t}","host":"s1.test","site":"p1","status":200,"bytes_sent":1400,'
+        f'"request_time":{request_time},"upstream_response_time":"","cache":"{cache}",'
+        f'"source":"","remote_addr":"127.0.0.1"}}'
+    ).encode()
+
+
+def test_equal_lines_are_parsed_once_and_counted_each() -> None:
+    lines = [_new_line(1)] * 500 + [_new_line(1, request_time="0.002")] * 3
+    lines += [_new_line(61, cache="MISS")] * 2 + [line().encode()]  # next minute; older format
+    agg = TrafficAggregator()
+    agg.add_lines(lines)
+    first, second = sorted(agg.changed(), key=lambda m: m.minute)
+    assert first.minute == datetime.fromtimestamp(MINUTE, UTC)
+    assert first.requests == 504 and first.hits == 503 and first.misses == 1
+    assert first.bytes_out == 503 * 1400 + 100
+    assert first.cache == {"HIT": 503, "MISS": 1}
+    assert sum(first.request_ms) == 504 and first.statuses == {"2xx": 504}
+    assert second.requests == 2 and second.misses == 2
+    assert agg.skipped == 0

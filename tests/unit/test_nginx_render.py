@@ -11,7 +11,7 @@ import pytest
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.purge import key_matches, purge_cache
 from edgeplane.node.nginx.render import render, render_release
-from edgeplane.node.nginx.render_cache import compile_rules
+from edgeplane.node.nginx.render_cache import CACHE_KEY_PLAIN, CACHE_KEY_RULES, compile_rules
 from edgeplane.node.nginx.render_tls import name_matches
 from edgeplane.node.nginx.render_upstreams import ProxyProfile, render_upstream
 from edgeplane.protocol.config import (
@@ -134,7 +134,12 @@ SNAPSHOTS: dict[str, EdgeConfig] = {
         pools=(PoolSpec(id="origin.app", algorithm="round_robin", backends=(be("o", 9000),)),),
         bundles=(
             BundleSpec(
-                site="app", deployment="dep-a", version=3, hash="a" * 64, size=10, spa=True,
+                site="app",
+                deployment="dep-a",
+                version=3,
+                hash="a" * 64,
+                size=10,
+                spa=True,
                 origin_paths=("/api/",),
             ),
             BundleSpec(site="docs", deployment="dep-d", version=1, hash="d" * 64, size=10),
@@ -171,8 +176,13 @@ def test_render_is_deterministic_and_ignores_revision() -> None:
 
 
 def _site_rules(rules: tuple[CacheRuleSpec, ...]) -> dict[str, str]:
+    """The site's combination map (key -> rule), or its one rule under the key "s"."""
     text = compile_rules([("s", rules, ProxyProfile(1000, 5000, 2))]).maps
-    combo = text[text.index("$rule {") :]
+    gate = text[text.index("$rule {") :]
+    value = gate[: gate.index("}")].splitlines()[2].split()[1].rstrip(";")
+    if not value.startswith("$"):
+        return {"s": value.strip('"')}
+    combo = text[text.index(f"{value} {{") :]
     combo = combo[: combo.index("}")]
     out = {}
     for line in combo.splitlines()[2:]:
@@ -190,7 +200,7 @@ def test_first_match_wins_in_combination_map() -> None:
             rule("4", "/robots.txt"),
         )
     )
-    # keys: site|exact|2 segments|1 segment|extension
+    # keys: site|exact|2 segments|1 segment|extension (the kinds some rule uses)
     assert combo["s|||2|3"] == "s#2"  # /static/a.css
     assert combo["s||1|2|3"] == "s#1"  # /static/img/a.css
     assert combo["s||||3"] == "s#3"  # /img/a.css
@@ -200,9 +210,33 @@ def test_first_match_wins_in_combination_map() -> None:
 
 def test_catch_all_shadows_later_rules() -> None:
     combo = _site_rules((rule("1", "*.css"), rule("2", "/*"), rule("3", "/late/*")))
-    assert combo["s||||"] == "s#2"
-    assert combo["s||||1"] == "s#1"
-    assert not any(k.split("|")[3] for k in combo)  # /late/* can never match: not compiled
+    # /late/* can never match: not compiled, so the key has the extension only (site|ext)
+    assert combo == {"s|": "s#2", "s|1": "s#1"}
+    # a catch-all alone: the rule is known from the site, nothing is looked up
+    assert _site_rules((rule("1", "/*"), rule("2", "*.css"))) == {"s": "s#1"}
+
+
+def test_rule_maps_only_for_what_the_rules_use() -> None:
+    """A request pays no regex for a kind of pattern no rule uses, and nothing of the rules
+    when no site has any (the cache key stays the same string)."""
+    proxy = ProxyProfile(1000, 5000, 2)
+    exact_only = compile_rules([("s", (rule("1", "/robots.txt"),), proxy), ("t", (), proxy)])
+    assert "~" not in exact_only.maps  # no regex map at all
+    assert 'map "$site_id|$r_exact" $rule_exact' in exact_only.maps
+    # each site evaluates the kinds it has, whatever the other sites have
+    two = compile_rules(
+        [("s", (rule("1", "/robots.txt"),), proxy), ("u", (rule("1", "*.css"),), proxy)]
+    )
+    assert '"s" $rule_exact;' in two.maps and '"u" $rule_ext;' in two.maps
+    assert 'map "$site_id|$r_exact" $rule_exact' in two.maps
+    assert 'map "$site_id|$r_ext" $rule_ext' in two.maps
+    assert '"t"' not in exact_only.maps.split("$rule {")[1].split("}")[0]  # t: "" at once
+    assert exact_only.cache_key == CACHE_KEY_RULES
+    ext = compile_rules([("s", (rule("1", "*.css"),), proxy)])
+    assert "$ext {" in ext.maps and "$seg1" not in ext.maps and "$seg2" not in ext.maps
+    none = compile_rules([("s", (), proxy)])
+    assert "$rule" not in none.maps.replace("$rule_loc", "")
+    assert none.cache_key == CACHE_KEY_PLAIN == '"$site_id|$host|$uri|$args|"'
 
 
 def test_unsupported_pattern_is_refused() -> None:

@@ -157,6 +157,14 @@ class VerificationSpec(Frozen):
     token: str
 
 
+class TicketKeySpec(Frozen):
+    """A TLS session ticket key (80 bytes, base64), the same on every node so that a client
+    resumes its session on any of them. ``id`` names it without revealing it."""
+
+    id: str
+    key: str = Field(repr=False)
+
+
 class AcmeHttpSpec(Frozen):
     """An ACME HTTP-01 answer: ``GET /.well-known/acme-challenge/<token>`` returns
     ``key_authorization`` on every node, for every host."""
@@ -198,6 +206,8 @@ class EdgeConfig(Frozen):
     zones: tuple[ZoneSpec, ...] = ()  # sorted by name
     verifications: tuple[VerificationSpec, ...] = ()  # sorted by domain
     acme_http: tuple[AcmeHttpSpec, ...] = ()  # sorted by token; files, not nginx config
+    # TLS session ticket keys: the first encrypts, all decrypt (see snapshot.tickets)
+    ticket_keys: tuple[TicketKeySpec, ...] = ()
     bundles: tuple[BundleSpec, ...] = ()  # sorted by site; this node's (varies by region)
     # Bundles to fetch ahead, not served yet (a version on its canary: the rest of its regions
     # have it on disk when it rolls out). Sorted; not part of nginx's configuration.

@@ -11,13 +11,17 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   offline (``edgeplane.services.rollouts``);
 - **certificate renewal** and expiry alerts (``edgeplane.certificates.renewal``), every
   ``renew_interval_s``, then the delivery of new alerts to the webhook.
+- the **TLS session ticket key rotation** (checked every minute): a revision bump when a period
+  of ``snapshot.tickets.ROTATE_S`` starts, which brings every node the new keys.
 
 Each loop reads first and writes only on a change; network checks run outside transactions.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -32,6 +36,7 @@ from edgeplane.services import (
 )
 from edgeplane.services.runner import Job
 from edgeplane.settings import Settings
+from edgeplane.snapshot import tickets
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
@@ -114,6 +119,27 @@ def renew_certificates(db: Database, settings: Settings) -> int:
     return attempted
 
 
+class TicketKeyRotation:
+    """Bumps the revision when a period of the TLS session ticket keys starts, so that every
+    node gets the new keys (``snapshot.tickets``); nothing about the keys is written."""
+
+    def __init__(self, rotate_s: int = tickets.ROTATE_S) -> None:
+        self.rotate_s = rotate_s
+        self.period: int | None = None  # the period seen last (None: not yet)
+
+    def __call__(self, db: Database, now: float | None = None) -> bool:
+        period = tickets.period_of(time.time() if now is None else now, self.rotate_s)
+        if self.period is None or period == self.period:
+            self.period = period  # at start: the snapshots built from now hold this period
+            return False
+        with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+            tx.record("rotate", "tls_ticket_keys", str(period), None, {"period": period},
+                      global_object=True)  # fmt: skip
+        self.period = period
+        log.info("TLS session ticket keys rotated (period %d)", period)
+        return True
+
+
 def control_plane_jobs(db: Database, settings: Settings) -> list[Job]:
     """Every periodic job of a control plane, for the runner."""
     return [
@@ -126,4 +152,5 @@ def control_plane_jobs(db: Database, settings: Settings) -> list[Job]:
         Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings)),
         Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings)),
         Job("renewal", settings.renew_interval_s, lambda: renew_certificates(db, settings)),
+        Job("TLS ticket key rotation", 60.0, functools.partial(TicketKeyRotation(), db)),
     ]

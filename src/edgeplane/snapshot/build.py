@@ -46,6 +46,7 @@ from edgeplane.protocol.config import (
     PoolSpec,
     RateLimitSpec,
     SiteSpec,
+    TicketKeySpec,
     VerificationSpec,
     ZoneSpec,
 )
@@ -125,6 +126,7 @@ class DesiredState:
     dns: DnsState = field(default_factory=DnsState)  # the hosted zones and the edge nodes
     acme_http: tuple[tuple[str, str], ...] = ()  # (token, key authorization) of open orders
     deployments: tuple[DeploymentState, ...] = ()
+    ticket_keys: tuple[TicketKeySpec, ...] = ()  # TLS session ticket keys (snapshot.tickets)
 
 
 # Backends -----------------------------------------------------------------------------------
@@ -330,6 +332,7 @@ class Served:
     verifications: tuple[VerificationSpec, ...] = ()
     acme_http: tuple[AcmeHttpSpec, ...] = ()
     deployments: tuple[DeploymentState, ...] = ()  # of served sites, sorted by (project, id)
+    ticket_keys: tuple[TicketKeySpec, ...] = ()
 
 
 def node_bundles(
@@ -410,6 +413,7 @@ def served(state: DesiredState) -> Served:
                 key=lambda d: (d.project, d.id),
             )
         ),
+        ticket_keys=state.ticket_keys,
     )
 
 
@@ -423,6 +427,7 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         zones=base.zones,
         verifications=base.verifications,
         acme_http=base.acme_http,
+        ticket_keys=base.ticket_keys,
         bundles=node_bundles(base.deployments, node),
         prefetch=node_prefetch(base.deployments, node),
     )

@@ -26,6 +26,7 @@ from edgeplane.snapshot.build import (
     DesiredState,
     LoadBalancerState,
 )
+from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
 from edgeplane.store.tables import (
     AcmeChallengeRow,
@@ -141,6 +142,7 @@ def load_state(
         load_balancers=lbs,
         servers=servers,
         certs=_certs(session, box, owner, now, {} if certs is None else certs),
+        ticket_keys=ticket_keys(box.derive(TICKET_SECRET), now.timestamp()),
     )
 
 

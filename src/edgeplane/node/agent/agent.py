@@ -614,8 +614,7 @@ class Agent:
                     except Exception:
                         continue
                 lines = await asyncio.to_thread(tailer.read_lines)
-                for line in lines:
-                    aggregator.add_line(line)
+                aggregator.add_lines(lines)
                 aggregator.forget_before(time.time())
                 if time.monotonic() - last_report < self.options.analytics_interval_s:
                     continue

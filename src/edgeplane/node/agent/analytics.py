@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import signal
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,56 +136,70 @@ class TrafficAggregator:
         self._country_cache_size = max(1, country_cache_size)
         self.skipped = 0  # lines that were not JSON or lacked a field
 
-    def add_line(self, line: bytes | str) -> None:
+    def add_lines(self, lines: list[bytes]) -> None:
+        """Many lines at once: equal lines are parsed once and counted as many. The edge logs
+        time to the second, so the cached hits of a second that look alike (same site, status,
+        size, client, times) are one line to parse (a few hundred per second instead of tens
+        of thousands: parsing a line costs the agent about 5 us, as much as nginx's own work
+        for a cached hit)."""
+        for line, count in Counter(lines).items():
+            self.add_line(line, count)
+
+    def add_line(self, line: bytes | str, count: int = 1) -> None:
         try:
             doc = json.loads(line)
         except ValueError:
-            self.skipped += 1
+            self.skipped += count
             return
         if not isinstance(doc, dict):
-            self.skipped += 1
+            self.skipped += count
             return
-        self.add(doc)
+        self.add(doc, count)
 
-    def add(self, doc: dict[str, Any]) -> None:
+    def add(self, doc: dict[str, Any], count: int = 1) -> None:
+        """One log line (``count`` equal ones); its time is ``msec`` (seconds, the format of
+        older releases) or ``time`` (ISO 8601)."""
         site = doc.get("site") or ""
         if not isinstance(site, str) or not site:
             return
         try:
-            msec = float(doc["msec"])
+            if "msec" in doc:
+                seconds = float(doc["msec"])
+            else:
+                seconds = datetime.fromisoformat(str(doc["time"])).timestamp()
             status = int(doc["status"])
         except (KeyError, TypeError, ValueError):
-            self.skipped += 1
+            self.skipped += count
             return
         domain = str(doc.get("host") or "").lower()
-        key = (site, domain, int(msec // 60) * 60)
+        key = (site, domain, int(seconds // 60) * 60)
         totals = self._minutes.get(key)
         if totals is None:
             totals = self._minutes[key] = MinuteTotals()
-        totals.requests += 1
+        totals.requests += count
         with contextlib.suppress(TypeError, ValueError):
-            totals.bytes_out += int(doc.get("bytes_sent") or 0)
+            totals.bytes_out += int(doc.get("bytes_sent") or 0) * count
         klass = f"{status // 100}xx"
-        totals.statuses[klass] = totals.statuses.get(klass, 0) + 1
+        totals.statuses[klass] = totals.statuses.get(klass, 0) + count
         cache = str(doc.get("cache") or "").upper()
         if cache:
-            totals.cache[cache] = totals.cache.get(cache, 0) + 1
+            totals.cache[cache] = totals.cache.get(cache, 0) + count
         if doc.get("source") == "bundle" or cache == STATIC_STATUS:
-            totals.static += 1
-            totals.hits += 1  # served at the edge, without the origin
+            totals.static += count
+            totals.hits += count  # served at the edge, without the origin
         elif cache in HIT_STATUSES:
-            totals.hits += 1
+            totals.hits += count
         elif cache in MISS_STATUSES:
-            totals.misses += 1
+            totals.misses += count
         ms = upstream_ms(str(doc.get("upstream_response_time") or ""))
         if ms is not None:
-            totals.upstream_ms[bucket_index(ms)] += 1
+            totals.upstream_ms[bucket_index(ms)] += count
         ms = request_ms(doc.get("request_time"))
         if ms is not None:
-            totals.request_ms[bucket_index(ms)] += 1
+            totals.request_ms[bucket_index(ms)] += count
         if self._locate is not None:
             country = self.country(str(doc.get("remote_addr") or ""))
-            totals.countries[country] = totals.countries.get(country, 0) + 1
+            totals.countries[country] = totals.countries.get(country, 0) + count
         self._dirty.add(key)
 
     def country(self, address: str) -> str:

@@ -18,7 +18,13 @@ from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
 from edgeplane.node.nginx.render import render_release
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files
+from edgeplane.node.nginx.render_tls import (
+    DEFAULT_CERT,
+    cert_files,
+    cert_links,
+    link_targets,
+    ticket_files,
+)
 from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
@@ -125,17 +131,19 @@ class NginxEngine:
         self._check_traversable()
         for name in ("logs", "releases", "tmp"):
             (self.prefix / name).mkdir(exist_ok=True)
-        for name in ("cache", "acme-challenge", "certs"):
+        for name in ("cache", "acme-challenge", "certs", "tickets"):
             path = self.prefix / name
             path.mkdir(exist_ok=True)
             self._chown(path)
         self._chown(self.prefix / "tmp")
         (self.prefix / "certs").chmod(0o700)
-        default = self.prefix / "certs" / f"{DEFAULT_CERT}.crt"
+        (self.prefix / "tickets").chmod(0o700)
+        (self.prefix / "certs" / "names").mkdir(exist_ok=True)
+        self._chown(self.prefix / "certs" / "names")
+        default = self.prefix / "certs" / f"{DEFAULT_CERT}.pem"
         if not default.exists():
             cert, key = _default_cert()
-            self._write_cert_file(f"{DEFAULT_CERT}.key", key)
-            self._write_cert_file(f"{DEFAULT_CERT}.crt", cert)
+            self._write_cert_file(f"{DEFAULT_CERT}.pem", key + cert)
 
     @property
     def acme_dir(self) -> Path:
@@ -166,11 +174,11 @@ class NginxEngine:
                 changed += 1
             return changed
 
-    def _write_cert_file(self, name: str, content: bytes) -> None:
+    def _write_cert_file(self, name: str, content: bytes, folder: str = "certs") -> None:
         # Names are content-addressed (the certificate's hash) and files appear whole (rename):
         # an existing file holds this content. Reading 20,000 files back at every apply of a
         # 10,000-domain snapshot cost more than the rest of the apply.
-        path = self.prefix / "certs" / name
+        path = self.prefix / folder / name
         if path.exists():
             return
         tmp = path.with_name(f".{name}.tmp")
@@ -179,6 +187,24 @@ class NginxEngine:
             f.write(content)
         self._chown(tmp)
         os.rename(tmp, path)
+
+    def _link_names(self, targets: dict[str, str]) -> None:
+        """Point each SNI name's link at its certificate file, each link replaced atomically
+        (a handshake reads the old file or the new one, never a half of each)."""
+        names = self.prefix / "certs" / "names"
+        for name, target in targets.items():
+            link = names / name
+            want = f"../{target}"
+            try:
+                if os.readlink(link) == want:
+                    continue
+            except OSError:
+                pass
+            tmp = names / f".{name}.tmp"
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(want, tmp)
+            os.replace(tmp, link)
 
     def _stage(self, marker: str, files: dict[str, bytes]) -> Path:
         stage = self.releases / marker
@@ -214,6 +240,28 @@ class NginxEngine:
             group.sort(key=lambda p: p.stat().st_mtime, reverse=True)
             for old in group[keep:]:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _forget(self, certs: set[str], links: set[str], tickets: set[str]) -> None:
+        self._forget_tickets(tickets)
+        if links:
+            self._forget_certs(certs | {f"{DEFAULT_CERT}.pem"}, links)
+
+    def _forget_tickets(self, keep: set[str]) -> None:
+        """Delete the ticket keys the running release no longer names (secrets: not kept)."""
+        for path in (self.prefix / "tickets").iterdir():
+            if path.name not in keep and not path.name.startswith("."):
+                path.unlink(missing_ok=True)
+
+    def _forget_certs(self, keep: set[str], links: set[str]) -> None:
+        """Delete the certificate files (private keys) and name links the running release no
+        longer uses, and the separate .crt / .key files of the layout before links."""
+        certs = self.prefix / "certs"
+        for path in certs.iterdir():
+            if path.is_file() and not path.name.startswith(".") and path.name not in keep:
+                path.unlink(missing_ok=True)
+        for path in (certs / "names").iterdir():
+            if path.name not in links and not path.name.startswith("."):
+                path.unlink(missing_ok=True)
 
     def _keep_failed(self, stage: Path) -> None:
         failed = self.releases / f"failed-{stage.name}"
@@ -257,17 +305,29 @@ class NginxEngine:
             try:
                 release = render_release(config, self.local, health)
                 certs = cert_files(config)
+                tickets = ticket_files(config)
+                hosts = [d for site in config.sites for d in site.domains]
+                links = link_targets(cert_links(config, hosts)) if self.local.https_port else {}
             except ValueError as exc:
                 return result(False, False, "", f"render: {exc}")
             running = self.process.alive() or self.process.adopt()
-            if running and self.running_marker() == release.marker:
-                return result(True, False, release.marker, None)
             try:
                 self._prepare()
                 for name, content in certs.items():
                     self._write_cert_file(name, content)
-                stage = self._stage(release.marker, release.files)
+                # Before any reload (and without one when only certificates changed): the
+                # running workers read the links too, so no client sees an older one after.
+                self._link_names(links)
+                for name, content in tickets.items():
+                    self._write_cert_file(name, content, folder="tickets")
             except (OSError, NginxError) as exc:
+                return result(False, False, release.marker, str(exc))
+            if running and self.running_marker() == release.marker:
+                self._forget(set(certs), set(links), set(tickets))
+                return result(True, False, release.marker, None)
+            try:
+                stage = self._stage(release.marker, release.files)
+            except OSError as exc:
                 return result(False, False, release.marker, str(exc))
             error = check(self.binary, self.prefix, stage / "nginx.conf")
             if error is not None:
@@ -289,6 +349,7 @@ class NginxEngine:
                 self._prune()
                 return result(False, False, release.marker, error)
             self._prune()
+            self._forget(set(certs), set(links), set(tickets))
             return result(True, True, release.marker, None)
 
     def _activate(self, marker: str, running: bool) -> str | None:

@@ -21,7 +21,13 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_map, has_cert
+from edgeplane.node.nginx.render_tls import (
+    DEFAULT_CERT,
+    cert_links,
+    cert_map,
+    has_cert,
+    ssl_session_lines,
+)
 from edgeplane.node.nginx.render_upstreams import (
     ProxyProfile,
     pool_scheme,
@@ -32,17 +38,25 @@ from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.config import EdgeConfig, PoolSpec, SiteSpec
 
 STATUS_FILE = "status.conf"
+# Relative to the release directory (nginx's conf prefix, ``prefix/releases/<marker>/``), so the
+# same on every node: for certificates loaded per handshake, nginx derives the TLS session id
+# context from these names, and a session (a ticket) resumes only where it is the same.
+CERT_PATH = "../../certs/names/$cert_name.pem"  # a link to the name's certificate
 UNKNOWN_HOST = "@unknown"
 NO_ORIGIN = "@noorigin"
 VERIFY_PATH = "/.well-known/edgeplane-verification/"
 
+# Exactly the fields the agent's analytics read (node/agent/analytics.py), written through a
+# 64 KiB buffer flushed every second: a few hundred bytes of formatting per request, a write(2)
+# per ~250 requests. The time is to the second (analytics count per minute), so that the lines
+# of a second's similar requests are equal and the agent parses each distinct line once.
 LOG_FORMAT = (
-    'log_format edge_json escape=json \'{"ts":"$time_iso8601","msec":$msec,'
-    '"host":"$host","site":"$site_id","method":"$request_method","uri":"$request_uri",'
+    'log_format edge_json escape=json \'{"time":"$time_iso8601","host":"$host","site":"$site_id",'
     '"status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'
-    '"upstream_response_time":"$upstream_response_time","upstream_addr":"$upstream_addr",'
+    '"upstream_response_time":"$upstream_response_time",'
     '"cache":"$x_cache","source":"$edge_source","remote_addr":"$remote_addr"}\';\n'
 )
+LOG_BUFFER = "buffer=64k flush=1s"
 
 X_CACHE_MAP = """map "$upstream_cache_status|$edge_source" $x_cache {
     default $upstream_cache_status;
@@ -67,9 +81,6 @@ CIPHERS = ":".join(
 SSL_SETTINGS = f"""ssl_protocols TLSv1.2 TLSv1.3;
 ssl_ciphers {CIPHERS};
 ssl_prefer_server_ciphers off;
-ssl_session_cache shared:edge_tls:10m;
-ssl_session_timeout 1h;
-ssl_session_tickets off;
 """
 
 PROXY_SETTINGS = """proxy_http_version 1.1;
@@ -81,7 +92,6 @@ proxy_set_header X-Forwarded-Proto $scheme;
 proxy_next_upstream error timeout http_502 http_503 http_504;
 proxy_ssl_server_name on;
 proxy_ssl_name $host;
-proxy_cache_key "$site_id|$key_host|$uri|$key_query|$key_extra";
 proxy_cache_lock_timeout 5s;
 """
 
@@ -101,6 +111,7 @@ def _paths(local: NodeLocal) -> dict[str, str]:
         "tmp": f"{p}/tmp",
         "cache": f"{p}/cache",
         "certs": f"{p}/certs",
+        "tickets": f"{p}/tickets",
         "acme": f"{p}/acme-challenge",
         "status": f"{p}/status.sock",
     }
@@ -114,6 +125,8 @@ def _main_conf(local: NodeLocal) -> str:
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
         f"{head}worker_processes {local.workers};\n"
+        "pcre_jit on;\n"  # the regex maps of cache rules and bundles, compiled to machine code
+        "worker_shutdown_timeout 60s;\n"  # old workers of a reload end within a minute
         f"pid {paths['pid']};\n"
         f"error_log {paths['error_log']} warn;\n"
         "daemon off;\n"
@@ -130,13 +143,15 @@ def _main_conf(local: NodeLocal) -> str:
     )
 
 
-def _base_conf(local: NodeLocal) -> str:
+def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig) -> str:
     paths = _paths(local)
     tmp = paths["tmp"]
     return (
         "default_type application/octet-stream;\n"
         "server_tokens off;\n"
-        "sendfile on;\n"
+        # sendfile off: a small cached object goes out with its header in one writev (one
+        # packet); with sendfile, header and body are two sends. Bundles turn it on.
+        "sendfile off;\n"
         "tcp_nodelay on;\n"
         "keepalive_timeout 65s;\n"
         "keepalive_requests 10000;\n"
@@ -151,21 +166,30 @@ def _base_conf(local: NodeLocal) -> str:
         f"uwsgi_temp_path {tmp}/uwsgi;\n"
         f"scgi_temp_path {tmp}/scgi;\n"
         + LOG_FORMAT
-        + f"access_log {paths['access_log']} edge_json buffer=32k flush=1s;\n"
+        + f"access_log {paths['access_log']} edge_json {LOG_BUFFER};\n"
         f"proxy_cache_path {paths['cache']} levels=1:2 keys_zone=edge:50m max_size=10g "
-        "inactive=1d use_temp_path=off;\n" + PROXY_SETTINGS + SSL_SETTINGS + X_CACHE_MAP
+        "inactive=1d use_temp_path=off;\n"
+        + PROXY_SETTINGS
+        + f"proxy_cache_key {cache_key};\n"
+        + SSL_SETTINGS
+        + ssl_session_lines(config, paths["tickets"])
+        + X_CACHE_MAP
     )
 
 
-def _headers_conf(local: NodeLocal) -> str:
-    return (
+def _headers_conf(local: NodeLocal, hsts: bool) -> str:
+    """The headers of every response (each block that has its own ``add_header`` includes
+    them, since nginx inherits ``add_header`` only into blocks without one)."""
+    text = (
         f"add_header X-Served-By {lit(local.node_name)} always;\n"
         "add_header X-Cache-Status $x_cache always;\n"
         "add_header X-Content-Type-Options nosniff always;\n"
         "add_header X-Frame-Options SAMEORIGIN always;\n"
         "add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
-        "add_header Strict-Transport-Security $hsts always;\n"
     )
+    if hsts:  # only when a site asks for it: a map lookup per response otherwise
+        text += "add_header Strict-Transport-Security $hsts always;\n"
+    return text
 
 
 def _hsts(site: SiteSpec) -> str:
@@ -175,9 +199,10 @@ def _hsts(site: SiteSpec) -> str:
     return lit(value)
 
 
-def _sites_map(
-    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], pools: dict[str, PoolSpec]
-) -> str:
+def _hosts(
+    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec]
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(host -> site id, the hosts redirected to HTTPS)."""
     host_site: dict[str, str] = {}
     redirect: list[tuple[str, str]] = []
     for site in sites:
@@ -188,6 +213,13 @@ def _sites_map(
             host_site[name] = site.id
             if site.force_https and local.https_port and has_cert(config, name.lstrip("*.")):
                 redirect.append((name, "1"))
+    return host_site, redirect
+
+
+def _sites_map(
+    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], pools: dict[str, PoolSpec]
+) -> str:
+    host_site, redirect = _hosts(config, local, sites)
     upstream: list[tuple[str, str]] = []
     scheme: list[tuple[str, str]] = []
     default_loc: list[tuple[str, str]] = []
@@ -210,7 +242,8 @@ def _sites_map(
     text += map_block("$site_id", "$site_upstream", upstream, default="no_origin")
     text += map_block("$site_id", "$site_scheme", scheme, default="http")
     text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
-    text += map_block('"$https|$site_id"', "$hsts", hsts)
+    if hsts:
+        text += map_block('"$https|$site_id"', "$hsts", hsts)
     if config.verifications:
         text += map_block(
             '"$host|$uri"',
@@ -218,8 +251,51 @@ def _sites_map(
             [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
         )
     if local.https_port:
-        text += cert_map(config)
+        text += cert_map(cert_links(config, list(host_site)))
     return text
+
+
+def _proxied_lines(
+    cache: CacheProfile, proxy: ProxyProfile, pool: PoolSpec | None = None
+) -> list[str]:
+    """A proxied location's lines; with ``pool``, ``proxy_pass`` names it (no variable to
+    evaluate and no URL to parse per request)."""
+    target = "$site_scheme://$site_upstream"
+    if pool is not None:
+        target = f"{pool_scheme(pool)}://{upstream_name(pool.id)}"
+    return [f"proxy_pass {target};", *proxy.lines(), *cache.lines()]
+
+
+@dataclass(frozen=True)
+class Inline:
+    """What ``location /`` serves in place: a (cache, proxy) profile with one pool."""
+
+    cache: CacheProfile
+    proxy: ProxyProfile
+    pool: PoolSpec
+
+    @property
+    def jump_key(self) -> str:
+        """``"$edge_loc|$site_upstream"`` of the requests served in place."""
+        return f"{location_name(self.cache, self.proxy)}|{upstream_name(self.pool.id)}"
+
+
+def dominant_location(sites: list[SiteSpec], pools: dict[str, PoolSpec]) -> Inline | None:
+    """The (cache profile, pool) that the most sites fall back to (their catch-all rule, else
+    no rule): ``location /`` serves it in place, without the jump to a named location."""
+    count: dict[tuple[CacheProfile, str], int] = {}
+    for site in sites:
+        pool = pools.get(site.pool) if site.pool else None
+        if pool is None:
+            continue
+        catch_all = next((r for r in site.cache_rules if r.pattern == "/*"), None)
+        key = (CacheProfile.of(catch_all) if catch_all else DEFAULT_PROFILE, pool.id)
+        count[key] = count.get(key, 0) + 1
+    if not count:
+        return None
+    cache, pool_id = min(count, key=lambda k: (-count[k], k[1], k[0].name))
+    pool = pools[pool_id]
+    return Inline(cache, ProxyProfile.of(pool), pool)
 
 
 def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
@@ -236,32 +312,55 @@ def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
         ],
     )
     for cache, proxy in sorted(locations, key=lambda cp: location_name(*cp)):
-        lines = [
-            "include headers.conf;",
-            'set $edge_source "";',
-            "proxy_pass $site_scheme://$site_upstream;",
-        ]
-        text += block(
-            f"location {location_name(cache, proxy)}", lines + proxy.lines() + cache.lines()
-        )
+        # after a bundle's try_files fell back here, the response is the origin's again
+        lines = ["include headers.conf;", 'set $edge_source "";', *_proxied_lines(cache, proxy)]
+        text += block(f"location {location_name(cache, proxy)}", lines)
     return text
 
 
-def _server(local: NodeLocal, *, tls: bool, limits: list[str], verifications: bool = False) -> str:
+@dataclass(frozen=True)
+class Routing:
+    """What ``location /`` needs to check before it serves or jumps (only what some site uses)."""
+
+    acl: bool = False
+    redirect: bool = False
+    inline: Inline | None = None
+
+
+def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
+    route = ["include headers.conf;"]
+    if routing.acl:
+        route.append("if ($acl_blocked) { return 403; }")
+    if not tls and local.https_port and routing.redirect:
+        port = "" if local.https_port == 443 else f":{local.https_port}"
+        route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
+    if routing.inline is None:
+        return [*route, "error_page 418 = $edge_loc;", "return 418;"]
+    # The most common location (and pool) is served here; every other one is a named location,
+    # reached by an internal redirect (error_page), which a request served here never pays.
+    jump = "if ($edge_jump) { error_page 418 = $edge_loc; return 418; }"
+    inline = routing.inline
+    return [*route, jump, *_proxied_lines(inline.cache, inline.proxy, inline.pool)]
+
+
+def _server(
+    local: NodeLocal,
+    *,
+    tls: bool,
+    limits: list[str],
+    routing: Routing,
+    verifications: bool = False,
+) -> str:
     paths = _paths(local)
     if tls:
         listen = [
             f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
-            f"ssl_certificate {paths['certs']}/$cert_name.crt;",
-            f"ssl_certificate_key {paths['certs']}/$cert_name.key;",
+            f"ssl_certificate {CERT_PATH};",
+            f"ssl_certificate_key {CERT_PATH};",
         ]
     else:
         listen = [f"listen {local.bind}:{local.http_port} default_server;"]
-    route = ["include headers.conf;", "if ($acl_blocked) { return 403; }"]
-    if not tls and local.https_port:
-        port = "" if local.https_port == 443 else f":{local.https_port}"
-        route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
-    route += ["error_page 418 = $edge_loc;", "return 418;"]
+    route = _route(local, routing, tls=tls)
     lines = [*listen, "server_name _;", 'set $edge_source "";', "include headers.conf;", *limits]
     body = "".join(f"    {line}\n" for line in lines)
     if not tls:
@@ -300,16 +399,30 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
+    sites_map = _sites_map(config, local, sites, pools)
+    inline = dominant_location(sites, pools)
+    routing = Routing(
+        acl=any(s.ip_allow or s.ip_deny for s in sites),
+        redirect=bool(_hosts(config, local, sites)[1]),
+        inline=inline,
+    )
+    if inline is not None:
+        jump = [(inline.jump_key, "0")]
+        sites_map += map_block('"$edge_loc|$site_upstream"', "$edge_jump", jump, default="1")
     servers = _server(
-        local, tls=False, limits=rate_server, verifications=bool(config.verifications)
+        local,
+        tls=False,
+        limits=rate_server,
+        routing=routing,
+        verifications=bool(config.verifications),
     )
     if local.https_port:
-        servers += _server(local, tls=True, limits=rate_server)
+        servers += _server(local, tls=True, limits=rate_server, routing=routing)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(local),
-        "base.conf": _base_conf(local),
-        "headers.conf": _headers_conf(local),
-        "sites.map": _sites_map(config, local, sites, pools)
+        "base.conf": _base_conf(local, compiled.cache_key, config),
+        "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
+        "sites.map": sites_map
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http,

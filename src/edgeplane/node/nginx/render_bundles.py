@@ -166,6 +166,8 @@ def bundle_locations(config: EdgeConfig, brotli: bool) -> str:
         "charset utf-8;",
         "gzip_static on;",
         "gzip_vary on;",
+        "sendfile on;",  # files of any size from disk (off elsewhere: see render.base.conf)
+        "tcp_nopush on;",
     ]
     if brotli:
         lines.append("brotli_static on;")
@@ -173,12 +175,16 @@ def bundle_locations(config: EdgeConfig, brotli: bool) -> str:
     # /index.html (which would go through location / and its error_page a second time).
     spa = [*lines, "try_files /index.html =404;"]
     lines.append("try_files $uri $uri/index.html $bundle_fallback;")
-    return block(f"location {BUNDLE_LOC}", lines) + block(f"location {SPA_LOC}", spa) + block(
-        f"location {MISSING_LOC}",
-        [
-            "include headers.conf;",
-            "add_header X-Edge-Deployment $bundle_deployment always;",
-            "default_type text/plain;",
-            'return 404 "not found\\n";',
-        ],
+    return (
+        block(f"location {BUNDLE_LOC}", lines)
+        + block(f"location {SPA_LOC}", spa)
+        + block(
+            f"location {MISSING_LOC}",
+            [
+                "include headers.conf;",
+                "add_header X-Edge-Deployment $bundle_deployment always;",
+                "default_type text/plain;",
+                'return 404 "not found\\n";',
+            ],
+        )
     )

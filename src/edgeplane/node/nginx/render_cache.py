@@ -1,10 +1,15 @@
 """Cache rules compiled into O(1) nginx maps (first match wins) and named-location profiles.
 
-Each site's ordered patterns become entries of four hash maps (exact path, first path segment,
-first two segments, extension) whose values are the first rule of the site with that key, and
-one combination map keyed by the four answers that resolves the first matching rule. The rule
-selects a named location per distinct cache profile (TTL, honour/override, stale flags), which
-is combined with the pool's proxy profile; and the cache key parts (host, query, extra).
+Each site's ordered patterns become entries of up to four hash maps (exact path, first path
+segment, first two segments, extension) whose values are the first rule of the site with that
+key, and one combination map keyed by their answers that resolves the first matching rule. The
+rule selects a named location per distinct cache profile (TTL, honour/override, stale flags),
+which is combined with the pool's proxy profile; and the cache key parts (host, query, extra).
+
+What a request pays is only what the snapshot needs: a site without rules resolves ``$rule`` to
+"" by one hash lookup on ``$site_id`` (the maps of the rules are never evaluated for it), a kind
+of pattern no site uses has no map (and no regex), and without any rule at all there are no rule
+maps and the cache key is a plain string of variables (``CACHE_KEY_PLAIN``, the same key).
 
 Rule keys are ``"<site id>#<n>"`` (``n`` counts from 1 in the site's order).
 """
@@ -73,19 +78,32 @@ class CacheProfile:
         return out
 
 
-SEGMENT_MAPS = r"""map $uri $seg1 {
+SEGMENT_MAPS = {
+    "p1": r"""map $uri $seg1 {
     default "";
     ~^(?<rseg1>/[^/]+/) $rseg1;
 }
-map $uri $seg2 {
+""",
+    "p2": r"""map $uri $seg2 {
     default "";
     ~^(?<rseg2>/[^/]+/[^/]+/) $rseg2;
 }
-map $uri $ext {
+""",
+    "ext": r"""map $uri $ext {
     default "";
     ~\.(?<rext>[A-Za-z0-9]+)$ $rext;
 }
-"""
+""",
+}
+# kind -> (the map's key, its variable); in the order of the combination map's key
+KINDS = {
+    "exact": ('"$site_id:$uri"', "$r_exact"),
+    "p2": ('"$site_id:$seg2"', "$r_p2"),
+    "p1": ('"$site_id:$seg1"', "$r_p1"),
+    "ext": ('"$site_id:$ext"', "$r_ext"),
+}
+CACHE_KEY_RULES = '"$site_id|$key_host|$uri|$key_query|$key_extra"'
+CACHE_KEY_PLAIN = '"$site_id|$host|$uri|$args|"'  # the same key when no rule applies
 
 DEFAULT_PROFILE = CacheProfile()  # no rule matched: the origin's caching headers decide
 
@@ -127,10 +145,11 @@ def location_name(cache: CacheProfile, proxy: ProxyProfile) -> str:
 
 @dataclass
 class CompiledRules:
-    """The maps of every site's rules and the named locations they use."""
+    """The maps of every site's rules, the named locations they use and the cache key."""
 
     maps: str
     locations: set[tuple[CacheProfile, ProxyProfile]] = field(default_factory=set)
+    cache_key: str = CACHE_KEY_PLAIN
 
 
 @dataclass
@@ -180,42 +199,47 @@ def compile_rules(
     ``$rule_loc`` falls back to ``$site_default_loc`` (defined by the caller) when no rule
     matches.
     """
-    exact: list[tuple[str, str]] = []
-    p1: list[tuple[str, str]] = []
-    p2: list[tuple[str, str]] = []
-    ext: list[tuple[str, str]] = []
-    combo: list[tuple[str, str]] = []
+    tables: dict[str, list[tuple[str, str]]] = {kind: [] for kind in KINDS}
+    combos: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # kinds -> entries
+    gate: list[tuple[str, str]] = []
     loc: list[tuple[str, str]] = []
     query: list[tuple[str, str]] = []
     host: list[tuple[str, str]] = []
     extra: list[tuple[str, str]] = []
     locations: set[tuple[CacheProfile, ProxyProfile]] = set()
+    indexed: list[tuple[str, tuple[CacheRuleSpec, ...], _SiteIndex]] = []
     for site_id, rules, proxy in sites:
         if not rules:
             continue
         idx = _index(rules)
-        exact += [(f"{site_id}:{k}", str(v)) for k, v in idx.exact.items()]
-        p1 += [(f"{site_id}:{k}", str(v)) for k, v in idx.p1.items()]
-        p2 += [(f"{site_id}:{k}", str(v)) for k, v in idx.p2.items()]
-        ext += [(f"{site_id}:{k}", str(v)) for k, v in idx.ext.items()]
-        kinds = [sorted(set(t.values())) for t in (idx.exact, idx.p2, idx.p1, idx.ext)]
-        used: set[int] = set()
-        for combination in itertools.product(*[[None, *values] for values in kinds]):
+        indexed.append((site_id, rules, idx))
+        for n in _used(idx):
+            locations.add((CacheProfile.of(rules[n - 1]), proxy))
+    for site_id, rules, idx in indexed:
+        # A site evaluates only the kinds of pattern it has: its combination map is the one of
+        # the sites with the same kinds (at most 15 maps); with a catch-all alone, none.
+        site_kinds = tuple(k for k in KINDS if _table(idx, k))
+        if not site_kinds:
+            assert idx.catch_all is not None
+            gate.append((site_id, lit(rule_key(site_id, idx.catch_all))))
+        else:
+            gate.append((site_id, combo_variable(site_kinds)))
+        for kind in site_kinds:
+            tables[kind] += [(f"{site_id}:{k}", str(v)) for k, v in _table(idx, kind).items()]
+        values = [sorted(set(_table(idx, kind).values())) for kind in site_kinds]
+        for combination in itertools.product(*[[None, *v] for v in values]):
             present = [v for v in combination if v is not None]
             if idx.catch_all is not None:
                 present.append(idx.catch_all)
-            if not present:
+            if not present or not site_kinds:
                 continue
-            first = min(present)
-            used.add(first)
             key = "|".join([site_id, *("" if v is None else str(v) for v in combination)])
-            combo.append((key, lit(rule_key(site_id, first))))
-        for n in sorted(used):
+            combos.setdefault(site_kinds, []).append((key, lit(rule_key(site_id, min(present)))))
+        proxy = next(p for s, _, p in sites if s == site_id)
+        for n in _used(idx):
             rule = rules[n - 1]
             rk = rule_key(site_id, n)
-            cache = CacheProfile.of(rule)
-            locations.add((cache, proxy))
-            loc.append((rk, location_name(cache, proxy)))
+            loc.append((rk, location_name(CacheProfile.of(rule), proxy)))
             if not rule.bypass:
                 if rule.cache_key.query != "all":
                     query.append((rk, key_query(rule.cache_key)))
@@ -223,15 +247,38 @@ def compile_rules(
                     host.append((rk, '""'))
                 if rule.cache_key.headers or rule.cache_key.cookies:
                     extra.append((rk, key_extra(rule.cache_key)))
-    text = "# cache rules: first match wins (hash maps + a combination map)\n"
-    text += SEGMENT_MAPS
-    text += map_block('"$site_id:$uri"', "$r_exact", exact)
-    text += map_block('"$site_id:$seg2"', "$r_p2", p2)
-    text += map_block('"$site_id:$seg1"', "$r_p1", p1)
-    text += map_block('"$site_id:$ext"', "$r_ext", ext)
-    text += map_block('"$site_id|$r_exact|$r_p2|$r_p1|$r_ext"', "$rule", combo)
+    if not indexed:
+        text = "# cache rules: none (no rule maps; the cache key is plain)\n"
+        text += map_block("$site_id", "$rule_loc", [], default="$site_default_loc")
+        return CompiledRules(text, locations, CACHE_KEY_PLAIN)
+    used_kinds = [k for k in KINDS if tables[k]]
+    text = "# cache rules: first match wins (hash maps + a combination map per set of kinds)\n"
+    text += "".join(SEGMENT_MAPS[k] for k in used_kinds if k in SEGMENT_MAPS)
+    for kind in used_kinds:
+        source, variable = KINDS[kind]
+        text += map_block(source, variable, tables[kind])
+    for site_kinds, entries in sorted(combos.items()):
+        combo_key = "|".join(["$site_id", *(KINDS[k][1] for k in site_kinds)])
+        text += map_block(f'"{combo_key}"', combo_variable(site_kinds), entries)
+    text += map_block("$site_id", "$rule", gate)  # a site without rules: "" at once
     text += map_block("$rule", "$rule_loc", loc, default="$site_default_loc")
     text += map_block("$rule", "$key_query", query, default="$args")
     text += map_block("$rule", "$key_host", host, default="$host")
     text += map_block("$rule", "$key_extra", extra)
-    return CompiledRules(text, locations)
+    return CompiledRules(text, locations, CACHE_KEY_RULES)
+
+
+def combo_variable(kinds: tuple[str, ...]) -> str:
+    return "$rule_" + "_".join(kinds)
+
+
+def _table(idx: _SiteIndex, kind: str) -> dict[str, int]:
+    return {"exact": idx.exact, "p2": idx.p2, "p1": idx.p1, "ext": idx.ext}[kind]
+
+
+def _used(idx: _SiteIndex) -> list[int]:
+    """The rules that can be the first match of some request (in the site's order)."""
+    values = {v for kind in KINDS for v in _table(idx, kind).values()}
+    if idx.catch_all is not None:
+        values.add(idx.catch_all)
+    return sorted(values)
