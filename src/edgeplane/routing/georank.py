@@ -25,6 +25,7 @@ region table; it is rebuilt only when either changes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -150,7 +151,15 @@ def rank_database(source: Path, regions: Sequence[RegionPoint], cache_dir: Path)
 
     Other builds in ``cache_dir`` are removed once the new one is in place."""
     key = table_key(file_hash(source), regions)
-    path = cache_dir / f"ranks-{key}.mmdb"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the nodes of a machine build it once
+        return _cached_or_built(source, regions, cache_dir, cache_dir / f"ranks-{key}.mmdb")
+
+
+def _cached_or_built(
+    source: Path, regions: Sequence[RegionPoint], cache_dir: Path, path: Path
+) -> RankDatabase:
     sidecar = path.with_suffix(".json")
     if path.is_file() and sidecar.is_file():
         try:
@@ -160,7 +169,6 @@ def rank_database(source: Path, regions: Sequence[RegionPoint], cache_dir: Path)
             pass
     started = time.monotonic()
     out, rankings = build(source.read_bytes(), regions)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     for target, content in (
         (sidecar, json.dumps(sorted(rankings)).encode()),
         (path, out),
@@ -172,3 +180,21 @@ def rank_database(source: Path, regions: Sequence[RegionPoint], cache_dir: Path)
         if old.stem != path.stem:
             old.unlink(missing_ok=True)
     return RankDatabase(path, rankings, round(time.monotonic() - started, 2))
+
+
+def empty_database() -> bytes:
+    """A ranking database without any network (every lookup finds nothing)."""
+    records = np.array([1], dtype=np.uint32)  # node_count: no data
+    metadata: dict[str, Any] = {
+        "node_count": 1,
+        "record_size": 24,
+        "ip_version": 6,
+        "database_type": DATABASE_TYPE,
+        "languages": ["en"],
+        "binary_format_major_version": 2,
+        "binary_format_minor_version": 0,
+        "build_epoch": 0,
+        "description": {"en": "empty: no ranking built yet"},
+    }
+    shape = mmdb.Database(metadata, 1, 24, records, records, b"", 0)
+    return mmdb.write(shape, records, records, b"")
