@@ -193,7 +193,7 @@ def empty_database() -> bytes:
         "languages": ["en"],
         "binary_format_major_version": 2,
         "binary_format_minor_version": 0,
-        "build_epoch": 0,
+        "build_epoch": 1,  # libmaxminddb refuses a zero (an empty uint64)
         "description": {"en": "empty: no ranking built yet"},
     }
     shape = mmdb.Database(metadata, 1, 24, records, records, b"", 0)

@@ -18,6 +18,7 @@ zone listing leaves it out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -60,6 +61,7 @@ class GeoStatus:
     build_s: float | None = None  # the last ranking database build (None: from the cache)
     reload_ms: float | None = None  # the last rediscover
     zones_bytes: int = 0
+    zones_sha: str = ""  # sha256 of the zones file in place (read by PowerDNS)
     error: str | None = None
     generation: int = 0  # zones files put in place
 
@@ -173,6 +175,7 @@ class GeoDnsEngine(DnsEngine):
         self._rediscover()
         self._written = text
         self.status.zones_bytes = len(text)
+        self.status.zones_sha = hashlib.sha256(text.encode()).hexdigest()
         self.status.generation += 1
         status = self.process.directory / STATUS
         status.with_name(f".{STATUS}.tmp").write_text(json.dumps(asdict(self.status)))
