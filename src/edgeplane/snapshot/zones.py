@@ -16,6 +16,11 @@ Each domain is a zone. Besides the user's records it holds what Edgeplane manage
   answered from the live nodes of the deployment's regions only (the nearest region that has
   it), or every live node when none of them is live; its serial follows the deployment's
   region changes too.
+
+Each distinct LUA record is also spelled out in ``EdgeConfig.geo`` (:func:`build_geo`: its
+candidate regions' addresses and everyone, with the table of regions that have edge nodes):
+nodes answer it from PowerDNS's geoip backend without Lua (``edgeplane.node.powerdns.geo``),
+the LUA record staying in the zone as the fallback and for DNSSEC denial.
 """
 
 from __future__ import annotations
