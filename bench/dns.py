@@ -117,7 +117,7 @@ def geo_status(pdns_dir: Path, *names: str) -> dict[str, Any] | None:
         return None
     if status.get("zones_sha") != hashlib.sha256(text.encode()).hexdigest():
         return None
-    return status if all(f"\n    {n}.: *" in text for n in names) else None
+    return status if all(f"\n    '{n}.': *" in text for n in names) else None
 
 
 # --------------------------------------------------------------------------- processes

@@ -179,7 +179,7 @@ def geo_serves(agent: EdgeAgent, *names: str) -> bool:
         return False
     if status.get("zones_sha") != hashlib.sha256(text.encode()).hexdigest():
         return False  # written, not read yet
-    return all(f"\n    {n.rstrip('.')}.: *" in text for n in names)
+    return all(f"\n    '{n.rstrip('.')}.': *" in text for n in names)
 
 
 def wait_geo(world: World, *names: str, timeout: float = 300) -> None:

@@ -96,3 +96,8 @@ def test_names_the_file_cannot_answer_alike_are_left_to_lua() -> None:
 def test_nothing_spelled_out_means_an_empty_file() -> None:
     s = state(zone("a.test", RecordState("www", "A", 30, ("192.0.2.9",))))
     assert render(build_zones(s), build_geo(s), {ALL}).text == EMPTY
+
+
+def test_a_wildcard_name_is_quoted() -> None:
+    doc = rendered(state(zone("w.test", proxied("*"), proxied("@"))))
+    assert "*.w.test." in doc["domains"][0]["services"]

@@ -29,8 +29,7 @@ How it sits beside the SQLite zones (``launch=geoip,gsqlite3``, ``consistent-bac
   when its A and AAAA candidates differ, when some client's five nearest regions miss
   every candidate (more than five regions, few candidates), or when a name above it is.
 
-Pure: ``render(zones, geo, rankings) -> text``. The names are DNS names (letters, digits,
-``-`` and ``_``); record contents are quoted.
+Pure: ``render(zones, geo, rankings) -> text``; names and record contents are quoted.
 """
 
 from __future__ import annotations
@@ -132,8 +131,9 @@ def render(
                 )
             everyone += [f"{{{kind}: {{content: {_q(x)}, ttl: {ttl}}}}}" for x in a.everyone]
         for region, entries in sorted(by_region.items()):
-            lines.append(f"    {slot_value(region)}.{set_id}.{SET_SUFFIX}: [{', '.join(entries)}]")
-        lines.append(f"    all.{set_id}.{SET_SUFFIX}: [{', '.join(everyone)}]")
+            key = _q(f"{slot_value(region)}.{set_id}.{SET_SUFFIX}")
+            lines.append(f"    {key}: [{', '.join(entries)}]")
+        lines.append(f"    {_q(f'all.{set_id}.{SET_SUFFIX}')}: [{', '.join(everyone)}]")
     for owner, kept in sorted(copies.items()):
         entries = [
             f"{{{t.lower()}: {{content: {_q(c)}, ttl: {ttl}}}}}"
@@ -141,10 +141,10 @@ def render(
             for c in records
         ]
         if entries:
-            lines.append(f"    {owner}: [{', '.join(entries)}]")
+            lines.append(f"    {_q(owner)}: [{', '.join(entries)}]")
     lines.append("  services:")
     for name, set_id in sorted(services.items()):
-        lines.append(f"    {name}: *{set_id}")
+        lines.append(f"    {_q(name)}: *{set_id}")  # quoted: '*.example.com.' is a name
     if not services:
         return GeoZones(EMPTY, 0, len(fallback))
     return GeoZones("\n".join(lines) + "\n", len(services), len(fallback))
