@@ -131,8 +131,8 @@ def render(
                 )
             everyone += [f"{{{kind}: {{content: {_q(x)}, ttl: {ttl}}}}}" for x in a.everyone]
         for region, entries in sorted(by_region.items()):
-            key = _q(f"{slot_value(region)}.{set_id}.{SET_SUFFIX}")
-            lines.append(f"    {key}: [{', '.join(entries)}]")
+            label = _q(f"{slot_value(region)}.{set_id}.{SET_SUFFIX}")
+            lines.append(f"    {label}: [{', '.join(entries)}]")
         lines.append(f"    {_q(f'all.{set_id}.{SET_SUFFIX}')}: [{', '.join(everyone)}]")
     for owner, kept in sorted(copies.items()):
         entries = [
