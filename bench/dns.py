@@ -9,7 +9,9 @@ What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and three edge
 ap-northeast on 127.0.0.2, .3 and .4, started as the integration tests start them
 (``tests/integration/processes.py``, ``edge_agents.py``). The domain ``bench.test`` is added
 through the REST API without auto-configuration and given a static A record and a proxied A
-record ``geo`` (a PowerDNS LUA record answering each client with its nearest region's node).
+record ``geo``: a PowerDNS LUA record in the zone, answered on the nodes by PowerDNS's geoip
+backend from the ranking database (``edgeplane.node.powerdns.geo``; the bench waits until every
+node does).
 
 The reference is a PowerDNS of the benchmark's own: a minimal hand-written ``pdns.conf``
 (``launch=gsqlite3``, every cache and thread setting at its default) on 127.0.0.5, serving the
@@ -21,11 +23,19 @@ Figures:
 1. queries per second from dnsperf (UDP, unlimited rate, a fixed number of outstanding
    queries) against the eu-central node: the static A record, the same from the reference,
    the static record again with EDNS Client Subnet from 20 client networks, and the geo-routed
-   name with the same 20 client networks and without ECS; the median of ``--rounds`` rounds,
+   name with the same 20 client networks and without ECS, beside the LUA record on a PowerDNS
+   of the bench's own (today's answer); then the geo name and the static name with 100,000
+   distinct client networks (a /24 each: the packet cache keeps a static answer once per
+   network, and never a geo answer: PowerDNS 4.7 caches no answer with an ECS scope); the
+   median of ``--rounds`` rounds,
    configurations interleaved; with the share of answers that came from PowerDNS's packet
    cache (``pdns_control show packetcache-hit/-miss`` around each run);
 2. record propagation: ``PATCH /domains/bench.test/records`` of an A record with a new value,
-   until every node answers the new value (each polled with dnspython every 2 ms).
+   until every node answers the new value (each polled with dnspython every 2 ms);
+3. the geoip zones file at ``--reload-zones`` zones (10,000; 500 in the short mode): its size,
+   the node's render time, and the time from ``pdns_control rediscover`` until PowerDNS
+   answers with it, on a PowerDNS of its own holding those zones; and the ranking database's
+   build time (from scratch, or from the cache in the short mode).
 
 Everything started is stopped and the temporary directory removed on exit, error, Ctrl-C or
 SIGTERM. All traffic stays on 127.0.0.0/8. Progress goes to stderr, results to stdout.
