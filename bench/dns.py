@@ -9,7 +9,9 @@ What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and three edge
 ap-northeast on 127.0.0.2, .3 and .4, started as the integration tests start them
 (``tests/integration/processes.py``, ``edge_agents.py``). The domain ``bench.test`` is added
 through the REST API without auto-configuration and given a static A record and a proxied A
-record ``geo`` (a PowerDNS LUA record answering each client with its nearest region's node).
+record ``geo``: a PowerDNS LUA record in the zone, answered on the nodes by PowerDNS's geoip
+backend from the ranking database (``edgeplane.node.powerdns.geo``; the bench waits until every
+node does).
 
 The reference is a PowerDNS of the benchmark's own: a minimal hand-written ``pdns.conf``
 (``launch=gsqlite3``, every cache and thread setting at its default) on 127.0.0.5, serving the
@@ -21,11 +23,19 @@ Figures:
 1. queries per second from dnsperf (UDP, unlimited rate, a fixed number of outstanding
    queries) against the eu-central node: the static A record, the same from the reference,
    the static record again with EDNS Client Subnet from 20 client networks, and the geo-routed
-   name with the same 20 client networks and without ECS; the median of ``--rounds`` rounds,
+   name with the same 20 client networks and without ECS, beside the LUA record on a PowerDNS
+   of the bench's own (today's answer); then the geo name and the static name with 100,000
+   distinct client networks (a /24 each: the packet cache keeps a static answer once per
+   network, and never a geo answer: PowerDNS 4.7 caches no answer with an ECS scope); the
+   median of ``--rounds`` rounds,
    configurations interleaved; with the share of answers that came from PowerDNS's packet
    cache (``pdns_control show packetcache-hit/-miss`` around each run);
 2. record propagation: ``PATCH /domains/bench.test/records`` of an A record with a new value,
-   until every node answers the new value (each polled with dnspython every 2 ms).
+   until every node answers the new value (each polled with dnspython every 2 ms);
+3. the geoip zones file at ``--reload-zones`` zones (10,000; 500 in the short mode): its size,
+   the node's render time, and the time from ``pdns_control rediscover`` until PowerDNS
+   answers with it, on a PowerDNS of its own holding those zones; and the ranking database's
+   build time (from scratch, or from the cache in the short mode).
 
 Everything started is stopped and the temporary directory removed on exit, error, Ctrl-C or
 SIGTERM. All traffic stays on 127.0.0.0/8. Progress goes to stderr, results to stdout.
@@ -89,6 +99,37 @@ CLIENTS = [
     "185.60.216.35", "150.95.0.1",
 ]  # fmt: skip
 PAYLOAD = 1232
+MANY = 100_000  # distinct client networks of the "many networks" rows (a /24 each)
+
+
+def many_networks(n: int) -> list[str]:
+    """``n`` distinct public /24s (deterministic): each query a new client network."""
+    import ipaddress
+    import random
+
+    rnd = random.Random(12)
+    out: dict[str, None] = {}
+    while len(out) < n:
+        net = rnd.randrange(1 << 24) << 8
+        ip = ipaddress.IPv4Address(net + 1)
+        if ip.is_global and not ip.is_multicast:
+            out[str(ip)] = None
+    return list(out)
+
+
+def geo_status(pdns_dir: Path, *names: str) -> dict[str, Any] | None:
+    """The node's geo status once its geoip backend answers ``names`` (its zones file read)."""
+    import hashlib
+    import json
+
+    try:
+        text = (pdns_dir / "geo.yaml").read_text()
+        status: dict[str, Any] = json.loads((pdns_dir / "geo-status.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if status.get("zones_sha") != hashlib.sha256(text.encode()).hexdigest():
+        return None
+    return status if all(f"\n    '{n}.': *" in text for n in names) else None
 
 
 # --------------------------------------------------------------------------- processes
@@ -358,6 +399,15 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     if not same:
         log(f"warning: the answers differ:\n--- edge\n{edge_msg}\n--- reference\n{ref_msg}")
 
+    started = time.monotonic()
+    statuses = wait_for(
+        lambda: [s for k in stack.nodes if (s := geo_status(stack.pdns_dir(k), GEO))]
+        if all(geo_status(stack.pdns_dir(k), GEO) for k in stack.nodes)
+        else None,
+        600, "geo answered by the geoip backend of every node",
+    )  # fmt: skip
+    geo_wait = time.monotonic() - started
+    builds = [s["build_s"] for s in statuses if s.get("build_s") is not None]
     # where the 20 client networks are sent (by the node, and by the Lua reference)
     by_address = {stack.nodes[key].bind: region for key, region, _ in REGIONS}
     spread: dict[str, int] = {}
@@ -369,10 +419,17 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         spread[label] = spread.get(label, 0) + 1
     everyone = answers(eu.bind, eu.dns_port, GEO)
 
+    many = many_networks(MANY if not args.quick else 20_000)
+    many_agree = sum(
+        answers(eu.bind, eu.dns_port, GEO, ecs=ip) == answers(lua.address, lua.port, GEO, ecs=ip)
+        for ip in many[:200]
+    )
     files = {
         "static": blob(tmp / "static.bin", [make_query(STATIC)]),
         "static_ecs": blob(tmp / "static-ecs.bin", [make_query(STATIC, ip) for ip in CLIENTS]),
         "geo_ecs": blob(tmp / "geo-ecs.bin", [make_query(GEO, ip) for ip in CLIENTS]),
+        "geo_many": blob(tmp / "geo-many.bin", [make_query(GEO, ip) for ip in many]),
+        "static_many": blob(tmp / "static-many.bin", [make_query(STATIC, ip) for ip in many]),
         "geo": blob(tmp / "geo.bin", [make_query(GEO)]),
         "one": blob(tmp / "one.bin", [make_query(TRIVIAL)]),
     }
@@ -390,6 +447,9 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         ("edge static ecs", on_edge("static_ecs")),
         ("edge geo ecs", on_edge("geo_ecs")),
         ("lua geo ecs", on(lua, "geo_ecs")),
+        ("edge static many", on_edge("static_many")),
+        ("edge geo many", on_edge("geo_many")),
+        ("lua geo many", on(lua, "geo_many")),
         ("edge geo", on_edge("geo")),
         ("lua one", on(lua, "one")),
     ]
@@ -415,6 +475,7 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
 
     s, rs = med("edge static"), med("reference static")
     ge, gl = med("edge geo ecs"), med("lua geo ecs")
+    gm, glm, sm = med("edge geo many"), med("lua geo many"), med("edge static many")
     rows = [
         ["static A: qps", f"{s:,.0f}", f"{rs:,.0f}", f"{s / rs:.2f}x"],
         ["static A: mean latency ms / from the packet cache",
@@ -424,13 +485,22 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
          f"{med('edge static ecs'):,.0f}", "", f"{med('edge static ecs') / s:.2f}x"],
         ["static A, ECS: mean latency ms / from the packet cache",
          f"{lat('edge static ecs')} / {hits('edge static ecs')}", "", ""],
-        ["geo (LUA), ECS from 20 client networks: qps", f"{ge:,.0f}", f"{gl:,.0f}",
-         f"{ge / gl:.2f}x"],
-        ["geo (LUA), ECS: ratio to static A", f"{ge / s:.3f}x", f"{gl / rs:.3f}x", ""],
-        ["geo (LUA), ECS: mean latency ms / from the packet cache",
+        ["geo (geoip backend; reference: LUA), ECS from 20 client networks: qps",
+         f"{ge:,.0f}", f"{gl:,.0f}", f"{ge / gl:.2f}x"],
+        ["geo, ECS from 20 networks: ratio to static A", f"{ge / s:.3f}x", f"{gl / rs:.3f}x", ""],
+        ["geo, ECS from 20 networks: mean latency ms / from the packet cache",
          f"{lat('edge geo ecs')} / {hits('edge geo ecs')}",
          f"{lat('lua geo ecs')} / {hits('lua geo ecs')}", ""],
-        ["geo (LUA), no ECS (every node answered): qps (ratio: to static)",
+        [f"geo, ECS from {len(many):,} client networks: qps (reference: LUA)",
+         f"{gm:,.0f}", f"{glm:,.0f}", f"{gm / glm:.2f}x"],
+        [f"geo, ECS from {len(many):,} networks: ratio to static A", f"{gm / s:.3f}x",
+         f"{glm / rs:.3f}x", ""],
+        [f"static A, ECS from the same {len(many):,} networks: qps (ratio: geo to it)",
+         f"{sm:,.0f}", "", f"{gm / sm:.2f}x"],
+        [f"geo / static A, {len(many):,} networks: mean latency ms / from the packet cache",
+         f"{lat('edge geo many')} / {lat('edge static many')}",
+         f"{hits('edge geo many')} / {hits('edge static many')}", ""],
+        ["geo, no ECS (every node answered): qps (ratio: to static)",
          f"{med('edge geo'):,.0f}", "", f"{med('edge geo') / s:.3f}x"],
         ["LUA record returning one constant address: qps (ratio: to static)", "",
          f"{med('lua one'):,.0f}", f"{med('lua one') / rs:.3f}x"],
@@ -463,7 +533,15 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         "RRsets plus the node's LUA record for geo (its text read from the node's PowerDNS "
         f"database) and {TRIVIAL} LUA A \"'192.0.2.1'\"; it answers the 20 client networks "
         f"as the node does for {agree} of 20",
-        f"geo: {', '.join(proxied)} proxied, a LUA record; the 20 client networks are "
+        f"geo: {', '.join(proxied)} proxied: answered by the geoip backend of each node "
+        f"(the bench waited {geo_wait:.1f} s for every node to serve it"
+        + (
+            f"; the ranking database was built in {max(builds):.1f} s"
+            if builds
+            else "; the ranking database came from the cache"
+        )
+        + f"); it answers as the LUA record for {many_agree} of the first 200 of the "
+        f"{len(many):,} networks; the 20 client networks are "
         f"answered with: {spread_text}; without ECS the client (127.0.0.1) has no location "
         f"and gets every node ({', '.join(everyone)})",
         "from the packet cache: share of the run's queries answered from PowerDNS's packet "
@@ -524,6 +602,132 @@ def bench_propagation(stack: Stack, args: argparse.Namespace) -> tuple[list[list
     return rows, notes
 
 
+SEEDED = {  # the control plane's seeded coordinates of the three regions
+    "eu-central": (50.1109, 8.6821), "us-east": (39.0438, -77.4874),
+    "ap-northeast": (35.6762, 139.6503),
+}  # fmt: skip
+
+
+def bench_reload(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], list[str]]:
+    """The geoip backend's zones file for N auto-configured zones: its size, how long it takes
+    to render, and how long PowerDNS takes to read it again (``rediscover``) before it answers
+    with it, on a PowerDNS of its own holding the N zones."""
+    import threading
+
+    from edgeplane.node.powerdns.geo import default_cache_dir
+    from edgeplane.node.powerdns.geozones import render
+    from edgeplane.node.powerdns.process import GEO_ZONES, RANKS, PdnsProcess
+    from edgeplane.node.powerdns.process import default_geoip_database as source_db
+    from edgeplane.routing.georank import RegionPoint, rank_database
+    from edgeplane.snapshot.zones import (
+        DnsNode,
+        DnsState,
+        RecordState,
+        ZoneState,
+        build_geo,
+        build_zones,
+    )  # fmt: skip
+    from edgeplane.snapshot.zones import RegionPoint as ZonePoint
+
+    n = args.reload_zones
+    points = {c: ZonePoint(c, la, lo) for c, (la, lo) in SEEDED.items()}
+    records = (
+        RecordState("@", "A", 300, (), proxied=True),
+        RecordState("www", "A", 300, (), proxied=True),
+        RecordState("@", "CAA", 3600, ('0 issue "letsencrypt.org"',)),
+    )
+    zones_state = tuple(
+        ZoneState(name=f"z{i}.reload.test", revision=1, token="t", records=records)
+        for i in range(n)
+    )
+
+    def state(down: str | None) -> DnsState:
+        nodes = tuple(
+            DnsNode(id=k, name=f"edge-{k}", region=r, address=a, live=r != down)
+            for k, r, a in REGIONS
+        )
+        return DnsState(zones=zones_state, nodes=nodes, regions=points, liveness_revision=1)
+
+    process = PdnsProcess(stack.tmp / "reload-pdns", local_addresses=("127.0.0.7",))
+    stack.cleanup.add(process.stop)
+    process.start()
+    zones = build_zones(state(None))
+    with contextlib.closing(sqlite3.connect(process.database)) as db:
+        for z in zones:
+            cur = db.execute("INSERT INTO domains (name, type) VALUES (?, 'NATIVE')",
+                             (z.name.rstrip("."),))  # fmt: skip
+            values = [
+                (cur.lastrowid, r.name.rstrip("."), r.type, c, r.ttl, 0, 0, 1)
+                for r in z.rrsets for c in r.records
+            ]  # fmt: skip
+            db.executemany(
+                "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled, auth)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values,
+            )  # fmt: skip
+        db.commit()
+    regions = [RegionPoint(c, la, lo) for c, (la, lo) in sorted(SEEDED.items())]
+    started = time.monotonic()
+    cache = stack.tmp / "ranks-cache" if not args.quick else default_cache_dir()
+    ranks = rank_database(source_db(), regions, cache)
+    build_s = time.monotonic() - started
+    shutil.copyfile(ranks.path, process.directory / RANKS)
+    last = f"z{n - 1}.reload.test"
+    london = "81.2.69.142"
+    d = str(process.directory)
+    rediscover = ["pdns_control", f"--config-dir={d}", f"--socket-dir={d}", "rediscover"]
+
+    def put(down: str | None) -> tuple[float, int]:
+        s = state(down)
+        zones, geo = build_zones(s), build_geo(s)  # the control plane's part: not timed
+        t0 = time.perf_counter()
+        out = render(zones, geo, ranks.rankings)
+        (process.directory / GEO_ZONES).write_text(out.text)
+        return (time.perf_counter() - t0) * 1000, len(out.text)
+
+    # the zones (written behind PowerDNS's back) and a first zones file read: not timed
+    put(None)
+    subprocess.run(rediscover, capture_output=True, timeout=300)
+    wait_for(
+        lambda: answers(process.dns_address, process.dns_port, last, ecs=london) == ["127.0.0.2"]
+        or None,
+        300, f"{last} answered",
+    )  # fmt: skip
+    figures: dict[str, tuple[float, float, int]] = {}
+    for label, down, want in (("eu down", "eu-central", "127.0.0.3"), ("all live", None,
+                                                                        "127.0.0.2")):  # fmt: skip
+        render_ms, size = put(down)
+        t0 = time.perf_counter()
+        threading.Thread(
+            target=subprocess.run, args=(rediscover,),
+            kwargs={"capture_output": True, "timeout": 300}, daemon=True,
+        ).start()  # fmt: skip
+        while answers(process.dns_address, process.dns_port, last, ecs=london) != [want]:
+            if time.perf_counter() - t0 > 300:
+                raise RuntimeError(f"{last} not answered {want} within 300 s")
+            time.sleep(0.005)
+        figures[label] = (render_ms, (time.perf_counter() - t0) * 1000, size)
+        log(f"reload of {n:,} zones ({label}): rendered in {render_ms:.0f} ms, "
+            f"{size:,} bytes, answered after {figures[label][1]:.0f} ms")  # fmt: skip
+    render_ms = max(f[0] for f in figures.values())
+    served_ms = max(f[1] for f in figures.values())
+    rows = [
+        [f"geoip zones file for {n:,} zones: bytes / render ms (on the node)",
+         f"{figures['eu down'][2]:,} / {render_ms:.0f}", "", ""],
+        [f"geoip zones file for {n:,} zones: written -> answered (rediscover), ms",
+         f"{served_ms:.0f}", "", ""],
+        ["ranking database (GeoLite2-City, 3 regions): build s",
+         f"{build_s:.1f}" if ranks.build_s is not None else f"cached ({build_s:.1f})", "", ""],
+    ]  # fmt: skip
+    notes = [
+        f"reload: {n:,} zones like auto-configured ones (apex and www proxied, a CAA and three "
+        "NS at the apex) in a PowerDNS of their own (rows written into its SQLite database), "
+        "the zones file rendered from them and put in place twice (all regions live, then "
+        "eu-central down); timed from the rediscover until the last zone answers the new "
+        "region; geoip lookups wait while PowerDNS reads the file (the packet cache answers)",
+    ]
+    return rows, notes
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -536,12 +740,15 @@ def main() -> int:
     ap.add_argument("--outstanding", type=int, default=64, help="dnsperf -q")
     ap.add_argument("--samples", type=int, default=20, help="record updates timed")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--reload-zones", type=int, default=10_000,
+                    help="zones of the geoip zones-file reload figure")  # fmt: skip
     ap.add_argument("--quick", action="store_true",
                     help="the short mode: 1 s runs, one round, 3 updates (about 30 s); the tests "
                     "run it")  # fmt: skip
     args = ap.parse_args()
     if args.quick:
         args.duration, args.rounds, args.samples = 1.0, 1, 3
+        args.reload_zones = min(args.reload_zones, 500)
     missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx")
                if shutil.which(b) is None]  # fmt: skip
     if missing:
@@ -570,6 +777,10 @@ def main() -> int:
             notes += n
             log("record propagation")
             r, n = bench_propagation(stack, args)
+            rows += r
+            notes += n
+            log("the geoip zones file at scale")
+            r, n = bench_reload(stack, args)
             rows += r
             notes += n
     except KeyboardInterrupt:

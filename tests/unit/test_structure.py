@@ -25,6 +25,9 @@ NODE_ALLOWED = (
     "edgeplane.bundles",
     "edgeplane.routing.geoip",
     "edgeplane.routing.distance",
+    "edgeplane.routing.decide",  # rank_sites: the ranking database agrees with route_request
+    "edgeplane.routing.georank",
+    "edgeplane.routing.mmdb",
     "edgeplane.model.common",
     "edgeplane.model.enums",
     "edgeplane.model.regions",

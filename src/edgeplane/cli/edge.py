@@ -213,7 +213,7 @@ def edge(
     engine = NginxEngine(local, binary=nginx)
     dns = None
     if dns_port:
-        from edgeplane.node.powerdns.engine import DnsEngine
+        from edgeplane.node.powerdns.geo import GeoDnsEngine
         from edgeplane.node.powerdns.process import PdnsProcess
 
         addresses = [a.strip() for a in (dns_bind or bind).split(",") if a.strip()]
@@ -227,7 +227,7 @@ def edge(
             )
         except ValueError as exc:
             _fail(f"--dns-bind: {exc}")
-        dns = DnsEngine(process)
+        dns = GeoDnsEngine(process)
     typer.echo(
         f"edge node {node_name}: http://{bind}:{http_port}"
         + (f", https://{bind}:{https_port}" if https_port else "")

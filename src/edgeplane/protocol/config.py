@@ -191,6 +191,35 @@ class BundleSpec(Frozen):
     check_path: str | None = None
 
 
+class GeoRegionSpec(Frozen):
+    """A region with edge nodes, where it is: GeoDNS ranks the regions by distance."""
+
+    code: str
+    latitude: float
+    longitude: float
+
+
+class GeoCandidateSpec(Frozen):
+    region: str
+    addresses: tuple[str, ...]  # sorted
+
+
+class GeoAnswerSpec(Frozen):
+    """What one proxied LUA record of the zones answers, spelled out for a DNS server that
+    answers it without Lua (``edgeplane.node.powerdns.geo``): the nearest candidate region's
+    addresses, or ``everyone`` for a client with no location."""
+
+    record: str  # the LUA record's content in the zones (``A "<lua>"``)
+    type: Literal["A", "AAAA"]
+    candidates: tuple[GeoCandidateSpec, ...]  # sorted by region
+    everyone: tuple[str, ...]
+
+
+class GeoDnsSpec(Frozen):
+    regions: tuple[GeoRegionSpec, ...] = ()  # every region with an edge node, by code
+    answers: tuple[GeoAnswerSpec, ...] = ()  # one per distinct LUA record, by record
+
+
 class NodeSpec(Frozen):
     id: str
     name: str
@@ -212,6 +241,7 @@ class EdgeConfig(Frozen):
     # Bundles to fetch ahead, not served yet (a version on its canary: the rest of its regions
     # have it on disk when it rolls out). Sorted; not part of nginx's configuration.
     prefetch: tuple[str, ...] = ()
+    geo: GeoDnsSpec = GeoDnsSpec()  # the zones' LUA records spelled out (not nginx's)
 
     def content_hash(self) -> str:
         return self._content_digest
@@ -231,7 +261,7 @@ class EdgeConfig(Frozen):
     @functools.cached_property
     def _http_digest(self) -> str:
         body = self.model_dump(
-            mode="json", exclude={"revision", "zones", "acme_http", "prefetch"}
+            mode="json", exclude={"revision", "zones", "acme_http", "prefetch", "geo"}
         )
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]

@@ -41,6 +41,7 @@ from edgeplane.protocol.config import (
     CacheRuleSpec,
     CertSpec,
     EdgeConfig,
+    GeoDnsSpec,
     HealthCheckSpec,
     NodeSpec,
     PoolSpec,
@@ -50,7 +51,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
-from edgeplane.snapshot.zones import DnsState, build_zones
+from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
 DEFAULT_OPTIONS = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "retries": 1}
 _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(?P<port>\d{1,5})$")
@@ -329,6 +330,7 @@ class Served:
     pools: tuple[PoolSpec, ...]
     certs: tuple[CertSpec, ...]
     zones: tuple[ZoneSpec, ...] = ()
+    geo: GeoDnsSpec = field(default_factory=GeoDnsSpec)
     verifications: tuple[VerificationSpec, ...] = ()
     acme_http: tuple[AcmeHttpSpec, ...] = ()
     deployments: tuple[DeploymentState, ...] = ()  # of served sites, sorted by (project, id)
@@ -363,9 +365,7 @@ def node_bundles(
     )
 
 
-def node_prefetch(
-    deployments: tuple[DeploymentState, ...], node: NodeSpec
-) -> tuple[str, ...]:
+def node_prefetch(deployments: tuple[DeploymentState, ...], node: NodeSpec) -> tuple[str, ...]:
     """The bundles of versions on their canary that this node will serve when they roll out."""
     return tuple(
         sorted(
@@ -399,6 +399,7 @@ def served(state: DesiredState) -> Served:
         pools=tuple(pools[k] for k in sorted(pools)),
         certs=tuple(certs[k] for k in sorted(certs)),
         zones=build_zones(state.dns),
+        geo=build_geo(state.dns),
         verifications=tuple(
             VerificationSpec(domain=z.name, token=z.token)
             for z in sorted(state.dns.zones, key=lambda z: z.name)
@@ -425,6 +426,7 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         pools=base.pools,
         certs=base.certs,
         zones=base.zones,
+        geo=base.geo,
         verifications=base.verifications,
         acme_http=base.acme_http,
         ticket_keys=base.ticket_keys,

@@ -16,6 +16,11 @@ Each domain is a zone. Besides the user's records it holds what Edgeplane manage
   answered from the live nodes of the deployment's regions only (the nearest region that has
   it), or every live node when none of them is live; its serial follows the deployment's
   region changes too.
+
+Each distinct LUA record is also spelled out in ``EdgeConfig.geo`` (:func:`build_geo`: its
+candidate regions' addresses and everyone, with the table of regions that have edge nodes):
+nodes answer it from PowerDNS's geoip backend without Lua (``edgeplane.node.powerdns.geo``),
+the LUA record staying in the zone as the fallback and for DNSSEC denial.
 """
 
 from __future__ import annotations
@@ -26,7 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edgeplane.model.dns_records import CHALLENGE_LABEL, DEFAULT_TTL, fqdn
-from edgeplane.protocol.config import DnssecKeySpec, RRSetSpec, ZoneSpec
+from edgeplane.protocol.config import (
+    DnssecKeySpec,
+    GeoAnswerSpec,
+    GeoCandidateSpec,
+    GeoDnsSpec,
+    GeoRegionSpec,
+    RRSetSpec,
+    ZoneSpec,
+)
 from edgeplane.routing.distance import EARTH_MEAN_RADIUS_KM
 
 NS_TTL = 3600
@@ -127,10 +140,19 @@ def geo_lua(candidates: list[tuple[RegionPoint, list[str]]], everyone: list[str]
     )
 
 
-def _proxied(
+@dataclass(frozen=True)
+class GeoAnswer:
+    """What a proxied record of one IP version answers: the candidates (region, addresses)
+    by region code, and everyone (the answer without a client location)."""
+
+    candidates: tuple[tuple[RegionPoint, tuple[str, ...]], ...]
+    everyone: tuple[str, ...]
+
+
+def geo_answer(
     state: DnsState, version: int, regions: tuple[str, ...] | None = None
-) -> tuple[str, ...] | None:
-    """The LUA content for proxied records of IP ``version``; None when no node has one.
+) -> GeoAnswer | None:
+    """The answer of proxied records of IP ``version``; None when no node has one.
 
     With ``regions`` (a project's edge deployment) the candidates are the live nodes of those
     regions; when none of them is live, every live node (which sends what the bundle would
@@ -149,16 +171,60 @@ def _proxied(
     by_region: dict[str, list[str]] = {}
     for n, a in live:
         by_region.setdefault(n.region, []).append(a)
-    candidates = [
-        (state.regions[code], sorted(set(addrs)))
+    candidates = tuple(
+        (state.regions[code], tuple(sorted(set(addrs))))
         for code, addrs in sorted(by_region.items())
         if code in state.regions
-    ]
-    everyone = sorted({a for _, a in live})
+    )
+    return GeoAnswer(candidates, tuple(sorted({a for _, a in live})))
+
+
+def lua_content(answer: GeoAnswer, version: int) -> str:
     rtype = "A" if version == 4 else "AAAA"
-    if not candidates:
-        return tuple(everyone)  # no coordinates known: plain records
-    return (f'{rtype} "{geo_lua(candidates, everyone)}"',)
+    candidates = [(r, list(addrs)) for r, addrs in answer.candidates]
+    return f'{rtype} "{geo_lua(candidates, list(answer.everyone))}"'
+
+
+def _proxied(
+    state: DnsState, version: int, regions: tuple[str, ...] | None = None
+) -> tuple[str, ...] | None:
+    """The LUA content for proxied records of IP ``version``; None when no node has one
+    (plain records when no candidate region has coordinates)."""
+    answer = geo_answer(state, version, regions)
+    if answer is None:
+        return None
+    if not answer.candidates:
+        return answer.everyone  # no coordinates known: plain records
+    return (lua_content(answer, version),)
+
+
+def build_geo(state: DnsState) -> GeoDnsSpec:
+    """The zones' LUA records spelled out (one per distinct record) and the region table."""
+    answers: dict[str, GeoAnswerSpec] = {}
+    wanted = {(z.regions, r.type) for z in state.zones for r in z.records if r.proxied}
+    for regions, rtype in sorted(wanted, key=lambda w: (w[0] or (), w[0] is None, w[1])):
+        version = 4 if rtype == "A" else 6
+        answer = geo_answer(state, version, regions)
+        if answer is None or not answer.candidates:
+            continue
+        record = lua_content(answer, version)
+        answers[record] = GeoAnswerSpec(
+            record=record,
+            type="A" if version == 4 else "AAAA",
+            candidates=tuple(
+                GeoCandidateSpec(region=r.code, addresses=addrs) for r, addrs in answer.candidates
+            ),
+            everyone=answer.everyone,
+        )
+    addressed = {n.region for n in state.nodes if _ip(n.address) is not None}
+    return GeoDnsSpec(
+        regions=tuple(
+            GeoRegionSpec(code=r.code, latitude=r.latitude, longitude=r.longitude)
+            for code, r in sorted(state.regions.items())
+            if code in addressed
+        ),
+        answers=tuple(answers[k] for k in sorted(answers)),
+    )
 
 
 def nameservers(zone: str, nodes: tuple[DnsNode, ...]) -> list[tuple[str, str | None]]:

@@ -353,6 +353,9 @@ class Agent:
             self.dns_serials = {z.name: z.serial for z in zones}
             self.dns_error = None
             log.info("DNS: %d zones served (%.0f ms)", len(zones), result.duration_ms)
+            geo = getattr(self.dns, "apply_geo", None)  # node.powerdns.geo: in the background
+            if geo is not None and self.desired is not None:
+                geo(zones, self.desired.geo)
         else:
             self.dns_error = result.error
             log.error("DNS refused the zones: %s", result.error)

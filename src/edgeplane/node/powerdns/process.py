@@ -25,8 +25,10 @@ import dns.query
 import httpx
 
 from edgeplane.node.lifeline import spawn
+from edgeplane.node.powerdns.geozones import EMPTY
 from edgeplane.node.procfs import cmdline
 from edgeplane.routing.geoip import GeoDatabaseError, _packaged_database
+from edgeplane.routing.georank import empty_database
 
 SCHEMA_FILES = (
     Path("/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"),
@@ -34,8 +36,16 @@ SCHEMA_FILES = (
 )
 CONF = "pdns.conf"
 DATABASE = "pdns.sqlite3"
+GEO_ZONES = "geo.yaml"  # the geoip backend's zones (edgeplane.node.powerdns.geozones)
+RANKS = "ranks.mmdb"  # its GeoIP database of nearest regions (edgeplane.routing.georank)
 LOG = "pdns.log"
 PID_FILE = "pdns.pid"  # written by pdns_server itself into --socket-dir
+
+
+def _write(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)
 
 
 class PdnsError(Exception):
@@ -103,14 +113,22 @@ def render_conf(
     api_key: str,
     threads: int,
     resolver: str | None = None,
+    geo_zones: Path | None = None,
+    ranks: Path | None = None,
 ) -> str:
     """pdns.conf: SQLite with DNSSEC, the GeoIP backend for LUA, the API on loopback only;
-    with ``resolver`` ("host:port"), ALIAS records are expanded through it."""
+    with ``resolver`` ("host:port"), ALIAS records are expanded through it.
+
+    With ``geo_zones`` and ``ranks``, the geoip backend comes first and answers the proxied
+    names of ``geo_zones`` (see ``edgeplane.node.powerdns.geozones``) with ``ranks`` (read
+    first, then ``geoip_database``); backends are asked for the type wanted
+    (``consistent-backends=no``: a zone's names live in two backends)."""
+    geo = geo_zones is not None and ranks is not None
     lines = {
-        "launch": "gsqlite3,geoip",
+        "launch": "geoip,gsqlite3" if geo else "gsqlite3,geoip",
         "gsqlite3-database": str(database),
         "gsqlite3-dnssec": "yes",
-        "geoip-database-files": str(geoip_database),
+        "geoip-database-files": (f"{ranks}," if geo else "") + str(geoip_database),
         "local-address": ", ".join(local_addresses),
         "local-port": str(dns_port),
         "api": "yes",
@@ -137,6 +155,9 @@ def render_conf(
         "disable-syslog": "yes",
         "loglevel": "4",
     }
+    if geo:
+        lines["geoip-zones-file"] = str(geo_zones)
+        lines["consistent-backends"] = "no"
     if resolver:
         lines["resolver"] = resolver
         lines["expand-alias"] = "yes"
@@ -225,12 +246,23 @@ class PdnsProcess:
             api_key=self.api_key,
             threads=self.threads,
             resolver=self.resolver,
+            geo_zones=self.directory / GEO_ZONES,
+            ranks=self.directory / RANKS,
         )
+        self._prepare_geo()
         tmp = self.conf.with_name(f".{CONF}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the API key
         with os.fdopen(fd, "w") as f:
             f.write(conf)
         os.rename(tmp, self.conf)
+
+    def _prepare_geo(self) -> None:
+        """No geo answers until the node writes them (``node.powerdns.geo``): the LUA records
+        answer meanwhile."""
+        if not (self.directory / RANKS).is_file():
+            _write(self.directory / RANKS, empty_database())
+        if not (self.directory / GEO_ZONES).is_file():
+            _write(self.directory / GEO_ZONES, EMPTY.encode())
 
     def _create_database(self) -> None:
         with contextlib.closing(sqlite3.connect(self.database)) as db:

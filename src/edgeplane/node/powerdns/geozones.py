@@ -1,0 +1,155 @@
+"""The zones file of PowerDNS's geoip backend: the zones' proxied names answered in C++.
+
+PowerDNS 4.7 runs a fresh Lua state for every query of a LUA record and never caches its
+answer; the geoip backend answers a *service* from a list of templated names, the first
+that has records, each placeholder filled from the client's record in a GeoIP database. With
+the ranking database of ``edgeplane.routing.georank`` (slot i of a client = its i-th
+nearest region) a proxied name becomes::
+
+    www.example.com: ['%ci.s1.edgeplane.invalid', '%re.s1…', '%co.s1…', '%cn.s1…',
+                      '%na.s1…', 'all.s1.edgeplane.invalid']
+
+where set ``s1`` (one per distinct answer: shared by every name answered alike) holds
+``r-<region>.s1…`` for each candidate region and ``all.s1…`` (everyone): the first slot
+naming a candidate wins, which is the nearest candidate.
+
+How it sits beside the SQLite zones (``launch=geoip,gsqlite3``, ``consistent-backends=no``):
+
+- one domain, the root ``.``: PowerDNS picks the geoip domain by zone id and, for an id it
+  does not have, the first domain the name is part of, which the root always is (so nothing
+  depends on SQLite's zone ids and the file has one domain however many zones there are);
+- PowerDNS takes the answer of the *first* backend that has anything at a name: at a
+  proxied name the geoip backend answers, and the SQLite zone's records there are hidden.
+  So the file holds a copy of every other RRset at the proxied names (NS, CAA, MX… at an
+  apex; never the SOA, which PowerDNS takes from the zone) and at the names above them in
+  served zones (where the backend would otherwise put an empty non-terminal);
+- the SQLite zone keeps its LUA record: the same answers for a name this file does not
+  hold (yet), and the name in the zone's NSEC chain for DNSSEC denial;
+- a name is left to its LUA record when its answer is not spelled out in ``EdgeConfig.geo``,
+  when its A and AAAA candidates differ, when some client's five nearest regions miss
+  every candidate (more than five regions, few candidates), or when a name above it is.
+
+Pure: ``render(zones, geo, rankings) -> text``; names and record contents are quoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from edgeplane.protocol.config import GeoAnswerSpec, GeoDnsSpec, ZoneSpec
+from edgeplane.routing.georank import PLACEHOLDERS, SLOTS, slot_value
+
+SET_SUFFIX = "edgeplane.invalid"
+NOT_COPIED = frozenset({"SOA", "LUA"})
+EMPTY = "domains: []\n"
+
+
+@dataclass(frozen=True)
+class GeoZones:
+    text: str
+    services: int  # names answered by the geoip backend
+    left_to_lua: int  # proxied names left to their LUA record
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _norm(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+def _covered(candidates: frozenset[str], rankings: Iterable[tuple[str, ...]]) -> bool:
+    """Every located client has a candidate among its SLOTS nearest regions."""
+    return all(not r or candidates.intersection(r[:SLOTS]) for r in rankings)
+
+
+def render(
+    zones: Iterable[ZoneSpec],
+    geo: GeoDnsSpec,
+    rankings: Iterable[tuple[str, ...]],
+) -> GeoZones:
+    rankings = frozenset(rankings)
+    answers: Mapping[str, GeoAnswerSpec] = {a.record: a for a in geo.answers}
+    # name -> {type: (ttl, records)} over every served zone
+    owners: dict[str, dict[str, tuple[int, tuple[str, ...]]]] = {}
+    for zone in zones:
+        for rrset in zone.rrsets:
+            owners.setdefault(_norm(rrset.name), {})[rrset.type.upper()] = (
+                rrset.ttl,
+                rrset.records,
+            )
+    sets: dict[tuple[int, tuple[str, ...]], str] = {}
+    services: dict[str, str] = {}
+    fallback: set[str] = set()
+    for name, types in owners.items():
+        lua = types.get("LUA")
+        if lua is None:
+            continue
+        ttl, records = lua
+        spelled = [answers.get(r) for r in records]
+        if not all(spelled) or not spelled:
+            fallback.add(name)
+            continue
+        chosen = [a for a in spelled if a is not None]
+        regions = {frozenset(c.region for c in a.candidates) for a in chosen}
+        if len(regions) != 1 or not _covered(next(iter(regions)), rankings):
+            fallback.add(name)
+            continue
+        key = (ttl, tuple(sorted(a.record for a in chosen)))
+        services[name] = sets.setdefault(key, f"s{len(sets) + 1}")
+    # A name under a name left to Lua would hide it (an empty non-terminal): Lua it too.
+    for name in sorted(services):
+        if any(_ancestor in fallback for _ancestor in _ancestors(name)):
+            del services[name]
+            fallback.add(name)
+
+    copies: dict[str, dict[str, tuple[int, tuple[str, ...]]]] = {}
+    for name in services:
+        for owner in (name, *_ancestors(name)):
+            if owner in owners and owner not in copies:
+                kept = {t: v for t, v in owners[owner].items() if t not in NOT_COPIED}
+                if kept or owner not in services:
+                    copies[owner] = kept
+
+    lines = ["lists:"]
+    for (_ttl, _records), set_id in sets.items():
+        target = f"{set_id}.{SET_SUFFIX}"
+        formats = [f"{p}.{target}" for p in PLACEHOLDERS[:SLOTS]] + [f"all.{target}"]
+        lines.append(f"  {set_id}: &{set_id} [{', '.join(_q(f) for f in formats)}]")
+    lines += ["domains:", "- domain: .", "  ttl: 30", "  records:"]
+    for (ttl, records), set_id in sets.items():
+        parts = [answers[r] for r in records]
+        by_region: dict[str, list[str]] = {}
+        everyone: list[str] = []
+        for a in parts:
+            kind = a.type.lower()
+            for c in a.candidates:
+                by_region.setdefault(c.region, []).extend(
+                    f"{{{kind}: {{content: {_q(x)}, ttl: {ttl}}}}}" for x in c.addresses
+                )
+            everyone += [f"{{{kind}: {{content: {_q(x)}, ttl: {ttl}}}}}" for x in a.everyone]
+        for region, entries in sorted(by_region.items()):
+            label = _q(f"{slot_value(region)}.{set_id}.{SET_SUFFIX}")
+            lines.append(f"    {label}: [{', '.join(entries)}]")
+        lines.append(f"    {_q(f'all.{set_id}.{SET_SUFFIX}')}: [{', '.join(everyone)}]")
+    for owner, kept in sorted(copies.items()):
+        entries = [
+            f"{{{t.lower()}: {{content: {_q(c)}, ttl: {ttl}}}}}"
+            for t, (ttl, records) in sorted(kept.items())
+            for c in records
+        ]
+        if entries:
+            lines.append(f"    {_q(owner)}: [{', '.join(entries)}]")
+    lines.append("  services:")
+    for name, set_id in sorted(services.items()):
+        lines.append(f"    {_q(name)}: *{set_id}")  # quoted: '*.example.com.' is a name
+    if not services:
+        return GeoZones(EMPTY, 0, len(fallback))
+    return GeoZones("\n".join(lines) + "\n", len(services), len(fallback))
+
+
+def _ancestors(name: str) -> list[str]:
+    labels = name.rstrip(".").split(".")
+    return [".".join(labels[i:]) + "." for i in range(1, len(labels))]

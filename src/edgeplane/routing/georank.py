@@ -1,0 +1,200 @@
+"""A GeoIP database of *rankings*: each client network's nearest regions, nearest first.
+
+PowerDNS's geoip backend answers a name from a list of templated names, the first that has
+records (``%ci.<set>``, ``%re.<set>``, …, ``all.<set>``); the placeholders are fields of the
+client's record in a MaxMind DB. This module builds, from a City (or Country) database, a
+database with the same search tree whose records hold the client's ranking of the regions in
+those fields: slot 1 (the nearest region) in ``city.names.en`` (``%ci``), slot 2 in
+``subdivisions[0].iso_code`` (``%re``), slot 3 in ``country.iso_code`` (``%co``), slot 4 in
+``continent.code`` (``%cn``) and slot 5 in ``autonomous_system_organization`` (``%na``), each
+``r-<region code>``; unused slots hold ``x``. A name's service then lists the slots and the
+records exist for its candidate regions only, so the first slot with records is the nearest
+candidate: the decision of ``edgeplane.routing.decide.rank_sites``, made in C++.
+
+The client's point is the one ``route_request`` uses (``location_from_record``: the record's
+coordinates, else its country's representative point, else its continent's), and each record
+also carries it as ``location`` so that LUA's ``latlon()`` (the fallback) agrees. Networks
+without any location get the ``x`` slots: every candidate (``all``).
+
+Built by rewriting the data section only: the tree's distinct data records (458,435 in
+GeoLite2-City 2018) are decoded once each (shared values once in all), ranked, encoded as
+one small record per distinct (point, ranking), and the tree's records remapped with numpy.
+:func:`rank_database` keeps the result on disk keyed by the source file's hash and the
+region table; it is rebuilt only when either changes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeplane.routing import mmdb
+from edgeplane.routing.decide import Site, rank_sites
+from edgeplane.routing.geoip import location_from_record
+
+SLOTS = 5
+PLACEHOLDERS = ("%ci", "%re", "%co", "%cn", "%na")  # slot i is read by PLACEHOLDERS[i]
+NO_REGION = "x"
+BUILDER_VERSION = 1
+DATABASE_TYPE = "Edgeplane-Region-Ranking"
+# What ``location_from_record`` reads of a record to place it.
+LOCATING_KEYS = frozenset({"location", "country", "registered_country", "continent"})
+
+
+@dataclass(frozen=True)
+class RegionPoint:
+    code: str
+    latitude: float
+    longitude: float
+
+
+def slot_value(code: str) -> str:
+    """What a slot holds for region ``code`` (and the label of its records)."""
+    return f"r-{code}"
+
+
+@dataclass(frozen=True)
+class RankDatabase:
+    path: Path
+    rankings: frozenset[tuple[str, ...]]  # every distinct top-SLOTS ranking (region codes)
+    build_s: float | None  # None: read from the cache
+
+
+def _record(ranking: Sequence[str], point: tuple[float, float] | None) -> dict[str, Any]:
+    values = [slot_value(c) for c in ranking[:SLOTS]]
+    values += [NO_REGION] * (SLOTS - len(values))
+    record: dict[str, Any] = {
+        "city": {"names": {"en": values[0]}},
+        "subdivisions": [{"iso_code": values[1]}],
+        "country": {"iso_code": values[2]},
+        "continent": {"code": values[3]},
+        "autonomous_system_organization": values[4],
+    }
+    if point is not None:
+        record["location"] = {"latitude": point[0], "longitude": point[1], "accuracy_radius": 1000}
+    return record
+
+
+def build(
+    source: bytes, regions: Sequence[RegionPoint]
+) -> tuple[bytes, frozenset[tuple[str, ...]]]:
+    """The ranking database of ``source`` (a .mmdb) for ``regions``; and its rankings."""
+    db = mmdb.read(source)
+    values = np.concatenate([db.left, db.right])
+    pointers = np.unique(values[values > db.node_count])
+    decoder = mmdb.Decoder(db.buffer, db.data_start)
+    sites = [Site(r.code, r.code, r.latitude, r.longitude) for r in regions]
+    ranked: dict[tuple[float, float] | None, tuple[tuple[str, ...], int]] = {}
+    data = bytearray()
+    remapped = np.empty(len(pointers), dtype=np.uint32)
+    base = db.node_count + mmdb.DATA_SEPARATOR
+    for i, pointer in enumerate(pointers.tolist()):
+        record = decoder.decode_map(db.data_offset(pointer), LOCATING_KEYS)
+        client = location_from_record("", record)
+        point = None
+        if client.latitude is not None and client.longitude is not None:
+            point = (client.latitude, client.longitude)
+        known = ranked.get(point)
+        if known is None:
+            ranking = (
+                tuple(r.site.code for r in rank_sites(client, sites))
+                if point is not None and sites
+                else ()
+            )
+            known = ranked[point] = (ranking, len(data))
+            data += mmdb.encode(_record(ranking, point))
+        remapped[i] = base + known[1]
+
+    def remap(records: mmdb.Records) -> mmdb.Records:
+        out = records.copy()
+        is_data = records > db.node_count
+        out[is_data] = remapped[np.searchsorted(pointers, records[is_data])]
+        return out
+
+    out = mmdb.write(
+        db,
+        remap(db.left),
+        remap(db.right),
+        bytes(data),
+        database_type=DATABASE_TYPE,
+        description={"en": "nearest regions per network, built by Edgeplane"},
+        languages=["en"],
+    )
+    return out, frozenset(r[:SLOTS] for r, _ in ranked.values())
+
+
+def table_key(source_hash: str, regions: Iterable[RegionPoint]) -> str:
+    table = sorted((r.code, float(r.latitude), float(r.longitude)) for r in regions)
+    raw = json.dumps([BUILDER_VERSION, SLOTS, source_hash, table]).encode()
+    return hashlib.sha256(raw).hexdigest()[:20]
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def rank_database(source: Path, regions: Sequence[RegionPoint], cache_dir: Path) -> RankDatabase:
+    """The ranking database of ``source`` for ``regions`` in ``cache_dir``, built if missing.
+
+    Other builds in ``cache_dir`` are removed once the new one is in place."""
+    key = table_key(file_hash(source), regions)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with (cache_dir / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the nodes of a machine build it once
+        return _cached_or_built(source, regions, cache_dir, cache_dir / f"ranks-{key}.mmdb")
+
+
+def _cached_or_built(
+    source: Path, regions: Sequence[RegionPoint], cache_dir: Path, path: Path
+) -> RankDatabase:
+    sidecar = path.with_suffix(".json")
+    if path.is_file() and sidecar.is_file():
+        try:
+            rankings = frozenset(tuple(r) for r in json.loads(sidecar.read_text()))
+            return RankDatabase(path, rankings, None)
+        except (OSError, ValueError):
+            pass
+    started = time.monotonic()
+    out, rankings = build(source.read_bytes(), regions)
+    for target, content in (
+        (sidecar, json.dumps(sorted(rankings)).encode()),
+        (path, out),
+    ):
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, target)
+    for old in cache_dir.glob("ranks-*"):
+        if old.stem != path.stem:
+            old.unlink(missing_ok=True)
+    return RankDatabase(path, rankings, round(time.monotonic() - started, 2))
+
+
+def empty_database() -> bytes:
+    """A ranking database without any network (every lookup finds nothing)."""
+    records = np.array([1], dtype=np.uint32)  # node_count: no data
+    metadata: dict[str, Any] = {
+        "node_count": 1,
+        "record_size": 24,
+        "ip_version": 6,
+        "database_type": DATABASE_TYPE,
+        "languages": ["en"],
+        "binary_format_major_version": 2,
+        "binary_format_minor_version": 0,
+        "build_epoch": 1,  # libmaxminddb refuses a zero (an empty uint64)
+        "description": {"en": "empty: no ranking built yet"},
+    }
+    shape = mmdb.Database(metadata, 1, 24, records, records, b"", 0)
+    return mmdb.write(shape, records, records, b"")

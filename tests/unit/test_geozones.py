@@ -1,0 +1,103 @@
+"""The geoip backend's zones file rendered from the snapshot (pure)."""
+
+from __future__ import annotations
+
+import yaml
+
+from edgeplane.node.powerdns.geozones import EMPTY, render
+from edgeplane.snapshot.zones import (
+    DnsNode,
+    DnsState,
+    RecordState,
+    RegionPoint,
+    ZoneState,
+    build_geo,
+    build_zones,
+)
+
+REGIONS = {
+    "eu-central": RegionPoint("eu-central", 50.1, 8.7),
+    "us-east": RegionPoint("us-east", 39.0, -77.5),
+    "ap-northeast": RegionPoint("ap-northeast", 35.7, 139.7),
+}
+ALL = ("eu-central", "us-east", "ap-northeast")
+
+
+def state(*zones: ZoneState, v6: bool = False) -> DnsState:
+    nodes = [
+        DnsNode(id=r, name=f"edge-{r}", region=r, address=f"192.0.2.{i}", live=True)
+        for i, r in enumerate(ALL, 1)
+    ]
+    if v6:  # only eu-central has an IPv6 node
+        nodes.append(DnsNode(id="v6", name="edge-v6", region="eu-central", address="2001:db8::1",
+                             live=True))  # fmt: skip
+    return DnsState(zones=zones, nodes=tuple(nodes), regions=REGIONS, liveness_revision=1)
+
+
+def zone(name: str, *records: RecordState, **kw: object) -> ZoneState:
+    return ZoneState(name=name, revision=1, token="t", records=records, **kw)  # type: ignore[arg-type]
+
+
+def proxied(name: str, rtype: str = "A") -> RecordState:
+    return RecordState(name, rtype, 30, (), proxied=True)
+
+
+def rendered(s: DnsState, rankings: set[tuple[str, ...]] | None = None) -> dict:  # type: ignore[type-arg]
+    out = render(build_zones(s), build_geo(s), rankings or {ALL})
+    doc = yaml.safe_load(out.text)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_a_proxied_apex_and_www_share_one_record_set_and_keep_the_apex_records() -> None:
+    s = state(zone("a.test", proxied("@"), proxied("www"),
+                   RecordState("@", "MX", 300, ("10 mx.a.test.",))))  # fmt: skip
+    doc = rendered(s)
+    (domain,) = doc["domains"]
+    assert domain["domain"] == "."
+    services = domain["services"]
+    assert services["a.test."] == services["www.a.test."]
+    assert services["a.test."][0] == "%ci.s1.edgeplane.invalid"
+    assert services["a.test."][-1] == "all.s1.edgeplane.invalid"
+    records = domain["records"]
+    assert records["r-eu-central.s1.edgeplane.invalid"] == [
+        {"a": {"content": "192.0.2.1", "ttl": 30}}
+    ]
+    assert len(records["all.s1.edgeplane.invalid"]) == 3
+    apex = records["a.test."]
+    kinds = sorted(next(iter(r)) for r in apex)
+    assert kinds == ["mx", "ns", "ns", "ns"]  # never the SOA, never the LUA record
+    assert {"mx": {"content": "10 mx.a.test.", "ttl": 300}} in apex
+
+
+def test_deployment_regions_make_their_own_set() -> None:
+    s = state(zone("a.test", proxied("@")), zone("b.test", proxied("@"), regions=("us-east",)))
+    doc = rendered(s)
+    services = doc["domains"][0]["services"]
+    assert services["a.test."] != services["b.test."]
+    records = doc["domains"][0]["records"]
+    only_us = services["b.test."][0].split(".", 1)[1]
+    assert f"r-us-east.{only_us}" in records and f"r-eu-central.{only_us}" not in records
+
+
+def test_names_the_file_cannot_answer_alike_are_left_to_lua() -> None:
+    # A and AAAA candidates differ (IPv6 only in eu-central): Lua, and the name under it too
+    s = state(zone("a.test", proxied("www"), proxied("www", "AAAA"), proxied("x.www")), v6=True)
+    out = render(build_zones(s), build_geo(s), {ALL})
+    assert out.services == 0 and out.left_to_lua == 2 and out.text == EMPTY
+    # more regions than slots: a deployment to a region no client has among its first
+    # five nearest cannot be answered by the slots
+    s = state(zone("b.test", proxied("@"), regions=("ap-northeast",)))
+    far = {("eu-central", "us-east", "x1", "x2", "x3", "ap-northeast")}
+    assert render(build_zones(s), build_geo(s), far).services == 0
+    assert render(build_zones(s), build_geo(s), {ALL}).services == 1
+
+
+def test_nothing_spelled_out_means_an_empty_file() -> None:
+    s = state(zone("a.test", RecordState("www", "A", 30, ("192.0.2.9",))))
+    assert render(build_zones(s), build_geo(s), {ALL}).text == EMPTY
+
+
+def test_a_wildcard_name_is_quoted() -> None:
+    doc = rendered(state(zone("w.test", proxied("*"), proxied("@"))))
+    assert "*.w.test." in doc["domains"][0]["services"]
