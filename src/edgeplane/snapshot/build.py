@@ -360,9 +360,7 @@ def node_bundles(
     )
 
 
-def node_prefetch(
-    deployments: tuple[DeploymentState, ...], node: NodeSpec
-) -> tuple[str, ...]:
+def node_prefetch(deployments: tuple[DeploymentState, ...], node: NodeSpec) -> tuple[str, ...]:
     """The bundles of versions on their canary that this node will serve when they roll out."""
     return tuple(
         sorted(
@@ -375,7 +373,9 @@ def node_prefetch(
     )
 
 
-def served(state: DesiredState) -> Served:
+def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) -> Served:
+    """Everything but the node and the revision; ``zones``: the zones of ``state.dns``
+    already built (``edgeplane.snapshot.cache`` builds only those that changed)."""
     sites: list[SiteSpec] = []
     pools: dict[str, PoolSpec] = {}
     certs: dict[str, CertSpec] = {}
@@ -395,7 +395,7 @@ def served(state: DesiredState) -> Served:
         sites=tuple(sites),
         pools=tuple(pools[k] for k in sorted(pools)),
         certs=tuple(certs[k] for k in sorted(certs)),
-        zones=build_zones(state.dns),
+        zones=build_zones(state.dns) if zones is None else zones,
         verifications=tuple(
             VerificationSpec(domain=z.name, token=z.token)
             for z in sorted(state.dns.zones, key=lambda z: z.name)
