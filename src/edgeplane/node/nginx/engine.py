@@ -18,8 +18,8 @@ from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
 from edgeplane.node.nginx.render import render_release
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files
-from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT
+from edgeplane.protocol.config import AcmeHttpSpec, CertSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
 KEEP_RELEASES = 5
@@ -74,6 +74,7 @@ class NginxEngine:
         self.prefix = local.prefix
         self.process = NginxProcess(local.prefix, binary)
         self._lock = threading.RLock()
+        self._cert_ids: set[str] = set()  # certificates whose files are written
         user = local.worker_user
         self._owner = None
         if user is not None and os.geteuid() == 0:
@@ -180,6 +181,19 @@ class NginxEngine:
         self._chown(tmp)
         os.rename(tmp, path)
 
+    def _new_certs(self, config: EdgeConfig) -> list[CertSpec]:
+        """The certificates whose files this engine has not written yet (ids checked: they
+        name files). Only those are encoded and written: 10,000 certificates are 20,000
+        files and ~25 MB of PEM, for one that is new."""
+        new: list[CertSpec] = []
+        for cert in config.certs:
+            if cert.id in self._cert_ids:
+                continue
+            if not cert.id.replace("-", "").replace("_", "").isalnum():
+                raise ValueError(f"certificate id {cert.id!r} is not a plain name")
+            new.append(cert)
+        return new
+
     def _stage(self, marker: str, files: dict[str, bytes]) -> Path:
         stage = self.releases / marker
         if stage.exists():
@@ -256,7 +270,7 @@ class NginxEngine:
         with self._lock:
             try:
                 release = render_release(config, self.local, health)
-                certs = cert_files(config)
+                certs = self._new_certs(config)
             except ValueError as exc:
                 return result(False, False, "", f"render: {exc}")
             running = self.process.alive() or self.process.adopt()
@@ -264,8 +278,10 @@ class NginxEngine:
                 return result(True, False, release.marker, None)
             try:
                 self._prepare()
-                for name, content in certs.items():
-                    self._write_cert_file(name, content)
+                for cert in certs:
+                    self._write_cert_file(f"{cert.id}.key", cert.key_pem.encode())
+                    self._write_cert_file(f"{cert.id}.crt", cert.cert_pem.encode())
+                self._cert_ids.update(c.id for c in certs)
                 stage = self._stage(release.marker, release.files)
             except (OSError, NginxError) as exc:
                 return result(False, False, release.marker, str(exc))
