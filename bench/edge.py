@@ -597,6 +597,9 @@ def bench_purge(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     ]  # fmt: skip
 
 
+LOAD_CHUNK = 500
+
+
 def load_domains(stack: Stack, total: int) -> None:
     """Bring the platform to ``total`` domains in one transaction of the service layer.
 
@@ -615,10 +618,15 @@ def load_domains(stack: Stack, total: int) -> None:
     settings = Settings.from_env(home=stack.tmp / "cp")
     db = Database(settings.effective_database_url, secrets=SecretBox.from_settings(settings))
     try:
-        with db.transaction(LOCAL, "default") as tx:
+        with db.read(LOCAL, "default") as tx:
             have = tx.session.scalar(select(func.count()).select_from(DomainRow)) or 0
-            for i in range(have, total):
-                domains.add(tx, {"domain": f"d{i}.{DOMAIN}"}, settings)
+        # Transactions of LOAD_CHUNK domains: one transaction of 10,000 held SQLite's write
+        # lock for most of a minute, and the control plane's own writes (a poll noting the
+        # node was seen, acks, heartbeats) failed or timed out meanwhile.
+        for start in range(have, total, LOAD_CHUNK):
+            with db.transaction(LOCAL, "default") as tx:
+                for i in range(start, min(total, start + LOAD_CHUNK)):
+                    domains.add(tx, {"domain": f"d{i}.{DOMAIN}"}, settings)
     finally:
         db.dispose()
 
@@ -640,6 +648,10 @@ def zone_served(port: int, name: str) -> bool:
         and bool(answer.flags & dns.flags.AA)
         and bool(answer.answer)
     )
+
+
+def every_zone_served(stack: Stack, name: str) -> bool:
+    return all(zone_served(n.dns_port, name) for n in stack.nodes)
 
 
 def wait_served(stack: Stack, conns: list[Conn], name: str, t0: float) -> float:
@@ -695,7 +707,13 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
         t0 = time.perf_counter()
         stack.wait_in_sync(900)
         sync_s = time.perf_counter() - t0
-        log(f"{total} domains: loaded in {load_s:.1f}s, nodes in sync {sync_s:.1f}s later")
+        # DNS is applied beside nginx: wait for every node to answer the newest loaded zone
+        last = max(f"d{i}.{DOMAIN}" for i in range(total)) if total else DOMAIN
+        wait_until(functools.partial(every_zone_served, stack, last), 900,
+                   "every node's DNS serving the loaded zones", every=0.1)  # fmt: skip
+        dns_s = time.perf_counter() - t0
+        log(f"{total} domains: loaded in {load_s:.1f}s, nodes in sync {sync_s:.1f}s later, "
+            f"DNS of every node {dns_s:.1f}s later")  # fmt: skip
         got = Sizes()
         for i in range(args.config_samples):
             config_sample(stack, conns, total, i, got)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -31,12 +32,15 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
 from edgeplane.node.powerdns.api import PdnsApi, PdnsApiError, RRSetKey, RRSetValue
+from edgeplane.node.powerdns.bulk import load_zones, zone_count
 from edgeplane.node.powerdns.plan import KeyChanges, ZonePlan, plan, revert_changes, rrset_specs
 from edgeplane.node.powerdns.plan import zone_name as normalise
 from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
 from edgeplane.protocol.config import RRSetSpec, ZoneSpec, canonical_body, object_hash
 
 SERIAL_DEADLINE = 5.0  # seconds for a changed zone to serve its new serial
+BULK_MIN = 50  # zones from which an empty database is filled by SQL before the server starts
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class DnsEngine:
         self._applied: dict[str, tuple[str, int, bool]] = {}
         self._applied_pid: int | None = None
         self._zones = 0
+        self.bulk_loaded = 0  # zones the last start wrote by SQL (figures, tests)
 
     # ------------------------------------------------------------------ process
 
@@ -104,6 +109,9 @@ class DnsEngine:
             return self.process.ensure_running()
 
     def stop(self) -> None:
+        # Not behind the lock: an apply of thousands of zones in progress would hold the agent's
+        # stop for its whole length; with the server gone it fails at its next call.
+        self.process.stop()
         with self._lock:
             self.process.stop()
             if self._api is not None:
@@ -144,6 +152,8 @@ class DnsEngine:
         started = time.monotonic()
         with self._lock:
             try:
+                if not self.process.running():
+                    self._bulk_load(zones, load)
                 self.process.ensure_running()
                 serials, changed = self._apply(zones, load)
             except (_Refused, PdnsError) as exc:
@@ -156,6 +166,33 @@ class DnsEngine:
                 self._forget()
                 return DnsApplyResult(False, _ms(started), str(exc))
         return DnsApplyResult(True, _ms(started), None, serials, changed)
+
+    def _bulk_load(self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]) -> None:
+        """Before the server first answers, an empty database gets every unsigned zone in one
+        SQLite transaction (``edgeplane.node.powerdns.bulk``); the API does the rest."""
+        if len(zones) < BULK_MIN:
+            return
+        self.process.ensure_database()
+        if zone_count(self.process.database) > 0:
+            return
+        started = time.monotonic()
+        applied: dict[str, tuple[str, int, bool]] = {}
+
+        def unsigned() -> Iterator[ZoneSpec]:
+            for name, digest in zones.items():
+                spec = load(digest)
+                if not spec.dnssec:
+                    applied[normalise(name)] = (digest, spec.serial, False)
+                    yield spec
+
+        written = load_zones(self.process.database, unsigned())
+        self._applied, self._applied_pid = applied, None  # checked by serial once it runs
+        self.bulk_loaded = len(written)
+        log.info(
+            "DNS: %d zones written to an empty database in %.0f ms",
+            len(written),
+            (time.monotonic() - started) * 1000,
+        )
 
     def _forget(self) -> None:
         self._applied.clear()

@@ -232,6 +232,11 @@ class PdnsProcess:
             f.write(conf)
         os.rename(tmp, self.conf)
 
+    def ensure_database(self) -> None:
+        """The directory and the database (from the schema), if not there yet."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._create_database()
+
     def _create_database(self) -> None:
         with contextlib.closing(sqlite3.connect(self.database)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
