@@ -21,6 +21,8 @@ from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, free_port, free_udp_port, start_up
 
+from edgeplane.protocol.config import EdgeManifest
+
 pytestmark = pytest.mark.integration
 
 NAMES = ("one.localhost", "two.localhost", "three.localhost")
@@ -81,6 +83,15 @@ def served(agent: EdgeAgent, name: str) -> bool:
         return False
 
 
+def named(state: Path) -> set[str]:
+    """The objects the node's saved manifest names (none when there is no manifest yet)."""
+    try:
+        raw = (state / "manifest.json").read_bytes()
+    except FileNotFoundError:
+        return set()
+    return set(EdgeManifest.model_validate_json(raw).objects())
+
+
 def start(cp: ControlPlane, api: Api, tmp: Path, name: str) -> EdgeAgent:
     return new_agent(cp, api, tmp, name, https_port=free_port(), dns_port=free_udp_port()).start()
 
@@ -102,8 +113,9 @@ def test_a_node_restarted_with_an_empty_store_fetches_what_it_lacks(
             wait_for(lambda n=name: serves_tls(agent, n), 30, f"TLS for {name}")  # type: ignore[misc]
             wait_for(lambda n=name: zone_answered(agent, n), 30, f"zone {name}")  # type: ignore[misc]
         state = agent.home / "edge" / "refs"
-        first = sorted(p.name for p in (state / "objects").iterdir())
-        assert len(first) >= 2 * len(NAMES)  # a zone and a certificate per domain at least
+        first = wait_for(lambda: named(state), 10, "the manifest saved")
+        assert len(first) == 2 * len(NAMES)  # a zone and a certificate per domain
+        assert first <= {p.name for p in (state / "objects").iterdir()}
 
         # Stopped, its store, manifest and certificate files gone: it starts from nothing.
         assert agent.stop() == 0
@@ -115,7 +127,8 @@ def test_a_node_restarted_with_an_empty_store_fetches_what_it_lacks(
         for name in NAMES:
             wait_for(lambda n=name: serves_tls(agent, n), 30, f"TLS again for {name}")  # type: ignore[misc]
             wait_for(lambda n=name: served(agent, n), 30, f"HTTP again for {name}")  # type: ignore[misc]
-        assert sorted(p.name for p in (state / "objects").iterdir()) == first
+        wait_for(lambda: named(state) == first, 10, "the same manifest saved again")
+        assert {p.name for p in (state / "objects").iterdir()} == first
         assert f"fetched {len(first)} objects" in agent.output()[before:]
         # Private keys stay the owner's: the store and the certificate files.
         keys = list((agent.prefix / "certs").glob("*.key"))
