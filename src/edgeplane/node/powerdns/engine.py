@@ -72,9 +72,18 @@ def soa_serial(address: str, port: int, zone: str, timeout: float = 1.0) -> int 
 
 
 class _Refused(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, pending: frozenset[str] = frozenset()) -> None:
         super().__init__(error)
         self.error = error
+        self.pending = pending  # zones applied whose serial was not seen served in time
+
+
+class _Unverified(_Refused):
+    """Applied, but these zones did not serve their serial in time: only they are uncertain."""
+
+    def __init__(self, error: str, applied: dict[str, tuple[str, int, bool]]) -> None:
+        super().__init__(error)
+        self.applied = applied
 
 
 class DnsEngine:
@@ -156,6 +165,10 @@ class DnsEngine:
                     self._bulk_load(zones, load)
                 self.process.ensure_running()
                 serials, changed = self._apply(zones, load)
+            except _Unverified as exc:
+                # Every other zone is as applied: only the unverified ones are read next time.
+                self._applied, self._applied_pid = exc.applied, self.process.pid
+                return DnsApplyResult(False, _ms(started), str(exc))
             except (_Refused, PdnsError) as exc:
                 self._forget()  # read everything again next time
                 return DnsApplyResult(False, _ms(started), str(exc))
@@ -238,11 +251,20 @@ class DnsEngine:
         self._execute(api, todo, current, keys)
 
         serials = {n: listed_serials[n] for n in known}
-        serials.update(self._check_serials(todo, specs))
-        for name in todo.unchanged:
-            serials[name] = specs[name].serial if name in specs else listed_serials[name]
         signed = {n for n in known if n in listed_dnssec}
         signed.update(n for n, spec in specs.items() if spec.dnssec)
+        try:
+            serials.update(self._check_serials(todo, specs))
+        except _Refused as exc:
+            pending = exc.pending
+            applied = {
+                n: (h, specs[n].serial if n in specs else listed_serials.get(n, 0), n in signed)
+                for n, h in wanted.items()
+                if n not in pending
+            }
+            raise _Unverified(exc.error, applied) from None
+        for name in todo.unchanged:
+            serials[name] = specs[name].serial if name in specs else listed_serials[name]
         self._applied = {n: (h, serials.get(n, 0), n in signed) for n, h in wanted.items()}
         self._applied_pid = self.process.pid
         self._zones = len(wanted)
@@ -345,23 +367,27 @@ class DnsEngine:
         """Every created or changed zone serves its desired SOA serial over DNS."""
         pending = {n: wanted[n].serial for n in todo.changed if n in wanted}
         served: dict[str, int] = {}
-        deadline = time.monotonic() + SERIAL_DEADLINE
+        # A few seconds, and more for thousands of zones (one query each, one after another).
+        deadline = time.monotonic() + SERIAL_DEADLINE + 0.002 * len(pending)
         while True:
             for name, serial in list(pending.items()):
+                if time.monotonic() > deadline or not self.process.running():
+                    break
                 got = soa_serial(self.process.dns_address, self.process.dns_port, name)
                 if got is not None:
                     served[name] = got
                 if got == serial:
                     del pending[name]
-            if not pending or time.monotonic() > deadline:
+            if not pending or time.monotonic() > deadline or not self.process.running():
                 break
             time.sleep(0.01)
         if pending:
             wrong = ", ".join(
                 f"{n} serves serial {served.get(n, 'nothing')}, expected {s}"
-                for n, s in sorted(pending.items())
+                for n, s in sorted(pending.items())[:20]
             )
-            raise _Refused(f"applied, but {wrong}")
+            more = f" and {len(pending) - 20} more" if len(pending) > 20 else ""
+            raise _Refused(f"applied, but {wrong}{more}", frozenset(pending))
         return served
 
 
