@@ -297,6 +297,7 @@ class Agent:
                 log.error("registration refused: %s", exc)
             else:
                 self.node_id = node.id
+                self._serials_sent = None  # a node registered afresh gets them whole
                 self.state.save_node_id(node.id, node.name)
                 log.info("registered as %s (%s, region %s)", node.id, node.name, node.region)
                 self._registered.set()
