@@ -484,5 +484,20 @@ def test_an_empty_database_is_filled_by_sql_before_the_server_starts(
         result = again.apply((*moved, signed))
         assert result.ok and result.changed == (z,)
         assert answers(fresh, f"www.{z}") == ["192.0.2.200"]
+        # Many zones changed at once (a change of live nodes moves every proxied zone): their
+        # rows replaced by SQL, the cache flushed, served at once; the signed zone untouched.
+        asked = answers(fresh, f"www.{zones[3].name}")  # in the packet cache now
+        moved = tuple(
+            zone_spec(x.name, 500 + i, {("www", "A"): [f"198.51.100.{i + 1}"]})
+            for i, x in enumerate(moved)
+        )
+        result = again.apply((*moved, signed))
+        assert result.ok, result.error
+        assert result.changed == tuple(sorted(x.name for x in moved))
+        assert asked != answers(fresh, f"www.{zones[3].name}") == ["198.51.100.4"]
+        assert all(soa_serial(fresh.dns_address, fresh.dns_port, x.name) == x.serial for x in moved)
+        assert answers(fresh, "signed.example.", "DNSKEY")
+        # What SQL wrote is what the API would: a fresh engine finds nothing to change.
+        assert DnsEngine(fresh).apply((*moved, signed)).changed == ()
     finally:
         bulk.stop()

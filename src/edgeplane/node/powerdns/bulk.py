@@ -100,3 +100,27 @@ def load_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
                 )
                 written.append(zone_name(zone.name))
     return written
+
+
+def replace_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
+    """Replace every row of these existing unsigned zones by the zone's, in one transaction,
+    under a running server: the caller then flushes its packet cache (new zones cannot be
+    written so: the server's zone cache would not know them until its next refresh)."""
+    written: list[str] = []
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+        db.execute("PRAGMA foreign_keys = 1")
+        with db:
+            for zone in zones:
+                apex = _bare(zone_name(zone.name))
+                found = db.execute("SELECT id FROM domains WHERE name = ?", (apex,)).fetchone()
+                if found is None:
+                    raise LookupError(f"zone {zone_name(zone.name)} is not in the database")
+                domain_id = int(found[0])
+                db.execute("DELETE FROM records WHERE domain_id = ?", (domain_id,))
+                db.executemany(
+                    "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled,"
+                    " ordername, auth) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+                    ((domain_id, *row) for row in zone_rows(zone)),
+                )
+                written.append(zone_name(zone.name))
+    return written
