@@ -39,6 +39,7 @@ from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
 from edgeplane.protocol.config import RRSetSpec, ZoneSpec, canonical_body, object_hash
 
 SERIAL_DEADLINE = 5.0  # seconds for a changed zone to serve its new serial
+FLUSH_ALL_FROM = 20  # zones created by one apply from which the whole cache is flushed once
 BULK_MIN = 50  # zones from which an empty database is filled by SQL before the server starts
 log = logging.getLogger(__name__)
 
@@ -315,6 +316,7 @@ class DnsEngine:
     ) -> None:
         undo: list[Callable[[], object]] = []
         try:
+            many = len(todo.create) > FLUSH_ALL_FROM
             for zone in todo.create:
                 name = normalise(zone.name)
                 api.create_zone(name, rrset_specs(zone))
@@ -322,7 +324,10 @@ class DnsEngine:
                 self._import(api, name, todo.keys.get(name), undo)
                 # A question asked before the zone existed was answered REFUSED, and that
                 # answer sits in the packet cache (creating a zone does not clear it).
-                api.flush_cache(name)
+                if not many:
+                    api.flush_cache(name)
+            if many:
+                api.flush_cache(".")  # one call for every name instead of one per zone
             for name, changes in todo.patch.items():
                 api.patch_rrsets(name, changes)
                 back = revert_changes(changes, current[name])
