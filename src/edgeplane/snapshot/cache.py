@@ -56,7 +56,7 @@ from edgeplane.snapshot.load import CertCache, RecordsCache, load_state
 from edgeplane.snapshot.zones import DnsState, ZoneState, build_zone
 from edgeplane.store import revision as revisions
 
-KEEP_REVISIONS = 3  # objects of this many revisions stay fetchable (a node a little behind)
+KEEP_REVISIONS = 8  # objects of this many revisions stay fetchable (a node a little behind)
 
 _SITES = TypeAdapter(tuple[SiteSpec, ...])
 _POOLS = TypeAdapter(tuple[PoolSpec, ...])
