@@ -3,6 +3,7 @@ deletion, GeoDNS through LUA and ECS, DNSSEC validated with dnspython, restarts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dns.dnssec
+import dns.flags
 import dns.name
 import dns.rdatatype
 import dns.rrset
@@ -127,8 +129,9 @@ def test_change_record_new_answer_new_serial_others_untouched(
     assert result.changed == (A,)
     assert result.serials == {A: 2, B: 7}
     assert soa_serial(pdns.dns_address, pdns.dns_port, A) == 2
-    # one list, one read of the changed zone, one PATCH; zone B not even read
-    assert calls.counts == {"list_zones": 1, "get_rrsets": 1, "get_zone": 1, "patch_rrsets": 1}
+    # one read of the changed zone, one PATCH; zone B not even read, and no zone list (the
+    # PowerDNS this engine applied to still runs: what it serves is what was applied)
+    assert calls.counts == {"get_rrsets": 1, "get_zone": 1, "patch_rrsets": 1}
     assert answers(pdns, f"www.{B}") == ["198.51.100.1"]
     print(f"apply of a changed record until served: {served_after * 1000:.1f} ms")
 
@@ -349,3 +352,152 @@ def test_start_failures_are_explained_and_stale_servers_replaced(tmp_path: Path)
             again.stop()
     with pytest.raises(PdnsError, match="does not exist"):
         PdnsProcess(tmp_path / "three", geoip_database=tmp_path / "none.mmdb").start()
+
+
+def test_zones_by_reference_load_and_apply_only_the_changed_zone(
+    engine: DnsEngine, pdns: PdnsProcess
+) -> None:
+    """``apply_refs``: a zone whose hash did not change is not loaded, read or patched."""
+    from edgeplane.protocol.config import ZoneSpec, canonical_body, object_hash
+
+    store: dict[str, ZoneSpec] = {}
+    loaded: list[str] = []
+
+    def ref(zone: ZoneSpec) -> str:
+        digest = object_hash(canonical_body(zone.model_dump(mode="json")))
+        store[digest] = zone
+        return digest
+
+    def load(digest: str) -> ZoneSpec:
+        loaded.append(store[digest].name)
+        return store[digest]
+
+    c = "c.example."
+    zone_c = zone_spec(c, 3, {("www", "A"): ["192.0.2.3"]})
+    zones = {A: ref(zone_a()), B: ref(zone_b()), c: ref(zone_c)}
+    first = engine.apply_refs(zones, load)
+    assert first.ok, first.error
+    assert sorted(loaded) == [A, B, c] and first.changed == (A, B, c)
+    loaded.clear()
+    calls = Calls(engine.api)
+    again = engine.apply_refs(dict(zones), load)
+    assert again.ok and again.changed == () and loaded == [] and calls.counts == {}
+    assert again.serials == {A: 1, B: 7, c: 3}
+
+    changed = {**zones, A: ref(zone_a(2, www="192.0.2.77"))}
+    result = engine.apply_refs(changed, load)
+    assert result.ok, result.error
+    assert loaded == [A] and result.changed == (A,)
+    assert calls.counts == {"get_rrsets": 1, "get_zone": 1, "patch_rrsets": 1}
+    assert answers(pdns, f"www.{A}") == ["192.0.2.77"]
+    assert result.serials == {A: 2, B: 7, c: 3}
+
+    # PowerDNS restarted (its database kept): listed again, checked by serial, nothing loaded.
+    pdns.stop()
+    pdns.start()
+    loaded.clear()
+    after = engine.apply_refs(changed, load)
+    assert after.ok and after.changed == () and loaded == []
+    assert answers(pdns, f"www.{c}") == ["192.0.2.3"]
+
+
+def _rich_zone(i: int) -> Any:
+    name = f"bulk{i:03d}.example."
+    return zone_spec(
+        name,
+        100 + i,
+        {
+            ("www", "A"): [f"192.0.2.{i % 250 + 1}"],
+            ("www", "AAAA"): ["2001:DB8::1"],
+            ("@", "MX"): [f"10 mail.{name}", "20 Backup.Example.Net."],
+            ("_sip._tcp", "SRV"): [f"5 10 5060 sip.{name}"],
+            ("@", "TXT"): ['"v=spf1 -all"'],
+            ("@", "CAA"): ['0 issue "letsencrypt.org"'],
+            ("_acme-challenge.deep.er", "TXT"): ['"token"'],  # two empty non-terminals
+            ("sub", "NS"): ["ns.elsewhere.example."],  # a delegation...
+            ("ns.sub", "A"): ["192.0.2.53"],  # ...with glue
+            ("alias", "CNAME"): [f"www.{name}"],
+            ("geo", "LUA"): ["A \"'192.0.2.8'\""],
+        },
+    )
+
+
+def _rows(process: PdnsProcess) -> set[tuple[Any, ...]]:
+    """Every record row (content in a canonical form: PowerDNS keeps its own spelling of what
+    the API sent, e.g. ``2001:db8::1``, names without the final dot), ENTs and metadata."""
+    import sqlite3
+
+    from edgeplane.node.powerdns.plan import canonical_record
+
+    def canonical(rtype: str | None, content: str | None, prio: int) -> str | None:
+        if rtype is None or content is None:
+            return content
+        text = f"{prio} {content}" if rtype in ("MX", "SRV") else content
+        return canonical_record(rtype, text)
+
+    with contextlib.closing(sqlite3.connect(process.database)) as db:
+        rows = db.execute(
+            "SELECT d.name, r.name, r.type, r.content, r.ttl, r.prio, r.auth, r.disabled"
+            " FROM records r JOIN domains d ON d.id = r.domain_id"
+        )
+        out = {(d, n, t, canonical(t, c, p), ttl, a, x) for d, n, t, c, ttl, p, a, x in rows}
+        meta = db.execute(
+            "SELECT d.name, m.kind, m.content FROM domainmetadata m"
+            " JOIN domains d ON d.id = m.domain_id"
+        )
+        return out | {("meta", *m) for m in meta}
+
+
+def test_an_empty_database_is_filled_by_sql_before_the_server_starts(
+    tmp_path: Path, engine: DnsEngine, pdns: PdnsProcess
+) -> None:
+    """At start, an empty database gets the unsigned zones by SQL, rows equal to those the
+    API writes; signed zones still go through the API; changes afterwards too."""
+    from edgeplane.node.powerdns.engine import BULK_MIN
+
+    zones = tuple(_rich_zone(i) for i in range(BULK_MIN + 5))
+    signed = zone_spec("signed.example.", 3, {("www", "A"): ["192.0.2.9"]}, keys=[_key()])
+    assert engine.apply(zones).ok  # through the API: the server runs
+    fresh = PdnsProcess(tmp_path / "fresh")
+    bulk = DnsEngine(fresh)
+    try:
+        result = bulk.apply((*zones, signed))
+        assert result.ok, result.error
+        assert bulk.bulk_loaded == len(zones)
+        assert result.changed == ("signed.example.",)  # the only zone the API created
+        written = {r for r in _rows(fresh) if r[1] != "signed.example" and r[0] != "signed.example"}
+        assert written == _rows(pdns)
+        z = zones[7].name
+        assert answers(fresh, f"www.{z}") == ["192.0.2.8"]
+        assert rcode(fresh, f"er.{z}", "A") == "NOERROR"  # an empty non-terminal: no data
+        assert rcode(fresh, f"nothing.{z}", "A") == "NXDOMAIN"
+        assert answers(fresh, f"geo.{z}") == answers(pdns, f"geo.{z}") == ["192.0.2.8"]
+        referral = query(fresh, f"host.sub.{z}", "A")
+        assert not referral.flags & dns.flags.AA and referral.authority
+        assert answers(fresh, "signed.example.", "DNSKEY")
+        # A fresh engine on the same database (an agent restarted) finds nothing to change.
+        again = DnsEngine(fresh)
+        assert again.apply((*zones, signed)).changed == ()
+        # A change to a zone written by SQL goes through the API and is served at once.
+        changed = zone_spec(z, 999, {("www", "A"): ["192.0.2.200"]})
+        moved = tuple(changed if x.name == z else x for x in zones)
+        result = again.apply((*moved, signed))
+        assert result.ok and result.changed == (z,)
+        assert answers(fresh, f"www.{z}") == ["192.0.2.200"]
+        # Many zones changed at once (a change of live nodes moves every proxied zone): their
+        # rows replaced by SQL, the cache flushed, served at once; the signed zone untouched.
+        asked = answers(fresh, f"www.{zones[3].name}")  # in the packet cache now
+        moved = tuple(
+            zone_spec(x.name, 500 + i, {("www", "A"): [f"198.51.100.{i + 1}"]})
+            for i, x in enumerate(moved)
+        )
+        result = again.apply((*moved, signed))
+        assert result.ok, result.error
+        assert result.changed == tuple(sorted(x.name for x in moved))
+        assert asked != answers(fresh, f"www.{zones[3].name}") == ["198.51.100.4"]
+        assert all(soa_serial(fresh.dns_address, fresh.dns_port, x.name) == x.serial for x in moved)
+        assert answers(fresh, "signed.example.", "DNSKEY")
+        # What SQL wrote is what the API would: a fresh engine finds nothing to change.
+        assert DnsEngine(fresh).apply((*moved, signed)).changed == ()
+    finally:
+        bulk.stop()

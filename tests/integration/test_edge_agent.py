@@ -446,7 +446,11 @@ def test_edge_serves_without_the_control_plane_and_after_a_restart(
         site(api, "alone.localhost", [{"url": a.url}], [])
         agent = new_agent(cp, api, tmp_path, "alone").start()
         wait_for(lambda: served_by(agent, "alone.localhost") == "a", 15, "served")
-        assert (agent.home / "edge" / "alone" / "snapshot.json").stat().st_mode & 0o777 == 0o600
+        state = agent.home / "edge" / "alone"
+        assert (state / "manifest.json").stat().st_mode & 0o777 == 0o600
+        # The objects it names (certificates hold private keys) are the owner's only.
+        assert (state / "objects").stat().st_mode & 0o777 == 0o700
+        assert all(p.stat().st_mode & 0o777 == 0o600 for p in (state / "objects").iterdir())
 
         assert cp.stop() == 0
         for _ in range(20):

@@ -5,6 +5,14 @@ function of the desired state and the node, served to the agent by long-poll, sa
 node's disk and rendered into engine files (``edgeplane.node.nginx.render``). Its ``content_hash``
 covers everything but the revision: a revision that changes nothing a node serves (a purge, an
 inventory edit) hashes the same and the agent does not reload.
+
+On the wire a snapshot travels as an ``EdgeManifest``: everything of the ``EdgeConfig`` inline
+but its zones and certificates, which it names by the sha256 of their JSON bodies
+(``object_hash``). The node fetches only the objects it lacks (``POST
+/api/v1/edge/nodes/{id}/objects``) and keeps them in a content-addressed store on its disk, so
+a change to one zone of 10,000 sends, stores and applies one zone. The manifest carries the
+snapshot's hashes, computed once by the control plane: the agent trusts them
+(``EdgeConfig.with_digests``) instead of hashing megabytes again.
 """
 
 from __future__ import annotations
@@ -246,6 +254,13 @@ class EdgeConfig(Frozen):
     def content_hash(self) -> str:
         return self._content_digest
 
+    def with_digests(self, content: str, http: str) -> Self:
+        """This config, its hashes set to those the control plane computed (``EdgeManifest``):
+        the agent trusts them rather than dumping megabytes of JSON to hash them again."""
+        self.__dict__["_content_digest"] = content
+        self.__dict__["_http_digest"] = http
+        return self
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copy = super().model_copy(update=update, deep=deep)
         copy.__dict__.pop("_content_digest", None)  # the copy may differ: hash it afresh
@@ -273,3 +288,61 @@ class EdgeConfig(Frozen):
         body = self.model_dump(mode="json", exclude={"revision"})
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def canonical_body(doc: Any) -> bytes:
+    """The canonical JSON of an object (sorted keys, no spaces, ASCII): what its hash covers.
+    The node derives the same bytes again from the parsed object."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def object_hash(body: bytes) -> str:
+    """The address of an object (a ``ZoneSpec`` or ``CertSpec`` body) in the edge's
+    content-addressed store: the sha256 of its JSON body."""
+    return hashlib.sha256(body).hexdigest()
+
+
+class EdgeManifest(Frozen):
+    """A node's snapshot as the long-poll sends it (``ConfigPoll.manifest``): the fields of
+    ``EdgeConfig`` inline but zones and certificates, named by ``object_hash``.
+
+    ``hash`` is the snapshot's content hash (everything but the revision, as
+    ``EdgeConfig.content_hash``) and ``http_hash`` the hash of what nginx serves (as
+    ``EdgeConfig.http_hash``); both are computed by the control plane once per revision."""
+
+    revision: int
+    hash: str
+    http_hash: str
+    node: NodeSpec
+    sites: tuple[SiteSpec, ...] = ()
+    pools: tuple[PoolSpec, ...] = ()
+    certs: tuple[str, ...] = ()  # object hashes of the CertSpecs, sorted by certificate id
+    zones: dict[str, str] = Field(default_factory=dict)  # zone name -> object hash, sorted
+    verifications: tuple[VerificationSpec, ...] = ()
+    acme_http: tuple[AcmeHttpSpec, ...] = ()
+    ticket_keys: tuple[TicketKeySpec, ...] = ()
+    geo: GeoDnsSpec = GeoDnsSpec()
+    bundles: tuple[BundleSpec, ...] = ()
+    prefetch: tuple[str, ...] = ()
+
+    def objects(self) -> list[str]:
+        """Every object this manifest names."""
+        return [*self.certs, *self.zones.values()]
+
+    def resolve(self, certs: tuple[CertSpec, ...]) -> EdgeConfig:
+        """The ``EdgeConfig`` nginx renders (zones are applied by reference, so none here),
+        with the control plane's hashes."""
+        config = EdgeConfig(
+            revision=self.revision,
+            node=self.node,
+            sites=self.sites,
+            pools=self.pools,
+            certs=certs,
+            verifications=self.verifications,
+            acme_http=self.acme_http,
+            ticket_keys=self.ticket_keys,
+            geo=self.geo,
+            bundles=self.bundles,
+            prefetch=self.prefetch,
+        )
+        return config.with_digests(self.hash, self.http_hash)

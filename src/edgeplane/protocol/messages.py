@@ -7,7 +7,12 @@ authenticates the edge protocol and nothing else:
   updates that node (an agent restarted keeps its id).
 - ``GET /api/v1/edge/nodes/{id}/config?after=REV&wait=SECONDS`` -> ``ConfigPoll``: at once when
   the revision is newer than ``after`` or a purge is pending for the node, else when one
-  arrives, else after ``wait`` seconds (default 25) with ``config: null``.
+  arrives, else after ``wait`` seconds (default 25) with ``config: null``. With ``refs=true``
+  the snapshot comes as ``manifest`` (zones and certificates by reference) instead of
+  ``config``;
+- ``POST /api/v1/edge/nodes/{id}/objects`` (``ObjectsRequest``) -> ``ObjectsAnswer``: the
+  bodies of the objects a manifest names, by hash (only the node's own token; an unknown
+  hash is refused with 404 naming it).
 - ``POST /api/v1/edge/nodes/{id}/ack`` (``Ack``) after each apply, successful or not.
 - ``POST /api/v1/edge/nodes/{id}/health`` (``HealthReport``) when backend states change (and
   at least every 30 s).
@@ -34,7 +39,7 @@ from edgeplane.model.common import (
 )
 from edgeplane.model.enums import RegionCode, RegionType
 from edgeplane.model.regions import RegionRef
-from edgeplane.protocol.config import EdgeConfig
+from edgeplane.protocol.config import EdgeConfig, EdgeManifest
 
 # Upper bounds (ms) of the upstream time histogram of the analytics; the last bucket is
 # "above the last bound". Percentiles are read from the merged histogram.
@@ -95,8 +100,21 @@ class PurgeTask(Output):
 class ConfigPoll(Output):
     revision: int
     hash: str
-    config: EdgeConfig | None  # None when not newer than ``after``
+    config: EdgeConfig | None  # None when not newer than ``after`` (or with ``refs``)
     purges: list[PurgeTask] = Field(default_factory=list)
+    manifest: EdgeManifest | None = None  # with ``refs=true``, when newer than ``after``
+
+
+class ObjectsRequest(Input):
+    hashes: list[str] = Field(
+        min_length=1, max_length=5000, description="object hashes (sha256, hex) to fetch"
+    )
+
+
+class ObjectsAnswer(Output):
+    """``hash -> object`` (a ``ZoneSpec`` or ``CertSpec`` as JSON); its sha256 is the hash."""
+
+    objects: dict[str, dict[str, object]]
 
 
 class Ack(Input):
@@ -125,7 +143,10 @@ class Heartbeat(Input):
 
     healthy: Bool = True
     reason: MultilineText | None = Field(None, max_length=2000)  # why not healthy
-    dns_serials: dict[Text, Int] = Field(default_factory=dict)  # "example.com." -> serial
+    # "example.com." -> serial; None: unchanged since the last heartbeat. With
+    # ``dns_serials_partial`` only the zones that changed, serial 0 for a zone no longer served.
+    dns_serials: dict[Text, Int] | None = Field(default_factory=dict)
+    dns_serials_partial: Bool = False
     dns_error: MultilineText | None = Field(None, max_length=20000)  # the last refused zone change
     bundles: dict[Text, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
 

@@ -152,11 +152,21 @@ def heartbeat(tx: Tx, node_id: str, body: Heartbeat, settings: Settings) -> None
     row.heartbeat_at = now
     row.last_seen_at = now
     row.healthy = body.healthy
-    row.dns = {
-        "serials": dict(body.dns_serials),
-        "error": body.dns_error,
-        "reason": body.reason,
-    }
+    before = row.dns or {}
+    serials = dict(before.get("serials") or {})
+    if body.dns_serials is None:  # unchanged since the last heartbeat
+        pass
+    elif body.dns_serials_partial:
+        for zone, serial in body.dns_serials.items():
+            if serial:
+                serials[zone] = serial
+            else:
+                serials.pop(zone, None)
+    else:
+        serials = dict(body.dns_serials)
+    dns = {"serials": serials, "error": body.dns_error, "reason": body.reason}
+    if dns != before:
+        row.dns = dns
     changed: list[str] = []
     if body.bundles is not None:
         reports = {site: r.model_dump(mode="json") for site, r in body.bundles.items()}

@@ -8,15 +8,19 @@ the wait is over.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
+from edgeplane.errors import Forbidden, InvalidInput, NotFound
 from edgeplane.protocol.config import NodeSpec
 from edgeplane.protocol.messages import PurgeTask
 from edgeplane.services.edge_nodes import SEEN_GRANULARITY, node_row, pending_purges, touch
-from edgeplane.snapshot.cache import SnapshotCache
+from edgeplane.snapshot.cache import SnapshotCache, UnknownObjects, objects_body
 from edgeplane.store.actor import PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database
 from edgeplane.store.tables import utcnow
+
+_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass
@@ -44,23 +48,62 @@ def read_state(db: Database, actor: Actor, node_id: str) -> PollState:
 
 
 def answer(
-    db: Database, snapshots: SnapshotCache, actor: Actor, state: PollState, after: int
+    db: Database,
+    snapshots: SnapshotCache,
+    actor: Actor,
+    state: PollState,
+    after: int,
+    refs: bool = False,
 ) -> bytes:
-    """The long-poll's JSON body (``ConfigPoll``), the snapshot's body spliced in as is."""
+    """The long-poll's JSON body (``ConfigPoll``), the snapshot's body spliced in as is: the
+    manifest with ``refs`` (built once per revision), else the full snapshot."""
     with db.read(actor, PLATFORM_PROJECT) as tx:
         snap = snapshots.for_node(tx.session, state.node, state.revision)
-    newer = snap.config.revision > after
+    newer = snap.revision > after
     purges = json.dumps([p.model_dump(mode="json") for p in state.purges])
+    config = snap.body if newer and not refs else b"null"
+    manifest = snap.manifest if newer and refs else b"null"
     return b"".join(
         [
             b'{"revision":',
-            str(snap.config.revision).encode(),
+            str(snap.revision).encode(),
             b',"hash":',
             json.dumps(snap.hash).encode(),
             b',"config":',
-            snap.body if newer else b"null",
+            config,
             b',"purges":',
             purges.encode(),
+            b',"manifest":',
+            manifest,
             b"}",
         ]
     )
+
+
+def objects(
+    db: Database, snapshots: SnapshotCache, actor: Actor, node_id: str, hashes: list[str]
+) -> bytes:
+    """The bodies of the objects a node's manifest names (``ObjectsAnswer`` JSON). Only the
+    node's own token may fetch them (they hold private keys); an unknown hash is refused."""
+    with db.read(actor, PLATFORM_PROJECT) as tx:
+        row = node_row(tx, node_id)
+        if row.token_id is not None and row.token_id != actor.token_id:
+            raise Forbidden(f"this edge token is not the one edge node {node_id!r} registered with")
+    bad = [h for h in hashes if not _HASH.match(h)]
+    if bad:
+        raise InvalidInput(f"not an object hash (64 hex digits): {bad[0][:80]!r}", field="hashes")
+    try:
+        try:
+            found = snapshots.objects(hashes)
+        except UnknownObjects:
+            # Another replica (or worker) answered the poll: build the newest revision here.
+            with db.read(actor, PLATFORM_PROJECT) as tx:
+                snapshots.view(tx.session, tx.current_revision())
+            found = snapshots.objects(hashes)
+    except UnknownObjects as exc:
+        shown = ", ".join(exc.missing[:5]) + (" ..." if len(exc.missing) > 5 else "")
+        raise NotFound(
+            f"{len(exc.missing)} unknown object(s) (not in the last revisions): {shown}; "
+            "poll the config again"
+        ) from None
+    return objects_body(found)

@@ -378,7 +378,9 @@ def node_prefetch(deployments: tuple[DeploymentState, ...], node: NodeSpec) -> t
     )
 
 
-def served(state: DesiredState) -> Served:
+def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) -> Served:
+    """Everything but the node and the revision; ``zones``: the zones of ``state.dns``
+    already built (``edgeplane.snapshot.cache`` builds only those that changed)."""
     sites: list[SiteSpec] = []
     pools: dict[str, PoolSpec] = {}
     certs: dict[str, CertSpec] = {}
@@ -398,7 +400,7 @@ def served(state: DesiredState) -> Served:
         sites=tuple(sites),
         pools=tuple(pools[k] for k in sorted(pools)),
         certs=tuple(certs[k] for k in sorted(certs)),
-        zones=build_zones(state.dns),
+        zones=build_zones(state.dns) if zones is None else zones,
         geo=build_geo(state.dns),
         verifications=tuple(
             VerificationSpec(domain=z.name, token=z.token)

@@ -8,6 +8,7 @@ is given, and certificates already read are taken from the caller's ``CertCache`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -86,6 +87,7 @@ def load_state(
     *,
     now: datetime | None = None,
     certs: CertCache | None = None,
+    records: RecordsCache | None = None,
 ) -> DesiredState:
     """The desired state the edge serves, in a handful of bulk queries."""
     now = now or utcnow()
@@ -134,7 +136,7 @@ def load_state(
         )
     )
     return DesiredState(
-        dns=load_dns(session, box),
+        dns=load_dns(session, box, records=records),
         deployments=load_deployments(session),
         acme_http=acme_http,
         domains={p: tuple(v) for p, v in domains.items()},
@@ -206,15 +208,105 @@ def _routing(session: Session) -> dict[str, tuple[tuple[str, ...] | None, int]]:
     return {p: (active.get(p) or rolling.get(p), rev) for p, rev in changed.items()}
 
 
-def load_dns(session: Session, box: SecretBox, *, only: str | None = None) -> DnsState:
-    """Every hosted zone (or the zone ``only``) with its records, the edge nodes and which of
-    them are live."""
-    records: dict[str, list[RecordState]] = {}
-    record_q = select(DNSRecordRow)
-    domain_q = select(DomainRow)
+RecordsCache: TypeAlias = dict[str, tuple[int, tuple[RecordState, ...]]]
+"""Zone records already read, by zone: (the zone's revision, its records). Every change of a
+zone's records (DNS-01 answers included) bumps its revision, so a zone whose revision did not
+change is not read again."""
+_ZONE_CHUNK = 500
+
+
+def _zone_rows(session: Session, only: str | None) -> list[Any]:
+    query = select(
+        DomainRow.name,
+        DomainRow.project_id,
+        DomainRow.zone_revision,
+        DomainRow.verification,
+        DomainRow.dnssec,
+        DomainRow.dnssec_key_encrypted,
+    )
     if only is not None:
-        record_q = record_q.where(DNSRecordRow.domain == only)
-        domain_q = domain_q.where(DomainRow.name == only)
+        query = query.where(DomainRow.name == only)
+    return list(session.execute(query))
+
+
+def load_dns(
+    session: Session,
+    box: SecretBox,
+    *,
+    only: str | None = None,
+    records: RecordsCache | None = None,
+) -> DnsState:
+    """Every hosted zone (or the zone ``only``) with its records, the edge nodes and which of
+    them are live. With ``records`` (the caller's cache) only the records of zones whose
+    revision changed are read."""
+    rows = _zone_rows(session, only)
+    stale: list[str] | None = None  # None: read every zone's records
+    if records is not None and only is None:
+        stale = [
+            r.name for r in rows if records.get(r.name, (None,))[0] != int(r.zone_revision or 0)
+        ]
+        if len(stale) > len(rows) // 2:
+            stale = None
+    fresh = _read_records(session, only, stale)
+    if records is not None:
+        if stale is None:
+            records.clear()
+        for r in rows:
+            if stale is None or r.name in fresh or r.name not in records:
+                records[r.name] = (int(r.zone_revision or 0), fresh.get(r.name, ()))
+        if len(records) > len(rows) + 1000:
+            names = {r.name for r in rows}
+            for gone in [n for n in records if n not in names]:
+                del records[gone]
+        table = {r.name: records[r.name][1] for r in rows}
+    else:
+        table = fresh
+    return _dns_state(session, box, rows, table)
+
+
+def _read_records(
+    session: Session, only: str | None, names: list[str] | None
+) -> dict[str, tuple[RecordState, ...]]:
+    """Records (DNS-01 answers merged in) of the zone ``only``, of ``names``, or of all."""
+    records: dict[str, list[RecordState]] = {}
+    if names is not None and not names:
+        return {}
+    record_qs = [select(DNSRecordRow)]
+    challenge_base = select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "dns-01")
+    challenge_qs = [challenge_base]
+    if only is not None:
+        record_qs = [record_qs[0].where(DNSRecordRow.domain == only)]
+        challenge_qs = [challenge_base.where(AcmeChallengeRow.domain == only)]
+    elif names is not None:
+        chunks = [names[i : i + _ZONE_CHUNK] for i in range(0, len(names), _ZONE_CHUNK)]
+        record_qs = [select(DNSRecordRow).where(DNSRecordRow.domain.in_(c)) for c in chunks]
+        challenge_qs = [challenge_base.where(AcmeChallengeRow.domain.in_(c)) for c in chunks]
+    for record_q in record_qs:
+        _add_records(session, record_q, records)
+    answers: dict[tuple[str, str], list[str]] = {}
+    for challenge_q in challenge_qs:
+        for c in session.scalars(challenge_q):
+            try:
+                owner = relative_owner(c.domain, c.name)
+            except ValueError:
+                continue
+            answers.setdefault((c.domain, owner), []).append(canonical_value("TXT", c.value))
+    for (domain, owner), values in answers.items():
+        # DNS-01 answers join any TXT the user keeps at the same name.
+        listed = records.setdefault(domain, [])
+        mine = next((r for r in listed if (r.name, r.type) == (owner, "TXT")), None)
+        if mine is not None:
+            listed.remove(mine)
+            values = [*mine.values, *values]
+        ttl = mine.ttl if mine is not None else 30
+        listed.append(RecordState(name=owner, type="TXT", ttl=ttl, values=tuple(sorted(values))))
+    return {
+        name: tuple(sorted(listed, key=lambda r: (r.name, r.type)))
+        for name, listed in records.items()
+    }
+
+
+def _add_records(session: Session, record_q: Any, records: dict[str, list[RecordState]]) -> None:
     for r in session.scalars(record_q):
         records.setdefault(r.domain, []).append(
             RecordState(
@@ -225,28 +317,17 @@ def load_dns(session: Session, box: SecretBox, *, only: str | None = None) -> Dn
                 proxied=bool(r.proxied),
             )
         )
-    challenge_q = select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "dns-01")
-    if only is not None:
-        challenge_q = challenge_q.where(AcmeChallengeRow.domain == only)
-    answers: dict[tuple[str, str], list[str]] = {}
-    for c in session.scalars(challenge_q):
-        try:
-            owner = relative_owner(c.domain, c.name)
-        except ValueError:
-            continue
-        answers.setdefault((c.domain, owner), []).append(canonical_value("TXT", c.value))
-    for (domain, owner), values in answers.items():
-        # DNS-01 answers join any TXT the user keeps at the same name.
-        listed = records.setdefault(domain, [])
-        mine = next((r for r in listed if (r.name, r.type) == (owner, "TXT")), None)
-        if mine is not None:
-            listed.remove(mine)
-            values = [*mine.values, *values]
-        ttl = mine.ttl if mine is not None else 30
-        listed.append(RecordState(name=owner, type="TXT", ttl=ttl, values=tuple(sorted(values))))
+
+
+def _dns_state(
+    session: Session,
+    box: SecretBox,
+    rows: list[Any],
+    records: Mapping[str, tuple[RecordState, ...]],
+) -> DnsState:
     routing = _routing(session)
     zones: list[ZoneState] = []
-    for d in session.scalars(domain_q):
+    for d in rows:
         key = None
         if d.dnssec and d.dnssec_key_encrypted:
             key = box.decrypt(d.dnssec_key_encrypted)  # cached by the box
@@ -258,7 +339,7 @@ def load_dns(session: Session, box: SecretBox, *, only: str | None = None) -> Dn
                 name=d.name,
                 revision=int(d.zone_revision or 0),
                 token=str((d.verification or {}).get("token") or ""),
-                records=tuple(sorted(records.get(d.name, []), key=lambda r: (r.name, r.type))),
+                records=records.get(d.name, ()),
                 dnssec=bool(d.dnssec),
                 dnssec_key=key,
             )

@@ -19,6 +19,8 @@ from edgeplane.protocol.messages import (
     HealthReport,
     Heartbeat,
     NodeRegister,
+    ObjectsAnswer,
+    ObjectsRequest,
     PurgeAck,
 )
 from edgeplane.services import bundles, edge_nodes, edge_poll
@@ -70,6 +72,10 @@ async def poll_config(
     wait: Annotated[
         float, Query(ge=0, le=120, description="seconds to wait for a newer revision")
     ] = DEFAULT_WAIT_S,
+    refs: Annotated[
+        bool,
+        Query(description="the snapshot as a manifest: zones and certificates by reference"),
+    ] = False,
 ) -> Response:
     db = _db(request)
     notifier = _notifier(request)
@@ -82,8 +88,22 @@ async def poll_config(
         if state.revision > after or state.purges or remaining <= 0 or notifier.closed:
             break  # closed: the server stops; answer what we have, the agent polls again
         await notifier.wait(ticket, remaining)
-    body = await run_in_threadpool(edge_poll.answer, db, _snapshots(request), actor, state, after)
+    body = await run_in_threadpool(
+        edge_poll.answer, db, _snapshots(request), actor, state, after, refs
+    )
     return Response(content=body, media_type="application/json")
+
+
+@router.post(
+    "/nodes/{node_id}/objects",
+    response_model=ObjectsAnswer,
+    summary="Fetch the zones and certificates a manifest names, by hash (edge token)",
+)
+def fetch_objects(
+    request: Request, actor: EdgeActor, node_id: str, body: ObjectsRequest
+) -> Response:
+    content = edge_poll.objects(_db(request), _snapshots(request), actor, node_id, body.hashes)
+    return Response(content=content, media_type="application/json")
 
 
 @router.post("/nodes/{node_id}/ack", response_model=EdgeNode, summary="Acknowledge an apply")

@@ -29,7 +29,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,12 +45,21 @@ from edgeplane.node.agent.client import (
     Unreachable,
 )
 from edgeplane.node.agent.health import HealthChecker
+from edgeplane.node.agent.objects import ObjectError, ObjectStore
 from edgeplane.node.agent.orphans import kill_orphan_workers
 from edgeplane.node.agent.statedir import StateDir
 from edgeplane.node.agent.tasks import cancel_all
 from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
-from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig, ZoneSpec
+from edgeplane.protocol.config import (
+    AcmeHttpSpec,
+    CertSpec,
+    EdgeConfig,
+    EdgeManifest,
+    ZoneSpec,
+    canonical_body,
+    object_hash,
+)
 from edgeplane.protocol.messages import (
     Ack,
     AnalyticsReport,
@@ -77,10 +86,18 @@ class ApplyOutcome(Protocol):
     def error(self) -> str | None: ...
 
 
-class DnsServer(Protocol):
-    """What the agent needs of its DNS server (``edgeplane.node.powerdns.engine.DnsEngine``)."""
+class DnsOutcome(ApplyOutcome, Protocol):
+    @property
+    def serials(self) -> dict[str, int]: ...
 
-    def apply(self, zones: tuple[ZoneSpec, ...]) -> ApplyOutcome: ...
+
+class DnsServer(Protocol):
+    """What the agent needs of its DNS server (``edgeplane.node.powerdns.engine.DnsEngine``):
+    zones by reference (name -> object hash), loaded from the store only when they changed."""
+
+    def apply_refs(
+        self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]
+    ) -> DnsOutcome: ...
     def ensure_running(self) -> bool: ...
     def stop(self) -> None: ...
 
@@ -143,9 +160,10 @@ class Agent:
         self.engine = engine
         self.dns = dns
         self.dns_serials: dict[str, int] = {}  # zone -> serial served
+        self._serials_sent: dict[str, int] | None = None  # as the control plane last got them
         self.dns_error: str | None = None
         self.dns_restarts = 0
-        self._dns_applied: tuple[ZoneSpec, ...] | None = None
+        self._dns_applied: dict[str, str] | None = None  # zone -> object hash served
         self._dns_wanted = asyncio.Event()
         self._healthy = True
         self._unhealthy_reason: str | None = None
@@ -154,6 +172,10 @@ class Agent:
         self.node_id: str | None = None
         self.after = -1  # the newest revision received; -1: none yet (answer at once)
         self.desired: EdgeConfig | None = None  # the newest snapshot received
+        self.manifest: EdgeManifest | None = None  # its manifest (None: a legacy snapshot)
+        self.zones: dict[str, str] = {}  # its zones: name -> object hash
+        self._manifests: dict[int, EdgeManifest] = {}  # the last few received, by revision
+        self.objects = ObjectStore(self.state.objects_path)
         self.serving: EdgeConfig | None = None  # the snapshot nginx serves
         self.failed_hashes: set[str] = set()  # http hashes of snapshots nginx refused
         self.nginx_restarts = 0
@@ -179,7 +201,7 @@ class Agent:
         """Run until ``stop`` is set, then stop nginx."""
         self.state.prepare()
         try:
-            saved = self.state.load_snapshot()
+            saved = await asyncio.to_thread(self._load_saved)
             if saved is not None:
                 log.info("serving the saved snapshot (revision %d)", saved.revision)
                 self.desired = saved
@@ -187,7 +209,7 @@ class Agent:
                 self._saved = (saved.revision, saved.content_hash())
                 self._acked_revision = saved.revision
                 await self._apply(saved)
-                await self._apply_dns(saved.zones)
+                await self._apply_dns(self.zones)
                 self._acme_wanted.set()
                 self.health.update(saved.pools)
             self._spawn(self._poll_loop, "poll")
@@ -203,6 +225,25 @@ class Agent:
             await stop.wait()
         finally:
             await self.shutdown()
+
+    def _load_saved(self) -> EdgeConfig | None:
+        """The last good snapshot on disk: the manifest resolved from the object store, else
+        a full snapshot saved by an older agent (its zones moved into the store)."""
+        manifest = self.state.load_manifest()
+        if manifest is not None:
+            try:
+                config = manifest.resolve(self.objects.certs(manifest.certs))
+            except ObjectError as exc:
+                log.warning("the saved manifest names an object the store lacks: %s", exc)
+            else:
+                self._take(manifest)
+                return config
+        legacy = self.state.load_snapshot()
+        if legacy is None:
+            return None
+        manifest = self._adopt(legacy, legacy.content_hash())
+        self._take(manifest)
+        return manifest.resolve(self.objects.certs(manifest.certs))
 
     async def shutdown(self) -> None:
         started = time.monotonic()
@@ -256,6 +297,7 @@ class Agent:
                 log.error("registration refused: %s", exc)
             else:
                 self.node_id = node.id
+                self._serials_sent = None  # a node registered afresh gets them whole
                 self.state.save_node_id(node.id, node.name)
                 log.info("registered as %s (%s, region %s)", node.id, node.name, node.region)
                 self._registered.set()
@@ -292,9 +334,23 @@ class Agent:
                 outage_logged = False
             backoff.reset()
             fresh = self._start_purges(poll.purges)
-            if poll.config is not None:
-                self.after = poll.config.revision
-                self._receive(poll.config)
+            if poll.manifest is not None:
+                try:
+                    config = await self._resolve(poll.manifest)
+                except (ProtocolError, ObjectError) as exc:
+                    # Most often: the control plane moved on (objects of old revisions go).
+                    log.warning("objects of revision %d not had: %s", poll.manifest.revision, exc)
+                    await backoff.sleep()
+                    continue
+                self.after = poll.manifest.revision
+                self._take(poll.manifest)
+                self._receive(config)
+            elif poll.config is not None:  # a control plane without manifests
+                manifest = await asyncio.to_thread(self._adopt, poll.config, poll.hash)
+                config = await self._resolve(manifest)
+                self.after = manifest.revision
+                self._take(manifest)
+                self._receive(config)
             elif poll.revision < self.after:
                 # The control plane's state is older than ours (restored or replaced): take
                 # whatever it has now.
@@ -309,6 +365,64 @@ class Agent:
                     await asyncio.wait(running, timeout=1.0)
                 else:
                     await asyncio.sleep(0.05)
+
+    async def _resolve(self, manifest: EdgeManifest) -> EdgeConfig:
+        """Fetch the objects ``manifest`` names that the store lacks; the snapshot to serve."""
+        missing = self.objects.missing(manifest.objects())
+        if missing:
+            assert self.node_id is not None
+            started = time.monotonic()
+
+            async def keep(batch: dict[str, Any]) -> None:
+                await asyncio.to_thread(self._keep_objects, batch)
+
+            await self.client.fetch_objects(self.node_id, missing, keep)
+            log.info(
+                "fetched %d objects for revision %d in %.0f ms",
+                len(missing),
+                manifest.revision,
+                (time.monotonic() - started) * 1000,
+            )
+        certs = await asyncio.to_thread(self.objects.certs, manifest.certs)
+        return manifest.resolve(certs)
+
+    def _take(self, manifest: EdgeManifest) -> None:
+        self.manifest, self.zones = manifest, dict(manifest.zones)
+        self._manifests[manifest.revision] = manifest
+        for old in sorted(self._manifests)[:-4]:
+            del self._manifests[old]
+
+    def _keep_objects(self, batch: dict[str, Any]) -> None:
+        for digest, doc in batch.items():
+            self.objects.put(digest, doc)
+
+    def _adopt(self, config: EdgeConfig, content_hash: str) -> EdgeManifest:
+        """A full snapshot (from a control plane without manifests, or saved by an older
+        agent) as a manifest, its zones and certificates put in the store."""
+
+        def put(spec: ZoneSpec | CertSpec) -> str:
+            doc = spec.model_dump(mode="json")
+            digest = object_hash(canonical_body(doc))
+            if digest not in self.objects.known():
+                self.objects.put(digest, doc)
+            return digest
+
+        return EdgeManifest(
+            revision=config.revision,
+            hash=content_hash,
+            http_hash=config.http_hash(),
+            node=config.node,
+            sites=config.sites,
+            pools=config.pools,
+            certs=tuple(put(c) for c in config.certs),
+            zones={z.name: put(z) for z in config.zones},
+            verifications=config.verifications,
+            acme_http=config.acme_http,
+            ticket_keys=config.ticket_keys,
+            geo=config.geo,
+            bundles=config.bundles,
+            prefetch=config.prefetch,
+        )
 
     def _receive(self, config: EdgeConfig) -> None:
         self.desired = config
@@ -342,20 +456,21 @@ class Agent:
             await self._dns_wanted.wait()
             self._dns_wanted.clear()
             if self.desired is not None:
-                await self._apply_dns(self.desired.zones)
+                await self._apply_dns(self.zones)
 
-    async def _apply_dns(self, zones: tuple[ZoneSpec, ...]) -> None:
+    async def _apply_dns(self, zones: dict[str, str]) -> None:
         if self.dns is None or zones == self._dns_applied:
             return
-        result = await asyncio.to_thread(self.dns.apply, zones)
+        result = await asyncio.to_thread(self.dns.apply_refs, zones, self.objects.zone)
         if result.ok:
             self._dns_applied = zones
-            self.dns_serials = {z.name: z.serial for z in zones}
+            self.dns_serials = dict(result.serials)
             self.dns_error = None
             log.info("DNS: %d zones served (%.0f ms)", len(zones), result.duration_ms)
             geo = getattr(self.dns, "apply_geo", None)  # node.powerdns.geo: in the background
             if geo is not None and self.desired is not None:
-                geo(zones, self.desired.geo)
+                refs, load = dict(zones), self.objects.zone
+                geo(lambda: tuple(load(h) for h in refs.values()), self.desired.geo)
         else:
             self.dns_error = result.error
             log.error("DNS refused the zones: %s", result.error)
@@ -364,10 +479,23 @@ class Agent:
     # Heartbeats ------------------------------------------------------------------------------
 
     def heartbeat_body(self) -> Heartbeat:
+        """The heartbeat; zone serials only when they changed since the control plane last
+        got them, and then only those that changed (10,000 zones are 300 KB a second else)."""
+        serials: dict[str, int] | None = dict(self.dns_serials)
+        partial = False
+        sent = self._serials_sent
+        if sent is not None and serials is not None:
+            if serials == sent:
+                serials = None
+            else:
+                delta = {z: s for z, s in serials.items() if sent.get(z) != s}
+                delta.update((z, 0) for z in sent if z not in serials)
+                serials, partial = delta, True
         return Heartbeat(
             healthy=self._healthy,
             reason=self._unhealthy_reason,
-            dns_serials=dict(self.dns_serials),
+            dns_serials=serials,
+            dns_serials_partial=partial,
             dns_error=(self.dns_error or None) and self.dns_error[:20000],
             bundles=self.bundles.report_models(),
         )
@@ -381,9 +509,12 @@ class Agent:
             self._heartbeat_now.clear()
             if self.node_id is None:
                 continue
+            serials = dict(self.dns_serials)
             try:
                 await self.client.heartbeat(self.node_id, self.heartbeat_body())
+                self._serials_sent = serials
             except ProtocolError as exc:
+                self._serials_sent = None  # unknown: send them whole next time
                 log.debug("heartbeat not sent: %s", exc)
 
     # Applying --------------------------------------------------------------------------------
@@ -470,8 +601,22 @@ class Agent:
         key = (config.revision, config.content_hash())
         if self._saved == key:
             return
-        await asyncio.to_thread(self.state.save_snapshot, config)
+        manifest = self._manifests.get(config.revision)
+        if manifest is not None:
+            await asyncio.to_thread(self._save_manifest, manifest)
         self._saved = key
+
+    def _save_manifest(self, manifest: EdgeManifest) -> None:
+        self.state.save_manifest(manifest)
+        keep = set(manifest.objects())
+        keep.update(self.zones.values())
+        for recent in list(self._manifests.values()):
+            keep.update(recent.objects())
+        if self._dns_applied is not None:
+            keep.update(self._dns_applied.values())
+        removed = self.objects.prune(keep)
+        if removed:
+            log.info("object store: %d objects no longer named removed", removed)
 
     def _ack_revision(self, desired: EdgeConfig) -> None:
         digest = desired.http_hash()

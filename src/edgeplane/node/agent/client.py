@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from edgeplane.protocol.messages import (
     HealthReport,
     Heartbeat,
     NodeRegister,
+    ObjectsRequest,
     PurgeAck,
 )
 from edgeplane.version import __version__
@@ -34,6 +35,7 @@ from edgeplane.version import __version__
 BASE = "/api/v1/edge"
 # The long-poll read timeout is the server's wait plus this margin.
 POLL_MARGIN_S = 10.0
+OBJECTS_BATCH = 1000  # objects per fetch: bounded bodies (certificates are ~2.5 KB each)
 
 
 class ProtocolError(Exception):
@@ -141,13 +143,34 @@ class EdgeClient:
         return EdgeNode.model_validate(await self._call("POST", "/nodes", body))
 
     async def poll(self, node_id: str, after: int, wait_s: float) -> ConfigPoll:
+        """The long-poll, the snapshot as a manifest (zones and certificates by reference)."""
         doc = await self._call(
             "GET",
             f"/nodes/{node_id}/config",
-            params={"after": after, "wait": wait_s},
+            params={"after": after, "wait": wait_s, "refs": "true"},
             timeout_s=wait_s + POLL_MARGIN_S,
         )
         return ConfigPoll.model_validate(doc)
+
+    async def fetch_objects(
+        self,
+        node_id: str,
+        hashes: list[str],
+        keep: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        """Fetch ``hashes``, at most ``OBJECTS_BATCH`` a call, each batch (``hash -> object``,
+        parsed JSON) handed to ``keep`` before the next is asked for (bounded memory)."""
+        for i in range(0, len(hashes), OBJECTS_BATCH):
+            doc = await self._call(
+                "POST",
+                f"/nodes/{node_id}/objects",
+                ObjectsRequest(hashes=hashes[i : i + OBJECTS_BATCH]),
+                timeout_s=60.0,
+            )
+            objects = doc.get("objects") if isinstance(doc, dict) else None
+            if not isinstance(objects, dict):
+                raise Unreachable(f"POST /nodes/{node_id}/objects: no objects in the answer")
+            await keep(objects)
 
     async def ack(self, node_id: str, body: Ack) -> None:
         await self._call("POST", f"/nodes/{node_id}/ack", body)

@@ -1,9 +1,12 @@
 """What the agent keeps on disk: its last good snapshot and its node id.
 
-``<state dir>/snapshot.json`` holds the last snapshot nginx accepted. It is written atomically
-(temporary file in the same directory, fsync, rename) with mode 0600, because it holds private
-keys. At start the agent serves from it before the control plane answers, and keeps serving
-from it for as long as the control plane stays unreachable.
+``<state dir>/manifest.json`` holds the manifest of the last snapshot nginx accepted; the zones
+and certificates it names are in ``<state dir>/objects/`` (``edgeplane.node.agent.objects``).
+It is written atomically (temporary file in the same directory, fsync, rename) with mode 0600.
+At start the agent serves from it before the control plane answers, and keeps serving from it
+for as long as the control plane stays unreachable. ``snapshot.json`` (the full snapshot, with
+private keys) is what agents before manifests saved: read when there is no manifest, removed
+once a manifest is saved.
 
 ``<state dir>/node.json`` holds the id the control plane gave the node (informative: the
 control plane recognises a node by its name).
@@ -19,11 +22,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edgeplane.protocol.config import EdgeConfig
+from edgeplane.protocol.config import EdgeConfig, EdgeManifest
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FILE = "snapshot.json"
+SNAPSHOT_FILE = "snapshot.json"  # the full snapshot, as agents before manifests saved it
+MANIFEST_FILE = "manifest.json"
 NODE_FILE = "node.json"
 
 
@@ -66,6 +70,34 @@ class StateDir:
         self.directory.mkdir(parents=True, exist_ok=True)
         # Searchable (nginx workers may need to reach the prefix below), not listable.
         os.chmod(self.directory, 0o711)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_FILE
+
+    @property
+    def objects_path(self) -> Path:
+        return self.directory / "objects"
+
+    def load_manifest(self) -> EdgeManifest | None:
+        """The last good manifest, or None when there is none or it cannot be read."""
+        try:
+            raw = self.manifest_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return EdgeManifest.model_validate_json(raw)
+        except ValidationError as exc:
+            log.warning(
+                "ignoring unreadable saved manifest %s (%d errors)",
+                self.manifest_path,
+                exc.error_count(),
+            )
+            return None
+
+    def save_manifest(self, manifest: EdgeManifest) -> None:
+        write_private(self.manifest_path, manifest.model_dump_json().encode())
+        self.snapshot_path.unlink(missing_ok=True)  # superseded (it held private keys)
 
     def load_snapshot(self) -> EdgeConfig | None:
         """The last good snapshot, or None when there is none or it cannot be read."""

@@ -25,7 +25,7 @@ from edgeplane.node.nginx.render_tls import (
     link_targets,
     ticket_files,
 )
-from edgeplane.protocol.config import AcmeHttpSpec, EdgeConfig
+from edgeplane.protocol.config import AcmeHttpSpec, CertSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
 KEEP_RELEASES = 5
@@ -80,6 +80,7 @@ class NginxEngine:
         self.prefix = local.prefix
         self.process = NginxProcess(local.prefix, binary)
         self._lock = threading.RLock()
+        self._cert_ids: set[str] = set()  # certificates whose files are written
         user = local.worker_user
         self._owner = None
         if user is not None and os.geteuid() == 0:
@@ -188,6 +189,11 @@ class NginxEngine:
         self._chown(tmp)
         os.rename(tmp, path)
 
+    def _new_certs(self, config: EdgeConfig) -> list[CertSpec]:
+        """The certificates whose files this engine has not written yet: only those are
+        encoded and written (10,000 certificates are ~25 MB of PEM, for one that is new)."""
+        return [c for c in config.certs if c.id not in self._cert_ids]
+
     def _link_names(self, targets: dict[str, str]) -> None:
         """Point each SNI name's link at its certificate file, each link replaced atomically
         (a handshake reads the old file or the new one, never a half of each)."""
@@ -259,6 +265,7 @@ class NginxEngine:
         for path in certs.iterdir():
             if path.is_file() and not path.name.startswith(".") and path.name not in keep:
                 path.unlink(missing_ok=True)
+                self._cert_ids.discard(path.name.removesuffix(".pem"))
         for path in (certs / "names").iterdir():
             if path.name not in links and not path.name.startswith("."):
                 path.unlink(missing_ok=True)
@@ -304,7 +311,8 @@ class NginxEngine:
         with self._lock:
             try:
                 release = render_release(config, self.local, health)
-                certs = cert_files(config)
+                new = cert_files(self._new_certs(config))
+                certs = {f"{c.id}.pem" for c in config.certs}
                 tickets = ticket_files(config)
                 hosts = [d for site in config.sites for d in site.domains]
                 links = link_targets(cert_links(config, hosts)) if self.local.https_port else {}
@@ -313,8 +321,9 @@ class NginxEngine:
             running = self.process.alive() or self.process.adopt()
             try:
                 self._prepare()
-                for name, content in certs.items():
+                for name, content in new.items():
                     self._write_cert_file(name, content)
+                self._cert_ids.update(name.removesuffix(".pem") for name in new)
                 # Before any reload (and without one when only certificates changed): the
                 # running workers read the links too, so no client sees an older one after.
                 self._link_names(links)

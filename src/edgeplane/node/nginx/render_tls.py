@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Iterable
 
 from edgeplane.node.nginx.syntax import map_block
 from edgeplane.protocol.config import CertSpec, EdgeConfig, TicketKeySpec
@@ -82,11 +83,11 @@ def link_targets(links: dict[str, str]) -> dict[str, str]:
     return targets
 
 
-def cert_files(config: EdgeConfig) -> dict[str, bytes]:
+def cert_files(certs: Iterable[CertSpec]) -> dict[str, bytes]:
     """``<id>.pem`` (key, then chain) for every certificate (written under ``prefix/certs/``):
     one file, so that a link names key and certificate at once."""
     files: dict[str, bytes] = {}
-    for cert in sorted(config.certs, key=lambda c: c.id):
+    for cert in sorted(certs, key=lambda c: c.id):
         if not cert.id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"certificate id {cert.id!r} is not a plain name")
         key = cert.key_pem if cert.key_pem.endswith("\n") else cert.key_pem + "\n"

@@ -7,17 +7,21 @@ the zone. Additions come first and removals (keys, zones) last, so that a refusa
 content never follows a removal that would need undoing. A successful apply is checked over
 DNS: every changed zone must serve the desired SOA serial.
 
-Zones that this engine applied before and whose serial PowerDNS still lists unchanged are not
-read again: an apply of a snapshot where one zone of 10,000 changed reads one zone.
+Zones come by reference (``apply_refs``: zone name -> hash of its ``ZoneSpec``, and a loader):
+a zone whose hash is the one this engine last applied is neither loaded, nor read, nor
+planned, so a change to one zone of 10,000 loads, reads and patches one zone. While the
+PowerDNS process this engine last applied to runs, its zone list is not read again either;
+after a restart (or a refused apply) every zone is listed and checked by its serial.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -28,12 +32,18 @@ import dns.rdatatype
 import dns.rdtypes.ANY.SOA
 
 from edgeplane.node.powerdns.api import PdnsApi, PdnsApiError, RRSetKey, RRSetValue
+from edgeplane.node.powerdns.bulk import load_zones, replace_zones, zone_count
 from edgeplane.node.powerdns.plan import KeyChanges, ZonePlan, plan, revert_changes, rrset_specs
 from edgeplane.node.powerdns.plan import zone_name as normalise
 from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
-from edgeplane.protocol.config import RRSetSpec, ZoneSpec
+from edgeplane.protocol.config import RRSetSpec, ZoneSpec, canonical_body, object_hash
 
 SERIAL_DEADLINE = 5.0  # seconds for a changed zone to serve its new serial
+FLUSH_ALL_FROM = 20  # zones created by one apply from which the whole cache is flushed once
+# zones from which an empty database is filled, or changed zones are replaced, by SQL
+BULK_MIN = 50
+CHECK_SAMPLE = 100  # zones checked over DNS after a change of many by SQL
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,9 +75,18 @@ def soa_serial(address: str, port: int, zone: str, timeout: float = 1.0) -> int 
 
 
 class _Refused(Exception):
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, pending: frozenset[str] = frozenset()) -> None:
         super().__init__(error)
         self.error = error
+        self.pending = pending  # zones applied whose serial was not seen served in time
+
+
+class _Unverified(_Refused):
+    """Applied, but these zones did not serve their serial in time: only they are uncertain."""
+
+    def __init__(self, error: str, applied: dict[str, tuple[str, int, bool]]) -> None:
+        super().__init__(error)
+        self.applied = applied
 
 
 class DnsEngine:
@@ -78,8 +97,11 @@ class DnsEngine:
         self._lock = threading.RLock()
         self._api: PdnsApi | None = None
         self._api_for: tuple[str, str] | None = None
-        self._applied: dict[str, ZoneSpec] = {}  # zone -> spec this engine made it serve
+        # zone -> (hash, serial, signed) this engine made it serve, and the pid of the process
+        self._applied: dict[str, tuple[str, int, bool]] = {}
+        self._applied_pid: int | None = None
         self._zones = 0
+        self.bulk_loaded = 0  # zones the last start wrote by SQL (figures, tests)
 
     # ------------------------------------------------------------------ process
 
@@ -99,6 +121,9 @@ class DnsEngine:
             return self.process.ensure_running()
 
     def stop(self) -> None:
+        # Not behind the lock: an apply of thousands of zones in progress would hold the agent's
+        # stop for its whole length; with the server gone it fails at its next call.
+        self.process.stop()
         with self._lock:
             self.process.stop()
             if self._api is not None:
@@ -121,50 +146,174 @@ class DnsEngine:
 
     def apply(self, zones: tuple[ZoneSpec, ...]) -> DnsApplyResult:
         """Serve exactly ``zones``; on any refusal every zone is left as it was."""
+        specs: dict[str, ZoneSpec] = {}
+        refs: dict[str, str] = {}
+        for zone in zones:
+            digest = object_hash(canonical_body(zone.model_dump(mode="json")))
+            if zone.name in refs and refs[zone.name] != digest:
+                return DnsApplyResult(False, 0.0, f"zone {normalise(zone.name)} appears twice")
+            specs[digest], refs[zone.name] = zone, digest
+        return self.apply_refs(refs, specs.__getitem__)
+
+    def apply_refs(
+        self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]
+    ) -> DnsApplyResult:
+        """Serve exactly ``zones`` (name -> hash of its ``ZoneSpec``; ``load`` gives the spec
+        of a hash), loading only those that changed; on any refusal every zone is left as it
+        was."""
         started = time.monotonic()
         with self._lock:
             try:
+                if not self.process.running():
+                    self._bulk_load(zones, load)
                 self.process.ensure_running()
-                serials, changed = self._apply(zones)
+                serials, changed = self._apply(zones, load)
+            except _Unverified as exc:
+                # Every other zone is as applied: only the unverified ones are read next time.
+                self._applied, self._applied_pid = exc.applied, self.process.pid
+                return DnsApplyResult(False, _ms(started), str(exc))
             except (_Refused, PdnsError) as exc:
-                self._applied.clear()  # read everything again next time
+                self._forget()  # read everything again next time
                 return DnsApplyResult(False, _ms(started), str(exc))
             except PdnsApiError as exc:  # reading failed: nothing was changed
-                self._applied.clear()
+                self._forget()
                 return DnsApplyResult(False, _ms(started), str(exc))
-            except ValueError as exc:  # a snapshot naming a zone or an RRset twice
+            except (ValueError, LookupError) as exc:  # a zone twice, a zone not to be had
+                self._forget()
                 return DnsApplyResult(False, _ms(started), str(exc))
         return DnsApplyResult(True, _ms(started), None, serials, changed)
 
-    def _apply(self, zones: tuple[ZoneSpec, ...]) -> tuple[dict[str, int], tuple[str, ...]]:
+    def _bulk_load(self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]) -> None:
+        """Before the server first answers, an empty database gets every unsigned zone in one
+        SQLite transaction (``edgeplane.node.powerdns.bulk``); the API does the rest."""
+        if len(zones) < BULK_MIN:
+            return
+        self.process.ensure_database()
+        if zone_count(self.process.database) > 0:
+            return
+        started = time.monotonic()
+        applied: dict[str, tuple[str, int, bool]] = {}
+
+        def unsigned() -> Iterator[ZoneSpec]:
+            for name, digest in zones.items():
+                spec = load(digest)
+                if not spec.dnssec:
+                    applied[normalise(name)] = (digest, spec.serial, False)
+                    yield spec
+
+        written = load_zones(self.process.database, unsigned())
+        self._applied, self._applied_pid = applied, None  # checked by serial once it runs
+        self.bulk_loaded = len(written)
+        log.info(
+            "DNS: %d zones written to an empty database in %.0f ms",
+            len(written),
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _replace_many(
+        self,
+        api: PdnsApi,
+        wanted: Mapping[str, str],
+        known: set[str],
+        load: Callable[[str], ZoneSpec],
+    ) -> dict[str, int]:
+        """When many unsigned zones PowerDNS serves changed at once (a change of which edge
+        nodes are live moves every proxied zone), their rows are replaced by SQL in one
+        transaction and the packet cache flushed, instead of a read and a PATCH per zone
+        through the API; checked over DNS like any change. The serials of those zones."""
+        candidates = [
+            n for n in wanted if n not in known and n in self._applied and not self._applied[n][2]
+        ]
+        if len(candidates) < BULK_MIN:
+            return {}
+        specs = {n: spec for n in candidates if not (spec := load(wanted[n])).dnssec}
+        if len(specs) < BULK_MIN:
+            return {}
+        started = time.monotonic()
+        replace_zones(self.process.database, specs.values())
+        api.flush_cache(".")  # every name: one call instead of one per zone
+        # One transaction wrote them all and the whole cache is gone: a sample checked over
+        # DNS stands for all (10,000 queries one after another took longer than the write).
+        names = sorted(specs)
+        step = max(1, len(names) // CHECK_SAMPLE)
+        sample = {n: specs[n] for n in names[::step]}
+        self._check_serials(ZonePlan(patch={n: () for n in sample}), sample)
+        served = {n: spec.serial for n, spec in specs.items()}
+        log.info(
+            "DNS: %d changed zones written by SQL in %.0f ms",
+            len(specs),
+            (time.monotonic() - started) * 1000,
+        )
+        return served
+
+    def _forget(self) -> None:
+        self._applied.clear()
+        self._applied_pid = None
+
+    def _apply(
+        self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]
+    ) -> tuple[dict[str, int], tuple[str, ...]]:
         api = self.api
-        listed = {z.name: z for z in api.list_zones()}
-        wanted = {normalise(z.name): z for z in zones}
-        known = {
-            name
-            for name, zone in wanted.items()
-            if name in listed
-            and self._applied.get(name) == zone
-            and listed[name].serial == zone.serial
-        }
-        to_read = [n for n in listed if n not in known]
+        wanted: dict[str, str] = {}
+        for name, digest in zones.items():
+            key = normalise(name)
+            if key in wanted:
+                raise ValueError(f"zone {key} appears twice")
+            wanted[key] = digest
+        applied = self._applied
+        trusted = bool(applied) and self._applied_pid == self.process.pid
+        if trusted:
+            # The same process serves what this engine applied: no need to list 10,000 zones.
+            listed_serials = {n: serial for n, (_, serial, _) in applied.items()}
+            listed_dnssec = {n for n, (_, _, signed) in applied.items() if signed}
+            known = {n for n, h in wanted.items() if n in applied and applied[n][0] == h}
+            to_read = [n for n in applied if n not in known]
+        else:
+            listed = {z.name: z for z in api.list_zones()}
+            listed_serials = {n: z.serial for n, z in listed.items()}
+            listed_dnssec = {n for n, z in listed.items() if z.dnssec}
+            known = {
+                n
+                for n, h in wanted.items()
+                if n in listed and n in applied and applied[n][:2] == (h, listed[n].serial)
+            }
+            to_read = [n for n in listed if n not in known]
+        bulk_serials: dict[str, int] = {}
+        if trusted:
+            bulk_serials = self._replace_many(api, wanted, known, load)
+            known |= set(bulk_serials)
+            to_read = [n for n in to_read if n not in bulk_serials]
+            listed_serials.update(bulk_serials)
+        specs = {n: load(h) for n, h in wanted.items() if n not in known}
         current = {n: api.get_rrsets(n) for n in to_read}
         keys: dict[str, dict[int, str]] = {}
         for name in to_read:
-            spec = wanted.get(name)
-            if listed[name].dnssec or (spec is not None and spec.dnssec):
+            spec = specs.get(name)
+            if name in listed_dnssec or (spec is not None and spec.dnssec):
                 keys[name] = {k.id: k.dnskey for k in api.list_cryptokeys(name)}
-        todo = plan(current, tuple(z for n, z in wanted.items() if n not in known), keys)
+        todo = plan(current, tuple(specs.values()), keys)
 
         self._execute(api, todo, current, keys)
 
-        serials = {n: listed[n].serial for n in known}
-        serials.update(self._check_serials(todo, wanted))
+        serials = {n: listed_serials[n] for n in known}
+        signed = {n for n in known if n in listed_dnssec}
+        signed.update(n for n, spec in specs.items() if spec.dnssec)
+        try:
+            serials.update(self._check_serials(todo, specs))
+        except _Refused as exc:
+            pending = exc.pending
+            applied = {
+                n: (h, specs[n].serial if n in specs else listed_serials.get(n, 0), n in signed)
+                for n, h in wanted.items()
+                if n not in pending
+            }
+            raise _Unverified(exc.error, applied) from None
         for name in todo.unchanged:
-            serials[name] = listed[name].serial
-        self._applied = dict(wanted)
+            serials[name] = specs[name].serial if name in specs else listed_serials[name]
+        self._applied = {n: (h, serials.get(n, 0), n in signed) for n, h in wanted.items()}
+        self._applied_pid = self.process.pid
         self._zones = len(wanted)
-        return serials, todo.changed
+        return serials, tuple(sorted({*todo.changed, *bulk_serials}))
 
     def _execute(
         self,
@@ -175,6 +324,7 @@ class DnsEngine:
     ) -> None:
         undo: list[Callable[[], object]] = []
         try:
+            many = len(todo.create) > FLUSH_ALL_FROM
             for zone in todo.create:
                 name = normalise(zone.name)
                 api.create_zone(name, rrset_specs(zone))
@@ -182,7 +332,10 @@ class DnsEngine:
                 self._import(api, name, todo.keys.get(name), undo)
                 # A question asked before the zone existed was answered REFUSED, and that
                 # answer sits in the packet cache (creating a zone does not clear it).
-                api.flush_cache(name)
+                if not many:
+                    api.flush_cache(name)
+            if many:
+                api.flush_cache(".")  # one call for every name instead of one per zone
             for name, changes in todo.patch.items():
                 api.patch_rrsets(name, changes)
                 back = revert_changes(changes, current[name])
@@ -263,23 +416,27 @@ class DnsEngine:
         """Every created or changed zone serves its desired SOA serial over DNS."""
         pending = {n: wanted[n].serial for n in todo.changed if n in wanted}
         served: dict[str, int] = {}
-        deadline = time.monotonic() + SERIAL_DEADLINE
+        # A few seconds, and more for thousands of zones (one query each, one after another).
+        deadline = time.monotonic() + SERIAL_DEADLINE + 0.002 * len(pending)
         while True:
             for name, serial in list(pending.items()):
+                if time.monotonic() > deadline or not self.process.running():
+                    break
                 got = soa_serial(self.process.dns_address, self.process.dns_port, name)
                 if got is not None:
                     served[name] = got
                 if got == serial:
                     del pending[name]
-            if not pending or time.monotonic() > deadline:
+            if not pending or time.monotonic() > deadline or not self.process.running():
                 break
             time.sleep(0.01)
         if pending:
             wrong = ", ".join(
                 f"{n} serves serial {served.get(n, 'nothing')}, expected {s}"
-                for n, s in sorted(pending.items())
+                for n, s in sorted(pending.items())[:20]
             )
-            raise _Refused(f"applied, but {wrong}")
+            more = f" and {len(pending) - 20} more" if len(pending) > 20 else ""
+            raise _Refused(f"applied, but {wrong}{more}", frozenset(pending))
         return served
 
 

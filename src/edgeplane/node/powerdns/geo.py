@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,13 +67,16 @@ class GeoStatus:
     generation: int = 0  # zones files put in place
 
 
+Zones = tuple[ZoneSpec, ...] | Callable[[], tuple[ZoneSpec, ...]]
+
+
 class GeoDnsEngine(DnsEngine):
     def __init__(self, process: PdnsProcess, *, cache_dir: Path | None = None) -> None:
         super().__init__(process)
         self.cache_dir = cache_dir or default_cache_dir()
         self.status = GeoStatus()
         self._cv = threading.Condition()
-        self._wanted: tuple[tuple[ZoneSpec, ...], GeoDnsSpec] | None = None
+        self._wanted: tuple[Zones, GeoDnsSpec] | None = None
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._ranks: tuple[tuple[RegionPoint, ...], RankDatabase] | None = None
@@ -87,8 +91,11 @@ class GeoDnsEngine(DnsEngine):
             self._api, self._api_for = _Api(*target), target
         return self._api
 
-    def apply_geo(self, zones: tuple[ZoneSpec, ...], geo: GeoDnsSpec) -> None:
-        """Serve ``zones``' proxied names from the geoip backend (in the background)."""
+    def apply_geo(self, zones: Zones, geo: GeoDnsSpec) -> None:
+        """Serve ``zones``' proxied names from the geoip backend (in the background).
+
+        ``zones`` may be a function returning them: the agent holds zones by reference, and
+        reading 10,000 of them from its object store belongs in this worker, not its loop."""
         with self._cv:
             self._wanted = (zones, geo)
             if self._worker is None:
@@ -131,7 +138,7 @@ class GeoDnsEngine(DnsEngine):
                 self._wanted = None
                 self._busy = True
             try:
-                self._serve(zones, geo)
+                self._serve(zones() if callable(zones) else zones, geo)
                 self.status.error = None
             except Exception as exc:  # keep serving (the LUA records answer)
                 log.exception("geo answers not updated")

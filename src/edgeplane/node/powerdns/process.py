@@ -264,6 +264,11 @@ class PdnsProcess:
         if not (self.directory / GEO_ZONES).is_file():
             _write(self.directory / GEO_ZONES, EMPTY.encode())
 
+    def ensure_database(self) -> None:
+        """The directory and the database (from the schema), if not there yet."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._create_database()
+
     def _create_database(self) -> None:
         with contextlib.closing(sqlite3.connect(self.database)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

@@ -1,0 +1,114 @@
+"""The node's content-addressed store of the objects manifests name (zones, certificates).
+
+``<state dir>/objects/<sha256>`` holds the canonical JSON body whose sha256 is its name
+(``edgeplane.protocol.config.object_hash``), mode 0600 (certificates hold private keys). A body
+is written whole (temporary file, rename) after its hash was checked, so a file present holds
+its object; one that does not parse is dropped and fetched again. Objects that no manifest
+kept names are removed (``prune``). Nothing here is ever logged but hashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edgeplane.protocol.config import CertSpec, ZoneSpec, canonical_body, object_hash
+
+log = logging.getLogger(__name__)
+
+OBJECTS_DIR = "objects"
+
+
+class ObjectError(Exception):
+    """An object is missing from the store or does not hold what its name says."""
+
+
+class ObjectStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._known: set[str] | None = None
+        self._certs: dict[str, CertSpec] = {}  # parsed certificates in use, by hash
+
+    def _path(self, digest: str) -> Path:
+        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+            raise ObjectError(f"not an object hash: {digest[:80]!r}")
+        return self.directory / digest
+
+    def known(self) -> set[str]:
+        if self._known is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.directory, 0o700)
+            self._known = {p.name for p in self.directory.iterdir() if len(p.name) == 64}
+        return self._known
+
+    def missing(self, hashes: Iterable[str]) -> list[str]:
+        known = self.known()
+        return list(dict.fromkeys(h for h in hashes if h not in known))
+
+    def put(self, digest: str, doc: Any) -> None:
+        """Store the object ``doc`` (parsed JSON) under ``digest``, which must be its hash."""
+        body = canonical_body(doc)
+        if object_hash(body) != digest:
+            raise ObjectError(f"object {digest} does not match its hash")
+        path = self._path(digest)
+        tmp = path.with_name(f".{digest}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        os.rename(tmp, path)
+        self.known().add(digest)
+
+    def read(self, digest: str) -> bytes:
+        try:
+            return self._path(digest).read_bytes()
+        except FileNotFoundError:
+            self.known().discard(digest)
+            raise ObjectError(f"object {digest} is not in the store") from None
+
+    def _drop(self, digest: str) -> None:
+        self._path(digest).unlink(missing_ok=True)
+        self.known().discard(digest)
+
+    def zone(self, digest: str) -> ZoneSpec:
+        try:
+            return ZoneSpec.model_validate_json(self.read(digest))
+        except ValidationError as exc:
+            self._drop(digest)
+            raise ObjectError(
+                f"object {digest} is not a zone ({exc.error_count()} errors)"
+            ) from None
+
+    def cert(self, digest: str) -> CertSpec:
+        hit = self._certs.get(digest)
+        if hit is None:
+            try:
+                hit = CertSpec.model_validate_json(self.read(digest))
+            except ValidationError as exc:
+                self._drop(digest)
+                raise ObjectError(
+                    f"object {digest} is not a certificate ({exc.error_count()} errors)"
+                ) from None
+            self._certs[digest] = hit
+        return hit
+
+    def certs(self, hashes: Iterable[str]) -> tuple[CertSpec, ...]:
+        """The certificates ``hashes`` name; the parsed ones no longer named are forgotten."""
+        wanted = list(hashes)
+        out = tuple(self.cert(h) for h in wanted)
+        keep = set(wanted)
+        for gone in [h for h in self._certs if h not in keep]:
+            del self._certs[gone]
+        return out
+
+    def prune(self, keep: set[str]) -> int:
+        """Remove every object not in ``keep``; the number removed."""
+        removed = 0
+        for digest in [h for h in self.known() if h not in keep]:
+            self._drop(digest)
+            removed += 1
+        return removed

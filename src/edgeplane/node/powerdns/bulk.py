@@ -1,0 +1,126 @@
+"""Zones written straight into PowerDNS's gsqlite3 database, before the server answers.
+
+A node starting with an empty database has every zone to create: through the HTTP API that is
+one call and one transaction per zone (10,000 zones took minutes). Written in one SQLite
+transaction while the server is not running, they take seconds, and nothing can be cached yet
+(writing SQL under a running server leaves its packet cache stale, which the API avoids).
+
+The rows are those the API writes (checked against PowerDNS 4.7): names lower-case without the
+trailing dot; MX and SRV priorities in the ``prio`` column; ``auth`` 0 at and below a
+delegation (an NS RRset below the apex); an empty non-terminal row (type NULL) for every name
+between a record and the apex that holds none; the ``SOA-EDIT-API`` (empty: PowerDNS never
+edits our serial) and ``API-RECTIFY`` metadata. Signed zones are left to the API (keys,
+rectify); so is any database that already holds a zone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from edgeplane.node.powerdns.plan import desired_rrsets, zone_name
+from edgeplane.protocol.config import ZoneSpec
+
+PRIO_TYPES = ("MX", "SRV")
+
+
+def _bare(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+def zone_count(database: Path) -> int:
+    """How many zones the database holds (0 when it does not exist yet)."""
+    if not database.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM domains").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def zone_rows(zone: ZoneSpec) -> Iterator[tuple[str, str | None, str | None, int | None, int, int]]:
+    """(name, type, content, ttl, prio, auth) of every row of ``zone``, ENTs included."""
+    apex = _bare(zone_name(zone.name))
+    rrsets = desired_rrsets(zone)
+    cuts = {_bare(n) for (n, t) in rrsets if t == "NS" and _bare(n) != apex}
+
+    def below_cut(name: str, inclusive: bool) -> bool:
+        return any((name == c and inclusive) or name.endswith("." + c) for c in cuts)
+
+    owners: set[str] = set()
+    for (name, rtype), (ttl, records) in sorted(rrsets.items()):
+        bare = _bare(name)
+        owners.add(bare)
+        auth = 0 if below_cut(bare, inclusive=True) else 1
+        for content in records:
+            prio = 0
+            if rtype in PRIO_TYPES:
+                head, _, rest = content.strip().partition(" ")
+                prio, content = int(head), rest.strip()
+            yield bare, rtype, content, ttl, prio, auth
+    ents: set[str] = set()
+    for owner in owners:
+        if owner == apex or not owner.endswith("." + apex) or below_cut(owner, inclusive=False):
+            continue
+        labels = owner[: -len(apex) - 1].split(".")
+        for i in range(1, len(labels)):
+            parent = ".".join(labels[i:]) + "." + apex
+            if parent not in owners and not below_cut(parent, inclusive=True):
+                ents.add(parent)
+    for ent in sorted(ents):
+        yield ent, None, None, None, 0, 1
+
+
+def load_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
+    """Insert ``zones`` (unsigned, absent from the database) in one transaction; the zones
+    written. The server must not be running."""
+    written: list[str] = []
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA foreign_keys = 1")
+        with db:
+            for zone in zones:
+                apex = _bare(zone_name(zone.name))
+                cursor = db.execute(
+                    "INSERT INTO domains (name, master, type, account)"
+                    " VALUES (?, '', 'NATIVE', '')",
+                    (apex,),
+                )
+                domain_id = cursor.lastrowid
+                db.executemany(
+                    "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled,"
+                    " ordername, auth) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+                    ((domain_id, *row) for row in zone_rows(zone)),
+                )
+                db.executemany(
+                    "INSERT INTO domainmetadata (domain_id, kind, content) VALUES (?, ?, ?)",
+                    ((domain_id, "SOA-EDIT-API", ""), (domain_id, "API-RECTIFY", "1")),
+                )
+                written.append(zone_name(zone.name))
+    return written
+
+
+def replace_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
+    """Replace every row of these existing unsigned zones by the zone's, in one transaction,
+    under a running server: the caller then flushes its packet cache (new zones cannot be
+    written so: the server's zone cache would not know them until its next refresh)."""
+    written: list[str] = []
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+        db.execute("PRAGMA foreign_keys = 1")
+        with db:
+            for zone in zones:
+                apex = _bare(zone_name(zone.name))
+                found = db.execute("SELECT id FROM domains WHERE name = ?", (apex,)).fetchone()
+                if found is None:
+                    raise LookupError(f"zone {zone_name(zone.name)} is not in the database")
+                domain_id = int(found[0])
+                db.execute("DELETE FROM records WHERE domain_id = ?", (domain_id,))
+                db.executemany(
+                    "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled,"
+                    " ordername, auth) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)",
+                    ((domain_id, *row) for row in zone_rows(zone)),
+                )
+                written.append(zone_name(zone.name))
+    return written
