@@ -71,6 +71,7 @@ sys.path.append(str(_HERE))
 ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
+import callgrind  # noqa: E402
 from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
 from processes import free_udp_port  # noqa: E402
@@ -79,7 +80,7 @@ from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
 from edgeplane.node.nginx.render_tls import DEFAULT_CERT  # noqa: E402
 
 DOMAIN = "bench.localhost"
-STAGES = ("hits", "purge", "failover", "config")
+STAGES = ("hits", "instructions", "purge", "failover", "config")
 BODY_BYTES = 1024
 
 
@@ -428,24 +429,17 @@ def add_feature_sites(stack: Stack, origin_port: int, keys: list[str]) -> None:
         stack.call("POST", "/api/v1/infrastructure/cdn", params=q, json=body)
 
 
-def reference(stack: Stack, origin_port: int, name: str, logged: bool,
-              tls: tuple[Path, Path] | None = None) -> int:  # fmt: skip
-    """A minimal hand-written proxy_cache nginx in front of the origin; its port. With ``tls``
-    (certificate, key), it listens with TLS (the same settings an operator would write)."""
-    port = free_port()
-    prefix = stack.tmp / name
-    (prefix / "cache").mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(prefix / "cache", "www-data")
+def reference_body(prefix: Path, port: int, origin_port: int, logged: bool,
+                   tls: tuple[Path, Path] | None = None) -> str:  # fmt: skip
+    """The ``http`` body of the reference: a minimal hand-written proxy_cache configuration in
+    front of the origin on ``port`` (with ``tls``, the same settings an operator would write)."""
     access = f"access_log {prefix}/access.json ref_json buffer=32k flush=1s;" if logged else ""
     listen = f"listen 127.0.0.1:{port}"
     if tls is not None:
         listen += f""" ssl;
         ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};
         ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:ref_tls:10m"""
-    ref = PlainNginx(
-        prefix,
-        f"""
+    return f"""
     {REF_LOG_FORMAT}
     proxy_cache_path {prefix}/cache levels=1:2 keys_zone=ref:50m max_size=1g inactive=1d
                      use_temp_path=off;
@@ -462,8 +456,26 @@ def reference(stack: Stack, origin_port: int, name: str, logged: bool,
             add_header X-Cache-Status $upstream_cache_status always;
             proxy_pass http://origin;
         }}
-    }}""",
-    )
+    }}"""
+
+
+def reference_prefix(stack: Stack, name: str) -> Path:
+    prefix = stack.tmp / name
+    (prefix / "cache").mkdir(parents=True, exist_ok=True)
+    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(prefix / "cache", "www-data")
+        shutil.chown(prefix / "tmp", "www-data")
+    return prefix
+
+
+def reference(stack: Stack, origin_port: int, name: str, logged: bool,
+              tls: tuple[Path, Path] | None = None) -> int:  # fmt: skip
+    """A minimal hand-written proxy_cache nginx in front of the origin; its port. With ``tls``
+    (certificate, key), it listens with TLS (the same settings an operator would write)."""
+    port = free_port()
+    prefix = reference_prefix(stack, name)
+    ref = PlainNginx(prefix, reference_body(prefix, port, origin_port, logged, tls))
     stack.cleanup.add(ref.stop)
     wait_port(port)
     return port
@@ -585,6 +597,48 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                  "", ""])  # fmt: skip
     rows += bench_reloads(stack, args)
     return rows
+
+
+def bench_instructions(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
+    """nginx's user-space instructions per cached 1 KiB hit (callgrind): the node's own
+    configuration (a copy of its current release, on ports of its own) for each feature site,
+    against the reference, with and without the JSON access log. Unlike req/s, the same whatever
+    the load of the machine."""
+    title = "nginx instructions per cached 1 KiB hit (callgrind; ratio = edge / reference)"
+    if not callgrind.available():
+        log("instructions: valgrind is not installed (scripts/bootstrap --with-test); skipped")
+        return [[f"{title}: not measured, no valgrind", "", "", ""]]
+    path, n = SIZES["1 KiB"], (300 if args.quick else 2000)
+    counts: dict[str, float] = {}
+    for name, logged in (("reference", False), ("reference + JSON access log", True)):
+        prefix = reference_prefix(stack, f"callgrind-{'log' if logged else 'plain'}")
+        port = free_port()
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_MAIN.format(
+            p=prefix, workers=1, user="user www-data;" if os.geteuid() == 0 else "",
+            access="off", body=reference_body(prefix, port, origin_port, logged)))  # fmt: skip
+        out = stack.tmp / "callgrind" / f"reference-{int(logged)}"
+        counts[name] = callgrind.count(conf, prefix, port, feature_host("bare"), path,
+                                       requests=n, daemon_off=True, out=out)  # fmt: skip
+    node = stack.nodes[0]
+    node_prefix = node.nginx_prefix()
+    release = (node_prefix / "current").resolve()
+    port, into = free_port(), stack.tmp / "callgrind-edge"
+    conf = callgrind.release_copy(release, node_prefix, into,
+                                  {node.http_port: port, node.https_port: free_port()})  # fmt: skip
+    keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
+    for label, key, _cdn in FEATURES:
+        if key in keys:
+            out = stack.tmp / "callgrind" / f"edge-{key}"
+            counts[label] = callgrind.count(conf, into, port, feature_host(key), path,
+                                            requests=n, out=out)  # fmt: skip
+    ref = counts["reference"]
+
+    def row(label: str) -> list[str]:
+        return [f"{title}: {label}", f"{counts[label]:,.0f}", f"{ref:,.0f}",
+                f"{counts[label] / ref:.2f}"]  # fmt: skip
+
+    return [row(label) for label in counts if label != "reference"]
 
 
 def resumed_elsewhere(stack: Stack, version: ssl.TLSVersion) -> bool:
@@ -1088,7 +1142,7 @@ def main() -> int:
                 "cache_rules": [{"pattern": "/*", "ttl": 3600}],
                 "security": {"force_https": False},
             })  # fmt: skip
-            if "hits" in stages:
+            if "hits" in stages or "instructions" in stages:
                 keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
                 add_feature_sites(stack, origin_port, keys)
             for name in ("bench-1", "bench-2"):
@@ -1097,6 +1151,9 @@ def main() -> int:
             if "hits" in stages:
                 log("cached hits (wrk), edge and reference interleaved")
                 rows += bench_hits(stack, origin_port, args)
+            if "instructions" in stages:
+                log("instructions per cached hit (callgrind), edge and reference")
+                rows += bench_instructions(stack, origin_port, args)
             if "purge" in stages:
                 log("purge propagation")
                 rows += bench_purge(stack, args)

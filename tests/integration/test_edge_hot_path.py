@@ -173,3 +173,36 @@ def test_analytics_count_every_request(edge: Edge) -> None:
     assert got["segments"].requests == 7 and got["segments"].hits == 0
     assert got["segments"].cache == {"BYPASS": 7}
     assert sum(got["segments"].upstream_ms) == 7  # they reached the origin
+
+
+def test_in_place_location_with_the_pool_by_variable(origins: dict[str, Origin]) -> None:
+    """Sites of one profile spread over several pools: ``location /`` serves all of them in
+    place, with the site's pool taken by variable; each request reaches its own site's
+    origin, and a site whose rule needs another profile still jumps."""
+    pools = [
+        pool("pa", backend(origins["a"])),
+        pool("pb", backend(origins["b"])),
+        pool("pc", backend(origins["a"])),
+    ]
+    sites = [
+        SiteSpec(id="va", domains=("va.test",), pool="pa"),
+        SiteSpec(id="vb", domains=("vb.test",), pool="pb"),
+        SiteSpec(id="vc", domains=("vc.test",), pool="pc"),
+        SiteSpec(
+            id="vr",
+            domains=("vr.test",),
+            pool="pb",
+            cache_rules=(rule("1", "/api/*", bypass=True),),
+        ),
+    ]
+    with running_edge(https=False) as e:
+        e.apply(edge_config(sites, pools))
+        servers = (e.local.prefix / "current" / "servers.conf").read_text()
+        assert "proxy_pass $site_scheme://$site_upstream;" in servers.split("location / {")[1]
+        for host, name in [("va.test", "a"), ("vb.test", "b"), ("vc.test", "a"), ("vr.test", "b")]:
+            first = e.get(host, "/v?cc=max-age%3D60")
+            assert first.headers["x-origin"] == name, host
+            _once(first)
+            assert cache(e, host, "/v?cc=max-age%3D60", n=1) == ["HIT"], host
+        assert cache(e, "vr.test", "/api/v") == ["BYPASS", "BYPASS"]  # jumps to its rule
+        assert e.get("nowhere.test", "/").status_code == 404  # unknown host: jumps too

@@ -17,6 +17,7 @@ from edgeplane.node.nginx.render_cache import (
     CACHE_KEY_VARIABLE,
     compile_rules,
 )
+from edgeplane.node.nginx.render_jump import dominant_location, jump_maps
 from edgeplane.node.nginx.render_tls import name_matches
 from edgeplane.node.nginx.render_upstreams import ProxyProfile, render_upstream
 from edgeplane.protocol.config import (
@@ -308,3 +309,47 @@ def test_purge_cache_files(tmp_path: Path) -> None:
     temp = cached("ccc3.0000000001", "p1|h|/static/b||")  # being written: left alone
     removed = purge_cache(tmp_path, PurgeTask(id="1", site="p1", prefixes=["/static/"]))
     assert removed == 1 and not a.exists() and b.exists() and temp.exists()
+
+
+def test_in_place_location_names_a_pool_only_where_that_is_cheaper() -> None:
+    """``location /`` names the pool of most sites of its profile when the other sites' jumps
+    cost less than a variable ``proxy_pass`` for all; else it takes the pool by variable."""
+    pools = {p: PoolSpec(id=p, algorithm="round_robin", backends=(be(p, 80),)) for p in "abc"}
+
+    def inline(*site_pools: str) -> str | None:
+        sites = [SiteSpec(id=f"s{i}", domains=(f"s{i}.test",), pool=p)
+                 for i, p in enumerate(site_pools)]  # fmt: skip
+        chosen = dominant_location(sites, pools)
+        assert chosen is not None
+        return chosen.pool.id if chosen.pool else None
+
+    assert inline("a") == "a"
+    assert inline("a", "a", "a", "b") == "a"  # one jump (6.5) < 4 variable passes (11.6)
+    assert inline("a", "b") is None
+    assert inline("a", "a", "b", "c") is None
+    assert dominant_location([], pools) is None
+
+
+def test_jump_map_per_site_and_rule() -> None:
+    pools = {p: PoolSpec(id=p, algorithm="round_robin", backends=(be(p, 80),)) for p in "ab"}
+    sites = [
+        SiteSpec(id="plain", domains=("plain.test",), pool="a"),
+        SiteSpec(id="other", domains=("other.test",), pool="b"),
+        SiteSpec(id="other2", domains=("other2.test",), pool="b"),
+        SiteSpec(id="ruled", domains=("ruled.test",), pool="a",
+                 cache_rules=(rule("1", "/api/*", bypass=True), rule("2", "/*", ttl=5))),
+        SiteSpec(id="bundled", domains=("bundled.test",), pool="a"),
+        SiteSpec(id="none", domains=("none.test",), pool=None),
+    ]  # fmt: skip
+    proxy = ProxyProfile.of(pools["a"])
+    compiled = compile_rules([(s.id, s.cache_rules, proxy) for s in sites if s.pool])
+    chosen = dominant_location(sites, pools)
+    assert chosen is not None and chosen.pool is None  # a: 2 sites, b: 2
+    text = jump_maps(chosen, sites, pools, compiled, {"bundled"})
+    site_map = text.split("$edge_jump {")[1].split("}")[0]
+    assert '"plain" 0;' in site_map and '"other" 0;' in site_map
+    assert '"ruled" $rule_jump;' in site_map
+    assert "bundled" not in site_map and "none" not in site_map  # default 1: they jump
+    rule_map = text.split("$rule_jump {")[1].split("}")[0]
+    assert "default 1;" in rule_map and '"ruled#1"' not in rule_map  # bypass: jumps
+    assert '"ruled#2"' not in rule_map  # its catch-all has another TTL: jumps

@@ -379,7 +379,7 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
-        sites_map += jump_maps(inline, sites, compiled, bundled)
+        sites_map += jump_maps(inline, sites, pools, compiled, bundled)
     servers = _server(
         local,
         tls=False,
