@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 PRIVATE = {"releases", "cache", "tmp", "logs"}  # made afresh in a copy; the rest is linked
@@ -33,10 +34,17 @@ def available() -> bool:
     return bool(shutil.which("valgrind") and shutil.which("callgrind_control"))
 
 
-def release_copy(release: Path, node_prefix: Path, into: Path, ports: dict[int, int]) -> Path:
+def release_copy(
+    release: Path,
+    node_prefix: Path,
+    into: Path,
+    ports: dict[int, int],
+    edits: Sequence[tuple[str, str, str]] = (),
+) -> Path:
     """A copy of a node's release directory under the prefix ``into``: the node's prefix
-    replaced by ``into`` in every file, each port of ``ports`` replaced by its value. Returns the
-    copy's main configuration file."""
+    replaced by ``into`` in every file, each port of ``ports`` replaced by its value, and each
+    edit ``(file, regex, replacement)`` made (a part switched off, to measure what it costs).
+    Returns the copy's main configuration file."""
     into.mkdir(parents=True, exist_ok=True)
     for entry in node_prefix.iterdir():
         if entry.name in PRIVATE or entry.suffix in (".pid", ".sock"):
@@ -60,6 +68,12 @@ def release_copy(release: Path, node_prefix: Path, into: Path, ports: dict[int, 
         if path.is_file() and not path.is_symlink():
             text = path.read_text().replace(str(node_prefix), str(into))
             path.write_text(_LISTEN.sub(port, text))
+    for name, pattern, replacement in edits:
+        path = copy / name
+        text, n = re.subn(pattern, replacement, path.read_text())
+        if not n:
+            raise RuntimeError(f"{name}: nothing matches {pattern!r}")
+        path.write_text(text)
     return copy / "nginx.conf"
 
 

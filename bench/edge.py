@@ -599,6 +599,13 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
     return rows
 
 
+SWITCHED_OFF: list[tuple[str, list[tuple[str, str, str]]]] = [
+    ("no access log", [("base.conf", r"access_log [^;]*;", "access_log off;")]),
+    ("only the contract's two headers", [("headers.conf", r"add_header X-Content-Type[^\n]*\n"
+                                          r"(.*\n)*", "")]),
+]  # fmt: skip
+
+
 def bench_instructions(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
     """nginx's user-space instructions per cached 1 KiB hit (callgrind): the node's own
     configuration (a copy of its current release, on ports of its own) for each feature site,
@@ -623,15 +630,20 @@ def bench_instructions(stack: Stack, origin_port: int, args: argparse.Namespace)
     node = stack.nodes[0]
     node_prefix = node.nginx_prefix()
     release = (node_prefix / "current").resolve()
-    port, into = free_port(), stack.tmp / "callgrind-edge"
-    conf = callgrind.release_copy(release, node_prefix, into,
-                                  {node.http_port: port, node.https_port: free_port()})  # fmt: skip
     keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
-    for label, key, _cdn in FEATURES:
-        if key in keys:
-            out = stack.tmp / "callgrind" / f"edge-{key}"
-            counts[label] = callgrind.count(conf, into, port, feature_host(key), path,
-                                            requests=n, out=out)  # fmt: skip
+    targets: list[tuple[str, str, list[tuple[str, str, str]]]] = [
+        (label, key, []) for label, key, _ in FEATURES if key in keys
+    ]
+    if not args.quick:  # what the parts every site has cost, each switched off
+        targets += [(f"edge: bare site, {what}", "bare", edits) for what, edits in SWITCHED_OFF]
+    for i, (label, key, edits) in enumerate(targets):
+        port, into = free_port(), stack.tmp / f"callgrind-edge-{i}"
+        conf = callgrind.release_copy(release, node_prefix, into,
+                                      {node.http_port: port, node.https_port: free_port()},
+                                      edits)  # fmt: skip
+        out = stack.tmp / "callgrind" / f"edge-{i}"
+        counts[label] = callgrind.count(conf, into, port, feature_host(key), path,
+                                        requests=n, out=out)  # fmt: skip
     ref = counts["reference"]
 
     def row(label: str) -> list[str]:

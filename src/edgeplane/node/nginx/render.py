@@ -221,8 +221,7 @@ def _sites_map(
     config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], pools: dict[str, PoolSpec]
 ) -> str:
     host_site, redirect = _hosts(config, local, sites)
-    upstream: list[tuple[str, str]] = []
-    scheme: list[tuple[str, str]] = []
+    target: list[tuple[str, str]] = []
     default_loc: list[tuple[str, str]] = []
     hsts: list[tuple[str, str]] = []
     for site in sites:
@@ -230,8 +229,7 @@ def _sites_map(
         if pool is None:
             default_loc.append((site.id, NO_ORIGIN))
         else:
-            upstream.append((site.id, upstream_name(pool.id)))
-            scheme.append((site.id, pool_scheme(pool)))
+            target.append((site.id, lit(f"{pool_scheme(pool)}://{upstream_name(pool.id)}")))
             default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
         if site.hsts_max_age > 0:
             hsts.append((site.id, _hsts(site)))
@@ -240,8 +238,8 @@ def _sites_map(
         "$host", "$site_id", [(h, lit(s)) for h, s in host_site.items()], hostnames=True
     )
     text += map_block("$host", "$redirect_https", redirect, default="0", hostnames=True)
-    text += map_block("$site_id", "$site_upstream", upstream, default="no_origin")
-    text += map_block("$site_id", "$site_scheme", scheme, default="http")
+    # the proxy_pass of a location serving several pools: one lookup, no URL to assemble
+    text += map_block("$site_id", "$site_pass", target, default=lit("http://no_origin"))
     text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
     if hsts:
         # over HTTPS only (RFC 6797 7.2); a plain request looks up "" and stops there
@@ -263,7 +261,7 @@ def _proxied_lines(
 ) -> list[str]:
     """A proxied location's lines; with ``pool``, ``proxy_pass`` names it (no variable to
     evaluate and no URL to parse per request)."""
-    target = "$site_scheme://$site_upstream"
+    target = "$site_pass"
     if pool is not None:
         target = f"{pool_scheme(pool)}://{upstream_name(pool.id)}"
     return [f"proxy_pass {target};", *proxy.lines(), *cache.lines()]

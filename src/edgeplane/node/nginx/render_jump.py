@@ -1,12 +1,13 @@
 """Where ``location /`` serves a request: in place, or by a jump to a named location.
 
-``location /`` serves the (cache profile, pool) that most sites fall back to with a static
-``proxy_pass``; a request of any other (profile, pool), or of a site with a bundle, jumps to
-``$edge_loc`` (``error_page 418``). Whether it jumps is decided at render time per site, and per
-rule for sites with cache rules: one hash lookup on ``$site_id`` (and one on ``$rule`` for a
-site with rules), instead of building ``"$edge_loc|$site_upstream"`` and looking that up per
-request. A jump is always correct (the named location does the same work); serving in place is
-chosen only where the in-place location is the one the request would jump to.
+``location /`` serves the named location that most sites fall back to, with its pool named in
+``proxy_pass`` or taken per site by variable (see ``dominant_location``); a request of any
+other location, or of a site with a bundle, jumps to ``$edge_loc`` (``error_page 418``).
+Whether it jumps is decided at render time, per site and, for sites with cache rules, per rule:
+one hash lookup on ``$site_id`` (and one on ``$rule`` for a site with rules), instead of
+building the location and pool names into a key per request. A jump is always correct (the
+named location does the same work); serving in place is chosen only where the in-place
+location is the one the request would jump to.
 """
 
 from __future__ import annotations
