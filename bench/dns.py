@@ -135,7 +135,7 @@ def geo_status(pdns_dir: Path, *names: str) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- processes
 
 
-def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
+def pdns_counters_of(socket_dir: Path) -> tuple[int, int] | None:
     """(packetcache-hit, packetcache-miss) of the PowerDNS with this control socket dir."""
     out: list[int] = []
     for name in ("packetcache-hit", "packetcache-miss"):
@@ -148,6 +148,35 @@ def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
             return None
         out.append(int(r.stdout.strip()))
     return out[0], out[1]
+
+
+def node_pdns(pdns_dir: Path) -> tuple[str, int]:
+    """Where a node's PowerDNS itself listens (behind its dnsdist): from its pdns.conf."""
+    lines = (pdns_dir / "pdns.conf").read_text().splitlines()
+    conf = dict(line.split("=", 1) for line in lines if "=" in line)
+    return conf["local-address"].split(",")[0].strip(), int(conf["local-port"])
+
+
+def dnsdist_counters(pdns_dir: Path) -> tuple[int, int] | None:
+    """(answers from dnsdist's packet cache, other queries) of a node's dnsdist, read through
+    its console (the key and port from its dnsdist.conf)."""
+    import base64
+
+    from edgeplane.node.powerdns.dnsdist import DnsdistError, console
+
+    text = (pdns_dir / "dnsdist.conf").read_text()
+    port = re.search(r'controlSocket\("127\.0\.0\.1:(\d+)"\)', text)
+    key = re.search(r'setKey\("([^"]+)"\)', text)
+    if not port or not key:
+        return None
+    try:
+        (out,) = console(int(port.group(1)), base64.b64decode(key.group(1)), [
+            'local s = getStatisticsCounters() return s["cache-hits"] .. " " .. s["queries"]'
+        ])  # fmt: skip
+    except DnsdistError:
+        return None
+    hits, queries = (int(x) for x in out.split())
+    return hits, queries - hits
 
 
 REFERENCE_CONF = """\
@@ -260,7 +289,13 @@ class PerfResult:
 
 
 def dnsperf(address: str, port: int, data: Path, args: argparse.Namespace,
-            socket_dir: Path | None) -> PerfResult:  # fmt: skip
+            socket_dir: Path | None, *, front: bool = False) -> PerfResult:  # fmt: skip
+    """``front``: the cache counted is the dnsdist's of the node whose PowerDNS directory is
+    ``socket_dir``, else that PowerDNS's own."""
+
+    def pdns_counters(d: Path) -> tuple[int, int] | None:
+        return dnsdist_counters(d) if front else pdns_counters_of(d)
+
     before = pdns_counters(socket_dir) if socket_dir else None
     cmd = ["dnsperf", "-B", "-s", address, "-p", str(port), "-d", str(data),
            "-l", str(args.duration), "-c", str(args.clients), "-T", str(args.threads),
@@ -436,7 +471,13 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     eu_dir = stack.pdns_dir("eu")
 
     def on_edge(data: str) -> Callable[[], PerfResult]:
-        return lambda: dnsperf(eu.bind, eu.dns_port, files[data], args, eu_dir)
+        return lambda: dnsperf(eu.bind, eu.dns_port, files[data], args, eu_dir, front=True)
+
+    behind = node_pdns(eu_dir)
+
+    def on_pdns(data: str) -> Callable[[], PerfResult]:
+        """The node's own PowerDNS, asked directly (behind its dnsdist)."""
+        return lambda: dnsperf(behind[0], behind[1], files[data], args, eu_dir)
 
     def on(r: ReferencePdns, data: str) -> Callable[[], PerfResult]:
         return lambda: dnsperf(r.address, r.port, files[data], args, r.directory)
@@ -444,6 +485,8 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     configs: list[tuple[str, Callable[[], PerfResult]]] = [
         ("edge static", on_edge("static")),
         ("reference static", on(ref, "static")),
+        ("pdns static", on_pdns("static")),
+        ("pdns geo ecs", on_pdns("geo_ecs")),
         ("edge static ecs", on_edge("static_ecs")),
         ("edge geo ecs", on_edge("geo_ecs")),
         ("lua geo ecs", on(lua, "geo_ecs")),
@@ -500,6 +543,13 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         [f"geo / static A, {len(many):,} networks: mean latency ms / from the packet cache",
          f"{lat('edge geo many')} / {lat('edge static many')}",
          f"{hits('edge geo many')} / {hits('edge static many')}", ""],
+        ["the node's PowerDNS directly (behind dnsdist): static A qps (ratio: to the node)",
+         f"{med('pdns static'):,.0f}", "", f"{med('pdns static') / s:.2f}x"],
+        ["the node's PowerDNS directly: geo, ECS from 20 networks: qps (ratio: to its static)",
+         f"{med('pdns geo ecs'):,.0f}", "", f"{med('pdns geo ecs') / med('pdns static'):.3f}x"],
+        ["the node's PowerDNS directly: mean latency ms / from its packet cache, static / geo",
+         f"{lat('pdns static')} / {hits('pdns static')}",
+         f"{lat('pdns geo ecs')} / {hits('pdns geo ecs')}", ""],
         ["geo, no ECS (every node answered): qps (ratio: to static)",
          f"{med('edge geo'):,.0f}", "", f"{med('edge geo') / s:.3f}x"],
         ["LUA record returning one constant address: qps (ratio: to static)", "",
@@ -520,9 +570,14 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         f"EDNS0 (payload {PAYLOAD}), sent from a -B data file (EDNS Client Subnet /24 in the "
         f"ECS runs, the 20 networks in turn); {total_sent:,} queries, {total_lost:,} lost; "
         "answers: " + ", ".join(f"{c} {n:,}" for c, n in sorted(codes.items())),
-        f"edge: node eu-central ({eu.bind}), PowerDNS as the agent runs it "
+        f"edge: node eu-central ({eu.bind}:{eu.dns_port}, the node's DNS address): dnsdist "
+        "1.7 as the agent runs it (packet cache keyed by the client subnet, parseECS, ECS "
+        "added from the client's address when the query has none, entries at most 10 s, "
+        "one UDP listener) in front of PowerDNS as the agent runs it "
         "(gsqlite3 with DNSSEC + geoip backend, LUA records, edns-subnet-processing, packet "
-        "cache-ttl 10, query caches off, 1 receiver + 2 distributor threads)",
+        "cache-ttl 10, query caches off, 1 receiver + 2 distributor threads) on "
+        f"{behind[0]}:{behind[1]}; the 'PowerDNS directly' rows ask that PowerDNS itself, "
+        "as every query reached it before dnsdist",
         f"reference: pdns_server on {REFERENCE_ADDRESS} with a hand-written pdns.conf "
         "(launch=gsqlite3; caches and threads at their defaults: packet and query caches 20 s, "
         "1 receiver + 3 distributor threads) serving the non-proxied RRsets of GET /records "
@@ -544,8 +599,10 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         f"{len(many):,} networks; the 20 client networks are "
         f"answered with: {spread_text}; without ECS the client (127.0.0.1) has no location "
         f"and gets every node ({', '.join(everyone)})",
-        "from the packet cache: share of the run's queries answered from PowerDNS's packet "
-        "cache (pdns_control show packetcache-hit / packetcache-miss before and after)",
+        "from the packet cache: share of the run's queries answered from a packet cache: "
+        "dnsdist's for the edge rows (its console: cache-hits / queries before and after), "
+        "PowerDNS's for the references and the 'directly' rows (pdns_control show "
+        "packetcache-hit / packetcache-miss before and after)",
     ]
     return rows, notes
 
@@ -697,17 +754,23 @@ def bench_reload(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]
                                                                         "127.0.0.2")):  # fmt: skip
         render_ms, size = put(down)
         t0 = time.perf_counter()
-        threading.Thread(
-            target=subprocess.run, args=(rediscover,),
-            kwargs={"capture_output": True, "timeout": 300}, daemon=True,
-        ).start()  # fmt: skip
+        returned: list[float] = []
+
+        def reload(t0: float = t0, returned: list[float] = returned) -> None:
+            # as GeoDnsEngine does: rediscover, then empty dnsdist's cache
+            subprocess.run(rediscover, capture_output=True, timeout=300)
+            returned.append((time.perf_counter() - t0) * 1000)
+            process.purge()
+
+        threading.Thread(target=reload, daemon=True).start()
         while answers(process.dns_address, process.dns_port, last, ecs=london) != [want]:
             if time.perf_counter() - t0 > 300:
                 raise RuntimeError(f"{last} not answered {want} within 300 s")
             time.sleep(0.005)
         figures[label] = (render_ms, (time.perf_counter() - t0) * 1000, size)
         log(f"reload of {n:,} zones ({label}): rendered in {render_ms:.0f} ms, "
-            f"{size:,} bytes, answered after {figures[label][1]:.0f} ms")  # fmt: skip
+            f"{size:,} bytes, answered after {figures[label][1]:.0f} ms (rediscover returned "
+            f"after {returned[0] if returned else float('nan'):.0f} ms)")  # fmt: skip
     render_ms = max(f[0] for f in figures.values())
     served_ms = max(f[1] for f in figures.values())
     rows = [
@@ -793,9 +856,10 @@ def main() -> int:
     print()
     for note in notes:
         print(f"- {note}")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"- cores: {os.cpu_count()}; dnsperf, the three nodes, the reference and the control "
           "plane share them; time for the whole bench: "
-          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+          f"{time.monotonic() - started:.0f} s; load average at the end {load}")  # fmt: skip
     if args.quick:
         print("- short mode (--quick): 1 s per dnsperf run, one round, 3 updates")
     return run.status()

@@ -103,11 +103,14 @@ def render_conf(
         "setECSOverride(false)",  # a resolver's ECS is kept
         "setRingBuffersSize(1000, 4)",
     ]
+    # SO_REUSEPORT only for several listeners on one address: it would also let a second
+    # dnsdist (another node's, a stale one) share the port instead of failing to start.
+    reuse = "true" if listeners > 1 else "false"
     first = True
     for address in local_addresses:
         for _ in range(max(1, listeners)):
             call = "setLocal" if first else "addLocal"
-            lines.append(f"{call}({_lua(_endpoint(address, port))}, {{reusePort=true}})")
+            lines.append(f"{call}({_lua(_endpoint(address, port))}, {{reusePort={reuse}}})")
             first = False
     lines += [
         "local pdns = newServer({address="
