@@ -303,6 +303,7 @@ class DnsdistProcess:
         if self.running():
             return
         binary = self._prepare()
+        self.stop_stale()
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self._child = spawn(
@@ -321,13 +322,22 @@ class DnsdistProcess:
                 code = self._child.returncode
                 self._child = None
                 raise DnsdistError(f"dnsdist exited with status {code}:\n{self.log_tail()}")
-            if self._answers():
+            # The console comes up after the listening sockets are bound: another process
+            # answering on our port (a clash) does not pass for us.
+            if self._console_answers() and self._answers():
                 return
             time.sleep(0.05)
         self.stop()
         raise DnsdistError(
             f"dnsdist started but did not answer within {timeout:.0f}s:\n{self.log_tail()}"
         )
+
+    def _console_answers(self) -> bool:
+        try:
+            self.console("showVersion()")
+        except DnsdistError:
+            return False
+        return True
 
     def _answers(self) -> bool:
         address = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(

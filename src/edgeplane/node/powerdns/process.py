@@ -357,10 +357,8 @@ class PdnsProcess:
         port answer."""
         if self.running():
             return
-        self._stop_stale()
-        if self.front is not None:
-            self.front.stop_stale()
         if not self._pdns_running():
+            self._stop_stale()
             self._start_pdns(timeout)
         if self.front is not None and not self.front.running():
             try:

@@ -1,0 +1,199 @@
+"""dnsdist in front of a node's PowerDNS (``edgeplane.node.powerdns.dnsdist``), on the real
+engines: geo answers cached per client network and equal to PowerDNS's own, ECS only in the
+answers of queries that carried it, changes answered at once, TCP and DNSSEC through it, and
+the process managed like PowerDNS's (stale one replaced, nothing left, a clear error when the
+package is missing)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import dns.dnssec
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+from edge_agents import searchable_tmp
+from pdns import query, zone_spec
+from test_dns_geo import ADDRESS, COUNTRY_ONLY, REGIONS, SPREAD, nearest, serve, state, zone
+
+from edgeplane.node.powerdns.dnsdist import DnsdistError
+from edgeplane.node.powerdns.engine import DnsEngine
+from edgeplane.node.powerdns.geo import GeoDnsEngine
+from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
+from edgeplane.node.procfs import cmdline
+from edgeplane.protocol.dnssec import dnskey, generate_key
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[GeoDnsEngine]:
+    tmp = searchable_tmp("dnsdist-")
+    process = PdnsProcess(tmp / "pdns")
+    eng = GeoDnsEngine(process)
+    try:
+        process.start()
+        yield eng
+    finally:
+        eng.stop()
+
+
+def ask(
+    port: int, name: str, rtype: str = "A", ecs: str | None = None, **kw: object
+) -> dns.message.Message:
+    options = [dns.edns.ECSOption(ecs, 56 if ":" in ecs else 24)] if ecs else []
+    q = dns.message.make_query(name, rtype, use_edns=0, options=options, **kw)  # type: ignore[arg-type]
+    return dns.query.udp(q, "127.0.0.1", port=port, timeout=5.0)
+
+
+def a_of(msg: dns.message.Message) -> list[str]:
+    return sorted(r.to_text() for rr in msg.answer if rr.rdtype == dns.rdatatype.A for r in rr)
+
+
+def test_geo_answers_are_cached_per_client_network_and_equal_powerdns_own(
+    engine: GeoDnsEngine,
+) -> None:
+    serve(engine, state((zone("cached.test"),)))
+    p = engine.process
+    assert p.front is not None and p.backend_port != p.dns_port
+    before = p.front.cache_stats()
+    clients = [*SPREAD, *COUNTRY_ONLY, "2001:4860:4860::8888", "2a02:ec0::1"]
+    for _ in range(3):
+        for ip in clients:
+            for name in ("cached.test", "www.cached.test"):
+                front = a_of(ask(p.dns_port, name, ecs=ip))
+                assert front == a_of(ask(p.backend_port, name, ecs=ip)), (ip, name)
+                if ":" not in ip:
+                    assert front == [nearest(ip, list(REGIONS))], (ip, name)
+    after = p.front.cache_stats()
+    # rounds two and three came from dnsdist's cache: one entry per network and name
+    assert after["hits"] - before["hits"] >= 2 * 2 * len(clients)
+    assert after["entries"] >= 2 * len(clients)
+    # a client without a location (loopback, no ECS) still gets every node
+    assert a_of(ask(p.dns_port, "cached.test")) == sorted(ADDRESS.values())
+
+
+def test_ecs_is_in_the_answer_only_when_the_query_carried_it(engine: GeoDnsEngine) -> None:
+    serve(engine, state((zone("ecs.test"),)))
+    p = engine.process
+    plain = ask(p.dns_port, "ecs.test")
+    assert plain.edns == 0 and plain.options == ()
+    no_edns = dns.query.udp(
+        dns.message.make_query("ecs.test", "A", use_edns=False), "127.0.0.1", port=p.dns_port
+    )
+    assert no_edns.edns == -1 and a_of(no_edns) == sorted(ADDRESS.values())
+    for _ in range(2):  # the second from the cache
+        got = ask(p.dns_port, "ecs.test", ecs="81.2.69.142").options
+        want = ask(p.backend_port, "ecs.test", ecs="81.2.69.142").options
+        assert [(o.address, o.srclen, o.scopelen) for o in got] == [  # type: ignore[attr-defined]
+            (o.address, o.srclen, o.scopelen)  # type: ignore[attr-defined]
+            for o in want
+        ]
+        assert got and got[0].scopelen > 0  # type: ignore[attr-defined]
+
+
+def test_changes_are_answered_at_once_through_the_cache(engine: GeoDnsEngine) -> None:
+    p = engine.process
+    # asked before the zone exists: REFUSED (cached by neither), then answered once created
+    assert ask(p.dns_port, "www.fresh.test").rcode() == dns.rcode.REFUSED
+    z1 = zone_spec("fresh.test.", 1, {("www", "A"): ["192.0.2.10"]})
+    keep = zone("keep.test")
+    serve(engine, state((keep,)))
+    base = DnsEngine.apply  # the zones of this test beside the geo zone
+    from edgeplane.snapshot.zones import build_zones
+
+    zones = build_zones(state((keep,)))
+    assert base(engine, (*zones, z1)).ok
+    assert a_of(ask(p.dns_port, "www.fresh.test")) == ["192.0.2.10"]
+    for _ in range(5):
+        assert a_of(ask(p.dns_port, "www.fresh.test", ecs="8.8.8.8")) == ["192.0.2.10"]
+    z2 = zone_spec("fresh.test.", 2, {("www", "A"): ["192.0.2.20"]})
+    result = base(engine, (*zones, z2))
+    assert result.ok, result.error
+    # no wait: the apply emptied dnsdist's cache of the zone
+    assert a_of(ask(p.dns_port, "www.fresh.test")) == ["192.0.2.20"]
+    assert a_of(ask(p.dns_port, "www.fresh.test", ecs="8.8.8.8")) == ["192.0.2.20"]
+    assert base(engine, zones).ok
+    assert ask(p.dns_port, "www.fresh.test").rcode() == dns.rcode.REFUSED
+    # a region going down moves the cached geo answers at once too
+    london = "81.2.69.142"
+    assert a_of(ask(p.dns_port, "keep.test", ecs=london)) == [ADDRESS["eu-central"]]
+    serve(engine, state((keep,), down=("eu-central",)), timeout=10)
+    assert a_of(ask(p.dns_port, "keep.test", ecs=london)) == [ADDRESS["us-east"]]
+    serve(engine, state((keep,)), timeout=10)
+    assert a_of(ask(p.dns_port, "keep.test", ecs=london)) == [ADDRESS["eu-central"]]
+
+
+def test_tcp_and_signed_answers_through_dnsdist(engine: GeoDnsEngine) -> None:
+    key = generate_key()
+    signed = replace(zone("tcp-signed.test"), dnssec=True, dnssec_key=key)
+    serve(engine, state((signed,)))
+    name = dns.name.from_text("tcp-signed.test")
+    keys = {name: dns.rrset.from_rdata(name, 3600, dnskey(key))}
+    for tcp in (False, True, False):
+        msg = query(engine.process, "www.tcp-signed.test", "A", ecs="8.8.8.8", dnssec=True, tcp=tcp)
+        a = [r for r in msg.answer if r.rdtype == dns.rdatatype.A]
+        sig = [r for r in msg.answer if r.rdtype == dns.rdatatype.RRSIG]
+        assert a and sig, msg
+        dns.dnssec.validate(a[0], sig[0], keys)
+        assert [r.to_text() for r in a[0]] == [nearest("8.8.8.8", list(REGIONS))]
+    # without DO: no signatures (the DO bit is part of the cache key)
+    plain = query(engine.process, "www.tcp-signed.test", "A", ecs="8.8.8.8")
+    assert not [r for r in plain.answer if r.rdtype == dns.rdatatype.RRSIG]
+
+
+def _alive(pid: int) -> bool:
+    return bool(cmdline(pid))
+
+
+def test_dnsdist_is_restarted_replaced_and_stopped(tmp_path: Path) -> None:
+    one = PdnsProcess(tmp_path / "pdns")
+    one.start()
+    try:
+        assert one.front is not None
+        first = one.front.pid
+        assert first is not None and "dnsdist" in cmdline(first)[0]
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while one.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pdns_pid = one.pid
+        assert one.ensure_running() is True
+        assert one.pid == pdns_pid  # PowerDNS kept running: only dnsdist was started again
+        assert one.front.pid not in (None, first)
+        # an agent that restarts finds the servers of its directory running: replaced
+        again = PdnsProcess(tmp_path / "pdns", dns_port=one.dns_port)
+        old = (one.pid, one.front.pid)
+        again.start()
+        try:
+            assert again.running()
+            assert all(pid is not None and not _alive(pid) for pid in old)
+            assert ask(again.dns_port, ".", "SOA").rcode() == dns.rcode.REFUSED
+        finally:
+            pids = (again.pid, again.front.pid if again.front else None)
+            again.stop()
+        assert all(pid is not None and not _alive(pid) for pid in pids)
+    finally:
+        one.stop()
+
+
+def test_a_missing_dnsdist_is_named_and_leaves_nothing_running(tmp_path: Path) -> None:
+    p = PdnsProcess(tmp_path / "pdns")
+    assert p.front is not None
+    p.front.binary = "no-such-dnsdist"
+    with pytest.raises(PdnsError, match="install the Debian package dnsdist"):
+        p.start()
+    assert not p.running() and p.pid is None
+    with pytest.raises(DnsdistError):
+        p.front.console("showVersion()")
