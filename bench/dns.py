@@ -5,7 +5,8 @@ Run from the repository root::
     .venv/bin/python bench/dns.py [--duration 5] [--rounds 3] [--samples 20] [--markdown]
 
 What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and three edge nodes
-(``edgeplane edge`` with ``--dns-port``: nginx and PowerDNS each) in eu-central, us-east and
+(``edgeplane edge`` with ``--dns-port``: nginx, and dnsdist in front of PowerDNS, each) in
+eu-central, us-east and
 ap-northeast on 127.0.0.2, .3 and .4, started as the integration tests start them
 (``tests/integration/processes.py``, ``edge_agents.py``). The domain ``bench.test`` is added
 through the REST API without auto-configuration and given a static A record and a proxied A
@@ -21,7 +22,10 @@ load-zone``), run in the same process, interleaved with the edge round by round.
 Figures:
 
 1. queries per second from dnsperf (UDP, unlimited rate, a fixed number of outstanding
-   queries) against the eu-central node: the static A record, the same from the reference,
+   queries) against the eu-central node's DNS address (its dnsdist, whose packet cache keeps
+   geo answers per client network) and against that node's PowerDNS directly (behind
+   dnsdist, as every query reached it before: the second reference): the static A record,
+   the same from the reference,
    the static record again with EDNS Client Subnet from 20 client networks, and the geo-routed
    name with the same 20 client networks and without ECS, beside the LUA record on a PowerDNS
    of the bench's own (today's answer); then the geo name and the static name with 100,000
@@ -29,7 +33,9 @@ Figures:
    network, and never a geo answer: PowerDNS 4.7 caches no answer with an ECS scope); the
    median of ``--rounds`` rounds,
    configurations interleaved; with the share of answers that came from PowerDNS's packet
-   cache (``pdns_control show packetcache-hit/-miss`` around each run);
+   cache (``pdns_control show packetcache-hit/-miss`` around each run; for the node's
+   address dnsdist's ``cache-hits`` / ``queries`` through its console); and the cost of a
+   purge of dnsdist's cache (one zone, everything) with the cache full of geo answers;
 2. record propagation: ``PATCH /domains/bench.test/records`` of an A record with a new value,
    until every node answers the new value (each polled with dnspython every 2 ms);
 3. the geoip zones file at ``--reload-zones`` zones (10,000; 500 in the short mode): its size,
@@ -157,9 +163,9 @@ def node_pdns(pdns_dir: Path) -> tuple[str, int]:
     return conf["local-address"].split(",")[0].strip(), int(conf["local-port"])
 
 
-def dnsdist_counters(pdns_dir: Path) -> tuple[int, int] | None:
-    """(answers from dnsdist's packet cache, other queries) of a node's dnsdist, read through
-    its console (the key and port from its dnsdist.conf)."""
+def node_console(pdns_dir: Path, commands: list[str]) -> list[str] | None:
+    """Run ``commands`` on a node's dnsdist console (port and key read from its dnsdist.conf);
+    None when it cannot be reached."""
     import base64
 
     from edgeplane.node.powerdns.dnsdist import DnsdistError, console
@@ -170,11 +176,19 @@ def dnsdist_counters(pdns_dir: Path) -> tuple[int, int] | None:
     if not port or not key:
         return None
     try:
-        (out,) = console(int(port.group(1)), base64.b64decode(key.group(1)), [
-            'local s = getStatisticsCounters() return s["cache-hits"] .. " " .. s["queries"]'
-        ])  # fmt: skip
+        return console(int(port.group(1)), base64.b64decode(key.group(1)), commands)
     except DnsdistError:
         return None
+
+
+def dnsdist_counters(pdns_dir: Path) -> tuple[int, int] | None:
+    """(answers from dnsdist's packet cache, other queries) of a node's dnsdist."""
+    got = node_console(pdns_dir, [
+        'local s = getStatisticsCounters() return s["cache-hits"] .. " " .. s["queries"]'
+    ])  # fmt: skip
+    if got is None:
+        return None
+    (out,) = got
     hits, queries = (int(x) for x in out.split())
     return hits, queries - hits
 
@@ -506,6 +520,23 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
                 f"{res.latency_ms:.2f} ms avg, lost {res.lost}/{res.sent}, "
                 f"packet cache {share}, {res.rcodes}")  # fmt: skip
 
+    # The cost of emptying dnsdist's cache (what the agent does after a change), with the
+    # cache filled by a run of the many networks: one zone (a walk of every entry) and all.
+    from edgeplane.node.powerdns.dnsdist import purge_commands
+
+    entries_cmd = 'return getPool(""):getCache():getStats()["entries"]'
+    purges: dict[str, tuple[int, float]] = {}
+    for label, zones in (("zone", [f"{ZONE}."]), ("all", None)):
+        dnsperf(eu.bind, eu.dns_port, files["geo_many"], args, None)
+        filled = node_console(eu_dir, [entries_cmd])
+        t0 = time.perf_counter()
+        node_console(eu_dir, purge_commands(zones))
+        took = (time.perf_counter() - t0) * 1000
+        left = node_console(eu_dir, [entries_cmd])
+        purges[label] = (int(filled[0]) if filled else -1, took)
+        log(f"dnsdist purge ({label}) with {purges[label][0]:,} entries: {took:.1f} ms, "
+            f"{left[0].strip() if left else '?'} entries left")  # fmt: skip
+
     def med(name: str) -> float:
         return statistics.median(r.qps for r in results[name])
 
@@ -550,6 +581,9 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         ["the node's PowerDNS directly: mean latency ms / from its packet cache, static / geo",
          f"{lat('pdns static')} / {hits('pdns static')}",
          f"{lat('pdns geo ecs')} / {hits('pdns geo ecs')}", ""],
+        ["dnsdist cache purge, console round trip ms: one zone / everything (entries)",
+         f"{purges['zone'][1]:.1f} / {purges['all'][1]:.1f}",
+         f"{purges['zone'][0]:,} / {purges['all'][0]:,}", ""],
         ["geo, no ECS (every node answered): qps (ratio: to static)",
          f"{med('edge geo'):,.0f}", "", f"{med('edge geo') / s:.3f}x"],
         ["LUA record returning one constant address: qps (ratio: to static)", "",
@@ -812,7 +846,8 @@ def main() -> int:
     if args.quick:
         args.duration, args.rounds, args.samples = 1.0, 1, 3
         args.reload_zones = min(args.reload_zones, 500)
-    missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx")
+    missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx",
+                           "dnsdist")
                if shutil.which(b) is None]  # fmt: skip
     if missing:
         print(f"bench/dns.py needs {', '.join(missing)}: run scripts/bootstrap --with-test",
