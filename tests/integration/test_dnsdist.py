@@ -135,6 +135,42 @@ def test_changes_are_answered_at_once_through_the_cache(engine: GeoDnsEngine) ->
     assert a_of(ask(p.dns_port, "keep.test", ecs=london)) == [ADDRESS["eu-central"]]
 
 
+def test_a_purge_of_a_big_cache_switches_to_the_other_pools_empty_one(
+    engine: GeoDnsEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above WALK_LIMIT (here: always) a purge switches the rule to the other pool, whose
+    cache is empty, and the old pool's cache is emptied in the background."""
+    from edgeplane.node.powerdns import dnsdist
+    from edgeplane.snapshot.zones import build_zones
+
+    p = engine.process
+    assert p.front is not None
+    keep = build_zones(state((zone("keep2.test"),)))
+    z1 = zone_spec("switch.test.", 1, {("www", "A"): ["192.0.2.10"]})
+    assert DnsEngine.apply(engine, (*keep, z1)).ok
+    for ip in SPREAD:
+        assert a_of(ask(p.dns_port, "www.switch.test", ecs=ip)) == ["192.0.2.10"]
+    before = p.front.console("return active")[0].strip()
+    monkeypatch.setattr(dnsdist, "WALK_LIMIT", 0)
+    z2 = zone_spec("switch.test.", 2, {("www", "A"): ["192.0.2.20"]})
+    result = DnsEngine.apply(engine, (*keep, z2))
+    assert result.ok, result.error
+    assert p.front.purged == f"switched {before}"
+    assert p.front.console("return active")[0].strip() != before
+    for ip in SPREAD:
+        assert a_of(ask(p.dns_port, "www.switch.test", ecs=ip)) == ["192.0.2.20"]
+    deadline = time.monotonic() + 10
+    entries = f'return getPool("{before}"):getCache():getStats()["entries"]'
+    while int(p.front.console(entries)[0]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert int(p.front.console(entries)[0]) == 0  # drained
+    # and back: the first pool's cache, emptied, answers again
+    z3 = zone_spec("switch.test.", 3, {("www", "A"): ["192.0.2.30"]})
+    assert DnsEngine.apply(engine, (*keep, z3)).ok
+    assert p.front.console("return active")[0].strip() == before
+    assert a_of(ask(p.dns_port, "www.switch.test", ecs="8.8.8.8")) == ["192.0.2.30"]
+
+
 def test_tcp_and_signed_answers_through_dnsdist(engine: GeoDnsEngine) -> None:
     key = generate_key()
     signed = replace(zone("tcp-signed.test"), dnssec=True, dnssec_key=key)
@@ -199,7 +235,6 @@ def test_a_missing_dnsdist_is_named_and_leaves_nothing_running(tmp_path: Path) -
         p.front.console("showVersion()")
 
 
-
 def _shape(wire: bytes) -> tuple[object, ...]:
     """A message with its ID and the signatures of its RRSIGs left out (ECDSA signatures
     differ at every signing)."""
@@ -247,3 +282,64 @@ def test_answers_are_powerdns_own(engine: GeoDnsEngine) -> None:
                 front = dns.query.udp(q, "127.0.0.1", port=p.dns_port, timeout=5).to_wire()
                 back = dns.query.udp(q, "127.0.0.1", port=p.backend_port, timeout=5).to_wire()
                 assert _shape(front) == _shape(back), (name, rtype, kw, ecs)
+
+
+# Run inside a namespace: a node's DNS (dnsdist + PowerDNS) on the namespace's 127.0.0.1, and
+# queries without ECS from public addresses put on the namespace's own loopback.
+_IN_HOST = """
+import json, sys
+import dns.message, dns.query, dns.rdatatype
+from edge_agents import searchable_tmp
+from test_dns_geo import serve, state, zone
+from edgeplane.node.powerdns.geo import GeoDnsEngine
+from edgeplane.node.powerdns.process import PdnsProcess
+
+process = PdnsProcess(searchable_tmp("dnsdist-ns-") / "pdns")
+engine = GeoDnsEngine(process)
+out = {}
+try:
+    process.start()
+    serve(engine, state((zone("source.test"),)))
+    for ip in sys.argv[1:]:
+        for label, port in (("front", process.dns_port), ("pdns", process.backend_port)):
+            got = []
+            for _ in range(2):  # the second from dnsdist's cache
+                for use_edns in (False, 0):
+                    q = dns.message.make_query("www.source.test", "A", use_edns=use_edns)
+                    m = dns.query.udp(q, "127.0.0.1", port=port, source=ip, timeout=5)
+                    got.append(sorted(r.to_text() for rr in m.answer for r in rr
+                                      if rr.rdtype == dns.rdatatype.A))
+                    if label == "front" and m.edns >= 0:
+                        assert not m.options, m  # no ECS back to a client that sent none
+            out[f"{label} {ip}"] = got
+finally:
+    engine.stop()
+print(json.dumps(out))
+"""
+
+
+def test_a_resolver_without_ecs_is_routed_by_its_own_address(tmp_path: Path) -> None:
+    """What PowerDNS did with the source address of a query without ECS, dnsdist does by
+    adding it as ECS: clients in London and Tokyo (their addresses on a namespace's loopback)
+    get their region, from the cache too, and no ECS in the answer."""
+    import json
+    import sys
+
+    from netns import hosts
+
+    clients = ["81.2.69.142", "133.242.0.1", "216.160.83.56"]
+    script = tmp_path / "in_host.py"
+    script.write_text(_IN_HOST)
+    here = Path(__file__).resolve().parent
+    path = os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
+    with hosts(1, "epdd") as (host,):
+        for ip in clients:
+            assert host.run("ip", "addr", "add", f"{ip}/32", "dev", "lo").returncode == 0
+        r = host.run(sys.executable, str(script), *clients, env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    for ip in clients:
+        want = [nearest(ip, list(REGIONS))]
+        assert got[f"front {ip}"] == [want] * 4, (ip, got)
+        assert got[f"pdns {ip}"] == [want] * 4, (ip, got)

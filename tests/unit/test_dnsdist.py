@@ -34,7 +34,6 @@ def test_the_cache_is_keyed_by_the_whole_client_address_and_bounded_like_powerdn
     for option in ("maxTTL=10", "parseECS=true", "dontAge=true", "temporaryFailureTTL=0",
                    "maxNegativeTTL=10"):  # fmt: skip
         assert option in cache, option
-    assert 'getPool(""):setCache(cache)' in text
     assert 'newServer({address="127.0.0.1:9053"' in text
 
 
@@ -45,21 +44,37 @@ def test_listeners_console_and_key() -> None:
     assert 'controlSocket("127.0.0.1:9100")' in text
     assert f'setKey("{base64.b64encode(KEY).decode()}")' in text
     assert 'setSecurityPollSuffix("")' in text
+    assert 'setACL({"0.0.0.0/0", "::/0"})' in text  # not dnsdist's default: private ranges
     two = conf(listeners=2)
     assert two.count("reusePort=true") == 2  # only several listeners share a port
 
 
-def test_purges_by_zone_and_everything() -> None:
-    one = purge_commands(["b.example.", "a.example.", "a.example."])
-    assert one == [
-        'getPool(""):getCache():expungeByName(newDNSName("a.example."), DNSQType.ANY, true)',
-        'getPool(""):getCache():expungeByName(newDNSName("b.example."), DNSQType.ANY, true)',
-    ]
-    assert purge_commands(None) == ['getPool(""):getCache():expunge(0)']
-    many = [f"z{i}.example." for i in range(dnsdist.PURGE_ALL_FROM)]
-    assert purge_commands(many) == ['getPool(""):getCache():expunge(0)']
+def test_two_pools_and_one_rule_so_that_a_purge_can_switch_caches() -> None:
+    text = conf()
+    assert 'pool={"a", "b"}' in text
+    assert text.count("newPacketCache(") == 2
+    assert 'getPool("a"):setCache(' in text and 'getPool("b"):setCache(' in text
+    assert 'setRules({newRuleAction(AllRule(), PoolAction("a"))})' in text
+    assert 'active = "a"' in text
+
+
+def test_purges_walk_a_small_cache_and_switch_a_big_one() -> None:
+    (one,) = purge_commands(["b.example.", "a.example.", "a.example."])
+    assert one.startswith("local c = getPool(active):getCache() ")
+    assert f'c:getStats()["entries"] * 2 <= {dnsdist.WALK_LIMIT} then ' in one
+    assert (
+        'c:expungeByName(newDNSName("a.example."), DNSQType.ANY, true) '
+        'c:expungeByName(newDNSName("b.example."), DNSQType.ANY, true) return "walked" end'
+    ) in one
+    assert "setRules({newRuleAction(AllRule(), PoolAction(new))})" in one
+    (everything,) = purge_commands(None)
+    assert "expungeByName" not in everything and "PoolAction(new)" in everything
+    assert everything.endswith('active = new return "switched " .. old')
     assert purge_commands([]) == []
     assert '\\"' in purge_commands(['we"ird.'])[0]  # quoted for Lua
+    assert dnsdist.drain_command("b") == 'getPool("b"):getCache():expunge(0)'
+    with pytest.raises(ValueError):
+        dnsdist.drain_command('a") os.exit(')
 
 
 def test_console_nonces_count_like_dnsdists() -> None:

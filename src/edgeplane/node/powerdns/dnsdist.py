@@ -35,6 +35,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -52,7 +53,15 @@ PID_FILE = "dnsdist.pid"  # written by us: dnsdist in the foreground writes none
 PACKAGE = "dnsdist"
 MAX_TTL = 10  # seconds an answer may stay cached: PowerDNS's cache-ttl
 CACHE_ENTRIES = 500_000  # answers kept (one per name, type and client network)
-PURGE_ALL_FROM = 20  # zones purged by one call from which the whole cache is emptied
+# Emptying the cache of a zone walks every entry (expungeByName: about 0.3-1 us an entry
+# here, 200 ms at 200,000 entries; expunge(0) of everything the same). So there are two
+# caches, one per pool ("a", "b", the same PowerDNS in both) and one rule sends every query
+# to the active one: a purge walks the zones' entries while zones x entries stays under
+# WALK_LIMIT, else it switches the rule to the other pool, whose cache was emptied after its
+# last switch (setRules is atomic in dnsdist), and empties the old one afterwards, in the
+# background. Replacing a pool's cache object instead (setCache) is a data race in 1.7.
+WALK_LIMIT = 50_000
+POOLS = ("a", "b")
 ECS_PREFIX_V4 = 32
 ECS_PREFIX_V6 = 128
 
@@ -81,6 +90,13 @@ def _lua(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _new_cache(entries: int) -> str:
+    return (
+        f"newPacketCache({entries}, {{maxTTL={MAX_TTL}, minTTL=0, temporaryFailureTTL=0, "
+        f"maxNegativeTTL={MAX_TTL}, staleTTL=0, dontAge=true, parseECS=true, numberOfShards=8}})"
+    )
+
+
 def render_conf(
     *,
     local_addresses: Sequence[str],
@@ -98,6 +114,8 @@ def render_conf(
         "setConsoleConnectionsLogging(false)",
         f"controlSocket({_lua(_endpoint('127.0.0.1', console_port))})",
         f"setKey({_lua(base64.b64encode(key).decode())})",
+        # an authoritative server answers everyone (dnsdist's default ACL: private ranges)
+        'setACL({"0.0.0.0/0", "::/0"})',
         f"setECSSourcePrefixV4({ECS_PREFIX_V4})",
         f"setECSSourcePrefixV6({ECS_PREFIX_V6})",
         "setECSOverride(false)",  # a resolver's ECS is kept
@@ -115,12 +133,12 @@ def render_conf(
     lines += [
         "local pdns = newServer({address="
         + _lua(_endpoint(*backend))
-        + ', name="pdns", useClientSubnet=true, disableZeroScope=false})',
+        + ', name="pdns", pool={"a", "b"}, useClientSubnet=true, disableZeroScope=false})',
         "pdns:setUp()",  # one backend, on loopback: no health-check queries
-        f"local cache = newPacketCache({cache_entries}, {{maxTTL={MAX_TTL}, minTTL=0, "
-        f"temporaryFailureTTL=0, maxNegativeTTL={MAX_TTL}, staleTTL=0, dontAge=true, "
-        "parseECS=true, numberOfShards=8})",
-        'getPool(""):setCache(cache)',
+        f'getPool("a"):setCache({_new_cache(cache_entries)})',
+        f'getPool("b"):setCache({_new_cache(cache_entries)})',
+        'active = "a"',  # a global of the console's Lua: the pool the rule sends queries to
+        'setRules({newRuleAction(AllRule(), PoolAction("a"))})',
     ]
     return "\n".join(lines) + "\n"
 
@@ -207,15 +225,34 @@ def console(port: int, key: bytes, commands: Sequence[str], timeout: float = 5.0
 
 
 def purge_commands(zones: Iterable[str] | None) -> list[str]:
-    """The console commands that empty the cache of ``zones`` (their names and every name
-    below), or of everything (None, or from ``PURGE_ALL_FROM`` zones)."""
+    """The console command that empties the cache of ``zones`` (their names and every name
+    below), or of everything (None). It answers "walked" (the zones' entries were removed
+    from the active cache) or "switched <old pool>": the other pool's empty cache answers
+    from now on and the old pool's is to be emptied (``drain_command``)."""
     names = None if zones is None else sorted(set(zones))
-    if names is None or len(names) >= PURGE_ALL_FROM:
-        return ['getPool(""):getCache():expunge(0)']
+    if names == []:
+        return []
+    switch = (
+        'local old = active local new = (old == "a") and "b" or "a" '
+        "getPool(new):getCache():expunge(0) "  # what went in after it was emptied: little
+        "setRules({newRuleAction(AllRule(), PoolAction(new))}) "
+        'active = new return "switched " .. old'
+    )
+    if names is None:
+        return [switch]
+    walk = " ".join(f"c:expungeByName(newDNSName({_lua(n)}), DNSQType.ANY, true)" for n in names)
     return [
-        f'getPool(""):getCache():expungeByName(newDNSName({_lua(n)}), DNSQType.ANY, true)'
-        for n in names
+        "local c = getPool(active):getCache() "
+        f'if c:getStats()["entries"] * {len(names)} <= {WALK_LIMIT} then '
+        f'{walk} return "walked" end {switch}'
     ]
+
+
+def drain_command(pool: str) -> str:
+    """Empty the cache of ``pool`` (no longer the active one)."""
+    if pool not in POOLS:
+        raise ValueError(f"no pool {pool!r}")
+    return f"getPool({_lua(pool)}):getCache():expunge(0)"
 
 
 # ---------------------------------------------------------------------------------- process
@@ -247,6 +284,7 @@ class DnsdistProcess:
         self._log_offset = 0
         self.purges = 0
         self.purge_ms = 0.0  # the last purge, console round trip included
+        self.purged = ""  # how: "walked" (the zones' entries) or "replaced" (everything)
 
     @property
     def conf(self) -> Path:
@@ -383,16 +421,29 @@ class DnsdistProcess:
         if not commands:
             return
         started = time.monotonic()
-        self.console(*commands)
+        (how,) = self.console(*commands)
         self.purges += 1
         self.purge_ms = round((time.monotonic() - started) * 1000, 2)
+        self.purged = how = how.strip()
+        if how.startswith("switched "):
+            # The old pool's cache is emptied off the caller's path (its answers are no
+            # longer served); the next switch empties what is left, if anything.
+            threading.Thread(
+                target=self._drain, args=(how.split()[1],), name="dnsdist-drain", daemon=True
+            ).start()
+
+    def _drain(self, pool: str) -> None:
+        with contextlib.suppress(DnsdistError):
+            self.console(drain_command(pool))
 
     def cache_stats(self) -> dict[str, int]:
-        """hits, misses and entries of the packet cache (figures, tests)."""
+        """hits and misses of both caches, entries of the active one (figures, tests)."""
         (text,) = self.console(
-            'local c = getPool(""):getCache() '
-            'return c:getStats()["hits"] .. " " .. c:getStats()["misses"] .. " " '
-            '.. c:getStats()["entries"]'
+            'local a = getPool("a"):getCache():getStats() '
+            'local b = getPool("b"):getCache():getStats() '
+            "local c = getPool(active):getCache():getStats() "
+            'return (a["hits"] + b["hits"]) .. " " .. (a["misses"] + b["misses"]) .. " " '
+            '.. c["entries"]'
         )
         hits, misses, entries = (int(x) for x in text.split())
         return {"hits": hits, "misses": misses, "entries": entries}
