@@ -521,21 +521,36 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
                 f"packet cache {share}, {res.rcodes}")  # fmt: skip
 
     # The cost of emptying dnsdist's cache (what the agent does after a change), with the
-    # cache filled by a run of the many networks: one zone (a walk of every entry) and all.
-    from edgeplane.node.powerdns.dnsdist import purge_commands
+    # cache filled by a run of the many networks: the purge the agent waits for (above
+    # WALK_LIMIT a switch to the other pool's empty cache), the drain of the old cache that
+    # follows in the background, and what walking the full cache for one zone would cost.
+    from edgeplane.node.powerdns.dnsdist import drain_command, purge_commands
 
-    entries_cmd = 'return getPool(""):getCache():getStats()["entries"]'
-    purges: dict[str, tuple[int, float]] = {}
-    for label, zones in (("zone", [f"{ZONE}."]), ("all", None)):
-        dnsperf(eu.bind, eu.dns_port, files["geo_many"], args, None)
-        filled = node_console(eu_dir, [entries_cmd])
+    entries_cmd = 'return getPool(active):getCache():getStats()["entries"]'
+
+    def timed(commands: list[str]) -> tuple[str, float]:
         t0 = time.perf_counter()
-        node_console(eu_dir, purge_commands(zones))
-        took = (time.perf_counter() - t0) * 1000
-        left = node_console(eu_dir, [entries_cmd])
-        purges[label] = (int(filled[0]) if filled else -1, took)
-        log(f"dnsdist purge ({label}) with {purges[label][0]:,} entries: {took:.1f} ms, "
-            f"{left[0].strip() if left else '?'} entries left")  # fmt: skip
+        out = node_console(eu_dir, commands)
+        return (out[0].strip() if out else "?"), (time.perf_counter() - t0) * 1000
+
+    def fill() -> int:
+        dnsperf(eu.bind, eu.dns_port, files["geo_many"], args, None)
+        got = node_console(eu_dir, [entries_cmd])
+        return int(got[0]) if got else -1
+
+    purges: dict[str, tuple[int, str, float, float]] = {}
+    for label, zones in (("zone", [f"{ZONE}."]), ("all", None)):
+        filled = fill()
+        how, took = timed(purge_commands(zones))
+        drain = timed([drain_command(how.split()[1])])[1] if how.startswith("switched") else 0.0
+        purges[label] = (filled, how, took, drain)
+        log(f"dnsdist purge ({label}) with {filled:,} entries: {how} in {took:.1f} ms, "
+            f"then the old cache drained in {drain:.1f} ms")  # fmt: skip
+    walked = fill()
+    walk_ms = timed([
+        f'getPool(active):getCache():expungeByName(newDNSName("{ZONE}."), DNSQType.ANY, true)'
+    ])[1]  # fmt: skip
+    log(f"dnsdist: a walk of {walked:,} entries for one zone took {walk_ms:.1f} ms")
 
     def med(name: str) -> float:
         return statistics.median(r.qps for r in results[name])
@@ -581,9 +596,13 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         ["the node's PowerDNS directly: mean latency ms / from its packet cache, static / geo",
          f"{lat('pdns static')} / {hits('pdns static')}",
          f"{lat('pdns geo ecs')} / {hits('pdns geo ecs')}", ""],
-        ["dnsdist cache purge, console round trip ms: one zone / everything (entries)",
-         f"{purges['zone'][1]:.1f} / {purges['all'][1]:.1f}",
-         f"{purges['zone'][0]:,} / {purges['all'][0]:,}", ""],
+        [f"dnsdist purge of one zone, {purges['zone'][0]:,} cached answers: ms the agent "
+         f"waits ({purges['zone'][1].split()[0]}) / old cache drained after (background)",
+         f"{purges['zone'][2]:.1f} / {purges['zone'][3]:.0f}", "", ""],
+        [f"dnsdist purge of everything, {purges['all'][0]:,} cached answers: switch / drain ms",
+         f"{purges['all'][2]:.1f} / {purges['all'][3]:.0f}", "", ""],
+        [f"dnsdist: one zone's answers removed by walking {walked:,} cached answers, ms",
+         f"{walk_ms:.0f}", "", ""],
         ["geo, no ECS (every node answered): qps (ratio: to static)",
          f"{med('edge geo'):,.0f}", "", f"{med('edge geo') / s:.3f}x"],
         ["LUA record returning one constant address: qps (ratio: to static)", "",
