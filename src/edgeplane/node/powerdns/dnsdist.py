@@ -15,7 +15,9 @@ listens on the node's DNS addresses and port and forwards to PowerDNS on a loopb
   their TTL (``dontAge``), and the agent empties the cache of a zone after every change of it
   and the whole cache after the geoip backend reads new answers (``purge``), through the
   console (a control socket on loopback, with a key of its own): a change is answered as soon
-  as before.
+  as before. dnsdist removes entries only by walking its whole cache, so a big cache is not
+  walked: every query goes to one of two pools (the same PowerDNS, a cache each) by one rule,
+  and a purge switches the rule to the other pool's emptied cache (``WALK_LIMIT``).
 
 The console speaks dnsdist's own protocol (libsodium's ``crypto_secretbox``, which the Debian
 package depends on) from this process: a purge costs a loopback round trip, not a process.
