@@ -5,7 +5,8 @@ Run from the repository root::
     .venv/bin/python bench/dns.py [--duration 5] [--rounds 3] [--samples 20] [--markdown]
 
 What runs: ``edgeplane up --no-edge`` (the control plane, SQLite) and three edge nodes
-(``edgeplane edge`` with ``--dns-port``: nginx and PowerDNS each) in eu-central, us-east and
+(``edgeplane edge`` with ``--dns-port``: nginx, and dnsdist in front of PowerDNS, each) in
+eu-central, us-east and
 ap-northeast on 127.0.0.2, .3 and .4, started as the integration tests start them
 (``tests/integration/processes.py``, ``edge_agents.py``). The domain ``bench.test`` is added
 through the REST API without auto-configuration and given a static A record and a proxied A
@@ -21,7 +22,10 @@ load-zone``), run in the same process, interleaved with the edge round by round.
 Figures:
 
 1. queries per second from dnsperf (UDP, unlimited rate, a fixed number of outstanding
-   queries) against the eu-central node: the static A record, the same from the reference,
+   queries) against the eu-central node's DNS address (its dnsdist, whose packet cache keeps
+   geo answers per client network) and against that node's PowerDNS directly (behind
+   dnsdist, as every query reached it before: the second reference): the static A record,
+   the same from the reference,
    the static record again with EDNS Client Subnet from 20 client networks, and the geo-routed
    name with the same 20 client networks and without ECS, beside the LUA record on a PowerDNS
    of the bench's own (today's answer); then the geo name and the static name with 100,000
@@ -29,7 +33,9 @@ Figures:
    network, and never a geo answer: PowerDNS 4.7 caches no answer with an ECS scope); the
    median of ``--rounds`` rounds,
    configurations interleaved; with the share of answers that came from PowerDNS's packet
-   cache (``pdns_control show packetcache-hit/-miss`` around each run);
+   cache (``pdns_control show packetcache-hit/-miss`` around each run; for the node's
+   address dnsdist's ``cache-hits`` / ``queries`` through its console); and the cost of a
+   purge of dnsdist's cache (one zone, everything) with the cache full of geo answers;
 2. record propagation: ``PATCH /domains/bench.test/records`` of an A record with a new value,
    until every node answers the new value (each polled with dnspython every 2 ms);
 3. the geoip zones file at ``--reload-zones`` zones (10,000; 500 in the short mode): its size,
@@ -135,7 +141,7 @@ def geo_status(pdns_dir: Path, *names: str) -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- processes
 
 
-def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
+def pdns_counters_of(socket_dir: Path) -> tuple[int, int] | None:
     """(packetcache-hit, packetcache-miss) of the PowerDNS with this control socket dir."""
     out: list[int] = []
     for name in ("packetcache-hit", "packetcache-miss"):
@@ -148,6 +154,43 @@ def pdns_counters(socket_dir: Path) -> tuple[int, int] | None:
             return None
         out.append(int(r.stdout.strip()))
     return out[0], out[1]
+
+
+def node_pdns(pdns_dir: Path) -> tuple[str, int]:
+    """Where a node's PowerDNS itself listens (behind its dnsdist): from its pdns.conf."""
+    lines = (pdns_dir / "pdns.conf").read_text().splitlines()
+    conf = dict(line.split("=", 1) for line in lines if "=" in line)
+    return conf["local-address"].split(",")[0].strip(), int(conf["local-port"])
+
+
+def node_console(pdns_dir: Path, commands: list[str]) -> list[str] | None:
+    """Run ``commands`` on a node's dnsdist console (port and key read from its dnsdist.conf);
+    None when it cannot be reached."""
+    import base64
+
+    from edgeplane.node.powerdns.dnsdist import DnsdistError, console
+
+    text = (pdns_dir / "dnsdist.conf").read_text()
+    port = re.search(r'controlSocket\("127\.0\.0\.1:(\d+)"\)', text)
+    key = re.search(r'setKey\("([^"]+)"\)', text)
+    if not port or not key:
+        return None
+    try:
+        return console(int(port.group(1)), base64.b64decode(key.group(1)), commands)
+    except DnsdistError:
+        return None
+
+
+def dnsdist_counters(pdns_dir: Path) -> tuple[int, int] | None:
+    """(answers from dnsdist's packet cache, other queries) of a node's dnsdist."""
+    got = node_console(pdns_dir, [
+        'local s = getStatisticsCounters() return s["cache-hits"] .. " " .. s["queries"]'
+    ])  # fmt: skip
+    if got is None:
+        return None
+    (out,) = got
+    hits, queries = (int(x) for x in out.split())
+    return hits, queries - hits
 
 
 REFERENCE_CONF = """\
@@ -260,7 +303,13 @@ class PerfResult:
 
 
 def dnsperf(address: str, port: int, data: Path, args: argparse.Namespace,
-            socket_dir: Path | None) -> PerfResult:  # fmt: skip
+            socket_dir: Path | None, *, front: bool = False) -> PerfResult:  # fmt: skip
+    """``front``: the cache counted is the dnsdist's of the node whose PowerDNS directory is
+    ``socket_dir``, else that PowerDNS's own."""
+
+    def pdns_counters(d: Path) -> tuple[int, int] | None:
+        return dnsdist_counters(d) if front else pdns_counters_of(d)
+
     before = pdns_counters(socket_dir) if socket_dir else None
     cmd = ["dnsperf", "-B", "-s", address, "-p", str(port), "-d", str(data),
            "-l", str(args.duration), "-c", str(args.clients), "-T", str(args.threads),
@@ -436,7 +485,13 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     eu_dir = stack.pdns_dir("eu")
 
     def on_edge(data: str) -> Callable[[], PerfResult]:
-        return lambda: dnsperf(eu.bind, eu.dns_port, files[data], args, eu_dir)
+        return lambda: dnsperf(eu.bind, eu.dns_port, files[data], args, eu_dir, front=True)
+
+    behind = node_pdns(eu_dir)
+
+    def on_pdns(data: str) -> Callable[[], PerfResult]:
+        """The node's own PowerDNS, asked directly (behind its dnsdist)."""
+        return lambda: dnsperf(behind[0], behind[1], files[data], args, eu_dir)
 
     def on(r: ReferencePdns, data: str) -> Callable[[], PerfResult]:
         return lambda: dnsperf(r.address, r.port, files[data], args, r.directory)
@@ -444,6 +499,8 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
     configs: list[tuple[str, Callable[[], PerfResult]]] = [
         ("edge static", on_edge("static")),
         ("reference static", on(ref, "static")),
+        ("pdns static", on_pdns("static")),
+        ("pdns geo ecs", on_pdns("geo_ecs")),
         ("edge static ecs", on_edge("static_ecs")),
         ("edge geo ecs", on_edge("geo_ecs")),
         ("lua geo ecs", on(lua, "geo_ecs")),
@@ -462,6 +519,38 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
             log(f"round {rnd + 1}/{args.rounds} {name}: {res.qps:,.0f} qps, "
                 f"{res.latency_ms:.2f} ms avg, lost {res.lost}/{res.sent}, "
                 f"packet cache {share}, {res.rcodes}")  # fmt: skip
+
+    # The cost of emptying dnsdist's cache (what the agent does after a change), with the
+    # cache filled by a run of the many networks: the purge the agent waits for (above
+    # WALK_LIMIT a switch to the other pool's empty cache), the drain of the old cache that
+    # follows in the background, and what walking the full cache for one zone would cost.
+    from edgeplane.node.powerdns.dnsdist import drain_command, purge_commands
+
+    entries_cmd = 'return getPool(active):getCache():getStats()["entries"]'
+
+    def timed(commands: list[str]) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        out = node_console(eu_dir, commands)
+        return (out[0].strip() if out else "?"), (time.perf_counter() - t0) * 1000
+
+    def fill() -> int:
+        dnsperf(eu.bind, eu.dns_port, files["geo_many"], args, None)
+        got = node_console(eu_dir, [entries_cmd])
+        return int(got[0]) if got else -1
+
+    purges: dict[str, tuple[int, str, float, float]] = {}
+    for label, zones in (("zone", [f"{ZONE}."]), ("all", None)):
+        filled = fill()
+        how, took = timed(purge_commands(zones))
+        drain = timed([drain_command(how.split()[1])])[1] if how.startswith("switched") else 0.0
+        purges[label] = (filled, how, took, drain)
+        log(f"dnsdist purge ({label}) with {filled:,} entries: {how} in {took:.1f} ms, "
+            f"then the old cache drained in {drain:.1f} ms")  # fmt: skip
+    walked = fill()
+    walk_ms = timed([
+        f'getPool(active):getCache():expungeByName(newDNSName("{ZONE}."), DNSQType.ANY, true)'
+    ])[1]  # fmt: skip
+    log(f"dnsdist: a walk of {walked:,} entries for one zone took {walk_ms:.1f} ms")
 
     def med(name: str) -> float:
         return statistics.median(r.qps for r in results[name])
@@ -500,6 +589,20 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         [f"geo / static A, {len(many):,} networks: mean latency ms / from the packet cache",
          f"{lat('edge geo many')} / {lat('edge static many')}",
          f"{hits('edge geo many')} / {hits('edge static many')}", ""],
+        ["the node's PowerDNS directly (behind dnsdist): static A qps (ratio: to the node)",
+         f"{med('pdns static'):,.0f}", "", f"{med('pdns static') / s:.2f}x"],
+        ["the node's PowerDNS directly: geo, ECS from 20 networks: qps (ratio: to its static)",
+         f"{med('pdns geo ecs'):,.0f}", "", f"{med('pdns geo ecs') / med('pdns static'):.3f}x"],
+        ["the node's PowerDNS directly: mean latency ms / from its packet cache, static / geo",
+         f"{lat('pdns static')} / {hits('pdns static')}",
+         f"{lat('pdns geo ecs')} / {hits('pdns geo ecs')}", ""],
+        [f"dnsdist purge of one zone, {purges['zone'][0]:,} cached answers: ms the agent "
+         f"waits ({purges['zone'][1].split()[0]}) / old cache drained after (background)",
+         f"{purges['zone'][2]:.1f} / {purges['zone'][3]:.0f}", "", ""],
+        [f"dnsdist purge of everything, {purges['all'][0]:,} cached answers: switch / drain ms",
+         f"{purges['all'][2]:.1f} / {purges['all'][3]:.0f}", "", ""],
+        [f"dnsdist: one zone's answers removed by walking {walked:,} cached answers, ms",
+         f"{walk_ms:.0f}", "", ""],
         ["geo, no ECS (every node answered): qps (ratio: to static)",
          f"{med('edge geo'):,.0f}", "", f"{med('edge geo') / s:.3f}x"],
         ["LUA record returning one constant address: qps (ratio: to static)", "",
@@ -520,9 +623,14 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         f"EDNS0 (payload {PAYLOAD}), sent from a -B data file (EDNS Client Subnet /24 in the "
         f"ECS runs, the 20 networks in turn); {total_sent:,} queries, {total_lost:,} lost; "
         "answers: " + ", ".join(f"{c} {n:,}" for c, n in sorted(codes.items())),
-        f"edge: node eu-central ({eu.bind}), PowerDNS as the agent runs it "
+        f"edge: node eu-central ({eu.bind}:{eu.dns_port}, the node's DNS address): dnsdist "
+        "1.7 as the agent runs it (packet cache keyed by the client subnet, parseECS, ECS "
+        "added from the client's address when the query has none, entries at most 10 s, "
+        "one UDP listener) in front of PowerDNS as the agent runs it "
         "(gsqlite3 with DNSSEC + geoip backend, LUA records, edns-subnet-processing, packet "
-        "cache-ttl 10, query caches off, 1 receiver + 2 distributor threads)",
+        "cache-ttl 10, query caches off, 1 receiver + 2 distributor threads) on "
+        f"{behind[0]}:{behind[1]}; the 'PowerDNS directly' rows ask that PowerDNS itself, "
+        "as every query reached it before dnsdist",
         f"reference: pdns_server on {REFERENCE_ADDRESS} with a hand-written pdns.conf "
         "(launch=gsqlite3; caches and threads at their defaults: packet and query caches 20 s, "
         "1 receiver + 3 distributor threads) serving the non-proxied RRsets of GET /records "
@@ -544,8 +652,10 @@ def bench_qps(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]], 
         f"{len(many):,} networks; the 20 client networks are "
         f"answered with: {spread_text}; without ECS the client (127.0.0.1) has no location "
         f"and gets every node ({', '.join(everyone)})",
-        "from the packet cache: share of the run's queries answered from PowerDNS's packet "
-        "cache (pdns_control show packetcache-hit / packetcache-miss before and after)",
+        "from the packet cache: share of the run's queries answered from a packet cache: "
+        "dnsdist's for the edge rows (its console: cache-hits / queries before and after), "
+        "PowerDNS's for the references and the 'directly' rows (pdns_control show "
+        "packetcache-hit / packetcache-miss before and after)",
     ]
     return rows, notes
 
@@ -697,17 +807,23 @@ def bench_reload(stack: Stack, args: argparse.Namespace) -> tuple[list[list[str]
                                                                         "127.0.0.2")):  # fmt: skip
         render_ms, size = put(down)
         t0 = time.perf_counter()
-        threading.Thread(
-            target=subprocess.run, args=(rediscover,),
-            kwargs={"capture_output": True, "timeout": 300}, daemon=True,
-        ).start()  # fmt: skip
+        returned: list[float] = []
+
+        def reload(t0: float = t0, returned: list[float] = returned) -> None:
+            # as GeoDnsEngine does: rediscover, then empty dnsdist's cache
+            subprocess.run(rediscover, capture_output=True, timeout=300)
+            returned.append((time.perf_counter() - t0) * 1000)
+            process.purge()
+
+        threading.Thread(target=reload, daemon=True).start()
         while answers(process.dns_address, process.dns_port, last, ecs=london) != [want]:
             if time.perf_counter() - t0 > 300:
                 raise RuntimeError(f"{last} not answered {want} within 300 s")
             time.sleep(0.005)
         figures[label] = (render_ms, (time.perf_counter() - t0) * 1000, size)
         log(f"reload of {n:,} zones ({label}): rendered in {render_ms:.0f} ms, "
-            f"{size:,} bytes, answered after {figures[label][1]:.0f} ms")  # fmt: skip
+            f"{size:,} bytes, answered after {figures[label][1]:.0f} ms (rediscover returned "
+            f"after {returned[0] if returned else float('nan'):.0f} ms)")  # fmt: skip
     render_ms = max(f[0] for f in figures.values())
     served_ms = max(f[1] for f in figures.values())
     rows = [
@@ -749,7 +865,8 @@ def main() -> int:
     if args.quick:
         args.duration, args.rounds, args.samples = 1.0, 1, 3
         args.reload_zones = min(args.reload_zones, 500)
-    missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx")
+    missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx",
+                           "dnsdist")
                if shutil.which(b) is None]  # fmt: skip
     if missing:
         print(f"bench/dns.py needs {', '.join(missing)}: run scripts/bootstrap --with-test",
@@ -793,9 +910,10 @@ def main() -> int:
     print()
     for note in notes:
         print(f"- {note}")
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"- cores: {os.cpu_count()}; dnsperf, the three nodes, the reference and the control "
           "plane share them; time for the whole bench: "
-          f"{time.monotonic() - started:.0f} s")  # fmt: skip
+          f"{time.monotonic() - started:.0f} s; load average at the end {load}")  # fmt: skip
     if args.quick:
         print("- short mode (--quick): 1 s per dnsperf run, one round, 3 updates")
     return run.status()

@@ -34,6 +34,7 @@ class Proc:
             ("nginx: worker", "nginx worker"),
             ("nginx: cache", "nginx cache"),
             ("pdns_server", "pdns_server"),
+            ("dnsdist", "dnsdist"),
             ("edgeplane edge", "agent"),
             ("edgeplane up", "up"),
         ):

@@ -31,7 +31,10 @@ TIMEOUT_S = 240
 BENCHES = {
     "api": (("initdb",), "route_request cdn"),
     "edge": (("nginx", "wrk"), "cached hits, req/s (vs reference)"),
-    "dns": (("nginx", "pdns_server", "pdnsutil", "pdns_control", "dnsperf"), "static A: qps"),
+    "dns": (
+        ("nginx", "pdns_server", "pdnsutil", "pdns_control", "dnsperf", "dnsdist"),
+        "static A: qps",
+    ),
     "certs": (("nginx", "pdns_server", "pebble"), "API call -> EVERY node serves"),
     "deploy": (("nginx", "pdns_server"), "rollback -> every node serves"),
 }

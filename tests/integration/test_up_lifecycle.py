@@ -76,14 +76,14 @@ def node_in_sync(cp: ControlPlane) -> bool:
 
 def one_of_each(home: Path, ports: list[int]) -> dict[str, list[int]] | None:
     """The node's processes by kind when there is exactly one `up`, agent, nginx master and
-    pdns_server (besides nginx's workers), else None."""
+    pdns_server and dnsdist (besides nginx's workers), else None."""
     found = kinds(processes_of(home, ports))
     singles = {kind: len(found.get(kind, [])) for kind in SINGLES}
     others = set(found) - set(SINGLES) - {"nginx worker", "nginx cache"}
     return found if singles == dict.fromkeys(SINGLES, 1) and not others else None
 
 
-SINGLES = ("up", "agent", "nginx master", "pdns_server")
+SINGLES = ("up", "agent", "nginx master", "pdns_server", "dnsdist")
 
 
 def describe(procs: list[Proc]) -> str:
@@ -118,7 +118,9 @@ def test_up_stops_quietly_within_2s_and_leaves_no_process(base: Path, sig: int) 
         wait_for(lambda: node_in_sync(cp), 30, "the node in sync (its agent long-polling)")
         wait_for(lambda: dns_responds(cp.dns_port or 0), 10, "the node's DNS server")
         running = kinds(processes_of(home, ports))
-        assert {"agent", "nginx master", "nginx worker", "pdns_server"} <= set(running), running
+        assert {"agent", "nginx master", "nginx worker", "pdns_server", "dnsdist"} <= set(
+            running
+        ), running
         signalled = time.monotonic()
         cp.process.send_signal(sig)
         wait_for(
@@ -218,7 +220,12 @@ def test_up_after_a_crash_takes_over_the_node(base: Path) -> None:
             if crash == "agent frozen":
                 freeze(before["agent"])
             elif crash == "engines frozen, agent killed":
-                freeze(before["nginx master"] + before["nginx worker"] + before["pdns_server"])
+                freeze(
+                    before["nginx master"]
+                    + before["nginx worker"]
+                    + before["pdns_server"]
+                    + before["dnsdist"]
+                )
                 os.kill(before["agent"][0], signal.SIGKILL)
             time.sleep(0.3)  # traffic meets the node as it is
             cp.process.kill()
@@ -230,6 +237,7 @@ def test_up_after_a_crash_takes_over_the_node(base: Path) -> None:
                 why = f"{before} -> {left}\n{cp.output()[-3000:]}\npdns.log:\n{pdns_log}"
                 assert left.get("nginx master") == before["nginx master"], why
                 assert left.get("pdns_server") == before["pdns_server"], why
+                assert left.get("dnsdist") == before["dnsdist"], why
             during = traffic.take()
             restarted = time.monotonic()
             cp = start_up(home, edge=True, api_port=api_port, edge_ports=edge_ports)
@@ -259,6 +267,7 @@ def test_up_after_a_crash_takes_over_the_node(base: Path) -> None:
             if crash.startswith("engines frozen"):
                 assert f"stopping nginx (pid {before['nginx master'][0]})" in output, output
                 assert f"stopping pdns_server (pid {before['pdns_server'][0]})" in output, output
+                assert f"stopping dnsdist (pid {before['dnsdist'][0]})" in output, output
             assert "Traceback" not in output, output
             ports = now
     finally:
@@ -322,7 +331,8 @@ def test_one_agent_per_node_state(base: Path) -> None:
             for path in (state / "pdns" / "pdns.conf", prefix / "nginx.pid", state / "agent.lock")
         }
         lock = str(state / "agent.lock")
-        for pid in before["nginx master"] + before["nginx worker"] + before["pdns_server"]:
+        engines = before["nginx master"] + before["nginx worker"] + before["pdns_server"]
+        for pid in engines + before["dnsdist"]:
             assert lock not in fds(pid), f"{pid} inherited the agent's lock"
         assert lock in fds(agent.process.pid)
 
@@ -399,5 +409,6 @@ def one_agent(home: Path, ports: list[int]) -> bool:
         len(found.get("agent", [])) == 1
         and len(found.get("nginx master", [])) == 1
         and len(found.get("pdns_server", [])) == 1
+        and len(found.get("dnsdist", [])) == 1
         and bool(found.get("nginx worker"))
     )

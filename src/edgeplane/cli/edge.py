@@ -227,6 +227,12 @@ def edge(
             )
         except ValueError as exc:
             _fail(f"--dns-bind: {exc}")
+        from edgeplane.node.powerdns.dnsdist import DnsdistError, find_binary
+
+        try:
+            find_binary()  # dnsdist answers on --dns-port, in front of PowerDNS
+        except DnsdistError as exc:
+            _fail(str(exc), 1)
         dns = GeoDnsEngine(process)
     typer.echo(
         f"edge node {node_name}: http://{bind}:{http_port}"

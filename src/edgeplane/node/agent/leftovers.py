@@ -9,7 +9,9 @@ A process is taken for the node's only when /proc proves it, never by its name a
   (engines are started there), or which has a file under the prefix open (workers keep the
   prefix's logs open; this also finds the workers of a master that was killed);
 - **PowerDNS**: a ``pdns_server`` whose command line is ``--config-dir=<state dir>/pdns``, or
-  whose working directory is that directory.
+  whose working directory is that directory;
+- **dnsdist** (in front of PowerDNS): a ``dnsdist`` whose command line names
+  ``<state dir>/pdns/dnsdist.conf``, or whose working directory is ``<state dir>/pdns``.
 
 ``stop`` sends SIGTERM (and SIGCONT, for a stopped process), waits up to a bound, then SIGKILL;
 before each signal it checks again that the pid still shows its proof (a pid that ended may
@@ -36,7 +38,7 @@ PDNS_DIR = "pdns"
 @dataclass(frozen=True)
 class Leftover:
     pid: int
-    what: str  # "agent", "nginx", "pdns_server"
+    what: str  # "agent", "nginx", "pdns_server", "dnsdist"
     proof: str  # why it is the node's, for the log
 
 
@@ -78,6 +80,18 @@ def _pdns_proof(pid: int, cmd: list[str], directory: Path) -> str | None:
     return None
 
 
+def _dnsdist_proof(pid: int, cmd: list[str], directory: Path) -> str | None:
+    if not cmd or "dnsdist" not in os.path.basename(cmd[0]):
+        return None
+    conf = str(directory / "dnsdist.conf")
+    if conf in cmd:
+        return f"its command line names {conf}"
+    cwd = procfs.cwd(pid)
+    if cwd is not None and cwd == str(directory):
+        return f"it runs in {cwd}"
+    return None
+
+
 def agent(state_dir: Path) -> Leftover | None:
     """The live agent that holds the node's state lock, if any."""
     path = state_dir / STATE_LOCK
@@ -88,7 +102,7 @@ def agent(state_dir: Path) -> Leftover | None:
 
 
 def engines(state_dir: Path, prefix: Path) -> list[Leftover]:
-    """The node's live nginx and pdns_server processes, masters before their workers."""
+    """The node's live nginx, pdns_server and dnsdist processes, masters before workers."""
     me = os.getpid()
     pdns_dir = state_dir / PDNS_DIR
     found: list[Leftover] = []
@@ -102,6 +116,8 @@ def engines(state_dir: Path, prefix: Path) -> list[Leftover]:
             found.append(Leftover(pid, "nginx", proof))
         elif proof := _pdns_proof(pid, cmd, pdns_dir):
             found.append(Leftover(pid, "pdns_server", proof))
+        elif proof := _dnsdist_proof(pid, cmd, pdns_dir):
+            found.append(Leftover(pid, "dnsdist", proof))
     return found
 
 
@@ -114,6 +130,8 @@ def _still(item: Leftover, state_dir: Path, prefix: Path) -> bool:
     cmd = cmdline(item.pid)
     if item.what == "nginx":
         return _nginx_proof(item.pid, cmd, prefix) is not None
+    if item.what == "dnsdist":
+        return _dnsdist_proof(item.pid, cmd, state_dir / PDNS_DIR) is not None
     return _pdns_proof(item.pid, cmd, state_dir / PDNS_DIR) is not None
 
 

@@ -232,6 +232,7 @@ class DnsEngine:
         started = time.monotonic()
         replace_zones(self.process.database, specs.values())
         api.flush_cache(".")  # every name: one call instead of one per zone
+        self.process.purge()  # and dnsdist's cache in front
         # One transaction wrote them all and the whole cache is gone: a sample checked over
         # DNS stands for all (10,000 queries one after another took longer than the write).
         names = sorted(specs)
@@ -361,8 +362,12 @@ class DnsEngine:
                     if self._signed(api, name):
                         api.rectify(name)  # the NSEC chain of the newly signed zone
                     api.flush_cache(name)
+            # PowerDNS's cache is cleared by its API; dnsdist's, in front, by the agent
+            self.process.purge(todo.changed)
         except PdnsApiError as exc:
             failures = self._rollback(api, undo, todo)
+            with contextlib.suppress(PdnsError):
+                self.process.purge(todo.changed)
             error = str(exc)
             if failures:
                 error += "; rollback failed: " + "; ".join(failures)

@@ -199,6 +199,8 @@ class GeoDnsEngine(DnsEngine):
             text=True,
             timeout=120,
         )
-        self.status.reload_ms = round((time.monotonic() - started) * 1000, 1)
         if r.returncode != 0:
             log.warning("pdns_control rediscover: %s", (r.stdout + r.stderr).strip())
+        # The geo answers of every zone may have changed: dnsdist's cache is emptied.
+        self.process.purge()
+        self.status.reload_ms = round((time.monotonic() - started) * 1000, 1)

@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import dns.exception
@@ -25,6 +25,7 @@ import dns.query
 import httpx
 
 from edgeplane.node.lifeline import spawn
+from edgeplane.node.powerdns.dnsdist import DnsdistError, DnsdistProcess
 from edgeplane.node.powerdns.geozones import EMPTY
 from edgeplane.node.procfs import cmdline
 from edgeplane.routing.geoip import GeoDatabaseError, _packaged_database
@@ -96,6 +97,15 @@ def free_port(addresses: Sequence[str] = ("127.0.0.1",), *, udp: bool = False) -
         if all(_bindable(_family(a), k, a, port) for a in addresses for k in kinds):
             return port
     raise PdnsError(f"no free port on {', '.join(addresses)}")
+
+
+def _another_port(*taken: int, udp: bool = False) -> int:
+    """A free loopback port other than ``taken`` (ports picked free but not bound yet)."""
+    for _ in range(100):
+        port = free_port(udp=udp)
+        if port not in taken:
+            return port
+    raise PdnsError("no free port on 127.0.0.1")
 
 
 def _probe_address(address: str) -> str:
@@ -179,6 +189,9 @@ class PdnsProcess:
         binary: str = "pdns_server",
         threads: int = 2,
         resolver: str | None = None,
+        front: bool = True,
+        backend_port: int = 0,
+        console_port: int = 0,
     ) -> None:
         if not local_addresses:
             raise ValueError("PdnsProcess needs at least one local address")
@@ -187,9 +200,26 @@ class PdnsProcess:
         self.directory = directory.absolute()
         self.local_addresses = tuple(local_addresses)
         self._auto_dns_port = dns_port == 0
+        self._auto_backend_port = backend_port == 0
         self._auto_api_port = api_port == 0
         self.dns_port = dns_port or free_port(self.local_addresses, udp=True)
         self.api_port = api_port or free_port()
+        # With ``front`` (the node's way), dnsdist answers on ``dns_port`` and PowerDNS on
+        # ``backend_port`` on loopback (``edgeplane.node.powerdns.dnsdist``).
+        self.front: DnsdistProcess | None = None
+        self.backend_port = self.dns_port
+        if front:
+            self.backend_port = backend_port or _another_port(
+                self.dns_port, self.api_port, udp=True
+            )
+            self.front = DnsdistProcess(
+                self.directory,
+                local_addresses=self.local_addresses,
+                port=self.dns_port,
+                backend=("127.0.0.1", self.backend_port),
+                console_port=console_port
+                or _another_port(self.dns_port, self.api_port, self.backend_port),
+            )
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.geoip_database = geoip_database
         self.binary = binary
@@ -223,11 +253,36 @@ class PdnsProcess:
         return _probe_address(self.local_addresses[0])
 
     @property
+    def backend_addresses(self) -> tuple[str, ...]:
+        """Where PowerDNS itself listens: the node's addresses, or loopback behind dnsdist."""
+        return ("127.0.0.1",) if self.front is not None else self.local_addresses
+
+    @property
+    def backend_address(self) -> str:
+        """The address to query PowerDNS on directly (behind dnsdist: on ``backend_port``)."""
+        return _probe_address(self.backend_addresses[0])
+
+    @property
     def pid(self) -> int | None:
-        return self._child.pid if self.running() and self._child is not None else None
+        """PowerDNS's pid (its zones: the engine's trust); dnsdist's is ``front.pid``."""
+        return self._child.pid if self._pdns_running() and self._child is not None else None
+
+    def _pdns_running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
 
     def running(self) -> bool:
-        return self._child is not None and self._child.poll() is None
+        """PowerDNS, and dnsdist in front of it, run."""
+        return self._pdns_running() and (self.front is None or self.front.running())
+
+    def purge(self, zones: Iterable[str] | None = None) -> None:
+        """Empty dnsdist's cache of ``zones`` (their names and below), or all of it: PowerDNS's
+        own cache is cleared by its API, dnsdist's by this (a no-op without dnsdist)."""
+        if self.front is None:
+            return
+        try:
+            self.front.purge(zones)
+        except DnsdistError as exc:
+            raise PdnsError(str(exc)) from exc
 
     # ------------------------------------------------------------------ set up
 
@@ -240,8 +295,8 @@ class PdnsProcess:
         conf = render_conf(
             database=self.database,
             geoip_database=geoip,
-            local_addresses=self.local_addresses,
-            dns_port=self.dns_port,
+            local_addresses=self.backend_addresses,
+            dns_port=self.backend_port,
             api_port=self.api_port,
             api_key=self.api_key,
             threads=self.threads,
@@ -298,10 +353,33 @@ class PdnsProcess:
     # ------------------------------------------------------------------ run
 
     def start(self, timeout: float = 30.0) -> None:
-        """Spawn the server and return once both the API and the DNS port answer."""
+        """Spawn the server (and dnsdist in front of it) and return once the API and the DNS
+        port answer."""
         if self.running():
             return
-        self._stop_stale()
+        if not self._pdns_running():
+            self._stop_stale()
+            self._start_pdns(timeout)
+        if self.front is not None and not self.front.running():
+            try:
+                self._start_front(timeout)
+            except PdnsError:
+                self.stop()
+                raise
+
+    def _start_front(self, timeout: float) -> None:
+        assert self.front is not None
+        for attempt in range(3):
+            try:
+                self.front.start(timeout)
+                return
+            except DnsdistError as exc:
+                in_use = "already in use" in str(exc)
+                if attempt == 2 or not in_use or not self._auto_dns_port:
+                    raise PdnsError(str(exc)) from exc
+            self.dns_port = self.front.port = free_port(self.local_addresses, udp=True)
+
+    def _start_pdns(self, timeout: float) -> None:
         for attempt in range(3):
             self._prepare()
             try:
@@ -309,11 +387,16 @@ class PdnsProcess:
                 return
             except PdnsError:
                 in_use = "Address already in use" in self.log_tail()
-                if attempt == 2 or not in_use or not (self._auto_dns_port or self._auto_api_port):
+                auto_dns = self._auto_backend_port if self.front else self._auto_dns_port
+                if attempt == 2 or not in_use or not (auto_dns or self._auto_api_port):
                     raise
             # a port picked free was taken before the server bound it: pick again
-            if self._auto_dns_port:
-                self.dns_port = free_port(self.local_addresses, udp=True)
+            if self.front is not None:
+                if self._auto_backend_port:
+                    self.backend_port = _another_port(self.dns_port, udp=True)
+                    self.front.backend = ("127.0.0.1", self.backend_port)
+            elif self._auto_dns_port:
+                self.dns_port = self.backend_port = free_port(self.local_addresses, udp=True)
             if self._auto_api_port:
                 self.api_port = free_port()
 
@@ -371,7 +454,7 @@ class PdnsProcess:
     def _dns_answers(self) -> bool:
         query = dns.message.make_query(".", "SOA")
         try:
-            dns.query.udp(query, self.dns_address, port=self.dns_port, timeout=0.5)
+            dns.query.udp(query, self.backend_address, port=self.backend_port, timeout=0.5)
         except (dns.exception.DNSException, OSError):
             return False
         return True  # any answer (REFUSED for a zone we do not serve) proves it is up
@@ -386,7 +469,9 @@ class PdnsProcess:
             return ""
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``."""
+        """SIGTERM, then SIGKILL after ``timeout`` (dnsdist first, then PowerDNS)."""
+        if self.front is not None:
+            self.front.stop(timeout)
         child, self._child = self._child, None
         if child is None:
             return
@@ -403,6 +488,7 @@ class PdnsProcess:
         """Restart the server if it died; True when it did."""
         if self.running():
             return False
-        self.stop()  # reap it
+        if not self._pdns_running():
+            self.stop()  # reap it (and restart dnsdist: its cache may hold the old answers)
         self.start(timeout)
         return True
