@@ -39,6 +39,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_ALERT_WEBHOOK", "alert_webhook", str),
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
+    ("EDGEPLANE_PUBLIC_URL", "public_url", str),
 )
 
 
@@ -49,6 +50,10 @@ class Settings:
     geoip_db: str | None = None
     url: str | None = None
     token: str | None = None
+    # Where the world reaches this control plane (``http://cp.example.com:8800``): the internal
+    # CA's certificates name its OCSP responder there. ``serve`` and ``up`` default it to the
+    # address they listen on.
+    public_url: str | None = None
     # The key that encrypts secrets at rest (private keys); else $EDGEPLANE_HOME/secret.key.
     secret_key: str | None = None
     # A server whose latest metrics reach any of these utilisation percentages has no spare
@@ -132,6 +137,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'edgeplane.db').resolve()}"
+
+    @property
+    def ocsp_url(self) -> str | None:
+        """The internal CA's OCSP responder (``api.routers.ocsp``), when the public URL is known."""
+        return f"{self.public_url.rstrip('/')}/ocsp" if self.public_url else None
 
     @property
     def secret_key_path(self) -> Path:

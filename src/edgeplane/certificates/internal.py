@@ -6,7 +6,7 @@ module issues a domain's certificate from it and keeps it as a version.
 
 from __future__ import annotations
 
-from edgeplane.certificates import versions
+from edgeplane.certificates import serials, versions
 from edgeplane.certificates.internal_ca import InternalCA
 from edgeplane.model.certificates import Certificate, CertificateIssued
 from edgeplane.model.enums import Role
@@ -26,7 +26,7 @@ def internal_ca(tx: Tx) -> InternalCA:
 def issue(tx: Tx, domain: str) -> Certificate:
     """Issue a certificate for ``domain`` (of the transaction's project) from the internal CA."""
     tx.actor.require(tx.project, Role.EDITOR)
-    issued = internal_ca(tx).issue([domain])
+    issued = internal_ca(tx).issue([domain], ocsp_url=tx.ocsp_url)
     row = CertificateRow(
         project_id=tx.project,
         id=f"cert-{issued.fingerprint[:12]}",
@@ -41,6 +41,7 @@ def issue(tx: Tx, domain: str) -> Certificate:
         auto_renew=True,
     )
     tx.session.add(row)
+    serials.record(tx.session, issued.serial, tx.project, row.id, issued.not_after)
     tx.session.flush()
     out = versions.to_model(row)
     tx.record("issue", versions.KIND, row.id, None, out.model_dump(mode="json"))

@@ -1,0 +1,80 @@
+"""OCSP stapling: one ``server`` block per certificate that comes with a staple.
+
+nginx 1.22 staples only certificates it loads with its configuration, never one chosen per
+handshake by variable (the shared TLS server's ``$cert_name``). So a certificate whose
+``CertSpec`` carries a staple (fetched and checked by the control plane) gets a ``server`` of
+its own on the HTTPS port: its SNI names, a static ``ssl_certificate`` (the same content-
+addressed file, by a path relative to the release directory like the shared server's),
+``ssl_stapling_file`` (the response, a content-addressed file beside it), and the same routing
+as the shared server. Certificates without a staple stay on the per-handshake path.
+
+A block answers exactly the SNI names whose link (``render_tls.cert_links``) names its
+certificate, so a handshake gets the same certificate as through the shared server. A
+wildcard is left out when a name it covers is served with another certificate that has no
+block (nginx would prefer the wildcard block to the default server for it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+from edgeplane.node.nginx.render_tls import name_matches
+from edgeplane.protocol.config import CertSpec, EdgeConfig
+
+CERTS = "../../certs"  # relative to the release directory, as the shared server's path
+
+
+def staple_der(cert: CertSpec) -> bytes:
+    try:
+        raw = base64.b64decode(cert.ocsp_staple or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"certificate {cert.id[:16]}: the OCSP staple is not base64") from None
+    if not raw:
+        raise ValueError(f"certificate {cert.id[:16]}: the OCSP staple is empty")
+    return raw
+
+
+def staple_file(cert: CertSpec) -> str:
+    """The staple's file name under ``certs/``: content-addressed, so a new response is a new
+    file (and a new configuration, which nginx loads at reload)."""
+    return hashlib.sha256(staple_der(cert)).hexdigest()[:32] + ".ocsp"
+
+
+def staple_files(config: EdgeConfig) -> dict[str, bytes]:
+    return {staple_file(c): staple_der(c) for c in config.certs if c.ocsp_staple}
+
+
+def stapled_names(config: EdgeConfig, links: dict[str, str]) -> list[tuple[CertSpec, list[str]]]:
+    """Each certificate with a staple and the SNI names its block answers (sorted; none: no
+    block). ``links``: SNI name -> certificate id, as the shared server serves them."""
+    stapled = {c.id: c for c in config.certs if c.ocsp_staple}
+    out: list[tuple[CertSpec, list[str]]] = []
+    for cert_id in sorted(stapled):
+        names = []
+        for pattern, target in links.items():
+            if target != cert_id:
+                continue
+            if pattern.startswith("*.") and any(
+                other not in stapled and not q.startswith("*.") and name_matches(pattern, q)
+                for q, other in links.items()
+            ):
+                continue
+            names.append(pattern)
+        if names:
+            out.append((stapled[cert_id], sorted(names)))
+    return out
+
+
+def server_head(bind: str, https_port: int, cert: CertSpec, names: list[str]) -> list[str]:
+    """The lines that make a stapling ``server`` differ from the shared TLS one."""
+    path = f"{CERTS}/{cert.id}.pem"
+    return [
+        f"listen {bind}:{https_port} ssl http2;",
+        f"server_name {' '.join(names)};",
+        f"ssl_certificate {path};",
+        f"ssl_certificate_key {path};",
+        "ssl_stapling on;",
+        f"ssl_stapling_file {CERTS}/{staple_file(cert)};",
+    ]
