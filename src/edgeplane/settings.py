@@ -40,6 +40,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
     ("EDGEPLANE_PUBLIC_URL", "public_url", str),
+    ("EDGEPLANE_STAPLE_INTERVAL", "staple_interval_s", float),
 )
 
 
@@ -95,6 +96,8 @@ class Settings:
     renew_at_fraction: float = 2 / 3
     renew_interval_s: float = 60.0
     renew_retry_s: float = 60.0  # the first retry after a failed renewal; doubles each time
+    # How often the control plane looks for OCSP staples to fetch (certificates.stapling).
+    staple_interval_s: float = 30.0
     # Where certificate (and later other) alerts are POSTed as JSON, if anywhere.
     alert_webhook: str | None = None
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.

@@ -36,7 +36,6 @@ from edgeplane.store.tables import CertificateRow, OcspStapleRow, utcnow
 log = logging.getLogger("edgeplane.ocsp")
 
 KIND = "ocsp_staple"
-INTERVAL_S = 30.0
 TIMEOUT_S = 10.0
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_PER_RUN = 500
