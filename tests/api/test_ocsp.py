@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from conftest import Api
+from conftest import Api, Cli
 from edgeplane.certificates import staples, stapling
 from edgeplane.protocol.config import NodeSpec
 from edgeplane.snapshot.build import snapshot
@@ -152,7 +152,7 @@ def test_unknown_serials_other_issuers_and_malformed_requests(api: Api, shop: st
 
 
 def test_staples_are_fetched_stored_and_kept_while_the_responder_fails(
-    api: Api, shop: str
+    api: Api, shop: str, cli: Cli
 ) -> None:
     before = api.db.current_revision()
     assert stapling.run_once(api.db, fetch=via_app(api)) == 1
@@ -178,6 +178,8 @@ def test_staples_are_fetched_stored_and_kept_while_the_responder_fails(
     status = ok(api.get(f"{INV}/ssl/{shop}"))["ocsp"]
     assert status["stapled"] is True and status["attempts"] == 1
     assert status["last_error"] == "the responder answered HTTP 503"
+    out = cli.run("cert", "status", shop).stdout
+    assert "OCSP staple" in out and "good until" in out and "HTTP 503" in out
     # Past its nextUpdate the kept response is dropped (a revision: nodes stop stapling it).
     stale = good.next_update + timedelta(seconds=1)
     stapling.run_once(api.db, fetch=failing, now=stale)
