@@ -11,7 +11,12 @@ import pytest
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.purge import key_matches, purge_cache
 from edgeplane.node.nginx.render import render, render_release
-from edgeplane.node.nginx.render_cache import CACHE_KEY_PLAIN, CACHE_KEY_RULES, compile_rules
+from edgeplane.node.nginx.render_cache import (
+    CACHE_KEY_PLAIN,
+    CACHE_KEY_RULES,
+    CACHE_KEY_VARIABLE,
+    compile_rules,
+)
 from edgeplane.node.nginx.render_tls import name_matches
 from edgeplane.node.nginx.render_upstreams import ProxyProfile, render_upstream
 from edgeplane.protocol.config import (
@@ -231,7 +236,13 @@ def test_rule_maps_only_for_what_the_rules_use() -> None:
     assert 'map "$site_id|$r_exact" $rule_exact' in two.maps
     assert 'map "$site_id|$r_ext" $rule_ext' in two.maps
     assert '"t"' not in exact_only.maps.split("$rule {")[1].split("}")[0]  # t: "" at once
-    assert exact_only.cache_key == CACHE_KEY_RULES
+    assert exact_only.cache_key == CACHE_KEY_PLAIN  # its rule changes no part of the key
+    css = rule("1", "*.css", cache_key=CacheKeySpec(query="none"))
+    keyed = compile_rules([("s", (css,), proxy), ("t", (), proxy)])
+    assert keyed.cache_key == CACHE_KEY_VARIABLE  # per site: only s builds it from the rules
+    key_map = keyed.maps.split(f"map $site_id {CACHE_KEY_VARIABLE} {{")[1].split("}")[0]
+    assert f"default {CACHE_KEY_PLAIN};" in key_map and f'"s" {CACHE_KEY_RULES};' in key_map
+    assert '"t"' not in key_map
     ext = compile_rules([("s", (rule("1", "*.css"),), proxy)])
     assert "$ext {" in ext.maps and "$seg1" not in ext.maps and "$seg2" not in ext.maps
     none = compile_rules([("s", (), proxy)])

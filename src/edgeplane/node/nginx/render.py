@@ -21,6 +21,7 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
+from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -234,7 +235,7 @@ def _sites_map(
             scheme.append((site.id, pool_scheme(pool)))
             default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
         if site.hsts_max_age > 0:
-            hsts.append((f"on|{site.id}", _hsts(site)))
+            hsts.append((site.id, _hsts(site)))
     text = "# host -> site (project id)\n"
     text += map_block(
         "$host", "$site_id", [(h, lit(s)) for h, s in host_site.items()], hostnames=True
@@ -244,7 +245,9 @@ def _sites_map(
     text += map_block("$site_id", "$site_scheme", scheme, default="http")
     text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
     if hsts:
-        text += map_block('"$https|$site_id"', "$hsts", hsts)
+        # over HTTPS only (RFC 6797 7.2); a plain request looks up "" and stops there
+        text += map_block("$https", "$hsts", [("on", "$hsts_site")])
+        text += map_block("$site_id", "$hsts_site", hsts)
     if config.verifications:
         text += map_block(
             '"$host|$uri"',
@@ -265,38 +268,6 @@ def _proxied_lines(
     if pool is not None:
         target = f"{pool_scheme(pool)}://{upstream_name(pool.id)}"
     return [f"proxy_pass {target};", *proxy.lines(), *cache.lines()]
-
-
-@dataclass(frozen=True)
-class Inline:
-    """What ``location /`` serves in place: a (cache, proxy) profile with one pool."""
-
-    cache: CacheProfile
-    proxy: ProxyProfile
-    pool: PoolSpec
-
-    @property
-    def jump_key(self) -> str:
-        """``"$edge_loc|$site_upstream"`` of the requests served in place."""
-        return f"{location_name(self.cache, self.proxy)}|{upstream_name(self.pool.id)}"
-
-
-def dominant_location(sites: list[SiteSpec], pools: dict[str, PoolSpec]) -> Inline | None:
-    """The (cache profile, pool) that the most sites fall back to (their catch-all rule, else
-    no rule): ``location /`` serves it in place, without the jump to a named location."""
-    count: dict[tuple[CacheProfile, str], int] = {}
-    for site in sites:
-        pool = pools.get(site.pool) if site.pool else None
-        if pool is None:
-            continue
-        catch_all = next((r for r in site.cache_rules if r.pattern == "/*"), None)
-        key = (CacheProfile.of(catch_all) if catch_all else DEFAULT_PROFILE, pool.id)
-        count[key] = count.get(key, 0) + 1
-    if not count:
-        return None
-    cache, pool_id = min(count, key=lambda k: (-count[k], k[1], k[0].name))
-    pool = pools[pool_id]
-    return Inline(cache, ProxyProfile.of(pool), pool)
 
 
 def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
@@ -413,8 +384,8 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
         inline=inline,
     )
     if inline is not None:
-        jump = [(inline.jump_key, "0")]
-        sites_map += map_block('"$edge_loc|$site_upstream"', "$edge_jump", jump, default="1")
+        bundled = {b.site for b in config.bundles}
+        sites_map += jump_maps(inline, sites, compiled, bundled)
     servers = _server(
         local,
         tls=False,

@@ -9,7 +9,8 @@ which is combined with the pool's proxy profile; and the cache key parts (host, 
 What a request pays is only what the snapshot needs: a site without rules resolves ``$rule`` to
 "" by one hash lookup on ``$site_id`` (the maps of the rules are never evaluated for it), a kind
 of pattern no site uses has no map (and no regex), and without any rule at all there are no rule
-maps and the cache key is a plain string of variables (``CACHE_KEY_PLAIN``, the same key).
+maps and the cache key is a plain string of variables (``CACHE_KEY_PLAIN``, the same key); with
+rules, only the sites whose rules change a part of the key build it from ``$key_*`` maps.
 
 Rule keys are ``"<site id>#<n>"`` (``n`` counts from 1 in the site's order).
 """
@@ -104,6 +105,7 @@ KINDS = {
 }
 CACHE_KEY_RULES = '"$site_id|$key_host|$uri|$key_query|$key_extra"'
 CACHE_KEY_PLAIN = '"$site_id|$host|$uri|$args|"'  # the same key when no rule applies
+CACHE_KEY_VARIABLE = "$edge_cache_key"  # per site: plain, or with the rules' parts
 
 DEFAULT_PROFILE = CacheProfile()  # no rule matched: the origin's caching headers decide
 
@@ -150,6 +152,8 @@ class CompiledRules:
     maps: str
     locations: set[tuple[CacheProfile, ProxyProfile]] = field(default_factory=set)
     cache_key: str = CACHE_KEY_PLAIN
+    rule_locations: dict[str, str] = field(default_factory=dict)  # rule key -> location name
+    ruled: frozenset[str] = frozenset()  # the sites that have rules
 
 
 @dataclass
@@ -206,6 +210,7 @@ def compile_rules(
     query: list[tuple[str, str]] = []
     host: list[tuple[str, str]] = []
     extra: list[tuple[str, str]] = []
+    keyed: set[str] = set()  # the sites with a rule that changes the cache key
     locations: set[tuple[CacheProfile, ProxyProfile]] = set()
     indexed: list[tuple[str, tuple[CacheRuleSpec, ...], _SiteIndex]] = []
     for site_id, rules, proxy in sites:
@@ -243,10 +248,13 @@ def compile_rules(
             if not rule.bypass:
                 if rule.cache_key.query != "all":
                     query.append((rk, key_query(rule.cache_key)))
+                    keyed.add(site_id)
                 if not rule.cache_key.host:
                     host.append((rk, '""'))
+                    keyed.add(site_id)
                 if rule.cache_key.headers or rule.cache_key.cookies:
                     extra.append((rk, key_extra(rule.cache_key)))
+                    keyed.add(site_id)
     if not indexed:
         text = "# cache rules: none (no rule maps; the cache key is plain)\n"
         text += map_block("$site_id", "$rule_loc", [], default="$site_default_loc")
@@ -262,10 +270,17 @@ def compile_rules(
         text += map_block(f'"{combo_key}"', combo_variable(site_kinds), entries)
     text += map_block("$site_id", "$rule", gate)  # a site without rules: "" at once
     text += map_block("$rule", "$rule_loc", loc, default="$site_default_loc")
+    ruled = frozenset(site_id for site_id, _, _ in indexed)
+    if not keyed:  # no rule changes a key: every site's key is the plain one
+        return CompiledRules(text, locations, CACHE_KEY_PLAIN, dict(loc), ruled)
+    # Only the sites whose rules change the key build it from the rules' parts (three more
+    # lookups); every other site's key is the plain one, chosen by one lookup on $site_id.
     text += map_block("$rule", "$key_query", query, default="$args")
     text += map_block("$rule", "$key_host", host, default="$host")
     text += map_block("$rule", "$key_extra", extra)
-    return CompiledRules(text, locations, CACHE_KEY_RULES)
+    per_site = [(site_id, CACHE_KEY_RULES) for site_id in sorted(keyed)]
+    text += map_block("$site_id", CACHE_KEY_VARIABLE, per_site, default=CACHE_KEY_PLAIN)
+    return CompiledRules(text, locations, CACHE_KEY_VARIABLE, dict(loc), ruled)
 
 
 def combo_variable(kinds: tuple[str, ...]) -> str:
