@@ -67,7 +67,6 @@ class Due:
     project: str
     certificate_id: str
     cert_pem: str
-    previous_next_update: datetime | None
 
 
 @dataclass(frozen=True)
@@ -89,9 +88,15 @@ def _due(db: Database, now: datetime) -> tuple[list[Due], list[tuple[str, str]]]
                 CertificateRow.not_before <= now,
             )
         ).all()
-        rows = {
-            (r.project_id, r.certificate_id): r for r in tx.session.scalars(select(OcspStapleRow))
-        }
+        light = select(  # not the responses: light columns, every run
+            OcspStapleRow.project_id,
+            OcspStapleRow.certificate_id,
+            OcspStapleRow.ocsp_url,
+            OcspStapleRow.next_update,
+            OcspStapleRow.next_fetch_at,
+            OcspStapleRow.response.is_not(None).label("has_response"),
+        )
+        rows = {(r.project_id, r.certificate_id): r for r in tx.session.execute(light)}
         wanted: list[tuple[str, str]] = []
         expired: list[tuple[str, str]] = []
         for project, cert_id in current:
@@ -99,7 +104,7 @@ def _due(db: Database, now: datetime) -> tuple[list[Due], list[tuple[str, str]]]
             if row is None:
                 wanted.append((project, cert_id))
                 continue
-            if row.response is not None and not staples.usable(row.next_update, now):
+            if row.has_response and not staples.usable(row.next_update, now):
                 expired.append((project, cert_id))
             if row.ocsp_url and (row.next_fetch_at is None or row.next_fetch_at <= now):
                 wanted.append((project, cert_id))
@@ -108,8 +113,7 @@ def _due(db: Database, now: datetime) -> tuple[list[Due], list[tuple[str, str]]]
             cert = tx.session.get(CertificateRow, (project, cert_id))
             if cert is None:
                 continue
-            row = rows.get((project, cert_id))
-            due.append(Due(project, cert_id, cert.cert_pem, row.next_update if row else None))
+            due.append(Due(project, cert_id, cert.cert_pem))
         return due, expired
 
 
