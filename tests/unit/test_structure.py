@@ -48,11 +48,8 @@ CERTIFICATE_LAYERS = (
     ("edgeplane.certificates.acme.orders",),
     ("edgeplane.certificates.acme.challenges", "edgeplane.certificates.acme.progress"),
     ("edgeplane.certificates.acme.client",),
-    (
-        "edgeplane.certificates.internal",
-        "edgeplane.certificates.custom",
-        "edgeplane.certificates.ocsp_responder",
-    ),
+    ("edgeplane.certificates.internal", "edgeplane.certificates.custom"),
+    ("edgeplane.certificates.ocsp_responder",),
     ("edgeplane.certificates.internal_ca",),
     ("edgeplane.certificates.versions",),
     (

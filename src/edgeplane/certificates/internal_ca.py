@@ -270,10 +270,7 @@ class InternalCA:
         names), signed by the intermediate; ``cert_pem`` is the leaf then the intermediate.
         With ``ocsp_url`` the leaf names the CA's OCSP responder (Authority Information
         Access), so that the edge can staple its status."""
-        if self.intermediate is not None and self._intermediate_key is not None:
-            issuer, issuer_key = self.intermediate, self._intermediate_key
-        else:  # a legacy pathLen 0 root signs its leaves itself
-            issuer, issuer_key = self.cert, self._key
+        issuer, issuer_key = self.signers()[0]  # a legacy pathLen 0 root signs leaves itself
         key = ec.generate_private_key(ec.SECP256R1())
         now = utcnow()
         sans: list[x509.GeneralName] = []

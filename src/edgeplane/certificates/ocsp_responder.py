@@ -123,6 +123,29 @@ def respond(
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
+def good_response(leaf: x509.Certificate, signer: Signer, now: datetime) -> bytes:
+    """The ``good`` response for a leaf just issued by ``signer``: its first staple, made
+    with the certificate instead of a request."""
+    issuer, key = signer
+    this_update = (now - BACKDATE).replace(microsecond=0)
+    return (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=leaf,
+            issuer=issuer,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=this_update,
+            next_update=this_update + VALIDITY,
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+
+
 def _nonce(request: ocsp.OCSPRequest) -> bytes | None:
     try:
         return request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
