@@ -20,7 +20,6 @@ import base64
 import binascii
 import hashlib
 
-from edgeplane.node.nginx.render_tls import name_matches
 from edgeplane.protocol.config import CertSpec, EdgeConfig
 
 CERTS = "../../certs"  # relative to the release directory, as the shared server's path
@@ -48,23 +47,23 @@ def staple_files(config: EdgeConfig) -> dict[str, bytes]:
 
 def stapled_names(config: EdgeConfig, links: dict[str, str]) -> list[tuple[CertSpec, list[str]]]:
     """Each certificate with a staple and the SNI names its block answers (sorted; none: no
-    block). ``links``: SNI name -> certificate id, as the shared server serves them."""
+    block). ``links``: SNI name (lower case) -> certificate id, as the shared server serves
+    them. Linear in the names."""
     stapled = {c.id: c for c in config.certs if c.ocsp_staple}
-    out: list[tuple[CertSpec, list[str]]] = []
-    for cert_id in sorted(stapled):
-        names = []
-        for pattern, target in links.items():
-            if target != cert_id:
-                continue
-            if pattern.startswith("*.") and any(
-                other not in stapled and not q.startswith("*.") and name_matches(pattern, q)
-                for q, other in links.items()
-            ):
-                continue
-            names.append(pattern)
-        if names:
-            out.append((stapled[cert_id], sorted(names)))
-    return out
+    if not stapled:
+        return []
+    # Parents of the exact names served with a certificate that has no block: a wildcard over
+    # one of them would take it from the shared server.
+    elsewhere = set()
+    for name, target in links.items():
+        head, _, parent = name.partition(".")
+        if target not in stapled and head and head != "*":
+            elsewhere.add(parent)
+    names: dict[str, list[str]] = {}
+    for name, target in links.items():
+        if target in stapled and not (name.startswith("*.") and name[2:] in elsewhere):
+            names.setdefault(target, []).append(name)
+    return [(stapled[cid], sorted(names[cid])) for cid in sorted(names)]
 
 
 def server_head(bind: str, https_port: int, cert: CertSpec, names: list[str]) -> list[str]:
