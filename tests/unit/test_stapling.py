@@ -126,6 +126,9 @@ def test_refresh_at_half_and_retries_doubling_within_the_kept_response() -> None
     waits = [(staples.retry_at(n, NOW) - NOW).total_seconds() for n in (1, 2, 3, 8)]
     assert waits == [60, 120, 240, 3600]
     assert staples.retry_at(8, NOW, NOW + timedelta(minutes=10)) == NOW + timedelta(minutes=10)
+    # One due: those due within 12 hours come with it (one batch, one reload of the edge).
+    assert staples.horizon([NOW + timedelta(hours=1)], NOW) == NOW
+    assert staples.horizon([NOW, NOW + timedelta(hours=1)], NOW) == NOW + timedelta(hours=12)
     assert staples.usable(NOW + timedelta(seconds=1), NOW)
     assert not staples.usable(NOW, NOW) and not staples.usable(None, NOW)
 

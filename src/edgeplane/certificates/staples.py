@@ -24,6 +24,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 RETRY_S = 60.0
 RETRY_MAX_S = 3600.0
 MIN_REFRESH = timedelta(minutes=5)  # a responder with a tiny window is not asked in a loop
+# When one staple is due, those due within this much later are refreshed with it: new staples
+# reach the edge in batches (each a reload of the stapling blocks), not one by one.
+BATCH_AHEAD = timedelta(hours=12)
 
 
 class StapleError(ValueError):
@@ -150,6 +153,12 @@ def refresh_at(this_update: datetime, next_update: datetime, now: datetime) -> d
     ``MIN_REFRESH`` from now)."""
     half = this_update + (next_update - this_update) / 2
     return max(half, now + MIN_REFRESH)
+
+
+def horizon(next_fetches: list[datetime], now: datetime) -> datetime:
+    """Fetch every staple due before this: ``now``, or ``now + BATCH_AHEAD`` when one is due
+    (so that refreshes spread over a day come in a few batches)."""
+    return now + BATCH_AHEAD if any(at <= now for at in next_fetches) else now
 
 
 def retry_at(attempts: int, now: datetime, next_update: datetime | None = None) -> datetime:

@@ -99,6 +99,7 @@ def _due(db: Database, now: datetime) -> tuple[list[Due], list[tuple[str, str]]]
         rows = {(r.project_id, r.certificate_id): r for r in tx.session.execute(light)}
         wanted: list[tuple[str, str]] = []
         expired: list[tuple[str, str]] = []
+        refresh: list[tuple[str, str, datetime]] = []
         for project, cert_id in current:
             row = rows.get((project, cert_id))
             if row is None:
@@ -106,8 +107,10 @@ def _due(db: Database, now: datetime) -> tuple[list[Due], list[tuple[str, str]]]
                 continue
             if row.has_response and not staples.usable(row.next_update, now):
                 expired.append((project, cert_id))
-            if row.ocsp_url and (row.next_fetch_at is None or row.next_fetch_at <= now):
-                wanted.append((project, cert_id))
+            if row.ocsp_url:
+                refresh.append((project, cert_id, row.next_fetch_at or now))
+        until = staples.horizon([at for _p, _c, at in refresh], now)
+        wanted += [(p, c) for p, c, at in sorted(refresh, key=lambda r: r[2]) if at <= until]
         due: list[Due] = []
         for project, cert_id in wanted[:MAX_PER_RUN]:
             cert = tx.session.get(CertificateRow, (project, cert_id))
