@@ -5,6 +5,7 @@ passes before it is stapled, and when staples are fetched again."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -76,7 +77,7 @@ def test_a_stapled_certificate_gets_a_server_with_the_same_routing() -> None:
     shared = blocks[1].splitlines()
     assert shared[1].endswith("default_server;") and shared[4] == "    server_name _;"
     assert lines[7:] == shared[5:]  # everything after the head: the same routing
-    assert staple_files(stapled) == {name: base64.b64decode(STAPLE)}
+    assert staple_files(stapled, 100) == {name: base64.b64decode(STAPLE)}
     assert name.endswith(".ocsp") and len(name) == 32 + 5
 
 
@@ -86,10 +87,10 @@ def test_names_follow_the_sni_links_and_wildcards_yield_to_other_certificates() 
     cfg = config(wild, exact, domains=("y.wild.test", "x.wild.test"))
     links = cert_links(cfg, ["y.wild.test", "x.wild.test"])
     # The wildcard would catch x.wild.test (served with another, unstapled certificate).
-    assert stapled_names(cfg, links) == [(wild, ["y.wild.test"])]
+    assert stapled_names(cfg, links, 100) == [(wild, ["y.wild.test"])]
     both = config(wild, spec("x", ("x.wild.test",), STAPLE), domains=("y.wild.test",))
     links = cert_links(both, ["y.wild.test"])
-    assert [(c.id, n) for c, n in stapled_names(both, links)] == [
+    assert [(c.id, n) for c, n in stapled_names(both, links, 100)] == [
         ("w", ["*.wild.test", "y.wild.test"]),
         ("x", ["x.wild.test"]),
     ]
@@ -97,13 +98,25 @@ def test_names_follow_the_sni_links_and_wildcards_yield_to_other_certificates() 
     older = spec("o", ("a.test",), STAPLE).model_copy(update={"not_after": "2026-12-31"})
     newer = spec("n", ("a.test",))
     cfg = config(older, newer)
-    assert stapled_names(cfg, cert_links(cfg, ["a.test"])) == []
+    assert stapled_names(cfg, cert_links(cfg, ["a.test"]), 100) == []
     assert len(servers(cfg)) == 2
+
+
+def test_a_node_staples_at_most_max_stapled_certificates() -> None:
+    certs = [spec(f"c{i}", (f"d{i}.test",), STAPLE) for i in range(5)]
+    cfg = config(*certs, domains=tuple(f"d{i}.test" for i in range(5)))
+    links = cert_links(cfg, [])
+    assert [c.id for c, _ in stapled_names(cfg, links, 2)] == ["c0", "c1"]
+    assert len(staple_files(cfg, 2)) == 1  # the same staple bytes: one file
+    assert stapled_names(cfg, links, 0) == []
+    local = dataclasses.replace(LOCAL, max_stapled=3)
+    text = render(cfg, local, LocalHealth())["servers.conf"].decode()
+    assert text.count("ssl_stapling on;") == 3
 
 
 def test_a_staple_that_is_not_base64_is_refused() -> None:
     with pytest.raises(ValueError, match="not base64"):
-        staple_files(config(spec("c1", ("a.test",), "%%%")))
+        staple_files(config(spec("c1", ("a.test",), "%%%")), 100)
 
 
 def test_the_staple_changes_the_object_hash_and_nothing_without_one() -> None:

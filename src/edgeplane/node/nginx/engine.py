@@ -314,7 +314,8 @@ class NginxEngine:
                 release = render_release(config, self.local, health)
                 new = cert_files(self._new_certs(config))
                 certs = {f"{c.id}.pem" for c in config.certs}
-                staples = staple_files(config) if self.local.https_port else {}
+                https = self.local.https_port
+                staples = staple_files(config, self.local.max_stapled) if https else {}
                 certs |= set(staples)
                 tickets = ticket_files(config)
                 hosts = [d for site in config.sites for d in site.domains]

@@ -396,7 +396,7 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     if local.https_port:
         servers += _server(local, tls=True, limits=rate_server, routing=routing)
         links = cert_links(config, [d for s in sites for d in s.domains])
-        for cert, names in stapled_names(config, links):
+        for cert, names in stapled_names(config, links, local.max_stapled):
             head = server_head(local.bind, local.https_port, cert, names)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
     files: dict[str, str] = {

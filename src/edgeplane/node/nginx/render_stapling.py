@@ -8,6 +8,12 @@ addressed file, by a path relative to the release directory like the shared serv
 ``ssl_stapling_file`` (the response, a content-addressed file beside it), and the same routing
 as the shared server. Certificates without a staple stay on the per-handshake path.
 
+Blocks cost: measured here, each is about 0.45 MiB of nginx memory (an OpenSSL 3 context per
+server) and 4 ms of every reload (100 blocks: 56 against 8 MiB, 0.6 against 0.18 s per
+apply; 1,000: 429 MiB, 6.4 s). So a node staples at most ``NodeLocal.max_stapled``
+certificates (100), the first by certificate id (stable from one snapshot to the next); the
+others keep the per-handshake path, without a staple.
+
 A block answers exactly the SNI names whose link (``render_tls.cert_links``) names its
 certificate, so a handshake gets the same certificate as through the shared server. A
 wildcard is left out when a name it covers is served with another certificate that has no
@@ -41,29 +47,37 @@ def staple_file(cert: CertSpec) -> str:
     return hashlib.sha256(staple_der(cert)).hexdigest()[:32] + ".ocsp"
 
 
-def staple_files(config: EdgeConfig) -> dict[str, bytes]:
-    return {staple_file(c): staple_der(c) for c in config.certs if c.ocsp_staple}
+def stapled(config: EdgeConfig, limit: int) -> dict[str, CertSpec]:
+    """The certificates this node staples: those with a staple, the first ``limit`` by id."""
+    with_staple = sorted((c for c in config.certs if c.ocsp_staple), key=lambda c: c.id)
+    return {c.id: c for c in with_staple[: max(limit, 0)]}
 
 
-def stapled_names(config: EdgeConfig, links: dict[str, str]) -> list[tuple[CertSpec, list[str]]]:
-    """Each certificate with a staple and the SNI names its block answers (sorted; none: no
-    block). ``links``: SNI name (lower case) -> certificate id, as the shared server serves
-    them. Linear in the names."""
-    stapled = {c.id: c for c in config.certs if c.ocsp_staple}
-    if not stapled:
+def staple_files(config: EdgeConfig, limit: int) -> dict[str, bytes]:
+    return {staple_file(c): staple_der(c) for c in stapled(config, limit).values()}
+
+
+def stapled_names(
+    config: EdgeConfig, links: dict[str, str], limit: int
+) -> list[tuple[CertSpec, list[str]]]:
+    """Each stapled certificate and the SNI names its block answers (sorted; none: no block).
+    ``links``: SNI name (lower case) -> certificate id, as the shared server serves them.
+    Linear in the names."""
+    chosen = stapled(config, limit)
+    if not chosen:
         return []
     # Parents of the exact names served with a certificate that has no block: a wildcard over
     # one of them would take it from the shared server.
     elsewhere = set()
     for name, target in links.items():
         head, _, parent = name.partition(".")
-        if target not in stapled and head and head != "*":
+        if target not in chosen and head and head != "*":
             elsewhere.add(parent)
     names: dict[str, list[str]] = {}
     for name, target in links.items():
-        if target in stapled and not (name.startswith("*.") and name[2:] in elsewhere):
+        if target in chosen and not (name.startswith("*.") and name[2:] in elsewhere):
             names.setdefault(target, []).append(name)
-    return [(stapled[cid], sorted(names[cid])) for cid in sorted(names)]
+    return [(chosen[cid], sorted(names[cid])) for cid in sorted(names)]
 
 
 def server_head(bind: str, https_port: int, cert: CertSpec, names: list[str]) -> list[str]:
