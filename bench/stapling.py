@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/stapling.py [--counts 100,1000] [--changes 3] [--markdown]
+    .venv/bin/python bench/stapling.py [--quick] [--counts 100,1000] [--changes 3] [--markdown]
 
 nginx 1.22 staples only certificates it loads with its configuration, so each stapled
 certificate is a ``server`` block of its own (``node/nginx/render_stapling.py``); the others are
@@ -142,7 +142,12 @@ def main() -> int:
     ap.add_argument("--counts", default="100,1000", help="certificates per node")
     ap.add_argument("--changes", type=int, default=3, help="configuration changes per count")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument(
+        "--quick", action="store_true", help="the short mode: 20 certificates, one change"
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.counts, args.changes = "20", 1
     counts = [int(c) for c in str(args.counts).split(",") if c]
     run = BenchRun("stapling")
     rows: list[list[str]] = []

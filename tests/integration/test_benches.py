@@ -34,6 +34,7 @@ BENCHES = {
     "dns": (("nginx", "pdns_server", "pdnsutil", "pdns_control", "dnsperf"), "static A: qps"),
     "certs": (("nginx", "pdns_server", "pebble"), "API call -> EVERY node serves"),
     "deploy": (("nginx", "pdns_server"), "rollback -> every node serves"),
+    "stapling": (("nginx",), "certificates: apply of a change"),
 }
 
 
