@@ -123,7 +123,7 @@ def edge(
         typer.Option(
             "--max-stapled",
             min=0,
-            help="certificates stapled at most (each an nginx server block: ~0.45 MiB, ~4 ms "
+            help="certificates stapled at most (each an nginx server block: ~0.4 MiB, ~5 ms "
             "per reload); the others are served without their OCSP staple",
         ),
     ] = 100,

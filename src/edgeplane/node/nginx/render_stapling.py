@@ -8,11 +8,10 @@ addressed file, by a path relative to the release directory like the shared serv
 ``ssl_stapling_file`` (the response, a content-addressed file beside it), and the same routing
 as the shared server. Certificates without a staple stay on the per-handshake path.
 
-Blocks cost: measured here, each is about 0.45 MiB of nginx memory (an OpenSSL 3 context per
-server) and 4 ms of every reload (100 blocks: 56 against 8 MiB, 0.6 against 0.18 s per
-apply; 1,000: 429 MiB, 6.4 s). So a node staples at most ``NodeLocal.max_stapled``
-certificates (100), the first by certificate id (stable from one snapshot to the next); the
-others keep the per-handshake path, without a staple.
+Blocks cost: measured here (``bench/stapling.py``), each is about 0.4 MiB of nginx memory and
+4-5 ms of every reload (1,000 blocks: about 420 against 11 MiB, +4.5-5 s per apply). So a
+node staples at most ``NodeLocal.max_stapled`` certificates (100), the first by certificate id
+(stable from one snapshot to the next); the others keep the per-handshake path, unstapled.
 
 A block answers exactly the SNI names whose link (``render_tls.cert_links``) names its
 certificate, so a handshake gets the same certificate as through the shared server. A
