@@ -193,6 +193,16 @@ def test_staples_are_stored_refreshed_and_kept_while_the_responder_fails(
     assert [c.ocsp_staple for c in snapshot_certs(api)] == [None]
 
 
+def test_the_control_plane_asks_its_own_responder_in_process(api: Api, shop: str) -> None:
+    # http://testserver is not reachable over the network: only the in-process path works.
+    [cert] = snapshot_certs(api)
+    leaf, issuer = served(api, shop)
+    first = staples.check(base64.b64decode(cert.ocsp_staple or ""), leaf, issuer, utcnow())
+    later = first.this_update + timedelta(days=2, minutes=1)
+    assert stapling.run_once(api.db, now=later) == 1
+    assert ok(api.get(f"{INV}/ssl/{shop}"))["ocsp"]["last_error"] is None
+
+
 def test_a_certificate_without_an_ocsp_url_is_never_fetched(api: Api) -> None:
     # No public URL: the internal CA names no responder.
     ok(api.post(f"{INV}/domains", json={"domain": "plain.test"}), 201)
