@@ -239,6 +239,7 @@ class Stack:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
         env["EDGEPLANE_STAPLE_INTERVAL"] = "2"  # the OCSP staple of a new site within seconds
+        env["EDGEPLANE_INTERNAL_OCSP"] = "1"  # the internal CA's certificates are stapled
         with (self.tmp / "cp.log").open("w") as logf:
             cp = self.cp = subprocess.Popen(
                 [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),

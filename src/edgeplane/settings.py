@@ -40,6 +40,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
     ("EDGEPLANE_PUBLIC_URL", "public_url", str),
+    ("EDGEPLANE_INTERNAL_OCSP", "internal_ocsp", _flag),
     ("EDGEPLANE_STAPLE_INTERVAL", "staple_interval_s", float),
 )
 
@@ -55,6 +56,12 @@ class Settings:
     # CA's certificates name its OCSP responder there. ``serve`` and ``up`` default it to the
     # address they listen on.
     public_url: str | None = None
+    # The internal CA's certificates name its OCSP responder (at the public URL) and the edge
+    # staples them. Off by default: a certificate with a staple is served by a ``server`` block
+    # of its own (memory and reload time per certificate, see docs/performance.md), which is
+    # worth it for a CA that clients check, rarely for a private one. Certificates of other CAs
+    # that name an OCSP responder are stapled either way.
+    internal_ocsp: bool = False
     # The key that encrypts secrets at rest (private keys); else $EDGEPLANE_HOME/secret.key.
     secret_key: str | None = None
     # A server whose latest metrics reach any of these utilisation percentages has no spare
@@ -143,8 +150,11 @@ class Settings:
 
     @property
     def ocsp_url(self) -> str | None:
-        """The internal CA's OCSP responder (``api.routers.ocsp``), when the public URL is known."""
-        return f"{self.public_url.rstrip('/')}/ocsp" if self.public_url else None
+        """The internal CA's OCSP responder (``api.routers.ocsp``) that its certificates name:
+        with ``internal_ocsp`` on and the public URL known."""
+        if not (self.internal_ocsp and self.public_url):
+            return None
+        return f"{self.public_url.rstrip('/')}/ocsp"
 
     @property
     def secret_key_path(self) -> Path:

@@ -30,7 +30,11 @@ INV = "/api/v1/infrastructure"
 @pytest.fixture(scope="module")
 def up() -> Iterator[tuple[ControlPlane, Api]]:
     tmp = searchable_tmp("ocsp-")
-    env = clean_env(EDGEPLANE_STAPLE_INTERVAL="0.5", EDGEPLANE_DNS_RESOLVERS="127.0.0.1:9")
+    env = clean_env(
+        EDGEPLANE_STAPLE_INTERVAL="0.5",
+        EDGEPLANE_DNS_RESOLVERS="127.0.0.1:9",
+        EDGEPLANE_INTERNAL_OCSP="1",
+    )
     cp = start_up(tmp / "cp", env=env, edge=True)
     api = Api(cp)
     try:

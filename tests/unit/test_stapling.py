@@ -206,3 +206,12 @@ def test_only_a_fresh_good_response_of_the_issuer_for_this_certificate_is_staple
     plain = make("not a signer", issuer=ca, **dates)
     with pytest.raises(staples.StapleError, match="not signed"):
         staples.check(_response(leaf, ca, plain, certs=[plain.cert], **ok), leaf.cert, ca.cert, now)
+
+
+def test_internal_ca_names_its_responder_only_when_asked() -> None:
+    from edgeplane.settings import Settings
+
+    assert Settings(public_url="http://cp:8800").ocsp_url is None  # the default: off
+    assert Settings(internal_ocsp=True).ocsp_url is None  # no public URL: nothing to name
+    on = Settings(public_url="http://cp:8800/", internal_ocsp=True)
+    assert on.ocsp_url == "http://cp:8800/ocsp"
