@@ -239,6 +239,8 @@ class Stack:
         home = self.tmp / "cp"
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
+        env["EDGEPLANE_STAPLE_INTERVAL"] = "2"  # the OCSP staple of a new site within seconds
+        env["EDGEPLANE_INTERNAL_OCSP"] = "1"  # the internal CA's certificates are stapled
         with (self.tmp / "cp.log").open("w") as logf:
             cp = self.cp = subprocess.Popen(
                 [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
@@ -430,15 +432,19 @@ def add_feature_sites(stack: Stack, origin_port: int, keys: list[str]) -> None:
 
 
 def reference_body(prefix: Path, port: int, origin_port: int, logged: bool,
-                   tls: tuple[Path, Path] | None = None) -> str:  # fmt: skip
+                   tls: tuple[Path, Path] | None = None,
+                   staple: Path | None = None) -> str:  # fmt: skip
     """The ``http`` body of the reference: a minimal hand-written proxy_cache configuration in
-    front of the origin on ``port`` (with ``tls``, the same settings an operator would write)."""
+    front of the origin on ``port`` (with ``tls``, the same settings an operator would write;
+    with ``staple``, it staples that OCSP response file)."""
     access = f"access_log {prefix}/access.json ref_json buffer=32k flush=1s;" if logged else ""
     listen = f"listen 127.0.0.1:{port}"
     if tls is not None:
         listen += f""" ssl;
         ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};
         ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:ref_tls:10m"""
+        if staple is not None:
+            listen += f"; ssl_stapling on; ssl_stapling_file {staple}"
     return f"""
     {REF_LOG_FORMAT}
     proxy_cache_path {prefix}/cache levels=1:2 keys_zone=ref:50m max_size=1g inactive=1d
@@ -470,12 +476,13 @@ def reference_prefix(stack: Stack, name: str) -> Path:
 
 
 def reference(stack: Stack, origin_port: int, name: str, logged: bool,
-              tls: tuple[Path, Path] | None = None) -> int:  # fmt: skip
+              tls: tuple[Path, Path] | None = None, staple: Path | None = None) -> int:  # fmt: skip
     """A minimal hand-written proxy_cache nginx in front of the origin; its port. With ``tls``
-    (certificate, key), it listens with TLS (the same settings an operator would write)."""
+    (certificate, key), it listens with TLS (the same settings an operator would write); with
+    ``staple``, it staples that OCSP response file."""
     port = free_port()
     prefix = reference_prefix(stack, name)
-    ref = PlainNginx(prefix, reference_body(prefix, port, origin_port, logged, tls))
+    ref = PlainNginx(prefix, reference_body(prefix, port, origin_port, logged, tls, staple))
     stack.cleanup.add(ref.stop)
     wait_port(port)
     return port
@@ -520,6 +527,114 @@ def s_time(port: int, seconds: float, reuse: bool) -> float:
     if not m:
         raise RuntimeError(f"openssl s_time: {out[-300:]}")
     return int(m.group(1)) / float(m.group(2))
+
+
+def stapling_files(node: Node, host: str) -> tuple[Path, Path] | None:
+    """The certificate file and OCSP staple file of the node's stapling ``server`` for
+    ``host`` (None: the node has no such block)."""
+    release = node.nginx_prefix() / "current"
+    text = (release / "servers.conf").read_text()
+    for block in re.findall(r"(?ms)^server \{\n.*?^\}\n", text):
+        names = re.search(r"server_name ([^;]+);", block)
+        if names and host in names.group(1).split():
+            cert = re.search(r"ssl_certificate (\S+);", block)
+            staple = re.search(r"ssl_stapling_file (\S+);", block)
+            if cert and staple:
+                return (release / cert.group(1)).resolve(), (release / staple.group(1)).resolve()
+    return None
+
+
+def nginx_workers_cpu_s(needle: str) -> float:
+    """CPU seconds (user + system) so far of the workers of the nginx masters whose command
+    line holds ``needle`` (a prefix path)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, list[str]] = {}
+    masters = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(d.name)] = stat
+        if cmd.startswith(b"nginx") and needle.encode() in cmd:
+            masters.add(int(d.name))
+    return sum(
+        (int(st[11]) + int(st[12])) / ticks for st in stats.values() if int(st[1]) in masters
+    )
+
+
+def stapled_handshakes(port: int, host: str, seconds: float) -> tuple[float, bool]:
+    """Full handshakes per second of one sequential client with SNI ``host`` that asks for the
+    certificate status (pyOpenSSL: Python's ssl cannot), and whether a staple came."""
+    from OpenSSL import SSL
+
+    stapled: list[bool] = []
+
+    def on_status(_conn: Any, data: bytes, _x: Any) -> bool:
+        stapled.append(bool(data))
+        return True
+
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx.set_ocsp_client_callback(on_status)
+    ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.settimeout(None)
+            conn = SSL.Connection(ctx, sock)
+            conn.set_tlsext_host_name(host.encode())
+            conn.request_ocsp()
+            conn.set_connect_state()
+            conn.do_handshake()
+            conn.shutdown()
+        count += 1
+    return count / (time.perf_counter() - start), bool(stapled) and all(stapled)
+
+
+def bench_stapling(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
+    """The "all" site's internal certificate names the control plane's OCSP responder: the
+    control plane fetches its staple and the node staples it from a ``server`` of its own.
+    Beside it, a hand-written nginx with the same certificate and staple files."""
+    node, host = stack.nodes[0], feature_host("all")
+    files = wait_until(lambda: stapling_files(node, host), 60, f"a stapling server for {host}")
+    ref = reference(stack, origin_port, "reference-stapling", logged=False,
+                    tls=(files[0], files[0]), staple=files[1])  # fmt: skip
+    rates: dict[str, list[float]] = {"edge": [], "reference": []}
+    cpu_ms: dict[str, list[float]] = {"edge": [], "reference": []}
+    stapled = {"edge": True, "reference": True}
+    targets = (("edge", node.https_port, str(node.home)),
+               ("reference", ref, str(stack.tmp / "reference-stapling")))  # fmt: skip
+    for i in range(args.rounds):
+        for label, port, needle in targets:
+            before = nginx_workers_cpu_s(needle)
+            started = time.perf_counter()
+            rate, ok = stapled_handshakes(port, host, args.duration)
+            count = rate * (time.perf_counter() - started)
+            cpu_ms[label].append((nginx_workers_cpu_s(needle) - before) * 1000 / max(count, 1))
+            rates[label].append(rate)
+            stapled[label] = stapled[label] and ok
+            log(f"hits round {i + 1} stapled handshakes {label}: {rate:,.0f}/s stapled={ok} "
+                f"nginx CPU {cpu_ms[label][-1]:.3f} ms per handshake")  # fmt: skip
+
+    def med(values: dict[str, list[float]], label: str) -> float:
+        return float(statistics.median(values[label]))
+
+    def yes(label: str) -> str:
+        return "yes" if stapled[label] else "NO"
+
+    edge, reference_rate = med(rates, "edge"), med(rates, "reference")
+    edge_cpu, reference_cpu = med(cpu_ms, "edge"), med(cpu_ms, "reference")
+    return [
+        ["OCSP staple on handshake (internal CA certificate, SNI)", yes("edge"),
+         yes("reference"), ""],
+        ["TLS full handshakes/s, SNI + status request, stapled (pyOpenSSL, one client, wall)",
+         f"{edge:,.0f}", f"{reference_rate:,.0f}", f"{edge / reference_rate:.2f}"],
+        ["nginx CPU ms per stapled full handshake",
+         f"{edge_cpu:.3f}", f"{reference_cpu:.3f}", f"{edge_cpu / max(reference_cpu, 1e-9):.2f}"],
+    ]  # fmt: skip
 
 
 def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list[list[str]]:
@@ -595,6 +710,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                  " / ".join("yes" if resumed_elsewhere(stack, v) else "NO"
                             for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2)),
                  "", ""])  # fmt: skip
+    rows += bench_stapling(stack, origin_port, args)
     rows += bench_reloads(stack, args)
     return rows
 

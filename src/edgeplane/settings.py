@@ -39,6 +39,9 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_ALERT_WEBHOOK", "alert_webhook", str),
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
+    ("EDGEPLANE_PUBLIC_URL", "public_url", str),
+    ("EDGEPLANE_INTERNAL_OCSP", "internal_ocsp", _flag),
+    ("EDGEPLANE_STAPLE_INTERVAL", "staple_interval_s", float),
 )
 
 
@@ -49,6 +52,16 @@ class Settings:
     geoip_db: str | None = None
     url: str | None = None
     token: str | None = None
+    # Where the world reaches this control plane (``http://cp.example.com:8800``): the internal
+    # CA's certificates name its OCSP responder there. ``serve`` and ``up`` default it to the
+    # address they listen on.
+    public_url: str | None = None
+    # The internal CA's certificates name its OCSP responder (at the public URL) and the edge
+    # staples them. Off by default: a certificate with a staple is served by a ``server`` block
+    # of its own (memory and reload time per certificate, see docs/performance.md), which is
+    # worth it for a CA that clients check, rarely for a private one. Certificates of other CAs
+    # that name an OCSP responder are stapled either way.
+    internal_ocsp: bool = False
     # The key that encrypts secrets at rest (private keys); else $EDGEPLANE_HOME/secret.key.
     secret_key: str | None = None
     # A server whose latest metrics reach any of these utilisation percentages has no spare
@@ -90,6 +103,8 @@ class Settings:
     renew_at_fraction: float = 2 / 3
     renew_interval_s: float = 60.0
     renew_retry_s: float = 60.0  # the first retry after a failed renewal; doubles each time
+    # How often the control plane looks for OCSP staples to fetch (certificates.stapling).
+    staple_interval_s: float = 30.0
     # Where certificate (and later other) alerts are POSTed as JSON, if anywhere.
     alert_webhook: str | None = None
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.
@@ -132,6 +147,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'edgeplane.db').resolve()}"
+
+    @property
+    def ocsp_url(self) -> str | None:
+        """The internal CA's OCSP responder (``api.routers.ocsp``) that its certificates name:
+        with ``internal_ocsp`` on and the public URL known."""
+        if not (self.internal_ocsp and self.public_url):
+            return None
+        return f"{self.public_url.rstrip('/')}/ocsp"
 
     @property
     def secret_key_path(self) -> Path:

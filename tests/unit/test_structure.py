@@ -44,14 +44,19 @@ CONTROL_PLANE = (
 )
 # The certificates package, top to bottom: a module imports only modules listed after it.
 CERTIFICATE_LAYERS = (
-    ("edgeplane.certificates.renewal",),
+    ("edgeplane.certificates.renewal", "edgeplane.certificates.stapling"),
     ("edgeplane.certificates.acme.orders",),
     ("edgeplane.certificates.acme.challenges", "edgeplane.certificates.acme.progress"),
     ("edgeplane.certificates.acme.client",),
     ("edgeplane.certificates.internal", "edgeplane.certificates.custom"),
+    ("edgeplane.certificates.ocsp_responder",),
     ("edgeplane.certificates.internal_ca",),
     ("edgeplane.certificates.versions",),
-    ("edgeplane.certificates.schedule",),
+    (
+        "edgeplane.certificates.schedule",
+        "edgeplane.certificates.serials",
+        "edgeplane.certificates.staples",
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from edgeplane.api.routers import (
     edge,
     edge_deploy,
     inventory,
+    ocsp,
     operations,
 )
 from edgeplane.certificates.acme.progress import Orders
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(edge_deploy.router)
     app.include_router(domains.router)
     app.include_router(alerts.router)
+    app.include_router(ocsp.router)
 
     @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
     def healthz() -> JSONResponse:

@@ -6,14 +6,18 @@ module issues a domain's certificate from it and keeps it as a version.
 
 from __future__ import annotations
 
-from edgeplane.certificates import versions
+import base64
+
+from cryptography import x509
+
+from edgeplane.certificates import ocsp_responder, serials, staples, versions
 from edgeplane.certificates.internal_ca import InternalCA
 from edgeplane.model.certificates import Certificate, CertificateIssued
 from edgeplane.model.enums import Role
 from edgeplane.services.common import lock_name
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
-from edgeplane.store.tables import CertificateRow
+from edgeplane.store.tables import CertificateRow, OcspStapleRow, utcnow
 
 ISSUER = "internal"
 
@@ -26,7 +30,8 @@ def internal_ca(tx: Tx) -> InternalCA:
 def issue(tx: Tx, domain: str) -> Certificate:
     """Issue a certificate for ``domain`` (of the transaction's project) from the internal CA."""
     tx.actor.require(tx.project, Role.EDITOR)
-    issued = internal_ca(tx).issue([domain])
+    ca = internal_ca(tx)
+    issued = ca.issue([domain], ocsp_url=tx.ocsp_url)
     row = CertificateRow(
         project_id=tx.project,
         id=f"cert-{issued.fingerprint[:12]}",
@@ -41,10 +46,38 @@ def issue(tx: Tx, domain: str) -> Certificate:
         auto_renew=True,
     )
     tx.session.add(row)
+    serials.record(tx.session, issued.serial, tx.project, row.id, issued.not_after)
     tx.session.flush()
+    if tx.ocsp_url:
+        _first_staple(tx, row, ca, tx.ocsp_url)
     out = versions.to_model(row)
     tx.record("issue", versions.KIND, row.id, None, out.model_dump(mode="json"))
     return out
+
+
+def _first_staple(tx: Tx, row: CertificateRow, ca: InternalCA, url: str) -> None:
+    """The new certificate's first OCSP staple, signed here by the CA that issued it: the edge
+    staples it from its first handshake, without waiting for a pass of the fetcher (which
+    refreshes it from the responder at half its validity, like any other)."""
+    now = utcnow()
+    leaf = x509.load_pem_x509_certificate(row.cert_pem.encode())
+    der = ocsp_responder.good_response(leaf, ca.signers()[0], now)
+    this_update = (now - ocsp_responder.BACKDATE).replace(microsecond=0)  # as in the response
+    next_update = this_update + ocsp_responder.VALIDITY
+    tx.session.add(
+        OcspStapleRow(
+            project_id=row.project_id,
+            certificate_id=row.id,
+            ocsp_url=url,
+            response=base64.b64encode(der).decode(),
+            cert_status="good",
+            this_update=this_update,
+            next_update=next_update,
+            fetched_at=now,
+            next_fetch_at=staples.refresh_at(this_update, next_update, now),
+            attempts=0,
+        )
+    )
 
 
 def provision(tx: Tx, domain: str) -> CertificateIssued:

@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from sqlalchemy.orm import Session
 
 from edgeplane.certificates.versions import fingerprint
@@ -50,6 +50,7 @@ class Issued:
     not_before: datetime
     not_after: datetime
     fingerprint: str
+    serial: int = 0
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
@@ -231,18 +232,45 @@ class InternalCA:
         session.flush()
         return cls(root_pem, root_key_pem, pem, key_pem)
 
+    @classmethod
+    def load(cls, session: Session, box: SecretBox) -> InternalCA | None:
+        """The CA as stored, without creating anything (None before its first use): what its
+        OCSP responder signs with."""
+        root_row = session.get(SecretRow, SECRET_NAME)
+        if root_row is None or not root_row.public:
+            return None
+        row = session.get(SecretRow, INTERMEDIATE_SECRET_NAME)
+        if row is None or not row.public:
+            return cls(root_row.public, box.decrypt(root_row.value_encrypted))
+        return cls(
+            root_row.public,
+            box.decrypt(root_row.value_encrypted),
+            row.public,
+            box.decrypt(row.value_encrypted),
+        )
+
+    def signers(self) -> list[tuple[x509.Certificate, ec.EllipticCurvePrivateKey]]:
+        """The CA certificates that sign leaves, with their keys (the intermediate, and the
+        root, which signed the leaves of a legacy installation)."""
+        out: list[tuple[x509.Certificate, ec.EllipticCurvePrivateKey]] = []
+        if self.intermediate is not None and self._intermediate_key is not None:
+            out.append((self.intermediate, self._intermediate_key))
+        out.append((self.cert, self._key))
+        return out
+
     @staticmethod
     def root_pem(session: Session) -> str | None:
         row = session.get(SecretRow, SECRET_NAME)
         return row.public if row is not None else None
 
-    def issue(self, names: list[str], *, days: int = LEAF_DAYS) -> Issued:
+    def issue(
+        self, names: list[str], *, days: int = LEAF_DAYS, ocsp_url: str | None = None
+    ) -> Issued:
         """A leaf certificate for ``names`` (the first is the subject; IP addresses become IP
-        names), signed by the intermediate; ``cert_pem`` is the leaf then the intermediate."""
-        if self.intermediate is not None and self._intermediate_key is not None:
-            issuer, issuer_key = self.intermediate, self._intermediate_key
-        else:  # a legacy pathLen 0 root signs its leaves itself
-            issuer, issuer_key = self.cert, self._key
+        names), signed by the intermediate; ``cert_pem`` is the leaf then the intermediate.
+        With ``ocsp_url`` the leaf names the CA's OCSP responder (Authority Information
+        Access), so that the edge can staple its status."""
+        issuer, issuer_key = self.signers()[0]  # a legacy pathLen 0 root signs leaves itself
         key = ec.generate_private_key(ec.SECP256R1())
         now = utcnow()
         sans: list[x509.GeneralName] = []
@@ -253,7 +281,7 @@ class InternalCA:
                 sans.append(x509.DNSName(n))
         not_before = now - BACKDATE
         not_after = min(now + timedelta(days=days), issuer.not_valid_after_utc)
-        cert = (
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64])]))
             .issuer_name(issuer.subject)
@@ -268,8 +296,15 @@ class InternalCA:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
                 critical=False,
             )
-            .sign(issuer_key, hashes.SHA256())
         )
+        if ocsp_url:
+            access = x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url)
+            )
+            builder = builder.add_extension(
+                x509.AuthorityInformationAccess([access]), critical=False
+            )
+        cert = builder.sign(issuer_key, hashes.SHA256())
         chain = _pem(cert) + (self.intermediate_pem or "")
         return Issued(
             cert_pem=chain,
@@ -277,4 +312,5 @@ class InternalCA:
             not_before=not_before.replace(microsecond=0),
             not_after=not_after.replace(microsecond=0),
             fingerprint=fingerprint(cert),
+            serial=cert.serial_number,
         )

@@ -17,19 +17,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import select
 
+from edgeplane.certificates import serials
 from edgeplane.certificates.schedule import RENEWABLE, due_at
 from edgeplane.errors import Conflict, InvalidInput, NotFound
 from edgeplane.model.certificates import (
     Certificate,
     CertificateIssued,
     CertificateStatus,
+    OcspStaple,
     Renewal,
 )
 from edgeplane.model.enums import Role
 from edgeplane.store.db import Tx
 from edgeplane.store.domains import ACTIVE as DOMAIN_ACTIVE
 from edgeplane.store.domains import get_row
-from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
+from edgeplane.store.tables import CertificateRow, DomainRow, OcspStapleRow, utcnow
 
 KIND = "certificate"
 ACTIVE = "active"
@@ -169,6 +171,25 @@ def status(tx: Tx, domain: str) -> CertificateStatus:
         expires_at=chosen.not_after if chosen else None,
         certificates=models,
         renewal=_renewal(valid) if valid is not None else None,
+        ocsp=_staple(tx, valid, now) if valid is not None else None,
+    )
+
+
+def _staple(tx: Tx, cert: CertificateRow, now: datetime) -> OcspStaple | None:
+    row = tx.session.get(OcspStapleRow, (cert.project_id, cert.id))
+    if row is None:
+        return None
+    stapled = row.response is not None and row.next_update is not None and row.next_update > now
+    return OcspStaple(
+        ocsp_url=row.ocsp_url or None,
+        stapled=stapled,
+        status=row.cert_status,
+        this_update=row.this_update,
+        next_update=row.next_update,
+        fetched_at=row.fetched_at,
+        next_fetch_at=row.next_fetch_at,
+        attempts=row.attempts or 0,
+        last_error=row.last_error,
     )
 
 
@@ -193,6 +214,7 @@ def _renewal(row: CertificateRow) -> Renewal | None:
 def delete_for_domain(tx: Tx, domain: str) -> None:
     for row in _rows(tx, domain):
         before = to_model(row)
+        serials.revoke(tx.session, row.cert_pem, serials.CESSATION)
         tx.session.delete(row)
         tx.record("delete", KIND, row.id, before.model_dump(mode="json"), None)
 
@@ -215,6 +237,7 @@ def revoke(tx: Tx, domain: str, certificate_id: str | None = None) -> Certificat
         raise InvalidInput.at("certificate_id", f"{target.id} is already revoked")
     before = to_model(target).model_dump(mode="json")
     target.status = REVOKED
+    serials.revoke(tx.session, target.cert_pem, serials.UNSPECIFIED)
     after = to_model(target)
     tx.record("revoke", KIND, target.id, before, after.model_dump(mode="json"))
     return after

@@ -120,6 +120,19 @@ def revoke(
     rt.request(ctx, as_json, "POST", f"{SSL}/{domain}/revoke", body=body, title="revoked")
 
 
+def _ocsp_line(staple: Doc | None) -> str:
+    if not staple:
+        return "not fetched yet"
+    if not staple.get("ocsp_url"):
+        return "none (the CA offers no OCSP)"
+    if staple.get("stapled"):
+        line = f"{staple.get('status')} until {staple.get('next_update')}"
+        if staple.get("last_error"):
+            line += f" (kept: the last fetch failed: {staple['last_error']})"
+        return line
+    return f"no staple ({staple.get('last_error') or 'not fetched yet'})"
+
+
 def _render_status(doc: Doc) -> None:
     renewal = doc.get("renewal") or {}
     output.details(
@@ -133,6 +146,7 @@ def _render_status(doc: Doc) -> None:
             "failed attempts": renewal.get("attempts"),
             "next attempt": renewal.get("next_attempt_at"),
             "last error": renewal.get("last_error"),
+            "OCSP staple": _ocsp_line(doc.get("ocsp")),
         },
         title="certificate",
     )

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -61,8 +62,16 @@ def _check_port(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
-    """Migrate the database and make sure the admin token exists."""
+def listen_url(host: str, port: int) -> str:
+    """The API's URL for a listening address (an unspecified one: loopback)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _prepare(home: Path | None, listen: str | None = None) -> tuple[Settings, Database, str]:
+    """Migrate the database and make sure the admin token exists. ``listen``: the API's URL,
+    the public URL unless ``EDGEPLANE_PUBLIC_URL`` says otherwise."""
     from edgeplane.secrets import SecretBox
     from edgeplane.services.access import ensure_admin_token
     from edgeplane.store.db import Database
@@ -70,9 +79,15 @@ def _prepare(home: Path | None) -> tuple[Settings, Database, str]:
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings.from_env(home=home)
+    if listen and not settings.public_url:
+        settings = replace(settings, public_url=listen)
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
-    db = Database(settings.effective_database_url, secrets=SecretBox.from_settings(settings))
+    db = Database(
+        settings.effective_database_url,
+        secrets=SecretBox.from_settings(settings),
+        ocsp_url=settings.ocsp_url,
+    )
     upgrade(db.engine)
     token = ensure_admin_token(db, settings.admin_token_path)
     return settings, db, token
@@ -308,7 +323,7 @@ def _up(
 ) -> None:
     from edgeplane.cli.supervise import terminate
 
-    settings, db, token = _prepare(home)
+    settings, db, token = _prepare(home, listen_url(host, api_port))
     url = f"http://{host}:{api_port}"
     edge: list[subprocess.Popen[bytes]] = []
     where = ""
@@ -364,7 +379,7 @@ def serve(
     replicas may share EDGEPLANE_DATABASE_URL)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _check_port(host, port)
-    settings, db, _ = _prepare(home)
+    settings, db, _ = _prepare(home, listen_url(host, port))
     label = _database_label(settings)
     _serve(
         settings,

@@ -32,6 +32,21 @@ class Renewal(Output):
     suggested_by_ca: datetime | None = None  # ACME renewal information, when the CA has it
 
 
+class OcspStaple(Output):
+    """The OCSP response the edge staples for the served certificate (``ocsp_url`` None: its
+    CA offers no OCSP, nothing to staple)."""
+
+    ocsp_url: str | None
+    stapled: bool  # a checked, fresh response travels to the edge
+    status: str | None = None  # good
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    fetched_at: datetime | None = None
+    next_fetch_at: datetime | None = None
+    attempts: int = 0  # failed fetches since the last success
+    last_error: str | None = None
+
+
 class CertificateStatus(Output):
     """``GET /api/v1/infrastructure/ssl/{domain}``: what the edge serves for the domain."""
 
@@ -41,6 +56,7 @@ class CertificateStatus(Output):
     expires_at: datetime | None
     certificates: list[Certificate]  # every certificate of the domain, newest first
     renewal: Renewal | None = None  # of the served certificate (None: not renewed here)
+    ocsp: OcspStaple | None = None  # of the served certificate (None: not fetched yet)
 
 
 CertType = Literal["lets_encrypt", "custom", "internal"]

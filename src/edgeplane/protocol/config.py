@@ -23,7 +23,13 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 
 class Frozen(BaseModel):
@@ -112,13 +118,24 @@ class SiteSpec(Frozen):
 
 
 class CertSpec(Frozen):
-    """A certificate and its key, served for ``names`` (SNI, exact or ``*.wildcard``)."""
+    """A certificate and its key, served for ``names`` (SNI, exact or ``*.wildcard``), with the
+    OCSP response the edge staples, when the control plane holds a fresh one."""
 
     id: str  # sha256 of the certificate chain PEM
     names: tuple[str, ...]
     cert_pem: str
     key_pem: str
     not_after: str  # ISO 8601
+    ocsp_staple: str | None = None  # base64 of a DER OCSP response, checked by the control plane
+
+    @model_serializer(mode="wrap")
+    def _without_empty_staple(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A certificate without a staple dumps (and so hashes, as a stored object) as before
+        # the field existed: nodes keep the objects they hold.
+        doc: dict[str, Any] = handler(self)
+        if doc.get("ocsp_staple") is None:
+            doc.pop("ocsp_staple", None)
+        return doc
 
 
 class RRSetSpec(Frozen):

@@ -11,6 +11,9 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   offline (``edgeplane.services.rollouts``);
 - **certificate renewal** and expiry alerts (``edgeplane.certificates.renewal``), every
   ``renew_interval_s``, then the delivery of new alerts to the webhook.
+- **OCSP staples** (``edgeplane.certificates.stapling``, every ``staple_interval_s``): the
+  control plane fetches, checks and stores the OCSP response of every served certificate whose
+  CA offers OCSP; a new one bumps the revision;
 - the **TLS session ticket key rotation** (checked every minute): a revision bump when a period
   of ``snapshot.tickets.ROTATE_S`` starts, which brings every node the new keys.
 
@@ -26,7 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from edgeplane.certificates import renewal
+from edgeplane.certificates import renewal, stapling
 from edgeplane.services import (
     alerts,
     domain_status,
@@ -152,5 +155,6 @@ def control_plane_jobs(db: Database, settings: Settings) -> list[Job]:
         Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings)),
         Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings)),
         Job("renewal", settings.renew_interval_s, lambda: renew_certificates(db, settings)),
+        Job("OCSP staples", settings.staple_interval_s, lambda: stapling.run_once(db)),
         Job("TLS ticket key rotation", 60.0, functools.partial(TicketKeyRotation(), db)),
     ]

@@ -95,6 +95,8 @@ class CertState:
     names: tuple[str, ...]
     not_after: str  # ISO 8601
     id: str  # sha256 of cert_pem
+    ocsp_staple: str | None = None  # base64 DER OCSP response (certificates.stapling)
+    ocsp_stamp: str | None = None  # its thisUpdate: which response the cache holds
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ def _cert_spec(c: CertState) -> CertSpec:
         cert_pem=c.cert_pem,
         key_pem=c.key_pem,
         not_after=c.not_after,
+        ocsp_staple=c.ocsp_staple,
     )
 
 

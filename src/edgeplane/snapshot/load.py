@@ -7,6 +7,7 @@ is given, and certificates already read are taken from the caller's ``CertCache`
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -40,6 +41,7 @@ from edgeplane.store.tables import (
     EdgeLivenessRow,
     EdgeNodeRow,
     LoadBalancerRow,
+    OcspStapleRow,
     RegionRow,
     ServerRow,
     utcnow,
@@ -437,9 +439,44 @@ def _certs(
         if len(cache) > 200_000:
             cache.clear()
         cache.update(fresh)
-    out: dict[str, CertState] = {}
-    for domain, key in chosen.items():
-        hit = cache.get(key)
-        if hit is not None:
-            out[domain] = hit
-    return out
+    served = {domain: key for domain, key in chosen.items() if key in cache}
+    _refresh_staples(session, now, set(served.values()), cache)
+    return {domain: cache[key] for domain, key in served.items()}
+
+
+def _refresh_staples(
+    session: Session, now: datetime, keys: set[tuple[str, str]], cache: CertCache
+) -> None:
+    """Give the cached certificates ``keys`` their fresh OCSP staples. Staples change every
+    few days: which one is current is read on light columns (its ``this_update``), the
+    response itself only when the cached certificate does not hold that one yet."""
+    stamps = {
+        (r.project_id, r.certificate_id): r.this_update.isoformat()
+        for r in session.execute(
+            select(
+                OcspStapleRow.project_id, OcspStapleRow.certificate_id, OcspStapleRow.this_update
+            ).where(OcspStapleRow.response.is_not(None), OcspStapleRow.next_update > now)
+        )
+        if r.this_update is not None
+    }
+    stale = [k for k in keys if cache[k].ocsp_stamp != stamps.get(k)]
+    wanted = sorted(k for k in stale if k in stamps)
+    responses: dict[tuple[str, str], str] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        for r in session.execute(
+            select(
+                OcspStapleRow.project_id, OcspStapleRow.certificate_id, OcspStapleRow.response
+            ).where(
+                tuple_(OcspStapleRow.project_id, OcspStapleRow.certificate_id).in_(
+                    wanted[i : i + _CHUNK]
+                )
+            )
+        ):
+            responses[(r.project_id, r.certificate_id)] = r.response
+    for key in stale:
+        response = responses.get(key)
+        cache[key] = dataclasses.replace(
+            cache[key],
+            ocsp_staple=response,
+            ocsp_stamp=stamps.get(key) if response is not None else None,
+        )

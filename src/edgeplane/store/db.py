@@ -79,9 +79,18 @@ class Tx:
     """
 
     def __init__(
-        self, session: Session, actor: Actor, project: str, secrets: SecretBox | None = None
+        self,
+        session: Session,
+        actor: Actor,
+        project: str,
+        secrets: SecretBox | None = None,
+        *,
+        ocsp_url: str | None = None,
     ) -> None:
         self.session = session
+        # The internal CA's OCSP responder (the control plane's public URL + /ocsp), named in
+        # the certificates it issues; None: they name none (nothing to staple).
+        self.ocsp_url = ocsp_url
         self.actor = actor
         self.project = project
         self.changes: list[Change] = []
@@ -145,9 +154,17 @@ class Tx:
 
 
 class Database:
-    def __init__(self, url: str, *, secrets: SecretBox | None = None, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        secrets: SecretBox | None = None,
+        ocsp_url: str | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = url
         self.secrets = secrets
+        self.ocsp_url = ocsp_url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
@@ -181,7 +198,7 @@ class Database:
     def transaction(self, actor: Actor, project: str) -> Iterator[Tx]:
         """A read-write transaction: commit on success, roll back on any error."""
         with self._write_sessions() as session:
-            tx = Tx(session, actor, project, self.secrets)
+            tx = Tx(session, actor, project, self.secrets, ocsp_url=self.ocsp_url)
             try:
                 yield tx
                 tx._flush_changes()

@@ -364,6 +364,47 @@ class CertificateRow(Timestamps, Base):
     renewal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class OcspStapleRow(Base):
+    """The OCSP response the edge staples for a certificate version (``certificates.stapling``):
+    fetched by the control plane from the URL in the leaf, verified, refreshed at half its
+    validity. ``ocsp_url`` is empty for a certificate without one (never fetched)."""
+
+    __tablename__ = "ocsp_staples"
+    project_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    certificate_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    ocsp_url: Mapped[str] = mapped_column(Text, default="")
+    response: Mapped[str | None] = mapped_column(Text, default=None)  # base64 DER, verified
+    cert_status: Mapped[str | None] = mapped_column(String(16), default=None)  # good / revoked
+    this_update: Mapped[datetime | None] = mapped_column(default=None)
+    next_update: Mapped[datetime | None] = mapped_column(default=None)
+    fetched_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_fetch_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed fetches in a row
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["project_id", "certificate_id"],
+            ["certificates.project_id", "certificates.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
+class IssuedSerialRow(Base):
+    """Every leaf the internal CA issued (by serial, hex), for its OCSP responder: kept when the
+    certificate is deleted (then revoked), so a serial is never answered "unknown" by mistake."""
+
+    __tablename__ = "internal_ca_serials"
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(63))
+    certificate_id: Mapped[str] = mapped_column(String(63))
+    not_after: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revocation_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AlertRow(Base):
     """Something an operator should know (a certificate about to expire, a renewal failing);
     raised once per (kind, object, key), sent to the configured webhook."""

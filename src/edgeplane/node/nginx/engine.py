@@ -18,6 +18,7 @@ from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
 from edgeplane.node.nginx.render import render_release
+from edgeplane.node.nginx.render_stapling import staple_files
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
     cert_files,
@@ -313,6 +314,9 @@ class NginxEngine:
                 release = render_release(config, self.local, health)
                 new = cert_files(self._new_certs(config))
                 certs = {f"{c.id}.pem" for c in config.certs}
+                https = self.local.https_port
+                staples = staple_files(config, self.local.max_stapled) if https else {}
+                certs |= set(staples)
                 tickets = ticket_files(config)
                 hosts = [d for site in config.sites for d in site.domains]
                 links = link_targets(cert_links(config, hosts)) if self.local.https_port else {}
@@ -324,6 +328,8 @@ class NginxEngine:
                 for name, content in new.items():
                     self._write_cert_file(name, content)
                 self._cert_ids.update(name.removesuffix(".pem") for name in new)
+                for name, content in staples.items():  # before nginx -t, which loads them
+                    self._write_cert_file(name, content)
                 # Before any reload (and without one when only certificates changed): the
                 # running workers read the links too, so no client sees an older one after.
                 self._link_names(links)

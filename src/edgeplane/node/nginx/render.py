@@ -22,6 +22,7 @@ from edgeplane.node.nginx.render_cache import (
     location_name,
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
+from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
     cert_links,
@@ -319,9 +320,13 @@ def _server(
     limits: list[str],
     routing: Routing,
     verifications: bool = False,
+    head: list[str] | None = None,
 ) -> str:
+    """A ``server`` (``head``: the listen, names and certificate lines of a stapling one)."""
     paths = _paths(local)
-    if tls:
+    if head is not None:
+        listen = head
+    elif tls:
         listen = [
             f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
             f"ssl_certificate {CERT_PATH};",
@@ -330,7 +335,8 @@ def _server(
     else:
         listen = [f"listen {local.bind}:{local.http_port} default_server;"]
     route = _route(local, routing, tls=tls)
-    lines = [*listen, "server_name _;", 'set $edge_source "";', "include headers.conf;", *limits]
+    names = [] if head is not None else ["server_name _;"]
+    lines = [*listen, *names, 'set $edge_source "";', "include headers.conf;", *limits]
     body = "".join(f"    {line}\n" for line in lines)
     if not tls:
         body += block(
@@ -387,6 +393,10 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     )
     if local.https_port:
         servers += _server(local, tls=True, limits=rate_server, routing=routing)
+        links = cert_links(config, [d for s in sites for d in s.domains])
+        for cert, names in stapled_names(config, links, local.max_stapled):
+            head = server_head(local.bind, local.https_port, cert, names)
+            servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(local),
         "base.conf": _base_conf(local, compiled.cache_key, config),
