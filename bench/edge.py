@@ -1046,6 +1046,8 @@ def main() -> int:
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--keep-logs", default=None, metavar="DIR",
+                    help="copy the control plane's and the nodes' logs to DIR at the end")
     args = ap.parse_args()
     stages = [s for s in str(args.stages).split(",") if s]
     if unknown := [s for s in stages if s not in STAGES]:
@@ -1116,6 +1118,11 @@ def main() -> int:
             log(f"the end of {path.name}:\n" + "\n".join(lines))
         raise
     finally:
+        if args.keep_logs:
+            keep = Path(args.keep_logs)
+            keep.mkdir(parents=True, exist_ok=True)
+            for path in tmp.glob("*.log"):
+                shutil.copy(path, keep / path.name)
         run.close()
     print(table(rows, args.markdown))
     print(f"\n- {'short mode (--quick): small sizes, one round; ' if args.quick else ''}"

@@ -581,11 +581,13 @@ class Agent:
             self.failed_hashes.discard(digest)
             await self._save(config)
             await self._bundles_served(config)
+            timings = getattr(result, "timings", None)
             log.info(
-                "applied revision %d (%s) in %.0f ms",
+                "applied revision %d (%s) in %.0f ms%s",
                 config.revision,
                 config.content_hash(),
                 result.duration_ms,
+                f" ({timings()})" if timings is not None else "",
             )
         else:
             self.failed_hashes.add(digest)

@@ -40,6 +40,11 @@ class ApplyResult:
     marker: str  # hash of the rendered release; served by the probe location
     duration_ms: float
     error: str | None  # nginx's own message ([emerg] line) when ok is False
+    phases: tuple[tuple[str, float], ...] = ()  # (step, ms) in order: where the time went
+
+    def timings(self) -> str:
+        """``render 61, files 90, check 82, reload 163, forget 10`` (ms): for the log."""
+        return ", ".join(f"{step} {ms:.0f}" for step, ms in self.phases)
 
 
 def _default_cert() -> tuple[bytes, bytes]:
@@ -324,9 +329,17 @@ class NginxEngine:
 
     def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyResult:
         start = time.monotonic()
+        phases: list[tuple[str, float]] = []
+        mark = [start]
+
+        def step(name: str) -> None:
+            now = time.monotonic()
+            phases.append((name, (now - mark[0]) * 1000))
+            mark[0] = now
 
         def result(ok: bool, changed: bool, marker: str, error: str | None) -> ApplyResult:
-            return ApplyResult(ok, changed, marker, (time.monotonic() - start) * 1000, error)
+            duration = (time.monotonic() - start) * 1000
+            return ApplyResult(ok, changed, marker, duration, error, tuple(phases))
 
         with self._lock:
             try:
@@ -339,6 +352,7 @@ class NginxEngine:
                 links = link_targets(sni) if sni is not None else {}
             except ValueError as exc:
                 return result(False, False, "", f"render: {exc}")
+            step("render")
             running = self.process.alive() or self.process.adopt()
             try:
                 self._prepare()
@@ -352,6 +366,7 @@ class NginxEngine:
                     self._write_cert_file(name, content, folder="tickets")
             except (OSError, NginxError) as exc:
                 return result(False, False, release.marker, str(exc))
+            step("files")
             if running and self.running_marker() == release.marker:
                 self._forget(set(certs), set(links), set(tickets))
                 return result(True, False, release.marker, None)
@@ -359,7 +374,9 @@ class NginxEngine:
                 stage = self._stage(release.marker, release.files)
             except OSError as exc:
                 return result(False, False, release.marker, str(exc))
+            step("stage")
             error = check(self.binary, self.prefix, stage / "nginx.conf")
+            step("check")
             if error is not None:
                 self._keep_failed(stage)
                 self._prune()
@@ -367,6 +384,7 @@ class NginxEngine:
             previous = self._current_target()
             self._swap(stage)
             error = self._activate(release.marker, running)
+            step("reload")
             if error is not None:
                 if previous is not None and previous.exists():
                     self._swap(previous)
@@ -380,6 +398,7 @@ class NginxEngine:
                 return result(False, False, release.marker, error)
             self._prune()
             self._forget(set(certs), set(links), set(tickets))
+            step("forget")
             return result(True, True, release.marker, None)
 
     def _activate(self, marker: str, running: bool) -> str | None:

@@ -28,6 +28,8 @@ def name_matches(pattern: str, host: str) -> bool:
 
 
 def _preferred(certs: list[CertSpec]) -> CertSpec:
+    if len(certs) == 1:
+        return certs[0]
     return max(certs, key=lambda c: (c.not_after, c.id))
 
 
