@@ -164,6 +164,10 @@ class Agent:
         self.dns_error: str | None = None
         self.dns_restarts = 0
         self._dns_applied: dict[str, str] | None = None  # zone -> object hash served
+        # zone -> object hash of the DNS apply in progress, and of the geo answers last asked
+        # for: their objects stay in the store until they are read.
+        self._dns_applying: dict[str, str] = {}
+        self._geo_refs: dict[str, str] = {}
         self._dns_wanted = asyncio.Event()
         self._healthy = True
         self._unhealthy_reason: str | None = None
@@ -174,7 +178,9 @@ class Agent:
         self.desired: EdgeConfig | None = None  # the newest snapshot received
         self.manifest: EdgeManifest | None = None  # its manifest (None: a legacy snapshot)
         self.zones: dict[str, str] = {}  # its zones: name -> object hash
-        self._manifests: dict[int, EdgeManifest] = {}  # the last few received, by revision
+        # By revision: the newest received and the one nginx serves (10 MiB each at 10,000
+        # domains: no more are kept).
+        self._manifests: dict[int, EdgeManifest] = {}
         self.objects = ObjectStore(self.state.objects_path)
         self.serving: EdgeConfig | None = None  # the snapshot nginx serves
         self.failed_hashes: set[str] = set()  # http hashes of snapshots nginx refused
@@ -389,7 +395,13 @@ class Agent:
     def _take(self, manifest: EdgeManifest) -> None:
         self.manifest, self.zones = manifest, dict(manifest.zones)
         self._manifests[manifest.revision] = manifest
-        for old in sorted(self._manifests)[:-4]:
+        self._forget_manifests()
+
+    def _forget_manifests(self) -> None:
+        """Keep the manifests of the newest revision and of the one served only."""
+        keep = {self.manifest.revision if self.manifest is not None else None}
+        keep.add(self.serving.revision if self.serving is not None else None)
+        for old in [r for r in self._manifests if r not in keep]:
             del self._manifests[old]
 
     def _keep_objects(self, batch: dict[str, Any]) -> None:
@@ -461,7 +473,11 @@ class Agent:
     async def _apply_dns(self, zones: dict[str, str]) -> None:
         if self.dns is None or zones == self._dns_applied:
             return
-        result = await asyncio.to_thread(self.dns.apply_refs, zones, self.objects.zone)
+        self._dns_applying = zones
+        try:
+            result = await asyncio.to_thread(self.dns.apply_refs, zones, self.objects.zone)
+        finally:
+            self._dns_applying = {}
         if result.ok:
             self._dns_applied = zones
             self.dns_serials = dict(result.serials)
@@ -470,7 +486,9 @@ class Agent:
             geo = getattr(self.dns, "apply_geo", None)  # node.powerdns.geo: in the background
             if geo is not None and self.desired is not None:
                 refs, load = dict(zones), self.objects.zone
-                geo(lambda: tuple(load(h) for h in refs.values()), self.desired.geo)
+                self._geo_refs = refs
+                # One zone at a time: 10,000 parsed zones at once are ~70 MiB.
+                geo(lambda: (load(h) for h in refs.values()), self.desired.geo)
         else:
             self.dns_error = result.error
             log.error("DNS refused the zones: %s", result.error)
@@ -604,6 +622,7 @@ class Agent:
         if self._saved == key:
             return
         manifest = self._manifests.get(config.revision)
+        self._forget_manifests()
         if manifest is not None:
             await asyncio.to_thread(self._save_manifest, manifest)
         self._saved = key
@@ -616,6 +635,8 @@ class Agent:
             keep.update(recent.objects())
         if self._dns_applied is not None:
             keep.update(self._dns_applied.values())
+        keep.update(self._dns_applying.values())
+        keep.update(self._geo_refs.values())
         removed = self.objects.prune(keep)
         if removed:
             log.info("object store: %d objects no longer named removed", removed)
