@@ -20,11 +20,15 @@ with the current one.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
+import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
@@ -56,6 +60,8 @@ from edgeplane.snapshot.build import (
 from edgeplane.snapshot.load import CertCache, RecordsCache, load_state
 from edgeplane.snapshot.zones import DnsState, ZoneState, build_zone
 from edgeplane.store import revision as revisions
+
+log = logging.getLogger(__name__)
 
 KEEP_REVISIONS = 8  # objects of this many revisions stay fetchable (a node a little behind)
 
@@ -127,6 +133,21 @@ class UnknownObjects(Exception):
     def __init__(self, missing: list[str]) -> None:
         super().__init__(", ".join(missing))
         self.missing = missing
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a revision is built: the build makes hundreds of
+    thousands of short-lived objects beside the ~500,000 the caches hold at 10,000 domains,
+    and the collections they trigger (walking the cached objects) doubled its time. Objects
+    without cycles are freed as before; the collector runs again afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _zone_env(dns: DnsState) -> tuple[object, object]:
@@ -240,7 +261,16 @@ class SnapshotCache:
         with self._lock:
             if self._view is not None and self._view.revision >= revision:
                 return self._view
-            view = self._build(session)
+            started = time.monotonic()
+            with _collector_paused():
+                view = self._build(session)
+            log.info(
+                "snapshot of revision %d built in %.0f ms (%d zones, %d certificates)",
+                view.revision,
+                (time.monotonic() - started) * 1000,
+                len(view.zones),
+                len(view.certs),
+            )
             self._view, self._nodes = view, {}
             self._recent.append(view.objects)
             return view
