@@ -105,7 +105,12 @@ class DnsServer(Protocol):
 class Engine(Protocol):
     """What the agent needs of the data plane (``edgeplane.node.nginx.engine.NginxEngine``)."""
 
-    def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyOutcome: ...
+    def apply(
+        self,
+        config: EdgeConfig,
+        health: LocalHealth,
+        full_cert: Callable[[str], CertSpec] | None = None,
+    ) -> ApplyOutcome: ...
     def ensure_running(self) -> bool: ...
     def stop(self) -> None: ...
     def purge(self, task: PurgeTask) -> int: ...
@@ -178,8 +183,8 @@ class Agent:
         self.desired: EdgeConfig | None = None  # the newest snapshot received
         self.manifest: EdgeManifest | None = None  # its manifest (None: a legacy snapshot)
         self.zones: dict[str, str] = {}  # its zones: name -> object hash
-        # By revision: the newest received and the one nginx serves (10 MiB each at 10,000
-        # domains: no more are kept).
+        # By revision: the two newest received and the one nginx serves (10 MiB each at
+        # 10,000 domains: no more are kept).
         self._manifests: dict[int, EdgeManifest] = {}
         self.objects = ObjectStore(self.state.objects_path)
         self.serving: EdgeConfig | None = None  # the snapshot nginx serves
@@ -398,8 +403,9 @@ class Agent:
         self._forget_manifests()
 
     def _forget_manifests(self) -> None:
-        """Keep the manifests of the newest revision and of the one served only."""
-        keep = {self.manifest.revision if self.manifest is not None else None}
+        """Keep the manifests of the two newest revisions (the newest may arrive while the one
+        before is applied) and of the one served only."""
+        keep: set[int | None] = set(sorted(self._manifests)[-2:])
         keep.add(self.serving.revision if self.serving is not None else None)
         for old in [r for r in self._manifests if r not in keep]:
             del self._manifests[old]
@@ -590,7 +596,10 @@ class Agent:
             return
         down, weights = self.health.decision()
         result = await asyncio.to_thread(
-            self.engine.apply, config, LocalHealth(down=down, weights=weights)
+            self.engine.apply,
+            config,
+            LocalHealth(down=down, weights=weights),
+            self.objects.full_cert,
         )
         digest = config.http_hash()
         if result.ok:

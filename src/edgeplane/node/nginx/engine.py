@@ -10,6 +10,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,10 +201,23 @@ class NginxEngine:
         self._chown(tmp)
         os.rename(tmp, path)
 
-    def _new_certs(self, config: EdgeConfig) -> list[CertSpec]:
+    def _new_certs(
+        self, config: EdgeConfig, full_cert: Callable[[str], CertSpec] | None
+    ) -> list[CertSpec]:
         """The certificates whose files this engine has not written yet: only those are
-        encoded and written (10,000 certificates are ~25 MB of PEM, for one that is new)."""
-        return [c for c in config.certs if c.id not in self._cert_ids]
+        encoded and written (10,000 certificates are ~25 MB of PEM, for one that is new).
+        A certificate held by reference (no PEM) is read whole with ``full_cert``."""
+        new = []
+        for cert in config.certs:
+            if cert.id in self._cert_ids:
+                continue
+            if (self.prefix / "certs" / f"{cert.id}.pem").exists():  # content-addressed
+                self._cert_ids.add(cert.id)
+                continue
+            new.append(cert)
+        if full_cert is None:
+            return new
+        return [c if c.cert_pem else full_cert(c.id) for c in new]
 
     def _link_names(self, targets: dict[str, str]) -> None:
         """Point each SNI name's link at its certificate file, each link replaced atomically
@@ -327,7 +341,15 @@ class NginxEngine:
         """The marker the running nginx serves (None when it is not running)."""
         return probe(self.prefix / "status.sock")
 
-    def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyResult:
+    def apply(
+        self,
+        config: EdgeConfig,
+        health: LocalHealth,
+        full_cert: Callable[[str], CertSpec] | None = None,
+    ) -> ApplyResult:
+        """Render, check, swap, reload and probe ``config``. Its certificates may come without
+        their PEMs (the agent holds them by reference): ``full_cert`` gives one whole, read
+        only for certificates whose files are not written yet."""
         start = time.monotonic()
         phases: list[tuple[str, float]] = []
         mark = [start]
@@ -346,11 +368,11 @@ class NginxEngine:
                 hosts = [d for site in config.sites for d in site.domains]
                 sni = cert_links(config, hosts) if self.local.https_port else None
                 release = render_release(config, self.local, health, sni)
-                new = cert_files(self._new_certs(config))
+                new = cert_files(self._new_certs(config, full_cert))
                 certs = {f"{c.id}.pem" for c in config.certs}
                 tickets = ticket_files(config)
                 links = link_targets(sni) if sni is not None else {}
-            except ValueError as exc:
+            except (ValueError, LookupError) as exc:  # LookupError: a certificate not to be had
                 return result(False, False, "", f"render: {exc}")
             step("render")
             running = self.process.alive() or self.process.adopt()

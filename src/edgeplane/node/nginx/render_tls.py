@@ -94,6 +94,8 @@ def cert_files(certs: Iterable[CertSpec]) -> dict[str, bytes]:
     for cert in sorted(certs, key=lambda c: c.id):
         if not cert.id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"certificate id {cert.id!r} is not a plain name")
+        if not cert.cert_pem or not cert.key_pem:
+            raise ValueError(f"certificate {cert.id}: no PEM (held by reference, not loaded)")
         key = cert.key_pem if cert.key_pem.endswith("\n") else cert.key_pem + "\n"
         files[f"{cert.id}.pem"] = (key + cert.cert_pem).encode()
     return files
