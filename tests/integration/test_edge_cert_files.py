@@ -36,7 +36,10 @@ def _served(edge: Edge, host: str) -> str:
 
 
 def _fingerprint(cert: CertSpec) -> str:
-    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.cert_pem)).hexdigest()
+    """Of the leaf: the first certificate of the chain."""
+    end = "-----END CERTIFICATE-----"
+    leaf = cert.cert_pem[: cert.cert_pem.index(end) + len(end)]
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(leaf)).hexdigest()
 
 
 def _config(origin: Origin, hosts: list[str], certs: list[CertSpec], revision: int) -> EdgeConfig:
