@@ -75,6 +75,7 @@ log = logging.getLogger("edgeplane.agent")
 
 KEEP_PURGE_ACKS = 1000
 BUNDLE_RETRY_S = 3.0
+DNS_RETRY_S, DNS_RETRY_MAX_S = 1.0, 30.0  # a refused DNS apply is tried again, backing off
 
 
 class ApplyOutcome(Protocol):
@@ -168,6 +169,7 @@ class Agent:
         self._serials_sent: dict[str, int] | None = None  # as the control plane last got them
         self.dns_error: str | None = None
         self.dns_restarts = 0
+        self._dns_failures = 0  # DNS applies refused in a row
         self._dns_applied: dict[str, str] | None = None  # zone -> object hash served
         # zone -> object hash of the DNS apply in progress, and of the geo answers last asked
         # for: their objects stay in the store until they are read.
@@ -495,9 +497,16 @@ class Agent:
                 self._geo_refs = refs
                 # One zone at a time: 10,000 parsed zones at once are ~70 MiB.
                 geo(lambda: (load(h) for h in refs.values()), self.desired.geo)
+            self._dns_failures = 0
         else:
             self.dns_error = result.error
-            log.error("DNS refused the zones: %s", result.error)
+            # Tried again without waiting for another revision: a change whose zones were not
+            # seen served in time (a loaded machine) would else wait for the next change, and
+            # a bench or a user adding domains one after another waits for this one first.
+            delay = min(DNS_RETRY_MAX_S, DNS_RETRY_S * 2**self._dns_failures)
+            self._dns_failures += 1
+            log.error("DNS refused the zones (again in %.0f s): %s", delay, result.error)
+            asyncio.get_running_loop().call_later(delay, self._dns_wanted.set)
         self._heartbeat_now.set()
 
     # Heartbeats ------------------------------------------------------------------------------
