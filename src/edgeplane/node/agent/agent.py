@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgeplane.node.agent import heap
 from edgeplane.node.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
 from edgeplane.node.agent.bundles import BundleStore
 from edgeplane.node.agent.client import (
@@ -397,6 +398,8 @@ class Agent:
                 (time.monotonic() - started) * 1000,
             )
         certs = await asyncio.to_thread(self.objects.certs, manifest.certs)
+        if len(missing) >= heap.LARGE:
+            await asyncio.to_thread(heap.release)
         return manifest.resolve(certs)
 
     def _take(self, manifest: EdgeManifest) -> None:
@@ -486,6 +489,8 @@ class Agent:
             result = await asyncio.to_thread(self.dns.apply_refs, zones, self.objects.zone)
         finally:
             self._dns_applying = {}
+        if len(getattr(result, "changed", ())) >= heap.LARGE:
+            await asyncio.to_thread(heap.release)
         if result.ok:
             self._dns_applied = zones
             self.dns_serials = dict(result.serials)

@@ -201,12 +201,9 @@ class NginxEngine:
         self._chown(tmp)
         os.rename(tmp, path)
 
-    def _new_certs(
-        self, config: EdgeConfig, full_cert: Callable[[str], CertSpec] | None
-    ) -> list[CertSpec]:
+    def _new_certs(self, config: EdgeConfig) -> list[CertSpec]:
         """The certificates whose files this engine has not written yet: only those are
-        encoded and written (10,000 certificates are ~25 MB of PEM, for one that is new).
-        A certificate held by reference (no PEM) is read whole with ``full_cert``."""
+        encoded and written (10,000 certificates are ~25 MB of PEM, for one that is new)."""
         new = []
         for cert in config.certs:
             if cert.id in self._cert_ids:
@@ -215,9 +212,19 @@ class NginxEngine:
                 self._cert_ids.add(cert.id)
                 continue
             new.append(cert)
-        if full_cert is None:
-            return new
-        return [c if c.cert_pem else full_cert(c.id) for c in new]
+        return new
+
+    def _write_certs(
+        self, certs: list[CertSpec], full_cert: Callable[[str], CertSpec] | None
+    ) -> None:
+        """Write each certificate's file, one at a time: a certificate held by reference (no
+        PEM) is read whole with ``full_cert`` just before (10,000 at once, the first apply of
+        a node, were ~60 MiB of text that fragmented the agent's heap)."""
+        for cert in certs:
+            whole = cert if cert.cert_pem or full_cert is None else full_cert(cert.id)
+            for name, content in cert_files([whole]).items():
+                self._write_cert_file(name, content)
+            self._cert_ids.add(cert.id)
 
     def _link_names(self, targets: dict[str, str]) -> None:
         """Point each SNI name's link at its certificate file, each link replaced atomically
@@ -368,7 +375,7 @@ class NginxEngine:
                 hosts = [d for site in config.sites for d in site.domains]
                 sni = cert_links(config, hosts) if self.local.https_port else None
                 release = render_release(config, self.local, health, sni)
-                new = cert_files(self._new_certs(config, full_cert))
+                new = self._new_certs(config)
                 certs = {f"{c.id}.pem" for c in config.certs}
                 tickets = ticket_files(config)
                 links = link_targets(sni) if sni is not None else {}
@@ -378,14 +385,14 @@ class NginxEngine:
             running = self.process.alive() or self.process.adopt()
             try:
                 self._prepare()
-                for name, content in new.items():
-                    self._write_cert_file(name, content)
-                self._cert_ids.update(name.removesuffix(".pem") for name in new)
+                self._write_certs(new, full_cert)
                 # Before any reload (and without one when only certificates changed): the
                 # running workers read the links too, so no client sees an older one after.
                 self._link_names(links)
                 for name, content in tickets.items():
                     self._write_cert_file(name, content, folder="tickets")
+            except (ValueError, LookupError) as exc:  # a certificate not to be had or written
+                return result(False, False, release.marker, f"certificate: {exc}")
             except (OSError, NginxError) as exc:
                 return result(False, False, release.marker, str(exc))
             step("files")
