@@ -176,6 +176,7 @@ class Agent:
         # for: their objects stay in the store until they are read.
         self._dns_applying: dict[str, str] = {}
         self._geo_refs: dict[str, str] = {}
+        self._resolving: set[str] = set()  # objects of the manifest being fetched
         self._dns_wanted = asyncio.Event()
         self._healthy = True
         self._unhealthy_reason: str | None = None
@@ -381,8 +382,12 @@ class Agent:
                     await asyncio.sleep(0.05)
 
     async def _resolve(self, manifest: EdgeManifest) -> EdgeConfig:
-        """Fetch the objects ``manifest`` names that the store lacks; the snapshot to serve."""
-        missing = self.objects.missing(manifest.objects())
+        """Fetch the objects ``manifest`` names that the store lacks; the snapshot to serve.
+        Its objects stay in the store (``_resolving``) while they are fetched: a save of the
+        revision nginx just applied prunes the store meanwhile (it removed thousands of
+        objects a fetch had just written, under load)."""
+        self._resolving = set(manifest.objects())
+        missing = self.objects.missing(self._resolving)
         if missing:
             assert self.node_id is not None
             started = time.monotonic()
@@ -660,6 +665,7 @@ class Agent:
             keep.update(self._dns_applied.values())
         keep.update(self._dns_applying.values())
         keep.update(self._geo_refs.values())
+        keep.update(self._resolving)
         removed = self.objects.prune(keep)
         if removed:
             log.info("object store: %d objects no longer named removed", removed)

@@ -128,7 +128,8 @@ class ObjectStore:
     def prune(self, keep: set[str]) -> int:
         """Remove every object not in ``keep``; the number removed."""
         removed = 0
-        for digest in [h for h in self.known() if h not in keep]:
+        # A copy: a fetch in another thread may add objects meanwhile.
+        for digest in [h for h in list(self.known()) if h not in keep]:
             self._drop(digest)
             removed += 1
         return removed
