@@ -1119,6 +1119,7 @@ def config_sample(stack: Stack, conns: list[Conn], total: int, i: int, into: Siz
 
 
 SAMPLE_TIMEOUT_S = 60.0
+LOAD_DNS_TIMEOUT_S = 2400.0
 
 
 def _fig(values: list[float]) -> str:
@@ -1147,7 +1148,9 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
         sync_s = time.perf_counter() - t0
         # DNS is applied beside nginx: wait for every node to answer the newest loaded zone
         last = max(f"d{i}.{DOMAIN}" for i in range(total)) if total else DOMAIN
-        wait_until(functools.partial(every_zone_served, stack, last), 900,
+        # A node creates the zones new to its running PowerDNS one by one through its API
+        # (tens of ms each: 10,000 took over 15 minutes at a load average of 10).
+        wait_until(functools.partial(every_zone_served, stack, last), LOAD_DNS_TIMEOUT_S,
                    "every node's DNS serving the loaded zones", every=0.1)  # fmt: skip
         dns_s = time.perf_counter() - t0
         log(f"{total} domains: loaded in {load_s:.1f}s, nodes in sync {sync_s:.1f}s later, "
@@ -1228,6 +1231,8 @@ def main() -> int:
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--keep-logs", default=None, metavar="DIR",
+                    help="copy the control plane's and the nodes' logs to DIR at the end")
     args = ap.parse_args()
     stages = [s for s in str(args.stages).split(",") if s]
     if unknown := [s for s in stages if s not in STAGES]:
@@ -1301,6 +1306,11 @@ def main() -> int:
             log(f"the end of {path.name}:\n" + "\n".join(lines))
         raise
     finally:
+        if args.keep_logs:
+            keep = Path(args.keep_logs)
+            keep.mkdir(parents=True, exist_ok=True)
+            for path in tmp.glob("*.log"):
+                shutil.copy(path, keep / path.name)
         run.close()
     print(table(rows, args.markdown))
     print(f"\n- {'short mode (--quick): small sizes, one round; ' if args.quick else ''}"

@@ -20,11 +20,15 @@ with the current one.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
+import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
@@ -56,6 +60,8 @@ from edgeplane.snapshot.build import (
 from edgeplane.snapshot.load import CertCache, RecordsCache, load_state
 from edgeplane.snapshot.zones import DnsState, ZoneState, build_zone
 from edgeplane.store import revision as revisions
+
+log = logging.getLogger(__name__)
 
 KEEP_REVISIONS = 8  # objects of this many revisions stay fetchable (a node a little behind)
 
@@ -129,12 +135,29 @@ class UnknownObjects(Exception):
         self.missing = missing
 
 
-def _zone_env(dns: DnsState) -> tuple[object, object]:
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a revision is built: the build makes hundreds of
+    thousands of short-lived objects beside the ~500,000 the caches hold at 10,000 domains,
+    and the collections they trigger (walking the cached objects) doubled its time. Objects
+    without cycles are freed as before; the collector runs again afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _zone_env(dns: DnsState) -> tuple[str, str]:
     """What a zone's spec reads besides its own state: the nameservers (every zone) and, for
-    zones with proxied records, the live nodes, regions and liveness revision as well."""
+    zones with proxied records, the live nodes, regions and liveness revision as well. As
+    text: a string hashes once, where the tuples were hashed again for each of 10,000 zones
+    (about a third of a revision's build)."""
     static = tuple((n.id, n.name, n.region, n.address) for n in dns.nodes)
     full = (dns.nodes, tuple(sorted(dns.regions.items())), dns.liveness_revision)
-    return static, full
+    return repr(static), repr(full)
 
 
 class SnapshotCache:
@@ -240,7 +263,16 @@ class SnapshotCache:
         with self._lock:
             if self._view is not None and self._view.revision >= revision:
                 return self._view
-            view = self._build(session)
+            started = time.monotonic()
+            with _collector_paused():
+                view = self._build(session)
+            log.info(
+                "snapshot of revision %d built in %.0f ms (%d zones, %d certificates)",
+                view.revision,
+                (time.monotonic() - started) * 1000,
+                len(view.zones),
+                len(view.certs),
+            )
             self._view, self._nodes = view, {}
             self._recent.append(view.objects)
             return view

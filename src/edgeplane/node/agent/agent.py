@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgeplane.node.agent import heap
 from edgeplane.node.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
 from edgeplane.node.agent.bundles import BundleStore
 from edgeplane.node.agent.client import (
@@ -75,6 +76,7 @@ log = logging.getLogger("edgeplane.agent")
 
 KEEP_PURGE_ACKS = 1000
 BUNDLE_RETRY_S = 3.0
+DNS_RETRY_S, DNS_RETRY_MAX_S = 1.0, 30.0  # a refused DNS apply is tried again, backing off
 
 
 class ApplyOutcome(Protocol):
@@ -105,7 +107,12 @@ class DnsServer(Protocol):
 class Engine(Protocol):
     """What the agent needs of the data plane (``edgeplane.node.nginx.engine.NginxEngine``)."""
 
-    def apply(self, config: EdgeConfig, health: LocalHealth) -> ApplyOutcome: ...
+    def apply(
+        self,
+        config: EdgeConfig,
+        health: LocalHealth,
+        full_cert: Callable[[str], CertSpec] | None = None,
+    ) -> ApplyOutcome: ...
     def ensure_running(self) -> bool: ...
     def stop(self) -> None: ...
     def purge(self, task: PurgeTask) -> int: ...
@@ -163,7 +170,13 @@ class Agent:
         self._serials_sent: dict[str, int] | None = None  # as the control plane last got them
         self.dns_error: str | None = None
         self.dns_restarts = 0
+        self._dns_failures = 0  # DNS applies refused in a row
         self._dns_applied: dict[str, str] | None = None  # zone -> object hash served
+        # zone -> object hash of the DNS apply in progress, and of the geo answers last asked
+        # for: their objects stay in the store until they are read.
+        self._dns_applying: dict[str, str] = {}
+        self._geo_refs: dict[str, str] = {}
+        self._resolving: set[str] = set()  # objects of the manifest being fetched
         self._dns_wanted = asyncio.Event()
         self._healthy = True
         self._unhealthy_reason: str | None = None
@@ -174,7 +187,9 @@ class Agent:
         self.desired: EdgeConfig | None = None  # the newest snapshot received
         self.manifest: EdgeManifest | None = None  # its manifest (None: a legacy snapshot)
         self.zones: dict[str, str] = {}  # its zones: name -> object hash
-        self._manifests: dict[int, EdgeManifest] = {}  # the last few received, by revision
+        # By revision: the two newest received and the one nginx serves (10 MiB each at
+        # 10,000 domains: no more are kept).
+        self._manifests: dict[int, EdgeManifest] = {}
         self.objects = ObjectStore(self.state.objects_path)
         self.serving: EdgeConfig | None = None  # the snapshot nginx serves
         self.failed_hashes: set[str] = set()  # http hashes of snapshots nginx refused
@@ -367,8 +382,12 @@ class Agent:
                     await asyncio.sleep(0.05)
 
     async def _resolve(self, manifest: EdgeManifest) -> EdgeConfig:
-        """Fetch the objects ``manifest`` names that the store lacks; the snapshot to serve."""
-        missing = self.objects.missing(manifest.objects())
+        """Fetch the objects ``manifest`` names that the store lacks; the snapshot to serve.
+        Its objects stay in the store (``_resolving``) while they are fetched: a save of the
+        revision nginx just applied prunes the store meanwhile (it removed thousands of
+        objects a fetch had just written, under load)."""
+        self._resolving = set(manifest.objects())
+        missing = self.objects.missing(self._resolving)
         if missing:
             assert self.node_id is not None
             started = time.monotonic()
@@ -384,12 +403,21 @@ class Agent:
                 (time.monotonic() - started) * 1000,
             )
         certs = await asyncio.to_thread(self.objects.certs, manifest.certs)
+        if len(missing) >= heap.LARGE:
+            await asyncio.to_thread(heap.release)
         return manifest.resolve(certs)
 
     def _take(self, manifest: EdgeManifest) -> None:
         self.manifest, self.zones = manifest, dict(manifest.zones)
         self._manifests[manifest.revision] = manifest
-        for old in sorted(self._manifests)[:-4]:
+        self._forget_manifests()
+
+    def _forget_manifests(self) -> None:
+        """Keep the manifests of the two newest revisions (the newest may arrive while the one
+        before is applied) and of the one served only."""
+        keep: set[int | None] = set(sorted(self._manifests)[-2:])
+        keep.add(self.serving.revision if self.serving is not None else None)
+        for old in [r for r in self._manifests if r not in keep]:
             del self._manifests[old]
 
     def _keep_objects(self, batch: dict[str, Any]) -> None:
@@ -461,7 +489,13 @@ class Agent:
     async def _apply_dns(self, zones: dict[str, str]) -> None:
         if self.dns is None or zones == self._dns_applied:
             return
-        result = await asyncio.to_thread(self.dns.apply_refs, zones, self.objects.zone)
+        self._dns_applying = zones
+        try:
+            result = await asyncio.to_thread(self.dns.apply_refs, zones, self.objects.zone)
+        finally:
+            self._dns_applying = {}
+        if len(getattr(result, "changed", ())) >= heap.LARGE:
+            await asyncio.to_thread(heap.release)
         if result.ok:
             self._dns_applied = zones
             self.dns_serials = dict(result.serials)
@@ -470,10 +504,19 @@ class Agent:
             geo = getattr(self.dns, "apply_geo", None)  # node.powerdns.geo: in the background
             if geo is not None and self.desired is not None:
                 refs, load = dict(zones), self.objects.zone
-                geo(lambda: tuple(load(h) for h in refs.values()), self.desired.geo)
+                self._geo_refs = refs
+                # One zone at a time: 10,000 parsed zones at once are ~70 MiB.
+                geo(lambda: (load(h) for h in refs.values()), self.desired.geo)
+            self._dns_failures = 0
         else:
             self.dns_error = result.error
-            log.error("DNS refused the zones: %s", result.error)
+            # Tried again without waiting for another revision: a change whose zones were not
+            # seen served in time (a loaded machine) would else wait for the next change, and
+            # a bench or a user adding domains one after another waits for this one first.
+            delay = min(DNS_RETRY_MAX_S, DNS_RETRY_S * 2**self._dns_failures)
+            self._dns_failures += 1
+            log.error("DNS refused the zones (again in %.0f s): %s", delay, result.error)
+            asyncio.get_running_loop().call_later(delay, self._dns_wanted.set)
         self._heartbeat_now.set()
 
     # Heartbeats ------------------------------------------------------------------------------
@@ -572,7 +615,10 @@ class Agent:
             return
         down, weights = self.health.decision()
         result = await asyncio.to_thread(
-            self.engine.apply, config, LocalHealth(down=down, weights=weights)
+            self.engine.apply,
+            config,
+            LocalHealth(down=down, weights=weights),
+            self.objects.full_cert,
         )
         digest = config.http_hash()
         if result.ok:
@@ -581,11 +627,13 @@ class Agent:
             self.failed_hashes.discard(digest)
             await self._save(config)
             await self._bundles_served(config)
+            timings = getattr(result, "timings", None)
             log.info(
-                "applied revision %d (%s) in %.0f ms",
+                "applied revision %d (%s) in %.0f ms%s",
                 config.revision,
                 config.content_hash(),
                 result.duration_ms,
+                f" ({timings()})" if timings is not None else "",
             )
         else:
             self.failed_hashes.add(digest)
@@ -602,6 +650,7 @@ class Agent:
         if self._saved == key:
             return
         manifest = self._manifests.get(config.revision)
+        self._forget_manifests()
         if manifest is not None:
             await asyncio.to_thread(self._save_manifest, manifest)
         self._saved = key
@@ -614,6 +663,9 @@ class Agent:
             keep.update(recent.objects())
         if self._dns_applied is not None:
             keep.update(self._dns_applied.values())
+        keep.update(self._dns_applying.values())
+        keep.update(self._geo_refs.values())
+        keep.update(self._resolving)
         removed = self.objects.prune(keep)
         if removed:
             log.info("object store: %d objects no longer named removed", removed)

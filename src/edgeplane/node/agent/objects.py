@@ -5,6 +5,10 @@
 is written whole (temporary file, rename) after its hash was checked, so a file present holds
 its object; one that does not parse is dropped and fetched again. Objects that no manifest
 kept names are removed (``prune``). Nothing here is ever logged but hashes.
+
+Certificates are held in memory by reference: ``cert`` and ``certs`` give them without their
+PEM texts (``cert_pem`` and ``key_pem`` empty: 10,000 certificates and keys are ~30 MiB of
+parsed objects), and ``full_cert`` reads one whole from disk when its files are written.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ log = logging.getLogger(__name__)
 OBJECTS_DIR = "objects"
 
 
-class ObjectError(Exception):
+class ObjectError(LookupError):
     """An object is missing from the store or does not hold what its name says."""
 
 
@@ -32,7 +36,8 @@ class ObjectStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._known: set[str] | None = None
-        self._certs: dict[str, CertSpec] = {}  # parsed certificates in use, by hash
+        self._certs: dict[str, CertSpec] = {}  # certificates in use without PEMs, by hash
+        self._cert_objects: dict[str, str] = {}  # their certificate id -> object hash
 
     def _path(self, digest: str) -> Path:
         if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
@@ -83,32 +88,48 @@ class ObjectStore:
                 f"object {digest} is not a zone ({exc.error_count()} errors)"
             ) from None
 
+    def _parse_cert(self, digest: str) -> CertSpec:
+        try:
+            return CertSpec.model_validate_json(self.read(digest))
+        except ValidationError as exc:
+            self._drop(digest)
+            raise ObjectError(
+                f"object {digest} is not a certificate ({exc.error_count()} errors)"
+            ) from None
+
     def cert(self, digest: str) -> CertSpec:
+        """The certificate ``digest`` names, without its PEM texts (see ``full_cert``)."""
         hit = self._certs.get(digest)
         if hit is None:
-            try:
-                hit = CertSpec.model_validate_json(self.read(digest))
-            except ValidationError as exc:
-                self._drop(digest)
-                raise ObjectError(
-                    f"object {digest} is not a certificate ({exc.error_count()} errors)"
-                ) from None
+            full = self._parse_cert(digest)
+            hit = full.model_copy(update={"cert_pem": "", "key_pem": ""})
             self._certs[digest] = hit
+            self._cert_objects[full.id] = digest
         return hit
 
+    def full_cert(self, cert_id: str) -> CertSpec:
+        """The certificate ``cert_id`` of those last given by ``cert``, whole (from disk)."""
+        digest = self._cert_objects.get(cert_id)
+        if digest is None:
+            raise ObjectError(f"certificate {cert_id} is not among those in use")
+        return self._parse_cert(digest)
+
     def certs(self, hashes: Iterable[str]) -> tuple[CertSpec, ...]:
-        """The certificates ``hashes`` name; the parsed ones no longer named are forgotten."""
+        """The certificates ``hashes`` name (without PEMs); those no longer named are
+        forgotten."""
         wanted = list(hashes)
         out = tuple(self.cert(h) for h in wanted)
         keep = set(wanted)
         for gone in [h for h in self._certs if h not in keep]:
             del self._certs[gone]
+        self._cert_objects = {i: h for i, h in self._cert_objects.items() if h in keep}
         return out
 
     def prune(self, keep: set[str]) -> int:
         """Remove every object not in ``keep``; the number removed."""
         removed = 0
-        for digest in [h for h in self.known() if h not in keep]:
+        # A copy: a fetch in another thread may add objects meanwhile.
+        for digest in [h for h in list(self.known()) if h not in keep]:
             self._drop(digest)
             removed += 1
         return removed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
 from edgeplane.node.nginx.render_bundles import bundle_locations, bundle_maps, mime_types
@@ -27,7 +28,6 @@ from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
     cert_links,
     cert_map,
-    has_cert,
     ssl_session_lines,
 )
 from edgeplane.node.nginx.render_upstreams import (
@@ -145,7 +145,18 @@ def _main_conf(local: NodeLocal) -> str:
     )
 
 
-def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig) -> str:
+def map_hash_size(names: int) -> int:
+    """``map_hash_max_size`` for maps of up to ``names`` keys: a power of two at least twice
+    the keys. nginx starts its search for a table size at ``max_size - 1000`` when the keys
+    are more than a hundredth of it, so a fixed 262,144 gave every big map a 262,144-bucket
+    table (about 4 MiB more per nginx process at 10,000 domains and a slower ``nginx -t``)."""
+    size = 2048
+    while size < 2 * names:
+        size *= 2
+    return size
+
+
+def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: int) -> str:
     paths = _paths(local)
     tmp = paths["tmp"]
     return (
@@ -158,7 +169,7 @@ def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig) -> str:
         "keepalive_timeout 65s;\n"
         "keepalive_requests 10000;\n"
         "client_max_body_size 100m;\n"
-        "map_hash_max_size 262144;\n"
+        f"map_hash_max_size {map_size};\n"
         "map_hash_bucket_size 128;\n"
         "variables_hash_max_size 4096;\n"
         "variables_hash_bucket_size 128;\n"
@@ -207,21 +218,29 @@ def _hosts(
     """(host -> site id, the hosts redirected to HTTPS)."""
     host_site: dict[str, str] = {}
     redirect: list[tuple[str, str]] = []
+    index: CertIndex | None = None
     for site in sites:
         for domain in site.domains:
             name = domain.lower().rstrip(".")
             if name in host_site:
                 continue  # a name served by two sites: the first (by id) keeps it
             host_site[name] = site.id
-            if site.force_https and local.https_port and has_cert(config, name.lstrip("*.")):
-                redirect.append((name, "1"))
+            if site.force_https and local.https_port:
+                index = index or CertIndex.of(config.certs)
+                if index.covers(name.lstrip("*.")):
+                    redirect.append((name, "1"))
     return host_site, redirect
 
 
 def _sites_map(
-    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], pools: dict[str, PoolSpec]
+    config: EdgeConfig,
+    local: NodeLocal,
+    sites: list[SiteSpec],
+    pools: dict[str, PoolSpec],
+    hosts: tuple[dict[str, str], list[tuple[str, str]]],
+    links: dict[str, str] | None,
 ) -> str:
-    host_site, redirect = _hosts(config, local, sites)
+    host_site, redirect = hosts
     target: list[tuple[str, str]] = []
     default_loc: list[tuple[str, str]] = []
     hsts: list[tuple[str, str]] = []
@@ -252,8 +271,8 @@ def _sites_map(
             "$ownership_token",
             [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
         )
-    if local.https_port:
-        text += cert_map(cert_links(config, list(host_site)))
+    if links is not None:
+        text += cert_map(links)
     return text
 
 
@@ -360,7 +379,14 @@ def _server(
     return f"server {{\n{body}}}\n"
 
 
-def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> Release:
+def render_release(
+    config: EdgeConfig,
+    local: NodeLocal,
+    health: LocalHealth,
+    links: dict[str, str] | None = None,
+) -> Release:
+    """The release of ``config``; ``links`` is ``cert_links(config, <the sites' domains>)``
+    when the caller has it already (the engine does: it points the links)."""
     sites = sorted(config.sites, key=lambda s: s.id)
     pools = {p.id: p for p in config.pools}
     served_pools = sorted({s.pool for s in sites if s.pool in pools})
@@ -374,11 +400,15 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
-    sites_map = _sites_map(config, local, sites, pools)
+    hosts = _hosts(config, local, sites)
+    if local.https_port and links is None:
+        links = cert_links(config, list(hosts[0]))
+    sites_map = _sites_map(config, local, sites, pools, hosts, links)
+    names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
     routing = Routing(
         acl=any(s.ip_allow or s.ip_deny for s in sites),
-        redirect=bool(_hosts(config, local, sites)[1]),
+        redirect=bool(hosts[1]),
         inline=inline,
     )
     if inline is not None:
@@ -393,13 +423,13 @@ def render_release(config: EdgeConfig, local: NodeLocal, health: LocalHealth) ->
     )
     if local.https_port:
         servers += _server(local, tls=True, limits=rate_server, routing=routing)
-        links = cert_links(config, [d for s in sites for d in s.domains])
-        for cert, names in stapled_names(config, links, local.max_stapled):
-            head = server_head(local.bind, local.https_port, cert, names)
+        assert links is not None
+        for cert, stapled in stapled_names(config, links, local.max_stapled):
+            head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(local),
-        "base.conf": _base_conf(local, compiled.cache_key, config),
+        "base.conf": _base_conf(local, compiled.cache_key, config, map_hash_size(names)),
         "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
         "sites.map": sites_map
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),

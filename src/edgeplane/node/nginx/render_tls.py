@@ -9,6 +9,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
+from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.syntax import map_block
 from edgeplane.protocol.config import CertSpec, EdgeConfig, TicketKeySpec
 
@@ -27,21 +28,23 @@ def name_matches(pattern: str, host: str) -> bool:
 
 
 def _preferred(certs: list[CertSpec]) -> CertSpec:
+    if len(certs) == 1:
+        return certs[0]
     return max(certs, key=lambda c: (c.not_after, c.id))
 
 
-def has_cert(config: EdgeConfig, host: str) -> bool:
-    return any(name_matches(n, host) for c in config.certs for n in c.names)
+def has_cert(config: EdgeConfig, host: str, index: CertIndex | None = None) -> bool:
+    return (index or CertIndex.of(config.certs)).covers(host)
 
 
-def _best(config: EdgeConfig, pattern: str) -> str:
+def _best(index: CertIndex, pattern: str) -> str:
     """The certificate served for an SNI ``pattern``: one naming it exactly, else one whose
     wildcard covers it (the latest of several), else the default."""
-    exact = [c for c in config.certs if pattern in (n.lower() for n in c.names)]
+    exact = index.named(pattern)
     if exact:
         return _preferred(exact).id
     if not pattern.startswith("*."):
-        covering = [c for c in config.certs if any(name_matches(n, pattern) for n in c.names)]
+        covering = index.covering(pattern)
         if covering:
             return _preferred(covering).id
     return DEFAULT_CERT
@@ -57,7 +60,8 @@ def cert_links(config: EdgeConfig, names: list[str]) -> dict[str, str]:
     for a name without one yet). ``names`` are the sites' domains."""
     patterns = {n.lower().rstrip(".") for c in config.certs for n in c.names}
     patterns |= {n.lower().rstrip(".") for n in names}
-    return {p: _best(config, p) for p in sorted(patterns)}
+    index = CertIndex.of(config.certs)
+    return {p: _best(index, p) for p in sorted(patterns)}
 
 
 def cert_map(links: dict[str, str]) -> str:
@@ -90,6 +94,8 @@ def cert_files(certs: Iterable[CertSpec]) -> dict[str, bytes]:
     for cert in sorted(certs, key=lambda c: c.id):
         if not cert.id.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"certificate id {cert.id!r} is not a plain name")
+        if not cert.cert_pem or not cert.key_pem:
+            raise ValueError(f"certificate {cert.id}: no PEM (held by reference, not loaded)")
         key = cert.key_pem if cert.key_pem.endswith("\n") else cert.key_pem + "\n"
         files[f"{cert.id}.pem"] = (key + cert.cert_pem).encode()
     return files

@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,7 +67,7 @@ class GeoStatus:
     generation: int = 0  # zones files put in place
 
 
-Zones = tuple[ZoneSpec, ...] | Callable[[], tuple[ZoneSpec, ...]]
+Zones = Iterable[ZoneSpec] | Callable[[], Iterable[ZoneSpec]]
 
 
 class GeoDnsEngine(DnsEngine):
@@ -148,7 +148,7 @@ class GeoDnsEngine(DnsEngine):
                     self._busy = False
                     self._cv.notify_all()
 
-    def _serve(self, zones: tuple[ZoneSpec, ...], geo: GeoDnsSpec) -> None:
+    def _serve(self, zones: Iterable[ZoneSpec], geo: GeoDnsSpec) -> None:
         regions = tuple(RegionPoint(r.code, r.latitude, r.longitude) for r in geo.regions)
         if (self._ranks is None or self._ranks[0] != regions) and regions:
             # Lua answers while the ranking database is built (it may take a while).
