@@ -8,6 +8,7 @@ from typing import Any
 
 import maxminddb
 import numpy as np
+import pytest
 
 from edgeplane.routing import mmdb
 from edgeplane.routing.decide import Site, rank_sites
@@ -135,3 +136,12 @@ def test_the_build_is_cached_by_database_and_region_table(tmp_path: Path) -> Non
     other = rank_database(source, moved, tmp_path / "cache")
     assert other.build_s is not None and other.path != first.path
     assert not first.path.exists()  # the old build is gone
+
+
+def test_a_build_that_fails_says_which_source(tmp_path: Path) -> None:
+    """The build runs in a process of its own; when it fails, the caller gets why."""
+    bad = tmp_path / "not.mmdb"
+    bad.write_bytes(b"this is not a MaxMind database")
+    with pytest.raises(RuntimeError, match=r"not\.mmdb"):
+        rank_database(bad, REGIONS, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob("ranks-*.mmdb"))

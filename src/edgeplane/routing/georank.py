@@ -20,7 +20,9 @@ Built by rewriting the data section only: the tree's distinct data records (458,
 GeoLite2-City 2018) are decoded once each (shared values once in all), ranked, encoded as
 one small record per distinct (point, ranking), and the tree's records remapped with numpy.
 :func:`rank_database` keeps the result on disk keyed by the source file's hash and the
-region table; it is rebuilt only when either changes.
+region table; it is rebuilt only when either changes, in a process of its own
+(``python -m edgeplane.routing.georank``): a build decodes the whole source (a peak of about
+400 MiB for GeoLite2-City, and ~70 MiB its caller's heap would keep for good).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import fcntl
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -168,18 +172,33 @@ def _cached_or_built(
         except (OSError, ValueError):
             pass
     started = time.monotonic()
+    table = json.dumps([[r.code, r.latitude, r.longitude] for r in regions])
+    done = subprocess.run(
+        [sys.executable, "-m", "edgeplane.routing.georank", str(source), str(path), table],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"building the ranking database of {source} failed: {tail[0]}")
+    rankings = frozenset(tuple(r) for r in json.loads(sidecar.read_text()))
+    for old in cache_dir.glob("ranks-*"):
+        if old.stem != path.stem:
+            old.unlink(missing_ok=True)
+    return RankDatabase(path, rankings, round(time.monotonic() - started, 2))
+
+
+def write_build(source: Path, path: Path, regions: Sequence[RegionPoint]) -> None:
+    """Build the ranking database of ``source`` into ``path`` and its rankings into the JSON
+    file beside it (each replaced atomically, the database last)."""
     out, rankings = build(source.read_bytes(), regions)
     for target, content in (
-        (sidecar, json.dumps(sorted(rankings)).encode()),
+        (path.with_suffix(".json"), json.dumps(sorted(rankings)).encode()),
         (path, out),
     ):
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(content)
         os.replace(tmp, target)
-    for old in cache_dir.glob("ranks-*"):
-        if old.stem != path.stem:
-            old.unlink(missing_ok=True)
-    return RankDatabase(path, rankings, round(time.monotonic() - started, 2))
 
 
 def empty_database() -> bytes:
@@ -198,3 +217,9 @@ def empty_database() -> bytes:
     }
     shape = mmdb.Database(metadata, 1, 24, records, records, b"", 0)
     return mmdb.write(shape, records, records, b"")
+
+
+if __name__ == "__main__":  # python -m edgeplane.routing.georank SOURCE OUT '[[code, lat, lon]]'
+    source_arg, out_arg, table_arg = sys.argv[1:4]
+    points = [RegionPoint(str(c), float(lat), float(lon)) for c, lat, lon in json.loads(table_arg)]
+    write_build(Path(source_arg), Path(out_arg), points)
