@@ -34,7 +34,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,19 +150,31 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def rank_database(source: Path, regions: Sequence[RegionPoint], cache_dir: Path) -> RankDatabase:
-    """The ranking database of ``source`` for ``regions`` in ``cache_dir``, built if missing.
+Start = Callable[[list[str]], "subprocess.Popen[bytes]"]
+
+
+def _start(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def rank_database(
+    source: Path, regions: Sequence[RegionPoint], cache_dir: Path, start: Start = _start
+) -> RankDatabase:
+    """The ranking database of ``source`` for ``regions`` in ``cache_dir``, built if missing,
+    by a process that ``start`` starts (stdout discarded, stderr piped: an edge node's agent
+    passes one that dies with it).
 
     Other builds in ``cache_dir`` are removed once the new one is in place."""
     key = table_key(file_hash(source), regions)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with (cache_dir / ".lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the nodes of a machine build it once
-        return _cached_or_built(source, regions, cache_dir, cache_dir / f"ranks-{key}.mmdb")
+        path = cache_dir / f"ranks-{key}.mmdb"
+        return _cached_or_built(source, regions, cache_dir, path, start)
 
 
 def _cached_or_built(
-    source: Path, regions: Sequence[RegionPoint], cache_dir: Path, path: Path
+    source: Path, regions: Sequence[RegionPoint], cache_dir: Path, path: Path, start: Start
 ) -> RankDatabase:
     sidecar = path.with_suffix(".json")
     if path.is_file() and sidecar.is_file():
@@ -173,13 +185,11 @@ def _cached_or_built(
             pass
     started = time.monotonic()
     table = json.dumps([[r.code, r.latitude, r.longitude] for r in regions])
-    done = subprocess.run(
-        [sys.executable, "-m", "edgeplane.routing.georank", str(source), str(path), table],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
+    module = "edgeplane.routing.georank"
+    child = start([sys.executable, "-m", module, str(source), str(path), table])
+    _, err = child.communicate()
+    if child.returncode != 0:
+        tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"building the ranking database of {source} failed: {tail[0]}")
     rankings = frozenset(tuple(r) for r in json.loads(sidecar.read_text()))
     for old in cache_dir.glob("ranks-*"):

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgeplane.node.lifeline import spawn
 from edgeplane.node.powerdns.api import PdnsApi, ZoneInfo
 from edgeplane.node.powerdns.engine import DnsEngine
 from edgeplane.node.powerdns.geozones import EMPTY, render
@@ -68,6 +70,14 @@ class GeoStatus:
 
 
 Zones = Iterable[ZoneSpec] | Callable[[], Iterable[ZoneSpec]]
+
+
+def _start_build(args: list[str]) -> subprocess.Popen[bytes]:
+    """The ranking build's process: it dies with the agent (a stopping agent does not wait for
+    a build of several seconds, and leaves none behind)."""
+    return spawn(
+        args, death_signal=signal.SIGKILL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 class GeoDnsEngine(DnsEngine):
@@ -154,7 +164,7 @@ class GeoDnsEngine(DnsEngine):
             # Lua answers while the ranking database is built (it may take a while).
             self._put(EMPTY)
             source = self.process.geoip_database or default_geoip_database()
-            ranks = rank_database(source, regions, self.cache_dir)
+            ranks = rank_database(source, regions, self.cache_dir, _start_build)
             self._install(ranks.path)
             self.status.build_s = ranks.build_s
             self._ranks = (regions, ranks)
