@@ -93,7 +93,8 @@ class NginxEngine:
         # looked yet). An apply then touches only the names and files that changed, instead
         # of reading 20,000 links and listing 30,000 files of a 10,000-domain node each time.
         self._links: dict[str, str] = {}
-        self._kept: tuple[set[str], set[str]] | None = None
+        self._kept: tuple[set[str], set[str]] | None = None  # files on disk, links in use
+        self._kept_before: set[str] = set()  # the certificate files the previous apply used
         user = local.worker_user
         self._owner = None
         if user is not None and os.geteuid() == 0:
@@ -297,25 +298,30 @@ class NginxEngine:
 
     def _forget_certs(self, keep: set[str], links: set[str]) -> None:
         """Delete the certificate files (private keys) and name links the running release no
-        longer uses, and the separate .crt / .key files of the layout before links. The first
-        time the folders are listed; after that only what the previous call kept and this one
-        does not is deleted (this engine is the only writer of these folders)."""
+        longer uses, and the separate .crt / .key files of the layout before links. A file the
+        previous apply used is kept one apply longer: nginx opens a certificate's file twice
+        per handshake (chain, then key), and a handshake that followed a name's link just
+        before it was pointed elsewhere still opens the old file. The first time the folders
+        are listed; after that only what this engine kept is looked at (it is the only writer
+        of these folders)."""
         certs = self.prefix / "certs"
         if self._kept is None:
-            files = [p.name for p in certs.iterdir() if p.is_file()]
+            files = {p.name for p in certs.iterdir() if p.is_file()}
             names = [p.name for p in (certs / "names").iterdir()]
         else:
-            files = [n for n in self._kept[0] if n not in keep]
+            files = self._kept[0]
             names = [n for n in self._kept[1] if n not in links]
-        for name in files:
-            if not name.startswith(".") and name not in keep:
+        spare = keep | self._kept_before
+        for name in files - spare:
+            if not name.startswith("."):
                 (certs / name).unlink(missing_ok=True)
                 self._cert_ids.discard(name.removesuffix(".pem"))
         for name in names:
             if name not in links and not name.startswith("."):
                 (certs / "names" / name).unlink(missing_ok=True)
                 self._links.pop(name, None)
-        self._kept = (keep, links)
+        self._kept = ((files & spare) | keep, links)
+        self._kept_before = keep
 
     def _keep_failed(self, stage: Path) -> None:
         failed = self.releases / f"failed-{stage.name}"
