@@ -321,7 +321,7 @@ class NginxEngine:
                 (certs / "names" / name).unlink(missing_ok=True)
                 self._links.pop(name, None)
         self._kept = ((files & spare) | keep, links)
-        self._kept_before = keep
+        self._kept_before = {n for n in keep if n.endswith(".pem")}  # staples: read at load
 
     def _keep_failed(self, stage: Path) -> None:
         failed = self.releases / f"failed-{stage.name}"
