@@ -27,11 +27,12 @@ def internal_ca(tx: Tx) -> InternalCA:
     return InternalCA.load_or_create(tx.session, tx.secrets)
 
 
-def issue(tx: Tx, domain: str) -> Certificate:
-    """Issue a certificate for ``domain`` (of the transaction's project) from the internal CA."""
+def issue(tx: Tx, domain: str, key_pem: str | None = None) -> Certificate:
+    """Issue a certificate for ``domain`` (of the transaction's project) from the internal CA;
+    with ``key_pem``, for that key (a renewal)."""
     tx.actor.require(tx.project, Role.EDITOR)
     ca = internal_ca(tx)
-    issued = ca.issue([domain], ocsp_url=tx.ocsp_url)
+    issued = ca.issue([domain], ocsp_url=tx.ocsp_url, key_pem=key_pem)
     row = CertificateRow(
         project_id=tx.project,
         id=f"cert-{issued.fingerprint[:12]}",
@@ -80,11 +81,12 @@ def _first_staple(tx: Tx, row: CertificateRow, ca: InternalCA, url: str) -> None
     )
 
 
-def provision(tx: Tx, domain: str) -> CertificateIssued:
-    """A new internal certificate for a verified domain (``POST /ssl/{domain}``, renewals)."""
+def provision(tx: Tx, domain: str, key_pem: str | None = None) -> CertificateIssued:
+    """A new internal certificate for a verified domain (``POST /ssl/{domain}``, renewals:
+    those keep the key, ``key_pem``)."""
     tx.actor.require(tx.project, Role.EDITOR)
     row = versions.verified_domain(tx, domain)
-    return versions.issued(issue(tx, row.name))
+    return versions.issued(issue(tx, row.name, key_pem))
 
 
 def public_root(db: Database) -> str:

@@ -264,14 +264,20 @@ class InternalCA:
         return row.public if row is not None else None
 
     def issue(
-        self, names: list[str], *, days: int = LEAF_DAYS, ocsp_url: str | None = None
+        self,
+        names: list[str],
+        *,
+        days: int = LEAF_DAYS,
+        ocsp_url: str | None = None,
+        key_pem: str | None = None,
     ) -> Issued:
         """A leaf certificate for ``names`` (the first is the subject; IP addresses become IP
         names), signed by the intermediate; ``cert_pem`` is the leaf then the intermediate.
         With ``ocsp_url`` the leaf names the CA's OCSP responder (Authority Information
-        Access), so that the edge can staple its status."""
+        Access), so that the edge can staple its status. With ``key_pem`` (a P-256 key) the
+        leaf certifies that key (a renewal keeps its key), else a new one."""
         issuer, issuer_key = self.signers()[0]  # a legacy pathLen 0 root signs leaves itself
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = _load_key(key_pem) if key_pem else ec.generate_private_key(ec.SECP256R1())
         now = utcnow()
         sans: list[x509.GeneralName] = []
         for n in names:

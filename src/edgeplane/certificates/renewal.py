@@ -118,17 +118,33 @@ def _update(db: Database, due: Due, changes: dict[str, Any]) -> None:
             row.renewal = {**(row.renewal or {}), **changes}
 
 
+def renewal_key(tx: Tx, due: Due) -> str | None:
+    """The private key a renewal keeps: the renewed certificate's.
+
+    The edge swaps a name's certificate without a reload, and nginx reads a certificate's
+    file twice per handshake (chain, then key): a handshake in the middle of the swap would
+    get the old chain with the new key and fail. With the key kept, every pair matches (as
+    certbot's ``--reuse-key``); a new key comes with a certificate asked for anew."""
+    row = tx.session.get(CertificateRow, (due.project, due.certificate_id))
+    if row is None or not row.key_encrypted:
+        return None
+    return tx.secrets.decrypt(row.key_encrypted)
+
+
 def renew(db: Database, settings: Settings, due: Due) -> bool:
     """One renewal attempt (network I/O outside transactions); True when it succeeded."""
     now = utcnow()
     try:
         with db.read(LOCAL, due.project) as tx:
             request = renewal_request(tx, due.domain)
+            key_pem = renewal_key(tx, due)
         if request.type == "internal":
             with db.transaction(LOCAL, due.project) as tx:
-                new = internal.provision(tx, due.domain)
+                new = internal.provision(tx, due.domain, key_pem)
         else:
-            new = acme_orders.provision(db, LOCAL, due.project, due.domain, request, settings)
+            new = acme_orders.provision(
+                db, LOCAL, due.project, due.domain, request, settings, key_pem=key_pem
+            )
     except (acme_client.AcmeError, EdgeplaneError, ValueError) as exc:
         with db.read(LOCAL, due.project) as tx:
             row = tx.session.get(CertificateRow, (due.project, due.certificate_id))

@@ -571,11 +571,13 @@ def obtain(
     sink: ChallengeSink,
     *,
     key_type: KeyType = "ec256",
+    key_pem: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Issued:
     """A certificate for ``names`` from the CA, each name proven through ``sink``.
 
-    Makes a new private key (``key_type``) and a CSR for all names, orders, publishes every
+    Makes a new private key (``key_type``; or takes ``key_pem``, a renewal's) and a CSR for
+    all names, orders, publishes every
     pending authorization's ``challenge`` through ``sink``, waits for ``sink.wait_published``,
     answers, polls until all are valid, finalizes and downloads the chain. Wildcards need
     dns-01. What was published is unpublished before returning or raising.
@@ -587,7 +589,7 @@ def obtain(
     check_challenge(names, challenge)
     say = progress or (lambda _message: None)
     label = ", ".join(names)
-    key_pem = new_certificate_key(key_type)
+    key_pem = key_pem or new_certificate_key(key_type)
     csr_pem = make_csr(key_pem, names)
     acme = _client(settings, account_key_pem, account_url)
     account_key = acme.net.key

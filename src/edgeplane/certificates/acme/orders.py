@@ -68,9 +68,7 @@ def account(db: Database, settings: acme_client.AcmeSettings) -> tuple[str, str]
         if existing is not None:
             tx.session.delete(existing)
             tx.session.flush()
-        tx.session.add(
-            SecretRow(name=name, value_encrypted=tx.secrets.encrypt(key), public=url)
-        )
+        tx.session.add(SecretRow(name=name, value_encrypted=tx.secrets.encrypt(key), public=url))
     return key, url
 
 
@@ -206,9 +204,11 @@ def provision(
     request: CertificateRequest,
     settings: Settings,
     *,
+    key_pem: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CertificateIssued:
-    """Order a certificate from the configured CA for a verified domain, and keep it."""
+    """Order a certificate from the configured CA for a verified domain, and keep it; with
+    ``key_pem`` (a renewal), for that key."""
     with db.read(actor, project) as tx:
         tx.actor.require(tx.project, Role.EDITOR)
         row = versions.verified_domain(tx, domain)
@@ -222,7 +222,15 @@ def provision(
     sink = EdgeSink(db, actor, project, zone)
     try:
         issued = acme_client.obtain(
-            config, key, url, names, challenge, sink, key_type=request.key_type, progress=say
+            config,
+            key,
+            url,
+            names,
+            challenge,
+            sink,
+            key_type=request.key_type,
+            key_pem=key_pem,
+            progress=say,
         )
     except acme_client.AcmeError as exc:
         if exc.problem is None or not exc.problem.endswith(":accountDoesNotExist"):
@@ -232,7 +240,15 @@ def provision(
         url = reregister(db, config, key)
         say(f"account registered again: {url}")
         issued = acme_client.obtain(
-            config, key, url, names, challenge, sink, key_type=request.key_type, progress=say
+            config,
+            key,
+            url,
+            names,
+            challenge,
+            sink,
+            key_type=request.key_type,
+            key_pem=key_pem,
+            progress=say,
         )
     with db.transaction(actor, project) as tx:
         row = versions.verified_domain(tx, zone)
