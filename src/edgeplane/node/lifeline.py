@@ -21,6 +21,7 @@ libc call and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -131,3 +132,15 @@ def spawn(args: Sequence[str], *, death_signal: int, **popen: Any) -> subprocess
 
     child: subprocess.Popen[bytes] = _SPAWNER.run(start)
     return child
+
+
+def terminate(child: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM ``child`` (unless it has exited), then SIGKILL after ``timeout``; reaped."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -220,11 +220,12 @@ def provision(
     key, url = account(db, config)
     say(f"account {url}")
     sink = EdgeSink(db, actor, project, zone)
-    try:
-        issued = acme_client.obtain(
+
+    def order(account_url: str) -> acme_client.Issued:
+        return acme_client.obtain(
             config,
             key,
-            url,
+            account_url,
             names,
             challenge,
             sink,
@@ -232,6 +233,9 @@ def provision(
             key_pem=key_pem,
             progress=say,
         )
+
+    try:
+        issued = order(url)
     except acme_client.AcmeError as exc:
         if exc.problem is None or not exc.problem.endswith(":accountDoesNotExist"):
             raise
@@ -239,17 +243,7 @@ def provision(
         # same key again and order once more.
         url = reregister(db, config, key)
         say(f"account registered again: {url}")
-        issued = acme_client.obtain(
-            config,
-            key,
-            url,
-            names,
-            challenge,
-            sink,
-            key_type=request.key_type,
-            key_pem=key_pem,
-            progress=say,
-        )
+        issued = order(url)
     with db.transaction(actor, project) as tx:
         row = versions.verified_domain(tx, zone)
         cert: Certificate = versions.store(

@@ -46,7 +46,7 @@ import dns.exception
 import dns.message
 import dns.query
 
-from edgeplane.node.lifeline import spawn
+from edgeplane.node.lifeline import spawn, terminate
 from edgeplane.node.procfs import cmdline
 
 CONF = "dnsdist.conf"
@@ -402,14 +402,7 @@ class DnsdistProcess:
         child, self._child = self._child, None
         if child is None:
             return
-        if child.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        terminate(child, timeout)
 
     def console(self, *commands: str) -> list[str]:
         return console(self.console_port, self.key, commands)

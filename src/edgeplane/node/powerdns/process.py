@@ -24,7 +24,7 @@ import dns.message
 import dns.query
 import httpx
 
-from edgeplane.node.lifeline import spawn
+from edgeplane.node.lifeline import spawn, terminate
 from edgeplane.node.powerdns.dnsdist import DnsdistError, DnsdistProcess
 from edgeplane.node.powerdns.geozones import EMPTY
 from edgeplane.node.procfs import cmdline
@@ -475,14 +475,7 @@ class PdnsProcess:
         child, self._child = self._child, None
         if child is None:
             return
-        if child.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        terminate(child, timeout)
 
     def ensure_running(self, timeout: float = 30.0) -> bool:
         """Restart the server if it died; True when it did."""
