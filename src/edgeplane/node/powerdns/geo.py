@@ -125,14 +125,22 @@ class GeoDnsEngine(DnsEngine):
         return True
 
     _busy = False
+    _build: subprocess.Popen[bytes] | None = None  # the ranking build in progress
+
+    def _start_build(self, args: list[str]) -> subprocess.Popen[bytes]:
+        self._build = _start_build(args)
+        return self._build
 
     def stop(self) -> None:
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
+        build = self._build
+        if build is not None and build.poll() is None:
+            build.kill()  # a stop does not wait for a ranking build (rebuilt at the next start)
         worker = self._worker
         if worker is not None:
-            worker.join(timeout=2)  # a build in progress ends with the process
+            worker.join(timeout=2)
         super().stop()
 
     # ------------------------------------------------------------------ worker
@@ -151,6 +159,8 @@ class GeoDnsEngine(DnsEngine):
                 self._serve(zones() if callable(zones) else zones, geo)
                 self.status.error = None
             except Exception as exc:  # keep serving (the LUA records answer)
+                if self._stopping:  # the stop killed the ranking build
+                    return
                 log.exception("geo answers not updated")
                 self.status.error = str(exc)
             finally:
@@ -164,7 +174,7 @@ class GeoDnsEngine(DnsEngine):
             # Lua answers while the ranking database is built (it may take a while).
             self._put(EMPTY)
             source = self.process.geoip_database or default_geoip_database()
-            ranks = rank_database(source, regions, self.cache_dir, _start_build)
+            ranks = rank_database(source, regions, self.cache_dir, self._start_build)
             self._install(ranks.path)
             self.status.build_s = ranks.build_s
             self._ranks = (regions, ranks)
