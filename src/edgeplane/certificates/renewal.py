@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from threading import Event
 from typing import Any
 
 from cryptography import x509
@@ -237,8 +238,9 @@ def expiry_alerts(db: Database, now: datetime) -> int:
     return raised
 
 
-def run_once(db: Database, settings: Settings) -> int:
-    """One pass of the renewal loop; the number of renewals attempted."""
+def run_once(db: Database, settings: Settings, *, stopping: Event | None = None) -> int:
+    """One pass of the renewal loop; the number of renewals attempted (with ``stopping`` set,
+    the renewals not started yet wait for the next pass)."""
     now = utcnow()
     try:
         check_ari(db, settings, now)
@@ -246,7 +248,11 @@ def run_once(db: Database, settings: Settings) -> int:
         log.debug("renewal information not read: %s", exc)
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
         due = find_due(tx, settings, now)
+    attempted = 0
     for item in due:
+        if stopping is not None and stopping.is_set():
+            return attempted
         renew(db, settings, item)
+        attempted += 1
     expiry_alerts(db, utcnow())
-    return len(due)
+    return attempted

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from threading import Event
 
 from cryptography import x509
 from sqlalchemy import select
@@ -237,9 +238,16 @@ def own_or_http(db: Database) -> Fetch:
     return fetch
 
 
-def run_once(db: Database, *, fetch: Fetch | None = None, now: datetime | None = None) -> int:
+def run_once(
+    db: Database,
+    *,
+    fetch: Fetch | None = None,
+    now: datetime | None = None,
+    stopping: Event | None = None,
+) -> int:
     """Fetch the staples that are due (``fetch``: by default ``own_or_http``); the number of
-    new staples stored."""
+    new staples stored. With ``stopping`` set, the staples not fetched yet wait for the next
+    pass (those fetched are stored)."""
     fetch = fetch or own_or_http(db)
     now = now or utcnow()
     due, expired = _due(db, now)
@@ -248,8 +256,12 @@ def run_once(db: Database, *, fetch: Fetch | None = None, now: datetime | None =
     if not due:
         return 0
     roots = _roots(db)
+    stop = stopping or Event()
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(due))) as pool:
-        outcomes = list(pool.map(lambda d: _fetch_one(d, roots, fetch, now), due))
+        fetched = pool.map(
+            lambda d: None if stop.is_set() else _fetch_one(d, roots, fetch, now), due
+        )
+        outcomes = [out for out in fetched if out is not None]
     by_project: dict[str, list[Outcome]] = {}
     for out in outcomes:
         by_project.setdefault(out.due.project, []).append(out)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -222,7 +223,8 @@ def _serve(
     from edgeplane.services.jobs import control_plane_jobs
     from edgeplane.services.runner import Runner
 
-    runner = Runner(control_plane_jobs(db, settings))
+    stopping = threading.Event()
+    runner = Runner(control_plane_jobs(db, settings, stopping), stopping)
     app = create_app(settings, db, locator=_locator(settings), runner=runner)
     # On shutdown the edge agents' long-polls are answered at once (ControlPlaneServer); the
     # grace only bounds other requests still running.

@@ -26,6 +26,7 @@ import functools
 import logging
 import time
 from datetime import datetime, timedelta
+from threading import Event
 
 from sqlalchemy import select
 
@@ -73,11 +74,13 @@ def advance_rollouts(db: Database, settings: Settings) -> int:
         return rollouts.advance(tx, settings, now)
 
 
-def recheck_domains(db: Database, settings: Settings) -> int:
+def recheck_domains(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     """Re-verify the verified domains that are due; the number checked."""
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
         due = verification.due_for_recheck(tx, settings, utcnow())
     for _project, name, method in due:
+        if stopping is not None and stopping.is_set():
+            break
         with db.read(LOCAL, PLATFORM_PROJECT) as tx:
             row = tx.session.get(DomainRow, name)
             if row is None:
@@ -96,7 +99,7 @@ def recheck_domains(db: Database, settings: Settings) -> int:
     return len(due)
 
 
-def check_world_dns(db: Database, settings: Settings) -> int:
+def check_world_dns(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     limit = utcnow() - timedelta(seconds=WORLD_CHECK_S)
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
         due = [
@@ -105,19 +108,21 @@ def check_world_dns(db: Database, settings: Settings) -> int:
             if not (r.checks or {}).get("checked_at")
             or datetime.fromisoformat(str(r.checks["checked_at"])) < limit
         ]
-    inputs = []
+    checked = 0
     for project, domain in due:
+        if stopping is not None and stopping.is_set():
+            break
         with db.read(LOCAL, project) as tx:
-            inputs.append(domain_status.world_check_inputs(tx, domain))
-    for name, ours, addresses in inputs:
+            name, ours, addresses = domain_status.world_check_inputs(tx, domain)
         result = domain_status.check_world(name, ours, addresses, settings)
         with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
             domain_status.record_world(tx, name, result)
-    return len(inputs)
+        checked += 1
+    return checked
 
 
-def renew_certificates(db: Database, settings: Settings) -> int:
-    attempted = renewal.run_once(db, settings)
+def renew_certificates(db: Database, settings: Settings, stopping: Event | None = None) -> int:
+    attempted = renewal.run_once(db, settings, stopping=stopping)
     alerts.deliver_pending(db, settings, LOCAL, PLATFORM_PROJECT)
     return attempted
 
@@ -143,8 +148,9 @@ class TicketKeyRotation:
         return True
 
 
-def control_plane_jobs(db: Database, settings: Settings) -> list[Job]:
-    """Every periodic job of a control plane, for the runner."""
+def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> list[Job]:
+    """Every periodic job of a control plane, for the runner (``stopping``: the runner's, which
+    the jobs over many items look at between items)."""
     return [
         Job("liveness", settings.liveness_interval_s, lambda: refresh_liveness(db, settings)),
         Job(
@@ -152,9 +158,15 @@ def control_plane_jobs(db: Database, settings: Settings) -> list[Job]:
             settings.liveness_interval_s,
             lambda: advance_rollouts(db, settings),
         ),
-        Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings)),
-        Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings)),
-        Job("renewal", settings.renew_interval_s, lambda: renew_certificates(db, settings)),
-        Job("OCSP staples", settings.staple_interval_s, lambda: stapling.run_once(db)),
+        Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings, stopping)),
+        Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings, stopping)),
+        Job(
+            "renewal", settings.renew_interval_s, lambda: renew_certificates(db, settings, stopping)
+        ),
+        Job(
+            "OCSP staples",
+            settings.staple_interval_s,
+            lambda: stapling.run_once(db, stopping=stopping),
+        ),
         Job("TLS ticket key rotation", 60.0, functools.partial(TicketKeyRotation(), db)),
     ]

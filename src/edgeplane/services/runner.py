@@ -6,8 +6,11 @@ and stops it. Every background job of the platform goes through here, so that ru
 exactly once across replicas of the control plane is a change of this module alone.
 
 A job that fails is logged and runs again at its next period; stopping the runner cancels the
-waits at once and lets a job that is running finish in its thread (jobs are short and
-transactional: a job cut in the middle of its transaction rolls it back).
+waits at once and sets ``stopping``, which the jobs that walk many items (domains, certificates)
+look at between items: a job that is running finishes the item in hand and returns (each item
+is its own transaction), so a stop never waits for a pass over 10,000 domains (the process
+cannot exit while a job's thread runs: measured, a world DNS check of 10,000 domains offline
+held a stopping control plane for minutes).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -31,8 +35,9 @@ class Job:
 
 
 class Runner:
-    def __init__(self, jobs: list[Job]) -> None:
+    def __init__(self, jobs: list[Job], stopping: threading.Event | None = None) -> None:
         self.jobs = list(jobs)
+        self.stopping = stopping or threading.Event()  # the jobs' cue to return early
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _every(self, job: Job) -> None:
@@ -44,11 +49,13 @@ class Runner:
             await asyncio.sleep(job.interval_s)
 
     def start(self) -> None:
+        self.stopping.clear()
         self._tasks = [
             asyncio.create_task(self._every(job), name=f"job {job.name}") for job in self.jobs
         ]
 
     async def stop(self) -> None:
+        self.stopping.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
