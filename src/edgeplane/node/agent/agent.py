@@ -187,9 +187,10 @@ class Agent:
         self.desired: EdgeConfig | None = None  # the newest snapshot received
         self.manifest: EdgeManifest | None = None  # its manifest (None: a legacy snapshot)
         self.zones: dict[str, str] = {}  # its zones: name -> object hash
-        # By revision: the two newest received and the one nginx serves (10 MiB each at
-        # 10,000 domains: no more are kept).
+        # By revision: the newest received, the one being applied and the one nginx serves
+        # (10 MiB each at 10,000 domains: no more are kept; most often they are one).
         self._manifests: dict[int, EdgeManifest] = {}
+        self._applying: int | None = None  # the revision nginx is given now
         self.objects = ObjectStore(self.state.objects_path)
         self.serving: EdgeConfig | None = None  # the snapshot nginx serves
         self.failed_hashes: set[str] = set()  # http hashes of snapshots nginx refused
@@ -413,9 +414,11 @@ class Agent:
         self._forget_manifests()
 
     def _forget_manifests(self) -> None:
-        """Keep the manifests of the two newest revisions (the newest may arrive while the one
-        before is applied) and of the one served only."""
-        keep: set[int | None] = set(sorted(self._manifests)[-2:])
+        """Keep the manifests of the newest revision, of the one being applied (the newest may
+        arrive meanwhile: the applied one is saved once nginx took it) and of the one served
+        only."""
+        keep: set[int | None] = set(sorted(self._manifests)[-1:])
+        keep.add(self._applying)
         keep.add(self.serving.revision if self.serving is not None else None)
         for old in [r for r in self._manifests if r not in keep]:
             del self._manifests[old]
@@ -600,6 +603,13 @@ class Agent:
         """Render ``config`` with the current health decision, unless nginx already serves
         exactly that. Its bundles are fetched first; one that cannot be had is tried again
         in a few seconds (meanwhile the site keeps what it served)."""
+        self._applying = config.revision  # its manifest is kept until it is saved
+        try:
+            await self._apply_now(config)
+        finally:
+            self._applying = None
+
+    async def _apply_now(self, config: EdgeConfig) -> None:
         config, complete = await self.bundles.prepare(config, self.serving)
         if not complete:
             asyncio.get_running_loop().call_later(BUNDLE_RETRY_S, self._apply_wanted.set)
