@@ -20,6 +20,17 @@ class CertIndex:
 
     @classmethod
     def of(cls, certs: Iterable[CertSpec]) -> CertIndex:
+        """The index of ``certs``; of the same tuple as the last call, the same index (an
+        apply asks twice: for the SNI links and for the HTTPS redirects)."""
+        if isinstance(certs, tuple) and _last and _last[0][0] is certs:
+            return _last[0][1]
+        index = cls._build(certs)
+        if isinstance(certs, tuple):
+            _last[:] = [(certs, index)]  # held: the tuple (immutable, of frozen models) lives
+        return index
+
+    @classmethod
+    def _build(cls, certs: Iterable[CertSpec]) -> CertIndex:
         index = cls()
         exact, wildcard = index.exact, index.wildcard
         for cert in certs:
@@ -50,3 +61,6 @@ class CertIndex:
             return True
         head, _, rest = host.partition(".")
         return bool(head) and rest in self.wildcard
+
+
+_last: list[tuple[tuple[CertSpec, ...], CertIndex]] = []  # the last tuple indexed

@@ -10,7 +10,7 @@ the internal status listener serves, so the engine can tell when the new release
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
@@ -23,6 +23,7 @@ from edgeplane.node.nginx.render_cache import (
     location_name,
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
+from edgeplane.node.nginx.render_shards import Shards
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -102,6 +103,9 @@ proxy_cache_lock_timeout 5s;
 class Release:
     files: dict[str, bytes]  # relative path -> content, including the status file
     marker: str
+    # the shard files of the big maps (``render_shards``), named by their content: written
+    # under ``prefix/maps/``, shared by the releases that name them
+    shards: dict[str, bytes] = field(default_factory=dict)
 
 
 def _paths(local: NodeLocal) -> dict[str, str]:
@@ -213,12 +217,11 @@ def _hsts(site: SiteSpec) -> str:
 
 
 def _hosts(
-    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec]
+    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], index: CertIndex | None = None
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(host -> site id, the hosts redirected to HTTPS)."""
     host_site: dict[str, str] = {}
     redirect: list[tuple[str, str]] = []
-    index: CertIndex | None = None
     for site in sites:
         for domain in site.domains:
             name = domain.lower().rstrip(".")
@@ -239,6 +242,7 @@ def _sites_map(
     pools: dict[str, PoolSpec],
     hosts: tuple[dict[str, str], list[tuple[str, str]]],
     links: dict[str, str] | None,
+    shards: Shards,
 ) -> str:
     host_site, redirect = hosts
     target: list[tuple[str, str]] = []
@@ -253,26 +257,26 @@ def _sites_map(
             default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
         if site.hsts_max_age > 0:
             hsts.append((site.id, _hsts(site)))
+    big = shards.sharded_map
     text = "# host -> site (project id)\n"
-    text += map_block(
-        "$host", "$site_id", [(h, lit(s)) for h, s in host_site.items()], hostnames=True
-    )
-    text += map_block("$host", "$redirect_https", redirect, default="0", hostnames=True)
+    text += big("$host", "$site_id", list(host_site.items()), hostnames=True, quote=True)
+    text += big("$host", "$redirect_https", redirect, default="0", hostnames=True)
     # the proxy_pass of a location serving several pools: one lookup, no URL to assemble
-    text += map_block("$site_id", "$site_pass", target, default=lit("http://no_origin"))
-    text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
+    text += big("$site_id", "$site_pass", target, default=lit("http://no_origin"))
+    text += big("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
     if hsts:
         # over HTTPS only (RFC 6797 7.2); a plain request looks up "" and stops there
         text += map_block("$https", "$hsts", [("on", "$hsts_site")])
-        text += map_block("$site_id", "$hsts_site", hsts)
+        text += big("$site_id", "$hsts_site", hsts)
     if config.verifications:
-        text += map_block(
+        text += big(
             '"$host|$uri"',
             "$ownership_token",
-            [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
+            [(f"{v.domain}|{VERIFY_PATH}{v.token}", v.token) for v in config.verifications],
+            quote=True,
         )
     if links is not None:
-        text += cert_map(links)
+        text += cert_map(links, shards)
     return text
 
 
@@ -400,10 +404,12 @@ def render_release(
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
-    hosts = _hosts(config, local, sites)
+    index = CertIndex.of(config.certs) if local.https_port else None
+    hosts = _hosts(config, local, sites, index)
     if local.https_port and links is None:
-        links = cert_links(config, list(hosts[0]))
-    sites_map = _sites_map(config, local, sites, pools, hosts, links)
+        links = cert_links(config, list(hosts[0]), index)
+    shards = Shards()
+    sites_map = _sites_map(config, local, sites, pools, hosts, links, shards)
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
     routing = Routing(
@@ -413,7 +419,7 @@ def render_release(
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
-        sites_map += jump_maps(inline, sites, pools, compiled, bundled)
+        sites_map += jump_maps(inline, sites, pools, compiled, bundled, shards)
     servers = _server(
         local,
         tls=False,
@@ -457,7 +463,7 @@ def render_release(
             ],
         )
     ).encode()
-    return Release(dict(sorted(encoded.items())), marker)
+    return Release(dict(sorted(encoded.items())), marker, dict(sorted(shards.files.items())))
 
 
 def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[str, bytes]:
