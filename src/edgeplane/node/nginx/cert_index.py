@@ -64,3 +64,7 @@ class CertIndex:
 
 
 _last: list[tuple[tuple[CertSpec, ...], CertIndex]] = []  # the last tuple indexed
+
+
+def forget_last() -> None:
+    _last.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from edgeplane.node.nginx import cert_index, render_tls
 from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
@@ -23,7 +24,7 @@ from edgeplane.node.nginx.render_cache import (
     location_name,
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
-from edgeplane.node.nginx.render_shards import Shards
+from edgeplane.node.nginx.render_shards import Shards, forget_memo
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -466,9 +467,17 @@ def render_release(
     return Release(dict(sorted(encoded.items())), marker, dict(sorted(shards.files.items())))
 
 
+def forget_memos() -> None:
+    """Forget what renders memoised (rendered shards, the last certificate index, link names):
+    the next render starts from nothing. It renders the same: tests compare the two."""
+    forget_memo()
+    cert_index.forget_last()
+    render_tls.forget_name_keys()
+
+
 def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[str, bytes]:
     """Relative path inside a release directory -> file content."""
     return render_release(config, local, health).files
 
 
-__all__ = ["DEFAULT_CERT", "Release", "render", "render_release"]
+__all__ = ["DEFAULT_CERT", "Release", "forget_memos", "render", "render_release"]

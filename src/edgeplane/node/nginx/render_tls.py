@@ -64,6 +64,10 @@ def name_key(pattern: str) -> str:
     return key
 
 
+def forget_name_keys() -> None:
+    _NAME_KEYS.clear()
+
+
 def cert_links(
     config: EdgeConfig, names: list[str], index: CertIndex | None = None
 ) -> dict[str, str]:
