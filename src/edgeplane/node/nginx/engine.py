@@ -399,25 +399,50 @@ class NginxEngine:
         os.rename(stage, failed)
         os.utime(failed)
 
-    def _wait_marker(self, marker: str, deadline: float) -> bool:
+    def _wait_marker(self, marker: str, deadline: float, old: set[int]) -> bool:
         sock = self.prefix / "status.sock"
+        retired = not old
         while time.monotonic() < deadline:
+            retired = retired or self._retire(old)
             if probe(sock) == marker:
                 return True
             if not self.process.alive():
                 return False
-            time.sleep(0.005)
+            time.sleep(0.002)
         return False
 
-    def _wait_old_workers(self, old: list[int], deadline: float) -> None:
-        """Until the workers of the previous release stop accepting (~100 ms after HUP), a new
-        request may still be served by the old config: wait for them, so that a returned apply
-        means every new request sees the new release."""
+    def _retire(self, old: set[int]) -> bool:
+        """Once a worker of the new release accepts, ask the previous release's workers to stop
+        (SIGQUIT: they close their listening sockets and idle connections, and finish what
+        they serve); True once asked. The master asks them the same, but only 100 ms after it
+        started the new workers (a fixed ``ngx_msleep(100)`` in nginx's reload, with its
+        signals blocked): until then they accept, and answered the probe with the previous
+        release, so that most of the reload's time was that sleep. A worker sets its title to
+        "worker process" when its initialisation is done and it enters its event loop; before
+        that, connections wait in the listening socket's backlog, as they would after the
+        master's own signal."""
+        pid = self.process.pid
+        if not pid:
+            return False
+        accepting = accepting_workers(pid)
+        if all(w in old for w in accepting):
+            return False
+        for worker in accepting:
+            if worker in old:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGQUIT)
+        return True
+
+    def _wait_old_workers(self, old: set[int], deadline: float) -> None:
+        """Until the workers of the previous release stop accepting, a new request may still
+        be served by the old config: wait for them, so that a returned apply means every new
+        request sees the new release."""
         pid = self.process.pid
         while old and pid and time.monotonic() < deadline:
-            if not set(old) & set(accepting_workers(pid)):
+            if not old & set(accepting_workers(pid)):
                 return
-            time.sleep(0.005)
+            self._retire(old)
+            time.sleep(0.002)
 
     # ------------------------------------------------------------------ the interface
 
@@ -515,17 +540,17 @@ class NginxEngine:
 
     def _activate(self, marker: str, running: bool) -> str | None:
         deadline = time.monotonic() + PROBE_DEADLINE
-        old: list[int] = []
+        old: set[int] = set()
         if running:
             pid = self.process.pid
-            old = accepting_workers(pid) if pid else []
+            old = set(accepting_workers(pid)) if pid else set()
             self.process.signal(signal.SIGHUP)
         else:
             try:
                 self.process.start()
             except NginxError as exc:
                 return str(exc)
-        if self._wait_marker(marker, deadline):
+        if self._wait_marker(marker, deadline, old):
             self._wait_old_workers(old, deadline)
             return None
         if not self.process.alive():
