@@ -22,11 +22,13 @@ class CertIndex:
     def of(cls, certs: Iterable[CertSpec]) -> CertIndex:
         """The index of ``certs``; of the same tuple as the last call, the same index (an
         apply asks twice: for the SNI links and for the HTTPS redirects)."""
-        if isinstance(certs, tuple) and _last and _last[0][0] is certs:
-            return _last[0][1]
+        global _last
+        last = _last  # read once: another thread's apply may replace it
+        if last is not None and last[0] is certs:
+            return last[1]
         index = cls._build(certs)
         if isinstance(certs, tuple):
-            _last[:] = [(certs, index)]  # held: the tuple (immutable, of frozen models) lives
+            _last = (certs, index)  # held: the tuple (immutable, of frozen models) lives
         return index
 
     @classmethod
@@ -63,8 +65,9 @@ class CertIndex:
         return bool(head) and rest in self.wildcard
 
 
-_last: list[tuple[tuple[CertSpec, ...], CertIndex]] = []  # the last tuple indexed
+_last: tuple[tuple[CertSpec, ...], CertIndex] | None = None  # the last tuple indexed
 
 
 def forget_last() -> None:
-    _last.clear()
+    global _last
+    _last = None

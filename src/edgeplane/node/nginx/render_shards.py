@@ -20,6 +20,7 @@ matches a literal key the same wherever in the map's files it is.
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -78,25 +79,29 @@ def shard_count(keys: int) -> int:
 
 
 _memo: OrderedDict[tuple[bool, tuple[tuple[str, str], ...]], tuple[str, bytes]] = OrderedDict()
+_memo_lock = threading.Lock()
 
 
 def _render(entries: tuple[tuple[str, str], ...], quote: bool) -> tuple[str, bytes]:
     """(file name, content) of a shard: memoised, so an unchanged shard is not rendered again
     (the key is the entries themselves: equal entries, equal text)."""
     key = (quote, entries)
-    hit = _memo.get(key)
-    if hit is not None:
-        _memo.move_to_end(key)
-        return hit
+    with _memo_lock:  # engines of several nodes in one process render in their own threads
+        hit = _memo.get(key)
+        if hit is not None:
+            _memo.move_to_end(key)
+            return hit
     text = "".join(f"{map_key(k)} {lit(v) if quote else v};\n" for k, v in entries)
     content = text.encode()
     made = (hashlib.sha256(content).hexdigest()[:32] + ".map", content)
-    _memo[key] = made
-    while len(_memo) > _MEMO_MAX:
-        _memo.popitem(last=False)
+    with _memo_lock:
+        _memo[key] = made
+        while len(_memo) > _MEMO_MAX:
+            _memo.popitem(last=False)
     return made
 
 
 def forget_memo() -> None:
     """Drop the rendered shards (tests: a render from nothing)."""
-    _memo.clear()
+    with _memo_lock:
+        _memo.clear()
