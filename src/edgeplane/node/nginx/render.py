@@ -5,6 +5,10 @@ by ``$host`` (``$site_id``) or ``$ssl_server_name`` (``$cert_name``); one ``upst
 cache rules compiled into hash maps (``render_cache``); one named location per (cache profile,
 proxy profile) pair actually used. The release holds a marker (a hash of every other file) that
 the internal status listener serves, so the engine can tell when the new release answers.
+
+Maps of many keys (a host's site, its redirect, an SNI name's certificate link, at 10,000
+domains) are written as shard files named by their content (``render_shards``), rendered once
+per content: the release names them, and a change of one key changes one shard per map.
 """
 
 from __future__ import annotations
