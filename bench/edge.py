@@ -33,7 +33,16 @@ Figures:
    zone), with the node's own apply time and the control plane's commit-to-acknowledgement
    figure; each size beside the first (smallest) size of the same run as the reference;
 5. memory: agent RSS and nginx PSS (master + workers) of each node, at each size and before
-   and after ``--config-changes`` config changes (100) at the largest size.
+   and after ``--config-changes`` config changes (100) at the largest size;
+6. the nginx apply of one change (``--stages apply``, no control plane: ``bench/nginx_apply.py``):
+   N synthetic sites (``--apply-sites``, 10,000) each with its domain and certificate on one
+   real nginx through ``NginxEngine``, as an agent applies them; each step's ms (render, files,
+   stage, check, reload, forget: p50 over ``--apply-samples`` applies, 20) for one domain
+   added, the same removed and a certificate renewed, and the total, beside 10 sites measured
+   the same way in the same run as the reference; nginx PSS after the changes.
+
+``--stages reloads`` runs only the requests-during-reloads part of the hits stage (which runs
+it too).
 
 Everything started is stopped and the temporary directory removed on exit, error, Ctrl-C or
 SIGTERM. Progress goes to stderr, results to stdout.
@@ -72,6 +81,7 @@ ROOT = _HERE.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import callgrind  # noqa: E402
+import nginx_apply  # noqa: E402
 from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
 from processes import free_udp_port  # noqa: E402
@@ -80,7 +90,8 @@ from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
 from edgeplane.node.nginx.render_tls import DEFAULT_CERT  # noqa: E402
 
 DOMAIN = "bench.localhost"
-STAGES = ("hits", "instructions", "purge", "failover", "config")
+STAGES = ("hits", "instructions", "purge", "failover", "config", "apply", "reloads")
+STACKLESS = {"apply"}  # stages without the control plane and its two nodes
 BODY_BYTES = 1024
 
 
@@ -1207,7 +1218,99 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     return rows
 
 
+# --------------------------------------------------------------------------- the nginx apply
+
+APPLY_REFERENCE_SITES = 10
+
+
+def bench_apply(tmp: Path, args: argparse.Namespace) -> list[list[str]]:
+    """The nginx apply of one change among ``args.apply_sites`` sites and among 10."""
+    figures: dict[int, nginx_apply.Figures] = {}
+    for n in (APPLY_REFERENCE_SITES, args.apply_sites):
+        local = nginx_apply.node_local(tmp / f"apply-{n}", free_port(), free_port())
+        started = time.monotonic()
+        figures[n] = f = nginx_apply.measure(n, args.apply_samples, local)
+        log(f"apply: {n:,} sites in {time.monotonic() - started:.0f} s (first apply "
+            f"{f.first_ms:,.0f} ms), load average {nginx_apply.load()}: "
+            + "; ".join(f"{c} {f.median(c):,.0f} ms ("
+                        + ", ".join(f"{s} {f.median(c, s):.0f}" for s in nginx_apply.STEPS) + ")"
+                        for c in nginx_apply.CHANGES))  # fmt: skip
+    n, ref = figures[args.apply_sites], figures[APPLY_REFERENCE_SITES]
+    what = {"add": "one domain added", "remove": "one domain removed",
+            "renew": "one certificate renewed"}  # fmt: skip
+    samples = len(n.totals["add"])
+    rows: list[list[str]] = []
+    for change in nginx_apply.CHANGES:
+        label = f"apply of {what[change]} among {args.apply_sites:,} sites (vs 10)"
+        rows.append([f"{label}, ms p50 of {samples}", f"{n.median(change):,.0f}",
+                     f"{ref.median(change):,.0f}", _ratio(n.median(change), ref.median(change))])
+        for step in nginx_apply.STEPS:
+            rows.append([f"{label}: {step}", f"{n.median(change, step):,.1f}",
+                         f"{ref.median(change, step):,.1f}", ""])  # fmt: skip
+    rows.append([f"nginx PSS MiB after the changes, {args.apply_sites:,} sites (vs 10)",
+                 f"{n.pss_mib:,.1f}", f"{ref.pss_mib:,.1f}", _ratio(n.pss_mib, ref.pss_mib)])
+    rows.append(["load average during the apply stage (1 / 5 / 15 min)", nginx_apply.load(),
+                 "", ""])  # fmt: skip
+    return rows
+
+
 # --------------------------------------------------------------------------- main
+
+
+def stack_stages(tmp: Path, cleanup: Cleanup, args: argparse.Namespace,
+                 stages: list[str]) -> list[list[str]]:  # fmt: skip
+    """The stages that run the control plane and two edge nodes."""
+    rows: list[list[str]] = []
+    stack = Stack(tmp, cleanup)
+    origin_port = args.origin_port = free_port()
+    (tmp / "origin" / "www").mkdir(parents=True)
+    (tmp / "origin" / "www" / "big.css").write_bytes(b"x" * BIG_BYTES)
+    origin = PlainNginx(tmp / "origin", f"""
+    server {{
+        listen 127.0.0.1:{origin_port};
+        location = /static/v1/big.css {{ add_header Cache-Control "public, max-age=3600";
+                                        root {tmp / "origin" / "www"};
+                                        try_files /big.css =404; }}
+        location / {{ add_header Cache-Control "public, max-age=3600";
+                     return 200 "{'x' * (BODY_BYTES - 1)}\\n"; }}
+    }}""")  # fmt: skip
+    cleanup.add(origin.stop)
+    wait_port(origin_port)
+    log("starting the control plane and two edge nodes")
+    stack.start_control_plane()
+    stack.call("POST", "/api/v1/infrastructure/domains", json={"domain": DOMAIN})
+    stack.call("POST", "/api/v1/infrastructure/cdn", json={
+        "origins": [{"url": f"http://127.0.0.1:{origin_port}"}],
+        "cache_rules": [{"pattern": "/*", "ttl": 3600}],
+        "security": {"force_https": False},
+    })  # fmt: skip
+    if "hits" in stages or "instructions" in stages:
+        keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
+        add_feature_sites(stack, origin_port, keys)
+    elif "reloads" in stages:
+        add_feature_sites(stack, origin_port, ["all"])
+    for name in ("bench-1", "bench-2"):
+        stack.start_node(name)
+    stack.wait_in_sync()
+    if "hits" in stages:
+        log("cached hits (wrk), edge and reference interleaved")
+        rows += bench_hits(stack, origin_port, args)
+    elif "reloads" in stages:
+        log("requests during reloads")
+        rows += bench_reloads(stack, args)
+    if "instructions" in stages:
+        log("instructions per cached hit (callgrind), edge and reference")
+        rows += bench_instructions(stack, origin_port, args)
+    if "purge" in stages:
+        log("purge propagation")
+        rows += bench_purge(stack, args)
+    if "failover" in stages:
+        log("failover")
+        rows += bench_failover(stack, args)
+    if "config" in stages:
+        log("config propagation")
+        rows += bench_config(stack, args)
+    return rows
 
 
 def main() -> int:
@@ -1228,6 +1331,10 @@ def main() -> int:
                     help="seconds of failover traffic before a backend is killed or frozen")
     ap.add_argument("--reloads", type=int, default=100,
                     help="configuration changes (reloads) under load in the hits stage")
+    ap.add_argument("--apply-sites", type=int, default=10_000,
+                    help="sites of the apply stage (its reference: 10)")
+    ap.add_argument("--apply-samples", type=int, default=20,
+                    help="applies of each change (add, remove, renew) in the apply stage")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
@@ -1241,6 +1348,7 @@ def main() -> int:
         args.rounds, args.duration, args.samples, args.config_samples = 1, 1.0, 2, 2
         args.reloads, args.config_changes = 5, 3
         args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
+        args.apply_sites, args.apply_samples = 100, 2
     args.domains = [int(x) for x in str(args.domains).split(",") if x]
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
         print(
@@ -1252,50 +1360,11 @@ def main() -> int:
     rows: list[list[str]] = []
     try:
         with signals_raise():
-            stack = Stack(tmp, cleanup)
-            origin_port = args.origin_port = free_port()
-            (tmp / "origin" / "www").mkdir(parents=True)
-            (tmp / "origin" / "www" / "big.css").write_bytes(b"x" * BIG_BYTES)
-            origin = PlainNginx(tmp / "origin", f"""
-    server {{
-        listen 127.0.0.1:{origin_port};
-        location = /static/v1/big.css {{ add_header Cache-Control "public, max-age=3600";
-                                        root {tmp / "origin" / "www"};
-                                        try_files /big.css =404; }}
-        location / {{ add_header Cache-Control "public, max-age=3600";
-                     return 200 "{'x' * (BODY_BYTES - 1)}\\n"; }}
-    }}""")  # fmt: skip
-            cleanup.add(origin.stop)
-            wait_port(origin_port)
-            log("starting the control plane and two edge nodes")
-            stack.start_control_plane()
-            stack.call("POST", "/api/v1/infrastructure/domains", json={"domain": DOMAIN})
-            stack.call("POST", "/api/v1/infrastructure/cdn", json={
-                "origins": [{"url": f"http://127.0.0.1:{origin_port}"}],
-                "cache_rules": [{"pattern": "/*", "ttl": 3600}],
-                "security": {"force_https": False},
-            })  # fmt: skip
-            if "hits" in stages or "instructions" in stages:
-                keys = list(QUICK_FEATURES) if args.quick else [k for _, k, _ in FEATURES]
-                add_feature_sites(stack, origin_port, keys)
-            for name in ("bench-1", "bench-2"):
-                stack.start_node(name)
-            stack.wait_in_sync()
-            if "hits" in stages:
-                log("cached hits (wrk), edge and reference interleaved")
-                rows += bench_hits(stack, origin_port, args)
-            if "instructions" in stages:
-                log("instructions per cached hit (callgrind), edge and reference")
-                rows += bench_instructions(stack, origin_port, args)
-            if "purge" in stages:
-                log("purge propagation")
-                rows += bench_purge(stack, args)
-            if "failover" in stages:
-                log("failover")
-                rows += bench_failover(stack, args)
-            if "config" in stages:
-                log("config propagation")
-                rows += bench_config(stack, args)
+            if "apply" in stages:
+                log("the nginx apply of one change, through NginxEngine")
+                rows += bench_apply(tmp, args)
+            if any(s not in STACKLESS for s in stages):
+                rows += stack_stages(tmp, cleanup, args, stages)
     except KeyboardInterrupt:
         log("interrupted")
         run.close()

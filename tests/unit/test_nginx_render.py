@@ -18,6 +18,7 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
 )
 from edgeplane.node.nginx.render_jump import dominant_location, jump_maps
+from edgeplane.node.nginx.render_shards import Shards
 from edgeplane.node.nginx.render_tls import name_matches
 from edgeplane.node.nginx.render_upstreams import ProxyProfile, render_upstream
 from edgeplane.protocol.config import (
@@ -345,7 +346,7 @@ def test_jump_map_per_site_and_rule() -> None:
     compiled = compile_rules([(s.id, s.cache_rules, proxy) for s in sites if s.pool])
     chosen = dominant_location(sites, pools)
     assert chosen is not None and chosen.pool is None  # a: 2 sites, b: 2
-    text = jump_maps(chosen, sites, pools, compiled, {"bundled"})
+    text = jump_maps(chosen, sites, pools, compiled, {"bundled"}, Shards())
     site_map = text.split("$edge_jump {")[1].split("}")[0]
     assert '"plain" 0;' in site_map and '"other" 0;' in site_map
     assert '"ruled" $rule_jump;' in site_map

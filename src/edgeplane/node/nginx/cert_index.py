@@ -20,6 +20,19 @@ class CertIndex:
 
     @classmethod
     def of(cls, certs: Iterable[CertSpec]) -> CertIndex:
+        """The index of ``certs``; of the same tuple as the last call, the same index (an
+        apply asks twice: for the SNI links and for the HTTPS redirects)."""
+        global _last
+        last = _last  # read once: another thread's apply may replace it
+        if last is not None and last[0] is certs:
+            return last[1]
+        index = cls._build(certs)
+        if isinstance(certs, tuple):
+            _last = (certs, index)  # held: the tuple (immutable, of frozen models) lives
+        return index
+
+    @classmethod
+    def _build(cls, certs: Iterable[CertSpec]) -> CertIndex:
         index = cls()
         exact, wildcard = index.exact, index.wildcard
         for cert in certs:
@@ -50,3 +63,11 @@ class CertIndex:
             return True
         head, _, rest = host.partition(".")
         return bool(head) and rest in self.wildcard
+
+
+_last: tuple[tuple[CertSpec, ...], CertIndex] | None = None  # the last tuple indexed
+
+
+def forget_last() -> None:
+    global _last
+    _last = None

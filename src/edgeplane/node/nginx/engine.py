@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import os
 import pwd
+import re
 import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
-from edgeplane.node.nginx.render import render_release
+from edgeplane.node.nginx.render import Release, render_release
+from edgeplane.node.nginx.render_shards import SHARD_DIR
 from edgeplane.node.nginx.render_stapling import staple_files
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -33,6 +36,7 @@ from edgeplane.protocol.messages import PurgeTask
 KEEP_RELEASES = 5
 KEEP_FAILED = 3
 PROBE_DEADLINE = 10.0
+_SHARD_NAME = re.compile(rb"\binclude \.\./\.\./" + SHARD_DIR.encode() + rb"/([0-9a-f]+\.map);")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,21 @@ def _default_cert() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic collector off during an apply: rendering 10,000 domains allocates
+    hundreds of thousands of objects, which set off full collections that walked the agent's
+    whole heap (renders of the same snapshot took 190-340 ms). Nothing an apply makes is
+    cyclic garbage; the collector runs again afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class NginxEngine:
     """One node's nginx under ``local.prefix``; every method is safe to call from any thread."""
 
@@ -95,6 +114,10 @@ class NginxEngine:
         self._links: dict[str, str] = {}
         self._kept: tuple[set[str], set[str]] | None = None  # files on disk, links in use
         self._kept_before: set[str] = set()  # the certificate files the previous apply used
+        # The map shards written under maps/ (None: not looked yet), and the shards each
+        # release directory names (a release is never changed once staged).
+        self._shards: set[str] | None = None
+        self._release_shards: dict[str, frozenset[str]] = {}
         user = local.worker_user
         self._owner = None
         if user is not None and os.geteuid() == 0:
@@ -144,7 +167,7 @@ class NginxEngine:
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.prefix.chmod(0o755)
         self._check_traversable()
-        for name in ("logs", "releases", "tmp"):
+        for name in ("logs", "releases", "tmp", SHARD_DIR):
             (self.prefix / name).mkdir(exist_ok=True)
         for name in ("cache", "acme-challenge", "certs", "tickets"):
             path = self.prefix / name
@@ -232,11 +255,12 @@ class NginxEngine:
         """Point each SNI name's link at its certificate file, each link replaced atomically
         (a handshake reads the old file or the new one, never a half of each)."""
         names = self.prefix / "certs" / "names"
+        known = self._links
         for name, target in targets.items():
-            link = names / name
             want = f"../{target}"
-            if self._links.get(name) == want:
-                continue
+            if known.get(name) == want:
+                continue  # the common case: no path made (10,000 Paths cost ~10 ms an apply)
+            link = names / name
             try:
                 if os.readlink(link) == want:
                     self._links[name] = want
@@ -250,17 +274,63 @@ class NginxEngine:
             os.replace(tmp, link)
             self._links[name] = want
 
-    def _stage(self, marker: str, files: dict[str, bytes]) -> Path:
+    def _write_shards(self, shards: dict[str, bytes]) -> None:
+        """Write the map shards not written yet (named by their content: a shard on disk holds
+        what its name says, and appears whole, by rename)."""
+        folder = self.prefix / SHARD_DIR
+        if self._shards is None:
+            self._shards = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        for name, content in shards.items():
+            if name in self._shards:
+                continue
+            tmp = folder / f".{name}.tmp"
+            tmp.write_bytes(content)
+            os.rename(tmp, folder / name)
+            self._shards.add(name)
+
+    def _stage(self, release: Release) -> Path:
+        marker = release.marker
         stage = self.releases / marker
         if stage.exists():
             shutil.rmtree(stage)
         tmp = self.releases / f".{marker}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        for name, content in files.items():
+        for name, content in release.files.items():
             (tmp / name).write_bytes(content)
         os.rename(tmp, stage)
+        self._release_shards[marker] = frozenset(release.shards)
         return stage
+
+    def _named_shards(self, release: Path) -> frozenset[str]:
+        """The shards a release directory names (read once: releases do not change)."""
+        marker = release.name.removeprefix("failed-")
+        known = self._release_shards.get(marker)
+        if known is None:
+            names: set[str] = set()
+            for path in release.iterdir():
+                if path.suffix in (".map", ".conf"):
+                    with contextlib.suppress(OSError):
+                        names.update(m.decode() for m in _SHARD_NAME.findall(path.read_bytes()))
+            known = self._release_shards[marker] = frozenset(names)
+        return known
+
+    def _forget_shards(self) -> None:
+        """Delete the shards no release directory kept (good or failed) names."""
+        folder = self.prefix / SHARD_DIR
+        releases = [p for p in self.releases.iterdir() if p.is_dir() and p.name[0] != "."]
+        kept = {p.name.removeprefix("failed-") for p in releases}
+        for marker in [m for m in self._release_shards if m not in kept]:
+            del self._release_shards[marker]
+        named: set[str] = set()
+        for release in releases:
+            named |= self._named_shards(release)
+        on_disk = self._shards
+        if on_disk is None:
+            on_disk = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        for name in on_disk - named:
+            (folder / name).unlink(missing_ok=True)
+        self._shards = on_disk & named
 
     def _swap(self, target: Path) -> None:
         link = self.prefix / "current.tmp"
@@ -284,6 +354,7 @@ class NginxEngine:
             group.sort(key=lambda p: p.stat().st_mtime, reverse=True)
             for old in group[keep:]:
                 shutil.rmtree(old, ignore_errors=True)
+        self._forget_shards()
 
     def _forget(self, certs: set[str], links: set[str], tickets: set[str]) -> None:
         self._forget_tickets(tickets)
@@ -329,25 +400,50 @@ class NginxEngine:
         os.rename(stage, failed)
         os.utime(failed)
 
-    def _wait_marker(self, marker: str, deadline: float) -> bool:
+    def _wait_marker(self, marker: str, deadline: float, old: set[int]) -> bool:
         sock = self.prefix / "status.sock"
+        retired = not old
         while time.monotonic() < deadline:
+            retired = retired or self._retire(old)
             if probe(sock) == marker:
                 return True
             if not self.process.alive():
                 return False
-            time.sleep(0.005)
+            time.sleep(0.002)
         return False
 
-    def _wait_old_workers(self, old: list[int], deadline: float) -> None:
-        """Until the workers of the previous release stop accepting (~100 ms after HUP), a new
-        request may still be served by the old config: wait for them, so that a returned apply
-        means every new request sees the new release."""
+    def _retire(self, old: set[int]) -> bool:
+        """Once a worker of the new release accepts, ask the previous release's workers to stop
+        (SIGQUIT: they close their listening sockets and idle connections, and finish what
+        they serve); True once asked. The master asks them the same, but only 100 ms after it
+        started the new workers (a fixed ``ngx_msleep(100)`` in nginx's reload, with its
+        signals blocked): until then they accept, and answered the probe with the previous
+        release, so that most of the reload's time was that sleep. A worker sets its title to
+        "worker process" when its initialisation is done and it enters its event loop; before
+        that, connections wait in the listening socket's backlog, as they would after the
+        master's own signal."""
+        pid = self.process.pid
+        if not pid:
+            return False
+        accepting = accepting_workers(pid)
+        if all(w in old for w in accepting):
+            return False
+        for worker in accepting:
+            if worker in old:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGQUIT)
+        return True
+
+    def _wait_old_workers(self, old: set[int], deadline: float) -> None:
+        """Until the workers of the previous release stop accepting, a new request may still
+        be served by the old config: wait for them, so that a returned apply means every new
+        request sees the new release."""
         pid = self.process.pid
         while old and pid and time.monotonic() < deadline:
-            if not set(old) & set(accepting_workers(pid)):
+            if not old & set(accepting_workers(pid)):
                 return
-            time.sleep(0.005)
+            self._retire(old)
+            time.sleep(0.002)
 
     # ------------------------------------------------------------------ the interface
 
@@ -377,7 +473,7 @@ class NginxEngine:
             duration = (time.monotonic() - start) * 1000
             return ApplyResult(ok, changed, marker, duration, error, tuple(phases))
 
-        with self._lock:
+        with self._lock, _collector_paused():
             try:
                 hosts = [d for site in config.sites for d in site.domains]
                 sni = cert_links(config, hosts) if self.local.https_port else None
@@ -395,6 +491,7 @@ class NginxEngine:
             running = self.process.alive() or self.process.adopt()
             try:
                 self._prepare()
+                self._write_shards(release.shards)
                 self._write_certs(new, full_cert)
                 for name, content in staples.items():  # before nginx -t, which loads them
                     self._write_cert_file(name, content)
@@ -412,7 +509,7 @@ class NginxEngine:
                 self._forget(set(certs), set(links), set(tickets))
                 return result(True, False, release.marker, None)
             try:
-                stage = self._stage(release.marker, release.files)
+                stage = self._stage(release)
             except OSError as exc:
                 return result(False, False, release.marker, str(exc))
             step("stage")
@@ -444,17 +541,17 @@ class NginxEngine:
 
     def _activate(self, marker: str, running: bool) -> str | None:
         deadline = time.monotonic() + PROBE_DEADLINE
-        old: list[int] = []
+        old: set[int] = set()
         if running:
             pid = self.process.pid
-            old = accepting_workers(pid) if pid else []
+            old = set(accepting_workers(pid)) if pid else set()
             self.process.signal(signal.SIGHUP)
         else:
             try:
                 self.process.start()
             except NginxError as exc:
                 return str(exc)
-        if self._wait_marker(marker, deadline):
+        if self._wait_marker(marker, deadline, old):
             self._wait_old_workers(old, deadline)
             return None
         if not self.process.alive():

@@ -5,13 +5,18 @@ by ``$host`` (``$site_id``) or ``$ssl_server_name`` (``$cert_name``); one ``upst
 cache rules compiled into hash maps (``render_cache``); one named location per (cache profile,
 proxy profile) pair actually used. The release holds a marker (a hash of every other file) that
 the internal status listener serves, so the engine can tell when the new release answers.
+
+Maps of many keys (a host's site, its redirect, an SNI name's certificate link, at 10,000
+domains) are written as shard files named by their content (``render_shards``), rendered once
+per content: the release names them, and a change of one key changes one shard per map.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from edgeplane.node.nginx import cert_index, render_tls
 from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
@@ -23,6 +28,7 @@ from edgeplane.node.nginx.render_cache import (
     location_name,
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
+from edgeplane.node.nginx.render_shards import Shards, forget_memo
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -102,6 +108,9 @@ proxy_cache_lock_timeout 5s;
 class Release:
     files: dict[str, bytes]  # relative path -> content, including the status file
     marker: str
+    # the shard files of the big maps (``render_shards``), named by their content: written
+    # under ``prefix/maps/``, shared by the releases that name them
+    shards: dict[str, bytes] = field(default_factory=dict)
 
 
 def _paths(local: NodeLocal) -> dict[str, str]:
@@ -213,12 +222,11 @@ def _hsts(site: SiteSpec) -> str:
 
 
 def _hosts(
-    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec]
+    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], index: CertIndex | None = None
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(host -> site id, the hosts redirected to HTTPS)."""
     host_site: dict[str, str] = {}
     redirect: list[tuple[str, str]] = []
-    index: CertIndex | None = None
     for site in sites:
         for domain in site.domains:
             name = domain.lower().rstrip(".")
@@ -239,6 +247,7 @@ def _sites_map(
     pools: dict[str, PoolSpec],
     hosts: tuple[dict[str, str], list[tuple[str, str]]],
     links: dict[str, str] | None,
+    shards: Shards,
 ) -> str:
     host_site, redirect = hosts
     target: list[tuple[str, str]] = []
@@ -253,26 +262,26 @@ def _sites_map(
             default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
         if site.hsts_max_age > 0:
             hsts.append((site.id, _hsts(site)))
+    big = shards.sharded_map
     text = "# host -> site (project id)\n"
-    text += map_block(
-        "$host", "$site_id", [(h, lit(s)) for h, s in host_site.items()], hostnames=True
-    )
-    text += map_block("$host", "$redirect_https", redirect, default="0", hostnames=True)
+    text += big("$host", "$site_id", list(host_site.items()), hostnames=True, quote=True)
+    text += big("$host", "$redirect_https", redirect, default="0", hostnames=True)
     # the proxy_pass of a location serving several pools: one lookup, no URL to assemble
-    text += map_block("$site_id", "$site_pass", target, default=lit("http://no_origin"))
-    text += map_block("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
+    text += big("$site_id", "$site_pass", target, default=lit("http://no_origin"))
+    text += big("$site_id", "$site_default_loc", default_loc, default=UNKNOWN_HOST)
     if hsts:
         # over HTTPS only (RFC 6797 7.2); a plain request looks up "" and stops there
         text += map_block("$https", "$hsts", [("on", "$hsts_site")])
-        text += map_block("$site_id", "$hsts_site", hsts)
+        text += big("$site_id", "$hsts_site", hsts)
     if config.verifications:
-        text += map_block(
+        text += big(
             '"$host|$uri"',
             "$ownership_token",
-            [(f"{v.domain}|{VERIFY_PATH}{v.token}", lit(v.token)) for v in config.verifications],
+            [(f"{v.domain}|{VERIFY_PATH}{v.token}", v.token) for v in config.verifications],
+            quote=True,
         )
     if links is not None:
-        text += cert_map(links)
+        text += cert_map(links, shards)
     return text
 
 
@@ -400,10 +409,12 @@ def render_release(
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
-    hosts = _hosts(config, local, sites)
+    index = CertIndex.of(config.certs) if local.https_port else None
+    hosts = _hosts(config, local, sites, index)
     if local.https_port and links is None:
-        links = cert_links(config, list(hosts[0]))
-    sites_map = _sites_map(config, local, sites, pools, hosts, links)
+        links = cert_links(config, list(hosts[0]), index)
+    shards = Shards()
+    sites_map = _sites_map(config, local, sites, pools, hosts, links, shards)
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
     routing = Routing(
@@ -413,7 +424,7 @@ def render_release(
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
-        sites_map += jump_maps(inline, sites, pools, compiled, bundled)
+        sites_map += jump_maps(inline, sites, pools, compiled, bundled, shards)
     servers = _server(
         local,
         tls=False,
@@ -457,7 +468,15 @@ def render_release(
             ],
         )
     ).encode()
-    return Release(dict(sorted(encoded.items())), marker)
+    return Release(dict(sorted(encoded.items())), marker, dict(sorted(shards.files.items())))
+
+
+def forget_memos() -> None:
+    """Forget what renders memoised (rendered shards, the last certificate index, link names):
+    the next render starts from nothing. It renders the same: tests compare the two."""
+    forget_memo()
+    cert_index.forget_last()
+    render_tls.forget_name_keys()
 
 
 def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[str, bytes]:
@@ -465,4 +484,4 @@ def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[st
     return render_release(config, local, health).files
 
 
-__all__ = ["DEFAULT_CERT", "Release", "render", "render_release"]
+__all__ = ["DEFAULT_CERT", "Release", "forget_memos", "render", "render_release"]

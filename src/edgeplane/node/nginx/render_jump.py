@@ -20,6 +20,7 @@ from edgeplane.node.nginx.render_cache import (
     CompiledRules,
     location_name,
 )
+from edgeplane.node.nginx.render_shards import Shards
 from edgeplane.node.nginx.render_upstreams import ProxyProfile
 from edgeplane.node.nginx.syntax import map_block
 from edgeplane.protocol.config import PoolSpec, SiteSpec
@@ -83,6 +84,7 @@ def jump_maps(
     pools: dict[str, PoolSpec],
     compiled: CompiledRules,
     bundled: set[str],
+    shards: Shards,
 ) -> str:
     """``$edge_jump``: 0 where ``location /`` serves the request in place, else 1.
 
@@ -105,7 +107,7 @@ def jump_maps(
             ruled_here = ruled_here and default_here
         elif default_here:
             per_site.append((site.id, "0"))
-    text = map_block("$site_id", "$edge_jump", per_site, default="1")
+    text = shards.sharded_map("$site_id", "$edge_jump", per_site, default="1")
     if any(value == "$rule_jump" for _, value in per_site):
         here = [(rk, "0") for rk, loc in sorted(compiled.rule_locations.items())
                 if loc == inline.location]  # fmt: skip

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 
 from edgeplane.node.nginx.cert_index import CertIndex
-from edgeplane.node.nginx.syntax import map_block
+from edgeplane.node.nginx.render_shards import Shards
 from edgeplane.protocol.config import CertSpec, EdgeConfig, TicketKeySpec
 
 DEFAULT_CERT = "_default"  # self-signed, generated once per prefix, for unknown SNI
@@ -50,21 +50,45 @@ def _best(index: CertIndex, pattern: str) -> str:
     return DEFAULT_CERT
 
 
+_NAME_KEYS: dict[str, str] = {}  # memo of name_key: 20,000 hashes per apply at 10,000 domains
+_NAME_KEYS_MAX = 1 << 18
+
+
 def name_key(pattern: str) -> str:
     """The file name (without ``.pem``) of an SNI name's link: stable for the name."""
-    return "n_" + hashlib.sha256(pattern.encode()).hexdigest()[:20]
+    key = _NAME_KEYS.get(pattern)
+    if key is None:
+        if len(_NAME_KEYS) >= _NAME_KEYS_MAX:
+            _NAME_KEYS.clear()
+        key = _NAME_KEYS[pattern] = "n_" + hashlib.sha256(pattern.encode()).hexdigest()[:20]
+    return key
 
 
-def cert_links(config: EdgeConfig, names: list[str]) -> dict[str, str]:
+def forget_name_keys() -> None:
+    _NAME_KEYS.clear()
+
+
+def cert_links(
+    config: EdgeConfig, names: list[str], index: CertIndex | None = None
+) -> dict[str, str]:
     """SNI name (as in certificates and sites' domains) -> certificate id (``DEFAULT_CERT``
-    for a name without one yet). ``names`` are the sites' domains."""
+    for a name without one yet). ``names`` are the sites' domains; ``index``, the index of
+    ``config.certs`` when the caller has it."""
     patterns = {n.lower().rstrip(".") for c in config.certs for n in c.names}
     patterns |= {n.lower().rstrip(".") for n in names}
-    index = CertIndex.of(config.certs)
-    return {p: _best(index, p) for p in sorted(patterns)}
+    index = index or CertIndex.of(config.certs)
+    exact = index.exact
+    links = {}
+    for p in sorted(patterns):
+        named = exact.get(p)  # the common case (a name's own certificate) inline: one lookup
+        if named:
+            links[p] = named[0].id if len(named) == 1 else _preferred(named).id
+        else:
+            links[p] = _best(index, p)
+    return links
 
 
-def cert_map(links: dict[str, str]) -> str:
+def cert_map(links: dict[str, str], shards: Shards) -> str:
     """``$ssl_server_name`` -> the name's link (``certs/names/<key>.pem``).
 
     The map names links, not certificates: the engine points a name's link at its certificate
@@ -75,7 +99,7 @@ def cert_map(links: dict[str, str]) -> str:
     has a link to the default certificate.
     """
     entries = [(pattern, name_key(pattern)) for pattern in links]
-    return map_block(
+    return shards.sharded_map(
         "$ssl_server_name", "$cert_name", entries, default=DEFAULT_CERT, hostnames=True
     )
 
