@@ -253,7 +253,8 @@ class GeoDnsEngine(DnsEngine):
             if digest not in self._views:
                 self._views[digest] = geo_view(want.load(digest))
                 loaded += 1
-        self.status.loaded = loaded
+        if loaded or not now:  # (the new zones' own update counted them)
+            self.status.loaded = loaded
         shown = self._shown
         if not now and shown is not None and self._shown_geo == geo:
             change = self._change(shown, refs)
