@@ -138,7 +138,7 @@ def measure(n: int, bulk: int, samples: int, tmp: Path, cleanup: Cleanup) -> dic
     files = geo.generation
 
     def change(i: int) -> None:
-        name = f"z{i}.zones.test"
+        name = f"z{i % n}.zones.test"
         node.put(zones_of([name], revision=2 + i)[0])
 
     changed = _samples(node, samples, change)
