@@ -874,7 +874,7 @@ def main() -> int:
     if args.quick:
         args.duration, args.rounds, args.samples = 1.0, 1, 3
         args.reload_zones = min(args.reload_zones, 500)
-        args.zones, args.zone_samples = min(args.zones, 200), 3
+        args.zones, args.zone_samples = min(args.zones, 100), 3
     if args.bulk_zones is None:
         args.bulk_zones = args.zones
     stages = set(args.stages.split(","))
