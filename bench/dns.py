@@ -82,6 +82,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.append(str(_HERE))  # after dnspython is imported: for common.py
 
 from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
+from dns_zones import bench_zones  # noqa: E402
 from edge_agents import Api, EdgeAgent, new_agent, wait_for  # noqa: E402
 from processes import ControlPlane, clean_env, free_udp_port, start_up  # noqa: E402
 
@@ -858,6 +859,14 @@ def main() -> int:
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--reload-zones", type=int, default=10_000,
                     help="zones of the geoip zones-file reload figure")  # fmt: skip
+    ap.add_argument("--stages", default="qps,propagation,reload,zones",
+                    help="comma-separated: qps, propagation, reload (the stack's), zones (a "
+                    "node's DNS apply at --zones zones; bench/dns_zones.py)")  # fmt: skip
+    ap.add_argument("--zones", type=int, default=10_000, help="zones of the zones stage")
+    ap.add_argument("--bulk-zones", type=int, default=None,
+                    help="new zones in one apply, zones stage (default: --zones)")  # fmt: skip
+    ap.add_argument("--zone-samples", type=int, default=20,
+                    help="applies of one new, changed, removed zone each")  # fmt: skip
     ap.add_argument("--quick", action="store_true",
                     help="the short mode: 1 s runs, one round, 3 updates (about 30 s); the tests "
                     "run it")  # fmt: skip
@@ -865,6 +874,13 @@ def main() -> int:
     if args.quick:
         args.duration, args.rounds, args.samples = 1.0, 1, 3
         args.reload_zones = min(args.reload_zones, 500)
+        args.zones, args.zone_samples = min(args.zones, 100), 3
+    if args.bulk_zones is None:
+        args.bulk_zones = args.zones
+    stages = set(args.stages.split(","))
+    unknown = stages - {"qps", "propagation", "reload", "zones"}
+    if unknown:
+        ap.error(f"unknown stages: {', '.join(sorted(unknown))}")
     missing = [b for b in ("dnsperf", "pdns_server", "pdnsutil", "pdns_control", "nginx",
                            "dnsdist")
                if shutil.which(b) is None]  # fmt: skip
@@ -878,28 +894,38 @@ def main() -> int:
     notes: list[str] = []
     try:
         with signals_raise():
-            stack = Stack(tmp, cleanup)
-            log("starting the control plane and three edge nodes with PowerDNS")
-            stack.start()
-            assert stack.api is not None
-            stack.api.ok("POST", f"{INV}/domains", json={"domain": ZONE, "auto_configure": False})
-            stack.api.ok("PUT", f"{INV}/domains/{ZONE}/records", json={"records": [
-                {"name": "www", "type": "A", "ttl": 300, "values": [STATIC_VALUE]},
-                {"name": "geo", "type": "A", "proxied": True},
-            ]})  # fmt: skip
-            stack.everywhere(STATIC, [STATIC_VALUE])
-            log("queries per second (dnsperf), edge and reference interleaved")
-            r, n = bench_qps(stack, args)
-            rows += r
-            notes += n
-            log("record propagation")
-            r, n = bench_propagation(stack, args)
-            rows += r
-            notes += n
-            log("the geoip zones file at scale")
-            r, n = bench_reload(stack, args)
-            rows += r
-            notes += n
+            if stages & {"qps", "propagation", "reload"}:
+                stack = Stack(tmp, cleanup)
+                log("starting the control plane and three edge nodes with PowerDNS")
+                stack.start()
+                assert stack.api is not None
+                stack.api.ok("POST", f"{INV}/domains",
+                             json={"domain": ZONE, "auto_configure": False})  # fmt: skip
+                stack.api.ok("PUT", f"{INV}/domains/{ZONE}/records", json={"records": [
+                    {"name": "www", "type": "A", "ttl": 300, "values": [STATIC_VALUE]},
+                    {"name": "geo", "type": "A", "proxied": True},
+                ]})  # fmt: skip
+                stack.everywhere(STATIC, [STATIC_VALUE])
+            if "qps" in stages:
+                log("queries per second (dnsperf), edge and reference interleaved")
+                r, n = bench_qps(stack, args)
+                rows += r
+                notes += n
+            if "propagation" in stages:
+                log("record propagation")
+                r, n = bench_propagation(stack, args)
+                rows += r
+                notes += n
+            if "reload" in stages:
+                log("the geoip zones file at scale")
+                r, n = bench_reload(stack, args)
+                rows += r
+                notes += n
+            if "zones" in stages:
+                log(f"a node's DNS apply at {args.zones:,} zones and at 10")
+                r, n = bench_zones(args, tmp, cleanup)
+                rows += r
+                notes += n
     except KeyboardInterrupt:
         log("interrupted")
         run.close()

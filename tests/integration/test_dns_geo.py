@@ -213,3 +213,61 @@ def test_the_zones_file_holds_one_domain_for_any_number_of_zones(tmp_path: Path)
     out = render(build_zones(s), build_geo(s), {("eu-central", "us-east", "ap-northeast")})
     assert out.text.count("- domain:") == 1 and out.services == 100
     assert out.text.count("r-eu-central.s1.") == 1  # one record set shared by every zone
+
+
+def test_by_reference_new_zones_wait_for_a_quiet_moment_changes_do_not(
+    engine: GeoDnsEngine,
+) -> None:
+    """As the agent drives it (``apply_geo_refs``): a new zone is read alone and answered by
+    its LUA record (the same answers) until a quiet moment; a removal is put in place at once;
+    the answers compared with ``route_request``'s ranking throughout."""
+    from edgeplane.protocol.config import ZoneSpec, canonical_body, object_hash
+
+    store: dict[str, ZoneSpec] = {}
+
+    def refs_of(s: DnsState) -> dict[str, str]:
+        out = {}
+        for z in build_zones(s):
+            digest = object_hash(canonical_body(z.model_dump(mode="json")))
+            store[digest], out[z.name] = z, digest
+        return out
+
+    def apply(s: DnsState) -> None:
+        zones = build_zones(s)
+        assert engine.apply(zones).ok
+        engine.apply_geo_refs(refs_of(s), store.__getitem__, build_geo(s))
+
+    def in_file(name: str) -> bool:
+        text = (engine.process.directory / "geo.yaml").read_text()
+        return f"\n    '{name}.': *" in text
+
+    def check(name: str) -> None:
+        for ip in SPREAD[::4]:
+            assert answer(engine, name, ip) == [nearest(ip, list(REGIONS))], (name, ip)
+
+    first = state((zone("first.test"),))
+    apply(first)
+    assert engine.wait_idle(FIRST_BUILD_S)
+    assert in_file("www.first.test")
+    both = state((zone("first.test"), zone("later.test")))
+    generation = engine.status.generation
+    apply(both)
+    deadline = time.monotonic() + 10
+    while engine.status.waiting != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.status.waiting == 1 and engine.status.loaded == 1
+    assert engine.status.generation == generation and not in_file("www.later.test")
+    check("www.later.test")  # its LUA record answers meanwhile
+    check("www.first.test")
+    assert engine.wait_idle(30)  # a quiet moment, now
+    assert in_file("www.later.test") and engine.status.waiting == 0
+    check("www.later.test")
+    # a zone the file holds removed: a new file at once, without waiting for quiet
+    generation = engine.status.generation
+    apply(state((zone("later.test"),)))
+    deadline = time.monotonic() + 3
+    while engine.status.generation == generation and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert engine.status.generation == generation + 1
+    assert not in_file("www.first.test") and in_file("www.later.test")
+    check("www.later.test")

@@ -101,3 +101,32 @@ def test_nothing_spelled_out_means_an_empty_file() -> None:
 def test_a_wildcard_name_is_quoted() -> None:
     doc = rendered(state(zone("w.test", proxied("*"), proxied("@"))))
     assert "*.w.test." in doc["domains"][0]["services"]
+
+
+def test_rendering_the_zones_views_gives_the_text_of_rendering_the_zones() -> None:
+    """The node renders from each zone's view (kept by hash, so one new zone is read alone):
+    the same text as from the whole zones, whatever they hold, when none lies inside another."""
+    from edgeplane.node.powerdns.geozones import geo_view, render_views
+
+    s = state(
+        zone(
+            "a.test",
+            proxied("@"),
+            proxied("www"),
+            proxied("deep.er.x"),
+            RecordState("@", "MX", 300, ("10 mail.a.test.",)),
+            RecordState("x", "TXT", 300, ('"above a proxied name"',)),
+            RecordState("other", "A", 300, ("198.51.100.1",)),
+        ),
+        zone("b.test", proxied("www", "AAAA"), RecordState("@", "CAA", 300, ('0 issue "x"',))),
+        zone("static.test", RecordState("www", "A", 300, ("198.51.100.2",))),
+        zone("c.test", RecordState("@", "LUA", 30, ("A \"return '192.0.2.1'\"",))),  # not spelled
+        v6=True,
+    )
+    zones, geo = build_zones(s), build_geo(s)
+    for rankings in ({ALL}, {("us-east", "eu-central", "ap-northeast"), ALL}):
+        whole = render(zones, geo, rankings)
+        views = render_views((geo_view(z) for z in zones), geo, rankings)
+        assert views == whole and whole.services >= 3
+    static = next(z for z in zones if z.name == "static.test.")
+    assert geo_view(static) == ()  # nothing of it in the file

@@ -37,3 +37,29 @@ def test_rows_split_priorities_mark_delegations_and_add_empty_non_terminals() ->
     ents = {r[0] for r in rows if r[1] is None}
     assert ents == {"_tcp.example.com", "a.b.example.com", "b.example.com"}
     assert all(r[5] == 1 for r in rows if r[1] is None)
+
+
+def test_sql_takes_only_zones_the_api_would_take() -> None:
+    """What SQL writes PowerDNS does not check: anything its API would refuse goes to it."""
+    from edgeplane.node.powerdns.bulk import sql_safe
+
+    good = _zone()
+    assert sql_safe(good)
+
+    def but(*rrsets: RRSetSpec, dnssec: bool = False, keep: bool = True) -> ZoneSpec:
+        base = good.rrsets if keep else ()
+        return good.model_copy(update={"rrsets": (*base, *rrsets), "dnssec": dnssec})
+
+    def rr(name: str, rtype: str, *records: str) -> RRSetSpec:
+        return RRSetSpec(name=name, type=rtype, ttl=60, records=records)
+
+    assert not sql_safe(but(dnssec=True))  # keys and rectify: the API's
+    assert not sql_safe(but(rr("x.example.com.", "AAAA", "not-an-address")))
+    assert not sql_safe(but(rr("x.example.com.", "BOGUS", "1")))
+    assert not sql_safe(but(rr("www.other.net.", "A", "192.0.2.1")))  # outside the zone
+    assert not sql_safe(but(rr("www.example.com.", "CNAME", "x.example.net.")))  # beside an A
+    assert not sql_safe(but(rr("example.com.", "CNAME", "x.example.net.")))  # at the apex
+    assert not sql_safe(but(rr("x.example.com.", "A")))  # no records
+    assert not sql_safe(but(rr("example.com.", "NS", "ns1.example.com."), keep=False))  # no SOA
+    assert sql_safe(but(rr("alias.example.com.", "CNAME", "www.example.com.")))
+    assert sql_safe(but(rr("geo.example.com.", "LUA", "A \"'192.0.2.8'\"")))

@@ -1,16 +1,21 @@
-"""Zones written straight into PowerDNS's gsqlite3 database, before the server answers.
+"""Zones written straight into PowerDNS's gsqlite3 database, in one SQLite transaction.
 
-A node starting with an empty database has every zone to create: through the HTTP API that is
-one call and one transaction per zone (10,000 zones took minutes). Written in one SQLite
-transaction while the server is not running, they take seconds, and nothing can be cached yet
-(writing SQL under a running server leaves its packet cache stale, which the API avoids).
+Creating a zone through the HTTP API is one call and one transaction per zone (tens of ms:
+10,000 zones took minutes). Written by SQL, thousands take seconds: before the server first
+answers (an empty database: nothing can be cached yet), and under a running server, where the
+caller then makes it look again (``PdnsProcess.rediscover``: the zone cache (PowerDNS 4.5+)
+learns the new zones; without it they stay unserved until its periodic refresh) and flushes
+the packet caches (a question asked before a zone existed keeps its negative answer there).
+Only zones :func:`sql_safe` vouches for are written so: PowerDNS checks what its API is given
+and refuses it with a message, SQL takes anything; the others go through the API.
 
 The rows are those the API writes (checked against PowerDNS 4.7): names lower-case without the
 trailing dot; MX and SRV priorities in the ``prio`` column; ``auth`` 0 at and below a
 delegation (an NS RRset below the apex); an empty non-terminal row (type NULL) for every name
 between a record and the apex that holds none; the ``SOA-EDIT-API`` (empty: PowerDNS never
-edits our serial) and ``API-RECTIFY`` metadata. Signed zones are left to the API (keys,
-rectify); so is any database that already holds a zone.
+edits our serial) and ``API-RECTIFY`` metadata. Signed zones are left to the API: their keys
+are imported and their NSEC chain (``ordername``) computed by PowerDNS (``rectify``), which
+has no SQL equivalent here.
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from edgeplane.node.powerdns.plan import desired_rrsets, zone_name
+from edgeplane.node.powerdns.plan import canonical_record, desired_rrsets, zone_name
 from edgeplane.protocol.config import ZoneSpec
 
 PRIO_TYPES = ("MX", "SRV")
+TIMEOUT = 30.0  # seconds to wait for the server's own writes to the database
 
 
 def _bare(name: str) -> str:
@@ -74,11 +80,38 @@ def zone_rows(zone: ZoneSpec) -> Iterator[tuple[str, str | None, str | None, int
         yield ent, None, None, None, 0, 1
 
 
+def sql_safe(zone: ZoneSpec) -> bool:
+    """Whether ``zone`` may be written by SQL: unsigned, and nothing PowerDNS's API would
+    refuse (every record parses, every name is in the zone, one SOA at the apex, NS there, no
+    CNAME beside other data). A zone that is not goes through the API, which judges it."""
+    if zone.dnssec:
+        return False
+    apex = zone_name(zone.name)
+    try:
+        rrsets = desired_rrsets(zone)
+    except ValueError:
+        return False
+    types: dict[str, set[str]] = {}
+    for (name, rtype), (_ttl, records) in rrsets.items():
+        if not records or not (name == apex or name.endswith("." + apex)):
+            return False
+        if rtype not in ("LUA", "ALIAS") and any(
+            " ? " in canonical_record(rtype, r) for r in records
+        ):
+            return False
+        types.setdefault(name, set()).add(rtype)
+    soa = rrsets.get((apex, "SOA"))
+    if soa is None or len(soa[1]) != 1 or (apex, "NS") not in rrsets:
+        return False
+    return not any("CNAME" in t and (len(t) > 1 or name == apex) for name, t in types.items())
+
+
 def load_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
     """Insert ``zones`` (unsigned, absent from the database) in one transaction; the zones
-    written. The server must not be running."""
+    written. Under a running server the caller then calls ``PdnsProcess.rediscover`` and
+    flushes the caches; on any error nothing is written."""
     written: list[str] = []
-    with contextlib.closing(sqlite3.connect(database)) as db:
+    with contextlib.closing(sqlite3.connect(database, timeout=TIMEOUT)) as db:
         db.execute("PRAGMA foreign_keys = 1")
         with db:
             for zone in zones:
@@ -107,7 +140,7 @@ def replace_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
     under a running server: the caller then flushes its packet cache (new zones cannot be
     written so: the server's zone cache would not know them until its next refresh)."""
     written: list[str] = []
-    with contextlib.closing(sqlite3.connect(database, timeout=30)) as db:
+    with contextlib.closing(sqlite3.connect(database, timeout=TIMEOUT)) as db:
         db.execute("PRAGMA foreign_keys = 1")
         with db:
             for zone in zones:
@@ -124,3 +157,18 @@ def replace_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
                 )
                 written.append(zone_name(zone.name))
     return written
+
+
+def delete_zones(database: Path, names: Iterable[str]) -> None:
+    """Remove these zones and everything of theirs, in one transaction (the undo of
+    :func:`load_zones` under a running server: the caller then rediscovers and flushes)."""
+    apexes = [(_bare(n),) for n in names]
+    with contextlib.closing(sqlite3.connect(database, timeout=TIMEOUT)) as db:
+        db.execute("PRAGMA foreign_keys = 1")
+        with db:
+            db.execute("CREATE TEMP TABLE gone (name TEXT PRIMARY KEY)")
+            db.executemany("INSERT OR IGNORE INTO gone (name) VALUES (?)", apexes)
+            ids = "SELECT id FROM domains WHERE name IN (SELECT name FROM gone)"
+            for table in ("records", "domainmetadata", "cryptokeys", "comments"):
+                db.execute(f"DELETE FROM {table} WHERE domain_id IN ({ids})")
+            db.execute(f"DELETE FROM domains WHERE id IN ({ids})")

@@ -10,6 +10,15 @@
 2. renders the zones file (``geozones.render``) and, when it changed, writes it and asks
    PowerDNS to ``rediscover`` (the geoip backend reads its zones file and databases again).
 
+The agent gives the zones by reference (:meth:`GeoDnsEngine.apply_geo_refs`): each zone's
+``geo_view`` is kept by hash, so one new zone among 10,000 is one zone read (the agent read
+all 10,000 from its object store for every apply: 1-2 s of CPU beside its DNS apply). A
+rediscover makes every query the geoip backend is asked, and every API call on a zone, wait
+while it reads the file (1-1.7 s at 10,000 zones here): so new zones alone, which their LUA
+records answer meanwhile with the same answers, wait for a quiet moment (``ADD_QUIET_S``
+without an apply, at most ``ADD_MAX_S``); a change or removal of what the file holds is put in
+place at once, and a change that leaves a zone's view as it was writes nothing.
+
 Until both are in place (a first start, a new region), the zones file holds nothing and the
 LUA records answer: the same answers, slower. Later snapshots coalesce: only the newest is
 rendered. The geoip backend lists its one domain, the root, among the zones; the engine's
@@ -27,19 +36,39 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgeplane.node.lifeline import spawn
 from edgeplane.node.powerdns.api import PdnsApi, ZoneInfo
 from edgeplane.node.powerdns.engine import DnsEngine
-from edgeplane.node.powerdns.geozones import EMPTY, render
-from edgeplane.node.powerdns.process import GEO_ZONES, RANKS, PdnsProcess, default_geoip_database
+from edgeplane.node.powerdns.geozones import (
+    EMPTY,
+    View,
+    ancestors,
+    geo_view,
+    norm,
+    render,
+    render_views,
+)
+from edgeplane.node.powerdns.process import (
+    GEO_ZONES,
+    RANKS,
+    PdnsError,
+    PdnsProcess,
+    default_geoip_database,
+)
 from edgeplane.protocol.config import GeoDnsSpec, ZoneSpec
 from edgeplane.routing.georank import RankDatabase, RegionPoint, rank_database
 
 log = logging.getLogger("edgeplane.agent.geo")
+# New zones wait to be added to the zones file until no apply came for ADD_QUIET_S seconds,
+# or ADD_MAX_S after the first of them: their LUA records answer meanwhile (the same answers),
+# and every rediscover makes every query PowerDNS's geoip backend is asked wait while it reads
+# the file (about 1 s at 10,000 zones here), an apply of the next zone included.
+ADD_QUIET_S = 5.0
+ADD_MAX_S = 120.0
 STATUS = "geo-status.json"  # GeoStatus of the zones file in place, for people and tests
 
 
@@ -67,9 +96,19 @@ class GeoStatus:
     zones_sha: str = ""  # sha256 of the zones file in place (read by PowerDNS)
     error: str | None = None
     generation: int = 0  # zones files put in place
+    waiting: int = 0  # new zones answered by their LUA records until the next zones file
+    loaded: int = 0  # zones read by the last update (by reference: the new and changed ones)
 
 
 Zones = Iterable[ZoneSpec] | Callable[[], Iterable[ZoneSpec]]
+
+
+@dataclass(frozen=True)
+class _Refs:
+    """Zones by reference (zone name -> hash of its ``ZoneSpec``) and how to read one."""
+
+    refs: Mapping[str, str]
+    load: Callable[[str], ZoneSpec]
 
 
 def _start_build(args: list[str]) -> subprocess.Popen[bytes]:
@@ -86,7 +125,16 @@ class GeoDnsEngine(DnsEngine):
         self.cache_dir = cache_dir or default_cache_dir()
         self.status = GeoStatus()
         self._cv = threading.Condition()
-        self._wanted: tuple[Zones, GeoDnsSpec] | None = None
+        self._wanted: tuple[Zones | _Refs, GeoDnsSpec] | None = None
+        # By reference: each zone's view by hash, the zones the file in place was rendered
+        # from (None: unknown, render everything) and the new zones waiting for the next file.
+        self._views: dict[str, View] = {}
+        self._shown: dict[str, str] | None = None
+        self._shown_geo: GeoDnsSpec | None = None
+        self._deferred: tuple[_Refs, GeoDnsSpec] | None = None
+        self._deferred_since = 0.0
+        self._due = 0.0
+        self._hurry = False
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._ranks: tuple[tuple[RegionPoint, ...], RankDatabase] | None = None
@@ -113,11 +161,29 @@ class GeoDnsEngine(DnsEngine):
                 self._worker.start()
             self._cv.notify()
 
+    def apply_geo_refs(
+        self, refs: Mapping[str, str], load: Callable[[str], ZoneSpec], geo: GeoDnsSpec
+    ) -> None:
+        """``apply_geo`` by reference (zone name -> hash, ``load`` reads a hash): only the
+        zones new or changed since the last call are read, and when the only change is new
+        zones, the zones file waits for a quiet moment (``ADD_QUIET_S``, at most
+        ``ADD_MAX_S``): their LUA records answer meanwhile, the same answers. A change or
+        removal of a zone the file holds is put in place at once."""
+        with self._cv:
+            self._wanted = (_Refs(dict(refs), load), geo)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="geo", daemon=True)
+                self._worker.start()
+            self._cv.notify()
+
     def wait_idle(self, timeout: float) -> bool:
-        """True once the newest wanted state is served (tests and benches)."""
+        """True once the newest wanted state is served, new zones waiting for a quiet moment
+        included (tests and benches)."""
         deadline = time.monotonic() + timeout
         with self._cv:
-            while self._wanted is not None or self._busy:
+            while self._wanted is not None or self._busy or self._deferred is not None:
+                self._hurry = True  # the new zones waiting for a quiet moment: now
+                self._cv.notify_all()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -145,18 +211,26 @@ class GeoDnsEngine(DnsEngine):
 
     # ------------------------------------------------------------------ worker
 
+    def _due_now(self) -> bool:
+        return self._deferred is not None and (self._hurry or time.monotonic() >= self._due)
+
     def _run(self) -> None:
         while True:
             with self._cv:
-                while self._wanted is None and not self._stopping:
-                    self._cv.wait()
+                while self._wanted is None and not self._stopping and not self._due_now():
+                    wait = None if self._deferred is None else self._due - time.monotonic()
+                    self._cv.wait(wait)
                 if self._stopping:
                     return
-                zones, geo = self._wanted  # type: ignore[misc]
+                now = self._wanted is None  # else the deferred new zones are due
+                zones, geo = self._wanted or self._deferred  # type: ignore[misc]
                 self._wanted = None
                 self._busy = True
             try:
-                self._serve(zones() if callable(zones) else zones, geo)
+                if isinstance(zones, _Refs):
+                    self._serve_refs(zones, geo, now=now)
+                else:
+                    self._serve(zones() if callable(zones) else zones, geo)
                 self.status.error = None
             except Exception as exc:  # keep serving (the LUA records answer)
                 if self._stopping:  # the stop killed the ranking build
@@ -166,9 +240,89 @@ class GeoDnsEngine(DnsEngine):
             finally:
                 with self._cv:
                     self._busy = False
+                    if self._deferred is None:
+                        self._hurry = False
                     self._cv.notify_all()
 
-    def _serve(self, zones: Iterable[ZoneSpec], geo: GeoDnsSpec) -> None:
+    def _serve_refs(self, want: _Refs, geo: GeoDnsSpec, *, now: bool) -> None:
+        """The zones file from the zones' views, each read once per hash; new zones alone
+        wait (see ``apply_geo_refs``); ``now``: they waited enough."""
+        if not self._ranks_ready(geo):
+            self._shown = None
+            return
+        refs = want.refs
+        names = {norm(n) for n in refs}
+        if any(a in names for n in names for a in ancestors(n)):
+            # A zone inside another: its names' copies come from the other; read them all.
+            self._views.clear()
+            self._serve((want.load(h) for h in refs.values()), geo)
+            return
+        loaded = 0
+        for digest in refs.values():
+            if digest not in self._views:
+                self._views[digest] = geo_view(want.load(digest))
+                loaded += 1
+        if loaded or not now:  # (the new zones' own update counted them)
+            self.status.loaded = loaded
+        shown = self._shown
+        if not now and shown is not None and self._shown_geo == geo:
+            change = self._change(shown, refs)
+            if change == "none":  # the file says the same of these zones
+                with self._cv:
+                    self._deferred = None
+                self._shown = dict(refs)
+                self.status.waiting = 0
+                self._prune(refs, None)
+                return
+            if change == "new":
+                with self._cv:
+                    wait = not self._hurry
+                    if wait:
+                        if self._deferred is None:
+                            self._deferred_since = time.monotonic()
+                        self._deferred = (want, geo)
+                        self._due = min(
+                            self._deferred_since + ADD_MAX_S, time.monotonic() + ADD_QUIET_S
+                        )
+                if wait:
+                    self.status.waiting = sum(
+                        1 for n, d in refs.items() if shown.get(n) != d and self._views[d]
+                    )
+                    self._prune(refs, shown)
+                    return
+        assert self._ranks is not None
+        out = render_views((self._views[h] for h in refs.values()), geo, self._ranks[1].rankings)
+        with self._cv:
+            self._deferred = None
+        self.status.services, self.status.left_to_lua = out.services, out.left_to_lua
+        self._put(out.text)
+        self._shown, self._shown_geo = dict(refs), geo
+        self.status.waiting = 0
+        self._prune(refs, None)
+
+    def _change(self, shown: Mapping[str, str], refs: Mapping[str, str]) -> str:
+        """What the zones file in place (rendered from ``shown``) lacks for ``refs``: "file"
+        (a zone it holds changed or went: now), "new" (only zones it holds nothing of, which
+        their LUA records answer meanwhile), or "none"."""
+        views = self._views
+        for name, digest in shown.items():
+            new = refs.get(name)
+            if new != digest and views[digest] and (new is None or views[new] != views[digest]):
+                return "file"
+        for name, digest in refs.items():
+            old = shown.get(name)
+            if old != digest and views[digest] and (old is None or not views[old]):
+                return "new"
+        return "none"
+
+    def _prune(self, refs: Mapping[str, str], shown: Mapping[str, str] | None) -> None:
+        keep = set(refs.values()) | set((shown or {}).values())
+        for digest in [d for d in self._views if d not in keep]:
+            del self._views[digest]
+
+    def _ranks_ready(self, geo: GeoDnsSpec) -> bool:
+        """The ranking database of ``geo``'s regions in place (built if need be); False (and
+        an empty zones file) when there are no regions."""
         regions = tuple(RegionPoint(r.code, r.latitude, r.longitude) for r in geo.regions)
         if (self._ranks is None or self._ranks[0] != regions) and regions:
             # Lua answers while the ranking database is built (it may take a while).
@@ -179,9 +333,21 @@ class GeoDnsEngine(DnsEngine):
             self.status.build_s = ranks.build_s
             self._ranks = (regions, ranks)
             self._written = None  # the databases changed: read them again
+            self._shown = None
         if self._ranks is None:
             self._put(EMPTY)
+            return False
+        return True
+
+    def _serve(self, zones: Iterable[ZoneSpec], geo: GeoDnsSpec) -> None:
+        """The zones file from every zone (read whole)."""
+        with self._cv:
+            self._deferred = None
+        self._shown = None
+        self.status.waiting = 0
+        if not self._ranks_ready(geo):
             return
+        assert self._ranks is not None
         out = render(zones, geo, self._ranks[1].rankings)
         self.status.services, self.status.left_to_lua = out.services, out.left_to_lua
         self._put(out.text)
@@ -211,16 +377,11 @@ class GeoDnsEngine(DnsEngine):
     def _rediscover(self) -> None:
         if not self.process.running():
             return  # it reads the files when it starts
-        d = str(self.process.directory)
         started = time.monotonic()
-        r = subprocess.run(
-            ["pdns_control", f"--config-dir={d}", f"--socket-dir={d}", "rediscover"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if r.returncode != 0:
-            log.warning("pdns_control rediscover: %s", (r.stdout + r.stderr).strip())
+        try:
+            self.process.rediscover()
+        except PdnsError as exc:
+            log.warning("%s", exc)
         # The geo answers of every zone may have changed: dnsdist's cache is emptied.
         self.process.purge()
         self.status.reload_ms = round((time.monotonic() - started) * 1000, 1)

@@ -29,7 +29,9 @@ How it sits beside the SQLite zones (``launch=geoip,gsqlite3``, ``consistent-bac
   when its A and AAAA candidates differ, when some client's five nearest regions miss
   every candidate (more than five regions, few candidates), or when a name above it is.
 
-Pure: ``render(zones, geo, rankings) -> text``; names and record contents are quoted.
+Pure: ``render(zones, geo, rankings) -> text``; names and record contents are quoted. The
+node renders from each zone's ``geo_view`` (kept by zone hash: a new zone among 10,000 is
+read alone), which gives the same text when no zone lies inside another.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _q(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _norm(name: str) -> str:
+def norm(name: str) -> str:
     return name.lower().rstrip(".") + "."
 
 
@@ -65,21 +67,58 @@ def _covered(candidates: frozenset[str], rankings: Iterable[tuple[str, ...]]) ->
     return all(not r or candidates.intersection(r[:SLOTS]) for r in rankings)
 
 
+# A zone's RRsets the zones file is made of: (name, TYPE, ttl, records), see ``geo_view``.
+View = tuple[tuple[str, str, int, tuple[str, ...]], ...]
+Owners = dict[str, dict[str, tuple[int, tuple[str, ...]]]]  # name -> {type: (ttl, records)}
+
+
+def geo_view(zone: ZoneSpec) -> View:
+    """What of ``zone`` the zones file can hold, when no served zone lies inside another: the
+    RRsets at its LUA names and at the names above them in the zone, SOA aside (never
+    copied). Empty for a zone without LUA records: the file holds nothing of it. Rendering
+    the views of such zones gives the text of rendering the zones (``render_views``)."""
+    lua = {norm(r.name) for r in zone.rrsets if r.type.upper() == "LUA"}
+    if not lua:
+        return ()
+    wanted = lua | {a for n in lua for a in ancestors(n)}
+    return tuple(
+        (name, rrset.type.upper(), rrset.ttl, rrset.records)
+        for rrset in zone.rrsets
+        if (name := norm(rrset.name)) in wanted and rrset.type.upper() != "SOA"
+    )
+
+
+def render_views(
+    views: Iterable[View], geo: GeoDnsSpec, rankings: Iterable[tuple[str, ...]]
+) -> GeoZones:
+    """``render`` from the zones' views (``geo_view``): zones none of which lies inside
+    another (the caller checks)."""
+    owners: Owners = {}
+    for view in views:
+        for name, rtype, ttl, records in view:
+            owners.setdefault(name, {})[rtype] = (ttl, records)
+    return _render(owners, geo, rankings)
+
+
 def render(
     zones: Iterable[ZoneSpec],
     geo: GeoDnsSpec,
     rankings: Iterable[tuple[str, ...]],
 ) -> GeoZones:
-    rankings = frozenset(rankings)
-    answers: Mapping[str, GeoAnswerSpec] = {a.record: a for a in geo.answers}
     # name -> {type: (ttl, records)} over every served zone
-    owners: dict[str, dict[str, tuple[int, tuple[str, ...]]]] = {}
+    owners: Owners = {}
     for zone in zones:
         for rrset in zone.rrsets:
-            owners.setdefault(_norm(rrset.name), {})[rrset.type.upper()] = (
+            owners.setdefault(norm(rrset.name), {})[rrset.type.upper()] = (
                 rrset.ttl,
                 rrset.records,
             )
+    return _render(owners, geo, rankings)
+
+
+def _render(owners: Owners, geo: GeoDnsSpec, rankings: Iterable[tuple[str, ...]]) -> GeoZones:
+    rankings = frozenset(rankings)
+    answers: Mapping[str, GeoAnswerSpec] = {a.record: a for a in geo.answers}
     sets: dict[tuple[int, tuple[str, ...]], str] = {}
     services: dict[str, str] = {}
     fallback: set[str] = set()
@@ -101,13 +140,13 @@ def render(
         services[name] = sets.setdefault(key, f"s{len(sets) + 1}")
     # A name under a name left to Lua would hide it (an empty non-terminal): Lua it too.
     for name in sorted(services):
-        if any(_ancestor in fallback for _ancestor in _ancestors(name)):
+        if any(_ancestor in fallback for _ancestor in ancestors(name)):
             del services[name]
             fallback.add(name)
 
     copies: dict[str, dict[str, tuple[int, tuple[str, ...]]]] = {}
     for name in services:
-        for owner in (name, *_ancestors(name)):
+        for owner in (name, *ancestors(name)):
             if owner in owners and owner not in copies:
                 kept = {t: v for t, v in owners[owner].items() if t not in NOT_COPIED}
                 if kept or owner not in services:
@@ -150,6 +189,6 @@ def render(
     return GeoZones("\n".join(lines) + "\n", len(services), len(fallback))
 
 
-def _ancestors(name: str) -> list[str]:
+def ancestors(name: str) -> list[str]:
     labels = name.rstrip(".").split(".")
     return [".".join(labels[i:]) + "." for i in range(1, len(labels))]
