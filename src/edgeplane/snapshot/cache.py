@@ -1,16 +1,31 @@
 """The snapshot of the newest revision, built once and shared by every node's long-poll.
 
 Every node's snapshot differs only by its ``node`` (and the bundles chosen for it), so one
-build of the served state serves them all. A new revision rebuilds only what changed:
+build of the served state serves them all. A new revision is built in one of two ways:
 
-- each zone's ``ZoneSpec`` is cached by what it is made of (the zone's state, which carries its
-  revision, and the edge nodes, regions and liveness it reads), each certificate's
-  ``CertSpec`` by the certificate (its key decrypted once, not once per revision);
-- each object is serialised and hashed once (``object_hash``) and served by hash to the nodes
-  that lack it (``objects``);
-- the part of the manifest every node shares (sites, pools, references to zones and
-  certificates, ...) is serialised and hashed once per revision; per node only its node,
-  bundles and prefetch list are.
+- **from the previous revision's parts** (``snapshot.parts``), when the revisions since
+  changed a few domains (their audit events and zone stamps say which:
+  ``snapshot.changes``): only those domains are read again (``load_domain_parts``) and their
+  zones, certificates, sites and manifest entries rebuilt; the rest is reused, serialised;
+- **in full** otherwise: every domain, zone and certificate read (``load_state``) and cut
+  into new parts, joined the same way. That is the first build, and the fallback whenever
+  the cache cannot tell what changed: the edge nodes, their liveness or regions, an edge
+  deployment's regions, a certificate or OCSP staple passing its time, an event of a kind
+  the parts do not track (CDN configs, load balancers, servers, deleted projects), many
+  revisions or domains at once.
+
+Either way the result is, byte for byte, that of ``served`` serialised whole, which is what
+a cache made with ``incremental=False`` builds for every revision: the reference
+``tests/api/test_snapshot_parts.py`` checks the parts against, over a sequence of changes.
+Another replica may have written the revisions in between: the parts only ever follow the
+database's events, so they stay right whoever wrote them. In a full build, each zone's
+``ZoneSpec`` is cached by what it is made of (the zone's state, which carries its revision,
+and the edge nodes, regions and liveness it reads), each certificate's ``CertSpec`` by the
+certificate (its key decrypted once, not once per revision); each object is serialised and
+hashed once (``object_hash``) and served by hash to the nodes that lack it (``objects``). The
+part of the manifest every node shares (sites, pools, references to zones and certificates,
+...) is serialised and hashed once per revision; per node only its node, bundles and prefetch
+list are.
 
 The full ``EdgeConfig`` of a node (the long-poll without ``refs``, kept for older agents) is
 assembled and serialised on demand only. The control plane makes one ``SnapshotCache`` for its
@@ -53,6 +68,7 @@ from edgeplane.snapshot.build import (
     DesiredState,
     Served,
     assemble,
+    cert_spec,
     node_bundles,
     node_prefetch,
     served,
@@ -168,13 +184,12 @@ Routing = Mapping[str, tuple[tuple[str, ...] | None, int]]
 def _parts_of(
     state: DesiredState,
     env: DnsState,
-    base: Served,
     zones: tuple[ZoneSpec, ...],
     zone_refs: dict[str, StoredObject],
-    cert_refs: tuple[StoredObject, ...],
     keys: dict[str, tuple[str, str]],
+    known_certs: dict[str, tuple[CertSpec, StoredObject]],
 ) -> Parts:
-    """A full build's result in parts (``snapshot.parts``), its objects reused."""
+    """``state`` in parts (``snapshot.parts``), its zone and certificate objects reused."""
     project_of = {d: p for p, names in state.domains.items() for d in names}
     by_zone = {z.name: (z, zone_refs[z.name]) for z in zones}
     domains: dict[str, DomainPart | None] = {}
@@ -189,19 +204,16 @@ def _parts_of(
             cert_key=keys.get(zone.name),
         )
     parts = Parts(shared=state, env=env)
-    parts.apply(
-        domains,
-        lambda zone: by_zone[f"{zone.name}."],
-        known_certs={spec.id: (spec, o) for spec, o in zip(base.certs, cert_refs, strict=True)},
-    )
+    parts.apply(domains, lambda zone: by_zone[f"{zone.name}."], known_certs=known_certs)
     return parts
 
 
 class SnapshotCache:
     """The snapshot of the newest revision seen, built once, and each node's view of it."""
 
-    def __init__(self, box: SecretBox) -> None:
+    def __init__(self, box: SecretBox, *, incremental: bool = True) -> None:
         self._box = box
+        self._incremental_on = incremental  # off: every revision is built in full
         self._lock = threading.Lock()
         self._view: RevisionView | None = None
         self._nodes: dict[NodeSpec, NodeSnapshot] = {}
@@ -277,6 +289,8 @@ class SnapshotCache:
     ) -> str | None:
         """None when the revision can be built from the previous one's parts; else why not."""
         base, parts = self._view, self._parts
+        if not self._incremental_on:
+            return "incremental builds are off"
         if base is None or parts is None or self._built_at is None:
             return "no previous revision"
         if base.revision >= current:
@@ -341,9 +355,43 @@ class SnapshotCache:
             certs=self._certs,
             records=self._records,
             cert_keys=keys,
-            every_project=True,
+            every_project=self._incremental_on,
         )
         zones, zone_refs = self._zones(state.dns)
+        if not self._incremental_on:
+            return self._serialised(current, state, zones, zone_refs)
+        # Each certificate as a full build serves it: that of its first (project, domain).
+        firsts: dict[str, CertState] = {}
+        for project in sorted(state.domains):
+            for domain in sorted(state.domains[project]):
+                c = state.certs.get(domain)
+                if c is not None:
+                    firsts.setdefault(c.id, c)
+        specs = [cert_spec(c) for c in firsts.values()]
+        objs = self._cert_refs(zip(firsts.values(), specs, strict=True))
+        known = {spec.id: (spec, o) for spec, o in zip(specs, objs, strict=True)}
+        parts = _parts_of(state, env, zones, zone_refs, keys, known)
+        emitted = parts.emit(state.acme_http, state.ticket_keys, state.deployments)
+        self._parts, self._routes, self._built_at = parts, routes, now
+        return self._view_of(
+            current,
+            emitted.base,
+            emitted.zones,
+            emitted.certs,
+            emitted.shared,
+            emitted.http_part,
+            emitted.objects,
+        )
+
+    def _serialised(
+        self,
+        current: int,
+        state: DesiredState,
+        zones: tuple[ZoneSpec, ...],
+        zone_refs: dict[str, StoredObject],
+    ) -> RevisionView:
+        """The revision from ``served`` and serialised whole (without parts): the reference
+        the parts are checked against."""
         base = served(state, zones=zones)
         by_id = {c.id: c for c in state.certs.values()}
         cert_refs = self._cert_refs((by_id[c.id], c) for c in base.certs)
@@ -373,8 +421,6 @@ class SnapshotCache:
                 base.geo.model_dump_json().encode(),
             ]
         )
-        self._parts = _parts_of(state, env, base, zones, zone_refs, cert_refs, keys)
-        self._routes, self._built_at = routes, now
         return self._view_of(current, base, zone_refs, cert_refs, shared, http_part)
 
     def _view_of(
@@ -433,6 +479,11 @@ class SnapshotCache:
             self._view, self._nodes = view, {}
             self._recent.append(view.objects)
             return view
+
+    def drop_parts(self) -> None:
+        """Build the next revision in full (benches: what a fallback costs)."""
+        with self._lock:
+            self._parts = None
 
     def base(self, session: Session, revision: int) -> tuple[int, Served]:
         """The served state at ``revision`` or newer."""

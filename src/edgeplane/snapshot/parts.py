@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -105,6 +106,21 @@ class _Site:
     pool_json: bytes
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9._*+/=:-]*$")  # JSON strings as they are, nothing escaped
+
+
+def _json_str(text: str) -> bytes:
+    """``json.dumps(text)``, without its cost for the names and hashes that need no escape."""
+    return f'"{text}"'.encode() if _PLAIN.match(text) else json.dumps(text).encode()
+
+
+def _verification_json(spec: VerificationSpec) -> bytes:
+    """``spec.model_dump_json()``, its two plain strings formatted directly."""
+    if _PLAIN.match(spec.domain) and _PLAIN.match(spec.token):
+        return f'{{"domain":"{spec.domain}","token":"{spec.token}"}}'.encode()
+    return spec.model_dump_json().encode()
+
+
 def _insort_all(ordered: list[str], names: Iterable[str]) -> None:
     for n in names:
         bisect.insort(ordered, n)
@@ -166,6 +182,7 @@ class Parts:
         certs: set[str] = set()
         gone: list[str] = []
         new: list[str] = []
+        bulk = len(changed) > 1000  # sorted once at the end, not kept sorted on the way
         for name, part in changed.items():
             old = self.domains.pop(name, None)
             if old is not None:
@@ -173,12 +190,16 @@ class Parts:
                 gone.append(name)
             if part is not None:
                 self.domains[name] = part
-                self._add(part, sites, certs, zone_objects)
+                self._add(part, sites, certs, zone_objects, bulk)
                 new.append(name)
             self.applied += 1
-        if len(changed) > 1000:
+        if bulk:
             self.zone_names = sorted(self.domains)
             self.verified_names = sorted(self.verifications)
+            for project in sites:
+                if project in self.site_domains:
+                    self.site_domains[project].sort()
+            self.cert_ids = sorted(set(self.cert_ids) | certs)
         else:
             _remove_all(self.zone_names, gone)
             _insort_all(self.zone_names, new)
@@ -206,7 +227,8 @@ class Parts:
         self.zone_json.pop(name, None)
         self.verifications.pop(name, None)
         self.verification_json.pop(name, None)
-        self.geo_wants.subtract(geo_wants(part.zone))
+        if any(r.proxied for r in part.zone.records):
+            self.geo_wants.subtract(geo_wants(part.zone))
         if part.active:
             sites.add(part.project)
             served = self.site_domains.get(part.project)
@@ -220,23 +242,31 @@ class Parts:
             certs.add(cert.id)
 
     def _add(
-        self, part: DomainPart, sites: set[str], certs: set[str], zone_objects: ZoneObjects
+        self,
+        part: DomainPart,
+        sites: set[str],
+        certs: set[str],
+        zone_objects: ZoneObjects,
+        bulk: bool,
     ) -> None:
         name = part.name
         spec, obj = zone_objects(part.zone)
         self.zone_specs[name], self.zone_objects[name] = spec, obj
         self.objects[obj.hash] = obj.body
-        self.zone_json[name] = b"".join(
-            [json.dumps(spec.name).encode(), b":", json.dumps(obj.hash).encode()]
-        )
+        self.zone_json[name] = _json_str(spec.name) + b":" + _json_str(obj.hash)
         if part.zone.token:
             v = verification_spec(name, part.zone.token)
             self.verifications[name] = v
-            self.verification_json[name] = v.model_dump_json().encode()
-        self.geo_wants.update(geo_wants(part.zone))
+            self.verification_json[name] = _verification_json(v)
+        if any(r.proxied for r in part.zone.records):
+            self.geo_wants.update(geo_wants(part.zone))
         if part.active:
             sites.add(part.project)
-            bisect.insort(self.site_domains.setdefault(part.project, []), name)
+            served = self.site_domains.setdefault(part.project, [])
+            if bulk:
+                served.append(name)
+            else:
+                bisect.insort(served, name)
             if part.cert is not None:
                 self.served_certs[name] = part.cert
                 self.cert_users.setdefault(part.cert.id, set()).add((part.project, name))
