@@ -18,7 +18,9 @@ real app (``create_app``, no background work) in process, through FastAPI's test
    changed (``PATCH .../records``). Each: the API call (to its answer, committed); the build
    of the new revision by the app's own cache (from the previous revision's parts), then by
    the full-build cache (the reference); node 1's long-poll answer (manifest by reference)
-   and node 2's (the same revision: its manifest only), then node 1 fetching the new objects;
+   and node 2's (the same revision: its manifest only), then node 1 fetching the new objects.
+   The bench then collects the garbage of the reference's build (untimed; the full
+   collections counted in the table are those that happened anyway, in what was timed);
 3. one full build by the app's cache (its parts dropped: what a fallback costs, parts made);
 4. the process's RSS (the control plane runs in it): after the first build and long-poll,
    and at the end (with the reference cache's own caches too).
@@ -30,6 +32,7 @@ build of the same revisions, the API call and RSS beside the 10-domain figures.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sqlite3
@@ -141,6 +144,7 @@ class Figures:
     fallback_ms: float = 0.0
     incremental: int = 0
     first_ms: float = 0.0
+    collections: list[float] = field(default_factory=list)  # ms of each full collection
     rss_built: float = 0.0
     rss: float = 0.0
     loads: list[str] = field(default_factory=list)
@@ -189,6 +193,21 @@ def measure(home: Path, changes: int) -> Figures:
             r.raise_for_status()
             return took, EdgeManifest.model_validate(r.json()["manifest"])
 
+        collections: list[float] = []  # full (generation 2) collections: their ms
+        started_gc = [0.0]
+
+        explicit = [False]  # the bench's own collections, after the reference's builds
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if info.get("generation") != 2 or explicit[0]:
+                return
+            if phase == "start":
+                started_gc[0] = time.perf_counter()
+            else:
+                collections.append((time.perf_counter() - started_gc[0]) * 1000)
+
+        gc.callbacks.append(on_gc)
+        figures.collections = collections
         figures.first_ms = build(cache)  # certificates decrypted, parts made
         _, before = poll(nodes[0], -1)
         figures.rss_built = rss_mib()  # the control plane as it serves, before the reference
@@ -210,6 +229,11 @@ def measure(home: Path, changes: int) -> Figures:
             if cache.last_build[0] == "incremental":
                 figures.incremental += 1
             ref = build(full)
+            # The reference's garbage (its caches of the revision before) is collected here,
+            # untimed: the collections counted are the control plane's own.
+            explicit[0] = True
+            gc.collect()
+            explicit[0] = False
             first_ms, manifest = poll(nodes[0], before.revision)
             second_ms, _ = poll(nodes[1], before.revision)
             new = sorted(set(manifest.objects()) - set(before.objects()))
@@ -237,6 +261,7 @@ def measure(home: Path, changes: int) -> Figures:
         r.raise_for_status()
         figures.fallback_ms = build(cache)
         figures.rss = rss_mib()
+        gc.callbacks.remove(on_gc)
         client.close()
         return figures
     finally:
@@ -289,6 +314,9 @@ def rows_for(big: Figures, small: Figures) -> list[list[str]]:
          ratio(big.poll_second, small.poll_second)],
         [f"{n}: objects answer (the new objects), p50 / p99 ms (vs {small.domains} domains)",
          p50_p99(big.objects), p50_p99(small.objects), ratio(big.objects, small.objects)],
+        [f"{n}: full garbage collections (not the bench's): count, total ms (vs {small.domains})",
+         f"{len(big.collections)}, {sum(big.collections):,.0f}",
+         f"{len(small.collections)}, {sum(small.collections):,.0f}", "-"],
         [f"{n}: the first build (cold: keys decrypted), ms (vs {small.domains} domains)",
          f"{big.first_ms:,.0f}", f"{small.first_ms:,.0f}", f"{big.first_ms / small.first_ms:.0f}"],
         [f"{n}: RSS MiB after the first build and poll (vs {small.domains} domains)",

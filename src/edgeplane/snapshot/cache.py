@@ -73,7 +73,7 @@ from edgeplane.snapshot.build import (
     node_prefetch,
     served,
 )
-from edgeplane.snapshot.changes import changes_since, expiries_between
+from edgeplane.snapshot.changes import FOREVER, changes_since, next_expiry
 from edgeplane.snapshot.load import (
     CertCache,
     RecordsCache,
@@ -224,7 +224,8 @@ class SnapshotCache:
         self._recent: deque[dict[str, bytes]] = deque(maxlen=KEEP_REVISIONS)
         self._parts: Parts | None = None  # the last revision built, in parts
         self._routes: Routing = {}  # the deployments' routing it was built with
-        self._built_at: datetime | None = None  # the time it was built for
+        # When a certificate or staple it holds starts or stops being valid (then: in full).
+        self._horizon: datetime = FOREVER
         self._changes: set[str] = set()  # the domains the revision to build changed
         self.builds = 0  # revisions built (tests and figures)
         self.incremental_builds = 0  # of which from the previous one's parts
@@ -291,7 +292,7 @@ class SnapshotCache:
         base, parts = self._view, self._parts
         if not self._incremental_on:
             return "incremental builds are off"
-        if base is None or parts is None or self._built_at is None:
+        if base is None or parts is None:
             return "no previous revision"
         if base.revision >= current:
             return f"revision {current} is not newer than {base.revision}"
@@ -299,7 +300,7 @@ class SnapshotCache:
             return "the edge nodes, their liveness or regions changed"
         if routes != self._routes:
             return "an edge deployment's regions changed"
-        if expiries_between(session, self._built_at, now):
+        if now >= self._horizon:
             return "a certificate or OCSP staple expired or became valid"
         changes = changes_since(session, base.revision, current)
         if changes.full:
@@ -328,12 +329,12 @@ class SnapshotCache:
             return spec, stored(spec)
 
         parts.apply(changed, zone_object)
+        self._horizon = min(self._horizon, next_expiry(session, now, sorted(self._changes)))
         emitted = parts.emit(
             load_acme_http(session),
             ticket_keys(self._box.derive(TICKET_SECRET), now.timestamp()),
             load_deployments(session),
         )
-        self._built_at = now
         return self._view_of(
             current,
             emitted.base,
@@ -372,7 +373,8 @@ class SnapshotCache:
         known = {spec.id: (spec, o) for spec, o in zip(specs, objs, strict=True)}
         parts = _parts_of(state, env, zones, zone_refs, keys, known)
         emitted = parts.emit(state.acme_http, state.ticket_keys, state.deployments)
-        self._parts, self._routes, self._built_at = parts, routes, now
+        self._parts, self._routes = parts, routes
+        self._horizon = next_expiry(session, now)
         return self._view_of(
             current,
             emitted.base,

@@ -10,21 +10,22 @@ answer "everything" (``Changes.full``): the caller then builds the revision in f
 The small, shared inputs (edge nodes, liveness, regions, deployments, HTTP-01 answers) are
 not derived from events: the caller reads them again and compares. Nor is time: a
 certificate that starts or stops being valid, or an OCSP staple that expires, changes what a
-build serves without an event (``expiries_between``).
+build serves without an event (``next_expiry``: the caller builds in full once it passes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edgeplane.store.tables import AuditRow, CertificateRow, DomainRow, OcspStapleRow
 
+FOREVER = datetime.max.replace(tzinfo=UTC)
 MAX_REVISIONS = 64  # more revisions at once: a full build (their events would be as costly)
 MAX_DOMAINS = 2000  # more domains changed: a full build
 
@@ -60,7 +61,7 @@ class Changes:
     full: bool = False
     reason: str = ""
     domains: set[str] = field(default_factory=set)
-    certs: set[str] = field(default_factory=set)  # certificate ids (CertificateRow.id)
+    certs: set[str] = field(default_factory=set)  # ids (CertificateRow.id) of no domain named
 
 
 def _named_domain(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str | None:
@@ -82,10 +83,11 @@ def classify(events: Iterable[tuple[str, str, str, Any, Any]]) -> Changes:
                 return Changes(full=True, reason=f"{kind} {object_id} names no domain")
             out.domains.add(named)
         elif kind in CERT_KINDS:
-            out.certs.add(object_id)
             named = _named_domain(before, after)
             if named is not None:
                 out.domains.add(named)
+            else:
+                out.certs.add(object_id)  # its domain looked up (OCSP staples name none)
         elif kind == "project" and action == "create":
             continue  # an empty project serves nothing
         elif kind not in NEUTRAL_KINDS:
@@ -122,24 +124,27 @@ def changes_since(session: Session, after: int, upto: int) -> Changes:
     return out
 
 
-def expiries_between(session: Session, since: datetime, now: datetime) -> bool:
-    """Whether a certificate became valid or expired, or an OCSP staple expired, in
-    ``(since, now]``: what a build chooses by the time changed without any event."""
+def next_expiry(session: Session, now: datetime, domains: list[str] | None = None) -> datetime:
+    """The first time after ``now`` at which a certificate starts or stops being valid, or
+    an OCSP staple expires (of the certificates of ``domains``, else of all): what a build
+    chooses by the time changes then, without any event. ``FOREVER`` when never."""
 
-    def within(column: Any) -> Any:
-        return and_(column > since, column <= now)
+    def certs(q: Any) -> Any:
+        return q.where(CertificateRow.domain.in_(domains)) if domains is not None else q
 
-    certs = session.scalar(
-        select(func.count())
-        .select_from(CertificateRow)
-        .where(
-            CertificateRow.status == "active",
-            or_(within(CertificateRow.not_after), within(CertificateRow.not_before)),
-        )
+    active = CertificateRow.status == "active"
+    firsts = [
+        session.scalar(certs(select(func.min(col)).where(active, col > now)))
+        for col in (CertificateRow.not_after, CertificateRow.not_before)
+    ]
+    staples = select(func.min(OcspStapleRow.next_update)).where(
+        OcspStapleRow.response.is_not(None), OcspStapleRow.next_update > now
     )
-    staples = session.scalar(
-        select(func.count())
-        .select_from(OcspStapleRow)
-        .where(OcspStapleRow.response.is_not(None), within(OcspStapleRow.next_update))
-    )
-    return bool(certs or staples)
+    if domains is not None:
+        staples = staples.join(
+            CertificateRow,
+            (CertificateRow.project_id == OcspStapleRow.project_id)
+            & (CertificateRow.id == OcspStapleRow.certificate_id),
+        ).where(CertificateRow.domain.in_(domains))
+    firsts.append(session.scalar(staples))
+    return min([t for t in firsts if t is not None], default=FOREVER)

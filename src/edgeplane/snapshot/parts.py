@@ -88,7 +88,7 @@ class Emitted:
     """The shared part of a revision: the value, its objects, and its manifest fields."""
 
     base: Served
-    zones: dict[str, StoredObject]  # zone name (with its dot) -> its object, sorted
+    zones: dict[str, StoredObject]  # zone name (with its dot) -> its object
     certs: tuple[StoredObject, ...]  # sorted by certificate id
     shared: bytes  # the manifest's shared fields, a JSON object's inside
     http_part: bytes  # the fields nginx serves (a prefix of ``shared``)
@@ -148,6 +148,7 @@ class Parts:
     zone_specs: dict[str, ZoneSpec] = field(default_factory=dict)
     zone_objects: dict[str, StoredObject] = field(default_factory=dict)
     zone_json: dict[str, bytes] = field(default_factory=dict)  # '"name.":"hash"'
+    zone_refs: dict[str, StoredObject] = field(default_factory=dict)  # "name." -> object
     verified_names: list[str] = field(default_factory=list)  # zones with a token, sorted
     verifications: dict[str, VerificationSpec] = field(default_factory=dict)
     verification_json: dict[str, bytes] = field(default_factory=dict)
@@ -224,6 +225,7 @@ class Parts:
         obj = self.zone_objects.pop(name, None)
         if obj is not None:
             self.objects.pop(obj.hash, None)
+        self.zone_refs.pop(f"{name}.", None)
         self.zone_json.pop(name, None)
         self.verifications.pop(name, None)
         self.verification_json.pop(name, None)
@@ -252,6 +254,7 @@ class Parts:
         name = part.name
         spec, obj = zone_objects(part.zone)
         self.zone_specs[name], self.zone_objects[name] = spec, obj
+        self.zone_refs[spec.name] = obj
         self.objects[obj.hash] = obj.body
         self.zone_json[name] = _json_str(spec.name) + b":" + _json_str(obj.hash)
         if part.zone.token:
@@ -386,13 +389,7 @@ class Parts:
         )
         return Emitted(
             base=base,
-            zones=dict(
-                zip(
-                    (z.name for z in zone_specs),
-                    map(self.zone_objects.__getitem__, self.zone_names),
-                    strict=True,
-                )
-            ),
+            zones=dict(self.zone_refs),
             certs=tuple(map(self.cert_objects.__getitem__, self.cert_ids)),
             shared=shared,
             http_part=http_part,
