@@ -28,6 +28,7 @@ from edgeplane.store.tables import CertificateRow, utcnow
 EDGE = "/api/v1/edge"
 INV = "/api/v1/infrastructure"
 DOMAINS = f"{INV}/domains"
+INC = "incremental"
 
 
 def ok(r: Any, status: int = 200) -> Any:
@@ -47,6 +48,17 @@ class Node:
         r = self.api.post(f"{EDGE}/nodes/{self.id}/heartbeat", token=self.token,
                           json={"healthy": healthy})  # fmt: skip
         ok(r, 204)
+
+
+SERVER = {
+    "id": "web-1",
+    "name": "web-1",
+    "type": "primary",
+    "region": "americas",
+    "location": "us-east",
+    "address": "10.0.0.7",
+    "capacity": {"cpu": 4, "memory": 8, "storage": 50},
+}
 
 
 def build(api: Api, cache: SnapshotCache) -> RevisionView:
@@ -97,46 +109,59 @@ def test_each_revision_built_from_parts_equals_a_full_build(api: Api) -> None:
     cache = SnapshotCache(api.db.secrets)
     assert same_as_full(api, cache, nodes) != "incremental"  # the first build is a full one
 
-    steps: list[tuple[str, Any, bool]] = [
+    # (what, the change, "incremental" or words of the reason it is built in full)
+    steps: list[tuple[str, Any, str]] = [
         ("add a domain", lambda: ok(api.post(DOMAINS, json={"domain": "e.localhost"}), 201),
-         True),
+         INC),
         ("add a domain of another project", lambda: ok(api.post(
-            DOMAINS, json={"domain": "x.localhost"}, params={"project": "other"}), 201), True),
+            DOMAINS, json={"domain": "x.localhost"}, params={"project": "other"}), 201), INC),
         ("add a domain that waits for verification",
-         lambda: ok(api.post(DOMAINS, json={"domain": "shop.example"}), 201), True),
-        ("remove a domain", lambda: ok(api.delete(f"{DOMAINS}/b.localhost"), 204), True),
+         lambda: ok(api.post(DOMAINS, json={"domain": "shop.example"}), 201), INC),
+        ("remove a domain", lambda: ok(api.delete(f"{DOMAINS}/b.localhost"), 204), INC),
         ("change a DNS record", lambda: ok(api.patch(f"{DOMAINS}/c.localhost/records", json={
-            "set": [{"name": "mail", "type": "MX", "values": ["10 mx.example.net."]}]})), True),
+            "set": [{"name": "mail", "type": "MX", "values": ["10 mx.example.net."]}]})), INC),
         ("a proxied record", lambda: ok(api.patch(f"{DOMAINS}/c.localhost/records", json={
-            "set": [{"name": "api", "type": "AAAA", "values": [], "proxied": True}]})), True),
+            "set": [{"name": "api", "type": "AAAA", "values": [], "proxied": True}]})), INC),
         ("renew a certificate", lambda: ok(api.post(f"{INV}/ssl/a.localhost/renew"), 201),
-         True),
-        ("revoke a certificate", lambda: ok(api.post(f"{INV}/ssl/a.localhost/revoke")), True),
+         INC),
+        ("revoke a certificate", lambda: ok(api.post(f"{INV}/ssl/a.localhost/revoke")), INC),
         ("DNSSEC on", lambda: ok(api.patch(f"{DOMAINS}/d.localhost", json={"dnssec": True})),
-         True),
-        ("a node goes dead", lambda: nodes[1].beat(healthy=False), False),
+         INC),
+        ("a node goes dead", lambda: nodes[1].beat(healthy=False), "liveness"),
         ("a domain added after it", lambda: ok(api.post(DOMAINS, json={"domain": "f.localhost"}),
-                                               201), True),
-        ("the node comes back", lambda: nodes[1].beat(healthy=True), False),
+                                               201), INC),
+        ("the node comes back", lambda: nodes[1].beat(healthy=True), "liveness"),
+        ("a server, no load balancer", lambda: ok(api.post(f"{INV}/servers", json=SERVER), 201),
+         INC),
+        ("a load balancer", lambda: ok(api.post(f"{INV}/loadbalancer", json={
+            "id": "lb1", "endpoints": ["10.0.0.1:8080"],
+            "backends": [{"address": "web-1", "port": 8000}]}), 201), "load_balancer"),
+        ("the server changed under it", lambda: ok(api.patch(f"{INV}/servers/web-1", json={
+            "name": "web one"})), "a server changed"),
+        ("a domain added behind it",
+         lambda: ok(api.post(DOMAINS, json={"domain": "lb.localhost"}), 201), INC),
         ("a CDN config", lambda: ok(api.post(f"{INV}/cdn", json={
             "origins": [{"url": "http://192.0.2.50:8080"}],
             "cache_rules": [{"pattern": "/static/*", "ttl": 600}],
-            "security": {"hsts_max_age": 600}}), 201), False),
+            "security": {"hsts_max_age": 600}}), 201), "cdn_config"),
         ("a domain added under it", lambda: ok(api.post(DOMAINS, json={"domain": "g.localhost"}),
-                                               201), True),
+                                               201), INC),
         ("an edge deployment", lambda: ok(api.post(f"{INV}/edge/deploy", json={
             "bundle": ok(api.post(f"{INV}/edge/bundles", content=bundle()), 201)["bundle"]["id"],
-            "regions": ["eu-central"]}), 202), False),
+            "regions": ["eu-central"]}), 202), "deployment"),
         ("a domain added while it rolls out",
-         lambda: ok(api.post(DOMAINS, json={"domain": "h.localhost"}), 201), True),
+         lambda: ok(api.post(DOMAINS, json={"domain": "h.localhost"}), 201), INC),
         ("remove the domain of the other project",
          lambda: ok(api.delete(f"{DOMAINS}/x.localhost", params={"project": "other"}), 204),
-         True),
+         INC),
     ]  # fmt: skip
-    for what, change, incremental in steps:
+    for what, change, expected in steps:
         change()
         how = same_as_full(api, cache, nodes)
-        assert (how == "incremental") == incremental, (what, how)
+        assert expected in how and (how == "incremental") == (expected == "incremental"), (
+            what,
+            how,
+        )
 
     # Several revisions at once (another replica built the ones between): still from parts.
     ok(api.post(DOMAINS, json={"domain": "i.localhost"}), 201)
@@ -178,12 +203,14 @@ def test_events_name_the_domains_they_change() -> None:
         ("certificate", "issue", "cert-1", None, {"domain": "d.example"}),
         ("ocsp_staple", "staple", "cert-2", None, {"certificate_id": "cert-2"}),
         ("purge", "create", "p1", None, {}),
+        ("server", "update", "srv-1", {}, {}),
         ("project", "create", "p2", None, {}),
     ]
     got = classify(events)
     assert not got.full
     assert got.domains == {"a.example", "b.example", "c.example", "d.example"}
     assert got.certs == {"cert-2"}  # its domain is looked up
+    assert got.servers  # a full build only where load balancers are
     for kind, action in [("cdn_config", "update"), ("project", "delete"), ("new-kind", "x")]:
         full = classify([*events, (kind, action, "x", None, None)])
         assert full.full and kind in full.reason

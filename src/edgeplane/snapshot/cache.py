@@ -305,6 +305,8 @@ class SnapshotCache:
         changes = changes_since(session, base.revision, current)
         if changes.full:
             return changes.reason
+        if changes.servers and parts.shared.load_balancers:
+            return "a server changed (a load balancer's backend, maybe)"
         self._changes = changes.domains
         return None
 

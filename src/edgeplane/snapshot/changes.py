@@ -43,8 +43,6 @@ NEUTRAL_KINDS = frozenset(
         "data_center",
         "dr_config",
         "service",
-        "alert",
-        "alert_rule",
         "tls_ticket_keys",
         "edge-liveness",
         "edge-deployment",
@@ -52,6 +50,8 @@ NEUTRAL_KINDS = frozenset(
         "region",
     }
 )
+# Servers matter to the snapshot only as load balancers' backends (``Changes.servers``).
+SERVER_KIND = "server"
 
 
 @dataclass
@@ -62,6 +62,7 @@ class Changes:
     reason: str = ""
     domains: set[str] = field(default_factory=set)
     certs: set[str] = field(default_factory=set)  # ids (CertificateRow.id) of no domain named
+    servers: bool = False  # a server changed: a full build if any load balancer may use it
 
 
 def _named_domain(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> str | None:
@@ -90,6 +91,8 @@ def classify(events: Iterable[tuple[str, str, str, Any, Any]]) -> Changes:
                 out.certs.add(object_id)  # its domain looked up (OCSP staples name none)
         elif kind == "project" and action == "create":
             continue  # an empty project serves nothing
+        elif kind == SERVER_KIND:
+            out.servers = True
         elif kind not in NEUTRAL_KINDS:
             return Changes(full=True, reason=f"a change of kind {kind!r} ({action})")
     return out
