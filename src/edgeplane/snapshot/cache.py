@@ -203,7 +203,9 @@ def _parts_of(
             cert=state.certs.get(zone.name) if project is not None else None,
             cert_key=keys.get(zone.name),
         )
-    parts = Parts(shared=state, env=env)
+    # Only what the parts read of the state: its zones and certificates would stay alive else.
+    shared = DesiredState(cdn=state.cdn, load_balancers=state.load_balancers, servers=state.servers)
+    parts = Parts(shared=shared, env=env)
     parts.apply(domains, lambda zone: by_zone[f"{zone.name}."], known_certs=known_certs)
     return parts
 
