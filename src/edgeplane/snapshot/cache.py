@@ -192,21 +192,23 @@ def _parts_of(
     """``state`` in parts (``snapshot.parts``), its zone and certificate objects reused."""
     project_of = {d: p for p, names in state.domains.items() for d in names}
     by_zone = {z.name: (z, zone_refs[z.name]) for z in zones}
-    domains: dict[str, DomainPart | None] = {}
+    domains: list[DomainPart] = []
     for zone in sorted(state.dns.zones, key=lambda z: z.name):
         project = project_of.get(zone.name)
-        domains[zone.name] = DomainPart(
-            name=zone.name,
-            project=project or "",
-            active=project is not None,
-            zone=zone,
-            cert=state.certs.get(zone.name) if project is not None else None,
-            cert_key=keys.get(zone.name),
+        domains.append(
+            DomainPart(
+                name=zone.name,
+                project=project or "",
+                active=project is not None,
+                zone=zone,
+                cert=state.certs.get(zone.name) if project is not None else None,
+                cert_key=keys.get(zone.name),
+            )
         )
     # Only what the parts read of the state: its zones and certificates would stay alive else.
     shared = DesiredState(cdn=state.cdn, load_balancers=state.load_balancers, servers=state.servers)
     parts = Parts(shared=shared, env=env)
-    parts.apply(domains, lambda zone: by_zone[f"{zone.name}."], known_certs=known_certs)
+    parts.fill(domains, lambda zone: by_zone[f"{zone.name}."], known_certs)
     return parts
 
 
