@@ -38,6 +38,7 @@ BENCHES = {
     "certs": (("nginx", "pdns_server", "pebble"), "API call -> EVERY node serves"),
     "deploy": (("nginx", "pdns_server"), "rollback -> every node serves"),
     "stapling": (("nginx",), "certificates: apply of a change"),
+    "snapshot": ((), "build after a domain added"),
 }
 
 

@@ -286,7 +286,7 @@ def _rule(rule: CacheRule) -> CacheRuleSpec:
     )
 
 
-def _site(
+def site_spec(
     state: DesiredState, project: str, domains: tuple[str, ...], pool: str | None
 ) -> SiteSpec:
     cdn = state.cdn.get(project)
@@ -313,7 +313,7 @@ def _site(
 
 
 @lru_cache(maxsize=65536)
-def _cert_spec(c: CertState) -> CertSpec:
+def cert_spec(c: CertState) -> CertSpec:
     # Memoised: a pure function of an immutable value, built 10,000 times per snapshot else.
     return CertSpec(
         id=c.id,
@@ -326,7 +326,7 @@ def _cert_spec(c: CertState) -> CertSpec:
 
 
 @lru_cache(maxsize=65536)
-def _verification(domain: str, token: str) -> VerificationSpec:
+def verification_spec(domain: str, token: str) -> VerificationSpec:
     # Memoised like certificates: 10,000 unverified domains are 10,000 models per revision.
     return VerificationSpec(domain=domain, token=token)
 
@@ -400,11 +400,11 @@ def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) ->
         pool = site_pool(state, project)
         if pool is not None:
             pools[pool.id] = pool
-        sites.append(_site(state, project, domains, pool.id if pool else None))
+        sites.append(site_spec(state, project, domains, pool.id if pool else None))
         for d in domains:
             c = state.certs.get(d)
             if c is not None and c.id not in certs:
-                certs[c.id] = _cert_spec(c)
+                certs[c.id] = cert_spec(c)
     return Served(
         sites=tuple(sites),
         pools=tuple(pools[k] for k in sorted(pools)),
@@ -412,7 +412,7 @@ def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) ->
         zones=build_zones(state.dns) if zones is None else zones,
         geo=build_geo(state.dns),
         verifications=tuple(
-            _verification(z.name, z.token)
+            verification_spec(z.name, z.token)
             for z in sorted(state.dns.zones, key=lambda z: z.name)
             if z.token
         ),

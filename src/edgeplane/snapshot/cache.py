@@ -1,16 +1,31 @@
 """The snapshot of the newest revision, built once and shared by every node's long-poll.
 
 Every node's snapshot differs only by its ``node`` (and the bundles chosen for it), so one
-build of the served state serves them all. A new revision rebuilds only what changed:
+build of the served state serves them all. A new revision is built in one of two ways:
 
-- each zone's ``ZoneSpec`` is cached by what it is made of (the zone's state, which carries its
-  revision, and the edge nodes, regions and liveness it reads), each certificate's
-  ``CertSpec`` by the certificate (its key decrypted once, not once per revision);
-- each object is serialised and hashed once (``object_hash``) and served by hash to the nodes
-  that lack it (``objects``);
-- the part of the manifest every node shares (sites, pools, references to zones and
-  certificates, ...) is serialised and hashed once per revision; per node only its node,
-  bundles and prefetch list are.
+- **from the previous revision's parts** (``snapshot.parts``), when the revisions since
+  changed a few domains (their audit events and zone stamps say which:
+  ``snapshot.changes``): only those domains are read again (``load_domain_parts``) and their
+  zones, certificates, sites and manifest entries rebuilt; the rest is reused, serialised;
+- **in full** otherwise: every domain, zone and certificate read (``load_state``) and cut
+  into new parts, joined the same way. That is the first build, and the fallback whenever
+  the cache cannot tell what changed: the edge nodes, their liveness or regions, an edge
+  deployment's regions, a certificate or OCSP staple passing its time, an event of a kind
+  the parts do not track (CDN configs, load balancers, servers, deleted projects), many
+  revisions or domains at once.
+
+Either way the result is, byte for byte, that of ``served`` serialised whole, which is what
+a cache made with ``incremental=False`` builds for every revision: the reference
+``tests/api/test_snapshot_parts.py`` checks the parts against, over a sequence of changes.
+Another replica may have written the revisions in between: the parts only ever follow the
+database's events, so they stay right whoever wrote them. In a full build, each zone's
+``ZoneSpec`` is cached by what it is made of (the zone's state, which carries its revision,
+and the edge nodes, regions and liveness it reads), each certificate's ``CertSpec`` by the
+certificate (its key decrypted once, not once per revision); each object is serialised and
+hashed once (``object_hash``) and served by hash to the nodes that lack it (``objects``). The
+part of the manifest every node shares (sites, pools, references to zones and certificates,
+...) is serialised and hashed once per revision; per node only its node, bundles and prefetch
+list are.
 
 The full ``EdgeConfig`` of a node (the long-poll without ``refs``, kept for older agents) is
 assembled and serialised on demand only. The control plane makes one ``SnapshotCache`` for its
@@ -30,6 +45,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
@@ -45,21 +61,34 @@ from edgeplane.protocol.config import (
     TicketKeySpec,
     VerificationSpec,
     ZoneSpec,
-    canonical_body,
-    object_hash,
 )
 from edgeplane.secrets import SecretBox
 from edgeplane.snapshot.build import (
     CertState,
+    DesiredState,
     Served,
     assemble,
+    cert_spec,
     node_bundles,
     node_prefetch,
     served,
 )
-from edgeplane.snapshot.load import CertCache, RecordsCache, load_state
+from edgeplane.snapshot.changes import FOREVER, changes_since, next_expiry
+from edgeplane.snapshot.load import (
+    CertCache,
+    RecordsCache,
+    load_acme_http,
+    load_deployments,
+    load_dns_env,
+    load_domain_parts,
+    load_state,
+    routing,
+)
+from edgeplane.snapshot.parts import DomainPart, Parts, StoredObject, stored
+from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsState, ZoneState, build_zone
 from edgeplane.store import revision as revisions
+from edgeplane.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +100,6 @@ _VERIFICATIONS = TypeAdapter(tuple[VerificationSpec, ...])
 _ACME = TypeAdapter(tuple[AcmeHttpSpec, ...])
 _BUNDLES = TypeAdapter(tuple[BundleSpec, ...])
 _TICKETS = TypeAdapter(tuple[TicketKeySpec, ...])
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    hash: str
-    body: bytes
-
-
-def _stored(spec: ZoneSpec | CertSpec) -> StoredObject:
-    body = canonical_body(spec.model_dump(mode="json"))
-    return StoredObject(object_hash(body), body)
 
 
 def _digest(*parts: bytes) -> str:
@@ -160,11 +178,46 @@ def _zone_env(dns: DnsState) -> tuple[str, str]:
     return repr(static), repr(full)
 
 
+Routing = Mapping[str, tuple[tuple[str, ...] | None, int]]
+
+
+def _parts_of(
+    state: DesiredState,
+    env: DnsState,
+    zones: tuple[ZoneSpec, ...],
+    zone_refs: dict[str, StoredObject],
+    keys: dict[str, tuple[str, str]],
+    known_certs: dict[str, tuple[CertSpec, StoredObject]],
+) -> Parts:
+    """``state`` in parts (``snapshot.parts``), its zone and certificate objects reused."""
+    project_of = {d: p for p, names in state.domains.items() for d in names}
+    by_zone = {z.name: (z, zone_refs[z.name]) for z in zones}
+    domains: list[DomainPart] = []
+    for zone in sorted(state.dns.zones, key=lambda z: z.name):
+        project = project_of.get(zone.name)
+        domains.append(
+            DomainPart(
+                name=zone.name,
+                project=project or "",
+                active=project is not None,
+                zone=zone,
+                cert=state.certs.get(zone.name) if project is not None else None,
+                cert_key=keys.get(zone.name),
+            )
+        )
+    # Only what the parts read of the state: its zones and certificates would stay alive else.
+    shared = DesiredState(cdn=state.cdn, load_balancers=state.load_balancers, servers=state.servers)
+    parts = Parts(shared=shared, env=env)
+    parts.fill(domains, lambda zone: by_zone[f"{zone.name}."], known_certs)
+    return parts
+
+
 class SnapshotCache:
     """The snapshot of the newest revision seen, built once, and each node's view of it."""
 
-    def __init__(self, box: SecretBox) -> None:
+    def __init__(self, box: SecretBox, *, incremental: bool = True) -> None:
         self._box = box
+        self._incremental_on = incremental  # off: every revision is built in full
         self._lock = threading.Lock()
         self._view: RevisionView | None = None
         self._nodes: dict[NodeSpec, NodeSnapshot] = {}
@@ -173,8 +226,15 @@ class SnapshotCache:
         self._zone_objects: dict[tuple[object, ...], tuple[ZoneSpec, StoredObject]] = {}
         self._cert_objects: dict[CertState, StoredObject] = {}
         self._recent: deque[dict[str, bytes]] = deque(maxlen=KEEP_REVISIONS)
+        self._parts: Parts | None = None  # the last revision built, in parts
+        self._routes: Routing = {}  # the deployments' routing it was built with
+        # When a certificate or staple it holds starts or stops being valid (then: in full).
+        self._horizon: datetime = FOREVER
+        self._changes: set[str] = set()  # the domains the revision to build changed
         self.builds = 0  # revisions built (tests and figures)
+        self.incremental_builds = 0  # of which from the previous one's parts
         self.zones_built = 0  # zone specs built, over all revisions
+        self.last_build: tuple[str, float] = ("", 0.0)  # how (see ``_build``), ms
 
     # ------------------------------------------------------------------ building
 
@@ -190,7 +250,7 @@ class SnapshotCache:
             hit = self._zone_objects.get(key) or fresh.get(key)
             if hit is None:
                 spec = build_zone(zone, dns)
-                hit = (spec, _stored(spec))
+                hit = (spec, stored(spec))
                 self.zones_built += 1
             fresh[key] = hit
             specs.append(hit[0])
@@ -204,17 +264,142 @@ class SnapshotCache:
         for state, spec in certs:
             hit = self._cert_objects.get(state) or fresh.get(state)
             if hit is None:
-                hit = _stored(spec)
+                hit = stored(spec)
             fresh[state] = hit
             out.append(hit)
         self._cert_objects = fresh
         return tuple(out)
 
-    def _build(self, session: Session) -> RevisionView:
+    def _build(self, session: Session) -> tuple[RevisionView, str]:
+        """The newest revision's view, and how it was built ("incremental", or why not)."""
         # The revision first: the rows read after it are at least as new as it.
         current = revisions.current(session)
-        state = load_state(session, self._box, certs=self._certs, records=self._records)
+        now = utcnow()
+        # The shared inputs before the rows that read them: if they change in between, the
+        # next build sees them differ from these and builds in full.
+        env = load_dns_env(session)
+        routes = routing(session)
+        why = self._unchanged_inputs(session, current, now, env, routes)
+        if why is None:
+            return self._incremental(session, current, now, env, routes), "incremental"
+        return self._full(session, current, now, env, routes), why
+
+    def _unchanged_inputs(
+        self,
+        session: Session,
+        current: int,
+        now: datetime,
+        env: DnsState,
+        routes: Routing,
+    ) -> str | None:
+        """None when the revision can be built from the previous one's parts; else why not."""
+        base, parts = self._view, self._parts
+        if not self._incremental_on:
+            return "incremental builds are off"
+        if base is None or parts is None:
+            return "no previous revision"
+        if base.revision >= current:
+            return f"revision {current} is not newer than {base.revision}"
+        if parts.env != env:
+            return "the edge nodes, their liveness or regions changed"
+        if routes != self._routes:
+            return "an edge deployment's regions changed"
+        if now >= self._horizon:
+            return "a certificate or OCSP staple expired or became valid"
+        changes = changes_since(session, base.revision, current)
+        if changes.full:
+            return changes.reason
+        if changes.servers and parts.shared.load_balancers:
+            return "a server changed (a load balancer's backend, maybe)"
+        self._changes = changes.domains
+        return None
+
+    def _incremental(
+        self, session: Session, current: int, now: datetime, env: DnsState, routes: Routing
+    ) -> RevisionView:
+        parts = self._parts
+        assert parts is not None
+        changed = load_domain_parts(
+            session,
+            self._box,
+            self._changes,
+            routes,
+            now,
+            certs=self._certs,
+            records=self._records,
+        )
+
+        def zone_object(zone: ZoneState) -> tuple[ZoneSpec, StoredObject]:
+            spec = build_zone(zone, env)
+            self.zones_built += 1
+            return spec, stored(spec)
+
+        parts.apply(changed, zone_object)
+        self._horizon = min(self._horizon, next_expiry(session, now, sorted(self._changes)))
+        emitted = parts.emit(
+            load_acme_http(session),
+            ticket_keys(self._box.derive(TICKET_SECRET), now.timestamp()),
+            load_deployments(session),
+        )
+        return self._view_of(
+            current,
+            emitted.base,
+            emitted.zones,
+            emitted.certs,
+            emitted.shared,
+            emitted.http_part,
+            emitted.objects,
+        )
+
+    def _full(
+        self, session: Session, current: int, now: datetime, env: DnsState, routes: Routing
+    ) -> RevisionView:
+        keys: dict[str, tuple[str, str]] = {}
+        state = load_state(
+            session,
+            self._box,
+            now=now,
+            certs=self._certs,
+            records=self._records,
+            cert_keys=keys,
+            every_project=self._incremental_on,
+        )
         zones, zone_refs = self._zones(state.dns)
+        if not self._incremental_on:
+            return self._serialised(current, state, zones, zone_refs)
+        # Each certificate as a full build serves it: that of its first (project, domain).
+        firsts: dict[str, CertState] = {}
+        for project in sorted(state.domains):
+            for domain in sorted(state.domains[project]):
+                c = state.certs.get(domain)
+                if c is not None:
+                    firsts.setdefault(c.id, c)
+        specs = [cert_spec(c) for c in firsts.values()]
+        objs = self._cert_refs(zip(firsts.values(), specs, strict=True))
+        known = {spec.id: (spec, o) for spec, o in zip(specs, objs, strict=True)}
+        parts = _parts_of(state, env, zones, zone_refs, keys, known)
+        emitted = parts.emit(state.acme_http, state.ticket_keys, state.deployments)
+        self._parts, self._routes = parts, routes
+        self._horizon = next_expiry(session, now)
+        return self._view_of(
+            current,
+            emitted.base,
+            emitted.zones,
+            emitted.certs,
+            emitted.shared,
+            emitted.http_part,
+            emitted.objects,
+        )
+
+    def _serialised(
+        self,
+        current: int,
+        state: DesiredState,
+        zones: tuple[ZoneSpec, ...],
+        zone_refs: dict[str, StoredObject],
+    ) -> RevisionView:
+        """The revision from ``served`` and serialised whole (without parts): the reference
+        the parts are checked against."""
         base = served(state, zones=zones)
         by_id = {c.id: c for c in state.certs.values()}
         cert_refs = self._cert_refs((by_id[c.id], c) for c in base.certs)
@@ -244,17 +429,34 @@ class SnapshotCache:
                 base.geo.model_dump_json().encode(),
             ]
         )
-        objects = {o.hash: o.body for o in cert_refs}
-        objects.update((o.hash, o.body) for o in zone_refs.values())
+        return self._view_of(current, base, zone_refs, cert_refs, shared, http_part)
+
+    def _view_of(
+        self,
+        current: int,
+        base: Served,
+        zone_refs: dict[str, StoredObject],
+        cert_refs: tuple[StoredObject, ...],
+        shared: bytes,
+        http_part: bytes,
+        objects: dict[str, bytes] | None = None,
+    ) -> RevisionView:
+        if objects is None:
+            objects = {o.hash: o.body for o in cert_refs}
+            objects.update((o.hash, o.body) for o in zone_refs.values())
         self.builds += 1
+        # ``http_part`` begins ``shared``: hashed once, its state copied.
+        h = hashlib.sha256(memoryview(shared)[: len(http_part)])
+        http_digest = h.digest()
+        h.update(memoryview(shared)[len(http_part) :])
         return RevisionView(
             revision=current,
             base=base,
             zones=zone_refs,
             certs=cert_refs,
             shared=shared,
-            shared_digest=hashlib.sha256(shared).digest(),
-            http_digest=hashlib.sha256(http_part).digest(),
+            shared_digest=h.digest(),
+            http_digest=http_digest,
             objects=objects,
         )
 
@@ -265,17 +467,31 @@ class SnapshotCache:
                 return self._view
             started = time.monotonic()
             with _collector_paused():
-                view = self._build(session)
+                try:
+                    view, how = self._build(session)
+                except BaseException:
+                    self._parts = None  # maybe half applied: the next build is a full one
+                    raise
+            ms = (time.monotonic() - started) * 1000
+            self.last_build = (how, ms)
+            if how == "incremental":
+                self.incremental_builds += 1
             log.info(
-                "snapshot of revision %d built in %.0f ms (%d zones, %d certificates)",
+                "snapshot of revision %d built in %.0f ms (%d zones, %d certificates; %s)",
                 view.revision,
-                (time.monotonic() - started) * 1000,
+                ms,
                 len(view.zones),
                 len(view.certs),
+                how if how == "incremental" else f"full: {how}",
             )
             self._view, self._nodes = view, {}
             self._recent.append(view.objects)
             return view
+
+    def drop_parts(self) -> None:
+        """Build the next revision in full (benches: what a fallback costs)."""
+        with self._lock:
+            self._parts = None
 
     def base(self, session: Session, revision: int) -> tuple[int, Served]:
         """The served state at ``revision`` or newer."""

@@ -3,6 +3,9 @@
 ``load_state`` makes a handful of bulk queries (active domains, CDN configs, load balancers,
 server addresses, valid certificates, zones, deployments); keys are decrypted with the box it
 is given, and certificates already read are taken from the caller's ``CertCache``.
+``load_domain_parts`` reads the same for a few domains only (``snapshot.parts``), and
+``load_dns_env``, ``routing``, ``load_deployments`` and ``load_acme_http`` the small inputs
+every build reads again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from edgeplane.snapshot.build import (
     DesiredState,
     LoadBalancerState,
 )
+from edgeplane.snapshot.parts import DomainPart
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
 from edgeplane.store.tables import (
@@ -90,8 +94,14 @@ def load_state(
     now: datetime | None = None,
     certs: CertCache | None = None,
     records: RecordsCache | None = None,
+    cert_keys: dict[str, tuple[str, str]] | None = None,
+    every_project: bool = False,
 ) -> DesiredState:
-    """The desired state the edge serves, in a handful of bulk queries."""
+    """The desired state the edge serves, in a handful of bulk queries; ``cert_keys`` gets
+    each served certificate's (project, certificate id) by domain. The CDN configs, load
+    balancers and servers are those of the projects with a served domain, or with
+    ``every_project`` of all (the snapshot is the same: ``snapshot.parts`` keeps them for
+    the projects that get a domain later)."""
     now = now or utcnow()
     domains: dict[str, list[str]] = {}
     for name, project in session.execute(
@@ -100,16 +110,19 @@ def load_state(
         domains.setdefault(project, []).append(name)
     projects = set(domains)
 
+    def wanted(project: str) -> bool:
+        return every_project or project in projects
+
     cdn: dict[str, CDNState] = {}
     for row in session.scalars(select(CDNConfigRow)):
-        if row.project_id in projects:
+        if wanted(row.project_id):
             parsed = _cdn(row)
             if parsed is not None:
                 cdn[row.project_id] = parsed
 
     lbs: dict[tuple[str, str], LoadBalancerState] = {}
     for lb in session.scalars(select(LoadBalancerRow)):
-        if lb.project_id not in projects:
+        if not wanted(lb.project_id):
             continue
         lbs[(lb.project_id, lb.id)] = LoadBalancerState(
             project=lb.project_id,
@@ -125,28 +138,32 @@ def load_state(
         for project, server_id, address in session.execute(
             select(ServerRow.project_id, ServerRow.id, ServerRow.address)
         ):
-            if project in projects:
+            if wanted(project):
                 servers[(project, server_id)] = address
 
     owner = {d: project for project, names in domains.items() for d in names}
-    acme_http = tuple(
+    return DesiredState(
+        dns=load_dns(session, box, records=records),
+        deployments=load_deployments(session),
+        acme_http=load_acme_http(session),
+        domains={p: tuple(v) for p, v in domains.items()},
+        cdn=cdn,
+        load_balancers=lbs,
+        servers=servers,
+        certs=load_certs(session, box, owner, now, {} if certs is None else certs, keys=cert_keys),
+        ticket_keys=ticket_keys(box.derive(TICKET_SECRET), now.timestamp()),
+    )
+
+
+def load_acme_http(session: Session) -> tuple[tuple[str, str], ...]:
+    """(token, key authorization) of the open HTTP-01 challenges."""
+    return tuple(
         sorted(
             (c.name, c.value)
             for c in session.scalars(
                 select(AcmeChallengeRow).where(AcmeChallengeRow.kind == "http-01")
             )
         )
-    )
-    return DesiredState(
-        dns=load_dns(session, box, records=records),
-        deployments=load_deployments(session),
-        acme_http=acme_http,
-        domains={p: tuple(v) for p, v in domains.items()},
-        cdn=cdn,
-        load_balancers=lbs,
-        servers=servers,
-        certs=_certs(session, box, owner, now, {} if certs is None else certs),
-        ticket_keys=ticket_keys(box.derive(TICKET_SECRET), now.timestamp()),
     )
 
 
@@ -187,7 +204,7 @@ def load_deployments(session: Session, project: str | None = None) -> tuple[Depl
     return tuple(sorted(out, key=lambda d: (d.project, d.id)))
 
 
-def _routing(session: Session) -> dict[str, tuple[tuple[str, ...] | None, int]]:
+def routing(session: Session) -> dict[str, tuple[tuple[str, ...] | None, int]]:
     """Project -> (the regions GeoDNS answers it from, the revision they last changed): the
     active version's regions, else the rolling-out one's (a first deployment), else None."""
     active: dict[str, tuple[str, ...]] = {}
@@ -217,10 +234,11 @@ change is not read again."""
 _ZONE_CHUNK = 500
 
 
-def _zone_rows(session: Session, only: str | None) -> list[Any]:
+def _zone_rows(session: Session, only: str | None, names: list[str] | None = None) -> list[Any]:
     query = select(
         DomainRow.name,
         DomainRow.project_id,
+        DomainRow.status,
         DomainRow.zone_revision,
         DomainRow.verification,
         DomainRow.dnssec,
@@ -228,7 +246,12 @@ def _zone_rows(session: Session, only: str | None) -> list[Any]:
     )
     if only is not None:
         query = query.where(DomainRow.name == only)
-    return list(session.execute(query))
+    if names is None:
+        return list(session.execute(query))
+    out: list[Any] = []
+    for i in range(0, len(names), _ZONE_CHUNK):
+        out += session.execute(query.where(DomainRow.name.in_(names[i : i + _ZONE_CHUNK])))
+    return out
 
 
 def load_dns(
@@ -321,13 +344,13 @@ def _add_records(session: Session, record_q: Any, records: dict[str, list[Record
         )
 
 
-def _dns_state(
-    session: Session,
+def zone_states(
     box: SecretBox,
     rows: list[Any],
     records: Mapping[str, tuple[RecordState, ...]],
-) -> DnsState:
-    routing = _routing(session)
+    routing: Mapping[str, tuple[tuple[str, ...] | None, int]],
+) -> list[ZoneState]:
+    """The zones of domain ``rows`` (``_zone_rows``), with their records and routing."""
     zones: list[ZoneState] = []
     for d in rows:
         key = None
@@ -346,6 +369,12 @@ def _dns_state(
                 dnssec_key=key,
             )
         )
+    return zones
+
+
+def load_dns_env(session: Session) -> DnsState:
+    """What every zone reads besides its own state: the edge nodes, which of them are live,
+    their regions (a ``DnsState`` without zones)."""
     liveness = session.get(EdgeLivenessRow, 1)
     live = set(liveness.live) if liveness is not None else set()
     nodes = tuple(
@@ -362,11 +391,21 @@ def _dns_state(
         else {}
     )
     return DnsState(
-        zones=tuple(zones),
         nodes=nodes,
         regions=regions,
         liveness_revision=int(liveness.revision) if liveness is not None else 0,
     )
+
+
+def _dns_state(
+    session: Session,
+    box: SecretBox,
+    rows: list[Any],
+    records: Mapping[str, tuple[RecordState, ...]],
+) -> DnsState:
+    env = load_dns_env(session)
+    zones = zone_states(box, rows, records, routing(session))
+    return dataclasses.replace(env, zones=tuple(zones))
 
 
 CertCache: TypeAlias = dict[tuple[str, str], CertState]
@@ -375,16 +414,8 @@ but for its status, which the choice of the served one reads from the light colu
 _CHUNK = 400
 
 
-def _certs(
-    session: Session, box: SecretBox, owner: dict[str, str], now: datetime, cache: CertCache
-) -> dict[str, CertState]:
-    """Each served domain's newest valid certificate of its own project.
-
-    The choice is made on light columns; the certificate and its decrypted key are read once
-    per cache (the snapshot cache keeps one for as long as the control plane runs).
-    """
-    chosen: dict[str, tuple[str, str]] = {}  # domain -> (project, certificate id)
-    for project, domain, cert_id in session.execute(
+def _chosen_query(now: datetime) -> Any:
+    return (
         select(CertificateRow.project_id, CertificateRow.domain, CertificateRow.id)
         .where(
             CertificateRow.status == ACTIVE,
@@ -397,9 +428,39 @@ def _certs(
             CertificateRow.not_before.desc(),
             CertificateRow.id,
         )
-    ):
-        if domain not in chosen and owner.get(domain) == project:
-            chosen[domain] = (project, cert_id)
+    )
+
+
+def load_certs(
+    session: Session,
+    box: SecretBox,
+    owner: dict[str, str],
+    now: datetime,
+    cache: CertCache,
+    *,
+    only: list[str] | None = None,
+    keys: dict[str, tuple[str, str]] | None = None,
+) -> dict[str, CertState]:
+    """Each served domain's newest valid certificate of its own project (of the domains
+    ``only``, else of all); ``keys`` gets each one's (project, certificate id).
+
+    The choice is made on light columns; the certificate and its decrypted key are read once
+    per cache (the snapshot cache keeps one for as long as the control plane runs).
+    """
+    chosen: dict[str, tuple[str, str]] = {}  # domain -> (project, certificate id)
+    query = _chosen_query(now)
+    queries = (
+        [query]
+        if only is None
+        else [
+            query.where(CertificateRow.domain.in_(only[i : i + _CHUNK]))
+            for i in range(0, len(only), _CHUNK)
+        ]
+    )
+    for q in queries:
+        for project, domain, cert_id in session.execute(q):
+            if domain not in chosen and owner.get(domain) == project:
+                chosen[domain] = (project, cert_id)
     missing = sorted({k for k in chosen.values() if k not in cache})
     if missing:
         heavy = select(
@@ -440,23 +501,44 @@ def _certs(
             cache.clear()
         cache.update(fresh)
     served = {domain: key for domain, key in chosen.items() if key in cache}
-    _refresh_staples(session, now, set(served.values()), cache)
+    _refresh_staples(session, now, set(served.values()), cache, every=only is None)
+    if keys is not None:
+        keys.update(served)
     return {domain: cache[key] for domain, key in served.items()}
 
 
 def _refresh_staples(
-    session: Session, now: datetime, keys: set[tuple[str, str]], cache: CertCache
+    session: Session,
+    now: datetime,
+    keys: set[tuple[str, str]],
+    cache: CertCache,
+    *,
+    every: bool = True,
 ) -> None:
     """Give the cached certificates ``keys`` their fresh OCSP staples. Staples change every
-    few days: which one is current is read on light columns (its ``this_update``), the
-    response itself only when the cached certificate does not hold that one yet."""
+    few days: which one is current is read on light columns (its ``this_update``; of every
+    staple, or with ``every=False`` of ``keys``' only), the response itself only when the
+    cached certificate does not hold that one yet."""
+    light = select(
+        OcspStapleRow.project_id, OcspStapleRow.certificate_id, OcspStapleRow.this_update
+    ).where(OcspStapleRow.response.is_not(None), OcspStapleRow.next_update > now)
+    ordered = sorted(keys)
+    queries = (
+        [light]
+        if every
+        else [
+            light.where(
+                tuple_(OcspStapleRow.project_id, OcspStapleRow.certificate_id).in_(
+                    ordered[i : i + _CHUNK]
+                )
+            )
+            for i in range(0, len(ordered), _CHUNK)
+        ]
+    )
     stamps = {
         (r.project_id, r.certificate_id): r.this_update.isoformat()
-        for r in session.execute(
-            select(
-                OcspStapleRow.project_id, OcspStapleRow.certificate_id, OcspStapleRow.this_update
-            ).where(OcspStapleRow.response.is_not(None), OcspStapleRow.next_update > now)
-        )
+        for q in queries
+        for r in session.execute(q)
         if r.this_update is not None
     }
     stale = [k for k in keys if cache[k].ocsp_stamp != stamps.get(k)]
@@ -480,3 +562,38 @@ def _refresh_staples(
             ocsp_staple=response,
             ocsp_stamp=stamps.get(key) if response is not None else None,
         )
+
+
+def load_domain_parts(
+    session: Session,
+    box: SecretBox,
+    names: set[str],
+    routing: Mapping[str, tuple[tuple[str, ...] | None, int]],
+    now: datetime,
+    *,
+    certs: CertCache,
+    records: RecordsCache | None = None,
+) -> dict[str, DomainPart | None]:
+    """The parts of the domains ``names`` (None: no such domain), as ``load_state`` reads
+    them for every domain; ``routing`` as ``routing`` reads it."""
+    ordered = sorted(names)
+    rows = _zone_rows(session, None, ordered)
+    fresh = _read_records(session, None, [r.name for r in rows])
+    if records is not None:
+        for r in rows:
+            records[r.name] = (int(r.zone_revision or 0), fresh.get(r.name, ()))
+    zones = zone_states(box, rows, fresh, routing)
+    owner = {r.name: r.project_id for r in rows if r.status == ACTIVE}
+    keys: dict[str, tuple[str, str]] = {}
+    chosen = load_certs(session, box, owner, now, certs, only=sorted(owner), keys=keys)
+    out: dict[str, DomainPart | None] = dict.fromkeys(ordered)
+    for row, zone in zip(rows, zones, strict=True):
+        out[row.name] = DomainPart(
+            name=row.name,
+            project=row.project_id,
+            active=row.status == ACTIVE,
+            zone=zone,
+            cert=chosen.get(row.name),
+            cert_key=keys.get(row.name),
+        )
+    return out

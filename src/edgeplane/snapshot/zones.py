@@ -198,10 +198,20 @@ def _proxied(
     return (lua_content(answer, version),)
 
 
-def build_geo(state: DnsState) -> GeoDnsSpec:
-    """The zones' LUA records spelled out (one per distinct record) and the region table."""
+GeoWant = tuple[tuple[str, ...] | None, str]  # (a project's deployment regions, A / AAAA)
+
+
+def geo_wants(zone: ZoneState) -> set[GeoWant]:
+    """The LUA records ``zone``'s proxied records need spelled out in ``EdgeConfig.geo``."""
+    return {(zone.regions, r.type) for r in zone.records if r.proxied}
+
+
+def build_geo(state: DnsState, wanted: set[GeoWant] | None = None) -> GeoDnsSpec:
+    """The zones' LUA records spelled out (one per distinct record) and the region table;
+    ``wanted``: what the zones of ``state`` need (``geo_wants``), when already known."""
     answers: dict[str, GeoAnswerSpec] = {}
-    wanted = {(z.regions, r.type) for z in state.zones for r in z.records if r.proxied}
+    if wanted is None:
+        wanted = {w for z in state.zones for w in geo_wants(z)}
     for regions, rtype in sorted(wanted, key=lambda w: (w[0] or (), w[0] is None, w[1])):
         version = 4 if rtype == "A" else 6
         answer = geo_answer(state, version, regions)
