@@ -4,8 +4,8 @@ Every node's snapshot differs only by its ``node`` (and the bundles chosen for i
 build of the served state serves them all. A new revision rebuilds only what changed:
 
 - each zone's ``ZoneSpec`` is cached by what it is made of (the zone's state, which carries its
-  revision, and the edge nodes, regions and liveness it reads), each certificate's
-  ``CertSpec`` by the certificate (its key decrypted once, not once per revision);
+  revision, and the edge nodes and regions it reads; not liveness, which no zone reads), each
+  certificate's ``CertSpec`` by the certificate (its key decrypted once, not once per revision);
 - each object is serialised and hashed once (``object_hash``) and served by hash to the nodes
   that lack it (``objects``);
 - the part of the manifest every node shares (sites, pools, references to zones and
@@ -152,11 +152,11 @@ def _collector_paused() -> Iterator[None]:
 
 def _zone_env(dns: DnsState) -> tuple[str, str]:
     """What a zone's spec reads besides its own state: the nameservers (every zone) and, for
-    zones with proxied records, the live nodes, regions and liveness revision as well. As
-    text: a string hashes once, where the tuples were hashed again for each of 10,000 zones
-    (about a third of a revision's build)."""
+    zones with proxied records, the regions' coordinates as well. Not which nodes are live:
+    no zone depends on it (``EdgeConfig.geo`` does). As text: a string hashes once, where the
+    tuples were hashed again for each of 10,000 zones (about a third of a revision's build)."""
     static = tuple((n.id, n.name, n.region, n.address) for n in dns.nodes)
-    full = (dns.nodes, tuple(sorted(dns.regions.items())), dns.liveness_revision)
+    full = (static, tuple(sorted(dns.regions.items())))
     return repr(static), repr(full)
 
 
