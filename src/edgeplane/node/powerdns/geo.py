@@ -11,7 +11,8 @@
    PowerDNS to ``rediscover`` (the geoip backend reads its zones file and databases again).
 
 Until both are in place (a first start, a new region), the zones file holds nothing and the
-LUA records answer: the same answers, slower. Later snapshots coalesce: only the newest is
+LUA records answer: slower, and from every addressed node (they know nothing of liveness,
+which ``EdgeConfig.geo`` carries). Later snapshots coalesce: only the newest is
 rendered. The geoip backend lists its one domain, the root, among the zones; the engine's
 zone listing leaves it out.
 """
