@@ -512,8 +512,16 @@ def test_domain_status_shows_the_serial_of_every_node(world: World) -> None:
     )
 
 
+def _fetched(agent: EdgeAgent) -> tuple[int, int]:
+    """(objects fetched, DNS applies of zones) as the agent's log tells them."""
+    out = agent.output()
+    fetched = sum(int(n) for n in re.findall(r"fetched (\d+) objects for revision", out))
+    return fetched, len(re.findall(r"DNS: \d+ zones served", out))
+
+
 def test_a_stopped_region_leaves_the_answers_within_10_s(world: World) -> None:
-    """Last in the module: it stops the eu node."""
+    """Last in the module: it stops the eu node. The live set changes the geo answers alone:
+    no zone's serial, no zone object fetched, no zone applied on the other nodes."""
     zone = "failover.test"
     add_domain(world, zone)
     eu, us = REGIONS["eu"][1], REGIONS["us"][1]
@@ -523,6 +531,20 @@ def test_a_stopped_region_leaves_the_answers_within_10_s(world: World) -> None:
         "the zone served",
     )
     wait_geo(world, zone)
+
+    def settled() -> dict[str, Any] | None:
+        doc = world.api.ok("GET", f"{INV}/domains/{zone}/status")
+        nodes = world.api.nodes()
+        done = doc["certificate_status"] == "active" and all(n["in_sync"] for n in nodes)
+        return doc if done and all(n["in_sync"] for n in doc["nodes"]) else None
+
+    wait_for(settled, 30, "the domain's certificate issued and every node in sync")
+    others = ("us", "ap")
+    listed = world.api.ok("GET", f"{INV}/domains")["domains"]
+    zones = [d["domain"] for d in listed if d["status"] == "active"]
+    serials = {(k, z): serial_of(world, k, z) for k in others for z in zones}
+    assert serials[("us", zone)] and all(serials.values()), serials
+    before = {k: _fetched(world.nodes[k]) for k in others}
     world.nodes["eu"].stop(signal.SIGTERM)
     stopped = time.monotonic()
     moved = wait_for(
@@ -541,3 +563,12 @@ def test_a_stopped_region_leaves_the_answers_within_10_s(world: World) -> None:
     )
     nodes = {n["name"]: n for n in world.api.nodes()}
     assert nodes["edge-eu"]["live"] is False
+
+    def in_sync() -> bool | None:
+        now = {n["name"]: n for n in world.api.nodes()}
+        return all(now[f"edge-{k}"]["in_sync"] for k in others) or None
+
+    wait_for(in_sync, 10, "us and ap in sync with the revision of the new live set")
+    # No zone changed: the same serials over DNS, no object fetched, no zone applied.
+    assert {(k, z): serial_of(world, k, z) for k in others for z in zones} == serials
+    assert {k: _fetched(world.nodes[k]) for k in others} == before

@@ -486,7 +486,7 @@ def test_an_empty_database_is_filled_by_sql_before_the_server_starts(
         result = again.apply((*moved, signed))
         assert result.ok and result.changed == (z,)
         assert answers(fresh, f"www.{z}") == ["192.0.2.200"]
-        # Many zones changed at once (a change of live nodes moves every proxied zone): their
+        # Many zones changed at once (an edge node added moves every zone's NS): their
         # rows replaced by SQL, the cache flushed, served at once; the signed zone untouched.
         asked = answers(fresh, f"www.{zones[3].name}")  # in the packet cache now
         moved = tuple(

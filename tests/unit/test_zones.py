@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from edgeplane.services.liveness import compute
@@ -11,6 +12,7 @@ from edgeplane.snapshot.zones import (
     RecordState,
     RegionPoint,
     ZoneState,
+    build_geo,
     build_zone,
     build_zones,
 )
@@ -50,9 +52,12 @@ def test_managed_records_and_the_serial() -> None:
         "ns-fra-1.shop.example. hostmaster.shop.example. 7 10800 3600 604800 30",
     )
     assert got[("_edgeplane-challenge.shop.example.", "TXT")] == ('"t0k"',)
-    # The serial follows liveness changes only for zones with proxied records.
-    assert build_zone(PROXIED, state(liveness_revision=12)).serial == 12
-    plain = ZoneState(name="plain.example", revision=7, token="t")
+    # The serial follows no liveness change (the geo answers do); a proxied zone's follows
+    # its deployment's routing changes.
+    assert build_zone(PROXIED, state(liveness_revision=12)).serial == 7
+    routed = replace(PROXIED, regions=("eu-central",), routing_revision=12)
+    assert build_zone(routed, state()).serial == 12
+    plain = ZoneState(name="plain.example", revision=7, token="t", routing_revision=12)
     assert build_zone(plain, state(liveness_revision=12)).serial == 7
 
 
@@ -63,14 +68,26 @@ def test_geo_candidates_are_the_live_nodes_by_region() -> None:
         DnsNode("n3", "iad-1", "us-east", "203.0.113.1", live=True),
         DnsNode("n4", "iad-6", "us-east", "2001:db8::1", live=True),
     )
+    # The LUA record (the fallback) holds every addressed node by region, live or not.
     lua = next(x for x in rrsets(PROXIED, s)[("shop.example.", "LUA")] if x.startswith("A "))
-    assert lua.startswith("A \";local c={{50.1109,8.6821,{'198.51.100.1'}},")
-    assert "'198.51.100.2'" not in lua and "{39.0438,-77.4874,{'203.0.113.1'}}" in lua
+    assert lua.startswith("A \";local c={{50.1109,8.6821,{'198.51.100.1','198.51.100.2'}},")
+    assert "{39.0438,-77.4874,{'203.0.113.1'}}" in lua
     assert "2*6371.0088*math.asin" in lua and "la==0 and lo==0" in lua
     spec = build_zone(PROXIED, s)
     lua_records = [r for r in spec.rrsets if r.type == "LUA"]
     assert len(lua_records) == 1 and len(lua_records[0].records) == 2  # A and AAAA
     assert any(x.startswith('AAAA ";') and "'2001:db8::1'" in x for x in lua_records[0].records)
+    # The geo answers, keyed by that record, hold the live ones.
+    geo = {a.record: a for a in build_geo(s).answers}
+    a = geo[lua]
+    assert [(c.region, c.addresses) for c in a.candidates] == [
+        ("eu-central", ("198.51.100.1",)),
+        ("us-east", ("203.0.113.1",)),
+    ]
+    assert a.everyone == ("198.51.100.1", "203.0.113.1") and a.type == "A"
+    assert [c.addresses for c in geo[next(r for r in geo if r.startswith("AAAA"))].candidates] == [
+        ("2001:db8::1",)
+    ]
 
 
 def test_without_live_nodes_every_node_answers_and_without_regions_plain_records() -> None:
@@ -117,7 +134,82 @@ def test_a_change_of_zones_alone_keeps_the_http_hash() -> None:
     node = NodeSpec(id="n1", name="fra-1", region="eu-central")
     s = state(DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True))
     one = EdgeConfig(revision=1, node=node, zones=build_zones(s))
-    later = EdgeConfig(revision=2, node=node, zones=build_zones(state(liveness_revision=9)))
+    later = EdgeConfig(revision=2, node=node, zones=build_zones(replace(s, zones=(PLAIN,))))
     assert one.content_hash() != later.content_hash()
     assert one.http_hash() == later.http_hash()
     assert one.model_copy(update={"sites": ()}).http_hash() == one.http_hash()
+
+
+PLAIN = ZoneState(name="plain.example", revision=4, token="t")
+NODES = (
+    DnsNode("n1", "fra-1", "eu-central", "198.51.100.1", live=True),
+    DnsNode("n2", "fra-2", "eu-central", "198.51.100.2", live=True),
+    DnsNode("n3", "iad-1", "us-east", "203.0.113.1", live=True),
+    DnsNode("n4", "iad-6", "us-east", "2001:db8::1", live=True),
+)
+DEPLOYED = replace(PROXIED, name="deployed.example", regions=("us-east",), routing_revision=5)
+
+
+def live_state(down: frozenset[str], revision: int) -> DnsState:
+    return DnsState(
+        zones=(PROXIED, PLAIN, DEPLOYED),
+        nodes=tuple(replace(n, live=n.id not in down) for n in NODES),
+        regions=REGIONS,
+        liveness_revision=revision,
+    )
+
+
+def test_a_change_of_live_nodes_changes_the_geo_answers_and_no_zone() -> None:
+    everyone = live_state(frozenset(), 3)
+    for down in ({"n1"}, {"n1", "n2"}, {"n3", "n4"}, {"n1", "n2", "n3", "n4"}):
+        changed = live_state(frozenset(down), 9)
+        assert build_zones(changed) == build_zones(everyone), down
+        # (no live node at all answers every node, as when every node is live)
+        assert (build_geo(changed) != build_geo(everyone)) == (len(down) < 4), down
+        # Every LUA record of the zones is spelled out in the geo answers, either way.
+        records = {
+            x for z in build_zones(changed) for r in z.rrsets if r.type == "LUA" for x in r.records
+        }
+        assert records == {a.record for a in build_geo(changed).answers}, down
+
+
+def test_the_geo_answers_are_the_live_candidates() -> None:
+    """Today's semantics: the nearest region with a live node; no live node: every node;
+    a deployment's regions restrict the candidates, else every live node."""
+
+    def answers(down: set[str]) -> dict[tuple[str, str], tuple[tuple[str, ...], ...]]:
+        s = live_state(frozenset(down), 1)
+        by_record = {a.record: a for a in build_geo(s).answers}
+        out = {}
+        for z in build_zones(s):
+            for r in z.rrsets:
+                for x in r.records if r.type == "LUA" else ():
+                    a = by_record[x]
+                    out[(z.name, a.type)] = (
+                        *(c.addresses for c in a.candidates),
+                        a.everyone,
+                    )
+        return out
+
+    got = answers({"n1"})
+    assert got[("shop.example.", "A")] == (
+        ("198.51.100.2",),
+        ("203.0.113.1",),
+        ("198.51.100.2", "203.0.113.1"),
+    )
+    assert got[("deployed.example.", "A")] == (("203.0.113.1",), ("203.0.113.1",))
+    # The deployment's region has no live node (v4): every live node.
+    got = answers({"n3"})
+    assert got[("deployed.example.", "A")] == (
+        ("198.51.100.1", "198.51.100.2"),
+        ("198.51.100.1", "198.51.100.2"),
+    )
+    assert got[("deployed.example.", "AAAA")] == (("2001:db8::1",), ("2001:db8::1",))
+    # No live node at all: every addressed node (of the deployment's regions).
+    got = answers({"n1", "n2", "n3", "n4"})
+    assert got[("shop.example.", "A")] == (
+        ("198.51.100.1", "198.51.100.2"),
+        ("203.0.113.1",),
+        ("198.51.100.1", "198.51.100.2", "203.0.113.1"),
+    )
+    assert got[("deployed.example.", "A")] == (("203.0.113.1",), ("203.0.113.1",))

@@ -232,9 +232,11 @@ class GeoCandidateSpec(Frozen):
 class GeoAnswerSpec(Frozen):
     """What one proxied LUA record of the zones answers, spelled out for a DNS server that
     answers it without Lua (``edgeplane.node.powerdns.geo``): the nearest candidate region's
-    addresses, or ``everyone`` for a client with no location."""
+    addresses, or ``everyone`` for a client with no location. The candidates are the *live*
+    nodes (``edgeplane.snapshot.zones.build_geo``), the LUA record's own text the addressed
+    ones: a change of live nodes changes these answers and no zone."""
 
-    record: str  # the LUA record's content in the zones (``A "<lua>"``)
+    record: str  # the LUA record's content in the zones (``A "<lua>"``): the key
     type: Literal["A", "AAAA"]
     candidates: tuple[GeoCandidateSpec, ...]  # sorted by region
     everyone: tuple[str, ...]
@@ -285,8 +287,9 @@ class EdgeConfig(Frozen):
         return copy
 
     def http_hash(self) -> str:
-        """The hash of nginx's configuration: everything but the revision, the DNS zones (a
-        change of which edge nodes are live changes zones only) and the ACME HTTP-01 answers
+        """The hash of nginx's configuration: everything but the revision, the DNS zones and
+        geo answers (a change of which edge nodes are live changes the geo answers only) and
+        the ACME HTTP-01 answers
         (files nginx serves as they are): changes of those reload no nginx."""
         return self._http_digest
 

@@ -1,10 +1,11 @@
 """Which edge nodes are live: heartbeat within ``node_timeout_s`` and healthy.
 
-GeoDNS answers only with live nodes (``edgeplane.snapshot.zones``), so the live set is part of
-what the edge serves: a change is written (``EdgeLivenessRow``) as a change of the desired
-state, with a revision and an audit event, and every node's DNS server gets it through its
-snapshot. The control plane's monitor calls ``refresh`` every ``liveness_interval_s``; a
-heartbeat of a node coming back calls it at once.
+GeoDNS answers only with live nodes (``edgeplane.snapshot.zones.build_geo``), so the live set
+is part of what the edge serves: a change is written (``EdgeLivenessRow``) as a change of the
+desired state, with a revision and an audit event, and every node's DNS server gets it through
+its snapshot's geo answers (``EdgeConfig.geo``; no zone changes with it). The control plane's
+monitor calls ``refresh`` every ``liveness_interval_s``; a heartbeat of a node coming back
+calls it at once.
 """
 
 from __future__ import annotations

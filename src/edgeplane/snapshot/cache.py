@@ -20,8 +20,9 @@ a cache made with ``incremental=False`` builds for every revision: the reference
 Another replica may have written the revisions in between: the parts only ever follow the
 database's events, so they stay right whoever wrote them. In a full build, each zone's
 ``ZoneSpec`` is cached by what it is made of (the zone's state, which carries its revision,
-and the edge nodes, regions and liveness it reads), each certificate's ``CertSpec`` by the
-certificate (its key decrypted once, not once per revision); each object is serialised and
+and the edge nodes and regions it reads; not liveness, which no zone reads), each
+certificate's ``CertSpec`` by the certificate (its key decrypted once, not once per
+revision); each object is serialised and
 hashed once (``object_hash``) and served by hash to the nodes that lack it (``objects``). The
 part of the manifest every node shares (sites, pools, references to zones and certificates,
 ...) is serialised and hashed once per revision; per node only its node, bundles and prefetch
@@ -170,11 +171,11 @@ def _collector_paused() -> Iterator[None]:
 
 def _zone_env(dns: DnsState) -> tuple[str, str]:
     """What a zone's spec reads besides its own state: the nameservers (every zone) and, for
-    zones with proxied records, the live nodes, regions and liveness revision as well. As
-    text: a string hashes once, where the tuples were hashed again for each of 10,000 zones
-    (about a third of a revision's build)."""
+    zones with proxied records, the regions' coordinates as well. Not which nodes are live:
+    no zone depends on it (``EdgeConfig.geo`` does). As text: a string hashes once, where the
+    tuples were hashed again for each of 10,000 zones (about a third of a revision's build)."""
     static = tuple((n.id, n.name, n.region, n.address) for n in dns.nodes)
-    full = (dns.nodes, tuple(sorted(dns.regions.items())), dns.liveness_revision)
+    full = (static, tuple(sorted(dns.regions.items())))
     return repr(static), repr(full)
 
 

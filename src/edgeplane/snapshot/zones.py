@@ -2,25 +2,34 @@
 
 Each domain is a zone. Besides the user's records it holds what Edgeplane manages:
 
-- **SOA** with the zone's serial: the revision of its newest change, or of the newest change
-  to which edge nodes are live when the zone has proxied records (their answers changed);
+- **SOA** with the zone's serial: the revision of its newest change, or, when the zone has
+  proxied records, of the newest change of its edge deployment's regions if that is newer.
+  Which edge nodes are live is *not* in any zone (see below): a node joining or leaving the
+  live set changes no zone's content or serial;
 - **NS** naming every edge node with an address (``ns-<node>.<zone>``, glue beside it);
 - the **verification TXT** at ``_edgeplane-challenge.<zone>`` holding the domain's token;
 - **proxied** A / AAAA records as PowerDNS LUA records that answer each client with the
-  nodes of its nearest region among the regions with a live node: the client is located from
-  its EDNS Client Subnet (else the resolver's address) with the same GeoIP database as
-  ``route_request``, distances are the same haversine on the same region coordinates, and
-  ties go to the lower region code, as in ``edgeplane.routing.decide.rank_sites``. A client
-  with no location gets every live node. With no live node at all, every node is answered
-  (better a node that may be down than no answer). A project with an **edge deployment** is
-  answered from the live nodes of the deployment's regions only (the nearest region that has
-  it), or every live node when none of them is live; its serial follows the deployment's
-  region changes too.
+  nodes of its nearest region among the regions with an *addressed* node (live or not): the
+  client is located from its EDNS Client Subnet (else the resolver's address) with the same
+  GeoIP database as ``route_request``, distances are the same haversine on the same region
+  coordinates, and ties go to the lower region code, as in
+  ``edgeplane.routing.decide.rank_sites``. A client with no location gets every addressed
+  node. A project with an **edge deployment** is answered from the nodes of the deployment's
+  regions only (the nearest region that has one), or every node when none has one. The LUA
+  record's text depends only on the record type, the deployment's regions and the addressed
+  nodes by region (never on liveness), so it stays put while nodes come and go.
 
-Each distinct LUA record is also spelled out in ``EdgeConfig.geo`` (:func:`build_geo`: its
-candidate regions' addresses and everyone, with the table of regions that have edge nodes):
-nodes answer it from PowerDNS's geoip backend without Lua (``edgeplane.node.powerdns.geo``),
-the LUA record staying in the zone as the fallback and for DNSSEC denial.
+Liveness lives in ``EdgeConfig.geo`` (:func:`build_geo`), small and rebuilt at every
+revision: per distinct LUA record (its text is the key), the *live* candidates: the live
+nodes of the nearest region among the regions with a live node, restricted to the
+deployment's regions when one of them has a live node (else every live node); with no live
+node at all, every addressed node (better a node that may be down than no answer). Nodes
+answer proxied names from PowerDNS's geoip backend fed by it, without Lua
+(``edgeplane.node.powerdns.geo``), signed by PowerDNS for DNSSEC zones like any other
+answer; the LUA record stays in the zone as the fallback (a fresh node before its geoip
+backend is in place, and the names the geoip backend cannot express: see
+``edgeplane.node.powerdns.geozones``) and for DNSSEC denial. The fallback answers the
+nearest region's addressed nodes, which may include a node that is not live.
 """
 
 from __future__ import annotations
@@ -90,6 +99,8 @@ class DnsState:
     zones: tuple[ZoneState, ...] = ()
     nodes: tuple[DnsNode, ...] = ()
     regions: Mapping[str, RegionPoint] = field(default_factory=dict)
+    # The revision of the newest change of the live set: no zone reads it (``build_geo``
+    # reads ``DnsNode.live``), kept for whoever shows it.
     liveness_revision: int = 0
 
 
@@ -150,13 +161,14 @@ class GeoAnswer:
 
 
 def geo_answer(
-    state: DnsState, version: int, regions: tuple[str, ...] | None = None
+    state: DnsState, version: int, regions: tuple[str, ...] | None = None, *, live: bool = False
 ) -> GeoAnswer | None:
     """The answer of proxied records of IP ``version``; None when no node has one.
 
-    With ``regions`` (a project's edge deployment) the candidates are the live nodes of those
-    regions; when none of them is live, every live node (which sends what the bundle would
-    have served to the origin)."""
+    The candidates are the addressed nodes (``live``: the live ones, every addressed node
+    when none is live). With ``regions`` (a project's edge deployment) they are restricted
+    to those regions' nodes; when none of them has one, every node (which sends what the
+    bundle would have served to the origin)."""
 
     def addr(n: DnsNode) -> str | None:
         ip = _ip(n.address)
@@ -165,18 +177,18 @@ def geo_answer(
     addressed = [(n, a) for n in state.nodes if (a := addr(n)) is not None]
     if not addressed:
         return None
-    live = [(n, a) for n, a in addressed if n.live] or addressed
+    chosen = ([(n, a) for n, a in addressed if n.live] or addressed) if live else addressed
     if regions is not None:
-        live = [(n, a) for n, a in live if n.region in regions] or live
+        chosen = [(n, a) for n, a in chosen if n.region in regions] or chosen
     by_region: dict[str, list[str]] = {}
-    for n, a in live:
+    for n, a in chosen:
         by_region.setdefault(n.region, []).append(a)
     candidates = tuple(
         (state.regions[code], tuple(sorted(set(addrs))))
         for code, addrs in sorted(by_region.items())
         if code in state.regions
     )
-    return GeoAnswer(candidates, tuple(sorted({a for _, a in live})))
+    return GeoAnswer(candidates, tuple(sorted({a for _, a in chosen})))
 
 
 def lua_content(answer: GeoAnswer, version: int) -> str:
@@ -207,17 +219,26 @@ def geo_wants(zone: ZoneState) -> set[GeoWant]:
 
 
 def build_geo(state: DnsState, wanted: set[GeoWant] | None = None) -> GeoDnsSpec:
-    """The zones' LUA records spelled out (one per distinct record) and the region table;
-    ``wanted``: what the zones of ``state`` need (``geo_wants``), when already known."""
+    """Per distinct LUA record of the zones (its text, which does not depend on liveness, is
+    the key): the live candidates; and the region table. ``wanted``: what the zones of
+    ``state`` need (``geo_wants``), when already known.
+
+    A deployment's regions restrict the live candidates exactly when they restrict the
+    addressed ones (live nodes are addressed nodes), so records of the same text have the
+    same live answer whatever deployment they come from."""
     answers: dict[str, GeoAnswerSpec] = {}
     if wanted is None:
         wanted = {w for z in state.zones for w in geo_wants(z)}
     for regions, rtype in sorted(wanted, key=lambda w: (w[0] or (), w[0] is None, w[1])):
         version = 4 if rtype == "A" else 6
-        answer = geo_answer(state, version, regions)
-        if answer is None or not answer.candidates:
+        stable = geo_answer(state, version, regions)
+        if stable is None or not stable.candidates:
+            continue  # plain records in the zones
+        record = lua_content(stable, version)
+        if record in answers:
             continue
-        record = lua_content(answer, version)
+        answer = geo_answer(state, version, regions, live=True)
+        assert answer is not None  # a live node is an addressed node
         answers[record] = GeoAnswerSpec(
             record=record,
             type="A" if version == 4 else "AAAA",
@@ -251,9 +272,11 @@ def nameservers(zone: str, nodes: tuple[DnsNode, ...]) -> list[tuple[str, str | 
 
 
 def zone_serial(zone: ZoneState, state: DnsState) -> int:
+    """The zone's revision, or its deployment's routing revision when it has proxied records
+    and that is newer. Not the liveness revision: liveness is in ``EdgeConfig.geo`` only."""
     serial = zone.revision
     if any(r.proxied for r in zone.records):
-        serial = max(serial, state.liveness_revision, zone.routing_revision)
+        serial = max(serial, zone.routing_revision)
     return max(1, serial)
 
 

@@ -57,6 +57,7 @@ from edgeplane.protocol.config import (
     CertSpec,
     EdgeConfig,
     EdgeManifest,
+    GeoDnsSpec,
     ZoneSpec,
     canonical_body,
     object_hash,
@@ -176,6 +177,7 @@ class Agent:
         # for: their objects stay in the store until they are read.
         self._dns_applying: dict[str, str] = {}
         self._geo_refs: dict[str, str] = {}
+        self._geo_applied: GeoDnsSpec | None = None  # the geo answers last asked for
         self._resolving: set[str] = set()  # objects of the manifest being fetched
         self._dns_wanted = asyncio.Event()
         self._healthy = True
@@ -490,7 +492,11 @@ class Agent:
                 await self._apply_dns(self.zones)
 
     async def _apply_dns(self, zones: dict[str, str]) -> None:
-        if self.dns is None or zones == self._dns_applied:
+        if self.dns is None:
+            return
+        if zones == self._dns_applied:
+            # A change of which nodes are live changes the geo answers alone, no zone.
+            self._apply_geo(zones)
             return
         self._dns_applying = zones
         try:
@@ -504,13 +510,8 @@ class Agent:
             self.dns_serials = dict(result.serials)
             self.dns_error = None
             log.info("DNS: %d zones served (%.0f ms)", len(zones), result.duration_ms)
-            # node.powerdns.geo, in the background: reads only the zones new or changed since
-            # its last call (one new zone among 10,000 is one zone read, not 10,000).
-            geo = getattr(self.dns, "apply_geo_refs", None)
-            if geo is not None and self.desired is not None:
-                refs = dict(zones)
-                self._geo_refs = refs
-                geo(refs, self.objects.zone, self.desired.geo)
+            self._geo_applied = None  # the zones changed: the geo answers are rendered again
+            self._apply_geo(zones)
             self._dns_failures = 0
         else:
             self.dns_error = result.error
@@ -522,6 +523,20 @@ class Agent:
             log.error("DNS refused the zones (again in %.0f s): %s", delay, result.error)
             asyncio.get_running_loop().call_later(delay, self._dns_wanted.set)
         self._heartbeat_now.set()
+
+    def _apply_geo(self, zones: dict[str, str]) -> None:
+        """Ask the DNS engine for the geo answers of ``zones`` and the desired ``geo`` (in
+        the background: ``node.powerdns.geo``), unless those are what it was last asked."""
+        geo = getattr(self.dns, "apply_geo_refs", None)
+        desired = self.desired
+        if geo is None or desired is None or desired.geo == self._geo_applied:
+            return
+        refs = dict(zones)
+        self._geo_refs = refs
+        self._geo_applied = desired.geo
+        # It reads only the zones new or changed since its last call (one new zone among
+        # 10,000 is one zone read, not 10,000), one at a time.
+        geo(refs, self.objects.zone, desired.geo)
 
     # Heartbeats ------------------------------------------------------------------------------
 

@@ -237,8 +237,8 @@ class DnsEngine:
         known: set[str],
         load: Callable[[str], ZoneSpec],
     ) -> dict[str, int]:
-        """When many unsigned zones PowerDNS serves changed at once (a change of which edge
-        nodes are live moves every proxied zone), their rows are replaced by SQL in one
+        """When many unsigned zones PowerDNS serves changed at once (a node added or given a
+        new address changes every zone's NS records), their rows are replaced by SQL in one
         transaction and the packet cache flushed, instead of a read and a PATCH per zone
         through the API; checked over DNS like any change. The serials of those zones."""
         candidates = [

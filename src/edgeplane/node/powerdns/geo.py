@@ -20,7 +20,8 @@ without an apply, at most ``ADD_MAX_S``); a change or removal of what the file h
 place at once, and a change that leaves a zone's view as it was writes nothing.
 
 Until both are in place (a first start, a new region), the zones file holds nothing and the
-LUA records answer: the same answers, slower. Later snapshots coalesce: only the newest is
+LUA records answer: slower, and from every addressed node (they know nothing of liveness,
+which ``EdgeConfig.geo`` carries). Later snapshots coalesce: only the newest is
 rendered. The geoip backend lists its one domain, the root, among the zones; the engine's
 zone listing leaves it out.
 """

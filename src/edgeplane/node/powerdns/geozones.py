@@ -23,8 +23,9 @@ How it sits beside the SQLite zones (``launch=geoip,gsqlite3``, ``consistent-bac
   So the file holds a copy of every other RRset at the proxied names (NS, CAA, MX… at an
   apex; never the SOA, which PowerDNS takes from the zone) and at the names above them in
   served zones (where the backend would otherwise put an empty non-terminal);
-- the SQLite zone keeps its LUA record: the same answers for a name this file does not
-  hold (yet), and the name in the zone's NSEC chain for DNSSEC denial;
+- the SQLite zone keeps its LUA record: the answers for a name this file does not hold (yet),
+  from the addressed nodes, live or not (liveness is in ``EdgeConfig.geo`` only), and the
+  name in the zone's NSEC chain for DNSSEC denial;
 - a name is left to its LUA record when its answer is not spelled out in ``EdgeConfig.geo``,
   when its A and AAAA candidates differ, when some client's five nearest regions miss
   every candidate (more than five regions, few candidates), or when a name above it is.
