@@ -447,6 +447,8 @@ def test_edge_serves_without_the_control_plane_and_after_a_restart(
         agent = new_agent(cp, api, tmp_path, "alone").start()
         wait_for(lambda: served_by(agent, "alone.localhost") == "a", 15, "served")
         state = agent.home / "edge" / "alone"
+        # saved once nginx took it: just after it serves
+        wait_for(lambda: (state / "manifest.json").exists(), 10, "the manifest saved")
         assert (state / "manifest.json").stat().st_mode & 0o777 == 0o600
         # The objects it names (certificates hold private keys) are the owner's only.
         assert (state / "objects").stat().st_mode & 0o777 == 0o700
