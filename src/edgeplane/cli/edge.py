@@ -170,6 +170,7 @@ def edge(
     import asyncio
 
     from edgeplane.node import lifeline
+    from edgeplane.node.agent import heap
     from edgeplane.node.agent.agent import Agent, AgentOptions, run_until_signalled
     from edgeplane.node.agent.lock import LockHeld, state_lock
     from edgeplane.node.agent.paths import nginx_prefix
@@ -252,6 +253,7 @@ def edge(
         err=True,
     )
     try:
+        heap.single_arena()  # before the agent's threads start: see node.agent.heap
         asyncio.run(run_until_signalled(Agent(options, engine, dns=dns), parent_pid=parent_pid))
     finally:
         lock.release()  # once nginx and the DNS server have stopped
