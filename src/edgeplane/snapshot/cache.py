@@ -36,21 +36,20 @@ with the current one.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import json
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
+from edgeplane import collector
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
     BundleSpec,
@@ -152,21 +151,6 @@ class UnknownObjects(Exception):
     def __init__(self, missing: list[str]) -> None:
         super().__init__(", ".join(missing))
         self.missing = missing
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a revision is built: the build makes hundreds of
-    thousands of short-lived objects beside the ~500,000 the caches hold at 10,000 domains,
-    and the collections they trigger (walking the cached objects) doubled its time. Objects
-    without cycles are freed as before; the collector runs again afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _zone_env(dns: DnsState) -> tuple[str, str]:
@@ -467,7 +451,7 @@ class SnapshotCache:
             if self._view is not None and self._view.revision >= revision:
                 return self._view
             started = time.monotonic()
-            with _collector_paused():
+            with collector.paused():
                 try:
                     view, how = self._build(session)
                 except BaseException:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import os
 import pwd
 import re
@@ -12,10 +11,11 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeplane import collector
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
@@ -78,21 +78,6 @@ def _default_cert() -> tuple[bytes, bytes]:
         serialization.NoEncryption(),
     )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic collector off during an apply: rendering 10,000 domains allocates
-    hundreds of thousands of objects, which set off full collections that walked the agent's
-    whole heap (renders of the same snapshot took 190-340 ms). Nothing an apply makes is
-    cyclic garbage; the collector runs again afterwards."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class NginxEngine:
@@ -473,7 +458,7 @@ class NginxEngine:
             duration = (time.monotonic() - start) * 1000
             return ApplyResult(ok, changed, marker, duration, error, tuple(phases))
 
-        with self._lock, _collector_paused():
+        with self._lock, collector.paused():
             try:
                 hosts = [d for site in config.sites for d in site.domains]
                 sni = cert_links(config, hosts) if self.local.https_port else None
