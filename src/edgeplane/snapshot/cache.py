@@ -9,7 +9,7 @@ build of the served state serves them all. A new revision is built in one of two
   zones, certificates, sites and manifest entries rebuilt; the rest is reused, serialised;
 - **in full** otherwise: every domain, zone and certificate read (``load_state``) and cut
   into new parts, joined the same way. That is the first build, and the fallback whenever
-  the cache cannot tell what changed: the edge nodes, their liveness or regions, an edge
+  the cache cannot tell what changed: the edge nodes or their regions, an edge
   deployment's regions, a certificate or OCSP staple passing its time, an event of a kind
   the parts do not track (CDN configs, load balancers, servers, deleted projects), many
   revisions or domains at once.
@@ -36,6 +36,7 @@ with the current one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -163,6 +164,12 @@ def _zone_env(dns: DnsState) -> tuple[str, str]:
     return repr(static), repr(full)
 
 
+def _without_liveness(env: DnsState) -> DnsState:
+    """``env`` with every node live: what the zones read of it."""
+    nodes = tuple(dataclasses.replace(n, live=True) for n in env.nodes)
+    return dataclasses.replace(env, nodes=nodes, liveness_revision=0)
+
+
 Routing = Mapping[str, tuple[tuple[str, ...] | None, int]]
 
 
@@ -286,7 +293,9 @@ class SnapshotCache:
         if base.revision >= current:
             return f"revision {current} is not newer than {base.revision}"
         if parts.env != env:
-            return "the edge nodes, their liveness or regions changed"
+            if _without_liveness(parts.env) != _without_liveness(env):
+                return "the edge nodes or their regions changed"
+            parts.relive(env)  # no zone reads liveness: the geo answers alone change
         if routes != self._routes:
             return "an edge deployment's regions changed"
         if now >= self._horizon:

@@ -262,6 +262,13 @@ class Parts:
             self._cert(cert_id)
         self._geo()
 
+    def relive(self, env: DnsState) -> None:
+        """The same nodes and regions, another live set: only the geo answers change (no
+        zone reads liveness: ``snapshot.zones``)."""
+        self.env = env
+        self.geo_json = b""
+        self._geo()
+
     def _geo(self) -> None:
         keys = frozenset(w for w, n in self.geo_wants.items() if n > 0)
         if keys != self.geo_keys or not self.geo_json:
