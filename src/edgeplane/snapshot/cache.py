@@ -85,7 +85,7 @@ from edgeplane.snapshot.load import (
     load_state,
     routing,
 )
-from edgeplane.snapshot.parts import DomainPart, Parts, StoredObject, stored
+from edgeplane.snapshot.parts import DomainPart, Emitted, Parts, StoredObject, stored
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsState, ZoneState, build_zone
 from edgeplane.store import revision as revisions
@@ -335,15 +335,7 @@ class SnapshotCache:
             ticket_keys(self._box.derive(TICKET_SECRET), now.timestamp()),
             load_deployments(session),
         )
-        return self._view_of(
-            current,
-            emitted.base,
-            emitted.zones,
-            emitted.certs,
-            emitted.shared,
-            emitted.http_part,
-            emitted.objects,
-        )
+        return self._view_of(current, emitted)
 
     def _full(
         self, session: Session, current: int, now: datetime, env: DnsState, routes: Routing
@@ -375,15 +367,7 @@ class SnapshotCache:
         emitted = parts.emit(state.acme_http, state.ticket_keys, state.deployments)
         self._parts, self._routes = parts, routes
         self._horizon = next_expiry(session, now)
-        return self._view_of(
-            current,
-            emitted.base,
-            emitted.zones,
-            emitted.certs,
-            emitted.shared,
-            emitted.http_part,
-            emitted.objects,
-        )
+        return self._view_of(current, emitted)
 
     def _serialised(
         self,
@@ -423,35 +407,27 @@ class SnapshotCache:
                 base.geo.model_dump_json().encode(),
             ]
         )
-        return self._view_of(current, base, zone_refs, cert_refs, shared, http_part)
+        objects = {o.hash: o.body for o in cert_refs}
+        objects.update((o.hash, o.body) for o in zone_refs.values())
+        emitted = Emitted(base, zone_refs, cert_refs, shared, http_part, objects)
+        return self._view_of(current, emitted)
 
-    def _view_of(
-        self,
-        current: int,
-        base: Served,
-        zone_refs: dict[str, StoredObject],
-        cert_refs: tuple[StoredObject, ...],
-        shared: bytes,
-        http_part: bytes,
-        objects: dict[str, bytes] | None = None,
-    ) -> RevisionView:
-        if objects is None:
-            objects = {o.hash: o.body for o in cert_refs}
-            objects.update((o.hash, o.body) for o in zone_refs.values())
+    def _view_of(self, current: int, emitted: Emitted) -> RevisionView:
         self.builds += 1
         # ``http_part`` begins ``shared``: hashed once, its state copied.
-        h = hashlib.sha256(memoryview(shared)[: len(http_part)])
+        shared, cut = emitted.shared, len(emitted.http_part)
+        h = hashlib.sha256(memoryview(shared)[:cut])
         http_digest = h.digest()
-        h.update(memoryview(shared)[len(http_part) :])
+        h.update(memoryview(shared)[cut:])
         return RevisionView(
             revision=current,
-            base=base,
-            zones=zone_refs,
-            certs=cert_refs,
+            base=emitted.base,
+            zones=emitted.zones,
+            certs=emitted.certs,
             shared=shared,
             shared_digest=h.digest(),
             http_digest=http_digest,
-            objects=objects,
+            objects=emitted.objects,
         )
 
     def view(self, session: Session, revision: int) -> RevisionView:
