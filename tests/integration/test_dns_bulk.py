@@ -105,11 +105,49 @@ def test_new_zones_in_bulk_are_served_at_once(engine: DnsEngine, pdns: PdnsProce
     # what SQL wrote is what PowerDNS's API reads back: a fresh engine finds nothing to change
     again = DnsEngine(pdns)
     assert again.apply((old(), *new, signed)).changed == ()
-    # and a later change of one of them goes through the API as any other
+    # and a later change of one of them is written by SQL too, with no API call
+    calls: list[str] = []
+    for method in ("get_rrsets", "patch_rrsets", "create_zone", "delete_zone"):
+        real = getattr(again.api, method)
+        setattr(again.api, method, lambda *a, _m=method, _r=real: calls.append(_m) or _r(*a))
     moved = (old(), *new[:-1], rich(N - 1, serial=2), signed)
     result = again.apply(moved)
     assert result.ok and result.changed == (new[-1].name,)
-    assert served(pdns, rich(N - 1, serial=2))
+    assert served(pdns, rich(N - 1, serial=2)) and calls == []
+
+
+def test_one_zone_is_created_changed_and_deleted_by_sql_without_the_api(
+    engine: DnsEngine, pdns: PdnsProcess
+) -> None:
+    """One zone at a time under the running server (a domain added, edited, removed): no API
+    call (each costs hundreds of ms beside a big geoip backend), answers cached before each
+    step (PowerDNS's packet cache, dnsdist's) never outlive it."""
+    assert engine.apply((old(),)).ok
+    calls: list[str] = []
+    api = engine.api
+    for method in ("get_rrsets", "patch_rrsets", "create_zone", "delete_zone", "list_zones"):
+        real = getattr(api, method)
+        setattr(api, method, lambda *a, _m=method, _r=real: calls.append(_m) or _r(*a))
+    one = rich(1)
+    assert rcode(pdns, f"www.{one.name}") == "REFUSED"  # asked before it exists: cached
+    result = engine.apply((old(), one))
+    assert result.ok and result.changed == (one.name,)
+    assert answers(pdns, f"www.{one.name}") == ["192.0.2.2"]
+    moved = rich(1, serial=2)
+    moved = moved.model_copy(
+        update={"rrsets": tuple(r for r in moved.rrsets if r.type != "MX")}
+    )
+    assert answers(pdns, one.name, "MX") == [f"10 mail.{one.name}"]  # cached
+    assert engine.apply((old(), moved)).ok
+    assert rcode(pdns, one.name, "MX") == "NOERROR" and answers(pdns, one.name, "MX") == []
+    assert served(pdns, moved)
+    assert engine.apply((old(),)).changed == (one.name,)
+    assert rcode(pdns, f"www.{one.name}") == "REFUSED"
+    assert _domains(pdns) == {OLD.rstrip(".")}
+    assert calls == []
+    # what SQL wrote is what the API reads back: a fresh engine finds nothing to change
+    assert DnsEngine(pdns).apply((old(), moved)).changed == (moved.name,)
+    assert DnsEngine(pdns).apply((old(), moved)).changed == ()
 
 
 def test_a_refused_bulk_leaves_nothing_behind(engine: DnsEngine, pdns: PdnsProcess) -> None:

@@ -13,17 +13,18 @@ planned, so a change to one zone of 10,000 loads, reads and patches one zone. Wh
 PowerDNS process this engine last applied to runs, its zone list is not read again either;
 after a restart (or a refused apply) every zone is listed and checked by its serial.
 
-Many zones at once go by SQL (``edgeplane.node.powerdns.bulk``, from BULK_MIN zones): an empty
-database before the server starts, changed zones, and new zones into the running server (one
-transaction, then ``rediscover`` so that PowerDNS's zone cache knows them, and every cache
-flushed; a refusal later in the same apply deletes them again by SQL). Signed zones, and zones
-``sql_safe`` cannot vouch for, go through the API. PowerDNS's caches are flushed through its
-control socket (``PdnsProcess.flush``).
+Unsigned zones ``sql_safe`` vouches for are written by SQL (``edgeplane.node.powerdns.bulk``):
+an empty database before the server starts (from BULK_MIN zones), and under the running server
+every new, changed or removed one, without reading it through the API first. The server keeps
+no zone cache, so a zone written is served at once; the rows a change replaces or removes are
+read first and put back if a later step of the same apply is refused, and PowerDNS's caches of
+the zones are flushed through its control socket (``PdnsProcess.flush``). Signed zones, and
+zones ``sql_safe`` cannot vouch for, go through the API, which judges them.
 
 What one zone costs at 10,000 (measured, ``bench/dns.py --stages zones``): PowerDNS 4.7's
 geoip backend copies its whole domain (every proxied name of every zone) each time the API
 looks a zone up, so each API call on a zone costs 50-300 ms beside 10,000 proxied zones
-(5-20 ms without them); the engine's own work is a few ms.
+(5-20 ms without them); by SQL a new zone is served 3-4 ms after the write.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import dns.exception
 import dns.flags
@@ -49,6 +51,8 @@ from edgeplane.node.powerdns.bulk import (
     delete_zones,
     load_zones,
     replace_zones,
+    restore_zones,
+    save_zones,
     sql_safe,
     zone_count,
 )
@@ -59,10 +63,11 @@ from edgeplane.protocol.config import RRSetSpec, ZoneSpec, canonical_body, objec
 
 SERIAL_DEADLINE = 5.0  # seconds for a changed zone to serve its new serial
 FLUSH_ALL_FROM = 20  # zones created by one apply from which the whole cache is flushed once
-# zones from which an empty database is filled, or new or changed zones are written, by SQL
+# zones from which an empty database is filled by SQL before the server starts
 BULK_MIN = 50
 CHECK_SAMPLE = 100  # zones checked over DNS after a change of many by SQL
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -230,42 +235,23 @@ class DnsEngine:
             (time.monotonic() - started) * 1000,
         )
 
-    def _replace_many(
-        self,
-        api: PdnsApi,
-        wanted: Mapping[str, str],
-        known: set[str],
-        load: Callable[[str], ZoneSpec],
-    ) -> dict[str, int]:
-        """When many unsigned zones PowerDNS serves changed at once (a node added or given a
-        new address changes every zone's NS records), their rows are replaced by SQL in one
-        transaction and the packet cache flushed, instead of a read and a PATCH per zone
-        through the API; checked over DNS like any change. The serials of those zones."""
-        candidates = [
-            n for n in wanted if n not in known and n in self._applied and not self._applied[n][2]
-        ]
-        if len(candidates) < BULK_MIN:
-            return {}
-        specs = {n: spec for n in candidates if not (spec := load(wanted[n])).dnssec}
-        if len(specs) < BULK_MIN:
-            return {}
-        started = time.monotonic()
-        replace_zones(self.process.database, specs.values())
-        self._flush(api, ".")  # every name: one call instead of one per zone
-        self.process.purge()  # and dnsdist's cache in front
-        # One transaction wrote them all and the whole cache is gone: a sample checked over
-        # DNS stands for all (10,000 queries one after another took longer than the write).
-        names = sorted(specs)
-        step = max(1, len(names) // CHECK_SAMPLE)
-        sample = {n: specs[n] for n in names[::step]}
-        self._check_serials(ZonePlan(patch={n: () for n in sample}), sample)
-        served = {n: spec.serial for n, spec in specs.items()}
-        log.info(
-            "DNS: %d changed zones written by SQL in %.0f ms",
-            len(specs),
-            (time.monotonic() - started) * 1000,
-        )
-        return served
+    def _sql_changes(
+        self, wanted: Mapping[str, str], known: set[str], load: Callable[[str], ZoneSpec]
+    ) -> tuple[dict[str, ZoneSpec], list[str]]:
+        """Of the zones this engine applied to the running server: the changed ones to write
+        by SQL (unsigned before and after, ``sql_safe``) and the removed ones to delete by SQL
+        (unsigned), none of them read through the API (each API call on a zone costs
+        hundreds of ms beside a big geoip backend)."""
+        applied = self._applied
+        replaced: dict[str, ZoneSpec] = {}
+        for name, digest in wanted.items():
+            if name in known or name not in applied or applied[name][2]:
+                continue
+            spec = load(digest)
+            if sql_safe(spec):
+                replaced[name] = spec
+        deleted = sorted(n for n, (_, _, sig) in applied.items() if n not in wanted and not sig)
+        return replaced, deleted
 
     def _forget(self) -> None:
         self._applied.clear()
@@ -283,12 +269,16 @@ class DnsEngine:
             wanted[key] = digest
         applied = self._applied
         trusted = bool(applied) and self._applied_pid == self.process.pid
+        replaced: dict[str, ZoneSpec] = {}
+        deleted: list[str] = []
         if trusted:
             # The same process serves what this engine applied: no need to list 10,000 zones.
             listed_serials = {n: serial for n, (_, serial, _) in applied.items()}
             listed_dnssec = {n for n, (_, _, signed) in applied.items() if signed}
             known = {n for n, h in wanted.items() if n in applied and applied[n][0] == h}
-            to_read = [n for n in applied if n not in known]
+            replaced, deleted = self._sql_changes(wanted, known, load)
+            to_read = [n for n in applied if n not in known and n not in replaced]
+            to_read = [n for n in to_read if n not in set(deleted)]
         else:
             listed = {z.name: z for z in api.list_zones()}
             listed_serials = {n: z.serial for n, z in listed.items()}
@@ -299,13 +289,7 @@ class DnsEngine:
                 if n in listed and n in applied and applied[n][:2] == (h, listed[n].serial)
             }
             to_read = [n for n in listed if n not in known]
-        bulk_serials: dict[str, int] = {}
-        if trusted:
-            bulk_serials = self._replace_many(api, wanted, known, load)
-            known |= set(bulk_serials)
-            to_read = [n for n in to_read if n not in bulk_serials]
-            listed_serials.update(bulk_serials)
-        specs = {n: load(h) for n, h in wanted.items() if n not in known}
+        specs = {n: load(h) for n, h in wanted.items() if n not in known and n not in replaced}
         current = {n: api.get_rrsets(n) for n in to_read}
         keys: dict[str, dict[int, str]] = {}
         for name in to_read:
@@ -314,19 +298,21 @@ class DnsEngine:
                 keys[name] = {k.id: k.dnskey for k in api.list_cryptokeys(name)}
         todo = plan(current, tuple(specs.values()), keys)
 
-        by_sql = self._execute(api, todo, current, keys)
+        by_sql = self._execute(api, todo, current, keys, replaced, deleted)
 
         serials = {n: listed_serials[n] for n in known}
         signed = {n for n in known if n in listed_dnssec}
         signed.update(n for n, spec in specs.items() if spec.dnssec)
+        pending = {n: specs[n].serial for n in todo.changed if n in specs}
+        pending.update((n, spec.serial) for n, spec in replaced.items())
         try:
-            serials.update(self._check_serials(todo, specs, by_sql))
+            serials.update(self._check_serials(pending, by_sql))
         except _Refused as exc:
-            pending = exc.pending
+            wanted_serials = {n: spec.serial for n, spec in (*specs.items(), *replaced.items())}
             applied = {
-                n: (h, specs[n].serial if n in specs else listed_serials.get(n, 0), n in signed)
+                n: (h, wanted_serials.get(n, listed_serials.get(n, 0)), n in signed)
                 for n, h in wanted.items()
-                if n not in pending
+                if n not in exc.pending
             }
             raise _Unverified(exc.error, applied) from None
         for name in todo.unchanged:
@@ -334,7 +320,7 @@ class DnsEngine:
         self._applied = {n: (h, serials.get(n, 0), n in signed) for n, h in wanted.items()}
         self._applied_pid = self.process.pid
         self._zones = len(wanted)
-        return serials, tuple(sorted({*todo.changed, *bulk_serials}))
+        return serials, tuple(sorted({*todo.changed, *replaced, *deleted}))
 
     def _execute(
         self,
@@ -342,15 +328,25 @@ class DnsEngine:
         todo: ZonePlan,
         current: Mapping[str, Mapping[RRSetKey, RRSetValue]],
         keys: Mapping[str, Mapping[int, str]],
+        replaced: Mapping[str, ZoneSpec] = {},
+        deleted: Sequence[str] = (),
     ) -> frozenset[str]:
-        """Carry out ``todo``; the created zones written by SQL (see ``_create_by_sql``)."""
+        """Carry out ``todo``, and write ``replaced`` and delete ``deleted`` by SQL; the zones
+        written by SQL (created or replaced). On a refusal every step is undone."""
         undo: list[Callable[[], object]] = []
-        by_sql = self._sql_creates(todo)
+        by_sql = self._sql_creates(todo) | frozenset(replaced)
+        touched = {*todo.changed, *replaced, *deleted}  # every zone whose answers change
+        database = self.process.database
         try:
-            many = len(todo.create) > FLUSH_ALL_FROM
-            if by_sql:
-                self._create_by_sql(api, [z for z in todo.create if normalise(z.name) in by_sql])
-                undo.append(functools.partial(self._delete_by_sql, api, sorted(by_sql)))
+            if replaced:
+                saved = self._sql(save_zones, database, list(replaced))
+                self._sql(replace_zones, database, list(replaced.values()))
+                undo.append(functools.partial(self._sql, restore_zones, database, saved))
+            created = [z for z in todo.create if normalise(z.name) in by_sql]
+            if created:
+                self._sql(load_zones, database, created)
+                names = [normalise(z.name) for z in created]
+                undo.append(functools.partial(self._sql, delete_zones, database, names))
             for zone in todo.create:
                 name = normalise(zone.name)
                 if name in by_sql:
@@ -358,19 +354,13 @@ class DnsEngine:
                 api.create_zone(name, rrset_specs(zone))
                 undo.append(functools.partial(api.delete_zone, name))
                 self._import(api, name, todo.keys.get(name), undo)
-                # A question asked before the zone existed was answered REFUSED, and that
-                # answer sits in the packet cache (creating a zone does not clear it).
-                if not many:
-                    self._flush(api, name)
-            if many:
-                self._flush(api, ".")  # one call for every name instead of one per zone
             for name, changes in todo.patch.items():
                 api.patch_rrsets(name, changes)
                 back = revert_changes(changes, current[name])
                 undo.append(functools.partial(api.patch_rrsets, name, back))
-            created = {normalise(z.name) for z in todo.create}
+            created_names = {normalise(z.name) for z in todo.create}
             for name, kc in todo.keys.items():
-                if name not in created:
+                if name not in created_names:
                     self._import(api, name, kc, undo)
             # removals last
             for name, kc in todo.keys.items():
@@ -379,22 +369,26 @@ class DnsEngine:
                     api.delete_cryptokey(name, key_id)
                     if private:
                         undo.append(functools.partial(api.import_cryptokey, name, private))
+            if deleted:
+                saved_deleted = self._sql(save_zones, database, deleted)
+                self._sql(delete_zones, database, deleted)
+                undo.append(functools.partial(self._sql, restore_zones, database, saved_deleted))
             for name in todo.delete:
                 privates = [api.get_cryptokey(name, k).privatekey for k in keys.get(name, {})]
                 api.delete_zone(name)
                 undo.append(functools.partial(self._recreate, api, name, current[name], privates))
-                self._flush(api, name)
             for name in todo.keys:
-                if name not in todo.delete:
-                    if self._signed(api, name):
-                        api.rectify(name)  # the NSEC chain of the newly signed zone
-                    self._flush(api, name)
-            # PowerDNS's cache is cleared by its API; dnsdist's, in front, by the agent
-            self.process.purge(None if by_sql else todo.changed)
+                if name not in todo.delete and self._signed(api, name):
+                    api.rectify(name)  # the NSEC chain of the newly signed zone
+            # A question asked before a zone existed was answered REFUSED, and that answer
+            # sits in the packet cache (creating a zone does not clear it); SQL clears nothing.
+            self._flush_zones(api, touched)
+            # and dnsdist's cache in front
+            self.process.purge(None if len(touched) > FLUSH_ALL_FROM else sorted(touched))
         except PdnsApiError as exc:
-            failures = self._rollback(api, undo, todo)
+            failures = self._rollback(api, undo, todo, touched)
             with contextlib.suppress(PdnsError):
-                self.process.purge(None if by_sql else todo.changed)
+                self.process.purge(None if len(touched) > FLUSH_ALL_FROM else sorted(touched))
             error = str(exc)
             if failures:
                 error += "; rollback failed: " + "; ".join(failures)
@@ -402,47 +396,32 @@ class DnsEngine:
         return by_sql
 
     def _sql_creates(self, todo: ZonePlan) -> frozenset[str]:
-        """The new zones to write by SQL: all those ``sql_safe`` vouches for, when they are
-        at least BULK_MIN (fewer go through the API: a call each is cheaper than a rebuild
-        of the zone cache and a flush of every cache)."""
-        if len(todo.create) < BULK_MIN or not self.process.database.exists():
+        """The new zones to write by SQL: all those ``sql_safe`` vouches for (a zone written
+        by SQL is served at once: the server keeps no zone cache; one API call beside a big
+        geoip backend costs hundreds of ms)."""
+        if not todo.create or not self.process.database.exists():
             return frozenset()
-        names = frozenset(normalise(z.name) for z in todo.create if sql_safe(z))
-        return names if len(names) >= BULK_MIN else frozenset()
+        return frozenset(normalise(z.name) for z in todo.create if sql_safe(z))
 
-    def _create_by_sql(self, api: PdnsApi, zones: list[ZoneSpec]) -> None:
-        """New unsigned zones into the running server: one SQLite transaction (nothing is
-        written when it fails), then ``rediscover`` (its zone cache learns them) and a flush
-        of every cached answer (a question asked before a zone existed keeps its negative
-        answer in the packet cache). 10,000 zones: seconds, instead of minutes of API calls."""
-        started = time.monotonic()
+    @staticmethod
+    def _sql(write: Callable[..., _T], *args: object) -> _T:
+        """One SQL step of an apply; its failure refuses the apply like the API's would."""
         try:
-            load_zones(self.process.database, zones)
-        except sqlite3.Error as exc:
-            raise PdnsApiError(f"{len(zones)} new zones not written by SQL: {exc}") from exc
-        written = time.monotonic()
-        self._refresh_zone_cache(api, zones[0].name)
-        log.info(
-            "DNS: %d new zones written by SQL in %.0f ms (zone cache rebuilt in %.0f ms)",
-            len(zones),
-            (time.monotonic() - started) * 1000,
-            (time.monotonic() - written) * 1000,
-        )
+            return write(*args)
+        except (sqlite3.Error, LookupError) as exc:
+            raise PdnsApiError(f"zones not written by SQL: {exc}") from exc
 
-    def _delete_by_sql(self, api: PdnsApi, names: list[str]) -> None:
-        """The undo of ``_create_by_sql``: the zones and all of theirs gone in one transaction."""
-        try:
-            delete_zones(self.process.database, names)
-        except sqlite3.Error as exc:
-            raise PdnsApiError(f"{len(names)} new zones not removed by SQL: {exc}") from exc
-        self._refresh_zone_cache(api, names[0])
-
-    def _refresh_zone_cache(self, api: PdnsApi, zone: str) -> None:
-        try:
-            self.process.rediscover()
-        except PdnsError as exc:
-            raise PdnsApiError(str(exc), zone=normalise(zone)) from exc
-        self._flush(api, ".")
+    def _flush_zones(self, api: PdnsApi, zones: Iterable[str]) -> None:
+        """Empty PowerDNS's caches of these zones: one call; everything from FLUSH_ALL_FROM."""
+        names = sorted(set(zones))
+        if len(names) > FLUSH_ALL_FROM:
+            self._flush(api, ".")
+        elif names:
+            try:
+                self.process.flush(names)
+            except PdnsError:
+                for name in names:
+                    api.flush_cache(name)
 
     def _flush(self, api: PdnsApi, zone: str) -> None:
         """Empty PowerDNS's caches of ``zone`` and below ("." : everything), by its control
@@ -482,7 +461,11 @@ class DnsEngine:
             api.rectify(zone)
 
     def _rollback(
-        self, api: PdnsApi, undo: list[Callable[[], object]], todo: ZonePlan
+        self,
+        api: PdnsApi,
+        undo: list[Callable[[], object]],
+        todo: ZonePlan,
+        touched: Iterable[str],
     ) -> list[str]:
         failures: list[str] = []
         for step in reversed(undo):
@@ -490,34 +473,27 @@ class DnsEngine:
                 step()
             except PdnsApiError as exc:
                 failures.append(str(exc))
-        many = len(todo.changed) > FLUSH_ALL_FROM
-        for name in todo.changed:
+        for name in todo.keys:
             with contextlib.suppress(PdnsApiError):
-                if name in todo.keys and self._signed(api, name):
+                if self._signed(api, name):
                     api.rectify(name)
-                if not many:
-                    self._flush(api, name)
-        if many:
-            with contextlib.suppress(PdnsApiError):
-                self._flush(api, ".")  # one call for every name
+        with contextlib.suppress(PdnsApiError):
+            self._flush_zones(api, touched)
         return failures
 
     def _check_serials(
-        self,
-        todo: ZonePlan,
-        wanted: Mapping[str, ZoneSpec],
-        by_sql: frozenset[str] = frozenset(),
+        self, pending: dict[str, int], by_sql: frozenset[str] = frozenset()
     ) -> dict[str, int]:
-        """Every created or changed zone serves its desired SOA serial over DNS; of the zones
-        created by SQL (one transaction, one zone cache rebuild, every cache flushed), a sample
+        """Every created or changed zone (name -> its desired serial) serves that SOA serial
+        over DNS; of the zones written by SQL (one transaction, their caches flushed), a sample
         of CHECK_SAMPLE stands for all (10,000 queries one after another take seconds)."""
-        pending = {n: wanted[n].serial for n in todo.changed if n in wanted}
         served: dict[str, int] = {}
-        if by_sql:
-            names = sorted(by_sql)
-            sample = set(names[:: max(1, len(names) // CHECK_SAMPLE)])
-            for name in by_sql - sample:
-                served[name] = pending.pop(name)
+        written = sorted(by_sql.intersection(pending))
+        if written:
+            sample = set(written[:: max(1, len(written) // CHECK_SAMPLE)])
+            for name in written:
+                if name not in sample:
+                    served[name] = pending.pop(name)
         # A few seconds, and more for thousands of zones (one query each, one after another).
         deadline = time.monotonic() + SERIAL_DEADLINE + 0.002 * len(pending)
         while True:

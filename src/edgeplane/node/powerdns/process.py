@@ -160,11 +160,12 @@ def render_conf(
         "cache-ttl": "10",
         "negquery-cache-ttl": "0",
         "query-cache-ttl": "0",
-        # The zone cache (which zones exist) is kept by the API's own changes and refreshed by
-        # ``PdnsProcess.rediscover`` after zones are written by SQL; its periodic refresh is
-        # made rare because one running beside a rediscover can abort the server
-        # (PowerDNS/pdns#11416: two concurrent zone cache replaces trip an assertion).
-        "zone-cache-refresh-interval": "86400",
+        # No zone cache: which zone a name is in is asked of the database (an indexed lookup;
+        # uncached geo answers measured as fast as with the cache), so a zone the agent
+        # writes by SQL is served at once, with no ``rediscover`` (which makes the geoip
+        # backend read its file again, 1-2 s at 10,000 zones with every query waiting) and
+        # no concurrent zone cache rebuilds (PowerDNS/pdns#11416 aborts the server).
+        "zone-cache-refresh-interval": "0",
         "receiver-threads": "1",
         "distributor-threads": str(threads),
         "signing-threads": str(threads),
@@ -293,9 +294,7 @@ class PdnsProcess:
 
     def rediscover(self, timeout: float = 120.0) -> float:
         """``pdns_control rediscover``: the backends look again (the geoip backend reads its
-        zones file and databases again) and the zone cache is rebuilt from the database, so
-        zones written by SQL are served. One at a time: two zone cache rebuilds side by side
-        can abort PowerDNS (PowerDNS/pdns#11416). While the geoip backend reads its file
+        zones file and databases again). One at a time. While the geoip backend reads its file
         (about 1 s for 10,000 zones here), queries it is asked wait. The milliseconds it took;
         PdnsError when PowerDNS did not say Ok (a server not running is not an error: it reads
         everything when it starts)."""
