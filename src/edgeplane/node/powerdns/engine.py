@@ -193,11 +193,12 @@ class DnsEngine:
                 self.process.ensure_running()
                 serials, changed = self._apply(zones, load)
             except _Unverified as exc:
-                # Every other zone is as applied: only the unverified ones are read next time.
-                self._applied, self._applied_pid = exc.applied, self.process.pid
+                # Every other zone is as applied: only the unverified ones (kept with serial 0)
+                # are read next time, after the zones are listed again.
+                self._applied, self._applied_pid = exc.applied, None
                 return DnsApplyResult(False, _ms(started), str(exc))
             except (_Refused, PdnsError) as exc:
-                self._forget()  # read everything again next time
+                self._forget()
                 return DnsApplyResult(False, _ms(started), str(exc))
             except PdnsApiError as exc:  # reading failed: nothing was changed
                 self._forget()
@@ -254,7 +255,9 @@ class DnsEngine:
         return replaced, deleted
 
     def _forget(self) -> None:
-        self._applied.clear()
+        """Trust nothing of the server's state: the next apply lists its zones and reads each
+        whose serial is not the one this engine applied (a refused apply was rolled back, so
+        most are; reading all of 10,000 zones through the API took tens of minutes)."""
         self._applied_pid = None
 
     def _apply(
@@ -310,9 +313,12 @@ class DnsEngine:
         except _Refused as exc:
             wanted_serials = {n: spec.serial for n, spec in (*specs.items(), *replaced.items())}
             applied = {
-                n: (h, wanted_serials.get(n, listed_serials.get(n, 0)), n in signed)
+                n: (
+                    h,
+                    0 if n in exc.pending else wanted_serials.get(n, listed_serials.get(n, 0)),
+                    n in signed,
+                )
                 for n, h in wanted.items()
-                if n not in exc.pending
             }
             raise _Unverified(exc.error, applied) from None
         for name in todo.unchanged:
@@ -494,9 +500,13 @@ class DnsEngine:
             for name in written:
                 if name not in sample:
                     served[name] = pending.pop(name)
-        # A few seconds, and more for thousands of zones (one query each, one after another).
+        # A few seconds, and more for thousands of zones (one query each, one after another),
+        # not counting the time queries wait for the geoip backend to read its zones file.
         deadline = time.monotonic() + SERIAL_DEADLINE + 0.002 * len(pending)
+        waited = self.process.rediscover_seconds()
         while True:
+            deadline += (now_waited := self.process.rediscover_seconds()) - waited
+            waited = now_waited
             for name, serial in list(pending.items()):
                 if time.monotonic() > deadline or not self.process.running():
                     break

@@ -233,6 +233,12 @@ class GeoDnsEngine(DnsEngine):
                 else:
                     self._serve(zones() if callable(zones) else zones, geo)
                 self.status.error = None
+            except LookupError as exc:
+                # A zone of these refs left the agent's object store meanwhile: a newer
+                # snapshot replaced it (the store keeps the objects of the snapshots it
+                # serves), and its refs come next. The LUA records answer meanwhile.
+                log.warning("geo answers not updated: %s (a newer snapshot follows)", exc)
+                self.status.error = str(exc)
             except Exception as exc:  # keep serving (the LUA records answer)
                 if self._stopping:  # the stop killed the ranking build
                     return

@@ -235,6 +235,8 @@ class PdnsProcess:
         self._child: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._rediscovering = threading.Lock()  # one rediscover at a time (see rediscover)
+        self._rediscover_started: float | None = None  # the one running (monotonic)
+        self._rediscover_total = 0.0  # seconds of the ones done
 
     # ------------------------------------------------------------------ where things are
 
@@ -302,7 +304,7 @@ class PdnsProcess:
             return 0.0
         d = str(self.directory)
         with self._rediscovering:
-            started = time.monotonic()
+            started = self._rediscover_started = time.monotonic()
             try:
                 r = subprocess.run(
                     ["pdns_control", f"--config-dir={d}", f"--socket-dir={d}", "rediscover"],
@@ -312,10 +314,20 @@ class PdnsProcess:
                 )
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise PdnsError(f"pdns_control rediscover: {exc}") from exc
+            finally:
+                self._rediscover_total += time.monotonic() - started
+                self._rediscover_started = None
             took = (time.monotonic() - started) * 1000
         if r.returncode != 0:
             raise PdnsError(f"pdns_control rediscover: {(r.stdout + r.stderr).strip()}")
         return took
+
+    def rediscover_seconds(self) -> float:
+        """Seconds this process has spent in rediscovers, the running one up to now: queries
+        wait meanwhile, so a check over DNS does not count them against its deadline."""
+        started = self._rediscover_started
+        running = time.monotonic() - started if started is not None else 0.0
+        return self._rediscover_total + running
 
     def flush(self, zones: Iterable[str] | None = None) -> None:
         """Empty PowerDNS's packet and query caches of ``zones`` (their names and below), or
