@@ -271,3 +271,42 @@ def test_by_reference_new_zones_wait_for_a_quiet_moment_changes_do_not(
     assert engine.status.generation == generation + 1
     assert not in_file("www.first.test") and in_file("www.later.test")
     check("www.later.test")
+
+
+def test_nested_zones_by_reference_read_a_new_child_alone_and_keep_the_parents_records(
+    engine: GeoDnsEngine,
+) -> None:
+    """A parent zone and zones inside it (a SaaS's customers under its own domain), as the
+    agent drives it: a new child zone is read alone (not every zone again), and the file
+    keeps the parent's records at the names above the children's proxied names (else the
+    geoip backend's empty non-terminal there hides them)."""
+    from edgeplane.protocol.config import ZoneSpec, canonical_body, object_hash
+
+    store: dict[str, ZoneSpec] = {}
+
+    def apply(s: DnsState) -> None:
+        zones = build_zones(s)
+        assert engine.apply(zones).ok
+        refs = {}
+        for z in zones:
+            digest = object_hash(canonical_body(z.model_dump(mode="json")))
+            store[digest], refs[z.name] = z, digest
+        engine.apply_geo_refs(refs, store.__getitem__, build_geo(s))
+
+    def records(name: str, rtype: str) -> list[str]:
+        msg = query(engine.process, name, rtype)
+        return sorted(r.to_text() for rr in msg.answer for r in rr)
+
+    children = [zone(f"c{i}.app.test") for i in range(3)]
+    apply(state((zone("app.test"), *children)))
+    assert engine.wait_idle(FIRST_BUILD_S) and engine.status.error is None
+    apply(state((zone("app.test"), *children, zone("c9.app.test"))))
+    assert engine.wait_idle(30) and engine.status.error is None
+    assert engine.status.loaded == 1  # the new child alone
+    text = (engine.process.directory / "geo.yaml").read_text()
+    assert "\n    'www.c9.app.test.': *" in text and "\n    'app.test.': *" in text
+    for name in ("app.test", "c9.app.test"):
+        assert records(name, "MX") == ["10 mail.example.net."]
+        assert records(name, "TXT") == ['"apex text"']
+        for ip in SPREAD[::5]:
+            assert answer(engine, f"www.{name}", ip) == [nearest(ip, list(REGIONS))], (name, ip)

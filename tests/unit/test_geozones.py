@@ -130,3 +130,66 @@ def test_rendering_the_zones_views_gives_the_text_of_rendering_the_zones() -> No
         assert views == whole and whole.services >= 3
     static = next(z for z in zones if z.name == "static.test.")
     assert geo_view(static) == ()  # nothing of it in the file
+
+
+def _views_of(zones: tuple, nested: set[str]) -> list:  # type: ignore[type-arg]
+    from edgeplane.node.powerdns.geozones import full_view, geo_view
+
+    return [full_view(z) if z.name in nested else geo_view(z) for z in zones]
+
+
+def test_nested_zones_rendered_from_their_views_give_the_text_of_the_zones() -> None:
+    """Zones inside other zones (a SaaS's customer zones under its own): a nested zone's view
+    is the whole zone, so the parent's records at and above a child's apex, a child's apex
+    records under a parent's proxied name, and records of one zone below another's apex are
+    copied as when rendering the zones whole."""
+    from edgeplane.node.powerdns.geozones import Nesting, geo_view, norm, render_views
+
+    s = state(
+        zone(
+            "app.test",  # the parent: proxied apex, a delegation-like NS at a child's apex,
+            proxied("@"),  # and a record below another zone's apex
+            RecordState("@", "MX", 300, ("10 mail.app.test.",)),
+            RecordState("c2", "NS", 300, ("ns.elsewhere.test.",)),
+            RecordState("x.c3", "TXT", 300, ('"below c3"',)),
+            RecordState("www.c4", "LUA", 30, ("A \"return '192.0.2.1'\"",)),
+        ),
+        zone("c1.app.test", proxied("@"), proxied("www")),  # children, proxied
+        zone("c2.app.test", proxied("www"), RecordState("@", "TXT", 300, ('"c2 apex"',))),
+        zone("c3.app.test", proxied("x"), RecordState("@", "CAA", 300, ('0 issue "x"',))),
+        zone("c4.app.test", RecordState("@", "TXT", 300, ('"not proxied"',))),
+        zone("deep.c1.app.test", proxied("@")),  # a grandchild
+        zone("alone.test", proxied("@"), RecordState("@", "MX", 300, ("10 mx.alone.test.",))),
+    )
+    zones, geo = build_zones(s), build_geo(s)
+    nesting = Nesting()
+    nesting.update(frozenset(norm(z.name) for z in zones))
+    assert nesting.nested == {norm(z.name) for z in zones} - {"alone.test."}
+    for rankings in ({ALL}, {("us-east", "eu-central", "ap-northeast"), ALL}):
+        whole = render(zones, geo, rankings)
+        views = render_views(_views_of(zones, nesting.nested), geo, rankings)
+        assert views == whole and whole.services >= 6
+        # geo views alone miss the parent's records (why nested zones take full views)
+        assert render_views((geo_view(z) for z in zones), geo, rankings) != whole
+    apex = yaml.safe_load(render(zones, geo, {ALL}).text)["domains"][0]["records"]["app.test."]
+    assert {"mx": {"content": "10 mail.app.test.", "ttl": 300}} in apex
+
+
+def test_nesting_kept_across_updates_equals_nesting_found_afresh() -> None:
+    from edgeplane.node.powerdns.geozones import Nesting
+
+    steps = [
+        {"a.test.", "b.test."},
+        {"a.test.", "b.test.", "x.a.test."},  # a child: both nested
+        {"a.test.", "b.test.", "x.a.test.", "y.b.test.", "z.y.b.test."},
+        {"a.test.", "b.test.", "x.a.test.", "y.b.test.", "z.y.b.test.", "test."},  # a root
+        {"b.test.", "x.a.test.", "c.test."},  # removals
+        {"b.test.", "x.a.test.", "c.test.", "q.r.c.test.", "r.c.test."},  # child and parent at once
+    ]
+    kept = Nesting()
+    for names in steps:
+        kept.update(frozenset(names))
+        fresh = Nesting()
+        fresh.update(frozenset(names))
+        assert kept.nested == fresh.nested, names
+    assert kept.nested == {"c.test.", "q.r.c.test.", "r.c.test."}

@@ -11,8 +11,10 @@
    PowerDNS to ``rediscover`` (the geoip backend reads its zones file and databases again).
 
 The agent gives the zones by reference (:meth:`GeoDnsEngine.apply_geo_refs`): each zone's
-``geo_view`` is kept by hash, so one new zone among 10,000 is one zone read (the agent read
-all 10,000 from its object store for every apply: 1-2 s of CPU beside its DNS apply). A
+``geo_view`` is kept by hash (a zone nested with another: its ``full_view``, see
+``geozones.Nesting``), so one new zone among 10,000 is one zone read (the agent read all
+10,000 from its object store for every apply: 1-2 s of CPU beside its DNS apply, and still
+did whenever one zone lay inside another, such as customers' zones under a SaaS's own). A
 rediscover makes every query the geoip backend is asked, and every API call on a zone, wait
 while it reads the file (1-1.7 s at 10,000 zones here): so new zones alone, which their LUA
 records answer meanwhile with the same answers, wait for a quiet moment (``ADD_QUIET_S``
@@ -46,8 +48,9 @@ from edgeplane.node.powerdns.api import PdnsApi, ZoneInfo
 from edgeplane.node.powerdns.engine import DnsEngine
 from edgeplane.node.powerdns.geozones import (
     EMPTY,
+    Nesting,
     View,
-    ancestors,
+    full_view,
     geo_view,
     norm,
     render,
@@ -129,7 +132,12 @@ class GeoDnsEngine(DnsEngine):
         self._wanted: tuple[Zones | _Refs, GeoDnsSpec] | None = None
         # By reference: each zone's view by hash, the zones the file in place was rendered
         # from (None: unknown, render everything) and the new zones waiting for the next file.
+        # A nested zone's view is its full_view (see geozones.Nesting), kept apart.
         self._views: dict[str, View] = {}
+        self._full: dict[str, View] = {}
+        self._nesting = Nesting()
+        self._shown_nested: frozenset[str] = frozenset()  # the nested zones of the file in place
+        self._norms: dict[str, str] = {}  # zone name -> as norm spells it
         self._shown: dict[str, str] | None = None
         self._shown_geo: GeoDnsSpec | None = None
         self._deferred: tuple[_Refs, GeoDnsSpec] | None = None
@@ -258,15 +266,15 @@ class GeoDnsEngine(DnsEngine):
             self._shown = None
             return
         refs = want.refs
-        names = {norm(n) for n in refs}
-        if any(a in names for n in names for a in ancestors(n)):
-            # A zone inside another: its names' copies come from the other; read them all.
-            self._views.clear()
-            self._serve((want.load(h) for h in refs.values()), geo)
-            return
+        self._nesting.update(frozenset(self._norm(n) for n in refs))
+        nested = self._nesting.nested
         loaded = 0
-        for digest in refs.values():
-            if digest not in self._views:
+        for name, digest in refs.items():
+            if self._norm(name) in nested:
+                if digest not in self._full:
+                    self._full[digest] = full_view(want.load(digest))
+                    loaded += 1
+            elif digest not in self._views:
                 self._views[digest] = geo_view(want.load(digest))
                 loaded += 1
         if loaded or not now:  # (the new zones' own update counted them)
@@ -293,39 +301,64 @@ class GeoDnsEngine(DnsEngine):
                         )
                 if wait:
                     self.status.waiting = sum(
-                        1 for n, d in refs.items() if shown.get(n) != d and self._views[d]
+                        1 for n, d in refs.items() if shown.get(n) != d and self._view(n, d)
                     )
                     self._prune(refs, shown)
                     return
         assert self._ranks is not None
-        out = render_views((self._views[h] for h in refs.values()), geo, self._ranks[1].rankings)
+        views = (self._view(n, h) for n, h in refs.items())
+        out = render_views(views, geo, self._ranks[1].rankings)
         with self._cv:
             self._deferred = None
         self.status.services, self.status.left_to_lua = out.services, out.left_to_lua
         self._put(out.text)
         self._shown, self._shown_geo = dict(refs), geo
+        self._shown_nested = frozenset(nested)
         self.status.waiting = 0
         self._prune(refs, None)
 
+    def _norm(self, name: str) -> str:
+        spelled = self._norms.get(name)
+        if spelled is None:
+            if len(self._norms) >= 1 << 18:
+                self._norms.clear()
+            spelled = self._norms[name] = norm(name)
+        return spelled
+
+    def _view(self, name: str, digest: str) -> View:
+        """The view of zone ``name`` at ``digest`` (loaded by ``_serve_refs``)."""
+        if self._norm(name) in self._nesting.nested:
+            return self._full[digest]
+        return self._views[digest]
+
     def _change(self, shown: Mapping[str, str], refs: Mapping[str, str]) -> str:
         """What the zones file in place (rendered from ``shown``) lacks for ``refs``: "file"
-        (a zone it holds changed or went: now), "new" (only zones it holds nothing of, which
-        their LUA records answer meanwhile), or "none"."""
-        views = self._views
+        (a zone it holds changed or went, or which zones are nested changed: now), "new"
+        (only zones it holds nothing of, which their LUA records answer meanwhile), or
+        "none"."""
+        if self._nesting.nested != self._shown_nested:
+            return "file"
+        view = self._view
         for name, digest in shown.items():
             new = refs.get(name)
-            if new != digest and views[digest] and (new is None or views[new] != views[digest]):
+            was = view(name, digest) if new != digest else ()
+            if was and (new is None or view(name, new) != was):
                 return "file"
         for name, digest in refs.items():
             old = shown.get(name)
-            if old != digest and views[digest] and (old is None or not views[old]):
+            if old != digest and view(name, digest) and (old is None or not view(name, old)):
                 return "new"
         return "none"
 
     def _prune(self, refs: Mapping[str, str], shown: Mapping[str, str] | None) -> None:
-        keep = set(refs.values()) | set((shown or {}).values())
-        for digest in [d for d in self._views if d not in keep]:
-            del self._views[digest]
+        nested = self._nesting.nested
+        keep: dict[bool, set[str]] = {False: set(), True: set()}
+        for mapping in (refs, shown or {}):
+            for name, digest in mapping.items():
+                keep[self._norm(name) in nested].add(digest)
+        for table, kept in ((self._views, keep[False]), (self._full, keep[True])):
+            for digest in [d for d in table if d not in kept]:
+                del table[digest]
 
     def _ranks_ready(self, geo: GeoDnsSpec) -> bool:
         """The ranking database of ``geo``'s regions in place (built if need be); False (and
