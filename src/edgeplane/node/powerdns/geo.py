@@ -136,7 +136,7 @@ class GeoDnsEngine(DnsEngine):
         self._views: dict[str, View] = {}
         self._full: dict[str, View] = {}
         self._nesting = Nesting()
-        self._shown_nested: frozenset[str] = frozenset()  # the nested zones of the file in place
+        self._shown_nested: frozenset[str] = frozenset()  # nested zones when the file was made
         self._norms: dict[str, str] = {}  # zone name -> as norm spells it
         self._shown: dict[str, str] | None = None
         self._shown_geo: GeoDnsSpec | None = None
@@ -285,7 +285,7 @@ class GeoDnsEngine(DnsEngine):
             if change == "none":  # the file says the same of these zones
                 with self._cv:
                     self._deferred = None
-                self._shown = dict(refs)
+                self._shown, self._shown_nested = dict(refs), frozenset(nested)
                 self.status.waiting = 0
                 self._prune(refs, None)
                 return
@@ -336,8 +336,9 @@ class GeoDnsEngine(DnsEngine):
         (a zone it holds changed or went, or which zones are nested changed: now), "new"
         (only zones it holds nothing of, which their LUA records answer meanwhile), or
         "none"."""
-        if self._nesting.nested != self._shown_nested:
-            return "file"
+        flipped = self._nesting.nested.symmetric_difference(self._shown_nested)
+        if any(self._norm(name) in flipped for name in shown) if flipped else False:
+            return "file"  # a zone the file holds became nested, or stopped being
         view = self._view
         for name, digest in shown.items():
             new = refs.get(name)
