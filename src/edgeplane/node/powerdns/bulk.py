@@ -29,10 +29,25 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from edgeplane.node.powerdns.api import RRSetKey, RRSetValue
 from edgeplane.node.powerdns.plan import canonical_record, desired_rrsets, zone_name
 from edgeplane.protocol.config import ZoneSpec
 
 PRIO_TYPES = ("MX", "SRV")
+# A zone's RRsets by the id of its spec, for one apply: sql_safe and zone_rows each need them
+# (canonical forms parsed by dnspython: about a millisecond a zone), computed once.
+Memo = dict[int, dict[RRSetKey, RRSetValue]]
+
+
+def _rrsets(zone: ZoneSpec, memo: Memo | None) -> dict[RRSetKey, RRSetValue]:
+    if memo is None:
+        return desired_rrsets(zone)
+    found = memo.get(id(zone))
+    if found is None:
+        found = memo[id(zone)] = desired_rrsets(zone)
+    return found
+
+
 TIMEOUT = 30.0  # seconds to wait for the server's own writes to the database
 
 
@@ -51,10 +66,12 @@ def zone_count(database: Path) -> int:
             return 0
 
 
-def zone_rows(zone: ZoneSpec) -> Iterator[tuple[str, str | None, str | None, int | None, int, int]]:
+def zone_rows(
+    zone: ZoneSpec, memo: Memo | None = None
+) -> Iterator[tuple[str, str | None, str | None, int | None, int, int]]:
     """(name, type, content, ttl, prio, auth) of every row of ``zone``, ENTs included."""
     apex = _bare(zone_name(zone.name))
-    rrsets = desired_rrsets(zone)
+    rrsets = _rrsets(zone, memo)
     cuts = {_bare(n) for (n, t) in rrsets if t == "NS" and _bare(n) != apex}
 
     def below_cut(name: str, inclusive: bool) -> bool:
@@ -84,7 +101,7 @@ def zone_rows(zone: ZoneSpec) -> Iterator[tuple[str, str | None, str | None, int
         yield ent, None, None, None, 0, 1
 
 
-def sql_safe(zone: ZoneSpec) -> bool:
+def sql_safe(zone: ZoneSpec, memo: Memo | None = None) -> bool:
     """Whether ``zone`` may be written by SQL: unsigned, and nothing PowerDNS's API would
     refuse (every record parses, every name is in the zone, one SOA at the apex, NS there, no
     CNAME beside other data). A zone that is not goes through the API, which judges it."""
@@ -92,7 +109,7 @@ def sql_safe(zone: ZoneSpec) -> bool:
         return False
     apex = zone_name(zone.name)
     try:
-        rrsets = desired_rrsets(zone)
+        rrsets = _rrsets(zone, memo)
     except ValueError:
         return False
     types: dict[str, set[str]] = {}
@@ -110,7 +127,7 @@ def sql_safe(zone: ZoneSpec) -> bool:
     return not any("CNAME" in t and (len(t) > 1 or name == apex) for name, t in types.items())
 
 
-def load_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
+def load_zones(database: Path, zones: Iterable[ZoneSpec], memo: Memo | None = None) -> list[str]:
     """Insert ``zones`` (unsigned, absent from the database) in one transaction; the zones
     written. Under a running server the caller then flushes the caches; on any error nothing
     is written."""
@@ -129,7 +146,7 @@ def load_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
                 db.executemany(
                     "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled,"
                     " ordername, auth) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)",
-                    ((domain_id, *row) for row in zone_rows(zone)),
+                    ((domain_id, *row) for row in zone_rows(zone, memo)),
                 )
                 db.executemany(
                     "INSERT INTO domainmetadata (domain_id, kind, content) VALUES (?, ?, ?)",
@@ -139,7 +156,7 @@ def load_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
     return written
 
 
-def replace_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
+def replace_zones(database: Path, zones: Iterable[ZoneSpec], memo: Memo | None = None) -> list[str]:
     """Replace every row of these existing unsigned zones by the zone's, in one transaction,
     under a running server: the caller then flushes its packet cache."""
     written: list[str] = []
@@ -156,7 +173,7 @@ def replace_zones(database: Path, zones: Iterable[ZoneSpec]) -> list[str]:
                 db.executemany(
                     "INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled,"
                     " ordername, auth) VALUES (?, ?, ?, ?, ?, ?, 0, NULL, ?)",
-                    ((domain_id, *row) for row in zone_rows(zone)),
+                    ((domain_id, *row) for row in zone_rows(zone, memo)),
                 )
                 written.append(zone_name(zone.name))
     return written

@@ -48,6 +48,7 @@ import dns.rdtypes.ANY.SOA
 
 from edgeplane.node.powerdns.api import PdnsApi, PdnsApiError, RRSetKey, RRSetValue
 from edgeplane.node.powerdns.bulk import (
+    Memo,
     delete_zones,
     load_zones,
     replace_zones,
@@ -125,6 +126,7 @@ class DnsEngine:
         self._applied: dict[str, tuple[str, int, bool]] = {}
         self._applied_pid: int | None = None
         self._zones = 0
+        self._memo: Memo = {}
         self.bulk_loaded = 0  # zones the last start wrote by SQL (figures, tests)
 
     # ------------------------------------------------------------------ process
@@ -191,6 +193,7 @@ class DnsEngine:
                 if not self.process.running():
                     self._bulk_load(zones, load)
                 self.process.ensure_running()
+                self._memo = {}  # RRsets of the specs of this apply (see bulk.Memo)
                 serials, changed = self._apply(zones, load)
             except _Unverified as exc:
                 # Every other zone is as applied: only the unverified ones (kept with serial 0)
@@ -206,6 +209,8 @@ class DnsEngine:
             except (ValueError, LookupError) as exc:  # a zone twice, a zone not to be had
                 self._forget()
                 return DnsApplyResult(False, _ms(started), str(exc))
+            finally:
+                self._memo = {}
         return DnsApplyResult(True, _ms(started), None, serials, changed)
 
     def _bulk_load(self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]) -> None:
@@ -249,7 +254,7 @@ class DnsEngine:
             if name in known or name not in applied or applied[name][2]:
                 continue
             spec = load(digest)
-            if sql_safe(spec):
+            if sql_safe(spec, self._memo):
                 replaced[name] = spec
         deleted = sorted(n for n, (_, _, sig) in applied.items() if n not in wanted and not sig)
         return replaced, deleted
@@ -346,11 +351,11 @@ class DnsEngine:
         try:
             if replaced:
                 saved = self._sql(save_zones, database, list(replaced))
-                self._sql(replace_zones, database, list(replaced.values()))
+                self._sql(replace_zones, database, list(replaced.values()), self._memo)
                 undo.append(functools.partial(self._sql, restore_zones, database, saved))
             created = [z for z in todo.create if normalise(z.name) in by_sql]
             if created:
-                self._sql(load_zones, database, created)
+                self._sql(load_zones, database, created, self._memo)
                 names = [normalise(z.name) for z in created]
                 undo.append(functools.partial(self._sql, delete_zones, database, names))
             for zone in todo.create:
@@ -407,7 +412,7 @@ class DnsEngine:
         geoip backend costs hundreds of ms)."""
         if not todo.create or not self.process.database.exists():
             return frozenset()
-        return frozenset(normalise(z.name) for z in todo.create if sql_safe(z))
+        return frozenset(normalise(z.name) for z in todo.create if sql_safe(z, self._memo))
 
     @staticmethod
     def _sql(write: Callable[..., _T], *args: object) -> _T:
