@@ -285,8 +285,8 @@ class DnsEngine:
             listed_dnssec = {n for n, (_, _, signed) in applied.items() if signed}
             known = {n for n, h in wanted.items() if n in applied and applied[n][0] == h}
             replaced, deleted = self._sql_changes(wanted, known, load)
-            to_read = [n for n in applied if n not in known and n not in replaced]
-            to_read = [n for n in to_read if n not in set(deleted)]
+            gone = set(deleted)
+            to_read = [n for n in applied if n not in known and n not in replaced and n not in gone]
         else:
             listed = {z.name: z for z in api.list_zones()}
             listed_serials = {n: z.serial for n, z in listed.items()}
