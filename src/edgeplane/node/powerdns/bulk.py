@@ -34,6 +34,7 @@ from edgeplane.node.powerdns.plan import canonical_record, desired_rrsets, zone_
 from edgeplane.protocol.config import ZoneSpec
 
 PRIO_TYPES = ("MX", "SRV")
+TIMEOUT = 30.0  # seconds to wait for the server's own writes to the database
 # A zone's RRsets by the id of its spec, for one apply: sql_safe and zone_rows each need them
 # (canonical forms parsed by dnspython: about a millisecond a zone), computed once.
 Memo = dict[int, dict[RRSetKey, RRSetValue]]
@@ -46,9 +47,6 @@ def _rrsets(zone: ZoneSpec, memo: Memo | None) -> dict[RRSetKey, RRSetValue]:
     if found is None:
         found = memo[id(zone)] = desired_rrsets(zone)
     return found
-
-
-TIMEOUT = 30.0  # seconds to wait for the server's own writes to the database
 
 
 def _bare(name: str) -> str:

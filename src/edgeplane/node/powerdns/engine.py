@@ -393,13 +393,11 @@ class DnsEngine:
                     api.rectify(name)  # the NSEC chain of the newly signed zone
             # A question asked before a zone existed was answered REFUSED, and that answer
             # sits in the packet cache (creating a zone does not clear it); SQL clears nothing.
-            self._flush_zones(api, touched)
-            # and dnsdist's cache in front
-            self.process.purge(None if len(touched) > FLUSH_ALL_FROM else sorted(touched))
+            self._clear_caches(api, touched)
         except PdnsApiError as exc:
-            failures = self._rollback(api, undo, todo, touched)
-            with contextlib.suppress(PdnsError):
-                self.process.purge(None if len(touched) > FLUSH_ALL_FROM else sorted(touched))
+            failures = self._rollback(api, undo, todo)
+            with contextlib.suppress(PdnsApiError, PdnsError):
+                self._clear_caches(api, touched)
             error = str(exc)
             if failures:
                 error += "; rollback failed: " + "; ".join(failures)
@@ -422,26 +420,23 @@ class DnsEngine:
         except (sqlite3.Error, LookupError) as exc:
             raise PdnsApiError(f"zones not written by SQL: {exc}") from exc
 
-    def _flush_zones(self, api: PdnsApi, zones: Iterable[str]) -> None:
-        """Empty PowerDNS's caches of these zones: one call; everything from FLUSH_ALL_FROM."""
+    def _clear_caches(self, api: PdnsApi, zones: Iterable[str]) -> None:
+        """Empty the caches of ``zones`` (their names and below; of everything from
+        FLUSH_ALL_FROM zones, one call): PowerDNS's by its control socket
+        (``PdnsProcess.flush``: the API's flush is ten times dearer beside a big geoip
+        backend), through the API when that fails (PdnsApiError when both do); then
+        dnsdist's in front, whether PowerDNS's was emptied or not."""
         names = sorted(set(zones))
-        if len(names) > FLUSH_ALL_FROM:
-            self._flush(api, ".")
-        elif names:
-            try:
-                self.process.flush(names)
-            except PdnsError:
-                for name in names:
-                    api.flush_cache(name)
-
-    def _flush(self, api: PdnsApi, zone: str) -> None:
-        """Empty PowerDNS's caches of ``zone`` and below ("." : everything), by its control
-        socket (``PdnsProcess.flush``: the API's flush is ten times dearer beside a big geoip
-        backend); through the API when that fails (PdnsApiError when both do)."""
+        every = len(names) > FLUSH_ALL_FROM
         try:
-            self.process.flush(None if zone == "." else [zone])
-        except PdnsError:
-            api.flush_cache(zone)
+            if names:
+                try:
+                    self.process.flush(None if every else names)
+                except PdnsError:
+                    for name in ["."] if every else names:
+                        api.flush_cache(name)
+        finally:
+            self.process.purge(None if every else names)
 
     def _import(
         self, api: PdnsApi, zone: str, kc: KeyChanges | None, undo: list[Callable[[], object]]
@@ -472,11 +467,7 @@ class DnsEngine:
             api.rectify(zone)
 
     def _rollback(
-        self,
-        api: PdnsApi,
-        undo: list[Callable[[], object]],
-        todo: ZonePlan,
-        touched: Iterable[str],
+        self, api: PdnsApi, undo: list[Callable[[], object]], todo: ZonePlan
     ) -> list[str]:
         failures: list[str] = []
         for step in reversed(undo):
@@ -488,8 +479,6 @@ class DnsEngine:
             with contextlib.suppress(PdnsApiError):
                 if self._signed(api, name):
                     api.rectify(name)
-        with contextlib.suppress(PdnsApiError):
-            self._flush_zones(api, touched)
         return failures
 
     def _check_serials(

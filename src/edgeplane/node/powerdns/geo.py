@@ -337,7 +337,7 @@ class GeoDnsEngine(DnsEngine):
         (only zones it holds nothing of, which their LUA records answer meanwhile), or
         "none"."""
         flipped = self._nesting.nested.symmetric_difference(self._shown_nested)
-        if any(self._norm(name) in flipped for name in shown) if flipped else False:
+        if flipped and any(self._norm(name) in flipped for name in shown):
             return "file"  # a zone the file holds became nested, or stopped being
         view = self._view
         for name, digest in shown.items():
