@@ -22,7 +22,7 @@ from nginx_edge import Edge, backend, edge_config, pool, running_edge
 from origins import Origin, start_origin
 
 from edgeplane.node.nginx.local import LocalHealth
-from edgeplane.node.nginx.render import forget_memos, render_release
+from edgeplane.node.nginx.render import render_release
 from edgeplane.node.nginx.render_shards import SHARD_DIR
 from edgeplane.protocol.config import CacheRuleSpec, CertSpec, EdgeConfig, PoolSpec, SiteSpec
 
@@ -121,7 +121,6 @@ def _served(edge: Edge, host: str) -> str:
 
 def _assert_served_release_is_a_fresh_render(edge: Edge, config: EdgeConfig) -> None:
     prefix = edge.local.prefix
-    forget_memos()
     fresh = render_release(config, edge.local, LocalHealth())
     current = (prefix / "current").resolve()
     assert current.name == fresh.marker

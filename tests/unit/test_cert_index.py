@@ -1,10 +1,13 @@
-"""The certificate index gives the answers of the name-by-name scan it replaced."""
+"""The certificate index gives the answers of the name-by-name scan it replaced; updated
+from the previous index and links, it gives the answers of one built from nothing."""
 
 from __future__ import annotations
 
+import random
+
 from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.render import map_hash_size
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_links, name_matches
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, SniLinks, cert_links, name_matches
 from edgeplane.protocol.config import CertSpec, EdgeConfig, NodeSpec
 
 NODE = NodeSpec(id="n1", name="n1", region="eu-central")
@@ -59,3 +62,39 @@ def test_map_hash_size_grows_with_the_names() -> None:
     assert map_hash_size(0) == map_hash_size(10) == 2048
     assert map_hash_size(20_000) == 65_536
     assert all(map_hash_size(n) >= 2 * n for n in (1000, 1025, 40_000, 100_001))
+
+
+def _random_cert(rng: random.Random, serial: int) -> CertSpec:
+    zone = f"z{rng.randrange(6)}.test"
+    pick = [zone, f"www.{zone}", f"*.{zone}", f"api.{zone}", f"*.api.{zone}", f"X.{zone}."]
+    names = rng.sample(pick, rng.randint(1, 3))
+    day = rng.randint(1, 28)
+    return _cert(f"k{serial}", *names, not_after=f"2030-01-{day:02d}T00:00:00Z")
+
+
+def test_an_index_and_links_updated_change_by_change_equal_ones_from_nothing() -> None:
+    """Certificates (exact, wildcard, overlapping, case and trailing dot) and names come and
+    go; after each change the updated index and links answer as ones built from nothing."""
+    rng = random.Random(7)
+    certs: list[CertSpec] = []
+    names: list[str] = []
+    index, links, serial = CertIndex(), None, 0
+    hosts = [f"{h}z{z}.test" for z in range(6) for h in ("", "www.", "api.", "a.api.", "x.")]
+    for step in range(300):
+        if rng.random() < 0.5 or not certs:
+            serial += 1
+            certs.append(_random_cert(rng, serial))
+        else:
+            certs.remove(rng.choice(certs))
+        if rng.random() < 0.3:
+            names = rng.sample(hosts, rng.randint(0, len(hosts)))
+        index = index.updated(tuple(certs))
+        links = SniLinks.of(links, index, names)
+        fresh = SniLinks.of(None, CertIndex.of(tuple(certs)), names)
+        assert links.links == fresh.links, step
+        assert links.targets == fresh.targets, step
+        assert links.patterns == fresh.patterns, step
+        for host in hosts:
+            assert {c.id for c in index.covering(host)} == {
+                c.id for c in fresh.index.covering(host)
+            }, (step, host)

@@ -1,6 +1,6 @@
 """Big maps in shard files (``render_shards``): the same effective configuration as the maps
-inline, the same release whatever was rendered before (memoised shards), and a change of one
-site touches one shard per map it is in."""
+inline, the same release whatever was rendered before (an engine's ``RenderMemo``), and a
+change of one site touches one shard per map it is in."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from edgeplane.node.nginx import render_shards
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
-from edgeplane.node.nginx.render import Release, forget_memos, render_release
+from edgeplane.node.nginx.render import Release, RenderMemo, render_release
 from edgeplane.protocol.config import (
     BackendSpec,
     CacheRuleSpec,
@@ -174,14 +174,12 @@ def _changes(p: Platform) -> list[tuple[str, EdgeConfig]]:
 def test_a_render_after_changes_equals_a_render_from_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    forget_memos()
+    memo = RenderMemo()  # an engine's: each render starts from the one before
     for what, config in _changes(Platform()):
-        warm = render_release(config, LOCAL, LocalHealth())
-        forget_memos()
+        warm = render_release(config, LOCAL, LocalHealth(), memo)
         cold = render_release(config, LOCAL, LocalHealth())
         assert warm == cold, what
         assert _effective(_expanded(warm)) == _effective(_expanded(_inline(config, monkeypatch)))
-        render_release(config, LOCAL, LocalHealth())  # warm again for the next change
 
 
 def test_one_site_changed_changes_one_shard_per_map_it_is_in() -> None:

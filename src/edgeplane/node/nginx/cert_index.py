@@ -17,33 +17,34 @@ from edgeplane.protocol.config import CertSpec
 class CertIndex:
     exact: dict[str, list[CertSpec]] = field(default_factory=dict)  # lower-case name ->
     wildcard: dict[str, list[CertSpec]] = field(default_factory=dict)  # "*.x": "x" ->
+    by_id: dict[str, CertSpec] = field(default_factory=dict)
 
     @classmethod
     def of(cls, certs: Iterable[CertSpec]) -> CertIndex:
-        """The index of ``certs``; of the same tuple as the last call, the same index (an
-        apply asks twice: for the SNI links and for the HTTPS redirects)."""
-        global _last
-        last = _last  # read once: another thread's apply may replace it
-        if last is not None and last[0] is certs:
-            return last[1]
-        index = cls._build(certs)
-        if isinstance(certs, tuple):
-            _last = (certs, index)  # held: the tuple (immutable, of frozen models) lives
-        return index
+        """The index of ``certs``."""
+        return cls().updated(certs)
 
-    @classmethod
-    def _build(cls, certs: Iterable[CertSpec]) -> CertIndex:
-        index = cls()
-        exact, wildcard = index.exact, index.wildcard
-        for cert in certs:
-            for name in {n.lower() for n in cert.names}:
-                if name in exact:
-                    exact[name].append(cert)
-                else:
-                    exact[name] = [cert]
+    def updated(self, certs: Iterable[CertSpec]) -> CertIndex:
+        """The index of ``certs``, from this one: only the certificates added or removed
+        since are looked at (a certificate's names are fixed by its id, the hash of its
+        chain). This index is left as it is; lists it shares with the new one are copied
+        before they change."""
+        by_id = {c.id: c for c in certs}
+        if by_id.keys() == self.by_id.keys():
+            return self
+        exact, wildcard = dict(self.exact), dict(self.wildcard)
+        for gone in self.by_id.keys() - by_id.keys():
+            for name in _names(self.by_id[gone]):
+                _drop(exact, name, gone)
                 if name.startswith("*."):
-                    wildcard.setdefault(name[2:], []).append(cert)
-        return index
+                    _drop(wildcard, name[2:], gone)
+        for new in by_id.keys() - self.by_id.keys():
+            cert = by_id[new]
+            for name in _names(cert):
+                exact[name] = [*exact.get(name, ()), cert]
+                if name.startswith("*."):
+                    wildcard[name[2:]] = [*wildcard.get(name[2:], ()), cert]
+        return CertIndex(exact, wildcard, by_id)
 
     def named(self, name: str) -> list[CertSpec]:
         """The certificates naming ``name`` exactly (case-insensitive)."""
@@ -65,9 +66,13 @@ class CertIndex:
         return bool(head) and rest in self.wildcard
 
 
-_last: tuple[tuple[CertSpec, ...], CertIndex] | None = None  # the last tuple indexed
+def _names(cert: CertSpec) -> set[str]:
+    return {n.lower() for n in cert.names}
 
 
-def forget_last() -> None:
-    global _last
-    _last = None
+def _drop(index: dict[str, list[CertSpec]], name: str, cert_id: str) -> None:
+    left = [c for c in index.get(name, ()) if c.id != cert_id]
+    if left:
+        index[name] = left
+    else:
+        index.pop(name, None)

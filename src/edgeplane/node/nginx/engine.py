@@ -20,16 +20,10 @@ from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
-from edgeplane.node.nginx.render import Release, render_release
+from edgeplane.node.nginx.render import Release, RenderMemo, render_release
 from edgeplane.node.nginx.render_shards import SHARD_DIR
 from edgeplane.node.nginx.render_stapling import staple_files
-from edgeplane.node.nginx.render_tls import (
-    DEFAULT_CERT,
-    cert_files,
-    cert_links,
-    link_targets,
-    ticket_files,
-)
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files, ticket_files
 from edgeplane.protocol.config import AcmeHttpSpec, CertSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
@@ -97,12 +91,14 @@ class NginxEngine:
         # looked yet). An apply then touches only the names and files that changed, instead
         # of reading 20,000 links and listing 30,000 files of a 10,000-domain node each time.
         self._links: dict[str, str] = {}
+        self._linked: dict[str, str] | None = None  # the targets the last apply pointed
         self._kept: tuple[set[str], set[str]] | None = None  # files on disk, links in use
         self._kept_before: set[str] = set()  # the certificate files the previous apply used
         # The map shards written under maps/ (None: not looked yet), and the shards each
         # release directory names (a release is never changed once staged).
         self._shards: set[str] | None = None
         self._release_shards: dict[str, frozenset[str]] = {}
+        self._memo = RenderMemo()  # the last render's maps and links: the next starts there
         user = local.worker_user
         self._owner = None
         if user is not None and os.geteuid() == 0:
@@ -237,14 +233,18 @@ class NginxEngine:
             self._cert_ids.add(cert.id)
 
     def _link_names(self, targets: dict[str, str]) -> None:
-        """Point each SNI name's link at its certificate file, each link replaced atomically
-        (a handshake reads the old file or the new one, never a half of each)."""
+        """Point each SNI name's link at its certificate, each link replaced atomically (a
+        handshake reads the old file or the new one, never a half of each). Only the links
+        that differ from the last apply's are looked at: the others were pointed then, and
+        ``_forget`` removes a link only once no apply names it."""
         names = self.prefix / "certs" / "names"
         known = self._links
-        for name, target in targets.items():
+        last = self._linked
+        todo = targets if last is None else dict(targets.items() - last.items())
+        for name, target in todo.items():
             want = f"../{target}"
             if known.get(name) == want:
-                continue  # the common case: no path made (10,000 Paths cost ~10 ms an apply)
+                continue
             link = names / name
             try:
                 if os.readlink(link) == want:
@@ -258,6 +258,7 @@ class NginxEngine:
             os.symlink(want, tmp)
             os.replace(tmp, link)
             self._links[name] = want
+        self._linked = targets
 
     def _write_shards(self, shards: dict[str, bytes]) -> None:
         """Write the map shards not written yet (named by their content: a shard on disk holds
@@ -460,16 +461,14 @@ class NginxEngine:
 
         with self._lock, collector.paused():
             try:
-                hosts = [d for site in config.sites for d in site.domains]
-                sni = cert_links(config, hosts) if self.local.https_port else None
-                release = render_release(config, self.local, health, sni)
+                release = render_release(config, self.local, health, self._memo)
                 new = self._new_certs(config)
                 certs = {f"{c.id}.pem" for c in config.certs}
                 https = self.local.https_port
                 staples = staple_files(config, self.local.max_stapled) if https else {}
                 certs |= set(staples)
                 tickets = ticket_files(config)
-                links = link_targets(sni) if sni is not None else {}
+                links = release.sni.targets if release.sni is not None else {}
             except (ValueError, LookupError) as exc:  # LookupError: a certificate not to be had
                 return result(False, False, "", f"render: {exc}")
             step("render")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from edgeplane.node.nginx import cert_index, render_tls
 from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
@@ -28,11 +27,11 @@ from edgeplane.node.nginx.render_cache import (
     location_name,
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
-from edgeplane.node.nginx.render_shards import Shards, forget_memo
+from edgeplane.node.nginx.render_shards import ShardMemo, Shards
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
-    cert_links,
+    SniLinks,
     cert_map,
     ssl_session_lines,
 )
@@ -111,6 +110,19 @@ class Release:
     # the shard files of the big maps (``render_shards``), named by their content: written
     # under ``prefix/maps/``, shared by the releases that name them
     shards: dict[str, bytes] = field(default_factory=dict)
+    # with an HTTPS port: the SNI names' certificates (what they were computed from aside)
+    sni: SniLinks | None = field(default=None, compare=False)
+
+
+@dataclass
+class RenderMemo:
+    """What an engine's last render computed, for its next to start from (a render is the
+    same with or without it; with it, a change of one domain among 10,000 costs about what
+    that domain's share of the maps costs): the big maps' shards, the SNI links and the
+    certificate index under them."""
+
+    shards: ShardMemo = field(default_factory=dict)
+    sni: SniLinks | None = None
 
 
 def _paths(local: NodeLocal) -> dict[str, str]:
@@ -222,20 +234,22 @@ def _hsts(site: SiteSpec) -> str:
 
 
 def _hosts(
-    config: EdgeConfig, local: NodeLocal, sites: list[SiteSpec], index: CertIndex | None = None
+    local: NodeLocal, sites: list[SiteSpec], index: CertIndex
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(host -> site id, the hosts redirected to HTTPS)."""
     host_site: dict[str, str] = {}
     redirect: list[tuple[str, str]] = []
+    exact = index.exact
     for site in sites:
+        https = site.force_https and local.https_port
         for domain in site.domains:
             name = domain.lower().rstrip(".")
             if name in host_site:
                 continue  # a name served by two sites: the first (by id) keeps it
             host_site[name] = site.id
-            if site.force_https and local.https_port:
-                index = index or CertIndex.of(config.certs)
-                if index.covers(name.lstrip("*.")):
+            if https:
+                bare = name.lstrip("*.")
+                if bare in exact or index.covers(bare):
                     redirect.append((name, "1"))
     return host_site, redirect
 
@@ -389,13 +403,10 @@ def _server(
 
 
 def render_release(
-    config: EdgeConfig,
-    local: NodeLocal,
-    health: LocalHealth,
-    links: dict[str, str] | None = None,
+    config: EdgeConfig, local: NodeLocal, health: LocalHealth, memo: RenderMemo | None = None
 ) -> Release:
-    """The release of ``config``; ``links`` is ``cert_links(config, <the sites' domains>)``
-    when the caller has it already (the engine does: it points the links)."""
+    """The release of ``config``, from ``memo`` (the engine's last render) when given; the
+    memo is left holding this render's."""
     sites = sorted(config.sites, key=lambda s: s.id)
     pools = {p.id: p for p in config.pools}
     served_pools = sorted({s.pool for s in sites if s.pool in pools})
@@ -409,11 +420,16 @@ def render_release(
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
-    index = CertIndex.of(config.certs) if local.https_port else None
-    hosts = _hosts(config, local, sites, index)
-    if local.https_port and links is None:
-        links = cert_links(config, list(hosts[0]), index)
-    shards = Shards()
+    last = memo.sni if memo is not None else None
+    index = CertIndex()  # the certificates: only with an HTTPS port
+    if local.https_port:
+        index = last.index.updated(config.certs) if last else CertIndex.of(config.certs)
+    hosts = _hosts(local, sites, index)
+    sni = SniLinks.of(last, index, hosts[0]) if local.https_port else None
+    links = sni.links if sni is not None else None
+    if memo is not None and sni is not None:
+        memo.sni = sni
+    shards = Shards(memo=memo.shards if memo is not None else None)
     sites_map = _sites_map(config, local, sites, pools, hosts, links, shards)
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
@@ -468,15 +484,7 @@ def render_release(
             ],
         )
     ).encode()
-    return Release(dict(sorted(encoded.items())), marker, dict(sorted(shards.files.items())))
-
-
-def forget_memos() -> None:
-    """Forget what renders memoised (rendered shards, the last certificate index, link names):
-    the next render starts from nothing. It renders the same: tests compare the two."""
-    forget_memo()
-    cert_index.forget_last()
-    render_tls.forget_name_keys()
+    return Release(dict(sorted(encoded.items())), marker, dict(sorted(shards.files.items())), sni)
 
 
 def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[str, bytes]:
@@ -484,4 +492,4 @@ def render(config: EdgeConfig, local: NodeLocal, health: LocalHealth) -> dict[st
     return render_release(config, local, health).files
 
 
-__all__ = ["DEFAULT_CERT", "Release", "forget_memos", "render", "render_release"]
+__all__ = ["DEFAULT_CERT", "Release", "RenderMemo", "render", "render_release"]

@@ -7,11 +7,18 @@ of one name. A map of at least ``SHARD_MIN`` literal keys is rendered as its hea
 picks among a power-of-two number of shards (about ``SHARD_ENTRIES`` keys each), so a key
 keeps its shard from one snapshot to the next and a change of one key changes one shard.
 
-A shard is rendered once per distinct content (``_render``, memoised on its entries) and named
+A shard's text lists its keys sorted, so it is a function of its entries alone, and is named
 by the hash of its text: ``maps/<hash>.map`` under the node's prefix, beside ``releases/``,
 included by a path relative to the release directory (nginx's configuration prefix). The
 engine writes only the shards it has not written yet, and a shard, like a release, is never
 changed once written: a release directory plus the shards it names is the whole configuration.
+
+An engine keeps a ``ShardMemo`` from one render to the next: each big map's entries, their
+buckets and the buckets' files. The next render of the map compares its entries with the
+memo's (a dictionary comparison, in C) and re-renders only the buckets of the keys that
+changed: one domain added to 10,000 re-renders one shard per map, and sorts, hashes and
+formats nothing else. Without a memo (a render from nothing) every bucket is rendered; the
+text is the same either way.
 
 Only maps whose keys are all literal (no regex: their order would matter) are sharded; nginx
 matches a literal key the same wherever in the map's files it is.
@@ -20,9 +27,8 @@ matches a literal key the same wherever in the map's files it is.
 from __future__ import annotations
 
 import hashlib
-import threading
 import zlib
-from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edgeplane.node.nginx.syntax import block, lit, map_key
@@ -31,39 +37,55 @@ SHARD_DIR = "maps"  # under the prefix
 SHARD_PATH = "../../maps"  # the same, from a release directory (``prefix/releases/<marker>/``)
 SHARD_MIN = 1024  # keys: a smaller map stays inline
 SHARD_ENTRIES = 256  # keys per shard, about
-_MEMO_MAX = 4096  # shards kept rendered (about 10 MiB of text at 10,000 domains)
+
+
+@dataclass(frozen=True)
+class _Sharded:
+    """A big map as last rendered: its entries, split into buckets, and each bucket's file."""
+
+    quote: bool
+    entries: dict[str, str]
+    buckets: list[dict[str, str]]
+    files: list[tuple[str, bytes]]  # (file name, content) per bucket
+
+
+ShardMemo = dict[str, _Sharded]  # "<source> <target>" -> the map as last rendered
 
 
 @dataclass
 class Shards:
-    """The shard files a release names: file name -> content (written under ``SHARD_DIR``)."""
+    """The shard files a release names: file name -> content (written under ``SHARD_DIR``).
+    With ``memo``, the big maps start from their last render (and leave theirs in it)."""
 
     files: dict[str, bytes] = field(default_factory=dict)
+    memo: ShardMemo | None = None
 
     def sharded_map(
         self,
         source: str,
         target: str,
-        entries: list[tuple[str, str]],
+        entries: Mapping[str, str] | list[tuple[str, str]],
         *,
         default: str = '""',
         hostnames: bool = False,
         quote: bool = False,
     ) -> str:
-        """``map SOURCE $TARGET { ... }`` with literal keys, as ``syntax.map_block``; values
-        are written as given, or quoted with ``quote``. A big map's entries go to shards."""
+        """``map SOURCE $TARGET { ... }`` with literal keys; values are written as given, or
+        quoted with ``quote``. A big map's entries go to shards (a key given twice: the
+        last value)."""
         head = ["hostnames;"] if hostnames else []
         head.append(f"default {default};")
         if len(entries) < SHARD_MIN:
-            lines = [f"{map_key(k)} {lit(v) if quote else v};" for k, v in entries]
+            items = entries.items() if isinstance(entries, Mapping) else entries
+            lines = [f"{map_key(k)} {lit(v) if quote else v};" for k, v in items]
             return block(f"map {source} {target}", head + lines)
-        count = shard_count(len(entries))
-        buckets: list[list[tuple[str, str]]] = [[] for _ in range(count)]
-        for entry in entries:
-            buckets[zlib.crc32(entry[0].encode()) & (count - 1)].append(entry)
+        key = f"{source} {target}"
+        last = self.memo.get(key) if self.memo is not None else None
+        sharded = _shard(dict(entries), quote, last)
+        if self.memo is not None:
+            self.memo[key] = sharded
         includes = []
-        for bucket in buckets:
-            name, content = _render(tuple(bucket), quote)
+        for name, content in sharded.files:
             self.files[name] = content
             includes.append(f"include {SHARD_PATH}/{name};")
         return block(f"map {source} {target}", head + includes)
@@ -78,30 +100,41 @@ def shard_count(keys: int) -> int:
     return count
 
 
-_memo: OrderedDict[tuple[bool, tuple[tuple[str, str], ...]], tuple[str, bytes]] = OrderedDict()
-_memo_lock = threading.Lock()
+def _bucket(key: str, count: int) -> int:
+    return zlib.crc32(key.encode()) & (count - 1)
 
 
-def _render(entries: tuple[tuple[str, str], ...], quote: bool) -> tuple[str, bytes]:
-    """(file name, content) of a shard: memoised, so an unchanged shard is not rendered again
-    (the key is the entries themselves: equal entries, equal text)."""
-    key = (quote, entries)
-    with _memo_lock:  # engines of several nodes in one process render in their own threads
-        hit = _memo.get(key)
-        if hit is not None:
-            _memo.move_to_end(key)
-            return hit
-    text = "".join(f"{map_key(k)} {lit(v) if quote else v};\n" for k, v in entries)
+def _shard(entries: dict[str, str], quote: bool, last: _Sharded | None) -> _Sharded:
+    """``entries`` in buckets and files: from ``last``, the buckets of changed keys only."""
+    count = shard_count(len(entries))
+    if last is None or last.quote != quote or len(last.buckets) != count:
+        buckets: list[dict[str, str]] = [{} for _ in range(count)]
+        for k, v in entries.items():
+            buckets[_bucket(k, count)][k] = v
+        return _Sharded(quote, entries, buckets, [_render(b, quote) for b in buckets])
+    if entries == last.entries:
+        return _Sharded(quote, entries, last.buckets, last.files)
+    buckets, files = list(last.buckets), list(last.files)
+    dirty: dict[int, dict[str, str]] = {}
+    for k, _ in entries.items() ^ last.entries.items():  # added, removed or changed keys
+        i = _bucket(k, count)
+        bucket = dirty.get(i)
+        if bucket is None:
+            bucket = dirty[i] = dict(buckets[i])
+        if k in entries:
+            bucket[k] = entries[k]
+        else:
+            bucket.pop(k, None)
+    for i, bucket in dirty.items():
+        buckets[i] = bucket
+        files[i] = _render(bucket, quote)
+    return _Sharded(quote, entries, buckets, files)
+
+
+def _render(bucket: dict[str, str], quote: bool) -> tuple[str, bytes]:
+    """(file name, content) of a shard: its keys sorted, named by the hash of the text."""
+    text = "".join(
+        f"{map_key(k)} {lit(bucket[k]) if quote else bucket[k]};\n" for k in sorted(bucket)
+    )
     content = text.encode()
-    made = (hashlib.sha256(content).hexdigest()[:32] + ".map", content)
-    with _memo_lock:
-        _memo[key] = made
-        while len(_memo) > _MEMO_MAX:
-            _memo.popitem(last=False)
-    return made
-
-
-def forget_memo() -> None:
-    """Drop the rendered shards (tests: a render from nothing)."""
-    with _memo_lock:
-        _memo.clear()
+    return hashlib.sha256(content).hexdigest()[:32] + ".map", content

@@ -8,9 +8,10 @@ import binascii
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from edgeplane.node.nginx.cert_index import CertIndex
-from edgeplane.node.nginx.render_shards import Shards
+from edgeplane.node.nginx.render_shards import SHARD_MIN, Shards
 from edgeplane.protocol.config import CertSpec, EdgeConfig, TicketKeySpec
 
 DEFAULT_CERT = "_default"  # self-signed, generated once per prefix, for unknown SNI
@@ -74,18 +75,77 @@ def cert_links(
     """SNI name (as in certificates and sites' domains) -> certificate id (``DEFAULT_CERT``
     for a name without one yet). ``names`` are the sites' domains; ``index``, the index of
     ``config.certs`` when the caller has it."""
-    patterns = {n.lower().rstrip(".") for c in config.certs for n in c.names}
-    patterns |= {n.lower().rstrip(".") for n in names}
     index = index or CertIndex.of(config.certs)
-    exact = index.exact
-    links = {}
-    for p in sorted(patterns):
-        named = exact.get(p)  # the common case (a name's own certificate) inline: one lookup
-        if named:
-            links[p] = named[0].id if len(named) == 1 else _preferred(named).id
-        else:
-            links[p] = _best(index, p)
-    return links
+    return SniLinks.of(None, index, (n.lower().rstrip(".") for n in names)).links
+
+
+@dataclass(frozen=True)
+class SniLinks:
+    """The SNI links of a render (``cert_links``) and what they were computed from, for the
+    next render to start from: only the names added, and the names of certificates added or
+    removed (with a wildcard's, the names one label below it), are looked up again."""
+
+    index: CertIndex
+    named: dict[str, int]  # pattern -> how many of the certificates name it
+    patterns: frozenset[str]  # the certificates' and the hosts'
+    links: dict[str, str]  # pattern -> certificate id
+    targets: dict[str, str]  # ``link_targets(links)``
+
+    @classmethod
+    def of(cls, last: SniLinks | None, index: CertIndex, hosts: Iterable[str]) -> SniLinks:
+        """The links of ``index``'s certificates and ``hosts`` (lower case, no trailing dot,
+        as sites' domains are served), from ``last``."""
+        if last is None:
+            named: dict[str, int] = {}
+            _count(named, index.by_id.values(), 1)
+            patterns = frozenset(named).union(hosts)
+            links = {p: _link(index, p) for p in sorted(patterns)}
+            return cls(index, named, patterns, links, link_targets(links))
+        gone = [last.index.by_id[i] for i in last.index.by_id.keys() - index.by_id.keys()]
+        new = [index.by_id[i] for i in index.by_id.keys() - last.index.by_id.keys()]
+        named = last.named
+        if gone or new:
+            named = dict(named)
+            _count(named, gone, -1)
+            _count(named, new, 1)
+        patterns = frozenset(named).union(hosts)
+        if not (gone or new) and patterns == last.patterns:
+            return cls(index, named, patterns, last.links, last.targets)
+        again = set(patterns - last.patterns)
+        wild = set()
+        for cert in (*gone, *new):
+            for name in cert.names:
+                name = name.lower()
+                again.add(name.rstrip("."))
+                if name.startswith("*."):
+                    wild.add(name[2:])
+        if wild:  # rare: every name one label below a wildcard added or removed
+            again |= {p for p in patterns if p.partition(".")[2] in wild}
+        links, targets = dict(last.links), dict(last.targets)
+        for p in last.patterns - patterns:
+            del links[p]
+            del targets[f"{name_key(p)}.pem"]
+        for p in again & patterns:
+            links[p] = _link(index, p)
+            targets[f"{name_key(p)}.pem"] = f"{links[p]}.pem"
+        return cls(index, named, patterns, links, targets)
+
+
+def _count(named: dict[str, int], certs: Iterable[CertSpec], step: int) -> None:
+    for cert in certs:
+        for pattern in {n.lower().rstrip(".") for n in cert.names}:
+            left = named.get(pattern, 0) + step
+            if left:
+                named[pattern] = left
+            else:
+                del named[pattern]
+
+
+def _link(index: CertIndex, pattern: str) -> str:
+    named = index.exact.get(pattern)  # the common case (a name's own certificate): one lookup
+    if named:
+        return named[0].id if len(named) == 1 else _preferred(named).id
+    return _best(index, pattern)
 
 
 def cert_map(links: dict[str, str], shards: Shards) -> str:
@@ -98,7 +158,9 @@ def cert_map(links: dict[str, str], shards: Shards) -> str:
     its first certificate without a reload of the map. A site's name without a certificate yet
     has a link to the default certificate.
     """
-    entries = [(pattern, name_key(pattern)) for pattern in links]
+    # a small map is written inline, in this order: sorted (``SniLinks`` adds new names last)
+    names = sorted(links) if len(links) < SHARD_MIN else links
+    entries = {pattern: name_key(pattern) for pattern in names}
     return shards.sharded_map(
         "$ssl_server_name", "$cert_name", entries, default=DEFAULT_CERT, hostnames=True
     )
