@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import update
 
 from conftest import Api
-from edgeplane.protocol.config import NodeSpec
-from edgeplane.snapshot.cache import RevisionView, SnapshotCache
+from edgeplane.protocol.config import EdgeManifest, NodeSpec
+from edgeplane.protocol.delta import ManifestDelta
+from edgeplane.snapshot.cache import DELTA_BASES, RevisionView, SnapshotCache
 from edgeplane.snapshot.changes import classify
 from edgeplane.store.actor import LOCAL
 from edgeplane.store.tables import CertificateRow, utcnow
@@ -42,6 +43,7 @@ class Node:
         body = {"name": name, "region": region, "http_port": 8080, "address": address}
         self.id = str(ok(api.post(f"{EDGE}/nodes", token=token, json=body))["id"])
         self.spec = NodeSpec(id=self.id, name=name, region=region)
+        self.held: list[EdgeManifest] = []  # its last manifests
         self.beat()
 
     def beat(self, healthy: bool = True) -> None:
@@ -67,7 +69,8 @@ def build(api: Api, cache: SnapshotCache) -> RevisionView:
 
 
 def same_as_full(api: Api, cache: SnapshotCache, nodes: list[Node]) -> str:
-    """Build the newest revision with ``cache`` and in full with a fresh cache; compare."""
+    """Build the newest revision with ``cache`` and in full with a fresh cache; compare. A
+    node's delta from each revision it held (the last ``DELTA_BASES``) gives its manifest."""
     got = build(api, cache)
     fresh = SnapshotCache(api.db.secrets, incremental=False)  # served(), serialised whole
     want = build(api, fresh)
@@ -84,6 +87,20 @@ def same_as_full(api: Api, cache: SnapshotCache, nodes: list[Node]) -> str:
             theirs = fresh.for_node(tx.session, n.spec, want.revision)
             assert mine.manifest == theirs.manifest and mine.hash == theirs.hash
             assert mine.body == theirs.body  # the full snapshot (older agents)
+            manifest = EdgeManifest.model_validate_json(mine.manifest)
+            held = n.held
+            for old in held:
+                delta = cache.delta(mine, old.revision, old.hash)
+                if old.revision == mine.revision:
+                    assert delta is None
+                    continue
+                assert delta is not None, (old.revision, mine.revision)
+                applied = ManifestDelta.model_validate_json(delta).apply(old)
+                for field in EdgeManifest.model_fields:
+                    assert getattr(applied, field) == getattr(manifest, field), field
+                assert applied == manifest
+                assert cache.delta(mine, old.revision, "0" * 16) is None  # not what it holds
+            n.held = [*held, manifest][-(DELTA_BASES - 1) :]  # the views kept, but this
     return cache.last_build[0]
 
 
@@ -107,6 +124,7 @@ def test_each_revision_built_from_parts_equals_a_full_build(api: Api) -> None:
         ok(api.post(DOMAINS, json={"domain": name}), 201)
     ok(api.post("/api/v1/projects", json={"id": "other"}), 201)
     cache = SnapshotCache(api.db.secrets)
+    cache.delta_ratio = 100.0  # deltas of any size (a few domains make small manifests)
     assert same_as_full(api, cache, nodes) != "incremental"  # the first build is a full one
 
     # (what, the change, "incremental" or words of the reason it is built in full)

@@ -161,6 +161,10 @@ def test_a_node_that_missed_revisions_converges_to_the_newest(
             "origins": [{"url": origin.url}], "security": {"force_https": False}})  # fmt: skip
         agent = start(cp, api, tmp_dir, "late")
         wait_for(lambda: served(agent, NAMES[0]), 30, "served")  # type: ignore[arg-type]
+        # A change while it follows: the changes from the manifest it holds, not a manifest.
+        patch = {"set": [{"name": "www", "type": "A", "values": ["192.0.2.99"]}]}
+        api.ok("PATCH", f"/api/v1/infrastructure/domains/{NAMES[0]}/records", json=patch)
+        wait_for(lambda: "received as changes to revision" in agent.output(), 30, "a delta")  # type: ignore[union-attr]
         assert agent.process is not None
         os.kill(agent.process.pid, signal.SIGSTOP)  # paused while several changes happen
         paused = True

@@ -9,7 +9,9 @@ authenticates the edge protocol and nothing else:
   the revision is newer than ``after`` or a purge is pending for the node, else when one
   arrives, else after ``wait`` seconds (default 25) with ``config: null``. With ``refs=true``
   the snapshot comes as ``manifest`` (zones and certificates by reference) instead of
-  ``config``;
+  ``config``; with ``refs=true&have=HASH`` (the hash of the manifest of revision ``after`` the
+  node holds) as ``delta``, the changes from that manifest, when the control plane still
+  has it (``edgeplane.protocol.delta``);
 - ``POST /api/v1/edge/nodes/{id}/objects`` (``ObjectsRequest``) -> ``ObjectsAnswer``: the
   bodies of the objects a manifest names, by hash (only the node's own token; an unknown
   hash is refused with 404 naming it).
@@ -40,6 +42,7 @@ from edgeplane.model.common import (
 from edgeplane.model.enums import RegionCode, RegionType
 from edgeplane.model.regions import RegionRef
 from edgeplane.protocol.config import EdgeConfig, EdgeManifest
+from edgeplane.protocol.delta import ManifestDelta
 
 # Upper bounds (ms) of the upstream time histogram of the analytics; the last bucket is
 # "above the last bound". Percentiles are read from the merged histogram.
@@ -103,6 +106,7 @@ class ConfigPoll(Output):
     config: EdgeConfig | None  # None when not newer than ``after`` (or with ``refs``)
     purges: list[PurgeTask] = Field(default_factory=list)
     manifest: EdgeManifest | None = None  # with ``refs=true``, when newer than ``after``
+    delta: ManifestDelta | None = None  # with ``have``: instead of ``manifest``
 
 
 class ObjectsRequest(Input):

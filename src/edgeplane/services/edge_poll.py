@@ -54,15 +54,19 @@ def answer(
     state: PollState,
     after: int,
     refs: bool = False,
+    have: str | None = None,
 ) -> bytes:
     """The long-poll's JSON body (``ConfigPoll``), the snapshot's body spliced in as is: the
-    manifest with ``refs`` (built once per revision), else the full snapshot."""
+    manifest with ``refs`` (built once per revision), as a delta from the node's manifest of
+    revision ``after`` when it says it has that (``have``, its hash) and the control plane
+    still has it; else the full snapshot."""
     with db.read(actor, PLATFORM_PROJECT) as tx:
         snap = snapshots.for_node(tx.session, state.node, state.revision)
     newer = snap.revision > after
     purges = json.dumps([p.model_dump(mode="json") for p in state.purges])
     config = snap.body if newer and not refs else b"null"
-    manifest = snap.manifest if newer and refs else b"null"
+    delta = snapshots.delta(snap, after, have) if newer and refs and have else None
+    manifest = snap.manifest if newer and refs and delta is None else b"null"
     return b"".join(
         [
             b'{"revision":',
@@ -75,6 +79,8 @@ def answer(
             purges.encode(),
             b',"manifest":',
             manifest,
+            b',"delta":',
+            delta or b"null",
             b"}",
         ]
     )

@@ -63,6 +63,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.protocol.delta import SharedFields, shared_changes
 from edgeplane.secrets import SecretBox
 from edgeplane.snapshot.build import (
     CertState,
@@ -94,6 +95,7 @@ from edgeplane.store.tables import utcnow
 log = logging.getLogger(__name__)
 
 KEEP_REVISIONS = 8  # objects of this many revisions stay fetchable (a node a little behind)
+DELTA_BASES = 4  # a node that holds one of the last revisions built gets the changes from it
 
 _SITES = TypeAdapter(tuple[SiteSpec, ...])
 _POOLS = TypeAdapter(tuple[PoolSpec, ...])
@@ -123,6 +125,7 @@ class RevisionView:
     shared_digest: bytes
     http_digest: bytes  # of the fields nginx serves
     objects: dict[str, bytes] = field(default_factory=dict)  # hash -> body
+    fields: SharedFields | None = None  # what deltas from and to it compare (made once)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class NodeSnapshot:
     manifest: bytes  # EdgeManifest JSON
     view: RevisionView
     node: NodeSpec
+    tail: bytes = b""  # the manifest's last fields: the node's bundles and prefetch list
 
     @property
     def config(self) -> EdgeConfig:
@@ -204,6 +208,46 @@ def _parts_of(
     return parts
 
 
+def _node_part(view: RevisionView, node: NodeSpec) -> tuple[str, str, bytes, bytes]:
+    """A node's hashes of ``view`` (content, http), its node JSON and the manifest's tail
+    (``,"bundles":...,"prefetch":...``)."""
+    bundles = _BUNDLES.dump_json(node_bundles(view.base.deployments, node))
+    prefetch = json.dumps(list(node_prefetch(view.base.deployments, node))).encode()
+    node_json = node.model_dump_json().encode()
+    content = _digest(view.shared_digest, node_json, bundles, prefetch)
+    http = _digest(view.http_digest, node_json, bundles)
+    return content, http, node_json, b',"bundles":' + bundles + b',"prefetch":' + prefetch
+
+
+def _shared_fields(view: RevisionView) -> SharedFields:
+    if view.fields is not None:
+        return view.fields
+    base = view.base
+    view.fields = SharedFields.model_construct(
+        sites=base.sites,
+        pools=base.pools,
+        certs=tuple(o.hash for o in view.certs),
+        zones={z.name: view.zones[z.name].hash for z in base.zones},  # in the manifest's order
+        verifications=base.verifications,
+        acme_http=base.acme_http,
+    )
+    return view.fields
+
+
+def _shared_delta(base: RevisionView, view: RevisionView, ratio: float) -> bytes | None:
+    """The changes of the shared fields from ``base`` to ``view`` (a JSON object's inside,
+    the fields of ``ManifestDelta``); None when they are over ``ratio`` of the size of
+    ``view``'s shared fields whole."""
+    parts = [
+        b'"' + name.encode() + b'":' + change.model_dump_json().encode()
+        for name, change in shared_changes(_shared_fields(base), _shared_fields(view)).items()
+    ]
+    parts.append(b'"ticket_keys":' + _TICKETS.dump_json(view.base.ticket_keys))
+    parts.append(b'"geo":' + view.base.geo.model_dump_json().encode())
+    body = b",".join(parts)
+    return body if len(body) < ratio * len(view.shared) else None
+
+
 class SnapshotCache:
     """The snapshot of the newest revision seen, built once, and each node's view of it."""
 
@@ -213,6 +257,9 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._view: RevisionView | None = None
         self._nodes: dict[NodeSpec, NodeSnapshot] = {}
+        self._views: deque[RevisionView] = deque(maxlen=DELTA_BASES)  # the last built
+        self._deltas: dict[int, bytes | None] = {}  # base revision -> shared changes (JSON)
+        self._delta_lock = threading.Lock()
         self._certs: CertCache = {}
         self._records: RecordsCache = {}
         self._zone_objects: dict[tuple[object, ...], tuple[ZoneSpec, StoredObject]] = {}
@@ -223,6 +270,7 @@ class SnapshotCache:
         # When a certificate or staple it holds starts or stops being valid (then: in full).
         self._horizon: datetime = FOREVER
         self._changes: set[str] = set()  # the domains the revision to build changed
+        self.delta_ratio = 1.0  # a delta of this share of the manifest or more: it whole
         self.builds = 0  # revisions built (tests and figures)
         self.incremental_builds = 0  # of which from the previous one's parts
         self.zones_built = 0  # zone specs built, over all revisions
@@ -454,7 +502,8 @@ class SnapshotCache:
                 len(view.certs),
                 how if how == "incremental" else f"full: {how}",
             )
-            self._view, self._nodes = view, {}
+            self._view, self._nodes, self._deltas = view, {}, {}
+            self._views.append(view)
             self._recent.append(view.objects)
             return view
 
@@ -474,13 +523,7 @@ class SnapshotCache:
             hit = self._nodes.get(node)
             if hit is not None and hit.view is view:
                 return hit
-        bundles = node_bundles(view.base.deployments, node)
-        prefetch = node_prefetch(view.base.deployments, node)
-        node_json = node.model_dump_json().encode()
-        bundles_json = _BUNDLES.dump_json(bundles)
-        prefetch_json = json.dumps(list(prefetch)).encode()
-        content = _digest(view.shared_digest, node_json, bundles_json, prefetch_json)
-        http = _digest(view.http_digest, node_json, bundles_json)
+        content, http, node_json, tail = _node_part(view, node)
         manifest = b"".join(
             [
                 b'{"revision":',
@@ -493,20 +536,59 @@ class SnapshotCache:
                 node_json,
                 b",",
                 view.shared,
-                b',"bundles":',
-                bundles_json,
-                b',"prefetch":',
-                prefetch_json,
+                tail,
                 b"}",
             ]
         )
-        snap = NodeSnapshot(view.revision, content, http, manifest, view, node)
+        snap = NodeSnapshot(view.revision, content, http, manifest, view, node, tail)
         with self._lock:
             if self._view is view:
                 if len(self._nodes) > 10_000:
                     self._nodes.clear()
                 self._nodes[node] = snap
         return snap
+
+    def delta(self, snap: NodeSnapshot, after: int, have: str) -> bytes | None:
+        """``snap``'s manifest as a ``ManifestDelta`` (JSON) from the node's manifest of
+        revision ``after``, whose hash the node says is ``have``; None when that is not one
+        of the last revisions built, not what the node was sent, or the changes are not much
+        smaller than the manifest (then it is sent whole)."""
+        with self._lock:
+            base = next((v for v in self._views if v.revision == after), None)
+        if base is None or base is snap.view or _node_part(base, snap.node)[0] != have:
+            return None
+        with self._delta_lock:  # the nodes that poll at once: one computes, the others reuse
+            with self._lock:
+                known = after in self._deltas and self._view is snap.view
+                shared = self._deltas.get(after)
+            if not known:
+                with collector.paused():  # tens of thousands of short-lived objects
+                    shared = _shared_delta(base, snap.view, self.delta_ratio)
+                with self._lock:
+                    if self._view is snap.view:
+                        self._deltas[after] = shared
+        if shared is None:
+            return None
+        return b"".join(
+            [
+                b'{"base":',
+                str(after).encode(),
+                b',"base_hash":',
+                json.dumps(have).encode(),
+                b',"revision":',
+                str(snap.revision).encode(),
+                b',"hash":"',
+                snap.hash.encode(),
+                b'","http_hash":"',
+                snap.http_hash.encode(),
+                b'","node":',
+                snap.node.model_dump_json().encode(),
+                b",",
+                shared,
+                snap.tail,
+                b"}",
+            ]
+        )
 
     # ------------------------------------------------------------------ objects
 

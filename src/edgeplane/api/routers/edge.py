@@ -76,6 +76,14 @@ async def poll_config(
         bool,
         Query(description="the snapshot as a manifest: zones and certificates by reference"),
     ] = False,
+    have: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9a-f]{16}$",
+            description="with refs: the hash of the manifest of revision `after` the node "
+            "holds; the answer may then be a `delta` from it instead of a `manifest`",
+        ),
+    ] = None,
 ) -> Response:
     db = _db(request)
     notifier = _notifier(request)
@@ -89,7 +97,7 @@ async def poll_config(
             break  # closed: the server stops; answer what we have, the agent polls again
         await notifier.wait(ticket, remaining)
     body = await run_in_threadpool(
-        edge_poll.answer, db, _snapshots(request), actor, state, after, refs
+        edge_poll.answer, db, _snapshots(request), actor, state, after, refs, have
     )
     return Response(content=body, media_type="application/json")
 

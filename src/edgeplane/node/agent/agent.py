@@ -188,6 +188,7 @@ class Agent:
         self.after = -1  # the newest revision received; -1: none yet (answer at once)
         self.desired: EdgeConfig | None = None  # the newest snapshot received
         self.manifest: EdgeManifest | None = None  # its manifest (None: a legacy snapshot)
+        self._whole = False  # a delta did not fit the manifest held: ask for the next whole
         self.zones: dict[str, str] = {}  # its zones: name -> object hash
         # By revision: the newest received, the one being applied and the one nginx serves
         # (10 MiB each at 10,000 domains: no more are kept; most often they are one).
@@ -332,8 +333,14 @@ class Agent:
             if self.node_id is None:
                 await self._register()
             assert self.node_id is not None
+            held = self.manifest
+            have = None
+            if held is not None and held.revision == self.after and not self._whole:
+                have = held.hash  # the answer may be a delta from it
             try:
-                poll = await self.client.poll(self.node_id, self.after, self.options.poll_wait_s)
+                poll = await self.client.poll(
+                    self.node_id, self.after, self.options.poll_wait_s, have
+                )
             except Unreachable as exc:
                 if not outage_logged:
                     log.warning("control plane unreachable, serving what we have: %s", exc)
@@ -352,16 +359,32 @@ class Agent:
                 outage_logged = False
             backoff.reset()
             fresh = self._start_purges(poll.purges)
-            if poll.manifest is not None:
+            manifest = poll.manifest
+            if poll.delta is not None:
                 try:
-                    config = await self._resolve(poll.manifest)
+                    if held is None:
+                        raise ValueError("no manifest is held")
+                    manifest = poll.delta.apply(held)
+                    log.info(
+                        "revision %d received as changes to revision %d",
+                        manifest.revision,
+                        held.revision,
+                    )
+                except ValueError as exc:
+                    log.warning("revision %d: %s; asking for it whole", poll.delta.revision, exc)
+                    self._whole = True
+                    continue
+            if manifest is not None:
+                try:
+                    config = await self._resolve(manifest)
                 except (ProtocolError, ObjectError) as exc:
                     # Most often: the control plane moved on (objects of old revisions go).
-                    log.warning("objects of revision %d not had: %s", poll.manifest.revision, exc)
+                    log.warning("objects of revision %d not had: %s", manifest.revision, exc)
                     await backoff.sleep()
                     continue
-                self.after = poll.manifest.revision
-                self._take(poll.manifest)
+                self.after = manifest.revision
+                self._whole = self._whole and poll.manifest is None  # whole: deltas again
+                self._take(manifest)
                 self._receive(config)
             elif poll.config is not None:  # a control plane without manifests
                 manifest = await asyncio.to_thread(self._adopt, poll.config, poll.hash)
