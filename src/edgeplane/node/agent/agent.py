@@ -77,6 +77,10 @@ log = logging.getLogger("edgeplane.agent")
 
 KEEP_PURGE_ACKS = 1000
 BUNDLE_RETRY_S = 3.0
+# The served manifest goes to disk at most this often: at 10,000 domains each save dumps and
+# writes megabytes, and a burst of changes saved each one (the last of a burst is saved after
+# it, and at shutdown; a node that dies meanwhile restarts on the one before, then catches up).
+SAVE_SPACING_S = 2.0
 DNS_RETRY_S, DNS_RETRY_MAX_S = 1.0, 30.0  # a refused DNS apply is tried again, backing off
 
 
@@ -200,6 +204,8 @@ class Agent:
         self.nginx_restarts = 0
         self._served_health = -1
         self._saved: tuple[int, str] | None = None  # (revision, hash) on disk
+        self._saved_at = -SAVE_SPACING_S  # monotonic time of the last save
+        self._save_later: asyncio.Task[None] | None = None
         self._acked_revision: int | None = None
         self._apply_wanted = asyncio.Event()
         self._pending_ack: Ack | None = None
@@ -266,8 +272,10 @@ class Agent:
 
     async def shutdown(self) -> None:
         started = time.monotonic()
-        await cancel_all([*self._tasks, *self._purge_tasks.values()])
+        later = [self._save_later] if self._save_later is not None else []
+        await cancel_all([*self._tasks, *self._purge_tasks.values(), *later])
         self._tasks.clear()
+        await asyncio.to_thread(self._flush_save)
         await self.health.close()
         await self.bundles.close()
         log.info("loops stopped in %.2fs; stopping the engines", time.monotonic() - started)
@@ -701,11 +709,34 @@ class Agent:
         key = (config.revision, config.content_hash())
         if self._saved == key:
             return
+        wait = self._saved_at + SAVE_SPACING_S - time.monotonic()
+        if wait > 0:
+            if self._save_later is None:
+                self._save_later = asyncio.create_task(self._save_served(wait))
+            return
         manifest = self._manifests.get(config.revision)
         self._forget_manifests()
         if manifest is not None:
+            self._saved_at = time.monotonic()
             await asyncio.to_thread(self._save_manifest, manifest)
         self._saved = key
+
+    async def _save_served(self, after_s: float) -> None:
+        """Save what nginx serves then (the newest of a burst of changes)."""
+        await asyncio.sleep(after_s)
+        self._save_later = None  # a save still too early puts itself off again
+        if self.serving is not None:
+            await self._save(self.serving)
+
+    def _flush_save(self) -> None:
+        """At shutdown: the served manifest to disk if a save of it was put off."""
+        serving = self.serving
+        if serving is None or self._saved == (serving.revision, serving.content_hash()):
+            return
+        manifest = self._manifests.get(serving.revision)
+        if manifest is not None:
+            self.state.save_manifest(manifest)
+            self._saved = (serving.revision, serving.content_hash())
 
     def _save_manifest(self, manifest: EdgeManifest) -> None:
         self.state.save_manifest(manifest)
