@@ -7,8 +7,10 @@ proxy profile) pair actually used. The release holds a marker (a hash of every o
 the internal status listener serves, so the engine can tell when the new release answers.
 
 Maps of many keys (a host's site, its redirect, an SNI name's certificate link, at 10,000
-domains) are written as shard files named by their content (``render_shards``), rendered once
-per content: the release names them, and a change of one key changes one shard per map.
+domains) are written as shard files named by their content (``render_shards``): the release
+names them, and a change of one key changes one shard per map. An engine passes the memo of its
+last render (``RenderMemo``), from which only what changed is computed again; the release is
+the same as a render from nothing.
 """
 
 from __future__ import annotations
