@@ -442,11 +442,30 @@ def test_zones_by_reference_load_and_apply_only_the_changed_zone(
     assert answers(pdns, f"www.{A}") == ["192.0.2.77"]
     assert result.serials == {A: 2, B: 7, c: 3}
 
+    # Among many zones, one added (spelled in capitals) and one removed: those two alone are
+    # looked at (the names of the last apply's zones are not normalised again), both served.
+    many = {f"m{i}.example.": ref(zone_spec(f"m{i}.example.", 10 + i, {("www", "A"): [
+        f"192.0.2.{10 + i}"]})) for i in range(6)}  # fmt: skip
+    grown = {**changed, **many}
+    assert engine.apply_refs(grown, load).ok
+    loaded.clear()
+    swapped = {k: v for k, v in grown.items() if k != "m0.example."}
+    swapped["N1.Example."] = ref(zone_spec("n1.example.", 5, {("www", "A"): ["192.0.2.99"]}))
+    moved = engine.apply_refs(swapped, load)
+    assert moved.ok, moved.error
+    assert loaded == ["n1.example."] and moved.changed == ("m0.example.", "n1.example.")
+    assert calls.writes() == {}
+    assert answers(pdns, "www.n1.example.") == ["192.0.2.99"]
+    assert rcode(pdns, "www.m0.example.") == "REFUSED"
+    assert moved.serials == {A: 2, B: 7, c: 3, "n1.example.": 5} | {
+        f"m{i}.example.": 10 + i for i in range(1, 6)
+    }
+
     # PowerDNS restarted (its database kept): listed again, checked by serial, nothing loaded.
     pdns.stop()
     pdns.start()
     loaded.clear()
-    after = engine.apply_refs(changed, load)
+    after = engine.apply_refs(swapped, load)
     assert after.ok and after.changed == () and loaded == []
     assert answers(pdns, f"www.{c}") == ["192.0.2.3"]
 

@@ -125,6 +125,9 @@ class DnsEngine:
         # zone -> (hash, serial, signed) this engine made it serve, and the pid of the process
         self._applied: dict[str, tuple[str, int, bool]] = {}
         self._applied_pid: int | None = None
+        # The zones given to the last apply that completed and them by normalised name (the
+        # hashes of ``_applied``): the next apply looks only at the names that differ.
+        self._wanted_from: tuple[dict[str, str], dict[str, str]] | None = None
         self._zones = 0
         self._memo: Memo = {}
         self.bulk_loaded = 0  # zones the last start wrote by SQL (figures, tests)
@@ -199,6 +202,7 @@ class DnsEngine:
                 # Every other zone is as applied: only the unverified ones (kept with serial 0)
                 # are read next time, after the zones are listed again.
                 self._applied, self._applied_pid = exc.applied, None
+                self._wanted_from = None
                 return DnsApplyResult(False, _ms(started), str(exc))
             except (_Refused, PdnsError) as exc:
                 self._forget()
@@ -234,6 +238,7 @@ class DnsEngine:
 
         written = load_zones(self.process.database, unsigned())
         self._applied, self._applied_pid = applied, None  # checked by serial once it runs
+        self._wanted_from = None
         self.bulk_loaded = len(written)
         log.info(
             "DNS: %d zones written to an empty database in %.0f ms",
@@ -250,13 +255,13 @@ class DnsEngine:
         hundreds of ms beside a big geoip backend)."""
         applied = self._applied
         replaced: dict[str, ZoneSpec] = {}
-        for name, digest in wanted.items():
-            if name in known or name not in applied or applied[name][2]:
+        for name in sorted(wanted.keys() - known):
+            if name not in applied or applied[name][2]:
                 continue
-            spec = load(digest)
+            spec = load(wanted[name])
             if sql_safe(spec, self._memo):
                 replaced[name] = spec
-        deleted = sorted(n for n, (_, _, sig) in applied.items() if n not in wanted and not sig)
+        deleted = sorted(n for n in applied.keys() - wanted.keys() if not applied[n][2])
         return replaced, deleted
 
     def _forget(self) -> None:
@@ -265,28 +270,52 @@ class DnsEngine:
         most are; reading all of 10,000 zones through the API took tens of minutes)."""
         self._applied_pid = None
 
-    def _apply(
-        self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]
-    ) -> tuple[dict[str, int], tuple[str, ...]]:
-        api = self.api
-        wanted: dict[str, str] = {}
+    def _by_name(self, zones: Mapping[str, str]) -> tuple[dict[str, str], set[str] | None]:
+        """``zones`` by normalised name, and the names whose hash may differ from the last
+        completed apply's (None: any may). From that apply's when few changed: one added
+        zone among 10,000 is one name looked at, not 10,000."""
+        last = self._wanted_from
+        if last is not None:
+            given, before = last
+            changed = zones.items() - given.items()
+            gone = given.keys() - zones.keys()
+            if 2 * (len(changed) + len(gone)) < len(zones):
+                wanted = dict(before)
+                for name in gone:
+                    wanted.pop(normalise(name), None)
+                differ = {normalise(name) for name, _ in changed}
+                for name, digest in changed:
+                    wanted[normalise(name)] = digest
+                if len(wanted) == len(zones):  # else two names are one zone: refused below
+                    return wanted, differ
+        wanted = {}
         for name, digest in zones.items():
             key = normalise(name)
             if key in wanted:
                 raise ValueError(f"zone {key} appears twice")
             wanted[key] = digest
+        return wanted, None
+
+    def _apply(
+        self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]
+    ) -> tuple[dict[str, int], tuple[str, ...]]:
+        api = self.api
+        wanted, differ = self._by_name(zones)
         applied = self._applied
         trusted = bool(applied) and self._applied_pid == self.process.pid
         replaced: dict[str, ZoneSpec] = {}
         deleted: list[str] = []
         if trusted:
-            # The same process serves what this engine applied: no need to list 10,000 zones.
-            listed_serials = {n: serial for n, (_, serial, _) in applied.items()}
-            listed_dnssec = {n for n, (_, _, signed) in applied.items() if signed}
-            known = {n for n, h in wanted.items() if n in applied and applied[n][0] == h}
+            # The same process serves what this engine applied: no need to list 10,000 zones,
+            # nor to look at those whose hash is the one applied.
+            if differ is not None:  # the last apply's names and hashes are ``applied``'s
+                known = wanted.keys() - differ
+            else:
+                known = {n for n, h in wanted.items() if n in applied and applied[n][0] == h}
             replaced, deleted = self._sql_changes(wanted, known, load)
-            gone = set(deleted)
-            to_read = [n for n in applied if n not in known and n not in replaced and n not in gone]
+            to_read = sorted(applied.keys() - known - replaced.keys() - set(deleted))
+            listed_serials = {n: applied[n][1] for n in to_read}
+            listed_dnssec = {n for n in to_read if applied[n][2]}
         else:
             listed = {z.name: z for z in api.list_zones()}
             listed_serials = {n: z.serial for n, z in listed.items()}
@@ -297,7 +326,7 @@ class DnsEngine:
                 if n in listed and n in applied and applied[n][:2] == (h, listed[n].serial)
             }
             to_read = [n for n in listed if n not in known]
-        specs = {n: load(h) for n, h in wanted.items() if n not in known and n not in replaced}
+        specs = {n: load(wanted[n]) for n in sorted(wanted.keys() - known - replaced.keys())}
         current = {n: api.get_rrsets(n) for n in to_read}
         keys: dict[str, dict[int, str]] = {}
         for name in to_read:
@@ -308,8 +337,9 @@ class DnsEngine:
 
         by_sql = self._execute(api, todo, current, keys, replaced, deleted)
 
-        serials = {n: listed_serials[n] for n in known}
-        signed = {n for n in known if n in listed_dnssec}
+        # Trusted, the known zones keep their serial and signing as applied (``_applied``).
+        serials = {} if trusted else {n: listed_serials[n] for n in known}
+        signed = set() if trusted else {n for n in known if n in listed_dnssec}
         signed.update(n for n, spec in specs.items() if spec.dnssec)
         pending = {n: specs[n].serial for n in todo.changed if n in specs}
         pending.update((n, spec.serial) for n, spec in replaced.items())
@@ -317,19 +347,30 @@ class DnsEngine:
             serials.update(self._check_serials(pending, by_sql))
         except _Refused as exc:
             wanted_serials = {n: spec.serial for n, spec in (*specs.items(), *replaced.items())}
-            applied = {
-                n: (
-                    h,
-                    0 if n in exc.pending else wanted_serials.get(n, listed_serials.get(n, 0)),
-                    n in signed,
-                )
+
+            def before(n: str) -> tuple[int, bool]:
+                if trusted and n in known:
+                    return applied[n][1], applied[n][2]
+                return listed_serials.get(n, 0), n in signed
+
+            unverified = {
+                n: (h, 0 if n in exc.pending else wanted_serials.get(n, before(n)[0]), before(n)[1])
                 for n, h in wanted.items()
             }
-            raise _Unverified(exc.error, applied) from None
+            raise _Unverified(exc.error, unverified) from None
         for name in todo.unchanged:
             serials[name] = specs[name].serial if name in specs else listed_serials[name]
-        self._applied = {n: (h, serials.get(n, 0), n in signed) for n, h in wanted.items()}
-        self._applied_pid = self.process.pid
+        if trusted:
+            now = dict(applied)
+            for name in now.keys() - wanted.keys():
+                del now[name]
+            for name in wanted.keys() - known:
+                now[name] = (wanted[name], serials.get(name, 0), name in signed)
+            serials = {n: serial for n, (_, serial, _) in now.items()}
+        else:
+            now = {n: (h, serials.get(n, 0), n in signed) for n, h in wanted.items()}
+        self._applied, self._applied_pid = now, self.process.pid
+        self._wanted_from = (dict(zones), wanted)
         self._zones = len(wanted)
         return serials, tuple(sorted({*todo.changed, *replaced, *deleted}))
 
