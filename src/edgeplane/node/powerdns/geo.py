@@ -135,6 +135,8 @@ class GeoDnsEngine(DnsEngine):
         # A nested zone's view is its full_view (see geozones.Nesting), kept apart.
         self._views: dict[str, View] = {}
         self._full: dict[str, View] = {}
+        # The refs the views were last made for and their names (as ``norm`` spells them).
+        self._seen: tuple[dict[str, str], frozenset[str]] | None = None
         self._nesting = Nesting()
         self._shown_nested: frozenset[str] = frozenset()  # nested zones when the file was made
         self._norms: dict[str, str] = {}  # zone name -> as norm spells it
@@ -266,10 +268,12 @@ class GeoDnsEngine(DnsEngine):
             self._shown = None
             return
         refs = want.refs
-        self._nesting.update(frozenset(self._norm(n) for n in refs))
+        todo = self._nest(refs)
+        self._seen = None  # until every view is had: a zone not to be had means all again
         nested = self._nesting.nested
         loaded = 0
-        for name, digest in refs.items():
+        for name in todo:
+            digest = refs[name]
             if self._norm(name) in nested:
                 if digest not in self._full:
                     self._full[digest] = full_view(want.load(digest))
@@ -277,6 +281,7 @@ class GeoDnsEngine(DnsEngine):
             elif digest not in self._views:
                 self._views[digest] = geo_view(want.load(digest))
                 loaded += 1
+        self._seen = (dict(refs), self._nesting.names)
         if loaded or not now:  # (the new zones' own update counted them)
             self.status.loaded = loaded
         shown = self._shown
@@ -340,26 +345,51 @@ class GeoDnsEngine(DnsEngine):
         if flipped and any(self._norm(name) in flipped for name in shown):
             return "file"  # a zone the file holds became nested, or stopped being
         view = self._view
-        for name, digest in shown.items():
+        differ = {name for name, _ in shown.items() ^ refs.items()}  # the others: the same
+        for name in differ:
+            digest = shown.get(name)
             new = refs.get(name)
-            was = view(name, digest) if new != digest else ()
+            was = view(name, digest) if digest is not None else ()
             if was and (new is None or view(name, new) != was):
                 return "file"
-        for name, digest in refs.items():
+        for name in differ:
+            digest = refs.get(name)
             old = shown.get(name)
-            if old != digest and view(name, digest) and (old is None or not view(name, old)):
+            if digest is not None and view(name, digest) and (old is None or not view(name, old)):
                 return "new"
         return "none"
 
     def _prune(self, refs: Mapping[str, str], shown: Mapping[str, str] | None) -> None:
-        nested = self._nesting.nested
-        keep: dict[bool, set[str]] = {False: set(), True: set()}
-        for mapping in (refs, shown or {}):
-            for name, digest in mapping.items():
-                keep[self._norm(name) in nested].add(digest)
-        for table, kept in ((self._views, keep[False]), (self._full, keep[True])):
-            for digest in [d for d in table if d not in kept]:
+        """Forget the views of the zones neither wanted nor in the file (a hash names one
+        zone's content: a view kept in the table its zone's nesting no longer reads is
+        never read, and goes when the zone changes)."""
+        keep = set(refs.values()).union((shown or {}).values())
+        for table in (self._views, self._full):
+            for digest in table.keys() - keep:
                 del table[digest]
+
+    def _nest(self, refs: Mapping[str, str]) -> Iterable[str]:
+        """Tell the nesting which zones are served; the names whose views may be missing:
+        those added or changed since the last call, and those whose nesting changed (all of
+        them the first time, or when two names are one zone)."""
+        seen = self._seen
+        before = frozenset(self._nesting.nested)
+        if seen is None:
+            self._nesting.update(frozenset(self._norm(n) for n in refs))
+            return refs.keys()
+        last, names = seen
+        changed = [name for name, _ in refs.items() - last.items()]
+        gone = last.keys() - refs.keys()
+        names = names.difference(self._norm(n) for n in gone)
+        names = names.union(self._norm(n) for n in changed)
+        if len(names) != len(refs):
+            names = frozenset(self._norm(n) for n in refs)
+            changed = list(refs)
+        self._nesting.update(names)
+        flipped = before.symmetric_difference(self._nesting.nested)
+        if flipped:  # rare: a zone became nested, or stopped being
+            changed += [n for n in refs if self._norm(n) in flipped]
+        return changed
 
     def _ranks_ready(self, geo: GeoDnsSpec) -> bool:
         """The ranking database of ``geo``'s regions in place (built if need be); False (and
