@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -54,6 +54,8 @@ class ObjectStore:
 
     def missing(self, hashes: Iterable[str]) -> list[str]:
         known = self.known()
+        if isinstance(hashes, (set, frozenset)):
+            return sorted(hashes - known)  # a set difference: 20,000 hashes, in C
         return list(dict.fromkeys(h for h in hashes if h not in known))
 
     def put(self, digest: str, doc: Any) -> None:
@@ -123,11 +125,16 @@ class ObjectStore:
         """The certificates ``hashes`` name (without PEMs); those no longer named are
         forgotten."""
         wanted = list(hashes)
-        out = tuple(self.cert(h) for h in wanted)
-        keep = set(wanted)
-        for gone in [h for h in self._certs if h not in keep]:
-            del self._certs[gone]
-        self._cert_objects = {i: h for i, h in self._cert_objects.items() if h in keep}
+        held = tuple(map(self._certs.get, wanted))  # the common case: all held, looked up in C
+        if None in held:
+            out = tuple(self.cert(h) for h in wanted)
+        else:
+            out = cast(tuple[CertSpec, ...], held)
+        gone = self._certs.keys() - set(wanted)
+        if gone:
+            for digest in gone:
+                del self._certs[digest]
+            self._cert_objects = {i: h for i, h in self._cert_objects.items() if h not in gone}
         return out
 
     def prune(self, keep: set[str]) -> int:
