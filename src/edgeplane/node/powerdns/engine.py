@@ -60,6 +60,7 @@ from edgeplane.node.powerdns.bulk import (
 from edgeplane.node.powerdns.plan import KeyChanges, ZonePlan, plan, revert_changes, rrset_specs
 from edgeplane.node.powerdns.plan import zone_name as normalise
 from edgeplane.node.powerdns.process import PdnsError, PdnsProcess
+from edgeplane.node.powerdns.zone_names import ByName, by_name
 from edgeplane.protocol.config import RRSetSpec, ZoneSpec, canonical_body, object_hash
 
 SERIAL_DEADLINE = 5.0  # seconds for a changed zone to serve its new serial
@@ -114,6 +115,17 @@ class _Unverified(_Refused):
         self.applied = applied
 
 
+def _twice(zones: Mapping[str, str]) -> str:
+    """The first zone two of ``zones``' names spell (as PowerDNS spells it)."""
+    seen: set[str] = set()
+    for name in zones:
+        key = normalise(name)
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("no zone is named twice")
+
+
 class DnsEngine:
     """The DNS side of an edge node; every method is safe to call from any thread."""
 
@@ -125,9 +137,9 @@ class DnsEngine:
         # zone -> (hash, serial, signed) this engine made it serve, and the pid of the process
         self._applied: dict[str, tuple[str, int, bool]] = {}
         self._applied_pid: int | None = None
-        # The zones given to the last apply that completed and them by normalised name (the
-        # hashes of ``_applied``): the next apply looks only at the names that differ.
-        self._wanted_from: tuple[dict[str, str], dict[str, str]] | None = None
+        # The zones of the last apply that completed, by name (their hashes are those of
+        # ``_applied``): the next apply looks only at the names that differ.
+        self._wanted_from: ByName | None = None
         self._zones = 0
         self._memo: Memo = {}
         self.bulk_loaded = 0  # zones the last start wrote by SQL (figures, tests)
@@ -270,37 +282,15 @@ class DnsEngine:
         most are; reading all of 10,000 zones through the API took tens of minutes)."""
         self._applied_pid = None
 
-    def _by_name(self, zones: Mapping[str, str]) -> tuple[dict[str, str], set[str] | None]:
-        """``zones`` by normalised name, and the names whose hash may differ from the last
-        completed apply's (None: any may). From that apply's when few changed: one added
-        zone among 10,000 is one name looked at, not 10,000."""
-        last = self._wanted_from
-        if last is not None:
-            given, before = last
-            changed = zones.items() - given.items()
-            gone = given.keys() - zones.keys()
-            if 2 * (len(changed) + len(gone)) < len(zones):
-                wanted = dict(before)
-                for name in gone:
-                    wanted.pop(normalise(name), None)
-                differ = {normalise(name) for name, _ in changed}
-                for name, digest in changed:
-                    wanted[normalise(name)] = digest
-                if len(wanted) == len(zones):  # else two names are one zone: refused below
-                    return wanted, differ
-        wanted = {}
-        for name, digest in zones.items():
-            key = normalise(name)
-            if key in wanted:
-                raise ValueError(f"zone {key} appears twice")
-            wanted[key] = digest
-        return wanted, None
-
     def _apply(
         self, zones: Mapping[str, str], load: Callable[[str], ZoneSpec]
     ) -> tuple[dict[str, int], tuple[str, ...]]:
         api = self.api
-        wanted, differ = self._by_name(zones)
+        named, changed = by_name(zones, normalise, self._wanted_from)
+        if len(named.zones) < len(zones):
+            raise ValueError(f"zone {_twice(zones)} appears twice")
+        wanted = named.zones
+        differ = None if changed is None else {normalise(n) for n in changed}
         applied = self._applied
         trusted = bool(applied) and self._applied_pid == self.process.pid
         replaced: dict[str, ZoneSpec] = {}
@@ -370,7 +360,7 @@ class DnsEngine:
         else:
             now = {n: (h, serials.get(n, 0), n in signed) for n, h in wanted.items()}
         self._applied, self._applied_pid = now, self.process.pid
-        self._wanted_from = (dict(zones), wanted)
+        self._wanted_from = named
         self._zones = len(wanted)
         return serials, tuple(sorted({*todo.changed, *replaced, *deleted}))
 

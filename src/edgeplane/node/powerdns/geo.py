@@ -63,6 +63,7 @@ from edgeplane.node.powerdns.process import (
     PdnsProcess,
     default_geoip_database,
 )
+from edgeplane.node.powerdns.zone_names import ByName, by_name
 from edgeplane.protocol.config import GeoDnsSpec, ZoneSpec
 from edgeplane.routing.georank import RankDatabase, RegionPoint, rank_database
 
@@ -135,8 +136,8 @@ class GeoDnsEngine(DnsEngine):
         # A nested zone's view is its full_view (see geozones.Nesting), kept apart.
         self._views: dict[str, View] = {}
         self._full: dict[str, View] = {}
-        # The refs the views were last made for and their names (as ``norm`` spells them).
-        self._seen: tuple[dict[str, str], frozenset[str]] | None = None
+        # The refs the views were last made for, by name as ``norm`` spells it.
+        self._seen: ByName | None = None
         self._nesting = Nesting()
         self._shown_nested: frozenset[str] = frozenset()  # nested zones when the file was made
         self._norms: dict[str, str] = {}  # zone name -> as norm spells it
@@ -268,7 +269,7 @@ class GeoDnsEngine(DnsEngine):
             self._shown = None
             return
         refs = want.refs
-        todo = self._nest(refs)
+        todo, named = self._nest(refs)
         self._seen = None  # until every view is had: a zone not to be had means all again
         nested = self._nesting.nested
         loaded = 0
@@ -281,7 +282,7 @@ class GeoDnsEngine(DnsEngine):
             elif digest not in self._views:
                 self._views[digest] = geo_view(want.load(digest))
                 loaded += 1
-        self._seen = (dict(refs), self._nesting.names)
+        self._seen = named
         if loaded or not now:  # (the new zones' own update counted them)
             self.status.loaded = loaded
         shown = self._shown
@@ -368,28 +369,19 @@ class GeoDnsEngine(DnsEngine):
             for digest in table.keys() - keep:
                 del table[digest]
 
-    def _nest(self, refs: Mapping[str, str]) -> Iterable[str]:
-        """Tell the nesting which zones are served; the names whose views may be missing:
-        those added or changed since the last call, and those whose nesting changed (all of
-        them the first time, or when two names are one zone)."""
-        seen = self._seen
+    def _nest(self, refs: Mapping[str, str]) -> tuple[Iterable[str], ByName]:
+        """Tell the nesting which zones are served; the names whose views may be missing
+        (those added or changed since the last call and those whose nesting changed; all of
+        them when ``by_name`` cannot tell) and ``refs`` by name."""
+        named, changed = by_name(refs, self._norm, self._seen)
         before = frozenset(self._nesting.nested)
-        if seen is None:
-            self._nesting.update(frozenset(self._norm(n) for n in refs))
-            return refs.keys()
-        last, names = seen
-        changed = [name for name, _ in refs.items() - last.items()]
-        gone = last.keys() - refs.keys()
-        names = names.difference(self._norm(n) for n in gone)
-        names = names.union(self._norm(n) for n in changed)
-        if len(names) != len(refs):
-            names = frozenset(self._norm(n) for n in refs)
-            changed = list(refs)
-        self._nesting.update(names)
+        self._nesting.update(frozenset(named.zones))
+        if changed is None:
+            return refs.keys(), named
         flipped = before.symmetric_difference(self._nesting.nested)
         if flipped:  # rare: a zone became nested, or stopped being
             changed += [n for n in refs if self._norm(n) in flipped]
-        return changed
+        return changed, named
 
     def _ranks_ready(self, geo: GeoDnsSpec) -> bool:
         """The ranking database of ``geo``'s regions in place (built if need be); False (and
