@@ -14,7 +14,7 @@ the items both have keep their order, and the node rebuilds the new manifest exa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
@@ -44,21 +44,14 @@ class Changes(Frozen, Generic[T]):
     added: tuple[tuple[int, T], ...] = ()
 
 
-def changes(
-    old: Sequence[T], new: Sequence[T], key: Callable[[T], Hashable] | None = None
-) -> Changes[T]:
+def changes(old: Sequence[T], new: Sequence[T]) -> Changes[T]:
     """The ``Changes`` from ``old`` to ``new`` (both without duplicates, in the same order for
-    the items they share); ``key`` says which items are the same (default: equal ones)."""
-    if key is None:
-        olds, news = set(old), set(new)
-        removed = tuple(i for i, x in enumerate(old) if x not in news)
-        added = tuple((i, x) for i, x in enumerate(new) if x not in olds)
-    else:
-        old_keys, new_keys = list(map(key, old)), list(map(key, new))
-        had, has = set(old_keys), set(new_keys)
-        removed = tuple(i for i, k in enumerate(old_keys) if k not in has)
-        added = tuple((i, new[i]) for i, k in enumerate(new_keys) if k not in had)
-    return Changes(removed=removed, added=added)
+    the items they share)."""
+    olds, news = set(old), set(new)
+    return Changes(
+        removed=tuple(i for i, x in enumerate(old) if x not in news),
+        added=tuple((i, x) for i, x in enumerate(new) if x not in olds),
+    )
 
 
 def object_changes(old: Sequence[T], new: Sequence[T]) -> Changes[T]:
@@ -120,7 +113,8 @@ class ManifestDelta(Frozen):
 
     @classmethod
     def between(cls, old: EdgeManifest, new: EdgeManifest) -> ManifestDelta:
-        """The delta that makes ``new`` of ``old`` (tests, and ``shared_changes``' reference)."""
+        """The delta that makes ``new`` of ``old``, from the two manifests whole (the control
+        plane computes the same from its builds: ``SnapshotCache.delta``)."""
         return cls(
             base=old.revision,
             base_hash=old.hash,

@@ -391,7 +391,8 @@ class Agent:
                     await backoff.sleep()
                     continue
                 self.after = manifest.revision
-                self._whole = self._whole and poll.manifest is None  # whole: deltas again
+                if poll.manifest is not None:
+                    self._whole = False  # had whole: deltas again
                 self._take(manifest)
                 self._receive(config)
             elif poll.config is not None:  # a control plane without manifests
@@ -731,12 +732,13 @@ class Agent:
     def _flush_save(self) -> None:
         """At shutdown: the served manifest to disk if a save of it was put off."""
         serving = self.serving
-        if serving is None or self._saved == (serving.revision, serving.content_hash()):
+        if serving is None:
             return
+        key = (serving.revision, serving.content_hash())
         manifest = self._manifests.get(serving.revision)
-        if manifest is not None:
+        if manifest is not None and self._saved != key:
             self.state.save_manifest(manifest)
-            self._saved = (serving.revision, serving.content_hash())
+            self._saved = key
 
     def _save_manifest(self, manifest: EdgeManifest) -> None:
         self.state.save_manifest(manifest)

@@ -113,7 +113,7 @@ def _shard(entries: dict[str, str], quote: bool, last: _Sharded | None) -> _Shar
             buckets[_bucket(k, count)][k] = v
         return _Sharded(quote, entries, buckets, [_render(b, quote) for b in buckets])
     if entries == last.entries:
-        return _Sharded(quote, entries, last.buckets, last.files)
+        return last
     buckets, files = list(last.buckets), list(last.files)
     dirty: dict[int, dict[str, str]] = {}
     for k, _ in entries.items() ^ last.entries.items():  # added, removed or changed keys

@@ -34,10 +34,6 @@ def _preferred(certs: list[CertSpec]) -> CertSpec:
     return max(certs, key=lambda c: (c.not_after, c.id))
 
 
-def has_cert(config: EdgeConfig, host: str, index: CertIndex | None = None) -> bool:
-    return (index or CertIndex.of(config.certs)).covers(host)
-
-
 def _best(index: CertIndex, pattern: str) -> str:
     """The certificate served for an SNI ``pattern``: one naming it exactly, else one whose
     wildcard covers it (the latest of several), else the default."""
@@ -65,8 +61,9 @@ def name_key(pattern: str) -> str:
     return key
 
 
-def forget_name_keys() -> None:
-    _NAME_KEYS.clear()
+def link_file(pattern: str) -> str:
+    """The file under ``certs/names/`` of an SNI name's link."""
+    return f"{name_key(pattern)}.pem"
 
 
 def cert_links(
@@ -124,10 +121,10 @@ class SniLinks:
         links, targets = dict(last.links), dict(last.targets)
         for p in last.patterns - patterns:
             del links[p]
-            del targets[f"{name_key(p)}.pem"]
+            del targets[link_file(p)]
         for p in again & patterns:
             links[p] = _link(index, p)
-            targets[f"{name_key(p)}.pem"] = f"{links[p]}.pem"
+            targets[link_file(p)] = f"{links[p]}.pem"
         return cls(index, named, patterns, links, targets)
 
 
@@ -168,7 +165,7 @@ def cert_map(links: dict[str, str], shards: Shards) -> str:
 
 def link_targets(links: dict[str, str]) -> dict[str, str]:
     """``certs/names/`` file -> the file under ``certs/`` it links to."""
-    targets = {f"{name_key(p)}.pem": f"{cert_id}.pem" for p, cert_id in links.items()}
+    targets = {link_file(p): f"{cert_id}.pem" for p, cert_id in links.items()}
     targets[f"{DEFAULT_CERT}.pem"] = f"{DEFAULT_CERT}.pem"
     return targets
 
