@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgeplane.routing import mmdb
 from edgeplane.routing.decide import Site, rank_sites
 from edgeplane.routing.geoip import location_from_record
@@ -92,6 +90,8 @@ def build(
     source: bytes, regions: Sequence[RegionPoint]
 ) -> tuple[bytes, frozenset[tuple[str, ...]]]:
     """The ranking database of ``source`` (a .mmdb) for ``regions``; and its rankings."""
+    import numpy as np  # here, not at the top: the agent imports this module (see mmdb._numpy)
+
     db = mmdb.read(source)
     values = np.concatenate([db.left, db.right])
     pointers = np.unique(values[values > db.node_count])
@@ -213,7 +213,6 @@ def write_build(source: Path, path: Path, regions: Sequence[RegionPoint]) -> Non
 
 def empty_database() -> bytes:
     """A ranking database without any network (every lookup finds nothing)."""
-    records = np.array([1], dtype=np.uint32)  # node_count: no data
     metadata: dict[str, Any] = {
         "node_count": 1,
         "record_size": 24,
@@ -225,8 +224,12 @@ def empty_database() -> bytes:
         "build_epoch": 1,  # libmaxminddb refuses a zero (an empty uint64)
         "description": {"en": "empty: no ranking built yet"},
     }
-    shape = mmdb.Database(metadata, 1, 24, records, records, b"", 0)
-    return mmdb.write(shape, records, records, b"")
+    # One node whose two 24-bit records both point at node_count (1): "no data".
+    tree = (1).to_bytes(3, "big") * 2
+    return b"".join(
+        (tree, bytes(mmdb.DATA_SEPARATOR), mmdb.METADATA_MARKER,
+         mmdb.encode(metadata, uints=mmdb.METADATA_UINTS))
+    )  # fmt: skip
 
 
 if __name__ == "__main__":  # python -m edgeplane.routing.georank SOURCE OUT '[[code, lat, lon]]'

@@ -19,15 +19,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is imported where a tree is read or written: see ``_numpy``
+    import numpy.typing as npt
 
 METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
 DATA_SEPARATOR = 16  # zero bytes between the tree and the data section
 
-Records = npt.NDArray[Any]  # uint32 tree records
+Records: TypeAlias = "npt.NDArray[Any]"  # uint32 tree records
 # The integer types libmaxminddb insists on in the metadata (5 uint16, 6 uint32, 9 uint64).
 METADATA_UINTS = {
     "node_count": 6,
@@ -37,6 +37,14 @@ METADATA_UINTS = {
     "binary_format_minor_version": 5,
     "build_epoch": 9,
 }
+
+
+def _numpy() -> Any:
+    """numpy, imported on first use: only a ranking build (a process of its own) reads or
+    writes a search tree, and an edge agent that imported numpy would hold 17 MiB more."""
+    import numpy
+
+    return numpy
 
 
 class MmdbFormatError(ValueError):
@@ -75,6 +83,7 @@ def read(buffer: bytes) -> Database:
     tree_size = node_count * record_size // 4
     if tree_size + DATA_SEPARATOR > marker:
         raise MmdbFormatError("the search tree is larger than the file")
+    np = _numpy()
     raw = np.frombuffer(buffer, dtype=np.uint8, count=tree_size)
     left, right = _split(raw.reshape(node_count, record_size // 4).astype(np.uint32), record_size)
     return Database(
@@ -111,7 +120,9 @@ def _join(left: Records, right: Records, record_size: int) -> bytes:
     else:
         cols = [left >> 24, left >> 16, left >> 8, left]
         cols += [right >> 24, right >> 16, right >> 8, right]
-    return np.stack([(c & 0xFF).astype(np.uint8) for c in cols], axis=1).tobytes()
+    np = _numpy()
+    tree: bytes = np.stack([(c & 0xFF).astype(np.uint8) for c in cols], axis=1).tobytes()
+    return tree
 
 
 def write(db: Database, left: Records, right: Records, data: bytes, **metadata: Any) -> bytes:
