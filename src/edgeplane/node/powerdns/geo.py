@@ -49,6 +49,7 @@ from edgeplane.node.powerdns.engine import DnsEngine
 from edgeplane.node.powerdns.geozones import (
     EMPTY,
     Nesting,
+    Shared,
     View,
     full_view,
     geo_view,
@@ -136,6 +137,7 @@ class GeoDnsEngine(DnsEngine):
         # A nested zone's view is its full_view (see geozones.Nesting), kept apart.
         self._views: dict[str, View] = {}
         self._full: dict[str, View] = {}
+        self._share = Shared()  # one copy of equal values among them (see Shared)
         # The refs the views were last made for, by name as ``norm`` spells it.
         self._seen: ByName | None = None
         self._nesting = Nesting()
@@ -150,7 +152,7 @@ class GeoDnsEngine(DnsEngine):
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._ranks: tuple[tuple[RegionPoint, ...], RankDatabase] | None = None
-        self._written: str | None = None
+        self._written: str | None = None  # the sha-256 of the zones file in place
 
     @property
     def api(self) -> PdnsApi:
@@ -277,17 +279,17 @@ class GeoDnsEngine(DnsEngine):
             digest = refs[name]
             if self._norm(name) in nested:
                 if digest not in self._full:
-                    self._full[digest] = full_view(want.load(digest))
+                    self._full[digest] = full_view(want.load(digest), self._share)
                     loaded += 1
             elif digest not in self._views:
-                self._views[digest] = geo_view(want.load(digest))
+                self._views[digest] = geo_view(want.load(digest), self._share)
                 loaded += 1
         self._seen = named
         if loaded or not now:  # (the new zones' own update counted them)
             self.status.loaded = loaded
         shown = self._shown
         if not now and shown is not None and self._shown_geo == geo:
-            change = self._change(shown, refs)
+            change, waiting = self._change(shown, refs)
             if change == "none":  # the file says the same of these zones
                 with self._cv:
                     self._deferred = None
@@ -306,9 +308,7 @@ class GeoDnsEngine(DnsEngine):
                             self._deferred_since + ADD_MAX_S, time.monotonic() + ADD_QUIET_S
                         )
                 if wait:
-                    self.status.waiting = sum(
-                        1 for n, d in refs.items() if shown.get(n) != d and self._view(n, d)
-                    )
+                    self.status.waiting = waiting
                     self._prune(refs, shown)
                     return
         assert self._ranks is not None
@@ -337,14 +337,14 @@ class GeoDnsEngine(DnsEngine):
             return self._full[digest]
         return self._views[digest]
 
-    def _change(self, shown: Mapping[str, str], refs: Mapping[str, str]) -> str:
+    def _change(self, shown: Mapping[str, str], refs: Mapping[str, str]) -> tuple[str, int]:
         """What the zones file in place (rendered from ``shown``) lacks for ``refs``: "file"
         (a zone it holds changed or went, or which zones are nested changed: now), "new"
         (only zones it holds nothing of, which their LUA records answer meanwhile), or
-        "none"."""
+        "none"; and how many zones it lacks that way."""
         flipped = self._nesting.nested.symmetric_difference(self._shown_nested)
         if flipped and any(self._norm(name) in flipped for name in shown):
-            return "file"  # a zone the file holds became nested, or stopped being
+            return "file", 0  # a zone the file holds became nested, or stopped being
         view = self._view
         differ = {name for name, _ in shown.items() ^ refs.items()}  # the others: the same
         for name in differ:
@@ -352,13 +352,14 @@ class GeoDnsEngine(DnsEngine):
             new = refs.get(name)
             was = view(name, digest) if digest is not None else ()
             if was and (new is None or view(name, new) != was):
-                return "file"
+                return "file", 0
+        new_zones = 0
         for name in differ:
             digest = refs.get(name)
             old = shown.get(name)
             if digest is not None and view(name, digest) and (old is None or not view(name, old)):
-                return "new"
-        return "none"
+                new_zones += 1
+        return ("new" if new_zones else "none"), new_zones
 
     def _prune(self, refs: Mapping[str, str], shown: Mapping[str, str] | None) -> None:
         """Forget the views of the zones neither wanted nor in the file (a hash names one
@@ -368,6 +369,8 @@ class GeoDnsEngine(DnsEngine):
         for table in (self._views, self._full):
             for digest in table.keys() - keep:
                 del table[digest]
+        if len(self._share.table) > 2 * self._share.floor + 4096:  # values of views gone
+            self._share.rebuild([*self._views.values(), *self._full.values()])
 
     def _nest(self, refs: Mapping[str, str]) -> tuple[Iterable[str], ByName]:
         """Tell the nesting which zones are served; the names whose views may be missing
@@ -422,16 +425,17 @@ class GeoDnsEngine(DnsEngine):
         os.replace(tmp, target)
 
     def _put(self, text: str) -> None:
-        if text == self._written:
+        digest = hashlib.sha256(text.encode()).hexdigest()  # not the text: megabytes kept
+        if digest == self._written:
             return
         path = self.process.directory / GEO_ZONES
         tmp = path.with_name(f".{GEO_ZONES}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
         self._rediscover()
-        self._written = text
+        self._written = digest
         self.status.zones_bytes = len(text)
-        self.status.zones_sha = hashlib.sha256(text.encode()).hexdigest()
+        self.status.zones_sha = digest
         self.status.generation += 1
         status = self.process.directory / STATUS
         status.with_name(f".{STATUS}.tmp").write_text(json.dumps(asdict(self.status)))
