@@ -90,7 +90,7 @@ def build(
     source: bytes, regions: Sequence[RegionPoint]
 ) -> tuple[bytes, frozenset[tuple[str, ...]]]:
     """The ranking database of ``source`` (a .mmdb) for ``regions``; and its rankings."""
-    import numpy as np  # here, not at the top: the agent imports this module (see mmdb._numpy)
+    import numpy as np  # here, not at the top: the agent imports this module (see mmdb)
 
     db = mmdb.read(source)
     values = np.concatenate([db.left, db.right])
@@ -225,11 +225,7 @@ def empty_database() -> bytes:
         "description": {"en": "empty: no ranking built yet"},
     }
     # One node whose two 24-bit records both point at node_count (1): "no data".
-    tree = (1).to_bytes(3, "big") * 2
-    return b"".join(
-        (tree, bytes(mmdb.DATA_SEPARATOR), mmdb.METADATA_MARKER,
-         mmdb.encode(metadata, uints=mmdb.METADATA_UINTS))
-    )  # fmt: skip
+    return mmdb.assemble((1).to_bytes(3, "big") * 2, b"", metadata)
 
 
 if __name__ == "__main__":  # python -m edgeplane.routing.georank SOURCE OUT '[[code, lat, lon]]'

@@ -21,7 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-if TYPE_CHECKING:  # numpy is imported where a tree is read or written: see ``_numpy``
+# numpy is imported inside the functions that read or write a search tree: only a ranking
+# build (a process of its own) does, and an edge agent that imported numpy would hold 17 MiB
+# more for this module.
+if TYPE_CHECKING:
     import numpy.typing as npt
 
 METADATA_MARKER = b"\xab\xcd\xefMaxMind.com"
@@ -37,14 +40,6 @@ METADATA_UINTS = {
     "binary_format_minor_version": 5,
     "build_epoch": 9,
 }
-
-
-def _numpy() -> Any:
-    """numpy, imported on first use: only a ranking build (a process of its own) reads or
-    writes a search tree, and an edge agent that imported numpy would hold 17 MiB more."""
-    import numpy
-
-    return numpy
 
 
 class MmdbFormatError(ValueError):
@@ -83,7 +78,8 @@ def read(buffer: bytes) -> Database:
     tree_size = node_count * record_size // 4
     if tree_size + DATA_SEPARATOR > marker:
         raise MmdbFormatError("the search tree is larger than the file")
-    np = _numpy()
+    import numpy as np
+
     raw = np.frombuffer(buffer, dtype=np.uint8, count=tree_size)
     left, right = _split(raw.reshape(node_count, record_size // 4).astype(np.uint32), record_size)
     return Database(
@@ -120,9 +116,9 @@ def _join(left: Records, right: Records, record_size: int) -> bytes:
     else:
         cols = [left >> 24, left >> 16, left >> 8, left]
         cols += [right >> 24, right >> 16, right >> 8, right]
-    np = _numpy()
-    tree: bytes = np.stack([(c & 0xFF).astype(np.uint8) for c in cols], axis=1).tobytes()
-    return tree
+    import numpy as np
+
+    return np.stack([(c & 0xFF).astype(np.uint8) for c in cols], axis=1).tobytes()
 
 
 def write(db: Database, left: Records, right: Records, data: bytes, **metadata: Any) -> bytes:
@@ -133,15 +129,13 @@ def write(db: Database, left: Records, right: Records, data: bytes, **metadata: 
         raise MmdbFormatError(
             f"a data section of {len(data)} bytes does not fit {db.record_size}-bit records"
         )
-    meta = {**db.metadata, **metadata}
+    return assemble(_join(left, right, db.record_size), data, {**db.metadata, **metadata})
+
+
+def assemble(tree: bytes, data: bytes, metadata: Mapping[str, Any]) -> bytes:
+    """A file of the search tree's bytes, the data section and the metadata."""
     return b"".join(
-        (
-            _join(left, right, db.record_size),
-            bytes(DATA_SEPARATOR),
-            data,
-            METADATA_MARKER,
-            encode(meta, uints=METADATA_UINTS),
-        )
+        (tree, bytes(DATA_SEPARATOR), data, METADATA_MARKER, encode(metadata, uints=METADATA_UINTS))
     )
 
 
