@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from nginx_edge import Edge, backend, edge_config, pool, running_edge
 from origins import Origin, start_origin
 from test_edge_tls import make_certs
@@ -158,32 +159,55 @@ def test_a_client_never_sees_an_older_certificate_after_a_newer_one(origin: Orig
     """A name's first certificate and each renewal: handshakes in a loop, while the edge
     applies the change, see the old certificate, then the new one, and never the old again
     (the workers of the previous configuration, which still accept for a moment after the
-    reload, serve the new certificate too)."""
-    certs = [make_certs([HOST])[1] for _ in range(4)]
+    reload, serve the new certificate too).
+
+    Renewals keep their key, as the control plane's do. The first certificate cannot keep the
+    default one's: nginx 1.22 opens a name's link twice per handshake (chain, then key), and a
+    handshake between the two opens of that one swap fails with an internal-error alert
+    (docs/performance.md, "Reloads"). Such a failure is allowed there and nowhere else."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certs = [make_certs([HOST], key)[1] for _ in range(4)]
     with running_edge() as edge:
         edge.apply(_config(origin, None, 0))  # the site is served before its certificate
         default = _leaf(edge, HOST)
         order = [default] + [_fingerprint(c) for c in certs]
-        seen: list[str | None] = []
+        seen: list[tuple[float, float, str | None]] = []  # (start, end, leaf or error)
+        first: list[float] = []  # the first certificate's apply: start, end
         stop = threading.Event()
 
         def shake() -> None:
             while not stop.is_set():
-                seen.append(_leaf(edge, HOST))
+                start = time.monotonic()
+                leaf = _leaf(edge, HOST)
+                seen.append((start, time.monotonic(), leaf))
 
         thread = threading.Thread(target=shake, daemon=True)
         thread.start()
         try:
             for i, cert in enumerate(certs):
                 time.sleep(0.2)
+                began = time.monotonic()
                 # with a change of the configuration too: the certificate comes with a reload
                 assert edge.apply(_config(origin, cert, 100 + i)).changed
+                if i == 0:
+                    first[:] = [began, time.monotonic()]
             time.sleep(0.2)
         finally:
             stop.set()
             thread.join(10)
-        assert not [s for s in seen if s not in order], "a handshake failed or got another cert"
-        ranks = [order.index(s) for s in seen]
+
+        def key_swap(start: float, end: float, leaf: str | None) -> bool:
+            return (
+                leaf is not None
+                and "TLSV1_ALERT_INTERNAL_ERROR" in leaf
+                and first[0] <= end
+                and start <= first[1]
+            )
+
+        shakes = [leaf for start, end, leaf in seen if not key_swap(start, end, leaf)]
+        assert len(shakes) >= len(seen) - 1, "more than one handshake failed at the key swap"
+        assert not [s for s in shakes if s not in order], "a handshake failed or got another cert"
+        ranks = [order.index(s) for s in shakes]
         assert ranks == sorted(ranks), "an older certificate after a newer one"
         assert ranks[-1] == len(certs)
 

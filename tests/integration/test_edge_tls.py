@@ -30,8 +30,11 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> str:
     ).decode()
 
 
-def make_certs(names: list[str]) -> tuple[str, CertSpec]:
-    """A throwaway CA (PEM) and a leaf certificate for ``names`` signed by it."""
+def make_certs(
+    names: list[str], key: ec.EllipticCurvePrivateKey | None = None
+) -> tuple[str, CertSpec]:
+    """A throwaway CA (PEM) and a leaf certificate for ``names`` signed by it (with ``key``, as
+    a renewal that keeps its key, or a new one)."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
@@ -46,7 +49,7 @@ def make_certs(names: list[str]) -> tuple[str, CertSpec]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     leaf = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
