@@ -7,8 +7,8 @@ from typing import Any
 
 from conftest import Api
 from edgeplane.protocol.config import CertSpec, EdgeManifest, ZoneSpec, canonical_body
+from edgeplane.services import zone_serials
 from edgeplane.store.actor import LOCAL
-from edgeplane.store.tables import EdgeNodeRow
 
 EDGE = "/api/v1/edge"
 DOMAINS = "/api/v1/infrastructure/domains"
@@ -103,9 +103,7 @@ def test_heartbeats_send_zone_serials_whole_or_changed_only(api: Api) -> None:
 
     def stored() -> dict[str, int]:
         with api.db.read(LOCAL, "default") as tx:
-            row = tx.session.get(EdgeNodeRow, node_id)
-            assert row is not None
-            return dict((row.dns or {}).get("serials") or {})
+            return zone_serials.of_node(tx, node_id)
 
     def beat(body: dict[str, Any]) -> None:
         ok(api.post(f"{EDGE}/nodes/{node_id}/heartbeat", token=token, json=body), 204)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -136,3 +137,47 @@ def downgrade(db: Database, target: str) -> str | None:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, target)
     return current(db.engine)
+
+
+# 0009: zone serials leave the node's JSON for a row per node and zone --------------------
+
+
+def _dns(db: Database) -> dict[str, Any]:
+    return {
+        node_id: dns if isinstance(dns, dict) else json.loads(dns)
+        for node_id, dns in _rows(db, "SELECT id, dns FROM edge_nodes")
+    }
+
+
+def test_0009_moves_zone_serials_to_rows_and_back(empty_url: str) -> None:
+    db = Database.for_tests(empty_url)
+    try:
+        upgrade(db.engine, "0008")
+        now = datetime.now(UTC)
+        with db.engine.begin() as conn:
+            for node_id, dns in (
+                ("node-a", '{"serials": {"a.example.": 3, "b.example.": 7}, "error": "x"}'),
+                ("node-b", '{"serials": {}, "error": null}'),
+                ("node-c", "{}"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO edge_nodes (id, name, region, registered_at, stats,"
+                        " healthy, dns, bundles) VALUES (:id, :id, 'us-east', :now, '{}',"
+                        " true, :dns, '{}')"
+                    ),
+                    {"id": node_id, "now": now, "dns": dns},
+                )
+        upgrade(db.engine)
+        assert sorted(_rows(db, "SELECT node_id, zone, serial FROM edge_zone_serials")) == [
+            ("node-a", "a.example.", 3),
+            ("node-a", "b.example.", 7),
+        ]
+        assert _dns(db) == {"node-a": {"error": "x"}, "node-b": {"error": None}, "node-c": {}}
+        assert downgrade(db, "0008") == "0008"
+        back = _dns(db)
+        assert back["node-a"] == {"error": "x", "serials": {"a.example.": 3, "b.example.": 7}}
+        assert back["node-c"] == {"serials": {}}
+        assert "edge_zone_serials" not in inspect(db.engine).get_table_names()
+    finally:
+        db.dispose()

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from edgeplane.certificates import versions
 from edgeplane.model.domains import DnssecStatus, DomainStatus, NodeZone, display_name
 from edgeplane.model.enums import Role
-from edgeplane.services import domains
+from edgeplane.services import domains, zone_serials
 from edgeplane.settings import Settings
-from edgeplane.snapshot.load import load_dns
-from edgeplane.snapshot.zones import build_zone, nameservers
+from edgeplane.snapshot.load import load_dns, load_dns_env
+from edgeplane.snapshot.zones import DnsNode, build_zone, nameservers
 from edgeplane.store import domains as domain_rows
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import DomainRow, EdgeNodeRow, RegionRow, utcnow
@@ -41,10 +41,10 @@ def status(tx: Tx, domain: str) -> DomainStatus:
     spec = build_zone(zone, dns)
     live = {n.id for n in dns.nodes if n.live}
     nodes: list[NodeZone] = []
+    served = zone_serials.of_zone(tx, spec.name)
     for node in tx.session.scalars(select(EdgeNodeRow).order_by(EdgeNodeRow.name)):
         place = tx.session.get(RegionRow, node.region)
-        served = (node.dns or {}).get("serials") or {}
-        serial = served.get(spec.name)
+        serial = served.get(node.id)
         nodes.append(
             NodeZone(
                 node=node.id,
@@ -84,10 +84,14 @@ def status(tx: Tx, domain: str) -> DomainStatus:
 def world_check_inputs(tx: Tx, domain: str) -> tuple[str, set[str], set[str]]:
     """(domain, our NS names, our node addresses) for ``check_world``."""
     row = domain_rows.get_row(tx, domain)
-    dns = load_dns(tx.session, tx.secrets, only=row.name)
-    ours = {t.rstrip(".") for t, _ in nameservers(row.name, dns.nodes)}
-    addresses = {n.address for n in dns.nodes if n.address}
-    return row.name, ours, addresses
+    return (row.name, *world_targets(row.name, load_dns_env(tx.session).nodes))
+
+
+def world_targets(domain: str, nodes: tuple[DnsNode, ...]) -> tuple[set[str], set[str]]:
+    """(our NS names, our node addresses) for ``check_world`` of ``domain``: they depend on
+    the edge nodes alone (a check of every domain reads those once)."""
+    ours = {t.rstrip(".") for t, _ in nameservers(domain, nodes)}
+    return ours, {n.address for n in nodes if n.address}
 
 
 def check_world(

@@ -24,7 +24,7 @@ from edgeplane.protocol.messages import (
     PurgeAck,
     PurgeTask,
 )
-from edgeplane.services import liveness, regions, rollouts
+from edgeplane.services import liveness, regions, rollouts, zone_serials
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.db import Tx
@@ -152,20 +152,10 @@ def heartbeat(tx: Tx, node_id: str, body: Heartbeat, settings: Settings) -> None
     row.heartbeat_at = now
     row.last_seen_at = now
     row.healthy = body.healthy
-    before = row.dns or {}
-    serials = dict(before.get("serials") or {})
-    if body.dns_serials is None:  # unchanged since the last heartbeat
-        pass
-    elif body.dns_serials_partial:
-        for zone, serial in body.dns_serials.items():
-            if serial:
-                serials[zone] = serial
-            else:
-                serials.pop(zone, None)
-    else:
-        serials = dict(body.dns_serials)
-    dns = {"serials": serials, "error": body.dns_error, "reason": body.reason}
-    if dns != before:
+    if body.dns_serials is not None:  # None: unchanged since the last heartbeat
+        zone_serials.record(tx, row.id, body.dns_serials, partial=body.dns_serials_partial)
+    dns = {"error": body.dns_error, "reason": body.reason}
+    if dns != (row.dns or {}):
         row.dns = dns
     changed: list[str] = []
     if body.bundles is not None:

@@ -474,9 +474,23 @@ class EdgeNodeRow(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     healthy: Mapped[bool] = mapped_column(Boolean, default=True)
-    dns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # serials served, error
+    # {"error", "reason"} of its DNS engine; the serials it serves: ``EdgeZoneSerialRow``
+    dns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # site -> {"deployment", "bundle", "state": active|failed, "error", "at"}: what it serves
     bundles: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EdgeZoneSerialRow(Base):
+    """The serial of a zone an edge node serves, as its heartbeats report: a row per zone, so
+    that a heartbeat with one changed serial writes one row (a JSON document of 10,000
+    serials per node was read and written again at every heartbeat)."""
+
+    __tablename__ = "edge_zone_serials"
+    node_id: Mapped[str] = mapped_column(
+        ForeignKey("edge_nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)  # "x.org."
+    serial: Mapped[int] = mapped_column(BigInteger)
 
 
 class BackendHealthRow(Base):

@@ -26,7 +26,7 @@ from edgeplane.certificates.acme import challenges as acme_challenges
 from edgeplane.certificates.acme import client as acme_client
 from edgeplane.model.certificates import Certificate, CertificateIssued, CertificateRequest
 from edgeplane.model.enums import Role
-from edgeplane.services import liveness
+from edgeplane.services import liveness, zone_serials
 from edgeplane.settings import Settings
 from edgeplane.snapshot.load import load_dns
 from edgeplane.snapshot.zones import build_zone
@@ -130,12 +130,13 @@ class EdgeSink:
         """The live nodes and the serial the zone has now."""
         with self.db.read(LOCAL, PLATFORM_PROJECT) as tx:
             live = liveness.live_ids(tx)
+            served = zone_serials.of_zone(tx, f"{self.zone}.")
             nodes = [
                 _Node(
                     name=n.name,
                     address=n.address,
                     http_port=n.http_port,
-                    serial=int(((n.dns or {}).get("serials") or {}).get(f"{self.zone}.", 0)),
+                    serial=served.get(n.id, 0),
                 )
                 for n in tx.session.scalars(select(EdgeNodeRow))
                 if n.id in live
