@@ -147,6 +147,49 @@ def test_a_node_restarted_with_an_empty_store_fetches_what_it_lacks(
         cp.stop()
 
 
+def test_a_zone_missing_from_the_store_is_fetched_again(tmp_dir: Path, origins: OriginSet) -> None:
+    """A zone's object lost from the store (a damaged disk, a file dropped as unparseable)
+    while the manifest naming it is kept: the DNS engine, which reads it when PowerDNS's
+    database is rebuilt, fails once, and the agent fetches the object again and serves."""
+    cp = start_up(tmp_dir / "cp")
+    api = Api(cp)
+    agent: EdgeAgent | None = None
+    try:
+        origin = origins.start("a")
+        for name in NAMES:
+            api.ok("POST", "/api/v1/infrastructure/domains", json={"domain": name})
+        api.ok("POST", "/api/v1/infrastructure/cdn", json={
+            "origins": [{"url": origin.url}], "security": {"force_https": False}})  # fmt: skip
+        agent = start(cp, api, tmp_dir, "lost")
+        for name in NAMES:
+            wait_for(lambda n=name: zone_answered(agent, n), 30, f"zone {name}")  # type: ignore[misc]
+        state = agent.home / "edge" / "lost"
+        wait_for(lambda: len(named(state)) == 2 * len(NAMES), 10, "the manifest saved")
+        manifest = EdgeManifest.model_validate_json((state / "manifest.json").read_bytes())
+        lost = manifest.zones[f"{NAMES[1]}."]
+
+        assert agent.stop() == 0
+        before = len(agent.output())
+        (state / "objects" / lost).unlink()
+        shutil.rmtree(state / "pdns")  # rebuilt from the store at start: every zone is read
+        agent.start()
+        for name in NAMES:
+            wait_for(lambda n=name: zone_answered(agent, n), 30, f"zone {name} again")  # type: ignore[misc]
+        assert (state / "objects" / lost).exists()
+        log = agent.output()[before:]
+        assert "fetched again 1 objects missing from the store" in log
+        assert "received as changes" not in log  # no new revision was needed
+    except BaseException:
+        if agent is not None:
+            print(agent.output())
+        raise
+    finally:
+        if agent is not None:
+            agent.stop()
+        api.close()
+        cp.stop()
+
+
 def test_a_node_that_missed_revisions_converges_to_the_newest(
     tmp_dir: Path, origins: OriginSet
 ) -> None:

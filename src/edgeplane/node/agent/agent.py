@@ -29,7 +29,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -461,6 +461,26 @@ class Agent:
         for digest, doc in batch.items():
             self.objects.put(digest, doc)
 
+    async def _refetch(self, hashes: Iterable[str]) -> int:
+        """Fetch again the objects among ``hashes`` (those of the revision held) that the store
+        lacks: a file lost, or dropped as damaged when it was read. The number fetched (0 when
+        none was missing or the control plane could not give them: the caller's retry, or the
+        next revision, tries again)."""
+        missing = self.objects.missing(set(hashes))
+        if not missing or self.node_id is None:
+            return 0
+
+        async def keep(batch: dict[str, Any]) -> None:
+            await asyncio.to_thread(self._keep_objects, batch)
+
+        try:
+            await self.client.fetch_objects(self.node_id, missing, keep)
+        except (ProtocolError, ObjectError) as exc:
+            log.warning("%d objects missing from the store not had again: %s", len(missing), exc)
+            return 0
+        log.warning("fetched again %d objects missing from the store", len(missing))
+        return len(missing)
+
     def _adopt(self, config: EdgeConfig, content_hash: str) -> EdgeManifest:
         """A full snapshot (from a control plane without manifests, or saved by an older
         agent) as a manifest, its zones and certificates put in the store."""
@@ -555,6 +575,8 @@ class Agent:
             delay = min(DNS_RETRY_MAX_S, DNS_RETRY_S * 2**self._dns_failures)
             self._dns_failures += 1
             log.error("DNS refused the zones (again in %.0f s): %s", delay, result.error)
+            if await self._refetch(zones.values()):
+                delay = DNS_RETRY_S  # what was missing is back: at once, not after backing off
             asyncio.get_running_loop().call_later(delay, self._dns_wanted.set)
         self._heartbeat_now.set()
 
@@ -704,6 +726,16 @@ class Agent:
                 config.content_hash(),
                 result.error,
             )
+            manifest = self._manifests.get(config.revision)
+            if manifest is not None and await self._refetch(manifest.certs):
+                # A certificate's object was missing: the revision is tried again (and
+                # acknowledged again) once the refusal has been acknowledged.
+                def again() -> None:
+                    self.failed_hashes.discard(digest)
+                    self._acked_revision = None
+                    self._apply_wanted.set()
+
+                asyncio.get_running_loop().call_later(DNS_RETRY_S, again)
         self._last_result = (digest, result)
 
     async def _save(self, config: EdgeConfig) -> None:
