@@ -92,6 +92,15 @@ def named(state: Path) -> set[str]:
     return set(EdgeManifest.model_validate_json(raw).objects())
 
 
+def proxied(api: Api, origins: OriginSet, names: tuple[str, ...]) -> None:
+    """``names`` added and proxied to an origin over plain HTTP."""
+    origin = origins.start("a")
+    for name in names:
+        api.ok("POST", "/api/v1/infrastructure/domains", json={"domain": name})
+    api.ok("POST", "/api/v1/infrastructure/cdn", json={
+        "origins": [{"url": origin.url}], "security": {"force_https": False}})  # fmt: skip
+
+
 def start(cp: ControlPlane, api: Api, tmp: Path, name: str) -> EdgeAgent:
     return new_agent(cp, api, tmp, name, https_port=free_port(), dns_port=free_udp_port()).start()
 
@@ -103,11 +112,7 @@ def test_a_node_restarted_with_an_empty_store_fetches_what_it_lacks(
     api = Api(cp)
     agent: EdgeAgent | None = None
     try:
-        origin = origins.start("a")
-        for name in NAMES:
-            api.ok("POST", "/api/v1/infrastructure/domains", json={"domain": name})
-        api.ok("POST", "/api/v1/infrastructure/cdn", json={
-            "origins": [{"url": origin.url}], "security": {"force_https": False}})  # fmt: skip
+        proxied(api, origins, NAMES)
         agent = start(cp, api, tmp_dir, "refs")
         for name in NAMES:
             wait_for(lambda n=name: serves_tls(agent, n), 30, f"TLS for {name}")  # type: ignore[misc]
@@ -155,11 +160,7 @@ def test_a_zone_missing_from_the_store_is_fetched_again(tmp_dir: Path, origins: 
     api = Api(cp)
     agent: EdgeAgent | None = None
     try:
-        origin = origins.start("a")
-        for name in NAMES:
-            api.ok("POST", "/api/v1/infrastructure/domains", json={"domain": name})
-        api.ok("POST", "/api/v1/infrastructure/cdn", json={
-            "origins": [{"url": origin.url}], "security": {"force_https": False}})  # fmt: skip
+        proxied(api, origins, NAMES)
         agent = start(cp, api, tmp_dir, "lost")
         for name in NAMES:
             wait_for(lambda n=name: zone_answered(agent, n), 30, f"zone {name}")  # type: ignore[misc]
@@ -198,10 +199,7 @@ def test_a_node_that_missed_revisions_converges_to_the_newest(
     agent: EdgeAgent | None = None
     paused = False
     try:
-        origin = origins.start("a")
-        api.ok("POST", "/api/v1/infrastructure/domains", json={"domain": NAMES[0]})
-        api.ok("POST", "/api/v1/infrastructure/cdn", json={
-            "origins": [{"url": origin.url}], "security": {"force_https": False}})  # fmt: skip
+        proxied(api, origins, NAMES[:1])
         agent = start(cp, api, tmp_dir, "late")
         wait_for(lambda: served(agent, NAMES[0]), 30, "served")  # type: ignore[arg-type]
         # A change while it follows: the changes from the manifest it holds, not a manifest.
