@@ -233,7 +233,10 @@ class Api:
 
 @pytest.fixture
 def api(db: Database, tmp_path: Path, locator: GeoLocator) -> Iterator[Api]:
-    settings = Settings(home=tmp_path / "home", database_url=db.url)
+    # Nodes here are the tests' own heartbeats: a node goes offline by an unhealthy beat, never
+    # by a machine that stalls for the 5 s default between two steps of a test (seen once in CI:
+    # a node registered first had timed out before the deploy that needed it).
+    settings = Settings(home=tmp_path / "home", database_url=db.url, node_timeout_s=60.0)
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.secret_key_path.write_text(TEST_SECRET_KEY + "\n")
     token = access.ensure_admin_token(db, tmp_path / "home" / "admin-token")

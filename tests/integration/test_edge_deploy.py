@@ -463,7 +463,14 @@ def test_stopping_a_region_moves_its_clients_within_10_seconds(world: World) -> 
     def moved() -> bool:  # as every remaining node's DNS server answers
         return all(world.a(key, US_SUBNET) == [eu] for key in ("eu", "ap"))
 
-    wait_for(moved, 10, "US clients sent to eu-central by every remaining node")
+    try:
+        wait_for(moved, 10, "US clients sent to eu-central by every remaining node")
+    except AssertionError as exc:  # say where the time went: liveness, or a node's apply
+        seen = [
+            (n["name"], n["live"], n["desired_revision"], n["applied_revision"], n["last_error"])
+            for n in world.api.nodes()
+        ]
+        raise AssertionError(f"{exc}; nodes (name, live, desired, applied, error): {seen}") from exc
     took = time.monotonic() - started
     print(f"\nus-east stopped: US clients answered with eu-central after {took:.2f} s")
 
