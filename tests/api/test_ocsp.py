@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
+from sqlalchemy import select
 
 from conftest import Api, Cli
 from edgeplane.certificates import staples, stapling
@@ -218,3 +219,41 @@ def test_a_certificate_without_an_ocsp_url_is_never_fetched(api: Api) -> None:
     status = ok(api.get(f"{INV}/ssl/plain.test"))["ocsp"]
     assert status["ocsp_url"] is None and status["stapled"] is False
     assert [c.ocsp_staple for c in snapshot_certs(api)] == [None]
+
+
+def test_a_run_over_many_certificates_skips_one_deleted_meanwhile(api: Api, shop: str) -> None:
+    # Certificates of two projects due in one run: read and written in batches. One domain is
+    # deleted while its staple is fetched: the others are stored, it gets no row.
+    ok(api.post("/api/v1/projects", json={"id": "other"}), 201)
+    for name in ("a.test", "b.test", "c.test"):
+        ok(api.post(f"{INV}/domains", json={"domain": name}), 201)
+    ok(api.post(f"{INV}/domains", params={"project": "other"}, json={"domain": "o.test"}), 201)
+    [cert] = [c for c in snapshot_certs(api) if shop in c.names]
+    leaf, issuer = served(api, shop)
+    first = staples.check(base64.b64decode(cert.ocsp_staple or ""), leaf, issuer, utcnow())
+    later = first.this_update + timedelta(days=2, minutes=1)
+    own = stapling.own_or_http(api.db)
+    gone = served(api, "b.test")[0].serial_number
+    asked: list[int] = []
+
+    def fetch(url: str, der: bytes) -> bytes:
+        serial = ocsp.load_der_ocsp_request(der).serial_number
+        asked.append(serial)
+        if serial == gone:
+            ok(api.client.delete(f"{INV}/domains/b.test", headers=api.headers()), 204)
+        return own(url, der)
+
+    assert stapling.run_once(api.db, fetch=fetch, now=later) == 4  # shop, a, c and o
+    assert len(asked) == 5 and gone in asked
+    for name in (shop, "a.test", "c.test"):
+        assert ok(api.get(f"{INV}/ssl/{name}"))["ocsp"]["stapled"] is True, name
+    other = ok(api.get(f"{INV}/ssl/o.test", params={"project": "other"}))["ocsp"]
+    assert other["stapled"] is True and other["status"] == "good"
+    assert api.get(f"{INV}/ssl/b.test").status_code == 404
+    with api.db.read(LOCAL, "default") as tx:
+        from edgeplane.store.tables import OcspStapleRow
+
+        rows = tx.session.execute(
+            select(OcspStapleRow.project_id, OcspStapleRow.certificate_id)
+        ).all()
+    assert sorted(p for p, _c in rows) == ["default", "default", "default", "other"]
