@@ -56,6 +56,7 @@ from edgeplane.snapshot.zones import DnsState, GeoWant, ZoneState, build_geo, ge
 
 _TICKETS = TypeAdapter(tuple[TicketKeySpec, ...])
 _ACME = TypeAdapter(tuple[AcmeHttpSpec, ...])
+_VERIFICATION = TypeAdapter(VerificationSpec)
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,10 @@ def _json_str(text: str) -> bytes:
 
 
 def _verification_json(spec: VerificationSpec) -> bytes:
-    """``spec.model_dump_json()``, its two plain strings formatted directly."""
+    """``spec`` as JSON, its two plain strings formatted directly."""
     if _PLAIN.match(spec.domain) and _PLAIN.match(spec.token):
         return f'{{"domain":"{spec.domain}","token":"{spec.token}"}}'.encode()
-    return spec.model_dump_json().encode()
+    return _VERIFICATION.dump_json(spec)
 
 
 def _insort_all(ordered: list[str], names: Iterable[str]) -> None:
