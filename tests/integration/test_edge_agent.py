@@ -133,6 +133,27 @@ def test_api_change_reaches_the_edge_and_propagation_is_reported(
               f"propagation {node['propagation_ms']:.0f} ms, apply {node['apply_ms']:.0f} ms")
 
 
+def test_agents_make_their_default_certificate_without_loading_cryptography(
+    nodes: list[EdgeAgent],
+) -> None:
+    """The ``cryptography`` library is 8 MiB of native code, in memory for the life of the
+    process that loads it, and an agent needs it only for its default certificate: that is
+    made in a child process, and is a key and a certificate that go together."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    for agent in nodes:
+        assert agent.process is not None
+        maps = Path(f"/proc/{agent.process.pid}/maps").read_text()
+        assert "edgeplane" in Path(f"/proc/{agent.process.pid}/cmdline").read_text()
+        assert "cryptography" not in maps, f"{agent.name} loaded the cryptography library"
+        pem = (agent.prefix / "certs" / "_default.pem").read_bytes()
+        key = serialization.load_pem_private_key(pem, None)
+        cert = x509.load_pem_x509_certificate(pem)
+        assert cert.public_key() == key.public_key()
+        assert cert.subject == cert.issuer  # self-signed
+
+
 def test_a_config_nginx_rejects_is_reported_and_the_previous_one_keeps_serving(
     admin: Api, nodes: list[EdgeAgent], origins: OriginSet
 ) -> None:

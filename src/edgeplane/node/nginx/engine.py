@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import pwd
 import re
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeplane import collector
+from edgeplane.node.nginx.default_cert import default_cert
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
@@ -45,33 +45,6 @@ class ApplyResult:
     def timings(self) -> str:
         """``render 61, files 90, check 82, reload 163, forget 10`` (ms): for the log."""
         return ", ".join(f"{step} {ms:.0f}" for step, ms in self.phases)
-
-
-def _default_cert() -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgeplane default")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 class NginxEngine:
@@ -161,8 +134,7 @@ class NginxEngine:
         self._chown(self.prefix / "certs" / "names")
         default = self.prefix / "certs" / f"{DEFAULT_CERT}.pem"
         if not default.exists():
-            cert, key = _default_cert()
-            self._write_cert_file(f"{DEFAULT_CERT}.pem", key + cert)
+            self._write_cert_file(f"{DEFAULT_CERT}.pem", default_cert())
 
     @property
     def acme_dir(self) -> Path:

@@ -20,7 +20,6 @@ import dns.rdatatype
 
 from edgeplane.node.powerdns.api import RRSetChange, RRSetKey, RRSetValue
 from edgeplane.protocol.config import DnssecKeySpec, RRSetSpec, ZoneSpec
-from edgeplane.protocol.dnssec import DnssecKeyError, dnskey_text
 
 Rrsets = Mapping[RRSetKey, RRSetValue]
 Current = Mapping[str, Rrsets]  # zone -> (name, type) -> (ttl, records), as PowerDNS serves
@@ -107,6 +106,10 @@ def _unique(rtype: str, records: Iterable[str]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=1 << 14)
 def _our_dnskey(private_key: str, flags: int) -> str:
+    # Imported here: dnspython's DNSSEC module loads the cryptography library, 8 MiB of an
+    # agent's memory (its native code) that a node without signed zones never needs.
+    from edgeplane.protocol.dnssec import dnskey_text
+
     return _dnskey_canonical(dnskey_text(private_key, flags))
 
 
@@ -160,11 +163,14 @@ def key_changes(zone: ZoneSpec, current: Mapping[int, str]) -> KeyChanges:
     """Import the zone's keys PowerDNS lacks, delete those it has and the zone does not."""
     wanted = zone.dnssec_keys if zone.dnssec else ()
     by_dnskey: dict[str, DnssecKeySpec] = {}
-    for key in wanted:
-        try:
-            by_dnskey[_our_dnskey(key.private_key, key.flags)] = key
-        except DnssecKeyError as exc:
-            raise ValueError(f"zone {zone.name}: key {key.id}: {exc}") from exc
+    if wanted:
+        from edgeplane.protocol.dnssec import DnssecKeyError  # see _our_dnskey
+
+        for key in wanted:
+            try:
+                by_dnskey[_our_dnskey(key.private_key, key.flags)] = key
+            except DnssecKeyError as exc:
+                raise ValueError(f"zone {zone.name}: key {key.id}: {exc}") from exc
     have = {_dnskey_canonical(text): key_id for key_id, text in current.items()}
     return KeyChanges(
         import_keys=tuple(k for text, k in by_dnskey.items() if text not in have),
