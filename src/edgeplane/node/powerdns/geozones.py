@@ -63,6 +63,10 @@ def _q(text: str) -> str:
 
 
 def norm(name: str) -> str:
+    """Lower case with one trailing dot; a name already so spelled is returned as it is (the
+    views and maps of 10,000 zones keep it: one string each, not a copy per structure)."""
+    if name.endswith(".") and not name.endswith("..") and name.islower():
+        return name
     return name.lower().rstrip(".") + "."
 
 

@@ -61,7 +61,11 @@ class ZonePlan:
 
 
 def zone_name(name: str) -> str:
-    """A name as PowerDNS spells it: lower-case, absolute (trailing dot)."""
+    """A name as PowerDNS spells it: lower-case, absolute (trailing dot). A name already
+    so spelled (as the control plane sends zone names) is returned as it is, not copied:
+    the node keeps maps of 10,000 zones by this name."""
+    if name.endswith(".") and name.islower() and name.strip() is name:
+        return name
     name = name.strip().lower()
     return name if name.endswith(".") else f"{name}."
 
