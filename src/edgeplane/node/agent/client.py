@@ -179,18 +179,22 @@ class EdgeClient:
         keep: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
         """Fetch ``hashes``, at most ``OBJECTS_BATCH`` a call, each batch (``hash -> object``,
-        parsed JSON) handed to ``keep`` before the next is asked for (bounded memory)."""
+        parsed JSON) handed to ``keep`` before the next is asked for (bounded memory). The
+        batch is keyed by the strings of ``hashes`` (the manifest's), not the answer's: the
+        store keeps its names, and 20,000 copies of a hash are 2 MiB. Objects not asked for
+        are left out."""
         for i in range(0, len(hashes), OBJECTS_BATCH):
+            asked = hashes[i : i + OBJECTS_BATCH]
             doc = await self._call(
                 "POST",
                 f"/nodes/{node_id}/objects",
-                ObjectsRequest(hashes=hashes[i : i + OBJECTS_BATCH]),
+                ObjectsRequest(hashes=asked),
                 timeout_s=60.0,
             )
             objects = doc.get("objects") if isinstance(doc, dict) else None
             if not isinstance(objects, dict):
                 raise Unreachable(f"POST /nodes/{node_id}/objects: no objects in the answer")
-            await keep(objects)
+            await keep({h: objects[h] for h in asked if h in objects})
 
     async def ack(self, node_id: str, body: Ack) -> None:
         await self._call("POST", f"/nodes/{node_id}/ack", body)
