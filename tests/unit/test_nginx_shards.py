@@ -195,3 +195,23 @@ def test_one_site_changed_changes_one_shard_per_map_it_is_in() -> None:
     renewed = render_release(p.snapshot(), LOCAL, LocalHealth())
     assert renewed.shards == added.shards
     assert renewed.marker == added.marker
+
+
+def test_the_memo_holds_one_string_per_key_across_renders() -> None:
+    """Each render makes its maps' keys anew; the memo keeps the strings it already holds for
+    the keys that did not change (a second copy of every key of every big map was megabytes
+    of a node's memory at 10,000 domains), and the new keys' strings."""
+    memo: render_shards.ShardMemo = {}
+    names = [f"d{i}.example.com" for i in range(3000)]
+    render_shards.Shards(memo=memo).sharded_map("$host", "$site", {n: "a" for n in names})
+    first = {id(k) for k in memo["$host $site"].entries}
+    again = {"d" + n[1:]: "a" for n in names[1:]}  # equal keys, other strings; one removed
+    again["new.example.com"] = "b"
+    again["d1.example.com"] = "c"  # a value changed
+    shards = render_shards.Shards(memo=memo)
+    shards.sharded_map("$host", "$site", again)
+    kept = memo["$host $site"].entries
+    assert kept == again
+    assert sum(id(k) in first for k in kept) == len(names) - 1  # all but the new key
+    rendered = "".join(c.decode() for c in shards.files.values())
+    assert '"new.example.com" b;' in rendered and '"d1.example.com" c;' in rendered

@@ -23,7 +23,7 @@ from edgeplane.node.nginx.purge import purge_cache
 from edgeplane.node.nginx.render import Release, RenderMemo, render_release
 from edgeplane.node.nginx.render_shards import SHARD_DIR
 from edgeplane.node.nginx.render_stapling import staple_files
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_files, ticket_files
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_file, cert_files, ticket_files
 from edgeplane.protocol.config import AcmeHttpSpec, CertSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
@@ -60,9 +60,10 @@ class NginxEngine:
         self._lock = threading.RLock()
         self._cert_ids: set[str] = set()  # certificates whose files are written
         # What the files under certs/ are known to hold since this engine last looked: the
-        # name links (file -> target) and the files kept by the last ``_forget`` (None: not
-        # looked yet). An apply then touches only the names and files that changed, instead
-        # of reading 20,000 links and listing 30,000 files of a 10,000-domain node each time.
+        # name links (file -> the file under certs/ it points at) and the files kept by the
+        # last ``_forget`` (None: not looked yet). An apply then touches only the names and
+        # files that changed, instead of reading 20,000 links and listing 30,000 files of a
+        # 10,000-domain node each time.
         self._links: dict[str, str] = {}
         self._linked: dict[str, str] | None = None  # the targets the last apply pointed
         self._kept: tuple[set[str], set[str]] | None = None  # files on disk, links in use
@@ -101,7 +102,7 @@ class NginxEngine:
     def current(self) -> Path:
         return self.prefix / "current"
 
-    def _chown(self, path: Path) -> None:
+    def _chown(self, path: str | Path) -> None:
         if self._owner is not None:
             os.chown(path, *self._owner)
 
@@ -169,10 +170,13 @@ class NginxEngine:
         # Names are content-addressed (the certificate's hash) and files appear whole (rename):
         # an existing file holds this content. Reading 20,000 files back at every apply of a
         # 10,000-domain snapshot cost more than the rest of the apply.
-        path = self.prefix / folder / name
-        if path.exists():
+        # Paths as strings: pathlib interns every part of every path it makes, and the
+        # interpreter's table of interned strings grew by megabytes for 20,000 names.
+        directory = os.path.join(self.prefix, folder)
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
             return
-        tmp = path.with_name(f".{name}.tmp")
+        tmp = os.path.join(directory, f".{name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(content)
@@ -186,7 +190,7 @@ class NginxEngine:
         for cert in config.certs:
             if cert.id in self._cert_ids:
                 continue
-            if (self.prefix / "certs" / f"{cert.id}.pem").exists():  # content-addressed
+            if os.path.exists(os.path.join(self.prefix, "certs", cert_file(cert.id))):
                 self._cert_ids.add(cert.id)
                 continue
             new.append(cert)
@@ -209,27 +213,27 @@ class NginxEngine:
         handshake reads the old file or the new one, never a half of each). Only the links
         that differ from the last apply's are looked at: the others were pointed then, and
         ``_forget`` removes a link only once no apply names it."""
-        names = self.prefix / "certs" / "names"
+        names = os.path.join(self.prefix, "certs", "names")  # strings: see _write_cert_file
         known = self._links
         last = self._linked
         todo = targets if last is None else dict(targets.items() - last.items())
         for name, target in todo.items():
-            want = f"../{target}"
-            if known.get(name) == want:
+            if known.get(name) == target:
                 continue
-            link = names / name
+            link = os.path.join(names, name)
+            want = f"../{target}"
             try:
                 if os.readlink(link) == want:
-                    self._links[name] = want
+                    self._links[name] = target
                     continue
             except OSError:
                 pass
-            tmp = names / f".{name}.tmp"
+            tmp = os.path.join(names, f".{name}.tmp")
             with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+                os.unlink(tmp)
             os.symlink(want, tmp)
             os.replace(tmp, link)
-            self._links[name] = want
+            self._links[name] = target
         self._linked = targets
 
     def _write_shards(self, shards: dict[str, bytes]) -> None:
@@ -333,21 +337,25 @@ class NginxEngine:
         before it was pointed elsewhere still opens the old file. The first time the folders
         are listed; after that only what this engine kept is looked at (it is the only writer
         of these folders)."""
-        certs = self.prefix / "certs"
+        certs = os.path.join(self.prefix, "certs")  # strings: see _write_cert_file
+        names_dir = os.path.join(certs, "names")
         if self._kept is None:
-            files = {p.name for p in certs.iterdir() if p.is_file()}
-            names = [p.name for p in (certs / "names").iterdir()]
+            with os.scandir(certs) as found:
+                files = {e.name for e in found if e.is_file()}
+            names = os.listdir(names_dir)
         else:
             files = self._kept[0]
             names = [n for n in self._kept[1] if n not in links]
         spare = keep | self._kept_before
         for name in files - spare:
             if not name.startswith("."):
-                (certs / name).unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(certs, name))
                 self._cert_ids.discard(name.removesuffix(".pem"))
         for name in names:
             if name not in links and not name.startswith("."):
-                (certs / "names" / name).unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(names_dir, name))
                 self._links.pop(name, None)
         self._kept = ((files & spare) | keep, links)
         self._kept_before = {n for n in keep if n.endswith(".pem")}  # staples: read at load
@@ -435,7 +443,7 @@ class NginxEngine:
             try:
                 release = render_release(config, self.local, health, self._memo)
                 new = self._new_certs(config)
-                certs = {f"{c.id}.pem" for c in config.certs}
+                certs = {cert_file(c.id) for c in config.certs}
                 https = self.local.https_port
                 staples = staple_files(config, self.local.max_stapled) if https else {}
                 certs |= set(staples)

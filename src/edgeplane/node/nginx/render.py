@@ -35,6 +35,7 @@ from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
     SniLinks,
     cert_map,
+    served_name,
     ssl_session_lines,
 )
 from edgeplane.node.nginx.render_upstreams import (
@@ -245,7 +246,7 @@ def _hosts(
     for site in sites:
         https = site.force_https and local.https_port
         for domain in site.domains:
-            name = domain.lower().rstrip(".")
+            name = served_name(domain)
             if name in host_site:
                 continue  # a name served by two sites: the first (by id) keeps it
             host_site[name] = site.id

@@ -115,6 +115,10 @@ def _shard(entries: dict[str, str], quote: bool, last: _Sharded | None) -> _Shar
     if entries == last.entries:
         return last
     buckets, files = list(last.buckets), list(last.files)
+    # The memo's entries are the last ones with the changes made: the keys that did not
+    # change stay the strings the buckets hold (the caller's are equal copies, made anew
+    # by each render: a second copy of every key of every big map, megabytes at 10,000).
+    kept = dict(last.entries)
     dirty: dict[int, dict[str, str]] = {}
     for k, _ in entries.items() ^ last.entries.items():  # added, removed or changed keys
         i = _bucket(k, count)
@@ -122,13 +126,14 @@ def _shard(entries: dict[str, str], quote: bool, last: _Sharded | None) -> _Shar
         if bucket is None:
             bucket = dirty[i] = dict(buckets[i])
         if k in entries:
-            bucket[k] = entries[k]
+            bucket[k] = kept[k] = entries[k]
         else:
             bucket.pop(k, None)
+            kept.pop(k, None)
     for i, bucket in dirty.items():
         buckets[i] = bucket
         files[i] = _render(bucket, quote)
-    return _Sharded(quote, entries, buckets, files)
+    return _Sharded(quote, kept, buckets, files)
 
 
 def _render(bucket: dict[str, str], quote: bool) -> tuple[str, bytes]:

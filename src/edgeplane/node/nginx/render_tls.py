@@ -28,6 +28,14 @@ def name_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
+def served_name(name: str) -> str:
+    """A name as the maps spell it: lower case, no trailing dot. A name already so spelled
+    is returned as it is, not copied (the maps of 10,000 names keep one string each)."""
+    if name.islower() and not name.endswith("."):
+        return name
+    return name.lower().rstrip(".")
+
+
 def _preferred(certs: list[CertSpec]) -> CertSpec:
     if len(certs) == 1:
         return certs[0]
@@ -66,6 +74,21 @@ def link_file(pattern: str) -> str:
     return f"{name_key(pattern)}.pem"
 
 
+_CERT_FILES: dict[str, str] = {}  # memo of cert_file: one string per certificate, not per use
+
+
+def cert_file(cert_id: str) -> str:
+    """The file under ``certs/`` of a certificate (key and chain): ``<id>.pem``. The same
+    string for every link and set that names it: at 10,000 certificates each copy was a
+    megabyte of the agent's memory."""
+    name = _CERT_FILES.get(cert_id)
+    if name is None:
+        if len(_CERT_FILES) >= _NAME_KEYS_MAX:
+            _CERT_FILES.clear()
+        name = _CERT_FILES[cert_id] = f"{cert_id}.pem"
+    return name
+
+
 def cert_links(
     config: EdgeConfig, names: list[str], index: CertIndex | None = None
 ) -> dict[str, str]:
@@ -73,7 +96,7 @@ def cert_links(
     for a name without one yet). ``names`` are the sites' domains; ``index``, the index of
     ``config.certs`` when the caller has it."""
     index = index or CertIndex.of(config.certs)
-    return SniLinks.of(None, index, (n.lower().rstrip(".") for n in names)).links
+    return SniLinks.of(None, index, map(served_name, names)).links
 
 
 @dataclass(frozen=True)
@@ -124,13 +147,13 @@ class SniLinks:
             del targets[link_file(p)]
         for p in again & patterns:
             links[p] = _link(index, p)
-            targets[link_file(p)] = f"{links[p]}.pem"
+            targets[link_file(p)] = cert_file(links[p])
         return cls(index, named, patterns, links, targets)
 
 
 def _count(named: dict[str, int], certs: Iterable[CertSpec], step: int) -> None:
     for cert in certs:
-        for pattern in {n.lower().rstrip(".") for n in cert.names}:
+        for pattern in {served_name(n) for n in cert.names}:
             left = named.get(pattern, 0) + step
             if left:
                 named[pattern] = left
@@ -165,7 +188,7 @@ def cert_map(links: dict[str, str], shards: Shards) -> str:
 
 def link_targets(links: dict[str, str]) -> dict[str, str]:
     """``certs/names/`` file -> the file under ``certs/`` it links to."""
-    targets = {link_file(p): f"{cert_id}.pem" for p, cert_id in links.items()}
+    targets = {link_file(p): cert_file(cert_id) for p, cert_id in links.items()}
     targets[f"{DEFAULT_CERT}.pem"] = f"{DEFAULT_CERT}.pem"
     return targets
 
