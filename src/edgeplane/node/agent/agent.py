@@ -182,7 +182,9 @@ class Agent:
         self._dns_applying: dict[str, str] = {}
         self._geo_refs: dict[str, str] = {}
         self._geo_applied: GeoDnsSpec | None = None  # the geo answers last asked for
-        self._resolving: set[str] = set()  # objects of the manifest being fetched
+        # The manifest whose objects are being fetched (its objects, not a set of their
+        # 20,000 names: 2 MiB at 10,000 domains).
+        self._resolving: EdgeManifest | None = None
         self._dns_wanted = asyncio.Event()
         self._healthy = True
         self._unhealthy_reason: str | None = None
@@ -421,8 +423,8 @@ class Agent:
         Its objects stay in the store (``_resolving``) while they are fetched: a save of the
         revision nginx just applied prunes the store meanwhile (it removed thousands of
         objects a fetch had just written, under load)."""
-        self._resolving = set(manifest.objects())
-        missing = self.objects.missing(self._resolving)
+        self._resolving = manifest
+        missing = self.objects.missing(set(manifest.objects()))
         if missing:
             assert self.node_id is not None
             started = time.monotonic()
@@ -782,7 +784,9 @@ class Agent:
             keep.update(self._dns_applied.values())
         keep.update(self._dns_applying.values())
         keep.update(self._geo_refs.values())
-        keep.update(self._resolving)
+        resolving = self._resolving
+        if resolving is not None:
+            keep.update(resolving.objects())
         removed = self.objects.prune(keep)
         if removed:
             log.info("object store: %d objects no longer named removed", removed)
