@@ -32,7 +32,8 @@ Figures:
    API until every node serves it (HTTP through its nginx, and its PowerDNS answering the new
    zone), with the node's own apply time and the control plane's commit-to-acknowledgement
    figure; each size beside the first (smallest) size of the same run as the reference;
-5. memory: agent RSS and nginx PSS (master + workers) of each node, at each size and before
+5. memory: agent RSS and nginx PSS (master + workers, once the processes of the
+   configurations before the last reload have exited) of each node, at each size and before
    and after ``--config-changes`` config changes (100) at the largest size;
 6. the nginx apply of one change (``--stages apply``, no control plane: ``bench/nginx_apply.py``):
    N synthetic sites (``--apply-sites``, 10,000) each with its domain and certificate on one
@@ -86,7 +87,7 @@ from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E4
 from origins import start_origin  # noqa: E402
 from processes import free_udp_port  # noqa: E402
 
-from edgeplane.node.nginx.memory import tree_pss_mib  # noqa: E402
+from edgeplane.node.nginx.memory import children, cmdline, tree_pss_mib  # noqa: E402
 from edgeplane.node.nginx.render_tls import DEFAULT_CERT  # noqa: E402
 
 DOMAIN = "bench.localhost"
@@ -234,6 +235,30 @@ class Node:
 
     def nginx_pss_mib(self) -> float:
         return sum(tree_pss_mib(pid)[0] for pid in self.nginx_pids())
+
+    def settled_nginx_pss_mib(self, timeout_s: float = 15.0) -> float:
+        """``nginx_pss_mib`` once the processes of the configurations before the last reload
+        have exited (up to ``timeout_s``). Each reload starts new workers and a new cache
+        manager and cache loader; the previous ones (about 6 MiB of PSS each) take a moment
+        to go, and measured right after a change they were 12-23 MiB of the figure in some
+        runs and nothing in others."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(
+            _one_generation(pid) for pid in self.nginx_pids()
+        ):
+            time.sleep(0.1)
+        return self.nginx_pss_mib()
+
+
+def _one_generation(master: int) -> bool:
+    """The master's children are one configuration's: no worker shutting down, at most one
+    cache manager and one cache loader."""
+    titles = [cmdline(k) for k in children(master)]
+    return (
+        not any("shutting down" in t for t in titles)
+        and sum("cache manager" in t for t in titles) <= 1
+        and sum("cache loader" in t for t in titles) <= 1
+    )
 
 
 @dataclass
@@ -1197,7 +1222,7 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
         for i in range(args.config_samples):
             config_sample(stack, conns, total, i, got)
         got.rss = [rss_mib(n.process.pid) for n in stack.nodes]
-        got.pss = [n.nginx_pss_mib() for n in stack.nodes]
+        got.pss = [n.settled_nginx_pss_mib() for n in stack.nodes]
         ref = ref or got
         rows += [
             [f"{total:,} domains: add a domain -> served on every node (HTTP and DNS), "
@@ -1214,12 +1239,12 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
                          f"{ref.rss[k]:.1f} / {ref.pss[k]:.1f}",
                          _ratio(got.rss[k], ref.rss[k])])  # fmt: skip
     total = args.domains[-1]
-    before = [(rss_mib(n.process.pid), n.nginx_pss_mib()) for n in stack.nodes]
+    before = [(rss_mib(n.process.pid), n.settled_nginx_pss_mib()) for n in stack.nodes]
     log(f"{args.config_changes} config changes at {total} domains (memory before and after)")
     many = Sizes()
     for i in range(args.config_changes):
         config_sample(stack, conns, total, 1000 + i, many)
-    after = [(rss_mib(n.process.pid), n.nginx_pss_mib()) for n in stack.nodes]
+    after = [(rss_mib(n.process.pid), n.settled_nginx_pss_mib()) for n in stack.nodes]
     rows.append([f"{total:,} domains, {args.config_changes} changes: add -> served on every node, "
                  "p50 / p99 / max ms", _fig(many.served) + _missed(many), "", ""])  # fmt: skip
     for k, n in enumerate(stack.nodes):
