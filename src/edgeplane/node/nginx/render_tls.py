@@ -7,7 +7,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from edgeplane.node.nginx.cert_index import CertIndex
@@ -56,17 +56,27 @@ def _best(index: CertIndex, pattern: str) -> str:
 
 
 _NAME_KEYS: dict[str, str] = {}  # memo of name_key: 20,000 hashes per apply at 10,000 domains
-_NAME_KEYS_MAX = 1 << 18
+_CERT_FILES: dict[str, str] = {}  # memo of cert_file: one string per certificate, not per use
+_MEMO_MAX = 1 << 18  # entries of each memo; a full one starts afresh
+
+
+def _remembered(memo: dict[str, str], key: str, make: Callable[[str], str]) -> str:
+    """``make(key)``, made once and then the same string from ``memo``."""
+    value = memo.get(key)
+    if value is None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        value = memo[key] = make(key)
+    return value
+
+
+def _hashed_name(pattern: str) -> str:
+    return "n_" + hashlib.sha256(pattern.encode()).hexdigest()[:20]
 
 
 def name_key(pattern: str) -> str:
     """The file name (without ``.pem``) of an SNI name's link: stable for the name."""
-    key = _NAME_KEYS.get(pattern)
-    if key is None:
-        if len(_NAME_KEYS) >= _NAME_KEYS_MAX:
-            _NAME_KEYS.clear()
-        key = _NAME_KEYS[pattern] = "n_" + hashlib.sha256(pattern.encode()).hexdigest()[:20]
-    return key
+    return _remembered(_NAME_KEYS, pattern, _hashed_name)
 
 
 def link_file(pattern: str) -> str:
@@ -74,19 +84,11 @@ def link_file(pattern: str) -> str:
     return f"{name_key(pattern)}.pem"
 
 
-_CERT_FILES: dict[str, str] = {}  # memo of cert_file: one string per certificate, not per use
-
-
 def cert_file(cert_id: str) -> str:
     """The file under ``certs/`` of a certificate (key and chain): ``<id>.pem``. The same
     string for every link and set that names it: at 10,000 certificates each copy was a
     megabyte of the agent's memory."""
-    name = _CERT_FILES.get(cert_id)
-    if name is None:
-        if len(_CERT_FILES) >= _NAME_KEYS_MAX:
-            _CERT_FILES.clear()
-        name = _CERT_FILES[cert_id] = f"{cert_id}.pem"
-    return name
+    return _remembered(_CERT_FILES, cert_id, "{}.pem".format)
 
 
 def cert_links(
