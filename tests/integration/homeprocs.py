@@ -36,6 +36,7 @@ class Proc:
             ("pdns_server", "pdns_server"),
             ("dnsdist", "dnsdist"),
             ("edgeplane edge", "agent"),
+            ("edgeplane.node.agent.main", "agent"),  # what ``edgeplane edge`` execs
             ("edgeplane up", "up"),
         ):
             if marker in cmd:

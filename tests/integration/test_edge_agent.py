@@ -145,7 +145,11 @@ def test_agents_make_their_default_certificate_without_loading_cryptography(
     for agent in nodes:
         assert agent.process is not None
         maps = Path(f"/proc/{agent.process.pid}/maps").read_text()
-        assert "edgeplane" in Path(f"/proc/{agent.process.pid}/cmdline").read_text()
+        # ``edgeplane edge`` became the agent's own entry (exec: the same pid), without the
+        # command line's libraries
+        cmdline = Path(f"/proc/{agent.process.pid}/cmdline").read_text().rstrip("\0").split("\0")
+        assert cmdline[1:3] == ["-m", "edgeplane.node.agent.main"], cmdline
+        assert cmdline[5:7] == ["--node", agent.name], cmdline
         assert "cryptography" not in maps, f"{agent.name} loaded the cryptography library"
         pem = (agent.prefix / "certs" / "_default.pem").read_bytes()
         key = serialization.load_pem_private_key(pem, None)

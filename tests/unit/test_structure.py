@@ -155,11 +155,12 @@ def test_the_protocol_imports_nothing_of_either_side() -> None:
 
 
 def test_a_running_node_loads_no_control_plane_module() -> None:
-    """What ``edgeplane edge`` loads, observed: the node's modules and the CLI command."""
+    """What an edge node's process loads, observed: the node's modules (``edgeplane edge``
+    execs ``edgeplane.node.agent.main``)."""
     script = textwrap.dedent(
         """
         import sys
-        import edgeplane.cli.edge
+        import edgeplane.node.agent.main
         import edgeplane.node.agent.agent, edgeplane.node.nginx.engine
         import edgeplane.node.powerdns.engine
         print("\\n".join(sorted(m for m in sys.modules if m.startswith("edgeplane"))))

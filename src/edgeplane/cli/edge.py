@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import os
 import re
 import socket
@@ -166,97 +165,31 @@ def edge(
         if not 0 <= port <= 65535 or (option == "--http-port" and port == 0):
             _fail(f"{option} {port}: not a port")
     assert control_plane is not None and token is not None and region is not None
+    from edgeplane.node.agent.main import NodeSettings, become_agent
 
-    import asyncio
-
-    from edgeplane.node import lifeline
-    from edgeplane.node.agent import heap
-    from edgeplane.node.agent.agent import Agent, AgentOptions, run_until_signalled
-    from edgeplane.node.agent.lock import LockHeld, state_lock
-    from edgeplane.node.agent.paths import nginx_prefix
-    from edgeplane.node.nginx.engine import NginxEngine
-    from edgeplane.node.nginx.local import NodeLocal, find_brotli_module
-
-    if parent_pid is not None and not lifeline.bind_to_parent(parent_pid):
-        _fail(f"the process that started this agent (pid {parent_pid}) is gone", 1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-    base = home or Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")
-    state_dir = (base / "edge" / node_name).resolve()
-    # Before anything of the node is touched, and for the agent's whole life.
-    lock = state_lock(state_dir)
-    try:
-        lock.acquire()
-    except LockHeld as exc:
-        holder = f"pid {exc.pid}" if exc.pid is not None else "another process"
-        _fail(
-            f"edge node {node_name}: its state {state_dir} is in use by another agent "
-            f"({holder}); stop that one first",
-            1,
+    become_agent(
+        NodeSettings(
+            control_plane=control_plane,
+            token=token,
+            region=region,
+            name=node_name,
+            http_port=http_port,
+            https_port=https_port,
+            bind=bind,
+            address=address,
+            home=str(home or Path(os.environ.get("EDGEPLANE_HOME") or "./.edgeplane")),
+            nginx=nginx,
+            dns_port=dns_port,
+            dns_bind=dns_bind,
+            resolver=resolver,
+            geoip_db=str(geoip_db) if geoip_db is not None else None,
+            poll_wait=poll_wait,
+            bundle_dir=str(bundle_dir) if bundle_dir is not None else None,
+            analytics_interval=analytics_interval,
+            max_stapled=max_stapled,
+            parent_pid=parent_pid,
         )
-    except OSError as exc:
-        _fail(f"edge node {node_name}: cannot lock its state {state_dir}: {exc}", 1)
-    prefix = nginx_prefix(state_dir, node_name)
-    local = NodeLocal(
-        prefix=prefix,
-        node_name=node_name,
-        http_port=http_port,
-        https_port=https_port or None,
-        bind=bind,
-        brotli_module=find_brotli_module(),
-        bundle_dir=bundle_dir.resolve() if bundle_dir is not None else None,
-        max_stapled=max_stapled,
     )
-    options = AgentOptions(
-        control_plane=control_plane,
-        token=token,
-        name=node_name,
-        region=region,
-        state_dir=state_dir,
-        http_port=http_port,
-        https_port=https_port or None,
-        address=address or bind,
-        bind=bind,
-        pid_file=prefix / "nginx.pid",
-        poll_wait_s=poll_wait,
-        analytics_interval_s=analytics_interval,
-    )
-    engine = NginxEngine(local, binary=nginx)
-    dns = None
-    if dns_port:
-        from edgeplane.node.powerdns.geo import GeoDnsEngine
-        from edgeplane.node.powerdns.process import PdnsProcess
-
-        addresses = [a.strip() for a in (dns_bind or bind).split(",") if a.strip()]
-        try:
-            process = PdnsProcess(
-                state_dir / "pdns",
-                local_addresses=addresses,
-                dns_port=dns_port,
-                geoip_database=geoip_db,
-                resolver=resolver,
-            )
-        except ValueError as exc:
-            _fail(f"--dns-bind: {exc}")
-        from edgeplane.node.powerdns.dnsdist import DnsdistError, find_binary
-
-        try:
-            find_binary()  # dnsdist answers on --dns-port, in front of PowerDNS
-        except DnsdistError as exc:
-            _fail(str(exc), 1)
-        dns = GeoDnsEngine(process)
-    typer.echo(
-        f"edge node {node_name}: http://{bind}:{http_port}"
-        + (f", https://{bind}:{https_port}" if https_port else "")
-        + (f", dns {dns_bind or bind}:{dns_port}" if dns_port else "")
-        + f" (state {state_dir}, nginx {prefix})",
-        err=True,
-    )
-    try:
-        heap.single_arena()  # before the agent's threads start: see node.agent.heap
-        asyncio.run(run_until_signalled(Agent(options, engine, dns=dns), parent_pid=parent_pid))
-    finally:
-        lock.release()  # once nginx and the DNS server have stopped
 
 
 def _mount_node_commands() -> None:
