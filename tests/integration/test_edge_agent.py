@@ -19,6 +19,8 @@ from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, start_up
 
+from edgeplane.node import procfs
+
 pytestmark = pytest.mark.integration
 
 
@@ -147,7 +149,7 @@ def test_agents_make_their_default_certificate_without_loading_cryptography(
         maps = Path(f"/proc/{agent.process.pid}/maps").read_text()
         # ``edgeplane edge`` became the agent's own entry (exec: the same pid), without the
         # command line's libraries
-        cmdline = Path(f"/proc/{agent.process.pid}/cmdline").read_text().rstrip("\0").split("\0")
+        cmdline = procfs.cmdline(agent.process.pid)
         assert cmdline[1:3] == ["-m", "edgeplane.node.agent.main"], cmdline
         assert cmdline[5:7] == ["--node", agent.name], cmdline
         assert "cryptography" not in maps, f"{agent.name} loaded the cryptography library"
