@@ -67,6 +67,8 @@ def get_actor(
     actor = access.authenticate(request.app.state.db, creds.credentials if creds else None)
     if actor.edge:
         raise Forbidden("this token is for the edge protocol only")
+    if actor.metrics:
+        raise Forbidden("this token is for scraping /metrics only")
     return actor
 
 

@@ -111,6 +111,14 @@ def token_create(
     edge: Annotated[
         bool, typer.Option("--edge", help="a token for an edge node's agent (no roles)")
     ] = False,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics",
+            help="a scrape token for Prometheus: /metrics of the control plane and of the "
+            "edge nodes given it (no roles)",
+        ),
+    ] = False,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -120,8 +128,11 @@ def token_create(
     as_json: o.Json = False,
 ) -> None:
     """Issue a token; its secret is printed once."""
+    if edge and metrics:
+        rt.fail("--edge and --metrics: choose one")
     roles = rt.pairs(role, "--role") or None  # an edge token has none: leave them out
-    body = rt.compact(name=name, roles=roles, scope="edge" if edge else None)
+    scope = "edge" if edge else "metrics" if metrics else None
+    body = rt.compact(name=name, roles=roles, scope=scope)
     rt.request(
         ctx,
         as_json,

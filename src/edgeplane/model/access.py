@@ -25,7 +25,8 @@ class Project(Output):
 
 
 class TokenCreate(Input):
-    """An API token needs ``roles`` (one project at least); an edge token has none."""
+    """An API token needs ``roles`` (one project at least); an edge or a metrics token has
+    none."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -33,7 +34,7 @@ class TokenCreate(Input):
                 {"required": ["roles"], "properties": {"scope": {"const": "api"}}},
                 {
                     "required": ["scope"],
-                    "properties": {"scope": {"const": "edge"}},
+                    "properties": {"scope": {"enum": ["edge", "metrics"]}},
                     "not": {"required": ["roles"]},
                 },
             ]
@@ -46,15 +47,19 @@ class TokenCreate(Input):
         min_length=1,
         description='project -> role, e.g. {"default": "editor"}; required for an api token',
     )
-    scope: Literal["api", "edge"] = Field(
-        "api", description="api: the REST API by roles; edge: the edge protocol only (no roles)"
+    scope: Literal["api", "edge", "metrics"] = Field(
+        "api",
+        description="api: the REST API by roles; edge: the edge protocol only (no roles); "
+        "metrics: scraping /metrics of the control plane only (no roles)",
     )
 
     @model_validator(mode="after")
     def _roles_by_scope(self) -> TokenCreate:
         given = "roles" in self.model_fields_set
-        if self.scope == "edge" and given:
-            raise _roles_error("edge_roles", "an edge token has no roles; leave roles out")
+        if self.scope != "api" and given:
+            raise _roles_error(
+                f"{self.scope}_roles", f"an {self.scope} token has no roles; leave roles out"
+            )
         if self.scope == "api" and not given:
             raise _roles_error("missing", "is required: give at least one project role")
         return self
@@ -72,7 +77,7 @@ class Token(Output):
     name: str
     prefix: str = Field(description="the first characters of the secret, to recognise it")
     roles: dict[str, Role]
-    scope: Literal["api", "edge"] = "api"
+    scope: Literal["api", "edge", "metrics"] = "api"
     created_at: datetime
     created_by: str
     last_used_at: datetime | None = None

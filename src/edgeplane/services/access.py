@@ -48,7 +48,7 @@ def _token_model(tx: Tx, row: TokenRow) -> Token:
         name=row.name,
         prefix=row.prefix,
         roles=_roles(tx, row.id),
-        scope="edge" if row.scope == "edge" else "api",
+        scope=row.scope if row.scope in ("edge", "metrics") else "api",
         created_at=row.created_at,
         created_by=row.created_by,
         last_used_at=row.last_used_at,
@@ -152,11 +152,11 @@ def _issue(
 
 def create_token(tx: Tx, data: TokenCreate | dict[str, Any]) -> TokenIssued:
     spec = validate(TokenCreate, data) if isinstance(data, dict) else data
-    if spec.scope == "edge":
+    if spec.scope in ("edge", "metrics"):
         if spec.roles:
-            raise InvalidInput.at("roles", "an edge token has no roles; leave roles out")
+            raise InvalidInput.at("roles", f"an {spec.scope} token has no roles; leave roles out")
         tx.actor.require_platform_admin()
-        return _issue(tx, spec.name, {}, tx.actor.name, scope="edge")
+        return _issue(tx, spec.name, {}, tx.actor.name, scope=spec.scope)
     if not spec.roles:
         raise InvalidInput.at("roles", "give at least one project role")
     for project in spec.roles:
@@ -267,11 +267,13 @@ def authenticate(db: Database, secret: str | None) -> Actor:
         if row.revoked_at is not None:
             raise Unauthenticated("this token has been revoked")
         edge = row.scope == "edge"
+        scraper = row.scope == "metrics"
         actor = Actor(
             name=f"{row.name} ({row.id})",
-            roles={} if edge else _roles(tx, row.id),
+            roles={} if edge or scraper else _roles(tx, row.id),
             token_id=row.id,
             edge=edge,
+            metrics=scraper,
         )
         stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_GRANULARITY
         token_id = row.id
@@ -290,6 +292,21 @@ def create_edge_token(db: Database, name: str) -> str:
     return issued.token
 
 
+def ensure_metrics_token(db: Database, path: Path) -> str:
+    """The metrics (scrape) token kept in ``path`` (mode 0600), issued on first start."""
+    if path.exists():
+        secret = path.read_text().strip()
+        try:
+            if authenticate(db, secret).metrics:
+                return secret
+        except Unauthenticated:
+            pass
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        issued = create_token(tx, TokenCreate(name="metrics", scope="metrics"))
+    _keep_secret(path, issued.token)
+    return issued.token
+
+
 def ensure_admin_token(db: Database, path: Path) -> str:
     """The admin token kept in ``path`` (mode 0600), issued on first start."""
     if path.exists():
@@ -302,11 +319,16 @@ def ensure_admin_token(db: Database, path: Path) -> str:
             pass
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
         issued = _issue(tx, "admin", {PLATFORM_PROJECT: Role.ADMIN}, "edgeplane init")
+    _keep_secret(path, issued.token)
+    return issued.token
+
+
+def _keep_secret(path: Path, secret: str) -> None:
+    """Write a token to ``path``, mode 0600, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(issued.token + "\n")
+        fh.write(secret + "\n")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return issued.token

@@ -23,6 +23,7 @@ class Actor:
     token_id: str | None = None
     local: bool = False
     edge: bool = False  # an edge token: the edge protocol only, no roles
+    metrics: bool = False  # a metrics token: scraping /metrics only, no roles
 
     def role_in(self, project: str) -> Role | None:
         if self.local:
