@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from edgeplane.api import docs, openapi, problems
+from edgeplane.api import docs, openapi, problems, prometheus
 from edgeplane.api.notify import RevisionNotifier
 from edgeplane.api.routers import (
     access,
@@ -72,6 +72,7 @@ def create_app(
     problems.install(app)
     docs.install(app)
     openapi.install(app)
+    prometheus.install(app, db, runner)
     app.include_router(access.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
+from edgeplane import metrics
 from edgeplane.errors import Forbidden, InvalidInput, NotFound
 from edgeplane.protocol.config import NodeSpec
 from edgeplane.protocol.messages import (
@@ -189,6 +190,9 @@ def ack(tx: Tx, snapshots: SnapshotCache, node_id: str, body: Ack) -> EdgeNode:
                 max(0.0, (now - committed).total_seconds() * 1000) if committed else None
             )
             row.applied_at = now
+            if committed is not None:
+                tx.session.flush()
+                _observe_propagation(tx, body.revision, (now - committed).total_seconds())
         row.applied_revision = body.revision
         row.applied_hash = body.hash
         row.apply_ms = body.apply_ms
@@ -200,6 +204,20 @@ def ack(tx: Tx, snapshots: SnapshotCache, node_id: str, body: Ack) -> EdgeNode:
         row.apply_ms = body.apply_ms
     tx.session.flush()
     return node_model(tx, snapshots, row)
+
+
+def _observe_propagation(tx: Tx, revision: int, seconds: float) -> None:
+    """One node applied ``revision``, committed ``seconds`` ago; when every live node now
+    serves it (or a newer one), the revision's propagation is done."""
+    metrics.node_propagation.observe(max(0.0, seconds))
+    live = liveness.live_ids(tx)
+    if not live:
+        return
+    applied = tx.session.scalars(
+        select(EdgeNodeRow.applied_revision).where(EdgeNodeRow.id.in_(live))
+    ).all()
+    if all(a is not None and a >= revision for a in applied) and metrics.propagated.first(revision):
+        metrics.propagation.observe(max(0.0, seconds))
 
 
 def pool_project(pool: str) -> str | None:
@@ -278,6 +296,23 @@ def ack_purge(tx: Tx, node_id: str, purge_id: str, body: PurgeAck) -> None:
     done.purged_count = body.purged_count
     done.error = body.error
     tx.session.flush()
+    _observe_purge(tx, purge_id)
+
+
+def _observe_purge(tx: Tx, purge_id: str) -> None:
+    """When every live node has done the purge, its duration (request to the last ack)."""
+    live = liveness.live_ids(tx)
+    done = set(
+        tx.session.scalars(select(PurgeAckRow.node_id).where(PurgeAckRow.purge_id == purge_id))
+    )
+    purge = tx.session.get(PurgeRow, purge_id)
+    if purge is None or not live or not live <= done or not metrics.purged.first(purge_id):
+        return
+    last = tx.session.scalar(
+        select(func.max(PurgeAckRow.completed_at)).where(PurgeAckRow.purge_id == purge_id)
+    )
+    if last is not None:
+        metrics.purge_duration.observe(max(0.0, (last - purge.created_at).total_seconds()))
 
 
 def _minute(value: datetime) -> datetime:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import logging
 import math
 import re
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, Protocol
 
 import requests
 from acme import challenges, client, errors, messages
@@ -35,6 +36,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from josepy import errors as jose_errors
 from josepy import jwa, jwk
+
+from edgeplane import metrics
 
 log = logging.getLogger(__name__)
 
@@ -562,6 +565,26 @@ def _cleanup(sink: ChallengeSink, published: list[_Published], say: Callable[[st
             say(f"cleanup of {item.kind} {item.key} failed: {exc}")
 
 
+_P = ParamSpec("_P")
+
+
+def _timed(fn: Callable[_P, Issued]) -> Callable[_P, Issued]:
+    """Observe each order's duration and outcome (``edgeplane_acme_order_duration_seconds``)."""
+
+    @functools.wraps(fn)
+    def timed(*args: _P.args, **kwargs: _P.kwargs) -> Issued:
+        start, outcome = time.monotonic(), "failed"
+        try:
+            issued = fn(*args, **kwargs)
+            outcome = "valid"
+            return issued
+        finally:
+            metrics.acme_order_duration.labels(outcome).observe(time.monotonic() - start)
+
+    return timed
+
+
+@_timed
 def obtain(
     settings: AcmeSettings,
     account_key_pem: str,
