@@ -163,3 +163,8 @@ class Settings:
     @property
     def admin_token_path(self) -> Path:
         return self.home / "admin-token"
+
+    @property
+    def metrics_token_path(self) -> Path:
+        """The scrape token of ``edgeplane up``: the control plane's and its node's."""
+        return self.home / "metrics-token"

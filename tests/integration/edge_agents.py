@@ -86,6 +86,19 @@ class EdgeAgent:
     netns: str | None = None  # run inside this network namespace
     env: dict[str, str] | None = None
     extra_args: list[str] = field(default_factory=list)
+    metrics_port: int = field(default_factory=free_port)  # 0: none
+
+    @property
+    def metrics_token(self) -> str:
+        """The node's own metrics token (made in its state directory at start)."""
+        return (self.home / "edge" / self.name / "metrics-token").read_text().strip()
+
+    def scrape(self, token: str | None = None) -> httpx.Response:
+        return httpx.get(
+            f"http://127.0.0.1:{self.metrics_port}/metrics",
+            headers={"Authorization": f"Bearer {token or self.metrics_token}"},
+            timeout=10,
+        )
 
     @property
     def url(self) -> str:
@@ -128,6 +141,8 @@ class EdgeAgent:
                     str(self.dns_port),
                     "--bind",
                     self.bind,
+                    "--metrics-port",
+                    str(self.metrics_port),
                     *extra,
                     *self.extra_args,
                 ],

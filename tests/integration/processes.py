@@ -97,6 +97,8 @@ def start_up(
             str(edge_ports[1]),
             "--dns-port",
             str(edge_ports[2]),
+            "--metrics-port",
+            str(free_port()),
         )
     else:
         args = (*args, "--no-edge")

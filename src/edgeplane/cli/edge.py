@@ -17,6 +17,7 @@ import typer
 from edgeplane.model.enums import RegionCode
 from edgeplane.model.regions import broad
 
+DEFAULT_METRICS_PORT = 8810  # as ``edgeplane up``'s
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 app = typer.Typer(
@@ -126,6 +127,27 @@ def edge(
             "per reload); the others are served without their OCSP staple",
         ),
     ] = 100,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help=f"the node's Prometheus metrics port, /metrics (0: none; default "
+            f"{DEFAULT_METRICS_PORT}, or none with a warning when another node has it)",
+            show_default=False,
+        ),
+    ] = None,
+    metrics_bind: Annotated[
+        str, typer.Option("--metrics-bind", help="address the metrics port listens on")
+    ] = "127.0.0.1",
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-token-file",
+            envvar="EDGEPLANE_METRICS_TOKEN_FILE",
+            help="a file holding the token scrapes must bring (edgeplane token create NAME "
+            "--metrics); default: one made for the node, in its state directory",
+        ),
+    ] = None,
     parent_pid: Annotated[
         int | None,
         typer.Option(
@@ -161,10 +183,19 @@ def edge(
         ("--http-port", http_port),
         ("--https-port", https_port),
         ("--dns-port", dns_port),
+        ("--metrics-port", metrics_port or 0),
     ):
         if not 0 <= port <= 65535 or (option == "--http-port" and port == 0):
             _fail(f"{option} {port}: not a port")
     assert control_plane is not None and token is not None and region is not None
+    metrics_token = None
+    if metrics_token_file is not None:
+        try:
+            metrics_token = metrics_token_file.read_text().strip()
+        except OSError as exc:
+            _fail(f"--metrics-token-file {metrics_token_file}: {exc.strerror or exc}")
+        if not metrics_token:
+            _fail(f"--metrics-token-file {metrics_token_file}: the file is empty")
     from edgeplane.node.agent.main import NodeSettings, become_agent
 
     become_agent(
@@ -188,6 +219,10 @@ def edge(
             analytics_interval=analytics_interval,
             max_stapled=max_stapled,
             parent_pid=parent_pid,
+            metrics_port=DEFAULT_METRICS_PORT if metrics_port is None else metrics_port,
+            metrics_port_given=metrics_port is not None,
+            metrics_bind=metrics_bind,
+            metrics_token=metrics_token,
         )
     )
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edgeplane.routing.geoip import GeoLocator
     from edgeplane.store.db import Database
 
+DEFAULT_METRICS_PORT = 8810  # the edge node's, as ``edgeplane edge``'s
 HomeOpt = Annotated[
     Path | None,
     typer.Option("--home", help="state directory (default: $EDGEPLANE_HOME or ./.edgeplane)"),
@@ -39,6 +40,14 @@ def _locator(settings: Settings) -> GeoLocator:
     except GeoDatabaseError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _port_free(host: str, port: int) -> bool:
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False
 
 
 def _check_port(host: str, port: int) -> None:
@@ -159,9 +168,7 @@ def _start_edge(
     api_url: str,
     host: str,
     region: str,
-    http_port: int,
-    https_port: int,
-    dns_port: int,
+    ports: Ports,
 ) -> subprocess.Popen[bytes]:
     """The local edge node: ``edgeplane edge`` as a child process (its own session, so that
     a terminal's Ctrl-C reaches ``up`` alone, which then stops it), started from the main
@@ -180,11 +187,15 @@ def _start_edge(
         "--name",
         EDGE_NODE_NAME,
         "--http-port",
-        str(http_port),
+        str(ports.http),
         "--https-port",
-        str(https_port),
+        str(ports.https),
         "--dns-port",
-        str(dns_port),
+        str(ports.dns),
+        "--metrics-port",
+        str(ports.metrics),
+        "--metrics-token-file",
+        str(settings.metrics_token_path.resolve()),
         "--bind",
         host,
         "--home",
@@ -277,6 +288,15 @@ def up(
     region: Annotated[
         str, typer.Option("--region", help="the location of the local edge node, e.g. eu-central")
     ] = "us-east",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            help="the edge node's Prometheus metrics port (0: none; default 8810, or none when "
+            "it is taken)",
+            show_default=False,
+        ),
+    ] = None,
     no_edge: Annotated[
         bool, typer.Option("--no-edge", help="do not start the local edge node")
     ] = False,
@@ -288,12 +308,17 @@ def up(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _check_port(host, api_port)
+    if metrics_port and not no_edge:
+        _check_port(host, metrics_port)
+    elif metrics_port is None:
+        metrics_port = DEFAULT_METRICS_PORT if _port_free(host, DEFAULT_METRICS_PORT) else 0
     # Until the API serves, SIGTERM interrupts the start like Ctrl-C: what started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = Settings.from_env(home=home)
     try:
         with supervise.one_up(settings.home, None if no_edge else _local_node_paths(settings)):
-            _up(home, api_port, http_port, https_port, dns_port, region, no_edge, host)
+            ports = Ports(api_port, http_port, https_port, dns_port, metrics_port)
+            _up(home, ports, region, no_edge, host)
     except supervise.Refused as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -313,21 +338,24 @@ def _local_node_paths(settings: Settings) -> tuple[Path, Path]:
     return state_dir, nginx_prefix(state_dir, EDGE_NODE_NAME)
 
 
-def _up(
-    home: Path | None,
-    api_port: int,
-    http_port: int,
-    https_port: int,
-    dns_port: int,
-    region: str,
-    no_edge: bool,
-    host: str,
-) -> None:
-    from edgeplane.cli.supervise import terminate
+@dataclass(frozen=True)
+class Ports:
+    api: int
+    http: int
+    https: int
+    dns: int
+    metrics: int  # the edge node's; 0: none
 
-    settings, db, token = _prepare(home, listen_url(host, api_port))
-    url = f"http://{host}:{api_port}"
+
+def _up(home: Path | None, ports: Ports, region: str, no_edge: bool, host: str) -> None:
+    from edgeplane.cli.supervise import terminate
+    from edgeplane.services.access import ensure_metrics_token
+
+    settings, db, token = _prepare(home, listen_url(host, ports.api))
+    ensure_metrics_token(db, settings.metrics_token_path)
+    url = f"http://{host}:{ports.api}"
     edge: list[subprocess.Popen[bytes]] = []
+    edge_metrics = bool(ports.metrics) and not no_edge
     where = ""
     if not no_edge:
         region, where = _node_location(db, region)
@@ -341,21 +369,20 @@ def _up(
             f"               (also in {settings.admin_token_path.resolve()})",
             f"  CLI:         export EDGEPLANE_URL={url} "
             f"EDGEPLANE_TOKEN=$(cat {settings.admin_token_path.resolve()})",
+            f"  metrics:     {url}/metrics"
+            + (f" and http://{host}:{ports.metrics}/metrics (edge node)" if edge_metrics else ""),
+            f"               (scrape token in {settings.metrics_token_path.resolve()})",
         ]
         if not no_edge:
             # Started once the API listens: the agent registers at once instead of retrying,
             # and does not compete for the CPU while the control plane starts.
-            edge.append(
-                _start_edge(
-                    settings, edge_token, url, host, region, http_port, https_port, dns_port
-                )
-            )
+            edge.append(_start_edge(settings, edge_token, url, host, region, ports))
             banner.append(
                 f"  edge node:   {EDGE_NODE_NAME} in {where} "
-                f"http://{host}:{http_port} https://{host}:{https_port}"
+                f"http://{host}:{ports.http} https://{host}:{ports.https}"
             )
-            if dns_port:
-                banner.append(f"  DNS:         {host}:{dns_port} (UDP and TCP)")
+            if ports.dns:
+                banner.append(f"  DNS:         {host}:{ports.dns} (UDP and TCP)")
         banner.append("Press Ctrl-C to stop.")
         return banner
 
@@ -366,7 +393,7 @@ def _up(
     edge_token = "" if no_edge else _edge_token(db, settings)
     try:
         # At the signal the agent is told to stop at once, beside the API's shutdown.
-        _serve(settings, db, host, api_port, started, on_signal=stop_edge)
+        _serve(settings, db, host, ports.api, started, on_signal=stop_edge)
     finally:
         for process in edge:
             _stop_child(process)

@@ -46,6 +46,8 @@ from edgeplane.node.agent.client import (
     Unreachable,
 )
 from edgeplane.node.agent.health import HealthChecker
+from edgeplane.node.agent.metrics import AgentMetrics, NodeView
+from edgeplane.node.agent.metrics_server import MetricsServer
 from edgeplane.node.agent.objects import ObjectError, ObjectStore
 from edgeplane.node.agent.orphans import kill_orphan_workers
 from edgeplane.node.agent.statedir import StateDir
@@ -167,7 +169,11 @@ class Agent:
         engine: Engine,
         client: EdgeClient | None = None,
         dns: DnsServer | None = None,
+        metrics_server: MetricsServer | None = None,
     ) -> None:
+        """``metrics_server``: the node's metrics port, bound (``edgeplane edge`` binds it
+        before anything starts, so a port taken fails at once); the agent serves its metrics
+        there while it runs."""
         self.options = options
         self.engine = engine
         self.dns = dns
@@ -221,12 +227,19 @@ class Agent:
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
+        self.metrics = AgentMetrics()
+        self.metrics.watch(self._metrics_view(), self._dns_metrics_url)
+        self.metrics_server = metrics_server
+        if metrics_server is not None:
+            metrics_server.registry = self.metrics.registry
 
     # Running ---------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then stop nginx."""
         self.state.prepare()
+        if self.metrics_server is not None:
+            self.metrics_server.start()
         try:
             saved = await asyncio.to_thread(self._load_saved)
             if saved is not None:
@@ -286,6 +299,8 @@ class Agent:
             engines.append(asyncio.to_thread(self.dns.stop))
         await asyncio.gather(*engines)  # side by side: each has its own deadline
         await self.client.aclose()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.stop)
         log.info("stopped in %.2fs", time.monotonic() - started)
 
     def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
@@ -705,6 +720,9 @@ class Agent:
             self.objects.full_cert,
         )
         heap.trim()  # what the render freed (megabytes of text at 10,000 domains)
+        self.metrics.apply_duration.labels("ok" if result.ok else "failed").observe(
+            result.duration_ms / 1000
+        )
         digest = config.http_hash()
         if result.ok:
             self.serving = config
@@ -826,6 +844,36 @@ class Agent:
             stats["dns_restarts"] = float(self.dns_restarts)
         return stats
 
+    # Metrics ---------------------------------------------------------------------------------
+
+    def _metrics_view(self) -> NodeView:
+        """What the node's metrics read of the agent at each scrape (from the scrape's
+        thread: copies of the agent's state, never waiting on its loop)."""
+
+        def revisions() -> dict[str, int | None]:
+            desired, serving = self.desired, self.serving
+            return {
+                "received": desired.revision if desired else None,
+                "served": serving.revision if serving else None,
+            }
+
+        def counts() -> dict[str, int]:
+            serving = self.serving
+            return {"sites": len(serving.sites) if serving else 0, "zones": len(self.dns_serials)}
+
+        return NodeView(
+            backends=self.health.report,
+            revisions=revisions,
+            restarts=lambda: {"nginx": self.nginx_restarts, "dns": self.dns_restarts},
+            bundles=lambda: {site: r.state for site, r in self.bundles.report_models().items()},
+            healthy=lambda: self._healthy,
+            counts=counts,
+        )
+
+    def _dns_metrics_url(self) -> str | None:
+        port = getattr(getattr(self.dns, "process", None), "api_port", None)
+        return f"http://127.0.0.1:{port}/metrics" if port else None
+
     async def _ack_loop(self) -> None:
         backoff = Backoff()
         while True:
@@ -866,7 +914,9 @@ class Agent:
             try:
                 count = await asyncio.to_thread(self.engine.purge, task)
                 ack = PurgeAck(completed_at=datetime.now(UTC), purged_count=count)
+                self.metrics.purges.labels("ok").inc()
             except Exception as exc:
+                self.metrics.purges.labels("failed").inc()
                 log.exception("purge %s failed", task.id)
                 ack = PurgeAck(
                     completed_at=datetime.now(UTC), purged_count=0, error=str(exc)[:2000]
@@ -923,7 +973,9 @@ class Agent:
 
     async def _analytics_loop(self) -> None:
         geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
-        aggregator = TrafficAggregator(await asyncio.to_thread(country_locator, geoip))
+        aggregator = TrafficAggregator(
+            await asyncio.to_thread(country_locator, geoip), totals=self.metrics.totals
+        )
         tailer: LogTailer | None = None
         last_report = time.monotonic()
         try:

@@ -18,7 +18,8 @@ Hits are the responses served at the edge without the origin: from cache (``HIT`
 cacheable responses that went to the origin (``MISS`` and ``EXPIRED``); ``BYPASS`` is neither.
 Lines of unknown hosts (no site) are not counted. ``changed()`` returns the minutes that changed
 since the last call with their full totals (the control plane replaces a minute it receives
-again); minutes older than ``KEEP_MINUTES`` are forgotten.
+again); minutes older than ``KEEP_MINUTES`` are forgotten. Given ``totals``, it also adds each
+line to the per-site counters of the node's Prometheus metrics (``site_totals``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgeplane.node.agent.site_totals import NO_CACHE, SiteTotals
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
 
 log = logging.getLogger(__name__)
@@ -125,10 +127,12 @@ class TrafficAggregator:
         locate: Callable[[str], str | None] | None = None,
         *,
         country_cache_size: int = COUNTRY_CACHE_SIZE,
+        totals: SiteTotals | None = None,
     ) -> None:
         """``locate``: client address -> ISO country code (None: unknown); without it no
         countries are counted. Its answers are remembered per address (least recently used
-        forgotten first)."""
+        forgotten first). ``totals``: the metrics' counters, which every line is added to."""
+        self.totals = totals
         self._minutes: dict[MinuteKey, MinuteTotals] = {}
         self._dirty: set[MinuteKey] = set()
         self._locate = locate
@@ -177,14 +181,17 @@ class TrafficAggregator:
         if totals is None:
             totals = self._minutes[key] = MinuteTotals()
         totals.requests += count
+        sent = 0
         with contextlib.suppress(TypeError, ValueError):
-            totals.bytes_out += int(doc.get("bytes_sent") or 0) * count
+            sent = int(doc.get("bytes_sent") or 0) * count
+        totals.bytes_out += sent
         klass = f"{status // 100}xx"
         totals.statuses[klass] = totals.statuses.get(klass, 0) + count
         cache = str(doc.get("cache") or "").upper()
         if cache:
             totals.cache[cache] = totals.cache.get(cache, 0) + count
-        if doc.get("source") == "bundle" or cache == STATIC_STATUS:
+        static = doc.get("source") == "bundle" or cache == STATIC_STATUS
+        if static:
             totals.static += count
             totals.hits += count  # served at the edge, without the origin
         elif cache in HIT_STATUSES:
@@ -194,6 +201,16 @@ class TrafficAggregator:
         ms = upstream_ms(str(doc.get("upstream_response_time") or ""))
         if ms is not None:
             totals.upstream_ms[bucket_index(ms)] += count
+        if self.totals is not None:
+            site_counters = self.totals.site(site)
+            label = (klass, cache or NO_CACHE)
+            site_counters.requests[label] = site_counters.requests.get(label, 0) + count
+            site_counters.bytes_out += sent
+            if static:
+                site_counters.static += count
+            if ms is not None:
+                site_counters.upstream[bucket_index(ms)] += count
+                site_counters.upstream_ms += ms * count
         ms = request_ms(doc.get("request_time"))
         if ms is not None:
             totals.request_ms[bucket_index(ms)] += count

@@ -50,6 +50,10 @@ class NodeSettings:
     analytics_interval: float
     max_stapled: int
     parent_pid: int | None
+    metrics_port: int = 0  # 0: no metrics port
+    metrics_port_given: bool = True  # False: the default port, skipped (warned) when taken
+    metrics_bind: str = "127.0.0.1"
+    metrics_token: str | None = None  # None: the node's own, made in its state directory
 
 
 def become_agent(settings: NodeSettings) -> NoReturn:
@@ -87,6 +91,25 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
+def node_metrics_token(state_dir: Path) -> str:
+    """The node's own metrics token (``STATE/metrics-token``, mode 0600), made on first use:
+    for a node given no metrics token."""
+    import secrets
+
+    path = state_dir / "metrics-token"
+    try:
+        token = path.read_text().strip()
+        if token:
+            return token
+    except FileNotFoundError:
+        pass
+    token = "epm_" + secrets.token_urlsafe(30)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
 def run(settings: NodeSettings) -> None:
     """Run the edge node until SIGINT / SIGTERM (which also stop its nginx and DNS server).
     One agent per state directory: a second one on the same HOME/edge/NAME refuses to start."""
@@ -98,6 +121,7 @@ def run(settings: NodeSettings) -> None:
     from edgeplane.node.agent import heap
     from edgeplane.node.agent.agent import Agent, AgentOptions, run_until_signalled
     from edgeplane.node.agent.lock import LockHeld, state_lock
+    from edgeplane.node.agent.metrics_server import MetricsServer
     from edgeplane.node.agent.paths import nginx_prefix
     from edgeplane.node.nginx.engine import NginxEngine
     from edgeplane.node.nginx.local import NodeLocal, find_brotli_module
@@ -121,6 +145,21 @@ def run(settings: NodeSettings) -> None:
         )
     except OSError as exc:
         fail(f"edge node {s.name}: cannot lock its state {state_dir}: {exc}", 1)
+    metrics_server = None
+    if s.metrics_port:
+        token = s.metrics_token or node_metrics_token(state_dir)
+        try:
+            metrics_server = MetricsServer(None, s.metrics_bind, s.metrics_port, token)
+        except OSError as exc:
+            why = f"cannot listen on {s.metrics_bind}:{s.metrics_port}: {exc.strerror or exc}"
+            if s.metrics_port_given:
+                fail(f"--metrics-port {s.metrics_port}: {why}", 1)
+            print(
+                f"warning: edge node {s.name} has no metrics port ({why}); give it one with "
+                "--metrics-port",
+                file=sys.stderr,
+                flush=True,
+            )
     prefix = nginx_prefix(state_dir, s.name)
     local = NodeLocal(
         prefix=prefix,
@@ -169,17 +208,22 @@ def run(settings: NodeSettings) -> None:
         except DnsdistError as exc:
             fail(str(exc), 1)
         dns = GeoDnsEngine(process)
+    metrics = ""
+    if metrics_server is not None:
+        where = "given" if s.metrics_token else f"in {state_dir / 'metrics-token'}"
+        metrics = f", metrics http://{s.metrics_bind}:{metrics_server.port}/metrics (token {where})"
     print(
         f"edge node {s.name}: http://{s.bind}:{s.http_port}"
         + (f", https://{s.bind}:{s.https_port}" if s.https_port else "")
         + (f", dns {s.dns_bind or s.bind}:{s.dns_port}" if s.dns_port else "")
+        + metrics
         + f" (state {state_dir}, nginx {prefix})",
         file=sys.stderr,
         flush=True,
     )
     try:
         heap.single_arena()  # before the agent's threads start: see node.agent.heap
-        agent = Agent(options, engine, dns=dns)
+        agent = Agent(options, engine, dns=dns, metrics_server=metrics_server)
         asyncio.run(run_until_signalled(agent, parent_pid=s.parent_pid))
     finally:
         lock.release()  # once nginx and the DNS server have stopped
