@@ -1,0 +1,1 @@
+"""Notification senders of the alerting system: channels, messages, signing, delivery, retry."""
