@@ -1,0 +1,1 @@
+"""Cost tracking: the spec's cost model, a project's usage priced per month, budgets."""
