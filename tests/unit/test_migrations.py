@@ -181,3 +181,23 @@ def test_0009_moves_zone_serials_to_rows_and_back(empty_url: str) -> None:
         assert "edge_zone_serials" not in inspect(db.engine).get_table_names()
     finally:
         db.dispose()
+
+
+# The migrations make the schema the models describe --------------------------------------
+
+
+def test_migrated_schema_matches_the_models(empty_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from edgeplane.store import monitoring_tables  # noqa: F401 (its tables in the metadata)
+    from edgeplane.store.tables import Base
+
+    db = Database.for_tests(empty_url)
+    try:
+        upgrade(db.engine)
+        with db.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, Base.metadata) == []
+    finally:
+        db.dispose()

@@ -190,6 +190,7 @@ class MinuteTraffic(Input):
     request_ms: list[Int] = Field(default_factory=list)  # whole-request times, same buckets
     static: Int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
     countries: dict[Text, Int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
+    static_bytes: Int = Field(0, ge=0)  # bytes of the ``static`` responses
 
 
 class AnalyticsReport(Input):

@@ -363,6 +363,7 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
         existing.upstream_ms = list(m.upstream_ms)
         existing.request_ms = list(m.request_ms)
         existing.static = m.static
+        existing.static_bytes = m.static_bytes
         existing.countries = dict(m.countries)
     tx.session.flush()
     return len(body.minutes)

@@ -66,6 +66,7 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime,
         dict[str, Any]: JSON,
         list[str]: JSON,
+        list[Any]: JSON,
     }
 
 
@@ -406,8 +407,8 @@ class IssuedSerialRow(Base):
 
 
 class AlertRow(Base):
-    """Something an operator should know (a certificate about to expire, a renewal failing);
-    raised once per (kind, object, key), sent to the configured webhook."""
+    """Something an operator should know: an incident of an alert rule (``kind`` "rule",
+    ``rule_id``: firing, then resolved), or an event raised once per (kind, object, key)."""
 
     __tablename__ = "alerts"
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -423,6 +424,14 @@ class AlertRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     delivery_error: Mapped[str | None] = mapped_column(Text, default=None)
+    rule_id: Mapped[str | None] = mapped_column(String(63), default=None)
+    state: Mapped[str] = mapped_column(String(16), default="firing")  # firing / resolved
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    threshold: Mapped[float | None] = mapped_column(Float, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)  # the breach began
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), default=None)
 
     __table_args__ = (
         UniqueConstraint("kind", "object_id", "key", name="uq_alerts_kind_object_key"),
@@ -536,13 +545,9 @@ class PurgeAckRow(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
-class EdgeAnalyticsRow(Base):
-    """One node's traffic for one domain in one minute (replaced as the minute fills)."""
+class TrafficColumns:
+    """A node's traffic for a domain in a period (a minute, an hour)."""
 
-    __tablename__ = "edge_analytics"
-    node_id: Mapped[str] = mapped_column(String(63), primary_key=True)
-    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
-    minute: Mapped[datetime] = mapped_column(primary_key=True)
     project_id: Mapped[str] = mapped_column(String(63))
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
     hits: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -554,6 +559,16 @@ class EdgeAnalyticsRow(Base):
     request_ms: Mapped[list[int]] = mapped_column(JSON, default=list)  # histogram counts
     static: Mapped[int] = mapped_column(BigInteger, default=0)  # served from a bundle
     countries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"DE": n, ...}
+    static_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # of ``static``
+
+
+class EdgeAnalyticsRow(TrafficColumns, Base):
+    """One node's traffic for one domain in one minute (replaced as the minute fills)."""
+
+    __tablename__ = "edge_analytics"
+    node_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
 
     __table_args__ = (Index("ix_edge_analytics_project_minute", "project_id", "minute"),)
 

@@ -115,6 +115,7 @@ class MinuteTotals:
     upstream_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
     request_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
     static: int = 0
+    static_bytes: int = 0
     countries: dict[str, int] = field(default_factory=dict)
 
 
@@ -193,6 +194,7 @@ class TrafficAggregator:
         static = doc.get("source") == "bundle" or cache == STATIC_STATUS
         if static:
             totals.static += count
+            totals.static_bytes += sent
             totals.hits += count  # served at the edge, without the origin
         elif cache in HIT_STATUSES:
             totals.hits += count
@@ -272,6 +274,7 @@ class TrafficAggregator:
             upstream_ms=list(t.upstream_ms),
             request_ms=list(t.request_ms),
             static=t.static,
+            static_bytes=t.static_bytes,
             countries=dict(t.countries),
         )
 
