@@ -19,16 +19,19 @@ from edgeplane.model.enums import (
 from edgeplane.version import __version__
 
 if TYPE_CHECKING:
+    from edgeplane.costs.model import CostModel
     from edgeplane.model.cdn import CacheKey, CacheRule
     from edgeplane.model.cdn import CDNConfigCreate as CDNConfig
     from edgeplane.model.dns_records import DNSRecord
     from edgeplane.model.operations import Backend, HealthCheck
     from edgeplane.sdk.cdn_service import CDNService
+    from edgeplane.sdk.cost_service import CostService
     from edgeplane.sdk.domain_service import DomainService
     from edgeplane.sdk.edge_service import DeploymentStrategy, EdgeDeploymentService
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
+    from edgeplane.sdk.monitoring_service import MonitoringService
     from edgeplane.sdk.project_service import ProjectService
     from edgeplane.sdk.ssl_service import CertType, SSLService
 
@@ -40,6 +43,8 @@ __all__ = [
     "CacheKey",
     "CacheRule",
     "CertType",
+    "CostModel",
+    "CostService",
     "DNSRecord",
     "DataCenterTier",
     "DeploymentStrategy",
@@ -51,6 +56,7 @@ __all__ = [
     "InfrastructureManager",
     "LBAlgorithm",
     "LoadBalancerService",
+    "MonitoringService",
     "ProjectService",
     "RegionCode",
     "RegionType",
@@ -83,10 +89,13 @@ def __getattr__(name: str) -> Any:
 # Public name -> (module, attribute), loaded on first use.
 _LAZY = {
     "CDNService": ("edgeplane.sdk.cdn_service", "CDNService"),
+    "CostService": ("edgeplane.sdk.cost_service", "CostService"),
+    "CostModel": ("edgeplane.costs.model", "CostModel"),
     "DomainService": ("edgeplane.sdk.domain_service", "DomainService"),
     "EdgeDeploymentService": ("edgeplane.sdk.edge_service", "EdgeDeploymentService"),
     "DeploymentStrategy": ("edgeplane.sdk.edge_service", "DeploymentStrategy"),
     "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
+    "MonitoringService": ("edgeplane.sdk.monitoring_service", "MonitoringService"),
     "ProjectService": ("edgeplane.sdk.project_service", "ProjectService"),
     "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
     "CacheRule": ("edgeplane.model.cdn", "CacheRule"),

@@ -37,11 +37,20 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_RENEW_INTERVAL", "renew_interval_s", float),
     ("EDGEPLANE_RENEW_RETRY", "renew_retry_s", float),
     ("EDGEPLANE_ALERT_WEBHOOK", "alert_webhook", str),
+    ("EDGEPLANE_ALERT_INTERVAL", "alert_interval_s", float),
+    ("EDGEPLANE_METRICS_MINUTE_RETENTION", "metrics_minute_retention_s", float),
+    ("EDGEPLANE_METRICS_HOUR_RETENTION", "metrics_hour_retention_s", float),
+    ("EDGEPLANE_SERVER_METRICS_RETENTION", "server_metrics_retention_s", float),
+    ("EDGEPLANE_AUDIT_RETENTION", "audit_retention_s", float),
+    ("EDGEPLANE_ALERT_RETENTION", "alert_retention_s", float),
+    ("EDGEPLANE_BUDGET_INTERVAL", "budget_interval_s", float),
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
     ("EDGEPLANE_PUBLIC_URL", "public_url", str),
     ("EDGEPLANE_INTERNAL_OCSP", "internal_ocsp", _flag),
     ("EDGEPLANE_STAPLE_INTERVAL", "staple_interval_s", float),
+    ("EDGEPLANE_ACCESS_LOG_RETENTION", "access_log_retention_s", float),
+    ("EDGEPLANE_ACCESS_LOG_PER_DOMAIN", "access_log_per_domain", int),
 )
 
 
@@ -107,6 +116,18 @@ class Settings:
     staple_interval_s: float = 30.0
     # Where certificate (and later other) alerts are POSTed as JSON, if anywhere.
     alert_webhook: str | None = None
+    # How often alert rules are evaluated (each rule at most every window / 10, see
+    # services.alert_engine) and notifications sent.
+    alert_interval_s: float = 5.0
+    # Retention (services.retention): minute traffic, then hourly rollups; server metrics; the
+    # audit trail; resolved alerts and their notifications.
+    metrics_minute_retention_s: float = 7 * 86400.0
+    metrics_hour_retention_s: float = 90 * 86400.0
+    server_metrics_retention_s: float = 30 * 86400.0
+    audit_retention_s: float = 365 * 86400.0
+    alert_retention_s: float = 365 * 86400.0
+    # How often budgets are checked against the month's spending (services.budgets).
+    budget_interval_s: float = 60.0
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.
     node_timeout_s: float = 5.0
     liveness_interval_s: float = 1.0
@@ -114,6 +135,10 @@ class Settings:
     # activate and check a new version before it is rolled back.
     canary_timeout_s: float = 60.0
     rollout_timeout_s: float = 120.0
+    # Access log lines the edge reports (services.access_logs): kept this many seconds, and
+    # at most this many per domain (the newest).
+    access_log_retention_s: float = 7 * 86400.0
+    access_log_per_domain: int = 10_000
     # How big an uploaded bundle may be (EDGEPLANE_BUNDLE_MAX_BYTES, _MAX_FILE_BYTES, _MAX_FILES).
     bundle_limits: bundle_limits.BundleLimits = field(default_factory=bundle_limits.BundleLimits)
 

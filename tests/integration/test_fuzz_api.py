@@ -52,9 +52,11 @@ STATE_OR_CROSS_FIELD = {
     f"POST {INV}/services": "server_id must exist; settings are checked per service type",
     f"PATCH {INV}/services/{{service_id}}": "settings per the stored type; fixed fields repeat",
     f"PATCH {INV}/regions/{{code}}": "code may only repeat its current value",
-    f"POST {INV}/loadbalancer": "server ids must exist; health_check.timeout_s < interval_s",
+    f"POST {INV}/loadbalancer": "server ids must exist; health_check.timeout_s < interval_s; "
+    "tier names a tier of the stored cost model that holds the backends",
     f"PATCH {INV}/loadbalancer/{{lb_id}}": "the same rules on the merged load balancer",
-    f"POST {INV}/loadbalancer/{{lb_id}}/backends": "a server id must exist; port only for one",
+    f"POST {INV}/loadbalancer/{{lb_id}}/backends": "a server id must exist; port only for one; "
+    "the load balancer's tier must hold one more backend",
     f"PATCH {INV}/loadbalancer/{{lb_id}}/backends/{{address}}": "port only for a server id",
     f"PUT {INV}/loadbalancer/{{lb_id}}/health-check": "timeout_s must be below interval_s",
     f"POST {INV}/dr-configs": "both data centers must exist, and differ",
@@ -67,12 +69,24 @@ STATE_OR_CROSS_FIELD = {
     f"PUT {INV}/domains/{{domain}}/records": "values per record type; names inside the zone",
     f"PATCH {INV}/domains/{{domain}}/records": "values per record type; names inside the zone",
     f"POST {INV}/domains/{{domain}}/verify": "the code must be the one that was sent",
+    f"GET {INV}/domains/{{domain}}/logs": "client is an IP address or a network (CIDR)",
+    "GET /api/v1/metrics": "the selectors and group_by a series takes depend on the series; "
+    "start before end; at most 2,000 points",
+    "POST /api/v1/alerts/rules": "the selector's keys depend on the series; channels must exist",
+    "PATCH /api/v1/alerts/rules/{rule_id}": "the same rules on the merged rule",
+    "POST /api/v1/alerts/silences": "ends_at or duration_s, not both; it ends after it starts "
+    "and after now (the clock)",
     f"POST {INV}/ssl/{{domain}}": "the domain must be verified; custom needs cert_data",
     f"POST {INV}/ssl/{{domain}}/upload": "PEM contents: a certificate for the domain, its key",
     f"POST {INV}/ssl/{{domain}}/revoke": "the certificate may not be revoked already",
     f"POST {INV}/edge/bundles": "the archive's contents",
     f"POST {INV}/edge/deploy": "the bundle and the regions must exist (with live nodes)",
     f"PATCH {INV}/edge/deployments/{{deployment_id}}": "the regions must exist (live nodes)",
+    "GET /api/v1/costs": "the month must have started (the clock), from 1970-01",
+    "GET /api/v1/costs/all": "the month must have started (the clock), from 1970-01",
+    "PUT /api/v1/costs/model": "lb_tiers: names unique, max_backends increasing, only the last "
+    "unlimited",
+    "PATCH /api/v1/costs/budgets/{budget_id}": "id may only repeat its current value",
 }
 # The OCSP responder answers a request that is not DER OCSP with 400, as CAs' responders do
 # (its schema can only say "bytes" and "a path segment").

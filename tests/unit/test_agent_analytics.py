@@ -346,3 +346,14 @@ def test_equal_lines_are_parsed_once_and_counted_each() -> None:
     assert sum(first.request_ms) == 504 and first.statuses == {"2xx": 504}
     assert second.requests == 2 and second.misses == 2
     assert agg.skipped == 0
+
+
+def test_the_edges_own_refusals_are_counted_apart() -> None:
+    agg = TrafficAggregator()
+    agg.add_line(line(status=429, upstream="", cache=""), 3)  # a rate limit
+    agg.add_line(line(status=403, upstream="", cache=""), 2)  # an IP list
+    agg.add_line(line(status=403, upstream="0.002"))  # the origin's own 403: not the edge's
+    agg.add_line(line(status=429, upstream="", cache="STATIC", source="bundle"))  # a bundle's
+    [minute] = agg.changed()
+    assert minute.blocked == {"rate_limit": 3, "denied": 2}
+    assert minute.statuses["4xx"] == 7

@@ -14,10 +14,13 @@ from edgeplane.api.routers import (
     access,
     alerts,
     cdn,
+    costs,
     domains,
     edge,
     edge_deploy,
+    edge_logs,
     inventory,
+    metrics,
     ocsp,
     operations,
 )
@@ -77,10 +80,13 @@ def create_app(
     app.include_router(inventory.router)
     app.include_router(operations.router)
     app.include_router(cdn.router)
+    app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)
+    app.include_router(edge_logs.router)
     app.include_router(domains.router)
     app.include_router(alerts.router)
+    app.include_router(metrics.router)
     app.include_router(ocsp.router)
 
     @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})

@@ -4,8 +4,9 @@ The certificate each domain is served with (its newest valid version) is renewed
 ``renew_at_fraction`` (two thirds) of its lifetime has passed, or earlier when the CA's
 renewal information (ARI) suggests so. A failed attempt is retried with exponential backoff
 (``renew_retry_s`` doubling up to ``RETRY_MAX_S``); the old certificate is served meanwhile.
-Uploaded certificates are never renewed here: an alert says when they expire. Alerts go out
-30, 7 and 1 days before expiry, and on every failed attempt.
+Uploaded certificates are never renewed here: an alert says when they expire. A failed
+attempt raises an alert (``certificate_renewal_failed``); the expiry alerts, 30, 7 and 1 days
+before, are alert rules on ``certificate_days_left`` (``edgeplane.services.alert_rules``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
 log = logging.getLogger("edgeplane.renewal")
 
 ARI_EVERY = timedelta(hours=6)
-ALERT_DAYS = (30, 7, 1)
 
 
 @dataclass(frozen=True)
@@ -214,30 +214,6 @@ def check_ari(db: Database, settings: Settings, now: datetime) -> int:
     return len(wanted)
 
 
-def expiry_alerts(db: Database, now: datetime) -> int:
-    """Raise the 30/7/1-day alerts of served certificates; the number raised."""
-    raised = 0
-    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-        for row in served(tx, now):
-            left = row.not_after - now
-            for days in ALERT_DAYS:
-                if left <= timedelta(days=days):
-                    severity = "critical" if days == 1 else "warning" if days == 7 else "info"
-                    if alerts.raise_once(
-                        tx,
-                        row.project_id,
-                        "certificate_expiry",
-                        row.id,
-                        f"{days}d",
-                        severity,
-                        f"the certificate of {row.domain} ({row.issuer}) expires in less than "
-                        f"{days} day{'s' if days > 1 else ''}, on {row.not_after.isoformat()}",
-                        {"domain": row.domain, "not_after": row.not_after.isoformat()},
-                    ):
-                        raised += 1
-    return raised
-
-
 def run_once(db: Database, settings: Settings, *, stopping: Event | None = None) -> int:
     """One pass of the renewal loop; the number of renewals attempted (with ``stopping`` set,
     the renewals not started yet wait for the next pass)."""
@@ -254,5 +230,4 @@ def run_once(db: Database, settings: Settings, *, stopping: Event | None = None)
             return attempted
         renew(db, settings, item)
         attempted += 1
-    expiry_alerts(db, utcnow())
     return attempted

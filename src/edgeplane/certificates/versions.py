@@ -16,6 +16,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from edgeplane.certificates import serials
 from edgeplane.certificates.schedule import RENEWABLE, due_at
@@ -241,3 +242,34 @@ def revoke(tx: Tx, domain: str, certificate_id: str | None = None) -> Certificat
     after = to_model(target)
     tx.record("revoke", KIND, target.id, before, after.model_dump(mode="json"))
     return after
+
+
+def served_expiries(
+    session: Session, now: datetime, project: str | None = None
+) -> dict[tuple[str, str], datetime]:
+    """(project, domain) -> when the certificate the edge serves for the domain expires: its
+    newest valid version (as ``renewal.served``), read in narrow columns (no certificate
+    bodies: the monitoring reads it for every domain every few seconds)."""
+    q = (
+        select(CertificateRow.project_id, CertificateRow.domain, CertificateRow.not_after)
+        .join(DomainRow, DomainRow.name == CertificateRow.domain)
+        .where(
+            DomainRow.status == DOMAIN_ACTIVE,
+            DomainRow.project_id == CertificateRow.project_id,
+            CertificateRow.status == ACTIVE,
+            CertificateRow.not_before <= now,
+            CertificateRow.not_after > now,
+        )
+        .order_by(
+            CertificateRow.domain,
+            CertificateRow.created_at.desc(),
+            CertificateRow.not_before.desc(),
+            CertificateRow.id,
+        )
+    )
+    if project is not None:
+        q = q.where(CertificateRow.project_id == project)
+    out: dict[tuple[str, str], datetime] = {}
+    for project_id, domain, not_after in session.execute(q):
+        out.setdefault((project_id, domain), not_after)
+    return out

@@ -148,6 +148,14 @@ def edge(
             "--metrics); default: one made for the node, in its state directory",
         ),
     ] = None,
+    uptime_interval: Annotated[
+        float,
+        typer.Option(
+            "--uptime-interval",
+            min=1.0,
+            help="seconds between two uptime checks of a served domain (at most 20 a second)",
+        ),
+    ] = 60.0,
     parent_pid: Annotated[
         int | None,
         typer.Option(
@@ -223,6 +231,7 @@ def edge(
             metrics_port_given=metrics_port is not None,
             metrics_bind=metrics_bind,
             metrics_token=metrics_token,
+            uptime_interval=uptime_interval,
         )
     )
 

@@ -15,15 +15,19 @@ import typer
 
 from edgeplane.cli import (
     access,
+    alerts,
     ca,
     cdn,
     certs,
+    costs,
     datacenters,
     demo_origin,
     deploy,
     dns,
     domains,
     edge,
+    logs,
+    metrics,
     operations,
     regions,
     serve,
@@ -93,6 +97,7 @@ app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
 app.add_typer(operations.dr_app, name="dr")
 app.add_typer(cdn.app, name="cdn")
+app.add_typer(costs.app, name="cost")
 app.command("deploy")(deploy.deploy)
 app.add_typer(deploy.app, name="deployment")
 app.add_typer(deploy.app, name="deployments", help="Alias of deployment.")
@@ -105,7 +110,11 @@ app.add_typer(dns.app, name="dns")
 app.add_typer(ca.app, name="ca")
 app.add_typer(certs.app, name="cert")
 app.command("audit")(access.audit)
+app.command("logs")(logs.logs)
 app.command("whoami")(access.whoami)
+app.add_typer(alerts.app, name="alert")
+app.add_typer(alerts.app, name="alerts", help="Alias of alert.")
+app.add_typer(metrics.app, name="metrics")
 app.command("demo-origin")(demo_origin.demo_origin)
 
 

@@ -79,6 +79,10 @@ ReadTimeout = Annotated[
 Retries = Annotated[
     int | None, typer.Option("--retries", help="tries on the next backend (idempotent requests)")
 ]
+Tier = Annotated[
+    str | None,
+    typer.Option("--tier", help="billing tier of the cost model, e.g. standard (default: fits)"),
+]
 Address = Annotated[
     str,
     typer.Argument(
@@ -170,6 +174,7 @@ def lb_create(
     connect_timeout: ConnectTimeout = None,
     read_timeout: ReadTimeout = None,
     retries: Retries = None,
+    tier: Tier = None,
     environment: o.EnvironmentOpt = None,
     quiet: o.Quiet = False,
     as_json: o.Json = False,
@@ -187,6 +192,7 @@ def lb_create(
         connect_timeout_s=connect_timeout,
         read_timeout_s=read_timeout,
         retries=retries,
+        tier=tier,
         environment=environment,
     )
     rt.request(ctx, as_json, "POST", LB_PATH, body=body, title="load balancer created", quiet=quiet)
@@ -216,6 +222,7 @@ def lb_update(
     connect_timeout: ConnectTimeout = None,
     read_timeout: ReadTimeout = None,
     retries: Retries = None,
+    tier: Tier = None,
     environment: o.EnvironmentOpt = None,
     as_json: o.Json = False,
 ) -> None:
@@ -231,6 +238,7 @@ def lb_update(
         connect_timeout_s=connect_timeout,
         read_timeout_s=read_timeout,
         retries=retries,
+        tier=tier,
         environment=environment,
     )
     rt.update(ctx, as_json, f"{LB_PATH}/{lb_id}", fields, title="load balancer updated")

@@ -369,9 +369,6 @@ def _up(home: Path | None, ports: Ports, region: str, no_edge: bool, host: str) 
             f"               (also in {settings.admin_token_path.resolve()})",
             f"  CLI:         export EDGEPLANE_URL={url} "
             f"EDGEPLANE_TOKEN=$(cat {settings.admin_token_path.resolve()})",
-            f"  metrics:     {url}/metrics"
-            + (f" and http://{host}:{ports.metrics}/metrics (edge node)" if edge_metrics else ""),
-            f"               (scrape token in {settings.metrics_token_path.resolve()})",
         ]
         if not no_edge:
             # Started once the API listens: the agent registers at once instead of retrying,
@@ -383,6 +380,11 @@ def _up(home: Path | None, ports: Ports, region: str, no_edge: bool, host: str) 
             )
             if ports.dns:
                 banner.append(f"  DNS:         {host}:{ports.dns} (UDP and TCP)")
+        banner.append(
+            f"  metrics:     {url}/metrics"
+            + (f" and http://{host}:{ports.metrics}/metrics (edge node)" if edge_metrics else "")
+        )
+        banner.append(f"               (scrape token in {settings.metrics_token_path.resolve()})")
         banner.append("Press Ctrl-C to stop.")
         return banner
 

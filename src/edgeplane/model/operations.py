@@ -200,6 +200,12 @@ class LoadBalancerCreate(Input):
     retries: Int = Field(
         1, ge=0, le=5, description="tries on the next backend for idempotent requests"
     )
+    tier: Name | None = Field(
+        None,
+        description="the billing tier, a tier of the cost model (basic, standard, premium); "
+        "null: the smallest tier that holds the backends",
+        examples=["standard"],
+    )
     environment: Environment = Environment.PROD
     # How many of ``backends`` came from ``endpoints`` (they come first): errors name them.
     _from_endpoints: int = PrivateAttr(0)
@@ -259,11 +265,14 @@ class LoadBalancerCreate(Input):
         return f"backends.{index - self._from_endpoints}.address"
 
     def options(self) -> dict[str, Any]:
-        return {
+        options: dict[str, Any] = {
             "connect_timeout_s": self.connect_timeout_s,
             "read_timeout_s": self.read_timeout_s,
             "retries": self.retries,
         }
+        if self.tier is not None:
+            options["tier"] = self.tier
+        return options
 
 
 class LoadBalancerPatch(patch_model(LoadBalancerCreate)):  # type: ignore[misc]
@@ -288,6 +297,7 @@ class LoadBalancer(Output):
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 30.0
     retries: int = 1
+    tier: str | None = None  # the billing tier chosen; None: the smallest that fits
     environment: Environment
     created_at: datetime
     updated_at: datetime

@@ -91,7 +91,9 @@ HeaderValue = Annotated[Text, StringConstraints(max_length=2000), AfterValidator
 
 
 def _email_address(value: str) -> str:
-    text = value.strip()
+    if value != value.strip():
+        raise ValueError("must not start or end with white space")
+    text = value
     _name, address = parseaddr(text)
     plain = address == text
     if not address or not _ADDRESS.match(address) or not (plain or text.endswith(f"<{address}>")):
@@ -99,11 +101,16 @@ def _email_address(value: str) -> str:
     return text
 
 
+_PLAIN = _ADDRESS.pattern.strip("^$")
 EmailAddress = Annotated[
     Text,
     StringConstraints(min_length=3, max_length=320),
     AfterValidator(_email_address),
-    Field(description="name@example.com or Name <name@example.com>"),
+    Field(
+        description="name@example.com or Name <name@example.com>",
+        # what the validator takes, for the schema (its own message is the clearer one)
+        json_schema_extra={"pattern": f"^(?:{_PLAIN}|[^<>\\n]*<{_PLAIN}>)$"},
+    ),
 ]
 SmtpHost = Annotated[
     str,

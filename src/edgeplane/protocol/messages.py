@@ -21,6 +21,11 @@ authenticates the edge protocol and nothing else:
 - ``POST /api/v1/edge/nodes/{id}/purges/{purge_id}`` (``PurgeAck``) when a purge is done.
 - ``POST /api/v1/edge/nodes/{id}/analytics`` (``AnalyticsReport``): totals per domain and
   minute; a minute sent again replaces what was sent before for it.
+- ``POST /api/v1/edge/nodes/{id}/logs`` (``AccessLogReport``): the newest access log lines
+  per domain since the last report (bounded), sent right after the analytics; an older
+  control plane answers 404 and the agent stops sending them for a while.
+- ``POST /api/v1/edge/nodes/{id}/uptime`` (``UptimeReport``): the uptime checks' state changes
+  (at once) and each hour's totals per domain (with the analytics).
 """
 
 from __future__ import annotations
@@ -191,7 +196,67 @@ class MinuteTraffic(Input):
     static: Int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
     countries: dict[Text, Int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
     static_bytes: Int = Field(0, ge=0)  # bytes of the ``static`` responses
+    # refused by the edge itself (no origin asked): "rate_limit" (429), "denied" (403)
+    blocked: dict[Literal["rate_limit", "denied"], Int] = Field(default_factory=dict)
 
 
 class AnalyticsReport(Input):
     minutes: list[MinuteTraffic] = Field(max_length=100_000)
+
+
+# Access log samples (``edgeplane.node.agent.access_samples``): what a line keeps, at most.
+ACCESS_LOG_PATH_MAX = 2000  # the request URI, query string included
+ACCESS_LOG_AGENT_MAX = 512  # the user agent
+ACCESS_LOG_REPORT_MAX = 20_000  # lines per report
+
+
+class AccessLogLine(Input):
+    """One request a node served, as its access log said (time to the second)."""
+
+    site: Text = Field(min_length=1, max_length=63)  # the project id
+    domain: Text = Field(min_length=1, max_length=253)  # the request's host
+    at: datetime
+    method: Text = Field("", max_length=16)
+    path: Text = Field(max_length=ACCESS_LOG_PATH_MAX)  # $request_uri: with its query string
+    status: Int = Field(ge=100, le=599)
+    bytes_sent: Int = Field(0, ge=0)
+    cache: Text | None = Field(None, max_length=16)  # X-Cache-Status (HIT, MISS, STATIC, ...)
+    client: Text = Field("", max_length=64)  # the client's address
+    request_ms: Float | None = Field(None, ge=0)
+    upstream_ms: Float | None = Field(None, ge=0)  # every try added up; None: no upstream
+    user_agent: Text | None = Field(None, max_length=ACCESS_LOG_AGENT_MAX)
+
+
+class AccessLogReport(Input):
+    lines: list[AccessLogLine] = Field(max_length=ACCESS_LOG_REPORT_MAX)
+    dropped: Int = Field(0, ge=0)  # lines left out since the last report (over the bounds)
+
+
+class UptimeState(Input):
+    """What a node's last check of one probe of a domain saw (``node.agent.uptime``)."""
+
+    kind: Literal["http", "https", "dns"]
+    target: Text = Field(min_length=1, max_length=253)  # the domain
+    site: Text = Field(min_length=1, max_length=63)
+    up: Bool
+    error: MultilineText | None = Field(None, max_length=2000)
+    latency_ms: Float | None = Field(None, ge=0)
+    checked_at: datetime
+    since: datetime  # when it last flipped (or was first checked)
+    expires_at: datetime | None = None  # https: the certificate served for the domain
+
+
+class UptimeHour(Input):
+    """A node's checks of one domain in one hour (replaced as the hour fills)."""
+
+    target: Text = Field(min_length=1, max_length=253)
+    site: Text = Field(min_length=1, max_length=63)
+    hour: datetime
+    checks: Int = Field(ge=0)
+    failures: Int = Field(ge=0)
+    latency_ms_sum: Float = Field(0.0, ge=0)
+
+
+class UptimeReport(Input):
+    states: list[UptimeState] = Field(default_factory=list, max_length=100_000)
+    hours: list[UptimeHour] = Field(default_factory=list, max_length=100_000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from edgeplane.model.access_logs import AccessLogPage
 from edgeplane.model.certificates import CertificateStatus
 from edgeplane.model.dns_records import DNSRecord, ZoneRecords
 from edgeplane.model.domains import (
@@ -143,6 +144,31 @@ class DomainService:
 
     async def remove_domain(self, domain: str) -> None:
         await self.client.delete(f"{BASE}/domains/{domain}")
+
+    async def logs(
+        self,
+        domain: str,
+        *,
+        status: str | int | None = None,
+        path_prefix: str | None = None,
+        client: str | None = None,
+        cache: str | None = None,
+        limit: int = 100,
+        after: int | None = None,
+    ) -> AccessLogPage:
+        """The domain's latest requests at the edge, newest first; with ``after`` (a page's
+        ``next_after``) only those that arrived since, oldest first. Filters: ``status`` (404
+        or "5xx"), ``path_prefix``, ``client`` (an address or a CIDR network), ``cache``."""
+        return await self.client.get_as(
+            AccessLogPage,
+            f"{BASE}/domains/{domain}/logs",
+            status=status,
+            path_prefix=path_prefix,
+            client=client,
+            cache=cache,
+            limit=limit,
+            after=after,
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()

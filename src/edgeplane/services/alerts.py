@@ -1,8 +1,11 @@
-"""Alerts: raised once per (kind, object, key), kept, and sent to the configured webhook.
+"""Alerts: the incidents of alert rules, and events raised once per (kind, object, key).
 
-Certificates raise ``certificate_expiry`` alerts 30, 7 and 1 days before the certificate the
-edge serves expires, and ``certificate_renewal_failed`` when a renewal attempt fails. The
-monitoring work will add kinds; the record and the delivery stay the same.
+An incident (kind ``rule``) is opened by the rule engine (``edgeplane.services.alert_engine``)
+when a rule has held for its ``for_s`` on an object, and resolved when it no longer holds; an
+event is raised once by the code that sees it (``certificate_renewal_failed``, a ``budget``
+threshold crossed, ``certificate_expiry``). Both reach the project's notification channels
+(``edgeplane.services.notifications``) and, as before, the platform's webhook
+(``alert_webhook``). Anyone with a role may list them; an editor acknowledges one.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from edgeplane.errors import InvalidInput, NotFound
 from edgeplane.model.common import Output
 from edgeplane.model.enums import Role
+from edgeplane.services import notifications, silences
 from edgeplane.settings import Settings
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import AlertRow, utcnow
@@ -36,9 +41,18 @@ class Alert(Output):
     created_at: datetime
     delivered_at: datetime | None = None
     delivery_error: str | None = None
+    rule: str | None = None
+    state: str = "firing"
+    value: float | None = None
+    threshold: float | None = None
+    started_at: datetime | None = None
+    resolved_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    silenced: bool = False
 
 
-def to_model(row: AlertRow) -> Alert:
+def to_model(row: AlertRow, silenced: bool = False) -> Alert:
     return Alert(
         id=row.id,
         project=row.project_id,
@@ -51,6 +65,15 @@ def to_model(row: AlertRow) -> Alert:
         created_at=row.created_at,
         delivered_at=row.delivered_at,
         delivery_error=row.delivery_error,
+        rule=row.rule_id,
+        state=row.state,
+        value=row.value,
+        threshold=row.threshold,
+        started_at=row.started_at,
+        resolved_at=row.resolved_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        silenced=silenced,
     )
 
 
@@ -72,8 +95,9 @@ def raise_once(
     )
     if existing is not None:
         return None
+    now = utcnow()
     row = AlertRow(
-        id=f"alert-{pysecrets.token_hex(6)}",
+        id=new_id(),
         project_id=project,
         kind=kind,
         object_id=object_id,
@@ -81,21 +105,72 @@ def raise_once(
         severity=severity,
         message=message,
         details=details or {},
-        created_at=utcnow(),
+        created_at=now,
+        started_at=now,
     )
     tx.session.add(row)
     tx.session.flush()
     log.warning("alert %s (%s): %s", kind, severity, message)
+    notifications.enqueue(tx, row, "firing", rule_name=kind, now=now)
     return row.id
 
 
-def list_alerts(tx: Tx, *, kind: str | None = None, limit: int = 100) -> list[Alert]:
+def new_id() -> str:
+    return f"alert-{pysecrets.token_hex(6)}"
+
+
+def list_alerts(
+    tx: Tx,
+    *,
+    kind: str | None = None,
+    state: str | None = None,
+    rule: str | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    """Newest first."""
     tx.actor.require(tx.project, Role.VIEWER)
     q = select(AlertRow).where(AlertRow.project_id == tx.project)
     if kind:
         q = q.where(AlertRow.kind == kind)
+    if state:
+        if state not in ("firing", "resolved"):
+            raise InvalidInput.at("state", "must be firing or resolved")
+        q = q.where(AlertRow.state == state)
+    if rule:
+        q = q.where(AlertRow.rule_id == rule)
     q = q.order_by(AlertRow.created_at.desc(), AlertRow.id).limit(limit)
-    return [to_model(r) for r in tx.session.scalars(q)]
+    now = utcnow()
+    return [_view(tx, r, now) for r in tx.session.scalars(q)]
+
+
+def _view(tx: Tx, row: AlertRow, now: datetime) -> Alert:
+    quiet = row.state == "firing" and silences.silenced(
+        tx, row.project_id, row.rule_id, row.object_id, row.severity, now
+    )
+    return to_model(row, quiet)
+
+
+def _row(tx: Tx, alert_id: str) -> AlertRow:
+    row = tx.session.get(AlertRow, alert_id)
+    if row is None or row.project_id != tx.project:
+        raise NotFound(f"alert {alert_id!r} not found")
+    return row
+
+
+def get(tx: Tx, alert_id: str) -> Alert:
+    tx.actor.require(tx.project, Role.VIEWER)
+    return _view(tx, _row(tx, alert_id), utcnow())
+
+
+def acknowledge(tx: Tx, alert_id: str) -> Alert:
+    """Someone is on it: recorded (once) with who and when."""
+    tx.actor.require(tx.project, Role.EDITOR)
+    row = _row(tx, alert_id)
+    if row.acknowledged_at is None:
+        row.acknowledged_at = utcnow()
+        row.acknowledged_by = tx.actor.name
+        tx.session.flush()
+    return _view(tx, row, utcnow())
 
 
 def deliver_pending(db: Database, settings: Settings, actor: Any, project: str) -> int:

@@ -364,6 +364,7 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
         existing.request_ms = list(m.request_ms)
         existing.static = m.static
         existing.static_bytes = m.static_bytes
+        existing.blocked = {str(k): v for k, v in m.blocked.items()}
         existing.countries = dict(m.countries)
     tx.session.flush()
     return len(body.minutes)

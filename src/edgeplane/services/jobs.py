@@ -15,7 +15,16 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   control plane fetches, checks and stores the OCSP response of every served certificate whose
   CA offers OCSP; a new one bumps the revision;
 - the **TLS session ticket key rotation** (checked every minute): a revision bump when a period
-  of ``snapshot.tickets.ROTATE_S`` starts, which brings every node the new keys.
+  of ``snapshot.tickets.ROTATE_S`` starts, which brings every node the new keys;
+- the **alert rules** (``edgeplane.services.alert_engine``, every ``alert_interval_s``) and
+  the **delivery of notifications** (every second: what is due, with retries);
+- **rollups and retention** (``edgeplane.services.retention``, every 5 minutes): minute
+  traffic rolled up per hour, then what is past its retention deleted;
+- **access log retention** (``edgeplane.services.access_logs``, every minute): lines older
+  than ``access_log_retention_s`` go, and each domain that received lines keeps its newest
+  ``access_log_per_domain``;
+- **budgets** (``edgeplane.services.budgets``, every ``budget_interval_s``): each project
+  with budgets priced as of now, a ``budget`` alert per threshold newly reached this month.
 
 Each loop reads first and writes only on a change; network checks run outside transactions.
 """
@@ -32,9 +41,14 @@ from sqlalchemy import select
 
 from edgeplane.certificates import renewal, stapling
 from edgeplane.services import (
+    access_logs,
+    alert_engine,
     alerts,
+    budgets,
     domain_status,
     liveness,
+    notifications,
+    retention,
     rollouts,
     verification,
 )
@@ -183,4 +197,19 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             lambda: stapling.run_once(db, stopping=stopping),
         ),
         Job("TLS ticket key rotation", 60.0, functools.partial(TicketKeyRotation(), db)),
+        Job(
+            "access log retention",
+            access_logs.RETENTION_EVERY_S,
+            functools.partial(access_logs.AccessLogRetention(), db, settings, stopping),
+        ),
+        Job(
+            "alert rules",
+            settings.alert_interval_s,
+            functools.partial(
+                alert_engine.Engine(db, settings.alert_interval_s).evaluate, stopping
+            ),
+        ),
+        Job("notifications", 1.0, lambda: notifications.deliver_due(db, stopping)),
+        Job("rollups and retention", 300.0, lambda: retention.run_once(db, settings, stopping)),
+        Job("budgets", settings.budget_interval_s, lambda: budgets.check_budgets(db, settings)),
     ]

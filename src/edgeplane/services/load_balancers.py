@@ -1,7 +1,8 @@
 """Load balancers: an algorithm, a health check, timeouts and backends (servers or addresses).
 
 Backends are stored in ``load_balancers.backends`` (``Backend.model_dump(mode="json")``), the
-timeouts and retries in ``load_balancers.options``, and ``load_balancers.endpoints`` keeps the
+timeouts, retries and the billing tier in ``load_balancers.options`` (a tier, when chosen,
+is one of the cost model's and holds the backends), and ``load_balancers.endpoints`` keeps the
 backends' addresses (the operations guide's shape). A backend is named by its key: the address
 as given, plus ``:port`` for a server id with an explicit port (``backend_key``); the same key
 names it in the edge nodes' health reports (pool ``lb.<project>.<lb id>``).
@@ -27,7 +28,7 @@ from edgeplane.model.operations import (
     classify_endpoint,
 )
 from edgeplane.model.regions import REGION_CODES_OF
-from edgeplane.services import cdn, regions
+from edgeplane.services import cdn, cost_model, regions
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import BackendHealthRow, EdgeNodeRow, LoadBalancerRow, ServerRow
@@ -44,6 +45,7 @@ _EDITABLE = {
     "connect_timeout_s",
     "read_timeout_s",
     "retries",
+    "tier",
     "environment",
 }
 
@@ -74,6 +76,7 @@ def to_model(row: LoadBalancerRow) -> LoadBalancer:
         connect_timeout_s=options.get("connect_timeout_s", 2.0),
         read_timeout_s=options.get("read_timeout_s", 30.0),
         retries=options.get("retries", 1),
+        tier=options.get("tier"),
         environment=row.environment,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -97,6 +100,23 @@ def _check_servers(tx: Tx, spec: LoadBalancerCreate) -> None:
                 f"no server {backend.address!r} in project {tx.project!r} "
                 "(an endpoint is a server id, host:port or an http(s) URL)",
             )
+
+
+def _check_tier(tx: Tx, spec: LoadBalancerCreate) -> None:
+    """An explicit tier is one of the cost model's and holds the backends."""
+    if spec.tier is None:
+        return
+    model = cost_model.current(tx)
+    tier = model.tier(spec.tier)
+    if tier is None:
+        names = ", ".join(t.name for t in model.lb_tiers)
+        raise InvalidInput.at("tier", f"no tier {spec.tier!r} in the cost model ({names})")
+    if tier.max_backends is not None and len(spec.backends) > tier.max_backends:
+        raise InvalidInput.at(
+            "tier",
+            f"the {tier.name} tier holds at most {tier.max_backends} backends and this load "
+            f"balancer has {len(spec.backends)}; choose a larger tier (or none)",
+        )
 
 
 def _region_code(tx: Tx, spec: LoadBalancerCreate) -> str | None:
@@ -133,6 +153,7 @@ def create(tx: Tx, data: LoadBalancerCreate | dict[str, Any]) -> LoadBalancer:
     spec = validate(LoadBalancerCreate, data) if isinstance(data, dict) else data
     lb_id = choose_id(tx, LoadBalancerRow, spec.id, "lb", "load balancer")
     _check_servers(tx, spec)
+    _check_tier(tx, spec)
     row = LoadBalancerRow(project_id=tx.project, id=lb_id)
     _fill(row, spec, lb_id, _region_code(tx, spec))
     tx.session.add(row)
@@ -162,6 +183,7 @@ def _save(
     tx: Tx, row: LoadBalancerRow, before: LoadBalancer, spec: LoadBalancerCreate
 ) -> LoadBalancer:
     _check_servers(tx, spec)
+    _check_tier(tx, spec)
     _fill(row, spec, row.id, _region_code(tx, spec))
     tx.session.flush()
     after = to_model(row)
@@ -254,6 +276,8 @@ def add_backend(tx: Tx, lb_id: str, data: Backend | dict[str, Any] | str) -> Bac
     try:
         after = _with_backends(tx, row, before, stored)
     except InvalidInput as exc:
+        if exc.field == "tier":  # one backend more than the chosen tier holds
+            raise
         # Only the new backend can be wrong (a server that does not exist).
         raise InvalidInput.at("address", exc.message.split(": ", 1)[-1]) from None
     return after.backends[-1]

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.pool import QueuePool
 
+from edgeplane.certificates import versions
 from edgeplane.certificates.versions import ACTIVE
 from edgeplane.services import liveness
 from edgeplane.services.runner import Runner
@@ -114,15 +115,7 @@ class PlaneStateCollector(Collector):
             counts = tx.session.execute(
                 select(CertificateRow.status, func.count()).group_by(CertificateRow.status)
             ).all()
-            served = tx.session.execute(
-                select(
-                    CertificateRow.project_id,
-                    CertificateRow.domain,
-                    func.max(CertificateRow.not_after),
-                )
-                .where(CertificateRow.status == ACTIVE)
-                .group_by(CertificateRow.project_id, CertificateRow.domain)
-            ).all()
+            served = versions.served_expiries(tx.session, utcnow())
             renewal = tx.session.execute(
                 select(CertificateRow.renewal).where(CertificateRow.status == ACTIVE)
             ).scalars()
@@ -144,10 +137,10 @@ class PlaneStateCollector(Collector):
         )
         expiry = GaugeMetricFamily(
             "edgeplane_certificate_expiry_timestamp_seconds",
-            "When the newest active certificate of a domain expires (Unix time)",
+            "When the certificate the edge serves for a domain expires (Unix time)",
             labels=["project", "domain"],
         )
-        for project, domain, not_after in served:
+        for (project, domain), not_after in served.items():
             expiry.add_metric([project, domain], _epoch(not_after))
         yield expiry
 

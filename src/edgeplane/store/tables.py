@@ -560,6 +560,8 @@ class TrafficColumns:
     static: Mapped[int] = mapped_column(BigInteger, default=0)  # served from a bundle
     countries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"DE": n, ...}
     static_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # of ``static``
+    # refused by the edge itself: {"rate_limit": n (429), "denied": n (403, IP lists)}
+    blocked: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class EdgeAnalyticsRow(TrafficColumns, Base):

@@ -22,8 +22,9 @@ from edgeplane.protocol.messages import (
     ObjectsAnswer,
     ObjectsRequest,
     PurgeAck,
+    UptimeReport,
 )
-from edgeplane.services import bundles, edge_nodes, edge_poll
+from edgeplane.services import bundles, edge_nodes, edge_poll, uptime
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.actor import PLATFORM_PROJECT
 from edgeplane.store.db import Database
@@ -168,6 +169,13 @@ def purge_done(
 def analytics(request: Request, actor: EdgeActor, node_id: str, body: AnalyticsReport) -> Response:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
         edge_nodes.store_analytics(tx, node_id, body)
+    return Response(status_code=204)
+
+
+@router.post("/nodes/{node_id}/uptime", status_code=204, summary="Report uptime checks")
+def uptime_report(request: Request, actor: EdgeActor, node_id: str, body: UptimeReport) -> Response:
+    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
+        uptime.store(tx, node_id, body)
     return Response(status_code=204)
 
 

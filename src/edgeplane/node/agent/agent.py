@@ -9,7 +9,8 @@ memory figures; a snapshot with the hash already served is acknowledged at once 
 touching nginx. Purges in a poll run at once, beside any apply, and are acknowledged one by
 one. Active health check changes are rendered into nginx (a graceful reload) on top of the
 snapshot being served and reported to the control plane (at least every 30 s). The access
-log is aggregated per minute and reported every ``analytics_interval_s``. Every second the
+log is aggregated per minute and reported every ``analytics_interval_s``, each report followed
+by the newest lines per domain (``access_samples``). Every second the
 agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
 agent; so does the end of the process that started it, with ``parent_pid`` (``edgeplane up``).
 
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgeplane.node.agent import heap
+from edgeplane.node.agent.access_samples import AccessSampler
 from edgeplane.node.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
 from edgeplane.node.agent.bundles import BundleStore
 from edgeplane.node.agent.client import (
@@ -52,6 +54,7 @@ from edgeplane.node.agent.objects import ObjectError, ObjectStore
 from edgeplane.node.agent.orphans import kill_orphan_workers
 from edgeplane.node.agent.statedir import StateDir
 from edgeplane.node.agent.tasks import cancel_all
+from edgeplane.node.agent.uptime import UptimeChecker, targets_of, without_own_checks
 from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
 from edgeplane.protocol.config import (
@@ -72,6 +75,7 @@ from edgeplane.protocol.messages import (
     NodeRegister,
     PurgeAck,
     PurgeTask,
+    UptimeReport,
 )
 from edgeplane.version import __version__
 
@@ -149,6 +153,10 @@ class AgentOptions:
     supervise_interval_s: float = 1.0
     heartbeat_interval_s: float = 1.0
     log_rotate_bytes: int = 256 << 20
+    dns_port: int | None = None  # where the node's DNS server answers (its uptime checks)
+    dns_address: str = "127.0.0.1"
+    uptime_interval_s: float = 60.0  # each served domain checked this often (node.agent.uptime)
+    uptime_max_per_s: float = 20.0
 
 
 def agent_rss_mib() -> float:
@@ -227,6 +235,14 @@ class Agent:
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
+        self.uptime = UptimeChecker(
+            options.bind,
+            options.http_port or 80,
+            options.https_port,
+            (options.dns_address, options.dns_port) if dns and options.dns_port else None,
+            interval_s=options.uptime_interval_s,
+            max_per_s=options.uptime_max_per_s,
+        )
         self.metrics = AgentMetrics()
         self.metrics.watch(self._metrics_view(), self._dns_metrics_url)
         self.metrics_server = metrics_server
@@ -257,6 +273,7 @@ class Agent:
             self._spawn(self._ack_loop, "ack")
             self._spawn(self._health_report_loop, "health report")
             self._spawn(self._analytics_loop, "analytics")
+            self._spawn(self._uptime_loop, "uptime")
             self._spawn(self._supervise_loop, "supervise")
             self._spawn(self._heartbeat_loop, "heartbeat")
             self._spawn(self._acme_loop, "acme")
@@ -293,6 +310,7 @@ class Agent:
         await asyncio.to_thread(self._flush_save)
         await self.health.close()
         await self.bundles.close()
+        await self.uptime.aclose()
         log.info("loops stopped in %.2fs; stopping the engines", time.monotonic() - started)
         engines = [asyncio.to_thread(self.engine.stop)]
         if self.dns is not None:
@@ -976,6 +994,7 @@ class Agent:
         aggregator = TrafficAggregator(
             await asyncio.to_thread(country_locator, geoip), totals=self.metrics.totals
         )
+        samples = AccessSampler(since=time.time())  # access log lines, shipped after them
         tailer: LogTailer | None = None
         last_report = time.monotonic()
         try:
@@ -986,8 +1005,11 @@ class Agent:
                         tailer = LogTailer(self.engine.access_log)
                     except Exception:
                         continue
-                lines = await asyncio.to_thread(tailer.read_lines)
+                lines = without_own_checks(
+                    await asyncio.to_thread(tailer.read_lines), (self.options.bind,)
+                )
                 aggregator.add_lines(lines)
+                samples.add_lines(lines)
                 aggregator.forget_before(time.time())
                 if time.monotonic() - last_report < self.options.analytics_interval_s:
                     continue
@@ -1002,18 +1024,50 @@ class Agent:
                 if self.node_id is None:
                     continue
                 minutes = aggregator.changed()
-                if not minutes:
-                    continue
-                try:
-                    await self.client.report_analytics(
-                        self.node_id, AnalyticsReport(minutes=minutes)
-                    )
-                except ProtocolError as exc:
-                    log.debug("analytics not sent: %s", exc)
-                    aggregator.restore(minutes)
+                if minutes:
+                    try:
+                        await self.client.report_analytics(
+                            self.node_id, AnalyticsReport(minutes=minutes)
+                        )
+                    except ProtocolError as exc:
+                        log.debug("analytics not sent: %s", exc)
+                        aggregator.restore(minutes)
+                await samples.ship(self.client, self.node_id)
         finally:
             if tailer is not None:
                 tailer.close()
+
+    # Uptime checks ---------------------------------------------------------------------------
+
+    async def _uptime_loop(self) -> None:
+        """Check the served domains (``node.agent.uptime``); state changes are reported at
+        once, each hour's totals with the analytics' period."""
+        checked: EdgeConfig | None = None
+        last_hours = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            serving = self.serving
+            if serving is not None and serving is not checked:
+                self.uptime.update(targets_of(serving))
+                checked = serving
+            await self.uptime.run_once()
+            if self.node_id is None:
+                continue
+            hours = []
+            if time.monotonic() - last_hours >= self.options.analytics_interval_s:
+                hours = self.uptime.take_hours()
+                last_hours = time.monotonic()
+            changes = self.uptime.take_changes()
+            if not changes and not hours:
+                continue
+            try:
+                await self.client.report_uptime(
+                    self.node_id, UptimeReport(states=changes, hours=hours)
+                )
+            except ProtocolError as exc:
+                log.debug("uptime not sent: %s", exc)
+                self.uptime.give_back(changes)
+                self.uptime.give_back_hours(hours)
 
     # Supervision -----------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 HIT_STATUSES = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
 MISS_STATUSES = frozenset({"MISS", "EXPIRED"})
+BLOCKED = {429: "rate_limit", 403: "denied"}  # the edge's own refusals (rate limits, IP lists)
 STATIC_STATUS = "STATIC"  # the cache status of a response served from a static bundle
 UNKNOWN_COUNTRY = "ZZ"
 COUNTRY_CACHE_SIZE = 65536  # client addresses whose country the aggregator remembers
@@ -67,6 +68,17 @@ def upstream_ms(value: str) -> float | None:
             continue
         seen = True
     return total * 1000 if seen else None
+
+
+def parse_line(line: bytes | str) -> Any:
+    """A log line's JSON. nginx's ``escape=json`` copies bytes above 0x7F as they came (a
+    request URI or a user agent that is not UTF-8): such a line is read with those bytes
+    replaced (U+FFFD) rather than lost. ValueError when it is not JSON."""
+    try:
+        return json.loads(line)
+    except UnicodeDecodeError:
+        assert isinstance(line, bytes)
+        return json.loads(line.decode("utf-8", "replace"))
 
 
 def bucket_index(ms: float) -> int:
@@ -117,6 +129,7 @@ class MinuteTotals:
     static: int = 0
     static_bytes: int = 0
     countries: dict[str, int] = field(default_factory=dict)
+    blocked: dict[str, int] = field(default_factory=dict)
 
 
 MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
@@ -152,7 +165,7 @@ class TrafficAggregator:
 
     def add_line(self, line: bytes | str, count: int = 1) -> None:
         try:
-            doc = json.loads(line)
+            doc = parse_line(line)
         except ValueError:
             self.skipped += count
             return
@@ -203,6 +216,9 @@ class TrafficAggregator:
         ms = upstream_ms(str(doc.get("upstream_response_time") or ""))
         if ms is not None:
             totals.upstream_ms[bucket_index(ms)] += count
+        elif status in BLOCKED and not static:  # the edge refused it: no origin asked
+            reason = BLOCKED[status]
+            totals.blocked[reason] = totals.blocked.get(reason, 0) + count
         if self.totals is not None:
             site_counters = self.totals.site(site)
             label = (klass, cache or NO_CACHE)
@@ -275,6 +291,7 @@ class TrafficAggregator:
             request_ms=list(t.request_ms),
             static=t.static,
             static_bytes=t.static_bytes,
+            blocked=dict(t.blocked),
             countries=dict(t.countries),
         )
 

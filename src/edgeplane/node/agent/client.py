@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from edgeplane.protocol.messages import (
+    AccessLogReport,
     Ack,
     AnalyticsReport,
     ConfigPoll,
@@ -29,6 +30,7 @@ from edgeplane.protocol.messages import (
     NodeRegister,
     ObjectsRequest,
     PurgeAck,
+    UptimeReport,
 )
 from edgeplane.version import __version__
 
@@ -210,6 +212,12 @@ class EdgeClient:
 
     async def report_analytics(self, node_id: str, body: AnalyticsReport) -> None:
         await self._call("POST", f"/nodes/{node_id}/analytics", body, timeout_s=30.0)
+
+    async def report_uptime(self, node_id: str, body: UptimeReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/uptime", body, timeout_s=30.0)
+
+    async def report_access_logs(self, node_id: str, body: AccessLogReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/logs", body, timeout_s=30.0)
 
     async def download_bundle(self, bundle: str, write: Callable[[bytes], object]) -> int:
         """Stream the archive of ``bundle`` to ``write``, chunk by chunk; the bytes written."""

@@ -54,6 +54,7 @@ class NodeSettings:
     metrics_port_given: bool = True  # False: the default port, skipped (warned) when taken
     metrics_bind: str = "127.0.0.1"
     metrics_token: str | None = None  # None: the node's own, made in its state directory
+    uptime_interval: float = 60.0
 
 
 def become_agent(settings: NodeSettings) -> NoReturn:
@@ -184,6 +185,9 @@ def run(settings: NodeSettings) -> None:
         pid_file=prefix / "nginx.pid",
         poll_wait_s=s.poll_wait,
         analytics_interval_s=s.analytics_interval,
+        dns_port=s.dns_port or None,
+        dns_address=(s.dns_bind or s.bind).split(",")[0].strip(),
+        uptime_interval_s=s.uptime_interval,
     )
     engine = NginxEngine(local, binary=s.nginx)
     dns = None

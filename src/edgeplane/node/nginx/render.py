@@ -56,15 +56,17 @@ UNKNOWN_HOST = "@unknown"
 NO_ORIGIN = "@noorigin"
 VERIFY_PATH = "/.well-known/edgeplane-verification/"
 
-# Exactly the fields the agent's analytics read (node/agent/analytics.py), written through a
-# 64 KiB buffer flushed every second: a few hundred bytes of formatting per request, a write(2)
-# per ~250 requests. The time is to the second (analytics count per minute), so that the lines
-# of a second's similar requests are equal and the agent parses each distinct line once.
+# Exactly the fields the agent's analytics (node/agent/analytics.py) and access log samples
+# (node/agent/access_samples.py: method, uri, user agent) read, written through a 64 KiB buffer
+# flushed every second: a few hundred bytes of formatting per request, a write(2) per ~250
+# requests. The time is to the second (analytics count per minute), so that the lines of a
+# second's similar requests are equal and the agent parses each distinct line once.
 LOG_FORMAT = (
     'log_format edge_json escape=json \'{"time":"$time_iso8601","host":"$host","site":"$site_id",'
     '"status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'
     '"upstream_response_time":"$upstream_response_time",'
-    '"cache":"$x_cache","source":"$edge_source","remote_addr":"$remote_addr"}\';\n'
+    '"cache":"$x_cache","source":"$edge_source","remote_addr":"$remote_addr",'
+    '"method":"$request_method","uri":"$request_uri","ua":"$http_user_agent"}\';\n'
 )
 LOG_BUFFER = "buffer=64k flush=1s"
 

@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("static", sa.BigInteger(), nullable=False),
         sa.Column("countries", sa.JSON(), nullable=False),
         sa.Column("static_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("blocked", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("node_id", "domain", "hour", name=op.f("pk_edge_analytics_hourly")),
     )
     with op.batch_alter_table("edge_analytics_hourly", schema=None) as batch_op:
@@ -263,10 +264,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("static_bytes", sa.BigInteger(), nullable=False, server_default="0")
         )
+        batch_op.add_column(sa.Column("blocked", sa.JSON(), nullable=False, server_default="{}"))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("edge_analytics", schema=None) as batch_op:
+        batch_op.drop_column("blocked")
         batch_op.drop_column("static_bytes")
 
     with op.batch_alter_table("alerts", schema=None) as batch_op:

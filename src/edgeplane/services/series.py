@@ -1,0 +1,571 @@
+"""Series: what the platform measures, by name, over time, per object.
+
+A series is a number per object (a domain, a region, an edge node, a server, a pool, a
+certificate) read from what the nodes and servers report:
+
+- **traffic** (the edge nodes' per-minute analytics, ``edge_analytics``; the hourly rollups,
+  ``edge_analytics_hourly`` (``services.retention``), for hour steps and older ranges):
+  ``requests``, ``requests_per_second``, ``bandwidth_bytes``, ``hit_ratio`` and
+  ``error_rate`` (percent), ``errors_5xx``, ``errors_4xx``, ``response_time_p50_ms`` /
+  ``_p95_ms`` / ``_p99_ms`` (whole request) and ``upstream_time_p95_ms``; per domain
+  (default), region, node or project;
+- **servers** (``server_metrics``, the mean over the window): ``cpu_percent``,
+  ``memory_percent``, ``memory_available_percent``, ``storage_percent``,
+  ``network_latency_ms``; per server;
+- **health, now**: ``origin_up`` (1 when at least one backend of a pool is up for a live edge
+  node, else 0; pools whose backends are all unknown have no value), per pool;
+  ``certificate_days_left`` (of the newest active certificate), per domain.
+
+``current`` gives each object's value over the last ``window_s`` (what alert rules compare);
+``query`` gives points over a time range at a step (what the API, CLI and dashboard draw). An
+object with nothing measured in a window has no value there (not 0): a quiet domain neither
+breaches "error rate > 1 %" nor "throughput < 500 rps"; ``requests`` and ``bandwidth_bytes``
+are 0 for the domains with rows but no requests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from edgeplane.certificates import versions
+from edgeplane.errors import InvalidInput
+from edgeplane.model.alerting import SERIES_NAMES
+from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
+from edgeplane.services import liveness, retention
+from edgeplane.services.analytics import percentile
+from edgeplane.store.db import Tx
+from edgeplane.store.monitoring_tables import EdgeAnalyticsHourRow, UptimeHourRow, UptimeStateRow
+from edgeplane.store.tables import (
+    BackendHealthRow,
+    EdgeAnalyticsRow,
+    EdgeNodeRow,
+    MetricRow,
+    ServerRow,
+    utcnow,
+)
+
+Source = Literal["traffic", "server", "health", "certificate", "uptime", "probe"]
+GROUPS: dict[Source, tuple[str, ...]] = {
+    "traffic": ("domain", "region", "node", "project"),
+    "uptime": ("domain", "region", "node", "project"),
+    "probe": ("domain",),
+    "server": ("server", "location", "project"),
+    "health": ("pool",),
+    "certificate": ("domain",),
+}
+SELECTORS: dict[Source, tuple[str, ...]] = {
+    "traffic": ("domain", "node", "region"),
+    "uptime": ("domain", "node", "region"),
+    "probe": ("domain",),
+    "server": ("location", "server"),
+    "health": ("pool",),
+    "certificate": ("domain",),
+}
+MINUTE_RETENTION = timedelta(days=7)  # minute rows older than this: the hourly rollups
+MAX_POINTS = 2000
+_BUCKETS = len(UPSTREAM_MS_BUCKETS) + 1
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    name: str
+    source: Source
+    unit: str
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "unit": self.unit,
+            "description": self.description,
+            "objects": list(GROUPS[self.source]),
+            "selectors": list(SELECTORS[self.source]),
+        }
+
+
+# Traffic ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrafficSum:
+    requests: int = 0
+    hits: int = 0
+    misses: int = 0
+    bytes_out: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    blocked: dict[str, int] = field(default_factory=dict)
+    request_ms: list[int] = field(default_factory=lambda: [0] * _BUCKETS)
+    upstream_ms: list[int] = field(default_factory=lambda: [0] * _BUCKETS)
+
+    def add(self, row: Any) -> None:
+        self.requests += row.requests
+        self.hits += row.hits
+        self.misses += row.misses
+        self.bytes_out += row.bytes_out
+        for into_counts, counts in ((self.statuses, row.statuses), (self.blocked, row.blocked)):
+            for key, n in (counts or {}).items():
+                if isinstance(n, int):
+                    into_counts[key] = into_counts.get(key, 0) + n
+        for into, counts in (
+            (self.request_ms, row.request_ms),
+            (self.upstream_ms, row.upstream_ms),
+        ):
+            for i, n in enumerate((counts or [])[:_BUCKETS]):
+                if isinstance(n, int) and n > 0:
+                    into[i] += n
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 4) if whole else None
+
+
+TRAFFIC: dict[str, tuple[str, str, Callable[[TrafficSum, float], float | None]]] = {
+    "requests": ("requests", "Requests served", lambda t, _s: t.requests),
+    "requests_per_second": (
+        "requests/s",
+        "Requests served per second over the window",
+        lambda t, s: round(t.requests / s, 4) if s > 0 else None,
+    ),
+    "bandwidth_bytes": ("bytes", "Bytes sent to clients", lambda t, _s: t.bytes_out),
+    "hit_ratio": (
+        "percent",
+        "Cache hits / (hits + misses): responses served at the edge",
+        lambda t, _s: _ratio(t.hits, t.hits + t.misses),
+    ),
+    "error_rate": (
+        "percent",
+        "5xx responses / requests",
+        lambda t, _s: _ratio(t.statuses.get("5xx", 0), t.requests),
+    ),
+    "errors_5xx": ("requests", "5xx responses", lambda t, _s: t.statuses.get("5xx", 0)),
+    "errors_4xx": ("requests", "4xx responses", lambda t, _s: t.statuses.get("4xx", 0)),
+    "blocked_requests": (
+        "requests",
+        "Requests the edge refused itself: rate limits (429) and IP lists (403)",
+        lambda t, _s: sum(t.blocked.values()),
+    ),
+    "rate_limited": (
+        "requests",
+        "Requests refused by a rate limit (429)",
+        lambda t, _s: t.blocked.get("rate_limit", 0),
+    ),
+    "denied": (
+        "requests",
+        "Requests refused by an IP allow / deny list (403)",
+        lambda t, _s: t.blocked.get("denied", 0),
+    ),
+    "response_time_p50_ms": (
+        "ms",
+        "Median whole-request time",
+        lambda t, _s: percentile(t.request_ms, 0.50),
+    ),
+    "response_time_p95_ms": (
+        "ms",
+        "95th percentile whole-request time",
+        lambda t, _s: percentile(t.request_ms, 0.95),
+    ),
+    "response_time_p99_ms": (
+        "ms",
+        "99th percentile whole-request time",
+        lambda t, _s: percentile(t.request_ms, 0.99),
+    ),
+    "upstream_time_p95_ms": (
+        "ms",
+        "95th percentile time waiting on the origin",
+        lambda t, _s: percentile(t.upstream_ms, 0.95),
+    ),
+}
+
+SERVER: dict[str, tuple[str, str, Callable[[dict[str, Any]], float | None]]] = {
+    "cpu_percent": ("percent", "CPU utilisation", lambda v: v.get("cpu_percent")),
+    "memory_percent": ("percent", "Memory used", lambda v: v.get("memory_percent")),
+    "memory_available_percent": (
+        "percent",
+        "Memory available",
+        lambda v: None if v.get("memory_percent") is None else 100 - v["memory_percent"],
+    ),
+    "storage_percent": ("percent", "Storage used", lambda v: v.get("storage_percent")),
+    "network_latency_ms": ("ms", "Network latency", lambda v: v.get("latency_ms")),
+}
+
+CATALOG: dict[str, SeriesInfo] = {
+    **{n: SeriesInfo(n, "traffic", unit, d) for n, (unit, d, _f) in TRAFFIC.items()},
+    **{n: SeriesInfo(n, "server", unit, d) for n, (unit, d, _f) in SERVER.items()},
+    "origin_up": SeriesInfo(
+        "origin_up",
+        "health",
+        "bool",
+        "1 when a pool has a backend up for at least one live edge node, else 0 (now)",
+    ),
+    "uptime_percent": SeriesInfo(
+        "uptime_percent",
+        "uptime",
+        "percent",
+        "The edge nodes' uptime checks of a domain that passed (HTTP, HTTPS, DNS together)",
+    ),
+    "domain_up": SeriesInfo(
+        "domain_up",
+        "probe",
+        "ratio",
+        "The share of live edge nodes whose latest HTTP(S) check of a domain passed (now)",
+    ),
+    "dns_up": SeriesInfo(
+        "dns_up",
+        "probe",
+        "ratio",
+        "The share of live edge nodes whose own DNS server answered for a domain (now)",
+    ),
+    "tls_days_left": SeriesInfo(
+        "tls_days_left",
+        "probe",
+        "days",
+        "Days until the certificate the edge serves for a domain expires (now)",
+    ),
+    "certificate_days_left": SeriesInfo(
+        "certificate_days_left",
+        "certificate",
+        "days",
+        "Days until the certificate the edge serves for a domain expires (now)",
+    ),
+}
+
+
+if tuple(sorted(CATALOG)) != tuple(sorted(SERIES_NAMES)):  # the API's schema lists them
+    raise RuntimeError("model.alerting.SERIES_NAMES must name the series of the catalog")
+
+
+def info(name: str, field_name: str = "series") -> SeriesInfo:
+    found = CATALOG.get(name)
+    if found is None:
+        raise InvalidInput.at(
+            field_name, f"unknown series {name!r}; known: {', '.join(sorted(CATALOG))}"
+        )
+    return found
+
+
+def check_selector(series: SeriesInfo, selector: dict[str, Any], field_name: str) -> None:
+    allowed = SELECTORS[series.source]
+    for key, value in selector.items():
+        if key not in allowed:
+            raise InvalidInput.at(
+                f"{field_name}.{key}",
+                f"{series.name} is selected by {', '.join(sorted(allowed))}",
+            )
+        if not isinstance(value, str) or not value:
+            raise InvalidInput.at(f"{field_name}.{key}", "must be a non-empty string")
+
+
+def check_group(series: SeriesInfo, group_by: str | None) -> str:
+    groups = GROUPS[series.source]
+    if group_by is None:
+        return groups[0]
+    if group_by not in groups:
+        raise InvalidInput.at("group_by", f"{series.name} groups by {', '.join(groups)}")
+    return group_by
+
+
+def _traffic_rows(
+    tx: Tx, project: str, selector: dict[str, Any], start: datetime, end: datetime, hourly: bool
+) -> Iterable[tuple[datetime, str, str, str, Any]]:
+    """(period start, domain, region, node name, row) of the project's traffic in range."""
+    table: Any = EdgeAnalyticsHourRow if hourly else EdgeAnalyticsRow
+    at = table.hour if hourly else table.minute
+    q = (
+        select(at, table.domain, EdgeNodeRow.region, EdgeNodeRow.name, table)
+        .join(EdgeNodeRow, EdgeNodeRow.id == table.node_id)
+        .where(table.project_id == project, at >= start, at < end)
+    )
+    if "domain" in selector:
+        q = q.where(table.domain == selector["domain"])
+    if "region" in selector:
+        q = q.where(EdgeNodeRow.region == selector["region"])
+    if "node" in selector:
+        q = q.where(EdgeNodeRow.name == selector["node"])
+    return ((p, d, r, n, row) for p, d, r, n, row in tx.session.execute(q))
+
+
+def _server_rows(
+    tx: Tx, project: str, selector: dict[str, Any], start: datetime, end: datetime
+) -> Iterable[tuple[datetime, str, str, dict[str, Any]]]:
+    q = (
+        select(MetricRow.at, MetricRow.server_id, ServerRow.location, MetricRow.values)
+        .join(
+            ServerRow,
+            (ServerRow.project_id == MetricRow.project_id) & (ServerRow.id == MetricRow.server_id),
+        )
+        .where(MetricRow.project_id == project, MetricRow.at >= start, MetricRow.at < end)
+    )
+    if "server" in selector:
+        q = q.where(MetricRow.server_id == selector["server"])
+    if "location" in selector:
+        q = q.where(ServerRow.location == selector["location"])
+    return ((at, s, loc, dict(v or {})) for at, s, loc, v in tx.session.execute(q))
+
+
+def _origin_up(tx: Tx, project: str, selector: dict[str, Any]) -> dict[str, float]:
+    live = liveness.live_ids(tx)
+    q = select(BackendHealthRow.pool, BackendHealthRow.node_id, BackendHealthRow.state).where(
+        BackendHealthRow.project_id == project
+    )
+    if "pool" in selector:
+        q = q.where(BackendHealthRow.pool == selector["pool"])
+    seen: dict[str, set[str]] = defaultdict(set)
+    for pool, node, state in tx.session.execute(q):
+        if node in live and state in ("up", "down"):
+            seen[pool].add(state)
+    return {pool: 1.0 if "up" in states else 0.0 for pool, states in seen.items()}
+
+
+def _days_left(tx: Tx, project: str, selector: dict[str, Any], now: datetime) -> dict[str, float]:
+    served = versions.served_expiries(tx.session, now, project)
+    return {
+        domain: round((not_after - now).total_seconds() / 86400, 3)
+        for (_project, domain), not_after in served.items()
+        if "domain" not in selector or domain == selector["domain"]
+    }
+
+
+class Memo:
+    """What one pass of reads loaded, shared by the series that read the same rows (the
+    traffic of a window, the server samples of a window)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+        if key not in self._loaded:
+            self._loaded[key] = load()
+        return self._loaded[key]
+
+
+def _probes(tx: Tx, project: str, name: str, selector: dict[str, Any], now: datetime
+             ) -> dict[str, float]:  # fmt: skip
+    """``domain_up``, ``dns_up``, ``tls_days_left`` from the live nodes' latest checks."""
+    live = liveness.live_ids(tx)
+    kinds = {"domain_up": ("http", "https"), "dns_up": ("dns",), "tls_days_left": ("https",)}
+    q = select(UptimeStateRow).where(
+        UptimeStateRow.project_id == project, UptimeStateRow.kind.in_(kinds[name])
+    )
+    if "domain" in selector:
+        q = q.where(UptimeStateRow.target == selector["domain"])
+    per_node: dict[str, dict[str, bool]] = defaultdict(dict)  # domain -> node -> all up
+    expiry: dict[str, datetime] = {}
+    for row in tx.session.scalars(q):
+        if row.node_id not in live:
+            continue
+        nodes = per_node[row.target]
+        nodes[row.node_id] = nodes.get(row.node_id, True) and row.up
+        if row.expires_at is not None:
+            expiry[row.target] = min(expiry.get(row.target, row.expires_at), row.expires_at)
+    if name == "tls_days_left":
+        return {d: round((at - now).total_seconds() / 86400, 3) for d, at in expiry.items()}
+    return {
+        domain: round(sum(nodes.values()) / len(nodes), 4)
+        for domain, nodes in per_node.items()
+        if nodes
+    }
+
+
+def _uptime_rows(
+    tx: Tx, project: str, selector: dict[str, Any], start: datetime, end: datetime
+) -> Iterable[tuple[datetime, str, str, str, int, int]]:
+    """(hour, domain, region, node name, checks, failures) of the hours in range."""
+    q = (
+        select(
+            UptimeHourRow.hour,
+            UptimeHourRow.target,
+            EdgeNodeRow.region,
+            EdgeNodeRow.name,
+            UptimeHourRow.checks,
+            UptimeHourRow.failures,
+        )
+        .join(EdgeNodeRow, EdgeNodeRow.id == UptimeHourRow.node_id)
+        .where(
+            UptimeHourRow.project_id == project,
+            UptimeHourRow.hour >= start.replace(minute=0, second=0, microsecond=0),
+            UptimeHourRow.hour < end,
+        )
+    )
+    if "domain" in selector:
+        q = q.where(UptimeHourRow.target == selector["domain"])
+    if "region" in selector:
+        q = q.where(EdgeNodeRow.region == selector["region"])
+    if "node" in selector:
+        q = q.where(EdgeNodeRow.name == selector["node"])
+    return ((h, d, r, n, c, f) for h, d, r, n, c, f in tx.session.execute(q))
+
+
+def _uptime(checks: int, failures: int) -> float | None:
+    return round(100.0 * (checks - failures) / checks, 4) if checks else None
+
+
+def _traffic_key(group: str, project: str, domain: str, region: str, node: str) -> str:
+    return {"domain": domain, "region": region, "node": node}.get(group, project)
+
+
+def current(
+    tx: Tx,
+    project: str,
+    name: str,
+    selector: dict[str, Any] | None = None,
+    window_s: float = 300.0,
+    now: datetime | None = None,
+    group_by: str | None = None,
+    memo: Memo | None = None,
+) -> dict[str, float]:
+    """Each object's value over ``[now - window_s, now)``; objects without a value are absent.
+    No access check: the caller has made it."""
+    memo = memo or Memo()
+    series = info(name)
+    selector = selector or {}
+    group = check_group(series, group_by)
+    now = now or utcnow()
+    start = now - timedelta(seconds=window_s)
+    if series.source == "health":
+        return _origin_up(tx, project, selector)
+    if series.source == "certificate":
+        return _days_left(tx, project, selector, now)
+    if series.source == "probe":
+        return _probes(tx, project, name, selector, now)
+    out: dict[str, float] = {}
+    if series.source == "uptime":
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for _h, domain, region, node, checks, failures in _uptime_rows(
+            tx, project, selector, start, now
+        ):
+            total = counts[_traffic_key(group, project, domain, region, node)]
+            total[0] += checks
+            total[1] += failures
+        for key, (checks, failures) in counts.items():
+            value = _uptime(checks, failures)
+            if value is not None:
+                out[key] = value
+        return out
+    selected = tuple(sorted(selector.items()))
+    if series.source == "traffic":
+        # The minute that holds ``start`` counts whole: a window of 60 s sees the last minute.
+        first = start.replace(second=0, microsecond=0)
+
+        def load_traffic() -> dict[str, TrafficSum]:
+            sums: dict[str, TrafficSum] = defaultdict(TrafficSum)
+            for _at, domain, region, node, row in _traffic_rows(
+                tx, project, selector, first, now, hourly=False
+            ):
+                sums[_traffic_key(group, project, domain, region, node)].add(row)
+            return sums
+
+        sums = memo.get(("traffic", project, selected, first, now, group), load_traffic)
+        reduce = TRAFFIC[name][2]
+        for key, total in sums.items():
+            value = reduce(total, window_s)
+            if value is not None:
+                out[key] = float(value)
+        return out
+
+    def load_samples() -> list[tuple[str, dict[str, Any]]]:
+        return [
+            ({"server": server, "location": location}.get(group, project), values)
+            for _at, server, location, values in _server_rows(tx, project, selector, start, now)
+        ]
+
+    samples: dict[str, list[float]] = defaultdict(list)
+    pick = SERVER[name][2]
+    for key, values in memo.get(("server", project, selected, start, now, group), load_samples):
+        value = pick(values)
+        if value is not None:
+            samples[key].append(float(value))
+    return {key: round(sum(v) / len(v), 4) for key, v in samples.items()}
+
+
+def query(
+    tx: Tx,
+    project: str,
+    name: str,
+    selector: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    step_s: int,
+    group_by: str | None = None,
+) -> dict[str, list[tuple[datetime, float]]]:
+    """Points per object over ``[start, end)``, one per ``step_s`` (the step's start); steps
+    without a value are left out. The series of "now" (origin, certificate and probe states)
+    have one point: now."""
+    series = info(name)
+    group = check_group(series, group_by)
+    if end <= start:
+        raise InvalidInput.at("end", "must be after start")
+    if step_s < 60:
+        raise InvalidInput.at("step", "must be at least 60 seconds")
+    if (end - start).total_seconds() / step_s > MAX_POINTS:
+        raise InvalidInput.at("step", f"gives more than {MAX_POINTS} points: take a larger one")
+    now = utcnow()
+
+    def slot(at: datetime) -> int:
+        return int((at - start).total_seconds() // step_s)
+
+    if series.source in ("health", "certificate", "probe"):
+        values = current(tx, project, name, selector, 0, now, group)
+        return {key: [(now, value)] for key, value in values.items()}
+    if series.source == "uptime":
+        per_slot: dict[str, dict[int, list[int]]] = defaultdict(dict)
+        for hour, domain, region, node, checks, failures in _uptime_rows(
+            tx, project, selector, start, end
+        ):
+            total = per_slot[_traffic_key(group, project, domain, region, node)].setdefault(
+                slot(max(hour, start)), [0, 0]
+            )
+            total[0] += checks
+            total[1] += failures
+        return {
+            key: [
+                (start + timedelta(seconds=i * step_s), v)
+                for i, (c, f) in sorted(per.items())
+                if (v := _uptime(c, f)) is not None
+            ]
+            for key, per in per_slot.items()
+        }
+    buckets: dict[str, dict[int, Any]] = defaultdict(dict)
+    if series.source == "traffic":
+        # Hours rolled up are read from the rollups when the step is whole hours or the range
+        # reaches past the minutes kept; the rest (the hours not rolled up yet) from minutes.
+        split = start
+        if step_s % 3600 == 0 or start < now - MINUTE_RETENTION:
+            split = min(max(start, retention.rolled_until(tx) or start), end)
+        parts = ((start, split, True), (split, end, False))
+        for first, last, hourly in parts:
+            if first >= last:
+                continue
+            for at, domain, region, node, row in _traffic_rows(
+                tx, project, selector, first, last, hourly
+            ):
+                per = buckets[_traffic_key(group, project, domain, region, node)]
+                per.setdefault(slot(at), TrafficSum()).add(row)
+        reduce = TRAFFIC[name][2]
+        out: dict[str, list[tuple[datetime, float]]] = {}
+        for key, per in buckets.items():
+            points = []
+            for i in sorted(per):
+                value = reduce(per[i], step_s)
+                if value is not None:
+                    points.append((start + timedelta(seconds=i * step_s), float(value)))
+            out[key] = points
+        return out
+    pick = SERVER[name][2]
+    for at, server, location, values in _server_rows(tx, project, selector, start, end):
+        value = pick(values)
+        if value is not None:
+            key = {"server": server, "location": location}.get(group, project)
+            buckets[key].setdefault(slot(at), []).append(float(value))
+    return {
+        key: [
+            (start + timedelta(seconds=i * step_s), round(sum(v) / len(v), 4))
+            for i, v in sorted(per.items())
+        ]
+        for key, per in buckets.items()
+    }
