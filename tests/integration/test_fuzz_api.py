@@ -74,6 +74,9 @@ STATE_OR_CROSS_FIELD = {
     "start before end; at most 2,000 points",
     "POST /api/v1/alerts/rules": "the selector's keys depend on the series; channels must exist",
     "PATCH /api/v1/alerts/rules/{rule_id}": "the same rules on the merged rule",
+    "POST /api/v1/alerts/channels": "webhook header names the sender sets (Host, Content-Type, "
+    "the signature's) are refused, and names that differ only in case",
+    "PATCH /api/v1/alerts/channels/{channel_id}": "the same",
     "POST /api/v1/alerts/silences": "ends_at or duration_s, not both; it ends after it starts "
     "and after now (the clock)",
     f"POST {INV}/ssl/{{domain}}": "the domain must be verified; custom needs cert_data",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, field_validator
 
-from edgeplane.model.common import Input, Int, Text
+from edgeplane.model.common import CONTROLS, Input, Int, Text
 
 SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "webhook": ("secret",),
@@ -50,8 +50,18 @@ _ADDRESS = re.compile(
 )
 
 
+_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# No control characters either (``Text``'s rule, which a pattern of a field's own must state).
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@:\[\]{CONTROLS}]+(:{_PORT})?([/?#][^\s{CONTROLS}]*)?$"
+)
+_URL = re.compile(URL_PATTERN)
+
+
 def _http_url(value: str) -> str:
-    text = value.strip()
+    if any(ch.isspace() for ch in value):
+        raise ValueError("must not contain white space")
+    text = value
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https"):
         shown = f"{parts.scheme}://" if parts.scheme else "none"
@@ -66,10 +76,19 @@ def _http_url(value: str) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise ValueError("has an invalid port (1-65535)") from None
+    if not _URL.match(text):  # the schema's pattern: e.g. a port 0 or 080, an IPv6 address
+        raise ValueError(
+            "must be http(s)://host[:port][/path] (a port 1-65535, a host name or IPv4 address)"
+        )
     return text
 
 
-HttpUrl = Annotated[Text, StringConstraints(max_length=2048), AfterValidator(_http_url)]
+HttpUrl = Annotated[
+    Text,
+    StringConstraints(max_length=2048),
+    AfterValidator(_http_url),
+    Field(json_schema_extra={"pattern": URL_PATTERN}),  # for the schema; the validator says why
+]
 
 
 def _header_name(value: str) -> str:
@@ -86,8 +105,18 @@ def _header_value(value: str) -> str:
     return value.strip()
 
 
-HeaderName = Annotated[str, StringConstraints(max_length=100), AfterValidator(_header_name)]
-HeaderValue = Annotated[Text, StringConstraints(max_length=2000), AfterValidator(_header_value)]
+HeaderName = Annotated[
+    str,
+    StringConstraints(max_length=100),
+    AfterValidator(_header_name),
+    Field(json_schema_extra={"pattern": _TOKEN.pattern}),  # for the schema (propertyNames)
+]
+HeaderValue = Annotated[
+    Text,
+    StringConstraints(max_length=2000),
+    AfterValidator(_header_value),
+    Field(json_schema_extra={"pattern": "^[ -~]*$"}),  # printable ASCII, for the schema
+]
 
 
 def _email_address(value: str) -> str:
@@ -109,7 +138,7 @@ EmailAddress = Annotated[
     Field(
         description="name@example.com or Name <name@example.com>",
         # what the validator takes, for the schema (its own message is the clearer one)
-        json_schema_extra={"pattern": f"^(?:{_PLAIN}|[^<>\\n]*<{_PLAIN}>)$"},
+        json_schema_extra={"pattern": f"^(?:{_PLAIN}|[^<>{CONTROLS}]*<{_PLAIN}>)$"},
     ),
 ]
 SmtpHost = Annotated[
@@ -132,7 +161,10 @@ class WebhookChannel(Input):
         description="HMAC key of the X-Edgeplane-Signature header; write-only",
     )
     headers: dict[HeaderName, HeaderValue] = Field(
-        default_factory=dict, max_length=20, description="extra request headers"
+        default_factory=dict,
+        max_length=20,
+        description="extra request headers",
+        json_schema_extra={"additionalProperties": False},  # names outside the pattern
     )
 
     @field_validator("headers")

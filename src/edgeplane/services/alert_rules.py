@@ -186,7 +186,8 @@ def update(tx: Tx, rule_id: str, data: AlertRuleUpdate | dict[str, Any]) -> Aler
     ensure_defaults(tx, tx.project)
     row = _row(tx, rule_id)
     before = to_model(row).model_dump(mode="json")
-    changes = spec.model_dump(exclude_unset=True)
+    # null leaves a field as it is (a rule has no field that can be empty)
+    changes = {k: v for k, v in spec.model_dump(exclude_unset=True).items() if v is not None}
     _check(
         tx,
         changes.get("series", row.series),
@@ -194,8 +195,6 @@ def update(tx: Tx, rule_id: str, data: AlertRuleUpdate | dict[str, Any]) -> Aler
         changes.get("channels", row.channels or []),
     )
     for name, value in changes.items():
-        if value is None:
-            raise InvalidInput.at(name, "must not be null")
         setattr(row, name, value)
     row.updated_at = utcnow()
     tx.session.flush()
