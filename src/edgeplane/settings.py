@@ -116,8 +116,8 @@ class Settings:
     staple_interval_s: float = 30.0
     # Where certificate (and later other) alerts are POSTed as JSON, if anywhere.
     alert_webhook: str | None = None
-    # How often alert rules are evaluated (each rule at most every window / 10, see
-    # services.alert_engine) and notifications sent.
+    # How often alert rules are evaluated (a rule of a long window less often: window / 60,
+    # see services.alert_engine).
     alert_interval_s: float = 5.0
     # Retention (services.retention): minute traffic, then hourly rollups; server metrics; the
     # audit trail; resolved alerts and their notifications.

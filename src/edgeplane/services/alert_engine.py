@@ -14,9 +14,10 @@ threshold`` either holds or not:
 So an incident sends one firing and one resolved message per channel, however many
 evaluations it spans (de-duplication), and flapping shorter than ``for_s`` sends nothing.
 
-Each rule is evaluated every ``window_s / 10`` seconds, at least every ``interval_s`` (the
-job's period) and at most every 5 minutes: a one-hour hit ratio is not read every few
-seconds. A pass reads in one transaction per project and writes only when a state changes;
+Each rule is evaluated every ``window_s / 60`` seconds, at least every ``interval_s`` (the
+job's period) and at most every 5 minutes: a one-hour hit ratio is read every minute, a
+one-day uptime every 5 minutes, the rules of a few minutes at every pass. A pass reads in
+one transaction per project and writes only when a state changes;
 the series a pass reads are shared by the rules that read the same data (``series.Memo``).
 """
 
@@ -79,7 +80,7 @@ class Engine:
         return outcome
 
     def _due(self, project: str, rule: AlertRule, clock: float) -> bool:
-        period = min(MAX_PERIOD_S, max(self.interval_s, rule.window_s / 10))
+        period = min(MAX_PERIOD_S, max(self.interval_s, rule.window_s / 60))
         last = self._last.get((project, rule.id))
         return last is None or clock - last >= period - 0.5 * self.interval_s
 

@@ -28,7 +28,6 @@ from the node's own address, so it cannot hide its requests from them that way).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +51,8 @@ def without_own_checks(lines: list[bytes], addresses: Iterable[str]) -> list[byt
         return lines
     own = [f'"remote_addr":"{a}"'.encode() for a in {"127.0.0.1", "::1", *addresses}]
     return [x for x in lines if _MARK not in x or not any(a in x for a in own)]
+
+
 MAX_ERROR = 300
 
 
@@ -87,30 +88,28 @@ class Targets:
     domains: dict[str, tuple[str, datetime | None]] = field(default_factory=dict)
 
 
-def _covers(names: Iterable[str], domain: str) -> bool:
-    for name in names:
-        if name == domain:
-            return True
-        if name.startswith("*.") and domain.count(".") == name.count(".") and domain.endswith(
-            name[1:]
-        ):
-            return True
-    return False
-
-
 def targets_of(config: EdgeConfig, certs: Iterable[CertSpec] = ()) -> Targets:
-    """The domains a snapshot serves, with the expiry of the certificate that covers each."""
-    certs = list(certs or config.certs)
+    """The domains a snapshot serves, with the expiry of the certificate that covers each
+    (the latest of those naming it, exactly or by a wildcard one level up): names are looked
+    up in an index, so 10,000 domains and 10,000 certificates take milliseconds (comparing
+    each domain with each certificate took a minute, on the agent's loop)."""
+    expiry: dict[str, datetime] = {}
+    for cert in certs or config.certs:
+        try:
+            at = datetime.fromisoformat(cert.not_after.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        for name in cert.names:
+            if name not in expiry or expiry[name] < at:
+                expiry[name] = at
     out = Targets()
     for site in config.sites:
         for domain in site.domains:
-            expiry: datetime | None = None
-            for cert in certs:
-                if _covers(cert.names, domain):
-                    with contextlib.suppress(ValueError):
-                        at = datetime.fromisoformat(cert.not_after.replace("Z", "+00:00"))
-                        expiry = at if expiry is None else max(expiry, at)
-            out.domains[domain] = (site.id, expiry)
+            exact = expiry.get(domain)
+            parent = domain.split(".", 1)[1] if "." in domain else ""
+            wild = expiry.get(f"*.{parent}") if parent else None
+            found = [at for at in (exact, wild) if at is not None]
+            out.domains[domain] = (site.id, max(found) if found else None)
     return out
 
 
