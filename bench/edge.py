@@ -274,7 +274,7 @@ class Stack:
 
     stapling: bool = False  # the internal CA's certificates name its OCSP responder
 
-    def start_control_plane(self, stapling: bool) -> None:
+    def start_control_plane(self, stapling: bool, env_extra: dict[str, str] | None = None) -> None:
         """With ``stapling`` (the hits stages' stapling rows) the internal CA's certificates
         are stapled, as they are not by default: every stapled certificate is a ``server``
         block of its own (up to ``--max-stapled``, 100), about 5 ms of every ``nginx -t`` and
@@ -286,6 +286,7 @@ class Stack:
         if stapling:
             env["EDGEPLANE_STAPLE_INTERVAL"] = "2"  # the staple of a new site within seconds
             env["EDGEPLANE_INTERNAL_OCSP"] = "1"
+        env.update(env_extra or {})  # e.g. EDGEPLANE_ALERT_INTERVAL (bench/observability.py)
         with (self.tmp / "cp.log").open("w") as logf:
             cp = self.cp = subprocess.Popen(
                 [sys.executable, "-m", "edgeplane", "up", "--no-edge", "--home", str(home),
@@ -309,7 +310,8 @@ class Stack:
             raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:500]}")
         return r.json() if r.content else None
 
-    def start_node(self, name: str) -> Node:
+    def start_node(self, name: str, extra: tuple[str, ...] = ()) -> Node:
+        """``extra``: more ``edgeplane edge`` options (a repeated option: the last one wins)."""
         token = self.call("POST", "/api/v1/tokens", json={"name": name, "scope": "edge"})["token"]
         home = self.tmp / f"node-{name}"
         http_port, https_port = free_port(), free_port()
@@ -321,7 +323,8 @@ class Stack:
                 [sys.executable, "-m", "edgeplane", "edge", "--control-plane", self.url,
                  "--region", "us-east", "--name", name,
                  "--http-port", str(http_port), "--https-port", str(https_port),
-                 "--dns-port", str(dns_port), "--home", str(home), "--analytics-interval", "5"],
+                 "--dns-port", str(dns_port), "--home", str(home), "--analytics-interval", "5",
+                 *extra],
                 stdout=logf, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         node = Node(name, http_port, https_port, home, process, dns_port)
