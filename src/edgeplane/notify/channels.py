@@ -164,7 +164,6 @@ class WebhookChannel(Input):
         default_factory=dict,
         max_length=20,
         description="extra request headers",
-        json_schema_extra={"additionalProperties": False},  # names outside the pattern
     )
 
     @field_validator("headers")

@@ -1040,12 +1040,14 @@ class Agent:
     # Uptime checks ---------------------------------------------------------------------------
 
     async def _uptime_loop(self) -> None:
-        """Check the served domains (``node.agent.uptime``); state changes are reported at
-        once, each hour's totals with the analytics' period."""
+        """Check the served domains (``node.agent.uptime``), not while an apply runs; state
+        changes are reported at once, each hour's totals with the analytics' period."""
         checked: EdgeConfig | None = None
         last_hours = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            if self._applying is not None:
+                continue  # an apply has the node's CPU (and nginx reloads): check after it
             serving = self.serving
             if serving is not None and serving is not checked:
                 self.uptime.update(targets_of(serving))
