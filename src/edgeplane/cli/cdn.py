@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -128,26 +127,6 @@ def _parse_rate(text: str) -> Doc:
         ) from None
 
 
-def _read_file(path: Path) -> Doc:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise typer.BadParameter(
-            f"cannot read {path}: {exc.strerror}", param_hint="--file"
-        ) from None
-    import yaml
-
-    try:
-        doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise typer.BadParameter(
-            f"{path}: not valid JSON or YAML ({exc})", param_hint="--file"
-        ) from None
-    if not isinstance(doc, dict):
-        raise typer.BadParameter(f"{path}: must hold a mapping (origins, cache_rules, ...)")
-    return doc
-
-
 @app.command("configure")
 def configure(
     ctx: typer.Context,
@@ -190,7 +169,7 @@ def configure(
             force_https is not None or hsts is not None
         ):
             rt.fail("give either --file or the options, not both", 2)
-        body = _read_file(file)
+        body = rt.read_mapping(file, "origins, cache_rules", hint_mapping=False)
     else:
         origins: list[Doc] = [{"url": u} for u in origin or ()]
         if lb:

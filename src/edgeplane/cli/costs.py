@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -165,29 +164,6 @@ def model_show(ctx: typer.Context, as_json: o.Json = False) -> None:
     rt.request(ctx, as_json, "GET", MODEL_PATH, render=render_model)
 
 
-def _read(path: Path) -> Doc:
-    """A YAML or JSON mapping from ``path`` (JSON by its suffix, else YAML)."""
-    import yaml
-
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise typer.BadParameter(
-            f"cannot read {path}: {exc.strerror}", param_hint="--file"
-        ) from None
-    try:
-        doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise typer.BadParameter(
-            f"{path}: not valid JSON or YAML ({exc})", param_hint="--file"
-        ) from None
-    if not isinstance(doc, dict):
-        raise typer.BadParameter(
-            f"{path}: must hold a mapping (cdn_per_gb, lb_tiers, ...)", param_hint="--file"
-        )
-    return doc
-
-
 @model_app.command("set")
 def model_set(
     ctx: typer.Context,
@@ -202,7 +178,7 @@ def model_set(
     as_json: o.Json = False,
 ) -> None:
     """Replace the cost model (platform admins)."""
-    body = _read(file)
+    body = rt.read_mapping(file, "cdn_per_gb, lb_tiers")
     rt.request(ctx, as_json, "PUT", MODEL_PATH, body=body, scoped=False, render=render_model)
 
 

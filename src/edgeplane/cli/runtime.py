@@ -11,10 +11,12 @@ talks to it, so that ``--help`` and usage errors stay fast.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -240,3 +242,26 @@ def pairs(values: Sequence[str] | None, option: str, *, typed: bool = False) -> 
             raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint=option)
         out[key.strip()] = parse_scalar(value) if typed else value
     return out
+
+
+def read_mapping(path: Path, fields: str, *, hint_mapping: bool = True) -> Doc:
+    """A YAML or JSON mapping from ``--file PATH`` (JSON by its suffix, else YAML); ``fields``
+    names a few of its keys for the message when it holds something else."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--file"
+        ) from None
+    try:
+        doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(
+            f"{path}: not valid JSON or YAML ({exc})", param_hint="--file"
+        ) from None
+    if not isinstance(doc, dict):
+        message = f"{path}: must hold a mapping ({fields}, ...)"
+        raise typer.BadParameter(message, param_hint="--file" if hint_mapping else None)
+    return doc
