@@ -19,7 +19,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import select
 
 from edgeplane.certificates import internal, versions
 from edgeplane.certificates.acme import client as acme_client
@@ -32,7 +31,7 @@ from edgeplane.services import alerts
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
-from edgeplane.store.tables import CertificateRow, DomainRow, utcnow
+from edgeplane.store.tables import CertificateRow, utcnow
 
 log = logging.getLogger("edgeplane.renewal")
 
@@ -73,23 +72,7 @@ def renewal_request(tx: Tx, domain: str) -> CertificateRequest:
 
 def served(tx: Tx, now: datetime) -> list[CertificateRow]:
     """Each active domain's newest valid certificate (what the edge serves)."""
-    rows = tx.session.scalars(
-        select(CertificateRow)
-        .join(DomainRow, DomainRow.name == CertificateRow.domain)
-        .where(
-            DomainRow.status == "active",
-            DomainRow.project_id == CertificateRow.project_id,
-            CertificateRow.status == "active",
-            CertificateRow.not_before <= now,
-            CertificateRow.not_after > now,
-        )
-        .order_by(
-            CertificateRow.domain,
-            CertificateRow.created_at.desc(),
-            CertificateRow.not_before.desc(),
-            CertificateRow.id,
-        )
-    )
+    rows = tx.session.scalars(versions.served_select(now, CertificateRow))
     out: dict[str, CertificateRow] = {}
     for row in rows:
         out.setdefault(row.domain, row)

@@ -12,10 +12,11 @@ This is the bottom of the certificates package: the issuers (``internal``, ``cus
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from edgeplane.certificates import serials
@@ -244,14 +245,11 @@ def revoke(tx: Tx, domain: str, certificate_id: str | None = None) -> Certificat
     return after
 
 
-def served_expiries(
-    session: Session, now: datetime, project: str | None = None
-) -> dict[tuple[str, str], datetime]:
-    """(project, domain) -> when the certificate the edge serves for the domain expires: its
-    newest valid version (as ``renewal.served``), read in narrow columns (no certificate
-    bodies: the monitoring reads it for every domain every few seconds)."""
-    q = (
-        select(CertificateRow.project_id, CertificateRow.domain, CertificateRow.not_after)
+def served_select(now: datetime, *columns: Any) -> Select[Any]:
+    """``columns`` of each active domain's valid certificate versions, the one the edge serves
+    first per domain (its newest: ``renewal.served``, ``served_expiries``)."""
+    return (
+        select(*columns)
         .join(DomainRow, DomainRow.name == CertificateRow.domain)
         .where(
             DomainRow.status == DOMAIN_ACTIVE,
@@ -266,6 +264,17 @@ def served_expiries(
             CertificateRow.not_before.desc(),
             CertificateRow.id,
         )
+    )
+
+
+def served_expiries(
+    session: Session, now: datetime, project: str | None = None
+) -> dict[tuple[str, str], datetime]:
+    """(project, domain) -> when the certificate the edge serves for the domain expires, read
+    in narrow columns (no certificate bodies: the monitoring reads it for every domain every
+    few seconds)."""
+    q = served_select(
+        now, CertificateRow.project_id, CertificateRow.domain, CertificateRow.not_after
     )
     if project is not None:
         q = q.where(CertificateRow.project_id == project)
