@@ -85,9 +85,9 @@ class _Sum:
         self.misses += row.misses
         self.static += row.static or 0
         self.bytes_out += row.bytes_out
-        _add_counts(self.statuses, row.statuses)
-        _add_counts(self.cache, row.cache)
-        _add_histogram(self.upstream, row.upstream_ms)
+        add_counts(self.statuses, row.statuses)
+        add_counts(self.cache, row.cache)
+        add_histogram(self.upstream, row.upstream_ms)
 
     def fields(self) -> dict[str, Any]:
         looked_up = self.hits + self.misses
@@ -108,13 +108,13 @@ class _Sum:
         }
 
 
-def _add_counts(into: dict[str, int], counts: dict[str, Any] | None) -> None:
+def add_counts(into: dict[str, int], counts: dict[str, Any] | None) -> None:
     for key, value in (counts or {}).items():
         if isinstance(value, int) and value > 0:
             into[key] = into.get(key, 0) + value
 
 
-def _add_histogram(into: list[int], counts: list[Any] | None) -> None:
+def add_histogram(into: list[int], counts: list[Any] | None) -> None:
     for i, count in enumerate((counts or [])[:_BUCKETS]):
         if isinstance(count, int) and count > 0:
             into[i] += count
@@ -223,12 +223,12 @@ def regional(
         s = sums.setdefault(row.region, _RegionSum())
         s.requests += row.requests or 0
         s.bytes_out += row.bytes_out or 0
-        _add_counts(s.statuses, row.statuses)
+        add_counts(s.statuses, row.statuses)
         s.hits += row.hits or 0
         s.misses += row.misses or 0
         s.static += row.static or 0
-        _add_histogram(s.request_ms, row.request_ms)
-        _add_counts(s.countries, row.countries)
+        add_histogram(s.request_ms, row.request_ms)
+        add_counts(s.countries, row.countries)
     return {region: sums[region].traffic() for region in sorted(sums)}
 
 
@@ -245,7 +245,7 @@ def countries(tx: Tx, project_id: str, start: datetime, end: datetime) -> dict[s
         )
     )
     for per_country in rows:
-        _add_counts(total, per_country)
+        add_counts(total, per_country)
     return _top(total, len(total))
 
 

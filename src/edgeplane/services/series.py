@@ -38,7 +38,7 @@ from edgeplane.errors import InvalidInput
 from edgeplane.model.alerting import SERIES_NAMES
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
 from edgeplane.services import liveness, retention
-from edgeplane.services.analytics import percentile
+from edgeplane.services.analytics import add_counts, add_histogram, percentile
 from edgeplane.store.db import Tx
 from edgeplane.store.monitoring_tables import EdgeAnalyticsHourRow, UptimeHourRow, UptimeStateRow
 from edgeplane.store.tables import (
@@ -108,17 +108,10 @@ class TrafficSum:
         self.hits += row.hits
         self.misses += row.misses
         self.bytes_out += row.bytes_out
-        for into_counts, counts in ((self.statuses, row.statuses), (self.blocked, row.blocked)):
-            for key, n in (counts or {}).items():
-                if isinstance(n, int):
-                    into_counts[key] = into_counts.get(key, 0) + n
-        for into, counts in (
-            (self.request_ms, row.request_ms),
-            (self.upstream_ms, row.upstream_ms),
-        ):
-            for i, n in enumerate((counts or [])[:_BUCKETS]):
-                if isinstance(n, int) and n > 0:
-                    into[i] += n
+        add_counts(self.statuses, row.statuses)
+        add_counts(self.blocked, row.blocked)
+        add_histogram(self.request_ms, row.request_ms)
+        add_histogram(self.upstream_ms, row.upstream_ms)
 
 
 def _ratio(part: int, whole: int) -> float | None:
