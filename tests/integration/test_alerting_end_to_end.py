@@ -9,7 +9,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from email import message_from_string
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up
+from smtp_sink import Mailbox
 
 from edgeplane.notify.signing import verify
 from edgeplane.store.tables import utcnow
@@ -26,22 +26,6 @@ from edgeplane.store.tables import utcnow
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 30.0
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], str]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-    def subjects(self, about: str = "") -> list[str]:
-        return [
-            str(message_from_string(text)["Subject"])
-            for _to, text in self.messages
-            if about in text
-        ]
 
 
 class Hook:
@@ -126,7 +110,7 @@ def mailbox() -> Iterator[Mailbox]:
     box = Mailbox()
     smtp = Controller(box, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    box.port = smtp.port  # type: ignore[attr-defined]
+    box.port = smtp.port
     yield box
     smtp.stop()
 
@@ -150,7 +134,7 @@ def channels(api: Api, hook: Hook, mailbox: Mailbox) -> None:
             "config": {
                 "kind": "email",
                 "smtp_host": "127.0.0.1",
-                "smtp_port": mailbox.port,  # type: ignore[attr-defined]
+                "smtp_port": mailbox.port,
                 "from_address": "alerts@edgeplane.test",
                 "to": ["oncall@example.com"],
             },

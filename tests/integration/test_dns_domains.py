@@ -29,6 +29,7 @@ import pytest
 from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
 from pdns import query, running_pdns, zone_spec
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up
+from smtp_sink import Mailbox
 
 from edgeplane.node.powerdns.engine import DnsEngine
 from edgeplane.node.powerdns.process import PdnsProcess
@@ -65,17 +66,6 @@ SPREAD = [
     "185.60.216.35",
     "150.95.0.1",
 ]
-
-
-class Mailbox:
-    """An SMTP server (aiosmtpd) keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], str]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
 
 
 @dataclass
