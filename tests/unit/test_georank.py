@@ -10,10 +10,17 @@ import maxminddb
 import numpy as np
 import pytest
 
-from edgeplane.routing import mmdb
+from edgeplane.routing import geopoints, mmdb
 from edgeplane.routing.decide import Site, rank_sites
 from edgeplane.routing.geoip import GeoLocator, country_centroids
-from edgeplane.routing.georank import NO_REGION, RegionPoint, build, rank_database
+from edgeplane.routing.georank import (
+    NO_REGION,
+    RegionPoint,
+    _record,
+    _Records,
+    build,
+    rank_database,
+)
 
 REGIONS = [
     RegionPoint("eu-central", 50.11, 8.68),
@@ -136,6 +143,37 @@ def test_the_build_is_cached_by_database_and_region_table(tmp_path: Path) -> Non
     other = rank_database(source, moved, tmp_path / "cache")
     assert other.build_s is not None and other.path != first.path
     assert not first.path.exists()  # the old build is gone
+    # The source's decoded points stay, read by the next build instead of decoding again.
+    (kept,) = (tmp_path / "cache").glob("points-*.npz")
+    points = geopoints.load(kept)
+    assert points is not None
+    assert len(points.pointers) == 4 and len(points.latitude) == 3  # London shared; one -1
+    assert sorted(points.index.tolist()).count(-1) == 1
+    fresh, _ = build(source.read_bytes(), moved)  # decoding the source itself
+    assert other.path.read_bytes() == fresh
+
+
+def test_points_kept_damaged_or_of_another_format_are_decoded_again(tmp_path: Path) -> None:
+    source = tmp_path / "city.mmdb"
+    source.write_bytes(synthetic_city_db(NETWORKS))
+    kept = tmp_path / "points.npz"
+    expected, _ = build(source.read_bytes(), REGIONS)
+    kept.write_bytes(b"not numpy")
+    assert build(source.read_bytes(), REGIONS, kept)[0] == expected
+    assert geopoints.load(kept) is not None  # saved again, whole
+    stale = geopoints.load(kept)
+    assert stale is not None
+    with kept.open("wb") as f:
+        np.savez(f, format=np.array(geopoints.FORMAT + 1), pointers=stale.pointers)
+    assert geopoints.load(kept) is None
+    assert build(source.read_bytes(), REGIONS, kept)[0] == expected
+
+
+def test_records_are_encoded_as_the_general_encoder_would() -> None:
+    records = _Records()
+    for ranking in [(), ("eu-central",), tuple(f"r{i}" for i in range(7))]:
+        for point in [None, (51.5, -0.12), (-33.9, 151.2), (0.0, 0.0)]:
+            assert records(ranking, point) == mmdb.encode(_record(ranking, point))
 
 
 def test_a_build_that_fails_says_which_source(tmp_path: Path) -> None:

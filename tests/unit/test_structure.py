@@ -27,6 +27,7 @@ NODE_ALLOWED = (
     "edgeplane.routing.distance",
     "edgeplane.routing.decide",  # rank_sites: the ranking database agrees with route_request
     "edgeplane.routing.georank",
+    "edgeplane.routing.geopoints",
     "edgeplane.routing.mmdb",
     "edgeplane.model.common",
     "edgeplane.model.enums",

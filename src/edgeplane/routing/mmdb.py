@@ -304,9 +304,22 @@ def _control(kind: int, size: int) -> bytes:
     return bytes([head, kind - 7]) + extra
 
 
+_DOUBLE = _control(3, 8)
+
+
 def _uint(kind: int, value: int) -> bytes:
     payload = value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
     return _control(kind, len(payload)) + payload
+
+
+def map_header(size: int) -> bytes:
+    """The start of a map of ``size`` pairs (its pairs follow, each key then value)."""
+    return _control(7, size)
+
+
+def double(value: float) -> bytes:
+    """``value`` as a double (what ``encode`` writes for a float)."""
+    return _DOUBLE + struct.pack(">d", value)
 
 
 def encode(value: Any, *, uints: Mapping[str, int] | None = None) -> bytes:
@@ -319,7 +332,7 @@ def encode(value: Any, *, uints: Mapping[str, int] | None = None) -> bytes:
     if isinstance(value, bool):
         return _control(14, int(value))
     if isinstance(value, float):
-        return _control(3, 8) + struct.pack(">d", value)
+        return double(value)
     if isinstance(value, int):
         if value < 0:
             raise ValueError(f"negative integers are not supported: {value}")
@@ -327,7 +340,7 @@ def encode(value: Any, *, uints: Mapping[str, int] | None = None) -> bytes:
     if isinstance(value, bytes):
         return _control(4, len(value)) + value
     if isinstance(value, Mapping):
-        parts = [_control(7, len(value))]
+        parts = [map_header(len(value))]
         for key, item in value.items():
             parts.append(encode(str(key)))
             kind = (uints or {}).get(str(key))

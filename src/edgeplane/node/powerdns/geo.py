@@ -5,8 +5,9 @@
 
 1. makes sure the ranking database of the node's GeoIP database (``--geoip-db``, else the
    packaged GeoLite2-City) for the snapshot's region table is built (``routing.georank``:
-   about 10-40 s here, once per database and region table, kept in a cache directory shared
-   by the nodes of a machine) and in place as the process's ``ranks.mmdb``;
+   about 2 s here per region table, 14 s for a machine's first, which decodes the database
+   once for all; kept in a cache directory shared by the nodes of a machine) and in place as
+   the process's ``ranks.mmdb``;
 2. renders the zones file (``geozones.render``) and, when it changed, writes it and asks
    PowerDNS to ``rediscover`` (the geoip backend reads its zones file and databases again).
 
