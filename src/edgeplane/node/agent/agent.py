@@ -88,6 +88,7 @@ BUNDLE_RETRY_S = 3.0
 # it, and at shutdown; a node that dies meanwhile restarts on the one before, then catches up).
 SAVE_SPACING_S = 2.0
 DNS_RETRY_S, DNS_RETRY_MAX_S = 1.0, 30.0  # a refused DNS apply is tried again, backing off
+NOT_SERVING_YET = "starting: nginx serves no configuration yet"
 
 
 class ApplyOutcome(Protocol):
@@ -644,9 +645,12 @@ class Agent:
                 delta = {z: s for z, s in serials.items() if sent.get(z) != s}
                 delta.update((z, 0) for z in sent if z not in serials)
                 serials, partial = delta, True
+        # Not serving yet (its first apply to come, or refused): not healthy, so that no
+        # geo answer sends clients to a port nothing listens on.
+        starting = self.serving is None
         return Heartbeat(
-            healthy=self._healthy,
-            reason=self._unhealthy_reason,
+            healthy=self._healthy and not starting,
+            reason=NOT_SERVING_YET if starting else self._unhealthy_reason,
             dns_serials=serials,
             dns_serials_partial=partial,
             dns_error=(self.dns_error or None) and self.dns_error[:20000],
@@ -743,6 +747,8 @@ class Agent:
         )
         digest = config.http_hash()
         if result.ok:
+            if self.serving is None:
+                self._heartbeat_now.set()  # serving now: live at once (see heartbeat_body)
             self.serving = config
             self._served_health = version
             self.failed_hashes.discard(digest)
