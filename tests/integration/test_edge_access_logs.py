@@ -203,7 +203,8 @@ def test_the_cli_prints_them_and_follows(
         except subprocess.TimeoutExpired:
             follow.kill()
             follow.wait()
-            raise
+            assert follow.stderr is not None
+            raise AssertionError(f"Ctrl-C did not end it: {follow.stderr.read()}") from None
     assert follow.stderr is not None
     stderr = follow.stderr.read()
     assert code == 0 and "Traceback" not in stderr, stderr

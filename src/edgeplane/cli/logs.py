@@ -9,7 +9,12 @@ Ctrl-C; with ``--json`` each line is one JSON object on a line of its own (witho
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import json
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
@@ -109,17 +114,60 @@ def logs(
         return
 
     async def tail(c: Client) -> None:
-        doc = await c.request("GET", url, params=params)
-        _print(list(reversed(doc["lines"])), as_json, header=True)
-        after = doc["next_after"]
-        while True:
-            await asyncio.sleep(FOLLOW_EVERY_S)
-            query = {**params, "limit": FOLLOW_LIMIT, "after": after}
-            doc = await c.request("GET", url, params=query)
-            _print(doc["lines"], as_json, header=False)
+        async with _stopped_by_signals() as stop:
+            doc = await _unless(stop, c.request("GET", url, params=params))
+            if doc is None:
+                return
+            _print(list(reversed(doc["lines"])), as_json, header=True)
             after = doc["next_after"]
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), FOLLOW_EVERY_S)
+                query = {**params, "limit": FOLLOW_LIMIT, "after": after}
+                doc = await _unless(stop, c.request("GET", url, params=query))
+                if doc is None:
+                    return
+                _print(doc["lines"], as_json, header=False)
+                after = doc["next_after"]
 
     try:
         rt.call(ctx, tail)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+@contextlib.asynccontextmanager
+async def _stopped_by_signals() -> AsyncIterator[asyncio.Event]:
+    """An event set by Ctrl-C (or SIGTERM): following ends there, the request in flight
+    dropped, with status 0. A second Ctrl-C ends the process at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            os._exit(130)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _unless(stop: asyncio.Event, request: Awaitable[Any]) -> Any:
+    """What ``request`` answers; None when ``stop`` is set first (the request cancelled)."""
+    if stop.is_set():
+        if inspect.iscoroutine(request):
+            request.close()
+        return None
+    asked = asyncio.ensure_future(request)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({asked, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if asked.done():
+        return asked.result()
+    asked.cancel()
+    return None
