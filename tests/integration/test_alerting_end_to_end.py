@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
+from edge_agents import Api, EdgeAgent, new_agent, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up
 from smtp_sink import Mailbox
@@ -56,24 +55,10 @@ class Hook:
 
 
 @pytest.fixture(scope="module")
-def tmp_module() -> Iterator[Path]:
-    path = searchable_tmp("alerting-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def cp(tmp_module: Path) -> Iterator[ControlPlane]:
     cp = start_up(tmp_module / "cp", env=clean_env(EDGEPLANE_ALERT_INTERVAL="1"))
     yield cp
     cp.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(cp: ControlPlane) -> Iterator[Api]:
-    api = Api(cp)
-    yield api
-    api.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ its 50 % and 80 % alerts through the control plane's own budget job (every secon
 from __future__ import annotations
 
 import math
-import shutil
 import socket
 import time
 from collections import defaultdict
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
+from edge_agents import Api, EdgeAgent, new_agent, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, clean_env, start_up
 
@@ -42,24 +41,10 @@ MODEL = {"gb_bytes": 1, "cdn_free_gb_month": 0, "cdn_per_gb": float(PRICE)}
 
 
 @pytest.fixture(scope="module")
-def tmp_module() -> Iterator[Path]:
-    path = searchable_tmp("costs-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def cp(tmp_module: Path) -> Iterator[ControlPlane]:
     cp = start_up(tmp_module / "cp", env=clean_env(EDGEPLANE_BUDGET_INTERVAL="1"))
     yield cp
     cp.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(cp: ControlPlane) -> Iterator[Api]:
-    api = Api(cp)
-    yield api
-    api.close()
 
 
 @pytest.fixture(scope="module")

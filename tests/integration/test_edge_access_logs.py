@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
+from edge_agents import Api, EdgeAgent, new_agent, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, clean_env, start_up
 
@@ -32,24 +32,10 @@ AGENT = "access-log-test/1.0"
 
 
 @pytest.fixture(scope="module")
-def tmp_module() -> Iterator[Path]:
-    path = searchable_tmp("access-logs-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def cp(tmp_module: Path) -> Iterator[ControlPlane]:
     cp = start_up(tmp_module / "cp")
     yield cp
     cp.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(cp: ControlPlane) -> Iterator[Api]:
-    api = Api(cp)
-    yield api
-    api.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,6 @@ from edgeplane.node import procfs
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def tmp_module() -> Iterator[Path]:
-    path = searchable_tmp("edge-agent-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.fixture
 def tmp_dir() -> Iterator[Path]:
     path = searchable_tmp("edge-agent-")
@@ -43,13 +36,6 @@ def cp(tmp_module: Path) -> Iterator[ControlPlane]:
     cp = start_up(tmp_module / "cp")
     yield cp
     cp.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(cp: ControlPlane) -> Iterator[Api]:
-    api = Api(cp)
-    yield api
-    api.close()
 
 
 @pytest.fixture(scope="module")

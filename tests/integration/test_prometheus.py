@@ -4,7 +4,6 @@ finds no problem in any exposition."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp, wait_for
+from edge_agents import Api, EdgeAgent, new_agent, wait_for
 from origins import OriginSet, origin_set
 from processes import ControlPlane, free_port, free_udp_port, start_up
 from prometheus_client.parser import text_string_to_metric_families
@@ -24,24 +23,10 @@ SCRAPE_S = 1
 
 
 @pytest.fixture(scope="module")
-def tmp_module() -> Iterator[Path]:
-    path = searchable_tmp("prometheus-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def cp(tmp_module: Path) -> Iterator[ControlPlane]:
     cp = start_up(tmp_module / "cp")
     yield cp
     cp.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(cp: ControlPlane) -> Iterator[Api]:
-    api = Api(cp)
-    yield api
-    api.close()
 
 
 @pytest.fixture(scope="module")
