@@ -16,45 +16,20 @@ from edgeplane.model.cdn import (
     CDNDeployment,
     PurgeResult,
 )
-from edgeplane.sdk.client import Client, body_of, client_for
-from edgeplane.settings import Settings
+from edgeplane.sdk.client import body_of
+from edgeplane.sdk.service import ProjectService
 
 BASE = "/api/v1/infrastructure/cdn"
 # "1h" / "24h" / "7d" / "30d", a timedelta ending now, or (start, end).
 TimeFrame = str | timedelta | tuple[datetime, datetime]
 
 
-class CDNService:
+class CDNService(ProjectService):
     """The CDN of a project, embedded or against a control plane (``EDGEPLANE_URL``).
 
     Methods that take ``project_id`` act in that project; the others in ``project_id`` given
     here (default ``default``).
     """
-
-    def __init__(
-        self,
-        project_id: str | None = None,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-        settings: Settings | None = None,
-        client: Client | None = None,
-    ) -> None:
-        self.client = client = client_for(
-            client, url=url, token=token, project=project_id, settings=settings
-        )
-        self.project_id = project_id or client.project or "default"
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        project: str | None = None,
-        body: Any = None,
-        **params: Any,
-    ) -> Any:
-        params["project"] = project or self.project_id
-        return await self.client.request(method, path, json=body, params=params)
 
     async def configure_cdn(
         self, project_id: str, config: CDNConfigCreate | dict[str, Any]

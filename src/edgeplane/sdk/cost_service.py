@@ -10,38 +10,18 @@ from pydantic import TypeAdapter
 from edgeplane.costs.compute import CostReport
 from edgeplane.costs.model import CostModel
 from edgeplane.model.costs import BudgetView, PlatformCosts
-from edgeplane.sdk.client import Client, body_of, client_for
-from edgeplane.settings import Settings
+from edgeplane.sdk.client import body_of
+from edgeplane.sdk.service import ProjectService
 
 BASE = "/api/v1/costs"
 
 
-class CostService:
+class CostService(ProjectService):
     """Costs, embedded or against a control plane (``EDGEPLANE_URL``).
 
     Methods that take ``project_id`` act in that project; the others in ``project_id`` given
     here (default ``default``). A month is ``YYYY-MM`` (default: the current one, UTC).
     """
-
-    def __init__(
-        self,
-        project_id: str | None = None,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-        settings: Settings | None = None,
-        client: Client | None = None,
-    ) -> None:
-        self.client = client = client_for(
-            client, url=url, token=token, project=project_id, settings=settings
-        )
-        self.project_id = project_id or client.project or "default"
-
-    async def _call(
-        self, method: str, path: str, project: str | None = None, body: Any = None, **params: Any
-    ) -> Any:
-        params["project"] = project or self.project_id
-        return await self.client.request(method, path, json=body, params=params)
 
     async def report(self, month: str | None = None, project_id: str | None = None) -> CostReport:
         """Month to date, forecast, the lines, by service / domain / region, and the

@@ -34,8 +34,8 @@ from edgeplane.model.edge_deployments import (
     EdgeLocation,
     EdgeMetrics,
 )
-from edgeplane.sdk.client import Client, body_of, client_for
-from edgeplane.settings import Settings
+from edgeplane.sdk.client import body_of
+from edgeplane.sdk.service import ProjectService
 
 if TYPE_CHECKING:
     from edgeplane.bundles.limits import BundleLimits
@@ -171,37 +171,12 @@ def is_bundle_id(value: str | Path) -> bool:
     )
 
 
-class EdgeDeploymentService:
+class EdgeDeploymentService(ProjectService):
     """Edge deployments of a project, embedded or against a control plane (``EDGEPLANE_URL``).
 
     Methods that take ``project_id`` act in that project; the others in ``project_id`` given
     here (default ``default``).
     """
-
-    def __init__(
-        self,
-        project_id: str | None = None,
-        *,
-        url: str | None = None,
-        token: str | None = None,
-        settings: Settings | None = None,
-        client: Client | None = None,
-    ) -> None:
-        self.client = client = client_for(
-            client, url=url, token=token, project=project_id, settings=settings
-        )
-        self.project_id = project_id or client.project or "default"
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        project: str | None = None,
-        body: Any = None,
-        **params: Any,
-    ) -> Any:
-        params["project"] = project or self.project_id
-        return await self.client.request(method, path, json=body, params=params)
 
     # Bundles ------------------------------------------------------------------------------
 

@@ -10,13 +10,14 @@ from pydantic import TypeAdapter
 from edgeplane.model.common import Page
 from edgeplane.model.enums import LBAlgorithm
 from edgeplane.model.operations import Backend, BackendHealth, HealthCheck, LoadBalancer
-from edgeplane.sdk.client import Client, body_of, client_for
+from edgeplane.sdk.client import Client, body_of
+from edgeplane.sdk.service import ProjectService
 from edgeplane.settings import Settings
 
 BASE = "/api/v1/infrastructure/loadbalancer"
 
 
-class LoadBalancerService:
+class LoadBalancerService(ProjectService):
     """Load balancers, embedded or against a control plane (``EDGEPLANE_URL``).
 
     A load balancer made here is remembered with its project, so the calls that take only
@@ -33,15 +34,13 @@ class LoadBalancerService:
         settings: Settings | None = None,
         client: Client | None = None,
     ) -> None:
-        self.client = client = client_for(
-            client, url=url, token=token, project=project_id, settings=settings
-        )
-        self.project_id = project_id or client.project or "default"
+        super().__init__(project_id, url=url, token=token, settings=settings, client=client)
         self._projects: dict[str, str] = {}
 
-    async def _call(
+    async def _call_for(
         self, method: str, path: str, lb_id: str | None = None, body: Any = None, **params: Any
     ) -> Any:
+        """A request in the project of ``lb_id`` (remembered when it was made here)."""
         project = self._projects.get(lb_id, self.project_id) if lb_id else self.project_id
         params.setdefault("project", project)
         return await self.client.request(method, path, json=body, params=params)
@@ -70,7 +69,7 @@ class LoadBalancerService:
         return lb
 
     async def get_load_balancer(self, lb_id: str) -> LoadBalancer:
-        doc = await self._call("GET", f"{BASE}/{quote(lb_id, safe='')}", lb_id)
+        doc = await self._call_for("GET", f"{BASE}/{quote(lb_id, safe='')}", lb_id)
         return LoadBalancer.model_validate(doc)
 
     async def list_load_balancers(
@@ -81,11 +80,11 @@ class LoadBalancerService:
         return Page[LoadBalancer].model_validate(doc)
 
     async def update_load_balancer(self, lb_id: str, **changes: Any) -> LoadBalancer:
-        doc = await self._call("PATCH", f"{BASE}/{quote(lb_id, safe='')}", lb_id, changes)
+        doc = await self._call_for("PATCH", f"{BASE}/{quote(lb_id, safe='')}", lb_id, changes)
         return LoadBalancer.model_validate(doc)
 
     async def delete_load_balancer(self, lb_id: str) -> None:
-        await self._call("DELETE", f"{BASE}/{quote(lb_id, safe='')}", lb_id)
+        await self._call_for("DELETE", f"{BASE}/{quote(lb_id, safe='')}", lb_id)
 
     async def add_backend(
         self,
@@ -100,11 +99,11 @@ class LoadBalancerService:
         )
         body.setdefault("weight", weight)
         body.update(fields)
-        doc = await self._call("POST", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id, body)
+        doc = await self._call_for("POST", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id, body)
         return Backend.model_validate(doc)
 
     async def list_backends(self, lb_id: str) -> list[Backend]:
-        doc = await self._call("GET", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id)
+        doc = await self._call_for("GET", f"{BASE}/{quote(lb_id, safe='')}/backends", lb_id)
         return TypeAdapter(list[Backend]).validate_python(doc)
 
     def _backend_path(self, lb_id: str, address: str) -> str:
@@ -112,26 +111,26 @@ class LoadBalancerService:
 
     async def update_backend(self, lb_id: str, address: str, **changes: Any) -> Backend:
         """Change weight, backup or state (active, draining, disabled)."""
-        doc = await self._call("PATCH", self._backend_path(lb_id, address), lb_id, changes)
+        doc = await self._call_for("PATCH", self._backend_path(lb_id, address), lb_id, changes)
         return Backend.model_validate(doc)
 
     async def drain_backend(self, lb_id: str, address: str) -> Backend:
         """No new requests go to the backend; requests in flight finish."""
-        doc = await self._call("POST", self._backend_path(lb_id, address) + "/drain", lb_id)
+        doc = await self._call_for("POST", self._backend_path(lb_id, address) + "/drain", lb_id)
         return Backend.model_validate(doc)
 
     async def remove_backend(self, lb_id: str, address: str) -> None:
-        await self._call("DELETE", self._backend_path(lb_id, address), lb_id)
+        await self._call_for("DELETE", self._backend_path(lb_id, address), lb_id)
 
     async def update_health_check(
         self, lb_id: str, health_check: HealthCheck | dict[str, Any]
     ) -> LoadBalancer:
         """Replace the health check (fields not given take their defaults)."""
         path = f"{BASE}/{quote(lb_id, safe='')}/health-check"
-        doc = await self._call("PUT", path, lb_id, body_of(health_check))
+        doc = await self._call_for("PUT", path, lb_id, body_of(health_check))
         return LoadBalancer.model_validate(doc)
 
     async def get_backend_health(self, lb_id: str) -> list[BackendHealth]:
         """Per backend: admin state, weight, backup flag and what each edge node sees."""
-        doc = await self._call("GET", f"{BASE}/{quote(lb_id, safe='')}/health", lb_id)
+        doc = await self._call_for("GET", f"{BASE}/{quote(lb_id, safe='')}/health", lb_id)
         return TypeAdapter(list[BackendHealth]).validate_python(doc)
