@@ -27,7 +27,9 @@ def internal_ca(tx: Tx) -> InternalCA:
     return InternalCA.load_or_create(tx.session, tx.secrets)
 
 
-def issue(tx: Tx, domain: str, key_pem: str | None = None) -> Certificate:
+def issue(
+    tx: Tx, domain: str, key_pem: str | None = None, *, auto_renew: bool = True
+) -> Certificate:
     """Issue a certificate for ``domain`` (of the transaction's project) from the internal CA;
     with ``key_pem``, for that key (a renewal)."""
     tx.actor.require(tx.project, Role.EDITOR)
@@ -44,7 +46,7 @@ def issue(tx: Tx, domain: str, key_pem: str | None = None) -> Certificate:
         key_encrypted=tx.secrets.encrypt(issued.key_pem),
         not_before=issued.not_before,
         not_after=issued.not_after,
-        auto_renew=True,
+        auto_renew=auto_renew,
     )
     tx.session.add(row)
     serials.record(tx.session, issued.serial, tx.project, row.id, issued.not_after)
@@ -81,12 +83,14 @@ def _first_staple(tx: Tx, row: CertificateRow, ca: InternalCA, url: str) -> None
     )
 
 
-def provision(tx: Tx, domain: str, key_pem: str | None = None) -> CertificateIssued:
+def provision(
+    tx: Tx, domain: str, key_pem: str | None = None, *, auto_renew: bool = True
+) -> CertificateIssued:
     """A new internal certificate for a verified domain (``POST /ssl/{domain}``, renewals:
     those keep the key, ``key_pem``)."""
     tx.actor.require(tx.project, Role.EDITOR)
     row = versions.verified_domain(tx, domain)
-    return versions.issued(issue(tx, row.name, key_pem))
+    return versions.issued(issue(tx, row.name, key_pem, auto_renew=auto_renew))
 
 
 def public_root(db: Database) -> str:

@@ -57,7 +57,7 @@ def renewal_request(tx: Tx, domain: str) -> CertificateRequest:
             f"the certificate of {row.name!r} was uploaded: upload its successor", field="type"
         )
     if current.issuer == "internal":
-        return CertificateRequest(type="internal")
+        return CertificateRequest(type="internal", auto_renew=current.auto_renew)
     names = set(current.names or [])
     leaf = x509.load_pem_x509_certificate(current.cert_pem.encode())
     is_rsa = isinstance(leaf.public_key(), rsa.RSAPublicKey)
@@ -124,7 +124,9 @@ def renew(db: Database, settings: Settings, due: Due) -> bool:
             key_pem = renewal_key(tx, due)
         if request.type == "internal":
             with db.transaction(LOCAL, due.project) as tx:
-                new = internal.provision(tx, due.domain, key_pem)
+                new = internal.provision(
+                    tx, due.domain, key_pem, auto_renew=request.auto_renew
+                )
         else:
             new = acme_orders.provision(
                 db, LOCAL, due.project, due.domain, request, settings, key_pem=key_pem

@@ -213,6 +213,9 @@ def _renewal(row: CertificateRow) -> Renewal | None:
     )
 
 
+renewal_of = _renewal  # the renewal state of a served certificate (certificates.overview)
+
+
 def delete_for_domain(tx: Tx, domain: str) -> None:
     for row in _rows(tx, domain):
         before = to_model(row)

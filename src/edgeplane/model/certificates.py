@@ -95,3 +95,55 @@ class CertificateIssued(Output):
 
     certificate: Certificate
     expires_at: datetime
+
+
+class CertificateSummary(Output):
+    """A row of ``GET /api/v1/infrastructure/ssl``: one of the project's domains and what the
+    edge serves for it (``status`` none: no certificate yet)."""
+
+    domain: str
+    domain_status: str  # active (verified) / pending
+    status: Literal["active", "expired", "none"]
+    certificate: Certificate | None  # the newest valid one (else the newest one)
+    expires_at: datetime | None
+    versions: int  # certificates kept for the domain
+    renewal: Renewal | None = None
+
+
+class CertificateList(Output):
+    certificates: list[CertificateSummary]
+    next_cursor: str | None = None
+
+
+class ChainCertificate(Output):
+    """One certificate of a chain as stored (leaf first, then its issuers)."""
+
+    subject: str  # RFC 4514
+    issuer: str
+    serial: str  # hex
+    not_before: datetime
+    not_after: datetime
+    key_type: str  # RSA / EC P-256 / ...
+    key_size: int
+    signature_algorithm: str | None
+    fingerprint: str  # SHA-256 of the DER certificate, hex
+    is_ca: bool
+
+
+class CertificateDetails(Output):
+    """``GET /api/v1/infrastructure/ssl/{domain}/certificates/{id}``: one kept version."""
+
+    certificate: Certificate
+    served: bool  # the edge serves this version now
+    key_type: str
+    key_size: int
+    serial: str
+    chain: list[ChainCertificate]
+    chain_pem: str  # public: the certificates, never the key
+
+
+class CertificateSettings(Input):
+    """``PATCH /api/v1/infrastructure/ssl/{domain}``: of the served certificate (and the
+    versions its renewals issue)."""
+
+    auto_renew: Bool

@@ -229,3 +229,13 @@ class DomainAdded(Output):
 class DomainList(Output):
     domains: list[Domain]
     next_cursor: str | None = None
+
+
+class DomainCheck(Output):
+    """The answer to ``POST /api/v1/infrastructure/domains?dry_run=true``: the name is valid
+    and free, in the form it would be stored in; nothing was created."""
+
+    domain: str  # A-labels (punycode)
+    display_name: str  # U-labels
+    apex: bool
+    verification_required: bool  # False for reserved names (verified at once)

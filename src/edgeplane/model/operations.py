@@ -299,6 +299,12 @@ class LoadBalancer(Output):
     retries: int = 1
     tier: str | None = None  # the billing tier chosen; None: the smallest that fits
     environment: Environment
+    domains: list[str] = Field(
+        default_factory=list,
+        description="the project's active domains the edge serves through this load balancer: "
+        "it is the CDN config's origin, or the project has no CDN config and this is its only "
+        "load balancer (empty otherwise)",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -42,6 +42,11 @@ def _domains(tx: Tx) -> list[str]:
     )
 
 
+def active_domains(tx: Tx) -> list[str]:
+    """The project's active domains: what the edge serves for it."""
+    return _domains(tx)
+
+
 def _revision(tx: Tx) -> int | None:
     """The revision of the newest change to the project's CDN config."""
     value = tx.session.scalar(
@@ -159,6 +164,13 @@ def _get_row(tx: Tx) -> CDNConfigRow:
 def get(tx: Tx) -> CDNDeployment:
     tx.actor.require(tx.project, Role.VIEWER)
     return to_model(tx, _get_row(tx))
+
+
+def find(tx: Tx) -> CDNDeployment | None:
+    """The project's CDN config, or None when it has none (``get`` answers 404 then)."""
+    tx.actor.require(tx.project, Role.VIEWER)
+    row = tx.session.get(CDNConfigRow, tx.project)
+    return to_model(tx, row) if row is not None else None
 
 
 def delete(tx: Tx) -> None:

@@ -15,10 +15,11 @@ import secrets as pysecrets
 from datetime import datetime, timedelta
 from typing import Any
 
+import idna
 from sqlalchemy import or_, select
 
 from edgeplane.certificates import internal, versions
-from edgeplane.errors import Conflict
+from edgeplane.errors import Conflict, InvalidInput
 from edgeplane.model.dns_records import (
     CHALLENGE_LABEL,
     DEFAULT_TTL,
@@ -27,6 +28,7 @@ from edgeplane.model.dns_records import (
 from edgeplane.model.domains import (
     Domain,
     DomainAdded,
+    DomainCheck,
     DomainCreate,
     DomainList,
     DomainUpdate,
@@ -36,7 +38,7 @@ from edgeplane.model.domains import (
     registrable_domain,
 )
 from edgeplane.model.enums import Environment, Role
-from edgeplane.services.common import lock_name, paged, validate
+from edgeplane.services.common import DEFAULT_PAGE, MAX_PAGE, lock_name, paged, validate
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
 from edgeplane.store.domains import ACTIVE, PENDING, RESERVED, get_row
@@ -179,10 +181,7 @@ def mark_verified(tx: Tx, row: DomainRow, method: str, result: str) -> None:
         internal.issue(tx, row.name)
 
 
-def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> DomainAdded:
-    tx.actor.require(tx.project, Role.EDITOR)
-    spec = validate(DomainCreate, data) if isinstance(data, dict) else data
-    lock_name(tx, DomainRow.__tablename__, spec.domain)
+def _refuse_clash(tx: Tx, spec: DomainCreate) -> None:
     existing = tx.session.get(DomainRow, spec.domain)
     if existing is not None:
         where = "this project" if existing.project_id == tx.project else "another project"
@@ -193,6 +192,26 @@ def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> Doma
             f"domain {spec.domain!r} overlaps {other.name!r}, which another project holds",
             field="domain",
         )
+
+
+def check(tx: Tx, data: DomainCreate | dict[str, Any]) -> DomainCheck:
+    """What ``add`` would refuse, without adding: the dashboard's validation as you type."""
+    tx.actor.require(tx.project, Role.EDITOR)
+    spec = validate(DomainCreate, data) if isinstance(data, dict) else data
+    _refuse_clash(tx, spec)
+    return DomainCheck(
+        domain=spec.domain,
+        display_name=display_name(spec.domain),
+        apex=registrable_domain(spec.domain) == spec.domain,
+        verification_required=not is_reserved(spec.domain),
+    )
+
+
+def add(tx: Tx, data: DomainCreate | dict[str, Any], settings: Settings) -> DomainAdded:
+    tx.actor.require(tx.project, Role.EDITOR)
+    spec = validate(DomainCreate, data) if isinstance(data, dict) else data
+    lock_name(tx, DomainRow.__tablename__, spec.domain)
+    _refuse_clash(tx, spec)
     now = utcnow()
     expires = now + timedelta(seconds=settings.verification_token_ttl_s)
     row = DomainRow(
@@ -228,10 +247,56 @@ def get(tx: Tx, domain: str) -> Domain:
     return to_model(tx, get_row(tx, domain))
 
 
-def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) -> DomainList:
+def search_term(q: str) -> str:
+    """A search's text as names are stored and shown: lower case, UTS 46 mapped (full-width
+    dots and letters, ``ß``), without a trailing dot."""
+    text = q.strip().lower()
+    if not text.isascii():
+        try:
+            text = idna.uts46_remap(text, std3_rules=False, transitional=False)
+        except idna.IDNAError as exc:
+            raise InvalidInput.at("q", f"is not part of a domain name ({exc})") from None
+    return text.rstrip(".") or text
+
+
+def _unicode_matches(
+    tx: Tx, term: str, cursor: str | None, limit: int | None
+) -> tuple[list[DomainRow], str | None]:
+    """Names whose U-label form contains a non-ASCII ``term``: only names with an A-label
+    (``xn--``) can, so those are read and decoded."""
+    size = DEFAULT_PAGE if limit is None else limit
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput.at("limit", f"must be between 1 and {MAX_PAGE}")
+    q = select(DomainRow.name).where(
+        DomainRow.project_id == tx.project, DomainRow.name.contains("xn--", autoescape=True)
+    )
+    if cursor:
+        q = q.where(DomainRow.name > cursor)
+    hits: list[str] = []
+    for name in tx.session.scalars(q.order_by(DomainRow.name)):
+        if term in display_name(name):
+            hits.append(name)
+            if len(hits) > size:
+                break
+    nxt = hits[size - 1] if len(hits) > size else None
+    rows = [tx.session.get(DomainRow, name) for name in hits[:size]]
+    return [r for r in rows if r is not None], nxt
+
+
+def list_page(
+    tx: Tx, *, cursor: str | None = None, limit: int | None = None, q: str | None = None
+) -> DomainList:
+    """The project's domains by name, a page at a time; ``q`` keeps the names containing it
+    (case-insensitive; Unicode text is matched against the names' U-label form)."""
     tx.actor.require(tx.project, Role.VIEWER)
-    q = select(DomainRow).where(DomainRow.project_id == tx.project)
-    rows, nxt = paged(tx, q, DomainRow.name, cursor, limit)
+    term = search_term(q) if q else ""
+    if term and not term.isascii():
+        rows, nxt = _unicode_matches(tx, term, cursor, limit)
+        return DomainList(domains=[to_model(tx, r) for r in rows], next_cursor=nxt)
+    query = select(DomainRow).where(DomainRow.project_id == tx.project)
+    if term:
+        query = query.where(DomainRow.name.contains(term, autoescape=True))
+    rows, nxt = paged(tx, query, DomainRow.name, cursor, limit)
     return DomainList(domains=[to_model(tx, r) for r in rows], next_cursor=nxt)
 
 

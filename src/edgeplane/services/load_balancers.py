@@ -31,7 +31,13 @@ from edgeplane.model.regions import REGION_CODES_OF
 from edgeplane.services import cdn, cost_model, regions
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
-from edgeplane.store.tables import BackendHealthRow, EdgeNodeRow, LoadBalancerRow, ServerRow
+from edgeplane.store.tables import (
+    BackendHealthRow,
+    CDNConfigRow,
+    EdgeNodeRow,
+    LoadBalancerRow,
+    ServerRow,
+)
 
 KIND = "load_balancer"
 MAX_BACKENDS = 1000
@@ -81,6 +87,31 @@ def to_model(row: LoadBalancerRow) -> LoadBalancer:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _serving_id(tx: Tx) -> str | None:
+    """The id of the load balancer the edge serves the project's domains through, if any: the
+    CDN config's origin, or, with no CDN config, the project's only load balancer (as
+    ``snapshot.build.site_pool`` chooses)."""
+    config = tx.session.get(CDNConfigRow, tx.project)
+    if config is not None:
+        named = [o.get("load_balancer") for o in config.origins or [] if o.get("load_balancer")]
+        return str(named[0]) if named else None
+    ids = list(
+        tx.session.scalars(
+            select(LoadBalancerRow.id).where(LoadBalancerRow.project_id == tx.project).limit(2)
+        )
+    )
+    return ids[0] if len(ids) == 1 else None
+
+
+def with_domains(tx: Tx, lbs: list[LoadBalancer]) -> list[LoadBalancer]:
+    """The load balancers with ``domains``: what the edge serves through each."""
+    serving = _serving_id(tx)
+    if serving is None or not any(lb.id == serving for lb in lbs):
+        return lbs
+    domains = cdn.active_domains(tx)
+    return [lb.model_copy(update={"domains": domains}) if lb.id == serving else lb for lb in lbs]
 
 
 def _check_servers(tx: Tx, spec: LoadBalancerCreate) -> None:
@@ -159,20 +190,21 @@ def create(tx: Tx, data: LoadBalancerCreate | dict[str, Any]) -> LoadBalancer:
     tx.session.add(row)
     tx.session.flush()
     out = to_model(row)
-    tx.record("create", KIND, lb_id, None, out.model_dump(mode="json"))
-    return out
+    tx.record("create", KIND, lb_id, None, out.model_dump(mode="json", exclude={"domains"}))
+    return with_domains(tx, [out])[0]
 
 
 def get(tx: Tx, lb_id: str) -> LoadBalancer:
     tx.actor.require(tx.project, Role.VIEWER)
-    return to_model(get_scoped(tx, LoadBalancerRow, lb_id, "load balancer"))
+    return with_domains(tx, [to_model(get_scoped(tx, LoadBalancerRow, lb_id, "load balancer"))])[0]
 
 
 def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) -> Page[LoadBalancer]:
     tx.actor.require(tx.project, Role.VIEWER)
     q = select(LoadBalancerRow).where(LoadBalancerRow.project_id == tx.project)
     rows, nxt = paged(tx, q, LoadBalancerRow.id, cursor, limit)
-    return Page[LoadBalancer](items=[to_model(r) for r in rows], next_cursor=nxt)
+    items = with_domains(tx, [to_model(r) for r in rows])
+    return Page[LoadBalancer](items=items, next_cursor=nxt)
 
 
 def _current(lb: LoadBalancer) -> dict[str, Any]:
@@ -187,8 +219,14 @@ def _save(
     _fill(row, spec, row.id, _region_code(tx, spec))
     tx.session.flush()
     after = to_model(row)
-    tx.record("update", KIND, row.id, before.model_dump(mode="json"), after.model_dump(mode="json"))
-    return after
+    tx.record(
+        "update",
+        KIND,
+        row.id,
+        before.model_dump(mode="json", exclude={"domains"}),
+        after.model_dump(mode="json", exclude={"domains"}),
+    )
+    return with_domains(tx, [after])[0]
 
 
 def update(tx: Tx, lb_id: str, patch: dict[str, Any]) -> LoadBalancer:
@@ -225,7 +263,7 @@ def delete(tx: Tx, lb_id: str) -> None:
         )
     before = to_model(row)
     tx.session.delete(row)
-    tx.record("delete", KIND, lb_id, before.model_dump(mode="json"), None)
+    tx.record("delete", KIND, lb_id, before.model_dump(mode="json", exclude={"domains"}), None)
 
 
 # Backends ---------------------------------------------------------------------------------

@@ -54,6 +54,22 @@ def get_cdn(ctx: Ctx) -> CDNDeployment:
         return cdn.get(tx)
 
 
+class CDNState(Output):
+    configured: bool
+    cdn_deployment: CDNDeployment | None  # None: the project has no CDN config
+    domains: list[str]  # the project's active domains: what a config would serve
+
+
+@router.get("/state", response_model=CDNState)
+def get_cdn_state(ctx: Ctx) -> CDNState:
+    """The project's CDN config, or that it has none (200 either way, where ``GET`` answers
+    404): what the dashboard reads to offer a first config."""
+    with ctx.read() as tx:
+        deployment = cdn.find(tx)
+        domains = deployment.domains if deployment is not None else cdn.active_domains(tx)
+    return CDNState(configured=deployment is not None, cdn_deployment=deployment, domains=domains)
+
+
 @router.delete("", status_code=204)
 def delete_cdn(ctx: Ctx) -> Response:
     with ctx.write() as tx:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 
 from edgeplane.api.deps import Ctx, GlobalCtx
 from edgeplane.costs.compute import CostReport
+from edgeplane.costs.estimate import CostEstimate, TrafficEstimate, estimate
 from edgeplane.costs.model import CostModel
 from edgeplane.model.costs import (
     MONTH_PATTERN,
@@ -51,6 +52,15 @@ def get_cost_model(ctx: Ctx) -> CostModel:
     """The prices in force (the specification's until a platform admin changes them)."""
     with ctx.read() as tx:
         return cost_model.get_model(tx)
+
+
+@router.post("/estimate", response_model=CostEstimate)
+def estimate_costs(ctx: Ctx, body: TrafficEstimate) -> CostEstimate:
+    """What a month of the traffic given would cost with the prices in force: the CDN GB
+    beyond the monthly free allowance at the price per GB (requests are not priced). Nothing
+    is stored; any role in the project may ask."""
+    with ctx.read() as tx:
+        return estimate(cost_model.get_model(tx), body)
 
 
 @router.put("/model", response_model=CostModel)

@@ -9,16 +9,19 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from edgeplane.api.deps import Context, Ctx
-from edgeplane.certificates import custom, internal, renewal, versions
+from edgeplane.certificates import custom, internal, overview, renewal, versions
 from edgeplane.certificates.acme import orders as acme_orders
 from edgeplane.certificates.acme.client import AcmeError
 from edgeplane.certificates.acme.progress import Orders, OrderStatus
 from edgeplane.errors import InvalidInput, UpstreamFailed
 from edgeplane.model.certificates import (
     Certificate,
+    CertificateDetails,
     CertificateIssued,
+    CertificateList,
     CertificateRequest,
     CertificateRevoke,
+    CertificateSettings,
     CertificateStatus,
     CertificateUpload,
 )
@@ -26,6 +29,7 @@ from edgeplane.model.dns_records import RecordsPatch, RecordsPut, ZoneRecords
 from edgeplane.model.domains import (
     Domain,
     DomainAdded,
+    DomainCheck,
     DomainCreate,
     DomainList,
     DomainStatus,
@@ -33,6 +37,7 @@ from edgeplane.model.domains import (
     VerificationResult,
     VerifyRequest,
 )
+from edgeplane.model.enums import Role
 from edgeplane.services import (
     dns_records,
     domain_status,
@@ -45,11 +50,24 @@ from edgeplane.store.db import Database
 router = APIRouter(prefix="/api/v1/infrastructure", tags=["domains"])
 
 
-@router.post("/domains", response_model=DomainAdded, status_code=201)
-def add_domain(ctx: Ctx, body: DomainCreate) -> DomainAdded:
+@router.post(
+    "/domains",
+    response_model=DomainAdded,
+    status_code=201,
+    responses={
+        200: {"model": DomainCheck, "description": "with dry_run=true: valid and free"},
+    },
+)
+def add_domain(ctx: Ctx, body: DomainCreate, dry_run: bool = False) -> DomainAdded | JSONResponse:
     """Add a domain to the project and host its zone. Unless the name is reserved (``.test``,
     ``.localhost``, ...), the edge serves it and it gets a certificate once its ownership is
-    verified (``verification_required``)."""
+    verified (``verification_required``). With ``dry_run=true`` nothing is added: the answer
+    is 200 with the name as it would be stored, or the refusal ``add`` would give (422 for
+    the name, 409 for a clash)."""
+    if dry_run:
+        with ctx.read() as tx:
+            checked = domains.check(tx, body)
+        return JSONResponse(checked.model_dump(mode="json"))
     with ctx.write() as tx:
         return domains.add(tx, body, ctx.settings)
 
@@ -59,9 +77,16 @@ def list_domains(
     ctx: Ctx,
     cursor: str | None = None,
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=253,
+            description="names containing this text (case-insensitive; Unicode or punycode)",
+        ),
+    ] = None,
 ) -> DomainList:
     with ctx.read() as tx:
-        return domains.list_page(tx, cursor=cursor, limit=limit)
+        return domains.list_page(tx, cursor=cursor, limit=limit, q=q)
 
 
 @router.get("/domains/{domain}", response_model=Domain)
@@ -132,11 +157,43 @@ def patch_records(ctx: Ctx, domain: str, body: RecordsPatch) -> ZoneRecords:
         return dns_records.patch_records(tx, domain, body)
 
 
+@router.get("/ssl", response_model=CertificateList, tags=["certificates"])
+def list_certificates(
+    ctx: Ctx,
+    cursor: str | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+) -> CertificateList:
+    """The project's domains, by name, each with the certificate the edge serves for it
+    (``status`` none: none yet), its renewal state and how many versions are kept."""
+    with ctx.read() as tx:
+        return overview.list_page(tx, cursor=cursor, limit=limit)
+
+
 @router.get("/ssl/{domain}", response_model=CertificateStatus, tags=["certificates"])
 def certificate_status(ctx: Ctx, domain: str) -> CertificateStatus:
     """The certificate the edge serves for the domain, and every version kept."""
     with ctx.read() as tx:
         return versions.status(tx, domain)
+
+
+@router.patch("/ssl/{domain}", response_model=Certificate, tags=["certificates"])
+def certificate_settings(ctx: Ctx, domain: str, body: CertificateSettings) -> Certificate:
+    """Renew the served certificate on its own (``auto_renew``), or not; refused for an
+    uploaded certificate, which people renew."""
+    with ctx.write() as tx:
+        return overview.set_auto_renew(tx, domain, body)
+
+
+@router.get(
+    "/ssl/{domain}/certificates/{certificate_id}",
+    response_model=CertificateDetails,
+    tags=["certificates"],
+)
+def certificate_details(ctx: Ctx, domain: str, certificate_id: str) -> CertificateDetails:
+    """One kept version: its chain decoded (subjects, issuers, validity, keys, fingerprints)
+    and the chain's PEM (never the key)."""
+    with ctx.read() as tx:
+        return overview.details(tx, domain, certificate_id)
 
 
 def _orders(request: Request) -> Orders:
@@ -160,6 +217,20 @@ def _acme(
         raise UpstreamFailed(f"ACME is not configured: {exc}", reason="refused") from None
 
 
+def _internal_order(
+    ctx: Context,
+    domain: str,
+    body: CertificateRequest,
+    progress: Callable[[str], None] | None = None,
+) -> CertificateIssued:
+    say = progress or (lambda message: None)
+    say("issuing from the internal CA")
+    with ctx.write() as tx:
+        done = internal.provision(tx, domain, auto_renew=body.auto_renew)
+    say(f"issued {done.certificate.id}, valid until {done.expires_at:%Y-%m-%d %H:%M} UTC")
+    return done
+
+
 @router.post(
     "/ssl/{domain}",
     response_model=CertificateIssued,
@@ -180,16 +251,19 @@ def provision_certificate(
     """Provision a certificate for a verified domain: ``lets_encrypt`` (the configured ACME CA,
     HTTP-01 answered by every edge node or DNS-01 by Edgeplane's DNS; wildcards need DNS-01),
     ``internal`` (the internal CA) or ``custom`` (``cert_data`` and ``key_data``). With
-    ``wait=false`` an ACME order answers 202 at once; follow it at ``/ssl/{domain}/orders/{id}``."""
+    ``wait=false`` an ACME or internal order answers 202 at once; follow it at
+    ``/ssl/{domain}/orders/{id}``."""
     request = body or CertificateRequest()
-    if request.type == "lets_encrypt" and not wait:
+    if request.type in ("lets_encrypt", "internal") and not wait:
         with ctx.read() as tx:  # refuse what cannot be ordered before starting
+            tx.actor.require(tx.project, Role.EDITOR)
             name = versions.verified_domain(tx, domain).name
-        order = _orders(http).start(ctx.project, name, lambda say: _acme(ctx, name, request, say))
+        run = _internal_order if request.type == "internal" else _acme
+        order = _orders(http).start(ctx.project, name, lambda say: run(ctx, name, request, say))
         return JSONResponse(order.model_dump(mode="json"), status_code=202)
     if request.type == "internal":
         with ctx.write() as tx:
-            return internal.provision(tx, domain)
+            return internal.provision(tx, domain, auto_renew=request.auto_renew)
     if request.type == "custom":
         for name in ("cert_data", "key_data"):
             if not getattr(request, name):
@@ -232,7 +306,7 @@ def renew_certificate(ctx: Ctx, domain: str) -> CertificateIssued:
         request = renewal.renewal_request(tx, domain)
     if request.type == "internal":
         with ctx.write() as tx:
-            return internal.provision(tx, domain)
+            return internal.provision(tx, domain, auto_renew=request.auto_renew)
     return _acme(ctx, domain, request)
 
 

@@ -12,7 +12,8 @@ from edgeplane.errors import InvalidInput
 from edgeplane.model.alerting import SERIES_NAMES
 from edgeplane.model.common import Output
 from edgeplane.model.enums import Role
-from edgeplane.services import series
+from edgeplane.model.regional_traffic import RegionalTraffic
+from edgeplane.services import regional_traffic, series
 from edgeplane.store.tables import utcnow
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
@@ -43,6 +44,27 @@ class MetricsAnswer(Output):
 def catalog() -> list[dict[str, Any]]:
     """Every series: its unit, the objects it is given per and the selectors it takes."""
     return [s.to_dict() for s in series.CATALOG.values()]
+
+
+@router.get("/regions", response_model=RegionalTraffic)
+def regions(
+    ctx: Ctx,
+    since: Annotated[
+        str | None,
+        Query(
+            description="15m, 1h, 6h, 24h, 7d or 30d (default 1h)",
+            json_schema_extra={"enum": list(SINCE)},
+        ),
+    ] = None,
+) -> RegionalTraffic:
+    """The project's traffic per edge region over the last ``since``: requests, bytes, errors,
+    hit ratio, p50 / p95 latency and the top client countries, with the countries' centroids
+    (what the dashboard's map draws: latency per region, flows from countries to regions)."""
+    if since is not None and since not in SINCE:
+        raise InvalidInput.at("since", f"must be one of {', '.join(SINCE)}")
+    end = utcnow()
+    with ctx.read() as tx:
+        return regional_traffic.regional(tx, end - timedelta(seconds=SINCE[since or "1h"]), end)
 
 
 @router.get("", response_model=MetricsAnswer)
