@@ -12,6 +12,7 @@ problem documents; the CLI prints the message; the SDK raises them as they are.
     ├── Unauthenticated       401  no or unknown token
     ├── Forbidden             403  the token's role does not allow the action
     ├── PayloadTooLarge       413  a body is larger than its limit (an upload)
+    ├── TooManyRequests       429  too many failed sign-ins: wait and retry
     ├── UpstreamFailed        502  a service Edgeplane depends on refused or failed (an ACME CA)
     └── RemoteError           the control plane answered with an error the SDK does not know
 """
@@ -94,6 +95,12 @@ class Forbidden(EdgeplaneError):
     status = 403
     type_slug = "forbidden"
     title = "Forbidden"
+
+
+class TooManyRequests(EdgeplaneError):
+    status = 429
+    type_slug = "too-many-requests"
+    title = "Too many requests"
 
 
 class PayloadTooLarge(EdgeplaneError):

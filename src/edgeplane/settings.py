@@ -44,6 +44,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_AUDIT_RETENTION", "audit_retention_s", float),
     ("EDGEPLANE_ALERT_RETENTION", "alert_retention_s", float),
     ("EDGEPLANE_BUDGET_INTERVAL", "budget_interval_s", float),
+    ("EDGEPLANE_SESSION_TTL", "session_ttl_s", float),
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
     ("EDGEPLANE_PUBLIC_URL", "public_url", str),
@@ -126,6 +127,8 @@ class Settings:
     server_metrics_retention_s: float = 30 * 86400.0
     audit_retention_s: float = 365 * 86400.0
     alert_retention_s: float = 365 * 86400.0
+    # How long a dashboard session lasts from sign-in (services.sessions).
+    session_ttl_s: float = 12 * 3600.0
     # How often budgets are checked against the month's spending (services.budgets).
     budget_interval_s: float = 60.0
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from edgeplane.errors import Forbidden, InvalidInput
 from edgeplane.model.common import SLUG_PATTERN, control_character
 from edgeplane.routing.geoip import GeoLocator
-from edgeplane.services import access
+from edgeplane.services import access, sessions
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.actor import PLATFORM_PROJECT, Actor
@@ -64,6 +64,12 @@ def get_actor(
     local: Actor | None = request.app.state.local_actor
     if local is not None:
         return local
+    cookie = request.cookies.get(sessions.COOKIE)
+    if creds is None and cookie:
+        # A browser of the dashboard: its session, and for a write the session's CSRF token.
+        session = sessions.authenticate(request.app.state.db, cookie)
+        sessions.check_csrf(session, request.method, request.headers.get(sessions.CSRF_HEADER))
+        return session.actor
     actor = access.authenticate(request.app.state.db, creds.credentials if creds else None)
     if actor.edge:
         raise Forbidden("this token is for the edge protocol only")

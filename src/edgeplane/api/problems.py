@@ -111,6 +111,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EdgeplaneError)
     async def _edgeplane(_: Request, exc: EdgeplaneError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 429 and "retry_after" in exc.extra:
+            headers = {"Retry-After": str(exc.extra["retry_after"])}
         return problem_response(exc.problem(), headers)
 
     @app.exception_handler(RequestValidationError)

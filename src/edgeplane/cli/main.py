@@ -33,6 +33,7 @@ from edgeplane.cli import (
     serve,
     servers,
     services,
+    users,
 )
 from edgeplane.cli.runtime import Globals
 from edgeplane.version import __version__
@@ -105,6 +106,7 @@ app.command("locations")(deploy.locations)
 app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")
+app.add_typer(users.app, name="user")
 app.add_typer(domains.app, name="domain")
 app.add_typer(dns.app, name="dns")
 app.add_typer(ca.app, name="ca")

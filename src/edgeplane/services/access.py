@@ -37,7 +37,7 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _roles(tx: Tx, token_id: str) -> dict[str, Role]:
+def token_roles(tx: Tx, token_id: str) -> dict[str, Role]:
     rows = tx.session.scalars(select(TokenRoleRow).where(TokenRoleRow.token_id == token_id))
     return {r.project_id: Role(r.role) for r in rows}
 
@@ -47,7 +47,7 @@ def _token_model(tx: Tx, row: TokenRow) -> Token:
         id=row.id,
         name=row.name,
         prefix=row.prefix,
-        roles=_roles(tx, row.id),
+        roles=token_roles(tx, row.id),
         scope=row.scope if row.scope in ("edge", "metrics") else "api",
         created_at=row.created_at,
         created_by=row.created_by,
@@ -270,7 +270,7 @@ def authenticate(db: Database, secret: str | None) -> Actor:
         scraper = row.scope == "metrics"
         actor = Actor(
             name=f"{row.name} ({row.id})",
-            roles={} if edge or scraper else _roles(tx, row.id),
+            roles={} if edge or scraper else token_roles(tx, row.id),
             token_id=row.id,
             edge=edge,
             metrics=scraper,

@@ -115,6 +115,35 @@ class TokenRoleRow(Base):
     role: Mapped[str] = mapped_column(String(16))
 
 
+class LoginRow(Base):
+    """A login of the dashboard: a name and a password (scrypt) standing for a token whose
+    secret nobody knows; the token holds the login's roles, and revoking it ends the login."""
+
+    __tablename__ = "logins"
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    token_id: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class SessionRow(Base):
+    """A signed-in browser: the hash of its cookie's secret, the token it acts as (the one it
+    signed in with, or its login's) and the CSRF token its writes must carry."""
+
+    __tablename__ = "sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    login: Mapped[str | None] = mapped_column(String(63), default=None)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class AuditRow(Base):
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(
