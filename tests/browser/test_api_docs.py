@@ -9,52 +9,20 @@ leaves the footer's text alone.
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import ControlPlane, start_up
+from processes import ControlPlane
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROUTE = "/api/v1/infrastructure/route"
 REDOC_FOOTER_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 @pytest.fixture(scope="module")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    cp = start_up(tmp_path_factory.mktemp("docs") / "home")
-    try:
-        yield cp
-    finally:
-        assert cp.stop() == 0, cp.output()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is not installed; scripts/bootstrap --with-test installs it")
-        pytest.skip("Chromium is not installed (run scripts/bootstrap --with-test)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
+def control_plane(dash: ControlPlane) -> ControlPlane:
+    """The browser tests' shared ``edgeplane up``."""
+    return dash
 
 
 @dataclass

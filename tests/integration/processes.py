@@ -127,7 +127,7 @@ def start_up(
     cp = ControlPlane(
         process, home, f"http://{host}:{port}", log, *(edge_ports or (None, None, None))
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"edgeplane up exited early:\n{cp.output()}")
@@ -138,4 +138,4 @@ def start_up(
             pass
         time.sleep(0.1)
     cp.stop(signal.SIGKILL)
-    raise RuntimeError(f"edgeplane up did not answer within 30 s:\n{cp.output()}")
+    raise RuntimeError(f"edgeplane up did not answer within 60 s:\n{cp.output()}")

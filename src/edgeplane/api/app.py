@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from edgeplane.api import docs, openapi, problems, prometheus
+from edgeplane.api import dashboard, docs, openapi, problems, prometheus
 from edgeplane.api.notify import RevisionNotifier
 from edgeplane.api.routers import (
     access,
@@ -23,10 +23,13 @@ from edgeplane.api.routers import (
     metrics,
     ocsp,
     operations,
+    overview,
+    session,
 )
 from edgeplane.certificates.acme.progress import Orders
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services.runner import Runner
+from edgeplane.services.sign_in_throttle import sign_in_throttles
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.actor import Actor
@@ -72,11 +75,14 @@ def create_app(
     app.state.snapshots = SnapshotCache(db.secrets)
     app.state.notifier = RevisionNotifier(db)
     app.state.acme_orders = Orders()
+    app.state.sign_in_throttles = sign_in_throttles()
     problems.install(app)
     docs.install(app)
+    dashboard.install(app)
     openapi.install(app)
     prometheus.install(app, db, runner)
     app.include_router(access.router)
+    app.include_router(session.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
     app.include_router(cdn.router)
@@ -88,6 +94,7 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(metrics.router)
     app.include_router(ocsp.router)
+    app.include_router(overview.router)
 
     @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
     def healthz() -> JSONResponse:

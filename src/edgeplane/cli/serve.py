@@ -363,6 +363,7 @@ def _up(home: Path | None, ports: Ports, region: str, no_edge: bool, host: str) 
     def started() -> list[str]:
         banner = [
             f"Edgeplane is up (database {_database_label(settings)})",
+            f"  dashboard:   {url}/ (sign in with the admin token)",
             f"  API:         {url}/api/v1",
             f"  API docs:    {url}/docs",
             f"  admin token: {token}",
@@ -417,5 +418,8 @@ def serve(
         db,
         host,
         port,
-        lambda: [f"Edgeplane control plane on http://{host}:{port} (database {label})"],
+        lambda: [
+            f"Edgeplane control plane on http://{host}:{port} (database {label})",
+            f"  dashboard: http://{host}:{port}/",
+        ],
     )
