@@ -40,6 +40,7 @@ BENCHES = {
     "stapling": (("nginx",), "certificates: apply of a change"),
     "snapshot": ((), "build after a domain added"),
     "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
+    "ui": (("chromium",), "first load to overview on screen"),
 }
 
 
