@@ -1,10 +1,17 @@
 """The browser tests' shared engines: one real ``edgeplane up`` (control plane and a local edge
-node) for the whole run, one Chromium, and signed-in pages for an admin and a viewer. Each test
-names what it creates uniquely, so that they share the control plane without meeting."""
+node) and one Chromium for every module here, and signed-in pages for an admin and a viewer.
+Each test names what it creates uniquely, so that they share the control plane without
+meeting.
+
+The engines stop as soon as the last browser test has run, not at the end of the session:
+Playwright's synchronous API keeps an event loop running in the main thread while it is open
+(``asyncio.run`` in a later test would fail), and the control plane's edge node would go on
+checking its backends beside the tests that follow."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,28 +19,73 @@ import pytest
 from dashboard import CHROMIUM, CHROMIUM_FLAGS, require_chromium, signed_in
 from processes import ControlPlane, start_up
 
+HERE = Path(__file__).resolve().parent
+
+
+class Engines:
+    """What the browser tests share, stopped once (early, or at the session's end)."""
+
+    def __init__(self) -> None:
+        self.cp: ControlPlane | None = None
+        self.playwright: Any = None
+        self.browser: Any = None
+
+    def close_browser(self) -> None:
+        browser, playwright = self.browser, self.playwright
+        self.browser = self.playwright = None
+        if browser is not None:
+            browser.close()
+        if playwright is not None:
+            playwright.stop()
+
+    def close(self) -> None:
+        self.close_browser()
+        cp, self.cp = self.cp, None
+        if cp is not None:
+            assert cp.stop() == 0, cp.output()
+
+
+ENGINES = Engines()
+
+
+def _here(item: pytest.Item) -> bool:
+    return HERE in Path(str(item.path)).resolve().parents
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last browser test of the run: stop the engines."""
+    if nextitem is not None and _here(nextitem):
+        return
+    items = item.session.items
+    later = items[items.index(item) + 1 :] if item in items else []
+    if not any(_here(i) for i in later):
+        ENGINES.close()
+
 
 @pytest.fixture(scope="session")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """``edgeplane up`` with its local edge node, for every browser test."""
     require_chromium()
-    cp = start_up(tmp_path_factory.mktemp("dashboard") / "home", edge=True)
+    ENGINES.cp = start_up(tmp_path_factory.mktemp("dashboard") / "home", edge=True)
     try:
-        yield cp
+        yield ENGINES.cp
     finally:
-        assert cp.stop() == 0, cp.output()
+        ENGINES.close()
 
 
 @pytest.fixture(scope="session")
 def browser(dash: ControlPlane) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    ENGINES.playwright = sync_playwright().start()
+    ENGINES.browser = ENGINES.playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+    )
+    try:
+        yield ENGINES.browser
+    finally:
+        ENGINES.close_browser()
 
 
 @pytest.fixture(scope="session")

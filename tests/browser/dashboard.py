@@ -6,6 +6,7 @@ and an accessibility check (axe-core, from web/node_modules, installed by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -201,9 +202,22 @@ def accessibility_violations(page: Any) -> list[str]:
     return list(result)
 
 
+LOADED = """() => { const m = document.querySelector('main');
+  return !m || !m.innerText.includes('Loading'); }"""
+
+
+def settled(page: Any, timeout_ms: float = 10_000) -> None:
+    """Wait (up to ``timeout_ms``) until nothing on the page says it is loading."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):  # still loading: shown and checked as it is
+        page.wait_for_function(LOADED, timeout=timeout_ms)
+
+
 def check_page(page: Any, watch: Watch, name: str) -> None:
-    """What every page must pass: a screenshot kept, no accessibility violation, nothing
-    failed."""
+    """What every page must pass, once its data is there: a screenshot kept, no accessibility
+    violation, nothing failed."""
+    settled(page)
     screenshot(page, name)
     assert accessibility_violations(page) == []
     watch.assert_clean()
