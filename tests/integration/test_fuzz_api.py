@@ -40,6 +40,7 @@ SEED = 20261202
 INV = "/api/v1/infrastructure"
 STATE_OR_CROSS_FIELD = {
     "POST /api/v1/tokens": "the projects named in roles must exist",
+    "POST /api/v1/logins": "the projects named in roles must exist",
     f"GET {INV}/regions": "?region= names a location or region of the stored vocabulary",
     f"POST {INV}/regions": "region_type (or its older name area) must be the region code's",
     f"GET {INV}/datacenters": "?region= names a location or region of the stored vocabulary",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgeplane.model.common import Input, Output, Slug
 from edgeplane.model.enums import Role
@@ -16,6 +16,23 @@ PASSWORD_MAX = 1024
 class SessionCreate(Input):
     """Sign in with an API token, or with a login's name and password."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string"}},
+                    "not": {"anyOf": [{"required": ["login"]}, {"required": ["password"]}]},
+                },
+                {
+                    "required": ["login", "password"],
+                    "properties": {"login": {"type": "string"}, "password": {"type": "string"}},
+                    "not": {"required": ["token"]},
+                },
+            ]
+        }
+    )
+
     token: SecretStr | None = Field(None, description="an API token (ep_...)")
     login: Slug | None = Field(None, description="a login's name (edgeplane user create)")
     password: SecretStr | None = None
@@ -24,6 +41,8 @@ class SessionCreate(Input):
     def _one_way(self) -> SessionCreate:
         if self.token is None and self.login is None:
             raise ValueError("give a token, or a login and its password")
+        if self.login is not None and self.password is None:
+            raise ValueError("give the login's password")
         if self.token is not None and (self.login is not None or self.password is not None):
             raise ValueError("give a token, or a login and its password, not both")
         return self
@@ -41,7 +60,10 @@ class SessionInfo(Output):
 
 class LoginCreate(Input):
     name: Slug
-    password: SecretStr = Field(description=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    password: SecretStr = Field(
+        description=f"{PASSWORD_MIN} to {PASSWORD_MAX} characters",
+        json_schema_extra={"minLength": PASSWORD_MIN, "maxLength": PASSWORD_MAX},
+    )
     roles: dict[Slug, Role] = Field(
         min_length=1, description='project -> role, e.g. {"default": "viewer"}'
     )

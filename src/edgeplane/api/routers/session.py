@@ -35,6 +35,7 @@ def _set_cookie(request: Request, response: Response, secret: str, max_age: int)
     status_code=201,
     responses={
         401: {"description": "unknown token, login or password"},
+        403: {"description": "an edge or metrics token: it cannot sign in"},
         429: {"description": "too many failed sign-ins of this login or from this client"},
     },
 )
@@ -80,7 +81,11 @@ def current_session(request: Request, cookie: SessionCookie = None) -> Response 
     return out
 
 
-@router.delete("/session", status_code=204)
+@router.delete(
+    "/session",
+    status_code=204,
+    responses={403: {"description": "the session's X-CSRF-Token is missing or wrong"}},
+)
 def sign_out(request: Request, response: Response, cookie: SessionCookie = None) -> Response:
     """Sign out: ends the session and clears its cookie (needs the session's CSRF token)."""
     if cookie:
