@@ -11,6 +11,7 @@ record names the configured CA.
 
 from __future__ import annotations
 
+import contextlib
 import secrets as pysecrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -249,13 +250,13 @@ def get(tx: Tx, domain: str) -> Domain:
 
 def search_term(q: str) -> str:
     """A search's text as names are stored and shown: lower case, UTS 46 mapped (full-width
-    dots and letters, ``ß``), without a trailing dot."""
+    dots and letters, ``ß``), without a trailing dot; text IDNA refuses stays as typed."""
     text = q.strip().lower()
     if not text.isascii():
-        try:
+        # Text no name can hold (a code point IDNA refuses) is searched as typed: it finds
+        # nothing, as a search box should answer, rather than an error.
+        with contextlib.suppress(idna.IDNAError):
             text = idna.uts46_remap(text, std3_rules=False, transitional=False)
-        except idna.IDNAError as exc:
-            raise InvalidInput.at("q", f"is not part of a domain name ({exc})") from None
     return text.rstrip(".") or text
 
 
