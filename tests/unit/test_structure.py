@@ -46,7 +46,11 @@ CONTROL_PLANE = (
 )
 # The certificates package, top to bottom: a module imports only modules listed after it.
 CERTIFICATE_LAYERS = (
-    ("edgeplane.certificates.renewal", "edgeplane.certificates.stapling"),
+    (
+        "edgeplane.certificates.overview",
+        "edgeplane.certificates.renewal",
+        "edgeplane.certificates.stapling",
+    ),
     ("edgeplane.certificates.acme.orders",),
     ("edgeplane.certificates.acme.challenges", "edgeplane.certificates.acme.progress"),
     ("edgeplane.certificates.acme.client",),
