@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from edgeplane.model.edge_deployments import RegionMetrics
 from edgeplane.model.enums import Role
-from edgeplane.model.regional_traffic import CountryCentroid, RegionalTraffic, RegionTrafficSummary
+from edgeplane.model.regional_traffic import CountryCentroid, RegionalTraffic
 from edgeplane.routing.geoip import GeoDatabaseError, country_centroids
 from edgeplane.services import analytics
 from edgeplane.services.edge_deployments import parents
@@ -26,13 +27,13 @@ def regional(tx: Tx, start: datetime, end: datetime) -> RegionalTraffic:
         centroids = country_centroids()
     except GeoDatabaseError:
         centroids = {}
-    regions: list[RegionTrafficSummary] = []
+    regions: list[RegionMetrics] = []
     seen: set[str] = set()
     for region, t in per_region.items():
         code, kind = known.get(region, (None, None))
         seen.update(t.countries)
         regions.append(
-            RegionTrafficSummary(region=region, region_code=code, region_type=kind, **t.to_dict())
+            RegionMetrics(region=region, region_code=code, region_type=kind, **t.to_dict())
         )
     countries = [
         CountryCentroid(code=c, latitude=centroids[c][0], longitude=centroids[c][1])
