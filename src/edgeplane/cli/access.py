@@ -10,7 +10,6 @@ from edgeplane.cli import options as o
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
-from edgeplane.model.enums import Role
 
 project_app = typer.Typer(help="Projects: one application each, with its own objects.")
 token_app = typer.Typer(help="API tokens and their roles per project.")
@@ -100,14 +99,7 @@ def token_list(ctx: typer.Context, as_json: o.Json = False) -> None:
 def token_create(
     ctx: typer.Context,
     name: o.Name = None,
-    role: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--role",
-            metavar="PROJECT=ROLE",
-            help=f"role in a project ({o.choices(Role)}); repeatable",
-        ),
-    ] = None,
+    role: o.Roles = None,
     edge: Annotated[
         bool, typer.Option("--edge", help="a token for an edge node's agent (no roles)")
     ] = False,

@@ -17,6 +17,7 @@ from edgeplane.model.enums import (
     LBAlgorithm,
     RegionCode,
     RegionType,
+    Role,
     ServerStatus,
     ServerType,
 )
@@ -34,6 +35,12 @@ Quiet = Annotated[
     ),
 ]
 Name = Annotated[str | None, typer.Option("--name", help="display name")]
+Roles = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--role", metavar="PROJECT=ROLE", help=f"role in a project ({choices(Role)}); repeatable"
+    ),
+]
 Id = Annotated[str | None, typer.Option("--id", help="id (generated when omitted)")]
 EnvironmentOpt = Annotated[
     str | None, typer.Option("--environment", "--env", help=choices(Environment))

@@ -12,7 +12,6 @@ from edgeplane.cli import options as o
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
-from edgeplane.model.enums import Role
 from edgeplane.services.logins import new_password
 
 app = typer.Typer(help="Logins of the dashboard: a name and a password, with roles per project.")
@@ -47,14 +46,7 @@ def _password(password_file: Path | None, password_stdin: bool) -> tuple[str, bo
 def create(
     ctx: typer.Context,
     name: LoginName,
-    role: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--role",
-            metavar="PROJECT=ROLE",
-            help=f"role in a project ({o.choices(Role)}); repeatable",
-        ),
-    ] = None,
+    role: o.Roles = None,
     password_file: Annotated[
         Path | None,
         typer.Option("--password-file", help="read the password from this file"),
