@@ -377,10 +377,16 @@ def test_bad_nonces_are_retried(
     ) as rejecting:
         settings = settings_for(rejecting)
         key, url = account(settings)
-        first = obtain(settings, key, url, ["www.acme.test"], "http-01", Sink(edge))
-        second = obtain(settings, key, url, ["acme.test"], "dns-01", Sink(edge))
-        verify_chain(first, rejecting, "www.acme.test")
-        verify_chain(second, rejecting, "acme.test")
+        # Pebble rejects 30 % of nonces at random: an order is about ten signed requests, so a
+        # round without a rejection happens (about 3 % of the time); rounds go on until one is
+        # seen, and every round's certificates must be good whatever was rejected.
+        for _round in range(8):
+            first = obtain(settings, key, url, ["www.acme.test"], "http-01", Sink(edge))
+            second = obtain(settings, key, url, ["acme.test"], "dns-01", Sink(edge))
+            verify_chain(first, rejecting, "www.acme.test")
+            verify_chain(second, rejecting, "acme.test")
+            if any("badNonce, retry" in r.getMessage() for r in caplog.records):
+                break
     assert any("badNonce, retry" in r.getMessage() for r in caplog.records)
 
 
