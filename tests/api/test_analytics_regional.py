@@ -213,6 +213,8 @@ def test_reports_with_bad_new_fields_are_refused(api: Api, now: datetime) -> Non
         ({"countries": {"DEU": 1}}, "minutes.0.countries"),
         ({"countries": {"DE": -1}}, "minutes.0.countries"),
         ({"static": -1}, "minutes.0.static"),
+        ({"backends": {"10.0.0.1:80": -1}}, "minutes.0.backends"),
+        ({"backends": {"": 1}}, "minutes.0.backends"),
     ]:
         r = api.post(url, token=token, json={"minutes": [{**m, **bad}]})
         assert r.status_code == 422 and r.json()["field"] == field, (bad, r.text)

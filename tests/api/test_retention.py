@@ -37,6 +37,7 @@ def traffic(api: Api, hours: int) -> tuple[int, int]:
                         minute=first + timedelta(minutes=m), requests=n, hits=n - 2, misses=2,
                         bytes_out=1000 * n, statuses={"2xx": n - 1, "5xx": 1}, cache={},
                         upstream_ms=[], request_ms=[0, n], countries={},
+                        backends={"10.0.0.1:80": n - 1, "10.0.0.2:80": 1},
                     )
                 )  # fmt: skip
     return total, errors
@@ -48,15 +49,24 @@ def total_requests(api: Api, step: int, since: str = "24h") -> float:
     return sum(p["value"] for res in r.json()["results"] for p in res["points"])
 
 
+def backend_requests(api: Api, step: int) -> dict[str, float]:
+    r = api.get(f"/api/v1/metrics?series=backend_requests&since=24h&step={step}")
+    assert r.status_code == 200, r.text
+    return {res["object"]: sum(p["value"] for p in res["points"]) for res in r.json()["results"]}
+
+
 def test_minutes_roll_up_into_hours_and_old_rows_go(api: Api) -> None:
     sent, _errors = traffic(api, 3)
     assert total_requests(api, 60) == sent
+    per_backend = {"10.0.0.1:80": sent - 3 * 60 * 2, "10.0.0.2:80": 3 * 60 * 2}
+    assert backend_requests(api, 60) == per_backend
     assert retention.roll_up(api.db) == 3
     with api.db.read(LOCAL, "default") as tx:
         rolled = retention.rolled_until(tx)
         hours = tx.session.scalar(select(func.count()).select_from(EdgeAnalyticsHourRow))
     assert rolled is not None and hours == 6  # 3 hours x 2 nodes
     assert total_requests(api, 3600) == sent  # from the rollups
+    assert backend_requests(api, 3600) == per_backend
     assert total_requests(api, 60) == sent  # from the minutes, still kept
     assert retention.roll_up(api.db) == 0  # nothing new is final
 

@@ -133,6 +133,24 @@ def test_create_with_two_origins_serves_through_the_edge(
     health = page.get_by_role("region", name="Health per edge node")
     wait_for(lambda: health.get_by_text("up", exact=True).count() >= 2, 30, "both backends up")
     page.get_by_text("serves lb-app.localhost").wait_for()
+
+    # The requests each backend answered, as the edge measured them, on the traffic card.
+    def answered() -> dict[str, float]:
+        r = api.get("/api/v1/metrics", params={"series": "backend_requests"})
+        assert r.status_code == 200, r.text
+        return {x["object"]: sum(p["value"] for p in x["points"]) for x in r.json()["results"]}
+
+    both_answered = {origins["a"].address, origins["b"].address}
+    wait_for(lambda: set(answered()) == both_answered, 30, "requests per backend measured")
+    page.reload()
+    shares = page.get_by_role("list", name="Share of requests answered")
+    shares.wait_for()
+    for address in both_answered:
+        share = shares.get_by_role("listitem").filter(has_text=address).inner_text()
+        percent = float(share.split()[-2])  # "127.0.0.1:4321 33.3 %"
+        assert 0 < percent < 100, share
+    chart = page.get_by_role("region", name="Traffic distribution")
+    chart.get_by_text("Requests per backend").wait_for()
     check_page(page, watch, "load-balancers-detail")
 
     open_page(page, dash.url, "load-balancers")

@@ -282,6 +282,53 @@ def test_analytics_reach_the_api(admin: Api, nodes: list[EdgeAgent], origins: Or
     assert doc["upstream_ms"]["p50"] is not None
 
 
+def test_requests_per_load_balancer_backend_reach_the_metrics(
+    admin: Api, nodes: list[EdgeAgent], origins: OriginSet
+) -> None:
+    api = admin.in_project("spread")
+    a, b = origins.start("a"), origins.start("b")
+    lb = api.ok(
+        "POST",
+        "/api/v1/infrastructure/loadbalancer",
+        json={
+            "name": "web",
+            "algorithm": "weighted",
+            "backends": [{"address": a.address, "weight": 3}, {"address": b.address, "weight": 1}],
+        },
+    )
+    doc = site(api, "spread.localhost", [{"load_balancer": lb["id"]}],
+               [{"pattern": "/*", "ttl": 0, "bypass": True}])
+    revision = doc["cdn_deployment"]["revision"]
+    wait_for(
+        lambda: all(n["applied_revision"] >= revision and n["in_sync"] for n in admin.nodes()),
+        10,
+        "the nodes applied the site",
+    )
+    served: Counter[str] = Counter()
+    for i in range(24):
+        r = nodes[i % 2].get("spread.localhost", f"/r{i}")
+        assert r.status_code == 200, r.text
+        served[r.headers["x-origin"]] += 1
+    assert set(served) == {"a", "b"} and served["a"] > served["b"]  # weights 3 : 1
+    expected = {a.address: float(served["a"]), b.address: float(served["b"])}
+
+    def measured() -> dict[str, float] | None:
+        answer = api.ok("GET", "/api/v1/metrics", params={"series": "backend_requests"})
+        totals = {r["object"]: sum(p["value"] for p in r["points"]) for r in answer["results"]}
+        return totals if totals == expected else None
+
+    wait_for(measured, 20, "both nodes' requests per backend in the metrics", every=0.5)
+    # Per node: the selector narrows them to one node's share.
+    answer = api.ok(
+        "GET", "/api/v1/metrics", params={"series": "backend_requests", "node": nodes[1].name}
+    )
+    assert sum(p["value"] for r in answer["results"] for p in r["points"]) == 12
+    bad = api.http.get(
+        "/api/v1/metrics", params={"series": "backend_requests", "group_by": "domain"}
+    )
+    assert bad.status_code == 422 and "backend" in bad.text
+
+
 # Health checks, failover, backup ------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,15 @@ from edgeplane.node.agent.analytics import (
     COUNTRY_CACHE_SIZE,
     LogTailer,
     TrafficAggregator,
+    answering_address,
+    backend_map,
     bucket_index,
     country_locator,
     request_ms,
     rotate,
     upstream_ms,
 )
+from edgeplane.protocol.config import BackendSpec, PoolSpec, SiteSpec
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
 
 MINUTE = 1_795_321_500.0  # a minute boundary (divisible by 60)
@@ -357,3 +361,65 @@ def test_the_edges_own_refusals_are_counted_apart() -> None:
     [minute] = agg.changed()
     assert minute.blocked == {"rate_limit": 3, "denied": 2}
     assert minute.statuses["4xx"] == 7
+
+
+def _pool(pid: str, *backends: tuple[str, str, int]) -> PoolSpec:
+    return PoolSpec(
+        id=pid,
+        algorithm="round_robin",
+        backends=tuple(BackendSpec(key=k, host=h, port=p) for k, h, p in backends),
+    )
+
+
+def test_answering_address_is_the_last_try() -> None:
+    assert answering_address("10.0.0.1:80") == "10.0.0.1:80"
+    assert answering_address("10.0.0.1:80, 10.0.0.2:80") == "10.0.0.2:80"  # retried
+    assert answering_address("10.0.0.1:80 : [::1]:81") == "[::1]:81"  # internal redirect
+    assert answering_address("") == answering_address("-") == ""
+
+
+def test_backend_map_per_site_with_ipv6_and_resolved_names() -> None:
+    pools = [
+        _pool("lb.p1.web", ("10.0.0.1:80", "10.0.0.1", 80), ("app", "[2001:db8::1]", 8080)),
+        _pool("lb.p2.api", ("api.internal:9000", "api.internal", 9000)),
+    ]
+    sites = [
+        SiteSpec(id="p1", domains=("a.test",), pool="lb.p1.web"),
+        SiteSpec(id="p2", domains=("b.test",), pool="lb.p2.api"),
+        SiteSpec(id="p3", domains=("c.test",), pool=None),
+    ]
+    mapped = backend_map(sites, pools, lambda name: ["192.0.2.7", "2001:db8::9"])
+    assert mapped == {
+        "p1": {"10.0.0.1:80": "10.0.0.1:80", "[2001:db8::1]:8080": "app"},
+        "p2": {
+            "api.internal:9000": "api.internal:9000",
+            "192.0.2.7:9000": "api.internal:9000",
+            "[2001:db8::9]:9000": "api.internal:9000",
+        },
+    }
+
+
+def test_requests_are_counted_per_backend_that_answered() -> None:
+    agg = TrafficAggregator()
+    agg.set_backends(
+        backend_map(
+            [SiteSpec(id="p1", domains=("s1.test",), pool="lb.p1.web")],
+            [_pool("lb.p1.web", ("a", "10.0.0.1", 80), ("b", "10.0.0.2", 80))],
+        )
+    )
+
+    def with_upstream(address: str, **kw: Any) -> str:
+        doc = json.loads(line(**kw))
+        doc["upstream"] = address
+        return json.dumps(doc)
+
+    for address in ["10.0.0.1:80"] * 3 + ["10.0.0.2:80"] * 2:
+        agg.add_line(with_upstream(address))
+    agg.add_line(with_upstream("10.0.0.1:80, 10.0.0.2:80"))  # retried: b answered
+    agg.add_line(with_upstream("", cache="HIT", upstream=""))  # a hit: no backend
+    agg.add_line(with_upstream("10.9.9.9:80"))  # no backend of the site's pool
+    agg.add_line(with_upstream("10.0.0.1:80", site="p2"))  # another site: its pool unknown
+    minutes = {m.site: m for m in agg.changed()}
+    assert minutes["p1"].requests == 8
+    assert minutes["p1"].backends == {"a": 3, "b": 3}
+    assert minutes["p2"].backends == {}

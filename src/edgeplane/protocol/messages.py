@@ -198,6 +198,9 @@ class MinuteTraffic(Input):
     static_bytes: Int = Field(0, ge=0)  # bytes of the ``static`` responses
     # refused by the edge itself (no origin asked): "rate_limit" (429), "denied" (403)
     blocked: dict[Literal["rate_limit", "denied"], Int] = Field(default_factory=dict)
+    # the requests each backend of the site's pool answered (``BackendSpec.key``: n); the last
+    # address of a retried request is the one that answered
+    backends: dict[Text, Int] = Field(default_factory=dict)
 
 
 class AnalyticsReport(Input):

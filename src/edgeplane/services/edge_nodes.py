@@ -341,6 +341,11 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
                 )
             if count < 0:
                 raise InvalidInput.at(f"minutes.{i}.countries", "counts must not be negative")
+        for key, count in m.backends.items():
+            if not key or len(key) > 300:
+                raise InvalidInput.at(f"minutes.{i}.backends", "backend keys are 1-300 characters")
+            if count < 0:
+                raise InvalidInput.at(f"minutes.{i}.backends", "counts must not be negative")
         if not m.domain or len(m.domain) > 253:
             raise InvalidInput.at(f"minutes.{i}.domain", "must be 1-253 characters")
         if not m.site or len(m.site) > 63:
@@ -366,6 +371,7 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
         existing.static_bytes = m.static_bytes
         existing.blocked = {str(k): v for k, v in m.blocked.items()}
         existing.countries = dict(m.countries)
+        existing.backends = dict(m.backends)
     tx.session.flush()
     return len(body.minutes)
 

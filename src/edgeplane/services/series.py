@@ -8,7 +8,8 @@ certificate) read from what the nodes and servers report:
   ``requests``, ``requests_per_second``, ``bandwidth_bytes``, ``hit_ratio`` and
   ``error_rate`` (percent), ``errors_5xx``, ``errors_4xx``, ``response_time_p50_ms`` /
   ``_p95_ms`` / ``_p99_ms`` (whole request) and ``upstream_time_p95_ms``; per domain
-  (default), region, node or project;
+  (default), region, node or project; ``backend_requests``, the requests each backend of the
+  project's load balancer answered (as the edge logged them), per backend;
 - **servers** (``server_metrics``, the mean over the window): ``cpu_percent``,
   ``memory_percent``, ``memory_available_percent``, ``storage_percent``,
   ``network_latency_ms``; per server;
@@ -50,9 +51,10 @@ from edgeplane.store.tables import (
     utcnow,
 )
 
-Source = Literal["traffic", "server", "health", "certificate", "uptime", "probe"]
+Source = Literal["traffic", "backend", "server", "health", "certificate", "uptime", "probe"]
 GROUPS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "region", "node", "project"),
+    "backend": ("backend",),
     "uptime": ("domain", "region", "node", "project"),
     "probe": ("domain",),
     "server": ("server", "location", "project"),
@@ -61,6 +63,7 @@ GROUPS: dict[Source, tuple[str, ...]] = {
 }
 SELECTORS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "node", "region"),
+    "backend": ("domain", "node", "region"),
     "uptime": ("domain", "node", "region"),
     "probe": ("domain",),
     "server": ("location", "server"),
@@ -190,6 +193,12 @@ SERVER: dict[str, tuple[str, str, Callable[[dict[str, Any]], float | None]]] = {
 CATALOG: dict[str, SeriesInfo] = {
     **{n: SeriesInfo(n, "traffic", unit, d) for n, (unit, d, _f) in TRAFFIC.items()},
     **{n: SeriesInfo(n, "server", unit, d) for n, (unit, d, _f) in SERVER.items()},
+    "backend_requests": SeriesInfo(
+        "backend_requests",
+        "backend",
+        "requests",
+        "Requests each backend of the project's load balancer answered (the last try's)",
+    ),
     "origin_up": SeriesInfo(
         "origin_up",
         "health",
@@ -441,6 +450,14 @@ def current(
                 out[key] = value
         return out
     selected = tuple(sorted(selector.items()))
+    if series.source == "backend":
+        first = start.replace(second=0, microsecond=0)
+        answered: dict[str, int] = {}
+        for _at, _domain, _region, _node, row in _traffic_rows(
+            tx, project, selector, first, now, hourly=False
+        ):
+            add_counts(answered, row.backends)
+        return {key: float(n) for key, n in answered.items()}
     if series.source == "traffic":
         # The minute that holds ``start`` counts whole: a window of 60 s sees the last minute.
         first = start.replace(second=0, microsecond=0)
@@ -474,6 +491,11 @@ def current(
         if value is not None:
             samples[key].append(float(value))
     return {key: round(sum(v) / len(v), 4) for key, v in samples.items()}
+
+
+def _points(counts: dict[int, int], start: datetime, step_s: int) -> list[tuple[datetime, float]]:
+    """A count per step -> the points (the step's start, the count)."""
+    return [(start + timedelta(seconds=i * step_s), float(n)) for i, n in sorted(counts.items())]
 
 
 def query(
@@ -524,7 +546,7 @@ def query(
             for key, per in per_slot.items()
         }
     buckets: dict[str, dict[int, Any]] = defaultdict(dict)
-    if series.source == "traffic":
+    if series.source in ("traffic", "backend"):
         # Hours rolled up are read from the rollups when the step is whole hours or the range
         # reaches past the minutes kept; the rest (the hours not rolled up yet) from minutes.
         split = start
@@ -537,8 +559,16 @@ def query(
             for at, domain, region, node, row in _traffic_rows(
                 tx, project, selector, first, last, hourly
             ):
+                if series.source == "backend":
+                    for key, n in (row.backends or {}).items():
+                        if isinstance(n, int):
+                            per = buckets[key]
+                            per[slot(at)] = per.get(slot(at), 0) + n
+                    continue
                 per = buckets[_traffic_key(group, project, domain, region, node)]
                 per.setdefault(slot(at), TrafficSum()).add(row)
+        if series.source == "backend":
+            return {key: _points(per, start, step_s) for key, per in buckets.items()}
         reduce = TRAFFIC[name][2]
         out: dict[str, list[tuple[datetime, float]]] = {}
         for key, per in buckets.items():

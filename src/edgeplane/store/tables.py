@@ -591,6 +591,8 @@ class TrafficColumns:
     static_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # of ``static``
     # refused by the edge itself: {"rate_limit": n (429), "denied": n (403, IP lists)}
     blocked: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the requests each backend of the site's pool answered: {backend key: n}
+    backends: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class EdgeAnalyticsRow(TrafficColumns, Base):

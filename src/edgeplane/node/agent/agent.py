@@ -38,7 +38,14 @@ from typing import Any, Protocol
 
 from edgeplane.node.agent import heap
 from edgeplane.node.agent.access_samples import AccessSampler
-from edgeplane.node.agent.analytics import LogTailer, TrafficAggregator, country_locator, rotate
+from edgeplane.node.agent.analytics import (
+    LogTailer,
+    TrafficAggregator,
+    backend_map,
+    country_locator,
+    resolve_host,
+    rotate,
+)
 from edgeplane.node.agent.bundles import BundleStore
 from edgeplane.node.agent.client import (
     Backoff,
@@ -1003,9 +1010,18 @@ class Agent:
         samples = AccessSampler(since=time.time())  # access log lines, shipped after them
         tailer: LogTailer | None = None
         last_report = time.monotonic()
+        mapped: EdgeConfig | None = None  # the config whose backends the aggregator knows
         try:
             while True:
                 await asyncio.sleep(1.0)
+                desired = self.desired
+                if desired is not None and desired is not mapped:
+                    aggregator.set_backends(
+                        await asyncio.to_thread(
+                            backend_map, desired.sites, desired.pools, resolve_host
+                        )
+                    )
+                    mapped = desired
                 if tailer is None:
                     try:
                         tailer = LogTailer(self.engine.access_log)

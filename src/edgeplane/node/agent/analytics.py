@@ -10,7 +10,10 @@ classes ("2xx"), cache statuses, a histogram of upstream time over ``UPSTREAM_MS
 times of every try of a retried request added up; a request that never reached the origin, such
 as a HIT, has none), a histogram of the whole request's time (``request_time``, every line) over
 the same buckets, the responses served from a static bundle, and, given a ``locate`` function,
-the requests per client country (``remote_addr``; ``ZZ`` when unknown).
+the requests per client country (``remote_addr``; ``ZZ`` when unknown), and, given the backends
+of each site's pool (``set_backends``), the requests each backend answered (``upstream``: nginx's
+``$upstream_addr``, the last address of a retried request; an address of no backend of the
+site's pool, such as a static bundle's, is not counted).
 
 Hits are the responses served at the edge without the origin: from cache (``HIT``, ``STALE``,
 ``UPDATING``, ``REVALIDATED``, as CDNs count them) and from a static bundle (``"source":
@@ -26,18 +29,22 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
+import ipaddress
 import json
 import logging
 import os
 import signal
+import socket
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edgeplane.node.agent.site_totals import NO_CACHE, SiteTotals
+from edgeplane.protocol.config import PoolSpec, SiteSpec
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
 
 log = logging.getLogger(__name__)
@@ -68,6 +75,61 @@ def upstream_ms(value: str) -> float | None:
             continue
         seen = True
     return total * 1000 if seen else None
+
+
+def answering_address(value: str) -> str:
+    """``"10.0.0.1:80, 10.0.0.2:80"`` (tries) or ``"a : b"`` (internal redirects) -> the last
+    address, the one that answered; ``""`` when none."""
+    for part in reversed(value.replace(" : ", ",").split(",")):
+        part = part.strip()
+        if part and part != "-":
+            return part
+    return ""
+
+
+BackendMap = dict[str, dict[str, str]]  # site -> {"host:port" as nginx logs it: backend key}
+
+
+def backend_map(
+    sites: Iterable[SiteSpec],
+    pools: Iterable[PoolSpec],
+    resolve: Callable[[str], list[str]] | None = None,
+) -> BackendMap:
+    """Each site's backend addresses as ``$upstream_addr`` shows them (IPv6 in brackets) ->
+    the backend's key. nginx resolves a backend's host name when it loads its configuration:
+    ``resolve`` (a name -> its addresses) maps those addresses too."""
+    by_pool: dict[str, dict[str, str]] = {}
+    for pool in pools:
+        addresses: dict[str, str] = {}
+        for b in pool.backends:
+            host = b.host.strip("[]")
+            names = [host]
+            if resolve is not None and not _is_ip(host):
+                with contextlib.suppress(OSError, UnicodeError):
+                    names.extend(resolve(host))
+            for name in names:
+                shown = f"[{name}]" if ":" in name else name
+                addresses.setdefault(f"{shown}:{b.port}", b.key)
+        by_pool[pool.id] = addresses
+    return {s.id: by_pool[s.pool] for s in sites if s.pool is not None and s.pool in by_pool}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=4096)
+def resolve_host(name: str) -> list[str]:
+    """A host name's addresses, as nginx finds them (the system's resolver); remembered, as
+    nginx resolves a name once per configuration load."""
+    try:
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(name, None)})
+    except (OSError, UnicodeError):
+        return []
 
 
 def parse_line(line: bytes | str) -> Any:
@@ -130,6 +192,7 @@ class MinuteTotals:
     static_bytes: int = 0
     countries: dict[str, int] = field(default_factory=dict)
     blocked: dict[str, int] = field(default_factory=dict)
+    backends: dict[str, int] = field(default_factory=dict)
 
 
 MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
@@ -152,7 +215,12 @@ class TrafficAggregator:
         self._locate = locate
         self._countries: OrderedDict[str, str] = OrderedDict()
         self._country_cache_size = max(1, country_cache_size)
+        self._backends: BackendMap = {}
         self.skipped = 0  # lines that were not JSON or lacked a field
+
+    def set_backends(self, backends: Mapping[str, Mapping[str, str]]) -> None:
+        """The backends of each site's pool (``backend_map``), for the lines that follow."""
+        self._backends = {site: dict(addresses) for site, addresses in backends.items()}
 
     def add_lines(self, lines: list[bytes]) -> None:
         """Many lines at once: equal lines are parsed once and counted as many. The edge logs
@@ -235,6 +303,11 @@ class TrafficAggregator:
         if self._locate is not None:
             country = self.country(str(doc.get("remote_addr") or ""))
             totals.countries[country] = totals.countries.get(country, 0) + count
+        addresses = self._backends.get(site)
+        if addresses:
+            backend = addresses.get(answering_address(str(doc.get("upstream") or "")))
+            if backend is not None:
+                totals.backends[backend] = totals.backends.get(backend, 0) + count
         self._dirty.add(key)
 
     def country(self, address: str) -> str:
@@ -293,6 +366,7 @@ class TrafficAggregator:
             static_bytes=t.static_bytes,
             blocked=dict(t.blocked),
             countries=dict(t.countries),
+            backends=dict(t.backends),
         )
 
 

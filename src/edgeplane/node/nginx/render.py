@@ -64,7 +64,7 @@ VERIFY_PATH = "/.well-known/edgeplane-verification/"
 LOG_FORMAT = (
     'log_format edge_json escape=json \'{"time":"$time_iso8601","host":"$host","site":"$site_id",'
     '"status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'
-    '"upstream_response_time":"$upstream_response_time",'
+    '"upstream_response_time":"$upstream_response_time","upstream":"$upstream_addr",'
     '"cache":"$x_cache","source":"$edge_source","remote_addr":"$remote_addr",'
     '"method":"$request_method","uri":"$request_uri","ua":"$http_user_agent"}\';\n'
 )

@@ -4,7 +4,7 @@ import {
   html, useState, useAction, api, fieldError, Card, Table, ErrorBox, Notice, Input, Checkbox, Button,
   WriteForm, Badge, fmtAgo, fmtMs,
 } from "../ui.js";
-import { lbPath, backendPath, restOf } from "./load_balancers_common.js";
+import { lbPath, backendPath, backendKey as keyOf, restOf } from "./load_balancers_common.js";
 
 function WeightForm({ lb, backend, onChanged }) {
   const [weight, setWeight] = useState(String(backend.weight));
@@ -19,10 +19,6 @@ function WeightForm({ lb, backend, onChanged }) {
     <${Button} type="submit" kind="small" write busy=${state.busy}>Save weight<//>
     <${ErrorBox} error=${restOf(state.error, ["weight"])} />
   <//>`;
-}
-
-function keyOf(b) {
-  return b.port === null || b.port === undefined ? b.address : `${b.address}:${b.port}`;
 }
 
 function Actions({ lb, backend, onChanged }) {

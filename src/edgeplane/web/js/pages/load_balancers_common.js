@@ -5,6 +5,9 @@ export const LB = "infrastructure/loadbalancer";
 export const lbPath = (id) => `${LB}/${encodeURIComponent(id)}`;
 // A backend is named by its key in paths; URLs as keys are URL-encoded.
 export const backendPath = (id, key) => `${lbPath(id)}/backends/${encodeURIComponent(key)}`;
+// A backend's key: its address, with its port when given apart (a server id and a port); the
+// name the edge gives it in health reports and the backend_requests series.
+export const backendKey = (b) => (b.port === null || b.port === undefined ? b.address : `${b.address}:${b.port}`);
 
 export const ALGORITHMS = [
   ["round_robin", "Round robin"],

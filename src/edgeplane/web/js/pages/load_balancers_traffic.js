@@ -1,6 +1,8 @@
-// A load balancer's traffic: the share its weights give each backend, the requests and upstream
-// time of the domains served through it, and the pool's health over time (metrics series).
+// A load balancer's traffic: the requests each backend answered over time and their share
+// beside the share its weights ask for, the requests and upstream time of the domains served
+// through it, and the pool's health over time (metrics series).
 import { html, useState, useApi, Card, ErrorBox, fmtDuration, Notice, LineChart, BarList, Select, fmtPct } from "../ui.js";
+import { backendKey } from "./load_balancers_common.js";
 
 const SINCE = [["15m", "Last 15 minutes"], ["1h", "Last hour"], ["6h", "Last 6 hours"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]];
 
@@ -17,9 +19,18 @@ export function weightShares(lb) {
   const live = lb.backends.filter((b) => b.state === "active" && !b.backup);
   const total = live.reduce((s, b) => s + b.weight, 0);
   return lb.backends.map((b) => ({
-    name: b.port ? `${b.address}:${b.port}` : b.address,
+    name: backendKey(b),
     value: total && live.includes(b) ? b.weight / total : 0,
   }));
+}
+
+// What the edge measured: each backend's share of the requests answered in the answer's range.
+export function measuredShares(lb, answer) {
+  const counts = {};
+  for (const r of (answer && answer.results) || []) counts[r.object] = r.points.reduce((s, p) => s + p.value, 0);
+  const keys = lb.backends.map(backendKey);
+  const total = keys.reduce((s, k) => s + (counts[k] || 0), 0);
+  return { total, items: keys.map((k) => ({ name: k, value: total ? (counts[k] || 0) / total : 0 })) };
 }
 
 export function Traffic({ lb, project }) {
@@ -30,14 +41,28 @@ export function Traffic({ lb, project }) {
   const requests = useApi(served ? "metrics" : null, { query: { series: "requests", group_by: "domain", since }, every });
   const upstream = useApi(served ? "metrics" : null, { query: { series: "upstream_time_p95_ms", group_by: "domain", since }, every });
   const up = useApi("metrics", { query: { series: "origin_up", pool: `lb.${project}.${lb.id}`, since }, every });
+  const answered = useApi(served ? "metrics" : null, { query: { series: "backend_requests", since }, every });
+  const keys = lb.backends.map(backendKey);
+  const measured = measuredShares(lb, answered.data);
   return html`<${Card} title="Traffic distribution" id="lb-traffic" wide
       actions=${html`<${Select} label="Time range" name="since" inline value=${since} onValue=${setSince} options=${SINCE} />`}>
     <div class="lb-traffic">
       <div>
-        <h3>Share of new requests by weight</h3>
-        <p class="hint">What the weights ask of the edge for primaries in rotation (backups take traffic only while every primary is down).</p>
+        <h3>Requests per backend</h3>
+        ${served
+          ? html`<${ErrorBox} error=${answered.error} />
+              <${LineChart} label=${`Requests each backend answered per ${fmtDuration(answered.data ? answered.data.step : 60)}`} series=${toSeries(answered.data, keys)} />`
+          : html`<p class="muted">No traffic goes through this load balancer.</p>`}
+      </div>
+      <div>
+        <h3>Share of requests</h3>
+        <p class="hint">Answered: what the edge measured over the range. By weight: what the weights ask for primaries in rotation (backups take traffic only while every primary is down).</p>
         ${lb.backends.length
-          ? html`<${BarList} label="Share of requests by weight" items=${weightShares(lb)} format=${(v) => fmtPct(v)} />`
+          ? html`${served && measured.total > 0 &&
+              html`<h4>Answered (${measured.total} request${measured.total === 1 ? "" : "s"})</h4>
+                <${BarList} label="Share of requests answered" items=${measured.items} format=${(v) => fmtPct(v)} />`}
+              <h4>By weight</h4>
+              <${BarList} label="Share of requests by weight" items=${weightShares(lb)} format=${(v) => fmtPct(v)} />`
           : html`<p class="muted">No backend.</p>`}
       </div>
       <div>
