@@ -48,12 +48,7 @@ def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) ->
                 CertificateRow.project_id == tx.project,
                 CertificateRow.domain.in_([d.name for d in domains]),
             )
-            .order_by(
-                CertificateRow.domain,
-                CertificateRow.created_at.desc(),
-                CertificateRow.not_before.desc(),
-                CertificateRow.id,
-            )
+            .order_by(CertificateRow.domain, *versions.NEWEST_FIRST)
         )
         for row in rows:
             by_domain[row.domain].append(row)
@@ -65,19 +60,8 @@ def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) ->
 
 
 def _summary(domain: DomainRow, rows: list[CertificateRow], now: datetime) -> CertificateSummary:
-    valid = next(
-        (
-            r
-            for r in rows
-            if r.status == versions.ACTIVE and r.not_before <= now < r.not_after
-        ),
-        None,
-    )
-    chosen_row = valid or (rows[0] if rows else None)
-    chosen: Certificate | None = versions.to_model(chosen_row, now) if chosen_row else None
-    state = "none" if chosen is None else "expired"
-    if chosen is not None and chosen.status == versions.ACTIVE:
-        state = "active"
+    valid = versions.valid_of(rows, now)
+    chosen, state = versions.shown_of(rows, valid, now)
     return CertificateSummary(
         domain=domain.name,
         domain_status=domain.status,
@@ -165,7 +149,10 @@ def set_auto_renew(tx: Tx, domain: str, spec: CertificateSettings) -> Certificat
         tx.session.flush()
         after = versions.to_model(row)
         tx.record(
-            "update", versions.KIND, row.id, before.model_dump(mode="json"),
+            "update",
+            versions.KIND,
+            row.id,
+            before.model_dump(mode="json"),
             after.model_dump(mode="json"),
         )
         return after

@@ -11,6 +11,7 @@ This is the bottom of the certificates package: the issuers (``internal``, ``cus
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -120,23 +121,42 @@ def store(
     return out
 
 
+# A domain's versions, newest first: the order the edge chooses the one it serves in.
+NEWEST_FIRST = (
+    CertificateRow.created_at.desc(),
+    CertificateRow.not_before.desc(),
+    CertificateRow.id,
+)
+
+
 def _rows(tx: Tx, domain: str) -> list[CertificateRow]:
     q = (
         select(CertificateRow)
         .where(CertificateRow.project_id == tx.project, CertificateRow.domain == domain)
-        .order_by(
-            CertificateRow.created_at.desc(), CertificateRow.not_before.desc(), CertificateRow.id
-        )
+        .order_by(*NEWEST_FIRST)
     )
     return list(tx.session.scalars(q))
 
 
+def valid_of(rows: Iterable[CertificateRow], now: datetime) -> CertificateRow | None:
+    """The first of a domain's versions (``NEWEST_FIRST``) that is active and valid now: the
+    one the edge serves."""
+    return next((r for r in rows if r.status == ACTIVE and r.not_before <= now < r.not_after), None)
+
+
+def shown_of(
+    rows: list[CertificateRow], valid: CertificateRow | None, now: datetime
+) -> tuple[Certificate | None, str]:
+    """The version to show for a domain (the valid one, else the newest) and its state:
+    ``none``, ``active`` or ``expired``."""
+    row = valid or (rows[0] if rows else None)
+    chosen = to_model(row, now) if row is not None else None
+    state = "none" if chosen is None else "active" if chosen.status == ACTIVE else "expired"
+    return chosen, state
+
+
 def newest_valid(tx: Tx, domain: str) -> CertificateRow | None:
-    now = utcnow()
-    for row in _rows(tx, domain):
-        if row.status == ACTIVE and row.not_before <= now < row.not_after:
-            return row
-    return None
+    return valid_of(_rows(tx, domain), utcnow())
 
 
 def list_for_project(tx: Tx) -> list[Certificate]:
@@ -162,17 +182,15 @@ def status(tx: Tx, domain: str) -> CertificateStatus:
         raise NotFound(f"domain {domain!r} not found in project {tx.project!r}")
     now = utcnow()
     rows = _rows(tx, row.name)
-    models = [to_model(r, now) for r in rows]
-    valid = newest_valid(tx, row.name)
-    chosen = to_model(valid, now) if valid else (models[0] if models else None)
-    state = "none" if chosen is None else "active" if chosen.status == ACTIVE else "expired"
+    valid = valid_of(rows, now)
+    chosen, state = shown_of(rows, valid, now)
     return CertificateStatus(
         domain=row.name,
         status=state,
         certificate=chosen,
         expires_at=chosen.not_after if chosen else None,
-        certificates=models,
-        renewal=_renewal(valid) if valid is not None else None,
+        certificates=[to_model(r, now) for r in rows],
+        renewal=renewal_of(valid) if valid is not None else None,
         ocsp=_staple(tx, valid, now) if valid is not None else None,
     )
 
@@ -199,7 +217,8 @@ def _when(value: object) -> datetime | None:
     return datetime.fromisoformat(str(value)) if value else None
 
 
-def _renewal(row: CertificateRow) -> Renewal | None:
+def renewal_of(row: CertificateRow) -> Renewal | None:
+    """The renewal state of a served certificate (None: not renewed here)."""
     if not row.auto_renew or row.issuer not in RENEWABLE:
         return None
     r = row.renewal or {}
@@ -211,9 +230,6 @@ def _renewal(row: CertificateRow) -> Renewal | None:
         last_error=r.get("last_error"),
         suggested_by_ca=_when(r.get("ari_time")),
     )
-
-
-renewal_of = _renewal  # the renewal state of a served certificate (certificates.overview)
 
 
 def delete_for_domain(tx: Tx, domain: str) -> None:
@@ -261,12 +277,7 @@ def served_select(now: datetime, *columns: Any) -> Select[Any]:
             CertificateRow.not_before <= now,
             CertificateRow.not_after > now,
         )
-        .order_by(
-            CertificateRow.domain,
-            CertificateRow.created_at.desc(),
-            CertificateRow.not_before.desc(),
-            CertificateRow.id,
-        )
+        .order_by(CertificateRow.domain, *NEWEST_FIRST)
     )
 
 

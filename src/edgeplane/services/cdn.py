@@ -32,7 +32,8 @@ MAX_RULES = 100
 ACTIVE = "active"
 
 
-def _domains(tx: Tx) -> list[str]:
+def active_domains(tx: Tx) -> list[str]:
+    """The project's active domains: what the edge serves for it."""
     return list(
         tx.session.scalars(
             select(DomainRow.name)
@@ -40,11 +41,6 @@ def _domains(tx: Tx) -> list[str]:
             .order_by(DomainRow.name)
         )
     )
-
-
-def active_domains(tx: Tx) -> list[str]:
-    """The project's active domains: what the edge serves for it."""
-    return _domains(tx)
 
 
 def _revision(tx: Tx) -> int | None:
@@ -67,7 +63,7 @@ def to_model(tx: Tx, row: CDNConfigRow, revision: int | None = None) -> CDNDeplo
         origins=[Origin.model_validate(o) for o in row.origins or []],
         cache_rules=_rules(row),
         security=EdgeSecurity.model_validate(row.security or {}),
-        domains=_domains(tx),
+        domains=active_domains(tx),
         revision=revision if revision is not None else _revision(tx),
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -104,6 +104,14 @@ def _merge(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def page_size(limit: int | None) -> int:
+    """A page's size: ``limit``, or the default; 422 on ``limit`` outside 1 to ``MAX_PAGE``."""
+    size = DEFAULT_PAGE if limit is None else limit
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput.at("limit", f"must be between 1 and {MAX_PAGE}")
+    return size
+
+
 def paged(
     tx: Tx,
     query: Select[Any],
@@ -112,9 +120,7 @@ def paged(
     limit: int | None,
 ) -> tuple[list[Any], str | None]:
     """Keyset pagination by ``key``: the rows after ``cursor`` and the cursor of the next page."""
-    size = DEFAULT_PAGE if limit is None else limit
-    if not 1 <= size <= MAX_PAGE:
-        raise InvalidInput.at("limit", f"must be between 1 and {MAX_PAGE}")
+    size = page_size(limit)
     if cursor:
         query = query.where(key > cursor)
     rows = list(tx.session.scalars(query.order_by(key).limit(size + 1)))

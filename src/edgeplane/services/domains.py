@@ -20,7 +20,7 @@ import idna
 from sqlalchemy import or_, select
 
 from edgeplane.certificates import internal, versions
-from edgeplane.errors import Conflict, InvalidInput
+from edgeplane.errors import Conflict
 from edgeplane.model.dns_records import (
     CHALLENGE_LABEL,
     DEFAULT_TTL,
@@ -39,7 +39,7 @@ from edgeplane.model.domains import (
     registrable_domain,
 )
 from edgeplane.model.enums import Environment, Role
-from edgeplane.services.common import DEFAULT_PAGE, MAX_PAGE, lock_name, paged, validate
+from edgeplane.services.common import lock_name, page_size, paged, validate
 from edgeplane.settings import Settings
 from edgeplane.store.db import Tx
 from edgeplane.store.domains import ACTIVE, PENDING, RESERVED, get_row
@@ -265,9 +265,7 @@ def _unicode_matches(
 ) -> tuple[list[DomainRow], str | None]:
     """Names whose U-label form contains a non-ASCII ``term``: only names with an A-label
     (``xn--``) can, so those are read and decoded."""
-    size = DEFAULT_PAGE if limit is None else limit
-    if not 1 <= size <= MAX_PAGE:
-        raise InvalidInput.at("limit", f"must be between 1 and {MAX_PAGE}")
+    size = page_size(limit)
     q = select(DomainRow.name).where(
         DomainRow.project_id == tx.project, DomainRow.name.contains("xn--", autoescape=True)
     )

@@ -105,6 +105,11 @@ def _serving_id(tx: Tx) -> str | None:
     return ids[0] if len(ids) == 1 else None
 
 
+def _audited(lb: LoadBalancer) -> dict[str, Any]:
+    """What the audit trail keeps of a load balancer: ``domains`` is derived, not stored."""
+    return lb.model_dump(mode="json", exclude={"domains"})
+
+
 def with_domains(tx: Tx, lbs: list[LoadBalancer]) -> list[LoadBalancer]:
     """The load balancers with ``domains``: what the edge serves through each."""
     serving = _serving_id(tx)
@@ -190,7 +195,7 @@ def create(tx: Tx, data: LoadBalancerCreate | dict[str, Any]) -> LoadBalancer:
     tx.session.add(row)
     tx.session.flush()
     out = to_model(row)
-    tx.record("create", KIND, lb_id, None, out.model_dump(mode="json", exclude={"domains"}))
+    tx.record("create", KIND, lb_id, None, _audited(out))
     return with_domains(tx, [out])[0]
 
 
@@ -223,8 +228,8 @@ def _save(
         "update",
         KIND,
         row.id,
-        before.model_dump(mode="json", exclude={"domains"}),
-        after.model_dump(mode="json", exclude={"domains"}),
+        _audited(before),
+        _audited(after),
     )
     return with_domains(tx, [after])[0]
 
@@ -263,7 +268,7 @@ def delete(tx: Tx, lb_id: str) -> None:
         )
     before = to_model(row)
     tx.session.delete(row)
-    tx.record("delete", KIND, lb_id, before.model_dump(mode="json", exclude={"domains"}), None)
+    tx.record("delete", KIND, lb_id, _audited(before), None)
 
 
 # Backends ---------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ site's page cannot)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -34,10 +33,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Session:
     actor: Actor
     info: SessionInfo
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _token_actor(db: Database, token_id: str, login: str | None) -> Actor:
@@ -87,7 +82,7 @@ def sign_in(db: Database, spec: SessionCreate, ttl_s: float) -> tuple[str, Sessi
     with db.engine.begin() as conn:
         conn.execute(delete(SessionRow).where(SessionRow.expires_at < now))
     session_row = SessionRow(
-        id_hash=_digest(secret),
+        id_hash=access.hash_secret(secret),
         token_id=token_id,
         login=login,
         csrf=secrets.token_urlsafe(24),
@@ -105,7 +100,9 @@ def authenticate(db: Database, secret: str) -> Session:
     """The session a cookie's secret stands for; Unauthenticated when it is unknown, expired
     or its token revoked."""
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        row = tx.session.scalar(select(SessionRow).where(SessionRow.id_hash == _digest(secret)))
+        row = tx.session.scalar(
+            select(SessionRow).where(SessionRow.id_hash == access.hash_secret(secret))
+        )
         if row is None or row.expires_at <= utcnow():
             raise Unauthenticated("the session has ended; sign in again")
         tx.session.expunge(row)
@@ -126,4 +123,6 @@ def check_csrf(session: Session, method: str, header: str | None) -> None:
 
 def sign_out(db: Database, secret: str) -> None:
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-        tx.session.execute(delete(SessionRow).where(SessionRow.id_hash == _digest(secret)))
+        tx.session.execute(
+            delete(SessionRow).where(SessionRow.id_hash == access.hash_secret(secret))
+        )

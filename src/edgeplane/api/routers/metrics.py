@@ -18,6 +18,20 @@ from edgeplane.store.tables import utcnow
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 SINCE = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800, "30d": 2592000}
+Since = Annotated[
+    str | None,
+    Query(
+        description="15m, 1h, 6h, 24h, 7d or 30d (default 1h)",
+        json_schema_extra={"enum": list(SINCE)},
+    ),
+]
+
+
+def _since_s(since: str | None) -> int:
+    """The seconds of a ``since`` (1h when None); 422 naming ``since`` for another text."""
+    if since is not None and since not in SINCE:
+        raise InvalidInput.at("since", f"must be one of {', '.join(SINCE)}")
+    return SINCE[since or "1h"]
 
 
 class Point(Output):
@@ -49,22 +63,15 @@ def catalog() -> list[dict[str, Any]]:
 @router.get("/regions", response_model=RegionalTraffic)
 def regions(
     ctx: Ctx,
-    since: Annotated[
-        str | None,
-        Query(
-            description="15m, 1h, 6h, 24h, 7d or 30d (default 1h)",
-            json_schema_extra={"enum": list(SINCE)},
-        ),
-    ] = None,
+    since: Since = None,
 ) -> RegionalTraffic:
     """The project's traffic per edge region over the last ``since``: requests, bytes, errors,
     hit ratio, p50 / p95 latency and the top client countries, with the countries' centroids
     (what the dashboard's map draws: latency per region, flows from countries to regions)."""
-    if since is not None and since not in SINCE:
-        raise InvalidInput.at("since", f"must be one of {', '.join(SINCE)}")
+    span_s = _since_s(since)
     end = utcnow()
     with ctx.read() as tx:
-        return regional_traffic.regional(tx, end - timedelta(seconds=SINCE[since or "1h"]), end)
+        return regional_traffic.regional(tx, end - timedelta(seconds=span_s), end)
 
 
 @router.get("", response_model=MetricsAnswer)
@@ -84,13 +91,7 @@ def query(
     server: str | None = None,
     location: str | None = None,
     pool: str | None = None,
-    since: Annotated[
-        str | None,
-        Query(
-            description="15m, 1h, 6h, 24h, 7d or 30d (default 1h)",
-            json_schema_extra={"enum": list(SINCE)},
-        ),
-    ] = None,
+    since: Since = None,
     start: datetime | None = None,
     end: datetime | None = None,
     step: Annotated[int | None, Query(description="seconds (>= 60)", ge=60)] = None,
@@ -113,11 +114,10 @@ def query(
     }
     series.check_selector(info, selector, "selector")
     group = series.check_group(info, group_by)
-    if since is not None and since not in SINCE:
-        raise InvalidInput.at("since", f"must be one of {', '.join(SINCE)}")
+    span_s = _since_s(since)
     end = end or utcnow()
     if start is None:
-        start = end - timedelta(seconds=SINCE[since or "1h"])
+        start = end - timedelta(seconds=span_s)
     elif since is not None:
         raise InvalidInput.at("since", "give since or start, not both")
     span = (end - start).total_seconds()

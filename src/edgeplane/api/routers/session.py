@@ -29,6 +29,13 @@ def _set_cookie(request: Request, response: Response, secret: str, max_age: int)
     )
 
 
+def _signed_out() -> Response:
+    """204, clearing the session cookie."""
+    out = Response(status_code=204)
+    out.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="strict")
+    return out
+
+
 @router.post(
     "/session",
     response_model=SessionInfo,
@@ -74,11 +81,8 @@ def current_session(request: Request, cookie: SessionCookie = None) -> Response 
         try:
             return sessions.authenticate(request.app.state.db, cookie).info
         except Unauthenticated:
-            pass
-    out = Response(status_code=204)
-    if cookie:
-        out.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="strict")
-    return out
+            return _signed_out()
+    return Response(status_code=204)
 
 
 @router.delete(
@@ -92,9 +96,7 @@ def sign_out(request: Request, response: Response, cookie: SessionCookie = None)
         session = sessions.authenticate(request.app.state.db, cookie)
         sessions.check_csrf(session, "DELETE", request.headers.get(sessions.CSRF_HEADER))
         sessions.sign_out(request.app.state.db, cookie)
-    out = Response(status_code=204)
-    out.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="strict")
-    return out
+    return _signed_out()
 
 
 @router.get("/logins", response_model=list[Login])
