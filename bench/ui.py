@@ -52,15 +52,10 @@ from common import BenchRun, log, pct, signals_raise, table  # noqa: E402
 from edge import free_port, stop_process, wait_until  # noqa: E402
 from snapshot import prepared  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# How the browser tests start Chromium (tests/browser/chromium.py), last on the path as well.
+sys.path.append(str(_HERE.parent / "tests" / "browser"))
+from chromium import CHROMIUM, launch  # noqa: E402
+
 SMALL = "small"
 SMALL_DOMAINS = 60  # three pages of the list
 ROUTES = ["", "domains", "certificates", "cdn", "load-balancers", "map", "inventory", "alerts",
@@ -227,8 +222,7 @@ def main() -> int:
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                            args=CHROMIUM_FLAGS)  # fmt: skip
+                browser = launch(p)
                 try:
                     log("first load")
                     load = first_load(browser, cp, args.samples)

@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard import CHROMIUM, CHROMIUM_FLAGS, require_chromium, signed_in
+from chromium import launch
+from dashboard import require_chromium, signed_in
 from processes import ControlPlane, start_up
 
 HERE = Path(__file__).resolve().parent
@@ -79,9 +80,7 @@ def browser(dash: ControlPlane) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     ENGINES.playwright = sync_playwright().start()
-    ENGINES.browser = ENGINES.playwright.chromium.launch(
-        executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-    )
+    ENGINES.browser = launch(ENGINES.playwright)
     try:
         yield ENGINES.browser
     finally:

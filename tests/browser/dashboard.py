@@ -19,19 +19,11 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from chromium import CHROMIUM
 from edge_agents import Api, EdgeAgent, new_agent, searchable_tmp
 from processes import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(os.environ.get("EDGEPLANE_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -50,6 +42,22 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what} ({timeout:.0f} s)")
         time.sleep(every)
+
+
+@contextmanager
+def project_api(
+    dash: ControlPlane, admin_api: httpx.Client, project: str
+) -> Iterator[httpx.Client]:
+    """The admin API in ``project`` (created when missing)."""
+    r = admin_api.post("/api/v1/projects", json={"id": project})
+    assert r.status_code in (201, 409), r.text
+    with httpx.Client(
+        base_url=dash.url,
+        headers={"Authorization": f"Bearer {dash.token}"},
+        params={"project": project},
+        timeout=30,
+    ) as client:
+        yield client
 
 
 @contextmanager

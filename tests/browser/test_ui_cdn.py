@@ -19,7 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard import check_page, open_page, signed_in, wait_for, write_controls_enabled
+from dashboard import (
+    check_page,
+    open_page,
+    project_api,
+    signed_in,
+    wait_for,
+    write_controls_enabled,
+)
 from origins import Origin, origin_set
 from processes import ControlPlane
 
@@ -37,15 +44,8 @@ class Site:
 
 
 def make_site(dash: ControlPlane, admin_api: httpx.Client, project: str) -> Iterator[Site]:
-    r = admin_api.post("/api/v1/projects", json={"id": project})
-    assert r.status_code in (201, 409), r.text
     domain = f"{project}-{uuid.uuid4().hex[:6]}.localhost"
-    with httpx.Client(
-        base_url=dash.url,
-        headers={"Authorization": f"Bearer {dash.token}"},
-        params={"project": project},
-        timeout=30,
-    ) as client:
+    with project_api(dash, admin_api, project) as client:
         r = client.post("/api/v1/infrastructure/domains", json={"domain": domain})
         assert r.status_code == 201, r.text
         assert r.json()["domain_config"]["status"] == "active"

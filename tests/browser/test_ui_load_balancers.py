@@ -15,7 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard import check_page, open_page, signed_in, wait_for, write_controls_enabled
+from dashboard import (
+    check_page,
+    open_page,
+    project_api,
+    signed_in,
+    wait_for,
+    write_controls_enabled,
+)
 from origins import Origin, OriginSet, origin_set
 from processes import ControlPlane
 
@@ -27,14 +34,7 @@ LB = "/api/v1/infrastructure/loadbalancer"
 @pytest.fixture(scope="module")
 def api(dash: ControlPlane, admin_api: httpx.Client) -> Iterator[httpx.Client]:
     """The admin API in the module's project (created here)."""
-    r = admin_api.post("/api/v1/projects", json={"id": PROJECT})
-    assert r.status_code in (201, 409), r.text
-    with httpx.Client(
-        base_url=dash.url,
-        headers={"Authorization": f"Bearer {dash.token}"},
-        params={"project": PROJECT},
-        timeout=30,
-    ) as client:
+    with project_api(dash, admin_api, PROJECT) as client:
         yield client
 
 

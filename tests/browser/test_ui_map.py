@@ -24,6 +24,7 @@ from dashboard import (
     another_edge_node,
     check_page,
     open_page,
+    project_api,
     signed_in,
     wait_for,
     write_controls_enabled,
@@ -55,15 +56,9 @@ def bundle(text: str) -> bytes:
 @pytest.fixture(scope="module")
 def api(dash: ControlPlane, admin_api: httpx.Client) -> Iterator[httpx.Client]:
     """The admin API in the module's project (created here, with a served domain)."""
-    for project in (PROJECT, QUIET):
-        r = admin_api.post("/api/v1/projects", json={"id": project})
-        assert r.status_code in (201, 409), r.text
-    with httpx.Client(
-        base_url=dash.url,
-        headers={"Authorization": f"Bearer {dash.token}"},
-        params={"project": PROJECT},
-        timeout=30,
-    ) as client:
+    r = admin_api.post("/api/v1/projects", json={"id": QUIET})
+    assert r.status_code in (201, 409), r.text
+    with project_api(dash, admin_api, PROJECT) as client:
         r = client.post("/api/v1/infrastructure/domains", json={"domain": DOMAIN})
         assert r.status_code in (201, 409), r.text
         yield client
