@@ -42,10 +42,25 @@ class HealthCheck(Input):
     protocol: Literal["http", "https", "tcp"] = "http"
     path: str = Field("/", pattern=r"^/[^\s\x00-\x1f\x7f-\x9f]*$", max_length=1024)
     interval_s: Float = Field(5.0, ge=1, le=300, description="seconds between checks")
-    timeout_s: Float = Field(2.0, gt=0, le=60)
+    timeout_s: Float = Field(2.0, gt=0, le=60, description="default 2, or half a shorter interval")
     healthy_threshold: Int = Field(2, ge=1, le=10, description="successes to mark up (rise)")
     unhealthy_threshold: Int = Field(3, ge=1, le=10, description="failures to mark down (fall)")
     expected_status: Text = Field("200-399", description="a status or a range, e.g. 200-299")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        # The default timeout (2 s) would not be shorter than an interval of 2 s or less, and a
+        # default is not validated: such an interval gets half of itself as its timeout.
+        interval = data.get("interval_s") if isinstance(data, dict) else None
+        if (
+            isinstance(interval, int | float)
+            and not isinstance(interval, bool)
+            and 0 < interval <= 2.0
+            and "timeout_s" not in data
+        ):
+            return {**data, "timeout_s": interval / 2}
+        return data
 
     @field_validator("expected_status")
     @classmethod
