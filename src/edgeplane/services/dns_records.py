@@ -136,7 +136,9 @@ def _store(tx: Tx, row: DomainRow, records: list[CanonicalRecord]) -> None:
     tx.record("update", KIND, row.name, {"records": _view(before)}, {"records": _view(records)})
 
 
-def replace_records(tx: Tx, domain: str, data: RecordsPut | dict[str, Any]) -> ZoneRecords:
+def store_records(tx: Tx, domain: str, data: RecordsPut | dict[str, Any]) -> DomainRow:
+    """Replace every record of the zone with ``data``'s (nothing written when it holds
+    exactly these); the domain's row. ``replace_records`` also reads the zone back."""
     tx.actor.require(tx.project, Role.EDITOR)
     spec = validate(RecordsPut, data) if isinstance(data, dict) else data
     row = get_row(tx, domain, lock=True)
@@ -144,7 +146,11 @@ def replace_records(tx: Tx, domain: str, data: RecordsPut | dict[str, Any]) -> Z
     check_rrsets(records, "records")
     _store(tx, row, records)
     tx.session.flush()
-    return zone_records(tx, row)
+    return row
+
+
+def replace_records(tx: Tx, domain: str, data: RecordsPut | dict[str, Any]) -> ZoneRecords:
+    return zone_records(tx, store_records(tx, domain, data))
 
 
 def patch_records(tx: Tx, domain: str, data: RecordsPatch | dict[str, Any]) -> ZoneRecords:
