@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from edgeplane.store import monitoring_tables  # noqa: F401 (its tables in Base.metadata)
+from edgeplane.store import iac_tables, monitoring_tables  # noqa: F401 (their tables in Base.metadata)
 from edgeplane.store.tables import Base
 
 config = context.config

@@ -1,0 +1,1 @@
+"""The sections of the file, one module per kind of object."""
