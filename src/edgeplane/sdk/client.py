@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterable
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter
@@ -99,6 +99,38 @@ class Client:
     ) -> str:
         """A request whose answer is text, not JSON (a PEM document)."""
         return (await self._send(method, path, params=params)).text
+
+    async def download(
+        self,
+        path: str,
+        out: BinaryIO,
+        *,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """A GET whose answer (an archive) is written to ``out`` as it arrives; the bytes
+        written. An error answer raises as ``request`` does, having written nothing."""
+        query = {k: to_jsonable_python(v) for k, v in (params or {}).items() if v is not None}
+        if self.project and "project" not in query:
+            query["project"] = self.project
+        extra: dict[str, Any] = {}
+        if timeout is not None:
+            extra["timeout"] = httpx.Timeout(timeout, connect=TIMEOUT.connect)
+        written = 0
+        try:
+            async with self._http().stream("GET", path, params=query, **extra) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_of(response)
+                async for chunk in response.aiter_bytes():
+                    await asyncio.to_thread(out.write, chunk)
+                    written += len(chunk)
+        except httpx.TransportError as exc:
+            raise RemoteError(
+                f"cannot reach the control plane at {self.base_url}: {exc.__class__.__name__}",
+                status=503,
+            ) from None
+        return written
 
     async def _send(
         self,

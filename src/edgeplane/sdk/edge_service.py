@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
+import os
 import re
 import shutil
+import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +30,7 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
-from edgeplane.errors import Conflict, EdgeplaneError, InvalidInput
+from edgeplane.errors import Conflict, EdgeplaneError, InvalidInput, RemoteError
 from edgeplane.model.edge_deployments import (
     Bundle,
     ConfigUpdate,
@@ -171,6 +176,39 @@ def is_bundle_id(value: str | Path) -> bool:
     )
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(UPLOAD_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def site_archive(node_archive: Path, out: Path) -> int:
+    """Write a tar of the site's files alone (no manifest, no precompressed variants) from a
+    bundle's node archive: uploaded to any control plane, it builds the same node archive,
+    so the same bundle id. The number of files."""
+    from edgeplane.bundles.build import FILES, MANIFEST
+
+    with tarfile.open(node_archive, "r:") as src, tarfile.open(out, "w:") as dst:
+        first = src.next()
+        if first is None or first.name != MANIFEST:
+            raise _refused(f"{node_archive}: not a bundle's archive (no {MANIFEST} first)")
+        manifest_file = src.extractfile(first)
+        assert manifest_file is not None
+        files = set(json.loads(manifest_file.read())["files"])
+        written = 0
+        for member in src:
+            name = member.name.removeprefix(FILES)
+            if not member.isfile() or name not in files or not member.name.startswith(FILES):
+                continue  # a .gz / .br variant the control plane made
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = member.size, 0o644, 0
+            dst.addfile(info, src.extractfile(member))
+            written += 1
+    return written
+
+
 class EdgeDeploymentService(ProjectService):
     """Edge deployments of a project, embedded or against a control plane (``EDGEPLANE_URL``).
 
@@ -221,6 +259,50 @@ class EdgeDeploymentService(ProjectService):
     async def list_bundles(self, *, project_id: str | None = None) -> list[Bundle]:
         doc = await self._call("GET", f"{BASE}/bundles", project_id)
         return TypeAdapter(list[Bundle]).validate_python(doc)
+
+    async def download_bundle(
+        self,
+        bundle_id: str,
+        path: str | Path,
+        *,
+        project_id: str | None = None,
+        site: bool = False,
+    ) -> Path:
+        """Write the archive of a bundle the project uploaded to ``path`` (replaced whole,
+        only once complete): the node archive as the control plane keeps it, whose sha256
+        (checked here) is ``bundle_id``; with ``site``, a tar of the site's files alone
+        (``site_archive``), which uploaded to any control plane is this same bundle."""
+        target = Path(path).expanduser()
+        part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+        archive = f"{BASE}/bundles/{quote(bundle_id, safe='')}/archive"
+        try:
+            with part.open("wb") as f:
+                await self.client.download(
+                    archive,
+                    f,
+                    params={"project": project_id or self.project_id},
+                    timeout=UPLOAD_TIMEOUT_S,
+                )
+            digest = await asyncio.to_thread(_sha256, part)
+            if digest != bundle_id:
+                raise RemoteError(
+                    f"the archive downloaded for bundle {bundle_id} has the sha256 {digest}: "
+                    "it was damaged on the way; download it again",
+                    status=502,
+                    field="bundle",
+                )
+            if site:
+                work = part.with_name(part.name + ".site")
+                try:
+                    await asyncio.to_thread(site_archive, part, work)
+                    os.replace(work, target)
+                finally:
+                    work.unlink(missing_ok=True)
+            else:
+                os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
+        return target
 
     # Deploying ----------------------------------------------------------------------------
 

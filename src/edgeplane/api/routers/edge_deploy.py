@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx
@@ -111,9 +112,7 @@ async def upload_bundle(ctx: Ctx, request: Request, response: Response) -> Bundl
         await _receive(request, upload, limits.max_total_bytes + (64 << 20))
         received = time.perf_counter()
         kept = bundles.kept_dir(ctx.settings.home, ctx.project)
-        built = await run_in_threadpool(
-            bundles.build_upload, upload, work / "build", limits, kept
-        )
+        built = await run_in_threadpool(bundles.build_upload, upload, work / "build", limits, kept)
 
         def save() -> tuple[Bundle, bool]:
             with ctx.write() as tx:
@@ -150,6 +149,36 @@ def list_bundles(ctx: Ctx) -> list[Bundle]:
 def get_bundle(ctx: Ctx, bundle_id: str) -> Bundle:
     with ctx.read() as tx:
         return bundles.get(tx, bundle_id)
+
+
+@router.get(
+    "/bundles/{bundle_id}/archive",
+    response_class=StreamingResponse,
+    summary="Download a bundle's archive (the node archive; its sha256 is the bundle's id)",
+    responses={
+        200: {
+            "description": "the archive the edge nodes fetch: manifest.json, then the files "
+            "under files/ with their .gz and .br variants",
+            "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        404: {"description": "the project has no such bundle"},
+    },
+)
+def download_bundle(ctx: Ctx, bundle_id: str) -> StreamingResponse:
+    """The archive of a bundle the project uploaded, streamed from where the control plane
+    keeps it (the archive it kept after the build, else the database's slices)."""
+    with ctx.read() as tx:
+        bundle = bundles.get(tx, bundle_id)
+        kept = bundles.kept_archive(tx, ctx.settings.home, bundle_id)
+    return StreamingResponse(
+        bundles.chunks(ctx.db, bundle_id) if kept is None else bundles.file_chunks(kept),
+        media_type="application/x-tar",
+        headers={
+            "Content-Length": str(bundle.size),
+            "ETag": f'"{bundle_id}"',
+            "Content-Disposition": f'attachment; filename="{bundle_id}.tar"',
+        },
+    )
 
 
 @router.post("/deploy", response_model=Deployed, status_code=202, summary="Deploy to edge")
