@@ -44,6 +44,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_AUDIT_RETENTION", "audit_retention_s", float),
     ("EDGEPLANE_ALERT_RETENTION", "alert_retention_s", float),
     ("EDGEPLANE_BUDGET_INTERVAL", "budget_interval_s", float),
+    ("EDGEPLANE_DRIFT_INTERVAL", "drift_interval_s", float),
     ("EDGEPLANE_SESSION_TTL", "session_ttl_s", float),
     ("EDGEPLANE_DEPLOY_CANARY_TIMEOUT", "canary_timeout_s", float),
     ("EDGEPLANE_DEPLOY_ROLLOUT_TIMEOUT", "rollout_timeout_s", float),
@@ -131,6 +132,8 @@ class Settings:
     session_ttl_s: float = 12 * 3600.0
     # How often budgets are checked against the month's spending (services.budgets).
     budget_interval_s: float = 60.0
+    # How often each project's live state is compared with its last applied file (iac.drift).
+    drift_interval_s: float = 300.0
     # An edge node whose last heartbeat is older than this leaves the GeoDNS answers.
     node_timeout_s: float = 5.0
     liveness_interval_s: float = 1.0

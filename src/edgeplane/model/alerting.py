@@ -14,8 +14,8 @@ from edgeplane.notify.channels import ChannelConfig
 # The series of ``edgeplane.services.series`` (which checks that its catalog is this list).
 SERIES_NAMES: tuple[str, ...] = (
     "backend_requests", "bandwidth_bytes", "blocked_requests", "certificate_days_left",
-    "cpu_percent", "denied", "dns_up", "domain_up", "error_rate", "errors_4xx", "errors_5xx",
-    "hit_ratio",
+    "config_drift_objects", "cpu_percent", "denied", "dns_up", "domain_up", "error_rate",
+    "errors_4xx", "errors_5xx", "hit_ratio",
     "memory_available_percent", "memory_percent", "network_latency_ms", "origin_up",
     "rate_limited", "requests", "requests_per_second", "response_time_p50_ms",
     "response_time_p95_ms", "response_time_p99_ms", "storage_percent", "tls_days_left",

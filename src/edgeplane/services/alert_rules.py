@@ -75,6 +75,11 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"id": "certificate-expires-tomorrow", "name": "Certificate expires within a day",
      "series": "certificate_days_left", "comparison": "<", "threshold": 1, "window_s": 60,
      "for_s": 0, "severity": "critical", "description": "Renew or replace it now"},
+    {"id": "config-drift", "name": "Configuration drifted from the applied file",
+     "series": "config_drift_objects", "comparison": ">", "threshold": 0, "window_s": 60,
+     "for_s": 0, "severity": "warning",
+     "description": "Objects changed by the API, CLI or dashboard since the last apply "
+     "(edgeplane drift names them and who changed them)"},
 )  # fmt: skip
 
 

@@ -25,6 +25,8 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   ``access_log_per_domain``;
 - **budgets** (``edgeplane.services.budgets``, every ``budget_interval_s``): each project
   with budgets priced as of now, a ``budget`` alert per threshold newly reached this month.
+- **configuration drift** (``edgeplane.iac.drift_check``, every ``drift_interval_s``): each
+  project's live state against its last applied file, the ``config_drift_objects`` series.
 
 Each loop reads first and writes only on a change; network checks run outside transactions.
 """
@@ -40,6 +42,7 @@ from threading import Event
 from sqlalchemy import select
 
 from edgeplane.certificates import renewal, stapling
+from edgeplane.iac import drift_check
 from edgeplane.services import (
     access_logs,
     alert_engine,
@@ -212,4 +215,9 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
         Job("notifications", 1.0, lambda: notifications.deliver_due(db, stopping)),
         Job("rollups and retention", 300.0, lambda: retention.run_once(db, settings, stopping)),
         Job("budgets", settings.budget_interval_s, lambda: budgets.check_budgets(db, settings)),
+        Job(
+            "configuration drift",
+            settings.drift_interval_s,
+            lambda: drift_check.run_once(db, settings, stopping),
+        ),
     ]

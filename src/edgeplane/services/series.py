@@ -41,6 +41,7 @@ from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
 from edgeplane.services import liveness, retention
 from edgeplane.services.analytics import add_counts, add_histogram, percentile
 from edgeplane.store.db import Tx
+from edgeplane.store.iac_tables import IacDriftRow
 from edgeplane.store.monitoring_tables import EdgeAnalyticsHourRow, UptimeHourRow, UptimeStateRow
 from edgeplane.store.tables import (
     BackendHealthRow,
@@ -51,7 +52,9 @@ from edgeplane.store.tables import (
     utcnow,
 )
 
-Source = Literal["traffic", "backend", "server", "health", "certificate", "uptime", "probe"]
+Source = Literal[
+    "traffic", "backend", "server", "health", "certificate", "uptime", "probe", "drift"
+]
 GROUPS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "region", "node", "project"),
     "backend": ("backend",),
@@ -60,6 +63,7 @@ GROUPS: dict[Source, tuple[str, ...]] = {
     "server": ("server", "location", "project"),
     "health": ("pool",),
     "certificate": ("domain",),
+    "drift": ("project",),
 }
 SELECTORS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "node", "region"),
@@ -69,6 +73,7 @@ SELECTORS: dict[Source, tuple[str, ...]] = {
     "server": ("location", "server"),
     "health": ("pool",),
     "certificate": ("domain",),
+    "drift": (),
 }
 MINUTE_RETENTION = timedelta(days=7)  # minute rows older than this: the hourly rollups
 MAX_POINTS = 2000
@@ -229,6 +234,13 @@ CATALOG: dict[str, SeriesInfo] = {
         "days",
         "Days until the certificate the edge serves for a domain expires (now)",
     ),
+    "config_drift_objects": SeriesInfo(
+        "config_drift_objects",
+        "drift",
+        "count",
+        "Objects changed outside the last applied file since it was applied (the newest "
+        "drift check)",
+    ),
     "certificate_days_left": SeriesInfo(
         "certificate_days_left",
         "certificate",
@@ -322,6 +334,11 @@ def _origin_up(tx: Tx, project: str, selector: dict[str, Any]) -> dict[str, floa
         if node in live and state in ("up", "down"):
             seen[pool].add(state)
     return {pool: 1.0 if "up" in states else 0.0 for pool, states in seen.items()}
+
+
+def _drift(tx: Tx, project: str) -> dict[str, float]:
+    row = tx.session.get(IacDriftRow, project)
+    return {project: float(row.objects)} if row is not None else {}
 
 
 def _days_left(tx: Tx, project: str, selector: dict[str, Any], now: datetime) -> dict[str, float]:
@@ -433,6 +450,8 @@ def current(
         return _origin_up(tx, project, selector)
     if series.source == "certificate":
         return _days_left(tx, project, selector, now)
+    if series.source == "drift":
+        return _drift(tx, project)
     if series.source == "probe":
         return _probes(tx, project, name, selector, now)
     out: dict[str, float] = {}
@@ -524,7 +543,7 @@ def query(
     def slot(at: datetime) -> int:
         return int((at - start).total_seconds() // step_s)
 
-    if series.source in ("health", "certificate", "probe"):
+    if series.source in ("health", "certificate", "probe", "drift"):
         values = current(tx, project, name, selector, 0, now, group)
         return {key: [(now, value)] for key, value in values.items()}
     if series.source == "uptime":
