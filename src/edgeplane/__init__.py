@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
     from edgeplane.sdk.monitoring_service import MonitoringService
     from edgeplane.sdk.project_service import ProjectService
+    from edgeplane.sdk.resource_manager import ResourceManager
     from edgeplane.sdk.ssl_service import CertType, SSLService
 
 
@@ -60,6 +61,7 @@ __all__ = [
     "ProjectService",
     "RegionCode",
     "RegionType",
+    "ResourceManager",
     "Role",
     "SSLService",
     "ServerStatus",
@@ -97,6 +99,7 @@ _LAZY = {
     "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
     "MonitoringService": ("edgeplane.sdk.monitoring_service", "MonitoringService"),
     "ProjectService": ("edgeplane.sdk.project_service", "ProjectService"),
+    "ResourceManager": ("edgeplane.sdk.resource_manager", "ResourceManager"),
     "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
     "CacheRule": ("edgeplane.model.cdn", "CacheRule"),
     "CDNConfig": ("edgeplane.model.cdn", "CDNConfigCreate"),

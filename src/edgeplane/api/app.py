@@ -19,6 +19,7 @@ from edgeplane.api.routers import (
     edge,
     edge_deploy,
     edge_logs,
+    iac,
     inventory,
     metrics,
     ocsp,
@@ -95,6 +96,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(ocsp.router)
     app.include_router(overview.router)
+    app.include_router(iac.router)
 
     @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
     def healthz() -> JSONResponse:

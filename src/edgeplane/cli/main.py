@@ -26,6 +26,7 @@ from edgeplane.cli import (
     dns,
     domains,
     edge,
+    iac,
     logs,
     metrics,
     operations,
@@ -118,6 +119,7 @@ app.add_typer(alerts.app, name="alert")
 app.add_typer(alerts.app, name="alerts", help="Alias of alert.")
 app.add_typer(metrics.app, name="metrics")
 app.command("demo-origin")(demo_origin.demo_origin)
+iac.register(app)
 
 
 def main() -> None:
