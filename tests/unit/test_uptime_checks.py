@@ -62,3 +62,12 @@ def test_states_change_once_and_hours_add_up() -> None:
     [hour] = checker.take_hours()
     assert (hour.checks, hour.failures, hour.latency_ms_sum) == (3, 1, 15.0)
     assert checker.take_hours() == []
+
+
+def test_the_hours_of_a_domain_no_longer_served_are_dropped() -> None:
+    checker = UptimeChecker("127.0.0.1", 8080, None, None, clock=lambda: 1_800_000_000.0)
+    for domain in ("a.example", "gone.example"):
+        checker.targets.domains[domain] = ("p", None)
+        checker._record(domain, "p", {"http": Probe(True, None, 5.0)})
+    del checker.targets.domains["gone.example"]  # deleted by a new snapshot meanwhile
+    assert [h.target for h in checker.take_hours()] == ["a.example"]

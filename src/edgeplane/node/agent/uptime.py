@@ -239,6 +239,8 @@ class UptimeChecker:
             if totals is None:
                 continue
             site = self.targets.domains.get(domain, ("", None))[0]
+            if not site:  # no longer served here (deleted since): its hours are not reported
+                continue
             out.append(
                 UptimeHour(
                     target=domain,
@@ -250,7 +252,7 @@ class UptimeChecker:
                 )
             )
         self._dirty_hours.clear()
-        return [h for h in out if h.site]
+        return out
 
     def give_back_hours(self, hours: list[UptimeHour]) -> None:
         for h in hours:
