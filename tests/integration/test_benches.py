@@ -41,6 +41,7 @@ BENCHES = {
     "snapshot": ((), "build after a domain added"),
     "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
     "ui": (("chromium",), "first load to overview on screen"),
+    "iac": (("nginx", "pdns_server"), "apply -> every node serves the last domain"),
 }
 
 

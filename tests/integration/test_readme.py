@@ -239,6 +239,16 @@ def test_the_inventory(world: World) -> None:
     assert (dc["region"], dc["location"], dc["region_type"]) == ("eu", "eu-central", "europe")
 
 
+def test_the_project_as_a_file(world: World) -> None:
+    out = _output_of(world, "edgeplane drift")
+    assert "Nothing to change; recorded as applied" in out, out
+    assert "! data_centers[dc-eu-1]  (data center changed)" in out, out
+    assert "tier: 3 -> 4" in out and "by admin (tok-" in out, out
+    assert "~ data_centers[dc-eu-1]  (data center update)" in out and "tier: 4 -> 3" in out, out
+    assert "Applied as revision" in out, out
+    assert world.get("/api/v1/infrastructure/datacenters/dc-eu-1").json()["tier"] == 3
+
+
 def test_the_demo_origins_were_stopped(world: World) -> None:
     for port in (world.ports[3000], world.ports[3001]):
         wait_for(lambda p=port: _port_is_closed(p), 5, f"the demo origin on {port} to stop")
@@ -273,7 +283,7 @@ def test_the_sdk_snippets_run_in_order_and_leave_the_quick_start_alone(world: Wo
         EDGEPLANE_TOKEN=world.cp.token,
         EDGEPLANE_HOME=str(world.base / "unused"),
     )
-    infra, cdn, domains, edge = _snippets(world)
+    infra, cdn, domains, edge, iac = _snippets(world)
     where = world.base / "sdk"
 
     lines = _run_python(infra, where, env)
@@ -299,6 +309,17 @@ def test_the_sdk_snippets_run_in_order_and_leave_the_quick_start_alone(world: Wo
     assert lines[2].startswith("us-east na up "), lines
     assert lines[3] == "[('us-east', 0, None)]" or lines[3].startswith("[('us-east', "), lines
     assert re.fullmatch(r"3 dep-[0-9a-f]{12}", lines[4]), lines
+
+    lines = _run_python(iac, where, env)
+    assert [line.split()[:2] for line in lines[:3]] == [
+        ["validate", "done"],
+        ["create", "done"],
+        ["configure", "done"],
+    ], lines
+    assert "2 to create" in lines[0] and "every online edge node serves" in lines[2], lines
+    assert lines[3] == "{'create': 0, 'update': 0, 'replace': 0, 'delete': 0}", lines
+    dcs = world.get("/api/v1/infrastructure/datacenters", project="infra-demo").json()
+    assert [d["id"] for d in dcs["items"]] == ["dc-1"]
 
     # The snippets worked in their own project: the quick start's is as it was.
     assert world.get("/api/v1/infrastructure/cdn").json() == before
