@@ -4,7 +4,7 @@
 replace ``-/+``, delete ``-``) with the fields that differ, the warnings and the monthly cost
 change; ``apply`` shows the same plan, asks (``--yes`` for scripts) and applies exactly that
 plan: if the live state moved in between, it is refused. ``plan -o PLAN`` saves a plan (no
-secret in it) that ``apply PLAN`` applies later, refused if the state or the file moved since.
+secret in it) that ``apply -f PLAN`` applies later, refused if the state or the file moved since.
 Exit codes as everywhere; ``plan --detailed-exitcode`` and ``drift --detailed-exitcode`` exit 2
 when there are changes (as Terraform's).
 """
@@ -63,7 +63,12 @@ def _manager(c: Client, ctx: typer.Context) -> ResourceManager:
 
 
 def _fingerprint(doc: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    """What a saved plan checks the file against: the resolved document without secret
+    values (a digest of them would let the plan file be used to guess them)."""
+    from edgeplane.iac.applied import without_values
+
+    text = json.dumps(without_values(doc), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -265,8 +270,8 @@ def apply(
             )
             if _fingerprint(spec.document) != saved["fingerprint"]:
                 rt.fail(
-                    f"{saved['file']} or what it references changed since the plan was saved: "
-                    "make a new plan"
+                    f"{saved['file']} (or a file it references) changed since the plan was "
+                    "saved: make a new plan"
                 )
             state, do_prune = saved["state"], bool(saved["prune"])
             shown = saved["plan"]
