@@ -90,7 +90,7 @@ def test_references_are_read_where_the_file_is(tmp_path: Path) -> None:
     assert out["certificates"][0]["private_key"] == {"file": "certs/key.pem", "value": "KEY"}
     with pytest.raises(InvalidInput) as exc:
         refs.resolve(doc, tmp_path, {})
-    assert exc.value.field == "channels[0].config.secret"
+    assert exc.value.field == "channels[ops].config.secret"
     assert "HOOK_SECRET is not set" in exc.value.message
     site = tmp_path / "site"
     site.mkdir()

@@ -47,8 +47,17 @@ def resolve(doc: Any, base: Path, environ: Mapping[str, str] | None = None, path
             k: resolve(v, base, environ, f"{path}.{k}" if path else str(k)) for k, v in doc.items()
         }
     if isinstance(doc, list):
-        return [resolve(v, base, environ, f"{path}[{i}]") for i, v in enumerate(doc)]
+        return [resolve(v, base, environ, f"{path}[{_name(v, i)}]") for i, v in enumerate(doc)]
     return doc
+
+
+def _name(item: Any, index: int) -> str:
+    """How an error names a list's item: by its key (``channels[ops]``), else its position."""
+    if isinstance(item, dict):
+        for key in ("id", "name", "domain", "code"):
+            if isinstance(item.get(key), str):
+                return str(item[key])
+    return str(index)
 
 
 def bundle_source(doc: dict[str, Any], base: Path) -> Path | None:
