@@ -91,6 +91,9 @@ STATE_OR_CROSS_FIELD = {
     "PUT /api/v1/costs/model": "lb_tiers: names unique, max_backends increasing, only the last "
     "unlimited",
     "PATCH /api/v1/costs/budgets/{budget_id}": "id may only repeat its current value",
+    "POST /api/v1/iac/plan": "the document is a file resolved: its sections are checked by "
+    "their own models (the file's JSON Schema, /api/v1/iac/schema) and against the stored state",
+    "POST /api/v1/iac/apply": "the same, and a saved plan's state must be the live state's",
 }
 # The OCSP responder answers a request that is not DER OCSP with 400, as CAs' responders do
 # (its schema can only say "bytes" and "a path segment").
