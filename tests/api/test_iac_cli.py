@@ -11,6 +11,12 @@ import yaml
 
 from conftest import Cli
 
+# The sections' behaviour does not depend on the database: SQLite here; the engine's locks and
+# transactions are tested on both (test_iac_core.py), and the end-to-end round trip applies
+# every section on PostgreSQL (tests/integration/test_iac_end_to_end.py).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 DC = {
     "id": "dc-1",
     "name": "Primary",

@@ -37,6 +37,12 @@ from edgeplane.store.tables import (
 )
 from iac_plans import paths, sections_of, summary, unchanged
 
+# The sections' behaviour does not depend on the database: SQLite here; the engine's locks and
+# transactions are tested on both (test_iac_core.py), and the end-to-end round trip applies
+# every section on PostgreSQL (tests/integration/test_iac_end_to_end.py).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 SECTIONS = ("regions", "data_centers", "servers", "services", "dr_configs", "load_balancers")
 
 

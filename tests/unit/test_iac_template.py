@@ -129,3 +129,10 @@ def test_secret_fields_are_masked() -> None:
     assert [(d.path, d.before, d.after) for d in shown] == [
         ("config.secret", "(secret)", "(secret)")
     ]
+
+
+def test_channel_secret_fields_are_exactly_the_references() -> None:
+    from edgeplane.iac.kinds import channels as channel_kind
+
+    assert channel_kind.references_match() == []
+    assert channel_kind.Channels.secrets == {"config.secret", "config.password", "config.url"}
