@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from edgeplane.settings import Settings
 from edgeplane.store.db import Database, Tx
 
 Item = dict[str, Any]
+R = TypeVar("R")
 
 
 @dataclass
@@ -107,3 +109,10 @@ class Kind:
 def changed_fields(before: Item, after: Item) -> dict[str, Any]:
     """The top-level fields of ``after`` that differ from ``before``: an update's patch."""
     return {k: v for k, v in after.items() if before.get(k) != v}
+
+
+def project_rows(tx: Tx, row_type: type[R]) -> list[R]:
+    """The rows of ``row_type`` in the transaction's project, by id: what a kind reads."""
+    table: Any = row_type
+    query = select(table).where(table.project_id == tx.project).order_by(table.id)
+    return list(tx.session.scalars(query))

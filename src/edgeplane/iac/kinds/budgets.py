@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, field_validator
-from sqlalchemy import select
 
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.costs import BudgetCreate
 from edgeplane.services import budgets
 from edgeplane.store.monitoring_tables import BudgetRow
@@ -41,9 +40,7 @@ class Budgets(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(BudgetRow).where(BudgetRow.project_id == tx.project).order_by(BudgetRow.id)
-        )
+        rows = project_rows(tx, BudgetRow)
         return [
             _canonical(
                 {

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from edgeplane.errors import InvalidInput
 from edgeplane.iac import secret
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.iac.secret import SecretRef
 from edgeplane.model.alerting import ChannelCreate
 from edgeplane.model.validation import invalid_from_pydantic
@@ -125,9 +125,7 @@ class Channels(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(ChannelRow).where(ChannelRow.project_id == tx.project).order_by(ChannelRow.id)
-        )
+        rows = project_rows(tx, ChannelRow)
         return [
             _canonical_of(row.id, row.name, row.enabled, channels.config_of(tx, row))
             for row in rows

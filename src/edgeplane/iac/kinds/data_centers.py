@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.inventory import DataCenterCreate
 from edgeplane.services import datacenters, regions
@@ -27,11 +26,7 @@ class DataCenters(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(DataCenterRow)
-            .where(DataCenterRow.project_id == tx.project)
-            .order_by(DataCenterRow.id)
-        )
+        rows = project_rows(tx, DataCenterRow)
         return [
             {
                 "id": row.id,

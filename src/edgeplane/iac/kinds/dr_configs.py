@@ -3,9 +3,7 @@ by id) with their recovery point and time objectives, in minutes."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.operations import DRConfigCreate
 from edgeplane.services import dr
@@ -24,9 +22,7 @@ class DRConfigs(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(DRConfigRow).where(DRConfigRow.project_id == tx.project).order_by(DRConfigRow.id)
-        )
+        rows = project_rows(tx, DRConfigRow)
         return [
             DRConfigItem.model_validate(
                 {

@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
-from sqlalchemy import select
 
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.operations import Backend, LoadBalancerCreate
 from edgeplane.model.regions import REGION_CODES_OF
@@ -77,11 +76,7 @@ class LoadBalancers(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(LoadBalancerRow)
-            .where(LoadBalancerRow.project_id == tx.project)
-            .order_by(LoadBalancerRow.id)
-        )
+        rows = project_rows(tx, LoadBalancerRow)
         out = []
         for row in rows:
             lb = load_balancers.to_model(row)

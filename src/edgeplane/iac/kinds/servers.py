@@ -8,10 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
-from sqlalchemy import select
 
 from edgeplane.errors import InvalidInput
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.enums import ServerStatus
 from edgeplane.model.inventory import ServerCreate
@@ -46,9 +45,7 @@ class Servers(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(ServerRow).where(ServerRow.project_id == tx.project).order_by(ServerRow.id)
-        )
+        rows = project_rows(tx, ServerRow)
         return [
             _canonical(
                 {

@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from edgeplane.errors import InvalidInput
-from edgeplane.iac.kind import Context, Item, Kind, changed_fields
+from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.inventory import ServiceCreate
 from edgeplane.model.service_settings import SERVICE_TYPES, default_resources, validate_settings
@@ -42,9 +41,7 @@ class Services(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = tx.session.scalars(
-            select(ServiceRow).where(ServiceRow.project_id == tx.project).order_by(ServiceRow.id)
-        )
+        rows = project_rows(tx, ServiceRow)
         return [
             ServiceItem.model_validate(
                 {
