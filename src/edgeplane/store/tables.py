@@ -297,9 +297,14 @@ class DRConfigRow(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     primary_dc: Mapped[str] = mapped_column(String(63))
     backup_dc: Mapped[str] = mapped_column(String(63))
-    rpo: Mapped[int] = mapped_column(Integer)
-    rto: Mapped[int] = mapped_column(Integer)
+    rpo: Mapped[float] = mapped_column(Float)  # minutes
+    rto: Mapped[float] = mapped_column(Float)  # minutes
     environment: Mapped[str] = mapped_column(String(16))
+    # automatic: the monitor switches at once; confirmed: it waits for an operator
+    failover_mode: Mapped[str] = mapped_column(String(16), default="automatic")
+    failback_mode: Mapped[str] = mapped_column(String(16), default="automatic")
+    # days between scheduled drills (spec 004: monthly; None: none)
+    drill_every_days: Mapped[int | None] = mapped_column(Integer, default=30)
 
     __table_args__ = (
         ForeignKeyConstraint(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from edgeplane.store import iac_tables, monitoring_tables  # noqa: F401 (their tables in Base.metadata)
+from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
+    backup_tables,
+    dr_tables,
+    iac_tables,
+    monitoring_tables,
+)
 from edgeplane.store.tables import Base
 
 config = context.config
