@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from edge_agents import Api, searchable_tmp
 from processes import ControlPlane
+from sshd import sshd_host  # noqa: F401 (a fixture: an OpenSSH server in a namespace)
 
 
 @pytest.fixture(scope="module")
