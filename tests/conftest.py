@@ -31,7 +31,6 @@ from edgeplane.api.app import create_app
 from edgeplane.cli.main import app as cli_app
 from edgeplane.model.enums import Role
 from edgeplane.routing.geoip import GeoLocator
-from edgeplane.secrets import SecretBox
 from edgeplane.services import access
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL
@@ -39,12 +38,9 @@ from edgeplane.store.db import Database
 from edgeplane.store.migrate import upgrade
 from leftovers import MARKER, Owner, ancestors, start_ticks
 from pgcluster import PostgresCluster, find_pg_bin
+from secret_keys import TEST_SECRET_KEY, TEST_SECRETS
 
 TEMPLATE = "edgeplane_template"
-# The key of every test database's secrets; the API fixture's home holds it as its secret.key,
-# so that an embedded client on that home (SecretBox.from_settings) uses the same key.
-TEST_SECRET_KEY = "edgeplane test secrets"
-TEST_SECRETS = SecretBox(TEST_SECRET_KEY)
 _counter = itertools.count()
 
 

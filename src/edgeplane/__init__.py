@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edgeplane.model.cdn import CDNConfigCreate as CDNConfig
     from edgeplane.model.dns_records import DNSRecord
     from edgeplane.model.operations import Backend, HealthCheck
+    from edgeplane.sdk.backup_service import BackupService
     from edgeplane.sdk.cdn_service import CDNService
     from edgeplane.sdk.cost_service import CostService
     from edgeplane.sdk.domain_service import DomainService
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "BackupService",
     "CDNConfig",
     "CDNService",
     "CacheKey",
@@ -90,6 +92,7 @@ def __getattr__(name: str) -> Any:
 
 # Public name -> (module, attribute), loaded on first use.
 _LAZY = {
+    "BackupService": ("edgeplane.sdk.backup_service", "BackupService"),
     "CDNService": ("edgeplane.sdk.cdn_service", "CDNService"),
     "CostService": ("edgeplane.sdk.cost_service", "CostService"),
     "CostModel": ("edgeplane.costs.model", "CostModel"),

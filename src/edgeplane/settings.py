@@ -53,6 +53,19 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_STAPLE_INTERVAL", "staple_interval_s", float),
     ("EDGEPLANE_ACCESS_LOG_RETENTION", "access_log_retention_s", float),
     ("EDGEPLANE_ACCESS_LOG_PER_DOMAIN", "access_log_per_domain", int),
+    ("EDGEPLANE_BACKUP_KEY", "backup_key", str),
+    ("EDGEPLANE_BACKUP_TARGETS", "backup_targets", str),
+    ("EDGEPLANE_BACKUP_SCHEDULE", "backup_schedule", str),
+    ("EDGEPLANE_BACKUP_FULL_EVERY", "backup_full_every_s", float),
+    ("EDGEPLANE_BACKUP_INCREMENTAL_EVERY", "backup_incremental_every_s", float),
+    ("EDGEPLANE_BACKUP_VERIFY_EVERY", "backup_verify_every_s", float),
+    ("EDGEPLANE_BACKUP_START_DELAY", "backup_start_delay_s", float),
+    ("EDGEPLANE_BACKUP_FULL_RETENTION", "backup_full_retention_s", float),
+    ("EDGEPLANE_BACKUP_INCREMENTAL_RETENTION", "backup_incremental_retention_s", float),
+    ("EDGEPLANE_BACKUP_CONFIG_RETENTION", "backup_config_retention_s", float),
+    ("EDGEPLANE_BACKUP_WAL_DIR", "backup_wal_dir", str),
+    ("EDGEPLANE_DR_DETECT", "dr_detect_s", float),
+    ("EDGEPLANE_DR_FAILBACK_AFTER", "dr_failback_after_s", float),
 )
 
 
@@ -145,6 +158,29 @@ class Settings:
     # at most this many per domain (the newest).
     access_log_retention_s: float = 7 * 86400.0
     access_log_per_domain: int = 10_000
+    # Backups of the control plane (edgeplane.backup, docs/disaster-recovery.md): the key
+    # (else $EDGEPLANE_HOME/backup.key), the targets besides $EDGEPLANE_HOME/backups
+    # ("sftp://user@host/path?identity=..&known_hosts=..", comma-separated), the schedule
+    # ("auto": on for SQLite, off for PostgreSQL, which needs a replication role; "on"; "off"),
+    # spec 004's periods and retention (full weekly kept 3 months, incremental daily kept a
+    # month, configuration on every change kept a year), daily verification by restoring, and
+    # how long after start the first backup waits. On PostgreSQL, WAL is streamed into
+    # ``backup_wal_dir`` (point-in-time restore) when it is set.
+    backup_key: str | None = None
+    backup_targets: str | None = None
+    backup_schedule: str = "auto"
+    backup_full_every_s: float = 7 * 86400.0
+    backup_incremental_every_s: float = 86400.0
+    backup_verify_every_s: float = 86400.0
+    backup_start_delay_s: float = 60.0
+    backup_full_retention_s: float = 90 * 86400.0
+    backup_incremental_retention_s: float = 30 * 86400.0
+    backup_config_retention_s: float = 365 * 86400.0
+    backup_wal_dir: str | None = None
+    # Disaster recovery (edgeplane.dr): a DR config's primary data center found down for
+    # this long fails over (or asks to), and healthy again for this long fails back.
+    dr_detect_s: float = 3.0
+    dr_failback_after_s: float = 60.0
     # How big an uploaded bundle may be (EDGEPLANE_BUNDLE_MAX_BYTES, _MAX_FILE_BYTES, _MAX_FILES).
     bundle_limits: bundle_limits.BundleLimits = field(default_factory=bundle_limits.BundleLimits)
 

@@ -129,6 +129,26 @@ def _database_label(settings: Settings) -> str:
     return str((settings.home / "edgeplane.db").resolve())
 
 
+def _backup_lines(settings: Settings, db: Database) -> list[str]:
+    """Where backups go and the key they need (made now, so that it can be copied at once)."""
+    from edgeplane.backup import keys, locations, schedule
+    from edgeplane.backup.errors import BackupError
+
+    if not schedule.enabled(settings, db):
+        return ["  backups:     off (EDGEPLANE_BACKUP_SCHEDULE; see docs/disaster-recovery.md)"]
+    try:
+        key = keys.load(settings, create=True)
+        names = ", ".join(t.url for t in locations.configured(settings))
+    except BackupError as exc:
+        return [f"  backups:     not possible: {exc}"]
+    path = keys.key_path(settings).resolve()
+    where = "EDGEPLANE_BACKUP_KEY" if settings.backup_key else str(path)
+    return [
+        f"  backups:     {names} (full weekly, incremental daily, verified daily)",
+        f"               backup key {key.key_id} in {where}: keep a copy off this machine",
+    ]
+
+
 def init(home: HomeOpt = None) -> None:
     """Create the state directory, the database and the admin token."""
     settings, db, _ = _prepare(home)
@@ -386,6 +406,7 @@ def _up(home: Path | None, ports: Ports, region: str, no_edge: bool, host: str) 
             + (f" and http://{host}:{ports.metrics}/metrics (edge node)" if edge_metrics else "")
         )
         banner.append(f"               (scrape token in {settings.metrics_token_path.resolve()})")
+        banner += _backup_lines(settings, db)
         banner.append("Press Ctrl-C to stop.")
         return banner
 
@@ -421,5 +442,6 @@ def serve(
         lambda: [
             f"Edgeplane control plane on http://{host}:{port} (database {label})",
             f"  dashboard: http://{host}:{port}/",
+            *_backup_lines(settings, db),
         ],
     )

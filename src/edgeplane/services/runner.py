@@ -39,6 +39,8 @@ class Job:
     name: str
     interval_s: float
     run: Callable[[], object]
+    # what the job holds beyond a run (a child process), released when the runner stops
+    close: Callable[[], object] | None = None
 
 
 @dataclass
@@ -96,6 +98,12 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for job in self.jobs:
+            if job.close is not None:
+                try:
+                    await run_in_threadpool(job.close)
+                except Exception:
+                    log.exception("closing %s failed", job.name)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
