@@ -13,9 +13,11 @@ from edgeplane.api.notify import RevisionNotifier
 from edgeplane.api.routers import (
     access,
     alerts,
+    backups,
     cdn,
     costs,
     domains,
+    dr,
     edge,
     edge_deploy,
     edge_logs,
@@ -69,6 +71,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.runner = runner  # None: no background work (embedded, tests)
     app.state.locator = locator or GeoLocator(settings.geoip_db)
     app.state.local_actor = local_actor
     if db.secrets is None:
@@ -86,6 +89,7 @@ def create_app(
     app.include_router(session.router)
     app.include_router(inventory.router)
     app.include_router(operations.router)
+    app.include_router(dr.router)
     app.include_router(cdn.router)
     app.include_router(costs.router)
     app.include_router(edge.router)
@@ -97,6 +101,7 @@ def create_app(
     app.include_router(ocsp.router)
     app.include_router(overview.router)
     app.include_router(iac.router)
+    app.include_router(backups.router)
 
     @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
     def healthz() -> JSONResponse:

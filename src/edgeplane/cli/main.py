@@ -16,6 +16,7 @@ import typer
 from edgeplane.cli import (
     access,
     alerts,
+    backup,
     ca,
     cdn,
     certs,
@@ -25,6 +26,7 @@ from edgeplane.cli import (
     deploy,
     dns,
     domains,
+    dr,
     edge,
     iac,
     logs,
@@ -97,7 +99,7 @@ app.add_typer(servers.app, name="server")
 app.add_typer(servers.app, name="servers", help="Alias of server.")
 app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
-app.add_typer(operations.dr_app, name="dr")
+app.add_typer(dr.dr_app, name="dr")  # operations' create/list/... and dr's live commands
 app.add_typer(cdn.app, name="cdn")
 app.add_typer(costs.app, name="cost")
 app.command("deploy")(deploy.deploy)
@@ -120,6 +122,7 @@ app.add_typer(alerts.app, name="alerts", help="Alias of alert.")
 app.add_typer(metrics.app, name="metrics")
 app.command("demo-origin")(demo_origin.demo_origin)
 iac.register(app)
+backup.register(app)
 
 
 def main() -> None:

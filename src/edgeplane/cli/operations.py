@@ -15,7 +15,10 @@ from edgeplane.cli.output import Column, Doc
 lb_app = typer.Typer(help="Load balancers: algorithm, backends and health checks.")
 backend_app = typer.Typer(help="A load balancer's backends: weight, backup, state, drain.")
 lb_app.add_typer(backend_app, name="backend")
-dr_app = typer.Typer(help="Disaster-recovery configs: primary and backup data center, RPO, RTO.")
+dr_app = typer.Typer(
+    help="Disaster-recovery configs: primary and backup data center, RPO, RTO; their status, "
+    "failover, failback and drills."
+)
 
 LB_PATH = f"{rt.BASE}/loadbalancer"
 DR_PATH = f"{rt.BASE}/dr-configs"
@@ -50,6 +53,12 @@ DR_COLUMNS: list[Column] = [
     ("BACKUP", "backup_dc"),
     ("RPO min", "rpo"),
     ("RTO min", "rto"),
+    ("FAILOVER", "failover_mode"),
+    ("FAILBACK", "failback_mode"),
+    (
+        "DRILL EVERY",
+        lambda dr: f"{dr['drill_every_days']} d" if dr.get("drill_every_days") else "-",
+    ),
     ("ENV", "environment"),
     ("WARNINGS", lambda dr: len(dr.get("warnings") or [])),
 ]
@@ -93,8 +102,31 @@ Weight = Annotated[int | None, typer.Option("--weight", help="1-1000 (default 10
 BackendState = Annotated[str | None, typer.Option("--state", help="active, draining or disabled")]
 Primary = Annotated[str | None, typer.Option("--primary", help="primary data center id")]
 Backup = Annotated[str | None, typer.Option("--backup", help="backup data center id")]
-Rpo = Annotated[int | None, typer.Option("--rpo", help="recovery point objective, minutes")]
-Rto = Annotated[int | None, typer.Option("--rto", help="recovery time objective, minutes")]
+Rpo = Annotated[
+    float | None,
+    typer.Option("--rpo", help="recovery point objective, minutes (0.05 = 3 s)"),
+]
+Rto = Annotated[
+    float | None,
+    typer.Option("--rto", help="recovery time objective, minutes (0.05 = 3 s)"),
+]
+FailoverMode = Annotated[
+    str | None,
+    typer.Option(
+        "--failover-mode", help="automatic, or confirmed (waits for `edgeplane dr failover`)"
+    ),
+]
+FailbackMode = Annotated[
+    str | None,
+    typer.Option(
+        "--failback-mode", help="automatic, or confirmed (waits for `edgeplane dr failback`)"
+    ),
+]
+DrillEvery = Annotated[
+    int | None,
+    typer.Option("--drill-every", metavar="DAYS", help="days between scheduled drills"),
+]
+NoDrills = Annotated[bool, typer.Option("--no-drills", help="no scheduled drills")]
 
 
 def health_check(
@@ -376,6 +408,10 @@ def dr_create(
     rpo: Rpo = None,
     rto: Rto = None,
     environment: o.EnvironmentOpt = None,
+    failover_mode: FailoverMode = None,
+    failback_mode: FailbackMode = None,
+    drill_every: DrillEvery = None,
+    no_drills: NoDrills = False,
     quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
@@ -388,7 +424,12 @@ def dr_create(
         rpo=rpo,
         rto=rto,
         environment=environment,
+        failover_mode=failover_mode,
+        failback_mode=failback_mode,
+        drill_every_days=drill_every,
     )
+    if no_drills:
+        body["drill_every_days"] = None
     rt.request(ctx, as_json, "POST", DR_PATH, body=body, render=render_dr, quiet=quiet)
 
 
@@ -408,12 +449,26 @@ def dr_update(
     rpo: Rpo = None,
     rto: Rto = None,
     environment: o.EnvironmentOpt = None,
+    failover_mode: FailoverMode = None,
+    failback_mode: FailbackMode = None,
+    drill_every: DrillEvery = None,
+    no_drills: NoDrills = False,
     as_json: o.Json = False,
 ) -> None:
     """Change a DR config; only the options given change."""
     fields = rt.compact(
-        name=name, primary_dc=primary, backup_dc=backup, rpo=rpo, rto=rto, environment=environment
+        name=name,
+        primary_dc=primary,
+        backup_dc=backup,
+        rpo=rpo,
+        rto=rto,
+        environment=environment,
+        failover_mode=failover_mode,
+        failback_mode=failback_mode,
+        drill_every_days=drill_every,
     )
+    if no_drills:
+        fields["drill_every_days"] = None
     rt.update(ctx, as_json, f"{DR_PATH}/{dr_id}", fields, title="DR config updated")
 
 

@@ -353,14 +353,35 @@ class BackendHealth(Output):
     nodes: list[NodeBackendHealth]
 
 
+DRMode = Literal["automatic", "confirmed"]
+MINUTES = "minutes; fractions are allowed (0.05 = 3 s); at most 10080 (a week)"
+
+
 class DRConfigCreate(Input):
     id: ObjectId | None = None
     name: Name
     primary_dc: ObjectId
     backup_dc: ObjectId
-    rpo: Int = Field(ge=1, le=10080, description="recovery point objective, minutes")
-    rto: Int = Field(ge=1, le=10080, description="recovery time objective, minutes")
+    rpo: Float = Field(gt=0, le=10080, description=f"recovery point objective, {MINUTES}")
+    rto: Float = Field(gt=0, le=10080, description=f"recovery time objective, {MINUTES}")
     environment: Environment = Environment.PROD
+    failover_mode: DRMode = Field(
+        "automatic",
+        description="automatic: traffic moves to the backup data center as soon as the "
+        "primary is found down; confirmed: the failover waits for an operator "
+        "(POST .../failover)",
+    )
+    failback_mode: DRMode = Field(
+        "automatic",
+        description="automatic: traffic returns once the primary has been healthy for a "
+        "while; confirmed: the failback waits for an operator (POST .../failback)",
+    )
+    drill_every_days: Int | None = Field(
+        30,
+        ge=1,
+        le=366,
+        description="days between scheduled drills (spec 004: monthly); null: none",
+    )
 
 
 class DRConfigPatch(patch_model(DRConfigCreate)):  # type: ignore[misc]
@@ -373,9 +394,12 @@ class DRConfig(Output):
     name: str
     primary_dc: str
     backup_dc: str
-    rpo: int
-    rto: int
+    rpo: float  # minutes
+    rto: float  # minutes
     environment: Environment
+    failover_mode: DRMode = "automatic"
+    failback_mode: DRMode = "automatic"
+    drill_every_days: int | None = 30
     warnings: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime

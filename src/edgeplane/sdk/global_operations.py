@@ -1,10 +1,14 @@
-"""``GlobalOperations``: data centers, load balancers and disaster-recovery configs."""
+"""``GlobalOperations``: data centers, load balancers and disaster-recovery configs, with
+their live side (status, timeline, failover, failback, drills)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from edgeplane.model.common import CapacityReport, Page
+from edgeplane.model.dr import DREvent, Drill, DRStatus
 from edgeplane.model.enums import DataCenterTier, LBAlgorithm, RegionCode, RegionType
 from edgeplane.model.inventory import DataCenter
 from edgeplane.model.operations import DRConfig, LoadBalancer
@@ -110,8 +114,17 @@ class GlobalOperations:
     # Disaster recovery -----------------------------------------------------------------
 
     async def create_dr_config(
-        self, name: str, primary_dc: str, backup_dc: str, rpo: int, rto: int, **fields: Any
+        self,
+        name: str,
+        primary_dc: str,
+        backup_dc: str,
+        rpo: float,
+        rto: float,
+        **fields: Any,
     ) -> DRConfig:
+        """A DR config; ``rpo`` and ``rto`` in minutes (fractions allowed). ``fields``:
+        ``failover_mode`` / ``failback_mode`` ("automatic" or "confirmed"),
+        ``drill_every_days``, ``environment``, ``id``."""
         body = {
             "name": name,
             "primary_dc": primary_dc,
@@ -137,3 +150,52 @@ class GlobalOperations:
 
     async def delete_dr_config(self, dr_id: str) -> None:
         await self.client.delete(f"{BASE}/dr-configs/{dr_id}")
+
+    async def dr_status(self, dr_id: str) -> DRStatus:
+        """Which data center serves, the primary's health, the open episode, the last drill."""
+        return await self.client.get_as(DRStatus, f"{BASE}/dr-configs/{dr_id}/status")
+
+    async def dr_events(
+        self, dr_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[DREvent]:
+        """The config's timeline, newest first."""
+        return await self.client.get_as(
+            Page[DREvent], f"{BASE}/dr-configs/{dr_id}/events", cursor=cursor, limit=limit
+        )
+
+    async def failover(self, dr_id: str, reason: str) -> DRStatus:
+        """Confirm a pending failover or force one (traffic to the backup data center)."""
+        body = {"reason": reason}
+        return await self.client.post_as(DRStatus, f"{BASE}/dr-configs/{dr_id}/failover", body)
+
+    async def failback(self, dr_id: str, reason: str) -> DRStatus:
+        """Confirm a pending failback or force one (traffic back to the primary)."""
+        body = {"reason": reason}
+        return await self.client.post_as(DRStatus, f"{BASE}/dr-configs/{dr_id}/failback", body)
+
+    async def run_drill(self, dr_id: str, wait: bool = True, timeout: float = 900.0) -> Drill:
+        """Run a drill; with ``wait`` its report once it is over (or as it stands after
+        ``timeout`` seconds), else the running drill (``get_drill`` follows it)."""
+        path = f"{BASE}/dr-configs/{dr_id}/drills"
+        started = time.monotonic()
+        answer = min(timeout, 300.0)
+        doc = await self.client.request(
+            "POST", path, params={"wait": wait, "timeout": answer}, timeout=answer + 30.0
+        )
+        drill = Drill.model_validate(doc)
+        while (
+            wait and drill.status in ("queued", "running") and time.monotonic() - started < timeout
+        ):
+            await asyncio.sleep(1.0)
+            drill = await self.get_drill(dr_id, drill.id)
+        return drill
+
+    async def list_drills(
+        self, dr_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> Page[Drill]:
+        return await self.client.get_as(
+            Page[Drill], f"{BASE}/dr-configs/{dr_id}/drills", cursor=cursor, limit=limit
+        )
+
+    async def get_drill(self, dr_id: str, drill_id: str) -> Drill:
+        return await self.client.get_as(Drill, f"{BASE}/dr-configs/{dr_id}/drills/{drill_id}")

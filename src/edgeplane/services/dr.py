@@ -1,10 +1,12 @@
-"""Disaster-recovery configs: a primary and a backup data center with RPO and RTO."""
+"""Disaster-recovery configs: a primary and a backup data center with RPO and RTO (minutes),
+how failover and failback happen (automatic or confirmed) and how often the pair is drilled.
+What a config does at run time (state, failover, drills) is ``edgeplane.dr``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import null, select
 
 from edgeplane.errors import InvalidInput
 from edgeplane.model.common import Page
@@ -51,6 +53,9 @@ def to_model(tx: Tx, row: DRConfigRow) -> DRConfig:
         rpo=row.rpo,
         rto=row.rto,
         environment=row.environment,
+        failover_mode=row.failover_mode,
+        failback_mode=row.failback_mode,
+        drill_every_days=row.drill_every_days,
         warnings=warnings,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -69,6 +74,9 @@ def _check(tx: Tx, spec: DRConfigCreate) -> None:
 def _fill(row: DRConfigRow, spec: DRConfigCreate) -> None:
     row.name, row.primary_dc, row.backup_dc = spec.name, spec.primary_dc, spec.backup_dc
     row.rpo, row.rto, row.environment = spec.rpo, spec.rto, spec.environment.value
+    row.failover_mode, row.failback_mode = spec.failover_mode, spec.failback_mode
+    # NULL written as such: a plain None would let the column's default (30) fill it in
+    row.drill_every_days = spec.drill_every_days if spec.drill_every_days else null()
 
 
 def create(tx: Tx, data: DRConfigCreate | dict[str, Any]) -> DRConfig:
@@ -103,7 +111,7 @@ def update(tx: Tx, dr_id: str, patch: dict[str, Any]) -> DRConfig:
     before = to_model(tx, row)
     current = before.model_dump(
         mode="json",
-        include={"id", "name", "primary_dc", "backup_dc", "rpo", "rto", "environment"},
+        include=set(DRConfigCreate.model_fields),
     )
     spec = merge_patch(DRConfigCreate, current, patch, fixed={"id"})
     _check(tx, spec)

@@ -8,7 +8,9 @@ a ``DesiredState``; ``snapshot(state, node, revision)`` turns it into the node's
 - its **pool**: the CDN config's origins (the first load balancer origin ->
   ``lb.<project>.<lb id>``; else the URL origins -> ``origin.<project>``, round robin with their
   weights and backup flags, passive checks only), or with no CDN config the project's only load
-  balancer; else none (the site answers 502). A pool with no usable backend is no pool;
+  balancer; else none (the site answers 502). A pool with no usable backend is no pool. A load
+  balancer's backends in the data centers of a DR config follow the config's state (which side
+  serves: ``edgeplane.snapshot.dr``);
 - its **cache rules** and **security** from the CDN config; without one: no rules, HTTPS forced
   when every domain of the site has a certificate, no HSTS. HTTPS is never forced for a site
   with a domain that has no certificate (the redirect would lead nowhere);
@@ -25,6 +27,7 @@ Everything is sorted, so equal states give equal snapshots and equal content has
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,6 +54,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
 DEFAULT_OPTIONS = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "retries": 1}
@@ -130,6 +134,8 @@ class DesiredState:
     acme_http: tuple[tuple[str, str], ...] = ()  # (token, key authorization) of open orders
     deployments: tuple[DeploymentState, ...] = ()
     ticket_keys: tuple[TicketKeySpec, ...] = ()  # TLS session ticket keys (snapshot.tickets)
+    # the DR configs, their states and where their projects' servers are (snapshot.dr)
+    placement: Placement = field(default_factory=Placement)
 
 
 # Backends -----------------------------------------------------------------------------------
@@ -201,9 +207,22 @@ def _health_check(raw: Mapping[str, Any] | None) -> HealthCheckSpec | None:
     return HealthCheckSpec(**{k: v for k, v in raw.items() if k in known})
 
 
+def dr_backends(state: DesiredState, lb: LoadBalancerState) -> tuple[BackendState, ...]:
+    """``lb``'s backends as its project's DR configs have them served (``snapshot.dr``)."""
+    if not state.placement.rules.get(lb.project):
+        return lb.backends
+    effects = pool_effects(state.placement, lb.project, [b.address for b in lb.backends])
+    out = []
+    for b, (effect, _) in zip(lb.backends, effects, strict=True):
+        backup, admin = apply_effect(effect, b.backup, b.state)
+        changed = (backup, admin) != (b.backup, b.state)
+        out.append(dataclasses.replace(b, backup=backup, state=admin) if changed else b)
+    return tuple(out)
+
+
 def _lb_pool(state: DesiredState, lb: LoadBalancerState) -> PoolSpec | None:
     backends: dict[str, BackendSpec] = {}
-    for b in lb.backends:
+    for b in dr_backends(state, lb):
         spec = resolve_backend(state, lb.project, b)
         if spec is not None and spec.key not in backends:
             backends[spec.key] = spec

@@ -11,7 +11,8 @@ build of the served state serves them all. A new revision is built in one of two
   into new parts, joined the same way. That is the first build, and the fallback whenever
   the cache cannot tell what changed: the edge nodes or their regions, an edge
   deployment's regions, a certificate or OCSP staple passing its time, an event of a kind
-  the parts do not track (CDN configs, load balancers, servers, deleted projects), many
+  the parts do not track (CDN configs, load balancers, servers, DR configs and their
+  failovers, deleted projects), many
   revisions or domains at once.
 
 Either way the result is, byte for byte, that of ``served`` serialised whole, which is what
@@ -202,7 +203,12 @@ def _parts_of(
             )
         )
     # Only what the parts read of the state: its zones and certificates would stay alive else.
-    shared = DesiredState(cdn=state.cdn, load_balancers=state.load_balancers, servers=state.servers)
+    shared = DesiredState(
+        cdn=state.cdn,
+        load_balancers=state.load_balancers,
+        servers=state.servers,
+        placement=state.placement,
+    )
     parts = Parts(shared=shared, env=env)
     parts.fill(domains, lambda zone: by_zone[f"{zone.name}."], known_certs)
     return parts

@@ -1,11 +1,11 @@
 """Reading the desired state the edge serves from the database.
 
 ``load_state`` makes a handful of bulk queries (active domains, CDN configs, load balancers,
-server addresses, valid certificates, zones, deployments); keys are decrypted with the box it
-is given, and certificates already read are taken from the caller's ``CertCache``.
-``load_domain_parts`` reads the same for a few domains only (``snapshot.parts``), and
-``load_dns_env``, ``routing``, ``load_deployments`` and ``load_acme_http`` the small inputs
-every build reads again.
+server addresses, DR configs and their states, valid certificates, zones, deployments); keys
+are decrypted with the box it is given, and certificates already read are taken from the
+caller's ``CertCache``. ``load_domain_parts`` reads the same for a few domains only
+(``snapshot.parts``), and ``load_dns_env``, ``routing``, ``load_deployments`` and
+``load_acme_http`` the small inputs every build reads again.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ from edgeplane.snapshot.build import (
     DesiredState,
     LoadBalancerState,
 )
+from edgeplane.snapshot.dr import DRRule, Placement, index_addresses
 from edgeplane.snapshot.parts import DomainPart
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
+from edgeplane.store.dr_tables import DRStateRow
 from edgeplane.store.tables import (
     AcmeChallengeRow,
     BundleRow,
@@ -41,6 +43,7 @@ from edgeplane.store.tables import (
     CertificateRow,
     DNSRecordRow,
     DomainRow,
+    DRConfigRow,
     EdgeDeploymentRow,
     EdgeLivenessRow,
     EdgeNodeRow,
@@ -134,12 +137,15 @@ def load_state(
         )
 
     servers: dict[tuple[str, str], str | None] = {}
+    dcs: dict[tuple[str, str], str] = {}
     if lbs:
-        for project, server_id, address in session.execute(
-            select(ServerRow.project_id, ServerRow.id, ServerRow.address)
+        for project, server_id, address, dc in session.execute(
+            select(ServerRow.project_id, ServerRow.id, ServerRow.address, ServerRow.data_center_id)
         ):
             if wanted(project):
                 servers[(project, server_id)] = address
+                if dc is not None:
+                    dcs[(project, server_id)] = dc
 
     owner = {d: project for project, names in domains.items() for d in names}
     return DesiredState(
@@ -152,6 +158,52 @@ def load_state(
         servers=servers,
         certs=load_certs(session, box, owner, now, {} if certs is None else certs, keys=cert_keys),
         ticket_keys=ticket_keys(box.derive(TICKET_SECRET), now.timestamp()),
+        placement=load_placement(session, {p for p, _ in lbs}, servers, dcs),
+    )
+
+
+def load_placement(
+    session: Session,
+    projects: set[str],
+    servers: Mapping[tuple[str, str], str | None],
+    dcs: Mapping[tuple[str, str], str],
+) -> Placement:
+    """The DR configs of ``projects`` (those with load balancers) with their states, and
+    where those projects' servers are (``snapshot.dr``): two small queries, none without a
+    load balancer."""
+    if not projects:
+        return Placement()
+    states = {
+        (s.project_id, s.dr_id): s
+        for s in session.scalars(select(DRStateRow).where(DRStateRow.project_id.in_(projects)))
+    }
+    rules: dict[str, list[DRRule]] = {}
+    for c in session.scalars(
+        select(DRConfigRow).where(DRConfigRow.project_id.in_(projects)).order_by(DRConfigRow.id)
+    ):
+        state = states.get((c.project_id, c.id))
+        rules.setdefault(c.project_id, []).append(
+            DRRule(
+                project=c.project_id,
+                id=c.id,
+                primary_dc=c.primary_dc,
+                backup_dc=c.backup_dc,
+                failover_mode=c.failover_mode,
+                active=state.active if state is not None else "primary",
+                status=state.status if state is not None else "normal",
+            )
+        )
+    if not rules:
+        return Placement()
+    by_address = index_addresses(
+        (project, server_id, address)
+        for (project, server_id), address in sorted(servers.items())
+        if project in rules
+    )
+    return Placement(
+        data_centers={k: dc for k, dc in dcs.items() if k[0] in rules},
+        by_address=by_address,
+        rules={p: tuple(r) for p, r in rules.items()},
     )
 
 

@@ -14,7 +14,8 @@ rebuilds the sites and certificates they belong to; ``emit`` joins the serialise
 the manifest's shared fields and the ``Served`` value, equal byte for byte to what a full
 build gives for the same state (``tests/api/test_snapshot_parts.py`` checks it over a
 sequence of changes). Everything the parts do not hold per domain (edge nodes and their
-liveness, regions, deployments' routing, CDN configs, load balancers, servers) is fixed for
+liveness, regions, deployments' routing, CDN configs, load balancers, servers, DR configs and
+their states) is fixed for
 the life of a ``Parts``: when it changes, the cache builds the revision in full and makes a
 new one.
 """
@@ -350,6 +351,7 @@ class Parts:
             load_balancers=self.shared.load_balancers,
             servers=self.shared.servers,
             certs=self.served_certs,
+            placement=self.shared.placement,
         )
         pool = site_pool(state, project)
         spec = site_spec(state, project, tuple(domains), pool.id if pool else None)

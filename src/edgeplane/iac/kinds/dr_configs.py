@@ -1,5 +1,6 @@
 """``dr_configs``: disaster-recovery pairs of the project's data centers (primary and backup
-by id) with their recovery point and time objectives, in minutes."""
+by id) with their recovery point and time objectives, in minutes, how failover and failback
+happen (automatically or once confirmed) and how often the pair is drilled."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class DRConfigs(Kind):
                     "rpo": row.rpo,
                     "rto": row.rto,
                     "environment": row.environment,
+                    "failover_mode": row.failover_mode,
+                    "failback_mode": row.failback_mode,
+                    "drill_every_days": row.drill_every_days,
                 }
             ).model_dump(mode="json")
             for row in rows

@@ -161,6 +161,9 @@ const DR = {
     { name: "backup_dc", label: "Backup data center", required: true },
     { name: "rpo", label: "RPO (minutes)", type: "number", required: true },
     { name: "rto", label: "RTO (minutes)", type: "number", required: true },
+    { name: "failover_mode", label: "Failover", type: "select", options: ["automatic", "confirmed"], default: "automatic" },
+    { name: "failback_mode", label: "Failback", type: "select", options: ["automatic", "confirmed"], default: "automatic" },
+    { name: "drill_every_days", label: "Drill every (days)", type: "number", default: 30, hint: "days between scheduled drills (spec: monthly)" },
     { name: "environment", label: "Environment", type: "select", options: ENVIRONMENTS, default: "prod" },
   ],
 };
