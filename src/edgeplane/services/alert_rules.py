@@ -80,6 +80,25 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
      "for_s": 0, "severity": "warning",
      "description": "Objects changed by the API, CLI or dashboard since the last apply "
      "(edgeplane drift names them and who changed them)"},
+    {"id": "backup-verification-failed", "name": "A backup failed its verification",
+     "series": "backup_verification_failed", "comparison": ">", "threshold": 0, "window_s": 60,
+     "for_s": 0, "severity": "critical",
+     "description": "A backup could not be restored and checked (edgeplane backup list says "
+     "why): it would not restore either"},
+    {"id": "backup-stale", "name": "No good backup for over 26 hours",
+     "series": "backup_age_hours", "comparison": ">", "threshold": 26, "window_s": 60,
+     "for_s": 0, "severity": "warning",
+     "description": "The daily backup did not happen or failed its verification"},
+    {"id": "dr-failover", "name": "Traffic failed over to the backup data center",
+     "series": "dr_failed_over", "comparison": ">", "threshold": 0, "window_s": 60,
+     "for_s": 0, "severity": "critical",
+     "description": "A DR config's primary failed: its traffic is on the backup data center, "
+     "or waits for edgeplane dr failover (edgeplane dr status)"},
+    {"id": "dr-drill-failed", "name": "A DR drill missed its targets",
+     "series": "dr_drill_failed", "comparison": ">", "threshold": 0, "window_s": 60,
+     "for_s": 0, "severity": "warning",
+     "description": "The newest drill measured an RTO or RPO above the config's target, or "
+     "could not finish (edgeplane dr drills)"},
 )  # fmt: skip
 
 

@@ -27,6 +27,14 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   with budgets priced as of now, a ``budget`` alert per threshold newly reached this month.
 - **configuration drift** (``edgeplane.iac.drift_check``, every ``drift_interval_s``): each
   project's live state against its last applied file, the ``config_drift_objects`` series.
+- the **DR monitor** (``edgeplane.dr.monitor``, every second): each DR config's primary data
+  center as the edge sees it; failover to the backup (or a request to confirm it) when it is
+  down for ``dr_detect_s``, failback when it is healthy for ``dr_failback_after_s``;
+- **DR drills** (``edgeplane.dr.drill``, every second): the drills asked for through the API,
+  and each minute the scheduled ones that are due (``drill_every_days``: monthly);
+- **backups** (``edgeplane.backup.schedule``, checked every minute): a full weekly, an
+  incremental daily, a configuration backup on every change, expired ones deleted; and the
+  **verification** of every new backup, and daily of the newest again, by restoring it.
 
 Each loop reads first and writes only on a change; network checks run outside transactions.
 """
@@ -41,7 +49,9 @@ from threading import Event
 
 from sqlalchemy import select
 
+from edgeplane.backup import schedule as backup_schedule
 from edgeplane.certificates import renewal, stapling
+from edgeplane.dr import drill, monitor
 from edgeplane.iac import drift_check
 from edgeplane.services import (
     access_logs,
@@ -219,5 +229,18 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             "configuration drift",
             settings.drift_interval_s,
             lambda: drift_check.run_once(db, settings, stopping),
+        ),
+        Job("DR monitor", 1.0, lambda: monitor.run_once(db, settings)),
+        Job("DR drills", 1.0, functools.partial(drill.Drills(db, settings), stopping)),
+        Job(
+            "backups",
+            min(backup_schedule.CHECK_EVERY_S, settings.backup_incremental_every_s),
+            functools.partial(backup_schedule.Backups(db, settings), stopping),
+            close=backup_schedule.stop_streaming,
+        ),
+        Job(
+            "backup verification",
+            backup_schedule.CHECK_EVERY_S,
+            lambda: backup_schedule.run_verification(db, settings, stopping),
         ),
     ]

@@ -40,11 +40,15 @@ from edgeplane.model.alerting import SERIES_NAMES
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
 from edgeplane.services import liveness, retention
 from edgeplane.services.analytics import add_counts, add_histogram, percentile
+from edgeplane.store.actor import PLATFORM_PROJECT
+from edgeplane.store.backup_tables import BackupRow
 from edgeplane.store.db import Tx
+from edgeplane.store.dr_tables import DRDrillRow, DRStateRow
 from edgeplane.store.iac_tables import IacDriftRow
 from edgeplane.store.monitoring_tables import EdgeAnalyticsHourRow, UptimeHourRow, UptimeStateRow
 from edgeplane.store.tables import (
     BackendHealthRow,
+    DRConfigRow,
     EdgeAnalyticsRow,
     EdgeNodeRow,
     MetricRow,
@@ -53,7 +57,8 @@ from edgeplane.store.tables import (
 )
 
 Source = Literal[
-    "traffic", "backend", "server", "health", "certificate", "uptime", "probe", "drift"
+    "traffic", "backend", "server", "health", "certificate", "uptime", "probe", "drift", "backup",
+    "dr",
 ]
 GROUPS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "region", "node", "project"),
@@ -64,6 +69,8 @@ GROUPS: dict[Source, tuple[str, ...]] = {
     "health": ("pool",),
     "certificate": ("domain",),
     "drift": ("project",),
+    "backup": ("backups",),
+    "dr": ("dr_config",),
 }
 SELECTORS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "node", "region"),
@@ -74,6 +81,8 @@ SELECTORS: dict[Source, tuple[str, ...]] = {
     "health": ("pool",),
     "certificate": ("domain",),
     "drift": (),
+    "backup": (),
+    "dr": ("dr_config",),
 }
 MINUTE_RETENTION = timedelta(days=7)  # minute rows older than this: the hourly rollups
 MAX_POINTS = 2000
@@ -241,6 +250,32 @@ CATALOG: dict[str, SeriesInfo] = {
         "Objects changed outside the last applied file since it was applied (the newest "
         "drift check)",
     ),
+    "backup_age_hours": SeriesInfo(
+        "backup_age_hours",
+        "backup",
+        "hours",
+        "Hours since the newest database backup that did not fail its verification (the "
+        "default project only: backups are the platform's)",
+    ),
+    "backup_verification_failed": SeriesInfo(
+        "backup_verification_failed",
+        "backup",
+        "count",
+        "Backups whose newest verification failed (the default project only)",
+    ),
+    "dr_failed_over": SeriesInfo(
+        "dr_failed_over",
+        "dr",
+        "count",
+        "1 while a DR config's traffic is on its backup data center or waits for an "
+        "operator's confirmation to move (not during a drill)",
+    ),
+    "dr_drill_failed": SeriesInfo(
+        "dr_drill_failed",
+        "dr",
+        "count",
+        "1 when a DR config's newest drill missed its RTO or RPO target or could not finish",
+    ),
     "certificate_days_left": SeriesInfo(
         "certificate_days_left",
         "certificate",
@@ -339,6 +374,54 @@ def _origin_up(tx: Tx, project: str, selector: dict[str, Any]) -> dict[str, floa
 def _drift(tx: Tx, project: str) -> dict[str, float]:
     row = tx.session.get(IacDriftRow, project)
     return {project: float(row.objects)} if row is not None else {}
+
+
+def _backups(tx: Tx, project: str, name: str, now: datetime) -> dict[str, float]:
+    """The platform's backups, seen from the default project (its admins run the platform)."""
+    if project != PLATFORM_PROJECT:
+        return {}
+    rows = tx.session.execute(
+        select(BackupRow.kind, BackupRow.created_at, BackupRow.verify_ok, BackupRow.expires_at)
+    ).all()
+    if name == "backup_verification_failed":
+        failed = sum(1 for _k, _c, ok, _e in rows if ok is False)
+        return {"backups": float(failed)} if rows else {}
+    good = [c for k, c, ok, _e in rows if k in ("full", "incremental") and ok is not False]
+    if not good:
+        return {}
+    return {"backups": round((now - max(good)).total_seconds() / 3600, 3)}
+
+
+def _dr(tx: Tx, project: str, name: str, selector: dict[str, Any]) -> dict[str, float]:
+    configs = list(
+        tx.session.scalars(select(DRConfigRow.id).where(DRConfigRow.project_id == project))
+    )
+    if "dr_config" in selector:
+        configs = [c for c in configs if c == selector["dr_config"]]
+    if not configs:
+        return {}
+    if name == "dr_failed_over":
+        states = {
+            r.dr_id: r.status
+            for r in tx.session.scalars(select(DRStateRow).where(DRStateRow.project_id == project))
+        }
+        open_ = ("failover_pending", "failed_over", "failback_pending")
+        return {c: 1.0 if states.get(c) in open_ else 0.0 for c in configs}
+    out: dict[str, float] = {}
+    for dr_id in configs:
+        status = tx.session.scalars(
+            select(DRDrillRow.status)
+            .where(
+                DRDrillRow.project_id == project,
+                DRDrillRow.dr_id == dr_id,
+                DRDrillRow.status != "running",
+            )
+            .order_by(DRDrillRow.started_at.desc())
+            .limit(1)
+        ).first()
+        if status is not None:
+            out[dr_id] = 1.0 if status in ("failed", "error") else 0.0
+    return out
 
 
 def _days_left(tx: Tx, project: str, selector: dict[str, Any], now: datetime) -> dict[str, float]:
@@ -452,6 +535,10 @@ def current(
         return _days_left(tx, project, selector, now)
     if series.source == "drift":
         return _drift(tx, project)
+    if series.source == "backup":
+        return _backups(tx, project, name, now)
+    if series.source == "dr":
+        return _dr(tx, project, name, selector)
     if series.source == "probe":
         return _probes(tx, project, name, selector, now)
     out: dict[str, float] = {}
@@ -543,7 +630,7 @@ def query(
     def slot(at: datetime) -> int:
         return int((at - start).total_seconds() // step_s)
 
-    if series.source in ("health", "certificate", "probe", "drift"):
+    if series.source in ("health", "certificate", "probe", "drift", "backup", "dr"):
         values = current(tx, project, name, selector, 0, now, group)
         return {key: [(now, value)] for key, value in values.items()}
     if series.source == "uptime":
