@@ -42,6 +42,7 @@ BENCHES = {
     "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
     "ui": (("chromium",), "first load to overview on screen"),
     "iac": (("nginx", "pdns_server"), "apply -> every node serves the last domain"),
+    "dr": (("nginx", "pdns_server"), "failover: primary killed -> backup answers"),
 }
 
 
