@@ -398,6 +398,35 @@ def dr_list(
     )
 
 
+def _dr_fields(
+    name: str | None,
+    primary: str | None,
+    backup: str | None,
+    rpo: float | None,
+    rto: float | None,
+    environment: str | None,
+    failover_mode: str | None,
+    failback_mode: str | None,
+    drill_every: int | None,
+    no_drills: bool,
+) -> Doc:
+    """The fields of a DR config the options give (``--no-drills``: no scheduled drills)."""
+    fields = rt.compact(
+        name=name,
+        primary_dc=primary,
+        backup_dc=backup,
+        rpo=rpo,
+        rto=rto,
+        environment=environment,
+        failover_mode=failover_mode,
+        failback_mode=failback_mode,
+        drill_every_days=drill_every,
+    )
+    if no_drills:
+        fields["drill_every_days"] = None
+    return fields
+
+
 @dr_app.command("create")
 def dr_create(
     ctx: typer.Context,
@@ -416,20 +445,11 @@ def dr_create(
     as_json: o.Json = False,
 ) -> None:
     """Create a DR config."""
-    body = rt.compact(
-        id=dr_id,
-        name=name,
-        primary_dc=primary,
-        backup_dc=backup,
-        rpo=rpo,
-        rto=rto,
-        environment=environment,
-        failover_mode=failover_mode,
-        failback_mode=failback_mode,
-        drill_every_days=drill_every,
-    )
-    if no_drills:
-        body["drill_every_days"] = None
+    body = {"id": dr_id} if dr_id else {}
+    body |= _dr_fields(
+        name, primary, backup, rpo, rto, environment, failover_mode, failback_mode, drill_every,
+        no_drills,
+    )  # fmt: skip
     rt.request(ctx, as_json, "POST", DR_PATH, body=body, render=render_dr, quiet=quiet)
 
 
@@ -456,19 +476,10 @@ def dr_update(
     as_json: o.Json = False,
 ) -> None:
     """Change a DR config; only the options given change."""
-    fields = rt.compact(
-        name=name,
-        primary_dc=primary,
-        backup_dc=backup,
-        rpo=rpo,
-        rto=rto,
-        environment=environment,
-        failover_mode=failover_mode,
-        failback_mode=failback_mode,
-        drill_every_days=drill_every,
-    )
-    if no_drills:
-        fields["drill_every_days"] = None
+    fields = _dr_fields(
+        name, primary, backup, rpo, rto, environment, failover_mode, failback_mode, drill_every,
+        no_drills,
+    )  # fmt: skip
     rt.update(ctx, as_json, f"{DR_PATH}/{dr_id}", fields, title="DR config updated")
 
 
