@@ -1,7 +1,8 @@
 """A drill's evidence that traffic is served by the backup: real requests through the edge.
 
 ``probe`` sends a GET through one edge node (its address and HTTP port, the domain in
-``Host``) to a path no cache holds (``PATH`` + the drill id and a counter: a MISS, so it
+``Host``; over TLS with the domain as the server name when the site redirects to HTTPS) to a
+path no cache holds (``PATH`` + the drill id and a counter: a MISS, so it
 reaches a backend), with the ``User-Agent`` ``edgeplane-drill/VERSION``. An answer below 500
 means a backend answered it.
 
@@ -39,6 +40,7 @@ class Target:
     id: str
     name: str
     url: str | None  # http://address:port; None: the node registered no address or port
+    https_url: str | None = None  # https://address:port, for a site that forces HTTPS
 
 
 def targets(session: Session, live: Iterable[str]) -> list[Target]:
@@ -48,15 +50,16 @@ def targets(session: Session, live: Iterable[str]) -> list[Target]:
         return []
     out = []
     for n in session.scalars(select(EdgeNodeRow).where(EdgeNodeRow.id.in_(ids))):
-        url = None
-        if n.address and n.http_port:
+        url = https = None
+        if n.address:
             host = (
                 f"[{n.address}]"
                 if ":" in n.address and not n.address.startswith("[")
                 else n.address
             )
-            url = f"http://{host}:{n.http_port}"
-        out.append(Target(n.id, n.name, url))
+            url = f"http://{host}:{n.http_port}" if n.http_port else None
+            https = f"https://{host}:{n.https_port}" if n.https_port else None
+        out.append(Target(n.id, n.name, url, https))
     return sorted(out, key=lambda t: t.name)
 
 
@@ -77,12 +80,20 @@ def probe(client: httpx.Client, target: Target, domain: str, path: str) -> Answe
     if target.url is None:
         return Answer(None, 0.0, "the node registered no address and HTTP port")
     started = time.monotonic()
+    headers = {"Host": domain, "User-Agent": USER_AGENT, "Cache-Control": "no-cache"}
     try:
-        r = client.get(
-            f"{target.url}{path}",
-            headers={"Host": domain, "User-Agent": USER_AGENT, "Cache-Control": "no-cache"},
-            timeout=TIMEOUT_S,
-        )
+        r = client.get(f"{target.url}{path}", headers=headers, timeout=TIMEOUT_S)
+        location = r.headers.get("location", "")
+        if r.is_redirect and location.startswith(f"https://{domain}") and target.https_url:
+            # The site forces HTTPS: the edge answered the redirect itself, no backend did.
+            # The same request over TLS to the same node, the domain as the server name (the
+            # certificate is not what a drill checks).
+            r = client.get(
+                f"{target.https_url}{path}",
+                headers=headers,
+                timeout=TIMEOUT_S,
+                extensions={"sni_hostname": domain},
+            )
     except httpx.HTTPError as exc:
         return Answer(None, (time.monotonic() - started) * 1000, type(exc).__name__)
     return Answer(
