@@ -22,19 +22,17 @@ import pytest
 import sqlalchemy as sa
 
 from edgeplane.backup.errors import BackupError
+from edgeplane.backup.pitr import restore_cluster, scratch_cluster
 from edgeplane.backup.postgres import (
-    WalArchiver,
     base_backup,
     conninfo,
     format_lsn,
     parse_lsn,
-    restore_cluster,
-    scratch_cluster,
     segment_name,
     segment_of,
-    switch_wal,
     tool_env,
 )
+from edgeplane.backup.wal_archive import WalArchiver, switch_wal
 from pgcluster import PostgresCluster, find_pg_bin
 
 pytestmark = pytest.mark.integration

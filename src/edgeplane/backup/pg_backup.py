@@ -21,12 +21,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from edgeplane.backup import archive, checks, fetch, keys, postgres
+from edgeplane.backup import archive, checks, fetch, keys, pitr, postgres
 from edgeplane.backup.catalog import Found
 from edgeplane.backup.errors import BackupError
 from edgeplane.backup.manifest import Manifest
 from edgeplane.backup.seal import seal
 from edgeplane.backup.targets import Target
+from edgeplane.backup.wal_archive import WalArchiver, switch_wal
 from edgeplane.settings import Settings
 from edgeplane.store import migrate
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
@@ -34,11 +35,11 @@ from edgeplane.store.backup_tables import BackupRow
 from edgeplane.store.db import Database
 from edgeplane.store.tables import utcnow
 
-_archivers: dict[tuple[str, str], postgres.WalArchiver] = {}
+_archivers: dict[tuple[str, str], WalArchiver] = {}
 _lock = threading.Lock()
 
 
-def archiver(db: Database, settings: Settings) -> postgres.WalArchiver | None:
+def archiver(db: Database, settings: Settings) -> WalArchiver | None:
     """This process's WAL archiver for the database (started on first use), if configured."""
     if not settings.backup_wal_dir:
         return None
@@ -46,7 +47,7 @@ def archiver(db: Database, settings: Settings) -> postgres.WalArchiver | None:
     with _lock:
         found = _archivers.get(key)
         if found is None:
-            found = postgres.WalArchiver(db.url, Path(key[1]))
+            found = WalArchiver(db.url, Path(key[1]))
             _archivers[key] = found
         if not found.running:
             found.start()
@@ -103,7 +104,7 @@ def make(
     else:
         assert parent is not None and wal is not None
         before = dict(parent.manifest.get("covers") or {})
-        end = postgres.switch_wal(db.url)
+        end = switch_wal(db.url)
         wal.wait_for(end)
         files = wal.collect(since_lsn=str(before["end_lsn"]))
         if not files:
@@ -175,7 +176,7 @@ def scratch_facts(
     """Restore the chain into a scratch cluster and read what a verification checks."""
     base, wal_dirs, last = _unpack_chain(chain, targets, key, work)
     covers = chain[-1].manifest.covers
-    with postgres.scratch_cluster(
+    with pitr.scratch_cluster(
         base, wal_dirs, user=str(covers.get("user", "postgres")),
         database=str(covers.get("database", "postgres")),
     ) as restored:  # fmt: skip
@@ -199,7 +200,7 @@ def restore_into(
     manifest = chain[-1].manifest
     covers = manifest.covers
     database = str(covers.get("database", "postgres"))
-    restored = postgres.restore_cluster(
+    restored = pitr.restore_cluster(
         base,
         wal_dirs,
         pg_data,
