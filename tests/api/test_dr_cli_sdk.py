@@ -16,6 +16,9 @@ from edgeplane.sdk.client import Client
 from edgeplane.sdk.global_operations import GlobalOperations
 from edgeplane.settings import Settings
 
+# The CLI and the SDK over the API: the database under it is tests/api/test_dr_live.py's
+# concern (both there).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 def test_the_cli_creates_shows_moves_and_drills(api: Api, cli: Cli) -> None:
     topology(api)

@@ -33,10 +33,13 @@ class Site:
         return list(reversed(self.api.ok("GET", f"{DR}/dr/events")["items"]))
 
 
-def make_site(admin: Api, origins: OriginSet, project: str, **dr: Any) -> Site:
+def make_site(
+    admin: Api, origins: OriginSet, project: str, *, force_https: bool = False, **dr: Any
+) -> Site:
     """In ``project``: data centers dc-a (primary: two origins) and dc-b (backup: one), a
     server per origin, a load balancer over the three (servers by id and port, active health
-    checks every second), the site ``<project>.localhost`` through it, the DR config ``dr``."""
+    checks every second), the site ``<project>.localhost`` through it (plain HTTP unless
+    ``force_https``), the DR config ``dr``."""
     api = admin.in_project(project)
     a1, a2, b1 = (origins.start(f"{project}-{n}") for n in ("a1", "a2", "b1"))
     capacity = {"cpu": 64, "memory": 256, "storage": 1000}
@@ -86,7 +89,7 @@ def make_site(admin: Api, origins: OriginSet, project: str, **dr: Any) -> Site:
         json={
             "origins": [{"load_balancer": "web"}],
             "cache_rules": [{"pattern": "/*", "ttl": 0, "bypass": True}],
-            "security": {"force_https": False},
+            "security": {"force_https": force_https},
         },
     )
     body = {

@@ -168,3 +168,38 @@ def _ts(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_the_schedule_makes_and_verifies_backups_by_itself(tmp_path: Path) -> None:
+    """The runner's backup jobs, with spec 004's periods shortened: a full, then incrementals
+    extending it, a configuration backup, each verified by a restore, without a call."""
+    env = clean_env(
+        EDGEPLANE_BACKUP_SCHEDULE="on",
+        EDGEPLANE_BACKUP_START_DELAY="0",
+        EDGEPLANE_BACKUP_INCREMENTAL_EVERY="2",
+        EDGEPLANE_BACKUP_VERIFY_EVERY="2",
+    )
+    cp = start_up(tmp_path / "cp", env=env)
+    admin = Api(cp)
+    try:
+        admin.ok(
+            "POST",
+            "/api/v1/infrastructure/datacenters",
+            json={"id": "dc-1", "name": "DC 1", "location": "us-east", "tier": 3,
+                  "capacity": {"cpu": 8, "memory": 32, "storage": 100}},
+        )  # fmt: skip
+
+        def made() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = admin.ok("GET", "/api/v1/backups")["items"]
+            kinds = {b["kind"] for b in items if b["verify_ok"] is True}
+            return items if {"full", "incremental", "config"} <= kinds else None
+
+        items = wait_for(made, 30, "a full, an incremental and a config backup, verified")
+        full = next(b for b in items if b["kind"] == "full")
+        incremental = next(b for b in items if b["kind"] == "incremental")
+        assert incremental["chain"][0] == full["id"]
+        assert not [b for b in items if b["verify_ok"] is False], items
+        assert (cp.home / "backups" / f"{full['id']}.backup").is_file()
+    finally:
+        admin.close()
+        cp.stop()

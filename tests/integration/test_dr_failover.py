@@ -25,7 +25,7 @@ import pytest
 from dr_sites import DR, Traffic, make_site, origin_of, served_event, wait_ready
 from edge_agents import Api, EdgeAgent, new_agent, wait_for
 from origins import OriginSet, origin_set
-from processes import ControlPlane, clean_env, start_up
+from processes import ControlPlane, clean_env, free_port, start_up
 
 from edgeplane.model.dr import Drill
 from edgeplane.sdk.global_operations import GlobalOperations
@@ -50,7 +50,10 @@ def cp(tmp_module: Path) -> Iterator[ControlPlane]:
 
 @pytest.fixture(scope="module")
 def nodes(cp: ControlPlane, admin: Api, tmp_module: Path) -> Iterator[list[EdgeAgent]]:
-    agents = [new_agent(cp, admin, tmp_module, name).start() for name in ("dr-a", "dr-b")]
+    agents = [
+        new_agent(cp, admin, tmp_module, name, https_port=free_port()).start()
+        for name in ("dr-a", "dr-b")
+    ]
     try:
         wait_for(
             lambda: (
@@ -225,6 +228,27 @@ def test_drills_measure_rto_and_rpo_and_fail_an_impossible_target(
     drills = site.api.ok("GET", f"{DR}/dr/drills")["items"]
     assert [d["status"] for d in drills] == ["failed", "passed"]
     print(f"drill with an RTO target of 0.06 s: {failed.message}")
+
+
+def test_a_drill_probes_a_site_that_forces_https_over_tls(
+    admin: Api, nodes: list[EdgeAgent], origins: OriginSet
+) -> None:
+    """The edge answers plain HTTP with a redirect itself: the drill's evidence that the backup
+    serves must come over TLS (seen in a walkthrough: a drill of such a site failed)."""
+    site = make_site(admin, origins, "drtls", force_https=True, rto=10, rpo=60)
+    wait_for(lambda: site.status()["primary_health"]["state"] == "up", 20, "the primary up")
+    for agent in nodes:
+        wait_for(
+            lambda a=agent: a.get(site.domain, "/probe").status_code == 308, 20, "HTTPS forced"
+        )
+    admin.ok("POST", "/api/v1/backups", json={"kind": "full"})
+    r = site.api.http.post(f"{DR}/dr/drills", params={"wait": "true", "timeout": 120}, timeout=150)
+    assert r.status_code == 200, r.text
+    drill = r.json()
+    assert drill["status"] == "passed", (drill["message"], drill["steps"])
+    restoration = next(s for s in drill["steps"] if s["step"] == "service_restoration")["detail"]
+    for n in restoration["nodes"]:
+        assert n["status"] == 200 and n["backup_answered"] >= 1, n
 
 
 async def _sdk_drill(cp: ControlPlane, project: str) -> Drill:

@@ -114,6 +114,10 @@ def config() -> str:
             f"checks.positive_data_acceptance.expected-statuses = [{statuses}]",
             "",
         ]
+    # A full backup of the test cluster per example (pg_basebackup copies every database of
+    # it): its one-field body needs few examples.
+    lines += ["[[operations]]", 'include-name = "POST /api/v1/backups"',
+              "generation.max-examples = 2", ""]  # fmt: skip
     return "\n".join(lines)
 
 

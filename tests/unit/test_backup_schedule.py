@@ -55,6 +55,9 @@ def test_a_config_backup_on_every_change() -> None:
     config = row("c", "config", timedelta(days=30), revision=5)
     assert schedule.due([config, full], S, NOW, 5) == []
     assert schedule.due([config, full], S, NOW, 6) == ["config"]
+    # compared at 6 and found the same (a staple moved the revision): not again until it moves
+    assert schedule.due([config, full], S, NOW, 6, checked=6) == []
+    assert schedule.due([config, full], S, NOW, 7, checked=6) == ["config"]
 
 
 def test_retention_keeps_a_full_while_an_incremental_needs_it() -> None:

@@ -37,8 +37,16 @@ def enabled(settings: Settings, db: Database) -> bool:
     return create.engine_of(db) == "sqlite"
 
 
-def due(rows: list[BackupRow], settings: Settings, now: datetime, revision: int) -> list[str]:
-    """The kinds of backup due now, given the catalog (newest first) and the revision."""
+def due(
+    rows: list[BackupRow],
+    settings: Settings,
+    now: datetime,
+    revision: int,
+    checked: int | None = None,
+) -> list[str]:
+    """The kinds of backup due now, given the catalog (newest first), the revision, and the
+    revision the configuration was last compared at (``checked``: a revision moved by what is
+    not configuration, an OCSP staple say, is compared once, not every minute)."""
     out = []
     fulls = [r for r in rows if r.kind == "full"]
     databases = [r for r in rows if r.kind in ("full", "incremental")]
@@ -47,7 +55,7 @@ def due(rows: list[BackupRow], settings: Settings, now: datetime, revision: int)
         out.append("full")
     elif now - databases[0].created_at >= timedelta(seconds=settings.backup_incremental_every_s):
         out.append("incremental")
-    if not configs or configs[0].revision != revision:
+    if (not configs or configs[0].revision != revision) and checked != revision:
         out.append("config")
     return out
 
@@ -71,6 +79,7 @@ class Backups:
         self.db, self.settings = db, settings
         self.started = time.monotonic()
         self.refreshed = False
+        self.checked: int | None = None  # the revision the configuration was compared at
 
     def __call__(self, stopping: Event | None = None) -> list[str]:
         if not enabled(self.settings, self.db):
@@ -87,7 +96,8 @@ class Backups:
             self.refreshed = True
         made = []
         now = utcnow()
-        for kind in due(catalog.rows(self.db), self.settings, now, self.db.current_revision()):
+        revision = self.db.current_revision()
+        for kind in due(catalog.rows(self.db), self.settings, now, revision, self.checked):
             if stopping is not None and stopping.is_set():
                 break
             try:
@@ -95,6 +105,8 @@ class Backups:
             except BackupError as exc:
                 log.error("the %s backup failed: %s", kind, exc)
                 continue
+            if kind == "config":
+                self.checked = revision
             if result is not None:
                 made.append(result.manifest.id)
         prune(self.db, self.settings, now)

@@ -240,7 +240,7 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
         ),
         Job(
             "backup verification",
-            backup_schedule.CHECK_EVERY_S,
+            min(backup_schedule.CHECK_EVERY_S, settings.backup_verify_every_s),
             lambda: backup_schedule.run_verification(db, settings, stopping),
         ),
     ]

@@ -37,7 +37,16 @@ def backup_status(ctx: GlobalCtx) -> BackupStatus:
     return service.status(ctx.db, ctx.actor, ctx.settings)
 
 
-@router.post("", response_model=Backup, status_code=201, summary="Make a backup now")
+@router.post(
+    "",
+    response_model=Backup,
+    status_code=201,
+    summary="Make a backup now",
+    responses={
+        204: {"description": "a configuration backup: nothing changed since the last one"},
+        502: {"description": "no target could store it (each target's reason)"},
+    },
+)
 def create_backup(ctx: GlobalCtx, body: BackupCreate, response: Response) -> Any:
     """A full or incremental backup of the database, or a configuration backup (204 when the
     configuration did not change since the last one). Stored at every target that takes its
