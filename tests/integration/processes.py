@@ -36,7 +36,11 @@ def free_udp_port(address: str = "127.0.0.1") -> int:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any EDGEPLANE_ setting of the caller's, plus ``extra``. Scheduled
+    backups are off unless asked for: their own tests turn them on (and shorten their periods);
+    elsewhere their background work would only load the machine the suite runs on."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPLANE_")}
+    env["EDGEPLANE_BACKUP_SCHEDULE"] = "off"
     env.update(extra)
     return env
 
