@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from edgeplane.backup.errors import BackupError
-from edgeplane.backup.manifest import Manifest, manifest_name, valid_id
+from edgeplane.backup.manifest import Manifest, valid_id
 from edgeplane.backup.targets import Target
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
@@ -113,11 +113,15 @@ def rows(db: Database, kind: str | None = None) -> list[BackupRow]:
         return found
 
 
-def manifest_of(row: BackupRow) -> Manifest:
-    return Manifest.from_dict(row.manifest, f"the catalog's manifest of {row.id}")
-
-
-def read_manifest(target: Target, backup_id: str) -> Manifest:
-    return Manifest.from_json(
-        target.read_text(manifest_name(backup_id)), f"{target.name}:{backup_id}"
-    )
+def newest(db: Database, kinds: tuple[str, ...], engine: str | None = None) -> BackupRow | None:
+    """The newest backup of ``kinds`` (and ``engine``) in the catalog."""
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        q = select(BackupRow).where(BackupRow.kind.in_(kinds))
+        if engine is not None:
+            q = q.where(BackupRow.engine == engine)
+        row = tx.session.scalars(
+            q.order_by(BackupRow.created_at.desc(), BackupRow.id.desc()).limit(1)
+        ).first()
+        if row is not None:
+            tx.session.expunge(row)
+    return row

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from edgeplane.backup import archive, catalog, keys, locations, sqlite
+from edgeplane.backup import archive, catalog, crypto, keys, locations, sqlite
 from edgeplane.backup.errors import BackupError
 from edgeplane.backup.manifest import Manifest, manifest_name, new_id, payload_name
 from edgeplane.backup.seal import seal, workdir
@@ -61,15 +61,7 @@ def _sqlite_path(db: Database) -> Path:
 
 def _chain_tip(db: Database, settings: Settings) -> BackupRow | None:
     """The newest SQLite backup an incremental can extend (its page digests kept)."""
-    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        row = tx.session.scalars(
-            select(BackupRow)
-            .where(BackupRow.engine == "sqlite", BackupRow.kind.in_(("full", "incremental")))
-            .order_by(BackupRow.created_at.desc(), BackupRow.id.desc())
-            .limit(1)
-        ).first()
-        if row is not None:
-            tx.session.expunge(row)
+    row = catalog.newest(db, ("full", "incremental"), "sqlite")
     if row is None or not _digests_path(settings, row.id).is_file():
         return None
     chain = list(row.manifest.get("chain") or [])
@@ -139,7 +131,7 @@ def _sqlite(
         schema=str(facts["schema"] or ""),
         parent=parent,
         rows=facts["rows"],
-        db_sha256=sqlite.sha256_of(copy),
+        db_sha256=crypto.sha256_of(copy),
     )
     path = _digests_path(settings, backup_id)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,15 +158,7 @@ def _config(
     revision = db.current_revision()
     docs = config_documents(db, settings)
     digest = hashlib.sha256("\n".join(f"{p}\n{docs[p]}" for p in sorted(docs)).encode()).hexdigest()
-    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        last = tx.session.scalars(
-            select(BackupRow)
-            .where(BackupRow.kind == "config")
-            .order_by(BackupRow.created_at.desc())
-            .limit(1)
-        ).first()
-        if last is not None:
-            tx.session.expunge(last)
+    last = catalog.newest(db, ("config",))
     if last is not None and (last.manifest.get("covers") or {}).get("digest") == digest:
         return None
     members = {}

@@ -89,6 +89,6 @@ def rebuild_sqlite(
             sqlite.apply_diff(db, unpacked / "db" / "pages.bin")
         last = unpacked
     final = chain[-1].manifest
-    if final.db_sha256 and sqlite.sha256_of(db) != final.db_sha256:
+    if final.db_sha256 and crypto.sha256_of(db) != final.db_sha256:
         raise BackupError(f"backup {final.id} does not rebuild the database it recorded")
     return db, last

@@ -18,10 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from edgeplane.backup import archive, checks, fetch, keys, pitr, postgres
+from edgeplane.backup import archive, catalog, checks, fetch, keys, pitr, postgres
 from edgeplane.backup.catalog import Found
 from edgeplane.backup.errors import BackupError
 from edgeplane.backup.manifest import Manifest
@@ -30,8 +29,6 @@ from edgeplane.backup.targets import Target
 from edgeplane.backup.wal_archive import WalArchiver, switch_wal
 from edgeplane.settings import Settings
 from edgeplane.store import migrate
-from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
-from edgeplane.store.backup_tables import BackupRow
 from edgeplane.store.db import Database
 from edgeplane.store.tables import utcnow
 
@@ -62,19 +59,6 @@ def stop_archivers() -> None:
         _archivers.clear()
 
 
-def _tip(db: Database) -> BackupRow | None:
-    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        row = tx.session.scalars(
-            select(BackupRow)
-            .where(BackupRow.engine == "postgresql", BackupRow.kind.in_(("full", "incremental")))
-            .order_by(BackupRow.created_at.desc(), BackupRow.id.desc())
-            .limit(1)
-        ).first()
-        if row is not None:
-            tx.session.expunge(row)
-    return row
-
-
 def make(
     db: Database, settings: Settings, key: keys.BackupKey, kind: str, work: Path
 ) -> tuple[Path, Manifest]:
@@ -85,7 +69,9 @@ def make(
     revision = db.current_revision()  # the backup holds at least this
     schema = migrate.current(db.engine) or ""
     wal = archiver(db, settings)
-    parent = _tip(db) if kind == "incremental" else None
+    parent = (
+        catalog.newest(db, ("full", "incremental"), "postgresql") if kind == "incremental" else None
+    )
     if kind == "incremental" and (parent is None or wal is None):
         kind, parent = "full", None
     members = archive.home_members(settings.home)

@@ -16,6 +16,7 @@ import sqlite3
 import struct
 from pathlib import Path
 
+from edgeplane.backup import crypto
 from edgeplane.backup.errors import BackupError
 
 _DIGEST = 16
@@ -45,22 +46,18 @@ def page_size(path: Path) -> int:
     return 65536 if size == 1 else size
 
 
+def _digest(page: bytes, key: bytes) -> bytes:
+    return hashlib.blake2b(page, digest_size=_DIGEST, key=key[:32]).digest()
+
+
 def page_digests(path: Path, key: bytes) -> bytes:
     """A keyed digest of every page, concatenated."""
     size = page_size(path)
     out = bytearray()
     with path.open("rb") as fh:
         while page := fh.read(size):
-            out += hashlib.blake2b(page, digest_size=_DIGEST, key=key[:32]).digest()
+            out += _digest(page, key)
     return bytes(out)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_diff(path: Path, parent_digests: bytes, key: bytes, out: Path) -> int:
@@ -70,12 +67,12 @@ def write_diff(path: Path, parent_digests: bytes, key: bytes, out: Path) -> int:
     count = 0
     with path.open("rb") as fh, out.open("wb") as fout:
         total = path.stat().st_size // size
-        header = {"page_size": size, "pages": total, "sha256": sha256_of(path)}
+        header = {"page_size": size, "pages": total, "sha256": crypto.sha256_of(path)}
         blob = json.dumps(header).encode()
         fout.write(struct.pack(">I", len(blob)) + blob)
         index = 0
         while page := fh.read(size):
-            digest = hashlib.blake2b(page, digest_size=_DIGEST, key=key[:32]).digest()
+            digest = _digest(page, key)
             old = parent_digests[index * _DIGEST : (index + 1) * _DIGEST]
             if digest != old:
                 fout.write(struct.pack(">I", index) + page)
@@ -103,7 +100,7 @@ def apply_diff(base: Path, diff: Path) -> str:
                 fout.seek(index * size)
                 fout.write(page)
             fout.truncate(total * size)
-    got = sha256_of(base)
+    got = crypto.sha256_of(base)
     if got != header["sha256"]:
         raise BackupError(
             "the chain of backups does not rebuild the database it recorded (a missing or "

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from edgeplane.backup import checks, fetch, keys, locations
+from edgeplane.backup import checks, fetch, keys
 from edgeplane.backup.catalog import Found
 from edgeplane.backup.errors import BackupError
 from edgeplane.backup.manifest import Manifest
@@ -169,10 +169,3 @@ def verify(
         report.check("restore", False, str(exc))
     report.seconds = time.monotonic() - started
     return report
-
-
-def verify_with_targets(settings: Settings, backup_id: str) -> Report:
-    from edgeplane.backup import catalog
-
-    with locations.opened(settings) as targets:
-        return verify(settings, backup_id, catalog.scan(targets), targets)
