@@ -31,7 +31,7 @@ from edgeplane.errors import Conflict, InvalidInput, NotFound
 from edgeplane.model.common import Page
 from edgeplane.model.dr import DREvent, Drill, DrillStep, DRStatus, PrimaryHealth
 from edgeplane.model.enums import Role
-from edgeplane.services.common import get_scoped, lock_name, page_size
+from edgeplane.services.common import get_scoped, lock_name, paged
 from edgeplane.store.actor import Actor
 from edgeplane.store.db import Tx
 from edgeplane.store.dr_tables import DRDrillRow, DREventRow, DRStateRow
@@ -455,17 +455,11 @@ def events_page(
     page."""
     tx.actor.require(tx.project, Role.VIEWER)
     config(tx, dr_id)
-    size = page_size(limit)
     q = select(DREventRow).where(DREventRow.project_id == tx.project, DREventRow.dr_id == dr_id)
-    if cursor:
-        if not _CURSOR.match(cursor):
-            raise InvalidInput.at("cursor", "must be an event id")
-        q = q.where(DREventRow.id < int(cursor))
-    rows = list(tx.session.scalars(q.order_by(DREventRow.id.desc()).limit(size + 1)))
-    nxt = None
-    if len(rows) > size:
-        rows = rows[:size]
-        nxt = str(rows[-1].id)
+    if cursor and not _CURSOR.match(cursor):
+        raise InvalidInput.at("cursor", "must be an event id")
+    after = int(cursor) if cursor else None
+    rows, nxt = paged(tx, q, DREventRow.id, after, limit, newest_first=True)
     return Page[DREvent](items=[to_event(r) for r in rows], next_cursor=nxt)
 
 
@@ -476,17 +470,10 @@ def drills_page(
     (drill ids sort by their start)."""
     tx.actor.require(tx.project, Role.VIEWER)
     config(tx, dr_id)
-    size = page_size(limit)
     q = select(DRDrillRow).where(DRDrillRow.project_id == tx.project, DRDrillRow.dr_id == dr_id)
-    if cursor:
-        if not _DRILL_CURSOR.match(cursor):
-            raise InvalidInput.at("cursor", "must be a drill id")
-        q = q.where(DRDrillRow.id < cursor)
-    rows = list(tx.session.scalars(q.order_by(DRDrillRow.id.desc()).limit(size + 1)))
-    nxt = None
-    if len(rows) > size:
-        rows = rows[:size]
-        nxt = rows[-1].id
+    if cursor and not _DRILL_CURSOR.match(cursor):
+        raise InvalidInput.at("cursor", "must be a drill id")
+    rows, nxt = paged(tx, q, DRDrillRow.id, cursor, limit, newest_first=True)
     return Page[Drill](items=[to_drill(r) for r in rows], next_cursor=nxt)
 
 

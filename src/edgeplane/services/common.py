@@ -115,15 +115,19 @@ def page_size(limit: int | None) -> int:
 def paged(
     tx: Tx,
     query: Select[Any],
-    key: InstrumentedAttribute[str],
-    cursor: str | None,
+    key: InstrumentedAttribute[Any],
+    cursor: str | int | None,
     limit: int | None,
+    *,
+    newest_first: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """Keyset pagination by ``key``: the rows after ``cursor`` and the cursor of the next page."""
+    """Keyset pagination by ``key`` (descending with ``newest_first``): the rows after
+    ``cursor`` (a key value the caller has checked) and the cursor of the next page."""
     size = page_size(limit)
-    if cursor:
-        query = query.where(key > cursor)
-    rows = list(tx.session.scalars(query.order_by(key).limit(size + 1)))
+    if cursor is not None and cursor != "":
+        query = query.where(key < cursor if newest_first else key > cursor)
+    order = key.desc() if newest_first else key
+    rows = list(tx.session.scalars(query.order_by(order).limit(size + 1)))
     if len(rows) > size:
         rows = rows[:size]
         return rows, str(getattr(rows[-1], key.key))
