@@ -168,21 +168,29 @@ def record_verification(db: Database, backup_id: str, report: dict[str, object])
 
 
 def verify_one(db: Database, settings: Settings, backup_id: str) -> dict[str, object]:
+    return verify_many(db, settings, [backup_id])[0]
+
+
+def verify_many(
+    db: Database, settings: Settings, backup_ids: list[str], stopping: Event | None = None
+) -> list[dict[str, object]]:
+    """Verify backups and record what was found; the targets are listed once for all."""
+    reports = []
     with locations.opened(settings) as targets:
-        report = verify(settings, backup_id, catalog.scan(targets), targets).as_dict()
-    record_verification(db, backup_id, report)
-    if not report["ok"]:
-        log.error("backup %s failed its verification: %s", backup_id, report["message"])
-    return report
+        found = catalog.scan(targets)
+        for backup_id in backup_ids:
+            if stopping is not None and stopping.is_set():
+                break
+            report = verify(settings, backup_id, found, targets).as_dict()
+            record_verification(db, backup_id, report)
+            if not report["ok"]:
+                log.error("backup %s failed its verification: %s", backup_id, report["message"])
+            reports.append(report)
+    return reports
 
 
 def run_verification(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     if not enabled(settings, db):
         return 0
-    done = 0
-    for row in to_verify(catalog.rows(db), settings, utcnow()):
-        if stopping is not None and stopping.is_set():
-            break
-        verify_one(db, settings, row.id)
-        done += 1
-    return done
+    due = [row.id for row in to_verify(catalog.rows(db), settings, utcnow())]
+    return len(verify_many(db, settings, due, stopping)) if due else 0
