@@ -66,6 +66,8 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_BACKUP_WAL_DIR", "backup_wal_dir", str),
     ("EDGEPLANE_DR_DETECT", "dr_detect_s", float),
     ("EDGEPLANE_DR_FAILBACK_AFTER", "dr_failback_after_s", float),
+    ("EDGEPLANE_LEADER_TTL", "leader_ttl_s", float),
+    ("EDGEPLANE_LEADER_RENEW", "leader_renew_s", float),
 )
 
 
@@ -181,6 +183,11 @@ class Settings:
     # this long fails over (or asks to), and healthy again for this long fails back.
     dr_detect_s: float = 3.0
     dr_failback_after_s: float = 60.0
+    # Replicas of the control plane (services.runner): the background jobs run on the holder
+    # of the runner lease, which lasts this long unless renewed (every ``leader_renew_s``); a
+    # dead holder's jobs resume elsewhere within the sum.
+    leader_ttl_s: float = 3.0
+    leader_renew_s: float = 1.0
     # How big an uploaded bundle may be (EDGEPLANE_BUNDLE_MAX_BYTES, _MAX_FILE_BYTES, _MAX_FILES).
     bundle_limits: bundle_limits.BundleLimits = field(default_factory=bundle_limits.BundleLimits)
 

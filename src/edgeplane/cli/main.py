@@ -20,6 +20,7 @@ from edgeplane.cli import (
     ca,
     cdn,
     certs,
+    control_plane,
     costs,
     datacenters,
     demo_origin,
@@ -120,6 +121,7 @@ app.command("whoami")(access.whoami)
 app.add_typer(alerts.app, name="alert")
 app.add_typer(alerts.app, name="alerts", help="Alias of alert.")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(control_plane.app, name="control-plane")
 app.command("demo-origin")(demo_origin.demo_origin)
 iac.register(app)
 backup.register(app)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration; tests check it against Alembic's own view of the scripts. Knowing it
 # lets a process that finds the database current skip importing Alembic at all.
-HEAD = "0014"
+HEAD = "0015"
 
 
 def alembic_config() -> Config:
@@ -32,9 +35,33 @@ def is_current(engine: Engine) -> bool:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
+@contextlib.contextmanager
+def _one_at_a_time(engine: Engine) -> Iterator[None]:
+    """Several processes may start at once on one SQLite file (``serve --workers``, replicas
+    on one machine): one migrates, the rest wait (a lock file beside the database). PostgreSQL
+    takes an advisory lock in the migration's own transaction instead."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def upgrade(engine: Engine, target: str = "head") -> None:
     if target == "head" and is_current(engine):
         return
+    with _one_at_a_time(engine):
+        if target == "head" and is_current(engine):  # another process just did it
+            return
+        _upgrade(engine, target)
+
+
+def _upgrade(engine: Engine, target: str) -> None:
     from alembic import command
 
     cfg = alembic_config()

@@ -505,6 +505,9 @@ class EdgeNodeRow(Base):
     https_port: Mapped[int | None] = mapped_column(Integer)
     token_id: Mapped[str | None] = mapped_column(String(63))
     version: Mapped[str | None] = mapped_column(String(32))
+    protocol: Mapped[int] = mapped_column(Integer, default=1)  # its edge protocol version
+    # the snapshot's fields its agent ignored, not knowing them (its last ack)
+    ignored_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
     applied_revision: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -7,6 +7,7 @@ from alembic import context
 from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
     backup_tables,
     dr_tables,
+    ha_tables,
     iac_tables,
     monitoring_tables,
 )
