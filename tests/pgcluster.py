@@ -133,8 +133,12 @@ class PostgresCluster:
                 break
         raise PostgresError(f"PostgreSQL did not start in {self.base_dir}:\n{last_error}")
 
-    def stop(self) -> None:
-        """Fast shutdown. Does nothing if the server is not running."""
+    def stop(self, mode: str = "fast") -> None:
+        """Shut down (``pg_ctl -m``: ``fast`` rolls back the sessions and checkpoints,
+        ``immediate`` ends every process at once with no checkpoint, as a crash would).
+        Does nothing if the server is not running."""
+        if mode not in ("fast", "immediate"):
+            raise ValueError(f"shutdown mode must be fast or immediate, not {mode!r}")
         if self._bin is None:
             bin_dir = find_pg_bin()
             if bin_dir is None:
@@ -148,7 +152,7 @@ class PostgresCluster:
                     "-D",
                     str(self.data_dir),
                     "-m",
-                    "fast",
+                    mode,
                     "-w",
                     "-t",
                     "60",

@@ -2,7 +2,10 @@
 
 Two sources wake the waiters: a commit made in this process (``Database.after_commit``), at
 once, and a watcher that reads the revision every ``interval`` seconds while anyone waits,
-which sees commits of other replicas sharing the database (PostgreSQL).
+which sees commits of other replicas sharing the database (PostgreSQL). Before each read
+the watcher runs ``check`` when given one: the realignment of the revision counter after a
+failover (``services.realign.Realigner.check``, at most once a second), so that the polls
+waiting through a failover get the database's state as soon as it takes writes again.
 
 A waiter takes ``ticket()`` *before* it checks the state and then ``wait(ticket, timeout)``:
 a change between the check and the wait is never missed.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -23,9 +27,16 @@ from edgeplane.store.db import Database
 
 
 class RevisionNotifier:
-    def __init__(self, db: Database, *, interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: float = 0.05,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
         self._interval = interval
+        self._check = check  # called before each read of the watcher (rate-limits itself)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event = asyncio.Event()
         self._revision = -1
@@ -67,11 +78,16 @@ class RevisionNotifier:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wake, revision)
 
+    def _read(self) -> int:
+        if self._check is not None:
+            self._check()
+        return self._db.current_revision()
+
     async def _watch(self) -> None:
         try:
             while self._waiters > 0:
                 try:
-                    revision = await run_in_threadpool(self._db.current_revision)
+                    revision = await run_in_threadpool(self._read)
                 except Exception:  # the database is unreachable: keep the waiters waiting
                     revision = self._revision
                 if revision > self._revision:

@@ -4,8 +4,10 @@ Every answer of 400 or more is ``application/problem+json`` with a ``type`` unde
 ``https://edgeplane.dev/problems/``: errors of the product (``EdgeplaneError``), bodies that do
 not parse (``malformed-body``, 400) or are not JSON (``unsupported-media-type``, 415), request
 validation (``invalid-input``, 422), unknown paths (``not-found``) and methods
-(``method-not-allowed``, 405, with ``Allow``), conflicts met in the database (``conflict``) and
-anything unexpected (``internal``, 500, details in the server log only).
+(``method-not-allowed``, 405, with ``Allow``), conflicts met in the database (``conflict``), a
+database that cannot be reached or written now (``database-unavailable``, 503, with
+``Retry-After``: a PostgreSQL failover under way, say) and anything unexpected (``internal``,
+500, details in the server log only).
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edgeplane.errors import EdgeplaneError
+from edgeplane.store.db import unavailable
 
 log = logging.getLogger("edgeplane.api")
 PROBLEM = "application/problem+json"
 PROBLEMS = "https://edgeplane.dev/problems/"
 _REFUSES = "__edgeplane_refuses__"
+DATABASE_RETRY_AFTER_S = 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Problems of the HTTP layer itself (routing, body parsing), by status: (slug, title).
@@ -196,14 +201,46 @@ def install(app: FastAPI) -> None:
             }
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+    # Registered for the errors themselves (not left to ``Exception``'s handler, which answers
+    # and then re-raises the error to the server, which logs a second trace).
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not unavailable(exc):
+            return _internal(request, exc)
+        # One line: the driver's message names hosts and ports, never a password or the
+        # statement's parameters.
+        cause = getattr(exc, "orig", None) or exc
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
         return problem_response(
             {
-                "type": "https://edgeplane.dev/problems/internal",
-                "title": "Internal error",
-                "status": 500,
-                "detail": "an unexpected error happened; the server log has the details",
-            }
+                "type": PROBLEMS + "database-unavailable",
+                "title": "Database unavailable",
+                "status": 503,
+                "detail": "the database cannot be reached or does not take writes now (a "
+                "failover may be under way); retry in a few seconds",
+            },
+            {"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return _internal(request, exc)
+
+
+def _internal(request: Request, exc: Exception) -> JSONResponse:
+    log.error(
+        "unexpected error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return problem_response(
+        {
+            "type": "https://edgeplane.dev/problems/internal",
+            "title": "Internal error",
+            "status": 500,
+            "detail": "an unexpected error happened; the server log has the details",
+        }
+    )

@@ -1,8 +1,9 @@
 """What a node's long-poll of its snapshot sees (``GET /api/v1/edge/nodes/{id}/config``).
 
-``state`` reads what the poll waits on (the revision, the node's pending purges) and notes
-that the node was seen; ``answer`` builds the ``ConfigPoll`` body once something is newer or
-the wait is over.
+``read_state`` reads what the poll waits on (the revision, the node's pending purges), notes
+that the node was seen, and realigns the revision counter when revision numbers may have been
+used twice (``services.realign``); ``answer`` builds the ``ConfigPoll`` body once something
+is newer or the wait is over.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from edgeplane.errors import Forbidden, InvalidInput, NotFound
 from edgeplane.protocol.config import NodeSpec
 from edgeplane.protocol.messages import PurgeTask
 from edgeplane.services.edge_nodes import SEEN_GRANULARITY, node_row, pending_purges, touch
+from edgeplane.services.realign import Realigner
 from edgeplane.snapshot.cache import SnapshotCache, UnknownObjects, objects_body
 from edgeplane.store.actor import PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database
@@ -30,8 +32,19 @@ class PollState:
     node: NodeSpec
 
 
-def read_state(db: Database, actor: Actor, node_id: str) -> PollState:
-    """What the poll waits on; notes (coarsely) that the node was seen."""
+def read_state(
+    db: Database,
+    actor: Actor,
+    node_id: str,
+    after: int = -1,
+    realigner: Realigner | None = None,
+) -> PollState:
+    """What the poll waits on; notes (coarsely) that the node was seen. With ``realigner``,
+    the database's timeline is checked first (at most once a second), and a node that holds
+    a revision newer than the database's (``after``) has the counter moved past it
+    (``services.realign``)."""
+    if realigner is not None:
+        realigner.check()
     with db.read(actor, PLATFORM_PROJECT) as tx:
         row = node_row(tx, node_id)
         seen = row.last_seen_at
@@ -44,6 +57,8 @@ def read_state(db: Database, actor: Actor, node_id: str) -> PollState:
     if stale:
         with db.transaction(actor, PLATFORM_PROJECT) as tx:
             touch(tx, node_id)
+    if realigner is not None and after > polled.revision:
+        polled.revision = realigner.node_ahead(node_id, after, polled.revision)
     return polled
 
 

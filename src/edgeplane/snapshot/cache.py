@@ -29,6 +29,11 @@ part of the manifest every node shares (sites, pools, references to zones and ce
 ...) is serialised and hashed once per revision; per node only its node, bundles and prefetch
 list are.
 
+When revision numbers may have been used twice (a failover that lost the last transactions,
+a restore: ``services.realign``, which then moves the counter past them), the cache forgets
+everything it built and read (``clear``); a cache of another process does the same when the
+revisions it builds include that realignment's audit event. The next build is a full one.
+
 The full ``EdgeConfig`` of a node (the long-poll without ``refs``, kept for older agents) is
 assembled and serialised on demand only. The control plane makes one ``SnapshotCache`` for its
 database (``create_app``) and passes it to whoever serves snapshots or compares a node's hash
@@ -49,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import TypeAdapter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgeplane import collector
@@ -91,7 +97,7 @@ from edgeplane.snapshot.parts import DomainPart, Emitted, Parts, StoredObject, s
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsState, ZoneState, build_zone
 from edgeplane.store import revision as revisions
-from edgeplane.store.tables import utcnow
+from edgeplane.store.tables import AuditRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +260,26 @@ def _shared_delta(base: RevisionView, view: RevisionView, ratio: float) -> bytes
     return body if len(body) < ratio * len(view.shared) else None
 
 
+# The audit event of a realignment of the revision counter (``services.realign`` writes it):
+# revisions before it may have been used twice, with other content.
+REALIGN_KIND, REALIGN_ACTION = "revision", "realign"
+
+
+def realigned_since(session: Session, after: int, upto: int) -> bool:
+    """Whether the counter was realigned in the revisions ``(after, upto]``."""
+    found = session.scalar(
+        select(AuditRow.id)
+        .where(
+            AuditRow.kind == REALIGN_KIND,
+            AuditRow.action == REALIGN_ACTION,
+            AuditRow.revision > after,
+            AuditRow.revision <= upto,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 class SnapshotCache:
     """The snapshot of the newest revision seen, built once, and each node's view of it."""
 
@@ -320,6 +346,11 @@ class SnapshotCache:
         """The newest revision's view, and how it was built ("incremental", or why not)."""
         # The revision first: the rows read after it are at least as new as it.
         current = revisions.current(session)
+        realigned = self._view is not None and realigned_since(
+            session, self._view.revision, current
+        )
+        if realigned:  # maybe by another process: what it built before is not to be trusted
+            self._forget()
         now = utcnow()
         # The shared inputs before the rows that read them: if they change in between, the
         # next build sees them differ from these and builds in full.
@@ -328,7 +359,8 @@ class SnapshotCache:
         why = self._unchanged_inputs(session, current, now, env, routes)
         if why is None:
             return self._incremental(session, current, now, env, routes), "incremental"
-        return self._full(session, current, now, env, routes), why
+        view = self._full(session, current, now, env, routes)
+        return view, "the revision counter was realigned" if realigned else why
 
     def _unchanged_inputs(
         self,
@@ -517,6 +549,24 @@ class SnapshotCache:
         """Build the next revision in full (benches: what a fallback costs)."""
         with self._lock:
             self._parts = None
+
+    def clear(self) -> None:
+        """Forget every revision built and all that was read to build them: the next one is
+        built in full from the database, and no delta is made from an older one. For when the
+        revision numbers may have been used twice (``services.realign``: a failover lost the
+        last transactions, or the database was restored): a view, a zone's records (cached by
+        the zone's revision) or a certificate of the lost history must not be served again.
+        The objects of recent revisions stay fetchable: they are named by their content."""
+        with self._lock:
+            self._forget()
+
+    def _forget(self) -> None:
+        self._view, self._nodes, self._deltas = None, {}, {}
+        self._views.clear()
+        self._parts, self._routes, self._horizon = None, {}, FOREVER
+        self._changes = set()
+        self._certs, self._records = {}, {}
+        self._zone_objects, self._cert_objects = {}, {}
 
     def base(self, session: Session, revision: int) -> tuple[int, Served]:
         """The served state at ``revision`` or newer."""

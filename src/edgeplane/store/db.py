@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from edgeplane.secrets import SecretBox
@@ -50,7 +52,59 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
+    if make_url(url).get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {**pg_connect_defaults(url), **kwargs.get("connect_args", {})}
+    # A pooled connection is tried before use: one the server (or a failover) closed is
+    # replaced, and with it every connection older than the failure.
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+# libpq settings of every PostgreSQL connection unless the URL sets them: a server that is gone
+# costs seconds, not minutes. Connecting waits 5 s per host (psycopg's default is 130 s, libpq's
+# forever); an idle connection is probed after 10 s of silence, then every 5 s (the kernel's
+# default waits 2 hours); data the server does not acknowledge for 15 s ends the connection
+# (else TCP retransmits for about 15 minutes). A query that runs long is not affected: the
+# server acknowledges it at once, and keepalives answer while it runs.
+PG_CONNECT_DEFAULTS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
+
+
+def pg_connect_defaults(url: str) -> dict[str, int]:
+    """The ``PG_CONNECT_DEFAULTS`` that the URL's query does not set itself."""
+    query = make_url(url).query
+    return {key: value for key, value in PG_CONNECT_DEFAULTS.items() if key not in query}
+
+
+# SQLSTATEs of a PostgreSQL server that cannot serve now: connection exceptions (class 08),
+# shutting down or starting up (57P01-57P03), no connection slot left (53300), and read-only
+# (25006: a standby not promoted yet).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300", "25006")
+_NOT_POSTGRESQL = object()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether an error says that the database cannot be reached or written now (connection
+    refused or lost, a server shutting down, starting or read-only, no pooled connection free
+    in time) rather than anything about the request: the same request may succeed later, for
+    example once a standby is promoted."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", _NOT_POSTGRESQL)
+    if sqlstate is _NOT_POSTGRESQL:  # SQLite's: locks wait (busy_timeout), nothing to tell
+        return False
+    if sqlstate is None:  # psycopg's own: connecting failed, or the connection broke
+        return isinstance(exc, OperationalError)
+    return str(sqlstate).startswith(_UNAVAILABLE_SQLSTATES)
 
 
 class Change:
@@ -172,6 +226,9 @@ class Database:
         )
         # Called with the new revision after each commit that bumped it (edge long-polls).
         self.after_commit: list[Callable[[int], None]] = []
+        # Called with the session just before each write transaction commits; raising refuses
+        # the commit (a background job fenced out of its lease: ``services.leases``).
+        self.before_commit: list[Callable[[Session], None]] = []
 
     @classmethod
     def for_tests(cls, url: str, *, secrets: SecretBox | None = None) -> Database:
@@ -194,6 +251,24 @@ class Database:
         with self.engine.connect() as conn:
             return revision.current(conn)
 
+    def timeline(self) -> int | None:
+        """The history the database's state belongs to: on PostgreSQL the server's WAL
+        timeline, which a promotion (or a point-in-time recovery) starts anew, so that the
+        last transactions of the old one may be missing; on SQLite always 1. None when it
+        cannot be told now: a standby in recovery, an unreachable server, a server without
+        the WAL functions."""
+        if self.engine.dialect.name != "postgresql":
+            return 1
+        try:
+            with self.engine.connect() as conn:
+                name = conn.scalar(text("SELECT pg_walfile_name(pg_current_wal_lsn())"))
+        except Exception:
+            return None
+        try:  # 24 hex digits, the first 8 the timeline (callable by any user)
+            return int(str(name)[:8], 16)
+        except ValueError:
+            return None
+
     @contextmanager
     def transaction(self, actor: Actor, project: str) -> Iterator[Tx]:
         """A read-write transaction: commit on success, roll back on any error."""
@@ -202,6 +277,8 @@ class Database:
             try:
                 yield tx
                 tx._flush_changes()
+                for check in self.before_commit:
+                    check(session)
                 session.commit()
             except BaseException:
                 session.rollback()
