@@ -42,8 +42,14 @@ def _fail(message: str, code: int = 2) -> None:
 def edge(
     ctx: typer.Context,
     control_plane: Annotated[
-        str | None,
-        typer.Option("--control-plane", envvar="EDGEPLANE_URL", help="the control plane's URL"),
+        list[str] | None,
+        typer.Option(
+            "--control-plane",
+            envvar="EDGEPLANE_URL",
+            metavar="URL",
+            help="the control plane's URL; its replicas' URLs (the option repeated, or "
+            "comma-separated) are tried in turn when one fails",
+        ),
     ] = None,
     token: Annotated[
         str | None,
@@ -171,6 +177,12 @@ def edge(
         return
     if not control_plane:
         _fail("--control-plane (or EDGEPLANE_URL) is required")
+    from edgeplane.node.agent.client import control_plane_urls
+
+    try:
+        urls = control_plane_urls(control_plane or [])
+    except ValueError as exc:
+        _fail(f"--control-plane: {exc}")
     if not token:
         _fail("--token (or EDGEPLANE_TOKEN) is required")
     if not region:
@@ -208,7 +220,7 @@ def edge(
 
     become_agent(
         NodeSettings(
-            control_plane=control_plane,
+            control_plane=urls,
             token=token,
             region=region,
             name=node_name,

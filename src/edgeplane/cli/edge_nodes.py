@@ -28,6 +28,7 @@ COLUMNS: list[Column] = [
     ("APPLY ms", lambda n: _ms(n["apply_ms"])),
     ("PROPAGATION ms", lambda n: _ms(n["propagation_ms"])),
     ("LAST SEEN", "last_seen_at"),
+    ("PROTOCOL", lambda n: str(n.get("protocol", 1))),  # its edge protocol version
     ("ERROR", "last_error"),
 ]
 

@@ -26,14 +26,20 @@ authenticates the edge protocol and nothing else:
   control plane answers 404 and the agent stops sending them for a while.
 - ``POST /api/v1/edge/nodes/{id}/uptime`` (``UptimeReport``): the uptime checks' state changes
   (at once) and each hour's totals per domain (with the analytics).
+
+Versions (``edgeplane.protocol.versions``): every call carries the agent's protocol version in
+the ``Edgeplane-Protocol`` header, every answer the control plane's. What an agent sends
+(``AgentMessage``) may hold fields the control plane does not know: they are ignored, so that
+an agent upgraded before its control plane is still heard (``ObjectsRequest`` excepted: a list
+of hashes, strict).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from edgeplane.model.common import (
     Bool,
@@ -48,6 +54,7 @@ from edgeplane.model.enums import RegionCode, RegionType
 from edgeplane.model.regions import RegionRef
 from edgeplane.protocol.config import EdgeConfig, EdgeManifest
 from edgeplane.protocol.delta import ManifestDelta
+from edgeplane.protocol.lenient import MAX_PATH_LENGTH, MAX_PATHS
 
 # Upper bounds (ms) of the upstream time histogram of the analytics; the last bucket is
 # "above the last bound". Percentiles are read from the merged histogram.
@@ -57,7 +64,14 @@ UPSTREAM_MS_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 
 
-class NodeRegister(Input):
+class AgentMessage(Input):
+    """What an agent sends: its fields checked as any input's, but fields the control plane
+    does not know (those of a newer agent) ignored rather than refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class NodeRegister(AgentMessage):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     region: RegionRef = Field(
         description="the node's location (e.g. eu-central); a region code or type is refused "
@@ -67,6 +81,9 @@ class NodeRegister(Input):
     http_port: Int | None = Field(None, ge=1, le=65535)
     https_port: Int | None = Field(None, ge=1, le=65535)
     version: Text | None = None
+    protocol: Int = Field(
+        1, ge=1, le=999_999, description="the edge protocol version the agent speaks (absent: 1)"
+    )
 
 
 class EdgeNode(Output):
@@ -93,6 +110,9 @@ class EdgeNode(Output):
     stats: dict[str, float] = Field(default_factory=dict)  # nginx_pss_mib, agent_rss_mib, ...
     live: bool = False  # heartbeat fresh and healthy: answered by GeoDNS
     heartbeat_at: datetime | None = None
+    protocol: int = 1  # the edge protocol version it registered with (added in version 2)
+    # the snapshot's fields its agent did not know and ignored, as its last ack said
+    ignored_fields: list[str] = Field(default_factory=list)
 
 
 class PurgeTask(Output):
@@ -126,16 +146,21 @@ class ObjectsAnswer(Output):
     objects: dict[str, dict[str, object]]
 
 
-class Ack(Input):
+class Ack(AgentMessage):
     revision: Int
     hash: Text
     ok: Bool
     apply_ms: Float = Field(ge=0)
     error: MultilineText | None = Field(None, max_length=20000)
     stats: dict[Text, Float] = Field(default_factory=dict)
+    # Version 2: the paths of the snapshot's fields the agent did not know and ignored
+    # (``sites[].new_field``; ``edgeplane.protocol.lenient``).
+    ignored: list[Annotated[Text, Field(max_length=MAX_PATH_LENGTH)]] = Field(
+        default_factory=list, max_length=MAX_PATHS
+    )
 
 
-class BundleReport(Input):
+class BundleReport(AgentMessage):
     """What a node does with a site's bundle: ``fetching`` it, serving it (``active``, its
     check passed) or not (``failed``: fetch, verification, activation or check failed)."""
 
@@ -146,7 +171,7 @@ class BundleReport(Input):
     at: datetime | None = None
 
 
-class Heartbeat(Input):
+class Heartbeat(AgentMessage):
     """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
     its DNS server running) and which zone serials its DNS server serves."""
 
@@ -160,7 +185,7 @@ class Heartbeat(Input):
     bundles: dict[Text, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
 
 
-class BackendState(Input):
+class BackendState(AgentMessage):
     pool: Text
     backend: Text  # BackendSpec.key
     state: Literal["up", "down", "unknown"]
@@ -170,17 +195,17 @@ class BackendState(Input):
     latency_ms: Float | None = None
 
 
-class HealthReport(Input):
+class HealthReport(AgentMessage):
     backends: list[BackendState] = Field(max_length=100_000)
 
 
-class PurgeAck(Input):
+class PurgeAck(AgentMessage):
     completed_at: datetime
     purged_count: Int = Field(ge=0)
     error: MultilineText | None = None
 
 
-class MinuteTraffic(Input):
+class MinuteTraffic(AgentMessage):
     site: Text
     domain: Text
     minute: datetime  # the minute's start, UTC
@@ -203,7 +228,7 @@ class MinuteTraffic(Input):
     backends: dict[Text, Int] = Field(default_factory=dict)
 
 
-class AnalyticsReport(Input):
+class AnalyticsReport(AgentMessage):
     minutes: list[MinuteTraffic] = Field(max_length=100_000)
 
 
@@ -213,7 +238,7 @@ ACCESS_LOG_AGENT_MAX = 512  # the user agent
 ACCESS_LOG_REPORT_MAX = 20_000  # lines per report
 
 
-class AccessLogLine(Input):
+class AccessLogLine(AgentMessage):
     """One request a node served, as its access log said (time to the second)."""
 
     site: Text = Field(min_length=1, max_length=63)  # the project id
@@ -230,12 +255,12 @@ class AccessLogLine(Input):
     user_agent: Text | None = Field(None, max_length=ACCESS_LOG_AGENT_MAX)
 
 
-class AccessLogReport(Input):
+class AccessLogReport(AgentMessage):
     lines: list[AccessLogLine] = Field(max_length=ACCESS_LOG_REPORT_MAX)
     dropped: Int = Field(0, ge=0)  # lines left out since the last report (over the bounds)
 
 
-class UptimeState(Input):
+class UptimeState(AgentMessage):
     """What a node's last check of one probe of a domain saw (``node.agent.uptime``)."""
 
     kind: Literal["http", "https", "dns"]
@@ -249,7 +274,7 @@ class UptimeState(Input):
     expires_at: datetime | None = None  # https: the certificate served for the domain
 
 
-class UptimeHour(Input):
+class UptimeHour(AgentMessage):
     """A node's checks of one domain in one hour (replaced as the hour fills)."""
 
     target: Text = Field(min_length=1, max_length=253)
@@ -260,6 +285,6 @@ class UptimeHour(Input):
     latency_ms_sum: Float = Field(0.0, ge=0)
 
 
-class UptimeReport(Input):
+class UptimeReport(AgentMessage):
     states: list[UptimeState] = Field(default_factory=list, max_length=100_000)
     hours: list[UptimeHour] = Field(default_factory=list, max_length=100_000)

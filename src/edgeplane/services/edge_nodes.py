@@ -1,6 +1,8 @@
 """Edge nodes: registration, acknowledgements, backend health, purge acks and analytics.
 
 None of this is desired state: these writes never bump the revision (no ``tx.record``).
+A node's edge protocol version (``edgeplane.protocol.versions``) is recorded when it
+registers; a version this control plane does not serve is refused (``UnsupportedProtocol``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from sqlalchemy import delete, func, select
 
 from edgeplane import metrics
 from edgeplane.errors import Forbidden, InvalidInput, NotFound
+from edgeplane.protocol import versions
 from edgeplane.protocol.config import NodeSpec
 from edgeplane.protocol.messages import (
     UPSTREAM_MS_BUCKETS,
@@ -46,6 +49,23 @@ SEEN_GRANULARITY = timedelta(seconds=5)
 _SLUG = r"[a-z0-9][a-z0-9_-]{0,62}"
 _COUNTRY = re.compile(r"^[A-Z]{2}\Z")
 _POOL = re.compile(rf"^(?:lb\.(?P<lb>{_SLUG})\.[^\s]+|origin\.(?P<o>{_SLUG}))$")
+
+
+class UnsupportedProtocol(InvalidInput):
+    """An edge protocol version this control plane does not serve; the problem document names
+    those it does (``protocols``: ``{"min": 1, "max": 2}``), for the agent to choose one."""
+
+    def __init__(self, version: int, field: str) -> None:
+        reason = versions.refusal(version) or f"edge protocol version {version} is not served"
+        super().__init__(f"{field}: {reason}", field=field)
+        self.extra["protocols"] = versions.served()
+
+
+def check_protocol(version: int, field: str) -> int:
+    """``version``, when this control plane serves it; else ``UnsupportedProtocol``."""
+    if versions.refusal(version) is not None:
+        raise UnsupportedProtocol(version, field)
+    return version
 
 
 def _require_viewer(tx: Tx) -> None:
@@ -93,6 +113,8 @@ def _to_model(
         stats={k: float(v) for k, v in (row.stats or {}).items() if isinstance(v, int | float)},
         live=row.id in liveness.live_ids(tx),
         heartbeat_at=row.heartbeat_at,
+        protocol=row.protocol or 1,
+        ignored_fields=list(row.ignored_fields or []),
     )
 
 
@@ -117,7 +139,9 @@ def node_model(tx: Tx, snapshots: SnapshotCache, row: EdgeNodeRow) -> EdgeNode:
 
 def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
     """Register a node; the same name again is the same node, its fields updated. Its
-    ``region`` must be a location (a region code or type is refused, listing its locations)."""
+    ``region`` must be a location (a region code or type is refused, listing its locations),
+    its ``protocol`` a version this control plane serves."""
+    check_protocol(spec.protocol, "protocol")
     location = regions.need_location(
         tx, regions.resolve(tx, spec.region, "region"), "region", "an edge node"
     )
@@ -131,6 +155,7 @@ def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
     row.http_port = spec.http_port
     row.https_port = spec.https_port
     row.version = spec.version
+    row.protocol = spec.protocol
     row.token_id = tx.actor.token_id
     row.last_seen_at = now
     if row.stats is None:
@@ -181,6 +206,8 @@ def ack(tx: Tx, snapshots: SnapshotCache, node_id: str, body: Ack) -> EdgeNode:
     now = utcnow()
     row = node_row(tx, node_id)
     row.last_seen_at = now
+    if list(body.ignored) != (row.ignored_fields or []):
+        row.ignored_fields = list(body.ignored)
     if body.stats:
         row.stats = {**(row.stats or {}), **body.stats}
     if body.ok:

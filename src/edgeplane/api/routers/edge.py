@@ -1,16 +1,28 @@
-"""The edge protocol (edge tokens) and the edge nodes as people see them (API tokens)."""
+"""The edge protocol (edge tokens) and the edge nodes as people see them (API tokens).
+
+Every call of the edge protocol may say its version in the ``Edgeplane-Protocol`` header (none:
+version 1); a version this control plane does not serve is refused (422, the problem document's
+``protocols`` naming those it serves), and every answer of this router carries the control
+plane's own version in the same header. What is sent back to a caller of an older version has
+only the fields that version knows (``edgeplane.protocol.versions.for_protocol``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import json
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import EdgeActor, GlobalCtx
 from edgeplane.api.notify import RevisionNotifier
+from edgeplane.errors import InvalidInput
+from edgeplane.protocol import versions
 from edgeplane.protocol.messages import (
     Ack,
     AnalyticsReport,
@@ -25,13 +37,55 @@ from edgeplane.protocol.messages import (
     UptimeReport,
 )
 from edgeplane.services import bundles, edge_nodes, edge_poll, uptime
+from edgeplane.services.realign import Realigner
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.actor import PLATFORM_PROJECT
 from edgeplane.store.db import Database
 
-router = APIRouter(prefix="/api/v1/edge", tags=["edge"])
+
+class ProtocolRoute(APIRoute):
+    """A route whose answers say the control plane's edge protocol version (a header)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            response = await handler(request)
+            response.headers[versions.HEADER] = str(versions.PROTOCOL_VERSION)
+            return response
+
+        return answer
+
+
+router = APIRouter(prefix="/api/v1/edge", tags=["edge"], route_class=ProtocolRoute)
 
 DEFAULT_WAIT_S = 25.0
+
+
+def protocol_version(
+    edgeplane_protocol: Annotated[
+        str | None,
+        Header(
+            alias=versions.HEADER,
+            description="the edge protocol version the agent speaks (absent: 1)",
+        ),
+    ] = None,
+) -> int:
+    """The caller's edge protocol version, when this control plane serves it."""
+    try:
+        version = versions.parse_header(edgeplane_protocol)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field=versions.HEADER) from None
+    return edge_nodes.check_protocol(version, versions.HEADER)
+
+
+Protocol = Annotated[int, Depends(protocol_version)]
+
+
+def _node_answer(node: EdgeNode, protocol: int) -> Response:
+    """``node`` as a caller of ``protocol`` knows it."""
+    doc = versions.for_protocol(node.model_dump(mode="json"), "EdgeNode", protocol)
+    return Response(content=json.dumps(doc), media_type="application/json")
 
 
 def _db(request: Request) -> Database:
@@ -44,6 +98,11 @@ def _notifier(request: Request) -> RevisionNotifier:
     return notifier
 
 
+def _realigner(request: Request) -> Realigner | None:
+    realigner: Realigner | None = getattr(request.app.state, "realigner", None)
+    return realigner
+
+
 def _snapshots(request: Request) -> SnapshotCache:
     snapshots: SnapshotCache = request.app.state.snapshots
     return snapshots
@@ -53,13 +112,17 @@ def _snapshots(request: Request) -> SnapshotCache:
 
 
 @router.post("/nodes", response_model=EdgeNode, summary="Register an edge node (edge token)")
-def register(request: Request, actor: EdgeActor, body: NodeRegister) -> EdgeNode:
+def register(
+    request: Request, actor: EdgeActor, protocol: Protocol, body: NodeRegister
+) -> Response:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
-        return edge_nodes.register(tx, _snapshots(request), body)
+        node = edge_nodes.register(tx, _snapshots(request), body)
+    return _node_answer(node, protocol)
 
 
 @router.get(
     "/nodes/{node_id}/config",
+    dependencies=[Depends(protocol_version)],
     response_model=ConfigPoll,
     summary="Long-poll the node's snapshot (edge token)",
 )
@@ -92,7 +155,9 @@ async def poll_config(
     deadline = loop.time() + wait
     while True:
         ticket = notifier.ticket()
-        state = await run_in_threadpool(edge_poll.read_state, db, actor, node_id)
+        state = await run_in_threadpool(
+            edge_poll.read_state, db, actor, node_id, after, _realigner(request)
+        )
         remaining = deadline - loop.time()
         if state.revision > after or state.purges or remaining <= 0 or notifier.closed:
             break  # closed: the server stops; answer what we have, the agent polls again
@@ -105,6 +170,7 @@ async def poll_config(
 
 @router.post(
     "/nodes/{node_id}/objects",
+    dependencies=[Depends(protocol_version)],
     response_model=ObjectsAnswer,
     summary="Fetch the zones and certificates a manifest names, by hash (edge token)",
 )
@@ -116,13 +182,17 @@ def fetch_objects(
 
 
 @router.post("/nodes/{node_id}/ack", response_model=EdgeNode, summary="Acknowledge an apply")
-def ack(request: Request, actor: EdgeActor, node_id: str, body: Ack) -> EdgeNode:
+def ack(
+    request: Request, actor: EdgeActor, protocol: Protocol, node_id: str, body: Ack
+) -> Response:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
-        return edge_nodes.ack(tx, _snapshots(request), node_id, body)
+        node = edge_nodes.ack(tx, _snapshots(request), node_id, body)
+    return _node_answer(node, protocol)
 
 
 @router.get(
     "/bundles/{bundle_id}",
+    dependencies=[Depends(protocol_version)],
     summary="Fetch a bundle's archive by its sha256 (edge token)",
     response_class=StreamingResponse,
 )
@@ -142,21 +212,35 @@ def fetch_bundle(
     )
 
 
-@router.post("/nodes/{node_id}/heartbeat", status_code=204, summary="The node is alive")
+@router.post(
+    "/nodes/{node_id}/heartbeat",
+    status_code=204,
+    summary="The node is alive",
+    dependencies=[Depends(protocol_version)],
+)
 def heartbeat(request: Request, actor: EdgeActor, node_id: str, body: Heartbeat) -> Response:
-    with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
-        edge_nodes.heartbeat(tx, node_id, body, request.app.state.settings)
+    request.app.state.heartbeats.beat(actor, node_id, body)
     return Response(status_code=204)
 
 
-@router.post("/nodes/{node_id}/health", status_code=204, summary="Report backend health")
+@router.post(
+    "/nodes/{node_id}/health",
+    status_code=204,
+    summary="Report backend health",
+    dependencies=[Depends(protocol_version)],
+)
 def health(request: Request, actor: EdgeActor, node_id: str, body: HealthReport) -> Response:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
         edge_nodes.report_health(tx, node_id, body)
     return Response(status_code=204)
 
 
-@router.post("/nodes/{node_id}/purges/{purge_id}", status_code=204, summary="Acknowledge a purge")
+@router.post(
+    "/nodes/{node_id}/purges/{purge_id}",
+    status_code=204,
+    summary="Acknowledge a purge",
+    dependencies=[Depends(protocol_version)],
+)
 def purge_done(
     request: Request, actor: EdgeActor, node_id: str, purge_id: str, body: PurgeAck
 ) -> Response:
@@ -165,14 +249,24 @@ def purge_done(
     return Response(status_code=204)
 
 
-@router.post("/nodes/{node_id}/analytics", status_code=204, summary="Report traffic per minute")
+@router.post(
+    "/nodes/{node_id}/analytics",
+    status_code=204,
+    summary="Report traffic per minute",
+    dependencies=[Depends(protocol_version)],
+)
 def analytics(request: Request, actor: EdgeActor, node_id: str, body: AnalyticsReport) -> Response:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
         edge_nodes.store_analytics(tx, node_id, body)
     return Response(status_code=204)
 
 
-@router.post("/nodes/{node_id}/uptime", status_code=204, summary="Report uptime checks")
+@router.post(
+    "/nodes/{node_id}/uptime",
+    status_code=204,
+    summary="Report uptime checks",
+    dependencies=[Depends(protocol_version)],
+)
 def uptime_report(request: Request, actor: EdgeActor, node_id: str, body: UptimeReport) -> Response:
     with _db(request).transaction(actor, PLATFORM_PROJECT) as tx:
         uptime.store(tx, node_id, body)

@@ -64,6 +64,7 @@ from edgeplane.node.agent.tasks import cancel_all
 from edgeplane.node.agent.uptime import UptimeChecker, targets_of, without_own_checks
 from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
+from edgeplane.protocol import lenient
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
     CertSpec,
@@ -84,6 +85,7 @@ from edgeplane.protocol.messages import (
     PurgeTask,
     UptimeReport,
 )
+from edgeplane.protocol.versions import PROTOCOL_VERSION
 from edgeplane.version import __version__
 
 log = logging.getLogger("edgeplane.agent")
@@ -145,7 +147,7 @@ class Engine(Protocol):
 
 @dataclass(frozen=True)
 class AgentOptions:
-    control_plane: str
+    control_plane: str | tuple[str, ...]  # its URLs (replicas): tried in turn (EdgeClient)
     token: str
     name: str
     region: str
@@ -243,6 +245,11 @@ class Agent:
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
+        # The snapshot's fields this agent does not know (``protocol.lenient``): those of the
+        # manifest held (since the last whole one), and those named in acks and logs so far.
+        self._ignored: set[str] = set()
+        self._ignored_logged: set[str] = set()
+        self._last_ack: Ack | None = None
         self.uptime = UptimeChecker(
             options.bind,
             options.http_port or 80,
@@ -355,6 +362,7 @@ class Agent:
             http_port=self.options.http_port,
             https_port=self.options.https_port,
             version=__version__,
+            protocol=PROTOCOL_VERSION,
         )
         while True:
             try:
@@ -389,7 +397,7 @@ class Agent:
             if held is not None and held.revision == self.after and not self._whole:
                 have = held.hash  # the answer may be a delta from it
             try:
-                poll = await self.client.poll(
+                poll, ignored = await self.client.poll(
                     self.node_id, self.after, self.options.poll_wait_s, have
                 )
             except Unreachable as exc:
@@ -425,6 +433,10 @@ class Agent:
                     log.warning("revision %d: %s; asking for it whole", poll.delta.revision, exc)
                     self._whole = True
                     continue
+            if poll.manifest is not None or poll.config is not None:
+                self._ignored = set(ignored)  # whole: what the held manifest left out
+            else:
+                self._ignored.update(ignored)  # a delta: on top of those of its base
             if manifest is not None:
                 try:
                     config = await self._resolve(manifest)
@@ -554,6 +566,7 @@ class Agent:
 
     def _receive(self, config: EdgeConfig) -> None:
         self.desired = config
+        self._note_ignored()
         self.bundles.prefetch(config)
         self.health.update(config.pools)
         self._dns_wanted.set()
@@ -602,6 +615,7 @@ class Agent:
             await asyncio.to_thread(heap.release)
         else:
             heap.trim()
+        self._note_ignored(reack=True)  # the zones read may hold fields not known here
         if result.ok:
             self._dns_applied = zones
             self.dns_serials = dict(result.serials)
@@ -858,9 +872,40 @@ class Agent:
             apply_ms=round(apply_ms, 3),
             error=error,
             stats=self._stats(),
+            ignored=self.ignored_fields(),
         )
         self._last_result = None
         self._ack_wanted.set()
+
+    def ignored_fields(self) -> list[str]:
+        """The snapshot's fields this agent did not know and left out (its manifest's and its
+        objects'), as its acks name them."""
+        return sorted(self._ignored | self.objects.ignored)[: lenient.MAX_PATHS]
+
+    def _note_ignored(self, reack: bool = False) -> None:
+        """Log the ignored fields not logged yet; with ``reack``, when the last ack (of the
+        newest revision) did not name them all (objects read after it), acknowledge its
+        revision again with them."""
+        paths = self.ignored_fields()
+        new = [p for p in paths if p not in self._ignored_logged]
+        if new:
+            self._ignored_logged.update(new)
+            log.warning(
+                "the snapshot holds fields this agent does not know, ignored: %s (a newer "
+                "control plane: upgrade the agent)",
+                ", ".join(new),
+            )
+        last, desired = self._last_ack, self.desired
+        if (
+            reack
+            and last is not None
+            and desired is not None
+            and last.revision == desired.revision
+            and self._pending_ack is None
+            and last.ignored != paths
+        ):
+            self._pending_ack = last.model_copy(update={"ignored": paths})
+            self._ack_wanted.set()
 
     def _stats(self) -> dict[str, float]:
         stats: dict[str, float] = {}
@@ -919,6 +964,8 @@ class Agent:
                     continue
                 except Rejected as exc:
                     log.error("ack of revision %d refused: %s", ack.revision, exc)
+                else:
+                    self._last_ack = ack
                 if self._pending_ack is ack:
                     self._pending_ack = None
                 backoff.reset()

@@ -31,7 +31,9 @@ MODULE = "edgeplane.node.agent.main"
 class NodeSettings:
     """What ``edgeplane edge`` was told, checked (see ``edgeplane.cli.edge``)."""
 
-    control_plane: str
+    # The control plane's URLs (its replicas, tried in turn: ``EdgeClient``); one string of
+    # comma-separated URLs is taken too.
+    control_plane: tuple[str, ...] | str
     token: str
     region: str
     name: str
@@ -76,7 +78,10 @@ def read_settings(fd: int) -> NodeSettings:
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
     os.close(fd)
-    return NodeSettings(**json.loads(b"".join(chunks)))
+    doc = json.loads(b"".join(chunks))
+    if isinstance(doc.get("control_plane"), list):
+        doc["control_plane"] = tuple(doc["control_plane"])
+    return NodeSettings(**doc)
 
 
 def without_httpx_cli() -> None:

@@ -4,7 +4,9 @@
 (``edgeplane.protocol.config.object_hash``), mode 0600 (certificates hold private keys). A body
 is written whole (temporary file, rename) after its hash was checked, so a file present holds
 its object; one that does not parse is dropped and fetched again. Objects that no manifest
-kept names are removed (``prune``). Nothing here is ever logged but hashes.
+kept names are removed (``prune``). Nothing here is ever logged but hashes. A body may hold
+fields this agent does not know (a newer control plane's): they are left out, and named in
+``ignored`` (``zones[].field``, ``certs[].field``: ``edgeplane.protocol.lenient``).
 
 Certificates are held in memory by reference: ``cert`` and ``certs`` give them without their
 PEM texts (``cert_pem`` and ``key_pem`` empty: 10,000 certificates and keys are ~30 MiB of
@@ -22,6 +24,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from edgeplane.protocol import lenient
 from edgeplane.protocol.config import CertSpec, ZoneSpec, canonical_body, object_hash
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,7 @@ class ObjectStore:
         self._known: set[str] | None = None
         self._certs: dict[str, CertSpec] = {}  # certificates in use without PEMs, by hash
         self._cert_objects: dict[str, str] = {}  # their certificate id -> object hash
+        self.ignored: set[str] = set()  # fields of the objects read that were not known
 
     def _path(self, digest: str) -> str:
         """The object's file. A string, not a ``Path``: pathlib interns every part of every
@@ -90,21 +94,27 @@ class ObjectStore:
 
     def zone(self, digest: str) -> ZoneSpec:
         try:
-            return ZoneSpec.model_validate_json(self.read(digest))
+            zone, ignored = lenient.parse_json(ZoneSpec, self.read(digest))
         except ValidationError as exc:
             self._drop(digest)
             raise ObjectError(
                 f"object {digest} is not a zone ({exc.error_count()} errors)"
             ) from None
+        if ignored:
+            self.ignored.update(f"zones[].{p}" for p in ignored)
+        return zone
 
     def _parse_cert(self, digest: str) -> CertSpec:
         try:
-            return CertSpec.model_validate_json(self.read(digest))
+            cert, ignored = lenient.parse_json(CertSpec, self.read(digest))
         except ValidationError as exc:
             self._drop(digest)
             raise ObjectError(
                 f"object {digest} is not a certificate ({exc.error_count()} errors)"
             ) from None
+        if ignored:
+            self.ignored.update(f"certs[].{p}" for p in ignored)
+        return cert
 
     def cert(self, digest: str) -> CertSpec:
         """The certificate ``digest`` names, without its PEM texts (see ``full_cert``)."""

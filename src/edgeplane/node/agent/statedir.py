@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from edgeplane.protocol import lenient
 from edgeplane.protocol.config import EdgeConfig, EdgeManifest
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ class StateDir:
         except FileNotFoundError:
             return None
         try:
-            return EdgeManifest.model_validate_json(raw)
+            # leniently: an agent rolled back reads what a newer one saved
+            return lenient.parse_json(EdgeManifest, raw)[0]
         except ValidationError as exc:
             log.warning(
                 "ignoring unreadable saved manifest %s (%d errors)",
