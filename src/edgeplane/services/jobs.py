@@ -9,6 +9,8 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   the edge), every ``WORLD_CHECK_S``;
 - **edge deployment rollouts** (every ``liveness_interval_s``): timeouts, canaries that went
   offline (``edgeplane.services.rollouts``);
+- **certificate orders** (``edgeplane.services.cert_orders``, every second): background
+  orders whose replica stopped answering are claimed (one replica wins) and run again here;
 - **certificate renewal** and expiry alerts (``edgeplane.certificates.renewal``), every
   ``renew_interval_s``, then the delivery of new alerts to the webhook.
 - **OCSP staples** (``edgeplane.certificates.stapling``, every ``staple_interval_s``): the
@@ -58,6 +60,7 @@ from edgeplane.services import (
     alert_engine,
     alerts,
     budgets,
+    cert_orders,
     domain_status,
     liveness,
     notifications,
@@ -65,13 +68,14 @@ from edgeplane.services import (
     rollouts,
     verification,
 )
-from edgeplane.services.runner import Job
+from edgeplane.services.runner import Job, Leadership, Runner
 from edgeplane.settings import Settings
 from edgeplane.snapshot import tickets
 from edgeplane.snapshot.load import load_dns_env
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database
 from edgeplane.store.tables import DomainRow, EdgeNodeRow, utcnow
+from edgeplane.version import __version__
 
 log = logging.getLogger("edgeplane.background")
 
@@ -205,6 +209,11 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             "renewal", settings.renew_interval_s, lambda: renew_certificates(db, settings, stopping)
         ),
         Job(
+            "certificate orders",
+            1.0,
+            functools.partial(cert_orders.Resumer(db, settings), stopping),
+        ),
+        Job(
             "OCSP staples",
             settings.staple_interval_s,
             lambda: stapling.run_once(db, stopping=stopping),
@@ -244,3 +253,16 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             lambda: backup_schedule.run_verification(db, settings, stopping),
         ),
     ]
+
+
+def control_plane_runner(db: Database, settings: Settings) -> Runner:
+    """The runner of a control plane's background work: its jobs run on one replica at a
+    time, the holder of the ``runner`` lease (``Leadership``)."""
+    stopping = Event()
+    leadership = Leadership(
+        db,
+        ttl_s=settings.leader_ttl_s,
+        renew_s=settings.leader_renew_s,
+        info={"url": settings.public_url or "", "version": __version__},
+    )
+    return Runner(control_plane_jobs(db, settings, stopping), stopping, leadership)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -10,10 +9,9 @@ from fastapi.responses import JSONResponse
 
 from edgeplane.api.deps import Context, Ctx
 from edgeplane.certificates import custom, internal, overview, renewal, versions
-from edgeplane.certificates.acme import orders as acme_orders
-from edgeplane.certificates.acme.client import AcmeError
-from edgeplane.certificates.acme.progress import Orders, OrderStatus
-from edgeplane.errors import InvalidInput, UpstreamFailed
+from edgeplane.certificates.acme import progress
+from edgeplane.certificates.acme.progress import OrderStatus
+from edgeplane.errors import InvalidInput
 from edgeplane.model.certificates import (
     Certificate,
     CertificateDetails,
@@ -39,6 +37,7 @@ from edgeplane.model.domains import (
 )
 from edgeplane.model.enums import Role
 from edgeplane.services import (
+    cert_orders,
     dns_records,
     domain_status,
     domains,
@@ -196,39 +195,13 @@ def certificate_details(ctx: Ctx, domain: str, certificate_id: str) -> Certifica
         return overview.details(tx, domain, certificate_id)
 
 
-def _orders(request: Request) -> Orders:
-    orders: Orders = request.app.state.acme_orders
+def _orders(request: Request) -> cert_orders.Orders:
+    orders: cert_orders.Orders = request.app.state.acme_orders
     return orders
 
 
-def _acme(
-    ctx: Context,
-    domain: str,
-    body: CertificateRequest,
-    progress: Callable[[str], None] | None = None,
-) -> CertificateIssued:
-    try:
-        return acme_orders.provision(
-            ctx.db, ctx.actor, ctx.project, domain, body, ctx.settings, progress=progress
-        )
-    except AcmeError as exc:
-        raise UpstreamFailed(str(exc), reason=exc.status) from None
-    except ValueError as exc:  # the configured directory is not a URL nor a known name
-        raise UpstreamFailed(f"ACME is not configured: {exc}", reason="refused") from None
-
-
-def _internal_order(
-    ctx: Context,
-    domain: str,
-    body: CertificateRequest,
-    progress: Callable[[str], None] | None = None,
-) -> CertificateIssued:
-    say = progress or (lambda message: None)
-    say("issuing from the internal CA")
-    with ctx.write() as tx:
-        done = internal.provision(tx, domain, auto_renew=body.auto_renew)
-    say(f"issued {done.certificate.id}, valid until {done.expires_at:%Y-%m-%d %H:%M} UTC")
-    return done
+def _acme(ctx: Context, domain: str, body: CertificateRequest) -> CertificateIssued:
+    return cert_orders.acme(ctx.db, ctx.settings, ctx.actor, ctx.project, domain, body)
 
 
 @router.post(
@@ -258,8 +231,7 @@ def provision_certificate(
         with ctx.read() as tx:  # refuse what cannot be ordered before starting
             tx.actor.require(tx.project, Role.EDITOR)
             name = versions.verified_domain(tx, domain).name
-        run = _internal_order if request.type == "internal" else _acme
-        order = _orders(http).start(ctx.project, name, lambda say: run(ctx, name, request, say))
+        order = _orders(http).start(ctx.actor, ctx.project, name, request)
         return JSONResponse(order.model_dump(mode="json"), status_code=202)
     if request.type == "internal":
         with ctx.write() as tx:
@@ -274,11 +246,11 @@ def provision_certificate(
 
 
 @router.get("/ssl/{domain}/orders/{order_id}", response_model=OrderStatus, tags=["certificates"])
-def get_order(ctx: Ctx, http: Request, domain: str, order_id: str) -> OrderStatus:
-    """The progress of an ACME order started with ``wait=false``."""
+def get_order(ctx: Ctx, domain: str, order_id: str) -> OrderStatus:
+    """The progress of an order started with ``wait=false`` (any replica answers)."""
     with ctx.read() as tx:
         name = domain_rows.get_row(tx, domain).name
-    return _orders(http).get(ctx.project, name, order_id)
+        return progress.get(tx.session, ctx.project, name, order_id)
 
 
 @router.post(
