@@ -28,6 +28,10 @@ on while latencies are timed (the slowdown it causes is printed).
 
 Everything started is stopped (uvicorn, PostgreSQL) and every temporary directory removed, on
 success, on error and on Ctrl-C / SIGTERM.
+
+``--concurrency`` runs the concurrency mode instead (``bench/api_load.py``): reads and writes
+per second under wrk with ``edgeplane serve --workers 1, 2, 4`` on SQLite and PostgreSQL, and
+with replicas on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -968,6 +972,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["_serve"]:
         return serve_main(argv[1:])
+    if "--concurrency" in argv:  # the concurrency mode has options of its own (api_load.py)
+        from api_load import main as concurrency_main
+
+        return concurrency_main([a for a in argv if a != "--concurrency"])
     parser = argparse.ArgumentParser(
         prog="bench/api.py", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
@@ -988,6 +996,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="uvicorn in a child process (default) or in a thread of this process",
     )
     parser.add_argument("--markdown", action="store_true", help="also print markdown tables")
+    parser.add_argument(
+        "--concurrency",
+        action="store_true",
+        help="the concurrency mode instead: reads and writes per second with `edgeplane serve "
+        "--workers 1,2,4` and replicas (bench/api.py --concurrency --help)",
+    )
     parser.add_argument(
         "--no-analyze",
         action="store_true",

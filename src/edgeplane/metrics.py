@@ -9,10 +9,19 @@ certificates, the pool) is ``edgeplane.services.plane_state``'s collector; ``/me
 
 Names and units follow Prometheus' conventions: ``_total`` counters, ``_seconds`` and
 ``_bytes`` base units, histograms for durations.
+
+**Several workers** (``edgeplane serve --workers N``): the supervisor names a folder in
+``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client (``cli/workers.py``),
+so every worker writes its counters and histograms to files there (prometheus_client's
+multiprocess mode), and ``/metrics``, whichever worker answers, sums every worker's
+(``multiprocess_dir``; a worker that died still counts: counters never go back). The process
+collectors (CPU, memory, GC) describe one process, so they are left out then. Only counters and
+histograms are made here: a gauge would need its ``multiprocess_mode``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -76,7 +85,7 @@ acme_order_duration = Histogram(
 )
 job_runs = Counter(
     "edgeplane_background_job_runs",
-    "Runs of a background job, by outcome (ok, failed)",
+    "Runs of a background job, by outcome (ok, failed, fenced: its lease was lost)",
     ["job", "outcome"],
     registry=REGISTRY,
 )
@@ -87,11 +96,24 @@ job_duration = Histogram(
     buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
     registry=REGISTRY,
 )
+leader_changes = Counter(
+    "edgeplane_background_leader_terms",
+    "Times this process took the runner lease and started the background jobs",
+    registry=REGISTRY,
+)
+
+
+def multiprocess_dir() -> str | None:
+    """The folder the workers of ``serve --workers N`` share their metrics in; None for one
+    process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class Once:
     """Keys already observed (a revision fully propagated, a purge completed), so that two
-    acknowledgements arriving together observe an event once; the newest ``size`` are kept."""
+    acknowledgements arriving together observe an event once; the newest ``size`` are kept.
+    In this process's memory: with several workers or replicas, acknowledgements that reach
+    two of them may observe the event twice."""
 
     def __init__(self, size: int = 4096) -> None:
         self._seen: OrderedDict[Hashable, None] = OrderedDict()

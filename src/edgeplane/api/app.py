@@ -15,6 +15,7 @@ from edgeplane.api.routers import (
     alerts,
     backups,
     cdn,
+    control_plane,
     costs,
     domains,
     dr,
@@ -29,8 +30,10 @@ from edgeplane.api.routers import (
     overview,
     session,
 )
-from edgeplane.certificates.acme.progress import Orders
 from edgeplane.routing.geoip import GeoLocator
+from edgeplane.services.cert_orders import Orders
+from edgeplane.services.heartbeats import HeartbeatBuffer
+from edgeplane.services.realign import Realigner
 from edgeplane.services.runner import Runner
 from edgeplane.services.sign_in_throttle import sign_in_throttles
 from edgeplane.settings import Settings
@@ -77,10 +80,22 @@ def create_app(
     if db.secrets is None:
         raise ValueError("the control plane's Database needs its secret box (secrets=...)")
     app.state.snapshots = SnapshotCache(db.secrets)
-    app.state.notifier = RevisionNotifier(db)
-    app.state.acme_orders = Orders()
+    app.state.realigner = Realigner(db, app.state.snapshots)  # revision numbers used twice
+    app.state.notifier = RevisionNotifier(db, check=app.state.realigner.check)
+    app.state.heartbeats = HeartbeatBuffer(db, settings)
+    app.state.acme_orders = Orders(db, settings)  # background certificate orders
     app.state.sign_in_throttles = sign_in_throttles()
     problems.install(app)
+
+    # First: a load balancer's probe every second or so, matched before ~300 other routes.
+    @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
+    def healthz() -> JSONResponse:
+        if not db.ping():
+            return problems.problem_response(
+                problems.http_problem(503, "the database is unreachable", database="unreachable")
+            )
+        return JSONResponse({"status": "ok", "version": __version__})
+
     docs.install(app)
     dashboard.install(app)
     openapi.install(app)
@@ -102,13 +117,6 @@ def create_app(
     app.include_router(overview.router)
     app.include_router(iac.router)
     app.include_router(backups.router)
-
-    @app.get("/healthz", tags=["system"], responses={503: {"description": "database unreachable"}})
-    def healthz() -> JSONResponse:
-        if not db.ping():
-            return problems.problem_response(
-                problems.http_problem(503, "the database is unreachable", database="unreachable")
-            )
-        return JSONResponse({"status": "ok", "version": __version__})
+    app.include_router(control_plane.router)
 
     return app

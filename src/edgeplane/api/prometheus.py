@@ -1,8 +1,10 @@
 """``GET /metrics``: the control plane's Prometheus exposition, and the API's request metrics.
 
 The exposition holds this process's events (``edgeplane.metrics``: requests, propagation,
-purges, ACME orders, background jobs, and the process itself) and the state read from the
-database at scrape time (``edgeplane.services.plane_state``). It answers in the text format, or
+purges, ACME orders, background jobs, and the process itself), or with ``serve --workers N``
+every worker's events summed (prometheus_client's multiprocess mode, without the process
+collectors), and the state read from the database at scrape time
+(``edgeplane.services.plane_state``). It answers in the text format, or
 OpenMetrics when the scraper asks for it, gzip-compressed when accepted.
 
 Access needs a bearer token: a metrics token (``edgeplane token create --metrics``: scraping
@@ -24,6 +26,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,9 +79,14 @@ class _Forward(Collector):
 
 
 def registry_for(db: Database, runner: Runner | None) -> CollectorRegistry:
-    """What ``/metrics`` of one app shows: the process's events and the state in ``db``."""
+    """What ``/metrics`` of one app shows: the process's events (every worker's, with
+    several) and the state in ``db``."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Forward(metrics.REGISTRY))
+    folder = metrics.multiprocess_dir()
+    if folder is None:
+        registry.register(_Forward(metrics.REGISTRY))
+    else:
+        MultiProcessCollector(registry, folder)  # type: ignore[no-untyped-call]
     registry.register(PlaneStateCollector(db, runner))
     return registry
 

@@ -1,16 +1,16 @@
 """The process commands: ``init``, ``up`` (everything on one machine) and ``serve`` (the
-control plane alone)."""
+control plane alone; ``--workers N``: N API processes sharing its port, ``cli/workers.py``)."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from edgeplane.cli.workers import MAX_WORKERS
 from edgeplane.settings import Settings
 
 if TYPE_CHECKING:
+    from edgeplane.api.serving import ControlPlaneServer
+    from edgeplane.cli.workers import WorkerLink
     from edgeplane.routing.geoip import GeoLocator
     from edgeplane.store.db import Database
 
@@ -53,23 +56,35 @@ def _port_free(host: str, port: int) -> bool:
 def _check_port(host: str, port: int) -> None:
     """Fail at once, before any state is created, when the API's address is taken (say by a
     running ``up``). uvicorn's own bind, later, still reports a port taken in between."""
+    _bind(host, port).close()
+
+
+def _bind(host: str, port: int, backlog: int | None = None) -> socket.socket:
+    """A socket bound to the API's address (listening when ``backlog`` is given), or a
+    one-line error and exit 1 when the address is taken. Its protocol is getaddrinfo's
+    (IPPROTO_TCP), as uvicorn's own listener: asyncio sets TCP_NODELAY on the connections it
+    accepts only then (else a response written in two parts waits for a delayed ACK)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
         raise typer.Exit(1) from None
     family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            typer.echo(
-                f"error: could not listen on {host}:{port}: {exc.strerror or exc} "
-                "(is Edgeplane already running there?)",
-                err=True,
-            )
-            raise typer.Exit(1) from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind(address)
+        if backlog is not None:
+            sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        typer.echo(
+            f"error: could not listen on {host}:{port}: {exc.strerror or exc} "
+            "(is Edgeplane already running there?)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    return sock
 
 
 def listen_url(host: str, port: int) -> str:
@@ -82,9 +97,7 @@ def listen_url(host: str, port: int) -> str:
 def _prepare(home: Path | None, listen: str | None = None) -> tuple[Settings, Database, str]:
     """Migrate the database and make sure the admin token exists. ``listen``: the API's URL,
     the public URL unless ``EDGEPLANE_PUBLIC_URL`` says otherwise."""
-    from edgeplane.secrets import SecretBox
     from edgeplane.services.access import ensure_admin_token
-    from edgeplane.store.db import Database
     from edgeplane.store.migrate import upgrade
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -93,14 +106,21 @@ def _prepare(home: Path | None, listen: str | None = None) -> tuple[Settings, Da
         settings = replace(settings, public_url=listen)
     settings.home.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.home, 0o700)
-    db = Database(
+    db = _open_database(settings)
+    upgrade(db.engine)
+    token = ensure_admin_token(db, settings.admin_token_path)
+    return settings, db, token
+
+
+def _open_database(settings: Settings) -> Database:
+    from edgeplane.secrets import SecretBox
+    from edgeplane.store.db import Database
+
+    return Database(
         settings.effective_database_url,
         secrets=SecretBox.from_settings(settings),
         ocsp_url=settings.ocsp_url,
     )
-    upgrade(db.engine)
-    token = ensure_admin_token(db, settings.admin_token_path)
-    return settings, db, token
 
 
 def _node_location(db: Database, region: str) -> tuple[str, str]:
@@ -247,34 +267,13 @@ def _serve(
     """Serve the API until SIGINT or SIGTERM. ``banner`` runs once the API listens (it may
     start more processes) and returns the lines to print: "up" is said only when it is;
     ``on_signal`` runs at the first signal, beside the API's shutdown."""
-    import uvicorn
-
-    from edgeplane.api.app import create_app
-    from edgeplane.api.serving import ControlPlaneServer
-    from edgeplane.services.jobs import control_plane_jobs
-    from edgeplane.services.runner import Runner
-
-    stopping = threading.Event()
-    runner = Runner(control_plane_jobs(db, settings, stopping), stopping)
-    app = create_app(settings, db, locator=_locator(settings), runner=runner)
-    # On shutdown the edge agents' long-polls are answered at once (ControlPlaneServer); the
-    # grace only bounds other requests still running.
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
 
     def started() -> None:
         for line in banner():
             typer.echo(line)
         sys.stdout.flush()
 
-    server = ControlPlaneServer(config, app.state.notifier, on_signal=on_signal, on_started=started)
+    server = _control_plane_server(settings, db, host, port, started, on_signal)
 
     def _stop(signum: int, _frame: object) -> None:
         server.should_exit = True
@@ -295,6 +294,39 @@ def _serve(
         typer.echo(f"error: could not listen on {host}:{port}", err=True)
         raise typer.Exit(1)
     typer.echo("stopped")
+
+
+def _control_plane_server(
+    settings: Settings,
+    db: Database,
+    host: str,
+    port: int,
+    on_started: Callable[[], None],
+    on_signal: Callable[[], None] | None = None,
+) -> ControlPlaneServer:
+    """The app over ``db`` with its background runner, in a uvicorn server."""
+    import uvicorn
+
+    from edgeplane.api.app import create_app
+    from edgeplane.api.serving import ControlPlaneServer
+    from edgeplane.services.jobs import control_plane_runner
+
+    runner = control_plane_runner(db, settings)
+    app = create_app(settings, db, locator=_locator(settings), runner=runner)
+    # On shutdown the edge agents' long-polls are answered at once (ControlPlaneServer); the
+    # grace only bounds other requests still running.
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    return ControlPlaneServer(
+        config, app.state.notifier, on_signal=on_signal, on_started=on_started
+    )
 
 
 def up(
@@ -427,10 +459,23 @@ def serve(
     home: HomeOpt = None,
     port: Annotated[int, typer.Option("--port", help="API port")] = 8800,
     host: HostOpt = "127.0.0.1",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=MAX_WORKERS,
+            help="API processes on this machine, sharing the port (background work runs in "
+            "one of them at a time)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the control plane alone: the API and its background work, no edge node (several
     replicas may share EDGEPLANE_DATABASE_URL)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if workers > 1:
+        _serve_workers(home, host, port, workers)
+        return
     _check_port(host, port)
     settings, db, _ = _prepare(home, listen_url(host, port))
     label = _database_label(settings)
@@ -445,3 +490,93 @@ def serve(
             *_backup_lines(settings, db),
         ],
     )
+
+
+LISTEN_BACKLOG = 2048  # uvicorn's default
+
+
+def _serve_workers(home: Path | None, host: str, port: int, count: int) -> None:
+    """``serve --workers N``: bind the port, prepare the database and the token once, then
+    run N workers on the one socket under a ``Supervisor`` until SIGINT or SIGTERM."""
+    from edgeplane.cli import workers
+
+    sock = _bind(host, port, LISTEN_BACKLOG)  # before any state: a taken port changes nothing
+    folder: Path | None = None
+    try:
+        # Before prometheus_client is imported (by the app's modules, loaded below).
+        folder = workers.multiprocess_metrics(Settings.from_env(home=home).home)
+        url = listen_url(host, port)
+        settings, db, _ = _prepare(home, url)
+        banner = [
+            f"Edgeplane control plane on http://{host}:{port} "
+            f"(database {_database_label(settings)}; {count} workers)",
+            f"  dashboard: http://{host}:{port}/",
+            *_backup_lines(settings, db),
+        ]
+        db.dispose()  # the workers open their own connections
+        _locator(settings)  # a GeoIP database that cannot be read: one error, here
+        _load_app_modules()  # once, here: the forked workers share them
+
+        def ready() -> None:
+            for line in banner:
+                typer.echo(line)
+            sys.stdout.flush()
+
+        supervisor = workers.Supervisor(
+            count,
+            lambda link: _worker(settings, host, port, sock, link),
+            on_ready=ready,
+            on_exit=_worker_gone,
+            on_stop=sock.close,
+        )
+        status = supervisor.run()
+    finally:
+        sock.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    if status:
+        typer.echo("error: the workers could not start (see the log above)", err=True)
+        raise typer.Exit(status)
+    typer.echo("stopped")
+
+
+def _load_app_modules() -> None:
+    """Import what a worker runs (about 2 s of CPU), once in the supervisor, and warm what
+    every worker would otherwise build at its first request; no thread starts."""
+    import uvicorn  # noqa: F401
+
+    import edgeplane.api.app
+    import edgeplane.api.serving
+    import edgeplane.services.jobs  # noqa: F401
+    from edgeplane.model.domains import registrable_domain
+
+    registrable_domain("example.com")  # the public suffix list, parsed once for all (80 ms)
+    gc.freeze()  # the imported objects stay shared with the workers (no collector writes)
+
+
+def _worker_gone(pid: int) -> None:
+    """A worker ended: what prometheus_client keeps per live process is dropped."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _worker(settings: Settings, host: str, port: int, sock: socket.socket, link: WorkerLink) -> int:
+    """One worker of ``serve --workers N``: the control plane on the shared socket until
+    SIGTERM (from the supervisor, or when the supervisor dies). Exit status 0, or 3 when it
+    could not start."""
+    db = _open_database(settings)
+    server = _control_plane_server(settings, db, host, port, link.ready)
+
+    def _stop(_signum: int, _frame: object) -> None:
+        server.should_exit = True
+
+    signal.signal(signal.SIGTERM, _stop)  # until uvicorn's own handlers are in place
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:
+        pass  # uvicorn's way of saying that it could not start (it logged why)
+    finally:
+        db.dispose()
+    return 0 if server.started else 3
