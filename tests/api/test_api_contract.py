@@ -14,6 +14,9 @@ from edgeplane.model.enums import Role
 from edgeplane.services import access
 from edgeplane.store.actor import LOCAL
 
+# The CLI / SDK / contract over the API: the API itself runs on both databases elsewhere.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 INV = "/api/v1/infrastructure"
 PROBLEM = "application/problem+json"
 

@@ -14,6 +14,9 @@ from edgeplane.errors import InvalidInput
 from edgeplane.store.actor import LOCAL
 from edgeplane.store.tables import EdgeAnalyticsRow, EdgeNodeRow
 
+# The CLI / SDK / contract over the API: the API itself runs on both databases elsewhere.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def test_cost_report_model_and_budgets(api: Api, cli: Cli, tmp_path: Path) -> None:
     model = tmp_path / "model.yaml"

@@ -15,6 +15,9 @@ import pytest
 from api.test_edge_deploy_api import DEPLOY, Node, add_site_domain, nodes, site, tar_of
 from conftest import Api, Cli
 
+# The CLI / SDK / contract over the API: the API itself runs on both databases elsewhere.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 def write_site(root: Path, version: str = "v1") -> Path:
     for name, data in site(version).items():

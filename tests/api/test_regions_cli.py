@@ -7,7 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from conftest import Api, Cli
+
+# The CLI / SDK / contract over the API: the API itself runs on both databases elsewhere.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 INV = "/api/v1/infrastructure"
 

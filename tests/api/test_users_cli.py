@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import Api, Cli
+
+# The CLI / SDK / contract over the API: the API itself runs on both databases elsewhere.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def test_create_list_and_delete_a_login(api: Api, cli: Cli, tmp_path: Path) -> None:
