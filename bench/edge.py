@@ -35,7 +35,14 @@ Figures:
 5. memory: agent RSS and nginx PSS (master + workers, once the processes of the
    configurations before the last reload have exited) of each node, at each size and before
    and after ``--config-changes`` config changes (100) at the largest size;
-6. the nginx apply of one change (``--stages apply``, no control plane: ``bench/nginx_apply.py``):
+6. many nodes (``--nodes 10,50,200``): the two real nodes and simulated ones
+   (``bench/pollers.py``: each registers with its own edge token, long-polls its manifest,
+   fetches the objects it lacks, acknowledges, heartbeats every second) up to each count, in
+   five regions: how long they take to join (live and in sync), the propagation of a DNS
+   record change over every node (commit -> acknowledgement, p50 / p99) and the control
+   plane's CPU (its processes' CPU seconds per second, from /proc) idle and per change; beside
+   the smallest count of the same run as the reference;
+7. the nginx apply of one change (``--stages apply``, no control plane: ``bench/nginx_apply.py``):
    N synthetic sites (``--apply-sites``, 10,000) each with its domain and certificate on one
    real nginx through ``NginxEngine``, as an agent applies them; each step's ms (render, files,
    stage, check, reload, forget: p50 over ``--apply-samples`` applies, 20) for one domain
@@ -85,13 +92,14 @@ import callgrind  # noqa: E402
 import nginx_apply  # noqa: E402
 from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
 from origins import start_origin  # noqa: E402
+from pollers import Pollers, SimNode, address_of  # noqa: E402
 from processes import free_udp_port  # noqa: E402
 
 from edgeplane.node.nginx.memory import children, cmdline, tree_pss_mib  # noqa: E402
 from edgeplane.node.nginx.render_tls import DEFAULT_CERT  # noqa: E402
 
 DOMAIN = "bench.localhost"
-STAGES = ("hits", "instructions", "purge", "failover", "config", "apply", "reloads")
+STAGES = ("hits", "instructions", "purge", "failover", "fleet", "config", "apply", "reloads")
 STACKLESS = {"apply"}  # stages without the control plane and its two nodes
 BODY_BYTES = 1024
 
@@ -1272,6 +1280,214 @@ def bench_config(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
     return rows
 
 
+# --------------------------------------------------------------------------- many nodes
+
+REAL_NODES = 2  # the stack's own (bench-1, bench-2)
+FLEET_REGIONS = ("us-east", "eu-central", "ap-southeast", "sa-east", "af-south")
+FLEET_CHANGE_TIMEOUT_S = 60.0
+FLEET_MAX_MISSED = 3  # changes not acknowledged in time before a count's changes stop
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and every live process below it, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # the command may hold spaces
+        parents[int(d.name)] = int(fields[1])
+        used[int(d.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += used.get(p, 0.0)
+        todo += [c for c, parent in parents.items() if parent == p]
+    return total
+
+
+def own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+@dataclass
+class FleetFigures:
+    join_s: float = 0.0
+    not_joined: str = ""  # what was seen when not every node was live and in sync in time
+    idle_cpu: float = 0.0  # the control plane's CPU-s per s
+    bench_cpu: float = 0.0  # this process's (the simulated nodes') CPU-s per s, idle
+    change_cpu: float = 0.0  # the control plane's CPU-s per change
+    change_s: list[float] = field(default_factory=list)  # API call -> every node acknowledged
+    propagation_ms: list[float] = field(default_factory=list)  # per node and change
+    other_revision: int = 0  # acks of a newer revision than the change's (not counted)
+    missed: int = 0  # changes not acknowledged by every node in time
+    changes: int = 0  # changes made
+    revisions: int = 0  # revisions committed during the changes (liveness changes add some)
+    failed: int = 0  # the simulated nodes' failed calls (join, idle and changes)
+
+
+def _revision(stack: Stack) -> int:
+    """The newest revision (the desired revision of the first real node)."""
+    return int(stack.node_doc(stack.nodes[0].name)["desired_revision"])
+
+
+def _fleet_docs(stack: Stack) -> list[dict[str, Any]]:
+    return list(stack.call("GET", "/api/v1/edge/nodes"))
+
+
+def _fleet_join(stack: Stack, pollers: Pollers, total: int, timeout: float) -> tuple[float, str]:
+    """Simulated nodes up to ``total`` nodes in all; the seconds until every node is live and
+    in sync (``timeout`` when they were not, with what was seen then)."""
+    first = len(pollers.nodes)
+    new = []
+    for i in range(first, total - REAL_NODES):
+        name = f"sim-{i}"
+        token = stack.call("POST", "/api/v1/tokens", json={"name": name, "scope": "edge"})
+        region = FLEET_REGIONS[i % len(FLEET_REGIONS)]
+        new.append(SimNode(name, region, token["token"], address_of(i)))
+    real = [stack.node_doc(n.name)["id"] for n in stack.nodes]
+    t0 = time.perf_counter()
+    pollers.add(new)
+    seen = ""
+    while time.perf_counter() - t0 < timeout:
+        # Cheap first (this process's nodes, the real ones one by one); the whole list, which
+        # builds every node's snapshot to tell whether it is in sync, when those agree.
+        docs = [stack.call("GET", f"/api/v1/edge/nodes/{i}") for i in real]
+        revision = int(docs[0]["desired_revision"])
+        if pollers.acked(revision) == len(pollers.nodes) and all(
+            (d["applied_revision"] or -1) >= revision for d in docs
+        ):
+            every = _fleet_docs(stack)
+            live = sum(1 for d in every if d["live"])
+            synced = sum(1 for d in every if d["in_sync"])
+            seen = f"{len(every)} registered, {live} live, {synced} in sync"
+            if len(every) == total and live == synced == total:
+                return time.perf_counter() - t0, ""
+        else:
+            seen = f"revision {revision}: {pollers.acked(revision)} simulated nodes acknowledged"
+        time.sleep(0.5)
+    log(f"{total} nodes: not all live and in sync within {timeout:.0f} s ({seen})")
+    return timeout, seen
+
+
+def _fleet_change(stack: Stack, pollers: Pollers, k: int, into: FleetFigures) -> bool:
+    """One DNS record changed; until every node acknowledged it (the simulated nodes seen in
+    this process, the real ones through the API), then every node's commit -> ack once.
+    False when not every node acknowledged it within ``FLEET_CHANGE_TIMEOUT_S``."""
+    real = [stack.node_doc(n.name)["id"] for n in stack.nodes]
+    t0 = time.perf_counter()
+    stack.call("PATCH", f"/api/v1/infrastructure/domains/{DOMAIN}/records",
+               json={"set": [{"name": "fleet-probe", "type": "A",
+                              "values": [f"192.0.2.{k % 250 + 1}"]}]})  # fmt: skip
+    revision = int(stack.call("GET", f"/api/v1/edge/nodes/{real[0]}")["desired_revision"])
+
+    def real_acked() -> bool:
+        docs = [stack.call("GET", f"/api/v1/edge/nodes/{i}") for i in real]
+        return all((d["applied_revision"] or -1) >= revision for d in docs)
+
+    try:
+        if not pollers.wait_acked(revision, FLEET_CHANGE_TIMEOUT_S):
+            behind = len(pollers.nodes) - pollers.acked(revision)
+            raise RuntimeError(f"{behind} simulated nodes had not acknowledged it")
+        left = FLEET_CHANGE_TIMEOUT_S - (time.perf_counter() - t0)
+        wait_until(real_acked, max(1.0, left), "the real nodes", every=0.1)
+    except RuntimeError as exc:
+        log(f"revision {revision}: not acknowledged by every node within "
+            f"{FLEET_CHANGE_TIMEOUT_S:.0f} s: {exc}")  # fmt: skip
+        into.missed += 1
+        return False
+    into.change_s.append(time.perf_counter() - t0)
+    for doc in _fleet_docs(stack):
+        if doc["applied_revision"] == revision and doc["propagation_ms"] is not None:
+            into.propagation_ms.append(float(doc["propagation_ms"]))
+        else:
+            into.other_revision += 1
+    return True
+
+
+def bench_fleet(stack: Stack, args: argparse.Namespace) -> list[list[str]]:
+    """Per node count: join, idle CPU, then ``--fleet-changes`` DNS record changes; the
+    smallest count is the reference column. The simulated nodes are deleted at the end."""
+    assert stack.cp is not None
+    cp = stack.cp.pid
+    pollers = Pollers(stack.url)
+    got: dict[int, FleetFigures] = {}
+    try:
+        for total in args.nodes:
+            f = got[total] = FleetFigures()
+            failed0 = pollers.failed
+            f.join_s, f.not_joined = _fleet_join(stack, pollers, total, args.fleet_join_timeout)
+            time.sleep(min(2.0, args.fleet_idle))  # the joins' last revisions settle
+            cpu0, own0, t0 = tree_cpu_s(cp), own_cpu_s(), time.perf_counter()
+            time.sleep(args.fleet_idle)
+            wall = time.perf_counter() - t0
+            f.idle_cpu = (tree_cpu_s(cp) - cpu0) / wall
+            f.bench_cpu = (own_cpu_s() - own0) / wall
+            cpu0 = tree_cpu_s(cp)
+            first = _revision(stack)
+            for k in range(args.fleet_changes):
+                f.changes += 1
+                if not _fleet_change(stack, pollers, k, f) and f.missed >= FLEET_MAX_MISSED:
+                    log(f"{total} nodes: {f.missed} changes missed, no more at this count")
+                    break
+            f.change_cpu = (tree_cpu_s(cp) - cpu0) / max(1, f.changes)
+            f.revisions = _revision(stack) - first
+            f.failed = pollers.failed - failed0
+            log(f"{total} nodes: joined in {f.join_s:.1f} s; control plane idle "
+                f"{f.idle_cpu:.3f} CPU-s/s, {f.change_cpu:.3f} CPU-s per change; commit -> "
+                f"ack p50 {pct(f.propagation_ms, 50):.0f} ms, p99 "
+                f"{pct(f.propagation_ms, 99):.0f} ms; {f.revisions} revisions for {f.changes} "
+                f"changes; simulated nodes' failed calls {f.failed}")  # fmt: skip
+    finally:
+        failures = list(pollers.failures)
+        ids = pollers.ids()
+        pollers.close()
+        for node_id in sorted(ids):  # the later stages run with the two real nodes alone
+            stack.call("DELETE", f"/api/v1/edge/nodes/{node_id}")
+    stack.wait_in_sync()
+    for line in failures[:5]:
+        log(f"a simulated node's failed call: {line}")
+    ref = got[args.nodes[0]]
+    rows: list[list[str]] = []
+    for total, f in got.items():
+        who = f"{total} nodes ({REAL_NODES} real + {total - REAL_NODES} simulated)"
+        p50, p99 = pct(f.propagation_ms, 50), pct(f.propagation_ms, 99)
+        rows += [
+            [f"{who}: joined (live and in sync), s",
+             f"> {f.join_s:.0f} ({f.not_joined})" if f.not_joined else f"{f.join_s:.1f}",
+             f"{ref.join_s:.1f}", _ratio(f.join_s, ref.join_s)],
+            [f"{who}: DNS change commit -> ack, p50 / p99 ms over nodes x "
+             f"{f.changes} changes", f"{p50:.0f} / {p99:.0f}" + (
+                 f" ({f.missed} not acknowledged by every node within "
+                 f"{FLEET_CHANGE_TIMEOUT_S:.0f} s)" if f.missed else ""),
+             f"{pct(ref.propagation_ms, 50):.0f} / {pct(ref.propagation_ms, 99):.0f}",
+             _ratio(p99, pct(ref.propagation_ms, 99))],
+            [f"{who}: API call -> every node acknowledged, p50 / max s",
+             f"{pct(f.change_s, 50):.2f} / {max(f.change_s, default=float('nan')):.2f}",
+             f"{pct(ref.change_s, 50):.2f}", _ratio(pct(f.change_s, 50), pct(ref.change_s, 50))],
+            [f"{who}: control plane CPU idle (heartbeats, polls), CPU-s per s",
+             f"{f.idle_cpu:.3f}", f"{ref.idle_cpu:.3f}", _ratio(f.idle_cpu, ref.idle_cpu)],
+            [f"{who}: control plane CPU per change, CPU-s", f"{f.change_cpu:.3f}",
+             f"{ref.change_cpu:.3f}", _ratio(f.change_cpu, ref.change_cpu)],
+            [f"{who}: revisions committed during the changes (1 a change, the rest liveness)",
+             f"{f.revisions} for {f.changes}", f"{ref.revisions} for {ref.changes}", ""],
+            [f"{who}: the simulated nodes' failed calls (then retried)", str(f.failed),
+             str(ref.failed), ""],
+            [f"{who}: the simulated nodes' process (this bench) CPU idle, CPU-s per s",
+             f"{f.bench_cpu:.3f}", f"{ref.bench_cpu:.3f}", ""],
+        ]  # fmt: skip
+        if f.other_revision:
+            rows.append([f"{who}: acks of a newer revision than the change's (not counted)",
+                         str(f.other_revision), "", ""])  # fmt: skip
+    return rows
+
+
 # --------------------------------------------------------------------------- the nginx apply
 
 APPLY_REFERENCE_SITES = 10
@@ -1361,6 +1577,9 @@ def stack_stages(tmp: Path, cleanup: Cleanup, args: argparse.Namespace,
     if "failover" in stages:
         log("failover")
         rows += bench_failover(stack, args)
+    if "fleet" in stages:
+        log(f"many nodes: {', '.join(map(str, args.nodes))}")
+        rows += bench_fleet(stack, args)
     if "config" in stages:
         log("config propagation")
         rows += bench_config(stack, args)
@@ -1389,6 +1608,14 @@ def main() -> int:
                     help="sites of the apply stage (its reference: 10)")
     ap.add_argument("--apply-samples", type=int, default=20,
                     help="applies of each change (add, remove, renew) in the apply stage")
+    ap.add_argument("--nodes", default="10,50,200",
+                    help="node counts of the fleet stage (the two real nodes and simulated ones)")
+    ap.add_argument("--fleet-changes", type=int, default=20,
+                    help="DNS record changes timed at each node count")
+    ap.add_argument("--fleet-idle", type=float, default=10.0,
+                    help="seconds of the idle CPU measure at each node count")
+    ap.add_argument("--fleet-join-timeout", type=float, default=300.0,
+                    help="seconds the nodes of a count have to be live and in sync")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help=f"the stages to run, of {','.join(STAGES)} (default: all)")
     ap.add_argument("--markdown", action="store_true")
@@ -1403,7 +1630,15 @@ def main() -> int:
         args.reloads, args.config_changes = 5, 3
         args.failover_seconds, args.traffic_warmup, args.domains = 3.0, 0.5, "10,100"
         args.apply_sites, args.apply_samples = 100, 2
+        args.nodes, args.fleet_changes, args.fleet_idle = "10", 2, 1.0
+        args.fleet_join_timeout = 60.0
     args.domains = [int(x) for x in str(args.domains).split(",") if x]
+    try:
+        args.nodes = sorted({int(x) for x in str(args.nodes).split(",") if x.strip()})
+    except ValueError:
+        ap.error(f"--nodes {args.nodes!r}: node counts separated by commas, e.g. 10,50,200")
+    if "fleet" in stages and (not args.nodes or args.nodes[0] < REAL_NODES):
+        ap.error(f"--nodes: every count must be at least {REAL_NODES} (the real nodes)")
     if shutil.which("wrk") is None or shutil.which("nginx") is None:
         print(
             "bench/edge.py needs nginx and wrk: run scripts/bootstrap --with-test", file=sys.stderr

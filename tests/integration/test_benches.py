@@ -27,9 +27,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240
 
-# bench -> (the tools it needs, a line its table prints)
+# bench (its script, and options before --quick) -> (the tools it needs, a line its table prints)
 BENCHES = {
     "api": (("initdb",), "route_request cdn"),
+    "api --concurrency": (("initdb", "wrk"), "GET /domains (100)"),
     "edge": (("nginx", "wrk"), "cached hits, req/s (vs reference)"),
     "dns": (
         ("nginx", "pdns_server", "pdnsutil", "pdns_control", "dnsperf", "dnsdist"),
@@ -56,6 +57,7 @@ def _missing(tools: tuple[str, ...]) -> list[str]:
 @pytest.mark.parametrize("name", list(BENCHES))
 def test_bench_short_mode(name: str) -> None:
     tools, expected = BENCHES[name]
+    script, *options = name.split()
     missing = _missing(tools)
     if missing:
         if os.environ.get("CI") == "true":
@@ -74,7 +76,7 @@ def test_bench_short_mode(name: str) -> None:
     )
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / f"{name}.py"), "--quick"],
+        [sys.executable, str(ROOT / "bench" / f"{script}.py"), *options, "--quick"],
         cwd=work,
         env=env,
         stdin=subprocess.DEVNULL,
