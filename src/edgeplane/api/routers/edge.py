@@ -63,6 +63,7 @@ DEFAULT_WAIT_S = 25.0
 
 
 def protocol_version(
+    _actor: EdgeActor,  # who calls first: a missing or wrong token is 401/403, whatever the version
     edgeplane_protocol: Annotated[
         str | None,
         Header(
