@@ -1579,7 +1579,9 @@ def stack_stages(tmp: Path, cleanup: Cleanup, args: argparse.Namespace,
         rows += bench_failover(stack, args)
     if "fleet" in stages:
         log(f"many nodes: {', '.join(map(str, args.nodes))}")
+        started = time.monotonic()
         rows += bench_fleet(stack, args)
+        log(f"many nodes: done in {time.monotonic() - started:.0f} s")
     if "config" in stages:
         log("config propagation")
         rows += bench_config(stack, args)

@@ -13,7 +13,10 @@ A simulated node does to the control plane what an agent does
   and acknowledges the revision (``POST .../ack``, ``apply_ms`` 0);
 - acknowledges the purges a poll hands it (nothing to purge);
 - heartbeats every second (``POST .../heartbeat``, healthy), with its zones' serials when they
-  changed (as the agent does), starting at a random moment of the second.
+  changed (as the agent does), starting at a random moment of the second;
+- a failed call is counted (``Pollers.failed``) and retried as the agent retries it: the poll,
+  the registration and the acknowledgement after an exponential, jittered backoff (the
+  agent's own ``Backoff``), a heartbeat at the next interval.
 
 Every node runs as asyncio tasks of one event loop in a thread of the bench's own
 (:class:`Pollers`), over one shared ``httpx.AsyncClient`` (each call with its node's token),
@@ -31,7 +34,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +42,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from edgeplane.node.agent.client import Backoff
 from edgeplane.protocol import versions
 from edgeplane.protocol.config import EdgeManifest
 from edgeplane.protocol.messages import (
@@ -51,7 +55,7 @@ from edgeplane.protocol.messages import (
 )
 
 BASE = "/api/v1/edge"
-POLL_WAIT_S = 20.0
+POLL_WAIT_S = 25.0  # as ``edgeplane edge``
 OBJECTS_BATCH = 1000
 ADDRESSES = ipaddress.IPv4Network("198.18.0.0/15")
 
@@ -142,24 +146,15 @@ class Pollers:
             raise _Refused(f"{method} {path}: {r.status_code} {r.text[:300]}")
         return r.content
 
-    async def _guarded(
-        self, node: SimNode, what: str, fn: Callable[[], Coroutine[Any, Any, None]]
-    ) -> None:
-        """Run ``fn`` again after any failure (as an agent keeps going), noting it."""
-        while True:
-            try:
-                await fn()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # counted, and shown by the bench
-                node.errors += 1
-                self.failed += 1
-                if len(self.failures) < 50:
-                    self.failures.append(f"{node.name} {what}: {type(exc).__name__}: {exc}"[:400])
-                await asyncio.sleep(0.5)
+    def _note(self, node: SimNode, what: str, exc: Exception) -> None:
+        """A failed call, counted (the first 50 kept for the bench to show)."""
+        node.errors += 1
+        self.failed += 1
+        if len(self.failures) < 50:
+            self.failures.append(f"{node.name} {what}: {type(exc).__name__}: {exc}"[:400])
 
     async def _register(self, node: SimNode) -> None:
+        """Until it is registered, backing off as the agent does."""
         body = NodeRegister(
             name=node.name,
             region=node.region,
@@ -168,11 +163,21 @@ class Pollers:
             version="sim",
             protocol=versions.PROTOCOL_VERSION,
         )
-        doc = await self._call(node, "POST", "/nodes", body)
-        node.id = json.loads(doc)["id"]
+        backoff = Backoff()
+        while node.id is None:
+            try:
+                doc = await self._call(node, "POST", "/nodes", body)
+            except (httpx.HTTPError, _Refused) as exc:
+                self._note(node, "register", exc)
+                await backoff.sleep()
+            else:
+                node.id = json.loads(doc)["id"]
 
     async def _poll_loop(self, node: SimNode) -> None:
+        """The agent's poll loop without the apply: any failed call backs off (exponential,
+        jittered: ``edgeplane.node.agent.client.Backoff``) and polls again."""
         assert node.id is not None
+        backoff = Backoff()
         while True:
             held = node.manifest
             params: dict[str, Any] = {
@@ -183,28 +188,50 @@ class Pollers:
             if held is not None:
                 params["have"] = held.hash
             path = f"/nodes/{node.id}/config"
-            raw = await self._call(node, "GET", path, params=params, timeout=self.poll_wait_s + 10)
-            poll = ConfigPoll.model_validate_json(raw)
-            for purge in poll.purges:
-                done = PurgeAck(completed_at=datetime.now(UTC), purged_count=0)
-                await self._call(node, "POST", f"/nodes/{node.id}/purges/{purge.id}", done)
-            manifest = poll.manifest
-            if poll.delta is not None:
-                if held is None:
-                    node.manifest = None
-                    continue
-                manifest = poll.delta.apply(held)
+            try:
+                raw = await self._call(
+                    node, "GET", path, params=params, timeout=self.poll_wait_s + 10
+                )
+                poll = ConfigPoll.model_validate_json(raw)
+                for purge in poll.purges:
+                    done = PurgeAck(completed_at=datetime.now(UTC), purged_count=0)
+                    await self._call(node, "POST", f"/nodes/{node.id}/purges/{purge.id}", done)
+                manifest = poll.manifest
+                if poll.delta is not None:
+                    if held is None:
+                        raise _Refused("a delta, and no manifest held")
+                    manifest = poll.delta.apply(held)
+                if manifest is not None:
+                    await self._fetch(node, manifest)
+            except (httpx.HTTPError, _Refused, ValueError) as exc:
+                self._note(node, "poll", exc)
+                if isinstance(exc, ValueError):
+                    node.manifest = None  # a delta that does not fit: ask for it whole
+                await backoff.sleep()
+                continue
+            backoff.reset()
             if manifest is None:
-                if poll.revision < (held.revision if held else -1):
+                if held is not None and poll.revision < held.revision:
                     node.manifest = None  # the control plane's state is older: take it whole
                 continue
-            await self._fetch(node, manifest)
             node.manifest = manifest
-            ack = Ack(revision=manifest.revision, hash=manifest.hash, ok=True, apply_ms=0.0)
-            await self._call(node, "POST", f"/nodes/{node.id}/ack", ack)
-            node.acked = manifest.revision
-            with self._changed:
-                self._changed.notify_all()
+            await self._ack(node, manifest)
+
+    async def _ack(self, node: SimNode, manifest: EdgeManifest) -> None:
+        """Acknowledge ``manifest``, until the control plane takes it (backing off)."""
+        ack = Ack(revision=manifest.revision, hash=manifest.hash, ok=True, apply_ms=0.0)
+        backoff = Backoff()
+        while True:
+            try:
+                await self._call(node, "POST", f"/nodes/{node.id}/ack", ack)
+            except (httpx.HTTPError, _Refused) as exc:
+                self._note(node, "ack", exc)
+                await backoff.sleep()
+            else:
+                break
+        node.acked = manifest.revision
+        with self._changed:
+            self._changed.notify_all()
 
     async def _fetch(self, node: SimNode, manifest: EdgeManifest) -> None:
         zones = set(manifest.zones.values())
@@ -225,7 +252,8 @@ class Pollers:
         node.serials = {h: s for h, s in node.serials.items() if h in named}
 
     async def _heartbeat_loop(self, node: SimNode) -> None:
-        assert node.id is not None
+        """A heartbeat every ``heartbeat_s`` from a random moment on; a failed one is noted,
+        and the next one sent at the next interval (as the agent does)."""
         await asyncio.sleep(random.uniform(0, self.heartbeat_s))
         while True:
             started = time.monotonic()
@@ -237,20 +265,20 @@ class Pollers:
             body = Heartbeat(healthy=True, dns_serials=serials)
             if node.sent_serials is None and serials is None:
                 body = Heartbeat(healthy=True)  # the first one: no zones served yet
-            await self._call(node, "POST", f"/nodes/{node.id}/heartbeat", body, timeout=5.0)
-            if serials is not None:
-                node.sent_serials = serials
+            try:
+                await self._call(node, "POST", f"/nodes/{node.id}/heartbeat", body, timeout=5.0)
+            except (httpx.HTTPError, _Refused) as exc:
+                self._note(node, "heartbeat", exc)
+            else:
+                if serials is not None:
+                    node.sent_serials = serials
             await asyncio.sleep(max(0.0, self.heartbeat_s - (time.monotonic() - started)))
 
     async def _node(self, node: SimNode) -> None:
-        await self._guarded(node, "register", lambda: self._register(node))
-
-        async def beats() -> None:
-            await self._guarded(node, "heartbeat", lambda: self._heartbeat_loop(node))
-
-        beating = asyncio.create_task(beats())
+        await self._register(node)
+        beating = asyncio.create_task(self._heartbeat_loop(node))
         try:
-            await self._guarded(node, "poll", lambda: self._poll_loop(node))
+            await self._poll_loop(node)
         finally:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):

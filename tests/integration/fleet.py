@@ -1,5 +1,5 @@
 """A fleet of real edge nodes on this one machine: one control plane and N edge nodes (each
-``edgeplane edge``: the agent, its nginx with one worker, its PowerDNS behind dnsdist), every
+``edgeplane edge``: the agent, its nginx, its PowerDNS behind dnsdist), every
 node in a network namespace of its own (``netns.hosts``) with an address of its own, located
 in one of five regions, all registered with the one control plane
 (``tests/integration/test_edge_fleet.py``).
@@ -7,7 +7,7 @@ in one of five regions, all registered with the one control plane
 ``with edge_fleet(tmp, per_region=2) as fleet:`` makes the namespaces, starts the control plane
 on the first namespace's gateway (a root-namespace address every node reaches), creates an
 edge token per node, starts every agent at once (each starts its engines), and waits until
-every node is live and has applied the current revision. On the way out, whatever happens,
+every node is live, in sync and answering DNS. On the way out, whatever happens,
 every agent is stopped (its engines with it), then the control plane, then the namespaces are
 removed with anything still running in them.
 
@@ -19,7 +19,10 @@ is that region, by the packaged GeoLite2 data the nodes rank with).
 
 ``FleetNode.freeze`` stops a node dead (SIGSTOP to every process of its namespace: the agent,
 nginx, PowerDNS, dnsdist) and ``thaw`` lets it run again; ``FleetNode.footprint`` is the PSS
-of each of its programs.
+of each of its programs. Measured here: about 140 MiB a node (agent 53, PowerDNS 47, dnsdist
+33, nginx 6-7 with the agent's two workers; a worker is about 2 MiB, and the agent has no option
+to run one), 1.4 GiB for ten; started at once, ten nodes are live and in sync in 14-25 s on two
+cores (up to about 50 s when the machine is busy).
 """
 
 from __future__ import annotations
