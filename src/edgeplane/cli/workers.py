@@ -49,6 +49,7 @@ from types import FrameType
 from typing import NoReturn
 
 from edgeplane.node import lifeline
+from edgeplane.node.agent.leftovers import alive
 
 log = logging.getLogger("edgeplane.workers")
 
@@ -93,7 +94,7 @@ def multiprocess_metrics(home: Path) -> Path:
     parent = home / METRICS_DIR
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for stale in parent.iterdir():
-        if not stale.name.isdigit() or not _alive(int(stale.name)):
+        if not stale.name.isdigit() or not alive(int(stale.name)):
             shutil.rmtree(stale, ignore_errors=True)
     folder = parent / str(os.getpid())
     shutil.rmtree(folder, ignore_errors=True)
@@ -103,16 +104,6 @@ def multiprocess_metrics(home: Path) -> Path:
     if values is not None:  # imported already (by a library): no metric made yet, switch it
         values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
     return folder
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
