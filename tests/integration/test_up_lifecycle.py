@@ -123,9 +123,14 @@ def test_up_stops_quietly_within_2s_and_leaves_no_process(base: Path, sig: int) 
         ), running
         signalled = time.monotonic()
         cp.process.send_signal(sig)
-        wait_for(
-            lambda: cp.process.poll() is not None, 2.0, f"`up` exiting after {sig!r}", every=0.01
-        )
+        try:
+            wait_for(lambda: cp.process.poll() is not None, 2.0, "exit", every=0.01)
+        except AssertionError:
+            cp.process.wait(30)  # its log then says where the time went
+            raise AssertionError(
+                f"`up` took {time.monotonic() - signalled:.2f} s to exit after {sig!r}:\n"
+                + cp.output()
+            ) from None
         took = time.monotonic() - signalled
         left = processes_of(home, ports)
     finally:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from edgeplane.routing.geoip import GeoLocator
     from edgeplane.store.db import Database
 
+log = logging.getLogger("edgeplane.serve")
 DEFAULT_METRICS_PORT = 8810  # the edge node's, as ``edgeplane edge``'s
 HomeOpt = Annotated[
     Path | None,
@@ -273,12 +275,19 @@ def _serve(
             typer.echo(line)
         sys.stdout.flush()
 
-    server = _control_plane_server(settings, db, host, port, started, on_signal)
+    signalled: list[float] = []  # when the first signal came (monotonic)
+
+    def signal_seen() -> None:
+        if not signalled:
+            signalled.append(time.monotonic())
+        if on_signal is not None:
+            on_signal()
+
+    server = _control_plane_server(settings, db, host, port, started, signal_seen)
 
     def _stop(signum: int, _frame: object) -> None:
         server.should_exit = True
-        if on_signal is not None:
-            on_signal()
+        signal_seen()
 
     # uvicorn installs its own handlers when it runs in the main thread; these cover the time
     # before it does and make SIGTERM and SIGINT behave the same.
@@ -290,6 +299,8 @@ def _serve(
         pass  # uvicorn's way of saying that it could not start (it logged why)
     finally:
         db.dispose()
+        if signalled:
+            log.info("API and background jobs stopped in %.2f s", time.monotonic() - signalled[0])
     if not server.started and not server.should_exit:  # not stopped by a signal
         typer.echo(f"error: could not listen on {host}:{port}", err=True)
         raise typer.Exit(1)
@@ -451,8 +462,11 @@ def _up(home: Path | None, ports: Ports, region: str, no_edge: bool, host: str) 
         # At the signal the agent is told to stop at once, beside the API's shutdown.
         _serve(settings, db, host, ports.api, started, on_signal=stop_edge)
     finally:
+        waited = time.monotonic()
         for process in edge:
             _stop_child(process)
+        if edge:
+            log.info("edge node stopped (waited %.2f s for it)", time.monotonic() - waited)
 
 
 def serve(

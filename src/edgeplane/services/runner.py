@@ -64,6 +64,7 @@ class JobTimes:
 
 
 LEASE = "runner"
+SLOW_STOP_S = 0.5  # a stop slower than this is logged with the jobs that were running
 
 
 @dataclass
@@ -152,9 +153,22 @@ class Runner:
 
     async def _stop_jobs(self) -> None:
         self.stopping.set()
+        began = time.monotonic()
+        running = [
+            name
+            for name, t in self.times.items()
+            if t.started is not None and (t.ended is None or t.ended < t.started)
+        ]
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        took = time.monotonic() - began
+        if took > SLOW_STOP_S:  # a job was running (a thread cannot be interrupted)
+            log.warning(
+                "the background jobs took %.2f s to stop (running: %s)",
+                took,
+                ", ".join(running) or "none",
+            )
         self._tasks = []
         for job in self.jobs:  # what the jobs hold beyond a run (a child process)
             if job.close is not None:
