@@ -278,7 +278,7 @@ def authenticate(db: Database, secret: str | None) -> Actor:
         stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_GRANULARITY
         token_id = row.id
     if stale:
-        with db.engine.begin() as conn:
+        with db.writing() as conn:
             conn.execute(
                 update(TokenRow).where(TokenRow.id == token_id).values(last_used_at=utcnow())
             )

@@ -66,7 +66,7 @@ def hold(
     lease held (its epoch raised when it changed hands), or None when another holder has it."""
     now = utcnow()
     until = now + timedelta(seconds=ttl_s)
-    with db.engine.begin() as conn:
+    with db.writing() as conn:
         result = conn.execute(
             update(LeaseRow)
             .where(
@@ -108,7 +108,7 @@ def hold(
 def release(db: Database, lease: Lease) -> bool:
     """Give the lease up now (another replica may take it at once); False when it was not
     ours any more."""
-    with db.engine.begin() as conn:
+    with db.writing() as conn:
         result = conn.execute(
             update(LeaseRow)
             .where(

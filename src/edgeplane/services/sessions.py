@@ -79,7 +79,7 @@ def sign_in(db: Database, spec: SessionCreate, ttl_s: float) -> tuple[str, Sessi
         actor = _token_actor(db, token_id, login)
     secret = secrets.token_urlsafe(32)
     now = utcnow()
-    with db.engine.begin() as conn:
+    with db.writing() as conn:
         conn.execute(delete(SessionRow).where(SessionRow.expires_at < now))
     session_row = SessionRow(
         id_hash=access.hash_secret(secret),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +20,8 @@ from edgeplane.store import revision
 from edgeplane.store.actor import Actor
 from edgeplane.store.tables import AuditRow, utcnow
 
+SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for SQLite's lock before it fails
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
@@ -25,7 +29,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+            **kwargs,
         )
 
         @event.listens_for(engine, "connect")
@@ -34,7 +40,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
             cur.close()
 
         # Writers serialise on SQLite: take the write lock when the transaction starts, so two
@@ -221,8 +227,16 @@ class Database:
         self.ocsp_url = ocsp_url
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(
-            self.engine.execution_options(edgeplane_write=True), expire_on_commit=False
+        self._write_engine = self.engine.execution_options(edgeplane_write=True)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        # SQLite has one writer at a time, and its waiting writers poll (busy_timeout) rather
+        # than queue: under a steady stream of writes one of them can lose every race for a
+        # long time. This process's writers queue here instead, in the order they came; the
+        # database lock is then only contended by other processes. Re-entrant, so that a
+        # write transaction nested in another fails as SQLite's lock would make it fail (after
+        # the busy timeout), instead of hanging.
+        self._writers: threading.RLock | None = (
+            threading.RLock() if self.engine.dialect.name == "sqlite" else None
         )
         # Called with the new revision after each commit that bumped it (edge long-polls).
         self.after_commit: list[Callable[[int], None]] = []
@@ -270,9 +284,36 @@ class Database:
             return None
 
     @contextmanager
+    def _writer(self) -> Iterator[None]:
+        """This process's turn to write (SQLite; nothing to wait for on other databases)."""
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise OperationalError(
+                "BEGIN IMMEDIATE",
+                None,
+                sqlite3.OperationalError(
+                    f"database is locked (this process's writers queued for "
+                    f"{SQLITE_BUSY_TIMEOUT_S:.0f} s)"
+                ),
+            )
+        try:
+            yield
+        finally:
+            self._writers.release()
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection (small statements outside the unit of
+        work, e.g. a lease or a last-used time): committed when the block ends."""
+        with self._writer(), self._write_engine.begin() as conn:
+            yield conn
+
+    @contextmanager
     def transaction(self, actor: Actor, project: str) -> Iterator[Tx]:
         """A read-write transaction: commit on success, roll back on any error."""
-        with self._write_sessions() as session:
+        with self._writer(), self._write_sessions() as session:
             tx = Tx(session, actor, project, self.secrets, ocsp_url=self.ocsp_url)
             try:
                 yield tx
