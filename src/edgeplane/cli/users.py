@@ -12,7 +12,6 @@ from edgeplane.cli import options as o
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
-from edgeplane.services.logins import new_password
 
 app = typer.Typer(help="Logins of the dashboard: a name and a password, with roles per project.")
 
@@ -39,6 +38,8 @@ def _password(password_file: Path | None, password_stdin: bool) -> tuple[str, bo
     if sys.stdin.isatty():
         value = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         return str(value), False
+    from edgeplane.services.logins import new_password  # the database layer: not at start
+
     return new_password(), True
 
 
