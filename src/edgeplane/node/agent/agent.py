@@ -327,14 +327,28 @@ class Agent:
         await self.bundles.close()
         await self.uptime.aclose()
         log.info("loops stopped in %.2fs; stopping the engines", time.monotonic() - started)
-        engines = [asyncio.to_thread(self.engine.stop)]
+        took: dict[str, float] = {}
+
+        def timed(name: str, stop: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                began = time.monotonic()
+                stop()
+                took[name] = time.monotonic() - began
+
+            return run
+
+        engines = [asyncio.to_thread(timed("nginx", self.engine.stop))]
         if self.dns is not None:
-            engines.append(asyncio.to_thread(self.dns.stop))
+            engines.append(asyncio.to_thread(timed("DNS", self.dns.stop)))
+        if self.metrics_server is not None:
+            engines.append(asyncio.to_thread(timed("metrics", self.metrics_server.stop)))
         await asyncio.gather(*engines)  # side by side: each has its own deadline
         await self.client.aclose()
-        if self.metrics_server is not None:
-            await asyncio.to_thread(self.metrics_server.stop)
-        log.info("stopped in %.2fs", time.monotonic() - started)
+        log.info(
+            "stopped in %.2fs (%s)",
+            time.monotonic() - started,
+            ", ".join(f"{name} {s:.2f}s" for name, s in took.items()),
+        )
 
     def _spawn(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         async def guarded() -> None:

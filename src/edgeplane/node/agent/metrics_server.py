@@ -102,7 +102,11 @@ class MetricsServer:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="metrics", daemon=True
+            # polled every 0.1 s for a stop (shutdown() waits for the next poll)
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="metrics",
+            daemon=True,
         )
         self._thread.start()
 

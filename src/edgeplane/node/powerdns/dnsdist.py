@@ -284,6 +284,7 @@ class DnsdistProcess:
         self.key = secrets.token_bytes(32)
         self._child: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        self.interrupted = threading.Event()  # set: a start in progress gives up (PdnsProcess)
         self.purges = 0
         self.purge_ms = 0.0  # the last purge, console round trip included
         self.purged = ""  # how: "walked" (the zones' entries) or "replaced" (everything)
@@ -342,6 +343,8 @@ class DnsdistProcess:
         """Spawn dnsdist and return once it answers DNS (PowerDNS should run already)."""
         if self.running():
             return
+        if self.interrupted.is_set():
+            raise DnsdistError("dnsdist is stopping")
         binary = self._prepare()
         self.stop_stale()
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
@@ -358,10 +361,14 @@ class DnsdistProcess:
         (self.directory / PID_FILE).write_text(f"{self._child.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._child.poll() is not None:
-                code = self._child.returncode
+            child = self._child
+            if child is None or self.interrupted.is_set():
+                raise DnsdistError("dnsdist was stopped while it started")
+            if child.poll() is not None:
                 self._child = None
-                raise DnsdistError(f"dnsdist exited with status {code}:\n{self.log_tail()}")
+                raise DnsdistError(
+                    f"dnsdist exited with status {child.returncode}:\n{self.log_tail()}"
+                )
             # The console comes up after the listening sockets are bound: another process
             # answering on our port (a clash) does not pass for us.
             if self._console_answers() and self._answers():
@@ -385,7 +392,8 @@ class DnsdistProcess:
         )
         query = dns.message.make_query(".", "SOA")
         try:
-            dns.query.udp(query, address, port=self.port, timeout=0.5)
+            # Short: the start polls it again, and a stop waits for the probe in progress.
+            dns.query.udp(query, address, port=self.port, timeout=0.2)
         except (dns.exception.DNSException, OSError):
             return False
         return True

@@ -163,10 +163,14 @@ class DnsEngine:
 
     def stop(self) -> None:
         # Not behind the lock: an apply of thousands of zones in progress would hold the agent's
-        # stop for its whole length; with the server gone it fails at its next call.
-        self.process.stop()
+        # stop for its whole length; with the server gone it fails at its next call, and a
+        # start in progress gives up instead of waiting for the servers it spawned to answer.
+        self.process.interrupt()
         with self._lock:
             self.process.stop()
+            self.process.interrupted.clear()  # stopped: a later start may start them again
+            if self.process.front is not None:
+                self.process.front.interrupted.clear()
             if self._api is not None:
                 self._api.close()
             self._api = self._api_for = None

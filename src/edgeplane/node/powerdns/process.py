@@ -233,6 +233,8 @@ class PdnsProcess:
         self.threads = threads
         self.resolver = resolver
         self._child: subprocess.Popen[bytes] | None = None
+        # Set by ``interrupt``: a start in progress (another thread) gives up at once.
+        self.interrupted = threading.Event()
         self._log_offset = 0
         self._rediscovering = threading.Lock()  # one rediscover at a time (see rediscover)
         self._rediscover_started: float | None = None  # the one running (monotonic)
@@ -423,6 +425,8 @@ class PdnsProcess:
         port answer."""
         if self.running():
             return
+        if self.interrupted.is_set():
+            raise PdnsError("PowerDNS is stopping")
         if not self._pdns_running():
             self._stop_stale()
             self._start_pdns(timeout)
@@ -488,10 +492,14 @@ class PdnsProcess:
         deadline = time.monotonic() + timeout
         api_ok = dns_ok = False
         while time.monotonic() < deadline:
-            if self._child.poll() is not None:
-                code = self._child.returncode
+            child = self._child
+            if child is None or self.interrupted.is_set():
+                raise PdnsError("pdns_server was stopped while it started")
+            if child.poll() is not None:
                 self._child = None
-                raise PdnsError(f"pdns_server exited with status {code}:\n{self.log_tail()}")
+                raise PdnsError(
+                    f"pdns_server exited with status {child.returncode}:\n{self.log_tail()}"
+                )
             api_ok = api_ok or self._api_answers()
             dns_ok = dns_ok or self._dns_answers()
             if api_ok and dns_ok:
@@ -520,7 +528,8 @@ class PdnsProcess:
     def _dns_answers(self) -> bool:
         query = dns.message.make_query(".", "SOA")
         try:
-            dns.query.udp(query, self.backend_address, port=self.backend_port, timeout=0.5)
+            # Short: the start polls it again, and a stop waits for the probe in progress.
+            dns.query.udp(query, self.backend_address, port=self.backend_port, timeout=0.2)
         except (dns.exception.DNSException, OSError):
             return False
         return True  # any answer (REFUSED for a zone we do not serve) proves it is up
@@ -533,6 +542,14 @@ class PdnsProcess:
                 return f.read().decode("utf-8", "replace").strip()
         except OSError:
             return ""
+
+    def interrupt(self) -> None:
+        """Stop now, and make a start in progress in another thread give up at once instead
+        of waiting for the servers it started to answer (the agent stops); ``stop`` ends it."""
+        self.interrupted.set()
+        if self.front is not None:
+            self.front.interrupted.set()
+        self.stop()
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` (dnsdist first, then PowerDNS)."""
