@@ -168,15 +168,26 @@ def locator() -> Iterator[GeoLocator]:
     loc.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite database, copied for each test (a copy takes 1 ms, running the
+    migrations about 180 ms); PostgreSQL's tests copy ``TEMPLATE`` likewise."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "edgeplane.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db.engine)
+    db.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    for suffix in ("-wal", "-shm"):
+        assert not path.with_name(path.name + suffix).exists(), f"{suffix} left by the template"
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated, empty database, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'edgeplane.db'}"
-        db = Database(url)
-        upgrade(db.engine)
-        db.dispose()
-        yield url
+        path = tmp_path / "edgeplane.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     cluster: PostgresCluster = request.getfixturevalue("pg_cluster")
     name = f"t{os.getpid()}_{next(_counter)}"

@@ -288,8 +288,12 @@ def test_no_command_creates_state_in_the_working_directory(tmp_path: Path) -> No
     assert cli.json("server", "list") == {"items": [], "next_cursor": None}
 
 
-def test_cdn_and_lb_backends(tmp_path: Path) -> None:
-    cli = cli_at(tmp_path / "home")
+# The commands below against a server (an embedded CLI builds the whole API at each start: about
+# 2.5 s a command here, the world above proves that mode end to end).
+
+
+def test_cdn_and_lb_backends(tmp_path: Path, remote: Cli) -> None:
+    cli = remote
     cli.json("lb", "create", "--id", "web", "--endpoint", "127.0.0.1:9001", "--retries", "2")
     added = cli.json("lb", "backend", "add", "web", "http://127.0.0.1:9002", "--weight", "300",
                      "--backup")  # fmt: skip
@@ -316,8 +320,8 @@ def test_cdn_and_lb_backends(tmp_path: Path) -> None:
     assert "give paths" in cli.fails("cdn", "purge", code=2)
 
 
-def test_domains_and_dns_records(tmp_path: Path) -> None:
-    cli = cli_at(tmp_path / "home")
+def test_domains_and_dns_records(tmp_path: Path, remote: Cli) -> None:
+    cli = remote
     added = cli.run("domain", "add", "cli-owner.com").stdout
     assert "_edgeplane-challenge.cli-owner.com." in added and "verify" in added
     assert "public suffix" in cli.fails("domain", "add", "co.uk")
