@@ -209,19 +209,23 @@ class GeoDnsEngine(DnsEngine):
     _build: subprocess.Popen[bytes] | None = None  # the ranking build in progress
 
     def _start_build(self, args: list[str]) -> subprocess.Popen[bytes]:
-        self._build = _start_build(args)
-        return self._build
+        with self._cv:  # never one after the stop has looked for it
+            if self._stopping:
+                raise RuntimeError("the engine is stopping: no ranking build")
+            self._build = _start_build(args)
+            return self._build
 
     def stop(self) -> None:
+        """Stop at once: a ranking build in progress is killed (built again at the next
+        start), and the worker is not waited for. Whatever it was doing (reading rankings,
+        putting a file in place by rename) fails or ends against a stopped server, and it
+        returns without a word."""
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
-        build = self._build
+            build = self._build
         if build is not None and build.poll() is None:
-            build.kill()  # a stop does not wait for a ranking build (rebuilt at the next start)
-        worker = self._worker
-        if worker is not None:
-            worker.join(timeout=2)
+            build.kill()
         super().stop()
 
     # ------------------------------------------------------------------ worker
