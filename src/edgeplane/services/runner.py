@@ -62,6 +62,11 @@ class JobTimes:
     started: float | None = None
     ended: float | None = None
 
+    @property
+    def running(self) -> bool:
+        """Started and not ended since."""
+        return self.started is not None and (self.ended is None or self.ended < self.started)
+
 
 LEASE = "runner"
 SLOW_STOP_S = 0.5  # a stop slower than this is logged with the jobs that were running
@@ -139,8 +144,7 @@ class Runner:
             t = self.times[job.name]
             if t.started is None:
                 continue
-            running = t.ended is None or t.ended < t.started
-            due = (t.started if running else t.ended or t.started) + job.interval_s
+            due = (t.started if t.running else t.ended or t.started) + job.interval_s
             out[job.name] = max(0.0, now - due)
         return out
 
@@ -154,11 +158,7 @@ class Runner:
     async def _stop_jobs(self) -> None:
         self.stopping.set()
         began = time.monotonic()
-        running = [
-            name
-            for name, t in self.times.items()
-            if t.started is not None and (t.ended is None or t.ended < t.started)
-        ]
+        running = [name for name, t in self.times.items() if t.running]
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -231,10 +231,10 @@ class Database:
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         # SQLite has one writer at a time, and its waiting writers poll (busy_timeout) rather
         # than queue: under a steady stream of writes one of them can lose every race for a
-        # long time. This process's writers queue here instead, in the order they came; the
-        # database lock is then only contended by other processes. Re-entrant, so that a
-        # write transaction nested in another fails as SQLite's lock would make it fail (after
-        # the busy timeout), instead of hanging.
+        # long time. This process's writers wait on a lock here instead (woken as it is
+        # released, not polling); the database lock is then only contended by other
+        # processes. Re-entrant, so that a write transaction nested in another fails as
+        # SQLite's lock would make it fail (after the busy timeout), instead of hanging.
         self._writers: threading.RLock | None = (
             threading.RLock() if self.engine.dialect.name == "sqlite" else None
         )

@@ -169,8 +169,6 @@ class DnsEngine:
         with self._lock:
             self.process.stop()
             self.process.interrupted.clear()  # stopped: a later start may start them again
-            if self.process.front is not None:
-                self.process.front.interrupted.clear()
             if self._api is not None:
                 self._api.close()
             self._api = self._api_for = None

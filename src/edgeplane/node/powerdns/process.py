@@ -233,8 +233,11 @@ class PdnsProcess:
         self.threads = threads
         self.resolver = resolver
         self._child: subprocess.Popen[bytes] | None = None
-        # Set by ``interrupt``: a start in progress (another thread) gives up at once.
+        # Set by ``interrupt``: a start in progress (another thread) gives up at once; shared
+        # with the dnsdist front, whose start gives up with it.
         self.interrupted = threading.Event()
+        if self.front is not None:
+            self.front.interrupted = self.interrupted
         self._log_offset = 0
         self._rediscovering = threading.Lock()  # one rediscover at a time (see rediscover)
         self._rediscover_started: float | None = None  # the one running (monotonic)
@@ -547,8 +550,6 @@ class PdnsProcess:
         """Stop now, and make a start in progress in another thread give up at once instead
         of waiting for the servers it started to answer (the agent stops); ``stop`` ends it."""
         self.interrupted.set()
-        if self.front is not None:
-            self.front.interrupted.set()
         self.stop()
 
     def stop(self, timeout: float = 5.0) -> None:
