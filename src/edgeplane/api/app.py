@@ -15,6 +15,7 @@ from edgeplane.api.routers import (
     alerts,
     backups,
     cdn,
+    cdn_security,
     control_plane,
     costs,
     domains,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(dr.router)
     app.include_router(cdn.router)
+    app.include_router(cdn_security.router)
     app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)

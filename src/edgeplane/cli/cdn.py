@@ -13,6 +13,7 @@ import typer
 from edgeplane.cli import edge_nodes, output
 from edgeplane.cli import options as o
 from edgeplane.cli import runtime as rt
+from edgeplane.cli.cdn_security import attack_app, security_app
 from edgeplane.cli.output import Column, Doc
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 app = typer.Typer(help="The CDN: origins, cache rules, security at the edge, purges, analytics.")
 rule_app = typer.Typer(help="Cache rules, tried in order (the first match wins).")
 app.add_typer(rule_app, name="rule")
+app.add_typer(security_app, name="security")
+app.add_typer(attack_app, name="under-attack")
 
 CDN_PATH = f"{rt.BASE}/cdn"
 RULE_COLUMNS: list[Column] = [

@@ -15,12 +15,13 @@ from edgeplane.notify.channels import ChannelConfig
 SERIES_NAMES: tuple[str, ...] = (
     "backup_age_hours", "backup_verification_failed", "dr_drill_failed", "dr_failed_over",
     "backend_requests", "bandwidth_bytes", "blocked_requests", "certificate_days_left",
-    "config_drift_objects", "cpu_percent", "denied", "dns_up", "domain_up", "error_rate",
+    "client_limits_refused", "config_drift_objects", "connection_limited", "cpu_percent",
+    "denied", "dns_up", "domain_up", "error_rate",
     "errors_4xx", "errors_5xx", "hit_ratio",
     "memory_available_percent", "memory_percent", "network_latency_ms", "origin_up",
     "rate_limited", "requests", "requests_per_second", "response_time_p50_ms",
-    "response_time_p95_ms", "response_time_p99_ms", "storage_percent", "tls_days_left",
-    "upstream_time_p95_ms", "uptime_percent",
+    "response_time_p95_ms", "response_time_p99_ms", "slow_clients_cut", "storage_percent",
+    "tls_days_left", "too_large_refused", "upstream_time_p95_ms", "uptime_percent",
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
+from edgeplane.model.client_limits import ClientLimits
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
@@ -178,6 +179,9 @@ class EdgeSecurity(Input):
     rate_limit: RateLimit | None = None
     ip_allow: list[Cidr] = Field(default_factory=list, max_length=1000)
     ip_deny: list[Cidr] = Field(default_factory=list, max_length=1000)
+    # L7 DDoS protection (edgeplane.model.client_limits)
+    limits: ClientLimits = Field(default_factory=ClientLimits)
+    under_attack: Bool = Field(False, description="tighten every client limit at once")
 
 
 class CDNConfigCreate(Input):

@@ -103,6 +103,21 @@ class RateLimitSpec(Frozen):
     burst: int = Field(0, ge=0)
 
 
+class ClientLimitsSpec(Frozen):
+    """A site's per-client limits as the edge applies them (under attack already tightened:
+    ``edgeplane.model.client_limits.effective``); None: the edge's default. What nginx applies
+    per site and what per node: ``edgeplane.node.nginx.render_limits``."""
+
+    max_connections: int | None = None  # requests in progress per client address
+    header_timeout_s: int | None = None
+    body_timeout_s: int | None = None
+    send_timeout_s: int | None = None
+    keepalive_timeout_s: int | None = None
+    max_header_bytes: int | None = None
+    max_body_bytes: int | None = None
+    under_attack: bool = False
+
+
 class SiteSpec(Frozen):
     """A project as the edge serves it: its domains in front of its origin pool."""
 
@@ -116,6 +131,7 @@ class SiteSpec(Frozen):
     rate_limit: RateLimitSpec | None = None
     ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
     ip_deny: tuple[str, ...] = ()
+    client_limits: ClientLimitsSpec | None = None  # None: no limit of its own, not under attack
 
 
 class CertSpec(Frozen):

@@ -205,6 +205,9 @@ class PurgeAck(AgentMessage):
     error: MultilineText | None = None
 
 
+BlockedReason = Literal["rate_limit", "denied", "connection_limit", "timeout", "too_large"]
+
+
 class MinuteTraffic(AgentMessage):
     site: Text
     domain: Text
@@ -221,8 +224,9 @@ class MinuteTraffic(AgentMessage):
     static: Int = Field(0, ge=0)  # served from a static bundle (also counted in hits)
     countries: dict[Text, Int] = Field(default_factory=dict)  # ISO code ("ZZ": unknown): n
     static_bytes: Int = Field(0, ge=0)  # bytes of the ``static`` responses
-    # refused by the edge itself (no origin asked): "rate_limit" (429), "denied" (403)
-    blocked: dict[Literal["rate_limit", "denied"], Int] = Field(default_factory=dict)
+    # refused by the edge itself (no origin asked): "rate_limit" (429), "denied" (403),
+    # "connection_limit" (503), "timeout" (408: a slow client), "too_large" (413, 431)
+    blocked: dict[BlockedReason, Int] = Field(default_factory=dict)
     # the requests each backend of the site's pool answered (``BackendSpec.key``: n); the last
     # address of a retried request is the one that answered
     backends: dict[Text, Int] = Field(default_factory=dict)

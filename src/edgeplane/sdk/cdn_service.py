@@ -16,6 +16,7 @@ from edgeplane.model.cdn import (
     CDNDeployment,
     PurgeResult,
 )
+from edgeplane.model.edge_security import CDNSecurity, UnderAttack
 from edgeplane.sdk.client import body_of
 from edgeplane.sdk.service import ProjectService
 
@@ -43,6 +44,29 @@ class CDNService(ProjectService):
 
     async def delete_cdn(self, project_id: str | None = None) -> None:
         await self._call("DELETE", BASE, project_id)
+
+    async def get_security(self, project_id: str | None = None) -> CDNSecurity:
+        """The project's security at the edge (HTTPS, HSTS, IP lists, rate and client limits,
+        the under-attack switch)."""
+        return CDNSecurity.model_validate(await self._call("GET", f"{BASE}/security", project_id))
+
+    async def update_security(
+        self, changes: dict[str, Any], project_id: str | None = None
+    ) -> CDNSecurity:
+        """A JSON merge patch of the project's security, e.g.
+        ``{"limits": {"max_connections": 20}}`` (``None`` clears a setting)."""
+        doc = await self._call("PATCH", f"{BASE}/security", project_id, changes)
+        return CDNSecurity.model_validate(doc)
+
+    async def get_under_attack(self, project_id: str | None = None) -> UnderAttack:
+        return UnderAttack.model_validate(
+            await self._call("GET", f"{BASE}/under-attack", project_id)
+        )
+
+    async def set_under_attack(self, enabled: bool, project_id: str | None = None) -> UnderAttack:
+        """Tighten every client limit of the project at once, or go back to its own."""
+        doc = await self._call("POST", f"{BASE}/under-attack", project_id, {"enabled": enabled})
+        return UnderAttack.model_validate(doc)
 
     async def create_cache_rule(
         self,

@@ -62,7 +62,14 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
      "severity": "critical", "description": "Incident response (operations guide)"},
     {"id": "security-events", "name": "Requests blocked in bulk", "series": "blocked_requests",
      "comparison": ">", "threshold": 1000, "window_s": 300, "for_s": 0, "severity": "warning",
-     "description": "Rate limits or IP lists refused over 1,000 requests in 5 minutes"},
+     "description": "Rate or connection limits, slow-client timeouts, size limits or IP "
+     "lists refused over 1,000 requests in 5 minutes"},
+    {"id": "l7-attack", "name": "Client limits refusing in bulk (L7 DDoS)",
+     "series": "client_limits_refused", "comparison": ">", "threshold": 600, "window_s": 60,
+     "for_s": 0, "severity": "critical",
+     "description": "Over 10 requests a second refused by rate or connection limits, "
+     "slow-client timeouts or size limits: an application-layer attack, likely. Consider "
+     "edgeplane cdn under-attack on"},
     {"id": "hit-ratio-low", "name": "Cache hit ratio under 50 %", "series": "hit_ratio",
      "comparison": "<", "threshold": 50, "window_s": 3600, "for_s": 3600, "severity": "info",
      "description": "Cache rules or purges keep traffic going to the origin"},

@@ -157,8 +157,30 @@ TRAFFIC: dict[str, tuple[str, str, Callable[[TrafficSum, float], float | None]]]
     "errors_4xx": ("requests", "4xx responses", lambda t, _s: t.statuses.get("4xx", 0)),
     "blocked_requests": (
         "requests",
-        "Requests the edge refused itself: rate limits (429) and IP lists (403)",
+        "Requests the edge refused itself: rate limits (429), IP lists (403), connection "
+        "limits (503), slow clients (408), headers and bodies too large (431, 413)",
         lambda t, _s: sum(t.blocked.values()),
+    ),
+    "client_limits_refused": (
+        "requests",
+        "Requests refused by a client limit (L7 DDoS protection): rate and connection limits, "
+        "slow clients, headers and bodies too large",
+        lambda t, _s: sum(n for reason, n in t.blocked.items() if reason != "denied"),
+    ),
+    "connection_limited": (
+        "requests",
+        "Requests refused by a per-client connection limit (503)",
+        lambda t, _s: t.blocked.get("connection_limit", 0),
+    ),
+    "slow_clients_cut": (
+        "requests",
+        "Requests cut at the header timeout (408): slow clients, slowloris",
+        lambda t, _s: t.blocked.get("timeout", 0),
+    ),
+    "too_large_refused": (
+        "requests",
+        "Requests refused for a header (431) or body (413) above the project's limit",
+        lambda t, _s: t.blocked.get("too_large", 0),
     ),
     "rate_limited": (
         "requests",

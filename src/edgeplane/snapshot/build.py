@@ -36,6 +36,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
+from edgeplane.model.client_limits import ClientLimits, effective, effective_rate
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
     BackendSpec,
@@ -43,6 +44,7 @@ from edgeplane.protocol.config import (
     CacheKeySpec,
     CacheRuleSpec,
     CertSpec,
+    ClientLimitsSpec,
     EdgeConfig,
     GeoDnsSpec,
     HealthCheckSpec,
@@ -313,6 +315,10 @@ def site_spec(
     if cdn is None:
         return SiteSpec(id=project, domains=domains, pool=pool, force_https=all_certified)
     sec = cdn.security
+    rate = effective_rate(
+        (sec.rate_limit.rate, sec.rate_limit.burst) if sec.rate_limit is not None else None,
+        sec.under_attack,
+    )
     return SiteSpec(
         id=project,
         domains=domains,
@@ -321,14 +327,19 @@ def site_spec(
         force_https=sec.force_https and all_certified,
         hsts_max_age=sec.hsts_max_age,
         hsts_include_subdomains=sec.hsts_include_subdomains,
-        rate_limit=(
-            RateLimitSpec(rate=sec.rate_limit.rate, burst=sec.rate_limit.burst)
-            if sec.rate_limit is not None
-            else None
-        ),
+        rate_limit=RateLimitSpec(rate=rate[0], burst=rate[1]) if rate is not None else None,
         ip_allow=tuple(sorted(set(sec.ip_allow))),
         ip_deny=tuple(sorted(set(sec.ip_deny))),
+        client_limits=client_limits_spec(sec.limits, sec.under_attack),
     )
+
+
+def client_limits_spec(limits: ClientLimits, under_attack: bool) -> ClientLimitsSpec | None:
+    """The limits a site's edge applies (tightened under attack); None when it has none."""
+    values = effective(limits, under_attack).model_dump()
+    if not under_attack and all(v is None for v in values.values()):
+        return None
+    return ClientLimitsSpec(**values, under_attack=under_attack)
 
 
 @lru_cache(maxsize=65536)

@@ -51,7 +51,17 @@ log = logging.getLogger(__name__)
 
 HIT_STATUSES = frozenset({"HIT", "STALE", "UPDATING", "REVALIDATED"})
 MISS_STATUSES = frozenset({"MISS", "EXPIRED"})
-BLOCKED = {429: "rate_limit", 403: "denied"}  # the edge's own refusals (rate limits, IP lists)
+# The edge's own refusals, by status (with no origin asked and not served from cache): rate
+# limits, IP lists, and the client limits of node/nginx/render_limits.py (connections, a slow
+# client cut at the header timeout, a header or body above the site's limit).
+BLOCKED = {
+    429: "rate_limit",
+    403: "denied",
+    503: "connection_limit",
+    408: "timeout",
+    413: "too_large",
+    431: "too_large",
+}
 STATIC_STATUS = "STATIC"  # the cache status of a response served from a static bundle
 UNKNOWN_COUNTRY = "ZZ"
 COUNTRY_CACHE_SIZE = 65536  # client addresses whose country the aggregator remembers
@@ -284,9 +294,13 @@ class TrafficAggregator:
         ms = upstream_ms(str(doc.get("upstream_response_time") or ""))
         if ms is not None:
             totals.upstream_ms[bucket_index(ms)] += count
-        elif status in BLOCKED and not static:  # the edge refused it: no origin asked
+        elif status in BLOCKED and not static and cache not in HIT_STATUSES:
+            # the edge refused it: no origin asked, not an origin's answer from cache
             reason = BLOCKED[status]
             totals.blocked[reason] = totals.blocked.get(reason, 0) + count
+            if self.totals is not None:
+                refused = self.totals.site(site).blocked
+                refused[reason] = refused.get(reason, 0) + count
         if self.totals is not None:
             site_counters = self.totals.site(site)
             label = (klass, cache or NO_CACHE)

@@ -4,8 +4,9 @@
 
 - **traffic per site** (``edgeplane_edge_requests_total`` by status class and cache status,
   ``edgeplane_edge_sent_bytes_total``, ``edgeplane_edge_static_responses_total``: served from
-  a bundle, ``edgeplane_edge_upstream_duration_seconds``), from the counters the access log
-  feeds (``site_totals``); a site that served nothing since the agent started has no series;
+  a bundle, ``edgeplane_edge_upstream_duration_seconds``, ``edgeplane_edge_blocked_requests_total``
+  by reason: what the edge's limits refused), from the counters the access log feeds
+  (``site_totals``); a site that served nothing since the agent started has no series;
 - **backends**: ``edgeplane_edge_backend_up`` (1 up, 0 down; unknown ones are left out) and
   the last check's latency, per pool and backend, as the node's active checks see them;
 - **applies**: ``edgeplane_edge_apply_duration_seconds`` by outcome, the revisions received and
@@ -69,9 +70,17 @@ class TrafficCollector(Collector):
             "Time spent waiting on the origin (all tries of a request), by site",
             labels=["site"],
         )
+        blocked = CounterMetricFamily(
+            "edgeplane_edge_blocked_requests",
+            "Requests the edge refused itself, by site and reason (rate_limit, "
+            "connection_limit, denied, timeout, too_large)",
+            labels=["site", "reason"],
+        )
         for site, c in self.totals.snapshot():
             for (klass, cache), n in list(c.requests.items()):
                 requests.add_metric([site, klass, cache], n)
+            for reason, n in sorted(c.blocked.items()):
+                blocked.add_metric([site, reason], n)
             sent.add_metric([site], c.bytes_out)
             static.add_metric([site], c.static)
             buckets = c.cumulative()
@@ -81,7 +90,7 @@ class TrafficCollector(Collector):
                     [(_le(ms), n) for ms, n in buckets],
                     sum_value=c.upstream_ms / 1000,
                 )
-        yield from (requests, sent, static, upstream)
+        yield from (requests, sent, static, upstream, blocked)
 
 
 @dataclass

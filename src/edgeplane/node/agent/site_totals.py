@@ -4,7 +4,9 @@ The access log lines the analytics already read (``TrafficAggregator``) are adde
 metrics cost the hot path nothing: nginx writes the same log either way, and the agent adds a
 line's figures to one more set of counters (lines alike within a second are counted once, as
 for the analytics). Per site (a project): requests by status class and cache status, bytes
-sent, responses served from a static bundle, and a histogram of upstream time (the times of
+sent, responses served from a static bundle, requests the edge refused itself by reason
+(``analytics.BLOCKED``: rate and connection limits, IP lists, slow clients, sizes), and a
+histogram of upstream time (the times of
 every try of a request added up). Counters only grow; they start at 0 with the agent, as
 Prometheus counters do at a restart.
 
@@ -31,6 +33,7 @@ class SiteCounters:
     static: int = 0
     upstream: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
     upstream_ms: float = 0.0  # the sum of the upstream times counted
+    blocked: dict[str, int] = field(default_factory=dict)  # refused by the edge, by reason
 
     def cumulative(self) -> list[tuple[float, int]]:
         """(bound in ms, requests at most that long) at each of ``PROM_BOUNDS_MS``, then

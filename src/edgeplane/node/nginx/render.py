@@ -29,6 +29,7 @@ from edgeplane.node.nginx.render_cache import (
     location_name,
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
+from edgeplane.node.nginx.render_limits import render_client_limits
 from edgeplane.node.nginx.render_shards import ShardMemo, Shards
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
@@ -342,12 +343,14 @@ class Routing:
     acl: bool = False
     redirect: bool = False
     inline: Inline | None = None
+    checks: tuple[str, ...] = ()  # refusals before routing (render_limits: 431, 413)
 
 
 def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     route = ["include headers.conf;"]
     if routing.acl:
         route.append("if ($acl_blocked) { return 403; }")
+    route.extend(routing.checks)
     if not tls and local.https_port and routing.redirect:
         port = "" if local.https_port == 443 else f":{local.https_port}"
         route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
@@ -425,6 +428,8 @@ def render_release(
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
+    client = render_client_limits(sites)
+    rate_server += client.server
     last = memo.sni if memo is not None else None
     index = CertIndex()  # the certificates: only with an HTTPS port
     if local.https_port:
@@ -442,6 +447,7 @@ def render_release(
         acl=any(s.ip_allow or s.ip_deny for s in sites),
         redirect=bool(hosts[1]),
         inline=inline,
+        checks=tuple(client.checks),
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -466,7 +472,7 @@ def render_release(
         "sites.map": sites_map
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
-        "access.conf": render_acl(sites) + rate_http,
+        "access.conf": render_acl(sites) + rate_http + client.http,
         "upstreams.conf": upstreams or "# no pools\n",
         "locations.conf": _named_locations(locations)
         + bundle_locations(config, brotli=bool(local.brotli_module)),
