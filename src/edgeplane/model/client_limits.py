@@ -22,9 +22,7 @@ from edgeplane.model.common import Input, Int
 
 KIB = 1024
 MIB = 1024 * KIB
-# The edge's defaults when a project sets nothing: nginx's (client_max_body_size is the
-# edge's 100m; headers: 4 buffers of 8 KiB).
-DEFAULT_BODY_BYTES = 100 * MIB
+# nginx's most header, in all (4 buffers of 8 KiB): a site's limit can only be lower
 DEFAULT_HEADER_BYTES = 32 * KIB
 
 
@@ -105,7 +103,6 @@ def effective_rate(rate: tuple[int, int] | None, under_attack: bool) -> tuple[in
 
 
 __all__ = [
-    "DEFAULT_BODY_BYTES",
     "DEFAULT_HEADER_BYTES",
     "UNDER_ATTACK",
     "UNDER_ATTACK_RATE",

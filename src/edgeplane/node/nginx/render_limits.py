@@ -39,13 +39,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeplane.model.client_limits import DEFAULT_BODY_BYTES
 from edgeplane.node.nginx.syntax import block, map_block
 from edgeplane.protocol.config import ClientLimitsSpec, SiteSpec
 
 CONN_STATUS = 503  # limit_conn's refusal (429 is the rate limit's: the agent tells them apart)
 HEADER_STATUS = 431
 BODY_STATUS = 413
+DEFAULT_BODY_BYTES = 100 * 1024 * 1024  # base.conf's client_max_body_size: the edge's default
 
 
 @dataclass(frozen=True)
