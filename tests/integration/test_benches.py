@@ -39,6 +39,7 @@ BENCHES = {
     "certs": (("nginx", "pdns_server", "pebble"), "API call -> EVERY node serves"),
     "deploy": (("nginx", "pdns_server"), "rollback -> every node serves"),
     "stapling": (("nginx",), "certificates: apply of a change"),
+    "ddos": (("nginx",), "client p50 ms, during vs before"),
     "snapshot": ((), "build after a domain added"),
     "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
     "ui": (("chromium",), "first load to overview on screen"),
