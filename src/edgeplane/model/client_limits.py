@@ -4,7 +4,7 @@ A project's ``EdgeSecurity.limits`` says how much one client address may take fr
 requests in progress at once, how long it may take to send its request header and body and to
 read the response, how long an idle keep-alive connection stays open, how large its request
 header and body may be. Every field is optional: ``None`` leaves the edge's default (nginx's:
-60 s timeouts, 75 s keep-alive, 100 MiB bodies, 32 KiB of header).
+60 s timeouts; the edge's 65 s keep-alive and 100 MiB bodies; 32 KiB of header).
 
 ``EdgeSecurity.under_attack`` tightens all of them at once to the ``UNDER_ATTACK`` values (a
 value of the project's own that is already tighter stays), the request rate limit included

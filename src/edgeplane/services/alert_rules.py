@@ -5,7 +5,8 @@ its selector picks. The shipped defaults are the thresholds of the operations gu
 80 %, memory available under 20 %, storage above 85 %, network latency above 200 ms, response
 time above 500 ms, error rate above 1 %, throughput under 500 rps where traffic is expected)
 and the product's monitoring list (downtime, origin down, DNS resolution, uptime, cache hit
-rate, certificate expiry). They
+rate, certificate expiry), and the edge's refusals as security alerts (requests blocked in
+bulk; client limits refusing in bulk, an L7 attack: docs/security-ddos.md). They
 are ``builtin``: they can be changed or disabled, not deleted, and come back (as shipped)
 only if missing. The throughput rule ships disabled: only the operator knows which domains
 expect traffic (enable it with a selector).
