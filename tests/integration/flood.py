@@ -63,18 +63,18 @@ class Held:
         try:
             while (left := deadline - time.monotonic()) > 0 and sel.get_map():
                 for key, _ in sel.select(left):
-                    s = key.fileobj
-                    assert isinstance(s, socket.socket)
-                    fd = s.fileno()
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    fd = sock.fileno()
                     try:
-                        data = s.recv(4096)
+                        data = sock.recv(4096)
                     except (ConnectionResetError, BlockingIOError):
                         data = b""
                     if data and fd not in self.answers:
                         self.answers[fd] = data
                     if not data:
                         self.closed[fd] = time.monotonic() - self.opened_at
-                        sel.unregister(s)
+                        sel.unregister(sock)
         finally:
             sel.close()
 

@@ -81,6 +81,17 @@ def _site(sid: str, limits: ClientLimitsSpec | None = None) -> SiteSpec:
     return SiteSpec(id=sid, domains=(f"{sid}.test",), pool="origin.x", client_limits=limits)
 
 
+def test_a_site_without_limits_dumps_as_before() -> None:
+    plain = _site("a")
+    assert "client_limits" not in plain.model_dump(mode="json")
+    assert "client_limits" not in plain.model_dump_json()
+    limited = _site("a", ClientLimitsSpec(max_connections=3))
+    doc = limited.model_dump(mode="json")
+    assert doc["client_limits"]["max_connections"] == 3
+    assert SiteSpec.model_validate(doc) == limited
+    assert SiteSpec.model_validate_json(plain.model_dump_json()) == plain
+
+
 def test_nothing_is_rendered_without_limits() -> None:
     out = render_client_limits([_site("a"), _site("b")])
     assert (out.http, out.server, out.checks) == ("", [], [])

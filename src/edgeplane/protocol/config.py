@@ -131,7 +131,10 @@ class SiteSpec(Frozen):
     rate_limit: RateLimitSpec | None = None
     ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
     ip_deny: tuple[str, ...] = ()
-    client_limits: ClientLimitsSpec | None = None  # None: no limit of its own, not under attack
+    # None: no limit of its own, not under attack. Left out of the JSON then, so that a site
+    # without limits dumps (and hashes) as before the field, and agents of protocol 1, which
+    # refuse unknown fields, still take the snapshots of projects that use no limits.
+    client_limits: ClientLimitsSpec | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class CertSpec(Frozen):
