@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
+from edgeplane.model.bots import BotSettings
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
@@ -178,6 +179,10 @@ class EdgeSecurity(Input):
     rate_limit: RateLimit | None = None
     ip_allow: list[Cidr] = Field(default_factory=list, max_length=1000)
     ip_deny: list[Cidr] = Field(default_factory=list, max_length=1000)
+    bots: BotSettings = Field(
+        default_factory=BotSettings,
+        description="bot protection: known-bad and automated clients, behaviour, good bots",
+    )
 
 
 class CDNConfigCreate(Input):

@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from edgeplane.protocol.bots import BotSpec
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -116,6 +118,20 @@ class SiteSpec(Frozen):
     rate_limit: RateLimitSpec | None = None
     ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
     ip_deny: tuple[str, ...] = ()
+    bots: BotSpec | None = None  # None: no bot protection (protocol/bots.py)
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Fields added since protocol version 1 are left out while unused: a site that uses
+        # none dumps (and so hashes) as before, and agents of version 1 still take it.
+        doc: dict[str, Any] = handler(self)
+        for name in _LATER_SITE_FIELDS:
+            if doc.get(name) is None:
+                doc.pop(name, None)
+        return doc
+
+
+_LATER_SITE_FIELDS = ("bots",)
 
 
 class CertSpec(Frozen):

@@ -54,6 +54,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.snapshot.bots import bot_spec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
@@ -88,6 +89,7 @@ class CDNState:
     origins: tuple[Origin, ...] = ()
     cache_rules: tuple[CacheRule, ...] = ()
     security: EdgeSecurity = field(default_factory=EdgeSecurity)
+    bot_key: str = field(default="", repr=False)  # with bot protection (snapshot.bots)
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,7 @@ def site_spec(
         ),
         ip_allow=tuple(sorted(set(sec.ip_allow))),
         ip_deny=tuple(sorted(set(sec.ip_deny))),
+        bots=bot_spec(sec.bots, cdn.bot_key),
     )
 
 

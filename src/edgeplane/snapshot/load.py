@@ -31,6 +31,7 @@ from edgeplane.snapshot.build import (
     DesiredState,
     LoadBalancerState,
 )
+from edgeplane.snapshot.bots import bot_key
 from edgeplane.snapshot.dr import DRRule, Placement, index_addresses
 from edgeplane.snapshot.parts import DomainPart
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
@@ -120,6 +121,8 @@ def load_state(
     for row in session.scalars(select(CDNConfigRow)):
         if wanted(row.project_id):
             parsed = _cdn(row)
+            if parsed is not None and parsed.security.bots.enabled:
+                parsed = dataclasses.replace(parsed, bot_key=bot_key(box, row.project_id))
             if parsed is not None:
                 cdn[row.project_id] = parsed
 
