@@ -14,6 +14,7 @@ from edgeplane.api.routers import (
     access,
     alerts,
     backups,
+    bots,
     cdn,
     control_plane,
     costs,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(dr.router)
     app.include_router(cdn.router)
+    app.include_router(bots.router)
     app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.dns_records import canonical_value, relative_owner
 from edgeplane.secrets import SecretBox
+from edgeplane.snapshot.bots import bot_key
 from edgeplane.snapshot.build import (
     BackendState,
     CDNState,
@@ -31,7 +32,6 @@ from edgeplane.snapshot.build import (
     DesiredState,
     LoadBalancerState,
 )
-from edgeplane.snapshot.bots import bot_key
 from edgeplane.snapshot.dr import DRRule, Placement, index_addresses
 from edgeplane.snapshot.parts import DomainPart
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
