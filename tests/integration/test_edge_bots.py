@@ -56,7 +56,8 @@ def origin() -> Iterator[Origin]:
 @pytest.fixture(scope="module")
 def edge(origin: Origin) -> Iterator[Edge]:
     main = pool("origin.main", backend(origin))
-    google = GoodBotSpec(name="google", user_agent="Googlebot", addresses=(GOOGLE_RANGE,))
+    ranges = ("2001:4860:4801::/48", "::ffff:127.0.0.6/128", GOOGLE_RANGE)  # IPv6 first
+    google = GoodBotSpec(name="google", user_agent="Googlebot", addresses=ranges)
     specs = {
         "cookie": bots(
             mode="challenge",
