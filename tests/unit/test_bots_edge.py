@@ -53,7 +53,10 @@ def test_a_site_with_bot_protection_renders_its_maps_and_the_script() -> None:
     assert "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;" in text["nginx.conf"]
     assert "js_import bots from bots.js;" in text["access.conf"]
     assert f'"a.b" "{KEY}";' in text["access.conf"]
-    assert '"~*^a[.]b#.*Googlebot/2[.]1 [(][+]x[)]" "10.0.0.0/8";' in text["access.conf"]
+    assert '"a.b" $bot_claim_0;' in text["access.conf"]
+    assert '"~*Googlebot/2[.]1 [(][+]x[)]" "10.0.0.0/8";' in text["access.conf"]
+    assert '"a.b" $bot_ua_any;' in text["access.conf"]  # mode block: the lists are searched
+    assert '"1bad" bad;' not in text["access.conf"] and '"badg" claim;' in text["access.conf"]
     assert '"a.b" "block off off javascript 3600 12";' in text["access.conf"]
     assert "$bot_flag_path" not in text["access.conf"]  # no behaviour action: no flag check
     assert "if ($bot_stop)" in text["servers.conf"] and "-f" not in text["servers.conf"]
@@ -66,17 +69,18 @@ def test_a_site_with_bot_protection_renders_its_maps_and_the_script() -> None:
     assert with_flags is not None
     assert 'set $bot_flagged "";' in with_flags.server
     assert '"a" "/srv/edge/nginx/bots/flagged/a/$remote_addr";' in with_flags.http
-    assert '"~^1" behaviour;' in with_flags.http
+    assert '"1" behaviour;' in with_flags.http and '"1automated" behaviour;' in with_flags.http
+    assert "$bot_ua_any" not in with_flags.http.split("map $http_user_agent")[0]  # no lists
 
 
 def test_the_user_agent_lists_are_the_crs_phrases_matched_literally() -> None:
     files = render(config(site("a", BotSpec(key=KEY, mode="detect"))), LOCAL, LocalHealth())
     ua_map = re.search(
-        r"map \$http_user_agent \$bot_ua \{.*?\n\}", files["access.conf"].decode(), re.S
+        r"map \$http_user_agent \$bot_ua_any \{.*?\n\}.*?\n\}", files["access.conf"].decode(), re.S
     )
     assert ua_map is not None
-    bad, automated = re.findall(r'"~\*\(\?:(.*)\)" (?:bad|automated);', ua_map.group(0))
-    bad_re, automated_re = re.compile(bad, re.I), re.compile(automated, re.I)
+    either, bad = re.findall(r'"~\*(.*)" (?:\$bot_ua_which|bad);', ua_map.group(0))
+    bad_re, either_re = re.compile(bad, re.I), re.compile(either, re.I)
     for ua in (
         "sqlmap/1.7",
         "Mozilla/5.00 (Nikto/2.1.6)",
@@ -85,16 +89,17 @@ def test_the_user_agent_lists_are_the_crs_phrases_matched_literally() -> None:
     ):
         assert bad_re.search(ua), ua
     for ua in ("python-requests/2.31", "libwww-perl/6.0", "Python-urllib/3.11"):
-        assert automated_re.search(ua) and not bad_re.search(ua), ua
+        assert either_re.search(ua) and not bad_re.search(ua), ua
     browser = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36"
-    assert not bad_re.search(browser) and not automated_re.search(browser)
+    assert not either_re.search(browser)
     assert bad_re.search("(hydra)") and not bad_re.search("hydra")  # phrases, not regexes
     assert "\\" not in ua_map.group(0) and len(phrases('# c\n\nsqlmap\nbad"one\n')) == 1
     assert regex_literal("a.b (c)+") == "a[.]b [(]c[)][+]"
     data = Path(bot_cookie.__file__).parent / "bot_data"
-    for listed, name in ((bad, "scanners"), (automated, "scripting")):
-        every = phrases((data / f"{name}-user-agents.data").read_text())
-        assert len(listed.split("|")) == len(every) > 10  # none skipped
+    for name in ("scanners", "scripting"):
+        for phrase in phrases((data / f"{name}-user-agents.data").read_text()):
+            assert either_re.search(f"x {phrase.upper()} y"), phrase  # none skipped
+            assert (name == "scanners") == bool(bad_re.search(f"x {phrase} y")), phrase
 
 
 def limits(**kw: int | float) -> BehaviourSpec:

@@ -22,6 +22,7 @@ import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.bots import BotSpec
@@ -65,23 +66,65 @@ def regex_literal(text: str) -> str:
     return "".join(c if c.isalnum() or c in _KEEP else f"[{c}]" for c in text)
 
 
+def trie_regex(items: list[str]) -> str:
+    """One PCRE (without flags) matching any of ``items`` lower-cased, factored as a trie: an
+    unanchored search tries one branch per first character at each position of the subject,
+    not every phrase (a phrase that another one starts with makes the longer one needless)."""
+    root: dict[str, Any] = {}
+    for item in sorted({i.lower() for i in items}, key=len):
+        node = root
+        for ch in item:
+            if node.get("") is True:
+                break  # a shorter phrase already matches
+            node = node.setdefault(ch, {})
+        else:
+            node.clear()
+            node[""] = True
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [regex_literal(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return emit(root)
+
+
 def _alternation(items: list[str]) -> str:
-    return lit("~*(?:" + "|".join(regex_literal(p) for p in items) + ")")
+    """A caseless PCRE for a map key matching any of ``items``: those that start with a letter
+    or a digit only where a word starts (a client's user agent names its tool as a word), so
+    that an unanchored search rejects most positions of a browser's user agent at once (inside
+    a word) instead of trying a branch per first character at every one (about a third of the
+    instructions of a cached hit, measured by bench/bots.py)."""
+    words = [i for i in items if i[:1].isalnum()]
+    others = [i for i in items if not i[:1].isalnum()]
+    branches = [f"(?<![a-z0-9]){trie_regex(words)}"] if words else []
+    branches += [trie_regex(others)] if others else []
+    return lit("~*" + (branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"))
 
 
 @functools.lru_cache(maxsize=1)
 def user_agent_map() -> str:
-    """``$bot_ua``: ``bad`` for the CRS's scanners, ``automated`` for its scripting clients and
-    for requests with no user agent (one alternation each: PCRE compiles it once, JIT)."""
+    """``$bot_ua_any``: ``bad`` for the CRS's scanners, ``automated`` for its scripting clients and
+    for requests with no user agent. A browser's user agent is searched once (both lists in
+    one trie); only one that matches is searched again for which list it is in."""
     bad = phrases(_data("scanners-user-agents.data"))
     automated = phrases(_data("scripting-user-agents.data"))
-    lines = [
-        'default "";',
-        '"" automated;',
-        f"{_alternation(bad)} bad;",
-        f"{_alternation(automated)} automated;",
-    ]
-    return block("map $http_user_agent $bot_ua", lines)
+    either = ['default "";', '"" automated;', f"{_alternation(bad + automated)} $bot_ua_which;"]
+    which = ["default automated;", f"{_alternation(bad)} bad;"]
+    return block("map $http_user_agent $bot_ua_any", either) + block(
+        "map $http_user_agent $bot_ua_which", which
+    )
+
+
+def _class(flagged: str, ua: str, claimed: str) -> str:
+    """The first that applies: a claim (njs checks its address), a scanner, a flagged
+    address, an HTTP library."""
+    if claimed:
+        return "claim"
+    if ua == "bad":
+        return "bad"
+    return "behaviour" if flagged else ua
 
 
 def script() -> str:
@@ -116,31 +159,39 @@ def render_bots(sites: list[SiteSpec], prefix: Path) -> BotRender | None:
     http += map_block("$site_id", "$bot_site", [(i, "1") for i, _ in used])
     http += map_block("$site_id", "$bot_conf", [(i, _conf(b)) for i, b in used])
     http += map_block("$site_id", "$bot_key", [(i, lit(b.key)) for i, b in used])
-    claims: list[tuple[str, str]] = []
-    for site, bots in used:
-        for bot in bots.good_bots:
-            key = f"~*^{regex_literal(site)}#.*{regex_literal(bot.user_agent)}"
-            claims.append((key, lit(" ".join(bot.addresses))))
-    http += block(
-        'map "$site_id#$http_user_agent" $bot_claim',
-        ['default "";', *(f"{lit(k)} {v};" for k, v in claims)],
+    claimed = [(i, b) for i, b in used if b.good_bots]
+    # the user agent lists are searched only for the sites that act on them
+    listed = [(i, "$bot_ua_any") for i, b in used if b.mode != "off" or b.automated != "off"]
+    http += map_block("$site_id", "$bot_ua", listed)
+    http += map_block(
+        "$site_id", "$bot_claim", [(i, f"$bot_claim_{n}") for n, (i, _) in enumerate(claimed)]
     )
+    for n, (_, bots) in enumerate(claimed):
+        claims = [
+            (lit(f"~*{regex_literal(g.user_agent)}"), lit(" ".join(g.addresses)))
+            for g in bots.good_bots
+        ]
+        http += block(
+            f"map $http_user_agent $bot_claim_{n}",
+            ['default "";', *(f"{k} {v};" for k, v in claims)],
+        )
+    http += block("map $bot_claim $bot_claimed", ['"" "";', "default g;"])
     http += user_agent_map()
     server: list[str] = []
+    flags_seen = ("", "1") if behaviour else ("",)
     if behaviour:
         paths = [(i, f'"{flags}/{i}/$remote_addr"') for i, b in used if b.behaviour.action != "off"]
         http += map_block("$site_id", "$bot_flag_path", paths)
         server = ['set $bot_flagged "";', "if (-f $bot_flag_path) { set $bot_flagged 1; }"]
-        key = '"$bot_flagged$bot_ua#$bot_claim"'
-    else:
-        key = '"$bot_ua#$bot_claim"'
-    # the first match wins: a claim (njs checks its address), a scanner, a flagged address,
-    # an HTTP library
-    classes = ['default "";', '"~#." claim;', '"~^1?bad#" bad;']
-    if behaviour:
-        classes.append('"~^1" behaviour;')
-    classes.append('"~^automated#" automated;')
-    http += block(f"map {key} $bot_class_any", classes)
+    # every combination spelled out: a hash lookup, no regex
+    classes = [
+        (f + ua + c, _class(f, ua, c))
+        for f in flags_seen
+        for ua in ("", "bad", "automated")
+        for c in ("", "g")
+    ]
+    key = '"$bot_flagged$bot_ua$bot_claimed"' if behaviour else '"$bot_ua$bot_claimed"'
+    http += map_block(key, "$bot_class_any", [(k, v) for k, v in classes if v])
     # lazily: a site without bot protection never evaluates the maps above, nor njs
     http += block("map $bot_site $bot_class", ['"" "";', "default $bot_class_any;"])
     http += "js_set $bot_js bots.verdict;\n"
