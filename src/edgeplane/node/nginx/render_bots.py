@@ -1,14 +1,17 @@
 """Bot protection in nginx: client classes by native maps, challenges by njs (``bot_data/bots.js``).
 
-Rendered only when some site has bot protection (``SiteSpec.bots``); other sites pay one map
-lookup (``$bot_site``), one ``set`` and one failed ``stat("")`` per request, and no JavaScript.
-For a site with it, per request:
+Rendered only when some site has bot protection (``SiteSpec.bots``). Other sites then pay a few
+map lookups per request (the route's check and the log's verdict stop at ``$bot_site``) and,
+when some site has a behaviour action, a ``set`` and a failed ``stat("")``: about 3.6k of a
+cached hit's 33k instructions (``bench/bots.py``), and no JavaScript. For a site with it, per
+request:
 
 - ``$bot_class`` (maps, evaluated lazily): ``claim`` (the user agent names one of the site's
-  good bots: ``$bot_claim`` holds that bot's ranges), ``bad`` (a scanner of the CRS's list),
-  ``behaviour`` (the client's address is flagged: a file ``<prefix>/bots/flagged/<site>/<addr>``
-  that the agent writes, seen through a ``stat`` at the server level: no reload), ``automated``
-  (an HTTP library of the CRS's list, or no user agent), else "";
+  good bots: ``$bot_claim`` holds that bot's ranges), ``bad`` (a scanner of the CRS's list, for
+  sites whose ``mode`` is not off), ``behaviour`` (the client's address is flagged: a file
+  ``<prefix>/bots/flagged/<site>/<addr>`` that the agent writes, seen through a ``stat`` at the
+  server level: no reload), ``automated`` (an HTTP library of the CRS's list, or no user
+  agent), else "";
 - only when there is a class, njs's ``verdict`` (``$bot_verdict``, computed once per request)
   checks a claim's address against its ranges, picks the class's action and, for a challenge,
   verifies the challenge cookie (HMAC-SHA256 with the site's key, ``$bot_key``);
