@@ -77,10 +77,16 @@ def release_copy(
     return copy / "nginx.conf"
 
 
-def _requests(conn: http.client.HTTPConnection, host: str, path: str, n: int) -> int:
+def _requests(
+    conn: http.client.HTTPConnection,
+    host: str,
+    path: str,
+    n: int,
+    headers: dict[str, str] | None = None,
+) -> int:
     status = 0
     for _ in range(n):
-        conn.request("GET", path, headers={"Host": host})
+        conn.request("GET", path, headers={"Host": host, **(headers or {})})
         response = conn.getresponse()
         response.read()
         status = response.status
@@ -99,10 +105,11 @@ def count(
     daemon_off: bool = False,
     out: Path,
     timeout: float = 120.0,
+    headers: dict[str, str] | None = None,
 ) -> float:
     """Instructions per request of ``requests`` keep-alive GETs of ``host`` ``path`` on
-    ``port``, served by the nginx configuration ``conf`` (run under callgrind). Raises when the
-    responses are not 200."""
+    ``port`` (with ``headers`` besides Host), served by the nginx configuration ``conf`` (run
+    under callgrind). Raises when the responses are not 200."""
     extra = "master_process off;" + (" daemon off;" if daemon_off else "")
     out.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
@@ -115,7 +122,7 @@ def count(
         while True:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                status = _requests(conn, host, path, warm)
+                status = _requests(conn, host, path, warm, headers)
                 break
             except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -128,7 +135,7 @@ def count(
             raise RuntimeError(f"{host}{path}: status {status} while warming")
         subprocess.run(["callgrind_control", "--zero", str(process.pid)],
                        check=True, capture_output=True)  # fmt: skip
-        status = _requests(conn, host, path, requests)
+        status = _requests(conn, host, path, requests, headers)
         subprocess.run(["callgrind_control", "--dump", str(process.pid)],
                        check=True, capture_output=True)  # fmt: skip
         conn.close()

@@ -14,6 +14,7 @@ from edgeplane.api.routers import (
     access,
     alerts,
     backups,
+    bots,
     cdn,
     cdn_security,
     control_plane,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(dr.router)
     app.include_router(cdn.router)
     app.include_router(cdn_security.router)
+    app.include_router(bots.router)
     app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)

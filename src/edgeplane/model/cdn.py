@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
+from edgeplane.model.bots import BotSettings
 from edgeplane.model.client_limits import ClientLimits
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
 
@@ -182,6 +183,10 @@ class EdgeSecurity(Input):
     # L7 DDoS protection (edgeplane.model.client_limits)
     limits: ClientLimits = Field(default_factory=ClientLimits)
     under_attack: Bool = Field(False, description="tighten every client limit at once")
+    bots: BotSettings = Field(
+        default_factory=BotSettings,
+        description="bot protection: known-bad and automated clients, behaviour, good bots",
+    )
 
 
 class CDNConfigCreate(Input):

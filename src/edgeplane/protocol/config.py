@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from edgeplane.protocol.bots import BotSpec
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -131,10 +133,11 @@ class SiteSpec(Frozen):
     rate_limit: RateLimitSpec | None = None
     ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
     ip_deny: tuple[str, ...] = ()
-    # None: no limit of its own, not under attack. Left out of the JSON then, so that a site
-    # without limits dumps (and hashes) as before the field, and agents of protocol 1, which
-    # refuse unknown fields, still take the snapshots of projects that use no limits.
+    # Fields added since protocol version 1 are left out of the JSON while unused (None): a
+    # site that uses none dumps (and hashes) as before, and agents of protocol 1, which refuse
+    # unknown fields, still take the snapshots of projects that don't use them.
     client_limits: ClientLimitsSpec | None = Field(None, exclude_if=lambda v: v is None)
+    bots: BotSpec | None = Field(None, exclude_if=lambda v: v is None)  # protocol/bots.py
 
 
 class CertSpec(Frozen):

@@ -37,9 +37,9 @@ of hashes, strict).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from edgeplane.model.common import (
     Bool,
@@ -230,6 +230,16 @@ class MinuteTraffic(AgentMessage):
     # the requests each backend of the site's pool answered (``BackendSpec.key``: n); the last
     # address of a retried request is the one that answered
     backends: dict[Text, Int] = Field(default_factory=dict)
+    # the edge's bot verdicts ("<class>:<action>": n, node/agent/bots.py); left out when empty,
+    # so that a report without bots is what control planes before them take
+    bots: dict[Text, Int] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_bots(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        if not doc.get("bots"):
+            doc.pop("bots", None)
+        return doc
 
 
 class AnalyticsReport(AgentMessage):

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
+from edgeplane.model.bots import BotSettings, BotSummary
 from edgeplane.model.cdn import (
     CacheKey,
     CacheRule,
@@ -143,3 +144,32 @@ class CDNService(ProjectService):
             params = {"start": start, "end": end}
         doc = await self._call("GET", f"{BASE}/analytics", project_id, **params)
         return CDNAnalytics.model_validate(doc)
+
+    async def get_bot_summary(
+        self, project_id: str | None = None, timeframe: TimeFrame = "1h"
+    ) -> BotSummary:
+        """The bot settings and the requests of bots the edge counted, by class and action."""
+        doc = await self._call("GET", f"{BASE}/bots", project_id, **_window(timeframe))
+        return BotSummary.model_validate(doc)
+
+    async def get_bot_settings(self, project_id: str | None = None) -> BotSettings:
+        return BotSettings.model_validate(
+            await self._call("GET", f"{BASE}/bots/settings", project_id)
+        )
+
+    async def set_bot_settings(
+        self, settings: BotSettings | dict[str, Any], project_id: str | None = None
+    ) -> BotSettings:
+        """Replace the project's bot settings (its CDN config must exist)."""
+        doc = await self._call("PUT", f"{BASE}/bots/settings", project_id, body_of(settings))
+        return BotSettings.model_validate(doc)
+
+
+def _window(timeframe: TimeFrame) -> dict[str, Any]:
+    if isinstance(timeframe, str):
+        return {"timeframe": timeframe}
+    if isinstance(timeframe, timedelta):
+        end = datetime.now(UTC)
+        return {"start": end - timeframe, "end": end}
+    start, end = timeframe
+    return {"start": start, "end": end}

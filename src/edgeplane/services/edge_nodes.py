@@ -48,6 +48,9 @@ PURGE_WINDOW = timedelta(minutes=10)
 SEEN_GRANULARITY = timedelta(seconds=5)
 _SLUG = r"[a-z0-9][a-z0-9_-]{0,62}"
 _COUNTRY = re.compile(r"^[A-Z]{2}\Z")
+BOT_VERDICT = re.compile(
+    r"^(?:bad|impostor|automated|behaviour|good):(?:detect|challenge|pass|block)\Z"
+)
 _POOL = re.compile(rf"^(?:lb\.(?P<lb>{_SLUG})\.[^\s]+|origin\.(?P<o>{_SLUG}))$")
 
 
@@ -368,6 +371,11 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
                 )
             if count < 0:
                 raise InvalidInput.at(f"minutes.{i}.countries", "counts must not be negative")
+        for key, count in m.bots.items():
+            if not BOT_VERDICT.match(key) or count < 0:
+                raise InvalidInput.at(
+                    f"minutes.{i}.bots", f"{key!r}: not <class>:<action> with a count >= 0"
+                )
         for key, count in m.backends.items():
             if not key or len(key) > 300:
                 raise InvalidInput.at(f"minutes.{i}.backends", "backend keys are 1-300 characters")
@@ -399,6 +407,7 @@ def store_analytics(tx: Tx, node_id: str, body: AnalyticsReport) -> int:
         existing.blocked = {str(k): v for k, v in m.blocked.items()}
         existing.countries = dict(m.countries)
         existing.backends = dict(m.backends)
+        existing.bots = dict(m.bots)
     tx.session.flush()
     return len(body.minutes)
 

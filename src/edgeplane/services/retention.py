@@ -41,7 +41,7 @@ BATCH = 5000
 ROLLUP_HOURS_PER_PASS = 24  # a backlog is caught up over several passes
 
 _SUMMED = ("requests", "hits", "misses", "bytes_out", "static", "static_bytes")
-_COUNTED = ("statuses", "cache", "countries", "blocked", "backends")
+_COUNTED = ("statuses", "cache", "countries", "blocked", "backends", "bots")
 _HISTOGRAMS = ("upstream_ms", "request_ms")
 
 

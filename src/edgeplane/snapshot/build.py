@@ -56,6 +56,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.snapshot.bots import bot_spec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
@@ -90,6 +91,7 @@ class CDNState:
     origins: tuple[Origin, ...] = ()
     cache_rules: tuple[CacheRule, ...] = ()
     security: EdgeSecurity = field(default_factory=EdgeSecurity)
+    bot_key: str = field(default="", repr=False)  # with bot protection (snapshot.bots)
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,7 @@ def site_spec(
         ip_allow=tuple(sorted(set(sec.ip_allow))),
         ip_deny=tuple(sorted(set(sec.ip_deny))),
         client_limits=client_limits_spec(sec.limits, sec.under_attack),
+        bots=bot_spec(sec.bots, cdn.bot_key),
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.dns_records import canonical_value, relative_owner
 from edgeplane.secrets import SecretBox
+from edgeplane.snapshot.bots import bot_key
 from edgeplane.snapshot.build import (
     BackendState,
     CDNState,
@@ -120,6 +121,8 @@ def load_state(
     for row in session.scalars(select(CDNConfigRow)):
         if wanted(row.project_id):
             parsed = _cdn(row)
+            if parsed is not None and parsed.security.bots.enabled:
+                parsed = dataclasses.replace(parsed, bot_key=bot_key(box, row.project_id))
             if parsed is not None:
                 cdn[row.project_id] = parsed
 

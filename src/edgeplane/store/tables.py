@@ -601,6 +601,8 @@ class TrafficColumns:
     blocked: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # the requests each backend of the site's pool answered: {backend key: n}
     backends: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # bots by the edge's verdict: {"<class>:<action>": n} (node/agent/bots.py)
+    bots: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class EdgeAnalyticsRow(TrafficColumns, Base):

@@ -46,6 +46,7 @@ from edgeplane.node.agent.analytics import (
     resolve_host,
     rotate,
 )
+from edgeplane.node.agent.bots import BotCollector, BotWatch
 from edgeplane.node.agent.bundles import BundleStore
 from edgeplane.node.agent.client import (
     Backoff,
@@ -64,6 +65,7 @@ from edgeplane.node.agent.tasks import cancel_all
 from edgeplane.node.agent.uptime import UptimeChecker, targets_of, without_own_checks
 from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
+from edgeplane.node.nginx.render_bots import flag_dir
 from edgeplane.protocol import lenient
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
@@ -260,6 +262,9 @@ class Agent:
         )
         self.metrics = AgentMetrics()
         self.metrics.watch(self._metrics_view(), self._dns_metrics_url)
+        prefix = getattr(engine, "prefix", None)  # an nginx engine's: where flags go
+        self.bots = BotWatch(flag_dir(prefix) if isinstance(prefix, Path) else None)
+        self.metrics.registry.register(BotCollector(self.bots))
         self.metrics_server = metrics_server
         if metrics_server is not None:
             metrics_server.registry = self.metrics.registry
@@ -1066,8 +1071,11 @@ class Agent:
     async def _analytics_loop(self) -> None:
         geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
         aggregator = TrafficAggregator(
-            await asyncio.to_thread(country_locator, geoip), totals=self.metrics.totals
+            await asyncio.to_thread(country_locator, geoip),
+            totals=self.metrics.totals,
+            bots=self.bots,
         )
+        await asyncio.to_thread(self.bots.clear_files)
         samples = AccessSampler(since=time.time())  # access log lines, shipped after them
         tailer: LogTailer | None = None
         last_report = time.monotonic()
@@ -1082,6 +1090,7 @@ class Agent:
                             backend_map, desired.sites, desired.pools, resolve_host
                         )
                     )
+                    self.bots.set_sites(desired.sites)
                     mapped = desired
                 if tailer is None:
                     try:
@@ -1093,6 +1102,9 @@ class Agent:
                 )
                 aggregator.add_lines(lines)
                 samples.add_lines(lines)
+                self.bots.expire(time.time())
+                if self.bots.pending():
+                    await asyncio.to_thread(self.bots.sync_files)
                 aggregator.forget_before(time.time())
                 if time.monotonic() - last_report < self.options.analytics_interval_s:
                     continue

@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgeplane.node.agent.bots import BotWatch, verdict_of
 from edgeplane.node.agent.site_totals import NO_CACHE, SiteTotals
 from edgeplane.protocol.config import PoolSpec, SiteSpec
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
@@ -203,6 +204,7 @@ class MinuteTotals:
     countries: dict[str, int] = field(default_factory=dict)
     blocked: dict[str, int] = field(default_factory=dict)
     backends: dict[str, int] = field(default_factory=dict)
+    bots: dict[str, int] = field(default_factory=dict)  # "<class>:<action>" -> n
 
 
 MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
@@ -215,11 +217,13 @@ class TrafficAggregator:
         *,
         country_cache_size: int = COUNTRY_CACHE_SIZE,
         totals: SiteTotals | None = None,
+        bots: BotWatch | None = None,
     ) -> None:
         """``locate``: client address -> ISO country code (None: unknown); without it no
         countries are counted. Its answers are remembered per address (least recently used
         forgotten first). ``totals``: the metrics' counters, which every line is added to."""
         self.totals = totals
+        self.bots = bots  # bot verdicts counted and behaviour scored (node/agent/bots.py)
         self._minutes: dict[MinuteKey, MinuteTotals] = {}
         self._dirty: set[MinuteKey] = set()
         self._locate = locate
@@ -314,6 +318,12 @@ class TrafficAggregator:
         ms = request_ms(doc.get("request_time"))
         if ms is not None:
             totals.request_ms[bucket_index(ms)] += count
+        verdict = verdict_of(doc)
+        if verdict is not None:
+            name = f"{verdict[0]}:{verdict[1]}"
+            totals.bots[name] = totals.bots.get(name, 0) + count
+        if self.bots is not None:
+            self.bots.add(site, doc, seconds, status, count)
         if self._locate is not None:
             country = self.country(str(doc.get("remote_addr") or ""))
             totals.countries[country] = totals.countries.get(country, 0) + count
@@ -381,6 +391,7 @@ class TrafficAggregator:
             blocked=dict(t.blocked),
             countries=dict(t.countries),
             backends=dict(t.backends),
+            bots=dict(t.bots),
         )
 
 

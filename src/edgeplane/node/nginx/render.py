@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
+from edgeplane.node.nginx.render_bots import LOG_FIELD, ROUTE_LINE, render_bots
 from edgeplane.node.nginx.render_bundles import bundle_locations, bundle_maps, mime_types
 from edgeplane.node.nginx.render_cache import (
     DEFAULT_PROFILE,
@@ -146,10 +147,11 @@ def _paths(local: NodeLocal) -> dict[str, str]:
     }
 
 
-def _main_conf(local: NodeLocal) -> str:
+def _main_conf(local: NodeLocal, modules: tuple[str, ...] = ()) -> str:
     paths = _paths(local)
     user = local.worker_user
     head = f"load_module {local.brotli_module};\n" if local.brotli_module else ""
+    head += "".join(f"load_module {m};\n" for m in modules)
     head += f"user {user};\n" if user else ""
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
@@ -183,9 +185,12 @@ def map_hash_size(names: int) -> int:
     return size
 
 
-def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: int) -> str:
+def _base_conf(
+    local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: int, log_extra: str = ""
+) -> str:
     paths = _paths(local)
     tmp = paths["tmp"]
+    log_format = LOG_FORMAT.replace('"ua":', log_extra + '"ua":') if log_extra else LOG_FORMAT
     return (
         "default_type application/octet-stream;\n"
         "server_tokens off;\n"
@@ -205,7 +210,7 @@ def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: i
         f"fastcgi_temp_path {tmp}/fastcgi;\n"
         f"uwsgi_temp_path {tmp}/uwsgi;\n"
         f"scgi_temp_path {tmp}/scgi;\n"
-        + LOG_FORMAT
+        + log_format
         + f"access_log {paths['access_log']} edge_json {LOG_BUFFER};\n"
         f"proxy_cache_path {paths['cache']} levels=1:2 keys_zone=edge:50m max_size=10g "
         "inactive=1d use_temp_path=off;\n"
@@ -342,6 +347,7 @@ class Routing:
 
     acl: bool = False
     redirect: bool = False
+    bots: bool = False
     inline: Inline | None = None
     checks: tuple[str, ...] = ()  # refusals before routing (render_limits: 431, 413)
 
@@ -354,6 +360,8 @@ def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     if not tls and local.https_port and routing.redirect:
         port = "" if local.https_port == 443 else f":{local.https_port}"
         route.append(f"if ($redirect_https) {{ return 308 https://$host{port}$request_uri; }}")
+    if routing.bots:
+        route.append(ROUTE_LINE)
     if routing.inline is None:
         return [*route, "error_page 418 = $edge_loc;", "return 418;"]
     # The most common location (and pool) is served here; every other one is a named location,
@@ -430,6 +438,9 @@ def render_release(
     rate_http, rate_server = render_rate_limits(sites)
     client = render_client_limits(sites)
     rate_server += client.server
+    bots = render_bots(sites, local.prefix)
+    if bots is not None:
+        rate_server = [*rate_server, *bots.server]
     last = memo.sni if memo is not None else None
     index = CertIndex()  # the certificates: only with an HTTPS port
     if local.https_port:
@@ -448,6 +459,7 @@ def render_release(
         redirect=bool(hosts[1]),
         inline=inline,
         checks=tuple(client.checks),
+        bots=bots is not None,
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -466,18 +478,26 @@ def render_release(
             head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
     files: dict[str, str] = {
-        "nginx.conf": _main_conf(local),
-        "base.conf": _base_conf(local, compiled.cache_key, config, map_hash_size(names)),
+        "nginx.conf": _main_conf(local, (bots.module,) if bots else ()),
+        "base.conf": _base_conf(
+            local,
+            compiled.cache_key,
+            config,
+            map_hash_size(names),
+            LOG_FIELD if bots else "",
+        ),
         "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
         "sites.map": sites_map
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
-        "access.conf": render_acl(sites) + rate_http + client.http,
+        "access.conf": render_acl(sites) + rate_http + client.http + (bots.http if bots else ""),
         "upstreams.conf": upstreams or "# no pools\n",
         "locations.conf": _named_locations(locations)
-        + bundle_locations(config, brotli=bool(local.brotli_module)),
+        + bundle_locations(config, brotli=bool(local.brotli_module))
+        + (bots.location if bots else ""),
         "mime.types": mime_types(),
         "servers.conf": servers,
+        **(bots.files if bots else {}),
     }
     encoded = {name: text.encode() for name, text in sorted(files.items())}
     digest = hashlib.sha256()
