@@ -12,7 +12,8 @@ the rule names one (``cdn:purge``, ``certificates:reveal``, an IaC plan that onl
 kind of ``None`` is open to any token (``whoami``); ``*`` is a call that touches every kind
 (IaC), which only a scope of kind ``*`` allows. A path that no rule matches is refused to a
 token with scopes (fail closed), and ``tests/api/test_token_scopes.py`` checks that every
-operation of the OpenAPI document has a rule, so a new router cannot forget its scope.
+route that authenticates a token has a rule (and every rule a route), so a new router cannot
+forget its scope.
 """
 
 from __future__ import annotations
@@ -69,14 +70,12 @@ RULES: tuple[Rule, ...] = (
     # the user's side of edge nodes; the edge protocol below them takes edge tokens only,
     # which have no scopes (``api.deps.get_edge_actor``)
     Rule(f"{API}/edge/nodes", "edge_nodes"),
-    Rule(f"{API}/edge/bundles", "edge_nodes"),
     Rule(f"{INV}/edge", "edge_deployments"),
     Rule(f"{INV}/domains", "domains"),
     Rule(f"{INV}/domains/{{domain}}/records", "dns_records"),
     Rule(f"{INV}/domains/{{domain}}/logs", "access_logs"),
     Rule(f"{INV}/ssl", "certificates"),
     Rule(f"{INV}/ssl/{{domain}}/private-key", "certificates", sc.REVEAL),
-    Rule(f"{INV}/ca.pem", None),
     Rule(f"{API}/alerts", "alerts"),
     Rule(f"{API}/metrics", "metrics"),
     Rule(f"{API}/overview", "overview"),

@@ -13,6 +13,20 @@ from edgeplane.model.common import Input, Int, Name, Output, Slug, Text
 from edgeplane.model.enums import Environment, Role
 
 MAX_TTL_S = 5 * 366 * 86400  # a token lives at most about five years
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_s(text: str) -> int:
+    """``90s``, ``15m``, ``12h``, ``30d``, ``2w`` (or plain seconds) -> seconds; ValueError
+    with the reason otherwise."""
+    raw = text.strip().lower()
+    unit = DURATION_UNITS.get(raw[-1:]) if raw else None
+    number = raw[:-1] if unit is not None else raw
+    if not number.isdigit():
+        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 12h, 30d or 2w")
+    return int(number) * (unit or 1)
+
+
 MAX_GRACE_S = 7 * 86400  # the old secret of a rotated token works at most a week more
 
 
