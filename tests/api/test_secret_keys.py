@@ -20,6 +20,7 @@ from edgeplane.api.app import create_app
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.secrets import Keyring, SecretBox
 from edgeplane.services import access, secret_keys
+from edgeplane.services.runner import Runner
 from edgeplane.settings import Settings
 from edgeplane.snapshot.load import load_state
 from edgeplane.snapshot.tickets import TICKET_SECRET
@@ -52,7 +53,8 @@ def keyed(database_url: str, tmp_path: Path, locator: GeoLocator) -> Iterator[Ap
     settings = Settings(home=home, database_url=database_url)
     db = Database.for_tests(database_url, secrets=SecretBox.from_settings(settings))
     token = access.ensure_admin_token(db, home / "admin-token")
-    app = create_app(settings, db, locator=locator)
+    # background work runs (no job here: the tests run the re-encryption themselves)
+    app = create_app(settings, db, locator=locator, runner=Runner([]))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client=client, db=db, admin_token=token, tmp=tmp_path)
     db.dispose()

@@ -3,7 +3,7 @@ the reads of secrets' plain text, each one audited (``edgeplane.services.secret_
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx, GlobalCtx
@@ -34,10 +34,14 @@ async def promote_key(ctx: GlobalCtx, key_id: str) -> SecretKeyStatus:
 
 
 @router.post("/secrets/reencrypt", response_model=Reencryption, status_code=202)
-async def reencrypt(ctx: GlobalCtx) -> Reencryption:
+async def reencrypt(ctx: GlobalCtx, request: Request) -> Reencryption:
     """Step 3: re-encrypt every stored value under the primary key, in the background (poll
-    ``/secrets/status``)."""
-    return await run_in_threadpool(secret_keys.request_reencryption, ctx.db, ctx.actor)
+    ``/secrets/status``); embedded (no background work), at once."""
+    job = await run_in_threadpool(secret_keys.request_reencryption, ctx.db, ctx.actor)
+    if request.app.state.runner is None:
+        await run_in_threadpool(secret_keys.Reencryptor(ctx.db))
+        job = secret_keys.latest_job(ctx.db) or job
+    return job
 
 
 @router.delete("/secrets/keys/{key_id}", response_model=SecretKeyStatus)
