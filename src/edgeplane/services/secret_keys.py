@@ -113,7 +113,7 @@ def _rows(db: Database, col: Encrypted) -> Iterator[tuple[tuple[object, ...], st
 def count(db: Database) -> dict[str, dict[str, int]]:
     """ "table.column" -> key id -> values (``?``: none of the keyring's keys)."""
     box = _box(db)
-    box.reload()
+    box.reload(force=True)  # another process may have changed the file a moment ago
     out: dict[str, dict[str, int]] = {}
     for col in encrypted_columns():
         per: dict[str, int] = {}
