@@ -41,10 +41,9 @@ ScopeText = Annotated[
     str,
     AfterValidator(_scope),
     Field(
-        min_length=3,
-        max_length=64,
         description="KIND:ACTION, e.g. dns_records:write, load_balancers:read, cdn:purge, *:read",
         examples=["dns_records:write"],
+        json_schema_extra={"enum": sc.every_scope()},
     ),
 ]
 Scopes = Annotated[
@@ -97,7 +96,7 @@ class TokenCreate(Expiry):
                 {
                     "required": ["scope"],
                     "properties": {"scope": {"enum": ["edge", "metrics"]}},
-                    "not": {"required": ["roles"]},
+                    "not": {"anyOf": [{"required": ["roles"]}, {"required": ["scopes"]}]},
                 },
             ]
         }

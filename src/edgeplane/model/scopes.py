@@ -123,6 +123,11 @@ def min_role(scope: Scope) -> Role:
     return max(needed, key=lambda r: r.rank)
 
 
+def every_scope() -> list[str]:
+    """Every scope a token may name (the API's schema lists them)."""
+    return [f"{k}:{a}" for k in (ANY, *KINDS) for a in actions_of(k)]
+
+
 def normalise(texts: Iterable[str]) -> list[str]:
     """Parsed, without duplicates, sorted: how scopes are stored and shown."""
     return sorted({str(parse(t)) for t in texts})
