@@ -139,6 +139,7 @@ def test_a_key_rotation_reencrypts_every_secret_and_retires_the_old_key(keyed: A
     assert waiting["status"] == "waiting" and new in waiting["message"]
     problem(api.delete(f"{S}/keys/{old}"), 409)  # not while a job is on
 
+    stamp = ok(api.get(f"{INV}/domains/a.test"))["updated_at"]
     # batches of 2, interrupted after a few looks, resumed from where it was
     runner = secret_keys.Reencryptor(db, batch=2)
     moved = runner(StopAfter(2))
@@ -151,6 +152,7 @@ def test_a_key_rotation_reencrypts_every_secret_and_retires_the_old_key(keyed: A
     assert done["reencryption"]["unchanged"] == 1  # the certificate made after the promotion
     assert {k["id"]: k["values"] for k in done["keys"]} == {new: total + 1, old: 0}
     assert runner() == 0  # nothing left to do
+    assert ok(api.get(f"{INV}/domains/a.test"))["updated_at"] == stamp  # it did not change
 
     # 4. retire: the old key leaves the keyring, derived values stay, everything reads
     retired = ok(api.delete(f"{S}/keys/{old}"))

@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import Column, Table, select, tuple_, update
@@ -408,8 +409,11 @@ class Reencryptor:
                     )
                     return moved, True
                 cond = [c == v for c, v in zip(pk, key, strict=True)]
+                values: dict[Any, Any] = {col.column: new}
+                if "updated_at" in col.table.c:  # the object did not change: keep its time
+                    values[col.table.c.updated_at] = col.table.c.updated_at
                 result = tx.session.execute(
-                    update(col.table).where(*cond, col.column == old).values({col.column: new})
+                    update(col.table).where(*cond, col.column == old).values(values)
                 )
                 if result.rowcount:  # type: ignore[attr-defined]  # else: rewritten meanwhile
                     moved += 1
