@@ -39,7 +39,12 @@ SEED = 20261202
 # several fields or the inside of a text or an upload.
 INV = "/api/v1/infrastructure"
 STATE_OR_CROSS_FIELD = {
-    "POST /api/v1/tokens": "the projects named in roles must exist",
+    "POST /api/v1/tokens": "the projects named in roles must exist; each scope needs a role "
+    "that allows its action; expires_at after now (the clock), not with ttl_s",
+    "POST /api/v1/service-accounts": "the projects named in roles must exist; each scope "
+    "needs a role that allows its action",
+    "POST /api/v1/service-accounts/{account_id}/tokens": "scopes within the account's scopes "
+    "and roles; expires_at after now (the clock), not with ttl_s",
     "POST /api/v1/logins": "the projects named in roles must exist",
     f"GET {INV}/regions": "?region= names a location or region of the stored vocabulary",
     f"POST {INV}/regions": "region_type (or its older name area) must be the region code's",

@@ -30,6 +30,8 @@ from edgeplane.api.routers import (
     ocsp,
     operations,
     overview,
+    secrets,
+    service_accounts,
     session,
 )
 from edgeplane.routing.geoip import GeoLocator
@@ -122,5 +124,7 @@ def create_app(
     app.include_router(iac.router)
     app.include_router(backups.router)
     app.include_router(control_plane.router)
+    app.include_router(service_accounts.router)
+    app.include_router(secrets.router)
 
     return app

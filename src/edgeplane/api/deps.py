@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from edgeplane.api import scopes
 from edgeplane.errors import Forbidden, InvalidInput
 from edgeplane.model.common import SLUG_PATTERN, control_character
 from edgeplane.routing.geoip import GeoLocator
@@ -69,12 +70,14 @@ def get_actor(
         # A browser of the dashboard: its session, and for a write the session's CSRF token.
         session = sessions.authenticate(request.app.state.db, cookie)
         sessions.check_csrf(session, request.method, request.headers.get(sessions.CSRF_HEADER))
+        scopes.check(session.actor, request)
         return session.actor
     actor = access.authenticate(request.app.state.db, creds.credentials if creds else None)
     if actor.edge:
         raise Forbidden("this token is for the edge protocol only")
     if actor.metrics:
         raise Forbidden("this token is for scraping /metrics only")
+    scopes.check(actor, request)  # the endpoint's scope (edgeplane.api.scopes)
     return actor
 
 

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edgeplane import metrics
+from edgeplane.api import scopes
 from edgeplane.api.deps import bearer, check_parameters
 from edgeplane.errors import Forbidden
 from edgeplane.services import access
@@ -99,7 +100,10 @@ def require_scraper(
     if request.app.state.local_actor is not None:
         return
     actor = access.authenticate(request.app.state.db, creds.credentials if creds else None)
-    if actor.metrics or actor.role_in(PLATFORM_PROJECT) is not None:
+    if actor.metrics:
+        return
+    if actor.role_in(PLATFORM_PROJECT) is not None:
+        scopes.check(actor, request)  # a token with scopes needs metrics:read
         return
     raise Forbidden(
         "/metrics needs a metrics token (edgeplane token create --metrics) or a role in the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from edgeplane.cli import options as o
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
+from edgeplane.model.access import duration_s
 
 project_app = typer.Typer(help="Projects: one application each, with its own objects.")
 token_app = typer.Typer(help="API tokens and their roles per project.")
@@ -26,11 +28,50 @@ TOKEN_COLUMNS: list[Column] = [
     ("PREFIX", "prefix"),
     ("ROLES", "roles"),
     ("SCOPE", "scope"),
+    ("SCOPES", "scopes"),
+    ("EXPIRES", "expires_at"),
+    ("ACCOUNT", "service_account"),
     ("CREATED", "created_at"),
     ("BY", "created_by"),
     ("LAST USED", "last_used_at"),
     ("REVOKED", "revoked_at"),
 ]
+Scopes = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        metavar="KIND:ACTION",
+        help="limit the token to a kind and action (dns_records:write, *:read, cdn:purge); "
+        "repeatable; none: its roles alone",
+    ),
+]
+Expires = Annotated[
+    str | None,
+    typer.Option(
+        "--expires",
+        metavar="DURATION|TIME",
+        help="when it stops working: a duration from now (90m, 12h, 30d, 2w) or an ISO time",
+    ),
+]
+
+
+def expiry(expires: str | None) -> Doc:
+    """``--expires`` as the API's ``ttl_s`` or ``expires_at``."""
+    if expires is None:
+        return {}
+    try:
+        return {"ttl_s": duration_s(expires)}
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(expires)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{expires!r} is neither a duration (30d) nor an ISO time", param_hint="--expires"
+        ) from None
+    return {"expires_at": (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()}
+
+
 AUDIT_COLUMNS: list[Column] = [
     ("ID", "id"),
     ("REV", "revision"),
@@ -117,6 +158,8 @@ def token_create(
             "--quiet", "-q", help="print only the token (the secret), e.g. T=$(edgeplane ... -q)"
         ),
     ] = False,
+    scopes: Scopes = None,
+    expires: Expires = None,
     as_json: o.Json = False,
 ) -> None:
     """Issue a token; its secret is printed once."""
@@ -124,13 +167,46 @@ def token_create(
         rt.fail("--edge and --metrics: choose one")
     roles = rt.pairs(role, "--role") or None  # an edge token has none: leave them out
     scope = "edge" if edge else "metrics" if metrics else None
-    body = rt.compact(name=name, roles=roles, scope=scope)
+    body = rt.compact(name=name, roles=roles, scope=scope, scopes=scopes, **expiry(expires))
     rt.request(
         ctx,
         as_json,
         "POST",
         f"{API}/tokens",
         body=body,
+        scoped=False,
+        render=render_issued,
+        quiet=quiet,
+        key="token",
+    )
+
+
+@token_app.command("rotate")
+def token_rotate(
+    ctx: typer.Context,
+    token_id: TokenId,
+    grace: Annotated[
+        str | None,
+        typer.Option(
+            "--grace",
+            metavar="DURATION",
+            help="how long the old secret keeps working (e.g. 10m; default: it stops now)",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the new secret")] = False,
+    as_json: o.Json = False,
+) -> None:
+    """A new secret for the same token (id, roles, scopes, expiry); printed once."""
+    try:
+        grace_s = duration_s(grace) if grace is not None else 0
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grace") from None
+    rt.request(
+        ctx,
+        as_json,
+        "POST",
+        f"{API}/tokens/{token_id}/rotate",
+        body={"grace_s": grace_s},
         scoped=False,
         render=render_issued,
         quiet=quiet,

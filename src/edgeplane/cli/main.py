@@ -35,8 +35,10 @@ from edgeplane.cli import (
     metrics,
     operations,
     regions,
+    secrets,
     serve,
     servers,
+    service_accounts,
     services,
     users,
 )
@@ -112,6 +114,8 @@ app.command("locations")(deploy.locations)
 app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")
 app.add_typer(access.token_app, name="token")
+app.add_typer(service_accounts.app, name="service-account")
+app.add_typer(secrets.app, name="secrets")
 app.add_typer(users.app, name="user")
 app.add_typer(domains.app, name="domain")
 app.add_typer(dns.app, name="dns")

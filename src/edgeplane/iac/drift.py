@@ -48,6 +48,7 @@ def _events(ctx: Context, since: int) -> list[AuditRow]:
             select(AuditRow)
             .where(
                 AuditRow.revision > since,
+                AuditRow.action != "reveal",  # reads of secrets change nothing
                 or_(AuditRow.project_id == tx.project, AuditRow.project_id.is_(None)),
             )
             .order_by(AuditRow.id)

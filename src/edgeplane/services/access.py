@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import secrets
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from edgeplane.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from edgeplane.model.access import Project, ProjectCreate, Token, TokenCreate, TokenIssued
+from edgeplane.model import scopes as sc
+from edgeplane.model.access import (
+    Expiry,
+    Project,
+    ProjectCreate,
+    Token,
+    TokenCreate,
+    TokenIssued,
+    TokenRotate,
+)
 from edgeplane.model.enums import Role
 from edgeplane.services.common import lock_name, validate
+from edgeplane.store.access_tables import ServiceAccountRoleRow, ServiceAccountRow
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.tables import (
@@ -38,11 +48,23 @@ def hash_secret(secret: str) -> str:
 
 
 def token_roles(tx: Tx, token_id: str) -> dict[str, Role]:
+    """A token's roles: its own, or for a service account's token the account's."""
+    account = tx.session.scalar(select(TokenRow.service_account_id).where(TokenRow.id == token_id))
+    if account is not None:
+        return account_roles(tx, account)
     rows = tx.session.scalars(select(TokenRoleRow).where(TokenRoleRow.token_id == token_id))
     return {r.project_id: Role(r.role) for r in rows}
 
 
+def account_roles(tx: Tx, account_id: str) -> dict[str, Role]:
+    rows = tx.session.scalars(
+        select(ServiceAccountRoleRow).where(ServiceAccountRoleRow.account_id == account_id)
+    )
+    return {r.project_id: Role(r.role) for r in rows}
+
+
 def _token_model(tx: Tx, row: TokenRow) -> Token:
+    grace = row.previous_expires_at
     return Token(
         id=row.id,
         name=row.name,
@@ -53,6 +75,11 @@ def _token_model(tx: Tx, row: TokenRow) -> Token:
         created_by=row.created_by,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        scopes=row.scopes,
+        expires_at=row.expires_at,
+        rotated_at=row.rotated_at,
+        previous_valid_until=grace if grace is not None and grace > utcnow() else None,
+        service_account=row.service_account_id,
     )
 
 
@@ -127,8 +154,16 @@ def delete_project(tx: Tx, project_id: str) -> None:
 # Tokens -----------------------------------------------------------------------------------
 
 
-def _issue(
-    tx: Tx, name: str, roles: dict[str, Role], created_by: str, scope: str = "api"
+def issue(
+    tx: Tx,
+    name: str,
+    roles: dict[str, Role],
+    created_by: str,
+    scope: str = "api",
+    *,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+    service_account: str | None = None,
 ) -> TokenIssued:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
     row = TokenRow(
@@ -139,24 +174,74 @@ def _issue(
         created_at=utcnow(),
         created_by=created_by,
         scope=scope,
+        scopes=scopes,
+        expires_at=expires_at,
+        service_account_id=service_account,
     )
     tx.session.add(row)
     tx.session.flush()
-    for project, role in roles.items():
-        tx.session.add(TokenRoleRow(token_id=row.id, project_id=project, role=role.value))
+    if service_account is None:
+        for project, role in roles.items():
+            tx.session.add(TokenRoleRow(token_id=row.id, project_id=project, role=role.value))
     tx.session.flush()
     view = _token_model(tx, row)
     tx.record("create", "token", row.id, None, view.model_dump(mode="json"), global_object=True)
     return TokenIssued(**view.model_dump(), token=secret)
 
 
+def expiry_of(spec: Expiry) -> datetime | None:
+    """When a token made from ``spec`` expires; InvalidInput for a time already past."""
+    if spec.ttl_s is not None:
+        return utcnow() + timedelta(seconds=spec.ttl_s)
+    if spec.expires_at is not None and spec.expires_at <= utcnow():
+        raise InvalidInput.at("expires_at", "is in the past: a token must expire later")
+    return spec.expires_at
+
+
+def checked_scopes(
+    tx: Tx, given: Sequence[str] | None, roles: dict[str, Role], field: str = "scopes"
+) -> list[str] | None:
+    """The scopes of a new token or account, normalised, after the checks: each one usable
+    with ``roles`` (a scope is never wider than the role: 422 naming it), each one held by
+    the caller when the caller has scopes itself (403: a token cannot hand on more than it
+    has)."""
+    if given is None:
+        if tx.actor.scoped:
+            raise InvalidInput.at(
+                field,
+                "is required: the calling token has scopes, so what it makes needs scopes "
+                "it holds itself",
+            )
+        return None
+    best = max(roles.values(), key=lambda r: r.rank, default=None)
+    for i, text in enumerate(given):
+        scope = sc.parse(text)
+        needed = sc.min_role(scope)
+        if best is None or not best.allows(needed):
+            raise InvalidInput.at(
+                f"{field}.{i}",
+                f"{scope} needs the {needed.value} role, wider than the roles given "
+                f"(at most {best.value if best else 'none'}): a scope never grants more "
+                "than the role",
+            )
+        for held in tx.actor.scope_sets:
+            if not sc.covers(held, scope):
+                raise Forbidden(
+                    f"the calling token's scopes do not cover {scope}: a token can only hand "
+                    "on scopes it holds",
+                    field=f"{field}.{i}",
+                )
+    return sc.normalise(given)
+
+
 def create_token(tx: Tx, data: TokenCreate | dict[str, Any]) -> TokenIssued:
     spec = validate(TokenCreate, data) if isinstance(data, dict) else data
+    expires_at = expiry_of(spec)
     if spec.scope in ("edge", "metrics"):
         if spec.roles:
             raise InvalidInput.at("roles", f"an {spec.scope} token has no roles; leave roles out")
         tx.actor.require_platform_admin()
-        return _issue(tx, spec.name, {}, tx.actor.name, scope=spec.scope)
+        return issue(tx, spec.name, {}, tx.actor.name, scope=spec.scope, expires_at=expires_at)
     if not spec.roles:
         raise InvalidInput.at("roles", "give at least one project role")
     for project in spec.roles:
@@ -164,7 +249,10 @@ def create_token(tx: Tx, data: TokenCreate | dict[str, Any]) -> TokenIssued:
             raise InvalidInput.at(f"roles.{project}", f"no project {project!r}")
         if tx.actor.role_in(project) is not Role.ADMIN and not tx.actor.platform_admin:
             raise Forbidden(f"granting roles in project {project!r} needs its admin role")
-    return _issue(tx, spec.name, dict(spec.roles), tx.actor.name)
+    scopes = checked_scopes(tx, spec.scopes, dict(spec.roles))
+    return issue(
+        tx, spec.name, dict(spec.roles), tx.actor.name, scopes=scopes, expires_at=expires_at
+    )
 
 
 def list_tokens(tx: Tx) -> list[Token]:
@@ -201,6 +289,8 @@ def _platform_admin_tokens(tx: Tx) -> list[str]:
             TokenRoleRow.role == Role.ADMIN.value,
             TokenRow.revoked_at.is_(None),
             TokenRow.scope != "edge",
+            TokenRow.scopes.is_(None),
+            or_(TokenRow.expires_at.is_(None), TokenRow.expires_at > utcnow()),
         )
     )
     return list(tx.session.scalars(query))
@@ -226,7 +316,7 @@ def keep_a_platform_admin(tx: Tx, token_id: str, action: str) -> None:
         )
 
 
-def revoke_token(tx: Tx, token_id: str) -> Token:
+def _manageable(tx: Tx, token_id: str, verb: str) -> tuple[TokenRow, Token]:
     row = tx.session.get(TokenRow, token_id)
     if row is None:
         raise NotFound(f"token {token_id!r} not found")
@@ -237,7 +327,12 @@ def revoke_token(tx: Tx, token_id: str) -> Token:
         or all(tx.actor.role_in(p) is Role.ADMIN for p in view.roles)
     )
     if not allowed:
-        raise Forbidden("revoking this token needs the admin role in each of its projects")
+        raise Forbidden(f"{verb} this token needs the admin role in each of its projects")
+    return row, view
+
+
+def revoke_token(tx: Tx, token_id: str) -> Token:
+    row, view = _manageable(tx, token_id, "revoking")
     if row.revoked_at is None:
         keep_a_platform_admin(tx, token_id, "revoking")
         row.revoked_at = utcnow()
@@ -255,26 +350,85 @@ def revoke_token(tx: Tx, token_id: str) -> Token:
     return view
 
 
+def rotate_token(tx: Tx, token_id: str, data: TokenRotate | dict[str, Any]) -> TokenIssued:
+    """A new secret for the token (same id, roles, scopes, expiry); the old one keeps working
+    ``grace_s`` seconds more (0: it stops at once)."""
+    spec = validate(TokenRotate, data) if isinstance(data, dict) else data
+    row, view = _manageable(tx, token_id, "rotating")
+    if row.revoked_at is not None:
+        raise Conflict(f"token {token_id!r} is revoked; issue a new one", field="token_id")
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        raise Conflict(f"token {token_id!r} has expired; issue a new one", field="token_id")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    now = utcnow()
+    if spec.grace_s > 0:
+        row.previous_secret_hash = row.secret_hash
+        row.previous_expires_at = now + timedelta(seconds=spec.grace_s)
+    else:
+        row.previous_secret_hash = None
+        row.previous_expires_at = None
+    row.secret_hash = hash_secret(secret)
+    row.prefix = secret[:10]
+    row.rotated_at = now
+    tx.session.flush()
+    after = _token_model(tx, row)
+    tx.record(
+        "rotate",
+        "token",
+        token_id,
+        view.model_dump(mode="json"),
+        after.model_dump(mode="json"),
+        global_object=True,
+    )
+    return TokenIssued(**after.model_dump(), token=secret)
+
+
+def token_actor(tx: Tx, row: TokenRow, name: str | None = None) -> Actor:
+    """The actor a token stands for (checked: not revoked, not expired, its service account
+    enabled); Unauthenticated otherwise. The messages never hold the secret."""
+    now = utcnow()
+    if row.revoked_at is not None:
+        raise Unauthenticated("this token has been revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthenticated("token expired")
+    edge = row.scope == "edge"
+    scraper = row.scope == "metrics"
+    scope_sets: list[tuple[sc.Scope, ...]] = []
+    account: str | None = row.service_account_id
+    if account is not None:
+        owner = tx.session.get(ServiceAccountRow, account)
+        if owner is None or owner.disabled_at is not None:
+            raise Unauthenticated(f"service account {account!r} is disabled")
+        if owner.scopes is not None:
+            scope_sets.append(sc.parse_all(owner.scopes))
+    if row.scopes is not None:
+        scope_sets.append(sc.parse_all(row.scopes))
+    default = f"service-account {account} ({row.id})" if account else f"{row.name} ({row.id})"
+    return Actor(
+        name=name or default,
+        roles={} if edge or scraper else token_roles(tx, row.id),
+        token_id=row.id,
+        edge=edge,
+        metrics=scraper,
+        scope_sets=tuple(scope_sets),
+        service_account=account,
+    )
+
+
 def authenticate(db: Database, secret: str | None) -> Actor:
-    """The actor a bearer token stands for; Unauthenticated for a missing or unknown one."""
+    """The actor a bearer token stands for; Unauthenticated for a missing, unknown, revoked
+    or expired one (a rotated token's old secret works during its grace period)."""
     if not secret:
         raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
     digest = hash_secret(secret.strip())
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
         row = tx.session.scalar(select(TokenRow).where(TokenRow.secret_hash == digest))
-        if row is None or not hmac.compare_digest(row.secret_hash, digest):
-            raise Unauthenticated("unknown token")
-        if row.revoked_at is not None:
-            raise Unauthenticated("this token has been revoked")
-        edge = row.scope == "edge"
-        scraper = row.scope == "metrics"
-        actor = Actor(
-            name=f"{row.name} ({row.id})",
-            roles={} if edge or scraper else token_roles(tx, row.id),
-            token_id=row.id,
-            edge=edge,
-            metrics=scraper,
-        )
+        if row is None:
+            row = tx.session.scalar(select(TokenRow).where(TokenRow.previous_secret_hash == digest))
+            old = row is not None and row.previous_secret_hash is not None
+            if not old or row is None or (row.previous_expires_at or utcnow()) <= utcnow():
+                raise Unauthenticated("unknown token")
+        actor = token_actor(tx, row)
         stale = row.last_used_at is None or utcnow() - row.last_used_at > LAST_USED_GRANULARITY
         token_id = row.id
     if stale:
@@ -318,7 +472,7 @@ def ensure_admin_token(db: Database, path: Path) -> str:
         except Unauthenticated:
             pass
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-        issued = _issue(tx, "admin", {PLATFORM_PROJECT: Role.ADMIN}, "edgeplane init")
+        issued = issue(tx, "admin", {PLATFORM_PROJECT: Role.ADMIN}, "edgeplane init")
     _keep_secret(path, issued.token)
     return issued.token
 

@@ -66,6 +66,7 @@ from edgeplane.services import (
     notifications,
     retention,
     rollouts,
+    secret_keys,
     verification,
 )
 from edgeplane.services.runner import Job, Leadership, Runner
@@ -219,6 +220,7 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             lambda: stapling.run_once(db, stopping=stopping),
         ),
         Job("TLS ticket key rotation", 60.0, functools.partial(TicketKeyRotation(), db)),
+        Job("secret re-encryption", 1.0, functools.partial(secret_keys.Reencryptor(db), stopping)),
         Job(
             "access log retention",
             access_logs.RETENTION_EVERY_S,

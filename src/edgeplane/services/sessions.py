@@ -40,9 +40,8 @@ def _token_actor(db: Database, token_id: str, login: str | None) -> Actor:
         row = tx.session.get(TokenRow, token_id)
         if row is None or row.revoked_at is not None:
             raise Unauthenticated("this session's token has been revoked; sign in again")
-        roles = access.token_roles(tx, token_id)
-        name = f"login {login}" if login else f"{row.name} ({row.id})"
-    return Actor(name=name, roles=roles, token_id=token_id)
+        # expiry, scopes and service accounts as for the token itself
+        return access.token_actor(tx, row, name=f"login {login}" if login else None)
 
 
 def _info(actor: Actor, row: SessionRow) -> SessionInfo:

@@ -40,6 +40,8 @@ NEUTRAL_KINDS = frozenset(
     {
         "purge",
         "token",
+        "service_account",
+        "secret_key",
         "data_center",
         "dr_event",
         "service",
@@ -79,6 +81,8 @@ def classify(events: Iterable[tuple[str, str, str, Any, Any]]) -> Changes:
     """Events (kind, action, object id, before, after) -> the domains they touch (pure)."""
     out = Changes()
     for kind, action, object_id, before, after in events:
+        if action == "reveal":  # a user read a secret: nothing changed (services.secret_reads)
+            continue
         if kind in DOMAIN_KINDS:
             out.domains.add(object_id)
         elif kind == CHALLENGE_KIND:

@@ -102,6 +102,15 @@ class TokenRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # "api": the REST API by roles; "edge": the edge protocol only (/api/v1/edge/...).
     scope: Mapped[str] = mapped_column(String(16), default="api")
+    # Access (edgeplane.services.access): scopes (None: the roles alone), expiry, the secret
+    # before the last rotation (valid until previous_expires_at) and the owning service
+    # account (edgeplane.store.access_tables).
+    scopes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    previous_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    rotated_at: Mapped[datetime | None] = mapped_column(default=None)
+    service_account_id: Mapped[str | None] = mapped_column(String(63), default=None, index=True)
 
 
 class TokenRoleRow(Base):

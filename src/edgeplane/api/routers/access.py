@@ -15,6 +15,7 @@ from edgeplane.model.access import (
     Token,
     TokenCreate,
     TokenIssued,
+    TokenRotate,
 )
 from edgeplane.model.common import Page
 from edgeplane.services import access, audit
@@ -87,6 +88,14 @@ def create_token(ctx: GlobalCtx, body: TokenCreate) -> TokenIssued:
 def revoke_token(ctx: GlobalCtx, token_id: str) -> Token:
     with ctx.write(scoped=False) as tx:
         return access.revoke_token(tx, token_id)
+
+
+@router.post("/tokens/{token_id}/rotate", response_model=TokenIssued)
+def rotate_token(ctx: GlobalCtx, token_id: str, body: TokenRotate | None = None) -> TokenIssued:
+    """A new secret for the same token (id, roles, scopes, expiry); the old secret works
+    ``grace_s`` seconds more. The new secret is shown once."""
+    with ctx.write(scoped=False) as tx:
+        return access.rotate_token(tx, token_id, body or TokenRotate())
 
 
 @router.get("/audit", response_model=Page[AuditEvent])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
+    access_tables,
     backup_tables,
     dr_tables,
     ha_tables,
