@@ -28,6 +28,7 @@ from edgeplane.api.routers import (
     ocsp,
     operations,
     overview,
+    security_score,
     session,
 )
 from edgeplane.routing.geoip import GeoLocator
@@ -118,5 +119,6 @@ def create_app(
     app.include_router(iac.router)
     app.include_router(backups.router)
     app.include_router(control_plane.router)
+    app.include_router(security_score.router)
 
     return app

@@ -45,8 +45,8 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
         return Outcome(rid, value, "unknown", "no security score yet")
     checks = {c.id: c for c in card.checks}
 
-    def out(status: Status, evidence: str, **details: Any) -> Outcome:
-        return Outcome(rid, value, status, evidence, details)
+    def out(status: Status, evidence: str, details: dict[str, Any] | None = None) -> Outcome:
+        return Outcome(rid, value, status, evidence, dict(details or {}))
 
     def unknown(check_id: str) -> Outcome:
         check = checks.get(check_id)
@@ -55,7 +55,7 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
 
     if rid == "min_score":
         return out(_ok(card.score >= float(value or 0)), f"score {card.score:g} ({card.grade})",
-                   score=card.score)  # fmt: skip
+                   {"score": card.score})  # fmt: skip
     if rid == "https_only":
         redirect, cert = _need(checks, "https_redirect"), _need(checks, "certificate")
         if redirect is None or cert is None:
@@ -67,7 +67,7 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
         ok = redirect.result == "pass" and cert.evidence.get("days_left") is not None
         ev = redirect.evidence
         return out(_ok(ok), f"HTTP answers {ev.get('status')} {ev.get('location') or ''}".strip(),
-                   **ev)  # fmt: skip
+                   ev)  # fmt: skip
     if rid in ("hsts_min_age", "hsts_include_subdomains"):
         check = _need(checks, "hsts")
         if check is None:
@@ -77,7 +77,7 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
             return out("fail", "no Strict-Transport-Security header")
         if rid == "hsts_min_age":
             age = int(check.evidence.get("max_age") or 0)
-            return out(_ok(age >= int(value or 0)), f"max-age={age}", max_age=age)
+            return out(_ok(age >= int(value or 0)), f"max-age={age}", {"max_age": age})
         sub = bool(check.evidence.get("include_subdomains"))
         return out(_ok(sub), f"Strict-Transport-Security: {header}")
     if rid == "tls_min_version":
@@ -89,7 +89,7 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
         floor = order.index(f"TLSv{value}")
         below = [p for p in offered if p in order and order.index(p) < floor]
         text = "offered: " + (", ".join(offered) or "none")
-        return out(_ok(bool(offered) and not below), text, offered=offered, below=below)
+        return out(_ok(bool(offered) and not below), text, {"offered": offered, "below": below})
     simple = {
         "strong_ciphers": "tls_ciphers",
         "certificate_valid": "certificate",
@@ -105,19 +105,19 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
             return unknown(simple[rid])
         if rid == "waf_blocking":
             mode = check.evidence.get("mode", "off")
-            return out(_ok(mode == "block"), f"WAF mode {mode}", mode=mode)
+            return out(_ok(mode == "block"), f"WAF mode {mode}", {"mode": mode})
         if rid == "dnssec_on":
             signed = bool(check.evidence.get("dnskey") and check.evidence.get("signed"))
             return out(_ok(signed), "zone signed" if signed else "zone not signed",
-                       **check.evidence)  # fmt: skip
+                       check.evidence)  # fmt: skip
         if rid == "certificate_valid":
             return out(_ok(check.result != "fail"), check.evidence.get("error") or
-                       f"trusted, {check.evidence.get('days_left')} days left")  # fmt: skip
+                       f"trusted, {check.evidence.get('days_left'):g} days left")  # fmt: skip
         if rid == "ocsp_stapling" and check.result == "n/a":
             return out("pass", "the certificate names no OCSP responder (nothing to staple)")
         passed = check.result == "pass"
         return out(_ok(passed), check.advice if not passed else f"{check.name}: pass",
-                   **check.evidence)  # fmt: skip
+                   check.evidence)  # fmt: skip
     if rid == "no_expiring_certs":
         check = _need(checks, "certificate")
         if check is None:
@@ -125,7 +125,8 @@ def evaluate_one(requirement: Requirement, card: ScoreCard | None) -> Outcome:
         days = check.evidence.get("days_left")
         if days is None:
             return out("fail", "no certificate served")
-        return out(_ok(float(days) >= float(value or 0)), f"{days:g} days left", days_left=days)
+        return out(_ok(float(days) >= float(value or 0)), f"{days:g} days left",
+                   {"days_left": days})  # fmt: skip
     raise ValueError(f"unknown requirement {rid!r}")  # pragma: no cover - Literal guards it
 
 

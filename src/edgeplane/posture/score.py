@@ -100,7 +100,10 @@ def tls_protocols(node: NodeSeen, _d: DomainSeen) -> Judged:
     if not any(v is not None for v in seen.values()):
         return _unknown(node.tls.error or "no handshake could be tried")
     offered = [p for p, ok in seen.items() if ok]
-    evidence = {"offered": offered, "not_told": [p for p, ok in seen.items() if ok is None]}
+    evidence: dict[str, Any] = {
+        "offered": offered,
+        "not_told": [p for p, ok in seen.items() if ok is None],
+    }
     old = [p for p in offered if p in ("TLSv1", "TLSv1.1")]
     if old:
         return Judged(
@@ -325,8 +328,8 @@ def dnssec(node: NodeSeen, domain: DomainSeen) -> Judged:
         return Judged("n/a", 0.0, "", {"note": "the node runs no DNS server"})
     if dns.dnskey is None:
         return _unknown(dns.error or "no answer")
-    evidence = {"dnskey": dns.dnskey, "signed": dns.signed, "ds": dns.ds,
-                "configured": domain.dnssec_wanted}  # fmt: skip
+    evidence: dict[str, Any] = {"dnskey": dns.dnskey, "signed": dns.signed, "ds": dns.ds,
+                                "configured": domain.dnssec_wanted}  # fmt: skip
     if not (dns.dnskey and dns.signed):
         return Judged("fail", 0.0, "Sign the zone (dnssec: true on the domain)", evidence)
     if dns.ds == "missing":
