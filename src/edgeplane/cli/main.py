@@ -34,6 +34,7 @@ from edgeplane.cli import (
     metrics,
     operations,
     regions,
+    security_score,
     serve,
     servers,
     services,
@@ -122,6 +123,7 @@ app.add_typer(alerts.app, name="alert")
 app.add_typer(alerts.app, name="alerts", help="Alias of alert.")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(control_plane.app, name="control-plane")
+app.add_typer(security_score.app, name="security")
 app.command("demo-origin")(demo_origin.demo_origin)
 iac.register(app)
 backup.register(app)
