@@ -97,7 +97,7 @@ def cli(cp: ControlPlane, *args: str) -> str:
 def test_hsts_removed_lowers_the_score_and_fires_the_alerts(
     world: tuple[ControlPlane, Api, Origin, str],
 ) -> None:
-    cp, api, origin, host = world
+    cp, api, origin, _host = world
     api.ok("POST", f"{INV}/domains", json={"domain": DOMAIN, "dnssec": True})
     cdn(api, origin, YEAR)
     policy = api.ok("PUT", f"{SEC}/compliance", json={"requirements": [
@@ -109,8 +109,12 @@ def test_hsts_removed_lowers_the_score_and_fires_the_alerts(
 
     # The background job scores the domain from outside, HSTS and the staple included.
     good = wait_for(
-        lambda: (d := score_of(api)) and checks(d)["hsts"]["result"] == "pass"
-        and checks(d)["ocsp_stapling"]["result"] == "pass" and d,
+        lambda: (
+            (d := score_of(api))
+            and checks(d)["hsts"]["result"] == "pass"
+            and checks(d)["ocsp_stapling"]["result"] == "pass"
+            and d
+        ),
         60,
         "a score with HSTS and the staple",
     )
@@ -146,9 +150,7 @@ def test_hsts_removed_lowers_the_score_and_fires_the_alerts(
     }  # fmt: skip
     assert report["waf_blocking"]["evidence"] == "WAF mode off"
     wait_for(lambda: alerts(api, "compliance-failed"), 30, "the compliance alert of the WAF")
-    assert {a["object_id"] for a in alerts(api, "compliance-failed")} == {
-        f"{DOMAIN}/waf_blocking"
-    }
+    assert {a["object_id"] for a in alerts(api, "compliance-failed")} == {f"{DOMAIN}/waf_blocking"}
     assert not alerts(api, "security-score-drop")
 
     # HSTS off: the score drops by its 15 points, the drop alert fires, the report fails.
@@ -171,7 +173,9 @@ def test_hsts_removed_lowers_the_score_and_fires_the_alerts(
     assert failed["hsts_min_age"]["since"] > report["hsts_min_age"]["since"]
     assert failed["dnssec_on"]["since"] == report["dnssec_on"]["since"]  # unchanged
     wait_for(
-        lambda: f"{DOMAIN}/hsts_min_age" in {a["object_id"] for a in alerts(api, "compliance-failed")},
+        lambda: (
+            f"{DOMAIN}/hsts_min_age" in {a["object_id"] for a in alerts(api, "compliance-failed")}
+        ),
         30,
         "the compliance alert of HSTS",
     )
@@ -179,8 +183,8 @@ def test_hsts_removed_lowers_the_score_and_fires_the_alerts(
     # The CLI reads the same.
     text = cli(cp, "security", "score", DOMAIN)
     assert "hsts" in text and "fail" in text and "Strict-Transport-Security" in text
-    listed = json.loads(cli(cp, "security", "score", "--json"))
-    assert [s["domain"] for s in listed] == [DOMAIN] and "hsts" in listed[0]["failing"]
+    history = json.loads(cli(cp, "security", "history", DOMAIN, "--json"))
+    assert history[0]["score"] == dropped["score"] and "hsts" in history[0]["failing"]
     assert "hsts_min_age" in cli(cp, "security", "compliance", "report", "--failing")
 
     # HSTS on again: the score recovers, both alerts of HSTS resolve.
@@ -190,8 +194,9 @@ def test_hsts_removed_lowers_the_score_and_fires_the_alerts(
     resolved = alerts(api, "security-score-drop", "resolved")
     assert resolved and resolved[0]["object_id"] == DOMAIN
     wait_for(
-        lambda: {a["object_id"] for a in alerts(api, "compliance-failed")}
-        == {f"{DOMAIN}/waf_blocking"},
+        lambda: (
+            {a["object_id"] for a in alerts(api, "compliance-failed")} == {f"{DOMAIN}/waf_blocking"}
+        ),
         30,
         "the compliance alert of HSTS resolves",
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeplane.model.common import Input, Int, Output, Text
 
@@ -159,14 +159,15 @@ class CompliancePolicyIn(Input):
 
     requirements: list[Requirement] = Field(default_factory=list, max_length=len(REQUIREMENTS))
 
-    @model_validator(mode="after")
-    def _unique(self) -> CompliancePolicyIn:
+    @field_validator("requirements")
+    @classmethod
+    def _unique(cls, value: list[Requirement]) -> list[Requirement]:
         seen: set[str] = set()
-        for requirement in self.requirements:
+        for requirement in value:
             if requirement.id in seen:
                 raise ValueError(f"requirement {requirement.id} is listed twice")
             seen.add(requirement.id)
-        return self
+        return value
 
 
 class RequirementInfo(Output):
