@@ -82,9 +82,10 @@ CASES: list[tuple[str, Any, scorer.ScoreCard | None, str, str]] = [
     ("tls_min_version", "1.2", card(**SILENT), "unknown", "cannot connect"),
     ("caa_present", None, card(**SILENT), "unknown", "caa could not be told"),
     ("https_only", None, card(**SILENT), "unknown", "https_redirect could not be told"),
-    # ... except what the config says (the WAF mode) and a certificate not served at all.
+    # ... except what the config says (the WAF mode).
     ("waf_blocking", None, card(**SILENT), "pass", "WAF mode block"),
-    ("certificate_valid", None, card(**SILENT), "fail", "cannot connect"),
+    ("certificate_valid", None, card(**SILENT), "unknown", "cannot connect"),
+    ("no_expiring_certs", None, card(**SILENT), "unknown", "cannot connect"),
 ]  # fmt: skip
 
 

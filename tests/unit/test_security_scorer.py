@@ -203,16 +203,23 @@ def test_what_cannot_be_told_leaves_its_weight_out() -> None:
     )  # fmt: skip
     card = scorer.score(seen(silent))
     by = checks(card)
-    for check in ("tls_protocols", "tls_ciphers", "ocsp_stapling", "https_redirect", "hsts",
-                  "security_headers", "caa", "dnssec"):  # fmt: skip
+    for check in ("tls_protocols", "tls_ciphers", "certificate", "ocsp_stapling",
+                  "https_redirect", "hsts", "security_headers", "caa", "dnssec"):  # fmt: skip
         assert by[check].result == "unknown", check
         assert by[check].points == 0
-    # The certificate fails (no HTTPS): F whatever the rest.
-    assert by["certificate"].result == "fail" and card.grade == "F"
-    assert card.score == pytest.approx(round(100 * 10 / 25, 1))  # the WAF's 10 of 15 + 10
+    assert by["certificate"].evidence == {"error": "cannot connect: refused"}
+    # A node that cannot be reached says nothing of the domain (the job records no score).
+    assert scorer.told(card) is False and scorer.told(scorer.score(seen())) is True
     # A second node that answers is judged: unknown is never the worst when a node judged.
     both = scorer.score(seen(silent, node("edge-2")))
     assert checks(both)["hsts"].result == "pass" and checks(both)["hsts"].node == "edge-2"
+    assert both.score == 100.0 and scorer.told(both)
+    # A port that answers without a TLS handshake fails the certificate: F.
+    no_tls = node(tls=TlsSeen(protocols=dict.fromkeys(("TLSv1", "TLSv1.1", "TLSv1.2",
+                                                       "TLSv1.3"), False),
+                              error="no TLS handshake succeeded"))  # fmt: skip
+    failed = scorer.score(seen(no_tls))
+    assert checks(failed)["certificate"].result == "fail" and failed.grade == "F"
 
 
 def test_a_node_without_dns_or_http_is_not_held_against_the_domain() -> None:

@@ -21,7 +21,8 @@ Each check is judged on every node probed and the worst view counts (its node is
 A check that could not be told (``unknown``) or does not apply (``n/a``) leaves its weight
 out: the score is the points earned over the weight judged, times 100. The grade follows the
 score (A+ 95, A 85, B 70, C 55, D 40, else F) with two caps: a certificate that fails (or no
-HTTPS at all) makes it F, TLS 1.0 or 1.1 offered at most C.
+TLS handshake where the port answers) makes it F, TLS 1.0 or 1.1 offered at most C. A node
+that cannot be reached at all judges nothing (``told``).
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def tls_ciphers(node: NodeSeen, _d: DomainSeen) -> Judged:
 
 def certificate(node: NodeSeen, domain: DomainSeen) -> Judged:
     tls = node.tls
+    if not any(v is not None for v in tls.protocols.values()) and tls.error is not None:
+        return _unknown(tls.error)  # no connection at all: the node is down, not insecure
     if not tls.connected or tls.not_after is None:
         return Judged(
             "fail",
@@ -427,6 +430,12 @@ def score(seen: DomainSeen) -> ScoreCard:
         nodes=[n.node for n in seen.nodes],
         evaluated_at=seen.at,
     )
+
+
+def told(card: ScoreCard) -> bool:
+    """Whether the probes judged anything (the WAF mode is the config's, not seen): a card of
+    nodes that did not answer at all says nothing about the domain."""
+    return any(c.result not in ("unknown", "n/a") for c in card.checks if c.id != "waf")
 
 
 def failing(card: ScoreCard) -> list[str]:

@@ -189,11 +189,16 @@ def evaluate(
             if stopping is not None and stopping.is_set():
                 break
             batch = jobs[start : start + step]
-            cards = list(pool.map(probe_and_score, batch))
-            with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-                for job, card in zip(batch, cards, strict=True):
-                    store(tx, job.project, card)
-            done.extend((job.project, card) for job, card in zip(batch, cards, strict=True))
+            probed = list(zip(batch, pool.map(probe_and_score, batch), strict=True))
+            for job, card in probed:
+                if not scorer.told(card):  # its nodes did not answer: nothing to record
+                    log.warning("security score of %s: no edge node answered", job.domain)
+            kept = [(job, card) for job, card in probed if scorer.told(card)]
+            if kept:
+                with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+                    for job, card in kept:
+                        store(tx, job.project, card)
+            done.extend((job.project, card) for job, card in kept)
     return done
 
 

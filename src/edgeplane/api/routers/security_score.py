@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from edgeplane.api.deps import Ctx, GlobalCtx
+from edgeplane.errors import Conflict
 from edgeplane.model.security_score import (
     CompliancePolicy,
     CompliancePolicyIn,
@@ -48,7 +49,9 @@ async def evaluate_score(ctx: Ctx, domain: str) -> DomainScore:
             return security_scores.evaluate_now(ctx.db, ctx.settings, tx, domain)
 
     name = await run_in_threadpool(check)
-    await run_in_threadpool(security_scores.evaluate, ctx.db, ctx.settings, None, [name])
+    done = await run_in_threadpool(security_scores.evaluate, ctx.db, ctx.settings, None, [name])
+    if not done:
+        raise Conflict(f"no edge node answered the probe of {name}: nothing was recorded")
     await run_in_threadpool(compliance.evaluate_all, ctx.db, {ctx.project})
 
     def read() -> DomainScore:
