@@ -66,6 +66,7 @@ from edgeplane.services import (
     alerts,
     budgets,
     cert_orders,
+    compliance,
     domain_status,
     liveness,
     node_surface,
@@ -173,6 +174,19 @@ def check_world_dns(db: Database, settings: Settings, stopping: Event | None = N
     return checked
 
 
+def score_domains(db: Database, settings: Settings, stopping: Event | None = None) -> int:
+    """Score the active domains that are due (``services.security_scores``), prune the old
+    evaluations, evaluate the compliance policies (of the projects scored; every one when
+    none was); the number of domains scored."""
+    now = utcnow()
+    scored = security_scores.evaluate(
+        db, settings, stopping, scored_before=security_scores.due_since(settings, now)
+    )
+    security_scores.prune(db, settings, now)
+    compliance.evaluate_all(db, {project for project, _card in scored} or None)
+    return len(scored)
+
+
 def renew_certificates(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     attempted = renewal.run_once(db, settings, stopping=stopping)
     alerts.deliver_pending(db, settings, LOCAL, PLATFORM_PROJECT)
@@ -249,7 +263,7 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
         Job(
             "security scores",
             min(settings.security_score_interval_s, 60.0),
-            lambda: security_scores.run_once(db, settings, stopping),
+            lambda: score_domains(db, settings, stopping),
         ),
         Job(
             "edge surface scan",

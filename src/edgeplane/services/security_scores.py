@@ -1,10 +1,11 @@
 """Security scores of the active domains, evaluated from the outside against the live edge
 nodes (``edgeplane.posture``) and kept over time.
 
-``run_once`` (the background job, every ``security_score_interval_s``) reads what to probe in
-one read transaction, probes every (domain, live node) outside any transaction, a few at a
-time, scores each domain (``posture.score``), stores the evaluations, deletes the ones older
-than ``security_score_retention_s`` and evaluates the compliance policies
+The background job (``edgeplane.services.jobs.score_domains``, every minute for the domains
+not scored for ``security_score_interval_s``) reads what to probe in one read transaction
+(``plan``), probes every (domain, live node) outside any transaction, a few at a time, scores
+each domain (``posture.score``), stores the evaluations (``evaluate``), deletes the ones older
+than ``security_score_retention_s`` (``prune``) and evaluates the compliance policies
 (``services.compliance``). The alert rule engine reads two series of them:
 ``security_score`` (the newest score) and ``security_score_drop`` (the best score of the last
 ``BASELINE_S`` minus the newest: a domain whose HSTS was removed drops 15 points, and the
@@ -221,19 +222,10 @@ def prune(db: Database, settings: Settings, now: datetime | None = None) -> int:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def run_once(db: Database, settings: Settings, stopping: Event | None = None) -> int:
-    """The background job: score the active domains that are due, prune, evaluate the
-    compliance policies (those of the projects scored; every policy when none was)."""
-    from edgeplane.services import compliance
-
-    now = utcnow()
-    # Due: not scored for an interval (less a little, so that a job period of the interval
-    # itself does not skip every other round).
-    due = now - timedelta(seconds=settings.security_score_interval_s * 0.95)
-    scored = evaluate(db, settings, stopping, scored_before=due)
-    prune(db, settings, now)
-    compliance.evaluate_all(db, {project for project, _card in scored} or None)
-    return len(scored)
+def due_since(settings: Settings, now: datetime) -> datetime:
+    """Domains scored before this are due (an interval ago, less a little, so that a job
+    period of the interval itself does not skip every other round)."""
+    return now - timedelta(seconds=settings.security_score_interval_s * 0.95)
 
 
 def evaluate_now(db: Database, settings: Settings, tx_check: Tx, domain: str) -> str:
