@@ -68,6 +68,11 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_DR_FAILBACK_AFTER", "dr_failback_after_s", float),
     ("EDGEPLANE_LEADER_TTL", "leader_ttl_s", float),
     ("EDGEPLANE_LEADER_RENEW", "leader_renew_s", float),
+    ("EDGEPLANE_SECURITY_SCORE_INTERVAL", "security_score_interval_s", float),
+    ("EDGEPLANE_SECURITY_SCORE_RETENTION", "security_score_retention_s", float),
+    ("EDGEPLANE_SECURITY_TRUST_FILE", "security_trust_file", str),
+    ("EDGEPLANE_SECURITY_SCAN_INTERVAL", "security_scan_interval_s", float),
+    ("EDGEPLANE_SECURITY_SCAN_PORTS", "security_scan_ports", str),
 )
 
 
@@ -188,6 +193,21 @@ class Settings:
     # dead holder's jobs resume elsewhere within the sum.
     leader_ttl_s: float = 3.0
     leader_renew_s: float = 1.0
+    # Security scores (services.security_scores, docs/security-score.md): how often every
+    # active domain is probed from outside on every live node, how long evaluations are kept,
+    # roots to trust besides the system's and the internal CA's (a PEM file), the probe's
+    # timeout per connection and how many domains are probed at once. The surface scan of the
+    # edge nodes (services.node_surface): how often, extra ports ("8000,9000-9010") besides the
+    # well-known range and the nodes' own, the connect timeout and how many at once.
+    security_score_interval_s: float = 3600.0
+    security_score_retention_s: float = 90 * 86400.0
+    security_trust_file: str | None = None
+    security_probe_timeout_s: float = 3.0
+    security_probe_concurrency: int = 4
+    security_scan_interval_s: float = 3600.0
+    security_scan_ports: str = ""
+    security_scan_timeout_s: float = 0.5
+    security_scan_concurrency: int = 64
     # How big an uploaded bundle may be (EDGEPLANE_BUNDLE_MAX_BYTES, _MAX_FILE_BYTES, _MAX_FILES).
     bundle_limits: bundle_limits.BundleLimits = field(default_factory=bundle_limits.BundleLimits)
 

@@ -99,6 +99,8 @@ STATE_OR_CROSS_FIELD = {
     "POST /api/v1/iac/plan": "the document is a file resolved: its sections are checked by "
     "their own models (the file's JSON Schema, /api/v1/iac/schema) and against the stored state",
     "POST /api/v1/iac/apply": "the same, and a saved plan's state must be the live state's",
+    "PUT /api/v1/security/compliance": "the value a requirement takes depends on the "
+    "requirement (none, a number in its range, 1.2 or 1.3); each requirement once",
 }
 # The OCSP responder answers a request that is not DER OCSP with 400, as CAs' responders do
 # (its schema can only say "bytes" and "a path segment").

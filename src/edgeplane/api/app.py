@@ -31,6 +31,7 @@ from edgeplane.api.routers import (
     operations,
     overview,
     secrets,
+    security_score,
     service_accounts,
     session,
 )
@@ -126,5 +127,6 @@ def create_app(
     app.include_router(control_plane.router)
     app.include_router(service_accounts.router)
     app.include_router(secrets.router)
+    app.include_router(security_score.router)
 
     return app

@@ -36,6 +36,7 @@ from edgeplane.cli import (
     operations,
     regions,
     secrets,
+    security_score,
     serve,
     servers,
     service_accounts,
@@ -128,6 +129,7 @@ app.add_typer(alerts.app, name="alert")
 app.add_typer(alerts.app, name="alerts", help="Alias of alert.")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(control_plane.app, name="control-plane")
+app.add_typer(security_score.app, name="security")
 app.command("demo-origin")(demo_origin.demo_origin)
 iac.register(app)
 backup.register(app)

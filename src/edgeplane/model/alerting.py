@@ -14,6 +14,7 @@ from edgeplane.notify.channels import ChannelConfig
 # The series of ``edgeplane.services.series`` (which checks that its catalog is this list).
 SERIES_NAMES: tuple[str, ...] = (
     "backup_age_hours", "backup_verification_failed", "dr_drill_failed", "dr_failed_over",
+    "compliance_failed", "exposed_ports", "security_score", "security_score_drop",
     "backend_requests", "bandwidth_bytes", "blocked_requests", "certificate_days_left",
     "client_limits_refused", "config_drift_objects", "connection_limited", "cpu_percent",
     "denied", "dns_up", "domain_up", "error_rate",

@@ -80,6 +80,10 @@ class NodeRegister(AgentMessage):
     address: Text | None = Field(None, description="the address clients reach this node at")
     http_port: Int | None = Field(None, ge=1, le=65535)
     https_port: Int | None = Field(None, ge=1, le=65535)
+    # Added with the surface scan (absent from older agents): the DNS port clients query, and
+    # the ports of the node's own services that belong on loopback ({"metrics": 9101, ...}).
+    dns_port: Int | None = Field(None, ge=1, le=65535)
+    local_ports: dict[Text, Int] = Field(default_factory=dict, max_length=20)
     version: Text | None = None
     protocol: Int = Field(
         1, ge=1, le=999_999, description="the edge protocol version the agent speaks (absent: 1)"

@@ -36,7 +36,9 @@ HEADER = "Edgeplane-Protocol"  # on every call and every answer of the edge prot
 
 # message (the model's name) -> field -> the version that added it
 ADDED: Mapping[str, Mapping[str, int]] = {
-    "NodeRegister": {"protocol": 2},
+    # dns_port and local_ports came after version 2 shipped; a control plane of version 2
+    # ignores them (it ignores unknown fields), one of version 1 would refuse them.
+    "NodeRegister": {"protocol": 2, "dns_port": 2, "local_ports": 2},
     "Ack": {"ignored": 2},
     "EdgeNode": {"protocol": 2, "ignored_fields": 2},
 }

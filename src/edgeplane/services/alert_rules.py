@@ -107,6 +107,21 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
      "for_s": 0, "severity": "warning",
      "description": "The newest drill measured an RTO or RPO above the config's target, or "
      "could not finish (edgeplane dr drills)"},
+    {"id": "security-score-drop", "name": "Security score dropped",
+     "series": "security_score_drop", "comparison": ">=", "threshold": 5, "window_s": 60,
+     "for_s": 0, "severity": "warning",
+     "description": "A domain lost 5 points or more against its best score of the last 7 days "
+     "(HSTS removed, an old TLS version offered...: edgeplane security score DOMAIN)"},
+    {"id": "compliance-failed", "name": "A compliance requirement fails",
+     "series": "compliance_failed", "comparison": ">", "threshold": 0, "window_s": 60,
+     "for_s": 0, "severity": "warning",
+     "description": "A domain fails a requirement of the project's compliance policy "
+     "(edgeplane security compliance report)"},
+    {"id": "node-exposed-port", "name": "An edge node exposes an unexpected port",
+     "series": "exposed_ports", "comparison": ">", "threshold": 0, "window_s": 60,
+     "for_s": 0, "severity": "critical",
+     "description": "The surface scan found a port answering on an edge node's address that "
+     "it should not expose (edgeplane security scan)"},
 )  # fmt: skip
 
 

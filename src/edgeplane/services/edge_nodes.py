@@ -157,6 +157,8 @@ def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
     row.address = spec.address
     row.http_port = spec.http_port
     row.https_port = spec.https_port
+    row.dns_port = spec.dns_port
+    row.local_ports = {k: v for k, v in spec.local_ports.items() if 1 <= v <= 65535}
     row.version = spec.version
     row.protocol = spec.protocol
     row.token_id = tx.actor.token_id

@@ -29,6 +29,11 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   with budgets priced as of now, a ``budget`` alert per threshold newly reached this month.
 - **configuration drift** (``edgeplane.iac.drift_check``, every ``drift_interval_s``): each
   project's live state against its last applied file, the ``config_drift_objects`` series.
+- **security scores** (``edgeplane.services.security_scores``, checked every minute): each
+  active domain probed from outside on every live edge node every
+  ``security_score_interval_s``, then the compliance policies evaluated; and the **surface
+  scan** of each live node's address every ``security_scan_interval_s``
+  (``edgeplane.services.node_surface``);
 - the **DR monitor** (``edgeplane.dr.monitor``, every second): each DR config's primary data
   center as the edge sees it; failover to the backup (or a request to confirm it) when it is
   down for ``dr_detect_s``, failback when it is healthy for ``dr_failback_after_s``;
@@ -61,12 +66,15 @@ from edgeplane.services import (
     alerts,
     budgets,
     cert_orders,
+    compliance,
     domain_status,
     liveness,
+    node_surface,
     notifications,
     retention,
     rollouts,
     secret_keys,
+    security_scores,
     verification,
 )
 from edgeplane.services.runner import Job, Leadership, Runner
@@ -167,6 +175,19 @@ def check_world_dns(db: Database, settings: Settings, stopping: Event | None = N
     return checked
 
 
+def score_domains(db: Database, settings: Settings, stopping: Event | None = None) -> int:
+    """Score the active domains that are due (``services.security_scores``), prune the old
+    evaluations, evaluate the compliance policies (of the projects scored; every one when
+    none was); the number of domains scored."""
+    now = utcnow()
+    scored = security_scores.evaluate(
+        db, settings, stopping, scored_before=security_scores.due_since(settings, now)
+    )
+    security_scores.prune(db, settings, now)
+    compliance.evaluate_all(db, {project for project, _card in scored} or None)
+    return len(scored)
+
+
 def renew_certificates(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     attempted = renewal.run_once(db, settings, stopping=stopping)
     alerts.deliver_pending(db, settings, LOCAL, PLATFORM_PROJECT)
@@ -240,6 +261,16 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             "configuration drift",
             settings.drift_interval_s,
             lambda: drift_check.run_once(db, settings, stopping),
+        ),
+        Job(
+            "security scores",
+            min(settings.security_score_interval_s, 60.0),
+            lambda: score_domains(db, settings, stopping),
+        ),
+        Job(
+            "edge surface scan",
+            min(settings.security_scan_interval_s, 60.0),
+            lambda: node_surface.scheduled(db, settings, stopping),
         ),
         Job("DR monitor", 1.0, lambda: monitor.run_once(db, settings)),
         Job("DR drills", 1.0, functools.partial(drill.Drills(db, settings), stopping)),

@@ -57,8 +57,19 @@ from edgeplane.store.tables import (
 )
 
 Source = Literal[
-    "traffic", "backend", "server", "health", "certificate", "uptime", "probe", "drift", "backup",
+    "traffic",
+    "backend",
+    "server",
+    "health",
+    "certificate",
+    "uptime",
+    "probe",
+    "drift",
+    "backup",
     "dr",
+    "security",
+    "compliance",
+    "surface",
 ]
 GROUPS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "region", "node", "project"),
@@ -71,6 +82,9 @@ GROUPS: dict[Source, tuple[str, ...]] = {
     "drift": ("project",),
     "backup": ("backups",),
     "dr": ("dr_config",),
+    "security": ("domain",),
+    "compliance": ("requirement",),
+    "surface": ("node",),
 }
 SELECTORS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "node", "region"),
@@ -83,6 +97,9 @@ SELECTORS: dict[Source, tuple[str, ...]] = {
     "drift": (),
     "backup": (),
     "dr": ("dr_config",),
+    "security": ("domain",),
+    "compliance": ("domain", "requirement"),
+    "surface": ("node",),
 }
 MINUTE_RETENTION = timedelta(days=7)  # minute rows older than this: the hourly rollups
 MAX_POINTS = 2000
@@ -304,6 +321,32 @@ CATALOG: dict[str, SeriesInfo] = {
         "days",
         "Days until the certificate the edge serves for a domain expires (now)",
     ),
+    "security_score": SeriesInfo(
+        "security_score",
+        "security",
+        "points",
+        "A domain's newest security score, 0-100 (edgeplane security score)",
+    ),
+    "security_score_drop": SeriesInfo(
+        "security_score_drop",
+        "security",
+        "points",
+        "The best security score of the last 7 days minus the newest (0: no drop)",
+    ),
+    "compliance_failed": SeriesInfo(
+        "compliance_failed",
+        "compliance",
+        "bool",
+        "1 per requirement of the project's compliance policy a domain fails, 0 when it "
+        "passes (object: domain/requirement)",
+    ),
+    "exposed_ports": SeriesInfo(
+        "exposed_ports",
+        "surface",
+        "count",
+        "Ports the newest scan found answering on an edge node's address that it should not "
+        "expose (the default project only: nodes are the platform's)",
+    ),
 }
 
 
@@ -455,6 +498,18 @@ def _days_left(tx: Tx, project: str, selector: dict[str, Any], now: datetime) ->
     }
 
 
+def _posture(tx: Tx, project: str, name: str, selector: dict[str, Any], now: datetime
+             ) -> dict[str, float]:  # fmt: skip
+    """Security scores, compliance and the nodes' surface (``edgeplane.posture``)."""
+    from edgeplane.services import compliance, node_surface, security_scores
+
+    if name == "compliance_failed":
+        return compliance.series_values(tx, project, selector)
+    if name == "exposed_ports":
+        return node_surface.series_values(tx, project, selector)
+    return security_scores.series_values(tx, project, name, selector, now)
+
+
 class Memo:
     """What one pass of reads loaded, shared by the series that read the same rows (the
     traffic of a window, the server samples of a window)."""
@@ -563,6 +618,8 @@ def current(
         return _dr(tx, project, name, selector)
     if series.source == "probe":
         return _probes(tx, project, name, selector, now)
+    if series.source in ("security", "compliance", "surface"):
+        return _posture(tx, project, name, selector, now)
     out: dict[str, float] = {}
     if series.source == "uptime":
         counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -652,7 +709,10 @@ def query(
     def slot(at: datetime) -> int:
         return int((at - start).total_seconds() // step_s)
 
-    if series.source in ("health", "certificate", "probe", "drift", "backup", "dr"):
+    if series.source in (
+        "health", "certificate", "probe", "drift", "backup", "dr", "security", "compliance",
+        "surface",
+    ):  # fmt: skip
         values = current(tx, project, name, selector, 0, now, group)
         return {key: [(now, value)] for key, value in values.items()}
     if series.source == "uptime":

@@ -512,6 +512,10 @@ class EdgeNodeRow(Base):
     address: Mapped[str | None] = mapped_column(String(255))
     http_port: Mapped[int | None] = mapped_column(Integer)
     https_port: Mapped[int | None] = mapped_column(Integer)
+    # its DNS port, and the ports of its own services (metrics, its DNS server's API...) that
+    # belong on loopback, as it registered them: what the surface scan expects
+    dns_port: Mapped[int | None] = mapped_column(Integer, default=None)
+    local_ports: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     token_id: Mapped[str | None] = mapped_column(String(63))
     version: Mapped[str | None] = mapped_column(String(32))
     protocol: Mapped[int] = mapped_column(Integer, default=1)  # its edge protocol version

@@ -380,6 +380,8 @@ class Agent:
             address=self.options.address,
             http_port=self.options.http_port,
             https_port=self.options.https_port,
+            dns_port=self.options.dns_port if self.dns is not None else None,
+            local_ports=self._local_ports(),
             version=__version__,
             protocol=PROTOCOL_VERSION,
         )
@@ -964,6 +966,19 @@ class Agent:
             healthy=lambda: self._healthy,
             counts=counts,
         )
+
+    def _local_ports(self) -> dict[str, int]:
+        """The ports of the node's own services, which belong on loopback (the control
+        plane's surface scan flags them when they answer on the node's address)."""
+        process = getattr(self.dns, "process", None)
+        front = getattr(process, "front", None)
+        ports = {
+            "metrics": self.metrics_server.port if self.metrics_server is not None else None,
+            "dns_api": getattr(process, "api_port", None),
+            "dns_backend": getattr(process, "backend_port", None) if front else None,
+            "dns_console": getattr(front, "console_port", None),
+        }
+        return {k: int(v) for k, v in ports.items() if isinstance(v, int) and v > 0}
 
     def _dns_metrics_url(self) -> str | None:
         port = getattr(getattr(self.dns, "process", None), "api_port", None)
