@@ -84,6 +84,7 @@ RULES: tuple[Rule, ...] = (
     Rule(f"{API}/backups", "backups"),
     Rule(f"{API}/control-plane", "control_plane"),
     Rule(f"{API}/secrets", "secrets"),
+    Rule(f"{API}/security", "security"),
 )
 
 

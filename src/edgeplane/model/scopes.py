@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "routing": (),
     "cdn": ("purge",),
     "costs": (),
+    "security": (),  # scores, compliance, the edge nodes' exposed surface
     "edge_nodes": (),
     "edge_deployments": (),
     "domains": (),
