@@ -21,7 +21,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -103,8 +103,28 @@ class RateLimitSpec(Frozen):
     burst: int = Field(0, ge=0)
 
 
+class WafExclusionSpec(Frozen):
+    """Rules (ids, or ranges ``first-last``) off for the site, under ``path`` when given."""
+
+    rules: tuple[str, ...]
+    path: str | None = None
+
+
+class WafSpec(Frozen):
+    """A site's web application firewall (``edgeplane.model.waf``; absent when off)."""
+
+    mode: Literal["detect", "block"]
+    paranoia_level: int = Field(1, ge=1, le=4)
+    anomaly_threshold: int = Field(5, ge=1)
+    exclusions: tuple[WafExclusionSpec, ...] = ()
+
+
 class SiteSpec(Frozen):
     """A project as the edge serves it: its domains in front of its origin pool."""
+
+    # Fields added later, left out of the JSON when unset: a site that does not use them
+    # dumps (and hashes, and reaches an agent of protocol 1) as before they existed.
+    _OMIT_WHEN_NONE: ClassVar[tuple[str, ...]] = ("waf",)
 
     id: str  # the project id; also the first part of every cache key of the site
     domains: tuple[str, ...]
@@ -116,6 +136,15 @@ class SiteSpec(Frozen):
     rate_limit: RateLimitSpec | None = None
     ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
     ip_deny: tuple[str, ...] = ()
+    waf: WafSpec | None = None  # None: the WAF is off for the site
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        for name in self._OMIT_WHEN_NONE:
+            if doc.get(name, 0) is None:
+                del doc[name]
+        return doc
 
 
 class CertSpec(Frozen):

@@ -55,6 +55,7 @@ from edgeplane.protocol.config import (
     ZoneSpec,
 )
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
+from edgeplane.snapshot.waf import waf_spec
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
 DEFAULT_OPTIONS = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "retries": 1}
@@ -328,6 +329,7 @@ def site_spec(
         ),
         ip_allow=tuple(sorted(set(sec.ip_allow))),
         ip_deny=tuple(sorted(set(sec.ip_deny))),
+        waf=waf_spec(sec.waf),
     )
 
 

@@ -44,6 +44,13 @@ from edgeplane.node.nginx.render_upstreams import (
     render_upstream,
     upstream_name,
 )
+from edgeplane.node.nginx.render_waf import (
+    blocked_locations,
+    http_lines,
+    load_modules,
+    site_proxy,
+    status_location,
+)
 from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.config import EdgeConfig, PoolSpec, SiteSpec
 
@@ -145,10 +152,11 @@ def _paths(local: NodeLocal) -> dict[str, str]:
     }
 
 
-def _main_conf(local: NodeLocal) -> str:
+def _main_conf(local: NodeLocal, modules: str = "") -> str:
     paths = _paths(local)
     user = local.worker_user
     head = f"load_module {local.brotli_module};\n" if local.brotli_module else ""
+    head += modules
     head += f"user {user};\n" if user else ""
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
@@ -182,7 +190,9 @@ def map_hash_size(names: int) -> int:
     return size
 
 
-def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: int) -> str:
+def _base_conf(
+    local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: int, waf: str = ""
+) -> str:
     paths = _paths(local)
     tmp = paths["tmp"]
     return (
@@ -213,6 +223,7 @@ def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: i
         + SSL_SETTINGS
         + ssl_session_lines(config, paths["tickets"])
         + X_CACHE_MAP
+        + waf
     )
 
 
@@ -278,7 +289,8 @@ def _sites_map(
             default_loc.append((site.id, NO_ORIGIN))
         else:
             target.append((site.id, lit(f"{pool_scheme(pool)}://{upstream_name(pool.id)}")))
-            default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
+            proxy = site_proxy(site, pool, local)
+            default_loc.append((site.id, location_name(DEFAULT_PROFILE, proxy)))
         if site.hsts_max_age > 0:
             hsts.append((site.id, _hsts(site)))
     big = shards.sharded_map
@@ -342,10 +354,13 @@ class Routing:
     acl: bool = False
     redirect: bool = False
     inline: Inline | None = None
+    waf: bool = False  # a site has the WAF on (render_waf.route_lines)
 
 
 def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     route = ["include headers.conf;"]
+    if routing.waf:
+        route.append("recursive_error_pages on;")
     if routing.acl:
         route.append("if ($acl_blocked) { return 403; }")
     if not tls and local.https_port and routing.redirect:
@@ -417,7 +432,7 @@ def render_release(
     served_pools = sorted({s.pool for s in sites if s.pool in pools})
     upstreams = "".join(render_upstream(pools[p], health) for p in served_pools)
     with_pool = [
-        (s.id, s.cache_rules, ProxyProfile.of(pools[s.pool]))
+        (s.id, s.cache_rules, site_proxy(s, pools[s.pool], local))
         for s in sites
         if s.pool is not None and s.pool in pools
     ]
@@ -425,6 +440,7 @@ def render_release(
     locations = set(compiled.locations)
     locations |= {(DEFAULT_PROFILE, proxy) for _, _, proxy in with_pool}
     rate_http, rate_server = render_rate_limits(sites)
+    waf_sites = [s for s in sites if s.waf is not None]
     last = memo.sni if memo is not None else None
     index = CertIndex()  # the certificates: only with an HTTPS port
     if local.https_port:
@@ -442,6 +458,7 @@ def render_release(
         acl=any(s.ip_allow or s.ip_deny for s in sites),
         redirect=bool(hosts[1]),
         inline=inline,
+        waf=bool(waf_sites),
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -460,8 +477,10 @@ def render_release(
             head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
     files: dict[str, str] = {
-        "nginx.conf": _main_conf(local),
-        "base.conf": _base_conf(local, compiled.cache_key, config, map_hash_size(names)),
+        "nginx.conf": _main_conf(local, load_modules(local, waf_sites)),
+        "base.conf": _base_conf(
+            local, compiled.cache_key, config, map_hash_size(names), http_lines(local, waf_sites)
+        ),
         "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
         "sites.map": sites_map
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
@@ -469,7 +488,8 @@ def render_release(
         "access.conf": render_acl(sites) + rate_http,
         "upstreams.conf": upstreams or "# no pools\n",
         "locations.conf": _named_locations(locations)
-        + bundle_locations(config, brotli=bool(local.brotli_module)),
+        + bundle_locations(config, brotli=bool(local.brotli_module))
+        + blocked_locations((proxy for _, proxy in locations), _paths(local)["status"]),
         "mime.types": mime_types(),
         "servers.conf": servers,
     }
@@ -486,6 +506,7 @@ def render_release(
                 f"listen unix:{_paths(local)['status']};",
                 "access_log off;",
                 f"location / {{ default_type text/plain; return 200 {lit(marker)}; }}",
+                *status_location(proxy for _, proxy in locations),
             ],
         )
     ).encode()
