@@ -29,6 +29,7 @@ from edgeplane.api.routers import (
     operations,
     overview,
     session,
+    waf,
 )
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services.cert_orders import Orders
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(dr.router)
     app.include_router(cdn.router)
+    app.include_router(waf.router)
     app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)

@@ -38,6 +38,7 @@ from edgeplane.cli import (
     servers,
     services,
     users,
+    waf,
 )
 from edgeplane.cli.runtime import Globals
 from edgeplane.version import __version__
@@ -102,6 +103,7 @@ app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
 app.add_typer(dr.dr_app, name="dr")  # operations' create/list/... and dr's live commands
 app.add_typer(cdn.app, name="cdn")
+app.add_typer(waf.app, name="waf")
 app.add_typer(costs.app, name="cost")
 app.command("deploy")(deploy.deploy)
 app.add_typer(deploy.app, name="deployment")

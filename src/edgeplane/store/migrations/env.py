@@ -10,6 +10,7 @@ from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
     ha_tables,
     iac_tables,
     monitoring_tables,
+    waf_tables,
 )
 from edgeplane.store.tables import Base
 
