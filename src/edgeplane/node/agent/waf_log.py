@@ -123,7 +123,7 @@ def _int(value: Any) -> int | None:
 def reduce(line: bytes, sites: SiteResolver) -> WafMatchLine | None:
     """The match of one audit log line; None when it is not one of a known site's."""
     try:
-        doc = json.loads(line)
+        doc = json.loads(line.decode("utf-8", "replace"))  # ModSecurity logs raw bytes
         tx = doc["transaction"]
         request = tx.get("request") or {}
         headers = {str(k).lower(): v for k, v in (request.get("headers") or {}).items()}
