@@ -52,6 +52,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_INTERNAL_OCSP", "internal_ocsp", _flag),
     ("EDGEPLANE_STAPLE_INTERVAL", "staple_interval_s", float),
     ("EDGEPLANE_ACCESS_LOG_RETENTION", "access_log_retention_s", float),
+    ("EDGEPLANE_WAF_MATCH_RETENTION", "waf_match_retention_s", float),
     ("EDGEPLANE_ACCESS_LOG_PER_DOMAIN", "access_log_per_domain", int),
     ("EDGEPLANE_BACKUP_KEY", "backup_key", str),
     ("EDGEPLANE_BACKUP_TARGETS", "backup_targets", str),
@@ -164,6 +165,8 @@ class Settings:
     # Access log lines the edge reports (services.access_logs): kept this many seconds, and
     # at most this many per domain (the newest).
     access_log_retention_s: float = 7 * 86400.0
+    # WAF matches the edge reports (services.waf): kept this many seconds
+    waf_match_retention_s: float = 30 * 86400.0
     access_log_per_domain: int = 10_000
     # Backups of the control plane (edgeplane.backup, docs/disaster-recovery.md): the key
     # (else $EDGEPLANE_HOME/backup.key), the targets besides $EDGEPLANE_HOME/backups

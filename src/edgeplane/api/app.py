@@ -34,6 +34,7 @@ from edgeplane.api.routers import (
     security_score,
     service_accounts,
     session,
+    waf,
 )
 from edgeplane.routing.geoip import GeoLocator
 from edgeplane.services.cert_orders import Orders
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(cdn.router)
     app.include_router(cdn_security.router)
     app.include_router(bots.router)
+    app.include_router(waf.router)
     app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)

@@ -42,6 +42,7 @@ from edgeplane.cli import (
     service_accounts,
     services,
     users,
+    waf,
 )
 from edgeplane.cli.runtime import Globals
 from edgeplane.version import __version__
@@ -107,6 +108,7 @@ app.add_typer(operations.lb_app, name="lb")
 app.add_typer(dr.dr_app, name="dr")  # operations' create/list/... and dr's live commands
 app.add_typer(cdn.app, name="cdn")
 app.add_typer(bots.app, name="bots")
+app.add_typer(waf.app, name="waf")
 app.add_typer(costs.app, name="cost")
 app.command("deploy")(deploy.deploy)
 app.add_typer(deploy.app, name="deployment")

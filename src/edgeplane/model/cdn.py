@@ -17,6 +17,7 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_v
 from edgeplane.model.bots import BotSettings
 from edgeplane.model.client_limits import ClientLimits
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
+from edgeplane.model.waf import WafSettings
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
 _EXACT = re.compile(r"^/[^\s*?#]*$")
@@ -187,6 +188,7 @@ class EdgeSecurity(Input):
         default_factory=BotSettings,
         description="bot protection: known-bad and automated clients, behaviour, good bots",
     )
+    waf: WafSettings = Field(default_factory=WafSettings, description="see model.waf")
 
 
 class CDNConfigCreate(Input):

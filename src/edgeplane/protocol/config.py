@@ -120,6 +120,22 @@ class ClientLimitsSpec(Frozen):
     under_attack: bool = False
 
 
+class WafExclusionSpec(Frozen):
+    """Rules (ids, or ranges ``first-last``) off for the site, under ``path`` when given."""
+
+    rules: tuple[str, ...]
+    path: str | None = None
+
+
+class WafSpec(Frozen):
+    """A site's web application firewall (``edgeplane.model.waf``; absent when off)."""
+
+    mode: Literal["detect", "block"]
+    paranoia_level: int = Field(1, ge=1, le=4)
+    anomaly_threshold: int = Field(5, ge=1)
+    exclusions: tuple[WafExclusionSpec, ...] = ()
+
+
 class SiteSpec(Frozen):
     """A project as the edge serves it: its domains in front of its origin pool."""
 
@@ -138,6 +154,7 @@ class SiteSpec(Frozen):
     # unknown fields, still take the snapshots of projects that don't use them.
     client_limits: ClientLimitsSpec | None = Field(None, exclude_if=lambda v: v is None)
     bots: BotSpec | None = Field(None, exclude_if=lambda v: v is None)  # protocol/bots.py
+    waf: WafSpec | None = Field(None, exclude_if=lambda v: v is None)  # None: WAF off
 
 
 class CertSpec(Frozen):

@@ -278,6 +278,42 @@ class AccessLogReport(AgentMessage):
     dropped: Int = Field(0, ge=0)  # lines left out since the last report (over the bounds)
 
 
+# WAF matches (``edgeplane.node.agent.waf_log``): what a match keeps, at most.
+WAF_URI_MAX = 2000
+WAF_MESSAGE_MAX = 300
+WAF_DATA_MAX = 200  # what matched, truncated
+WAF_RULES_MAX = 50  # rule matches per request
+WAF_REPORT_MAX = 5000  # requests per report
+
+
+class WafRuleHit(AgentMessage):
+    rule: Int = Field(ge=1)
+    message: Text = Field("", max_length=WAF_MESSAGE_MAX)
+    data: Text | None = Field(None, max_length=WAF_DATA_MAX)
+    severity: Text | None = Field(None, max_length=16)
+
+
+class WafMatchLine(AgentMessage):
+    """One request that matched WAF rules on a node (ModSecurity's audit log)."""
+
+    request_id: Text = Field(min_length=1, max_length=64)
+    site: Text = Field(min_length=1, max_length=63)  # the project id
+    domain: Text = Field(min_length=1, max_length=253)
+    at: datetime
+    method: Text = Field("", max_length=16)
+    uri: Text = Field("", max_length=WAF_URI_MAX)
+    client: Text = Field("", max_length=64)
+    rules: list[WafRuleHit] = Field(max_length=WAF_RULES_MAX)
+    anomaly_score: Int | None = Field(None, ge=0)
+    action: Literal["blocked", "detected"]
+    status: Int | None = Field(None, ge=100, le=599)
+
+
+class WafReport(AgentMessage):
+    matches: list[WafMatchLine] = Field(max_length=WAF_REPORT_MAX)
+    dropped: Int = Field(0, ge=0)  # matches left out since the last report (over the bounds)
+
+
 class UptimeState(AgentMessage):
     """What a node's last check of one probe of a domain saw (``node.agent.uptime``)."""
 

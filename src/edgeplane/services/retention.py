@@ -8,7 +8,8 @@
 - **Retention** (``Settings``): minute traffic ``metrics_minute_retention_s`` (7 days; only
   what was rolled up), hourly traffic and uptime ``metrics_hour_retention_s`` (90 days),
   server metrics ``server_metrics_retention_s`` (30 days), the audit trail
-  ``audit_retention_s`` (a year), resolved alerts and their notifications
+  ``audit_retention_s`` (a year), WAF matches ``waf_match_retention_s`` (30 days),
+  resolved alerts and their notifications
   ``alert_retention_s`` (a year). Deletes run in batches of ``BATCH`` rows, so a first pass on
   a large backlog never holds the database for long.
 """
@@ -32,6 +33,7 @@ from edgeplane.store.monitoring_tables import (
     UptimeHourRow,
 )
 from edgeplane.store.tables import AlertRow, AuditRow, EdgeAnalyticsRow, MetricRow, utcnow
+from edgeplane.store.waf_tables import WafMatchRow
 
 log = logging.getLogger("edgeplane.retention")
 
@@ -156,6 +158,9 @@ def prune(db: Database, settings: Settings, now: datetime | None = None) -> dict
             db, MetricRow, MetricRow.at, ago(settings.server_metrics_retention_s)
         ),
         "audit_events": _prune(db, AuditRow, AuditRow.at, ago(settings.audit_retention_s)),
+        "waf_matches": _prune(
+            db, WafMatchRow, WafMatchRow.at, ago(settings.waf_match_retention_s)
+        ),
         "notifications": _prune(
             db,
             NotificationRow,

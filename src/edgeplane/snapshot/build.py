@@ -58,6 +58,7 @@ from edgeplane.protocol.config import (
 )
 from edgeplane.snapshot.bots import bot_spec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
+from edgeplane.snapshot.waf import waf_spec
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
 DEFAULT_OPTIONS = {"connect_timeout_s": 2.0, "read_timeout_s": 30.0, "retries": 1}
@@ -334,6 +335,7 @@ def site_spec(
         ip_deny=tuple(sorted(set(sec.ip_deny))),
         client_limits=client_limits_spec(sec.limits, sec.under_attack),
         bots=bot_spec(sec.bots, cdn.bot_key),
+        waf=waf_spec(sec.waf),
     )
 
 

@@ -63,6 +63,7 @@ from edgeplane.node.agent.orphans import kill_orphan_workers
 from edgeplane.node.agent.statedir import StateDir
 from edgeplane.node.agent.tasks import cancel_all
 from edgeplane.node.agent.uptime import UptimeChecker, targets_of, without_own_checks
+from edgeplane.node.agent.waf_log import WafMatches, audit_log_path, truncate_if_large
 from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
 from edgeplane.node.nginx.render_bots import flag_dir
@@ -1093,6 +1094,8 @@ class Agent:
         await asyncio.to_thread(self.bots.clear_files)
         samples = AccessSampler(since=time.time())  # access log lines, shipped after them
         tailer: LogTailer | None = None
+        waf = WafMatches(self.metrics.waf)  # ModSecurity's audit log (waf_log)
+        waf_tailer: LogTailer | None = None
         last_report = time.monotonic()
         mapped: EdgeConfig | None = None  # the config whose backends the aggregator knows
         try:
@@ -1107,9 +1110,12 @@ class Agent:
                     )
                     self.bots.set_sites(desired.sites)
                     mapped = desired
+                    waf.set_sites(desired.sites)
                 if tailer is None:
                     try:
                         tailer = LogTailer(self.engine.access_log)
+                        audit = audit_log_path(tailer.path)  # from its end if it was there
+                        waf_tailer = LogTailer(audit, from_end=audit.exists())
                     except Exception:
                         continue
                 lines = without_own_checks(
@@ -1121,6 +1127,8 @@ class Agent:
                 if self.bots.pending():
                     await asyncio.to_thread(self.bots.sync_files)
                 aggregator.forget_before(time.time())
+                if waf_tailer is not None:
+                    await asyncio.to_thread(waf.read, waf_tailer)
                 if time.monotonic() - last_report < self.options.analytics_interval_s:
                     continue
                 last_report = time.monotonic()
@@ -1130,6 +1138,10 @@ class Agent:
                         tailer.path,
                         self.options.pid_file,
                         self.options.log_rotate_bytes,
+                    )
+                if waf_tailer is not None:
+                    await asyncio.to_thread(
+                        truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
                     )
                 if self.node_id is None:
                     continue
@@ -1143,9 +1155,12 @@ class Agent:
                         log.debug("analytics not sent: %s", exc)
                         aggregator.restore(minutes)
                 await samples.ship(self.client, self.node_id)
+                await waf.ship(self.client, self.node_id)
         finally:
             if tailer is not None:
                 tailer.close()
+            if waf_tailer is not None:
+                waf_tailer.close()
 
     # Uptime checks ---------------------------------------------------------------------------
 

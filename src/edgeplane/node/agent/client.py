@@ -37,6 +37,7 @@ from edgeplane.protocol.messages import (
     ObjectsRequest,
     PurgeAck,
     UptimeReport,
+    WafReport,
 )
 from edgeplane.protocol.versions import PROTOCOL_VERSION
 from edgeplane.version import __version__
@@ -419,6 +420,9 @@ class EdgeClient:
 
     async def report_access_logs(self, node_id: str, body: AccessLogReport) -> None:
         await self._call("POST", f"/nodes/{node_id}/logs", body, timeout_s=30.0)
+
+    async def report_waf_matches(self, node_id: str, body: WafReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/waf", body, timeout_s=30.0)
 
     async def download_bundle(self, bundle: str, write: Callable[[bytes], object]) -> int:
         """Stream the archive of ``bundle`` to ``write``, chunk by chunk; the bytes written.

@@ -9,6 +9,8 @@
   (``site_totals``); a site that served nothing since the agent started has no series;
 - **backends**: ``edgeplane_edge_backend_up`` (1 up, 0 down; unknown ones are left out) and
   the last check's latency, per pool and backend, as the node's active checks see them;
+- **WAF matches** (``edgeplane_waf_matches_total`` by project, rule and action), from
+  ModSecurity's audit log (``waf_log``);
 - **applies**: ``edgeplane_edge_apply_duration_seconds`` by outcome, the revisions received and
   served, restarts of nginx and of the DNS server, purges by outcome;
 - **bundles**: the sites' bundles by state (fetching, active, failed);
@@ -38,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from edgeplane.node.agent.site_totals import SiteTotals
+from edgeplane.node.agent.waf_log import WafCounts
 from edgeplane.protocol.messages import BackendState
 
 APPLY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -91,6 +94,21 @@ class TrafficCollector(Collector):
                     sum_value=c.upstream_ms / 1000,
                 )
         yield from (requests, sent, static, upstream, blocked)
+
+
+class WafCollector(Collector):
+    def __init__(self, counts: WafCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        matches = CounterMetricFamily(
+            "edgeplane_waf_matches",
+            "WAF rule matches, by project, rule and action (blocked, detected)",
+            labels=["project", "rule", "action"],
+        )
+        for (project, rule, action), n in self.counts.snapshot():
+            matches.add_metric([project, rule, action], n)
+        yield matches
 
 
 @dataclass
@@ -213,6 +231,8 @@ class AgentMetrics:
         )
         ProcessCollector(registry=self.registry)
         self.registry.register(TrafficCollector(self.totals))
+        self.waf = WafCounts()
+        self.registry.register(WafCollector(self.waf))
 
     def watch(self, view: NodeView, dns_metrics_url: Callable[[], str | None]) -> None:
         self.registry.register(StateCollector(view))

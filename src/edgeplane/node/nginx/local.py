@@ -9,6 +9,14 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class WafEngine:
+    """ModSecurity and the Core Rule Set as installed on this node (``render_waf``)."""
+
+    modules: tuple[str, ...]  # the .so files to load, in order (NDK before ModSecurity)
+    crs_rules: str  # the directory of the CRS's ``*.conf`` rule files
+
+
+@dataclass(frozen=True)
 class NodeLocal:
     """Where and how this node's nginx runs."""
 
@@ -20,6 +28,7 @@ class NodeLocal:
     user: str | None = None  # nginx `user`; None: "www-data" when running as root, else none
     workers: int = 2
     brotli_module: str | None = None  # the brotli_static module's .so, when installed
+    waf: WafEngine | None = None  # ModSecurity and the CRS, when installed
     bundle_dir: Path | None = None  # where static bundles are unpacked; None: prefix/bundles
     # Certificates stapled at most (render_stapling): each is a server block of its own, about
     # 0.4 MiB of nginx memory and 4-5 ms of every reload here (bench/stapling.py).
@@ -51,3 +60,17 @@ BROTLI_MODULE = Path("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so")
 def find_brotli_module() -> str | None:
     """The brotli_static module of this machine's nginx, if installed (Debian's package)."""
     return str(BROTLI_MODULE) if BROTLI_MODULE.is_file() else None
+
+
+MODULES = Path("/usr/lib/nginx/modules")
+NDK_MODULE = MODULES / "ndk_http_module.so"
+MODSECURITY_MODULE = MODULES / "ngx_http_modsecurity_module.so"
+CRS_RULES = Path("/usr/share/modsecurity-crs/rules")
+
+
+def find_waf_engine() -> WafEngine | None:
+    """ModSecurity-nginx (and the NDK it needs) and the OWASP CRS, if installed (Debian's
+    ``libnginx-mod-http-modsecurity`` and ``modsecurity-crs``)."""
+    if not (NDK_MODULE.is_file() and MODSECURITY_MODULE.is_file() and CRS_RULES.is_dir()):
+        return None
+    return WafEngine((str(NDK_MODULE), str(MODSECURITY_MODULE)), str(CRS_RULES))

@@ -46,6 +46,13 @@ from edgeplane.node.nginx.render_upstreams import (
     render_upstream,
     upstream_name,
 )
+from edgeplane.node.nginx.render_waf import (
+    blocked_locations,
+    http_lines,
+    load_modules,
+    site_proxy,
+    status_location,
+)
 from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.config import EdgeConfig, PoolSpec, SiteSpec
 
@@ -186,7 +193,12 @@ def map_hash_size(names: int) -> int:
 
 
 def _base_conf(
-    local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: int, log_extra: str = ""
+    local: NodeLocal,
+    cache_key: str,
+    config: EdgeConfig,
+    map_size: int,
+    log_extra: str = "",
+    waf: str = "",
 ) -> str:
     paths = _paths(local)
     tmp = paths["tmp"]
@@ -219,6 +231,7 @@ def _base_conf(
         + SSL_SETTINGS
         + ssl_session_lines(config, paths["tickets"])
         + X_CACHE_MAP
+        + waf
     )
 
 
@@ -284,7 +297,8 @@ def _sites_map(
             default_loc.append((site.id, NO_ORIGIN))
         else:
             target.append((site.id, lit(f"{pool_scheme(pool)}://{upstream_name(pool.id)}")))
-            default_loc.append((site.id, location_name(DEFAULT_PROFILE, ProxyProfile.of(pool))))
+            proxy = site_proxy(site, pool, local)
+            default_loc.append((site.id, location_name(DEFAULT_PROFILE, proxy)))
         if site.hsts_max_age > 0:
             hsts.append((site.id, _hsts(site)))
     big = shards.sharded_map
@@ -350,10 +364,13 @@ class Routing:
     bots: bool = False
     inline: Inline | None = None
     checks: tuple[str, ...] = ()  # refusals before routing (render_limits: 431, 413)
+    waf: bool = False  # a site has the WAF on (render_waf.route_lines)
 
 
 def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     route = ["include headers.conf;"]
+    if routing.waf:
+        route.append("recursive_error_pages on;")
     if routing.acl:
         route.append("if ($acl_blocked) { return 403; }")
     route.extend(routing.checks)
@@ -428,7 +445,7 @@ def render_release(
     served_pools = sorted({s.pool for s in sites if s.pool in pools})
     upstreams = "".join(render_upstream(pools[p], health) for p in served_pools)
     with_pool = [
-        (s.id, s.cache_rules, ProxyProfile.of(pools[s.pool]))
+        (s.id, s.cache_rules, site_proxy(s, pools[s.pool], local))
         for s in sites
         if s.pool is not None and s.pool in pools
     ]
@@ -441,6 +458,7 @@ def render_release(
     bots = render_bots(sites, local.prefix)
     if bots is not None:
         rate_server = [*rate_server, *bots.server]
+    waf_sites = [s for s in sites if s.waf is not None]
     last = memo.sni if memo is not None else None
     index = CertIndex()  # the certificates: only with an HTTPS port
     if local.https_port:
@@ -460,6 +478,7 @@ def render_release(
         inline=inline,
         checks=tuple(client.checks),
         bots=bots is not None,
+        waf=bool(waf_sites),
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -478,13 +497,16 @@ def render_release(
             head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
     files: dict[str, str] = {
-        "nginx.conf": _main_conf(local, (bots.module,) if bots else ()),
+        "nginx.conf": _main_conf(
+            local, (*load_modules(local, waf_sites), *((bots.module,) if bots else ()))
+        ),
         "base.conf": _base_conf(
             local,
             compiled.cache_key,
             config,
             map_hash_size(names),
             LOG_FIELD if bots else "",
+            http_lines(local, waf_sites),
         ),
         "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
         "sites.map": sites_map
@@ -494,7 +516,8 @@ def render_release(
         "upstreams.conf": upstreams or "# no pools\n",
         "locations.conf": _named_locations(locations)
         + bundle_locations(config, brotli=bool(local.brotli_module))
-        + (bots.location if bots else ""),
+        + (bots.location if bots else "")
+        + blocked_locations((proxy for _, proxy in locations), _paths(local)["status"]),
         "mime.types": mime_types(),
         "servers.conf": servers,
         **(bots.files if bots else {}),
@@ -512,6 +535,7 @@ def render_release(
                 f"listen unix:{_paths(local)['status']};",
                 "access_log off;",
                 f"location / {{ default_type text/plain; return 200 {lit(marker)}; }}",
+                *status_location(proxy for _, proxy in locations),
             ],
         )
     ).encode()

@@ -59,7 +59,7 @@ def dominant_location(sites: list[SiteSpec], pools: dict[str, PoolSpec]) -> Inli
     by_location: dict[tuple[CacheProfile, ProxyProfile], dict[str, int]] = {}
     for site in sites:
         pool = pools.get(site.pool) if site.pool else None
-        if pool is None:
+        if pool is None or site.waf is not None:  # a WAF site always jumps (render_waf)
             continue
         per_pool = by_location.setdefault((_fallback(site), ProxyProfile.of(pool)), {})
         per_pool[pool.id] = per_pool.get(pool.id, 0) + 1
@@ -97,7 +97,7 @@ def jump_maps(
     ruled_here = True  # every eligible site with rules has the in-place default location
     for site in sites:
         pool = pools.get(site.pool) if site.pool else None
-        if pool is None or site.id in bundled:
+        if pool is None or site.id in bundled or site.waf is not None:
             continue
         if inline.pool is not None and pool.id != inline.pool.id:
             continue

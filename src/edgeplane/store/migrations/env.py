@@ -12,6 +12,7 @@ from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
     iac_tables,
     monitoring_tables,
     security_tables,
+    waf_tables,
 )
 from edgeplane.store.tables import Base
 
