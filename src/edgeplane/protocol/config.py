@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from edgeplane.protocol.origin_tls import OriginTlsSpec
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,6 +98,15 @@ class PoolSpec(Frozen):
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 30.0
     retries: int = Field(1, ge=0, le=5, description="tries on the next backend (idempotent)")
+    tls: OriginTlsSpec | None = None  # client certificate and verification (private origins)
+
+    @model_serializer(mode="wrap")
+    def _without_plain_tls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A pool without origin TLS settings dumps (and hashes) as before the field existed.
+        doc: dict[str, Any] = handler(self)
+        if doc.get("tls", 0) is None:
+            doc.pop("tls")
+        return doc
 
 
 class RateLimitSpec(Frozen):

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
+from edgeplane.certificates import origin_client
 from edgeplane.errors import Conflict, InvalidInput, NotFound
 from edgeplane.model.common import Page
 from edgeplane.model.enums import Role
@@ -53,6 +54,7 @@ _EDITABLE = {
     "retries",
     "tier",
     "environment",
+    "tls",
 }
 
 
@@ -84,6 +86,7 @@ def to_model(row: LoadBalancerRow) -> LoadBalancer:
         retries=options.get("retries", 1),
         tier=options.get("tier"),
         environment=row.environment,
+        tls=options.get("tls"),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -155,6 +158,12 @@ def _check_tier(tx: Tx, spec: LoadBalancerCreate) -> None:
         )
 
 
+def _client_certificate(tx: Tx, spec: LoadBalancerCreate) -> None:
+    """The project's client certificate, issued when the backends are to be shown one."""
+    if spec.tls is not None and spec.tls.client_certificate:
+        origin_client.ensure(tx)
+
+
 def _region_code(tx: Tx, spec: LoadBalancerCreate) -> str | None:
     """A region code from what ``region`` names: a code, a location's code, or the one code
     of a region type that has only one (americas has two: na and sa)."""
@@ -190,6 +199,7 @@ def create(tx: Tx, data: LoadBalancerCreate | dict[str, Any]) -> LoadBalancer:
     lb_id = choose_id(tx, LoadBalancerRow, spec.id, "lb", "load balancer")
     _check_servers(tx, spec)
     _check_tier(tx, spec)
+    _client_certificate(tx, spec)
     row = LoadBalancerRow(project_id=tx.project, id=lb_id)
     _fill(row, spec, lb_id, _region_code(tx, spec))
     tx.session.add(row)
@@ -221,6 +231,7 @@ def _save(
 ) -> LoadBalancer:
     _check_servers(tx, spec)
     _check_tier(tx, spec)
+    _client_certificate(tx, spec)
     _fill(row, spec, row.id, _region_code(tx, spec))
     tx.session.flush()
     after = to_model(row)

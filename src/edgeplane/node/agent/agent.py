@@ -241,7 +241,7 @@ class Agent:
         self._registered = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
         self._acme_wanted = asyncio.Event()
-        self.health = HealthChecker(on_change=self._apply_wanted.set)
+        self.health = HealthChecker(on_change=self._apply_wanted.set, certs=self.objects.full_cert)
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
