@@ -12,6 +12,7 @@ import typer
 
 from edgeplane.cli import edge_nodes, output
 from edgeplane.cli import options as o
+from edgeplane.cli import origin_tls as ot
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
 
@@ -154,6 +155,11 @@ def configure(
     deny: Annotated[
         list[str] | None, typer.Option("--deny", help="denied CIDR; repeatable")
     ] = None,
+    client_cert: ot.ClientCert = None,
+    verify: ot.Verify = None,
+    origin_ca: ot.OriginCa = None,
+    pin: ot.Pins = None,
+    origin_name: ot.OriginName = None,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="the whole config from YAML or JSON")
     ] = None,
@@ -163,15 +169,17 @@ def configure(
     timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait at most")] = 30.0,
     as_json: o.Json = False,
 ) -> None:
-    """Replace the project's CDN config (origins, cache rules, security)."""
+    """Replace the project's CDN config (origins, cache rules, security; the TLS options of
+    private origins apply to every --origin)."""
+    tls = ot.tls_doc(client_cert, verify, origin_ca, pin, origin_name)
     if file is not None:
-        if any(v for v in (origin, lb, rule, rate_limit, allow, deny)) or (
+        if any(v for v in (origin, lb, rule, rate_limit, allow, deny, tls)) or (
             force_https is not None or hsts is not None
         ):
             rt.fail("give either --file or the options, not both", 2)
         body = rt.read_mapping(file, "origins, cache_rules", hint_mapping=False)
     else:
-        origins: list[Doc] = [{"url": u} for u in origin or ()]
+        origins: list[Doc] = [{"url": u} | ({"tls": tls} if tls else {}) for u in origin or ()]
         if lb:
             origins.append({"load_balancer": lb})
         security = rt.compact(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from typing import Literal
 
@@ -35,6 +34,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edgeplane.model.common import Bool, Input, MultilineText, Text
+from edgeplane.protocol.origin_tls import spki_pin_of_der
 
 PIN_PATTERN = r"^sha256/[A-Za-z0-9+/]{43}=$"
 _PIN = re.compile(PIN_PATTERN)
@@ -53,15 +53,7 @@ Verify = Literal["none", "ca", "pin"]
 
 def spki_pin(cert: x509.Certificate) -> str:
     """The pin of a certificate's public key: ``sha256/<base64>`` of its DER SPKI."""
-    der = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return "sha256/" + base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
-def spki_pin_der(der: bytes) -> str:
-    """``spki_pin`` of a DER certificate."""
-    return spki_pin(x509.load_der_x509_certificate(der))
+    return spki_pin_of_der(cert.public_bytes(serialization.Encoding.DER))
 
 
 def parse_ca_pem(text: str) -> list[x509.Certificate]:

@@ -11,6 +11,8 @@ the origin's chain with ``pins`` and keep a backend out of rotation until one ma
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -28,3 +30,16 @@ class OriginTlsSpec(BaseModel):
     @property
     def pinned(self) -> bool:
         return self.verify == "pin" and bool(self.pins)
+
+
+def spki_pin_of_der(der: bytes) -> str:
+    """The pin of a DER certificate's public key: ``sha256/<base64>`` of the SHA-256 of its
+    DER SubjectPublicKeyInfo (as HPKP). ``cryptography`` is loaded here, when a pin is
+    compared, not with the module (an agent without pinned origins never loads it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode()

@@ -27,12 +27,10 @@ import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-
-from edgeplane.model.origin_tls import spki_pin
 from edgeplane.protocol.config import BackendSpec, CertSpec, HealthCheckSpec
-from edgeplane.protocol.origin_tls import OriginTlsSpec
+from edgeplane.protocol.origin_tls import OriginTlsSpec, spki_pin_of_der
 
 # The check of a verifying pool (CA or pins) that has no health check of its own: a TLS
 # handshake (the chain verified, the pins compared) every 5 s, one failure out, one success in.
@@ -40,6 +38,9 @@ TLS_CHECK = HealthCheckSpec(
     protocol="tcp", interval_s=5.0, timeout_s=2.0, healthy_threshold=1, unhealthy_threshold=1
 )
 MISMATCH = "certificate does not match the pinned key"
+
+if TYPE_CHECKING:  # cryptography is loaded only when a pin is compared (its native code is
+    from cryptography import x509  # 8 MiB an agent keeps otherwise: test_agent_imports)
 
 CertSource = Callable[[str], CertSpec]
 
@@ -61,11 +62,15 @@ def _subject(cert: x509.Certificate) -> str:
         return "?"
 
 
-def pin_mismatch(chain: list[x509.Certificate], pins: tuple[str, ...]) -> str | None:
-    """Why ``chain`` (the leaf first) matches none of ``pins``; None when one matches."""
-    if not chain:
+def pin_mismatch(ders: list[bytes], pins: tuple[str, ...]) -> str | None:
+    """Why the chain ``ders`` (DER, the leaf first) matches none of ``pins``; None when one
+    matches."""
+    from cryptography import x509
+
+    if not ders:
         return f"{MISMATCH}: the origin presented no certificate"
-    presented = [spki_pin(c) for c in chain]
+    chain = [x509.load_der_x509_certificate(d) for d in ders]
+    presented = [spki_pin_of_der(d) for d in ders]
     if any(p in pins for p in presented):
         return None
     return (
@@ -109,19 +114,18 @@ def _load_client(ctx: ssl.SSLContext, cert: CertSpec) -> None:
             os.unlink(path)
 
 
-def _presented(sslobj: ssl.SSLObject) -> list[x509.Certificate]:
-    """The certificates the origin sent, the leaf first (unverified)."""
+def _presented(sslobj: ssl.SSLObject) -> list[bytes]:
+    """The certificates the origin sent (DER), the leaf first (unverified)."""
     inner = getattr(sslobj, "_sslobj", None)
     chain_of = getattr(inner, "get_unverified_chain", None)
     if chain_of is not None:  # Python 3.10-3.12 (public from 3.13)
         try:
             der_encoding = ssl._ssl.ENCODING_DER  # type: ignore[attr-defined]
-            ders = [c.public_bytes(der_encoding) for c in chain_of() or []]
-            return [x509.load_der_x509_certificate(d) for d in ders]
+            return [c.public_bytes(der_encoding) for c in chain_of() or []]
         except (AttributeError, ValueError, TypeError):
             pass
     der = sslobj.getpeercert(binary_form=True)
-    return [x509.load_der_x509_certificate(der)] if der else []
+    return [der] if der else []
 
 
 def _tls_reason(exc: BaseException) -> str:
