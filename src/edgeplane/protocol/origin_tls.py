@@ -39,7 +39,9 @@ def spki_pin_of_der(der: bytes) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    spki = x509.load_der_x509_certificate(der).public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    spki = (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
