@@ -26,15 +26,16 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from edgeplane.model.common import Bool, Input, MultilineText, Text
 from edgeplane.protocol.origin_tls import spki_pin_of_der
+
+if TYPE_CHECKING:  # loaded when a PEM is parsed (the CLI and models import this module)
+    from cryptography import x509
 
 PIN_PATTERN = r"^sha256/[A-Za-z0-9+/]{43}=$"
 _PIN = re.compile(PIN_PATTERN)
@@ -53,12 +54,16 @@ Verify = Literal["none", "ca", "pin"]
 
 def spki_pin(cert: x509.Certificate) -> str:
     """The pin of a certificate's public key: ``sha256/<base64>`` of its DER SPKI."""
+    from cryptography.hazmat.primitives import serialization
+
     return spki_pin_of_der(cert.public_bytes(serialization.Encoding.DER))
 
 
 def parse_ca_pem(text: str) -> list[x509.Certificate]:
     """The certificates of a PEM bundle (at least one, nothing else in it); ValueError says
     what is wrong."""
+    from cryptography import x509
+
     blocks = _PEM_CERT.findall(text)
     rest = _PEM_CERT.sub("", text).strip()
     if not blocks:
@@ -76,6 +81,8 @@ def parse_ca_pem(text: str) -> list[x509.Certificate]:
 
 def canonical_ca_pem(text: str) -> str:
     """The bundle re-encoded: one PEM per certificate, LF line ends, a final newline."""
+    from cryptography.hazmat.primitives import serialization
+
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in parse_ca_pem(text))
 
 
