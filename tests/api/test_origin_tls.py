@@ -14,7 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from conftest import Api, Cli
 from edgeplane.certificates import origin_client
-from edgeplane.model.origin_tls import OriginTls
+from edgeplane.model.origin_tls import OriginTls, spki_pin
+from edgeplane.node.agent.origin_tls import pin_mismatch
 from edgeplane.sdk.cdn_service import CDNService
 from edgeplane.sdk.load_balancer_service import LoadBalancerService
 from edgeplane.store.actor import LOCAL
@@ -240,3 +241,39 @@ def test_the_cli_sets_the_settings_and_shows_the_certificate(cli: Cli, tmp_path:
     err = cli.fails("lb", "create", "--endpoint", HTTPS[0], "--verify", "pin", "--pin", "nope",
                     code=1)  # fmt: skip
     assert "tls.pins" in err and "is not a pin" in err
+
+
+@ONE_ENGINE
+def test_a_refused_certificate_shows_in_the_origins_health(api: Api, cli: Cli) -> None:
+    """What an agent reports of a pinned origin with another key (the reason made by the
+    agent's own code) reaches the API's origin health and ``edgeplane cdn health``."""
+    from cryptography.hazmat.primitives import serialization
+
+    from edgeplane.node.agent.health import BackendStatus
+
+    url = "https://10.0.0.1:8443"
+    tls = {"verify": "pin", "pins": [PIN]}
+    ok(api.post(CDN, json={"origins": [{"url": url, "tls": tls}, {"url": HTTPS[1], "tls": tls}]}),
+       201)  # fmt: skip
+    token = ok(api.post("/api/v1/tokens", json={"name": "edge", "scope": "edge"}), 201)["token"]
+    body = {"name": "edge-a", "region": "us-east", "http_port": 8080, "address": "192.0.2.1"}
+    node = ok(api.post("/api/v1/edge/nodes", token=token, json=body))["id"]
+    presented = x509.load_pem_x509_certificate(origin_ca_pem().encode())
+    reason = pin_mismatch([presented.public_bytes(serialization.Encoding.DER)], (PIN,))
+    assert reason is not None
+    status = BackendStatus(pool="origin.default", key=url, state="down", reason=reason,
+                           checked_at=utcnow(), changed_at=utcnow())  # fmt: skip
+    report = {"backends": [status.as_report().model_dump(mode="json")]}
+    r = api.post(f"/api/v1/edge/nodes/{node}/health", token=token, json=report)
+    assert r.status_code in (200, 202, 204), r.text
+    health = ok(api.get(f"{CDN}/origins/health"))
+    assert [h["backend"] for h in health] == [url, HTTPS[1]]
+    first, second = health
+    assert first["state"] == "down" and second["state"] == "unknown"
+    (seen,) = first["nodes"]
+    assert seen["node"] == "edge-a" and seen["reason"].startswith(
+        "certificate does not match the pinned key " + PIN
+    )
+    assert spki_pin(presented) in seen["reason"]
+    table = cli.run("cdn", "health").stdout
+    assert "certificate does not match the pinned key" in table and "down" in table

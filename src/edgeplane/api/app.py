@@ -116,6 +116,7 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(ocsp.router)
     app.include_router(origin_client.router)
+    app.include_router(origin_client.health_router)
     app.include_router(overview.router)
     app.include_router(iac.router)
     app.include_router(backups.router)

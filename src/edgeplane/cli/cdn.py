@@ -206,6 +206,16 @@ def configure(
         rt.fail("; ".join(problems), 1)
 
 
+@app.command("health")
+def origin_health(ctx: typer.Context, as_json: o.Json = False) -> None:
+    """Per URL origin: what each edge node's checks last saw (origins whose TLS settings
+    verify a CA or pins; a refused certificate says why)."""
+    from edgeplane.cli.operations import HEALTH_COLUMNS
+
+    doc = rt.call(ctx, lambda c: c.request("GET", f"{CDN_PATH}/origins/health"))
+    rt.emit(doc, as_json, lambda rows: output.table(rows, HEALTH_COLUMNS, title="origins"))
+
+
 @app.command("delete")
 def delete(ctx: typer.Context, as_json: o.Json = False) -> None:
     """Delete the project's CDN config."""

@@ -391,13 +391,12 @@ def _overall(states: list[str]) -> Literal["up", "down", "unknown"]:
     return "unknown"
 
 
-def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
-    """Per backend: its admin state and what each edge node's active checks last saw."""
-    lb = get(tx, lb_id)
+def nodes_health(tx: Tx, pool: str) -> dict[str, list[NodeBackendHealth]]:
+    """Backend key -> what each edge node's active checks last saw of it in ``pool``."""
     rows = tx.session.execute(
         select(BackendHealthRow, EdgeNodeRow.name)
         .join(EdgeNodeRow, EdgeNodeRow.id == BackendHealthRow.node_id)
-        .where(BackendHealthRow.pool == pool_id(tx.project, lb_id))
+        .where(BackendHealthRow.pool == pool)
         .order_by(EdgeNodeRow.name)
     ).all()
     seen: dict[str, list[NodeBackendHealth]] = {}
@@ -413,6 +412,18 @@ def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
                 latency_ms=health.latency_ms,
             )
         )
+    return seen
+
+
+def overall(nodes: list[NodeBackendHealth]) -> Literal["up", "down", "unknown"]:
+    """Up if any node says up, down if all that checked say down."""
+    return _overall([n.state for n in nodes])
+
+
+def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
+    """Per backend: its admin state and what each edge node's active checks last saw."""
+    lb = get(tx, lb_id)
+    seen = nodes_health(tx, pool_id(tx.project, lb_id))
     out = []
     for backend in lb.backends:
         nodes = seen.get(backend.key, [])
@@ -424,7 +435,7 @@ def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
                 weight=backend.weight,
                 backup=backend.backup,
                 admin_state=backend.state,
-                state=_overall([n.state for n in nodes]),
+                state=overall(nodes),
                 nodes=nodes,
             )
         )

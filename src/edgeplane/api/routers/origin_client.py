@@ -1,5 +1,6 @@
-"""The client certificate the edge presents to the project's private origins, and the CA that
-signs it: what a user configures an origin with (``edgeplane.certificates.origin_client``)."""
+"""Private origins: the client certificate the edge presents to the project's origins and the
+CA that signs it (what a user configures an origin with: ``certificates.origin_client``), and
+what the edge nodes see of the CDN's URL origins (``services.origin_health``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from fastapi import APIRouter
 
 from edgeplane.api.deps import Ctx
 from edgeplane.certificates import origin_client
+from edgeplane.model.operations import BackendHealth
 from edgeplane.model.origin_client import OriginClientCertificate
+from edgeplane.services.origin_health import origin_health
 
 router = APIRouter(prefix="/api/v1/infrastructure/ca/origin-client", tags=["certificates"])
+health_router = APIRouter(prefix="/api/v1/infrastructure/cdn/origins", tags=["cdn"])
 
 
 @router.get("", response_model=OriginClientCertificate)
@@ -32,3 +36,11 @@ def renew_origin_client_certificate(ctx: Ctx) -> OriginClientCertificate:
     the next snapshot (the control plane also renews it on its own before it expires)."""
     with ctx.write() as tx:
         return origin_client.renew_now(tx)
+
+
+@health_router.get("/health", response_model=list[BackendHealth])
+def get_origin_health(ctx: Ctx) -> list[BackendHealth]:
+    """Per URL origin of the CDN config: what each edge node's checks last saw (origins whose
+    TLS settings verify a CA or pins are checked: a refused certificate says why)."""
+    with ctx.read() as tx:
+        return origin_health(tx)
