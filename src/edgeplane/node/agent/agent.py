@@ -279,10 +279,11 @@ class Agent:
                 self.after = saved.revision
                 self._saved = (saved.revision, saved.content_hash())
                 self._acked_revision = saved.revision
+                # checks first: a pinned origin is out of rotation until checked
+                self.health.update(saved.pools)
                 await self._apply(saved)
                 await self._apply_dns(self.zones)
                 self._acme_wanted.set()
-                self.health.update(saved.pools)
             self._spawn(self._poll_loop, "poll")
             self._spawn(self._apply_loop, "apply")
             self._spawn(self._ack_loop, "ack")
