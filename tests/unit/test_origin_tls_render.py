@@ -77,7 +77,7 @@ def test_the_model_canonicalises_and_refuses() -> None:
     tls = OriginTls(
         verify="pin",
         ca_pem=cert.replace("\n", "\r\n") + "\n\n",
-        pins=[pin, f" {pin} "],
+        pins=[pin, pin],
         server_name="Origin.Example.",
     )
     assert tls.ca_pem == cert and tls.pins == [pin] and tls.server_name == "origin.example"

@@ -144,7 +144,7 @@ class OriginTls(Input):
     def _pins(cls, values: list[str]) -> list[str]:
         out: list[str] = []
         for value in values:
-            pin = value.strip()
+            pin = value
             if not _PIN.match(pin):
                 raise ValueError(
                     f"{value!r} is not a pin: sha256/ then the base64 of a 32-byte SHA-256"
