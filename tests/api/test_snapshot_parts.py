@@ -30,6 +30,7 @@ EDGE = "/api/v1/edge"
 INV = "/api/v1/infrastructure"
 DOMAINS = f"{INV}/domains"
 INC = "incremental"
+PIN = "sha256/" + "A" * 43 + "="
 
 
 def ok(r: Any, status: int = 200) -> Any:
@@ -164,6 +165,15 @@ def test_each_revision_built_from_parts_equals_a_full_build(api: Api) -> None:
             "security": {"hsts_max_age": 600}}), 201), "cdn_config"),
         ("a domain added under it", lambda: ok(api.post(DOMAINS, json={"domain": "g.localhost"}),
                                                201), INC),
+        ("private origins: a client certificate, pins",
+         lambda: ok(api.post(f"{INV}/cdn", json={"origins": [{
+             "url": "https://192.0.2.51:8443",
+             "tls": {"client_certificate": True, "verify": "pin", "pins": [PIN]}}]})),
+         "origin_client_certificate"),
+        ("a domain added with them", lambda: ok(api.post(DOMAINS, json={"domain": "j.localhost"}),
+                                                201), INC),
+        ("the client certificate renewed",
+         lambda: ok(api.post(f"{INV}/ca/origin-client/renew")), "origin_client_certificate"),
         # eu-1 beats first: the steps since its last heartbeat can outlast the 5 s of
         # liveness on a loaded machine, and a deployment needs a live node in its region.
         ("an edge deployment", lambda: nodes[0].beat() or ok(api.post(

@@ -51,7 +51,7 @@ CERTIFICATE_LAYERS = (
         "edgeplane.certificates.renewal",
         "edgeplane.certificates.stapling",
     ),
-    ("edgeplane.certificates.acme.orders",),
+    ("edgeplane.certificates.acme.orders", "edgeplane.certificates.origin_client"),
     ("edgeplane.certificates.acme.challenges", "edgeplane.certificates.acme.progress"),
     ("edgeplane.certificates.acme.client",),
     ("edgeplane.certificates.internal", "edgeplane.certificates.custom"),

@@ -29,6 +29,7 @@ from edgeplane.api.routers import (
     metrics,
     ocsp,
     operations,
+    origin_client,
     overview,
     secrets,
     security_score,
@@ -123,6 +124,8 @@ def create_app(
     app.include_router(alerts.router)
     app.include_router(metrics.router)
     app.include_router(ocsp.router)
+    app.include_router(origin_client.router)
+    app.include_router(origin_client.health_router)
     app.include_router(overview.router)
     app.include_router(iac.router)
     app.include_router(backups.router)

@@ -13,6 +13,13 @@ leaf, or was not issued by the root is replaced the same way. The root stays the
 
 Roots made before the intermediate existed have ``pathLen 0``: they may not certify another
 CA (verifiers refuse such a chain), so such a root keeps signing leaves itself.
+
+Client certificates (the edge's, presented to private origins: ``issue_client``) come from a
+second intermediate under the same root, ``internal-ca-client``, whose extended key usage is
+``clientAuth`` (the server intermediate's ``serverAuth`` would make verifiers refuse a client
+chain through it). An origin that trusts the root accepts them; the subject names the project
+(``CN=<project>, OU=origin client, O=Edgeplane``), which an origin checks to accept its own
+project's edge traffic only.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from edgeplane.store.tables import SecretRow, utcnow
 
 SECRET_NAME = "internal-ca"
 INTERMEDIATE_SECRET_NAME = "internal-ca-intermediate"
+CLIENT_INTERMEDIATE_SECRET_NAME = "internal-ca-client"
+CLIENT_OU = "origin client"
 ROOT_DAYS = 3650
 INTERMEDIATE_DAYS = 1825
 LEAF_DAYS = 90
@@ -116,15 +125,21 @@ def _new_root() -> tuple[str, str]:
 
 
 def _new_intermediate(
-    root: x509.Certificate, root_key: ec.EllipticCurvePrivateKey
+    root: x509.Certificate,
+    root_key: ec.EllipticCurvePrivateKey,
+    *,
+    client: bool = False,
 ) -> tuple[str, str]:
-    """An intermediate for 5 years (never past the root), signed by the root, that signs leaves."""
+    """An intermediate for 5 years (never past the root), signed by the root, that signs leaves
+    (server leaves, or with ``client`` client leaves)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = utcnow()
     not_after = min(now + timedelta(days=INTERMEDIATE_DAYS), root.not_valid_after_utc)
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    name = "Edgeplane internal client CA" if client else "Edgeplane internal intermediate CA"
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_ca_name("Edgeplane internal intermediate CA"))
+        .subject_name(_ca_name(name))
         .issuer_name(root.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -132,7 +147,7 @@ def _new_intermediate(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_CA_KEY_USAGE, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
@@ -314,6 +329,96 @@ class InternalCA:
         chain = _pem(cert) + (self.intermediate_pem or "")
         return Issued(
             cert_pem=chain,
+            key_pem=_key_pem(key),
+            not_before=not_before.replace(microsecond=0),
+            not_after=not_after.replace(microsecond=0),
+            fingerprint=fingerprint(cert),
+            serial=cert.serial_number,
+        )
+
+    def client_signer(self, session: Session, box: SecretBox, *, days: int) -> ClientSigner:
+        """The CA that signs client certificates: the client intermediate kept in ``secrets``
+        (created on first use, replaced when it could not sign a leaf of ``days`` days), or a
+        legacy ``pathLen 0`` root itself. Call inside a write holding the CA's lock."""
+        if not _can_certify_a_ca(self.cert):
+            return ClientSigner(self.cert, self._key, "")
+        row = session.get(SecretRow, CLIENT_INTERMEDIATE_SECRET_NAME)
+        if row is not None and row.public:
+            current = x509.load_pem_x509_certificate(row.public.encode())
+            if _usable(current, self.cert, days):
+                return ClientSigner(
+                    current, _load_key(box.decrypt(row.value_encrypted)), row.public
+                )
+        pem, key_pem = _new_intermediate(self.cert, self._key, client=True)
+        if row is None:
+            row = SecretRow(name=CLIENT_INTERMEDIATE_SECRET_NAME, value_encrypted="")
+            session.add(row)
+        row.value_encrypted = box.encrypt(key_pem)
+        row.public = pem
+        row.created_at = utcnow()
+        session.flush()
+        return ClientSigner(x509.load_pem_x509_certificate(pem.encode()), _load_key(key_pem), pem)
+
+
+@dataclass(frozen=True)
+class ClientSigner:
+    """The CA certificate that signs client leaves, its key, and the PEM sent after a leaf
+    ("" when the root signs them itself)."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    chain_pem: str
+
+    def issue(self, project: str, *, days: int) -> Issued:
+        """A client certificate (``clientAuth``) naming ``project``: ``CN=<project>, OU=origin
+        client, O=Edgeplane``, and the URI ``edgeplane:project:<project>``."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = utcnow()
+        not_before = now - BACKDATE
+        not_after = min(now + timedelta(days=days), self.cert.not_valid_after_utc)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Edgeplane"),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, CLIENT_OU),
+                x509.NameAttribute(NameOID.COMMON_NAME, project[:64]),
+            ]
+        )
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=False,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.UniformResourceIdentifier(f"edgeplane:project:{project}")]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        return Issued(
+            cert_pem=_pem(cert) + self.chain_pem,
             key_pem=_key_pem(key),
             not_before=not_before.replace(microsecond=0),
             not_after=not_after.replace(microsecond=0),

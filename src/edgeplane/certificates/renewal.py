@@ -4,7 +4,9 @@ The certificate each domain is served with (its newest valid version) is renewed
 ``renew_at_fraction`` (two thirds) of its lifetime has passed, or earlier when the CA's
 renewal information (ARI) suggests so. A failed attempt is retried with exponential backoff
 (``renew_retry_s`` doubling up to ``RETRY_MAX_S``); the old certificate is served meanwhile.
-Uploaded certificates are never renewed here: an alert says when they expire. A failed
+Uploaded certificates are never renewed here: an alert says when they expire. The client
+certificates the edge presents to private origins are renewed here too
+(``origin_client.renew_due``). A failed
 attempt raises an alert (``certificate_renewal_failed``); the expiry alerts, 30, 7 and 1 days
 before, are alert rules on ``certificate_days_left`` (``edgeplane.services.alert_rules``).
 """
@@ -20,7 +22,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from edgeplane.certificates import internal, versions
+from edgeplane.certificates import internal, origin_client, versions
 from edgeplane.certificates.acme import client as acme_client
 from edgeplane.certificates.acme import orders as acme_orders
 from edgeplane.certificates.schedule import RENEWABLE, backoff_s, due_at
@@ -209,7 +211,7 @@ def run_once(db: Database, settings: Settings, *, stopping: Event | None = None)
         log.debug("renewal information not read: %s", exc)
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
         due = find_due(tx, settings, now)
-    attempted = 0
+    attempted = origin_client.renew_due(db, now)  # the edge's client certificates
     for item in due:
         if stopping is not None and stopping.is_set():
             return attempted

@@ -12,6 +12,7 @@ import typer
 
 from edgeplane.cli import edge_nodes, output
 from edgeplane.cli import options as o
+from edgeplane.cli import origin_tls as ot
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.cdn_security import attack_app, security_app
 from edgeplane.cli.output import Column, Doc
@@ -157,6 +158,11 @@ def configure(
     deny: Annotated[
         list[str] | None, typer.Option("--deny", help="denied CIDR; repeatable")
     ] = None,
+    client_cert: ot.ClientCert = None,
+    verify: ot.Verify = None,
+    origin_ca: ot.OriginCa = None,
+    pin: ot.Pins = None,
+    origin_name: ot.OriginName = None,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="the whole config from YAML or JSON")
     ] = None,
@@ -166,15 +172,17 @@ def configure(
     timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait at most")] = 30.0,
     as_json: o.Json = False,
 ) -> None:
-    """Replace the project's CDN config (origins, cache rules, security)."""
+    """Replace the project's CDN config (origins, cache rules, security; the TLS options of
+    private origins apply to every --origin)."""
+    tls = ot.tls_doc(client_cert, verify, origin_ca, pin, origin_name)
     if file is not None:
-        if any(v for v in (origin, lb, rule, rate_limit, allow, deny)) or (
+        if any(v for v in (origin, lb, rule, rate_limit, allow, deny, tls)) or (
             force_https is not None or hsts is not None
         ):
             rt.fail("give either --file or the options, not both", 2)
         body = rt.read_mapping(file, "origins, cache_rules", hint_mapping=False)
     else:
-        origins: list[Doc] = [{"url": u} for u in origin or ()]
+        origins: list[Doc] = [{"url": u} | ({"tls": tls} if tls else {}) for u in origin or ()]
         if lb:
             origins.append({"load_balancer": lb})
         security = rt.compact(
@@ -199,6 +207,16 @@ def configure(
     rt.emit(doc, as_json, lambda d: render_deployment(d["cdn_deployment"]))
     if problems:
         rt.fail("; ".join(problems), 1)
+
+
+@app.command("health")
+def origin_health(ctx: typer.Context, as_json: o.Json = False) -> None:
+    """Per URL origin: what each edge node's checks last saw (origins whose TLS settings
+    verify a CA or pins; a refused certificate says why)."""
+    from edgeplane.cli.operations import HEALTH_COLUMNS
+
+    doc = rt.call(ctx, lambda c: c.request("GET", f"{CDN_PATH}/origins/health"))
+    rt.emit(doc, as_json, lambda rows: output.table(rows, HEALTH_COLUMNS, title="origins"))
 
 
 @app.command("delete")

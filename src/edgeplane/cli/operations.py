@@ -8,6 +8,7 @@ from urllib.parse import quote
 import typer
 
 from edgeplane.cli import options as o
+from edgeplane.cli import origin_tls as ot
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
 from edgeplane.cli.output import Column, Doc
@@ -208,10 +209,15 @@ def lb_create(
     retries: Retries = None,
     tier: Tier = None,
     environment: o.EnvironmentOpt = None,
+    client_cert: ot.ClientCert = None,
+    verify: ot.Verify = None,
+    origin_ca: ot.OriginCa = None,
+    pin: ot.Pins = None,
+    origin_name: ot.OriginName = None,
     quiet: o.Quiet = False,
     as_json: o.Json = False,
 ) -> None:
-    """Create a load balancer."""
+    """Create a load balancer (with https backends, the TLS options of private origins)."""
     body = rt.compact(
         id=lb_id,
         name=name,
@@ -226,6 +232,7 @@ def lb_create(
         retries=retries,
         tier=tier,
         environment=environment,
+        tls=ot.tls_doc(client_cert, verify, origin_ca, pin, origin_name),
     )
     rt.request(ctx, as_json, "POST", LB_PATH, body=body, title="load balancer created", quiet=quiet)
 
@@ -256,9 +263,15 @@ def lb_update(
     retries: Retries = None,
     tier: Tier = None,
     environment: o.EnvironmentOpt = None,
+    client_cert: ot.ClientCert = None,
+    verify: ot.Verify = None,
+    origin_ca: ot.OriginCa = None,
+    pin: ot.Pins = None,
+    origin_name: ot.OriginName = None,
     as_json: o.Json = False,
 ) -> None:
-    """Change a load balancer; the health check options given are merged into its check."""
+    """Change a load balancer; the health check and TLS options given are merged into its
+    settings."""
     fields = rt.compact(
         name=name,
         algorithm=algorithm,
@@ -272,6 +285,7 @@ def lb_update(
         retries=retries,
         tier=tier,
         environment=environment,
+        tls=ot.tls_doc(client_cert, verify, origin_ca, pin, origin_name),
     )
     rt.update(ctx, as_json, f"{LB_PATH}/{lb_id}", fields, title="load balancer updated")
 

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_v
 from edgeplane.model.bots import BotSettings
 from edgeplane.model.client_limits import ClientLimits
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
+from edgeplane.model.origin_tls import OriginTls, origin_tls_needs_https
 from edgeplane.model.waf import WafSettings
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
@@ -139,11 +140,18 @@ class Origin(Input):
     load_balancer: ObjectId | None = Field(None, description="a load balancer of the project")
     weight: Int = Field(1, ge=1, le=1000, description="among URL origins")
     backup: Bool = Field(False, description="a URL origin used only when the others are down")
+    tls: OriginTls | None = Field(
+        None,
+        description="an https URL origin's client certificate and verification (private "
+        "origins); the same on every URL origin (a load balancer has its own)",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Origin:
         if (self.url is None) == (self.load_balancer is None):
             raise ValueError("give either url or load_balancer")
+        if self.tls is not None and self.tls.active:
+            origin_tls_needs_https(self.url, self.load_balancer)
         return self
 
     @field_validator("url")

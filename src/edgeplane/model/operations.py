@@ -32,6 +32,7 @@ from edgeplane.model.common import (
     patch_model,
 )
 from edgeplane.model.enums import LB_ALGORITHM_ALIASES, Environment, LBAlgorithm, RegionCode
+from edgeplane.model.origin_tls import OriginTls, located
 from edgeplane.model.regions import RegionRef
 
 _STATUS_RANGE = re.compile(r"^([1-5]\d\d)(?:-([1-5]\d\d))?$")
@@ -222,6 +223,11 @@ class LoadBalancerCreate(Input):
         examples=["standard"],
     )
     environment: Environment = Environment.PROD
+    tls: OriginTls | None = Field(
+        None,
+        description="client certificate and verification of https backends (private "
+        "origins): edgeplane.model.origin_tls",
+    )
     # How many of ``backends`` came from ``endpoints`` (they come first): errors name them.
     _from_endpoints: int = PrivateAttr(0)
 
@@ -273,6 +279,20 @@ class LoadBalancerCreate(Input):
         self.endpoints = [b.address for b in merged]
         return self
 
+    @model_validator(mode="after")
+    def _tls_needs_https(self) -> LoadBalancerCreate:
+        """TLS settings apply to a pool whose backends are all https URLs (nginx speaks TLS
+        to a pool, or not)."""
+        if self.tls is not None and self.tls.active:
+            for i, backend in enumerate(self.backends):
+                if not backend.address.strip().startswith("https://"):
+                    raise located(
+                        "tls",
+                        f"TLS settings need every backend to be an https:// URL "
+                        f"({self.backend_field(i)} is {backend.address!r})",
+                    )
+        return self
+
     def backend_field(self, index: int) -> str:
         """The input field that gave ``backends[index]``."""
         if index < self._from_endpoints:
@@ -287,6 +307,8 @@ class LoadBalancerCreate(Input):
         }
         if self.tier is not None:
             options["tier"] = self.tier
+        if self.tls is not None:
+            options["tls"] = self.tls.model_dump(mode="json")
         return options
 
 
@@ -314,6 +336,7 @@ class LoadBalancer(Output):
     retries: int = 1
     tier: str | None = None  # the billing tier chosen; None: the smallest that fits
     environment: Environment
+    tls: OriginTls | None = None  # TLS to the backends (edgeplane.model.origin_tls)
     domains: list[str] = Field(
         default_factory=list,
         description="the project's active domains the edge serves through this load balancer: "

@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from edgeplane.protocol.bots import BotSpec
+from edgeplane.protocol.origin_tls import OriginTlsSpec
 
 
 class Frozen(BaseModel):
@@ -98,6 +99,9 @@ class PoolSpec(Frozen):
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 30.0
     retries: int = Field(1, ge=0, le=5, description="tries on the next backend (idempotent)")
+    # client certificate and verification (private origins); left out of the JSON when None,
+    # as the later fields of SiteSpec are: a pool without them dumps and hashes as before
+    tls: OriginTlsSpec | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class RateLimitSpec(Frozen):

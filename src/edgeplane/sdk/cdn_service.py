@@ -18,10 +18,12 @@ from edgeplane.model.cdn import (
     PurgeResult,
 )
 from edgeplane.model.edge_security import CDNSecurity, UnderAttack
+from edgeplane.model.origin_client import OriginClientCertificate
 from edgeplane.sdk.client import body_of
 from edgeplane.sdk.service import ProjectService
 
 BASE = "/api/v1/infrastructure/cdn"
+ORIGIN_CLIENT = "/api/v1/infrastructure/ca/origin-client"
 # "1h" / "24h" / "7d" / "30d", a timedelta ending now, or (start, end).
 TimeFrame = str | timedelta | tuple[datetime, datetime]
 
@@ -39,6 +41,22 @@ class CDNService(ProjectService):
         """Replace the project's CDN config: origins, cache rules and security."""
         doc = await self._call("POST", BASE, project_id, body_of(config))
         return CDNDeployment.model_validate(doc["cdn_deployment"])
+
+    async def origin_client_certificate(
+        self, project_id: str | None = None
+    ) -> OriginClientCertificate:
+        """The client certificate the edge presents to the project's private origins (no key)
+        and the internal root CA they trust (issued on first use)."""
+        doc = await self._call("GET", ORIGIN_CLIENT, project_id)
+        return OriginClientCertificate.model_validate(doc)
+
+    async def renew_origin_client_certificate(
+        self, project_id: str | None = None
+    ) -> OriginClientCertificate:
+        """A new client certificate (and key) for the project, presented from the next
+        snapshot on."""
+        doc = await self._call("POST", f"{ORIGIN_CLIENT}/renew", project_id)
+        return OriginClientCertificate.model_validate(doc)
 
     async def get_cdn(self, project_id: str | None = None) -> CDNDeployment:
         return CDNDeployment.model_validate(await self._call("GET", BASE, project_id))

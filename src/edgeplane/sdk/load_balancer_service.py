@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from edgeplane.model.common import Page
 from edgeplane.model.enums import LBAlgorithm
 from edgeplane.model.operations import Backend, BackendHealth, HealthCheck, LoadBalancer
+from edgeplane.model.origin_tls import OriginTls
 from edgeplane.sdk.client import Client, body_of
 from edgeplane.sdk.service import ProjectService
 from edgeplane.settings import Settings
@@ -52,11 +53,16 @@ class LoadBalancerService(ProjectService):
         health_check: HealthCheck | dict[str, Any] | None = None,
         name: str | None = None,
         backends: list[Backend | dict[str, Any] | str] | None = None,
+        *,
+        tls: OriginTls | dict[str, Any] | None = None,
         **options: Any,
     ) -> LoadBalancer:
         """A load balancer in ``project_id``; options: id, region, endpoints,
-        connect_timeout_s, read_timeout_s, retries, environment."""
+        connect_timeout_s, read_timeout_s, retries, environment. ``tls``: the client
+        certificate and verification of https backends (``edgeplane.model.origin_tls``)."""
         body: dict[str, Any] = {"algorithm": algorithm, **options}
+        if tls is not None:
+            body["tls"] = body_of(tls)
         if health_check is not None:
             body["health_check"] = body_of(health_check)
         if name is not None:
@@ -80,6 +86,8 @@ class LoadBalancerService(ProjectService):
         return Page[LoadBalancer].model_validate(doc)
 
     async def update_load_balancer(self, lb_id: str, **changes: Any) -> LoadBalancer:
+        """A merge patch: the fields given change (``tls=None`` removes the TLS settings)."""
+        changes = {k: body_of(v) if isinstance(v, BaseModel) else v for k, v in changes.items()}
         doc = await self._call_for("PATCH", f"{BASE}/{quote(lb_id, safe='')}", lb_id, changes)
         return LoadBalancer.model_validate(doc)
 

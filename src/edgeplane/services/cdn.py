@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from edgeplane.certificates import origin_client
 from edgeplane.errors import InvalidInput, NotFound
 from edgeplane.model.cdn import (
     CacheRule,
@@ -104,6 +105,12 @@ def _check_origins(tx: Tx, origins: list[Origin]) -> None:
         seen.add(origin.url)
     if urls and all(o.backup for _, o in urls):
         raise InvalidInput.at("origins", "at least one URL origin must not be a backup")
+    for i, origin in urls[1:]:
+        if origin.tls != urls[0][1].tls:
+            raise InvalidInput.at(
+                f"origins.{i}.tls",
+                "every URL origin is one pool with one TLS setting: give each the same tls",
+            )
 
 
 def _rule(spec: CacheRuleCreate, rule_id: str) -> CacheRule:
@@ -134,6 +141,8 @@ def configure(tx: Tx, data: CDNConfigCreate | dict[str, Any]) -> tuple[CDNDeploy
     tx.actor.require(tx.project, Role.EDITOR)
     spec = data if isinstance(data, CDNConfigCreate) else validate(CDNConfigCreate, data)
     _check_origins(tx, spec.origins)
+    if any(o.tls is not None and o.tls.client_certificate for o in spec.origins):
+        origin_client.ensure(tx)
     rules = _build_rules(spec.cache_rules)
     lock_name(tx, "cdn_configs", tx.project)  # two first configs of a project at once
     row = tx.session.get(CDNConfigRow, tx.project)

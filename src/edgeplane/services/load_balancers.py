@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
+from edgeplane.certificates import origin_client
 from edgeplane.errors import Conflict, InvalidInput, NotFound
 from edgeplane.model.common import Page
 from edgeplane.model.enums import Role
@@ -53,6 +54,7 @@ _EDITABLE = {
     "retries",
     "tier",
     "environment",
+    "tls",
 }
 
 
@@ -84,6 +86,7 @@ def to_model(row: LoadBalancerRow) -> LoadBalancer:
         retries=options.get("retries", 1),
         tier=options.get("tier"),
         environment=row.environment,
+        tls=options.get("tls"),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -155,6 +158,12 @@ def _check_tier(tx: Tx, spec: LoadBalancerCreate) -> None:
         )
 
 
+def _client_certificate(tx: Tx, spec: LoadBalancerCreate) -> None:
+    """The project's client certificate, issued when the backends are to be shown one."""
+    if spec.tls is not None and spec.tls.client_certificate:
+        origin_client.ensure(tx)
+
+
 def _region_code(tx: Tx, spec: LoadBalancerCreate) -> str | None:
     """A region code from what ``region`` names: a code, a location's code, or the one code
     of a region type that has only one (americas has two: na and sa)."""
@@ -190,6 +199,7 @@ def create(tx: Tx, data: LoadBalancerCreate | dict[str, Any]) -> LoadBalancer:
     lb_id = choose_id(tx, LoadBalancerRow, spec.id, "lb", "load balancer")
     _check_servers(tx, spec)
     _check_tier(tx, spec)
+    _client_certificate(tx, spec)
     row = LoadBalancerRow(project_id=tx.project, id=lb_id)
     _fill(row, spec, lb_id, _region_code(tx, spec))
     tx.session.add(row)
@@ -221,6 +231,7 @@ def _save(
 ) -> LoadBalancer:
     _check_servers(tx, spec)
     _check_tier(tx, spec)
+    _client_certificate(tx, spec)
     _fill(row, spec, row.id, _region_code(tx, spec))
     tx.session.flush()
     after = to_model(row)
@@ -380,13 +391,12 @@ def _overall(states: list[str]) -> Literal["up", "down", "unknown"]:
     return "unknown"
 
 
-def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
-    """Per backend: its admin state and what each edge node's active checks last saw."""
-    lb = get(tx, lb_id)
+def nodes_health(tx: Tx, pool: str) -> dict[str, list[NodeBackendHealth]]:
+    """Backend key -> what each edge node's active checks last saw of it in ``pool``."""
     rows = tx.session.execute(
         select(BackendHealthRow, EdgeNodeRow.name)
         .join(EdgeNodeRow, EdgeNodeRow.id == BackendHealthRow.node_id)
-        .where(BackendHealthRow.pool == pool_id(tx.project, lb_id))
+        .where(BackendHealthRow.pool == pool)
         .order_by(EdgeNodeRow.name)
     ).all()
     seen: dict[str, list[NodeBackendHealth]] = {}
@@ -402,6 +412,18 @@ def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
                 latency_ms=health.latency_ms,
             )
         )
+    return seen
+
+
+def overall(nodes: list[NodeBackendHealth]) -> Literal["up", "down", "unknown"]:
+    """Up if any node says up, down if all that checked say down."""
+    return _overall([n.state for n in nodes])
+
+
+def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
+    """Per backend: its admin state and what each edge node's active checks last saw."""
+    lb = get(tx, lb_id)
+    seen = nodes_health(tx, pool_id(tx.project, lb_id))
     out = []
     for backend in lb.backends:
         nodes = seen.get(backend.key, [])
@@ -413,7 +435,7 @@ def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
                 weight=backend.weight,
                 backup=backend.backup,
                 admin_state=backend.state,
-                state=_overall([n.state for n in nodes]),
+                state=overall(nodes),
                 nodes=nodes,
             )
         )

@@ -14,7 +14,9 @@ a ``DesiredState``; ``snapshot(state, node, revision)`` turns it into the node's
 - its **cache rules** and **security** from the CDN config; without one: no rules, HTTPS forced
   when every domain of the site has a certificate, no HSTS. HTTPS is never forced for a site
   with a domain that has no certificate (the redirect would lead nowhere);
-- the **certificates** of its domains (the newest valid one each, chosen by ``load_state``);
+- the **certificates** of its domains (the newest valid one each, chosen by ``load_state``),
+  and the project's client certificate when its pool presents one to the origins
+  (``edgeplane.certificates.origin_client``; no SNI names, never served);
 - the **bundles** of edge deployments, per node: a node serves a project's rolling-out version
   when it is the canary (``canary``) or in its regions (``rolling``), else the project's
   ``active`` version when in its regions, else none (the site goes to its origin);
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -37,6 +39,7 @@ from urllib.parse import urlsplit
 
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.client_limits import ClientLimits, effective, effective_rate
+from edgeplane.model.origin_tls import OriginTls
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
     BackendSpec,
@@ -56,6 +59,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.protocol.origin_tls import OriginTlsSpec
 from edgeplane.snapshot.bots import bot_spec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
 from edgeplane.snapshot.waf import waf_spec
@@ -141,6 +145,8 @@ class DesiredState:
     ticket_keys: tuple[TicketKeySpec, ...] = ()  # TLS session ticket keys (snapshot.tickets)
     # the DR configs, their states and where their projects' servers are (snapshot.dr)
     placement: Placement = field(default_factory=Placement)
+    # project -> the client certificate its pools present to origins (names empty)
+    client_certs: Mapping[str, CertState] = field(default_factory=dict)
 
 
 # Backends -----------------------------------------------------------------------------------
@@ -225,6 +231,33 @@ def dr_backends(state: DesiredState, lb: LoadBalancerState) -> tuple[BackendStat
     return tuple(out)
 
 
+def origin_tls_spec(
+    state: DesiredState, project: str, tls: OriginTls | None
+) -> OriginTlsSpec | None:
+    """A pool's TLS to its origins; None when it asks for nothing (today's behaviour). The
+    client certificate is the project's, when it has one (else none is presented, and an
+    origin that requires one refuses the edge)."""
+    if tls is None or not tls.active:
+        return None
+    client = state.client_certs.get(project) if tls.client_certificate else None
+    return OriginTlsSpec(
+        client_cert=client.id if client is not None else None,
+        verify=tls.verify,
+        ca_pem=tls.ca_pem,
+        pins=tuple(tls.pins),
+        server_name=tls.server_name,
+    )
+
+
+def _stored_tls(raw: Any) -> OriginTls | None:
+    if not raw:
+        return None
+    try:
+        return OriginTls.model_validate(raw)
+    except ValueError:
+        return None  # stored by a newer version: nothing this one can render
+
+
 def _lb_pool(state: DesiredState, lb: LoadBalancerState) -> PoolSpec | None:
     backends: dict[str, BackendSpec] = {}
     for b in dr_backends(state, lb):
@@ -243,6 +276,7 @@ def _lb_pool(state: DesiredState, lb: LoadBalancerState) -> PoolSpec | None:
         connect_timeout_s=float(options["connect_timeout_s"]),
         read_timeout_s=float(options["read_timeout_s"]),
         retries=int(options["retries"]),
+        tls=origin_tls_spec(state, lb.project, _stored_tls(options.get("tls"))),
     )
 
 
@@ -266,6 +300,7 @@ def _origin_pool(state: DesiredState, project: str, origins: tuple[Origin, ...])
         connect_timeout_s=DEFAULT_OPTIONS["connect_timeout_s"],
         read_timeout_s=DEFAULT_OPTIONS["read_timeout_s"],
         retries=int(DEFAULT_OPTIONS["retries"]),
+        tls=origin_tls_spec(state, project, next((o.tls for o in origins if o.url), None)),
     )
 
 
@@ -440,6 +475,8 @@ def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) ->
             c = state.certs.get(d)
             if c is not None and c.id not in certs:
                 certs[c.id] = cert_spec(c)
+    for c in client_certs(state, pools.values()):
+        certs.setdefault(c.id, cert_spec(c))
     return Served(
         sites=tuple(sites),
         pools=tuple(pools[k] for k in sorted(pools)),
@@ -462,6 +499,14 @@ def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) ->
         ),
         ticket_keys=state.ticket_keys,
     )
+
+
+def client_certs(state: DesiredState, pools: Iterable[PoolSpec]) -> list[CertState]:
+    """The client certificates ``pools`` present to their origins."""
+    wanted = {p.tls.client_cert for p in pools if p.tls is not None and p.tls.client_cert}
+    if not wanted:
+        return []
+    return sorted((c for c in state.client_certs.values() if c.id in wanted), key=lambda c: c.id)
 
 
 def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:

@@ -214,6 +214,7 @@ def _parts_of(
         load_balancers=state.load_balancers,
         servers=state.servers,
         placement=state.placement,
+        client_certs=state.client_certs,
     )
     parts = Parts(shared=shared, env=env)
     parts.fill(domains, lambda zone: by_zone[f"{zone.name}."], known_certs)
@@ -466,6 +467,7 @@ class SnapshotCache:
         the parts are checked against."""
         base = served(state, zones=zones)
         by_id = {c.id: c for c in state.certs.values()}
+        by_id.update((c.id, c) for c in state.client_certs.values())
         cert_refs = self._cert_refs((by_id[c.id], c) for c in base.certs)
         zone_map = {name: o.hash for name, o in zone_refs.items()}
         http_part = b"".join(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from edgeplane.certificates import origin_client
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.dns_records import canonical_value, relative_owner
 from edgeplane.secrets import SecretBox
@@ -162,7 +163,26 @@ def load_state(
         certs=load_certs(session, box, owner, now, {} if certs is None else certs, keys=cert_keys),
         ticket_keys=ticket_keys(box.derive(TICKET_SECRET), now.timestamp()),
         placement=load_placement(session, {p for p, _ in lbs}, servers, dcs),
+        client_certs=load_client_certs(session, box, wanted),
     )
+
+
+def load_client_certs(
+    session: Session, box: SecretBox, wanted: Callable[[str], bool]
+) -> dict[str, CertState]:
+    """The projects' client certificates for private origins (``certificates.origin_client``),
+    as certificates of no SNI name."""
+    out: dict[str, CertState] = {}
+    for project, stored in origin_client.load_all(session, box).items():
+        if wanted(project):
+            out[project] = CertState(
+                cert_pem=stored.cert_pem,
+                key_pem=stored.key_pem,
+                names=(),
+                not_after=stored.not_after.isoformat(),
+                id=stored.id,
+            )
+    return out
 
 
 def load_placement(

@@ -49,6 +49,7 @@ from edgeplane.snapshot.build import (
     DesiredState,
     Served,
     cert_spec,
+    client_certs,
     site_pool,
     site_spec,
     verification_spec,
@@ -167,6 +168,8 @@ class Parts:
     cert_specs: dict[str, CertSpec] = field(default_factory=dict)
     cert_objects: dict[str, StoredObject] = field(default_factory=dict)
     cert_json: dict[str, bytes] = field(default_factory=dict)  # '"hash"'
+    # the client certificates of private origins (fixed with ``shared``), made once each
+    client_objects: dict[str, tuple[CertSpec, StoredObject]] = field(default_factory=dict)
     objects: dict[str, bytes] = field(default_factory=dict)  # hash -> body, zones and certs
     applied: int = 0  # domain parts applied since made (figures)
 
@@ -352,6 +355,7 @@ class Parts:
             servers=self.shared.servers,
             certs=self.served_certs,
             placement=self.shared.placement,
+            client_certs=self.shared.client_certs,
         )
         pool = site_pool(state, project)
         spec = site_spec(state, project, tuple(domains), pool.id if pool else None)
@@ -404,6 +408,9 @@ class Parts:
         for pool_id, s in sorted((s.pool.id, s) for s in sites if s.pool is not None):
             pools.setdefault(pool_id, s)
         acme = tuple(AcmeHttpSpec(token=t, key_authorization=k) for t, k in sorted(set(acme_http)))
+        cert_ids, cert_json, cert_specs, cert_objects, objects = self._with_clients(
+            [s.pool for s in pools.values() if s.pool is not None]
+        )
         http_part = b"".join(
             [
                 b'"sites":[',
@@ -411,7 +418,7 @@ class Parts:
                 b'],"pools":[',
                 b",".join([s.pool_json for s in pools.values()]),
                 b'],"certs":[',
-                b", ".join(map(self.cert_json.__getitem__, self.cert_ids)),
+                b", ".join(map(cert_json.__getitem__, cert_ids)),
                 b'],"verifications":[',
                 b",".join(map(self.verification_json.__getitem__, self.verified_names)),
                 b'],"ticket_keys":',
@@ -434,7 +441,7 @@ class Parts:
         base = Served(
             sites=tuple(s.spec for s in sites),
             pools=tuple(s.pool for s in pools.values() if s.pool is not None),
-            certs=tuple(map(self.cert_specs.__getitem__, self.cert_ids)),
+            certs=tuple(map(cert_specs.__getitem__, cert_ids)),
             zones=zone_specs,
             geo=self.geo,
             verifications=tuple(map(self.verifications.__getitem__, self.verified_names)),
@@ -450,8 +457,43 @@ class Parts:
         return Emitted(
             base=base,
             zones=dict(self.zone_refs),
-            certs=tuple(map(self.cert_objects.__getitem__, self.cert_ids)),
+            certs=tuple(map(cert_objects.__getitem__, cert_ids)),
             shared=shared,
             http_part=http_part,
-            objects=dict(self.objects),
+            objects=objects,
         )
+
+    def _with_clients(
+        self, pools: list[PoolSpec]
+    ) -> tuple[
+        list[str],
+        Mapping[str, bytes],
+        Mapping[str, CertSpec],
+        Mapping[str, StoredObject],
+        dict[str, bytes],
+    ]:
+        """The certificates to emit: the domains', and the client certificates the pools
+        present to their origins (``snapshot.build.client_certs``), as a full build has them."""
+        clients = client_certs(self.shared, pools)
+        if not clients:
+            return (
+                self.cert_ids,
+                self.cert_json,
+                self.cert_specs,
+                self.cert_objects,
+                dict(self.objects),
+            )
+        specs, objs, json_ = dict(self.cert_specs), dict(self.cert_objects), dict(self.cert_json)
+        objects = dict(self.objects)
+        for c in clients:
+            if c.id in specs:
+                continue
+            hit = self.client_objects.get(c.id)
+            if hit is None:
+                spec = cert_spec(c)
+                hit = self.client_objects[c.id] = (spec, stored(spec))
+            specs[c.id], objs[c.id] = hit
+            json_[c.id] = b'"' + hit[1].hash.encode() + b'"'
+            objects[hit[1].hash] = hit[1].body
+        ids = sorted(set(self.cert_ids) | {c.id for c in clients})
+        return ids, json_, specs, objs, objects

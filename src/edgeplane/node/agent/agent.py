@@ -244,7 +244,7 @@ class Agent:
         self._registered = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
         self._acme_wanted = asyncio.Event()
-        self.health = HealthChecker(on_change=self._apply_wanted.set)
+        self.health = HealthChecker(on_change=self._apply_wanted.set, certs=self.objects.full_cert)
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
@@ -285,10 +285,11 @@ class Agent:
                 self.after = saved.revision
                 self._saved = (saved.revision, saved.content_hash())
                 self._acked_revision = saved.revision
+                # checks first: a pinned origin is out of rotation until checked
+                self.health.update(saved.pools)
                 await self._apply(saved)
                 await self._apply_dns(self.zones)
                 self._acme_wanted.set()
-                self.health.update(saved.pools)
             self._spawn(self._poll_loop, "poll")
             self._spawn(self._apply_loop, "apply")
             self._spawn(self._ack_loop, "ack")

@@ -24,6 +24,12 @@ rare.
 
 Any change of the set of down backends or of the published weights calls ``on_change``; the
 agent then renders the new state into nginx (a graceful reload) and reports it.
+
+Backends of pools with TLS settings to their origins (private origins) are checked over TLS as
+nginx speaks it to them, and their public-key pins compared: ``node.agent.origin_tls``. A
+pinned backend is out of rotation until a check has seen a pinned key, and out at once when
+one sees another key; a verifying pool (CA or pins) without a health check gets
+``origin_tls.TLS_CHECK``, so that every node reports what it sees of the origins' certificates.
 """
 
 from __future__ import annotations
@@ -43,9 +49,11 @@ from typing import Literal
 
 import httpx
 
+from edgeplane.node.agent.origin_tls import TLS_CHECK, CertSource, OriginTlsProber
 from edgeplane.node.agent.tasks import cancel_all
 from edgeplane.protocol.config import BackendSpec, HealthCheckSpec, PoolSpec
 from edgeplane.protocol.messages import BackendState
+from edgeplane.protocol.origin_tls import OriginTlsSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +91,7 @@ class ProbeResult:
     ok: bool
     reason: str
     latency_ms: float | None
+    fatal: bool = False  # out at once, whatever the thresholds (a key that is not pinned)
 
 
 @dataclass(frozen=True)
@@ -93,10 +102,15 @@ class Target:
     backend: BackendSpec
     check: HealthCheckSpec
     algorithm: str
+    tls: OriginTlsSpec | None = None  # the pool's TLS to its origins (https backends)
 
     @property
     def key(self) -> Key:
         return (self.pool, self.backend.key)
+
+    @property
+    def pinned(self) -> bool:
+        return self.tls is not None and self.tls.pinned and self.backend.scheme == "https"
 
     @property
     def scheme(self) -> str:
@@ -153,7 +167,8 @@ def _connect_reason(exc: BaseException) -> str:
 class Prober:
     """Runs single checks; holds the HTTP clients (no keep-alive: every check connects)."""
 
-    def __init__(self) -> None:
+    def __init__(self, certs: CertSource | None = None) -> None:
+        self._origin_tls = OriginTlsProber(certs)
         limits = httpx.Limits(max_keepalive_connections=0)
         headers = {"User-Agent": "edgeplane-health-check", "Connection": "close"}
         self._http = httpx.AsyncClient(limits=limits, headers=headers, follow_redirects=False)
@@ -171,7 +186,17 @@ class Prober:
         start = time.perf_counter()
         try:
             async with asyncio.timeout(check.timeout_s):
-                if check.protocol == "tcp":
+                fatal = False
+                if target.tls is not None and target.backend.scheme == "https":
+                    ranges = parse_expected(check.expected_status)
+                    outcome = await self._origin_tls.probe(
+                        target.backend,
+                        check,
+                        target.tls,
+                        lambda status: any(low <= status <= high for low, high in ranges),
+                    )
+                    reason, fatal = outcome.reason, outcome.fatal
+                elif check.protocol == "tcp":
                     reason = await self._tcp(target)
                 else:
                     reason = await self._http_get(target)
@@ -180,7 +205,7 @@ class Prober:
         latency = (time.perf_counter() - start) * 1000
         if reason is None:
             return ProbeResult(True, "ok", latency)
-        return ProbeResult(False, reason, latency)
+        return ProbeResult(False, reason, latency, fatal)
 
     async def _tcp(self, target: Target) -> str | None:
         try:
@@ -231,9 +256,11 @@ class HealthChecker:
         on_change: Callable[[], None] | None = None,
         *,
         prober: Prober | None = None,
+        certs: CertSource | None = None,
     ) -> None:
+        """``certs``: the client certificates of private origins, whole, by id."""
         self._on_change = on_change
-        self._prober = prober or Prober()
+        self._prober = prober or Prober(certs)
         self._targets: dict[Key, Target] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._status: dict[Key, BackendStatus] = {}
@@ -244,8 +271,13 @@ class HealthChecker:
     # What nginx needs ------------------------------------------------------------------------
 
     def decision(self) -> tuple[frozenset[Key], dict[Key, int]]:
-        """(backends out of rotation, dynamic weights)."""
-        down = frozenset(k for k, s in self._status.items() if s.state == "down")
+        """(backends out of rotation, dynamic weights). A pinned backend is out until a check
+        has seen its pinned key (fail closed)."""
+        down = frozenset(
+            k
+            for k, s in self._status.items()
+            if s.state == "down" or (s.state == "unknown" and self._targets[k].pinned)
+        )
         return down, dict(self._weights)
 
     def report(self) -> list[BackendState]:
@@ -261,12 +293,15 @@ class HealthChecker:
         disabled); keeps the state of backends that stay."""
         wanted: dict[Key, Target] = {}
         for pool in pools:
-            if pool.health_check is None:
+            check = pool.health_check
+            if check is None and pool.tls is not None and pool.tls.verify != "none":
+                check = TLS_CHECK  # certificates are checked even without a health check
+            if check is None:
                 continue
             for backend in pool.backends:
                 if backend.state == "disabled":
                     continue
-                target = Target(pool.id, backend, pool.health_check, pool.algorithm)
+                target = Target(pool.id, backend, check, pool.algorithm, pool.tls)
                 wanted[target.key] = target
         changed = False
         for key in list(self._targets):
@@ -282,6 +317,11 @@ class HealthChecker:
             old = self._tasks.pop(key, None)
             if old is not None:
                 old.cancel()
+            was = self._targets.get(key)
+            if target.pinned and (was is None or not was.pinned):
+                # out of rotation until checked: a new pin restarts from unknown
+                self._status[key] = BackendStatus(pool=key[0], key=key[1])
+                changed = True
             self._targets[key] = target
             self._status.setdefault(key, BackendStatus(pool=key[0], key=key[1]))
             self._tasks[key] = asyncio.create_task(self._run(target), name=f"health {key}")
@@ -331,7 +371,9 @@ class HealthChecker:
             status.failures += 1
             status.successes = 0
         new_state = status.state
-        if status.state == "unknown":
+        if result.fatal:
+            new_state = "down"
+        elif status.state == "unknown":
             new_state = "up" if result.ok else "down"
         elif status.state == "up" and status.failures >= target.check.unhealthy_threshold:
             new_state = "down"
@@ -350,8 +392,9 @@ class HealthChecker:
                 new_state,
                 result.reason,
             )
-            # unknown -> up changes nothing nginx serves (a new backend is in rotation).
-            changed = not (old == "unknown" and new_state == "up")
+            # unknown -> up changes nothing nginx serves (a new backend is in rotation),
+            # but a pinned backend's: it was out until checked.
+            changed = not (old == "unknown" and new_state == "up") or target.pinned
             self.reported_changes.set()
         if self._recompute_weights():
             changed = True

@@ -31,6 +31,7 @@ from edgeplane.node.nginx.render_cache import (
 )
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
 from edgeplane.node.nginx.render_limits import render_client_limits
+from edgeplane.node.nginx.render_origin_tls import ca_files
 from edgeplane.node.nginx.render_shards import ShardMemo, Shards
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
@@ -521,6 +522,7 @@ def render_release(
         "mime.types": mime_types(),
         "servers.conf": servers,
         **(bots.files if bots else {}),
+        **ca_files(pools[p] for p in served_pools),  # private origins' trusted CAs, if any
     }
     encoded = {name: text.encode() for name, text in sorted(files.items())}
     digest = hashlib.sha256()

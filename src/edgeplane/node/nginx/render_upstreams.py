@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeplane.node.nginx.local import LocalHealth
+from edgeplane.node.nginx.render_origin_tls import origin_tls_lines, tls_suffix
 from edgeplane.node.nginx.syntax import block, safe_name, seconds
 from edgeplane.protocol.config import BackendSpec, PoolSpec
 
@@ -29,11 +30,13 @@ def pool_scheme(pool: PoolSpec) -> str:
 
 @dataclass(frozen=True, order=True)
 class ProxyProfile:
-    """Proxy settings that take no variables, so each distinct set needs locations of its own."""
+    """Proxy settings that take no variables, so each distinct set needs locations of its own.
+    ``tls``: the lines of a pool's TLS to its origins (``render_origin_tls``), none for most."""
 
     connect_ms: int
     read_ms: int
     tries: int
+    tls: tuple[str, ...] = ()
 
     @staticmethod
     def of(pool: PoolSpec) -> ProxyProfile:
@@ -44,12 +47,16 @@ class ProxyProfile:
         if any(b.backup for b in pool.backends):
             tries = max(tries, sum(not b.backup for b in pool.backends) + 1)
         return ProxyProfile(
-            round(pool.connect_timeout_s * 1000), round(pool.read_timeout_s * 1000), tries
+            round(pool.connect_timeout_s * 1000),
+            round(pool.read_timeout_s * 1000),
+            tries,
+            origin_tls_lines(pool.tls) if pool.tls is not None else (),
         )
 
     @property
     def name(self) -> str:
-        return f"c{self.connect_ms}r{self.read_ms}n{self.tries}"
+        base = f"c{self.connect_ms}r{self.read_ms}n{self.tries}"
+        return base + tls_suffix(self.tls) if self.tls else base
 
     def lines(self) -> list[str]:
         return [
@@ -57,6 +64,7 @@ class ProxyProfile:
             f"proxy_read_timeout {seconds(self.read_ms / 1000)};",
             f"proxy_send_timeout {seconds(self.read_ms / 1000)};",
             f"proxy_next_upstream_tries {self.tries};",
+            *self.tls,
         ]
 
 
