@@ -28,6 +28,15 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
+from edgeplane.node.nginx.render_hop import (
+    FORWARDED,
+    SCRIPT_FILE,
+    Hop,
+    hop_http_lines,
+    hop_servers,
+    hop_upstreams,
+)
+from edgeplane.node.nginx.hop_script import SCRIPT as HOP_SCRIPT
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
 from edgeplane.node.nginx.render_shards import ShardMemo, Shards
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
@@ -95,16 +104,14 @@ ssl_ciphers {CIPHERS};
 ssl_prefer_server_ciphers off;
 """
 
-PROXY_SETTINGS = """proxy_http_version 1.1;
-proxy_set_header Host $host;
-proxy_set_header Connection "";
-proxy_set_header X-Real-IP $remote_addr;
-proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-proxy_set_header X-Forwarded-Proto $scheme;
-proxy_next_upstream error timeout http_502 http_503 http_504;
+PROXY_SETTINGS = "proxy_http_version 1.1;\n"
+PROXY_SETTINGS += "".join(f"proxy_set_header {name} {value};\n" for name, value in FORWARDED)
+PROXY_SETTINGS += """proxy_next_upstream error timeout http_502 http_503 http_504;
 proxy_ssl_server_name on;
 proxy_ssl_name $host;
 proxy_cache_lock_timeout 5s;
+proxy_cache_revalidate on;
+proxy_pass_header Date;
 """
 
 
@@ -149,6 +156,7 @@ def _main_conf(local: NodeLocal) -> str:
     paths = _paths(local)
     user = local.worker_user
     head = f"load_module {local.brotli_module};\n" if local.brotli_module else ""
+    head += f"load_module {local.js_module};\n" if local.js_module else ""
     head += f"user {user};\n" if user else ""
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
@@ -213,6 +221,7 @@ def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: i
         + SSL_SETTINGS
         + ssl_session_lines(config, paths["tickets"])
         + X_CACHE_MAP
+        + (hop_http_lines() if local.js_module else "")
     )
 
 
@@ -305,17 +314,22 @@ def _sites_map(
 
 
 def _proxied_lines(
-    cache: CacheProfile, proxy: ProxyProfile, pool: PoolSpec | None = None
+    cache: CacheProfile, proxy: ProxyProfile, pool: PoolSpec | None = None, hop: Hop | None = None
 ) -> list[str]:
     """A proxied location's lines; with ``pool``, ``proxy_pass`` names it (no variable to
-    evaluate and no URL to parse per request)."""
+    evaluate and no URL to parse per request); with ``hop``, a caching location's misses go
+    through the origin hop (``render_hop``)."""
+    if hop is not None and not cache.bypass:
+        return [*hop.lines(cache, proxy), *cache.lines(hop=True)]
     target = "$site_pass"
     if pool is not None:
         target = f"{pool_scheme(pool)}://{upstream_name(pool.id)}"
     return [f"proxy_pass {target};", *proxy.lines(), *cache.lines()]
 
 
-def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
+def _named_locations(
+    locations: set[tuple[CacheProfile, ProxyProfile]], hop: Hop | None = None
+) -> str:
     text = block(
         f"location {UNKNOWN_HOST}",
         ["include headers.conf;", "default_type text/plain;", 'return 404 "unknown host\\n";'],
@@ -330,7 +344,8 @@ def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
     )
     for cache, proxy in sorted(locations, key=lambda cp: location_name(*cp)):
         # after a bundle's try_files fell back here, the response is the origin's again
-        lines = ["include headers.conf;", 'set $edge_source "";', *_proxied_lines(cache, proxy)]
+        proxied = _proxied_lines(cache, proxy, hop=hop)
+        lines = ["include headers.conf;", 'set $edge_source "";', *proxied]
         text += block(f"location {location_name(cache, proxy)}", lines)
     return text
 
@@ -342,6 +357,7 @@ class Routing:
     acl: bool = False
     redirect: bool = False
     inline: Inline | None = None
+    hop: Hop | None = None
 
 
 def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
@@ -357,7 +373,7 @@ def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     # reached by an internal redirect (error_page), which a request served here never pays.
     jump = "if ($edge_jump) { error_page 418 = $edge_loc; return 418; }"
     inline = routing.inline
-    return [*route, jump, *_proxied_lines(inline.cache, inline.proxy, inline.pool)]
+    return [*route, jump, *_proxied_lines(inline.cache, inline.proxy, inline.pool, routing.hop)]
 
 
 def _server(
@@ -438,10 +454,13 @@ def render_release(
     sites_map = _sites_map(config, local, sites, pools, hosts, links, shards)
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
+    hop = Hop(compiled.cache_key) if local.js_module else None
+    hopped = sorted({proxy for cache, proxy in locations if not cache.bypass}) if hop else []
     routing = Routing(
         acl=any(s.ip_allow or s.ip_deny for s in sites),
         redirect=bool(hosts[1]),
         inline=inline,
+        hop=hop,
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -459,6 +478,7 @@ def render_release(
         for cert, stapled in stapled_names(config, links, local.max_stapled):
             head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
+    servers += hop_servers(local, hopped)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(local),
         "base.conf": _base_conf(local, compiled.cache_key, config, map_hash_size(names)),
@@ -467,12 +487,14 @@ def render_release(
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http,
-        "upstreams.conf": upstreams or "# no pools\n",
-        "locations.conf": _named_locations(locations)
+        "upstreams.conf": (upstreams or "# no pools\n") + hop_upstreams(local, hopped),
+        "locations.conf": _named_locations(locations, hop)
         + bundle_locations(config, brotli=bool(local.brotli_module)),
         "mime.types": mime_types(),
         "servers.conf": servers,
     }
+    if hop is not None:
+        files[SCRIPT_FILE] = HOP_SCRIPT
     encoded = {name: text.encode() for name, text in sorted(files.items())}
     digest = hashlib.sha256()
     for name, content in encoded.items():
