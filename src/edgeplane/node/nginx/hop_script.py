@@ -235,18 +235,20 @@ function stored(r) {
         r.headersOut['X-Accel-Expires'] = '0';
         return;
     }
-    if (f.lifetime !== null) {
-        var date = httpDate(fields(r, 'Date')[0]);
-        var age = Math.max(firstAge(r), date === null ? 0 : now - date);
-        // the end of freshness; at least 1 (0 would mean "do not store" to nginx)
-        r.headersOut['X-Accel-Expires'] = '@' + Math.max(1, now + f.lifetime - age);
-    }
+    // Cache-Control first: nginx skips it when X-Accel-Expires came before
     var cc = [];
     var sie = f.sie !== null ? f.sie : (!f.forbid && stale.indexOf('sie') >= 0 ? DAY : null);
     var swr = f.swr !== null ? f.swr : (!f.forbid && stale.indexOf('swr') >= 0 ? DAY : null);
     if (swr !== null) cc.push('stale-while-revalidate=' + swr);
     if (sie !== null) cc.push('stale-if-error=' + sie);
     if (cc.length) r.headersOut['Cache-Control'] = cc.join(', ');
+    if (f.lifetime !== null) {
+        var date = httpDate(fields(r, 'Date')[0]);
+        var age = Math.max(firstAge(r), date === null ? 0 : now - date);
+        // the last second of freshness (fresh while age < lifetime); nginx stores a response
+        // whose time is past as stale (0 would mean "do not store")
+        r.headersOut['X-Accel-Expires'] = '@' + Math.max(1, now + f.lifetime - age - 1);
+    }
 }
 
 export default {stored};

@@ -33,6 +33,7 @@ from edgeplane.node.nginx.syntax import block, lit, safe_name, seconds
 SCRIPT_FILE = "edge_cache.js"  # in the release directory (nginx's configuration prefix)
 KEY_HEADER = "X-Edge-Key"
 STALE_HEADER = "X-Edge-Stale"
+CACHE_HEADER = "X-Edge-Cache"  # the caching location's $upstream_cache_status
 # What the edge tells the origin of the client (the caching location's, toward the hop; the
 # hop passes the same values on).
 FORWARDED = (
@@ -83,6 +84,7 @@ class Hop:
         out += [
             f"proxy_set_header {KEY_HEADER} {self.key};",
             f"proxy_set_header {STALE_HEADER} {lit(stale_flags(cache))};",
+            f"proxy_set_header {CACHE_HEADER} $upstream_cache_status;",
             "proxy_next_upstream off;",
             f"proxy_read_timeout {seconds(total)};",
             f"proxy_send_timeout {seconds(total)};",
@@ -108,6 +110,11 @@ def hop_upstreams(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
 
 
 def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
+    """One ``server`` per proxy profile. nginx 1.22 serves a stale response that allows it
+    (``stale-if-error``) when its upstream fails to answer, not when it answers an error: so
+    when the caching location holds an expired response (``X-Edge-Cache: EXPIRED``), the hop
+    answers an origin's 5xx, or its own 502 / 504, by closing the connection (444). The
+    caching location then serves the stale response if it allows it, else its own 502."""
     text = ""
     for proxy in proxies:
         lines = [
@@ -120,6 +127,7 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
             "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;",
             f'proxy_set_header {KEY_HEADER} "";',
             f'proxy_set_header {STALE_HEADER} "";',
+            f'proxy_set_header {CACHE_HEADER} "";',
             "proxy_pass_header Date;",
             "proxy_pass_header X-Accel-Expires;",
             "proxy_request_buffering off;",
@@ -130,7 +138,16 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
             "access_log off;",
             f"set $edge_cache_dir {lit(str(local.prefix / 'cache'))};",
         ]
-        body = "".join(f"    {line}\n" for line in head) + block("location /", lines, "    ")
+        expired = f"if ($http_{CACHE_HEADER.lower().replace('-', '_')} = EXPIRED) "
+        expired += "{ error_page 418 = @expired; return 418; }"
+        body = "".join(f"    {line}\n" for line in head)
+        body += block("location /", [expired, *lines], "    ")
+        body += block(
+            "location @expired",
+            [*lines, "proxy_intercept_errors on;", "error_page 500 502 503 504 = @unanswered;"],
+            "    ",
+        )
+        body += "    location @unanswered { return 444; }\n"
         text += f"# the origin hop of proxy profile {proxy.name}\nserver {{\n{body}}}\n"
     return text
 
