@@ -136,6 +136,7 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
         head = [
             f"listen unix:{hop_socket(local, proxy)};",
             "access_log off;",
+            "recursive_error_pages on;",  # the jump to @expired is one already
             f"set $edge_cache_dir {lit(str(local.prefix / 'cache'))};",
         ]
         expired = f"if ($http_{CACHE_HEADER.lower().replace('-', '_')} = EXPIRED) "
