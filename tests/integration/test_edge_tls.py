@@ -158,10 +158,13 @@ def test_http2_by_alpn_and_wildcard_cert(setup: tuple[Edge, Path]) -> None:
     assert r.status == 200 and r.getheader("X-Origin") == "tls"
 
 
-def test_unknown_sni_gets_default_certificate(setup: tuple[Edge, Path]) -> None:
+def test_unknown_sni_refused_with_unrecognized_name(setup: tuple[Edge, Path]) -> None:
+    """A name the edge has no certificate for (unknown, or a site's name without one yet)
+    gets the unrecognized_name alert and no certificate (render_sni)."""
     edge, ca = setup
-    with pytest.raises(ssl.SSLCertVerificationError):
-        https_get(edge, ca, "other.test")
+    for name in ("other.test", "plain.test"):
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            https_get(edge, ca, name)
 
 
 def test_force_https_redirect_and_hsts(setup: tuple[Edge, Path]) -> None:

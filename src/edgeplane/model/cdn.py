@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
+from edgeplane.model.headers_policy import HeadersPolicy
 
 # /exact/path | /prefix/* | /a/b/* (at most two segments) | /* | *.ext
 _EXACT = re.compile(r"^/[^\s*?#]*$")
@@ -178,6 +179,9 @@ class EdgeSecurity(Input):
     rate_limit: RateLimit | None = None
     ip_allow: list[Cidr] = Field(default_factory=list, max_length=1000)
     ip_deny: list[Cidr] = Field(default_factory=list, max_length=1000)
+    headers: HeadersPolicy = Field(
+        default_factory=HeadersPolicy, description="security headers: set, keep or remove"
+    )
 
 
 class CDNConfigCreate(Input):

@@ -32,6 +32,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from edgeplane.protocol.headers import HeadersSpec
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -116,6 +118,7 @@ class SiteSpec(Frozen):
     rate_limit: RateLimitSpec | None = None
     ip_allow: tuple[str, ...] = ()  # CIDRs; when any, every other address is refused (403)
     ip_deny: tuple[str, ...] = ()
+    headers: HeadersSpec | None = None  # the security headers policy; None: the defaults
 
 
 class CertSpec(Frozen):

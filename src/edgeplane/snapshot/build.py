@@ -36,6 +36,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
+from edgeplane.model.headers_policy import HEADERS, HeadersPolicy
+from edgeplane.protocol.headers import HeaderRuleSpec, HeadersSpec
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
     BackendSpec,
@@ -328,7 +330,19 @@ def site_spec(
         ),
         ip_allow=tuple(sorted(set(sec.ip_allow))),
         ip_deny=tuple(sorted(set(sec.ip_deny))),
+        headers=headers_spec(sec.headers),
     )
+
+
+def headers_spec(policy: HeadersPolicy) -> HeadersSpec | None:
+    """The policy as the edge renders it; None for the defaults (rendered as before)."""
+    if policy.is_default():
+        return None
+    rules = []
+    for field, name in HEADERS.items():
+        rule = getattr(policy, field)
+        rules.append(HeaderRuleSpec(name=name, action=rule.action, value=rule.value or ""))
+    return HeadersSpec(rules=tuple(rules), remove_leaking=policy.remove_leaking)
 
 
 @lru_cache(maxsize=65536)

@@ -28,6 +28,7 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
+from edgeplane.node.nginx.render_headers import render_headers
 from edgeplane.node.nginx.render_hop import (
     FORWARDED,
     SCRIPT_FILE,
@@ -39,6 +40,14 @@ from edgeplane.node.nginx.render_hop import (
 from edgeplane.node.nginx.hop_script import SCRIPT as HOP_SCRIPT
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
 from edgeplane.node.nginx.render_shards import ShardMemo, Shards
+from edgeplane.node.nginx.render_sni import (
+    MISDIRECTED,
+    NAMES_FILE,
+    mismatch_maps,
+    names_file,
+    reject_server,
+    served_with_cert,
+)
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -101,6 +110,7 @@ CIPHERS = ":".join(
 
 SSL_SETTINGS = f"""ssl_protocols TLSv1.2 TLSv1.3;
 ssl_ciphers {CIPHERS};
+ssl_ecdh_curve X25519:prime256v1:secp384r1;
 ssl_prefer_server_ciphers off;
 """
 
@@ -204,6 +214,8 @@ def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: i
         "keepalive_requests 10000;\n"
         "client_max_body_size 100m;\n"
         f"map_hash_max_size {map_size};\n"
+        f"server_names_hash_max_size {map_size};\n"
+        "server_names_hash_bucket_size 128;\n"
         "map_hash_bucket_size 128;\n"
         "variables_hash_max_size 4096;\n"
         "variables_hash_bucket_size 128;\n"
@@ -225,15 +237,15 @@ def _base_conf(local: NodeLocal, cache_key: str, config: EdgeConfig, map_size: i
     )
 
 
-def _headers_conf(local: NodeLocal, hsts: bool) -> str:
+def _headers_conf(local: NodeLocal, hsts: bool, policy: str) -> str:
     """The headers of every response (each block that has its own ``add_header`` includes
-    them, since nginx inherits ``add_header`` only into blocks without one)."""
+    them, since nginx inherits ``add_header`` only into blocks without one); ``policy``: the
+    security headers' lines (``render_headers``)."""
     text = (
         f"add_header X-Served-By {lit(local.node_name)} always;\n"
         "add_header X-Cache-Status $x_cache always;\n"
-        "add_header X-Content-Type-Options nosniff always;\n"
-        "add_header X-Frame-Options SAMEORIGIN always;\n"
-        "add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
+        "proxy_hide_header Surrogate-Control;\n"  # RFC 9213's targeted field: ours alone
+        + policy
     )
     if hsts:  # only when a site asks for it: a map lookup per response otherwise
         text += "add_header Strict-Transport-Security $hsts always;\n"
@@ -310,6 +322,7 @@ def _sites_map(
         )
     if links is not None:
         text += cert_map(links, shards)
+        text += mismatch_maps(links, host_site, shards)
     return text
 
 
@@ -356,12 +369,15 @@ class Routing:
 
     acl: bool = False
     redirect: bool = False
+    sni: bool = False  # HTTPS: answer 421 when the Host is not the connection's (render_sni)
     inline: Inline | None = None
     hop: Hop | None = None
 
 
 def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     route = ["include headers.conf;"]
+    if tls and routing.sni:
+        route.append(MISDIRECTED)
     if routing.acl:
         route.append("if ($acl_blocked) { return 403; }")
     if not tls and local.https_port and routing.redirect:
@@ -391,14 +407,15 @@ def _server(
         listen = head
     elif tls:
         listen = [
-            f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
+            f"listen {local.bind}:{local.https_port} ssl http2;",
+            f"include {NAMES_FILE};",
             f"ssl_certificate {CERT_PATH};",
             f"ssl_certificate_key {CERT_PATH};",
         ]
     else:
         listen = [f"listen {local.bind}:{local.http_port} default_server;"]
     route = _route(local, routing, tls=tls)
-    names = [] if head is not None else ["server_name _;"]
+    names = [] if head is not None or tls else ["server_name _;"]
     lines = [*listen, *names, 'set $edge_source "";', "include headers.conf;", *limits]
     body = "".join(f"    {line}\n" for line in lines)
     if not tls:
@@ -461,6 +478,7 @@ def render_release(
         redirect=bool(hosts[1]),
         inline=inline,
         hop=hop,
+        sni=bool(links),
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -472,18 +490,25 @@ def render_release(
         routing=routing,
         verifications=bool(config.verifications),
     )
+    names_conf = ""
     if local.https_port:
-        servers += _server(local, tls=True, limits=rate_server, routing=routing)
         assert links is not None
-        for cert, stapled in stapled_names(config, links, local.max_stapled):
+        servers += reject_server(local.bind, local.https_port)
+        servers += _server(local, tls=True, limits=rate_server, routing=routing)
+        stapling = stapled_names(config, links, local.max_stapled)
+        for cert, stapled in stapling:
             head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
+        in_blocks = {name for _, names in stapling for name in names}
+        names_conf = names_file(served_with_cert(links, in_blocks))
     servers += hop_servers(local, hopped)
+    policy, policy_maps = render_headers(sites)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(local),
         "base.conf": _base_conf(local, compiled.cache_key, config, map_hash_size(names)),
-        "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
+        "headers.conf": _headers_conf(local, any(s.hsts_max_age > 0 for s in sites), policy),
         "sites.map": sites_map
+        + policy_maps
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http,
@@ -493,6 +518,8 @@ def render_release(
         "mime.types": mime_types(),
         "servers.conf": servers,
     }
+    if local.https_port:
+        files[NAMES_FILE] = names_conf
     if hop is not None:
         files[SCRIPT_FILE] = HOP_SCRIPT
     encoded = {name: text.encode() for name, text in sorted(files.items())}
