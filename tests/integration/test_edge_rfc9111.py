@@ -72,14 +72,20 @@ def cache(edge: Edge, path: str, host: str = "rfc.test", **kw: object) -> str:
 
 
 def test_revalidation_with_validators(edge: Edge, origins: dict[str, Origin]) -> None:
-    path = "/reval?" + q(cc="max-age=1", etag="v1", h="Last-Modified: Mon, 01 Jan 2024 00:00:00 GMT")
+    path = "/reval?" + q(
+        cc="max-age=1", etag="v1", h="Last-Modified: Mon, 01 Jan 2024 00:00:00 GMT"
+    )
     first = get(edge, "rfc.test", path)
     assert first.headers["x-cache-status"] == "MISS"
     assert cache(edge, path) == "HIT"
     before = origins["main"].hits()
     seen: list[httpx.Response] = []
-    assert wait_for(lambda: seen.append(get(edge, "rfc.test", path)) or seen[-1].headers[
-        "x-origin-count"] != first.headers["x-origin-count"] or origins["main"].hits() > before, 5)  # fmt: skip
+
+    def refreshed() -> bool:
+        seen.append(get(edge, "rfc.test", path))
+        return origins["main"].hits() > before
+
+    assert wait_for(refreshed, 5)
     again = seen[-1]
     # the origin was asked with If-None-Match and answered 304: the stored body is served
     assert origins["main"].hits() == before + 1
@@ -188,7 +194,9 @@ def test_targeted_cache_control(edge: Edge) -> None:
 
 
 def test_stored_headers_unchanged(edge: Edge) -> None:
-    path = "/hdr?" + q(cc="max-age=600, public", h=["X-Frame-Options: DENY", "Connection: x-a", "X-A: 1"])
+    path = "/hdr?" + q(
+        cc="max-age=600, public", h=["X-Frame-Options: DENY", "Connection: x-a", "X-A: 1"]
+    )
     r = [get(edge, "rfc.test", path) for _ in "12"]
     assert [x.headers["x-cache-status"] for x in r] == ["MISS", "HIT"]
     for x in r:

@@ -39,7 +39,7 @@ HEADERS = {  # field -> the header's name
 LEAKING = ("X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version")
 VALUE_MAX = 4096
 # Printable ASCII but the characters nginx's quoted strings cannot hold as they are.
-_VALUE = re.compile(r'^[\x20-\x7e]*$')
+_VALUE = re.compile(r"^[\x20-\x7e]*$")
 _UNSAFE = re.compile(r'["$\\]')
 _REFERRER = frozenset(
     {
@@ -79,8 +79,7 @@ class HeaderRule(Input):
 
     action: Literal["set", "keep", "remove"] = Field(
         "keep",
-        description="set: ours replaces the origin's; keep: the origin's, else ours; "
-        "remove: none",
+        description="set: ours replaces the origin's; keep: the origin's, else ours; remove: none",
     )
     value: Text | None = Field(
         None, description="ours (set: required; keep: sent when the origin sends none)"

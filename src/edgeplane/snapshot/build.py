@@ -37,7 +37,6 @@ from urllib.parse import urlsplit
 
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.headers_policy import HEADERS, HeadersPolicy
-from edgeplane.protocol.headers import HeaderRuleSpec, HeadersSpec
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
     BackendSpec,
@@ -56,6 +55,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.protocol.headers import HeaderRuleSpec, HeadersSpec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
@@ -339,8 +339,8 @@ def headers_spec(policy: HeadersPolicy) -> HeadersSpec | None:
     if policy.is_default():
         return None
     rules = []
-    for field, name in HEADERS.items():
-        rule = getattr(policy, field)
+    for key, name in HEADERS.items():
+        rule = getattr(policy, key)
         rules.append(HeaderRuleSpec(name=name, action=rule.action, value=rule.value or ""))
     return HeadersSpec(rules=tuple(rules), remove_leaking=policy.remove_leaking)
 

@@ -42,9 +42,12 @@ var DAY = 86400;
 var MAX_AGE = 2147483648;
 var MONTHS = {Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9,
               Nov: 10, Dec: 11};
-var FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d\d) ([A-Z][a-z][a-z]) (\d{4}) (\d\d):(\d\d):(\d\d) GMT$/;
-var RFC850 = /^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d\d)-([A-Z][a-z][a-z])-(\d\d) (\d\d):(\d\d):(\d\d) GMT$/;
-var ASCTIME = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z][a-z]) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})$/;
+var DAY3 = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+var TIME = '(\\d\\d):(\\d\\d):(\\d\\d)';
+var FIXDATE = new RegExp('^' + DAY3 + ', (\\d\\d) ([A-Z][a-z][a-z]) (\\d{4}) ' + TIME + ' GMT$');
+var RFC850 = new RegExp('^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), '
+                        + '(\\d\\d)-([A-Z][a-z][a-z])-(\\d\\d) ' + TIME + ' GMT$');
+var ASCTIME = new RegExp('^' + DAY3 + ' ([A-Z][a-z][a-z]) ([ \\d]\\d) ' + TIME + ' (\\d{4})$');
 
 function httpDate(text) {
     // seconds since the epoch, or null (RFC 9110 5.6.7: IMF-fixdate and the two obsolete forms)

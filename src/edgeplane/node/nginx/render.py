@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from edgeplane.node.nginx.cert_index import CertIndex
+from edgeplane.node.nginx.hop_script import SCRIPT as HOP_SCRIPT
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
 from edgeplane.node.nginx.render_bundles import bundle_locations, bundle_maps, mime_types
@@ -37,7 +38,6 @@ from edgeplane.node.nginx.render_hop import (
     hop_servers,
     hop_upstreams,
 )
-from edgeplane.node.nginx.hop_script import SCRIPT as HOP_SCRIPT
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
 from edgeplane.node.nginx.render_shards import ShardMemo, Shards
 from edgeplane.node.nginx.render_sni import (
@@ -244,8 +244,8 @@ def _headers_conf(local: NodeLocal, hsts: bool, policy: str) -> str:
     text = (
         f"add_header X-Served-By {lit(local.node_name)} always;\n"
         "add_header X-Cache-Status $x_cache always;\n"
-        "proxy_hide_header Surrogate-Control;\n"  # RFC 9213's targeted field: ours alone
-        + policy
+        # RFC 9213's targeted field is for this edge alone
+        "proxy_hide_header Surrogate-Control;\n" + policy
     )
     if hsts:  # only when a site asks for it: a map lookup per response otherwise
         text += "add_header Strict-Transport-Security $hsts always;\n"
@@ -288,6 +288,7 @@ def _sites_map(
     hosts: tuple[dict[str, str], list[tuple[str, str]]],
     links: dict[str, str] | None,
     shards: Shards,
+    index: CertIndex,
 ) -> str:
     host_site, redirect = hosts
     target: list[tuple[str, str]] = []
@@ -322,7 +323,7 @@ def _sites_map(
         )
     if links is not None:
         text += cert_map(links, shards)
-        text += mismatch_maps(links, host_site, shards)
+        text += mismatch_maps(links, host_site, index, shards)
     return text
 
 
@@ -468,7 +469,7 @@ def render_release(
     if memo is not None and sni is not None:
         memo.sni = sni
     shards = Shards(memo=memo.shards if memo is not None else None)
-    sites_map = _sites_map(config, local, sites, pools, hosts, links, shards)
+    sites_map = _sites_map(config, local, sites, pools, hosts, links, shards, index)
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
     hop = Hop(compiled.cache_key) if local.js_module else None

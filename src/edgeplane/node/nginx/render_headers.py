@@ -61,7 +61,9 @@ def render_headers(sites: list[SiteSpec]) -> tuple[str, str]:
         # rules differ between sites: the site's mode and value, then the header's value
         default = _DEFAULT_RULES[name]
         modes = [(sid, rules[name].action[0]) for sid, rules in per_site if rules[name] != default]
-        values = [(sid, lit(rules[name].value)) for sid, rules in per_site if rules[name] != default]
+        values = [
+            (sid, lit(rules[name].value)) for sid, rules in per_site if rules[name] != default
+        ]
         maps += map_block("$site_id", f"{edge}_mode", modes, default=default.action[0])
         maps += map_block("$site_id", f"{edge}_ours", values, default=lit(default.value))
         # keep without the origin's: ours; keep with it: the origin's; set: ours; remove: none
@@ -79,4 +81,3 @@ def render_headers(sites: list[SiteSpec]) -> tuple[str, str]:
     if keeping:
         maps += map_block("$site_id", "$hp_keep_leaking", [(sid, "1") for sid in keeping])
     return "".join(f"{line}\n" for line in lines), maps
-

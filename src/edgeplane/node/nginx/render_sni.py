@@ -19,12 +19,16 @@ Per request, the common case (SNI and Host the same name) costs one regex on
 
 from __future__ import annotations
 
+import hashlib
+
+from edgeplane.node.nginx.cert_index import CertIndex
 from edgeplane.node.nginx.render_shards import Shards
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT
+from edgeplane.node.nginx.render_tls import DEFAULT_CERT, served_name
 from edgeplane.node.nginx.syntax import block
 
 NAMES_FILE = "tls-names.conf"
-MISDIRECTED = 'if ($sni_mismatch) { return 421 "misdirected request\\n"; }'
+MISDIRECTED_RETURN = 'return 421 "misdirected request\\n"'
+MISDIRECTED = f"if ($sni_mismatch) {{ {MISDIRECTED_RETURN}; }}"
 
 
 def served_with_cert(links: dict[str, str], stapled: set[str]) -> list[str]:
@@ -38,13 +42,23 @@ def names_file(names: list[str]) -> str:
     return "".join(f"server_name {name};\n" for name in names)
 
 
-def mismatch_maps(links: dict[str, str], host_site: dict[str, str], shards: Shards) -> str:
-    """``$sni_mismatch``: 1 when the Host is not answered on this connection (see above)."""
-    owners = {
-        pattern: f"{host_site.get(pattern, '')}/{cert[:16]}"
-        for pattern, cert in links.items()
-        if cert != DEFAULT_CERT
-    }
+def mismatch_maps(
+    links: dict[str, str], host_site: dict[str, str], index: CertIndex, shards: Shards
+) -> str:
+    """``$sni_mismatch``: 1 when the Host is not answered on this connection (see above).
+
+    A name's owner is its site and its certificate, the latter named by the certificate's
+    names (a renewal keeps them: the maps, and the configuration, stay the same)."""
+    groups: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for pattern, cert in links.items():
+        if cert == DEFAULT_CERT:
+            continue
+        group = groups.get(cert)
+        if group is None:
+            names = "|".join(sorted(served_name(n) for n in index.by_id[cert].names))
+            group = groups[cert] = hashlib.sha256(names.encode()).hexdigest()[:12]
+        owners[pattern] = f"{host_site.get(pattern, '')}/{group}"
     text = block(
         'map "$ssl_server_name|$host" $sni_mismatch',
         ["default $sni_owners_differ;", r"~^([^|]*)\|\1$ 0;", r"~^\| 0;"],
@@ -67,7 +81,10 @@ def reject_server(bind: str, port: int) -> str:
         "ssl_reject_handshake on;",
         'set $edge_source "";',
         "include headers.conf;",
-        'location / { include headers.conf;  default_type text/plain; return 421 "misdirected request\\n"; }',
+        block(
+            "location /",
+            ["include headers.conf;", "default_type text/plain;", f"{MISDIRECTED_RETURN};"],
+        ).rstrip("\n"),
     ]
     return "# names without a certificate here: refused (unrecognized_name)\n" + block(
         "server", lines
