@@ -109,9 +109,16 @@ class CacheRuleCreate(Input):
         description="honour: the origin's Cache-Control / Expires win and ttl applies when it "
         "says nothing; override: ttl applies whatever the origin says",
     )
-    stale_if_error: Bool = Field(True, description="serve stale content while the origin fails")
+    stale_if_error: Bool = Field(
+        True,
+        description="serve stale content while the origin fails, where the origin allows it "
+        "(not with must-revalidate, proxy-revalidate, s-maxage or no-cache); the origin's own "
+        "stale-if-error is honoured either way",
+    )
     stale_while_revalidate: Bool = Field(
-        False, description="serve stale content at once while refreshing it in the background"
+        False,
+        description="serve stale content at once while refreshing it in the background, where "
+        "the origin allows it; the origin's own stale-while-revalidate is honoured either way",
     )
 
 
