@@ -122,7 +122,7 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
             *proxy.lines(),
             "proxy_set_header Host $host;",
             'proxy_set_header Connection "";',
-            "proxy_set_header X-Real-IP $http_x_real_ip;",
+            "proxy_set_header X-Real-IP $remote_addr;",
             "proxy_set_header X-Forwarded-For $http_x_forwarded_for;",
             "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;",
             f'proxy_set_header {KEY_HEADER} "";',
@@ -137,6 +137,9 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
             f"listen unix:{hop_socket(local, proxy)};",
             "access_log off;",
             "recursive_error_pages on;",  # the jump to @expired is one already
+            # the client's address (ip_hash pools, the origin's X-Real-IP), not the socket's
+            "set_real_ip_from unix:;",
+            "real_ip_header X-Real-IP;",
             f"set $edge_cache_dir {lit(str(local.prefix / 'cache'))};",
         ]
         expired = f"if ($http_{CACHE_HEADER.lower().replace('-', '_')} = EXPIRED) "

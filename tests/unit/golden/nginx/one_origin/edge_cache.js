@@ -9,10 +9,11 @@ var MONTHS = {Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Se
               Nov: 10, Dec: 11};
 var DAY3 = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
 var TIME = '(\\d\\d):(\\d\\d):(\\d\\d)';
-var FIXDATE = new RegExp('^' + DAY3 + ', (\\d\\d) ([A-Z][a-z][a-z]) (\\d{4}) ' + TIME + ' GMT$');
+// names are case-sensitive in RFC 9110; accepted in any case, as most caches do
+var FIXDATE = new RegExp('^' + DAY3 + ', (\\d\\d) ([a-z]{3}) (\\d{4}) ' + TIME + ' GMT$', 'i');
 var RFC850 = new RegExp('^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), '
-                        + '(\\d\\d)-([A-Z][a-z][a-z])-(\\d\\d) ' + TIME + ' GMT$');
-var ASCTIME = new RegExp('^' + DAY3 + ' ([A-Z][a-z][a-z]) ([ \\d]\\d) ' + TIME + ' (\\d{4})$');
+                        + '(\\d\\d)-([a-z]{3})-(\\d\\d) ' + TIME + ' GMT$', 'i');
+var ASCTIME = new RegExp('^' + DAY3 + ' ([a-z]{3}) ([ \\d]\\d) ' + TIME + ' (\\d{4})$', 'i');
 
 function httpDate(text) {
     // seconds since the epoch, or null (RFC 9110 5.6.7: IMF-fixdate and the two obsolete forms)
@@ -25,6 +26,7 @@ function httpDate(text) {
     } else if ((m = ASCTIME.exec(text))) {
         mon = m[2]; d = m[3].trim(); hh = m[4]; mm = m[5]; ss = m[6]; y = +m[7];
     } else return null;
+    mon = mon[0].toUpperCase() + mon.slice(1).toLowerCase();
     if (!(mon in MONTHS)) return null;
     var t = Date.UTC(y, MONTHS[mon], +d, +hh, +mm, +ss);
     return isNaN(t) ? null : Math.floor(t / 1000);
@@ -46,9 +48,9 @@ function directives(text) {
         var p = part.trim();
         if (!p) return;
         var i = p.indexOf('=');
-        var name = (i < 0 ? p : p.slice(0, i)).trim().toLowerCase();
-        if (name in out) return;
-        var v = i < 0 ? true : p.slice(i + 1).trim();
+        var name = (i < 0 ? p : p.slice(0, i)).toLowerCase();
+        if (name in out || /\s/.test(name)) return;  // "max-age =1": not a directive
+        var v = i < 0 ? true : p.slice(i + 1);
         if (typeof v === 'string' && v.length > 1 && v[0] === '"' && v[v.length - 1] === '"') {
             v = v.slice(1, -1);
         }
