@@ -17,7 +17,7 @@ from origins import Origin
 from processes import free_port
 
 from edgeplane.node.nginx.engine import ApplyResult, NginxEngine
-from edgeplane.node.nginx.local import LocalHealth, NodeLocal
+from edgeplane.node.nginx.local import LocalHealth, NodeLocal, find_js_module
 from edgeplane.protocol.config import BackendSpec, EdgeConfig, NodeSpec, PoolSpec, SiteSpec
 
 
@@ -99,6 +99,7 @@ def running_edge(name: str = "edge-1", *, https: bool = True) -> Iterator[Edge]:
         node_name=name,
         http_port=free_port(),
         https_port=free_port() if https else None,
+        js_module=find_js_module(),
     )
     edge = Edge(NginxEngine(local), local, base)
     try:

@@ -8,7 +8,9 @@ prints ``READY <port>`` once it accepts connections. From tests use :func:`start
 Behaviour: HTTP/1.1 with keep-alive, one thread per connection. Every response carries
 ``X-Origin: <name>`` and ``X-Origin-Count: <n>`` (the per-process request counter) and a body
 ``<name> <n> <path>``. Query parameters: ``sleep=SECONDS`` delays the answer, ``status=NNN``
-sets the status, ``cc=...`` sets ``Cache-Control``, ``bytes=N`` answers N bytes. ``/health``
+sets the status, ``cc=...`` sets ``Cache-Control``, ``bytes=N`` answers N bytes, ``h=Name:Value``
+(repeatable) adds a header, ``etag=V`` sends ``ETag: "V"`` and answers 304 to a request whose
+``If-None-Match`` names it (with ``X-Origin-Validated: 1``). ``/health``
 answers 200, or the status set by ``POST /__control/health?status=NNN``. The counters are also
 written to a small file (the side channel: readable while the process is stopped, never routed
 through an edge); ``/health`` and ``/__control`` requests are counted apart.
@@ -84,8 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("X-Origin", self.state.name)
         self.send_header("X-Origin-Count", str(n))
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
+        if status != 304:
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
@@ -119,6 +122,15 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] = {}
         if "cc" in query:
             headers["Cache-Control"] = query["cc"]
+        for extra in parse_qs(parts.query).get("h", []):
+            name, _, value = extra.partition(":")
+            headers[name.strip()] = value.strip()
+        if "etag" in query:
+            headers["ETag"] = f'"{query["etag"]}"'
+            if self.headers.get("If-None-Match") == headers["ETag"]:
+                headers["X-Origin-Validated"] = "1"
+                self._answer(304, b"", headers, n)
+                return
         if "bytes" in query:
             body = b"x" * int(query["bytes"])
         else:

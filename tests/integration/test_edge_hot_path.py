@@ -221,7 +221,9 @@ def test_in_place_location_with_the_pool_by_variable(origins: dict[str, Origin])
     with running_edge(https=False) as e:
         e.apply(edge_config(sites, pools))
         servers = (e.local.prefix / "current" / "servers.conf").read_text()
-        assert "proxy_pass $site_pass;" in servers.split("location / {")[1]
+        # in place: the origin hop of the profile, which takes the site's pool by variable
+        assert "proxy_pass http://hop_" in servers.split("location / {")[1]
+        assert "proxy_pass $site_pass;" in servers.split("the origin hop of proxy profile")[1]
         for host, name in [("va.test", "a"), ("vb.test", "b"), ("vc.test", "a"), ("vr.test", "b")]:
             first = e.get(host, "/v?cc=max-age%3D60")
             assert first.headers["x-origin"] == name, host

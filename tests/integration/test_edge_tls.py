@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import http.client
+import shutil
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +102,7 @@ def setup(origin: Origin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         SiteSpec(id="p3", domains=("limited.test",), pool=p.id, rate_limit=RateLimitSpec(rate=1)),
         SiteSpec(id="p4", domains=("deny.test",), pool=p.id, ip_deny=("127.0.0.3/32",)),
         SiteSpec(id="p5", domains=("allow.test",), pool=p.id, ip_allow=("127.0.0.2",)),
+        SiteSpec(id="p6", domains=("b.wild.test",), pool=p.id),  # another project, same cert
     ]
     with running_edge() as edge:
         edge.apply(edge_config(sites, [p], certs=(cert,)))
@@ -114,13 +117,16 @@ def tls_context(ca: Path, version: ssl.TLSVersion | None = None) -> ssl.SSLConte
     return ctx
 
 
-def https_get(edge: Edge, ca: Path, host: str, path: str = "/") -> http.client.HTTPResponse:
+def https_get(
+    edge: Edge, ca: Path, sni: str, path: str = "/", host: str | None = None
+) -> http.client.HTTPResponse:
+    """GET over a connection made for ``sni``, with ``host`` (the same name when None)."""
     assert edge.local.https_port
     sock = socket.create_connection(("127.0.0.1", edge.local.https_port), timeout=10)
-    tls = tls_context(ca).wrap_socket(sock, server_hostname=host)
-    conn = http.client.HTTPConnection(host)
+    tls = tls_context(ca).wrap_socket(sock, server_hostname=sni)
+    conn = http.client.HTTPConnection(sni)
     conn.sock = tls
-    conn.request("GET", path, headers={"Host": host})
+    conn.request("GET", path, headers={"Host": host or sni})
     return conn.getresponse()
 
 
@@ -158,10 +164,13 @@ def test_http2_by_alpn_and_wildcard_cert(setup: tuple[Edge, Path]) -> None:
     assert r.status == 200 and r.getheader("X-Origin") == "tls"
 
 
-def test_unknown_sni_gets_default_certificate(setup: tuple[Edge, Path]) -> None:
+def test_unknown_sni_refused_with_unrecognized_name(setup: tuple[Edge, Path]) -> None:
+    """A name the edge has no certificate for (unknown, or a site's name without one yet)
+    gets the unrecognized_name alert and no certificate (render_sni)."""
     edge, ca = setup
-    with pytest.raises(ssl.SSLCertVerificationError):
-        https_get(edge, ca, "other.test")
+    for name in ("other.test", "plain.test"):
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            https_get(edge, ca, name)
 
 
 def test_force_https_redirect_and_hsts(setup: tuple[Edge, Path]) -> None:
@@ -205,3 +214,36 @@ def test_allow_and_deny_lists(setup: tuple[Edge, Path]) -> None:
     assert denied.status_code == 403 and denied.headers["x-served-by"] == "edge-1"
     assert edge.get("allow.test", "/", client=two).status_code == 200
     assert edge.get("allow.test", "/", client=three).status_code == 403
+
+
+def test_misdirected_request_421(setup: tuple[Edge, Path]) -> None:
+    """The Host must be answered by the connection's site and certificate (render_sni)."""
+    edge, ca = setup
+    # one certificate (*.wild.test) covers both, but b.wild.test is another project's: a
+    # client that coalesced connections is told to open its own
+    r = https_get(edge, ca, "a.wild.test", host="b.wild.test")
+    assert r.status == 421 and r.read() == b"misdirected request\n"
+    assert https_get(edge, ca, "b.wild.test").status == 200
+    # the same project and certificate: served
+    assert https_get(edge, ca, "secure.test", host="a.wild.test").status == 200
+    # a Host without a certificate here, or unknown: 421 on any connection
+    for host in ("plain.test", "other.test"):
+        assert https_get(edge, ca, "secure.test", host=host).status == 421, host
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
+@pytest.mark.parametrize(
+    ("group", "accepted"),
+    [("X25519", True), ("prime256v1", True), ("secp384r1", True), ("X448", False),
+     ("secp521r1", False)],
+)  # fmt: skip
+def test_only_mozilla_intermediate_curves(
+    setup: tuple[Edge, Path], group: str, accepted: bool
+) -> None:
+    edge, ca = setup
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{edge.local.https_port}",
+         "-servername", "secure.test", "-groups", group, "-CAfile", str(ca)],
+        input=b"", capture_output=True, timeout=10, check=False,
+    )  # fmt: skip
+    assert (done.returncode == 0) == accepted, done.stdout.decode()[-400:]

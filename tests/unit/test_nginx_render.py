@@ -33,6 +33,7 @@ from edgeplane.protocol.config import (
     RateLimitSpec,
     SiteSpec,
 )
+from edgeplane.protocol.headers import HeaderRuleSpec, HeadersSpec
 from edgeplane.protocol.messages import PurgeTask
 
 GOLDEN = Path(__file__).parent / "golden" / "nginx"
@@ -42,6 +43,7 @@ LOCAL = NodeLocal(
     http_port=8080,
     https_port=8443,
     user="www-data",
+    js_module="/usr/lib/nginx/modules/ngx_http_js_module.so",
 )
 NODE = NodeSpec(id="n1", name="edge-1", region="eu-west")
 
@@ -112,6 +114,20 @@ SNAPSHOTS: dict[str, EdgeConfig] = {
                 pool="origin.p2",
                 ip_allow=("10.1.0.0/16",),
                 rate_limit=RateLimitSpec(rate=50, burst=20),
+                headers=HeadersSpec(
+                    rules=(
+                        HeaderRuleSpec(name="X-Frame-Options", action="set", value="DENY"),
+                        HeaderRuleSpec(name="X-Content-Type-Options", action="remove"),
+                        HeaderRuleSpec(name="Referrer-Policy", action="keep", value="no-referrer"),
+                        HeaderRuleSpec(name="Permissions-Policy", action="keep"),
+                        HeaderRuleSpec(
+                            name="Content-Security-Policy",
+                            action="set",
+                            value="default-src 'self'",
+                        ),
+                    ),
+                    remove_leaking=False,
+                ),
             ),
             SiteSpec(id="p3", domains=("parked.test",), pool=None),
         ),
@@ -354,3 +370,20 @@ def test_jump_map_per_site_and_rule() -> None:
     rule_map = text.split("$rule_jump {")[1].split("}")[0]
     assert "default 1;" in rule_map and '"ruled#1"' not in rule_map  # bypass: jumps
     assert '"ruled#2"' not in rule_map  # its catch-all has another TTL: jumps
+
+
+def test_headers_policy_costs_only_what_sites_use() -> None:
+    """Default policies: no $site_id lookup and nothing for the headers left to the origin;
+    a site with its own: per-site maps for the headers whose rules differ."""
+    plain = render(SNAPSHOTS["one_origin"], LOCAL, LocalHealth())
+    headers = plain["headers.conf"].decode()
+    assert "Content-Security-Policy" not in headers and "Permissions-Policy" not in headers
+    assert "$hp_x_frame_options_mode" not in plain["sites.map"].decode()
+    assert "proxy_hide_header X-Powered-By;" in headers
+    full = render(SNAPSHOTS["full"], LOCAL, LocalHealth())
+    maps = full["sites.map"].decode()
+    assert "map $site_id $hp_x_frame_options_mode" in maps
+    assert "map $site_id $hp_permissions_policy_mode" not in maps  # the same rule everywhere
+    assert "map $site_id $hp_keep_leaking" in maps
+    for name in ("X-Frame-Options", "Content-Security-Policy", "X-Powered-By"):
+        assert full["headers.conf"].decode().count(f"proxy_hide_header {name};") == 1

@@ -188,9 +188,10 @@ def test_one_site_changed_changes_one_shard_per_map_it_is_in() -> None:
     p.sites.add(N + 1)
     p.generation[N + 1] = 0
     added = render_release(p.snapshot(), LOCAL, LocalHealth())
-    # $site_id, $redirect_https, $cert_name, $site_default_loc: one shard each
-    assert len(set(added.shards) - set(before.shards)) == 4
-    assert len(set(before.shards) - set(added.shards)) == 4
+    # $site_id, $redirect_https, $cert_name, $site_default_loc: one shard each; $sni_owner
+    # and $host_owner one between them (the same entries: the same shard file)
+    assert len(set(added.shards) - set(before.shards)) == 5
+    assert len(set(before.shards) - set(added.shards)) == 5
     p.generation[8] += 1  # a renewal: the same links, the same configuration
     renewed = render_release(p.snapshot(), LOCAL, LocalHealth())
     assert renewed.shards == added.shards

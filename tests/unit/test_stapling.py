@@ -58,10 +58,11 @@ def servers(cfg: EdgeConfig) -> list[str]:
 def test_a_stapled_certificate_gets_a_server_with_the_same_routing() -> None:
     plain = config(spec("c1", ("a.test", "www.a.test")))
     stapled = config(spec("c1", ("a.test", "www.a.test"), STAPLE))
-    assert len(servers(plain)) == 2  # HTTP, shared HTTPS
+    # HTTP, the HTTPS default (refuses unknown names), the shared HTTPS of the known names
+    assert len(servers(plain)) == 3
     blocks = servers(stapled)
-    assert blocks[:2] == servers(plain)  # the shared servers are untouched
-    [block] = blocks[2:]
+    assert blocks[:3] == servers(plain)  # the shared servers are untouched
+    [block] = blocks[3:]
     name = staple_file(stapled.certs[0])
     head = [
         f"    listen {LOCAL.bind}:{LOCAL.https_port} ssl http2;",
@@ -74,8 +75,9 @@ def test_a_stapled_certificate_gets_a_server_with_the_same_routing() -> None:
     lines = block.splitlines()
     assert lines[1:7] == head
     assert "default_server" not in block
-    shared = blocks[1].splitlines()
-    assert shared[1].endswith("default_server;") and shared[4] == "    server_name _;"
+    assert "ssl_reject_handshake on;" in blocks[1] and "default_server" in blocks[1]
+    shared = blocks[2].splitlines()
+    assert "default_server" not in blocks[2] and shared[2] == "    include tls-names.conf;"
     assert lines[7:] == shared[5:]  # everything after the head: the same routing
     assert staple_files(stapled, 100) == {name: base64.b64decode(STAPLE)}
     assert name.endswith(".ocsp") and len(name) == 32 + 5
@@ -99,7 +101,7 @@ def test_names_follow_the_sni_links_and_wildcards_yield_to_other_certificates() 
     newer = spec("n", ("a.test",))
     cfg = config(older, newer)
     assert stapled_names(cfg, cert_links(cfg, ["a.test"]), 100) == []
-    assert len(servers(cfg)) == 2
+    assert len(servers(cfg)) == 3
 
 
 def test_a_node_staples_at_most_max_stapled_certificates() -> None:

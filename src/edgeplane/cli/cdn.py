@@ -131,6 +131,34 @@ def _parse_rate(text: str) -> Doc:
         ) from None
 
 
+HEADER_FIELDS = {
+    "x-frame-options": "x_frame_options",
+    "x-content-type-options": "x_content_type_options",
+    "referrer-policy": "referrer_policy",
+    "permissions-policy": "permissions_policy",
+    "content-security-policy": "content_security_policy",
+}
+
+
+def _parse_headers(texts: list[str], keep_leaking: bool | None) -> Doc:
+    """``NAME=set:VALUE``, ``NAME=keep[:VALUE]`` or ``NAME=remove`` -> the headers policy."""
+    policy: Doc = {}
+    for text in texts:
+        name, _, rule = text.partition("=")
+        action, _, value = rule.partition(":")
+        field = HEADER_FIELDS.get(name.strip().lower())
+        if field is None or action not in ("set", "keep", "remove"):
+            raise typer.BadParameter(
+                f"{text!r} is not NAME=set:VALUE, NAME=keep[:VALUE] or NAME=remove with NAME "
+                f"one of {', '.join(HEADER_FIELDS)}",
+                param_hint="--header",
+            )
+        policy[field] = {"action": action, **({"value": value} if value else {})}
+    if keep_leaking is not None:
+        policy["remove_leaking"] = not keep_leaking
+    return policy
+
+
 @app.command("configure")
 def configure(
     ctx: typer.Context,
@@ -163,6 +191,22 @@ def configure(
     origin_ca: ot.OriginCa = None,
     pin: ot.Pins = None,
     origin_name: ot.OriginName = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            help="security header policy: NAME=set:VALUE, NAME=keep[:VALUE] or NAME=remove "
+            "(x-frame-options, x-content-type-options, referrer-policy, permissions-policy, "
+            "content-security-policy); repeatable",
+        ),
+    ] = None,
+    keep_leaking: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-leaking-headers/--remove-leaking-headers",
+            help="X-Powered-By, X-AspNet-Version, X-AspNetMvc-Version (removed by default)",
+        ),
+    ] = None,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="the whole config from YAML or JSON")
     ] = None,
@@ -176,8 +220,8 @@ def configure(
     private origins apply to every --origin)."""
     tls = ot.tls_doc(client_cert, verify, origin_ca, pin, origin_name)
     if file is not None:
-        if any(v for v in (origin, lb, rule, rate_limit, allow, deny, tls)) or (
-            force_https is not None or hsts is not None
+        if any(v for v in (origin, lb, rule, rate_limit, allow, deny, tls, header)) or (
+            force_https is not None or hsts is not None or keep_leaking is not None
         ):
             rt.fail("give either --file or the options, not both", 2)
         body = rt.read_mapping(file, "origins, cache_rules", hint_mapping=False)
@@ -191,6 +235,7 @@ def configure(
             rate_limit=_parse_rate(rate_limit) if rate_limit else None,
             ip_allow=allow or None,
             ip_deny=deny or None,
+            headers=_parse_headers(header or [], keep_leaking) or None,
         )
         body = {"origins": origins, "cache_rules": [_parse_rule(r) for r in rule or ()]}
         if security:

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_v
 from edgeplane.model.bots import BotSettings
 from edgeplane.model.client_limits import ClientLimits
 from edgeplane.model.common import Bool, Float, Input, Int, ObjectId, Output, Text, patch_model
+from edgeplane.model.headers_policy import HeadersPolicy
 from edgeplane.model.origin_tls import OriginTls, origin_tls_needs_https
 from edgeplane.model.waf import WafSettings
 
@@ -112,9 +113,16 @@ class CacheRuleCreate(Input):
         description="honour: the origin's Cache-Control / Expires win and ttl applies when it "
         "says nothing; override: ttl applies whatever the origin says",
     )
-    stale_if_error: Bool = Field(True, description="serve stale content while the origin fails")
+    stale_if_error: Bool = Field(
+        True,
+        description="serve stale content while the origin fails, where the origin allows it "
+        "(not with must-revalidate, proxy-revalidate, s-maxage or no-cache); the origin's own "
+        "stale-if-error is honoured either way",
+    )
     stale_while_revalidate: Bool = Field(
-        False, description="serve stale content at once while refreshing it in the background"
+        False,
+        description="serve stale content at once while refreshing it in the background, where "
+        "the origin allows it; the origin's own stale-while-revalidate is honoured either way",
     )
 
 
@@ -197,6 +205,9 @@ class EdgeSecurity(Input):
         description="bot protection: known-bad and automated clients, behaviour, good bots",
     )
     waf: WafSettings = Field(default_factory=WafSettings, description="see model.waf")
+    headers: HeadersPolicy = Field(
+        default_factory=HeadersPolicy, description="security headers: set, keep or remove"
+    )
 
 
 class CDNConfigCreate(Input):

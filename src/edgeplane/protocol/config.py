@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass
 
 from edgeplane.protocol.bots import BotSpec
+from edgeplane.protocol.headers import HeadersSpec
 from edgeplane.protocol.origin_tls import OriginTlsSpec
 
 
@@ -159,6 +160,8 @@ class SiteSpec(Frozen):
     client_limits: ClientLimitsSpec | None = Field(None, exclude_if=lambda v: v is None)
     bots: BotSpec | None = Field(None, exclude_if=lambda v: v is None)  # protocol/bots.py
     waf: WafSpec | None = Field(None, exclude_if=lambda v: v is None)  # None: WAF off
+    # the security headers policy; None: the defaults
+    headers: HeadersSpec | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class CertSpec(Frozen):

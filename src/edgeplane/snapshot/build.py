@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from edgeplane.model.cdn import CacheRule, EdgeSecurity, Origin
 from edgeplane.model.client_limits import ClientLimits, effective, effective_rate
+from edgeplane.model.headers_policy import HEADERS, HeadersPolicy
 from edgeplane.model.origin_tls import OriginTls
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
@@ -59,6 +60,7 @@ from edgeplane.protocol.config import (
     VerificationSpec,
     ZoneSpec,
 )
+from edgeplane.protocol.headers import HeaderRuleSpec, HeadersSpec
 from edgeplane.protocol.origin_tls import OriginTlsSpec
 from edgeplane.snapshot.bots import bot_spec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
@@ -371,6 +373,7 @@ def site_spec(
         client_limits=client_limits_spec(sec.limits, sec.under_attack),
         bots=bot_spec(sec.bots, cdn.bot_key),
         waf=waf_spec(sec.waf),
+        headers=headers_spec(sec.headers),
     )
 
 
@@ -380,6 +383,17 @@ def client_limits_spec(limits: ClientLimits, under_attack: bool) -> ClientLimits
     if not under_attack and all(v is None for v in values.values()):
         return None
     return ClientLimitsSpec(**values, under_attack=under_attack)
+
+
+def headers_spec(policy: HeadersPolicy) -> HeadersSpec | None:
+    """The policy as the edge renders it; None for the defaults (rendered as before)."""
+    if policy.is_default():
+        return None
+    rules = []
+    for key, name in HEADERS.items():
+        rule = getattr(policy, key)
+        rules.append(HeaderRuleSpec(name=name, action=rule.action, value=rule.value or ""))
+    return HeadersSpec(rules=tuple(rules), remove_leaking=policy.remove_leaking)
 
 
 @lru_cache(maxsize=65536)

@@ -130,7 +130,12 @@ def run(settings: NodeSettings) -> None:
     from edgeplane.node.agent.metrics_server import MetricsServer
     from edgeplane.node.agent.paths import nginx_prefix
     from edgeplane.node.nginx.engine import NginxEngine
-    from edgeplane.node.nginx.local import NodeLocal, find_brotli_module, find_waf_engine
+    from edgeplane.node.nginx.local import (
+        NodeLocal,
+        find_brotli_module,
+        find_js_module,
+        find_waf_engine,
+    )
 
     s = settings
     if s.parent_pid is not None and not lifeline.bind_to_parent(s.parent_pid):
@@ -175,6 +180,7 @@ def run(settings: NodeSettings) -> None:
         bind=s.bind,
         brotli_module=find_brotli_module(),
         waf=find_waf_engine(),
+        js_module=find_js_module(),
         bundle_dir=Path(s.bundle_dir).resolve() if s.bundle_dir is not None else None,
         max_stapled=s.max_stapled,
     )

@@ -29,6 +29,9 @@ class NodeLocal:
     workers: int = 2
     brotli_module: str | None = None  # the brotli_static module's .so, when installed
     waf: WafEngine | None = None  # ModSecurity and the CRS, when installed
+    # nginx's njs module (``find_js_module``): with it, caching locations reach the origin
+    # through the origin hop (``render_hop``), which makes the cache follow RFC 9111
+    js_module: str | None = None
     bundle_dir: Path | None = None  # where static bundles are unpacked; None: prefix/bundles
     # Certificates stapled at most (render_stapling): each is a server block of its own, about
     # 0.4 MiB of nginx memory and 4-5 ms of every reload here (bench/stapling.py).
@@ -52,6 +55,14 @@ class LocalHealth:
 
     down: frozenset[tuple[str, str]] = frozenset()  # (pool id, backend key) out of rotation
     weights: Mapping[tuple[str, str], int] = field(default_factory=dict)  # "dynamic" weights
+
+
+JS_MODULE = Path("/usr/lib/nginx/modules/ngx_http_js_module.so")
+
+
+def find_js_module() -> str | None:
+    """nginx's njs module on this machine, if installed (Debian's ``libnginx-mod-http-js``)."""
+    return str(JS_MODULE) if JS_MODULE.is_file() else None
 
 
 BROTLI_MODULE = Path("/usr/lib/nginx/modules/ngx_http_brotli_static_module.so")

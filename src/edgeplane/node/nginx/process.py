@@ -91,8 +91,10 @@ class NginxProcess:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the master from ``current``; returns once it wrote its pid."""
-        with contextlib.suppress(FileNotFoundError):
-            (self.prefix / "status.sock").unlink()  # left by a master that died
+        # left by a master that died: the status socket and the origin hops' (render_hop)
+        for sock in [self.prefix / "status.sock", *self.prefix.glob("hop_*.sock")]:
+            with contextlib.suppress(FileNotFoundError):
+                sock.unlink()
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()
         with self.output.open("ab") as out:

@@ -19,6 +19,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from edgeplane.node.nginx.cert_index import CertIndex
+from edgeplane.node.nginx.hop_script import SCRIPT as HOP_SCRIPT
 from edgeplane.node.nginx.local import LocalHealth, NodeLocal
 from edgeplane.node.nginx.render_access import render_acl, render_rate_limits
 from edgeplane.node.nginx.render_bots import LOG_FIELD, ROUTE_LINE, render_bots
@@ -29,10 +30,27 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
+from edgeplane.node.nginx.render_headers import render_headers
+from edgeplane.node.nginx.render_hop import (
+    FORWARDED,
+    SCRIPT_FILE,
+    Hop,
+    hop_http_lines,
+    hop_servers,
+    hop_upstreams,
+)
 from edgeplane.node.nginx.render_jump import Inline, dominant_location, jump_maps
 from edgeplane.node.nginx.render_limits import render_client_limits
 from edgeplane.node.nginx.render_origin_tls import ca_files
 from edgeplane.node.nginx.render_shards import ShardMemo, Shards
+from edgeplane.node.nginx.render_sni import (
+    MISDIRECTED,
+    NAMES_FILE,
+    mismatch_maps,
+    names_file,
+    reject_server,
+    served_with_cert,
+)
 from edgeplane.node.nginx.render_stapling import server_head, stapled_names
 from edgeplane.node.nginx.render_tls import (
     DEFAULT_CERT,
@@ -102,19 +120,18 @@ CIPHERS = ":".join(
 
 SSL_SETTINGS = f"""ssl_protocols TLSv1.2 TLSv1.3;
 ssl_ciphers {CIPHERS};
+ssl_ecdh_curve X25519:prime256v1:secp384r1;
 ssl_prefer_server_ciphers off;
 """
 
-PROXY_SETTINGS = """proxy_http_version 1.1;
-proxy_set_header Host $host;
-proxy_set_header Connection "";
-proxy_set_header X-Real-IP $remote_addr;
-proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-proxy_set_header X-Forwarded-Proto $scheme;
-proxy_next_upstream error timeout http_502 http_503 http_504;
+PROXY_SETTINGS = "proxy_http_version 1.1;\n"
+PROXY_SETTINGS += "".join(f"proxy_set_header {name} {value};\n" for name, value in FORWARDED)
+PROXY_SETTINGS += """proxy_next_upstream error timeout http_502 http_503 http_504;
 proxy_ssl_server_name on;
 proxy_ssl_name $host;
 proxy_cache_lock_timeout 5s;
+proxy_cache_revalidate on;
+proxy_pass_header Date;
 """
 
 
@@ -159,7 +176,9 @@ def _main_conf(local: NodeLocal, modules: tuple[str, ...] = ()) -> str:
     paths = _paths(local)
     user = local.worker_user
     head = f"load_module {local.brotli_module};\n" if local.brotli_module else ""
-    head += "".join(f"load_module {m};\n" for m in modules)
+    loaded = [local.js_module] if local.js_module else []
+    loaded += [m for m in modules if m not in loaded]  # njs: once for the hop and bots
+    head += "".join(f"load_module {m};\n" for m in loaded)
     head += f"user {user};\n" if user else ""
     return (
         f"# nginx of edge node {local.node_name} (rendered by Edgeplane; do not edit)\n"
@@ -215,6 +234,8 @@ def _base_conf(
         "keepalive_requests 10000;\n"
         "client_max_body_size 100m;\n"
         f"map_hash_max_size {map_size};\n"
+        f"server_names_hash_max_size {map_size};\n"
+        "server_names_hash_bucket_size 128;\n"
         "map_hash_bucket_size 128;\n"
         "variables_hash_max_size 4096;\n"
         "variables_hash_bucket_size 128;\n"
@@ -233,18 +254,19 @@ def _base_conf(
         + ssl_session_lines(config, paths["tickets"])
         + X_CACHE_MAP
         + waf
+        + (hop_http_lines() if local.js_module else "")
     )
 
 
-def _headers_conf(local: NodeLocal, hsts: bool) -> str:
+def _headers_conf(local: NodeLocal, hsts: bool, policy: str) -> str:
     """The headers of every response (each block that has its own ``add_header`` includes
-    them, since nginx inherits ``add_header`` only into blocks without one)."""
+    them, since nginx inherits ``add_header`` only into blocks without one); ``policy``: the
+    security headers' lines (``render_headers``)."""
     text = (
         f"add_header X-Served-By {lit(local.node_name)} always;\n"
         "add_header X-Cache-Status $x_cache always;\n"
-        "add_header X-Content-Type-Options nosniff always;\n"
-        "add_header X-Frame-Options SAMEORIGIN always;\n"
-        "add_header Referrer-Policy strict-origin-when-cross-origin always;\n"
+        # RFC 9213's targeted field is for this edge alone
+        "proxy_hide_header Surrogate-Control;\n" + policy
     )
     if hsts:  # only when a site asks for it: a map lookup per response otherwise
         text += "add_header Strict-Transport-Security $hsts always;\n"
@@ -287,6 +309,7 @@ def _sites_map(
     hosts: tuple[dict[str, str], list[tuple[str, str]]],
     links: dict[str, str] | None,
     shards: Shards,
+    index: CertIndex,
 ) -> str:
     host_site, redirect = hosts
     target: list[tuple[str, str]] = []
@@ -322,21 +345,27 @@ def _sites_map(
         )
     if links is not None:
         text += cert_map(links, shards)
+        text += mismatch_maps(links, host_site, index, shards)
     return text
 
 
 def _proxied_lines(
-    cache: CacheProfile, proxy: ProxyProfile, pool: PoolSpec | None = None
+    cache: CacheProfile, proxy: ProxyProfile, pool: PoolSpec | None = None, hop: Hop | None = None
 ) -> list[str]:
     """A proxied location's lines; with ``pool``, ``proxy_pass`` names it (no variable to
-    evaluate and no URL to parse per request)."""
+    evaluate and no URL to parse per request); with ``hop``, a caching location's misses go
+    through the origin hop (``render_hop``)."""
+    if hop is not None and not cache.bypass:
+        return [*hop.lines(cache, proxy), *cache.lines(hop=True)]
     target = "$site_pass"
     if pool is not None:
         target = f"{pool_scheme(pool)}://{upstream_name(pool.id)}"
     return [f"proxy_pass {target};", *proxy.lines(), *cache.lines()]
 
 
-def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
+def _named_locations(
+    locations: set[tuple[CacheProfile, ProxyProfile]], hop: Hop | None = None
+) -> str:
     text = block(
         f"location {UNKNOWN_HOST}",
         ["include headers.conf;", "default_type text/plain;", 'return 404 "unknown host\\n";'],
@@ -351,7 +380,8 @@ def _named_locations(locations: set[tuple[CacheProfile, ProxyProfile]]) -> str:
     )
     for cache, proxy in sorted(locations, key=lambda cp: location_name(*cp)):
         # after a bundle's try_files fell back here, the response is the origin's again
-        lines = ["include headers.conf;", 'set $edge_source "";', *_proxied_lines(cache, proxy)]
+        proxied = _proxied_lines(cache, proxy, hop=hop)
+        lines = ["include headers.conf;", 'set $edge_source "";', *proxied]
         text += block(f"location {location_name(cache, proxy)}", lines)
     return text
 
@@ -363,7 +393,9 @@ class Routing:
     acl: bool = False
     redirect: bool = False
     bots: bool = False
+    sni: bool = False  # HTTPS: answer 421 when the Host is not the connection's (render_sni)
     inline: Inline | None = None
+    hop: Hop | None = None
     checks: tuple[str, ...] = ()  # refusals before routing (render_limits: 431, 413)
     waf: bool = False  # a site has the WAF on (render_waf.route_lines)
 
@@ -372,6 +404,8 @@ def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     route = ["include headers.conf;"]
     if routing.waf:
         route.append("recursive_error_pages on;")
+    if tls and routing.sni:
+        route.append(MISDIRECTED)
     if routing.acl:
         route.append("if ($acl_blocked) { return 403; }")
     route.extend(routing.checks)
@@ -386,7 +420,7 @@ def _route(local: NodeLocal, routing: Routing, *, tls: bool) -> list[str]:
     # reached by an internal redirect (error_page), which a request served here never pays.
     jump = "if ($edge_jump) { error_page 418 = $edge_loc; return 418; }"
     inline = routing.inline
-    return [*route, jump, *_proxied_lines(inline.cache, inline.proxy, inline.pool)]
+    return [*route, jump, *_proxied_lines(inline.cache, inline.proxy, inline.pool, routing.hop)]
 
 
 def _server(
@@ -404,14 +438,15 @@ def _server(
         listen = head
     elif tls:
         listen = [
-            f"listen {local.bind}:{local.https_port} ssl http2 default_server;",
+            f"listen {local.bind}:{local.https_port} ssl http2;",
+            f"include {NAMES_FILE};",
             f"ssl_certificate {CERT_PATH};",
             f"ssl_certificate_key {CERT_PATH};",
         ]
     else:
         listen = [f"listen {local.bind}:{local.http_port} default_server;"]
     route = _route(local, routing, tls=tls)
-    names = [] if head is not None else ["server_name _;"]
+    names = [] if head is not None or tls else ["server_name _;"]
     lines = [*listen, *names, 'set $edge_source "";', "include headers.conf;", *limits]
     body = "".join(f"    {line}\n" for line in lines)
     if not tls:
@@ -470,9 +505,11 @@ def render_release(
     if memo is not None and sni is not None:
         memo.sni = sni
     shards = Shards(memo=memo.shards if memo is not None else None)
-    sites_map = _sites_map(config, local, sites, pools, hosts, links, shards)
+    sites_map = _sites_map(config, local, sites, pools, hosts, links, shards, index)
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
+    hop = Hop(compiled.cache_key) if local.js_module else None
+    hopped = sorted({proxy for cache, proxy in locations if not cache.bypass}) if hop else []
     routing = Routing(
         acl=any(s.ip_allow or s.ip_deny for s in sites),
         redirect=bool(hosts[1]),
@@ -480,6 +517,8 @@ def render_release(
         checks=tuple(client.checks),
         bots=bots is not None,
         waf=bool(waf_sites),
+        hop=hop,
+        sni=bool(links),
     )
     if inline is not None:
         bundled = {b.site for b in config.bundles}
@@ -491,12 +530,19 @@ def render_release(
         routing=routing,
         verifications=bool(config.verifications),
     )
+    names_conf = ""
     if local.https_port:
-        servers += _server(local, tls=True, limits=rate_server, routing=routing)
         assert links is not None
-        for cert, stapled in stapled_names(config, links, local.max_stapled):
+        servers += reject_server(local.bind, local.https_port)
+        servers += _server(local, tls=True, limits=rate_server, routing=routing)
+        stapling = stapled_names(config, links, local.max_stapled)
+        for cert, stapled in stapling:
             head = server_head(local.bind, local.https_port, cert, stapled)
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
+        in_blocks = {name for _, names in stapling for name in names}
+        names_conf = names_file(served_with_cert(links, in_blocks))
+    servers += hop_servers(local, hopped)
+    policy, policy_maps = render_headers(sites)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(
             local, (*load_modules(local, waf_sites), *((bots.module,) if bots else ()))
@@ -509,13 +555,14 @@ def render_release(
             LOG_FIELD if bots else "",
             http_lines(local, waf_sites),
         ),
-        "headers.conf": _headers_conf(local, hsts=any(s.hsts_max_age > 0 for s in sites)),
+        "headers.conf": _headers_conf(local, any(s.hsts_max_age > 0 for s in sites), policy),
         "sites.map": sites_map
+        + policy_maps
         + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http + client.http + (bots.http if bots else ""),
-        "upstreams.conf": upstreams or "# no pools\n",
-        "locations.conf": _named_locations(locations)
+        "upstreams.conf": (upstreams or "# no pools\n") + hop_upstreams(local, hopped),
+        "locations.conf": _named_locations(locations, hop)
         + bundle_locations(config, brotli=bool(local.brotli_module))
         + (bots.location if bots else "")
         + blocked_locations((proxy for _, proxy in locations), _paths(local)["status"]),
@@ -524,6 +571,10 @@ def render_release(
         **(bots.files if bots else {}),
         **ca_files(pools[p] for p in served_pools),  # private origins' trusted CAs, if any
     }
+    if local.https_port:
+        files[NAMES_FILE] = names_conf
+    if hop is not None:
+        files[SCRIPT_FILE] = HOP_SCRIPT
     encoded = {name: text.encode() for name, text in sorted(files.items())}
     digest = hashlib.sha256()
     for name, content in encoded.items():

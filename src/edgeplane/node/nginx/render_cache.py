@@ -61,7 +61,9 @@ class CacheProfile:
             parts.append("swr")
         return "_".join(parts)
 
-    def lines(self) -> list[str]:
+    def lines(self, hop: bool = False) -> list[str]:
+        """``hop``: the location's misses go through the origin hop (``render_hop``), which
+        tells nginx per response how long it is fresh and how long it may be served stale."""
         if self.bypass:
             return []
         out = ["proxy_cache edge;"]
@@ -71,6 +73,12 @@ class CacheProfile:
             out.append(f"proxy_cache_valid 404 410 {min(self.ttl, 10)}s;")
         if not self.honour:
             out.append(OVERRIDE_IGNORE)
+        elif hop:
+            # stale only as each stored response allows (its stale-if-error and
+            # stale-while-revalidate, the hop's account of the origin's and the rule's word)
+            out.append("proxy_cache_background_update on;")
+            out.append("proxy_cache_use_stale off;")
+            return out
         stale = STALE_ON_ERROR if self.stale_if_error else ""
         if self.stale_while_revalidate:
             stale = f"{stale} updating".strip()
