@@ -81,7 +81,13 @@ def test_security_is_read_and_merge_patched(api: Api) -> None:
     # the CDN config holds the same, origins kept
     dep = ok(api.get(CDN))
     assert dep["security"] == doc["security"] and dep["origins"] == [
-        {"url": "http://127.0.0.1:9", "load_balancer": None, "weight": 1, "backup": False}
+        {
+            "url": "http://127.0.0.1:9",
+            "load_balancer": None,
+            "weight": 1,
+            "backup": False,
+            "tls": None,
+        }
     ]
     # null resets a limit to the edge's default, clears the rate limit
     doc = ok(api.patch(SECURITY, json={"limits": {"max_connections": None}, "rate_limit": None}))

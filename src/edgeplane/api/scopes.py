@@ -75,6 +75,7 @@ RULES: tuple[Rule, ...] = (
     Rule(f"{INV}/domains/{{domain}}/records", "dns_records"),
     Rule(f"{INV}/domains/{{domain}}/logs", "access_logs"),
     Rule(f"{INV}/ssl", "certificates"),
+    Rule(f"{INV}/ca", "certificates"),  # the internal CA (the edge's origin client certificate)
     Rule(f"{INV}/ssl/{{domain}}/private-key", "certificates", sc.REVEAL),
     Rule(f"{API}/alerts", "alerts"),
     Rule(f"{API}/metrics", "metrics"),
