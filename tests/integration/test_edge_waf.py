@@ -25,7 +25,7 @@ from edgeplane.node.agent.analytics import LogTailer
 from edgeplane.node.agent.metrics import AgentMetrics
 from edgeplane.node.agent.waf_log import WafMatches, audit_log_path
 from edgeplane.node.nginx.engine import NginxEngine
-from edgeplane.node.nginx.local import NodeLocal, find_waf_engine
+from edgeplane.node.nginx.local import NodeLocal, find_js_module, find_waf_engine
 from edgeplane.protocol.config import EdgeConfig, SiteSpec, WafExclusionSpec, WafSpec
 
 pytestmark = [
@@ -73,7 +73,11 @@ def origin() -> Iterator[Origin]:
 def edge(origin: Origin) -> Iterator[Edge]:
     base = make_base()
     local = NodeLocal(
-        prefix=base / "nginx", node_name="edge-w", http_port=free_port(), waf=find_waf_engine()
+        prefix=base / "nginx",
+        node_name="edge-w",
+        http_port=free_port(),
+        waf=find_waf_engine(),
+        js_module=find_js_module(),  # as on an edge node: misses go through the origin hop
     )
     edge = Edge(NginxEngine(local), local, base)
     try:
