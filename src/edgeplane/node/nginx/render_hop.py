@@ -17,6 +17,9 @@ request's ``Host`` (the same ``$site_id`` / ``$site_pass`` maps) and its proxy p
 caching location sends the cache key (``X-Edge-Key``) and the rule's stale flags
 (``X-Edge-Stale``), which the hop does not forward.
 
+A WAF site's proxy profile carries its WAF profile (``render_waf.WafProxy``): its hop is
+where its requests are inspected (``render_waf.HopInspection``), cached hits never are.
+
 Without nginx's njs module (``NodeLocal.js_module`` None) there is no hop: caching locations
 proxy to the origin themselves, as nginx alone can (see ``docs/security-http.md``).
 """

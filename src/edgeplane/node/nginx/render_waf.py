@@ -5,10 +5,15 @@ one without renders exactly as if the WAF did not exist.
 
 Where inspection happens: the shared ``server`` sends each request to a named location per
 (cache profile, proxy profile); a site with the WAF on gets named locations of its own, one
-per distinct WAF profile (mode, paranoia level, threshold, exclusions), with ``modsecurity
-on`` and the profile's few rules. Sites without the WAF never reach one of them, so they
-create no ModSecurity transaction at all; and a WAF site is never served in place by
-``location /`` (``render_jump``), whose requests of every site would pay otherwise.
+per distinct WAF profile (mode, paranoia level, threshold, exclusions: ``WafProxy``). Sites
+without the WAF never reach one of them, so they create no ModSecurity transaction at all;
+and a WAF site is never served in place by ``location /`` (``render_jump``), whose requests
+of every site would pay otherwise. On a node with the origin hop (``render_hop``, njs), a
+caching location's misses go to the hop of its proxy profile, and a ``WafProxy``'s hop is
+where its requests are inspected (``HopInspection``): between the cache and the origin, so
+cached hits pay nothing for the WAF; the caching location sends the hop its request id
+(``toward_hop``). Locations that do not go through a hop (bypass rules, a node without njs)
+inspect in place, with ``modsecurity on`` and the profile's few rules (``WafProxy.lines``).
 
 The CRS is parsed once, at ``http`` level (``modsecurity off`` there); each WAF location's
 own rules are merged in front of it (ModSecurity-nginx merges a location's rules before its
