@@ -90,7 +90,8 @@ def test_with_the_origin_hop_a_waf_site_is_inspected_in_its_hop_not_its_caching_
     cached = _block(text["locations.conf"], f"location @t600_override_sie__c2000r30000n2__{name}")
     assert "modsecurity" not in cached and "proxy_pass http://hop_" in cached
     assert "proxy_set_header X-Edge-Request-Id $request_id;" in cached  # the client's id
-    assert "add_header X-Request-Id $request_id always;" in cached
+    assert "add_header X-Request-Id $edge_request_id always;" in cached  # none on a hit
+    assert 'map $upstream_cache_status $edge_request_id {\n    HIT "";' in text["base.conf"]
     assert "proxy_no_cache $upstream_http_x_edge_waf;" in cached  # a refusal is never stored
     assert "proxy_hide_header X-Edge-Waf;" in cached
     assert "proxy_cache_valid 200 203 301 302 600s;" in cached and " 403" not in cached
