@@ -1,4 +1,5 @@
-"""The WAF's cost on cached hits: one real nginx (``NginxEngine``), WAF off / detect / block.
+"""The WAF's cost on cached hits and misses: one real edge nginx (``NginxEngine``, with njs
+as on an edge node: misses go through the origin hop), WAF off / detect / block.
 
 Run from the repository root::
 
@@ -9,12 +10,14 @@ rendered by Edgeplane from a snapshot of sites that differ only by their WAF: ``
 reference: the same edge, the same request, no ModSecurity), ``detect`` and ``block`` (the
 CRS at paranoia 1), ``block-pl2`` (paranoia 2), and ``transaction`` (ModSecurity on with the
 profile's rules and none of the CRS: what a transaction costs by itself). Every site has a
-``/*`` rule of an hour, so after a warm-up every request is a cached hit. The request is a
-browser's GET (user agent, Accept, Accept-Language, a cookie, a query string of three
-arguments): the CRS inspects all of it. wrk (keep-alive) hits every site once per round,
+``/*`` rule of an hour, so after a warm-up every request is a cached hit; and a ``/miss/*``
+rule that honours the origin, which answers ``no-store`` there, so every request of it is a
+miss (the caching location, the origin hop, where a WAF site is inspected, the origin). The
+request is a browser's GET (user agent, Accept, Accept-Language, a cookie, a query string of
+three arguments): the CRS inspects all of it. wrk (keep-alive) hits every site once per round,
 rounds interleaved; each figure is the median of the rounds, and its cost is against the
-``off`` site of the same rounds. The nginx worker's CPU per request (from /proc) is printed
-beside it.
+``off`` site of the same rounds and kind (hit or miss). The edge's nginx CPU per request
+(its workers, from /proc: the hop is the same nginx) is printed beside it.
 
 Everything started is stopped and the temporary directory removed on exit, error, Ctrl-C or
 SIGTERM. Progress goes to stderr, results to stdout.
@@ -38,7 +41,13 @@ from common import BenchRun, log, signals_raise  # noqa: E402
 from edge import PlainNginx, free_port, wait_port  # noqa: E402
 
 from edgeplane.node.nginx.engine import NginxEngine  # noqa: E402
-from edgeplane.node.nginx.local import LocalHealth, NodeLocal, WafEngine, find_waf_engine  # noqa: E402
+from edgeplane.node.nginx.local import (  # noqa: E402
+    LocalHealth,
+    NodeLocal,
+    WafEngine,
+    find_js_module,
+    find_waf_engine,
+)
 from edgeplane.node.nginx.memory import children  # noqa: E402
 from edgeplane.protocol.config import (  # noqa: E402
     BackendSpec,
@@ -52,6 +61,8 @@ from edgeplane.protocol.config import (  # noqa: E402
 
 BODY_BYTES = 1024
 PATH = "/products/item?id=42&sort=price&lang=en"
+MISS_PATH = "/miss/item?id=42&sort=price&lang=en"  # the origin answers no-store
+MISS_SITES = ("off", "transaction", "block")
 HEADERS = (
     "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
     "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
@@ -74,12 +85,13 @@ def snapshot(origin_port: int, names: list[str]) -> EdgeConfig:
         backends=(BackendSpec(key="o", host="127.0.0.1", port=origin_port),),
     )
     rule = CacheRuleSpec(id="all", pattern="/*", ttl=3600)
+    miss = CacheRuleSpec(id="miss", pattern="/miss/*", ttl=3600, origin_cache_control="honour")
     sites = tuple(
         SiteSpec(
             id=name,
             domains=(f"{name}.bench.localhost",),
             pool=pool.id,
-            cache_rules=(rule,),
+            cache_rules=(miss, rule),
             waf=SITES[name],
         )
         for name in names
@@ -89,13 +101,15 @@ def snapshot(origin_port: int, names: list[str]) -> EdgeConfig:
     )
 
 
-def wrk(port: int, host: str, seconds: float, connections: int) -> tuple[float, int, int]:
+def wrk(
+    port: int, host: str, seconds: float, connections: int, path: str = PATH
+) -> tuple[float, int, int]:
     """(req/s, requests, non-2xx)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-H", f"Host: {host}"]
     for header in HEADERS:
         cmd += ["-H", header]
     out = subprocess.run(
-        [*cmd, f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, check=True
+        [*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -117,7 +131,12 @@ def cpu_ticks(pids: list[int]) -> int:
 def start_edge(run: BenchRun, name: str, waf: WafEngine, origin_port: int,
                names: list[str], workers: int) -> tuple[NginxEngine, int]:  # fmt: skip
     local = NodeLocal(
-        prefix=run.tmp / name, node_name=name, http_port=free_port(), waf=waf, workers=workers
+        prefix=run.tmp / name,
+        node_name=name,
+        http_port=free_port(),
+        waf=waf,
+        workers=workers,
+        js_module=find_js_module(),  # the origin hop, as on an edge node
     )
     engine = NginxEngine(local)
     run.cleanup.add(engine.stop)
@@ -149,10 +168,12 @@ def main() -> int:
     if args.quick:
         args.seconds, args.rounds = 1.0, 1
     waf = find_waf_engine()
-    if waf is None or not all(subprocess.run(["which", t], capture_output=True).returncode == 0
-                              for t in ("nginx", "wrk")):  # fmt: skip
-        print("bench/security.py needs nginx, wrk, libnginx-mod-http-modsecurity and "
-              "modsecurity-crs: run scripts/bootstrap --with-test", file=sys.stderr)  # fmt: skip
+    tools = all(subprocess.run(["which", t], capture_output=True).returncode == 0
+                for t in ("nginx", "wrk"))  # fmt: skip
+    if waf is None or find_js_module() is None or not tools:
+        print("bench/security.py needs nginx, wrk, libnginx-mod-http-modsecurity, "
+              "modsecurity-crs and libnginx-mod-http-js: run scripts/bootstrap --with-test",
+              file=sys.stderr)  # fmt: skip
         return 2
     run = BenchRun("security")
     rows: list[list[str]] = []
@@ -164,6 +185,8 @@ def main() -> int:
         listen 127.0.0.1:{origin_port};
         location / {{ add_header Cache-Control "public, max-age=3600";
                      return 200 "{'x' * (BODY_BYTES - 1)}\\n"; }}
+        location /miss/ {{ add_header Cache-Control "no-store";
+                          return 200 "{'x' * (BODY_BYTES - 1)}\\n"; }}
     }}""")  # fmt: skip
             run.cleanup.add(origin.stop)
             wait_port(origin_port)
@@ -183,37 +206,41 @@ def main() -> int:
             }
             for name, (p, _) in targets.items():  # warm-up: the object is cached
                 wrk(p, f"{name}.bench.localhost", 1, 2)
-            results: dict[str, list[tuple[float, float, int]]] = {n: [] for n in SITES}
+            runs = [("hit", n, PATH) for n in SITES] + [("miss", n, MISS_PATH) for n in MISS_SITES]
+            results: dict[tuple[str, str], list[tuple[float, float, int]]] = {
+                (kind, n): [] for kind, n, _ in runs
+            }
             for r in range(args.rounds):
                 log(f"round {r + 1}/{args.rounds}")
-                for name in SITES:
+                for kind, name, path in runs:
                     p, engine = targets[name]
                     master = engine.process.pid
                     pids = children(master) if master else []
                     before = cpu_ticks(pids)
                     rps, requests, non2xx = wrk(
-                        p, f"{name}.bench.localhost", args.seconds, args.connections
+                        p, f"{name}.bench.localhost", args.seconds, args.connections, path
                     )
                     ticks = cpu_ticks(pids) - before
                     us = ticks / os.sysconf("SC_CLK_TCK") / max(1, requests) * 1e6
-                    results[name].append((rps, us, non2xx))
-            ref = statistics.median(r[0] for r in results["off"])
-            for name in SITES:
-                rps = statistics.median(r[0] for r in results[name])
-                us = statistics.median(r[1] for r in results[name])
+                    results[(kind, name)].append((rps, us, non2xx))
+            for kind, name, _ in runs:
+                ref = statistics.median(r[0] for r in results[(kind, "off")])
+                rps = statistics.median(r[0] for r in results[(kind, name)])
+                us = statistics.median(r[1] for r in results[(kind, name)])
                 cost = "reference" if name == "off" else f"{(1 - rps / ref) * 100:.1f} %"
-                bad = sum(r[2] for r in results[name])
-                rows.append([name, f"{rps:,.0f}", cost, f"{us:.0f}", str(bad)])
+                bad = sum(r[2] for r in results[(kind, name)])
+                rows.append([kind, name, f"{rps:,.0f}", cost, f"{us:.0f}", str(bad)])
     except KeyboardInterrupt:
         log("interrupted")
         run.close()
         return 130
     finally:
         run.close()
-    print(f"cached hits of a 1 KiB object, wrk -c{args.connections} keep-alive, "
-          f"{args.seconds:g} s x {args.rounds} rounds, {args.workers} nginx worker(s)")  # fmt: skip
-    print(grid(["site (WAF)", "req/s", "cost vs off", "worker CPU us/req", "non-2xx"], rows,
-               args.markdown))  # fmt: skip
+    print(f"a 1 KiB object, cached hits and misses (through the origin hop), wrk "
+          f"-c{args.connections} keep-alive, {args.seconds:g} s x {args.rounds} rounds, "
+          f"{args.workers} nginx worker(s)")  # fmt: skip
+    head = ["request", "site (WAF)", "req/s", "cost vs off", "edge CPU us/req", "non-2xx"]
+    print(grid(head, rows, args.markdown))
     return run.status()
 
 

@@ -25,8 +25,15 @@ from edgeplane.node.agent.analytics import LogTailer
 from edgeplane.node.agent.metrics import AgentMetrics
 from edgeplane.node.agent.waf_log import WafMatches, audit_log_path
 from edgeplane.node.nginx.engine import NginxEngine
-from edgeplane.node.nginx.local import NodeLocal, find_waf_engine
-from edgeplane.protocol.config import EdgeConfig, SiteSpec, WafExclusionSpec, WafSpec
+from edgeplane.node.nginx.local import NodeLocal, find_js_module, find_waf_engine
+from edgeplane.protocol.config import (
+    CacheKeySpec,
+    CacheRuleSpec,
+    EdgeConfig,
+    SiteSpec,
+    WafExclusionSpec,
+    WafSpec,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,12 +56,28 @@ SITES = {
 }
 
 
+# Block-mode sites whose cache keys ignore the query (so that a payload in the query finds
+# what a clean request stored): a rule's own TTL over the origin's word, and the origin's word.
+NO_QUERY = CacheKeySpec(query="none")
+CACHED = {
+    "cached.test": CacheRuleSpec(id="all", pattern="/*", ttl=3600, cache_key=NO_QUERY),
+    "honour.test": CacheRuleSpec(
+        id="all", pattern="/*", ttl=60, origin_cache_control="honour", cache_key=NO_QUERY
+    ),
+}
+
+
 def config(origin: Origin, *, waf: bool = True) -> EdgeConfig:
     p = pool("origin.w", backend(origin))
     sites = [
         SiteSpec(id=host.split(".")[0], domains=(host,), pool=p.id, waf=spec if waf else None)
         for host, spec in SITES.items()
     ]
+    sites += [
+        SiteSpec(id=host.split(".")[0], domains=(host,), pool=p.id, cache_rules=(rule,),
+                 waf=WafSpec(mode="block") if waf else None)
+        for host, rule in CACHED.items()
+    ]  # fmt: skip
     return edge_config(sites, [p])
 
 
@@ -73,7 +96,11 @@ def origin() -> Iterator[Origin]:
 def edge(origin: Origin) -> Iterator[Edge]:
     base = make_base()
     local = NodeLocal(
-        prefix=base / "nginx", node_name="edge-w", http_port=free_port(), waf=find_waf_engine()
+        prefix=base / "nginx",
+        node_name="edge-w",
+        http_port=free_port(),
+        waf=find_waf_engine(),
+        js_module=find_js_module(),  # as on an edge node: misses go through the origin hop
     )
     edge = Edge(NginxEngine(local), local, base)
     try:
@@ -221,3 +248,79 @@ def test_the_agent_counts_and_reports_matches_with_rule_ids(
     assert 'edgeplane_waf_matches_total{action="blocked",project="block",rule="942100"}' in text
     assert 'edgeplane_waf_matches_total{action="detected",project="detect",rule="942100"}' in text
     tailer.close()
+
+
+def test_misses_are_inspected_in_the_hop_with_the_client_s_address_and_request_id(
+    edge: Edge,
+) -> None:
+    """On a node with the origin hop, a WAF site's caching location inspects nothing: its
+    misses are inspected in the hop of its WAF profile, as the client sent them."""
+    release = (edge.local.prefix / "current").resolve()
+    assert "modsecurity on" not in (release / "locations.conf").read_text()  # no bypass rule
+    client = edge.client("127.0.0.2")
+    r = edge.get("detect.test", SQLI.uri, client=client)
+    assert r.status_code == 200 and r.headers["x-cache-status"] == "MISS"
+    tx = logged(edge, {r.headers["x-request-id"]})[r.headers["x-request-id"]]
+    assert tx["client_ip"] == "127.0.0.2"  # not the hop's socket
+    assert tx["host_ip"].startswith("unix:") and tx["host_ip"].endswith(".sock")  # the hop
+    assert tx["request"]["uri"] == SQLI.uri and tx["request"]["headers"]["Host"] == "detect.test"
+    # a body is inspected there too (the hop's proxy_request_buffering off notwithstanding)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = client.post("/login", headers={"Host": "cached.test", **form}, content=b"user=1' or '1'='1")
+    assert r.status_code == 403 and r.headers["cache-control"] == "no-store"
+    assert f"request id: {r.headers['x-request-id']}" in r.text
+    tx = logged(edge, {r.headers["x-request-id"]})[r.headers["x-request-id"]]
+    assert tx["client_ip"] == "127.0.0.2" and tx["response"]["http_code"] == 403
+    assert tx["request"]["method"] == "POST"
+
+
+def test_cached_hits_are_served_uninspected_and_refusals_are_never_stored(
+    edge: Edge, origin: Origin
+) -> None:
+    c = edge.client()
+    attack = "?q=1%27%20or%20%271%27%3D%271"
+    # the rule's TTL (an hour, over the origin's word): a clean request stores the page...
+    first = edge.get("cached.test", "/page?clean=1", client=c)
+    assert first.status_code == 200 and first.headers["x-cache-status"] == "MISS"
+    # ...and a payload in the query, which the key ignores, is answered from the cache: it
+    # never reaches the origin, nor the WAF (documented: detect mode does not see it either)
+    hit = edge.get("cached.test", "/page" + attack, client=c)
+    assert hit.status_code == 200 and hit.headers["x-cache-status"] == "HIT"
+    assert hit.text == first.text and "x-request-id" not in hit.headers  # nothing inspected it
+    # a refused miss is not stored under its key, whatever the rule's TTL says
+    refused = edge.get("cached.test", "/other" + attack, client=c)
+    assert refused.status_code == 403 and refused.headers["x-cache-status"] == "MISS"
+    assert "web application firewall" in refused.text
+    assert refused.headers["cache-control"] == "no-store" and "x-edge-waf" not in refused.headers
+    marker = edge.get("detect.test", SQLI.uri + "&marker=1", client=c)  # logged after both
+    entries = logged(edge, {marker.headers["x-request-id"], refused.headers["x-request-id"]})
+    uris = {e["transaction"]["request"]["uri"] for e in audit_lines(edge)}
+    assert "/page" + attack not in uris and "/other" + attack in uris
+    assert entries[refused.headers["x-request-id"]]["response"]["http_code"] == 403
+    clean = edge.get("cached.test", "/other?clean=1", client=c)
+    assert clean.status_code == 200 and clean.headers["x-cache-status"] == "MISS"
+    assert clean.text.startswith("waf-origin ")
+    assert edge.get("cached.test", "/other", client=c).headers["x-cache-status"] == "HIT"
+    # an unsafe method passes the hop's WAF and invalidates what it changes
+    posted = c.post("/page", headers={"Host": "cached.test"}, content=b"name=Ada+Lovelace")
+    assert posted.status_code == 200 and posted.text.startswith("waf-origin ")
+    again = edge.get("cached.test", "/page", client=c)
+    assert again.headers["x-cache-status"] == "MISS" and again.text != first.text
+
+
+def test_an_expired_response_s_revalidation_is_inspected_and_the_origin_s_403_passes(
+    edge: Edge,
+) -> None:
+    """The hop's ``@expired`` (a stored response past its freshness) intercepts the origin's
+    errors: its own 403 still reaches the client, and a payload is refused there too."""
+    c = edge.client()
+    stale = edge.get("honour.test", "/exp?cc=max-age%3D0", client=c)  # stored, already stale
+    assert stale.status_code == 200 and stale.headers["x-cache-status"] == "MISS"
+    refused = edge.get("honour.test", "/exp?q=1%27%20or%20%271%27%3D%271", client=c)
+    assert refused.status_code == 403 and "web application firewall" in refused.text
+    assert refused.headers["x-cache-status"] == "EXPIRED"
+    assert f"request id: {refused.headers['x-request-id']}" in refused.text
+    origin_403 = edge.get("honour.test", "/exp?status=403", client=c)
+    assert origin_403.status_code == 403 and origin_403.headers["x-cache-status"] == "EXPIRED"
+    assert origin_403.text.startswith("waf-origin ") and "firewall" not in origin_403.text
+    assert "x-edge-waf" not in origin_403.headers

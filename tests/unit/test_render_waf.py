@@ -13,6 +13,7 @@ from edgeplane.node.nginx.render import render
 from edgeplane.node.nginx.render_waf import profile_name, profile_rules
 from edgeplane.protocol.config import (
     BackendSpec,
+    CacheRuleSpec,
     EdgeConfig,
     NodeSpec,
     PoolSpec,
@@ -67,6 +68,62 @@ def test_waf_sites_get_locations_of_their_profile_and_are_never_served_in_place(
     # c jumps (the default of $edge_jump), a and b are served in place
     assert '"a" 0;' in text["sites.map"] and '"c" 0;' not in text["sites.map"]
     assert f"__{name};" in text["sites.map"]  # c's default location
+
+
+def _block(text: str, head: str) -> str:
+    """The block that starts with the line ``head {`` (to its closing brace at that indent)."""
+    start = text.index(head + " {")
+    indent = head[: len(head) - len(head.lstrip())]
+    return text[start : text.index(f"\n{indent}}}", start)]
+
+
+def test_with_the_origin_hop_a_waf_site_is_inspected_in_its_hop_not_its_caching_location() -> None:
+    spec = WafSpec(mode="block")
+    rules = (
+        CacheRuleSpec(id="api", pattern="/api/*", ttl=0, bypass=True),
+        CacheRuleSpec(id="all", pattern="/*", ttl=600),  # the rule's TTL over the origin's
+    )
+    shop = SiteSpec(id="shop", domains=("shop.test",), pool=POOL.id, waf=spec, cache_rules=rules)
+    local = NodeLocal(**{**LOCAL.__dict__, "js_module": "/m/njs.so"})
+    text = {k: v.decode() for k, v in render(config(site("a"), shop), local, LocalHealth()).items()}
+    name = profile_name(spec)
+    cached = _block(text["locations.conf"], f"location @t600_override_sie__c2000r30000n2__{name}")
+    assert "modsecurity" not in cached and "proxy_pass http://hop_" in cached
+    assert "proxy_set_header X-Edge-Request-Id $request_id;" in cached  # the client's id
+    assert "add_header X-Request-Id $edge_request_id always;" in cached  # none on a hit
+    assert 'map $upstream_cache_status $edge_request_id {\n    HIT "";' in text["base.conf"]
+    assert "proxy_no_cache $upstream_http_x_edge_waf;" in cached  # a refusal is never stored
+    assert "proxy_hide_header X-Edge-Waf;" in cached
+    assert "proxy_cache_valid 200 203 301 302 600s;" in cached and " 403" not in cached
+    # the bypass rule's location does not go through the hop: it inspects in place, as
+    # without njs, with its own refusal
+    bypass = _block(text["locations.conf"], f"location @bypass__c2000r30000n2__{name}")
+    assert "modsecurity on;" in bypass and f"error_page 400 403 @waf_blocked_{name};" in bypass
+    front_blocked = _block(text["locations.conf"], f"location @waf_blocked_{name}")
+    assert "add_header Cache-Control no-store always;" in front_blocked
+    # two hops: the plain profile's (nothing of ModSecurity) and the WAF profile's
+    servers = text["servers.conf"]
+    hops = servers.split("# the origin hop of proxy profile ")[1:]
+    assert [h.split("\n")[0] for h in hops] == ["c2000r30000n2", f"c2000r30000n2__{name}"]
+    assert "modsecurity" not in hops[0]
+    waf_hop = hops[1]
+    assert "modsecurity_transaction_id $http_x_edge_request_id;" in waf_hop
+    assert "real_ip_header X-Real-IP;" in waf_hop
+    route = _block(waf_hop, "    location /")
+    assert "modsecurity" not in route and "error_page 418 = @waf;" in route
+    for loc in ("@waf", "@expired"):
+        inspect = _block(waf_hop, f"    location {loc}")
+        assert "modsecurity on;" in inspect and "recursive_error_pages off;" in inspect
+        assert 'proxy_set_header X-Edge-Request-Id "";' in inspect  # not to the origin
+        assert "js_header_filter edge_cache.stored;" in inspect  # invalidation, freshness
+    assert "error_page 400 403 @waf_blocked;" in _block(waf_hop, "    location @waf")
+    assert "error_page 400 403 $hop_refusal;" in _block(waf_hop, "    location @expired")
+    refusal = _block(waf_hop, "    location @waf_blocked")
+    assert "add_header X-Edge-Waf refused always;" in refusal
+    assert "add_header X-Edge-CC no-store always;" in refusal
+    assert "proxy_set_header X-Edge-Request-Id $http_x_edge_request_id;" in refusal
+    assert "map $upstream_status $hop_refusal" in servers
+    assert "location = /waf-blocked" in text["status.conf"]
 
 
 def test_profile_rules() -> None:

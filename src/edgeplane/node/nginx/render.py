@@ -509,7 +509,14 @@ def render_release(
     names = max(len(hosts[0]), len(links or ()), len(config.verifications))
     inline = dominant_location(sites, pools)
     hop = Hop(compiled.cache_key) if local.js_module else None
-    hopped = sorted({proxy for cache, proxy in locations if not cache.bypass}) if hop else []
+    hopped = (
+        []
+        if hop is None
+        else sorted(
+            {proxy for cache, proxy in locations if not cache.bypass},
+            key=lambda p: (p.connect_ms, p.read_ms, p.tries, p.tls, p.name),  # WAF ones: by name
+        )
+    )
     routing = Routing(
         acl=any(s.ip_allow or s.ip_deny for s in sites),
         redirect=bool(hosts[1]),
@@ -541,7 +548,7 @@ def render_release(
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
         in_blocks = {name for _, names in stapling for name in names}
         names_conf = names_file(served_with_cert(links, in_blocks))
-    servers += hop_servers(local, hopped)
+    servers += hop_servers(local, hopped, _paths(local)["status"])
     policy, policy_maps = render_headers(sites)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(
@@ -565,7 +572,10 @@ def render_release(
         "locations.conf": _named_locations(locations, hop)
         + bundle_locations(config, brotli=bool(local.brotli_module))
         + (bots.location if bots else "")
-        + blocked_locations((proxy for _, proxy in locations), _paths(local)["status"]),
+        + blocked_locations(  # where the WAF inspects in place (hops have their own)
+            (proxy for cache, proxy in locations if hop is None or cache.bypass),
+            _paths(local)["status"],
+        ),
         "mime.types": mime_types(),
         "servers.conf": servers,
         **(bots.files if bots else {}),

@@ -17,6 +17,9 @@ request's ``Host`` (the same ``$site_id`` / ``$site_pass`` maps) and its proxy p
 caching location sends the cache key (``X-Edge-Key``) and the rule's stale flags
 (``X-Edge-Stale``), which the hop does not forward.
 
+A WAF site's proxy profile carries its WAF profile (``render_waf.WafProxy``): its hop is
+where its requests are inspected (``render_waf.HopInspection``), cached hits never are.
+
 Without nginx's njs module (``NodeLocal.js_module`` None) there is no hop: caching locations
 proxy to the origin themselves, as nginx alone can (see ``docs/security-http.md``).
 """
@@ -28,6 +31,12 @@ from dataclasses import dataclass
 from edgeplane.node.nginx.local import NodeLocal
 from edgeplane.node.nginx.render_cache import CacheProfile
 from edgeplane.node.nginx.render_upstreams import ProxyProfile
+from edgeplane.node.nginx.render_waf import (
+    HOP_INSPECT,
+    HOP_REFUSAL_MAP,
+    hop_inspection,
+    toward_hop,
+)
 from edgeplane.node.nginx.syntax import block, lit, safe_name, seconds
 
 SCRIPT_FILE = "edge_cache.js"  # in the release directory (nginx's configuration prefix)
@@ -89,6 +98,7 @@ class Hop:
             f"proxy_read_timeout {seconds(total)};",
             f"proxy_send_timeout {seconds(total)};",
             "proxy_force_ranges on;",  # ranges of a stored complete response
+            *toward_hop(proxy),  # a WAF site's: its hop inspects (render_waf)
         ]
         for header, aside in ASIDE:
             out.append(f"proxy_hide_header {header};")
@@ -109,17 +119,21 @@ def hop_upstreams(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
     return text
 
 
-def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
+def hop_servers(local: NodeLocal, proxies: list[ProxyProfile], status_socket: str = "") -> str:
     """One ``server`` per proxy profile. nginx 1.22 serves a stale response that allows it
     (``stale-if-error``) when its upstream fails to answer, not when it answers an error: so
     when the caching location holds an expired response (``X-Edge-Cache: EXPIRED``), the hop
     answers an origin's 5xx, or its own 502 / 504, by closing the connection (444). The
-    caching location then serves the stale response if it allows it, else its own 502."""
+    caching location then serves the stale response if it allows it, else its own 502.
+
+    A WAF profile's hop inspects the requests it proxies (``render_waf.HopInspection``; its
+    refusals are answered through ``status_socket``, the internal status listener)."""
     text = ""
     for proxy in proxies:
+        waf = hop_inspection(proxy, status_socket)
         lines = [
             "proxy_pass $site_pass;",
-            *proxy.lines(),
+            *(waf.lines() if waf else proxy.lines()),
             "proxy_set_header Host $host;",
             'proxy_set_header Connection "";',
             "proxy_set_header X-Real-IP $remote_addr;",
@@ -141,18 +155,31 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
             "set_real_ip_from unix:;",
             "real_ip_header X-Real-IP;",
             f"set $edge_cache_dir {lit(str(local.prefix / 'cache'))};",
+            *(waf.head if waf else []),
         ]
         expired = f"if ($http_{CACHE_HEADER.lower().replace('-', '_')} = EXPIRED) "
         expired += "{ error_page 418 = @expired; return 418; }"
         body = "".join(f"    {line}\n" for line in head)
-        body += block("location /", [expired, *lines], "    ")
+        if waf is None:
+            body += block("location /", [expired, *lines], "    ")
+        else:  # a jump to where it inspects (render_waf.HopInspection)
+            body += block("location /", [expired, *waf.route], "    ")
+            body += block(f"location {HOP_INSPECT}", [*lines, *waf.refusal], "    ")
         body += block(
             "location @expired",
-            [*lines, "proxy_intercept_errors on;", "error_page 500 502 503 504 = @unanswered;"],
+            [
+                *lines,
+                "proxy_intercept_errors on;",
+                "error_page 500 502 503 504 = @unanswered;",
+                *(waf.expired_refusal if waf else []),
+            ],
             "    ",
         )
         body += "    location @unanswered { return 444; }\n"
+        body += waf.locations("    ") if waf else ""
         text += f"# the origin hop of proxy profile {proxy.name}\nserver {{\n{body}}}\n"
+    if any(hop_inspection(proxy, status_socket) for proxy in proxies):
+        text = HOP_REFUSAL_MAP + text
     return text
 
 

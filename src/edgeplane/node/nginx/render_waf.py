@@ -5,10 +5,15 @@ one without renders exactly as if the WAF did not exist.
 
 Where inspection happens: the shared ``server`` sends each request to a named location per
 (cache profile, proxy profile); a site with the WAF on gets named locations of its own, one
-per distinct WAF profile (mode, paranoia level, threshold, exclusions), with ``modsecurity
-on`` and the profile's few rules. Sites without the WAF never reach one of them, so they
-create no ModSecurity transaction at all; and a WAF site is never served in place by
-``location /`` (``render_jump``), whose requests of every site would pay otherwise.
+per distinct WAF profile (mode, paranoia level, threshold, exclusions: ``WafProxy``). Sites
+without the WAF never reach one of them, so they create no ModSecurity transaction at all;
+and a WAF site is never served in place by ``location /`` (``render_jump``), whose requests
+of every site would pay otherwise. On a node with the origin hop (``render_hop``, njs), a
+caching location's misses go to the hop of its proxy profile, and a ``WafProxy``'s hop is
+where its requests are inspected (``HopInspection``): between the cache and the origin, so
+cached hits pay nothing for the WAF; the caching location sends the hop its request id
+(``toward_hop``). Locations that do not go through a hop (bypass rules, a node without njs)
+inspect in place, with ``modsecurity on`` and the profile's few rules (``WafProxy.lines``).
 
 The CRS is parsed once, at ``http`` level (``modsecurity off`` there); each WAF location's
 own rules are merged in front of it (ModSecurity-nginx merges a location's rules before its
@@ -46,6 +51,7 @@ from edgeplane.protocol.config import PoolSpec, SiteSpec, WafSpec
 BLOCKED_LOC = "@waf_blocked"
 BLOCKED_PATH = "/waf-blocked"  # on the internal status listener
 REQUEST_ID_HEADER = "X-Edge-Request-Id"
+REFUSED_HEADER = "X-Edge-Waf"  # the hop's refusal (never stored by the caching location)
 AUDIT_LOG = "logs/waf-audit.json"  # relative to the node's prefix
 PROFILE_RULE_ID = 10_000  # the profile's settings; its exclusions follow (10001...)
 SCORE_RULE_ID = 10_900  # logs the request's inbound anomaly score (phase 5)
@@ -205,6 +211,31 @@ def http_lines(local: NodeLocal, sites: list[SiteSpec]) -> str:
         "modsecurity off;\n"  # on only in the WAF sites' locations
         "modsecurity_transaction_id $request_id;\n"
         f"modsecurity_rules {nginx_string(base_rules(local.prefix, local.waf))};\n"
+        + (HOP_REQUEST_ID_MAP if local.js_module else "")
+    )
+
+
+def _blocked(
+    name: str,
+    profile: WafProxy,
+    status_socket: str,
+    request_id: str,
+    head: list[str],
+    indent: str = "",
+) -> str:
+    return block(
+        f"location {name}",
+        [
+            *head,
+            "modsecurity on;",
+            f"modsecurity_rules {nginx_string(profile.rules)};",
+            f"rewrite ^ {BLOCKED_PATH} break;",  # what ModSecurity reads is the request's own
+            f"proxy_pass http://unix:{status_socket};",
+            "proxy_pass_request_body off;",
+            'proxy_set_header Content-Length "";',
+            f"proxy_set_header {REQUEST_ID_HEADER} {request_id};",
+        ],
+        indent,
     )
 
 
@@ -219,26 +250,126 @@ def blocked_locations(proxies: Iterable[ProxyProfile], status_socket: str) -> st
     the connector never refuses an error page) and that transaction is the one logged, under
     the same request id. Only refused requests pay the second inspection. Its answer comes
     from the internal status listener (``status_location``): a ``return`` here would answer
-    in the rewrite phase, before ModSecurity inspects the body and the arguments."""
-    profiles = sorted({p for p in proxies if isinstance(p, WafProxy)}, key=lambda p: p.profile)
-    text = ""
-    for profile in sorted({(p.profile, p.rules) for p in profiles}):
-        text += block(
-            f"location {BLOCKED_LOC}_{profile[0]}",
-            [
-                "include headers.conf;",
-                "add_header X-Request-Id $request_id always;",
-                'set $edge_source "";',
-                "modsecurity on;",
-                f"modsecurity_rules {nginx_string(profile[1])};",
-                f"rewrite ^ {BLOCKED_PATH} break;",  # what ModSecurity reads is the request's own
-                f"proxy_pass http://unix:{status_socket};",
-                "proxy_pass_request_body off;",
-                'proxy_set_header Content-Length "";',
-                f"proxy_set_header {REQUEST_ID_HEADER} $request_id;",
-            ],
-        )
-    return text
+    in the rewrite phase, before ModSecurity inspects the body and the arguments.
+
+    ``proxies``: those of the locations that inspect in place (on a node with the origin
+    hop, only the ones that do not go through it: ``hop_inspection`` has the hop's own)."""
+    profiles = {p.profile: p for p in proxies if isinstance(p, WafProxy)}
+    head = [
+        "include headers.conf;",
+        "add_header X-Request-Id $request_id always;",
+        "add_header Cache-Control no-store always;",
+        'set $edge_source "";',
+    ]
+    return "".join(
+        _blocked(f"{BLOCKED_LOC}_{name}", profiles[name], status_socket, "$request_id", head)
+        for name in sorted(profiles)
+    )
+
+
+# A WAF site's X-Request-Id on a node with the hop: none on a response from the cache, which
+# nothing inspected (``$request_id`` draws 16 random bytes: about 7 us of a 28 us cached hit
+# with OpenSSL 3, measured with bench/security.py).
+HOP_REQUEST_ID = "$edge_request_id"
+HOP_REQUEST_ID_MAP = f"""map $upstream_cache_status {HOP_REQUEST_ID} {{
+    HIT "";
+    UPDATING "";
+    default $request_id;
+}}
+"""
+
+
+def toward_hop(proxy: ProxyProfile) -> list[str]:
+    """A WAF site's caching location's lines toward its hop: the client's request id (this
+    nginx's ``$request_id``) goes to the hop in ``X-Edge-Request-Id`` and names the response
+    (not a cached hit's: ``HOP_REQUEST_ID_MAP``); the hop's refusal (``X-Edge-Waf``) is never
+    stored, whatever the rule's TTL says."""
+    if not isinstance(proxy, WafProxy):
+        return []
+    return [
+        f"add_header X-Request-Id {HOP_REQUEST_ID} always;",
+        f"proxy_set_header {REQUEST_ID_HEADER} $request_id;",
+        f"proxy_hide_header {REFUSED_HEADER};",
+        f"proxy_no_cache $upstream_http_{_var(REFUSED_HEADER)};",
+    ]
+
+
+HOP_INSPECT = "@waf"  # a WAF hop's named locations (each hop is a server of its own)
+HOP_REFUSAL = "$hop_refusal"
+HOP_REFUSAL_MAP = f"""# a WAF hop's refusal, or an origin's own 400 / 403 that @expired intercepted
+map $upstream_status {HOP_REFUSAL} {{
+    "" {BLOCKED_LOC};
+    default {HOP_INSPECT};
+}}
+"""
+
+
+@dataclass(frozen=True)
+class HopInspection:
+    """The WAF in the origin hop of a ``WafProxy`` (``render_hop``): the hop inspects every
+    request that reaches it, with the client's address (the hop's ``real_ip_header``) and
+    request id (``X-Edge-Request-Id`` from the caching location, not passed on to the
+    origin). A refusal (``@waf_blocked``, as ``blocked_locations``) answers with
+    ``X-Edge-Waf`` (the caching location does not store it: ``toward_hop``) and
+    ``X-Edge-CC: no-store`` (the ``Cache-Control`` the client sees).
+
+    ModSecurity-nginx refuses nothing on an error page (``r->error_page``), which nginx sets
+    on a jump made where ``recursive_error_pages`` is off. The hop's ``location /`` jumps
+    (with it on) to ``@waf`` or, for an expired stored response, ``@expired``; both inspect,
+    with it off, so that their refusal's jump to ``@waf_blocked`` is refused nothing again.
+    ``@expired`` intercepts the origin's errors (``render_hop``), its own 400 and 403
+    included: those (an ``$upstream_status``) go to ``@waf``, which asks the origin again
+    without interception (the request passed the inspection: it passes it again)."""
+
+    proxy: WafProxy
+    status_socket: str
+
+    @property
+    def head(self) -> list[str]:
+        """The hop ``server``'s lines."""
+        return [f"modsecurity_transaction_id $http_{_var(REQUEST_ID_HEADER)};"]
+
+    @property
+    def route(self) -> list[str]:
+        """``location /``'s lines after the jump of an expired response's request."""
+        return [f"error_page 418 = {HOP_INSPECT};", "return 418;"]
+
+    def lines(self) -> list[str]:
+        """The inspecting locations' profile lines (in place of ``proxy.lines()``)."""
+        return [
+            *ProxyProfile.lines(self.proxy),
+            "modsecurity on;",
+            f"modsecurity_rules {nginx_string(self.proxy.rules)};",
+            "recursive_error_pages off;",
+            f'proxy_set_header {REQUEST_ID_HEADER} "";',
+        ]
+
+    @property
+    def refusal(self) -> list[str]:
+        """``@waf``'s ``error_page`` (``expired``: ``@expired``'s)."""
+        return [f"error_page 400 403 {BLOCKED_LOC};"]
+
+    @property
+    def expired_refusal(self) -> list[str]:
+        return [f"error_page 400 403 {HOP_REFUSAL};"]
+
+    def locations(self, indent: str) -> str:
+        """The hop's ``@waf_blocked``."""
+        head = [
+            f"add_header {REFUSED_HEADER} refused always;",
+            "add_header X-Edge-CC no-store always;",
+        ]
+        request_id = f"$http_{_var(REQUEST_ID_HEADER)}"
+        return _blocked(BLOCKED_LOC, self.proxy, self.status_socket, request_id, head, indent)
+
+
+def hop_inspection(proxy: ProxyProfile, status_socket: str) -> HopInspection | None:
+    """The WAF of ``proxy``'s origin hop (None for a profile without it)."""
+    return HopInspection(proxy, status_socket) if isinstance(proxy, WafProxy) else None
+
+
+def _var(header: str) -> str:
+    return header.lower().replace("-", "_")
 
 
 def status_location(proxies: Iterable[ProxyProfile]) -> list[str]:
