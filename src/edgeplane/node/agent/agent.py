@@ -1086,6 +1086,13 @@ class Agent:
     # Analytics -------------------------------------------------------------------------------
 
     async def _analytics_loop(self) -> None:
+        # The audit log's matches written before this start were counted by the previous run
+        # (or are lost with it): read from its end, as it is now, before anything that may
+        # take a while (the GeoIP database) lets requests of this run reach it.
+        try:
+            waf_from_end = audit_log_path(self.engine.access_log).exists()
+        except Exception:
+            waf_from_end = False
         geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
         aggregator = TrafficAggregator(
             await asyncio.to_thread(country_locator, geoip),
@@ -1115,8 +1122,8 @@ class Agent:
                 if tailer is None:
                     try:
                         tailer = LogTailer(self.engine.access_log)
-                        audit = audit_log_path(tailer.path)  # from its end if it was there
-                        waf_tailer = LogTailer(audit, from_end=audit.exists())
+                        audit = audit_log_path(tailer.path)
+                        waf_tailer = LogTailer(audit, from_end=waf_from_end)
                     except Exception:
                         continue
                 lines = without_own_checks(
