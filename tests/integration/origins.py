@@ -10,7 +10,8 @@ Behaviour: HTTP/1.1 with keep-alive, one thread per connection. Every response c
 ``<name> <n> <path>``. Query parameters: ``sleep=SECONDS`` delays the answer, ``status=NNN``
 sets the status, ``cc=...`` sets ``Cache-Control``, ``bytes=N`` answers N bytes, ``h=Name:Value``
 (repeatable) adds a header, ``etag=V`` sends ``ETag: "V"`` and answers 304 to a request whose
-``If-None-Match`` names it (with ``X-Origin-Validated: 1``). ``/health``
+``If-None-Match`` names it (with ``X-Origin-Validated: 1``), ``echo=1`` lists the request's
+header names in ``X-Origin-Request-Headers``. ``/health``
 answers 200, or the status set by ``POST /__control/health?status=NNN``. The counters are also
 written to a small file (the side channel: readable while the process is stopped, never routed
 through an edge); ``/health`` and ``/__control`` requests are counted apart.
@@ -125,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
         for extra in parse_qs(parts.query).get("h", []):
             name, _, value = extra.partition(":")
             headers[name.strip()] = value.strip()
+        if "echo" in query:  # the names of the request's header fields, as received
+            headers["X-Origin-Request-Headers"] = ",".join(k.lower() for k in self.headers)
         if "etag" in query:
             headers["ETag"] = f'"{query["etag"]}"'
             if self.headers.get("If-None-Match") == headers["ETag"]:

@@ -177,6 +177,21 @@ def test_unsafe_methods_invalidate(edge: Edge, origins: dict[str, Origin]) -> No
         assert cache(edge, kept) == "MISS", header
 
 
+def test_a_decoded_crlf_in_the_path_injects_nothing_toward_the_origin(edge: Edge) -> None:
+    # The hop's cache key is its own: a key sent in a header would carry the decoded URI, and
+    # %0d%0a would add header fields (or a whole request) on the hop's kept-alive connection.
+    r = get(edge, "rfc.test", "/inj%0d%0aX-Injected:%20yes%0d%0a?echo=1&cc=no-store")
+    assert r.status_code == 200, r.text
+    assert "x-injected" not in r.headers["x-origin-request-headers"].split(",")
+    assert "x-edge-key" not in r.headers["x-origin-request-headers"].split(",")
+    # nor can a client's own X-Edge-Key make a POST invalidate another object
+    target = "/inv/kept?" + q(cc="max-age=600")
+    assert [cache(edge, target) for _ in "12"] == ["MISS", "HIT"]
+    forged = {"Host": "rfc.test", "X-Edge-Key": f"p1|rfc.test|/inv/kept|{q(cc='max-age=600')}|"}
+    assert edge.clients[0].post("/inv/other", headers=forged).status_code == 200
+    assert cache(edge, target) == "HIT"
+
+
 def test_targeted_cache_control(edge: Edge) -> None:
     path = "/cdn/fresh?" + q(cc="no-store", h="CDN-Cache-Control: max-age=600")
     r = [get(edge, "rfc.test", path) for _ in "12"]

@@ -6,7 +6,7 @@ caching location it:
 
 - invalidates (RFC 9111 4.4): after a non-error answer (1xx-3xx) to an unsafe method (anything
   but GET, HEAD, OPTIONS, TRACE), unlinks the stored response of the request's cache key
-  (``X-Edge-Key``, sent by the caching location) and of the ``Location`` and
+  (``$edge_hop_key``: the hop computes it as the caching location does) and of the ``Location`` and
   ``Content-Location`` URIs of the same host (their plain keys); nginx then treats them as
   misses, as for a purge (``purge.py``);
 - drops the header fields that the origin's ``Connection`` lists (RFC 9110 7.6.1) and
@@ -144,7 +144,7 @@ function unlink(r, key) {
 }
 
 function invalidate(r) {
-    var key = r.headersIn['X-Edge-Key'];
+    var key = r.variables.edge_hop_key;  // the hop's own (never a header's)
     if (!key) return;
     unlink(r, key);
     var parts = key.split('|');

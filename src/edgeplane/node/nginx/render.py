@@ -548,7 +548,7 @@ def render_release(
             servers += _server(local, tls=True, limits=rate_server, routing=routing, head=head)
         in_blocks = {name for _, names in stapling for name in names}
         names_conf = names_file(served_with_cert(links, in_blocks))
-    servers += hop_servers(local, hopped, _paths(local)["status"])
+    servers += hop_servers(local, hopped, compiled.cache_key, _paths(local)["status"])
     policy, policy_maps = render_headers(sites)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(

@@ -13,9 +13,10 @@ local proxy hop and the filter. Unsafe methods pass through the hop too, which i
 they change.
 
 The hop takes the pool and its settings (timeouts, tries, TLS toward the origin) from the
-request's ``Host`` (the same ``$site_id`` / ``$site_pass`` maps) and its proxy profile; the
-caching location sends the cache key (``X-Edge-Key``) and the rule's stale flags
-(``X-Edge-Stale``), which the hop does not forward.
+request's ``Host`` (the same ``$site_id`` / ``$site_pass`` maps) and its proxy profile, and
+computes the cache key as the caching location does (never from a header: see
+``hop_servers``); the caching location sends the rule's stale flags (``X-Edge-Stale``), which
+the hop does not forward.
 
 A WAF site's proxy profile carries its WAF profile (``render_waf.WafProxy``): its hop is
 where its requests are inspected (``render_waf.HopInspection``), cached hits never are.
@@ -40,7 +41,7 @@ from edgeplane.node.nginx.render_waf import (
 from edgeplane.node.nginx.syntax import block, lit, safe_name, seconds
 
 SCRIPT_FILE = "edge_cache.js"  # in the release directory (nginx's configuration prefix)
-KEY_HEADER = "X-Edge-Key"
+KEY_HEADER = "X-Edge-Key"  # no longer sent; stripped toward the origin all the same
 STALE_HEADER = "X-Edge-Stale"
 CACHE_HEADER = "X-Edge-Cache"  # the caching location's $upstream_cache_status
 # What the edge tells the origin of the client (the caching location's, toward the hop; the
@@ -91,7 +92,6 @@ class Hop:
         out = [f"proxy_pass http://{hop_name(proxy)};"]
         out += [f"proxy_set_header {name} {value};" for name, value in FORWARDED]
         out += [
-            f"proxy_set_header {KEY_HEADER} {self.key};",
             f"proxy_set_header {STALE_HEADER} {lit(stale_flags(cache))};",
             f"proxy_set_header {CACHE_HEADER} $upstream_cache_status;",
             "proxy_next_upstream off;",
@@ -119,12 +119,20 @@ def hop_upstreams(local: NodeLocal, proxies: list[ProxyProfile]) -> str:
     return text
 
 
-def hop_servers(local: NodeLocal, proxies: list[ProxyProfile], status_socket: str = "") -> str:
+def hop_servers(
+    local: NodeLocal, proxies: list[ProxyProfile], key: str, status_socket: str = ""
+) -> str:
     """One ``server`` per proxy profile. nginx 1.22 serves a stale response that allows it
     (``stale-if-error``) when its upstream fails to answer, not when it answers an error: so
     when the caching location holds an expired response (``X-Edge-Cache: EXPIRED``), the hop
     answers an origin's 5xx, or its own 502 / 504, by closing the connection (444). The
     caching location then serves the stale response if it allows it, else its own 502.
+
+    The hop computes the cache key itself (``key``: the caching location's
+    ``proxy_cache_key`` expression, over the same maps, Host, URI and headers), for the
+    invalidations of unsafe methods: a key sent in a header would carry the decoded URI, whose
+    CR and LF (``%0d%0a``) would be written into the request toward the hop (header injection,
+    request smuggling on its kept-alive connections).
 
     A WAF profile's hop inspects the requests it proxies (``render_waf.HopInspection``; its
     refusals are answered through ``status_socket``, the internal status listener)."""
@@ -155,6 +163,7 @@ def hop_servers(local: NodeLocal, proxies: list[ProxyProfile], status_socket: st
             "set_real_ip_from unix:;",
             "real_ip_header X-Real-IP;",
             f"set $edge_cache_dir {lit(str(local.prefix / 'cache'))};",
+            f"set $edge_hop_key {key};",
             *(waf.head if waf else []),
         ]
         expired = f"if ($http_{CACHE_HEADER.lower().replace('-', '_')} = EXPIRED) "

@@ -109,7 +109,7 @@ function unlink(r, key) {
 }
 
 function invalidate(r) {
-    var key = r.headersIn['X-Edge-Key'];
+    var key = r.variables.edge_hop_key;  // the hop's own (never a header's)
     if (!key) return;
     unlink(r, key);
     var parts = key.split('|');
