@@ -44,7 +44,7 @@ def active_domains(tx: Tx) -> list[str]:
     )
 
 
-def _revision(tx: Tx) -> int | None:
+def config_revision(tx: Tx) -> int | None:
     """The revision of the newest change to the project's CDN config."""
     value = tx.session.scalar(
         select(func.max(AuditRow.revision)).where(
@@ -65,13 +65,13 @@ def to_model(tx: Tx, row: CDNConfigRow, revision: int | None = None) -> CDNDeplo
         cache_rules=_rules(row),
         security=EdgeSecurity.model_validate(row.security or {}),
         domains=active_domains(tx),
-        revision=revision if revision is not None else _revision(tx),
+        revision=revision if revision is not None else config_revision(tx),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
 
 
-def _snapshot(row: CDNConfigRow) -> dict[str, Any]:
+def audit_doc(row: CDNConfigRow) -> dict[str, Any]:
     """What the audit trail keeps of a config."""
     return {
         "origins": list(row.origins or []),
@@ -146,7 +146,7 @@ def configure(tx: Tx, data: CDNConfigCreate | dict[str, Any]) -> tuple[CDNDeploy
     rules = _build_rules(spec.cache_rules)
     lock_name(tx, "cdn_configs", tx.project)  # two first configs of a project at once
     row = tx.session.get(CDNConfigRow, tx.project)
-    before = _snapshot(row) if row is not None else None
+    before = audit_doc(row) if row is not None else None
     created = row is None
     if row is None:
         row = CDNConfigRow(project_id=tx.project, environment=Environment.PROD.value)
@@ -155,7 +155,7 @@ def configure(tx: Tx, data: CDNConfigCreate | dict[str, Any]) -> tuple[CDNDeploy
     row.cache_rules = [r.model_dump(mode="json") for r in rules]
     row.security = spec.security.model_dump(mode="json")
     tx.session.flush()
-    tx.record("create" if created else "update", KIND, tx.project, before, _snapshot(row))
+    tx.record("create" if created else "update", KIND, tx.project, before, audit_doc(row))
     return to_model(tx, row), created
 
 
@@ -181,7 +181,7 @@ def find(tx: Tx) -> CDNDeployment | None:
 def delete(tx: Tx) -> None:
     tx.actor.require(tx.project, Role.EDITOR)
     row = _get_row(tx)
-    before = _snapshot(row)
+    before = audit_doc(row)
     tx.session.delete(row)
     tx.record("delete", KIND, tx.project, before, None)
 
@@ -197,7 +197,7 @@ def uses_load_balancer(tx: Tx, lb_id: str) -> bool:
 def _save_rules(tx: Tx, row: CDNConfigRow, rules: list[CacheRule], before: dict[str, Any]) -> None:
     row.cache_rules = [r.model_dump(mode="json") for r in rules]
     tx.session.flush()
-    tx.record("update", KIND, tx.project, before, _snapshot(row))
+    tx.record("update", KIND, tx.project, before, audit_doc(row))
 
 
 def list_rules(tx: Tx) -> list[CacheRule]:
@@ -226,7 +226,7 @@ def create_rule(
     if row is None:
         configure(tx, CDNConfigCreate())
         row = _get_row(tx)
-    before = _snapshot(row)
+    before = audit_doc(row)
     rules = _rules(row)
     if len(rules) >= MAX_RULES:
         raise InvalidInput.at("cache_rules", f"a project has at most {MAX_RULES} cache rules")
@@ -250,7 +250,7 @@ def update_rule(
     """A JSON merge patch of one rule; ``position`` moves it."""
     tx.actor.require(tx.project, Role.EDITOR)
     row = _get_row(tx)
-    before = _snapshot(row)
+    before = audit_doc(row)
     rules = _rules(row)
     index = next((i for i, r in enumerate(rules) if r.id == rule_id), None)
     if index is None:
@@ -269,7 +269,7 @@ def update_rule(
 def delete_rule(tx: Tx, rule_id: str) -> None:
     tx.actor.require(tx.project, Role.EDITOR)
     row = _get_row(tx)
-    before = _snapshot(row)
+    before = audit_doc(row)
     rules = _rules(row)
     kept = [r for r in rules if r.id != rule_id]
     if len(kept) == len(rules):

@@ -50,18 +50,18 @@ def get_security(tx: Tx) -> CDNSecurity:
     """The project's security (the defaults when it has no CDN config)."""
     tx.actor.require(tx.project, Role.VIEWER)
     row = tx.session.get(CDNConfigRow, tx.project)
-    revision = cdn._revision(tx) if row is not None else None
+    revision = cdn.config_revision(tx) if row is not None else None
     return CDNSecurity(project=tx.project, security=_security(row), revision=revision)
 
 
 def _save(tx: Tx, row: CDNConfigRow, security: EdgeSecurity) -> None:
-    before = cdn._snapshot(row)
+    before = cdn.audit_doc(row)
     new = security.model_dump(mode="json")
     if new == before["security"]:
         return  # nothing changes: no revision
     row.security = new
     tx.session.flush()
-    tx.record("update", cdn.KIND, tx.project, before, cdn._snapshot(row))
+    tx.record("update", cdn.KIND, tx.project, before, cdn.audit_doc(row))
 
 
 def update_security(tx: Tx, patch: dict[str, Any]) -> CDNSecurity:
@@ -73,13 +73,13 @@ def update_security(tx: Tx, patch: dict[str, Any]) -> CDNSecurity:
     current = _security(tx.session.get(CDNConfigRow, tx.project)).model_dump(mode="json")
     security = merge_patch(EdgeSecurity, current, patch, fixed=set())
     _save(tx, _row(tx), security)
-    return CDNSecurity(project=tx.project, security=security, revision=cdn._revision(tx))
+    return CDNSecurity(project=tx.project, security=security, revision=cdn.config_revision(tx))
 
 
 def under_attack(tx: Tx) -> UnderAttack:
     tx.actor.require(tx.project, Role.VIEWER)
     row = tx.session.get(CDNConfigRow, tx.project)
-    return _state(tx, _security(row), cdn._revision(tx) if row is not None else None)
+    return _state(tx, _security(row), cdn.config_revision(tx) if row is not None else None)
 
 
 def set_under_attack(tx: Tx, enabled: bool) -> UnderAttack:
@@ -88,7 +88,7 @@ def set_under_attack(tx: Tx, enabled: bool) -> UnderAttack:
     row = _row(tx)
     security = _security(row).model_copy(update={"under_attack": enabled})
     _save(tx, row, security)
-    return _state(tx, security, cdn._revision(tx))
+    return _state(tx, security, cdn.config_revision(tx))
 
 
 def _state(tx: Tx, security: EdgeSecurity, revision: int | None) -> UnderAttack:

@@ -162,7 +162,7 @@ def _security(row: CDNConfigRow | None) -> EdgeSecurity:
 def _save(tx: Tx, row: CDNConfigRow, security: EdgeSecurity, before: dict[str, Any]) -> None:
     row.security = security.model_dump(mode="json")
     tx.session.flush()
-    tx.record("update", cdn.KIND, tx.project, before, cdn._snapshot(row))
+    tx.record("update", cdn.KIND, tx.project, before, cdn.audit_doc(row))
 
 
 def settings(tx: Tx) -> WafSettings:
@@ -176,7 +176,7 @@ def update_settings(tx: Tx, data: WafSettingsPatch | dict[str, Any]) -> WafSetti
     patch = data if isinstance(data, WafSettingsPatch) else validate(WafSettingsPatch, data)
     row = _row(tx, create=True)
     assert row is not None
-    before = cdn._snapshot(row)
+    before = cdn.audit_doc(row)
     security = _security(row)
     changes = patch.model_dump(exclude_none=True)
     waf = validate(WafSettings, {**security.waf.model_dump(mode="json"), **changes})
@@ -195,7 +195,7 @@ def add_exclusion(tx: Tx, data: WafExclusionCreate | dict[str, Any]) -> WafExclu
     spec = data if isinstance(data, WafExclusionCreate) else validate(WafExclusionCreate, data)
     row = _row(tx, create=True)
     assert row is not None
-    before = cdn._snapshot(row)
+    before = cdn.audit_doc(row)
     security = _security(row)
     current = security.waf.exclusions
     if len(current) >= MAX_EXCLUSIONS:
@@ -219,7 +219,7 @@ def delete_exclusion(tx: Tx, exclusion_id: str) -> None:
     kept = [e for e in security.waf.exclusions if e.id != exclusion_id]
     if row is None or len(kept) == len(security.waf.exclusions):
         raise NotFound(f"WAF exclusion {exclusion_id!r} not found in project {tx.project!r}")
-    before = cdn._snapshot(row)
+    before = cdn.audit_doc(row)
     waf = security.waf.model_copy(update={"exclusions": kept})
     _save(tx, row, security.model_copy(update={"waf": waf}), before)
 
@@ -253,7 +253,7 @@ def status(tx: Tx) -> WafStatus:
         paranoia_level=waf.paranoia_level,
         anomaly_threshold=waf.anomaly_threshold,
         exclusions=len(waf.exclusions),
-        revision=cdn._revision(tx),
+        revision=cdn.config_revision(tx),
         matches_24h=int(total),
         blocked_24h=int(blocked),
         top_rules_24h=best,
