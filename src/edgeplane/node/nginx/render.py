@@ -223,6 +223,8 @@ def _base_conf(
     paths = _paths(local)
     tmp = paths["tmp"]
     log_format = LOG_FORMAT.replace('"ua":', log_extra + '"ua":') if log_extra else LOG_FORMAT
+    if local.js_module:  # misses reach the origin through the hop, which names the backend
+        log_format = log_format.replace('"$upstream_addr"', '"$edge_upstream"')
     return (
         "default_type application/octet-stream;\n"
         "server_tokens off;\n"

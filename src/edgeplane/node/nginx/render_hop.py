@@ -98,6 +98,7 @@ class Hop:
             f"proxy_read_timeout {seconds(total)};",
             f"proxy_send_timeout {seconds(total)};",
             "proxy_force_ranges on;",  # ranges of a stored complete response
+            f"proxy_hide_header {UPSTREAM_HEADER};",  # logged (``$edge_upstream``), not sent
             *toward_hop(proxy),  # a WAF site's: its hop inspects (render_waf)
         ]
         for header, aside in ASIDE:
@@ -154,6 +155,7 @@ def hop_servers(
             "proxy_pass_header X-Accel-Expires;",
             "proxy_request_buffering off;",
             "js_header_filter edge_cache.stored;",
+            f"add_header {UPSTREAM_HEADER} $upstream_addr always;",
         ]
         head = [
             f"listen unix:{hop_socket(local, proxy)};",
@@ -192,5 +194,16 @@ def hop_servers(
     return text
 
 
+UPSTREAM_HEADER = "X-Edge-Upstream"  # the backend the hop reached, for the access log
+# The access log's upstream: none for a cached hit (no upstream; its stored header would name
+# the backend of the miss), else the backend the hop names (the caching location's own upstream
+# is the hop's socket), else the location's own (a location that proxies to the origin itself).
+_HOP_VAR = "$upstream_http_" + UPSTREAM_HEADER.lower().replace("-", "_")
+UPSTREAM_MAP = (
+    'map $upstream_addr $edge_upstream {\n    "" "";\n    default $edge_hop_upstream;\n}\n'
+    f'map {_HOP_VAR} $edge_hop_upstream {{\n    "" $upstream_addr;\n    default {_HOP_VAR};\n}}\n'
+)
+
+
 def hop_http_lines() -> str:
-    return f"js_import edge_cache from {SCRIPT_FILE};\n"
+    return f"js_import edge_cache from {SCRIPT_FILE};\n" + UPSTREAM_MAP
