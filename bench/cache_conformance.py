@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-from common import BenchRun, log, signals_raise  # noqa: E402
+from common import BenchRun, add_hosts_line, log, remove_hosts_line, signals_raise  # noqa: E402
 from processes import free_port  # noqa: E402
 
 from edgeplane.node.nginx.engine import NginxEngine  # noqa: E402
@@ -50,9 +50,6 @@ from edgeplane.protocol.config import (  # noqa: E402
     PoolSpec,
     SiteSpec,
 )
-
-HOSTS = Path("/etc/hosts")
-HOSTS_TAG = "# edgeplane cache conformance run"
 
 # Binds the suite's origin to 127.0.0.1 (it listens on every interface by itself).
 WRAPPER = """import http from 'http'
@@ -134,21 +131,6 @@ def summary(counts: dict[str, int]) -> dict[str, int]:
         "check yes": of("check", "yes"),
         "check no": of("check", "no"),
     }
-
-
-def add_hosts_line(name: str) -> bool:
-    """Make ``name`` resolve to 127.0.0.1 (a line of its own); False when not needed."""
-    if name.replace(".", "").isdigit():
-        return False
-    with HOSTS.open("a") as f:
-        f.write(f"127.0.0.1 {name} {HOSTS_TAG}\n")
-    return True
-
-
-def remove_hosts_line(name: str) -> None:
-    lines = HOSTS.read_text().splitlines(keepends=True)
-    mine = f"127.0.0.1 {name} {HOSTS_TAG}\n"
-    HOSTS.write_text("".join(line for line in lines if line != mine))
 
 
 def start_origin(suite: Path, work: Path, run: BenchRun) -> int:

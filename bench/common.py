@@ -146,3 +146,23 @@ def signals_raise() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+HOSTS = Path("/etc/hosts")
+HOSTS_TAG = "# edgeplane bench run"
+
+
+def add_hosts_line(name: str) -> bool:
+    """Make ``name`` resolve to 127.0.0.1 (a line of its own, removed by ``remove_hosts_line``):
+    for clients that take the TLS name (SNI) from the URL, such as wrk. False when not needed."""
+    if name.replace(".", "").isdigit():
+        return False
+    with HOSTS.open("a") as f:
+        f.write(f"127.0.0.1 {name} {HOSTS_TAG}\n")
+    return True
+
+
+def remove_hosts_line(name: str) -> None:
+    lines = HOSTS.read_text().splitlines(keepends=True)
+    mine = f"127.0.0.1 {name} {HOSTS_TAG}\n"
+    HOSTS.write_text("".join(line for line in lines if line != mine))

@@ -18,8 +18,8 @@ Figures:
    site per feature on the same node (``FEATURES``: bare, + cache rules of four kinds, + HSTS,
    + rate limit, all), for 1 KiB and 100 KiB objects; the reference with the JSON access log
    shows what logging costs plain nginx. TLS: keep-alive req/s of the "all" site against a TLS
-   reference serving the node's own default certificate, and full / resumed handshakes per
-   second (``openssl s_time``, one client, no SNI: the same certificate on both); whether a
+   reference serving the node's certificate of that name, and full / resumed handshakes per
+   second (one Python client with that TLS name: the same certificate on both); whether a
    TLS session (ticket) of node 1 resumes on node 2; and the requests (HTTP and HTTPS
    keep-alive threads) that failed while the API changed the "all" site ``--reloads`` times
    (100; 5 with --quick), each change a reload of both nodes;
@@ -90,13 +90,22 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 import callgrind  # noqa: E402
 import nginx_apply  # noqa: E402
-from common import BenchRun, Cleanup, log, pct, signals_raise, table  # noqa: E402
+from common import (  # noqa: E402
+    BenchRun,
+    Cleanup,
+    add_hosts_line,
+    log,
+    pct,
+    remove_hosts_line,
+    signals_raise,
+    table,
+)
 from origins import start_origin  # noqa: E402
 from pollers import Pollers, SimNode, address_of  # noqa: E402
 from processes import free_udp_port  # noqa: E402
 
 from edgeplane.node.nginx.memory import children, cmdline, tree_pss_mib  # noqa: E402
-from edgeplane.node.nginx.render_tls import DEFAULT_CERT  # noqa: E402
+from edgeplane.node.nginx.render_tls import link_file  # noqa: E402
 
 DOMAIN = "bench.localhost"
 STAGES = ("hits", "instructions", "purge", "failover", "fleet", "config", "apply", "reloads")
@@ -356,12 +365,25 @@ class Stack:
         wait_until(synced, timeout, "nodes in sync", every=0.05)
 
 
+class _NamedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 with the TLS name ``sni``."""
+
+    def __init__(self, sni: str, port: int, ctx: ssl.SSLContext) -> None:
+        super().__init__("127.0.0.1", port, timeout=10, context=ctx)
+        self.sni = sni
+
+    def connect(self) -> None:
+        raw = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.sni)  # type: ignore[attr-defined]
+
+
 class Conn:
     """One keep-alive HTTP/1.1 connection to an edge port (reopened when closed)."""
 
-    def __init__(self, port: int, tls: bool = False) -> None:
+    def __init__(self, port: int, tls: bool = False, sni: str = DOMAIN) -> None:
         self.port = port
         self.tls = tls
+        self.sni = sni  # the TLS name sent (the edge refuses a handshake naming no site)
         self.c: http.client.HTTPConnection | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -371,7 +393,7 @@ class Conn:
 
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=ctx)
+        return _NamedHTTPS(self.sni, self.port, ctx)
 
     def get(self, path: str, host: str = DOMAIN) -> tuple[int, dict[str, str], bytes]:
         for attempt in range(2):
@@ -554,35 +576,48 @@ class Target:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{self.path}"
+        # TLS: the name in the URL, as wrk takes its TLS name (SNI) from it (``hosts_for``)
+        host = self.host if self.tls else "127.0.0.1"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{self.path}"
 
 
 def warm(target: Target) -> None:
-    c = Conn(target.port, tls=target.tls)
+    c = Conn(target.port, tls=target.tls, sni=target.host)
     wait_until(lambda: c.get(target.path, target.host)[1].get("x-cache-status") == "HIT", 10,
                f"HIT on {target.label} {target.path}")  # fmt: skip
     c.close()
 
 
-def node_default_cert(node: Node) -> tuple[Path, Path]:
-    """The certificate the node serves without SNI (``openssl s_time`` and wrk send none for an
-    address): the TLS reference serves the same one, so both do the same cryptography."""
-    certs = node.nginx_prefix() / "certs"
-    return certs / f"{DEFAULT_CERT}.pem", certs / f"{DEFAULT_CERT}.pem"  # key and chain
+def node_cert(node: Node, host: str) -> tuple[Path, Path]:
+    """The certificate the node serves for the TLS name ``host``: the TLS reference serves the
+    same one, so both do the same cryptography."""
+    link = node.nginx_prefix() / "certs" / "names" / link_file(host)
+    pem = wait_until(lambda: link.resolve() if link.exists() else None, 30, f"{host}'s certificate")
+    return pem, pem  # key and chain in one file
 
 
-def s_time(port: int, seconds: float, reuse: bool) -> float:
-    """TLS handshakes per second of ``openssl s_time`` (one client, sequential, no SNI;
-    ``reuse``: resumed sessions)."""
-    out = subprocess.run(
-        ["openssl", "s_time", "-connect", f"127.0.0.1:{port}",
-         "-reuse" if reuse else "-new", "-time", str(max(1, round(seconds)))],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    m = re.search(r"(\d+) connections in ([\d.]+)s", out)
-    if not m:
-        raise RuntimeError(f"openssl s_time: {out[-300:]}")
-    return int(m.group(1)) / float(m.group(2))
+def handshakes(port: int, host: str, seconds: float, reuse: bool) -> float:
+    """TLS handshakes per second of one sequential client with the TLS name ``host`` (Python's
+    ssl: ``openssl s_time`` sends no name, which the edge refuses); ``reuse``: resumed sessions
+    (the session of a first connection, whose ticket is read after its handshake)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    session = None
+    if reuse:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=host) as tls:  # fmt: skip
+            tls.settimeout(0.2)
+            with contextlib.suppress(TimeoutError, ssl.SSLError):
+                tls.recv(1)  # the TLS 1.3 ticket comes after the handshake
+            session = tls.session
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw, server_hostname=host, session=session) as tls:  # fmt: skip
+            if reuse and not tls.session_reused:
+                raise RuntimeError(f"TLS session not resumed on port {port}")
+        count += 1
+    return count / (time.perf_counter() - start)
 
 
 def stapling_files(node: Node, host: str) -> tuple[Path, Path] | None:
@@ -701,7 +736,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
     ref = reference(stack, origin_port, "reference", logged=False)
     ref_log = reference(stack, origin_port, "reference-log", logged=True)
     ref_tls = reference(stack, origin_port, "reference-tls", logged=False,
-                        tls=node_default_cert(node))  # fmt: skip
+                        tls=node_cert(node, feature_host("all")))  # fmt: skip
     groups: dict[str, list[Target]] = {}
     for size in sizes:
         path = SIZES[size]
@@ -718,6 +753,11 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                  Target("edge: all, TLS keep-alive, 1 KiB", node.https_port, feature_host("all"),
                         SIZES["1 KiB"], tls=True)]  # fmt: skip
     groups["tls"] = tls_group
+    for name in sorted({t.host for t in tls_group}):  # wrk takes its TLS name from the URL
+        if os.geteuid() != 0:
+            raise SystemExit(f"the TLS rows need {name} in /etc/hosts: run as root")
+        if add_hosts_line(name):
+            stack.cleanup.add(functools.partial(remove_hosts_line, name))
     targets = [t for group in groups.values() for t in group]
     for t in targets:  # warm every cache: MISS then HIT
         warm(t)
@@ -731,7 +771,7 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
                 f"errors {r.errors} non-2xx {r.non2xx}")  # fmt: skip
         for label, port in (("reference", ref_tls), ("edge", node.https_port)):
             for reuse in (False, True):
-                rate = s_time(port, args.duration, reuse)
+                rate = handshakes(port, feature_host("all"), args.duration, reuse)
                 shakes.setdefault(f"{label} {reuse}", []).append(rate)
                 log(f"hits round {i + 1} TLS handshakes {label} reuse={reuse}: {rate:,.0f}/s")
 
@@ -762,9 +802,9 @@ def bench_hits(stack: Stack, origin_port: int, args: argparse.Namespace) -> list
     def shake(label: str) -> float:
         return float(statistics.median(shakes[label]))
 
-    rows.append(row("TLS full handshakes/s (openssl s_time -new, one client)",
+    rows.append(row("TLS full handshakes/s (one client, SNI)",
                     shake("edge False"), shake("reference False")))  # fmt: skip
-    rows.append(row("TLS resumed handshakes/s (s_time -reuse)",
+    rows.append(row("TLS resumed handshakes/s (one client, SNI)",
                     shake("edge True"), shake("reference True")))  # fmt: skip
     errors = sum(r.errors + r.non2xx for t in targets for r in runs[t.label])
     rows.append(["cached hits, errors + non-2xx (all runs)", str(errors), "", ""])
@@ -866,7 +906,8 @@ class ReloadLoad:
                         for tls in (False, True) for _ in range(threads)]  # fmt: skip
 
     def _run(self, tls: bool) -> None:
-        conn = Conn(self.node.https_port if tls else self.node.http_port, tls=tls)
+        host = feature_host("all")
+        conn = Conn(self.node.https_port if tls else self.node.http_port, tls=tls, sni=host)
         while not self.stop.is_set():
             try:
                 status = conn.get(SIZES["1 KiB"], feature_host("all"))[0]
@@ -874,7 +915,7 @@ class ReloadLoad:
             except Exception as exc:
                 what = type(exc).__name__
                 conn.close()
-                conn = Conn(conn.port, tls=tls)
+                conn = Conn(conn.port, tls=tls, sni=host)
             with self.lock:
                 if what:
                     self.failures[what] = self.failures.get(what, 0) + 1
