@@ -262,7 +262,7 @@ def test_misses_are_inspected_in_the_hop_with_the_client_s_address_and_request_i
     assert r.status_code == 200 and r.headers["x-cache-status"] == "MISS"
     tx = logged(edge, {r.headers["x-request-id"]})[r.headers["x-request-id"]]
     assert tx["client_ip"] == "127.0.0.2"  # not the hop's socket
-    assert tx["host_ip"].startswith("unix:") and tx["host_ip"].endswith(".sock")  # the hop
+    assert tx["host_ip"].startswith("unix:") and tx["host_ip"].endswith(".hop")  # the hop
     assert tx["request"]["uri"] == SQLI.uri and tx["request"]["headers"]["Host"] == "detect.test"
     # a body is inspected there too (the hop's proxy_request_buffering off notwithstanding)
     form = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -92,7 +92,7 @@ class NginxProcess:
     def start(self, timeout: float = 10.0) -> None:
         """Start the master from ``current``; returns once it wrote its pid."""
         # left by a master that died: the status socket and the origin hops' (render_hop)
-        for sock in [self.prefix / "status.sock", *self.prefix.glob("hop_*.sock")]:
+        for sock in [self.prefix / "status.sock", *self.prefix.glob("*.hop")]:
             with contextlib.suppress(FileNotFoundError):
                 sock.unlink()
         with contextlib.suppress(FileNotFoundError):

@@ -62,8 +62,13 @@ def hop_name(proxy: ProxyProfile) -> str:
     return safe_name("hop", proxy.name)
 
 
+HOP_SOCKET_SUFFIX = ".hop"
+
+
 def hop_socket(local: NodeLocal, proxy: ProxyProfile) -> str:
-    return f"{local.prefix}/{hop_name(proxy)}.sock"
+    """As short as ``status.sock`` (a unix socket's path holds at most 107 bytes, and a node's
+    prefix can be deep): 7 hex digits of the hop's name."""
+    return f"{local.prefix}/{hop_name(proxy)[4:11]}{HOP_SOCKET_SUFFIX}"
 
 
 def stale_flags(cache: CacheProfile) -> str:
