@@ -282,7 +282,10 @@ class BundleStore:
                 headers = {"Host": host, "Accept-Encoding": "identity"}
                 r = await http.get(url, headers=headers)
                 if r.status_code in (301, 302, 307, 308) and tls_base is not None:
-                    r = await http.get(f"{tls_base}{path}", headers=headers)
+                    # the site's name in the handshake: the edge refuses one naming no site
+                    r = await http.get(
+                        f"{tls_base}{path}", headers=headers, extensions={"sni_hostname": host}
+                    )
                 return r
 
             for rel in sample:
