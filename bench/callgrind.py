@@ -16,6 +16,7 @@ ticket keys and bundles).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import re
@@ -47,8 +48,8 @@ def release_copy(
     Returns the copy's main configuration file."""
     into.mkdir(parents=True, exist_ok=True)
     for entry in node_prefix.iterdir():
-        if entry.name in PRIVATE or entry.suffix in (".pid", ".sock"):
-            continue
+        if entry.name in PRIVATE or entry.suffix == ".pid" or entry.is_socket():
+            continue  # the copy binds sockets of its own (status, origin hops)
         link = into / entry.name
         if not link.exists():
             link.symlink_to(entry)
@@ -91,6 +92,18 @@ def _requests(
         response.read()
         status = response.status
     return status
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stops nginx under valgrind and what it started (gone already when it could not start)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def count(
@@ -142,12 +155,7 @@ def count(
         if status != 200:
             raise RuntimeError(f"{host}{path}: status {status}")
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _stop(process)
     dumps = sorted(out.parent.glob(f"{out.name}.*"), key=os.path.getmtime)
     if not dumps:
         raise RuntimeError("callgrind wrote no dump")
