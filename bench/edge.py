@@ -16,7 +16,8 @@ Figures:
 1. cached hits: req/s through edge node 1 and through the reference (wrk, keep-alive), every
    target once per round, rounds interleaved; ratio edge / reference of the same rounds. One
    site per feature on the same node (``FEATURES``: bare, + cache rules of four kinds, + HSTS,
-   + rate limit, all), for 1 KiB and 100 KiB objects; the reference with the JSON access log
+   + rate limit, + the WAF blocking with the CRS (when ModSecurity is installed: misses are
+   inspected in the origin hop, hits never reach it), all), for 1 KiB and 100 KiB objects; the reference with the JSON access log
    shows what logging costs plain nginx. TLS: keep-alive req/s of the "all" site against a TLS
    reference serving the node's certificate of that name, and full / resumed handshakes per
    second (one Python client with that TLS name: the same certificate on both); whether a
@@ -104,6 +105,7 @@ from origins import start_origin  # noqa: E402
 from pollers import Pollers, SimNode, address_of  # noqa: E402
 from processes import free_udp_port  # noqa: E402
 
+from edgeplane.node.nginx.local import find_waf_engine  # noqa: E402
 from edgeplane.node.nginx.memory import children, cmdline, tree_pss_mib  # noqa: E402
 from edgeplane.node.nginx.render_tls import link_file  # noqa: E402
 
@@ -480,11 +482,14 @@ RULES = [
 ]
 HSTS = {"hsts_max_age": 31_536_000, "hsts_include_subdomains": True}
 RATE = {"rate_limit": {"rate": 1_000_000, "burst": 1_000_000}}  # on, never reached by wrk
+WAF = {"waf": {"mode": "block"}}  # inspected in the origin hop: hits never reach it
 FEATURES: list[tuple[str, str, dict[str, Any]]] = [
     ("edge: bare site (no rule)", "bare", {}),
     ("edge: + cache rules (5, of 4 kinds)", "rules", {"cache_rules": RULES}),
     ("edge: + HSTS header", "hsts", {"security": HSTS}),
     ("edge: + rate limit", "ratelimit", {"security": RATE}),
+    *([("edge: + WAF blocking (CRS, paranoia 1)", "waf", {"security": WAF})]
+      if find_waf_engine() is not None else []),
     ("edge: all (rules, HSTS, rate limit)", "all",
      {"cache_rules": RULES, "security": {**HSTS, **RATE}}),
 ]  # fmt: skip
