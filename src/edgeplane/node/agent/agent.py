@@ -66,7 +66,6 @@ from edgeplane.node.agent.uptime import UptimeChecker, targets_of, without_own_c
 from edgeplane.node.agent.waf_log import WafMatches, audit_log_path, truncate_if_large
 from edgeplane.node.lifeline import parent_gone
 from edgeplane.node.nginx.local import LocalHealth
-from edgeplane.node.nginx.render_bots import flag_dir
 from edgeplane.protocol import lenient
 from edgeplane.protocol.config import (
     AcmeHttpSpec,
@@ -145,6 +144,8 @@ class Engine(Protocol):
     def access_log(self) -> Path: ...
     @property
     def bundle_root(self) -> Path: ...
+    @property
+    def bot_flags(self) -> Path: ...
     def stats(self) -> dict[str, float]: ...
 
 
@@ -263,8 +264,7 @@ class Agent:
         )
         self.metrics = AgentMetrics()
         self.metrics.watch(self._metrics_view(), self._dns_metrics_url)
-        prefix = getattr(engine, "prefix", None)  # an nginx engine's: where flags go
-        self.bots = BotWatch(flag_dir(prefix) if isinstance(prefix, Path) else None)
+        self.bots = BotWatch(engine.bot_flags)
         self.metrics.registry.register(BotCollector(self.bots))
         self.metrics_server = metrics_server
         if metrics_server is not None:

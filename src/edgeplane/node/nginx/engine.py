@@ -21,6 +21,7 @@ from edgeplane.node.nginx.memory import accepting_workers, tree_pss_mib
 from edgeplane.node.nginx.process import NginxError, NginxProcess, check, probe
 from edgeplane.node.nginx.purge import purge_cache
 from edgeplane.node.nginx.render import Release, RenderMemo, render_release
+from edgeplane.node.nginx.render_bots import flag_dir
 from edgeplane.node.nginx.render_shards import SHARD_DIR
 from edgeplane.node.nginx.render_stapling import staple_files
 from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_file, cert_files, ticket_files
@@ -89,6 +90,11 @@ class NginxEngine:
     def bundle_root(self) -> Path:
         """Where static bundles are unpacked, one directory per sha256 (see render)."""
         return self.local.bundle_root
+
+    @property
+    def bot_flags(self) -> Path:
+        """Where the agent flags client addresses for the bot rules (``render_bots``)."""
+        return flag_dir(self.prefix)
 
     @property
     def cache_dir(self) -> Path:
