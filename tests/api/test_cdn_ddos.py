@@ -238,6 +238,16 @@ def test_cli_security_and_under_attack(api: Api, cli: Cli) -> None:
         and on["limits"]["max_connections"] == UNDER_ATTACK.max_connections
     )
     assert "under attack ON" in cli.run("cdn", "under-attack", "show").stdout
+    # the CDN's summary and the security view read as sentences, not nested dumps
+    cli.run("cdn", "security", "set", "--set", "waf.mode=detect", "--set",
+            "headers.referrer_policy.action=remove")  # fmt: skip
+    summary = next(x for x in cli.run("cdn", "show").stdout.splitlines() if "security" in x)
+    assert "UNDER ATTACK" in summary and "WAF detect" in summary, summary
+    text = cli.run("cdn", "security", "show").stdout
+    for words in ("detect, paranoia 1, anomaly threshold 5, 0 exclusions",
+                  "header referrer-policy          removed",
+                  "header x-frame-options          the origin's, else SAMEORIGIN"):  # fmt: skip
+        assert words in text, text
     assert cli.json("cdn", "under-attack", "off")["under_attack"] is False
     # bad input: the option or the field named, nothing changed
     bad = cli.run("cdn", "security", "set", "--max-body-size", "lots", code=2)

@@ -14,7 +14,7 @@ from edgeplane.cli import edge_nodes, output
 from edgeplane.cli import options as o
 from edgeplane.cli import origin_tls as ot
 from edgeplane.cli import runtime as rt
-from edgeplane.cli.cdn_security import attack_app, security_app
+from edgeplane.cli.cdn_security import attack_app, security_app, security_summary
 from edgeplane.cli.output import Column, Doc
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def render_deployment(doc: Doc) -> None:
             "project": doc["project"],
             "domains": doc["domains"],
             "origins": origins,
-            "security": doc["security"],
+            "security": security_summary(doc["security"]),
             "revision": doc["revision"],
             "created_at": doc["created_at"],
             "updated_at": doc["updated_at"],

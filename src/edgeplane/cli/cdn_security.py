@@ -87,6 +87,67 @@ def _limits_rows(limits: Doc) -> list[Doc]:
     ]
 
 
+def _waf_text(waf: Doc | None) -> str:
+    if not waf or waf.get("mode", "off") == "off":
+        return "off"
+    n = len(waf.get("exclusions") or [])
+    return (
+        f"{waf['mode']}, paranoia {waf.get('paranoia_level')}, anomaly threshold "
+        f"{waf.get('anomaly_threshold')}, {n} exclusion{'' if n == 1 else 's'}"
+    )
+
+
+def _bots_text(bots: Doc | None) -> str:
+    if not bots or bots.get("mode", "off") == "off":
+        return "off"
+    b = bots.get("behaviour") or {}
+    behaviour = (
+        "off"
+        if b.get("action", "off") == "off"
+        else f"{b['action']} above {b.get('max_requests')} requests or {b.get('max_paths')} "
+        f"paths per {b.get('window_s')} s"
+    )
+    good = len(bots.get("good_bots") or [])
+    return (
+        f"{bots['mode']}; automated clients {bots.get('automated', 'off')}; behaviour "
+        f"{behaviour}; challenge {bots.get('challenge')}; {good} good bot{'' if good == 1 else 's'}"
+    )
+
+
+def _header_text(policy: Doc) -> str:
+    action, value = policy.get("action"), policy.get("value")
+    if action == "keep":
+        return f"the origin's, else {value}" if value else "the origin's (none added)"
+    if action == "set":
+        return f"set: {value}"
+    return "removed" if action == "remove" else str(action)
+
+
+def _headers_rows(headers: Doc | None) -> Doc:
+    rows: Doc = {}
+    for name, policy in (headers or {}).items():
+        if isinstance(policy, dict):
+            rows[f"header {name.replace('_', '-')}"] = _header_text(policy)
+    if headers is not None:
+        rows["leaking headers"] = "removed" if headers.get("remove_leaking", True) else "kept"
+    return rows
+
+
+def security_summary(sec: Doc) -> str:
+    """One line of a CDN config's security (``edgeplane cdn show``)."""
+    hsts = sec.get("hsts_max_age") or 0
+    parts = [
+        "UNDER ATTACK" if sec.get("under_attack") else "",
+        f"https redirect {'on' if sec.get('force_https') else 'off'}",
+        f"HSTS {hsts} s" if hsts else "HSTS off",
+        f"WAF {(sec.get('waf') or {}).get('mode', 'off')}",
+        f"bots {(sec.get('bots') or {}).get('mode', 'off')}",
+        "rate limit" if sec.get("rate_limit") else "",
+        "client limits" if any(v is not None for v in (sec.get("limits") or {}).values()) else "",
+    ]
+    return ", ".join(p for p in parts if p) + " (edgeplane cdn security show)"
+
+
 def render_security(doc: Doc) -> None:
     sec = doc["security"]
     rate = sec.get("rate_limit")
@@ -95,15 +156,19 @@ def render_security(doc: Doc) -> None:
         "under_attack": sec.get("under_attack", False),
         "force_https": sec.get("force_https"),
         "hsts_max_age": sec.get("hsts_max_age"),
+        "hsts_include_subdomains": sec.get("hsts_include_subdomains"),
         "rate_limit": f"{rate['rate']}/s burst {rate['burst']}" if rate else "-",
         "ip_allow": sec.get("ip_allow") or "-",
         "ip_deny": sec.get("ip_deny") or "-",
-        "revision": doc.get("revision"),
+        "waf": _waf_text(sec.get("waf")),
+        "bots": _bots_text(sec.get("bots")),
+        **_headers_rows(sec.get("headers")),
     }
-    # settings of other parts (WAF, bots, headers...) are shown as they are
+    # settings of parts this view does not know yet are shown as they are
     known = {"limits", "rate_limit", "ip_allow", "ip_deny", "under_attack", "force_https"}
-    known |= {"hsts_max_age"}
+    known |= {"hsts_max_age", "hsts_include_subdomains", "waf", "bots", "headers"}
     shown |= {k: v for k, v in sec.items() if k not in known and k not in shown}
+    shown["revision"] = doc.get("revision")
     output.details(shown)
     output.blank()
     output.table(

@@ -71,9 +71,24 @@ def update_security(tx: Tx, patch: dict[str, Any]) -> CDNSecurity:
     if not isinstance(patch, dict):
         raise InvalidInput("the body must be a JSON object", field="body")
     current = _security(tx.session.get(CDNConfigRow, tx.project)).model_dump(mode="json")
-    security = merge_patch(EdgeSecurity, current, patch, fixed=set())
+    security = merge_patch(EdgeSecurity, current, _removals_drop_values(patch), fixed=set())
     _save(tx, _row(tx), security)
     return CDNSecurity(project=tx.project, security=security, revision=cdn.config_revision(tx))
+
+
+def _removals_drop_values(patch: dict[str, Any]) -> dict[str, Any]:
+    """A header whose patch says ``remove`` and nothing of its value drops the stored value
+    (a removed header has none): ``{"action": "remove"}`` works on a header that had one."""
+    headers = patch.get("headers")
+    if not isinstance(headers, dict):
+        return patch
+    fixed = {
+        name: {**rule, "value": None}
+        if isinstance(rule, dict) and rule.get("action") == "remove" and "value" not in rule
+        else rule
+        for name, rule in headers.items()
+    }
+    return {**patch, "headers": fixed}
 
 
 def under_attack(tx: Tx) -> UnderAttack:
