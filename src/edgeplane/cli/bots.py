@@ -55,7 +55,7 @@ def render_summary(doc: Doc) -> None:
         {
             "project": doc["project"],
             "enabled": doc["enabled"],
-            "window": f"{doc['start']} .. {doc['end']}",
+            "window": f"{output.fmt(doc['start'])} .. {output.fmt(doc['end'])}",
             "requests": doc["requests"],
             "bot requests": doc["bot_requests"],
             "challenged": doc["challenged"],
@@ -63,7 +63,7 @@ def render_summary(doc: Doc) -> None:
         },
         title="bots",
     )
-    output.table(doc["counts"], COUNT_COLUMNS, title="by class and action")
+    output.table(doc["counts"], COUNT_COLUMNS, title="bot requests in this window")
     output.blank()
     render_settings(doc["settings"])
 
