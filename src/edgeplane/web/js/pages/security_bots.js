@@ -143,7 +143,7 @@ function SettingsForm({ settings, configured, onSaved }) {
 
 export default function BotsCard() {
   const [range, setRange] = useState("1h");
-  const summary = useApi(BOTS, { query: { timeframe: range }, every: 10000 });
+  const summary = useApi(BOTS, { query: { timeframe: range }, every: 5000 });
   const settings = useApi(`${BOTS}/settings`);
   const state = useApi(`${CDN}/state`, { every: 15000 });
   const [saved, setSaved] = useState(false);
