@@ -6,6 +6,7 @@ export const ROUTES = [
   { key: "domains", title: "Domains", module: "domains" },
   { key: "certificates", title: "SSL certificates", module: "certificates" },
   { key: "cdn", title: "CDN", module: "cdn" },
+  { key: "security", title: "Security", module: "security" },
   { key: "load-balancers", title: "Load balancers", module: "load_balancers" },
   { key: "map", title: "Global map", module: "map" },
   { key: "inventory", title: "Inventory", module: "inventory" },
