@@ -91,11 +91,13 @@ def test_settings_and_exclusions_change_the_snapshot_and_refuse_bad_input(api: A
         ({"rules": []}, "rules"),
         ({"rules": ["94x"]}, "rules.0"),
         ({"rules": ["942199-942100"]}, "rules.0"),
+        ({"rules": ["99999999"]}, "rules.0"),  # a typo: no rule of the CRS
+        ({"rules": ["942100", "1000-2000"]}, "rules.1"),
         ({"rules": ["942100"], "path": "api"}, "path"),
         ({"rules": ["942100"], "path": "/a b"}, "path"),
         ({"rules": ["942100"], "path": "/a'b"}, "path"),
         ({"rules": ["942100"], "extra": 1}, "extra"),
-        ({"id": added["id"], "rules": ["1"]}, "id"),
+        ({"id": added["id"], "rules": ["942100"]}, "id"),
     ):
         problem = api.post(f"{WAF}/exclusions", json=body)
         assert problem.status_code == 422, (body, problem.text)
@@ -176,7 +178,10 @@ def test_cli_over_the_api(api: Api, cli: Cli) -> None:
     assert cli.json("waf", "set", "--mode", "detect")["mode"] == "detect"
     assert "detect" in cli.run("waf", "status").stdout
     assert "must be a path prefix" in cli.fails(
-        "waf", "exclude", "--rule", "1", "--path", "x", code=1
+        "waf", "exclude", "--rule", "942100", "--path", "x", code=1
+    )
+    assert "not a rule of the OWASP Core Rule Set" in cli.fails(
+        "waf", "exclude", "--rule", "99999999", code=1
     )
 
 

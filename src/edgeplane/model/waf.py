@@ -28,7 +28,8 @@ from pydantic import AfterValidator, Field, field_validator
 from edgeplane.model.common import Input, Int, ObjectId, Output, Text
 
 WafMode = Literal["off", "detect", "block"]
-RULE_PATTERN = r"^[1-9][0-9]{0,8}(?:-[1-9][0-9]{0,8})?$"
+# The Core Rule Set's rules have ids 900000-999999 (the only rules a project can exclude).
+RULE_PATTERN = r"^9[0-9]{5}(?:-9[0-9]{5})?$"
 # A path prefix as ModSecurity compares it with REQUEST_FILENAME (@beginsWith): what a URL
 # path holds unencoded, without quotes, backslashes, spaces or percent signs.
 PATH_PATTERN = r"^/[A-Za-z0-9._~!$&()*+,;=:@/-]{0,500}$"
@@ -43,7 +44,10 @@ def check_rule(value: str) -> str:
     """A rule id (``942100``) or an inclusive range (``942100-942199``)."""
     text = value.strip()
     if not _RULE.fullmatch(text):
-        raise ValueError(f"{value!r} is not a rule id (942100) or a range of ids (942100-942199)")
+        raise ValueError(
+            f"{value!r} is not a rule of the OWASP Core Rule Set (ids 900000-999999, e.g. "
+            "942100) or a range of them (942100-942199)"
+        )
     if "-" in text:
         low, high = (int(p) for p in text.split("-"))
         if low > high:
