@@ -1,7 +1,7 @@
 """RFC 9111 conformance of the edge's cache: the public suite behind cache-tests.fyi, run
 against a real edge node, counted as its results page counts it.
 
-Run from the repository root (as root, for the ``/etc/hosts`` line; about 5 minutes)::
+Run from the repository root (as root, for the ``/etc/hosts`` line; about a minute here)::
 
     .venv/bin/python bench/cache_conformance.py --suite DIR [--out results.json] [--markdown]
     .venv/bin/python bench/cache_conformance.py --suite DIR --count results.json  # no run
@@ -208,7 +208,7 @@ def run_suite(suite: Path, base: str, out: Path, test_id: str | None) -> None:
     cmd = ["npm", "run", "--silent", "cli", f"--base={base}"]
     if test_id:
         cmd.append(f"--id={test_id}")
-    log(f"running {' '.join(cmd)} in {suite} (about 5 minutes)")
+    log(f"running {' '.join(cmd)} in {suite} (about a minute)")
     started = time.monotonic()
     with out.open("wb") as f:
         done = subprocess.run(cmd, cwd=suite, stdout=f, stderr=subprocess.PIPE, timeout=1800)
