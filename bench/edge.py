@@ -13,17 +13,17 @@ the edge round by round.
 
 Figures:
 
-1. cached hits: req/s through edge node 1 and through the reference (wrk, keep-alive), every
-   target once per round, rounds interleaved; ratio edge / reference of the same rounds. One
-   site per feature on the same node (``FEATURES``: bare, + cache rules of four kinds, + HSTS,
-   + rate limit, + the WAF blocking with the CRS (when ModSecurity is installed: misses are
-   inspected in the origin hop, hits never reach it), all), for 1 KiB and 100 KiB objects; the reference with the JSON access log
-   shows what logging costs plain nginx. TLS: keep-alive req/s of the "all" site against a TLS
-   reference serving the node's certificate of that name, and full / resumed handshakes per
-   second (one Python client with that TLS name: the same certificate on both); whether a
-   TLS session (ticket) of node 1 resumes on node 2; and the requests (HTTP and HTTPS
-   keep-alive threads) that failed while the API changed the "all" site ``--reloads`` times
-   (100; 5 with --quick), each change a reload of both nodes;
+1. cached hits: req/s through edge node 1 and through the reference (wrk, keep-alive), every target
+   once per round, rounds interleaved; ratio edge / reference of the same rounds. One site per
+   feature on the same node (``FEATURES``: bare, + cache rules of four kinds, + HSTS, + rate limit,
+   + the WAF blocking with the CRS (when ModSecurity is installed: misses are inspected in the
+   origin hop, hits never reach it), all), for 1 KiB and 100 KiB objects; the reference with the
+   JSON access log shows what logging costs plain nginx. TLS: keep-alive req/s of the "all" site
+   against a TLS reference serving the node's certificate of that name, and full / resumed
+   handshakes per second (one Python client with that TLS name: the same certificate on both);
+   whether a TLS session (ticket) of node 1 resumes on node 2; and the requests (HTTP and HTTPS
+   keep-alive threads) that failed while the API changed the "all" site ``--reloads`` times (100; 5
+   with --quick), each change a reload of both nodes;
 2. failover: steady GET traffic through a load balancer of two backends with health checks
    every second; one backend SIGKILLed, then (after recovery) one SIGSTOPped: failed requests,
    requests slower than 0.9 s, time until the frozen backend is out of rotation (last request

@@ -165,6 +165,10 @@ def test_key_rotation_under_traffic_fails_no_request(cp: ControlPlane) -> None:
         for t in threads:
             t.join(30)
 
+    print(
+        f"\nkey rotation under traffic: {len(done)} requests ({done.count('read')} key reads, "
+        f"{done.count('issue')} certificates issued), {len(failed)} failed"
+    )
     assert failed == [], failed[:10]
     assert done.count("read") >= 40 and done.count("read new") >= 6, len(done)
     # every secret readable, under the new key only; derived values kept (derive=old)
