@@ -72,6 +72,8 @@ STATE_OR_CROSS_FIELD = {
     f"PATCH {INV}/cdn/rules/{{rule_id}}": "position at most the number of rules; id repeats",
     f"GET {INV}/cdn/analytics": "timeframe excludes start; start before end, at most 366 days",
     f"GET {INV}/cdn/bots": "timeframe excludes start; start before end, at most 366 days",
+    f"POST {INV}/cdn/waf/exclusions": "a range of rule ids starts at or below its end "
+    "(942100-942199), which the schema's pattern cannot order",
     f"PUT {INV}/cdn/bots/settings": "good bots' addresses are IP networks (an address or a CIDR "
     "block of either family), which the schema states as text",
     f"POST {INV}/domains": "IDNA rules and the public suffix list",
