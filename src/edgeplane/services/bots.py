@@ -13,7 +13,7 @@ from edgeplane.model.bots import BOT_ACTIONS, BOT_CLASSES, BotCount, BotSettings
 from edgeplane.model.cdn import EdgeSecurity
 from edgeplane.model.enums import Role
 from edgeplane.services import analytics
-from edgeplane.services.cdn import KIND, audit_doc
+from edgeplane.services.cdn import audit_doc, save_security
 from edgeplane.services.common import validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import CDNConfigRow, EdgeAnalyticsRow
@@ -38,12 +38,8 @@ def set_settings(tx: Tx, data: BotSettings | dict[str, Any]) -> BotSettings:
     row = tx.session.get(CDNConfigRow, tx.project)
     if row is None:
         raise NotFound(f"project {tx.project!r} has no CDN config: configure the CDN first")
-    before = audit_doc(row)
     security = EdgeSecurity.model_validate(row.security or {})
-    security = security.model_copy(update={"bots": settings})
-    row.security = security.model_dump(mode="json")
-    tx.session.flush()
-    tx.record("update", KIND, tx.project, before, audit_doc(row))
+    save_security(tx, row, security.model_copy(update={"bots": settings}), audit_doc(row))
     return settings
 
 

@@ -136,6 +136,16 @@ def _build_rules(specs: list[CacheRuleCreate]) -> list[CacheRule]:
     return out
 
 
+def save_security(
+    tx: Tx, row: CDNConfigRow, security: EdgeSecurity, before: dict[str, Any]
+) -> None:
+    """Store the project's security settings and audit the change (``before``: the config's
+    ``audit_doc`` before it)."""
+    row.security = security.model_dump(mode="json")
+    tx.session.flush()
+    tx.record("update", KIND, tx.project, before, audit_doc(row))
+
+
 def configure(tx: Tx, data: CDNConfigCreate | dict[str, Any]) -> tuple[CDNDeployment, bool]:
     """Replace the project's CDN config; True when it did not exist before."""
     tx.actor.require(tx.project, Role.EDITOR)

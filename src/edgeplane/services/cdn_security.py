@@ -56,12 +56,9 @@ def get_security(tx: Tx) -> CDNSecurity:
 
 def _save(tx: Tx, row: CDNConfigRow, security: EdgeSecurity) -> None:
     before = cdn.audit_doc(row)
-    new = security.model_dump(mode="json")
-    if new == before["security"]:
+    if security.model_dump(mode="json") == before["security"]:
         return  # nothing changes: no revision
-    row.security = new
-    tx.session.flush()
-    tx.record("update", cdn.KIND, tx.project, before, cdn.audit_doc(row))
+    cdn.save_security(tx, row, security, before)
 
 
 def update_security(tx: Tx, patch: dict[str, Any]) -> CDNSecurity:

@@ -159,12 +159,6 @@ def _security(row: CDNConfigRow | None) -> EdgeSecurity:
     return EdgeSecurity.model_validate(row.security or {}) if row is not None else EdgeSecurity()
 
 
-def _save(tx: Tx, row: CDNConfigRow, security: EdgeSecurity, before: dict[str, Any]) -> None:
-    row.security = security.model_dump(mode="json")
-    tx.session.flush()
-    tx.record("update", cdn.KIND, tx.project, before, cdn.audit_doc(row))
-
-
 def settings(tx: Tx) -> WafSettings:
     tx.actor.require(tx.project, Role.VIEWER)
     return _security(_row(tx, create=False)).waf
@@ -181,7 +175,7 @@ def update_settings(tx: Tx, data: WafSettingsPatch | dict[str, Any]) -> WafSetti
     changes = patch.model_dump(exclude_none=True)
     waf = validate(WafSettings, {**security.waf.model_dump(mode="json"), **changes})
     if waf != security.waf:
-        _save(tx, row, security.model_copy(update={"waf": waf}), before)
+        cdn.save_security(tx, row, security.model_copy(update={"waf": waf}), before)
     return waf
 
 
@@ -208,7 +202,7 @@ def add_exclusion(tx: Tx, data: WafExclusionCreate | dict[str, Any]) -> WafExclu
         exclusion_id = new_id("wafx")
     exclusion = WafExclusion(id=exclusion_id, rules=spec.rules, path=spec.path, note=spec.note)
     waf = security.waf.model_copy(update={"exclusions": [*current, exclusion]})
-    _save(tx, row, security.model_copy(update={"waf": waf}), before)
+    cdn.save_security(tx, row, security.model_copy(update={"waf": waf}), before)
     return exclusion
 
 
@@ -221,7 +215,7 @@ def delete_exclusion(tx: Tx, exclusion_id: str) -> None:
         raise NotFound(f"WAF exclusion {exclusion_id!r} not found in project {tx.project!r}")
     before = cdn.audit_doc(row)
     waf = security.waf.model_copy(update={"exclusions": kept})
-    _save(tx, row, security.model_copy(update={"waf": waf}), before)
+    cdn.save_security(tx, row, security.model_copy(update={"waf": waf}), before)
 
 
 def status(tx: Tx) -> WafStatus:
