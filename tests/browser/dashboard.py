@@ -243,3 +243,51 @@ def write_controls_enabled(page: Any) -> list[str]:
     """The write controls (buttons marked data-write, controls of write forms) a viewer could
     use on the page as it is now: each by its label or text."""
     return list(page.evaluate(WRITE_CONTROLS))
+
+
+# The shared control plane's own edge node and the sites tests serve through it -----------------
+
+EDGE_NODE = "local"  # the edge node of the shared ``edgeplane up``
+
+
+@dataclass
+class Site:
+    """A test's site: its project, its domain and the admin API in that project."""
+
+    project: str
+    domain: str
+    api: httpx.Client
+
+
+def applied(admin_api: httpx.Client, revision: int) -> None:
+    """Wait until the shared edge node applied ``revision``."""
+
+    def done() -> bool:
+        nodes = admin_api.get("/api/v1/edge/nodes").json()
+        return any(
+            n["name"] == EDGE_NODE and (n["applied_revision"] or 0) >= revision for n in nodes
+        )
+
+    wait_for(done, 30, f"revision {revision} applied by the edge node")
+
+
+def through_edge(
+    dash: ControlPlane, domain: str, path: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """``GET path`` of ``domain`` through the shared edge node (plain HTTP)."""
+    return httpx.get(
+        f"http://127.0.0.1:{dash.http_port}{path}",
+        headers={**(headers or {}), "Host": domain},
+        timeout=10,
+    )
+
+
+def field_error(scope: Any, label: str) -> str:
+    """The error shown under the field labelled ``label`` in ``scope`` (a page or a locator;
+    empty when none)."""
+    control = scope.get_by_label(label, exact=True)
+    described = control.get_attribute("aria-describedby") or ""
+    if not described.endswith("-error"):
+        return ""
+    page = getattr(scope, "page", scope)  # a locator's page, or the page itself
+    return str(page.locator(f'[id="{described}"]').inner_text())

@@ -14,16 +14,20 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from dashboard import (
+    EDGE_NODE,
+    Site,
+    applied,
     check_page,
+    field_error,
     open_page,
     project_api,
     signed_in,
+    through_edge,
     wait_for,
     write_controls_enabled,
 )
@@ -33,14 +37,6 @@ from processes import ControlPlane
 SETUP = "cdn-ui-setup"
 LIVE = "cdn-ui-live"
 CDN = "/api/v1/infrastructure/cdn"
-NODE = "local"  # the shared edge node of ``edgeplane up``
-
-
-@dataclass
-class Site:
-    project: str
-    domain: str
-    api: httpx.Client  # the admin API in the project
 
 
 def make_site(dash: ControlPlane, admin_api: httpx.Client, project: str) -> Iterator[Site]:
@@ -80,20 +76,6 @@ def live_site(dash: ControlPlane, admin_api: httpx.Client, origin: Origin) -> It
         yield site
 
 
-def applied(admin_api: httpx.Client, revision: int) -> None:
-    def done() -> bool:
-        nodes = admin_api.get("/api/v1/edge/nodes").json()
-        return any(n["name"] == NODE and (n["applied_revision"] or 0) >= revision for n in nodes)
-
-    wait_for(done, 30, f"revision {revision} applied by the edge node")
-
-
-def through_edge(dash: ControlPlane, domain: str, path: str) -> httpx.Response:
-    return httpx.get(
-        f"http://127.0.0.1:{dash.http_port}{path}", headers={"Host": domain}, timeout=10
-    )
-
-
 def open_cdn(page: Any, dash: ControlPlane, project: str) -> None:
     """The CDN page in ``project``, chosen in the top bar."""
     open_page(page, dash.url, "cdn")
@@ -112,15 +94,6 @@ def api_order(site: Site) -> list[str]:
     r = site.api.get(f"{CDN}/rules")
     assert r.status_code == 200, r.text
     return [rule["pattern"] for rule in r.json()]
-
-
-def field_error(page: Any, label: str) -> str:
-    """The error shown under the field labelled ``label`` (empty when none)."""
-    field = page.get_by_label(label, exact=True)
-    described = field.get_attribute("aria-describedby") or ""
-    if not described.endswith("-error"):
-        return ""
-    return str(page.locator(f"#{described}").inner_text())
 
 
 def test_first_config_rules_and_their_order(
@@ -270,14 +243,14 @@ def test_purge_shows_the_node_and_the_edge_misses(
     heading = progress.get_by_role("heading", name=re.compile("^Purge purge-"))
     purge_id = heading.inner_text().split()[-1]
     table = progress.get_by_role("table", name="Completion per edge node")
-    row = table.get_by_role("row").filter(has=page.get_by_role("cell", name=NODE, exact=True))
+    row = table.get_by_role("row").filter(has=page.get_by_role("cell", name=EDGE_NODE, exact=True))
     row.get_by_text("done", exact=True).wait_for(timeout=30_000)
     result = site.api.get(f"{CDN}/purges/{purge_id}").json()
-    node = next(n for n in result["nodes"] if n["node"] == NODE)
+    node = next(n for n in result["nodes"] if n["node"] == EDGE_NODE)
     assert node["completed_at"] and node["purged_count"] == 1 and node["error"] is None
     cells = [c.strip() for c in row.get_by_role("cell").all_inner_texts()]
     shown_at = node["completed_at"].replace("T", " ")[:19] + " UTC"
-    assert cells[0] == NODE and cells[2] == shown_at, cells
+    assert cells[0] == EDGE_NODE and cells[2] == shown_at, cells
     assert re.fullmatch(r"[\d.]+ m?s", cells[3]), cells
     assert cells[4] == "1", cells
     # The purge reached the edge: the next request goes to the origin again.

@@ -20,16 +20,19 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from dashboard import (
+    Site,
+    applied,
     check_page,
+    field_error,
     open_page,
     project_api,
     signed_in,
+    through_edge,
     wait_for,
     write_controls_enabled,
 )
@@ -42,19 +45,11 @@ from edgeplane.node.nginx.local import find_waf_engine
 CDN = "/api/v1/infrastructure/cdn"
 WAF = f"{CDN}/waf"
 SEC = "/api/v1/security"
-NODE = "local"  # the shared edge node of ``edgeplane up``
 WAF_PROJECT = "sec-ui-waf"
 ATTACK = "/api/search?q=1%27%20or%20%271%27%3D%271"  # 1' or '1'='1: rule 942100
 ELSEWHERE = ATTACK.replace("/api/search", "/api/users")
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Firefox/125.0",
            "Accept": "text/html"}  # fmt: skip
-
-
-@dataclass
-class Site:
-    project: str
-    domain: str
-    api: httpx.Client  # the admin API in the project
 
 
 def unique(prefix: str) -> str:
@@ -65,14 +60,6 @@ def unique(prefix: str) -> str:
 def origin() -> Iterator[Origin]:
     with origin_set() as s:
         yield s.start("sec-origin")
-
-
-def applied(admin_api: httpx.Client, revision: int) -> None:
-    def done() -> bool:
-        nodes = admin_api.get("/api/v1/edge/nodes").json()
-        return any(n["name"] == NODE and (n["applied_revision"] or 0) >= revision for n in nodes)
-
-    wait_for(done, 30, f"revision {revision} applied by the edge node")
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +79,6 @@ def waf_site(dash: ControlPlane, admin_api: httpx.Client, origin: Origin) -> Ite
         yield Site(WAF_PROJECT, domain, client)
 
 
-def through_edge(dash: ControlPlane, domain: str, path: str) -> httpx.Response:
-    return httpx.get(
-        f"http://127.0.0.1:{dash.http_port}{path}",
-        headers={**BROWSER, "Host": domain},
-        timeout=10,
-    )
-
-
 def open_security(page: Any, dash: ControlPlane, project: str) -> None:
     """The Security page in ``project``, chosen in the top bar."""
     open_page(page, dash.url, "security")
@@ -109,16 +88,6 @@ def open_security(page: Any, dash: ControlPlane, project: str) -> None:
     page.wait_for_load_state("networkidle")
 
 
-def field_error(scope: Any, label: str) -> str:
-    """The error shown under the field labelled ``label`` (empty when none)."""
-    control = scope.get_by_label(label, exact=True)
-    described = control.get_attribute("aria-describedby") or ""
-    if not described.endswith("-error"):
-        return ""
-    page = getattr(scope, "page", scope)  # a locator's page, or the page itself
-    return str(page.locator(f'[id="{described}"]').inner_text())
-
-
 def test_false_positive_found_by_request_id_and_excluded(
     admin_page: tuple[Any, Any], dash: ControlPlane, waf_site: Site
 ) -> None:
@@ -126,11 +95,11 @@ def test_false_positive_found_by_request_id_and_excluded(
     site = waf_site
 
     def refused() -> str | None:
-        r = through_edge(dash, site.domain, ATTACK)
+        r = through_edge(dash, site.domain, ATTACK, BROWSER)
         return r.headers["x-request-id"] if r.status_code == 403 else None
 
     request_id = wait_for(refused, 30, "the attack refused by the edge")
-    assert through_edge(dash, site.domain, "/products/1").status_code == 200
+    assert through_edge(dash, site.domain, "/products/1", BROWSER).status_code == 200
 
     open_security(page, dash, site.project)
     page.get_by_label("Request ID", exact=True).fill(request_id)
@@ -176,11 +145,11 @@ def test_false_positive_found_by_request_id_and_excluded(
     # Through the edge: the same request passes once the node has the exclusion, and the rule
     # still refuses it on another path.
     wait_for(
-        lambda: through_edge(dash, site.domain, ATTACK).status_code == 200,
+        lambda: through_edge(dash, site.domain, ATTACK, BROWSER).status_code == 200,
         20,
         "the same request let through by the edge",
     )
-    assert through_edge(dash, site.domain, ELSEWHERE).status_code == 403
+    assert through_edge(dash, site.domain, ELSEWHERE, BROWSER).status_code == 403
     page.wait_for_load_state("networkidle")
     check_page(page, watch, "security-waf-excluded")
 
