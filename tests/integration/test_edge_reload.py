@@ -78,7 +78,10 @@ class Load:
         return http.client.HTTPConnection("127.0.0.1", self.edge.local.http_port, timeout=10)
 
     def _once(self, conn: http.client.HTTPConnection) -> int:
-        conn.request("GET", "/x?cc=max-age%3D60", headers={"Host": HOST})
+        # HTTPS: a cached response; HTTP: one never stored, every request through the origin
+        # hop on its kept-alive connections (which the old workers close too).
+        path = "/x?cc=max-age%3D60" if isinstance(conn, _Https) else "/x?cc=no-store"
+        conn.request("GET", path, headers={"Host": HOST})
         r = conn.getresponse()
         r.read()
         return r.status

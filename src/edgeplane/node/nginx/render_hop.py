@@ -99,7 +99,9 @@ class Hop:
         out += [
             f"proxy_set_header {STALE_HEADER} {lit(stale_flags(cache))};",
             f"proxy_set_header {CACHE_HEADER} $upstream_cache_status;",
-            "proxy_next_upstream off;",
+            # Only a kept-alive connection the hop closed (an old worker's, at a reload) is
+            # tried again, once, on a new connection; never an answer, never a sent POST.
+            "proxy_next_upstream error;",
             f"proxy_read_timeout {seconds(total)};",
             f"proxy_send_timeout {seconds(total)};",
             "proxy_force_ranges on;",  # ranges of a stored complete response
