@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from conftest import Api
 
 INV = "/api/v1/infrastructure"

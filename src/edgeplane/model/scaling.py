@@ -207,6 +207,10 @@ class StepPolicy(Input):
 Policy = Annotated[TargetTracking | StepPolicy, Field(discriminator="type")]
 
 
+def _default_policy() -> TargetTracking | StepPolicy:
+    return TargetTracking(metric="requests_per_second", target=50)
+
+
 class ScheduledFloor(Input):
     """A known peak: from each time ``cron`` names (five fields, in ``timezone``) for
     ``duration_minutes``, the group holds at least ``min_size`` instances."""
@@ -233,7 +237,7 @@ class ScalingGroupCreate(Input):
     max_size: Int = Field(4, ge=1, le=MAX_SIZE)
     desired: Int | None = Field(None, ge=0, le=MAX_SIZE, description="the size to start at")
     policies: list[Policy] = Field(
-        default_factory=lambda: [TargetTracking(metric="requests_per_second", target=50)],
+        default_factory=lambda: [_default_policy()],
         max_length=10,
     )
     tolerance: Float = Field(0.1, ge=0, le=1, description="no change within this ratio of a target")

@@ -60,7 +60,9 @@ def add_instance(row: ScalingActionRow, instance: str) -> None:
         row.instances = [*row.instances, instance]
 
 
-def finish(row: ScalingActionRow, status: str, detail: str = "", now: datetime | None = None) -> None:
+def finish(
+    row: ScalingActionRow, status: str, detail: str = "", now: datetime | None = None
+) -> None:
     if row.status != "running":
         return
     now = now or utcnow()
@@ -97,7 +99,7 @@ def to_model(row: ScalingActionRow) -> ScalingAction:
     return ScalingAction(
         id=row.id,
         group=row.group_id,
-        kind=row.kind,  # type: ignore[arg-type]
+        kind=row.kind,
         trigger=row.trigger,
         metric=row.metric,
         value=row.value,
@@ -105,7 +107,7 @@ def to_model(row: ScalingActionRow) -> ScalingAction:
         to_size=row.to_size,
         instances=list(row.instances or []),
         steps=[ActionStep.model_validate(s) for s in steps],
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         detail=row.detail,
         started_at=row.started_at,
         finished_at=end,

@@ -122,12 +122,11 @@ def reconcile(db: Database, settings: Settings, project: str, group: str) -> Non
         _launch(db, driver, spec, project, group, iid)
     for iid in plan.remove:
         _remove(db, driver, spec, project, group, iid)
-    if plan.remove:
-        with db.transaction(LOCAL, project) as tx:
-            row = tx.session.get(ScalingGroupRow, (project, group))
-            if row is not None and row.status == "deleting":
-                if not scaling_groups.live_instances(tx, group):
-                    scaling_groups.delete(tx, group)
+    with db.transaction(LOCAL, project) as tx:
+        row = tx.session.get(ScalingGroupRow, (project, group))
+        gone = row is not None and row.status == "deleting"
+        if gone and not scaling_groups.live_instances(tx, group):
+            scaling_groups.delete(tx, group)
 
 
 def _unclean(tx: Tx, group: str) -> list[ScalingInstanceRow]:
@@ -277,11 +276,12 @@ class Pass:
             if self.edge.acked(inst.registered_revision) and age >= self.spec.drain_s:
                 self.deregister(inst)
                 self.move(inst, "deleting")
-        elif inst.state == "deleting":
-            if self.edge.acked(inst.registered_revision):
-                self.plan.remove.append(inst.id)
+        elif inst.state == "deleting" and self.edge.acked(inst.registered_revision):
+            self.plan.remove.append(inst.id)
 
-    def shrink(self, live: list[ScalingInstanceRow], count: int, action: ScalingActionRow | None) -> None:
+    def shrink(
+        self, live: list[ScalingInstanceRow], count: int, action: ScalingActionRow | None
+    ) -> None:
         """Remove ``count`` instances: those not in the load balancer yet first, then the
         newest; those serving drain first."""
         order = {"provisioning": 0, "starting": 1, "registered": 2, "serving": 3}
@@ -364,9 +364,10 @@ def _instance_id(tx: Tx, group: str) -> str:
     stem = group[:50]
     while True:
         candidate = f"{stem}-{secrets.token_hex(3)}"
-        if tx.session.get(ServerRow, (tx.project, candidate)) is None and tx.session.get(
-            ScalingInstanceRow, (tx.project, candidate)
-        ) is None:
+        if (
+            tx.session.get(ServerRow, (tx.project, candidate)) is None
+            and tx.session.get(ScalingInstanceRow, (tx.project, candidate)) is None
+        ):
             return candidate
 
 
@@ -390,7 +391,9 @@ def _advance(
 
     memory: dict[str, Any] = dict(row.memory or {})
     wanted = {policy.metric for policy in spec.policies}
-    domains = load_balancers.with_domains(tx, [load_balancers.to_model(p.lb)])[0].domains if p.lb else []
+    domains = (
+        load_balancers.with_domains(tx, [load_balancers.to_model(p.lb)])[0].domains if p.lb else []
+    )
     values = observe.metrics(
         tx,
         tx.project,
@@ -421,10 +424,10 @@ def _advance(
         memory["recs"] = history
         last = actions.last(tx, row.id)
         since = None
-        last_kind = None
+        last_kind: decide.Kind | None = None
         if last is not None and last.kind in ("scale_out", "scale_in"):
             since = (p.now - (last.finished_at or p.now)).total_seconds()
-            last_kind = last.kind  # type: ignore[assignment]
+            last_kind = "scale_out" if last.kind == "scale_out" else "scale_in"
         decision = decide.decide(
             desired=row.desired,
             recommendation=rec,
@@ -439,25 +442,31 @@ def _advance(
         )
         memory["held"] = decision.held
         if decision.kind is not None and decision.desired != row.desired:
-            for action in scaling:  # a bound moved: what ran is superseded
-                actions.finish(action, "failed", "superseded by a new target size", p.now)
-            action = actions.start(
+            for old in scaling:  # a bound moved: what ran is superseded
+                actions.finish(old, "failed", "superseded by a new target size", p.now)
+            made = actions.start(
                 tx, row.id, decision.kind, decision.trigger, row.desired, decision.desired,
                 metric=decision.metric, value=decision.value, now=p.now,
             )  # fmt: skip
-            p.running[action.id] = action
+            p.running[made.id] = made
             row.desired, row.last_action_at = decision.desired, p.now
     row.memory = memory
 
-    scaling = [a for a in p.running.values() if a.kind in ("scale_out", "scale_in")]
+    scaling = [
+        a for a in p.running.values()
+        if a.kind in ("scale_out", "scale_in") and a.status == "running"
+    ]  # fmt: skip
     current = scaling[-1] if scaling else None
     gap = row.desired - len(up)
     if gap > 0 and row.status not in ("stopped", "deleting"):
         if row.failures >= spec.max_failures:
             last_fail = next((i.detail for i in reversed(live) if i.detail), "")
-            p.stop(f"{row.failures} launches failed in a row" + (f"; last: {last_fail}" if last_fail else ""))
+            p.stop(
+                f"{row.failures} launches failed in a row"
+                + (f"; last: {last_fail}" if last_fail else "")
+            )
         else:
-            action = current
+            action: ScalingActionRow | None = current
             if action is None or action.kind != "scale_out":
                 action = actions.start(
                     tx, row.id, "replace", "replacing instance(s) that failed or stopped",
@@ -466,12 +475,16 @@ def _advance(
                 p.running[action.id] = action
             p.grow(gap, action)
     elif gap < 0:
-        p.shrink(live, -gap, current if current is not None and current.kind == "scale_in" else None)
+        p.shrink(
+            live, -gap, current if current is not None and current.kind == "scale_in" else None
+        )
     _progress(tx, p)
     if row.status != "stopped" and row.status != "deleting":
         kinds = {a.kind for a in p.running.values() if a.status == "running"}
-        row.status = "scaling_out" if kinds & {"scale_out", "replace"} else (
-            "scaling_in" if "scale_in" in kinds else "steady"
+        row.status = (
+            "scaling_out"
+            if kinds & {"scale_out", "replace"}
+            else ("scaling_in" if "scale_in" in kinds else "steady")
         )
         if row.status == "steady":
             row.status_detail = ""
@@ -501,7 +514,9 @@ def _progress(tx: Tx, p: Pass) -> None:
                 actions.step(action, "provisioned", f"{len(ok)} instance(s)", p.now)
             if ok and all(s in ("registered", "serving") for s in ok):
                 actions.step(action, "registered", "in the load balancer", p.now)
-            if serving >= p.row.desired and all(s in ("serving", "draining", "deleting", "deleted") for s in ok):
+            if serving >= p.row.desired and all(
+                s in ("serving", "draining", "deleting", "deleted") for s in ok
+            ):
                 actions.step(action, "healthy", "by the edge's health checks", p.now)
                 actions.finish(action, "succeeded", f"{serving} instance(s) serving", p.now)
         else:

@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,13 +80,16 @@ def request_rate(
         if not inside:
             continue
         first = inside[0]
-        span = ts - first["t"]
+        span = ts - float(first["t"])
         if span >= window_s / 2:
-            return max(0.0, (totals[anchor] - first["totals"][anchor]) / span)
+            grown = totals[anchor] - int(first["totals"][anchor])
+            return max(0.0, grown / span)
     return None
 
 
-def cpu_mean(tx: Tx, project: str, servers: Iterable[str], now: datetime, window_s: float) -> float | None:
+def cpu_mean(
+    tx: Tx, project: str, servers: Iterable[str], now: datetime, window_s: float
+) -> float | None:
     values = [
         v
         for server in servers
@@ -107,13 +110,13 @@ def upstream_latency(
             tx, project, "upstream_time_p95_ms", {"domain": domain}, window_s, now
         ).values()
     ]
-    return max(values) if values else None
+    return float(max(values)) if values else None
 
 
 def metrics(
     tx: Tx,
     project: str,
-    wanted: set[str],
+    wanted: Collection[str],
     *,
     keys: set[str],
     serving: list[str],

@@ -274,7 +274,9 @@ def delete(tx: Tx, lb_id: str) -> None:
     row = get_scoped(tx, LoadBalancerRow, lb_id, "load balancer")
     group = scaling_groups.scaling_load_balancer(tx, lb_id)
     if group is not None:
-        raise Conflict(f"load balancer {lb_id!r} is scaled by scaling group {group!r}; delete it first")
+        raise Conflict(
+            f"load balancer {lb_id!r} is scaled by scaling group {group!r}; delete it first"
+        )
     if cdn.uses_load_balancer(tx, lb_id):
         raise Conflict(
             f"load balancer {lb_id!r} is the origin of the project's CDN config; "

@@ -33,13 +33,15 @@ from edgeplane.store.tables import DataCenterRow, LoadBalancerRow, utcnow
 
 KIND = "scaling_group"
 LIVE = ("provisioning", "starting", "registered", "serving", "draining", "deleting")
-TEMPLATES = {"local": LocalTemplate, "cloud": CloudTemplate}
 
 
 def check_template(driver: str, template: dict[str, Any]) -> dict[str, Any]:
     """The template validated for its driver (errors name ``template.<field>``)."""
-    model = TEMPLATES[driver]
-    spec = validate(model, template, prefix="template")
+    spec: LocalTemplate | CloudTemplate
+    if driver == "cloud":
+        spec = validate(CloudTemplate, template, prefix="template")
+    else:
+        spec = validate(LocalTemplate, template, prefix="template")
     if isinstance(spec, CloudTemplate):
         from edgeplane.scaling.drivers.cloud import check_provider
 
@@ -71,9 +73,7 @@ def _check(tx: Tx, spec: ScalingGroupCreate, group_id: str) -> ScalingGroupCreat
             "data_center", f"no data center {spec.data_center!r} in project {tx.project!r}"
         )
     if spec.min_size > spec.max_size:
-        raise InvalidInput.at(
-            "min_size", f"is {spec.min_size}, above max_size ({spec.max_size})"
-        )
+        raise InvalidInput.at("min_size", f"is {spec.min_size}, above max_size ({spec.max_size})")
     if spec.desired is not None and not spec.min_size <= spec.desired <= spec.max_size:
         raise InvalidInput.at(
             "desired", f"must be within min_size ({spec.min_size}) and max_size ({spec.max_size})"
@@ -103,7 +103,7 @@ def instance_model(row: ScalingInstanceRow) -> ScalingInstance:
         group=row.group_id,
         server=row.id,
         address=address,
-        state=row.state,  # type: ignore[arg-type]
+        state=row.state,
         detail=row.detail,
         driver_ref=row.driver_ref,
         cpu_percent=row.cpu_percent,
@@ -138,7 +138,7 @@ def to_model(tx: Tx, row: ScalingGroupRow) -> ScalingGroup:
         project=row.project_id,
         name=spec.name or row.id,
         desired=row.desired,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         status_detail=row.status_detail,
         size=sum(1 for i in live if i.state == "serving"),
         floor=int(memory.get("floor", spec.min_size)),
@@ -189,9 +189,7 @@ def get(tx: Tx, group_id: str) -> ScalingGroup:
     return to_model(tx, get_scoped(tx, ScalingGroupRow, group_id, "scaling group"))
 
 
-def list_page(
-    tx: Tx, *, cursor: str | None = None, limit: int | None = None
-) -> Page[ScalingGroup]:
+def list_page(tx: Tx, *, cursor: str | None = None, limit: int | None = None) -> Page[ScalingGroup]:
     tx.actor.require(tx.project, Role.VIEWER)
     q = select(ScalingGroupRow).where(ScalingGroupRow.project_id == tx.project)
     rows, nxt = paged(tx, q, ScalingGroupRow.id, cursor, limit)
@@ -208,10 +206,10 @@ def update(tx: Tx, group_id: str, patch: dict[str, Any]) -> ScalingGroup:
     before = to_model(tx, row)
     current = dict(row.spec)
     current["desired"] = None
-    if isinstance(patch, dict) and "template" in patch and isinstance(patch["template"], dict):
-        # a template is replaced whole when its driver changes, else merged
-        if patch.get("driver", current["driver"]) != current["driver"]:
-            current["template"] = {}
+    # a template is replaced whole when the driver changes, else merged
+    new_driver = isinstance(patch, dict) and patch.get("driver", current["driver"])
+    if new_driver != current["driver"]:
+        current["template"] = {}
     spec = merge_patch(ScalingGroupCreate, current, patch, fixed={"id"})
     spec = _check(tx, spec, group_id)
     row.spec = _stored(spec, group_id, spec.name or group_id)
