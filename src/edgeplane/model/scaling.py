@@ -335,7 +335,7 @@ class ScalingGroup(Output):
     max_failures: int
     schedule: list[ScheduledFloor]
     # live
-    status: Literal["steady", "scaling_out", "scaling_in", "stopped"] = "steady"
+    status: Literal["steady", "scaling_out", "scaling_in", "stopped", "deleting"] = "steady"
     status_detail: str = ""
     size: int = 0  # instances serving
     floor: int = 0  # the minimum now (min_size, or a scheduled one)
