@@ -440,6 +440,7 @@ def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
                 weight=backend.weight,
                 backup=backend.backup,
                 admin_state=backend.state,
+                wait_for_check=backend.wait_for_check,
                 state=overall(nodes),
                 nodes=nodes,
             )

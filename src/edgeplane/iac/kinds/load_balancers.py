@@ -22,7 +22,8 @@ from edgeplane.services import load_balancers, regions
 from edgeplane.store.tables import LoadBalancerRow
 
 PARTS = ("backends", "health_check")  # changed by calls of their own
-BACKEND_FIELDS = ("weight", "backup", "state")  # what changes in place (the key names it)
+# what changes in place (the key names it)
+BACKEND_FIELDS = ("weight", "backup", "state", "wait_for_check")
 
 
 class BackendItem(Backend):
