@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -348,6 +349,10 @@ def test_scrub() -> None:
     text = scrub("bad line MIIEvQIBADANBgkqhkiG9w0B in key; token abcd1234", (pem, "abcd1234"))
     assert text == "bad line [redacted] in key; token [redacted]"
     assert len(scrub("x" * 2000, ())) == cloud.MESSAGE_LIMIT
+    # a service account's JSON key file: its strings, and their lines, are scrubbed
+    key_file = json.dumps({"client_email": "svc@example.iam", "private_key": pem + "\n"})
+    text = scrub("key AQEFAASCBKcwggSjAgEAAoIB of svc@example.iam refused", (key_file,))
+    assert text == "key [redacted] of [redacted] refused"
 
 
 # --------------------------------------------------------------------------- a real driver: EC2

@@ -36,8 +36,10 @@ asks anything of the group (after a control-plane restart, nothing else tells it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
+import json
 import os
 import re
 import threading
@@ -138,17 +140,34 @@ def state_of(node_state: Any) -> InstanceState:
 
 
 def scrub(message: str, secrets: tuple[str, ...]) -> str:
-    """``message`` without any of ``secrets`` (nor any line of a multi-line one)."""
+    """``message`` without any of ``secrets``, nor any line of a multi-line one, nor any
+    string of a JSON one (a service account's key file) or its lines."""
     pieces = set()
     for secret in secrets:
         if len(secret) >= 4:
             pieces.add(secret)
-        pieces.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 8)
+        texts = [secret]
+        with contextlib.suppress(ValueError):
+            texts += _json_strings(json.loads(secret))
+        for text in texts:
+            if len(text) >= 8:
+                pieces.add(text)
+            pieces.update(line.strip() for line in text.splitlines() if len(line.strip()) >= 8)
     for piece in sorted(pieces, key=len, reverse=True):
         message = message.replace(piece, "[redacted]")
     if len(message) > MESSAGE_LIMIT:
         message = message[: MESSAGE_LIMIT - 3] + "..."
     return message
+
+
+def _json_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _json_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _json_strings(v)]
+    return []
 
 
 @dataclass
