@@ -273,6 +273,8 @@ def test_registry(root: Path) -> None:
     local.bind(GROUP, {"command": HTTP})  # the cloud driver's need; nothing to do here
     assert driver_for("local", root=root.parent / "elsewhere") is not local
     cloud = driver_for("cloud", root=root)
-    assert isinstance(cloud, CloudDriver) and driver_for("cloud", root=Path("/x")) is cloud
+    assert isinstance(cloud, CloudDriver) and driver_for("cloud", root=root) is cloud
+    assert cloud.state_dir == root.resolve() / ".cloud"
+    assert driver_for("cloud", root=root.parent / "elsewhere") is not cloud
     with pytest.raises(DriverError, match="unknown driver 'docker'"):
         driver_for("docker", root=root)

@@ -84,8 +84,10 @@ def test_list_holds_only_the_groups_nodes(driver: CloudDriver) -> None:
     assert sorted(i.name for i in driver.list(OTHER)) == ["api-b", "web-a"]
     driver.delete(OTHER, "web-a")
     assert driver.get(GROUP, "web-a").state == "running"
-    with pytest.raises(DriverError, match="bind it first"):
-        driver.list("other/never")
+    # a group the driver never made anything for has nothing
+    assert driver.list("other/never") == []
+    assert driver.get("other/never", "web-a").state == "missing"
+    driver.delete("other/never", "web-a")
 
 
 def test_create_of_an_existing_name_returns_it(driver: CloudDriver) -> None:
@@ -95,13 +97,25 @@ def test_create_of_an_existing_name_returns_it(driver: CloudDriver) -> None:
     assert len(driver.list(GROUP)) == 1
 
 
-def test_bind_after_a_restart(driver: CloudDriver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_templates_kept_for_a_restart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EP_TEST_DUMMY_KEY", "0")
+    driver = CloudDriver(state_dir=tmp_path / "cloud")
     driver.create(spec("web-a"))
-    # a driver object that never created anything is told the template by the controller
+    kept = tmp_path / "cloud" / "default" / "web" / "template.json"
+    assert json.loads(kept.read_text())["credentials"] == {"key": "env:EP_TEST_DUMMY_KEY"}
+    # a driver object made afresh over the same folder (the control plane restarted) knows
+    # the group's cloud and credentials without being told
+    after = CloudDriver(state_dir=tmp_path / "cloud")
+    after._conns = driver._conns  # the dummy's nodes live in its connection object
+    assert [i.name for i in after.list(GROUP)] == ["web-a"]
+    # bind: the template as the controller has it now
     other = CloudDriver()
-    other._conns = driver._conns  # the dummy's nodes live in its connection object
+    other._conns = driver._conns
+    assert other.list(GROUP) == []
     other.bind(GROUP, dummy_template())
     assert [i.name for i in other.list(GROUP)] == ["web-a"]
+    with pytest.raises(DriverError, match="invalid cloud template"):
+        other.bind(GROUP, {"provider": "dummy"})
 
 
 @pytest.mark.parametrize(
@@ -506,7 +520,7 @@ def test_ec2_driver_request_path(
     monkeypatch.setenv("EP_TEST_EC2_KEY", fake.key)
     (tmp_path / "secret").write_text(fake.secret + "\n")
     template = ec2_template(port, "env:EP_TEST_EC2_KEY", f"file:{tmp_path}/secret")
-    driver = CloudDriver()
+    driver = CloudDriver(state_dir=tmp_path / "state")
 
     made = driver.create(InstanceSpec(GROUP, "web-a", template))
     assert (made.state, made.ref, made.host) == ("pending", "i-00000001", "")
@@ -527,6 +541,9 @@ def test_ec2_driver_request_path(
     assert listed.started_at is not None and listed.started_at.year == 2026
     assert driver.create(InstanceSpec(GROUP, "web-a", template)).ref == "i-00000001"
     assert sum(r["Action"] == "RunInstances" for r in fake.requests) == 2
+    # the control plane restarted: a new driver object, a new connection, the same machines
+    after = CloudDriver(state_dir=tmp_path / "state")
+    assert [(i.name, i.ref) for i in after.list(GROUP)] == [("web-a", "i-00000001")]
 
     driver.delete(GROUP, "web-a")
     assert fake.instances["i-00000001"]["state"] == "terminated"

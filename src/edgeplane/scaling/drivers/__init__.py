@@ -4,7 +4,10 @@ Apache Libcloud, ``cloud.CloudDriver``).
 
 :func:`driver_for` gives one shared driver object per kind (the local one per root folder):
 the local driver keeps the processes it started, the cloud driver its connections, so every
-caller must use the same object.
+caller must use the same object. Both keep their state under ``root``
+(``$EDGEPLANE_HOME/scaling``): the local driver its instances' folders, the cloud driver the
+groups' templates in ``root/.cloud`` (a name no group's folder can have: ``group_path``
+escapes dots).
 """
 
 from __future__ import annotations
@@ -22,21 +25,19 @@ KINDS = ("local", "cloud")
 
 _lock = threading.Lock()
 _local: dict[Path, LocalDriver] = {}
-_cloud: CloudDriver | None = None
+_cloud: dict[Path, CloudDriver] = {}
 
 
 def driver_for(kind: str, *, root: Path) -> Driver:
-    """The shared driver of ``kind``; ``root`` is the local driver's folder
-    (``$EDGEPLANE_HOME/scaling``), unused by the cloud driver."""
-    global _cloud
+    """The shared driver of ``kind`` over ``root`` (``$EDGEPLANE_HOME/scaling``)."""
+    key = Path(root).resolve()
     with _lock:
         if kind == "local":
-            key = Path(root).resolve()
             if key not in _local:
                 _local[key] = LocalDriver(key)
             return _local[key]
         if kind == "cloud":
-            if _cloud is None:
-                _cloud = CloudDriver()
-            return _cloud
+            if key not in _cloud:
+                _cloud[key] = CloudDriver(state_dir=key / ".cloud")
+            return _cloud[key]
     raise DriverError(f"unknown driver {kind!r}: one of {', '.join(KINDS)}")

@@ -29,9 +29,11 @@ Errors of Libcloud (authentication, quotas, bad arguments) become ``DriverError`
 Libcloud's message, from which every resolved credential value is removed; the original
 exception is not chained (a logged traceback would show it).
 
-List, get and delete take no template: the driver knows a group's template from ``create`` or
-from :meth:`CloudDriver.bind`, which the controller calls with each group's template before it
-asks anything of the group (after a control-plane restart, nothing else tells it).
+List, get and delete take no template: the driver learns a group's template at ``create`` (or
+from :meth:`CloudDriver.bind`) and keeps it in ``<state_dir>/<group>/template.json``, so that
+after a control-plane restart it still knows which cloud and credentials a group's instances
+are in (a template holds credential references, never secrets). A group it knows nothing of
+has no instances as far as it can tell.
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from edgeplane.model.scaling import CloudTemplate
 from edgeplane.scaling.drivers.base import DriverError, Instance, InstanceSpec, InstanceState
+from edgeplane.scaling.drivers.local import group_path
 
 MAX_NODE_NAME = 63
 MESSAGE_LIMIT = 500
@@ -184,8 +188,9 @@ class CloudDriver:
 
     kind = "cloud"
 
-    def __init__(self, resolve: Resolver = resolve_ref) -> None:
+    def __init__(self, resolve: Resolver = resolve_ref, state_dir: Path | None = None) -> None:
         self._resolve = resolve
+        self.state_dir = state_dir
         self._lock = threading.Lock()
         self._conns: dict[tuple[Any, ...], _Conn] = {}
         self._templates: dict[str, CloudTemplate] = {}
@@ -193,17 +198,41 @@ class CloudDriver:
     # ------------------------------------------------------------------ templates, connections
 
     def bind(self, group: str, template: Mapping[str, Any]) -> None:
-        """Tells the driver ``group``'s template (for list, get and delete)."""
-        parsed = _template(template)
-        with self._lock:
-            self._templates[group] = parsed
+        """Tells the driver ``group``'s template (for list, get and delete; create does too)."""
+        self._remember(group, _template(template))
 
-    def _bound(self, group: str) -> CloudTemplate:
+    def _remember(self, group: str, template: CloudTemplate) -> None:
+        with self._lock:
+            if self._templates.get(group) == template:
+                return
+            self._templates[group] = template
+            if self.state_dir is None:
+                return
+            path = self.state_dir / group_path(group) / "template.json"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".new")
+                tmp.write_text(template.model_dump_json(indent=1) + "\n")
+                tmp.replace(path)
+            except OSError as exc:
+                raise DriverError(f"cannot keep the template of {group}: {exc}") from None
+
+    def _bound(self, group: str) -> CloudTemplate | None:
+        """The group's template: as last told, or as kept on disk; None when unknown."""
         with self._lock:
             template = self._templates.get(group)
-        if template is None:
-            raise DriverError(f"cloud group {group}: its template is not known (bind it first)")
-        return template
+            if template is not None or self.state_dir is None:
+                return template
+            path = self.state_dir / group_path(group) / "template.json"
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise DriverError(f"cannot read the template of {group}: {exc}") from None
+            template = _template(json.loads(text))
+            self._templates[group] = template
+            return template
 
     def _conn(self, template: CloudTemplate) -> _Conn:
         cls = _driver_class(template.provider)
@@ -262,8 +291,7 @@ class CloudDriver:
                 f"invalid instance name {spec.name!r}: [a-z0-9-], at most 63 characters"
             )
         template = _template(spec.template)
-        with self._lock:
-            self._templates[spec.group] = template
+        self._remember(spec.group, template)
         conn = self._conn(template)
         wanted = node_name(spec.group, spec.name)
         with conn.lock:
@@ -322,6 +350,8 @@ class CloudDriver:
         """Destroys the instance's node (every live node of its name). ``grace_s`` is the
         cloud's to honour: a destroyed machine gets the shutdown its provider gives it."""
         template = self._bound(group)
+        if template is None:
+            return  # never made by this driver: nothing of it to delete
         conn = self._conn(template)
         wanted = node_name(group, name)
         with conn.lock:
@@ -331,6 +361,8 @@ class CloudDriver:
 
     def list(self, group: str) -> list[Instance]:
         template = self._bound(group)
+        if template is None:
+            return []
         conn = self._conn(template)
         with conn.lock:
             nodes = self._nodes(template, conn, group_prefix(group))
