@@ -23,6 +23,7 @@ from edgeplane.model.common import (
     Float,
     Input,
     Int,
+    MultilineText,
     Name,
     ObjectId,
     Output,
@@ -157,7 +158,9 @@ class CloudTemplate(Input):
     location: Text | None = Field(None, max_length=200)
     port: Int = Field(ge=1, le=65535, description="the port the instance serves on")
     address: Literal["public", "private"] = "public"
-    user_data: Text | None = Field(None, max_length=16384, description="{port}, {name} filled in")
+    user_data: MultilineText | None = Field(
+        None, max_length=16384, description="a script or cloud-init file; {port}, {name} filled in"
+    )
 
     @field_validator("credentials")
     @classmethod
