@@ -63,6 +63,7 @@ from edgeplane.certificates import renewal, stapling
 from edgeplane.dr import drill, monitor
 from edgeplane.iac import drift_check
 from edgeplane.scaling import controller as scaling_controller
+from edgeplane.scaling import drivers as scaling_drivers
 from edgeplane.services import (
     access_logs,
     alert_engine,
@@ -280,6 +281,7 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             "scaling groups",
             settings.scaling_interval_s,
             lambda: scaling_controller.run(db, settings, stopping),
+            close=scaling_drivers.stop_local,
         ),
         Job("DR drills", 1.0, functools.partial(drill.Drills(db, settings), stopping)),
         Job(

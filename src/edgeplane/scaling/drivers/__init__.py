@@ -19,7 +19,9 @@ from edgeplane.scaling.drivers.base import Driver, DriverError, Instance, Instan
 from edgeplane.scaling.drivers.cloud import CloudDriver
 from edgeplane.scaling.drivers.local import LocalDriver
 
-__all__ = ["KINDS", "Driver", "DriverError", "Instance", "InstanceSpec", "driver_for"]
+__all__ = [
+    "KINDS", "Driver", "DriverError", "Instance", "InstanceSpec", "driver_for", "stop_local",
+]  # fmt: skip
 
 KINDS = ("local", "cloud")
 
@@ -41,3 +43,12 @@ def driver_for(kind: str, *, root: Path) -> Driver:
                 _cloud[key] = CloudDriver(state_dir=key / ".cloud")
             return _cloud[key]
     raise DriverError(f"unknown driver {kind!r}: one of {', '.join(KINDS)}")
+
+
+def stop_local() -> None:
+    """Stop every process the local drivers of this process started (``edgeplane up`` stops
+    every process it started; the controller launches them again at its next start)."""
+    with _lock:
+        drivers = list(_local.values())
+    for driver in drivers:
+        driver.stop_all()
