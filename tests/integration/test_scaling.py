@@ -162,7 +162,10 @@ def test_the_group_grows_with_the_load_and_shrinks_after_it_with_no_failed_reque
           f"failed {quiet.errors}")  # fmt: skip
     assert quiet.failed == 0, quiet.errors
     ins = [a for a in history(api, "web") if a["kind"] == "scale_in"]
-    assert ins and all(a["status"] == "succeeded" for a in ins)
+    assert ins and all(a["status"] == "succeeded" for a in ins), [
+        (a["from_size"], a["to_size"], a["status"], a["detail"], [s["name"] for s in a["steps"]])
+        for a in ins
+    ]
     assert {"drained", "deregistered", "deleted"} <= {s["name"] for s in ins[0]["steps"]}
     gone = [i for i in api.ok("GET", f"{SG}/web/instances", params={"ended": "true"})
             if i["state"] == "deleted"]  # fmt: skip

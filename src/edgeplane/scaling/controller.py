@@ -460,7 +460,16 @@ def _advance(
     gap = row.desired - len(up)
     if gap > 0 and row.status not in ("stopped", "deleting"):
         if row.failures >= spec.max_failures:
-            last_fail = next((i.detail for i in reversed(live) if i.detail), "")
+            last_fail = tx.session.scalar(
+                select(ScalingInstanceRow.detail)
+                .where(
+                    ScalingInstanceRow.project_id == tx.project,
+                    ScalingInstanceRow.group_id == row.id,
+                    ScalingInstanceRow.state == "failed",
+                )
+                .order_by(ScalingInstanceRow.state_at.desc())
+                .limit(1)
+            )
             p.stop(
                 f"{row.failures} launches failed in a row"
                 + (f"; last: {last_fail}" if last_fail else "")
@@ -478,7 +487,7 @@ def _advance(
         p.shrink(
             live, -gap, current if current is not None and current.kind == "scale_in" else None
         )
-    _progress(tx, p)
+    progress(tx, row, list(p.running.values()))
     if row.status != "stopped" and row.status != "deleting":
         kinds = {a.kind for a in p.running.values() if a.status == "running"}
         row.status = (
@@ -491,41 +500,42 @@ def _advance(
     return p.plan
 
 
-def _progress(tx: Tx, p: Pass) -> None:
+def progress(tx: Tx, row: ScalingGroupRow, running: list[ScalingActionRow]) -> None:
     """Each running action's steps from its instances' states; done when they all are."""
+    now = utcnow()
     states = {
         i.id: i.state
         for i in tx.session.scalars(
             select(ScalingInstanceRow).where(
                 ScalingInstanceRow.project_id == tx.project,
-                ScalingInstanceRow.group_id == p.row.id,
+                ScalingInstanceRow.group_id == row.id,
             )
         )
     }
     serving = sum(1 for s in states.values() if s == "serving")
     present = sum(1 for s in states.values() if s in UP or s in ("draining", "deleting"))
-    for action in list(p.running.values()):
+    for action in running:
         if action.status != "running":
             continue
         mine = [states.get(i, "deleted") for i in action.instances or []]
         ok = [s for s in mine if s != "failed"]
         if action.kind in ("scale_out", "replace"):
             if ok and all(s != "provisioning" for s in ok):
-                actions.step(action, "provisioned", f"{len(ok)} instance(s)", p.now)
+                actions.step(action, "provisioned", f"{len(ok)} instance(s)", now)
             if ok and all(s in ("registered", "serving") for s in ok):
-                actions.step(action, "registered", "in the load balancer", p.now)
-            if serving >= p.row.desired and all(
+                actions.step(action, "registered", "in the load balancer", now)
+            if serving >= row.desired and all(
                 s in ("serving", "draining", "deleting", "deleted") for s in ok
             ):
-                actions.step(action, "healthy", "by the edge's health checks", p.now)
-                actions.finish(action, "succeeded", f"{serving} instance(s) serving", p.now)
+                actions.step(action, "healthy", "by the edge's health checks", now)
+                actions.finish(action, "succeeded", f"{serving} instance(s) serving", now)
         else:
             if mine and all(s in ("deleting", "deleted", "failed") for s in mine):
-                actions.step(action, "drained", "no new requests; in-flight ones finished", p.now)
-                actions.step(action, "deregistered", "out of the load balancer", p.now)
-            if present <= p.row.desired and all(s in ("deleted", "failed") for s in mine):
-                actions.step(action, "deleted", f"{len(mine)} instance(s)", p.now)
-                actions.finish(action, "succeeded", f"{serving} instance(s) serving", p.now)
+                actions.step(action, "drained", "no new requests; in-flight ones finished", now)
+                actions.step(action, "deregistered", "out of the load balancer", now)
+            if present <= row.desired and all(s in ("deleted", "failed") for s in mine):
+                actions.step(action, "deleted", f"{len(mine)} instance(s)", now)
+                actions.finish(action, "succeeded", f"{serving} instance(s) serving", now)
 
 
 def _record_usage(
@@ -611,3 +621,7 @@ def _remove(
         if inst.state != "failed":
             inst.state, inst.state_at = "deleted", now
         inst.ended_at = now
+        row = tx.session.get(ScalingGroupRow, (project, group))
+        if row is not None:  # the action that removed it may be over now
+            tx.session.flush()
+            progress(tx, row, actions.running(tx, group))
