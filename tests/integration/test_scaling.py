@@ -126,6 +126,18 @@ def test_the_group_grows_with_the_load_and_shrinks_after_it_with_no_failed_reque
     first = serving(api, "web")[0]
     server = api.ok("GET", f"{INV}/servers/{first['server']}")
     assert server["data_center_id"] == "dc1" and server["labels"]["scaling_group"] == "web"
+    # it offers its service in the inventory, measured: route_request finds it
+    route = wait_for(
+        lambda: (
+            (r := api.http.get(
+                f"{INV}/route", params={"client_ip": "8.8.8.8", "service_type": "web"}
+            ).json()).get("server", {}).get("metrics") and r
+        ),
+        15,
+        "route_request finds the instance, with its metrics",
+    )  # fmt: skip
+    assert route["id"] == first["server"], route
+    assert route["server"]["metrics"]["memory_percent"] > 0
 
     with Wrk(url, SITE, connections=5, delay_ms=38) as load:
         started = time.monotonic()
@@ -217,3 +229,26 @@ def test_a_load_oscillating_around_the_target_does_not_make_the_group_flap(
     assert result.failed == 0, result.errors
     assert len(actions) <= 2, actions
     assert all(a["kind"] == "scale_out" for a in actions), actions
+
+
+def test_an_instance_never_healthy_by_the_edge_is_replaced_then_the_group_stops(
+    world: tuple[ControlPlane, Api],
+) -> None:
+    _cp, api = world
+    load_balancer(api, "sick")  # checks /health, which this origin answers 404
+    sick = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
+    group(api, "sick", template={"command": sick}, health_timeout_s=5, max_failures=2)
+    stopped = wait_for(
+        lambda: (g := show(api, "sick"))["status"] == "stopped" and g, 40, "the group stops"
+    )
+    ended = api.ok("GET", f"{SG}/sick/instances", params={"ended": "true"})
+    assert [i["state"] for i in ended] == ["failed", "failed"]
+    for inst in ended:
+        assert "not healthy by the edge's checks after" in inst["detail"], inst
+        assert "404" in inst["detail"], inst  # the edge node's reason
+    assert "2 launches failed in a row" in stopped["status_detail"]
+    assert [a["object_id"] for a in api.ok("GET", "/api/v1/alerts",
+                                           params={"kind": "scaling_failed"})
+            if a["object_id"] == "sick"] == ["sick"]  # fmt: skip
+    assert api.ok("GET", f"{INV}/loadbalancer/sick/backends") == []  # none left behind
+    api.ok("DELETE", f"{SG}/sick")

@@ -27,6 +27,7 @@ from edgeplane.model.common import (
     Name,
     ObjectId,
     Output,
+    Slug,
     Text,
     patch_model,
 )
@@ -236,6 +237,11 @@ class ScalingGroupCreate(Input):
         default_factory=lambda: Capacity(cpu=1, memory=1, storage=1),
         description="what one instance takes of the data center",
     )
+    service_type: Slug | None = Field(
+        "web",
+        description="the service each instance offers in the inventory (what route_request "
+        "looks for: web, api, ...); null: none",
+    )
     min_size: Int = Field(1, ge=0, le=MAX_SIZE)
     max_size: Int = Field(4, ge=1, le=MAX_SIZE)
     desired: Int | None = Field(None, ge=0, le=MAX_SIZE, description="the size to start at")
@@ -324,6 +330,7 @@ class ScalingGroup(Output):
     template: dict[str, Any]
     data_center: str
     instance_capacity: Capacity
+    service_type: str | None = "web"
     min_size: int
     max_size: int
     desired: int

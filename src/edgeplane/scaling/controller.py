@@ -43,12 +43,27 @@ from edgeplane.model.scaling import ScalingGroupCreate
 from edgeplane.scaling import actions, decide, observe, schedule
 from edgeplane.scaling.drivers import driver_for
 from edgeplane.scaling.drivers.base import Driver, DriverError, Instance, InstanceSpec
-from edgeplane.services import alerts, capacity, liveness, load_balancers, scaling_groups, servers
+from edgeplane.services import (
+    alerts,
+    capacity,
+    liveness,
+    load_balancers,
+    scaling_groups,
+    server_services,
+    servers,
+)
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.scaling_tables import ScalingActionRow, ScalingGroupRow, ScalingInstanceRow
-from edgeplane.store.tables import DataCenterRow, EdgeNodeRow, LoadBalancerRow, ServerRow, utcnow
+from edgeplane.store.tables import (
+    DataCenterRow,
+    EdgeNodeRow,
+    LoadBalancerRow,
+    ServerRow,
+    ServiceRow,
+    utcnow,
+)
 
 log = logging.getLogger("edgeplane.scaling")
 
@@ -108,7 +123,7 @@ def reconcile(db: Database, settings: Settings, project: str, group: str) -> Non
         listed = False
         log.warning("scaling group %s: the driver could not list: %s", key, exc)
     usage = {
-        iid: driver.cpu_percent(key, iid)
+        iid: (driver.cpu_percent(key, iid), driver.memory_percent(key, iid))
         for iid, state in states.items()
         if state == "serving" and iid in seen
     }
@@ -376,13 +391,13 @@ def _advance(
     row: ScalingGroupRow,
     spec: ScalingGroupCreate,
     seen: dict[str, Instance] | None,
-    usage: dict[str, float | None],
+    usage: dict[str, tuple[float | None, float | None]],
 ) -> Plan:
     p = Pass(tx, row, spec)
     live = scaling_groups.live_instances(tx, row.id)
     for inst in live:
         if inst.id in usage:
-            inst.cpu_percent = usage[inst.id]
+            inst.cpu_percent = usage[inst.id][0]
         p.advance(inst, seen)
     _record_usage(tx, live, usage, p.now)
     live = [i for i in live if i.state not in ("failed", "deleted")]
@@ -539,14 +554,24 @@ def progress(tx: Tx, row: ScalingGroupRow, running: list[ScalingActionRow]) -> N
 
 
 def _record_usage(
-    tx: Tx, live: list[ScalingInstanceRow], usage: dict[str, float | None], now: datetime
+    tx: Tx,
+    live: list[ScalingInstanceRow],
+    usage: dict[str, tuple[float | None, float | None]],
+    now: datetime,
 ) -> None:
-    """The local driver's CPU readings as the instances' servers' metrics (the series)."""
+    """What the local driver measures of its processes, as their servers' metrics (the
+    series the CPU policy reads, and what ``route_request`` weighs)."""
     for inst in live:
-        value = usage.get(inst.id)
-        if value is None or tx.session.get(ServerRow, (tx.project, inst.id)) is None:
+        cpu, memory = usage.get(inst.id, (None, None))
+        if cpu is None or memory is None:
             continue
-        sample = {"cpu_percent": min(100.0, round(value, 2)), "memory_percent": 0.0, "at": now}
+        if tx.session.get(ServerRow, (tx.project, inst.id)) is None:
+            continue
+        sample = {
+            "cpu_percent": min(100.0, round(cpu, 2)),
+            "memory_percent": min(100.0, round(memory, 3)),
+            "at": now,
+        }
         servers.ingest_metrics(tx, inst.id, sample)
 
 
@@ -576,6 +601,11 @@ def _launch(
         inst.driver_ref, inst.host, inst.port = made.ref, made.host, made.port
         try:
             servers.create(tx, _server(spec, group, iid, made))
+            if spec.service_type is not None:
+                server_services.create(tx, {
+                    "id": iid, "server_id": iid, "type": spec.service_type,
+                    "resources": spec.instance_capacity.model_dump(),
+                })  # fmt: skip
         except EdgeplaneError as exc:
             inst.state, inst.state_at, inst.detail = "failed", now, f"inventory: {exc}"[:2000]
             row.failures += 1
@@ -613,6 +643,12 @@ def _remove(
             return
         if tx.session.get(ServerRow, (project, iid)) is not None:
             try:
+                for service in tx.session.scalars(
+                    select(ServiceRow.id).where(
+                        ServiceRow.project_id == project, ServiceRow.server_id == iid
+                    )
+                ):
+                    server_services.delete(tx, service)
                 servers.delete(tx, iid)
             except EdgeplaneError as exc:
                 log.warning("scaling group %s: server %s stays: %s", group, iid, exc)

@@ -25,6 +25,7 @@ from edgeplane.model.scaling import (
     ScalingGroupCreate,
     ScalingInstance,
 )
+from edgeplane.model.service_settings import SERVICE_TYPES
 from edgeplane.scaling import actions, schedule
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
@@ -77,6 +78,11 @@ def _check(tx: Tx, spec: ScalingGroupCreate, group_id: str) -> ScalingGroupCreat
     if spec.desired is not None and not spec.min_size <= spec.desired <= spec.max_size:
         raise InvalidInput.at(
             "desired", f"must be within min_size ({spec.min_size}) and max_size ({spec.max_size})"
+        )
+    if spec.service_type is not None and spec.service_type not in SERVICE_TYPES:
+        known = ", ".join(sorted(SERVICE_TYPES))
+        raise InvalidInput.at(
+            "service_type", f"unknown service type {spec.service_type!r}; one of {known}"
         )
     for i, entry in enumerate(spec.schedule):
         bad = schedule.check(entry)

@@ -76,3 +76,7 @@ class Driver(Protocol):
         """The instance's CPU use since the previous call (percent of one core), or None when
         the provider cannot tell (clouds: the instance reports its own metrics)."""
         ...
+
+    def memory_percent(self, group: str, name: str) -> float | None:
+        """The instance's resident memory in percent of its machine's, or None."""
+        ...

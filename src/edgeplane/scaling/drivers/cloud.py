@@ -383,6 +383,9 @@ class CloudDriver:
     def cpu_percent(self, group: str, name: str) -> float | None:
         return None  # a cloud instance reports its own metrics through the API
 
+    def memory_percent(self, group: str, name: str) -> float | None:
+        return None
+
     def _instance(self, group: str, template: CloudTemplate, node: Any) -> Instance:
         ips = list(node.public_ips or []) if template.address == "public" else []
         ips = ips or (list(node.private_ips or []) if template.address == "private" else [])

@@ -82,6 +82,7 @@ class ProcStat:
     pgrp: int
     cpu_ticks: int  # utime + stime
     start_ticks: int  # since boot, in clock ticks
+    rss_pages: int = 0  # resident set size
 
 
 def proc_stat(pid: int) -> ProcStat | None:
@@ -97,6 +98,7 @@ def proc_stat(pid: int) -> ProcStat | None:
         pgrp=int(fields[2]),
         cpu_ticks=int(fields[11]) + int(fields[12]),
         start_ticks=int(fields[19]),
+        rss_pages=int(fields[21]),
     )
 
 
@@ -357,6 +359,16 @@ class LocalDriver:
         used = max(0, ticks - previous[0]) / self._ticks
         return round(100.0 * used / (now - previous[1]), 2)
 
+    def memory_percent(self, group: str, name: str) -> float | None:
+        """Resident memory of the instance's process group, in percent of the machine's."""
+        record = self._record(self._dir(group, name))
+        if record is None or not self._alive((group, name), record)[0]:
+            return None
+        total = _memory_total()
+        if not total:
+            return None
+        return round(100.0 * _group_rss(int(record["pid"])) / total, 3)
+
     def stop_all(self, grace_s: float | None = None) -> None:
         """Stops (and removes) every instance this driver object started, all at once:
         SIGTERM to each, then SIGKILL to those still running after their grace period
@@ -388,6 +400,26 @@ def _exited_unreaped(pid: int) -> bool:
     except ChildProcessError:
         return True
     return info is not None
+
+
+def _group_rss(pgid: int) -> int:
+    """Resident bytes of every process of a process group."""
+    pages = 0
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = proc_stat(int(entry))
+                if stat is not None and (stat.pgrp == pgid or int(entry) == pgid):
+                    pages += stat.rss_pages
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory_total() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _group_ticks(pgid: int) -> int:

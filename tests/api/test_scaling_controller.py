@@ -1,0 +1,106 @@
+"""The scaling controller's passes on the API's database with the real local driver (origin
+processes started and stopped here; no edge node, so instances never become healthy): the
+schedule raises the floor, the data center's capacity bounds the growth, deleting a group
+removes its instances and then the group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Api
+
+from edgeplane.scaling import controller, drivers
+from edgeplane.settings import Settings
+
+INV = "/api/v1/infrastructure"
+SG = f"{INV}/scaling-groups"
+ORIGIN = {"command": f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1",
+          "stop_grace_s": 2}  # fmt: skip
+
+
+def ok(r: Any, status: int = 200) -> Any:
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+@pytest.fixture
+def world(api: Api) -> Iterator[tuple[Api, Settings]]:
+    settings = Settings(home=api.tmp / "home", database_url=api.db.url)
+    ok(api.post(f"{INV}/loadbalancer", json={"id": "web", "backends": []}), 201)
+    try:
+        yield api, settings
+    finally:
+        drivers.stop_local()
+
+
+def dc(api: Api, cpu: float) -> None:
+    ok(api.post(f"{INV}/datacenters", json={
+        "id": "dc1", "name": "DC", "tier": 3, "location": "us-east",
+        "capacity": {"cpu": cpu, "memory": 64, "storage": 500},
+    }), 201)  # fmt: skip
+
+
+def group(api: Api, **kw: Any) -> dict[str, Any]:
+    body = {"id": "web", "load_balancer": "web", "data_center": "dc1", "template": ORIGIN, **kw}
+    return dict(ok(api.post(SG, json=body), 201))
+
+
+def run(api: Api, settings: Settings, passes: int = 1) -> dict[str, Any]:
+    for _ in range(passes):
+        controller.reconcile(api.db, settings, "default", "web")
+    r = api.get(f"{SG}/web")
+    return {} if r.status_code == 404 else dict(ok(r))
+
+
+def test_a_scheduled_peak_raises_the_floor_at_once(world: tuple[Api, Settings]) -> None:
+    api, settings = world
+    dc(api, 64)
+    group(api, min_size=1, schedule=[
+        {"cron": "* * * * *", "duration_minutes": 5, "min_size": 3, "name": "launch day"},
+    ])  # fmt: skip
+    g = run(api, settings)
+    assert g["floor"] == 3 and g["desired"] == 3
+    last = g["last_action"]
+    assert last["kind"] == "scale_out" and last["to_size"] == 3
+    assert "launch day" in last["trigger"]
+    assert len(g["instances"]) == 3
+    assert {i["state"] for i in g["instances"]} <= {"starting", "registered"}
+    # each instance is a server of the data center offering its service
+    server = ok(api.get(f"{INV}/servers/{g['instances'][0]['server']}"))
+    assert server["data_center_id"] == "dc1" and server["capacity"]["cpu"] == 1
+    services = ok(api.get(f"{INV}/services", params={"server_id": server["id"]}))
+    items = services["items"] if isinstance(services, dict) else services
+    assert [s["type"] for s in items] == ["web"]
+
+
+def test_growth_stops_at_the_data_centers_capacity(world: tuple[Api, Settings]) -> None:
+    api, settings = world
+    dc(api, 2.5)
+    group(api, min_size=1, max_size=4)
+    ok(api.patch(f"{SG}/web", json={"desired": 4}))
+    g = run(api, settings, passes=2)
+    assert g["desired"] == 4 and len(g["instances"]) == 2
+    assert "cannot grow" in g["status_detail"] and "data center 'dc1'" in g["status_detail"]
+    assert "instance_capacity.cpu" in g["status_detail"]
+    steps = {s["name"] for s in g["last_action"]["steps"]}
+    assert "capacity" in steps
+
+
+def test_a_deleted_group_removes_its_instances_then_goes(world: tuple[Api, Settings]) -> None:
+    api, settings = world
+    dc(api, 64)
+    g = group(api, min_size=2, max_size=2)
+    g = run(api, settings)
+    servers = [i["server"] for i in g["instances"]]
+    assert len(servers) == 2
+    assert api.delete(f"{SG}/web").status_code == 202
+    assert ok(api.get(f"{SG}/web"))["status"] == "deleting"
+    run(api, settings, passes=2)
+    assert api.get(f"{SG}/web").status_code == 404
+    for server in servers:
+        assert api.get(f"{INV}/servers/{server}").status_code == 404
+    assert ok(api.get(f"{INV}/loadbalancer/web/backends")) == []
+    assert api.delete(f"{INV}/loadbalancer/web").status_code == 204
