@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Api
 
+from conftest import Api
 from edgeplane.scaling import controller, drivers
 from edgeplane.settings import Settings
 
