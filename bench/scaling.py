@@ -62,6 +62,7 @@ class Cycle:
 class Figures:
     cycles: list[Cycle] = field(default_factory=list)
     reference: Cycle = field(default_factory=Cycle)
+    window_s: float = 15.0
 
 
 def _group(api: Any, gid: str, lb: str, **kw: Any) -> None:
@@ -132,10 +133,11 @@ def _reference(api: Any, url: str, seconds: float, connections: int) -> Cycle:
     from edge_agents import wait_for
     from wrk_load import Wrk
 
-    wait_for(lambda: _settled(api, "fixed", 3), 120, "the fixed group serving")
+    # the edge checks the backends of the pools it serves: the site moves to it first
     api.ok("POST", f"{INV}/cdn", json={"origins": [{"load_balancer": "fixed"}],
                                        "security": {"force_https": False}})  # fmt: skip
-    time.sleep(3)  # the edge serves the new origin
+    wait_for(lambda: _settled(api, "fixed", 3), 120, "the fixed group serving")
+    time.sleep(2)
     with Wrk(url, SITE, connections=connections, delay_ms=38) as load:
         time.sleep(seconds)
         result = load.stop()
@@ -162,11 +164,11 @@ def measure(run: BenchRun, cycles: int, connections: int, quick: bool) -> Figure
         "capacity": {"cpu": 64, "memory": 256, "storage": 2000},
     })  # fmt: skip
     api.ok("POST", f"{INV}/domains", json={"domain": SITE})
-    _group(api, "web", "web", scale_in_stabilization_s=10 if quick else 15)
+    f = Figures(window_s=10 if quick else 15)
+    _group(api, "web", "web", scale_in_stabilization_s=f.window_s)
     api.ok("POST", f"{INV}/cdn", json={"origins": [{"load_balancer": "web"}],
                                        "security": {"force_https": False}})  # fmt: skip
     url = f"http://127.0.0.1:{cp.http_port}/"
-    f = Figures()
     for n in range(cycles):
         log(f"cycle {n + 1}/{cycles}")
         f.cycles.append(_cycle(api, url, "web", connections, 3 if quick else 5))
@@ -192,7 +194,7 @@ def rows_of(f: Figures) -> list[list[str]]:
          f"{pct(firsts, 50):.1f} / {max(firsts):.1f} s", "-", "-"],
         ["load rising -> 3 instances serving, p50 / max",
          f"{pct(alls, 50):.1f} / {max(alls):.1f} s", "-", "-"],
-        ["load stopped -> back to 1 (window 15 s), p50 / max",
+        [f"load stopped -> back to 1 (window {f.window_s:g} s), p50 / max",
          f"{pct(downs, 50):.1f} / {max(downs):.1f} s", "-", "-"],
         ["load, req/s (scaling group vs 3 fixed instances)", f"{rate:.0f}", f"{ref.rate:.0f}",
          f"{rate / ref.rate:.2f}" if ref.rate else "-"],
