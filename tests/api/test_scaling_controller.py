@@ -104,3 +104,20 @@ def test_a_deleted_group_removes_its_instances_then_goes(world: tuple[Api, Setti
         assert api.get(f"{INV}/servers/{server}").status_code == 404
     assert ok(api.get(f"{INV}/loadbalancer/web/backends")) == []
     assert api.delete(f"{INV}/loadbalancer/web").status_code == 204
+
+
+def test_a_groups_instances_are_its_own_not_the_project_files(world: tuple[Api, Settings]) -> None:
+    """Export leaves out the servers, services and backends a group made, and a plan of the
+    export with ``prune`` neither removes nor changes them (the group changes them)."""
+    api, settings = world
+    dc(api, 64)
+    group(api, min_size=2, max_size=2)
+    g = run(api, settings, passes=2)
+    made = {i["server"] for i in g["instances"]}
+    backends = ok(api.get(f"{INV}/loadbalancer/web/backends"))
+    assert {b["address"] for b in backends} == made  # registered, waiting for the edge
+    doc = ok(api.get("/api/v1/iac/export"))
+    text = str(doc)
+    assert not any(server in text for server in made)
+    plan = ok(api.post("/api/v1/iac/plan", json={"document": doc, "prune": True}))
+    assert plan["changes"] == [], plan["changes"]

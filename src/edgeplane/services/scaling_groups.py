@@ -300,6 +300,20 @@ def instances(tx: Tx, group_id: str, *, ended: bool = False) -> list[ScalingInst
     return [instance_model(r) for r in rows]
 
 
+def owned_servers(tx: Tx) -> set[str]:
+    """The servers the project's scaling groups made and have not removed yet: theirs to
+    change (a project's file neither exports nor plans them, like Terraform's
+    ``ignore_changes`` on an autoscaled count)."""
+    return set(
+        tx.session.scalars(
+            select(ScalingInstanceRow.id).where(
+                ScalingInstanceRow.project_id == tx.project,
+                ScalingInstanceRow.ended_at.is_(None),
+            )
+        )
+    )
+
+
 def scaling_load_balancer(tx: Tx, lb_id: str) -> str | None:
     """The group that scales a load balancer, if any (a load balancer it scales cannot go)."""
     return tx.session.scalar(
