@@ -278,3 +278,16 @@ def test_registry(root: Path) -> None:
     assert driver_for("cloud", root=root.parent / "elsewhere") is not cloud
     with pytest.raises(DriverError, match="unknown driver 'docker'"):
         driver_for("docker", root=root)
+
+
+def test_a_bare_program_is_found_beside_the_running_python_too(tmp_path: Path) -> None:
+    """``edgeplane demo-origin --port {port}`` starts even when the control plane's PATH
+    lacks the virtual environment's bin (``python -m edgeplane up``)."""
+    from edgeplane.scaling.drivers.local import resolve_program
+
+    beside = Path(sys.executable).parent / "edgeplane"
+    if not beside.exists():
+        pytest.skip("no edgeplane script beside this Python")
+    assert resolve_program("edgeplane", "/nonexistent") == str(beside)
+    assert resolve_program("./edgeplane", "/nonexistent") == "./edgeplane"
+    assert resolve_program("no-such-program-here", "/nonexistent") == "no-such-program-here"

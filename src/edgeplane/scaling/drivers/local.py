@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -100,6 +101,17 @@ def proc_stat(pid: int) -> ProcStat | None:
         start_ticks=int(fields[19]),
         rss_pages=int(fields[21]),
     )
+
+
+def resolve_program(program: str, path: str) -> str:
+    """A bare program name looked up on ``path``, then beside the running Python (the
+    virtual environment's ``bin``, where ``edgeplane`` itself is, even when the control plane
+    was started without it on its ``PATH``); a name with a slash, or one not found, as is."""
+    if "/" in program:
+        return program
+    here = str(Path(sys.executable).parent)
+    found = shutil.which(program, path=os.pathsep.join(p for p in (path, here) if p))
+    return found or program
 
 
 def free_port(host: str) -> int:
@@ -234,6 +246,7 @@ class LocalDriver:
             argv = [fill(word, **values) for word in shlex.split(template.command)]
             env = dict(os.environ)
             env.update({k: fill(v, **values) for k, v in template.env.items()})
+            argv[0] = resolve_program(argv[0], env.get("PATH", ""))
             cwd = Path(template.cwd) if template.cwd else path
             if template.cwd and not cwd.is_dir():
                 raise DriverError(f"cannot start {argv[0]!r}: the directory {cwd} does not exist")
