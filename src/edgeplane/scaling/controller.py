@@ -27,6 +27,7 @@ Instances not yet in the load balancer go first at a scale-in, then the newest.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -404,7 +405,9 @@ def _advance(
     serving = [i for i in live if i.state == "serving"]
     up = [i for i in live if i.state in UP]
 
-    memory: dict[str, Any] = dict(row.memory or {})
+    # a copy all the way down: a JSON column changed in place would compare equal to itself
+    # and never be written
+    memory: dict[str, Any] = copy.deepcopy(row.memory or {})
     wanted = {policy.metric for policy in spec.policies}
     domains = (
         load_balancers.with_domains(tx, [load_balancers.to_model(p.lb)])[0].domains if p.lb else []
