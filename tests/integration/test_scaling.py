@@ -217,9 +217,9 @@ def test_a_load_oscillating_around_the_target_does_not_make_the_group_flap(
     wait_for(lambda: settled(api, "wave", 1), 60, "the first instance serving")
     before = len(history(api, "wave"))
     url = f"http://127.0.0.1:{cp.http_port}/"
-    # 3 connections: about 75 req/s for 5 s, then about 30 for 5 s, for 50 s
+    # 3 connections: about 75 req/s for 5 s, then about 30 for 5 s, for 35 s
     with Wrk(url, SITE, connections=3, delay_ms=38, slow_ms=100, period_s=5) as wave:
-        time.sleep(50)
+        time.sleep(35)
         result = wave.stop()
     actions = history(api, "wave")[: len(history(api, "wave")) - before]
     print(
@@ -236,6 +236,7 @@ def test_an_instance_never_healthy_by_the_edge_is_replaced_then_the_group_stops(
 ) -> None:
     _cp, api = world
     load_balancer(api, "sick")  # checks /health, which this origin answers 404
+    serve_from(api, "sick")  # the edge checks the pools it serves
     sick = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"
     group(api, "sick", template={"command": sick}, health_timeout_s=5, max_failures=2)
     stopped = wait_for(
