@@ -374,6 +374,21 @@ class Pass:
         )
 
 
+def _last_failure(tx: Tx, group: str) -> tuple[str, str] | None:
+    """The group's instance that failed last: (its id, why)."""
+    found = tx.session.execute(
+        select(ScalingInstanceRow.id, ScalingInstanceRow.detail)
+        .where(
+            ScalingInstanceRow.project_id == tx.project,
+            ScalingInstanceRow.group_id == group,
+            ScalingInstanceRow.state == "failed",
+        )
+        .order_by(ScalingInstanceRow.state_at.desc())
+        .limit(1)
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
 def _instance_id(tx: Tx, group: str) -> str:
     import secrets
 
@@ -478,16 +493,7 @@ def _advance(
     gap = row.desired - len(up)
     if gap > 0 and row.status not in ("stopped", "deleting"):
         if row.failures >= spec.max_failures:
-            last_fail = tx.session.scalar(
-                select(ScalingInstanceRow.detail)
-                .where(
-                    ScalingInstanceRow.project_id == tx.project,
-                    ScalingInstanceRow.group_id == row.id,
-                    ScalingInstanceRow.state == "failed",
-                )
-                .order_by(ScalingInstanceRow.state_at.desc())
-                .limit(1)
-            )
+            last_fail = (_last_failure(tx, row.id) or ("", ""))[1]
             p.stop(
                 f"{row.failures} launches failed in a row"
                 + (f"; last: {last_fail}" if last_fail else "")
@@ -495,10 +501,9 @@ def _advance(
         else:
             action: ScalingActionRow | None = current
             if action is None or action.kind != "scale_out":
-                action = actions.start(
-                    tx, row.id, "replace", "replacing instance(s) that failed or stopped",
-                    len(up), row.desired, now=p.now,
-                )  # fmt: skip
+                failed = _last_failure(tx, row.id)
+                why = f"replacing {failed[0]}: {failed[1]}" if failed else "replacing instance(s)"
+                action = actions.start(tx, row.id, "replace", why, len(up), row.desired, now=p.now)
                 p.running[action.id] = action
             p.grow(gap, action)
     elif gap < 0:
