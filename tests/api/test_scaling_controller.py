@@ -121,3 +121,30 @@ def test_a_groups_instances_are_its_own_not_the_project_files(world: tuple[Api, 
     assert not any(server in text for server in made)
     plan = ok(api.post("/api/v1/iac/plan", json={"document": doc, "prune": True}))
     assert plan["changes"] == [], plan["changes"]
+
+
+def test_the_cloud_driver_makes_and_removes_the_groups_machines(
+    world: tuple[Api, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The controller with the ``cloud`` driver on Libcloud's in-memory ``dummy`` provider:
+    machines made (named for the group), their servers at the machines' addresses, registered
+    in the load balancer, then removed with the group."""
+    api, settings = world
+    monkeypatch.setenv("EP_TEST_DUMMY_KEY", "0")
+    dc(api, 64)
+    template = {"provider": "dummy", "credentials": {"key": "env:EP_TEST_DUMMY_KEY"},
+                "image": "i2", "size": "s1", "port": 8080}  # fmt: skip
+    group(api, driver="cloud", template=template, min_size=2, max_size=2)
+    g = run(api, settings, passes=2)
+    assert [i["state"] for i in g["instances"]] == ["registered", "registered"]
+    for inst in g["instances"]:
+        assert inst["address"].endswith(":8080") and inst["driver_ref"]
+        server = ok(api.get(f"{INV}/servers/{inst['server']}"))
+        assert server["address"] == inst["address"].rsplit(":", 1)[0]
+        assert server["labels"]["driver"] == "cloud"
+    machines = drivers.driver_for("cloud", root=settings.home / "scaling").list("default/web")
+    assert sorted(m.name for m in machines) == sorted(i["id"] for i in g["instances"])
+    assert api.delete(f"{SG}/web").status_code == 202
+    run(api, settings, passes=2)
+    assert api.get(f"{SG}/web").status_code == 404
+    assert drivers.driver_for("cloud", root=settings.home / "scaling").list("default/web") == []
