@@ -112,6 +112,7 @@ def reconcile(db: Database, settings: Settings, project: str, group: str) -> Non
         if row is None:
             return
         spec = ScalingGroupCreate.model_validate(row.spec)
+        deleting = row.status == "deleting"
         states = {i.id: i.state for i in scaling_groups.live_instances(tx, group)}
         leftovers = [i.id for i in _unclean(tx, group)]
     driver = driver_of(settings, spec)
@@ -138,11 +139,12 @@ def reconcile(db: Database, settings: Settings, project: str, group: str) -> Non
         _launch(db, driver, spec, project, group, iid)
     for iid in plan.remove:
         _remove(db, driver, spec, project, group, iid)
-    with db.transaction(LOCAL, project) as tx:
-        row = tx.session.get(ScalingGroupRow, (project, group))
-        gone = row is not None and row.status == "deleting"
-        if gone and not scaling_groups.live_instances(tx, group):
-            scaling_groups.delete(tx, group)
+    if deleting or plan.remove:  # a group being deleted goes with its last instance
+        with db.transaction(LOCAL, project) as tx:
+            row = tx.session.get(ScalingGroupRow, (project, group))
+            gone = row is not None and row.status == "deleting"
+            if gone and not scaling_groups.live_instances(tx, group):
+                scaling_groups.delete(tx, group)
 
 
 def _unclean(tx: Tx, group: str) -> list[ScalingInstanceRow]:
