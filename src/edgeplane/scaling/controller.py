@@ -520,8 +520,9 @@ def _advance(
             if kinds & {"scale_out", "replace"}
             else ("scaling_in" if "scale_in" in kinds else "steady")
         )
-        if row.status == "steady":
-            row.status_detail = ""
+        if row.status == "steady":  # why a change the metrics ask for waits, if one does
+            held = (row.memory or {}).get("held")
+            row.status_detail = f"{held}: the policies ask for a change" if held else ""
     return p.plan
 
 
