@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from edgeplane.sdk.monitoring_service import MonitoringService
     from edgeplane.sdk.project_service import ProjectService
     from edgeplane.sdk.resource_manager import ResourceManager
+    from edgeplane.sdk.scaling_service import ScalingService
     from edgeplane.sdk.security_service import SecurityService
     from edgeplane.sdk.ssl_service import CertType, SSLService
 
@@ -67,6 +68,7 @@ __all__ = [
     "ResourceManager",
     "Role",
     "SSLService",
+    "ScalingService",
     "SecurityService",
     "ServerStatus",
     "ServerType",
@@ -105,6 +107,7 @@ _LAZY = {
     "MonitoringService": ("edgeplane.sdk.monitoring_service", "MonitoringService"),
     "ProjectService": ("edgeplane.sdk.project_service", "ProjectService"),
     "ResourceManager": ("edgeplane.sdk.resource_manager", "ResourceManager"),
+    "ScalingService": ("edgeplane.sdk.scaling_service", "ScalingService"),
     "SecurityService": ("edgeplane.sdk.security_service", "SecurityService"),
     "CacheKey": ("edgeplane.model.cdn", "CacheKey"),
     "CacheRule": ("edgeplane.model.cdn", "CacheRule"),

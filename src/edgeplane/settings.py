@@ -67,6 +67,7 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_BACKUP_WAL_DIR", "backup_wal_dir", str),
     ("EDGEPLANE_DR_DETECT", "dr_detect_s", float),
     ("EDGEPLANE_DR_FAILBACK_AFTER", "dr_failback_after_s", float),
+    ("EDGEPLANE_SCALING_INTERVAL", "scaling_interval_s", float),
     ("EDGEPLANE_LEADER_TTL", "leader_ttl_s", float),
     ("EDGEPLANE_LEADER_RENEW", "leader_renew_s", float),
     ("EDGEPLANE_SECURITY_SCORE_INTERVAL", "security_score_interval_s", float),
@@ -191,6 +192,9 @@ class Settings:
     # this long fails over (or asks to), and healthy again for this long fails back.
     dr_detect_s: float = 3.0
     dr_failback_after_s: float = 60.0
+    # Scaling groups (edgeplane.scaling): seconds between two passes of the controller over
+    # every group (metrics read, size decided, instances moved along their steps).
+    scaling_interval_s: float = 2.0
     # Replicas of the control plane (services.runner): the background jobs run on the holder
     # of the runner lease, which lasts this long unless renewed (every ``leader_renew_s``); a
     # dead holder's jobs resume elsewhere within the sum.

@@ -363,7 +363,7 @@ def test_one_change_of_each_kind_of_field_is_planned_exactly_and_applied(
     lb["health_check"]["interval_s"] = 15
     lb["backends"] = [
         {"address": "srv-1", "weight": 200},  # changed
-        {"address": "srv-2", "port": 8080, "weight": 50},  # kept
+        {"address": "srv-2", "port": 8080, "weight": 50, "wait_for_check": True},  # flag on
         {"address": "10.0.0.7:8443", "state": "draining"},  # added; 10.0.0.9:80 removed
     ]
     result = service.plan(db, LOCAL, "default", settings, new)
@@ -379,6 +379,7 @@ def test_one_change_of_each_kind_of_field_is_planned_exactly_and_applied(
             "backends[10.0.0.7:8443]",
             "backends[10.0.0.9:80]",
             "backends[srv-1].weight",
+            "backends[srv-2:8080].wait_for_check",
             "health_check.interval_s",
             "retries",
         ],
@@ -401,6 +402,7 @@ def test_one_change_of_each_kind_of_field_is_planned_exactly_and_applied(
         "srv-2:8080": (50, "active"),
         "10.0.0.7:8443": (100, "draining"),
     }
+    assert [b.key for b in after.backends if b.wait_for_check] == ["srv-2:8080"]
     assert after.health_check.interval_s == 15 and after.retries == 3
     # The backends changed one by one: the load balancer was never recreated.
     assert after.created_at == lb_created and not deleted

@@ -67,10 +67,11 @@ def test_create_with_backends_and_options(api: Api) -> None:
     assert lb["endpoints"] == ["10.0.0.1:8080", "web-1", "http://10.0.0.9:80"]
     assert lb["backends"] == [
         {"address": "10.0.0.1:8080", "port": None, "weight": 100, "backup": False,
-         "state": "active"},
-        {"address": "web-1", "port": 8000, "weight": 300, "backup": False, "state": "active"},
+         "state": "active", "wait_for_check": False},
+        {"address": "web-1", "port": 8000, "weight": 300, "backup": False, "state": "active",
+         "wait_for_check": False},
         {"address": "http://10.0.0.9:80", "port": None, "weight": 100, "backup": True,
-         "state": "active"},
+         "state": "active", "wait_for_check": False},
     ]  # fmt: skip
     assert (lb["connect_timeout_s"], lb["read_timeout_s"], lb["retries"]) == (0.5, 5, 2)
     assert ok(api.get(f"{LB}/lb1")) == lb
@@ -117,7 +118,7 @@ def test_backend_operations(api: Api) -> None:
 
     added = ok(api.post(base, json={"address": "10.0.0.2:80", "weight": 50}), 201)
     assert added == {"address": "10.0.0.2:80", "port": None, "weight": 50, "backup": False,
-                     "state": "active"}  # fmt: skip
+                     "state": "active", "wait_for_check": False}  # fmt: skip
     ok(api.post(base, json={"address": "web-1", "port": 9000, "backup": True}), 201)
     url = "https://origin.example.com:8443"
     ok(api.post(base, json={"address": url}), 201)
@@ -258,6 +259,64 @@ def test_backend_health_from_node_reports(api: Api) -> None:
     assert third["state"] == "unknown" and third["nodes"] == []
     assert third["admin_state"] == "draining"
     assert api.get(f"{LB}/nope/health").status_code == 404
+
+
+def test_wait_for_check_is_stored_served_and_shown(api: Api) -> None:
+    """The flag on create, add and PATCH; strict (a JSON boolean, the error naming it); in
+    the edge snapshot's backend; in the health view, with a node's "awaiting" report. A load
+    balancer always has a health check (null is refused), so the flag always has one."""
+    from edgeplane.snapshot.build import resolve_backend
+    from edgeplane.snapshot.load import load_state
+
+    body = {
+        "id": "gate",
+        "backends": [
+            {"address": "10.0.0.1:80"},
+            {"address": "10.0.0.2:80", "wait_for_check": True},
+        ],
+    }
+    created = ok(api.post(LB, json=body), 201)
+    assert [b["wait_for_check"] for b in created["backends"]] == [False, True]
+    base = f"{LB}/gate/backends"
+    added = ok(api.post(base, json={"address": "10.0.0.3:80", "wait_for_check": True}), 201)
+    assert added["wait_for_check"] is True
+    b = ok(api.patch(f"{base}/10.0.0.2:80", json={"wait_for_check": False}))
+    assert (b["wait_for_check"], b["weight"]) == (False, 100)
+    b = ok(api.patch(f"{base}/10.0.0.1:80", json={"wait_for_check": True}))
+    assert b["wait_for_check"] is True
+
+    rev = revision(api)
+    bad = {"id": "bad", "backends": [{"address": "10.0.0.1:80", "wait_for_check": "yes"}]}
+    problem(api.post(LB, json=bad), "backends.0.wait_for_check")
+    problem(api.post(base, json={"address": "10.0.0.4:80", "wait_for_check": 1}),
+            "wait_for_check")  # fmt: skip
+    problem(api.patch(f"{base}/10.0.0.1:80", json={"wait_for_check": None}), "wait_for_check")
+    problem(api.patch(f"{LB}/gate", json={"health_check": None}), "health_check")
+    problem(api.post(LB, json={"id": "bad", "health_check": None, **body}), "health_check")
+    assert revision(api) == rev
+
+    with api.db.read(LOCAL, "default") as tx:
+        state = load_state(tx.session, tx.secrets, every_project=True)
+    lb = state.load_balancers[("default", "gate")]
+    assert lb.health_check is not None
+    specs = [resolve_backend(state, "default", b) for b in lb.backends]
+    assert {b.key: b.wait_for_check for b in specs if b is not None} == {
+        "10.0.0.1:80": True, "10.0.0.2:80": False, "10.0.0.3:80": True}  # fmt: skip
+
+    now = datetime.now(UTC)
+    with api.db.transaction(LOCAL, "default") as tx:
+        tx.session.add(EdgeNodeRow(id="edge-w", name="edge-w", region="us-east", last_seen_at=now))
+        tx.session.flush()
+        tx.session.add(
+            BackendHealthRow(node_id="edge-w", pool="lb.default.gate", backend="10.0.0.3:80",
+                             project_id="default", state="down",
+                             reason="awaiting its first health check", checked_at=now)
+        )  # fmt: skip
+    report = {h["backend"]: h for h in ok(api.get(f"{LB}/gate/health"))}
+    waiting = report["10.0.0.3:80"]
+    assert (waiting["wait_for_check"], waiting["state"]) == (True, "down")
+    assert waiting["nodes"][0]["reason"] == "awaiting its first health check"
+    assert report["10.0.0.2:80"]["wait_for_check"] is False
 
 
 # The SDK services, embedded on the same database -----------------------------------------

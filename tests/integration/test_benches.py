@@ -45,6 +45,7 @@ BENCHES = {
     "ui": (("chromium",), "first load to overview on screen"),
     "iac": (("nginx", "pdns_server"), "apply -> every node serves the last domain"),
     "dr": (("nginx", "pdns_server"), "failover: primary killed -> backup answers"),
+    "scaling": (("nginx", "wrk"), "load rising -> new instance serving"),
     "bots --no-instructions": (("nginx", "wrk"), "bots site, browser (req/s)"),
 }
 

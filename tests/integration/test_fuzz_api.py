@@ -67,6 +67,10 @@ STATE_OR_CROSS_FIELD = {
     f"PUT {INV}/loadbalancer/{{lb_id}}/health-check": "timeout_s must be below interval_s",
     f"POST {INV}/dr-configs": "both data centers must exist, and differ",
     f"PATCH {INV}/dr-configs/{{dr_id}}": "the same on the merged config; id repeats its value",
+    f"POST {INV}/scaling-groups": "the load balancer and data center must exist; the template "
+    "is the driver's (a {port} placeholder); min_size at most max_size, desired between; a "
+    "cron expression and time zone; a service type of the inventory's",
+    f"PATCH {INV}/scaling-groups/{{group_id}}": "the same on the merged group; id repeats",
     f"POST {INV}/cdn": "load balancers must exist; each origin has url or load_balancer",
     f"POST {INV}/cdn/rules": "position at most the number of rules",
     f"PATCH {INV}/cdn/rules/{{rule_id}}": "position at most the number of rules; id repeats",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Iterator
 
@@ -255,3 +256,180 @@ def test_dynamic_weights_follow_latency_with_hysteresis() -> None:
         assert checker.decision()[1][("lb.p.d", "slow")] == 10 and len(changes) > n
 
     asyncio.run(run())
+
+
+# wait_for_check ------------------------------------------------------------------------------
+
+
+async def _until(cond: object, deadline_s: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        if cond():  # type: ignore[operator]
+            return time.monotonic() - start
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_waiting_backend_is_out_until_a_check_passed_and_checked_at_once(
+    origins: OriginSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of rotation from the snapshot on (before any check), checked at once, still out
+    after failed checks (however many), in on the first passed one even with rise 3; from
+    then on fall and rise as for any backend."""
+    from processes import free_port
+
+    _late_start(monkeypatch)
+
+    a = origins.start("a")
+    port = free_port()  # b: nothing listens there yet
+    hc = check(healthy_threshold=3, unhealthy_threshold=2)
+    b_spec = BackendSpec(key=f"127.0.0.1:{port}", host="127.0.0.1", port=port,
+                         wait_for_check=True)  # fmt: skip
+    pool = PoolSpec(id="lb.p.w", algorithm="round_robin", backends=(backend(a), b_spec),
+                    health_check=hc)  # fmt: skip
+    b_key = ("lb.p.w", b_spec.key)
+
+    async def run() -> None:
+        changes: list[int] = []
+        checker = HealthChecker(on_change=lambda: changes.append(1))
+        try:
+            checker.update([pool])
+            # Out before any check: the render that follows the snapshot has it down.
+            assert checker.decision()[0] == frozenset({b_key})
+            assert changes == [1]
+            b_status = checker.status(*b_key)
+            assert b_status is not None
+            assert (b_status.state, b_status.reason) == ("down", "awaiting its first health check")
+            assert {r.backend: r.state for r in checker.report()} == {
+                a.address: "unknown", b_spec.key: "down"}  # fmt: skip
+            # Checked at once, not at a random point of the first second.
+            first = await _until(lambda: b_status.checked_at is not None, 2)
+            assert first < 0.6, first  # not after the random start (0.9 s here)
+            assert b_status.reason == "awaiting its first health check to pass: connect refused"
+            assert b_status.state == "down" and checker.decision()[0] == frozenset({b_key})
+            await asyncio.sleep(1.2)  # a second failed check changes nothing
+            assert b_status.failures >= 2 and checker.decision()[0] == frozenset({b_key})
+            n = len(changes)
+
+            b = origins.start("b", port=port)  # listening now: in on its first pass
+            up = await _until(lambda: checker.decision()[0] == frozenset(), 3)
+            assert up < 1.5, up  # interval 1 s: one check, not rise (3)
+            assert b_status.state == "up" and b_status.reason == "ok" and len(changes) > n
+            # From now on it is a backend like any other: fall 2, rise 3.
+            b.set_health(500)
+            await _until(lambda: b_status.state == "down", 4)
+            assert b_status.reason == "status 500 (expected 200-399)"
+            b.set_health(200)
+            back = await _until(lambda: b_status.state == "up", 5)
+            assert back > 1.5, back  # three passed checks at 1 s, not one
+        finally:
+            await checker.close()
+
+    asyncio.run(run())
+
+
+def _late_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every random start of a first check at 0.9 s (of at most 1 s)."""
+    monkeypatch.setattr(random, "uniform", lambda low, high: low + 0.9 * (high - low))
+
+
+def test_waiting_backends_are_checked_at_once_the_others_at_a_random_start(
+    origins: OriginSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backends without the flag start at a random point of the first second (0.9 s here);
+    waiting ones do not wait."""
+    _late_start(monkeypatch)
+    waiting = [origins.start(n) for n in "abc"]
+    plain = origins.start("d")
+    pool = PoolSpec(id="lb.p.many", algorithm="round_robin",
+                    backends=(*(backend(o, wait_for_check=True) for o in waiting),
+                              backend(plain)),
+                    health_check=check())  # fmt: skip
+
+    async def run() -> tuple[float, float]:
+        checker = HealthChecker()
+        try:
+            start = time.monotonic()
+            checker.update([pool])
+            assert len(checker.decision()[0]) == 3
+            await _until(lambda: checker.decision()[0] == frozenset(), 2)
+            all_in = time.monotonic() - start
+            status = checker.status("lb.p.many", plain.address)
+            assert status is not None
+            await _until(lambda: status.checked_at is not None, 2)
+            return all_in, time.monotonic() - start
+        finally:
+            await checker.close()
+
+    all_in, plain_checked = asyncio.run(run())
+    assert all_in < 0.6, all_in
+    assert plain_checked >= 0.9, plain_checked
+
+
+def test_what_nginx_serves_in_rotation_stays_there(origins: OriginSet) -> None:
+    """A restart of the agent (a new checker) or a new snapshot: a waiting backend that the
+    release nginx runs serves in rotation starts unknown (in rotation, its first check
+    decides) instead of down; one it does not serve waits. Turning the flag off before a
+    check trusts the backend as any new one."""
+    a, b = origins.start("a"), origins.start("b")
+    a.set_health(500)
+    pool = PoolSpec(id="lb.p.r", algorithm="round_robin",
+                    backends=(backend(a, wait_for_check=True), backend(b, wait_for_check=True)),
+                    health_check=check())  # fmt: skip
+    asked: list[int] = []
+
+    def served() -> frozenset[tuple[str, str]]:
+        asked.append(1)
+        return frozenset({("lb.p.r", a.address), ("lb.p.other", b.address)})
+
+    async def run() -> None:
+        changes: list[int] = []
+        checker = HealthChecker(on_change=lambda: changes.append(1), in_rotation=served)
+        try:
+            checker.update([pool])
+            assert asked == [1]  # once per update, not per backend
+            a_status, b_status = checker.status("lb.p.r", a.address), checker.status(
+                "lb.p.r", b.address)  # fmt: skip
+            assert a_status is not None and b_status is not None
+            assert (a_status.state, a_status.awaiting) == ("unknown", False)
+            assert a_status.reason == "not checked yet (in rotation in the release nginx serves)"
+            assert (b_status.state, b_status.awaiting) == ("down", True)
+            assert checker.decision()[0] == frozenset({("lb.p.r", b.address)})
+            # Its first check decides, as for any backend in rotation: a fails it, out at once.
+            await _until(lambda: a_status.state == "down", 2)
+            assert a_status.reason == "status 500 (expected 200-399)"
+            await _until(lambda: b_status.state == "up", 2)
+            assert checker.decision()[0] == frozenset({("lb.p.r", a.address)})
+            # A snapshot that changes nothing for them reads nothing again.
+            checker.update([pool])
+            assert asked == [1]
+        finally:
+            await checker.close()
+
+    asyncio.run(run())
+
+    # The flag turned off before any check: trusted at once.
+    async def off() -> None:
+        checker = HealthChecker()
+        try:
+            checker._prober = _Never()  # no check completes
+            checker.update([pool])
+            assert len(checker.decision()[0]) == 2
+            plain = pool.model_copy(update={"backends": (backend(a), backend(b))})
+            checker.update([plain])
+            assert checker.decision()[0] == frozenset()
+            status = checker.status("lb.p.r", b.address)
+            assert status is not None and (status.state, status.awaiting) == ("unknown", False)
+        finally:
+            await checker.close()
+
+    asyncio.run(off())
+
+
+class _Never(Prober):
+    def __init__(self) -> None:
+        super().__init__()
+
+    async def probe(self, target: Target) -> ProbeResult:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")

@@ -20,7 +20,7 @@ from edgeplane.node.nginx.render_cache import (
 from edgeplane.node.nginx.render_jump import dominant_location, jump_maps
 from edgeplane.node.nginx.render_shards import Shards
 from edgeplane.node.nginx.render_tls import name_matches
-from edgeplane.node.nginx.render_upstreams import ProxyProfile, render_upstream
+from edgeplane.node.nginx.render_upstreams import ProxyProfile, in_rotation, render_upstream
 from edgeplane.protocol.config import (
     BackendSpec,
     BundleSpec,
@@ -28,6 +28,7 @@ from edgeplane.protocol.config import (
     CacheRuleSpec,
     CertSpec,
     EdgeConfig,
+    HealthCheckSpec,
     NodeSpec,
     PoolSpec,
     RateLimitSpec,
@@ -290,6 +291,47 @@ def test_ip_hash_backup_rendered_down_until_primaries_are_out() -> None:
     out = render_upstream(pool, LocalHealth(down=frozenset({(pool.id, "a"), (pool.id, "b")})))
     assert "10.0.0.1:8003 weight=1 max_fails=1 fail_timeout=10s;" in out
     assert out.count(" down;") == 2
+
+
+def test_a_waiting_backend_is_rendered_down_and_read_back_out_of_rotation() -> None:
+    """The health checker's decision puts a new wait_for_check backend out of rotation before
+    any check (nginx's ``down``); ``in_rotation`` reads a rendered upstreams.conf back as
+    nginx serves it: what the agent seeds its checks from after a restart."""
+    import asyncio
+
+    from edgeplane.node.agent.health import HealthChecker
+
+    pool = PoolSpec(
+        id="lb.p1.w",
+        algorithm="least_conn",
+        backends=(be("a", 8001), be("b", 8002, wait_for_check=True),
+                  be("c", 8003, backup=True), be("d", 8004, state="draining")),
+        health_check=HealthCheckSpec(),
+    )  # fmt: skip
+
+    async def decide() -> frozenset[tuple[str, str]]:
+        checker = HealthChecker()
+        checker.update([pool])
+        try:
+            return checker.decision()[0]
+        finally:
+            await checker.close()  # before any check ran
+
+    down = asyncio.run(decide())
+    assert down == frozenset({(pool.id, "b")})
+    text = render_upstream(pool, LocalHealth(down=down))
+    assert "server 10.0.0.1:8002 weight=1 max_fails=1 fail_timeout=10s down;  # b\n" in text
+    assert in_rotation(text) == {(pool.id, "a"), (pool.id, "c")}
+    assert in_rotation(render_upstream(pool, LocalHealth())) == {
+        (pool.id, k) for k in "abc"}  # fmt: skip
+
+    # A whole release: every pool, the origin hops' upstreams (no backends) beside them, an
+    # ip_hash backup rendered down while the primaries serve.
+    files = render(SNAPSHOTS["full"], LOCAL, LocalHealth(down=frozenset({("lb.p1.7", "a")})))
+    assert b"origin hop" in files["upstreams.conf"]
+    assert in_rotation(files["upstreams.conf"].decode()) == {
+        ("lb.p1.7", "b"), ("origin.p2", "x")}  # fmt: skip
+    assert in_rotation("") == frozenset()
 
 
 def test_cert_names() -> None:

@@ -220,3 +220,26 @@ def test_each_node_serves_its_regions_version_and_the_canary_goes_first() -> Non
     us = NodeSpec(id="n4", name="us-1", region="us-east")
     assert served_by(us, rolling) == ["d1"]  # left by the new version, kept until it is active
     assert served_by(us, (_dep("d2", "active", ("eu-central",)),)) == []
+
+
+def test_wait_for_check_reaches_the_backend_and_is_left_out_of_the_json_while_off() -> None:
+    s = state(
+        domains={"p": ("p.test",)},
+        load_balancers={
+            ("p", "web"): lb(
+                "p", "web", BackendState("10.0.0.1:80"),
+                BackendState("10.0.0.2:80", wait_for_check=True),
+            )
+        },
+    )  # fmt: skip
+    config = snapshot(s, NODE, 1)
+    plain, waiting = config.pools[0].backends
+    assert (plain.wait_for_check, waiting.wait_for_check) == (False, True)
+    # Off, the field is not in the JSON: a backend without it dumps and hashes as before,
+    # and agents of protocol 1 (their models forbid unknown fields) take it.
+    assert "wait_for_check" not in plain.model_dump(mode="json")
+    assert waiting.model_dump(mode="json")["wait_for_check"] is True
+    before = state(**{**s.__dict__, "load_balancers": {("p", "web"): lb(
+        "p", "web", BackendState("10.0.0.1:80"), BackendState("10.0.0.2:80"))}})  # fmt: skip
+    assert snapshot(before, NODE, 1).content_hash() != config.content_hash()
+    assert "wait_for_check" not in snapshot(before, NODE, 1).model_dump_json()

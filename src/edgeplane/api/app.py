@@ -31,6 +31,7 @@ from edgeplane.api.routers import (
     operations,
     origin_client,
     overview,
+    scaling,
     secrets,
     security_score,
     service_accounts,
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(inventory.router)
     app.include_router(operations.router)
     app.include_router(dr.router)
+    app.include_router(scaling.router)
     app.include_router(cdn.router)
     app.include_router(cdn_security.router)
     app.include_router(bots.router)

@@ -62,6 +62,7 @@ RULES: tuple[Rule, ...] = (
     Rule(f"{INV}/services", "services"),
     Rule(f"{INV}/loadbalancer", "load_balancers"),
     Rule(f"{INV}/dr-configs", "dr"),
+    Rule(f"{INV}/scaling-groups", "scaling"),
     Rule(f"{INV}/route", "routing"),
     Rule(f"{INV}/cdn", "cdn"),
     _post(f"{INV}/cdn/purge", "cdn", "purge"),

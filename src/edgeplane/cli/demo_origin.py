@@ -48,6 +48,9 @@ def _handler(port: int, verbose: bool) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgeplane-demo-origin"
         protocol_version = "HTTP/1.1"
+        # The headers and the body are two writes: with Nagle's algorithm the body waits for
+        # the peer's delayed ACK of the headers (40 ms on Linux) on a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def _answer(self, with_body: bool) -> None:
             path = self.path.split("?", 1)[0]

@@ -122,7 +122,11 @@ def edge(
     ] = None,
     analytics_interval: Annotated[
         float,
-        typer.Option("--analytics-interval", help="seconds between analytics reports"),
+        typer.Option(
+            "--analytics-interval",
+            envvar="EDGEPLANE_ANALYTICS_INTERVAL",
+            help="seconds between analytics reports",
+        ),
     ] = 10.0,
     max_stapled: Annotated[
         int,

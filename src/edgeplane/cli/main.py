@@ -35,6 +35,7 @@ from edgeplane.cli import (
     metrics,
     operations,
     regions,
+    scaling,
     secrets,
     security_score,
     serve,
@@ -105,6 +106,7 @@ app.add_typer(servers.app, name="server")
 app.add_typer(servers.app, name="servers", help="Alias of server.")
 app.add_typer(services.app, name="service")
 app.add_typer(operations.lb_app, name="lb")
+app.add_typer(scaling.app, name="scale")
 app.add_typer(dr.dr_app, name="dr")  # operations' create/list/... and dr's live commands
 app.add_typer(cdn.app, name="cdn")
 app.add_typer(bots.app, name="bots")

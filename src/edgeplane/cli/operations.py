@@ -352,10 +352,21 @@ def backend_add(
         bool, typer.Option("--backup", help="only while every primary is down")
     ] = False,
     state: BackendState = None,
+    wait_for_check: Annotated[
+        bool,
+        typer.Option("--wait-for-check", help="no traffic until a health check passed"),
+    ] = False,
     as_json: o.Json = False,
 ) -> None:
     """Add a backend."""
-    body = rt.compact(address=address, port=port, weight=weight, backup=backup or None, state=state)
+    body = rt.compact(
+        address=address,
+        port=port,
+        weight=weight,
+        backup=backup or None,
+        state=state,
+        wait_for_check=wait_for_check or None,
+    )
     rt.request(
         ctx, as_json, "POST", f"{LB_PATH}/{lb_id}/backends", body=body, title="backend added"
     )
@@ -369,10 +380,13 @@ def backend_update(
     weight: Weight = None,
     backup: Annotated[bool | None, typer.Option("--backup/--no-backup")] = None,
     state: BackendState = None,
+    wait_for_check: Annotated[
+        bool | None, typer.Option("--wait-for-check/--no-wait-for-check")
+    ] = None,
     as_json: o.Json = False,
 ) -> None:
-    """Change a backend's weight, backup flag or state."""
-    fields = rt.compact(weight=weight, backup=backup, state=state)
+    """Change a backend's weight, backup flag, state or wait for a passed check."""
+    fields = rt.compact(weight=weight, backup=backup, state=state, wait_for_check=wait_for_check)
     rt.update(ctx, as_json, _backend_path(lb_id, address), fields, title="backend updated")
 
 

@@ -187,9 +187,11 @@ def update(
     merge: Mapping[str, Mapping[str, Any]] | None = None,
     title: str | None = None,
     scoped: bool = True,
+    render: Callable[[Any], None] | None = None,
 ) -> None:
     """PATCH the given fields. ``merge`` holds changes to nested objects (capacity, labels,
     resources); the API applies them as a JSON merge patch, a None value removing the key.
+    The answer is printed by ``render`` (default: a key/value table).
     """
     nested = {k: dict(v) for k, v in (merge or {}).items() if v}
     if not fields and not nested:
@@ -198,7 +200,8 @@ def update(
     async def patch(c: Client) -> Any:
         return await c.request("PATCH", path, json={**fields, **nested})
 
-    emit(call(ctx, patch, scoped=scoped), as_json, lambda d: output.details(d, title=title))
+    shown = render or (lambda d: output.details(d, title=title))
+    emit(call(ctx, patch, scoped=scoped), as_json, shown)
 
 
 def delete(
@@ -244,24 +247,27 @@ def pairs(values: Sequence[str] | None, option: str, *, typed: bool = False) -> 
     return out
 
 
-def read_mapping(path: Path, fields: str, *, hint_mapping: bool = True) -> Doc:
-    """A YAML or JSON mapping from ``--file PATH`` (JSON by its suffix, else YAML); ``fields``
-    names a few of its keys for the message when it holds something else."""
+def read_mapping(
+    path: Path, fields: str, *, hint_mapping: bool = True, option: str = "--file"
+) -> Doc:
+    """A YAML or JSON mapping from ``--file PATH`` (or the ``option`` named; JSON by its
+    suffix, else YAML); ``fields`` names a few of its keys for the message when it holds
+    something else."""
     import yaml
 
     try:
         text = path.read_text()
     except OSError as exc:
         raise typer.BadParameter(
-            f"cannot read {path}: {exc.strerror}", param_hint="--file"
+            f"cannot read {path}: {exc.strerror}", param_hint=option
         ) from None
     try:
         doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise typer.BadParameter(
-            f"{path}: not valid JSON or YAML ({exc})", param_hint="--file"
+            f"{path}: not valid JSON or YAML ({exc})", param_hint=option
         ) from None
     if not isinstance(doc, dict):
         message = f"{path}: must hold a mapping ({fields}, ...)"
-        raise typer.BadParameter(message, param_hint="--file" if hint_mapping else None)
+        raise typer.BadParameter(message, param_hint=option if hint_mapping else None)
     return doc

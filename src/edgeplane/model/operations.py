@@ -136,6 +136,11 @@ class Backend(Input):
         "active",
         description="active; draining: no new requests, in-flight ones finish; disabled: off",
     )
+    wait_for_check: Bool = Field(
+        False,
+        description="takes traffic only once a health check passed on each edge node; by "
+        "default a new backend is trusted until a check fails",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +165,7 @@ class _BackendFields(Input):
     weight: Int = Field(100, ge=1, le=1000)
     backup: Bool = False
     state: BackendAdminState = "active"
+    wait_for_check: Bool = False
 
 
 class BackendUpdate(patch_model(_BackendFields)):  # type: ignore[misc]
@@ -372,6 +378,9 @@ class BackendHealth(Output):
     weight: int
     backup: bool
     admin_state: BackendAdminState
+    # out of rotation on a node until a check passed there (its state says "down",
+    # "awaiting its first health check", meanwhile)
+    wait_for_check: bool = False
     state: Literal["up", "down", "unknown"]  # up if any node says up, down if all say down
     nodes: list[NodeBackendHealth]
 

@@ -35,6 +35,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "services": (),
     "load_balancers": (),
     "dr": (),
+    "scaling": (),
     "routing": (),
     "cdn": ("purge",),
     "costs": (),

@@ -39,6 +39,8 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   down for ``dr_detect_s``, failback when it is healthy for ``dr_failback_after_s``;
 - **DR drills** (``edgeplane.dr.drill``, every second): the drills asked for through the API,
   and each minute the scheduled ones that are due (``drill_every_days``: monthly);
+- **scaling groups** (``edgeplane.scaling.controller``, every ``scaling_interval_s``): each
+  group's instances moved along their steps, its metrics read and its size decided;
 - **backups** (``edgeplane.backup.schedule``, checked every minute): a full weekly, an
   incremental daily, a configuration backup on every change, expired ones deleted; and the
   **verification** of every new backup, and daily of the newest again, by restoring it.
@@ -60,6 +62,8 @@ from edgeplane.backup import schedule as backup_schedule
 from edgeplane.certificates import renewal, stapling
 from edgeplane.dr import drill, monitor
 from edgeplane.iac import drift_check
+from edgeplane.scaling import controller as scaling_controller
+from edgeplane.scaling import drivers as scaling_drivers
 from edgeplane.services import (
     access_logs,
     alert_engine,
@@ -273,6 +277,12 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             lambda: node_surface.scheduled(db, settings, stopping),
         ),
         Job("DR monitor", 1.0, lambda: monitor.run_once(db, settings)),
+        Job(
+            "scaling groups",
+            settings.scaling_interval_s,
+            lambda: scaling_controller.run(db, settings, stopping),
+            close=scaling_drivers.stop_local,
+        ),
         Job("DR drills", 1.0, functools.partial(drill.Drills(db, settings), stopping)),
         Job(
             "backups",

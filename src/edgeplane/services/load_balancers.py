@@ -29,7 +29,7 @@ from edgeplane.model.operations import (
     classify_endpoint,
 )
 from edgeplane.model.regions import REGION_CODES_OF
-from edgeplane.services import cdn, cost_model, regions
+from edgeplane.services import cdn, cost_model, regions, scaling_groups
 from edgeplane.services.common import choose_id, get_scoped, merge_patch, paged, validate
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import (
@@ -272,6 +272,11 @@ def update(tx: Tx, lb_id: str, patch: dict[str, Any]) -> LoadBalancer:
 def delete(tx: Tx, lb_id: str) -> None:
     tx.actor.require(tx.project, Role.EDITOR)
     row = get_scoped(tx, LoadBalancerRow, lb_id, "load balancer")
+    group = scaling_groups.scaling_load_balancer(tx, lb_id)
+    if group is not None:
+        raise Conflict(
+            f"load balancer {lb_id!r} is scaled by scaling group {group!r}; delete it first"
+        )
     if cdn.uses_load_balancer(tx, lb_id):
         raise Conflict(
             f"load balancer {lb_id!r} is the origin of the project's CDN config; "
@@ -435,6 +440,7 @@ def backend_health(tx: Tx, lb_id: str) -> list[BackendHealth]:
                 weight=backend.weight,
                 backup=backend.backup,
                 admin_state=backend.state,
+                wait_for_check=backend.wait_for_check,
                 state=overall(nodes),
                 nodes=nodes,
             )

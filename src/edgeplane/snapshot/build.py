@@ -81,6 +81,7 @@ class BackendState:
     weight: int = 1
     backup: bool = False
     state: str = "active"
+    wait_for_check: bool = False  # out of rotation on a node until a check passed there
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def resolve_backend(state: DesiredState, project: str, backend: BackendState) ->
         weight=max(1, min(1000, int(backend.weight))),
         backup=bool(backend.backup),
         state=state_value,
+        wait_for_check=bool(backend.wait_for_check),
     )
 
 

@@ -50,6 +50,7 @@ NEUTRAL_KINDS = frozenset(
         "edge-deployment",
         "bundle",
         "region",
+        "scaling_group",  # what the edge serves of it are its load balancer's backends
     }
 )
 # DR configs and their states ("dr_config", "dr_state": which data center serves a load

@@ -74,6 +74,7 @@ def _backends(
                     weight=int(b.get("weight") or 1),
                     backup=bool(b.get("backup", False)),
                     state=str(b.get("state") or "active"),
+                    wait_for_check=b.get("wait_for_check") is True,
                 )
             )
     else:

@@ -18,11 +18,12 @@ from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.operations import Backend, LoadBalancerCreate
 from edgeplane.model.regions import REGION_CODES_OF
-from edgeplane.services import load_balancers, regions
+from edgeplane.services import load_balancers, regions, scaling_groups
 from edgeplane.store.tables import LoadBalancerRow
 
 PARTS = ("backends", "health_check")  # changed by calls of their own
-BACKEND_FIELDS = ("weight", "backup", "state")  # what changes in place (the key names it)
+# what changes in place (the key names it)
+BACKEND_FIELDS = ("weight", "backup", "state", "wait_for_check")
 
 
 class BackendItem(Backend):
@@ -77,6 +78,7 @@ class LoadBalancers(Kind):
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
         rows = project_rows(tx, LoadBalancerRow)
+        owned = scaling_groups.owned_servers(tx)  # a scaling group's instances are its own
         out = []
         for row in rows:
             lb = load_balancers.to_model(row)
@@ -84,6 +86,7 @@ class LoadBalancers(Kind):
                 mode="json",
                 exclude={"project", "endpoints", "domains", "created_at", "updated_at"},
             )
+            data["backends"] = [b for b in data["backends"] if b["address"] not in owned]
             out.append(_canonical(LoadBalancerItem.model_validate(data), data["region"]))
         return out
 

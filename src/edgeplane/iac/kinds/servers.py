@@ -14,7 +14,7 @@ from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.enums import ServerStatus
 from edgeplane.model.inventory import ServerCreate
-from edgeplane.services import regions, servers
+from edgeplane.services import regions, scaling_groups, servers
 from edgeplane.store.tables import DataCenterRow, ServerRow
 
 PLACEMENT = ("region", "location", "data_center_id")
@@ -45,7 +45,8 @@ class Servers(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = project_rows(tx, ServerRow)
+        owned = scaling_groups.owned_servers(tx)  # a scaling group's instances are its own
+        rows = [r for r in project_rows(tx, ServerRow) if r.id not in owned]
         return [
             _canonical(
                 {

@@ -13,7 +13,7 @@ from edgeplane.iac.kind import Context, Item, Kind, changed_fields, project_rows
 from edgeplane.model.common import ObjectId
 from edgeplane.model.inventory import ServiceCreate
 from edgeplane.model.service_settings import SERVICE_TYPES, default_resources, validate_settings
-from edgeplane.services import server_services
+from edgeplane.services import scaling_groups, server_services
 from edgeplane.store.tables import ServiceRow
 
 
@@ -41,7 +41,8 @@ class Services(Kind):
 
     def read(self, ctx: Context) -> list[Item]:
         tx = ctx.tx
-        rows = project_rows(tx, ServiceRow)
+        owned = scaling_groups.owned_servers(tx)  # a scaling group's instances are its own
+        rows = [r for r in project_rows(tx, ServiceRow) if r.server_id not in owned]
         return [
             ServiceItem.model_validate(
                 {

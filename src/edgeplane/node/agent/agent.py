@@ -245,7 +245,13 @@ class Agent:
         self._registered = asyncio.Event()
         self._heartbeat_now = asyncio.Event()
         self._acme_wanted = asyncio.Event()
-        self.health = HealthChecker(on_change=self._apply_wanted.set, certs=self.objects.full_cert)
+        self.health = HealthChecker(
+            on_change=self._apply_wanted.set,
+            certs=self.objects.full_cert,
+            # what nginx serves in rotation (the release it runs): a wait_for_check backend
+            # in it stays there across a restart of the agent
+            in_rotation=getattr(engine, "in_rotation", None),
+        )
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None

@@ -15,6 +15,16 @@ after ``unhealthy_threshold`` consecutive failures (fall) and ``up`` again after
 check ("connect refused", "timeout after 2s", "status 500 (expected 200-399)"), its time and
 its latency.
 
+A backend with ``wait_for_check`` (HAProxy's ``init-state down``) is not trusted: it starts
+``down``, "awaiting its first health check", is checked at once (not at a random point of the
+first second), and goes ``up`` on its first passed check, however many failed before it (then
+"awaiting its first health check to pass: <reason>"); from then on fall and rise apply as
+above. Only backends new to this node start so: one that nginx serves in rotation in the
+release it runs (``in_rotation``, read from the engine's current release: the agent restarted
+or the snapshot changed) starts ``unknown`` like any other, so that an agent restart does not
+take a healthy pool out of rotation for a check. Without a health check in its pool the flag
+does nothing (the API refuses that combination).
+
 Algorithm ``dynamic``: every up backend of the pool gets a weight
 ``clamp(round(100 * fastest_p50 / own_p50), 1, 100)`` where ``p50`` is the median latency of its
 last ``LATENCY_WINDOW`` successful probes (floored at ``LATENCY_FLOOR_MS`` so that loopback
@@ -65,6 +75,8 @@ _RANGE = re.compile(r"^\s*(\d{3})\s*(?:-\s*(\d{3})\s*)?$")
 
 Key = tuple[str, str]  # (pool id, backend key)
 State = Literal["up", "down", "unknown"]
+AWAITING = "awaiting its first health check"
+IN_ROTATION = "not checked yet (in rotation in the release nginx serves)"
 
 
 def parse_expected(expected: str) -> tuple[tuple[int, int], ...]:
@@ -137,6 +149,7 @@ class BackendStatus:
     latency_ms: float | None = None
     successes: int = 0  # consecutive
     failures: int = 0  # consecutive
+    awaiting: bool = False  # wait_for_check: out of rotation until a check passes
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
 
     def as_report(self) -> BackendState:
@@ -257,9 +270,13 @@ class HealthChecker:
         *,
         prober: Prober | None = None,
         certs: CertSource | None = None,
+        in_rotation: Callable[[], frozenset[Key]] | None = None,
     ) -> None:
-        """``certs``: the client certificates of private origins, whole, by id."""
+        """``certs``: the client certificates of private origins, whole, by id.
+        ``in_rotation``: the backends nginx serves in rotation now (the engine's current
+        release), asked when a ``wait_for_check`` backend is new to this checker."""
         self._on_change = on_change
+        self._in_rotation = in_rotation
         self._prober = prober or Prober(certs)
         self._targets: dict[Key, Target] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
@@ -304,6 +321,7 @@ class HealthChecker:
                 target = Target(pool.id, backend, check, pool.algorithm, pool.tls)
                 wanted[target.key] = target
         changed = False
+        served: frozenset[Key] | None = None  # read once, when needed
         for key in list(self._targets):
             if key not in wanted:
                 self._tasks.pop(key).cancel()
@@ -322,6 +340,24 @@ class HealthChecker:
                 # out of rotation until checked: a new pin restarts from unknown
                 self._status[key] = BackendStatus(pool=key[0], key=key[1])
                 changed = True
+            held = self._status.get(key)
+            if held is None and target.backend.wait_for_check:
+                if served is None:
+                    served = self._served()
+                if key in served:
+                    held = BackendStatus(pool=key[0], key=key[1], reason=IN_ROTATION)
+                else:
+                    held = BackendStatus(
+                        pool=key[0], key=key[1], state="down", reason=AWAITING, awaiting=True
+                    )
+                    changed = True
+                self._status[key] = held
+            elif held is not None and held.awaiting and not target.backend.wait_for_check:
+                if held.checked_at is None:  # no longer waiting: trusted as a new backend
+                    self._status[key] = BackendStatus(pool=key[0], key=key[1])
+                    changed = True
+                else:
+                    held.awaiting = False  # down after its checks: rise applies
             self._targets[key] = target
             self._status.setdefault(key, BackendStatus(pool=key[0], key=key[1]))
             self._tasks[key] = asyncio.create_task(self._run(target), name=f"health {key}")
@@ -329,6 +365,15 @@ class HealthChecker:
             changed = True
         if changed:
             self._changed()
+
+    def _served(self) -> frozenset[Key]:
+        if self._in_rotation is None:
+            return frozenset()
+        try:
+            return self._in_rotation()
+        except Exception:  # unreadable: the backends wait for their checks
+            log.exception("reading the backends nginx serves failed")
+            return frozenset()
 
     async def close(self) -> None:
         await cancel_all(list(self._tasks.values()))
@@ -339,7 +384,9 @@ class HealthChecker:
 
     async def _run(self, target: Target) -> None:
         interval = max(1.0, target.check.interval_s)
-        await asyncio.sleep(random.uniform(0, min(interval, 1.0)))
+        status = self._status.get(target.key)
+        if status is None or not status.awaiting:  # one out of rotation is checked at once
+            await asyncio.sleep(random.uniform(0, min(interval, 1.0)))
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
@@ -359,6 +406,7 @@ class HealthChecker:
         """Apply one check's result to the backend's counters and state."""
         status = self._status[target.key]
         now = datetime.now(UTC)
+        first = status.checked_at is None
         status.checked_at = now
         status.reason = result.reason
         status.latency_ms = result.latency_ms
@@ -373,12 +421,19 @@ class HealthChecker:
         new_state = status.state
         if result.fatal:
             new_state = "down"
-        elif status.state == "unknown":
+        elif status.state == "unknown" or status.awaiting:
             new_state = "up" if result.ok else "down"
         elif status.state == "up" and status.failures >= target.check.unhealthy_threshold:
             new_state = "down"
         elif status.state == "down" and status.successes >= target.check.healthy_threshold:
             new_state = "up"
+        if status.awaiting:
+            if result.ok:
+                status.awaiting = False
+            else:
+                status.reason = f"{AWAITING} to pass: {result.reason}"
+                if first:
+                    self.reported_changes.set()  # why it still gets no traffic
         changed = False
         if new_state != status.state:
             old = status.state

@@ -25,6 +25,7 @@ from edgeplane.node.nginx.render_bots import flag_dir
 from edgeplane.node.nginx.render_shards import SHARD_DIR
 from edgeplane.node.nginx.render_stapling import staple_files
 from edgeplane.node.nginx.render_tls import DEFAULT_CERT, cert_file, cert_files, ticket_files
+from edgeplane.node.nginx.render_upstreams import in_rotation
 from edgeplane.protocol.config import AcmeHttpSpec, CertSpec, EdgeConfig
 from edgeplane.protocol.messages import PurgeTask
 
@@ -418,6 +419,16 @@ class NginxEngine:
             time.sleep(0.002)
 
     # ------------------------------------------------------------------ the interface
+
+    def in_rotation(self) -> frozenset[tuple[str, str]]:
+        """(pool id, backend key) of the backends the current release serves in rotation
+        (none without a release). Read without the engine's lock: an apply swaps the release
+        by a rename, and this reads the one before or the one after."""
+        try:
+            text = (self.current / "upstreams.conf").read_text()
+        except (OSError, UnicodeDecodeError):
+            return frozenset()
+        return in_rotation(text)
 
     def running_marker(self) -> str | None:
         """The marker the running nginx serves (None when it is not running)."""

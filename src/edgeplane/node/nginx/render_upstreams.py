@@ -5,6 +5,10 @@ nginx's; ``dynamic`` is ``least_conn`` with the weights the agent measured (``Lo
 falling back to the configured weights); ``ip_hash`` is nginx's (sticky per client /24). nginx
 refuses ``backup`` with ``ip_hash``, so for that algorithm backups are rendered ``down`` while any
 primary is in rotation, and take over (primaries ``down``) when every primary is out.
+
+``in_rotation`` reads a rendered ``upstreams.conf`` back: which backends of which pools it
+serves (a ``server`` line without ``down``). The agent asks it of the release nginx runs, so
+that what a restart finds in rotation stays there (``node.agent.health``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from edgeplane.protocol.config import BackendSpec, PoolSpec
 
 PASSIVE = "max_fails=1 fail_timeout=10s"
 KEEPALIVE = 16
+POOL_NOTE = "# pool "  # the comment before each pool's upstream block: "# pool <id> (<algorithm>)"
 
 
 def upstream_name(pool_id: str) -> str:
@@ -102,6 +107,24 @@ def render_upstream(pool: PoolSpec, health: LocalHealth) -> str:
     if not pool.backends:
         lines.append("server 127.0.0.1:9 down;  # no backends")
     lines.append(f"keepalive {KEEPALIVE};")
-    return f"# pool {pool.id} ({pool.algorithm})\n" + block(
+    return f"{POOL_NOTE}{pool.id} ({pool.algorithm})\n" + block(
         f"upstream {upstream_name(pool.id)}", lines
     )
+
+
+def in_rotation(upstreams: str) -> frozenset[tuple[str, str]]:
+    """(pool id, backend key) of every backend ``upstreams`` (a rendered ``upstreams.conf``)
+    serves in rotation. A key with characters the note leaves out is not found (its backend
+    counts as out of rotation)."""
+    found: set[tuple[str, str]] = set()
+    pool: str | None = None
+    for line in upstreams.splitlines():
+        if line.startswith(POOL_NOTE):
+            pool = line[len(POOL_NOTE) :].rsplit(" (", 1)[0]
+        elif line.startswith("}"):
+            pool = None
+        elif pool is not None and line.lstrip().startswith("server "):
+            directive, sep, note = line.partition(";  # ")
+            if sep and "down" not in directive.split()[2:]:
+                found.add((pool, note))
+    return frozenset(found)

@@ -11,6 +11,7 @@ from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
     ha_tables,
     iac_tables,
     monitoring_tables,
+    scaling_tables,
     security_tables,
     waf_tables,
 )
