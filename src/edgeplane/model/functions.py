@@ -54,9 +54,7 @@ def split_pattern(pattern: str) -> tuple[str, str]:
         raise ValueError(f"at most {MAX_PATTERN} characters")
     host, sep, rest = pattern.partition("/")
     if not sep or not host:
-        raise ValueError(
-            f"{pattern!r} must be HOST/PATH, e.g. shop.example.com/api/* or */api/*"
-        )
+        raise ValueError(f"{pattern!r} must be HOST/PATH, e.g. shop.example.com/api/* or */api/*")
     path = "/" + rest
     host = host.lower().removesuffix(".") if host != "*" else host
     if not _HOST.match(host):

@@ -272,6 +272,43 @@ class BundleSpec(Frozen):
     check_path: str | None = None
 
 
+class FunctionRouteSpec(Frozen):
+    """Where a function answers on a site: ``host`` (one of the site's domains, or ``*`` for
+    every one), ``path`` (exact, or a prefix when it ends with ``*``) and ``methods`` (none:
+    every method)."""
+
+    host: str
+    path: str
+    methods: tuple[str, ...] = ()
+
+
+class FunctionSpec(Frozen):
+    """An edge function version this node runs (``edgeplane.snapshot.functions``): its code
+    and environment for the runtime's isolate, its limits, and its routes for nginx.
+
+    ``site`` is the project (``SiteSpec.id``); the runtime keys the function as
+    ``<site>/<name>`` and the version as ``<site>/<name>@<version>``. ``hosts`` are the
+    project's domains (a ``fetch`` to one of them goes to the node's own nginx)."""
+
+    site: str
+    name: str
+    version: int
+    id: str  # the version's id (fnv-...)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    code: str = Field(repr=False)
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    timeout_ms: int = 5000
+    memory_mb: int = 128
+    routes: tuple[FunctionRouteSpec, ...] = ()
+    hosts: tuple[str, ...] = ()
+    check_path: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.site}/{self.name}"
+
+
 class GeoRegionSpec(Frozen):
     """A region with edge nodes, where it is: GeoDNS ranks the regions by distance."""
 

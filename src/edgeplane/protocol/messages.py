@@ -88,6 +88,8 @@ class NodeRegister(AgentMessage):
     protocol: Int = Field(
         1, ge=1, le=999_999, description="the edge protocol version the agent speaks (absent: 1)"
     )
+    # Version 3: the node can run edge functions (its runtime was found).
+    functions: Bool = False
 
 
 class EdgeNode(Output):
@@ -117,6 +119,7 @@ class EdgeNode(Output):
     protocol: int = 1  # the edge protocol version it registered with (added in version 2)
     # the snapshot's fields its agent did not know and ignored, as its last ack said
     ignored_fields: list[str] = Field(default_factory=list)
+    functions: bool = False  # it can run edge functions (added in version 3)
 
 
 class PurgeTask(Output):
@@ -175,6 +178,17 @@ class BundleReport(AgentMessage):
     at: datetime | None = None
 
 
+class FunctionReport(AgentMessage):
+    """What a node does with a function version: ``loading`` it, serving it (``active``: it
+    loaded, and its check path, if any, answered below 400) or not (``failed``)."""
+
+    version_id: Text = Field(max_length=63)
+    version: Int = Field(ge=1)
+    state: Literal["loading", "active", "failed"]
+    error: MultilineText | None = Field(None, max_length=4000)
+    at: datetime | None = None
+
+
 class Heartbeat(AgentMessage):
     """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
     its DNS server running) and which zone serials its DNS server serves."""
@@ -187,6 +201,8 @@ class Heartbeat(AgentMessage):
     dns_serials_partial: Bool = False
     dns_error: MultilineText | None = Field(None, max_length=20000)  # the last refused zone change
     bundles: dict[Text, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
+    # Version 3: "<project>/<name>" -> the function version it runs; omitted when none.
+    functions: dict[Text, FunctionReport] | None = Field(None, max_length=100_000)
 
 
 class BackendState(AgentMessage):

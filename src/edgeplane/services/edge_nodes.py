@@ -28,7 +28,7 @@ from edgeplane.protocol.messages import (
     PurgeAck,
     PurgeTask,
 )
-from edgeplane.services import liveness, regions, rollouts, zone_serials
+from edgeplane.services import function_rollouts, liveness, regions, rollouts, zone_serials
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
 from edgeplane.store.db import Tx
@@ -118,6 +118,7 @@ def _to_model(
         heartbeat_at=row.heartbeat_at,
         protocol=row.protocol or 1,
         ignored_fields=list(row.ignored_fields or []),
+        functions=bool(row.functions),
     )
 
 
@@ -161,6 +162,7 @@ def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
     row.local_ports = {k: v for k, v in spec.local_ports.items() if 1 <= v <= 65535}
     row.version = spec.version
     row.protocol = spec.protocol
+    row.functions = spec.functions
     row.token_id = tx.actor.token_id
     row.last_seen_at = now
     if row.stats is None:
@@ -195,11 +197,22 @@ def heartbeat(tx: Tx, node_id: str, body: Heartbeat, settings: Settings) -> None
         changed = sorted(s for s in set(reports) | set(before) if reports.get(s) != before.get(s))
         if changed:
             row.bundles = reports
+    functions: list[str] = []
+    if body.functions is not None:
+        reports = {key: r.model_dump(mode="json") for key, r in body.functions.items()}
+        before = row.function_reports or {}
+        functions = sorted(k for k in set(reports) | set(before) if reports.get(k) != before.get(k))
+        if functions:
+            row.function_reports = reports
     tx.session.flush()
     if body.healthy != (row.id in liveness.live_ids(tx)):
         liveness.refresh(tx, settings, now)
     for project in changed:
         rollouts.advance(tx, settings, now, project)
+    for key in functions:
+        project, _, name = key.partition("/")
+        if project and name:
+            function_rollouts.advance(tx, settings, now, project, name)
 
 
 def commit_time(tx: Tx, revision: int) -> datetime | None:

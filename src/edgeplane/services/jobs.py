@@ -72,6 +72,7 @@ from edgeplane.services import (
     cert_orders,
     compliance,
     domain_status,
+    function_rollouts,
     liveness,
     node_surface,
     notifications,
@@ -118,6 +119,16 @@ def advance_rollouts(db: Database, settings: Settings) -> int:
             return 0
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
         return rollouts.advance(tx, settings, now)
+
+
+def advance_function_rollouts(db: Database, settings: Settings) -> int:
+    """Time out and follow up edge function rollouts (nodes going offline, slow nodes)."""
+    now = utcnow()
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        if not function_rollouts.in_progress(tx):
+            return 0
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        return function_rollouts.advance(tx, settings, now)
 
 
 def recheck_domains(db: Database, settings: Settings, stopping: Event | None = None) -> int:
@@ -228,6 +239,11 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             "edge deployment rollouts",
             settings.liveness_interval_s,
             lambda: advance_rollouts(db, settings),
+        ),
+        Job(
+            "function rollouts",
+            settings.liveness_interval_s,
+            lambda: advance_function_rollouts(db, settings),
         ),
         Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings, stopping)),
         Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings, stopping)),
