@@ -53,7 +53,7 @@ def split_pattern(pattern: str) -> tuple[str, str]:
     if len(pattern) > MAX_PATTERN:
         raise ValueError(f"at most {MAX_PATTERN} characters")
     host, sep, rest = pattern.partition("/")
-    if not sep or not host:
+    if not sep or not host or (host != "*" and "." not in host.strip(".")):
         raise ValueError(f"{pattern!r} must be HOST/PATH, e.g. shop.example.com/api/* or */api/*")
     path = "/" + rest
     host = host.lower().removesuffix(".") if host != "*" else host
