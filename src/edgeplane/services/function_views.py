@@ -105,7 +105,7 @@ def to_version(row: FunctionVersionRow, nodes: list[NodeView] | None = None) -> 
         limits=FunctionLimits.model_validate(row.limits or {}),
         check_path=row.check_path,
         message=row.message,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         canary_node=row.canary_node,
         error=row.error,
         reactivates=row.reactivates,
@@ -128,14 +128,19 @@ def version_with_progress(tx: Tx, row: FunctionVersionRow) -> FunctionVersion:
     return to_version(row, function_rollouts.node_views(tx, row.project_id, row.name))
 
 
-def to_function(tx: Tx, row: FunctionRow, *, progress: bool = True) -> EdgeFunction:
-    current = current_row(tx, row.name)
-    active = active_row(tx, row.name)
+def version_count(tx: Tx, name: str) -> int:
     count = tx.session.scalar(
         select(func.count())
         .select_from(FunctionVersionRow)
-        .where(FunctionVersionRow.project_id == row.project_id, FunctionVersionRow.name == row.name)
+        .where(FunctionVersionRow.project_id == tx.project, FunctionVersionRow.name == name)
     )
+    return int(count or 0)
+
+
+def to_function(tx: Tx, row: FunctionRow, *, progress: bool = True) -> EdgeFunction:
+    current = current_row(tx, row.name)
+    active = active_row(tx, row.name)
+    count = version_count(tx, row.name)
     shown = None
     if current is not None:
         shown = version_with_progress(tx, current) if progress else to_version(current)
@@ -143,7 +148,7 @@ def to_function(tx: Tx, row: FunctionRow, *, progress: bool = True) -> EdgeFunct
         name=row.name,
         current=shown,
         active_version=active.version if active is not None else None,
-        versions=int(count or 0),
+        versions=count,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -326,11 +326,12 @@ def delete(tx: Tx, name: str) -> None:
     tx.actor.require(tx.project, Role.EDITOR)
     fn = views.function_row(tx, name)
     current = views.current_row(tx, name)
-    count = tx.session.execute(
+    count = views.version_count(tx, name)
+    tx.session.execute(
         sql_delete(FunctionVersionRow).where(
             FunctionVersionRow.project_id == tx.project, FunctionVersionRow.name == name
         )
-    ).rowcount
+    )
     tx.session.delete(fn)
     tx.session.flush()
     before: dict[str, Any] = {"versions": count}
