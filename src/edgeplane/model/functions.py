@@ -164,16 +164,22 @@ class FunctionDeploy(Input):
 
     code: str = Field(
         min_length=1,
-        description="an ES module: export default { async fetch(request, env, ctx) {...} }",
+        max_length=MAX_CODE_BYTES,
+        description="an ES module: export default { async fetch(request, env, ctx) {...} }; "
+        "at most 1 MiB of UTF-8",
     )
     routes: list[FunctionRoute] | None = Field(None, min_length=1, max_length=MAX_ROUTES)
     env: dict[str, str] | None = Field(
-        None, max_length=MAX_VARS, description="plain variables, shown by the API"
+        None,
+        max_length=MAX_VARS,
+        description="plain variables, shown by the API (values at most 5 KiB of UTF-8)",
+        json_schema_extra={"propertyNames": {"pattern": VAR_PATTERN}},
     )
     secrets: dict[str, str | None] | None = Field(
         None,
         max_length=MAX_VARS,
         description="write-only variables (kept across deploys; null removes one)",
+        json_schema_extra={"propertyNames": {"pattern": VAR_PATTERN}},
     )
     limits: FunctionLimits | None = None
     check_path: str | None = Field(
@@ -207,7 +213,7 @@ class FunctionDeploy(Input):
 
 
 class CodeRequest(Input):
-    code: str = Field(min_length=1)
+    code: str = Field(min_length=1, max_length=MAX_CODE_BYTES)
 
     @field_validator("code")
     @classmethod

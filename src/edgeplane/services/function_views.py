@@ -25,6 +25,8 @@ from edgeplane.store.db import Tx
 from edgeplane.store.function_tables import FunctionRow, FunctionVersionRow
 
 _NAME = re.compile(NAME_PATTERN)
+CURSOR_PATTERN = r"^[0-9]{0,9}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def check_name(name: str) -> str:
@@ -178,7 +180,7 @@ def list_versions(
     function_row(tx, name)
     after: int | None = None
     if cursor:
-        if not cursor.isdigit() or len(cursor) > 9:
+        if not _CURSOR.fullmatch(cursor):
             raise InvalidInput.at("cursor", "must be the next_cursor of the previous page")
         after = int(cursor)
     query = select(FunctionVersionRow).where(

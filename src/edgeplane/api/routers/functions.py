@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from edgeplane.api.deps import Ctx
 from edgeplane.model.common import Page
 from edgeplane.model.functions import (
+    NAME_PATTERN,
     CodeCheck,
     CodeRequest,
     EdgeFunction,
@@ -24,6 +25,18 @@ router = APIRouter(prefix="/api/v1/infrastructure/functions", tags=["functions"]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int | None, Query(ge=1, le=1000, description="page size, 100 by default")]
 VersionNo = Annotated[int, Path(ge=1, le=2_000_000_000, description="a version number")]
+# Checked by the services (422 naming ``name`` / ``cursor``); stated here for the schema.
+Name = Annotated[
+    str,
+    Path(description="the function's name", json_schema_extra={"pattern": NAME_PATTERN}),
+]
+VersionCursor = Annotated[
+    str | None,
+    Query(
+        description="next_cursor of the previous page (a version number)",
+        json_schema_extra={"pattern": function_views.CURSOR_PATTERN},
+    ),
+]
 
 
 @router.get("", response_model=Page[EdgeFunction])
@@ -45,10 +58,10 @@ def check_code(ctx: Ctx, body: CodeRequest) -> CodeCheck:
     "/{name}",
     response_model=FunctionDeployed,
     status_code=202,
-    responses={200: {"description": "unchanged: the current version (nothing made)"}},
+    responses={200: {"model": FunctionDeployed, "description": "unchanged: the current version"}},
     summary="Deploy a function (a new version)",
 )
-def deploy(ctx: Ctx, response: Response, name: str, body: FunctionDeploy) -> FunctionDeployed:
+def deploy(ctx: Ctx, response: Response, name: Name, body: FunctionDeploy) -> FunctionDeployed:
     """A new version, rolled out to one node first, then the rest: 202. The fields left out
     are the current version's (``routes`` is required the first time); the same content as
     the current version answers it with 200 and makes nothing."""
@@ -60,7 +73,7 @@ def deploy(ctx: Ctx, response: Response, name: str, body: FunctionDeploy) -> Fun
 
 
 @router.get("/{name}", response_model=EdgeFunction)
-def get_function(ctx: Ctx, name: str) -> EdgeFunction:
+def get_function(ctx: Ctx, name: Name) -> EdgeFunction:
     """The function and its current version (the one rolling out, else the active one) with
     its progress per region."""
     with ctx.read() as tx:
@@ -68,7 +81,7 @@ def get_function(ctx: Ctx, name: str) -> EdgeFunction:
 
 
 @router.delete("/{name}", status_code=204, response_class=Response)
-def delete_function(ctx: Ctx, name: str) -> Response:
+def delete_function(ctx: Ctx, name: Name) -> Response:
     """The function and all its versions; the nodes drop it with their next snapshot."""
     with ctx.write() as tx:
         functions.delete(tx, name)
@@ -77,7 +90,7 @@ def delete_function(ctx: Ctx, name: str) -> Response:
 
 @router.get("/{name}/versions", response_model=Page[FunctionVersion])
 def list_versions(
-    ctx: Ctx, name: str, cursor: Cursor = None, limit: Limit = None
+    ctx: Ctx, name: Name, cursor: VersionCursor = None, limit: Limit = None
 ) -> Page[FunctionVersion]:
     """The function's versions, newest first (secrets by name only)."""
     with ctx.read() as tx:
@@ -85,7 +98,7 @@ def list_versions(
 
 
 @router.get("/{name}/versions/{version}", response_model=FunctionVersionDetail)
-def get_version(ctx: Ctx, name: str, version: VersionNo) -> FunctionVersionDetail:
+def get_version(ctx: Ctx, name: Name, version: VersionNo) -> FunctionVersionDetail:
     """One version with its code and its progress per region."""
     with ctx.read() as tx:
         return function_views.get_version(tx, name, version)
@@ -97,7 +110,7 @@ def get_version(ctx: Ctx, name: str, version: VersionNo) -> FunctionVersionDetai
     status_code=202,
     summary="Make an earlier version current again, everywhere at once",
 )
-def activate(ctx: Ctx, name: str, version: VersionNo) -> FunctionDeployed:
+def activate(ctx: Ctx, name: Name, version: VersionNo) -> FunctionDeployed:
     with ctx.write() as tx:
         return functions.activate(tx, name, version)
 
@@ -108,6 +121,6 @@ def activate(ctx: Ctx, name: str, version: VersionNo) -> FunctionDeployed:
     status_code=202,
     summary="Activate the version that was active before the current one",
 )
-def rollback(ctx: Ctx, name: str) -> FunctionDeployed:
+def rollback(ctx: Ctx, name: Name) -> FunctionDeployed:
     with ctx.write() as tx:
         return functions.rollback(tx, name)
