@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 
-from edgeplane.errors import Conflict, InvalidInput
+from edgeplane.errors import Conflict, EdgeplaneError, InvalidInput
 from edgeplane.model.common import new_id
 from edgeplane.model.enums import Role
 from edgeplane.model.functions import (
@@ -47,11 +47,25 @@ SECRET_DIGEST = "function secret digests"
 # Checking code ------------------------------------------------------------------------------
 
 
+class CheckUnavailable(EdgeplaneError):
+    """The runtime's check could not run here (no Node.js or runtime on this control plane)."""
+
+    status = 503
+    type_slug = "check-unavailable"
+    title = "Code check unavailable"
+
+
 def check_code(code: str) -> CodeCheck:
     """Whether ``code`` compiles as a function module (the runtime's own check)."""
     from edgeplane.node.functions.process import check_code as runtime_check
 
-    result = runtime_check(code)
+    try:
+        result = runtime_check(code)
+    except OSError as exc:
+        raise CheckUnavailable(
+            "the functions runtime's code check cannot run on this control plane "
+            f"({exc.strerror or exc}): install Node.js and the runtime (scripts/bootstrap)"
+        ) from None
     return CodeCheck(
         ok=bool(result.ok), line=result.line, column=result.column, message=result.message or ""
     )
