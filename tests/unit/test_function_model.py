@@ -102,3 +102,17 @@ def test_overlap_needs_the_same_path_a_meeting_host_and_method() -> None:
     assert not overlaps(route("*/api/*"), route("*/api/v1/*"))  # the longer path is specific
     assert not overlaps(route("*/x", "GET"), route("*/x", "POST"))
     assert overlaps(route("*/x"), route("*/x", "DELETE"))  # none: every method
+
+
+def test_names_match_whole_strings() -> None:
+    from edgeplane.errors import InvalidInput
+    from edgeplane.services.function_views import check_name
+
+    assert check_name("a") == "a" and check_name("geo-redirect-2") == "geo-redirect-2"
+    for bad in ("a\n", "-a", "a-", "A", "a_b", "a" * 64, ""):
+        with pytest.raises(InvalidInput):
+            check_name(bad)
+    with pytest.raises(ValidationError, match="is not a variable name"):
+        deploy(env={"A\n": "x"})
+    with pytest.raises(ValidationError, match="is not a host name"):
+        route("a.test\n/x")

@@ -94,7 +94,7 @@ def parse_route(text: str) -> Doc:
 
     pattern, methods = text, ""
     head, at, tail = text.rpartition("@")
-    if at and _METHODS.match(tail):
+    if at and _METHODS.fullmatch(tail):
         pattern, methods = head, tail
     try:
         split_pattern(pattern)

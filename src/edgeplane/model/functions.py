@@ -57,7 +57,7 @@ def split_pattern(pattern: str) -> tuple[str, str]:
         raise ValueError(f"{pattern!r} must be HOST/PATH, e.g. shop.example.com/api/* or */api/*")
     path = "/" + rest
     host = host.lower().removesuffix(".") if host != "*" else host
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(host):
         raise ValueError(f"{host!r} is not a host name (a domain of the project, or *)")
     bad = _BAD_PATH.search(path)
     if bad is not None:
@@ -100,7 +100,7 @@ def _methods(values: list[str]) -> list[str]:
 
 def _var_names(values: dict[str, object] | None) -> None:
     for key in values or {}:
-        if not _VAR.match(key):
+        if not _VAR.fullmatch(key):
             raise ValueError(
                 f"{key[:70]!r} is not a variable name (a letter or _, then letters, digits "
                 "or _, at most 64)"

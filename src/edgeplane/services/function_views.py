@@ -30,7 +30,7 @@ _CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput.at(
             "name",
             "lower-case letters, digits and '-', 1-63 characters, starting and ending with a "
