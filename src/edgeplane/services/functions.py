@@ -1,5 +1,6 @@
 """Edge functions: deploying versions, activating an earlier one, rolling back, deleting, and
-checking code (reads: ``edgeplane.services.function_views``).
+checking code; the reads (``get``, ``get_version``, ``list_functions``, ``list_versions``)
+are ``edgeplane.services.function_views``'s, named here too.
 
 ``deploy`` resolves what the body leaves out from the function's current version (secrets
 included; ``secrets: {"K": null}`` removes one), and answers the current version itself
@@ -36,6 +37,10 @@ from edgeplane.model.functions import (
 from edgeplane.services import function_rollouts, function_routes
 from edgeplane.services import function_views as views
 from edgeplane.services.common import lock_name, validate
+from edgeplane.services.function_views import get as get
+from edgeplane.services.function_views import get_version as get_version
+from edgeplane.services.function_views import list_functions as list_functions
+from edgeplane.services.function_views import list_versions as list_versions
 from edgeplane.store.db import Tx
 from edgeplane.store.function_tables import FunctionRow, FunctionVersionRow
 from edgeplane.store.tables import utcnow
