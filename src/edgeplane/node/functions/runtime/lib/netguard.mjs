@@ -79,7 +79,8 @@ export function forbiddenReason(address) {
 
 export class RefusedDestination extends Error {
   constructor(host, address, reason) {
-    super(`fetch to ${host} refused: ${address} is a ${reason} address (functions may only fetch public addresses)`);
+    const article = /^[aeiou]/.test(reason) ? "an" : "a";
+    super(`fetch to ${host} refused: ${address} is ${article} ${reason} address (functions may only fetch public addresses)`);
     this.code = "EDGEPLANE_REFUSED";
   }
 }
