@@ -106,13 +106,17 @@ def console_lines(runtime: FunctionRuntime) -> list[dict[str, Any]]:
 
 
 def wait_for_line(
-    runtime: FunctionRuntime, match: Callable[[dict[str, Any]], bool], timeout: float = 3.0
+    runtime: FunctionRuntime,
+    match: Callable[[dict[str, Any]], bool] = lambda line: True,
+    timeout: float = 3.0,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """The first console line ``match`` accepts, waiting for it to be written."""
+    """The first console line that has ``fields`` and that ``match`` accepts, waiting for it
+    to be written."""
     deadline = time.monotonic() + timeout
     while True:
         for line in console_lines(runtime):
-            if match(line):
+            if all(line.get(k) == v for k, v in fields.items()) and match(line):
                 return line
         if time.monotonic() > deadline:
             raise AssertionError(f"no such console line in {console_lines(runtime)[-20:]}")
@@ -175,4 +179,3 @@ class StandIn:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-

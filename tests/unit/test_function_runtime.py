@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from edgeplane.node.functions.process import FunctionRuntime
 from function_runtime_support import (
     call,
     console_lines,
@@ -22,8 +24,6 @@ from function_runtime_support import (
     running_runtime,
     wait_for_line,
 )
-
-from edgeplane.node.functions.process import FunctionRuntime
 
 pytestmark = needs_runtime
 
@@ -60,7 +60,11 @@ export default {
   fetch(request, env) {
     const names = Object.getOwnPropertyNames(globalThis);
     const leaked = names.filter((name) => {
-      try { return JSON.stringify(globalThis[name] ?? null).includes("topsecret"); } catch { return false; }
+      try {
+        return JSON.stringify(globalThis[name] ?? null).includes("topsecret");
+      } catch {
+        return false;
+      }
     });
     return Response.json({ env, leaked, hasEnvGlobal: typeof globalThis.env !== "undefined" });
   },
@@ -71,7 +75,12 @@ NODE_APIS = r"""
 export default {
   async fetch() {
     let imported;
-    try { await import("node:fs"); imported = "imported"; } catch (error) { imported = String(error); }
+    try {
+      await import("node:fs");
+      imported = "imported";
+    } catch (error) {
+      imported = String(error);
+    }
     let evalRequire;
     try { evalRequire = typeof (0, eval)("require"); } catch (error) { evalRequire = error.name; }
     return Response.json({
@@ -137,8 +146,12 @@ RESPONSES = r"""
 export default {
   async fetch(request) {
     const path = new URL(request.url).pathname;
-    if (path === "/json") return Response.json({ hello: "world", n: [1, 2] }, { status: 202, headers: { "X-A": "b" } });
-    if (path === "/redirect") return Response.redirect("https://shop.example.com/elsewhere?x=1", 301);
+    if (path === "/json") {
+      return Response.json({ hello: "world", n: [1, 2] }, { status: 202, headers: { "X-A": "b" } });
+    }
+    if (path === "/redirect") {
+      return Response.redirect("https://shop.example.com/elsewhere?x=1", 301);
+    }
     if (path === "/redirect-default") return Response.redirect("https://shop.example.com/");
     if (path === "/cookies") {
       const h = new Headers({ "Content-Type": "text/plain" });
@@ -148,7 +161,10 @@ export default {
       h.append("x-multi", "two");
       return new Response("cookies", { headers: h });
     }
-    if (path === "/bytes") return new Response(new Uint8Array([0, 1, 2, 255]), { headers: { "content-type": "application/octet-stream" } });
+    if (path === "/bytes") {
+      const headers = { "content-type": "application/octet-stream" };
+      return new Response(new Uint8Array([0, 1, 2, 255]), { headers });
+    }
     if (path === "/empty") return new Response(null, { status: 204 });
     if (path === "/echo") {
       const copy = request.clone();
@@ -163,7 +179,11 @@ export default {
 PLATFORM = r"""
 const checks = {};
 function check(name, fn) {
-  try { checks[name] = fn(); } catch (error) { checks[name] = `threw ${error.name}: ${error.message}`; }
+  try {
+    checks[name] = fn();
+  } catch (error) {
+    checks[name] = `threw ${error.name}: ${error.message}`;
+  }
 }
 export default {
   async fetch() {
@@ -181,11 +201,16 @@ export default {
       u.search = "?k=v&k=w";
       return p.getAll("k").join(",");
     });
-    check("pathname-set", () => { const u = new URL("https://a.example/"); u.pathname = "/é d"; return u.href; });
+    check("pathname-set", () => {
+      const u = new URL("https://a.example/");
+      u.pathname = "/é d";
+      return u.href;
+    });
     check("params", () => {
       const p = new URLSearchParams("?a=1&a=2&b=%20x+y&c=%ZZ");
       p.sort();
-      return [p.getAll("a").join(","), p.get("b"), p.get("c"), p.has("a", "2"), p.size, p.toString()].join("|");
+      const parts = [p.getAll("a").join(","), p.get("b"), p.get("c"), p.has("a", "2")];
+      return [...parts, p.size, p.toString()].join("|");
     });
     check("params-init", () => new URLSearchParams({ q: "1+1=2", r: "~!'()*" }).toString());
     check("invalid", () => { new URL("not a url"); return "parsed"; });
@@ -201,8 +226,19 @@ export default {
       const bad = new TextDecoder().decode(new Uint8Array([0x61, 0xff, 0x62]));
       return [bytes.length, back, bad].join("|");
     });
-    check("base64", () => [btoa("hello"), atob("aGVsbG8="), (() => { try { btoa("é€"); } catch (e) { return e.name; } })()].join("|"));
-    check("uuid", () => /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(crypto.randomUUID()));
+    check("base64", () => {
+      let refused;
+      try {
+        btoa("é€");
+      } catch (error) {
+        refused = error.name;
+      }
+      return [btoa("hello"), atob("aGVsbG8="), refused].join("|");
+    });
+    check("uuid", () => {
+      const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+      return uuid.test(crypto.randomUUID());
+    });
     check("random", () => crypto.getRandomValues(new Uint8Array(32)).some((b) => b !== 0));
     check("clone", () => {
       const a = { d: new Date(0), m: new Map([[1, { x: 1 }]]), list: [1, 2] };
@@ -224,7 +260,8 @@ export default {
 WAIT = r"""
 export default {
   fetch(request, env, ctx) {
-    ctx.waitUntil(new Promise((resolve) => setTimeout(() => { console.log("after the answer"); resolve(); }, 100)));
+    const later = new Promise((resolve) => setTimeout(resolve, 100));
+    ctx.waitUntil(later.then(() => console.log("after the answer")));
     return new Response("answered");
   },
 };
@@ -323,7 +360,11 @@ def test_request_geo_comes_from_the_client_address(
 
 def test_env_and_secrets_reach_only_their_own_function(runtime: FunctionRuntime) -> None:
     own = call(runtime, "t/env").json()
-    assert own == {"env": {"COLOUR": "blue", "TOKEN": "topsecret-123"}, "onGlobal": [], "envGlobal": "undefined"}
+    assert own == {
+        "env": {"COLOUR": "blue", "TOKEN": "topsecret-123"},
+        "onGlobal": [],
+        "envGlobal": "undefined",
+    }
     spy = call(runtime, "t/spy").json()
     assert spy == {"env": {}, "leaked": [], "hasEnvGlobal": False}
 
@@ -378,9 +419,7 @@ def test_a_loop_after_an_await_is_stopped_too(runtime: FunctionRuntime) -> None:
     assert r.headers["x-edgeplane-function-outcome"] == "timeout"
     assert "rid-after-await" in r.text and "timeout" in r.text
     assert time.monotonic() - started < 1.3
-    wait_for_line(
-        runtime, lambda line: line["rid"] == "rid-after-await" and line["level"] == "error"
-    )
+    wait_for_line(runtime, rid="rid-after-await", level="error")
     assert call(runtime, "t/loop", "/ok").text == "still here"
 
 
@@ -391,7 +430,7 @@ def test_a_memory_blow_up_answers_503_and_the_next_request_is_served(
     assert r.status_code == 503
     assert r.headers["x-edgeplane-function-outcome"] == "memory"
     assert "rid-memory" in r.text
-    line = wait_for_line(runtime, lambda line: line["rid"] == "rid-memory")
+    line = wait_for_line(runtime, rid="rid-memory")
     assert line["level"] == "error" and "memory" in line["msg"]
     again = call(runtime, "t/mem", "/")
     assert (again.status_code, again.text) == (200, "fine")
@@ -403,12 +442,12 @@ def test_an_exception_answers_500_and_is_logged_with_its_stack(runtime: Function
     assert r.headers["x-edgeplane-function-outcome"] == "exception"
     assert r.headers["content-type"].startswith("text/plain")
     assert "rid-throw" in r.text and "boom" not in r.text  # the body names no code
-    logged = wait_for_line(runtime, lambda l: l["rid"] == "rid-throw" and l["level"] == "error")
+    logged = wait_for_line(runtime, rid="rid-throw", level="error")
     assert logged["msg"].startswith("Uncaught Error: boom at /x\n    at Object.fetch (worker.js:")
     assert "prelude" not in logged["msg"] and "file://" not in logged["msg"]
     r = call(runtime, "t/throw", "/not-a-response", rid="rid-not-a-response")
     assert r.headers["x-edgeplane-function-outcome"] == "exception"
-    logged = wait_for_line(runtime, lambda line: line["rid"] == "rid-not-a-response")
+    logged = wait_for_line(runtime, rid="rid-not-a-response")
     assert "must return a Response" in logged["msg"]
 
 
@@ -416,28 +455,31 @@ def test_console_lines_go_to_the_log_with_function_version_and_request(
     runtime: FunctionRuntime,
 ) -> None:
     assert call(runtime, "t/logs", "/?n=2", rid="rid-logs").text == "logged"
-    warn = wait_for_line(runtime, lambda l: l["rid"] == "rid-logs" and l["level"] == "warn")
+    warn = wait_for_line(runtime, rid="rid-logs", level="warn")
     assert warn["fn"] == "t/logs" and warn["v"] == 1
     assert warn["msg"] == 'object { a: [ 1, "two" ], b: null } 3 str'
     assert warn["t"].endswith("Z") and len(warn["t"]) == 24  # ISO with milliseconds
-    infos = [l["msg"] for l in console_lines(runtime) if l["rid"] == "rid-logs" and l["level"] == "info"]
+    lines = console_lines(runtime)
+    infos = [x["msg"] for x in lines if x["rid"] == "rid-logs" and x["level"] == "info"]
     assert infos == ["line 0", "line 1"]
 
 
 def test_console_lines_are_capped_at_100_a_second(runtime: FunctionRuntime) -> None:
     time.sleep(1.0)  # a second of its own for t/logs
     call(runtime, "t/logs", "/?n=250", rid="rid-flood")
-    note = wait_for_line(
-        runtime, lambda l: l["fn"] == "t/logs" and l["msg"].endswith("console lines dropped")
-    )
-    written = [l for l in console_lines(runtime) if l["rid"] == "rid-flood"]
+    note = wait_for_line(runtime, lambda line: line["msg"].endswith("lines dropped"), fn="t/logs")
+    written = [line for line in console_lines(runtime) if line["rid"] == "rid-flood"]
     assert len(written) == 100
     assert note["msg"] == "151 console lines dropped"  # 250 lines and the warn line, less 100
 
 
 def test_responses_json_redirects_cookies_and_bodies(runtime: FunctionRuntime) -> None:
     r = call(runtime, "t/resp", "/json")
-    assert (r.status_code, r.json(), r.headers["x-a"]) == (202, {"hello": "world", "n": [1, 2]}, "b")
+    assert (r.status_code, r.json(), r.headers["x-a"]) == (
+        202,
+        {"hello": "world", "n": [1, 2]},
+        "b",
+    )
     assert r.headers["content-type"] == "application/json"
     r = call(runtime, "t/resp", "/redirect")
     assert (r.status_code, r.headers["location"]) == (301, "https://shop.example.com/elsewhere?x=1")
@@ -478,7 +520,7 @@ def test_wait_until_work_runs_after_the_answer(runtime: FunctionRuntime) -> None
     started = time.monotonic()
     r = call(runtime, "t/wait", rid="rid-wait")
     assert r.text == "answered" and time.monotonic() - started < 0.09
-    line = wait_for_line(runtime, lambda line: line["rid"] == "rid-wait")
+    line = wait_for_line(runtime, rid="rid-wait")
     assert line["msg"] == "after the answer"
 
 
@@ -509,7 +551,9 @@ def test_a_syntax_error_keeps_the_previous_version_serving(runtime: FunctionRunt
     assert answer["functions"]["t/hello@1"]["kept"] is True
     r = call(runtime, "t/fast")
     assert (r.text, r.headers["x-edge-function"]) == ("fast", "fast@1")
-    fixed = function("t/fast", 'export default { fetch() { return new Response("v2"); } };', version=2)
+    fixed = function(
+        "t/fast", 'export default { fetch() { return new Response("v2"); } };', version=2
+    )
     answer = runtime.load(config(*others, fixed))
     assert answer["functions"]["t/fast@2"]["ok"] is True
     assert answer["functions"]["t/fast@2"]["cold_ms"] > 0
@@ -526,7 +570,7 @@ def test_the_console_log_is_reopened_after_a_rotation(runtime: FunctionRuntime) 
     runtime.console_log.rename(rotated)
     runtime.reopen()
     call(runtime, "t/logs", "/?n=0", rid="rid-after-rotation")
-    wait_for_line(runtime, lambda line: line["rid"] == "rid-after-rotation")
+    wait_for_line(runtime, rid="rid-after-rotation")
     assert "rid-after-rotation" not in rotated.read_text()
 
 
