@@ -149,6 +149,9 @@ export default {
     if (path === "/json") {
       return Response.json({ hello: "world", n: [1, 2] }, { status: 202, headers: { "X-A": "b" } });
     }
+    if (path === "/json-typed") {
+      return Response.json([1], { headers: { "content-type": "application/vnd.x+json" } });
+    }
     if (path === "/redirect") {
       return Response.redirect("https://shop.example.com/elsewhere?x=1", 301);
     }
@@ -481,6 +484,8 @@ def test_responses_json_redirects_cookies_and_bodies(runtime: FunctionRuntime) -
         "b",
     )
     assert r.headers["content-type"] == "application/json"
+    r = call(runtime, "t/resp", "/json-typed")
+    assert (r.json(), r.headers["content-type"]) == ([1], "application/vnd.x+json")
     r = call(runtime, "t/resp", "/redirect")
     assert (r.status_code, r.headers["location"]) == (301, "https://shop.example.com/elsewhere?x=1")
     assert call(runtime, "t/resp", "/redirect-default").status_code == 302
@@ -572,6 +577,19 @@ def test_the_console_log_is_reopened_after_a_rotation(runtime: FunctionRuntime) 
     call(runtime, "t/logs", "/?n=0", rid="rid-after-rotation")
     wait_for_line(runtime, rid="rid-after-rotation")
     assert "rid-after-rotation" not in rotated.read_text()
+
+
+def test_a_dead_runtime_is_restarted_with_its_last_config(tmp_path: Path) -> None:
+    with running_runtime(tmp_path) as rt:
+        rt.load(config(function("t/fast", FAST)))
+        assert rt.config_path is not None and rt.config_path.stat().st_mode & 0o777 == 0o600
+        assert rt.ensure_running() is False
+        assert rt._child is not None
+        rt._child.kill()
+        rt._child.wait()
+        assert not rt.alive()
+        assert rt.ensure_running() is True
+        assert call(rt, "t/fast").text == "fast"
 
 
 def test_sigterm_lets_requests_in_flight_finish_and_exits_0(tmp_path: Path) -> None:

@@ -89,6 +89,10 @@ async function main() {
     // can crash)
     setTimeout(() => process.exit(0), 100);
   };
+  // a bug of ours in one request's promise chain: say so, and keep serving the others
+  process.on("unhandledRejection", (reason) => {
+    process.stderr.write(`unhandled rejection: ${(reason && reason.stack) || reason}\n`);
+  });
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   process.stdout.write(`edgeplane function runtime listening on ${args.listen} (admin ${args.admin})\n`);

@@ -33,10 +33,16 @@ export class Invocation {
     this.waiting = false;
     this.finished = false;
     this.outcome = null;
-    this.fetches = new AbortController();
+    this.fetches = null; // an AbortController, made by the first fetch
     this.subrequests = 0;
     this.timer = setTimeout(() => this.expire(), Math.max(0, this.remaining()));
     instance.invocations.set(this.id, this);
+  }
+
+  // What aborts its fetches when it ends.
+  get signal() {
+    if (this.fetches === null) this.fetches = new AbortController();
+    return this.fetches.signal;
   }
 
   remaining() {
@@ -110,7 +116,7 @@ export class Invocation {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    this.fetches.abort();
+    if (this.fetches !== null) this.fetches.abort();
     const instance = this.instance;
     for (const [id, timer] of instance.timers) {
       if (timer.invocation === this) {

@@ -98,7 +98,7 @@ function collect(response, method, maxBytes) {
 function once(url, method, headers, body, options) {
   return new Promise((resolve, reject) => {
     const scheme = url.protocol.slice(0, -1);
-    const own = options.ownHosts.has(url.hostname.toLowerCase());
+    const own = options.ownHosts.has(url.hostname.toLowerCase().replace(/\.$/, ""));
     const pairs = headers.slice();
     if (!pairs.some(([name]) => name === "accept-encoding")) pairs.push(["accept-encoding", "gzip, deflate, br"]);
     if (body !== null) pairs.push(["content-length", String(body.length)]);

@@ -79,8 +79,9 @@ export class Registry {
   }
 
   async status() {
-    const functions = {};
-    for (const version of this.byId.values()) functions[version.spec.id] = await version.status();
+    const versions = [...this.byId.values()];
+    const statuses = await Promise.all(versions.map((version) => version.status()));
+    const functions = Object.fromEntries(versions.map((version, i) => [version.spec.id, statuses[i]]));
     return { rss: process.memoryUsage().rss, functions };
   }
 

@@ -152,7 +152,12 @@ export function functionHandler(runtime) {
       ip,
       geo: runtime.geo.lookup(ip),
     };
-    version.invoke(incoming, { rid, ip, started }, (outcome, answer) => writeAnswer(res, version, outcome, answer, rid));
+    version
+      .invoke(incoming, { rid, ip, started }, (outcome, answer) => writeAnswer(res, version, outcome, answer, rid))
+      .catch((error) => {
+        process.stderr.write(`invocation of ${version.spec.id}: ${error.stack || error}\n`);
+        if (!res.headersSent) writeError(res, 500, "exception", rid, version.label);
+      });
   };
 }
 

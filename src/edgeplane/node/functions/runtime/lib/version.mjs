@@ -143,7 +143,7 @@ export class FunctionVersion {
         ownHosts: this.hosts,
         clientIp: invocation.ip,
         rid: invocation.rid,
-        signal: invocation.fetches.signal,
+        signal: invocation.signal,
         maxBytes: this.spec.memory_mb * 1024 * 1024,
       })
       .then(

@@ -261,9 +261,10 @@ class Response extends BodyHolder {
   static json(data, init) {
     const text = JSON.stringify(data);
     if (text === undefined) throw new TypeError("Response.json: the value cannot be serialized as JSON");
-    const response = new Response(text, init);
-    response.headers.set("content-type", "application/json");
-    return response;
+    const options = init === undefined || init === null ? {} : init;
+    const headers = new Headers(options.headers);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+    return new Response(text, { status: options.status, statusText: options.statusText, headers });
   }
   static redirect(url, status = 302) {
     if (!REDIRECT_STATUSES.has(status)) throw new RangeError(`Invalid redirect status: ${status}`);

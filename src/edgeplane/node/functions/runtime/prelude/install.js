@@ -10,4 +10,3 @@ for (const [name, value] of Object.entries({
 }
 delete Atomics.wait;
 delete Atomics.waitAsync;
-Object.freeze(env);
