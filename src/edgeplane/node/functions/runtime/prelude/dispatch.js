@@ -1,0 +1,103 @@
+// Prelude: the module's handler and its invocations. The host enters with dispatch(request)
+// and gets the answer through host.respond(id, response | {error}); ctx.waitUntil promises
+// are awaited afterwards (host.waitDone(id)). forget(id) drops what an invocation the host
+// gave up on (its time limit) left behind.
+
+let handler = null;
+const invocations = new Map(); // id -> {waits: [promises]}
+
+function setHandler(namespace) {
+  const main = namespace.default;
+  if (main === null || (typeof main !== "object" && typeof main !== "function") || typeof main.fetch !== "function") {
+    return "the module must export default { fetch(request, env, ctx) }";
+  }
+  handler = main;
+  return "";
+}
+
+function forget(id) {
+  invocations.delete(id);
+  for (const [timer, t] of timers) if (t.invocation === id) timers.delete(timer);
+  for (const [fetchId, f] of pendingFetches) if (f.invocation === id) pendingFetches.delete(fetchId);
+}
+
+async function drain(id, state) {
+  let seen = 0;
+  while (seen < state.waits.length) {
+    const batch = state.waits.slice(seen);
+    seen = state.waits.length;
+    for (const result of await Promise.allSettled(batch)) {
+      if (result.status === "rejected") reportUncaught(result.reason, id);
+    }
+  }
+  invocations.delete(id);
+  host.waitDone(id);
+}
+
+function answer(id, state, response) {
+  response.waiting = state.waits.length > 0;
+  host.respond(id, response);
+  if (response.waiting) drain(id, state);
+  else invocations.delete(id);
+}
+
+function fail(id, state, error) {
+  reportUncaught(error, id);
+  answer(id, state, { error: true });
+}
+
+function describe(value) {
+  if (value === null) return "null";
+  if (typeof value !== "object") return typeof value;
+  const proto = Object.getPrototypeOf(value);
+  return (proto && proto.constructor && proto.constructor.name) || "an object";
+}
+
+function respond(id, state, response) {
+  if (!(response instanceof Response)) {
+    fail(id, state, new TypeError(`The fetch handler must return a Response, not ${describe(response)}`));
+    return;
+  }
+  let out;
+  try {
+    out = responseForHost(response);
+  } catch (error) {
+    fail(id, state, error);
+    return;
+  }
+  answer(id, state, out);
+}
+
+function dispatch(incoming, expired) {
+  for (const id of expired) forget(id);
+  const id = incoming.id;
+  current = id;
+  const state = { waits: [] };
+  invocations.set(id, state);
+  let result;
+  try {
+    const request = new Request(incoming.url, {
+      method: incoming.method,
+      headers: incoming.headers,
+      [INTERNAL]: {
+        data: incoming.body === null ? null : { bytes: new Uint8Array(incoming.body) },
+        geo: incoming.geo,
+        ip: incoming.ip,
+      },
+    });
+    const ctx = {
+      waitUntil(promise) {
+        state.waits.push(Promise.resolve(promise));
+      },
+      passThroughOnException() {},
+    };
+    result = handler.fetch(request, env, ctx);
+  } catch (error) {
+    fail(id, state, error);
+    return;
+  }
+  Promise.resolve(result).then(
+    (response) => respond(id, state, response),
+    (error) => fail(id, state, error),
+  );
+}
