@@ -591,6 +591,7 @@ class Agent:
             geo=config.geo,
             bundles=config.bundles,
             prefetch=config.prefetch,
+            functions=config.functions,
         )
 
     def _receive(self, config: EdgeConfig) -> None:
