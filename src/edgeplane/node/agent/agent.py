@@ -55,6 +55,7 @@ from edgeplane.node.agent.client import (
     Rejected,
     Unreachable,
 )
+from edgeplane.node.agent.functions import FunctionHost
 from edgeplane.node.agent.health import HealthChecker
 from edgeplane.node.agent.metrics import AgentMetrics, NodeView
 from edgeplane.node.agent.metrics_server import MetricsServer
@@ -192,6 +193,7 @@ class Agent:
         client: EdgeClient | None = None,
         dns: DnsServer | None = None,
         metrics_server: MetricsServer | None = None,
+        functions: FunctionHost | None = None,
     ) -> None:
         """``metrics_server``: the node's metrics port, bound (``edgeplane edge`` binds it
         before anything starts, so a port taken fails at once); the agent serves its metrics
@@ -253,6 +255,13 @@ class Agent:
             in_rotation=getattr(engine, "in_rotation", None),
         )
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
+        # the edge functions (none without a runtime: the node then registers without them)
+        self.functions = functions or FunctionHost(
+            None,
+            engine.access_log.parent.parent,
+            options.state_dir,
+            why_not="no function runtime was given to this agent",
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
         # The snapshot's fields this agent does not know (``protocol.lenient``): those of the
@@ -353,6 +362,8 @@ class Agent:
         engines = [asyncio.to_thread(timed("nginx", self.engine.stop))]
         if self.dns is not None:
             engines.append(asyncio.to_thread(timed("DNS", self.dns.stop)))
+        if self.functions.process is not None:
+            engines.append(asyncio.to_thread(timed("functions", self.functions.stop)))
         if self.metrics_server is not None:
             engines.append(asyncio.to_thread(timed("metrics", self.metrics_server.stop)))
         await asyncio.gather(*engines)  # side by side: each has its own deadline
@@ -392,6 +403,7 @@ class Agent:
             local_ports=self._local_ports(),
             version=__version__,
             protocol=PROTOCOL_VERSION,
+            functions=self.functions.capable,
         )
         while True:
             try:
@@ -706,6 +718,7 @@ class Agent:
             dns_serials_partial=partial,
             dns_error=(self.dns_error or None) and self.dns_error[:20000],
             bundles=self.bundles.report_models(),
+            functions=self.functions.report_models(),
         )
 
     async def _heartbeat_loop(self) -> None:
@@ -761,6 +774,12 @@ class Agent:
             self._heartbeat_now.set()
         await asyncio.to_thread(self.bundles.collect, config)
 
+    async def _functions_served(self, config: EdgeConfig) -> None:
+        """Run the functions of ``config``, which nginx now serves (its routes and ``@fn``
+        first: a new version with the same routes comes here without a reload)."""
+        if await self.functions.apply(config, self._check_urls()[0]):
+            self._heartbeat_now.set()
+
     async def _apply(self, config: EdgeConfig) -> None:
         """Render ``config`` with the current health decision, unless nginx already serves
         exactly that. Its bundles are fetched first; one that cannot be had is tried again
@@ -783,6 +802,7 @@ class Agent:
         ):
             self.serving = config
             await self._save(config)
+            await self._functions_served(config)
             await self._bundles_served(config)
             return
         down, weights = self.health.decision()
@@ -804,6 +824,7 @@ class Agent:
             self._served_health = version
             self.failed_hashes.discard(digest)
             await self._save(config)
+            await self._functions_served(config)
             await self._bundles_served(config)
             timings = getattr(result, "timings", None)
             log.info(
@@ -1100,7 +1121,7 @@ class Agent:
             waf_from_end = audit_log_path(self.engine.access_log).exists()
         except Exception:
             waf_from_end = False
-        geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
+        geoip = self.functions.geoip_db  # --geoip-db, else the packaged database
         aggregator = TrafficAggregator(
             await asyncio.to_thread(country_locator, geoip),
             totals=self.metrics.totals,
@@ -1228,6 +1249,11 @@ class Agent:
                 problem = await self._supervise_nginx()
                 if problem:
                     problems.append(problem)
+            try:
+                if await asyncio.to_thread(self.functions.ensure_running):
+                    log.warning("the edge function runtime was not running: restarted")
+            except Exception as exc:
+                problems.append(f"function runtime down: {exc}")
             healthy = not problems
             if healthy != self._healthy:
                 self._healthy = healthy
