@@ -805,6 +805,8 @@ class Agent:
             await self._functions_served(config)
             await self._bundles_served(config)
             return
+        if await self.functions.preload(config, self.serving):
+            self._heartbeat_now.set()
         down, weights = self.health.decision()
         result = await asyncio.to_thread(
             self.engine.apply,

@@ -152,7 +152,19 @@ class FunctionHost:
         async with self._lock:
             return await self._apply(config.functions, base_url)
 
-    async def _apply(self, functions: tuple[FunctionSpec, ...], base_url: str) -> bool:
+    async def preload(self, config: EdgeConfig, serving: EdgeConfig | None) -> bool:
+        """Before nginx is given ``config``: load its new functions beside those the served
+        snapshot routes to (which keep their version until nginx no longer routes to them),
+        so that no route of either reaches a runtime without its function. Check paths are
+        not asked yet (nginx does not route them)."""
+        if not config.functions:
+            return False
+        union = {f.key: f for f in (serving.functions if serving is not None else ())}
+        union.update((f.key, f) for f in config.functions)
+        async with self._lock:
+            return await self._apply(tuple(union[k] for k in sorted(union)), None)
+
+    async def _apply(self, functions: tuple[FunctionSpec, ...], base_url: str | None) -> bool:
         changed = False
         keys = {f.key for f in functions}
         for key in [k for k in self.reports if k not in keys]:
@@ -173,6 +185,8 @@ class FunctionHost:
         config = self.runtime_config(functions)
         text = repr(config)  # compared, never logged (secrets)
         if text == self._loaded and self.process.alive():
+            if base_url is not None:
+                changed |= await self._checked(functions, base_url)
             return changed
         for f in functions:
             old = self.reports.get(f.key)
@@ -197,6 +211,19 @@ class FunctionHost:
                 error = str(result.get("error") or "not loaded by the runtime")
                 changed |= self._set(f, "failed", error)
                 log.warning("edge function %s version %d failed: %s", f.key, f.version, error)
+                continue
+            if base_url is None:  # preloaded: active once nginx routes it
+                continue
+            problem = await self._check(f, base_url) if f.check_path else None
+            changed |= self._set(f, "failed" if problem else "active", problem)
+        return changed
+
+    async def _checked(self, functions: tuple[FunctionSpec, ...], base_url: str) -> bool:
+        """The preloaded functions, now routed: active once their check path answers."""
+        changed = False
+        for f in functions:
+            old = self.reports.get(f.key)
+            if old is None or old.version_id != f.id or old.state != "loading":
                 continue
             problem = await self._check(f, base_url) if f.check_path else None
             changed |= self._set(f, "failed" if problem else "active", problem)
