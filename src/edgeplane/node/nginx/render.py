@@ -40,6 +40,7 @@ from edgeplane.node.nginx.render_functions import (
     function_maps,
     scheme_map,
     served_functions,
+    waf_profiles,
 )
 from edgeplane.node.nginx.render_functions import upstream as function_upstream
 from edgeplane.node.nginx.render_headers import render_headers
@@ -544,6 +545,7 @@ def render_release(
         sni=bool(links),
     )
     functions = served_functions(config, sites)
+    fn_wafs = waf_profiles(functions, sites, local) if functions else {}
     if inline is not None:
         # a site with a bundle or functions always jumps (to $edge_loc)
         bundled = {b.site for b in config.bundles} | {f.site for f in functions}
@@ -595,7 +597,7 @@ def render_release(
             {s.id for s in sites if s.pool in pools},
             STATIC_LOC if functions else "$edge_loc",
         )
-        + (function_maps(functions) + scheme_map(local) if functions else ""),
+        + (function_maps(functions, fn_wafs) + scheme_map(local) if functions else ""),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http + client.http + (bots.http if bots else ""),
         "upstreams.conf": (upstreams or "# no pools\n")
@@ -604,9 +606,12 @@ def render_release(
         "locations.conf": _named_locations(locations, hop)
         + bundle_locations(config, brotli=bool(local.brotli_module))
         + (bots.location if bots else "")
-        + (function_locations() if functions else "")
+        + (function_locations(fn_wafs) if functions else "")
         + blocked_locations(  # where the WAF inspects in place (hops have their own)
-            (proxy for cache, proxy in locations if hop is None or cache.bypass),
+            [
+                *(proxy for cache, proxy in locations if hop is None or cache.bypass),
+                *fn_wafs.values(),  # @fn of WAF sites
+            ],
             _paths(local)["status"],
         ),
         "mime.types": mime_types(),
@@ -635,7 +640,7 @@ def render_release(
                 f"listen unix:{_paths(local)['status']};",
                 "access_log off;",
                 f"location / {{ default_type text/plain; return 200 {lit(marker)}; }}",
-                *status_location(proxy for _, proxy in locations),
+                *status_location([*(proxy for _, proxy in locations), *fn_wafs.values()]),
             ],
         )
     ).encode()

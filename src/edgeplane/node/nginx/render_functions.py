@@ -28,7 +28,14 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from edgeplane.node.nginx.local import NodeLocal
-from edgeplane.node.nginx.syntax import block, lit
+from edgeplane.node.nginx.render_waf import (
+    BLOCKED_LOC,
+    WafProxy,
+    nginx_string,
+    profile_name,
+    profile_rules,
+)
+from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.config import EdgeConfig, FunctionRouteSpec, FunctionSpec, SiteSpec
 
 FN_LOC = "@fn"
@@ -134,14 +141,49 @@ def routes_of(functions: list[FunctionSpec]) -> list[_Route]:
     return sorted((_route(f, r) for f in functions for r in f.routes), key=lambda r: r.order)
 
 
-def function_maps(functions: list[FunctionSpec]) -> str:
-    """``$fn_key``, ``$edge_loc`` (over ``$edge_loc_static``) and the logged outcome."""
+def waf_profiles(
+    functions: list[FunctionSpec], sites: list[SiteSpec], local: NodeLocal
+) -> dict[str, WafProxy]:
+    """The WAF profile of each site with functions and the WAF on: its ``@fn`` inspects
+    (``@fn_<profile>``), so a function sees only what the WAF let through."""
+    with_functions = {f.site for f in functions}
+    out: dict[str, WafProxy] = {}
+    for site in sites:
+        if site.id not in with_functions or site.waf is None:
+            continue
+        if local.waf is None:
+            raise ValueError(
+                f"site {site.id}: the WAF is on but this node's nginx has no ModSecurity "
+                "module or Core Rule Set (Debian: libnginx-mod-http-modsecurity, modsecurity-crs)"
+            )
+        out[site.id] = WafProxy(
+            0, 0, 0, profile=profile_name(site.waf), rules=profile_rules(site.waf)
+        )
+    return out
+
+
+def fn_location(waf: WafProxy | None) -> str:
+    return FN_LOC if waf is None else f"{FN_LOC}_{waf.profile}"
+
+
+def function_maps(functions: list[FunctionSpec], wafs: dict[str, WafProxy] | None = None) -> str:
+    """``$fn_key``, ``$edge_loc`` (over ``$edge_loc_static``) and the logged outcome;
+    ``wafs``: the WAF profiles of sites with functions (``waf_profiles``)."""
     lines = ['default "";']
     for route in routes_of(functions):
         lines.append(f'"~{_quoted(route.regex())[1:]} {lit(route.key)};')
     text = "# edge functions: the function a request's route names (most specific first)\n"
     text += block('map "$site_id|$request_method|$host$uri" $fn_key', lines)
-    text += block("map $fn_key $edge_loc", [f"default {FN_LOC};", f'"" {STATIC_LOC};'])
+    if wafs:
+        text += block("map $fn_key $edge_loc", ["default $fn_loc;", f'"" {STATIC_LOC};'])
+        text += map_block(
+            "$site_id",
+            "$fn_loc",
+            [(site, fn_location(w)) for site, w in sorted(wafs.items())],
+            default=FN_LOC,
+        )
+    else:
+        text += block("map $fn_key $edge_loc", [f"default {FN_LOC};", f'"" {STATIC_LOC};'])
     # the runtime's outcome; a function's request it did not answer: unavailable
     text += block("map $fn_key $fn_gone", ["default unavailable;", '"" "";'])
     text += block(
@@ -167,8 +209,10 @@ def upstream(local: NodeLocal) -> str:
     )
 
 
-def function_locations() -> str:
-    """``@fn`` and ``@fn_unavailable``."""
+def function_locations(wafs: dict[str, WafProxy] | None = None) -> str:
+    """``@fn`` and ``@fn_unavailable``; and ``@fn_<profile>`` for each WAF profile of
+    ``wafs``: ``@fn`` with the WAF's in-place inspection (``render_waf.WafProxy.lines``),
+    its refusals answered by ``@waf_blocked_<profile>`` (``render_waf.blocked_locations``)."""
     fn = [
         "include headers.conf;",
         "set $edge_source function;",
@@ -197,7 +241,16 @@ def function_locations() -> str:
         "default_type text/plain;",
         'return 503 "function unavailable\\n";',
     ]
-    return block(f"location {FN_LOC}", fn) + block(f"location {UNAVAILABLE_LOC}", gone)
+    text = block(f"location {FN_LOC}", fn)
+    for profile in sorted({w.profile: w for w in (wafs or {}).values()}.values()):
+        inspect = [
+            "modsecurity on;",
+            f"modsecurity_rules {nginx_string(profile.rules)};",
+            f"error_page 400 403 {BLOCKED_LOC}_{profile.profile};",
+            "add_header X-Request-Id $request_id always;",
+        ]
+        text += block(f"location {fn_location(profile)}", [*fn, *inspect])
+    return text + block(f"location {UNAVAILABLE_LOC}", gone)
 
 
 def fetch_server(local: NodeLocal) -> str:
