@@ -72,6 +72,7 @@ FUNCTIONS = (
     fn("exact", r("fn.test", "/exact")),
     fn("meta", r("fn.test", META + "/*")),
     fn("encoded", r("*", "/caf%C3%A9")),
+    fn("quoted", r("fn.test", '/q"\\x/*')),  # a quote and a backslash
     fn("postv2", r("fn.test", "/api/v2/*", "POST", "PUT")),
     fn("api", r("fn.test", "/api/*")),
     fn("www", r("www.fn.test", "/api/*")),
@@ -162,6 +163,8 @@ def test_paths_are_literal(world: World) -> None:
     assert answer(w, "fn.test", META.replace("+", "") + "/z").startswith("catchall ")
     assert answer(w, "www.fn.test", "/café").startswith("encoded ")
     assert answer(w, "www.fn.test", "/cafe").startswith("catchall ")
+    assert answer(w, "fn.test", "/q%22%5Cx/y").startswith("quoted ")
+    assert answer(w, "fn.test", "/q%22x/y").startswith("catchall ")
 
 
 def test_the_waf_inspects_before_a_function(world: World) -> None:
