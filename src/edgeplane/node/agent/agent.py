@@ -1181,6 +1181,7 @@ class Agent:
                     await asyncio.to_thread(
                         truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
                     )
+                await asyncio.to_thread(self.functions.rotate, self.options.log_rotate_bytes)
                 if self.node_id is None:
                     continue
                 minutes = aggregator.changed()
