@@ -7,11 +7,11 @@ import ivm from "isolated-vm";
 
 import { LoadError, MISSING_HANDLER, MODULE_FILE, importError, loadError } from "./errors.mjs";
 import { HOST_CALLBACKS, PRELUDE_FILE, PRELUDE_SOURCE } from "./prelude.mjs";
+import { urlParts } from "./urlparts.mjs";
 
 const SETUP_TIMEOUT_MS = 1000;
 const URL_SETTERS = new Set(["protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"]);
 
-const urlParts = (u) => [u.href, u.origin, u.protocol, u.username, u.password, u.host, u.hostname, u.port, u.pathname, u.search, u.hash];
 
 // Synchronous host calls, the same for every isolate.
 function urlParse(input, base) {
@@ -35,7 +35,7 @@ function random(n) {
 }
 
 /*
- * Owner: log(instance, level, message, invocationId), respond(instance, id, answer),
+ * Owner: log(instance, level, message, invocationId), respond(instance, id, metaJson, body),
  * waitDone(instance, id), timer(instance, timerId, ms, id), clearTimer(instance, timerId),
  * fetch(instance, fetchId, id, request), entryFailed(instance, id, error).
  */
@@ -76,7 +76,6 @@ export class Instance {
     const ignored = (fn) => new ivm.Callback(fn, { ignored: true });
     const table = {
       log: ignored((level, message, id) => owner.log(self, level, message, id)),
-      respond: ignored((id, answer) => owner.respond(self, id, answer)),
       waitDone: ignored((id) => owner.waitDone(self, id)),
       urlParse: new ivm.Callback(urlParse),
       urlSet: new ivm.Callback(urlSet),
@@ -117,18 +116,26 @@ export class Instance {
     if (problem) throw new LoadError(MISSING_HANDLER);
   }
 
-  // Enter the isolate for `invocation` with at most `timeoutMs` of run time; a failure
-  // (the time limit, the isolate gone) goes to owner.entryFailed.
+  // Enter the isolate for `invocation` with at most `timeoutMs` of run time (for its
+  // synchronous part: what a promise it returns does later runs in other entries). The
+  // dispatch entry's promise is its answer (owner.respond); a failure (the time limit, the
+  // isolate gone) goes to owner.entryFailed.
   enter(name, args, timeoutMs, invocation) {
     if (this.disposed) return;
     const token = { invocation };
     this.pending.add(token);
+    const dispatch = name === "dispatch";
     this.entries[name]
-      .apply(undefined, args, { timeout: Math.max(1, Math.ceil(timeoutMs)), arguments: { copy: true } })
+      .apply(undefined, args, {
+        timeout: Math.max(1, Math.ceil(timeoutMs)),
+        arguments: { copy: true },
+        result: dispatch ? { promise: true, copy: true } : undefined,
+      })
       .then(
-        () => {
+        (result) => {
           this.pending.delete(token);
           this.completed++;
+          if (dispatch && Array.isArray(result)) this.owner.respond(this, invocation.id, result[0], result[1]);
         },
         (error) => {
           this.pending.delete(token);

@@ -74,8 +74,9 @@ export class FunctionVersion {
     return this.creating;
   }
 
-  // Run the function for one request; reply(outcome, answer | null) answers it.
-  async invoke(incoming, meta, reply) {
+  // Run the function for one request ({method, url, headers, ip, geo}; its body, an
+  // ArrayBuffer or null); reply(outcome, answer | null) answers it.
+  async invoke(incoming, body, meta, reply) {
     this.invocations++;
     let instance;
     try {
@@ -88,7 +89,7 @@ export class FunctionVersion {
       reply(outcome, null);
       return;
     }
-    new Invocation(this, instance, meta, reply).start(incoming);
+    new Invocation(this, instance, meta, reply).start(incoming, body);
   }
 
   logLine(level, message, rid) {
@@ -102,9 +103,9 @@ export class FunctionVersion {
     this.logLine(String(level), String(message), invocation ? invocation.rid : null);
   }
 
-  respond(instance, id, answer) {
+  respond(instance, id, meta, body) {
     const invocation = instance.invocations.get(id);
-    if (invocation) invocation.respond(answer);
+    if (invocation) invocation.respond(meta, body);
   }
 
   waitDone(instance, id) {
