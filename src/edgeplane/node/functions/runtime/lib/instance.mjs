@@ -10,6 +10,7 @@ import { HOST_CALLBACKS, PRELUDE_FILE, PRELUDE_SOURCE } from "./prelude.mjs";
 import { urlParts } from "./urlparts.mjs";
 
 const SETUP_TIMEOUT_MS = 1000;
+let preludeCache = null; // V8's code cache of the prelude, made by the first isolate
 const URL_SETTERS = new Set(["protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"]);
 
 
@@ -90,7 +91,11 @@ export class Instance {
   async #boot(code, env, evalTimeoutMs, memoryMb) {
     const isolate = this.isolate;
     this.context = await isolate.createContext();
-    const script = await isolate.compileScript(PRELUDE_SOURCE, { filename: PRELUDE_FILE });
+    const script = await isolate.compileScript(PRELUDE_SOURCE, {
+      filename: PRELUDE_FILE,
+      ...(preludeCache ? { cachedData: preludeCache } : { produceCachedData: true }),
+    });
+    if (!preludeCache && script.cachedData) preludeCache = script.cachedData;
     const factory = await script.run(this.context, { timeout: SETUP_TIMEOUT_MS, reference: true });
     const entries = await factory.apply(undefined, [new ivm.ExternalCopy(env).copyInto(), ...this.#callbacks()], {
       timeout: SETUP_TIMEOUT_MS,
