@@ -10,6 +10,7 @@ import net from "node:net";
 import { urlParts } from "./urlparts.mjs";
 
 export const MAX_BODY = 1024 * 1024;
+const DRAIN_LIMIT = 16 * MAX_BODY;
 export const OUTCOME_HEADER = "x-edgeplane-function-outcome";
 export const FUNCTION_HEADER = "x-edge-function";
 
@@ -52,11 +53,12 @@ function requestUrl(req) {
   }
 }
 
-// The body, null when empty, or false when over MAX_BODY.
+// The body, null when empty, or false when over MAX_BODY. An oversized body is still read
+// (up to DRAIN_LIMIT) before the 413: a connection closed on unread data is reset, and the
+// peer may then lose the answer.
 function readBody(req) {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"]);
-    if (declared > MAX_BODY) {
+    if (Number(req.headers["content-length"]) > DRAIN_LIMIT) {
       resolve(false);
       return;
     }
@@ -64,14 +66,13 @@ function readBody(req) {
     let size = 0;
     req.on("data", (chunk) => {
       size += chunk.length;
-      if (size > MAX_BODY) {
-        req.pause();
-        resolve(false);
-        return;
-      }
-      chunks.push(chunk);
+      if (size > DRAIN_LIMIT) req.destroy();
+      else if (size <= MAX_BODY) chunks.push(chunk);
     });
-    req.on("end", () => resolve(size ? Buffer.concat(chunks) : null));
+    req.on("end", () => resolve(size > MAX_BODY ? false : size ? Buffer.concat(chunks) : null));
+    req.on("close", () => {
+      if (!req.complete) reject(new Error("the request was not received whole"));
+    });
     req.on("error", reject);
   });
 }
@@ -135,7 +136,7 @@ export function functionHandler(runtime) {
       return;
     }
     if (body === false) {
-      res.closeConnection = true;
+      res.closeConnection = !req.complete;
       writeError(res, 413, "ok", rid, version.label, "too_large");
       return;
     }
