@@ -36,7 +36,7 @@ function random(n) {
 }
 
 /*
- * Owner: log(instance, level, message, invocationId), respond(instance, id, metaJson, body),
+ * Owner: log(instance, level, message, invocationId, dropped), respond(instance, id, metaJson, body),
  * waitDone(instance, id), timer(instance, timerId, ms, id), clearTimer(instance, timerId),
  * fetch(instance, fetchId, id, request), entryFailed(instance, id, error).
  */
@@ -76,7 +76,7 @@ export class Instance {
     const owner = this.owner;
     const ignored = (fn) => new ivm.Callback(fn, { ignored: true });
     const table = {
-      log: ignored((level, message, id) => owner.log(self, level, message, id)),
+      log: ignored((level, message, id, dropped) => owner.log(self, level, message, id, dropped)),
       waitDone: ignored((id) => owner.waitDone(self, id)),
       urlParse: new ivm.Callback(urlParse),
       urlSet: new ivm.Callback(urlSet),

@@ -92,15 +92,22 @@ export class FunctionVersion {
     new Invocation(this, instance, meta, reply).start(incoming, body);
   }
 
+  // A line of the runtime's own about this function (never dropped by the rate cap).
   logLine(level, message, rid) {
-    this.runtime.console.write(this.spec.key, this.spec.version, level, message, rid);
+    this.runtime.console.write(this.spec.key, this.spec.version, level, message, rid, false);
   }
 
   // ---- the isolate's requests (Instance owner)
 
-  log(instance, level, message, id) {
+  // A console line, or (level null) a count of lines the isolate dropped itself.
+  log(instance, level, message, id, dropped) {
+    if (level === null) {
+      this.runtime.console.dropped(this.spec.key, this.spec.version, Number(dropped) || 0);
+      return;
+    }
     const invocation = instance.invocations.get(id);
-    this.logLine(String(level), String(message), invocation ? invocation.rid : null);
+    const { key, version } = this.spec;
+    this.runtime.console.write(key, version, String(level), String(message), invocation ? invocation.rid : null);
   }
 
   respond(instance, id, meta, body) {

@@ -39,6 +39,7 @@ async function drain(id, state) {
 }
 
 function answer(id, state, meta, body) {
+  flushDropped(id);
   meta.waiting = state.waits.length > 0;
   state.resolve([JSON.stringify(meta), body]);
   if (meta.waiting) drain(id, state);
