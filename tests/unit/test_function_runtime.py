@@ -408,7 +408,7 @@ def test_a_loop_is_stopped_at_its_time_limit_without_delaying_other_functions(
     loop.join()
     fast, fast_s = results["fast"]
     assert fast.status_code == 200 and fast.text == "fast"
-    assert fast_s < 0.1
+    assert fast_s < 0.25  # well before the loop's 300 ms (a loaded machine adds some)
     stopped, stopped_s = results["loop"]
     assert stopped.status_code == 503
     assert stopped.headers["x-edgeplane-function-outcome"] == "timeout"
@@ -490,7 +490,8 @@ def test_a_console_flood_is_dropped_in_its_isolate_and_delays_nobody(
     time.sleep(0.1)
     started = time.monotonic()
     assert call(runtime, "t/fast").text == "fast"
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.25
+    assert flood.is_alive()
     flood.join()
     assert answers[0].headers["x-edgeplane-function-outcome"] == "timeout"
     wait_for_line(runtime, rid="rid-flood-loop", level="error")  # the limit's line is kept
