@@ -50,8 +50,11 @@ CODE = """export default {
 META = "/a.b+(c)[d]$x{1}|y^"  # every regex metacharacter nginx's config lets through
 
 
-def fn(name: str, *routes: FunctionRouteSpec, site: str = "fn") -> FunctionSpec:
+def fn(
+    name: str, *routes: FunctionRouteSpec, site: str = "fn", check_path: str | None = None
+) -> FunctionSpec:
     return FunctionSpec(
+        check_path=check_path,
         site=site,
         name=name,
         version=1,
@@ -70,7 +73,7 @@ def r(host: str, path: str, *methods: str) -> FunctionRouteSpec:
 
 FUNCTIONS = (
     fn("catchall", r("*", "/*")),
-    fn("exact", r("fn.test", "/exact")),
+    fn("exact", r("fn.test", "/exact"), check_path="/exact"),
     fn("meta", r("fn.test", META + "/*")),
     fn("encoded", r("*", "/caf%C3%A9")),
     fn("quoted", r("fn.test", '/q"\\x/*')),  # a quote and a backslash
@@ -176,6 +179,26 @@ def test_the_waf_inspects_before_a_function(world: World) -> None:
     assert refused.status_code == 403, refused.text
     assert "x-edge-function" not in refused.headers
     assert "web application firewall" in refused.text
+
+
+def test_a_check_path_that_fails_fails_the_function(world: World) -> None:
+    import asyncio
+
+    w = world
+    bad = fn("broken", r("fn.test", "/broken/*"), check_path="/broken/health")
+    code = CODE.replace("return new Response(", "return new Response(null, {status: 500}) || (")
+    bad = bad.model_copy(update={"code": code, "sha256": "1" * 64, "id": "fnv-broken"})
+    cfg = config(w.origin, (*FUNCTIONS, bad))
+    try:
+        w.edge.apply(cfg)
+        assert asyncio.run(w.host.apply(cfg, w.edge.http))  # a report changed
+        report = w.host.reports["fn/broken"]
+        assert report.state == "failed" and report.error == "/broken/health answered 500"
+        assert w.host.reports["fn/exact"].state == "active"  # its check answered 200
+    finally:
+        w.edge.apply(config(w.origin))
+        asyncio.run(w.host.apply(config(w.origin), w.edge.http))
+    assert "fn/broken" not in w.host.reports
 
 
 def test_the_console_log_is_rotated_and_reopened(world: World) -> None:
