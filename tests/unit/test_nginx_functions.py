@@ -208,3 +208,34 @@ def test_a_delta_carries_the_functions_whole() -> None:
 )
 def test_a_leftover_runtime_is_known_by_its_socket(cmd: list[str], proof: bool) -> None:
     assert (leftovers._runtime_proof(cmd, Path("/p")) is not None) == proof
+
+
+def test_a_waf_sites_functions_are_inspected_and_fetches_keep_the_request_id() -> None:
+    from edgeplane.node.nginx.local import WafEngine
+    from edgeplane.protocol.config import WafSpec
+
+    local = NodeLocal(
+        prefix=Path("/srv/edge/nginx"),
+        node_name="e1",
+        http_port=8080,
+        waf=WafEngine(modules=("/m/modsecurity.so",), crs_rules="/crs"),
+    )
+    sites = (
+        SiteSpec(id="p", domains=("shop.test",), pool="origin.p", waf=WafSpec(mode="block")),
+        SiteSpec(id="q", domains=("q.test",), pool="origin.p"),
+    )
+    config = EdgeConfig(
+        revision=1, node=NODE, sites=sites, pools=(POOL,), functions=(FUNCS[0], FUNCS[-1])
+    )
+    files = {k: v.decode() for k, v in render(config, local, LocalHealth()).items()}
+    locations = files["locations.conf"]
+    waf_fn = locations[locations.index("location @fn_wb1t5 {") :]
+    waf_fn = waf_fn[: waf_fn.index("\n}\n")]
+    assert "modsecurity on;" in waf_fn and "error_page 400 403 @waf_blocked_wb1t5;" in waf_fn
+    assert "location @waf_blocked_wb1t5 {" in locations
+    assert '"p" @fn_wb1t5;' in files["sites.map"]  # the WAF site's functions go there
+    plain_fn = locations[locations.index("location @fn {") :]
+    assert "modsecurity" not in plain_fn[: plain_fn.index("\n}\n")]
+    # on the fetch socket, the request id is the function's request's
+    assert "modsecurity_transaction_id $fn_request_id;" in files["base.conf"]
+    assert "$request_id" not in files["locations.conf"]

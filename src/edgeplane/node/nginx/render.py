@@ -41,6 +41,7 @@ from edgeplane.node.nginx.render_functions import (
     scheme_map,
     served_functions,
     waf_profiles,
+    with_request_ids,
 )
 from edgeplane.node.nginx.render_functions import upstream as function_upstream
 from edgeplane.node.nginx.render_headers import render_headers
@@ -621,8 +622,10 @@ def render_release(
     }
     if functions:
         # toward origins, the scheme of the function's request on the fetch socket
+        # and the request id of the function's request (render_functions.scheme_map)
         for name in ("base.conf", "servers.conf", "locations.conf"):
-            files[name] = files[name].replace(FORWARDED_PROTO, FORWARDED_PROTO_FN)
+            text = files[name].replace(FORWARDED_PROTO, FORWARDED_PROTO_FN)
+            files[name] = with_request_ids(text)
     if local.https_port:
         files[NAMES_FILE] = names_conf
     if hop is not None:

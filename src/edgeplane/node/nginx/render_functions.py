@@ -24,6 +24,7 @@ as before they existed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -193,13 +194,36 @@ def function_maps(functions: list[FunctionSpec], wafs: dict[str, WafProxy] | Non
     return text
 
 
+REQUEST_ID = "$fn_request_id"  # in place of $request_id on a node with functions
+
+
 def scheme_map(local: NodeLocal) -> str:
     """``$edge_scheme``: the client's scheme; on the fetch socket, the one the runtime says
-    (the function's request's)."""
-    return block(
-        "map $server_addr $edge_scheme",
-        ["default $scheme;", f"{lit('unix:' + fetch_socket(local))} $http_x_forwarded_proto;"],
+    (the function's request's). ``$fn_request_id``: the request id; on the fetch socket, the
+    function's request's (``X-Edge-Request-Id``), so that what the WAF logs of a function's
+    fetch names the request that made it."""
+    fetch = lit("unix:" + fetch_socket(local))
+    return (
+        block(
+            "map $server_addr $edge_scheme",
+            ["default $scheme;", f"{fetch} $http_x_forwarded_proto;"],
+        )
+        + block(
+            f"map $server_addr {REQUEST_ID}", ["default $request_id;", f"{fetch} $fn_given_id;"]
+        )
+        + block(
+            "map $http_x_edge_request_id $fn_given_id",
+            ["default $http_x_edge_request_id;", '"" $request_id;'],
+        )
     )
+
+
+_REQUEST_ID = re.compile(r"\$request_id\b")
+
+
+def with_request_ids(text: str) -> str:
+    """``text`` with ``$request_id`` read as ``$fn_request_id`` (``scheme_map``)."""
+    return _REQUEST_ID.sub(REQUEST_ID, text)
 
 
 def upstream(local: NodeLocal) -> str:
