@@ -313,6 +313,7 @@ class BundleStore:
         if not self.root.is_dir():
             return 0
         named = {b.hash for b in config.bundles} | set(config.prefetch)
+
         def used_at(p: Path) -> float:  # the manifest's time: unpacked or last named
             try:
                 return self.manifest_path(p.name).stat().st_mtime

@@ -41,9 +41,7 @@ def listening_inodes(ports: Iterable[int]) -> set[str]:
 
 
 def _holds(pid: int, sockets: set[str]) -> bool:
-    return any(
-        t.startswith("socket:[") and t[8:-1] in sockets for t in procfs.fd_targets(pid)
-    )
+    return any(t.startswith("socket:[") and t[8:-1] in sockets for t in procfs.fd_targets(pid))
 
 
 def _files(pid: int) -> set[str]:
