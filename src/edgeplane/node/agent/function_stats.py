@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import ValidationError
 
@@ -54,6 +54,7 @@ from edgeplane.protocol.messages import (
     FunctionLogLine,
     FunctionLogReport,
     FunctionMinute,
+    FunctionOutcome,
     FunctionTrafficReport,
 )
 
@@ -75,12 +76,14 @@ def console_log_path(access_log: Path) -> Path:
     return access_log.with_name(CONSOLE_LOG_NAME)
 
 
-def outcome_of(value: Any) -> str:
+def outcome_of(value: Any) -> FunctionOutcome | Literal["ok"]:
     """A line's ``fo`` -> ``ok`` or the error's outcome (none, empty or unknown: the runtime
     did not answer: ``unavailable``)."""
     if value == OK:
-        return OK
-    return value if value in _OUTCOMES else "unavailable"
+        return "ok"
+    if value in _OUTCOMES:
+        return cast(FunctionOutcome, value)
+    return "unavailable"
 
 
 class _Pause:
@@ -142,7 +145,7 @@ class FunctionTotals:
 @dataclass
 class FunctionMinuteTotals:
     invocations: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[FunctionOutcome, int] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     duration_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
 
@@ -181,7 +184,7 @@ class FunctionAggregator:
         if t is None:
             t = self._minutes[minute_key] = FunctionMinuteTotals()
         t.invocations += count
-        if outcome != OK:
+        if outcome != "ok":
             t.errors[outcome] = t.errors.get(outcome, 0) + count
         t.statuses[klass] = t.statuses.get(klass, 0) + count
         if ms is not None:
