@@ -1170,11 +1170,14 @@ class Agent:
                         self.options.pid_file,
                         self.options.log_rotate_bytes,
                     )
-                for emptied in (waf_tailer, console_tailer):  # read: emptied in place
-                    if emptied is not None:
-                        await asyncio.to_thread(
-                            truncate_if_large, emptied.path, self.options.log_rotate_bytes
-                        )
+                if waf_tailer is not None:
+                    await asyncio.to_thread(
+                        truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
+                    )
+                if console_tailer is not None:
+                    await asyncio.to_thread(
+                        console.empty_if_large, console_tailer, self.options.log_rotate_bytes
+                    )
                 if self.node_id is None:
                     continue
                 minutes = aggregator.changed()

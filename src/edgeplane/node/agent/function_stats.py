@@ -20,8 +20,9 @@ messages already cut at 2 KiB, at most 100 lines per second per function). The a
 reads it with a ``LogTailer`` (from its end when the agent starts: what came before was sent by
 the agent that ran then) and ``FunctionConsole`` keeps, per function, the newest
 ``LINES_PER_FUNCTION`` lines not yet sent (``LINES_PER_REPORT`` in all), counting what it left
-out. The file is emptied in place once read past a size (``waf_log.truncate_if_large``): the
-runtime appends (``O_APPEND``), so its next line goes to the start, which the tailer follows.
+out. The file is emptied in place once read past a size (``FunctionConsole.empty_if_large``):
+the runtime appends (``O_APPEND``), so its next line goes to the start, where the tailer
+starts again; a rename (the runtime reopening its log) is followed too.
 
 **Shipping**, every analytics interval: ``POST /nodes/{id}/function-traffic`` and ``POST
 /nodes/{id}/function-logs``. Unreachable: put back for the next round (within the bounds);
@@ -32,6 +33,7 @@ for ``PAUSE_S``.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections import OrderedDict, deque
@@ -321,6 +323,20 @@ class FunctionConsole:
         lines = tailer.read_lines()
         self.add_lines(lines)
         return len(lines)
+
+    def empty_if_large(self, tailer: LogTailer, max_bytes: int) -> bool:
+        """Past ``max_bytes``, read what is left of the console log, empty it in place and
+        start the tailer again at its beginning (the runtime appends: its next line goes
+        there). True when it was emptied."""
+        try:
+            if tailer.path.stat().st_size <= max_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        self.read(tailer)
+        os.truncate(tailer.path, 0)
+        tailer.close()  # reopened at 0 by its next read
+        return True
 
     def add_lines(self, lines: list[bytes]) -> None:
         """Lines as read from the console log, oldest first."""
