@@ -25,6 +25,7 @@ from edgeplane.node.agent.function_stats import (
     console_log_path,
     outcome_of,
     reduce,
+    rotate_console,
 )
 from edgeplane.node.agent.metrics import AgentMetrics
 from edgeplane.protocol.messages import (
@@ -87,6 +88,7 @@ def test_invocations_are_counted_per_function_and_minute_with_errors_by_outcome(
         access(fo=None, status=504),  # no outcome logged at all
         access(fo="weird", status=503),  # unknown: the runtime did not say ok
         access(fn=None),  # not a function's request
+        access(fn="", fo=""),  # nor this (nginx logs "fn":"" when no function matched)
         access(fn="shop/other", second=59),
         access(fn="shop/hello", second=61),  # the next minute
         access(fn="Not A Key"),  # refused, counted as skipped
@@ -220,10 +222,27 @@ def test_the_console_log_is_followed_across_rotation_and_truncation(tmp_path: Pa
     assert path.stat().st_size == 0
     path.write_bytes(console("five") + b"\n")
     kept.read(tailer)
+    # Renamed by the agent past its size, the runtime asked to reopen it.
+    reopened: list[bool] = []
+
+    def reopen() -> None:
+        # a line the runtime wrote (its file renamed) just before it reopened
+        with path.with_name("functions.json.1").open("ab") as f:
+            f.write(console("six") + b"\n")
+        reopened.append(True)
+        path.write_bytes(console("seven") + b"\n")
+
+    assert not rotate_console(path, 10_000, reopen) and not reopened
+    assert rotate_console(path, 10, reopen) and reopened
+    assert path.with_name("functions.json.1").exists()
+    kept.read(tailer)
     report = kept.take()
     assert report is not None
-    assert [x.message for x in report.lines] == ["one", "two", "three", "four", "4.5", "five"]
+    assert [x.message for x in report.lines] == [
+        "one", "two", "three", "four", "4.5", "five", "six", "seven",
+    ]  # fmt: skip
     tailer.close()
+    assert not rotate_console(tmp_path / "missing.json", 10, reopen)
 
 
 class FakeControlPlane:

@@ -31,6 +31,7 @@ from edgeplane.protocol.messages import (
 from edgeplane.services import function_rollouts, liveness, regions, rollouts, zone_serials
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
+from edgeplane.snapshot.functions import runs_functions
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import (
     AuditRow,
@@ -88,7 +89,12 @@ def _to_model(
 ) -> EdgeNode:
     in_sync = False
     if row.applied_hash is not None:
-        snap = snapshots.for_node(tx.session, _node_spec(row), desired)
+        snap = snapshots.for_node(
+            tx.session,
+            _node_spec(row),
+            desired,
+            functions=runs_functions(row.protocol, row.functions),
+        )
         in_sync = snap.hash == row.applied_hash
     online = row.last_seen_at is not None and now - row.last_seen_at < ONLINE_WITHIN
     place = tx.session.get(RegionRow, row.region)

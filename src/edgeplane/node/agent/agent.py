@@ -60,7 +60,9 @@ from edgeplane.node.agent.function_stats import (
     FunctionAggregator,
     FunctionConsole,
     console_log_path,
+    rotate_console,
 )
+from edgeplane.node.agent.functions import FunctionHost
 from edgeplane.node.agent.health import HealthChecker
 from edgeplane.node.agent.metrics import AgentMetrics, NodeView
 from edgeplane.node.agent.metrics_server import MetricsServer
@@ -198,6 +200,7 @@ class Agent:
         client: EdgeClient | None = None,
         dns: DnsServer | None = None,
         metrics_server: MetricsServer | None = None,
+        functions: FunctionHost | None = None,
     ) -> None:
         """``metrics_server``: the node's metrics port, bound (``edgeplane edge`` binds it
         before anything starts, so a port taken fails at once); the agent serves its metrics
@@ -259,6 +262,13 @@ class Agent:
             in_rotation=getattr(engine, "in_rotation", None),
         )
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
+        # the edge functions (none without a runtime: the node then registers without them)
+        self.functions = functions or FunctionHost(
+            None,
+            engine.access_log.parent.parent,
+            options.state_dir,
+            why_not="no function runtime was given to this agent",
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
         # The snapshot's fields this agent does not know (``protocol.lenient``): those of the
@@ -359,6 +369,8 @@ class Agent:
         engines = [asyncio.to_thread(timed("nginx", self.engine.stop))]
         if self.dns is not None:
             engines.append(asyncio.to_thread(timed("DNS", self.dns.stop)))
+        if self.functions.process is not None:
+            engines.append(asyncio.to_thread(timed("functions", self.functions.stop)))
         if self.metrics_server is not None:
             engines.append(asyncio.to_thread(timed("metrics", self.metrics_server.stop)))
         await asyncio.gather(*engines)  # side by side: each has its own deadline
@@ -398,6 +410,7 @@ class Agent:
             local_ports=self._local_ports(),
             version=__version__,
             protocol=PROTOCOL_VERSION,
+            functions=self.functions.capable,
         )
         while True:
             try:
@@ -597,6 +610,7 @@ class Agent:
             geo=config.geo,
             bundles=config.bundles,
             prefetch=config.prefetch,
+            functions=config.functions,
         )
 
     def _receive(self, config: EdgeConfig) -> None:
@@ -711,6 +725,7 @@ class Agent:
             dns_serials_partial=partial,
             dns_error=(self.dns_error or None) and self.dns_error[:20000],
             bundles=self.bundles.report_models(),
+            functions=self.functions.report_models(),
         )
 
     async def _heartbeat_loop(self) -> None:
@@ -766,6 +781,12 @@ class Agent:
             self._heartbeat_now.set()
         await asyncio.to_thread(self.bundles.collect, config)
 
+    async def _functions_served(self, config: EdgeConfig) -> None:
+        """Run the functions of ``config``, which nginx now serves (its routes and ``@fn``
+        first: a new version with the same routes comes here without a reload)."""
+        if await self.functions.apply(config, self._check_urls()[0]):
+            self._heartbeat_now.set()
+
     async def _apply(self, config: EdgeConfig) -> None:
         """Render ``config`` with the current health decision, unless nginx already serves
         exactly that. Its bundles are fetched first; one that cannot be had is tried again
@@ -788,8 +809,11 @@ class Agent:
         ):
             self.serving = config
             await self._save(config)
+            await self._functions_served(config)
             await self._bundles_served(config)
             return
+        if await self.functions.preload(config, self.serving):
+            self._heartbeat_now.set()
         down, weights = self.health.decision()
         result = await asyncio.to_thread(
             self.engine.apply,
@@ -809,6 +833,7 @@ class Agent:
             self._served_health = version
             self.failed_hashes.discard(digest)
             await self._save(config)
+            await self._functions_served(config)
             await self._bundles_served(config)
             timings = getattr(result, "timings", None)
             log.info(
@@ -1106,15 +1131,15 @@ class Agent:
             console_from_end = console_log_path(self.engine.access_log).exists()
         except Exception:
             waf_from_end = console_from_end = False
-        geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
-        functions = FunctionAggregator(self.metrics.functions)  # function_stats
+        geoip = self.functions.geoip_db  # --geoip-db, else the packaged database
+        invocations = FunctionAggregator(self.metrics.functions)  # function_stats
         console = FunctionConsole()  # the functions' console lines
         console_tailer: LogTailer | None = None
         aggregator = TrafficAggregator(
             await asyncio.to_thread(country_locator, geoip),
             totals=self.metrics.totals,
             bots=self.bots,
-            functions=functions,
+            functions=invocations,
         )
         await asyncio.to_thread(self.bots.clear_files)
         samples = AccessSampler(since=time.time())  # access log lines, shipped after them
@@ -1155,7 +1180,7 @@ class Agent:
                 if self.bots.pending():
                     await asyncio.to_thread(self.bots.sync_files)
                 aggregator.forget_before(time.time())
-                functions.forget_before(time.time())
+                invocations.forget_before(time.time())
                 if waf_tailer is not None:
                     await asyncio.to_thread(waf.read, waf_tailer)
                 if console_tailer is not None:
@@ -1175,9 +1200,7 @@ class Agent:
                         truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
                     )
                 if console_tailer is not None:
-                    await asyncio.to_thread(
-                        console.empty_if_large, console_tailer, self.options.log_rotate_bytes
-                    )
+                    await asyncio.to_thread(self._rotate_console, console, console_tailer)
                 if self.node_id is None:
                     continue
                 minutes = aggregator.changed()
@@ -1191,12 +1214,21 @@ class Agent:
                         aggregator.restore(minutes)
                 await samples.ship(self.client, self.node_id)
                 await waf.ship(self.client, self.node_id)
-                await functions.ship(self.client, self.node_id)
+                await invocations.ship(self.client, self.node_id)
                 await console.ship(self.client, self.node_id)
         finally:
             for opened in (tailer, waf_tailer, console_tailer):
                 if opened is not None:
                     opened.close()
+
+    def _rotate_console(self, console: FunctionConsole, tailer: LogTailer) -> None:
+        """The functions' console log past its size: renamed and reopened by the runtime, or
+        emptied in place when no runtime runs (nothing to reopen it)."""
+        runtime = self.functions.process
+        if runtime is not None and runtime.alive():
+            rotate_console(tailer.path, self.options.log_rotate_bytes, self.functions.reopen)
+        else:
+            console.empty_if_large(tailer, self.options.log_rotate_bytes)
 
     # Uptime checks ---------------------------------------------------------------------------
 
@@ -1249,6 +1281,11 @@ class Agent:
                 problem = await self._supervise_nginx()
                 if problem:
                     problems.append(problem)
+            try:
+                if await asyncio.to_thread(self.functions.ensure_running):
+                    log.warning("the edge function runtime was not running: restarted")
+            except Exception as exc:
+                problems.append(f"function runtime down: {exc}")
             healthy = not problems
             if healthy != self._healthy:
                 self._healthy = healthy

@@ -334,7 +334,7 @@ class TrafficAggregator:
             totals.bots[name] = totals.bots.get(name, 0) + count
         if self.bots is not None:
             self.bots.add(site, doc, seconds, status, count)
-        if self.functions is not None and "fn" in doc:
+        if self.functions is not None and doc.get("fn"):  # "": not a function's request
             self.functions.add(site, doc, seconds, status, count)
         if self._locate is not None:
             country = self.country(str(doc.get("remote_addr") or ""))
