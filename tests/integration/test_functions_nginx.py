@@ -42,6 +42,7 @@ if RUNTIME is None:
 
 CODE = """export default {
   async fetch(request, env) {
+    console.log("hit " + new URL(request.url).pathname);
     return new Response(env.NAME + " " + new URL(request.url).pathname);
   },
 };
@@ -175,6 +176,19 @@ def test_the_waf_inspects_before_a_function(world: World) -> None:
     assert refused.status_code == 403, refused.text
     assert "x-edge-function" not in refused.headers
     assert "web application firewall" in refused.text
+
+
+def test_the_console_log_is_rotated_and_reopened(world: World) -> None:
+    w = world
+    log = w.host.console_log
+    assert answer(w, "fn.test", "/exact/before") == "catchall /exact/before"
+    assert wait_for(lambda: log.exists() and "/exact/before" in log.read_text(), 5)
+    assert w.host.rotate(1)
+    assert not w.host.rotate(1 << 30)
+    assert "/exact/before" in log.with_name(log.name + ".1").read_text()
+    assert answer(w, "fn.test", "/exact/after") == "catchall /exact/after"
+    assert wait_for(lambda: log.exists() and "/exact/after" in log.read_text(), 5)
+    assert "/exact/before" not in log.read_text()
 
 
 def test_a_runtime_down_answers_503_logged_unavailable(world: World) -> None:

@@ -60,7 +60,6 @@ from edgeplane.node.agent.function_stats import (
     FunctionAggregator,
     FunctionConsole,
     console_log_path,
-    rotate_console,
 )
 from edgeplane.node.agent.functions import FunctionHost
 from edgeplane.node.agent.health import HealthChecker
@@ -1199,8 +1198,8 @@ class Agent:
                     await asyncio.to_thread(
                         truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
                     )
-                if console_tailer is not None:
-                    await asyncio.to_thread(self._rotate_console, console, console_tailer)
+                # renamed, the runtime reopens it: the console's tailer finishes the old file
+                await asyncio.to_thread(self.functions.rotate, self.options.log_rotate_bytes)
                 if self.node_id is None:
                     continue
                 minutes = aggregator.changed()
@@ -1220,15 +1219,6 @@ class Agent:
             for opened in (tailer, waf_tailer, console_tailer):
                 if opened is not None:
                     opened.close()
-
-    def _rotate_console(self, console: FunctionConsole, tailer: LogTailer) -> None:
-        """The functions' console log past its size: renamed and reopened by the runtime, or
-        emptied in place when no runtime runs (nothing to reopen it)."""
-        runtime = self.functions.process
-        if runtime is not None and runtime.alive():
-            rotate_console(tailer.path, self.options.log_rotate_bytes, self.functions.reopen)
-        else:
-            console.empty_if_large(tailer, self.options.log_rotate_bytes)
 
     # Uptime checks ---------------------------------------------------------------------------
 

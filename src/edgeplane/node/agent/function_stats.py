@@ -20,10 +20,8 @@ messages already cut at 2 KiB, at most 100 lines per second per function). The a
 reads it with a ``LogTailer`` (from its end when the agent starts: what came before was sent by
 the agent that ran then) and ``FunctionConsole`` keeps, per function, the newest
 ``LINES_PER_FUNCTION`` lines not yet sent (``LINES_PER_REPORT`` in all), counting what it left
-out. Past a size the file is renamed and the runtime asked to reopen it (``rotate_console``),
-the tailer finishing the old file first; with no runtime running it is emptied in place once
-read (``FunctionConsole.empty_if_large``: the runtime appends, ``O_APPEND``, so a line it
-writes later goes to the start, where the tailer starts again).
+out. Past a size the agent renames the file and the runtime reopens it
+(``functions.FunctionHost.rotate``): the tailer finishes the old file, then follows the new.
 
 **Shipping**, every analytics interval: ``POST /nodes/{id}/function-traffic`` and ``POST
 /nodes/{id}/function-logs``. Unreachable: put back for the next round (within the bounds);
@@ -34,7 +32,6 @@ for ``PAUSE_S``.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections import OrderedDict, deque
@@ -256,23 +253,6 @@ class FunctionAggregator:
 # Console lines ---------------------------------------------------------------------------------
 
 
-def rotate_console(path: Path, max_bytes: int, reopen: Callable[[], None]) -> bool:
-    """Past ``max_bytes``, rename the console log to ``<name>.1`` (replacing it) and have the
-    runtime reopen it (``reopen``); the tailer finishes the old file, then follows the new
-    one. True when it rotated."""
-    try:
-        if path.stat().st_size <= max_bytes:
-            return False
-    except FileNotFoundError:
-        return False
-    os.replace(path, path.with_name(path.name + ".1"))
-    try:
-        reopen()
-    except Exception as exc:  # it writes on in the old file until it restarts
-        log.warning("the function runtime did not reopen its console log: %s", exc)
-    return True
-
-
 def _escape(match: re.Match[str]) -> str:
     return "".join(f"%{b:02X}" for b in match.group().encode())
 
@@ -341,20 +321,6 @@ class FunctionConsole:
         lines = tailer.read_lines()
         self.add_lines(lines)
         return len(lines)
-
-    def empty_if_large(self, tailer: LogTailer, max_bytes: int) -> bool:
-        """Past ``max_bytes``, read what is left of the console log, empty it in place and
-        start the tailer again at its beginning (the runtime appends: its next line goes
-        there). True when it was emptied."""
-        try:
-            if tailer.path.stat().st_size <= max_bytes:
-                return False
-        except FileNotFoundError:
-            return False
-        self.read(tailer)
-        os.truncate(tailer.path, 0)
-        tailer.close()  # reopened at 0 by its next read
-        return True
 
     def add_lines(self, lines: list[bytes]) -> None:
         """Lines as read from the console log, oldest first."""

@@ -25,7 +25,11 @@ from typing import Any
 import httpx
 
 from edgeplane.node.functions.find import Runtime, RuntimeMissing, locate_runtime
-from edgeplane.node.functions.process import FunctionRuntime, FunctionRuntimeError
+from edgeplane.node.functions.process import (
+    FunctionRuntime,
+    FunctionRuntimeError,
+    socket_path,
+)
 from edgeplane.node.nginx.render_functions import FETCH_SOCKET
 from edgeplane.protocol.config import EdgeConfig, FunctionSpec
 from edgeplane.protocol.messages import FunctionReport
@@ -86,12 +90,17 @@ class FunctionHost:
         self.why_not = why_not
         self.process: FunctionRuntime | None = None
         if runtime is not None:
-            self.process = FunctionRuntime(
-                prefix,
-                prefix / "logs" / CONSOLE_LOG,
-                self.config_dir / "config.json",
-                runtime=runtime,
-            )
+            try:
+                socket_path(prefix, FETCH_SOCKET)  # nginx's, for the functions' fetches
+                self.process = FunctionRuntime(
+                    prefix,
+                    prefix / "logs" / CONSOLE_LOG,
+                    self.config_dir / "config.json",
+                    runtime=runtime,
+                )
+            except FunctionRuntimeError as exc:  # a prefix too deep for unix sockets
+                self.why_not = str(exc)
+                log.warning("edge functions cannot run on this node: %s", exc)
         self.reports: dict[str, FunctionReport] = {}
         self.wanted = False  # the snapshot served names functions: the runtime runs
         self.restarts = 0
@@ -263,6 +272,22 @@ class FunctionHost:
         """After the console log was rotated."""
         if self.process is not None and self.process.alive():
             self.process.reopen()
+
+    def rotate(self, max_bytes: int) -> bool:
+        """Rename the console log to ``functions.json.1`` (replacing it) when it is larger
+        than ``max_bytes``, and have the runtime reopen it; True when it rotated."""
+        path = self.console_log
+        try:
+            if path.stat().st_size <= max_bytes:
+                return False
+        except FileNotFoundError:
+            return False
+        os.replace(path, path.with_name(path.name + ".1"))
+        try:
+            self.reopen()
+        except FunctionRuntimeError as exc:
+            log.warning("the function console log was rotated but not reopened: %s", exc)
+        return True
 
     def stop(self) -> None:
         if self.process is not None:
