@@ -403,3 +403,11 @@ def test_roles_and_scopes(api: Api, site: dict[str, FnNode]) -> None:
     assert r.status_code == 202, r.text
     other = scoped("edge_deployments:write")
     assert api.get(f"{FN}/hello", token=other).status_code == 403
+
+
+def test_check_is_an_action_not_a_name(api: Api) -> None:
+    for method in ("GET", "PUT", "DELETE", "OPTIONS"):
+        r = api.call(method, f"{FN}/check", json={"code": CODE})
+        assert r.status_code == 405 and r.headers["allow"] == "POST", (method, r.text)
+    r = api.call("OPTIONS", f"{FN}/hello")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET, PUT"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from edgeplane.api.deps import Ctx
+from edgeplane.api.problems import refuses
 from edgeplane.model.common import Page
 from edgeplane.model.functions import (
     NAME_PATTERN,
@@ -52,6 +53,13 @@ def check_code(ctx: Ctx, body: CodeRequest) -> CodeCheck:
     line and column of the error)."""
     with ctx.read() as tx:
         return functions.check(tx, body)
+
+
+@router.api_route("/check", methods=["GET", "PUT", "DELETE"], include_in_schema=False)
+@refuses
+def _check_other_methods() -> None:
+    """``check`` is an action, not a function's name (a function cannot be named so)."""
+    raise HTTPException(405)
 
 
 @router.put(
