@@ -78,7 +78,7 @@ def _print(lines: list[Doc], as_json: bool, header: bool) -> None:
 def logs(
     ctx: typer.Context,
     domain: Annotated[
-        str | None, typer.Argument(metavar="[DOMAIN]", help="a domain of the project")
+        str | None, typer.Argument(metavar="DOMAIN", help="a domain of the project")
     ] = None,
     function: Annotated[
         str | None,
