@@ -1,6 +1,7 @@
 // The functions' console: JSON lines appended to one file ({"t", "fn", "v", "level", "msg",
 // "rid"}), at most RATE lines per second per function (then one "N console lines dropped"
-// line when the second ends); reopen() after a rotation.
+// line when the second ends; the runtime's own lines, such as a time limit's, are never
+// dropped); reopen() after a rotation.
 
 import fs from "node:fs";
 
@@ -42,22 +43,40 @@ export class ConsoleLog {
     if (this.stream) this.stream.write(JSON.stringify(record) + "\n");
   }
 
-  // One line of function `key` at `version` (its message truncated, its level checked).
-  write(key, version, level, message, rid = null) {
-    const now = Date.now();
+  #window(key, version, now) {
     let window = this.windows.get(key);
     if (window === undefined || now - window.start >= 1000) {
       if (window !== undefined) this.#flush(key, window);
       window = { start: now, count: 0, dropped: 0, version, timer: null };
       this.windows.set(key, window);
     }
-    if (window.count >= RATE) {
-      window.dropped++;
-      window.version = version;
-      if (window.timer === null) {
-        window.timer = setTimeout(() => this.#flush(key, window), 1000 - (now - window.start));
-        window.timer.unref();
-      }
+    return window;
+  }
+
+  // `n` lines of function `key` dropped before they got here (the isolate counts its own).
+  dropped(key, version, n) {
+    if (n <= 0) return;
+    const now = Date.now();
+    const window = this.#window(key, version, now);
+    this.#drop(key, window, version, now, n);
+  }
+
+  #drop(key, window, version, now, n) {
+    window.dropped += n;
+    window.version = version;
+    if (window.timer === null) {
+      window.timer = setTimeout(() => this.#flush(key, window), 1000 - (now - window.start));
+      window.timer.unref();
+    }
+  }
+
+  // One line of function `key` at `version` (its message truncated, its level checked);
+  // `capped` false for the runtime's own lines about the function (at most one a request).
+  write(key, version, level, message, rid = null, capped = true) {
+    const now = Date.now();
+    const window = this.#window(key, version, now);
+    if (capped && window.count >= RATE) {
+      this.#drop(key, window, version, now, 1);
       return;
     }
     window.count++;

@@ -7,11 +7,12 @@ import ivm from "isolated-vm";
 
 import { LoadError, MISSING_HANDLER, MODULE_FILE, importError, loadError } from "./errors.mjs";
 import { HOST_CALLBACKS, PRELUDE_FILE, PRELUDE_SOURCE } from "./prelude.mjs";
+import { urlParts } from "./urlparts.mjs";
 
 const SETUP_TIMEOUT_MS = 1000;
+let preludeCache = null; // V8's code cache of the prelude, made by the first isolate
 const URL_SETTERS = new Set(["protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"]);
 
-const urlParts = (u) => [u.href, u.origin, u.protocol, u.username, u.password, u.host, u.hostname, u.port, u.pathname, u.search, u.hash];
 
 // Synchronous host calls, the same for every isolate.
 function urlParse(input, base) {
@@ -35,7 +36,7 @@ function random(n) {
 }
 
 /*
- * Owner: log(instance, level, message, invocationId), respond(instance, id, answer),
+ * Owner: log(instance, level, message, invocationId, dropped), respond(instance, id, metaJson, body),
  * waitDone(instance, id), timer(instance, timerId, ms, id), clearTimer(instance, timerId),
  * fetch(instance, fetchId, id, request), entryFailed(instance, id, error).
  */
@@ -75,8 +76,7 @@ export class Instance {
     const owner = this.owner;
     const ignored = (fn) => new ivm.Callback(fn, { ignored: true });
     const table = {
-      log: ignored((level, message, id) => owner.log(self, level, message, id)),
-      respond: ignored((id, answer) => owner.respond(self, id, answer)),
+      log: ignored((level, message, id, dropped) => owner.log(self, level, message, id, dropped)),
       waitDone: ignored((id) => owner.waitDone(self, id)),
       urlParse: new ivm.Callback(urlParse),
       urlSet: new ivm.Callback(urlSet),
@@ -91,7 +91,11 @@ export class Instance {
   async #boot(code, env, evalTimeoutMs, memoryMb) {
     const isolate = this.isolate;
     this.context = await isolate.createContext();
-    const script = await isolate.compileScript(PRELUDE_SOURCE, { filename: PRELUDE_FILE });
+    const script = await isolate.compileScript(PRELUDE_SOURCE, {
+      filename: PRELUDE_FILE,
+      ...(preludeCache ? { cachedData: preludeCache } : { produceCachedData: true }),
+    });
+    if (!preludeCache && script.cachedData) preludeCache = script.cachedData;
     const factory = await script.run(this.context, { timeout: SETUP_TIMEOUT_MS, reference: true });
     const entries = await factory.apply(undefined, [new ivm.ExternalCopy(env).copyInto(), ...this.#callbacks()], {
       timeout: SETUP_TIMEOUT_MS,
@@ -117,18 +121,26 @@ export class Instance {
     if (problem) throw new LoadError(MISSING_HANDLER);
   }
 
-  // Enter the isolate for `invocation` with at most `timeoutMs` of run time; a failure
-  // (the time limit, the isolate gone) goes to owner.entryFailed.
+  // Enter the isolate for `invocation` with at most `timeoutMs` of run time (for its
+  // synchronous part: what a promise it returns does later runs in other entries). The
+  // dispatch entry's promise is its answer (owner.respond); a failure (the time limit, the
+  // isolate gone) goes to owner.entryFailed.
   enter(name, args, timeoutMs, invocation) {
     if (this.disposed) return;
     const token = { invocation };
     this.pending.add(token);
+    const dispatch = name === "dispatch";
     this.entries[name]
-      .apply(undefined, args, { timeout: Math.max(1, Math.ceil(timeoutMs)), arguments: { copy: true } })
+      .apply(undefined, args, {
+        timeout: Math.max(1, Math.ceil(timeoutMs)),
+        arguments: { copy: true },
+        result: dispatch ? { promise: true, copy: true } : undefined,
+      })
       .then(
-        () => {
+        (result) => {
           this.pending.delete(token);
           this.completed++;
+          if (dispatch && Array.isArray(result)) this.owner.respond(this, invocation.id, result[0], result[1]);
         },
         (error) => {
           this.pending.delete(token);

@@ -5,8 +5,9 @@
 
 export const MAX_SUBREQUESTS = 50;
 
-// The function's answer as the isolate sent it, checked (it comes from untrusted code), or null.
-function checkAnswer(answer) {
+// The function's answer as the isolate sent it (JSON of status, statusText and headers; the
+// body), checked (it comes from untrusted code), or null.
+function checkAnswer(answer, rawBody) {
   if (typeof answer !== "object" || answer === null) return null;
   const { status } = answer;
   if (!Number.isInteger(status) || status < 200 || status > 999) return null;
@@ -14,8 +15,8 @@ function checkAnswer(answer) {
     ? answer.headers.filter((p) => Array.isArray(p) && p.length === 2 && typeof p[0] === "string" && typeof p[1] === "string")
     : [];
   let body = null;
-  if (typeof answer.body === "string") body = Buffer.from(answer.body);
-  else if (answer.body instanceof ArrayBuffer) body = Buffer.from(answer.body);
+  if (typeof rawBody === "string") body = Buffer.from(rawBody);
+  else if (rawBody instanceof ArrayBuffer) body = Buffer.from(rawBody);
   return { status, statusText: typeof answer.statusText === "string" ? answer.statusText : "", headers, body };
 }
 
@@ -49,9 +50,10 @@ export class Invocation {
     return this.deadline - performance.now();
   }
 
-  start(incoming) {
-    const expired = this.instance.expired.splice(0);
-    this.enter("dispatch", [{ ...incoming, id: this.id }, expired]);
+  // `incoming`: {method, url, headers, ip, geo}; `body`: an ArrayBuffer or null.
+  start(incoming, body) {
+    const request = JSON.stringify({ ...incoming, id: this.id, expired: this.instance.expired.splice(0) });
+    this.enter("dispatch", [request, body]);
   }
 
   // Enter the isolate for this invocation with the time it has left.
@@ -73,9 +75,15 @@ export class Invocation {
   }
 
   // The isolate's answer: a response, or {error} (the exception is logged by the prelude).
-  respond(answer) {
+  respond(meta, body) {
     if (this.answered || this.finished) return;
-    const checked = answer && !answer.error ? checkAnswer(answer) : null;
+    let answer = null;
+    try {
+      answer = JSON.parse(meta);
+    } catch {
+      // not from the prelude: an invalid answer
+    }
+    const checked = answer && !answer.error ? checkAnswer(answer, body) : null;
     if (answer && !answer.error && checked === null) {
       this.version.logLine("error", "exception: the response could not be sent (invalid status or headers)", this.rid);
     }

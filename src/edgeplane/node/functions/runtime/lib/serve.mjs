@@ -7,7 +7,10 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
 
+import { urlParts } from "./urlparts.mjs";
+
 export const MAX_BODY = 1024 * 1024;
+const DRAIN_LIMIT = 16 * MAX_BODY;
 export const OUTCOME_HEADER = "x-edgeplane-function-outcome";
 export const FUNCTION_HEADER = "x-edge-function";
 
@@ -44,17 +47,18 @@ function requestUrl(req) {
   const host = req.headers.host;
   if (!host || !req.url.startsWith("/")) return null;
   try {
-    return new URL(`${proto}://${host}${req.url}`).href;
+    return new URL(`${proto}://${host}${req.url}`);
   } catch {
     return null;
   }
 }
 
-// The body, null when empty, or false when over MAX_BODY.
+// The body, null when empty, or false when over MAX_BODY. An oversized body is still read
+// (up to DRAIN_LIMIT) before the 413: a connection closed on unread data is reset, and the
+// peer may then lose the answer.
 function readBody(req) {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"]);
-    if (declared > MAX_BODY) {
+    if (Number(req.headers["content-length"]) > DRAIN_LIMIT) {
       resolve(false);
       return;
     }
@@ -62,14 +66,13 @@ function readBody(req) {
     let size = 0;
     req.on("data", (chunk) => {
       size += chunk.length;
-      if (size > MAX_BODY) {
-        req.pause();
-        resolve(false);
-        return;
-      }
-      chunks.push(chunk);
+      if (size > DRAIN_LIMIT) req.destroy();
+      else if (size <= MAX_BODY) chunks.push(chunk);
     });
-    req.on("end", () => resolve(size ? Buffer.concat(chunks) : null));
+    req.on("end", () => resolve(size > MAX_BODY ? false : size ? Buffer.concat(chunks) : null));
+    req.on("close", () => {
+      if (!req.complete) reject(new Error("the request was not received whole"));
+    });
     req.on("error", reject);
   });
 }
@@ -133,7 +136,7 @@ export function functionHandler(runtime) {
       return;
     }
     if (body === false) {
-      res.closeConnection = true;
+      res.closeConnection = !req.complete;
       writeError(res, 413, "ok", rid, version.label, "too_large");
       return;
     }
@@ -146,14 +149,15 @@ export function functionHandler(runtime) {
     const ip = typeof realIp === "string" && net.isIP(realIp) ? realIp : null;
     const incoming = {
       method: req.method,
-      url,
+      url: url.href,
+      urlParts: urlParts(url), // saves the function a host call for new URL(request.url)
       headers: clientHeaders(req.rawHeaders),
-      body: body === null ? null : body.buffer.slice(body.byteOffset, body.byteOffset + body.length),
       ip,
       geo: runtime.geo.lookup(ip),
     };
+    const bytes = body === null ? null : body.buffer.slice(body.byteOffset, body.byteOffset + body.length);
     version
-      .invoke(incoming, { rid, ip, started }, (outcome, answer) => writeAnswer(res, version, outcome, answer, rid))
+      .invoke(incoming, bytes, { rid, ip, started }, (outcome, answer) => writeAnswer(res, version, outcome, answer, rid))
       .catch((error) => {
         process.stderr.write(`invocation of ${version.spec.id}: ${error.stack || error}\n`);
         if (!res.headersSent) writeError(res, 500, "exception", rid, version.label);

@@ -74,8 +74,9 @@ export class FunctionVersion {
     return this.creating;
   }
 
-  // Run the function for one request; reply(outcome, answer | null) answers it.
-  async invoke(incoming, meta, reply) {
+  // Run the function for one request ({method, url, headers, ip, geo}; its body, an
+  // ArrayBuffer or null); reply(outcome, answer | null) answers it.
+  async invoke(incoming, body, meta, reply) {
     this.invocations++;
     let instance;
     try {
@@ -88,23 +89,30 @@ export class FunctionVersion {
       reply(outcome, null);
       return;
     }
-    new Invocation(this, instance, meta, reply).start(incoming);
+    new Invocation(this, instance, meta, reply).start(incoming, body);
   }
 
+  // A line of the runtime's own about this function (never dropped by the rate cap).
   logLine(level, message, rid) {
-    this.runtime.console.write(this.spec.key, this.spec.version, level, message, rid);
+    this.runtime.console.write(this.spec.key, this.spec.version, level, message, rid, false);
   }
 
   // ---- the isolate's requests (Instance owner)
 
-  log(instance, level, message, id) {
+  // A console line, or (level null) a count of lines the isolate dropped itself.
+  log(instance, level, message, id, dropped) {
+    if (level === null) {
+      this.runtime.console.dropped(this.spec.key, this.spec.version, Number(dropped) || 0);
+      return;
+    }
     const invocation = instance.invocations.get(id);
-    this.logLine(String(level), String(message), invocation ? invocation.rid : null);
+    const { key, version } = this.spec;
+    this.runtime.console.write(key, version, String(level), String(message), invocation ? invocation.rid : null);
   }
 
-  respond(instance, id, answer) {
+  respond(instance, id, meta, body) {
     const invocation = instance.invocations.get(id);
-    if (invocation) invocation.respond(answer);
+    if (invocation) invocation.respond(meta, body);
   }
 
   waitDone(instance, id) {

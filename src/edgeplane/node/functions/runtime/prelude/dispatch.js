@@ -1,10 +1,12 @@
-// Prelude: the module's handler and its invocations. The host enters with dispatch(request)
-// and gets the answer through host.respond(id, response | {error}); ctx.waitUntil promises
-// are awaited afterwards (host.waitDone(id)). forget(id) drops what an invocation the host
-// gave up on (its time limit) left behind.
+// Prelude: the module's handler and its invocations. The host enters with
+// dispatch(request JSON, body), whose promise gives the answer: [JSON of {status,
+// statusText, headers, waiting} or {error, waiting}, body]. ctx.waitUntil promises are
+// awaited afterwards (host.waitDone(id)). The request names the invocations the host gave up
+// on (their time limit): what they left behind is dropped (forget). JSON, because crossing
+// between isolates is cheaper for one string than for a structured copy.
 
 let handler = null;
-const invocations = new Map(); // id -> {waits: [promises]}
+const invocations = new Map(); // id -> {waits: [promises], resolve (the answer)}
 
 function setHandler(namespace) {
   const main = namespace.default;
@@ -16,6 +18,8 @@ function setHandler(namespace) {
 }
 
 function forget(id) {
+  const state = invocations.get(id);
+  if (state) state.resolve(['{"forgotten":true}', null]); // the host stopped waiting for it
   invocations.delete(id);
   for (const [timer, t] of timers) if (t.invocation === id) timers.delete(timer);
   for (const [fetchId, f] of pendingFetches) if (f.invocation === id) pendingFetches.delete(fetchId);
@@ -34,16 +38,17 @@ async function drain(id, state) {
   host.waitDone(id);
 }
 
-function answer(id, state, response) {
-  response.waiting = state.waits.length > 0;
-  host.respond(id, response);
-  if (response.waiting) drain(id, state);
+function answer(id, state, meta, body) {
+  flushDropped(id);
+  meta.waiting = state.waits.length > 0;
+  state.resolve([JSON.stringify(meta), body]);
+  if (meta.waiting) drain(id, state);
   else invocations.delete(id);
 }
 
 function fail(id, state, error) {
   reportUncaught(error, id);
-  answer(id, state, { error: true });
+  answer(id, state, { error: true }, null);
 }
 
 function describe(value) {
@@ -65,39 +70,45 @@ function respond(id, state, response) {
     fail(id, state, error);
     return;
   }
-  answer(id, state, out);
+  const { body } = out;
+  out.body = undefined;
+  answer(id, state, out, body);
 }
 
-function dispatch(incoming, expired) {
-  for (const id of expired) forget(id);
+function dispatch(requestJson, body) {
+  const incoming = JSON.parse(requestJson);
+  for (const id of incoming.expired) forget(id);
+  rememberUrl(`${incoming.url}\0`, incoming.urlParts);
   const id = incoming.id;
   current = id;
-  const state = { waits: [] };
-  invocations.set(id, state);
-  let result;
-  try {
-    const request = new Request(incoming.url, {
-      method: incoming.method,
-      headers: incoming.headers,
-      [INTERNAL]: {
-        data: incoming.body === null ? null : { bytes: new Uint8Array(incoming.body) },
-        geo: incoming.geo,
-        ip: incoming.ip,
-      },
-    });
-    const ctx = {
-      waitUntil(promise) {
-        state.waits.push(Promise.resolve(promise));
-      },
-      passThroughOnException() {},
-    };
-    result = handler.fetch(request, env, ctx);
-  } catch (error) {
-    fail(id, state, error);
-    return;
-  }
-  Promise.resolve(result).then(
-    (response) => respond(id, state, response),
-    (error) => fail(id, state, error),
-  );
+  return new Promise((resolve) => {
+    const state = { waits: [], resolve };
+    invocations.set(id, state);
+    let result;
+    try {
+      const request = new Request(incoming.url, {
+        method: incoming.method,
+        headers: incoming.headers,
+        [INTERNAL]: {
+          data: body === null ? null : { bytes: new Uint8Array(body) },
+          geo: incoming.geo,
+          ip: incoming.ip,
+        },
+      });
+      const ctx = {
+        waitUntil(promise) {
+          state.waits.push(Promise.resolve(promise));
+        },
+        passThroughOnException() {},
+      };
+      result = handler.fetch(request, env, ctx);
+    } catch (error) {
+      fail(id, state, error);
+      return;
+    }
+    Promise.resolve(result).then(
+      (response) => respond(id, state, response),
+      (error) => fail(id, state, error),
+    );
+  });
 }

@@ -1,4 +1,5 @@
-// Prelude: console (lines go to the host with the current invocation), timers (armed by the
+// Prelude: console (lines go to the host with the current invocation, at most 100 a second),
+// timers (armed by the
 // host, which enters the isolate again to fire them), crypto.getRandomValues / randomUUID
 // (bytes from the host's CSPRNG), structuredClone, queueMicrotask.
 
@@ -123,13 +124,45 @@ function formatArgs(args) {
   return text.length > MAX_MESSAGE ? text.slice(0, MAX_MESSAGE) : text;
 }
 
+// The host writes at most RATE lines a second per function: lines beyond it are counted
+// here and not sent (a flood would keep the host busy), and the count sent with
+// flushDropped (the host writes the "N console lines dropped" line).
+const RATE = 100;
+let logWindow = { start: 0, count: 0, dropped: 0 };
+
+function flushDropped(invocation = current) {
+  if (logWindow.dropped > 0) {
+    host.log(null, null, invocation, logWindow.dropped);
+    logWindow.dropped = 0;
+  }
+}
+
+function send(level, text, invocation) {
+  const now = Date.now();
+  if (now - logWindow.start >= 1000) {
+    flushDropped(invocation);
+    logWindow = { start: now, count: 0, dropped: 0 };
+  }
+  if (logWindow.count >= RATE) {
+    if (++logWindow.dropped >= 1000) flushDropped(invocation);
+    return;
+  }
+  logWindow.count++;
+  host.log(level, text, invocation, 0);
+}
+
 function emit(level, args, invocation = current) {
-  host.log(level, formatArgs(args), invocation);
+  if (logWindow.count >= RATE && Date.now() - logWindow.start < 1000) {
+    // not even formatted; counted to the host now and then (a loop may never end normally)
+    if (++logWindow.dropped >= 1000) flushDropped(invocation);
+    return;
+  }
+  send(level, formatArgs(args), invocation);
 }
 
 function reportUncaught(error, invocation = current) {
   const text = error instanceof Error ? errorText(error) : inspect(error, 1);
-  host.log("error", `Uncaught ${text}`.slice(0, MAX_MESSAGE), invocation);
+  send("error", `Uncaught ${text}`.slice(0, MAX_MESSAGE), invocation);
 }
 
 const console = {
@@ -154,8 +187,11 @@ function delay(ms) {
   return Number.isFinite(n) ? Math.min(Math.max(0, Math.floor(n)), 2147483647) : 0;
 }
 
+const MAX_TIMERS = 10000;
+
 function armTimer(fn, ms, args, every) {
   if (typeof fn !== "function") throw new TypeError("The callback must be a function");
+  if (timers.size >= MAX_TIMERS) throw new RangeError(`Too many timers pending (at most ${MAX_TIMERS})`);
   const id = ++timerSeq;
   timers.set(id, { fn, args, invocation: current, every });
   host.timer(id, delay(ms), current);

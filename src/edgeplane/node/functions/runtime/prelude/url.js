@@ -152,8 +152,26 @@ class URLSearchParams {
 const HREF = 0, ORIGIN = 1, PROTOCOL = 2, USERNAME = 3, PASSWORD = 4, HOST = 5,
   HOSTNAME = 6, PORT = 7, PATHNAME = 8, SEARCH = 9, HASH = 10;
 
+// Parsing is a host call (a thread hop): the last results are kept, and the host gives the
+// parts of each request's URL with the request.
+const URL_CACHE_SIZE = 256;
+const urlCache = new Map(); // input + "\0" + base -> parts or null
+
+function rememberUrl(key, parts) {
+  if (urlCache.size >= URL_CACHE_SIZE) urlCache.delete(urlCache.keys().next().value);
+  urlCache.set(key, parts);
+}
+
 function parseUrl(input, base) {
-  return host.urlParse(toUSV(input), base === undefined ? undefined : toUSV(base));
+  const text = toUSV(input);
+  const baseText = base === undefined ? undefined : toUSV(base);
+  const key = baseText === undefined ? `${text}\0` : `${text}\0${baseText}`;
+  let parts = urlCache.get(key);
+  if (parts === undefined) {
+    parts = host.urlParse(text, baseText);
+    rememberUrl(key, parts);
+  }
+  return parts;
 }
 
 class URL {
