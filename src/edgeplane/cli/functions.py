@@ -487,3 +487,124 @@ def check(
     if not doc["ok"]:
         where = ":".join(str(x) for x in (doc.get("line"), doc.get("column")) if x is not None)
         rt.fail(f"{file}{':' + where if where else ''}: {doc['message']}", 1)
+
+
+# At work ---------------------------------------------------------------------------------------
+
+LOG_COLUMNS: list[Column] = [
+    ("TIME", "at"),
+    ("NODE", "node"),
+    ("VERSION", "version"),
+    ("LEVEL", "level"),
+    ("MESSAGE", "message"),
+]
+LOG_WIDTHS = (19, 12, 7, 5, 0)  # while following: fixed widths, the header once
+LEVELS = ("debug", "log", "info", "warn", "error")
+
+
+def _log_line(values: list[str]) -> str:
+    cells = [v.ljust(w) if w else v for v, w in zip(values, LOG_WIDTHS, strict=True)]
+    return " ".join(cells).rstrip()
+
+
+def _print_logs(lines: list[Doc], as_json: bool, header: bool) -> None:
+    import json
+
+    if as_json:
+        for row in lines:
+            output.plain(json.dumps(row, ensure_ascii=False))
+        return
+    if header:
+        output.plain(_log_line([name for name, _ in LOG_COLUMNS]))
+    for row in lines:
+        output.plain(_log_line([output.fmt(output.pick(row, key)) for _, key in LOG_COLUMNS]))
+
+
+def show_logs(
+    ctx: typer.Context, name: str, *, level: str | None, limit: int, follow: bool, as_json: bool
+) -> None:
+    """A function's console lines, oldest first (``--follow``: then as they come)."""
+    from edgeplane.cli import logs as cli_logs
+
+    if level is not None and level not in LEVELS:
+        rt.fail(f"--level: one of {', '.join(LEVELS)}", 2)
+    url = _path(name, "logs")
+    params: dict[str, Any] = rt.compact(level=level, limit=limit)
+    if not follow:
+        doc = rt.call(ctx, lambda c: c.request("GET", url, params=params))
+        if as_json:
+            output.print_json(doc)
+        else:
+            output.table(
+                list(reversed(doc["items"])), LOG_COLUMNS, title=f"console lines of {name}"
+            )
+        return
+    cli_logs.tail(
+        ctx, url, params, "items", lambda lines, header: _print_logs(lines, as_json, header)
+    )
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    name: Name,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="then print new lines as they come, until Ctrl-C"),
+    ] = False,
+    level: Annotated[
+        str | None,
+        typer.Option("--level", help="this level and above: debug, log, info, warn, error"),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="how many of the latest lines")
+    ] = 100,
+    as_json: o.Json = False,
+) -> None:
+    """The function's console lines from every edge node (console.log and the like, its
+    exceptions and limits), oldest first: time, node, version, level, message."""
+    show_logs(ctx, name, level=level, limit=limit, follow=follow, as_json=as_json)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+METRIC_COLUMNS: list[Column] = [
+    ("REGION", "region"),
+    ("INVOCATIONS", "invocations"),
+    ("ERRORS", "error_count"),
+    ("ERROR RATE", lambda d: _pct(d.get("error_rate"))),
+    ("EXCEPTION", lambda d: d["errors"].get("exception", 0)),
+    ("TIMEOUT", lambda d: d["errors"].get("timeout", 0)),
+    ("MEMORY", lambda d: d["errors"].get("memory", 0)),
+    ("UNAVAILABLE", lambda d: d["errors"].get("unavailable", 0)),
+    ("P50 MS", lambda d: _ms(d.get("p50_ms"))),
+    ("P95 MS", lambda d: _ms(d.get("p95_ms"))),
+    ("P99 MS", lambda d: _ms(d.get("p99_ms"))),
+]
+
+
+def render_metrics(doc: Doc) -> None:
+    rows = [*doc["regions"], {**doc["total"], "region": "(all)"}]
+    output.table(rows, METRIC_COLUMNS, title=f"invocations of {doc['function']}")
+
+
+@app.command("metrics")
+def metrics(
+    ctx: typer.Context,
+    name: Name,
+    since: Annotated[str, typer.Option("--since", help="15m, 1h, 6h, 24h, 7d, 30d")] = "1h",
+    region: Annotated[
+        str | None, typer.Option("--region", help="a location, region code or region type")
+    ] = None,
+    as_json: o.Json = False,
+) -> None:
+    """The function's invocations per region and in total: errors by outcome, error rate,
+    p50 / p95 / p99 duration."""
+    rt.request(ctx, as_json, "GET", _path(name, "metrics"),
+               params=rt.compact(since=since, region=region), render=render_metrics)  # fmt: skip

@@ -1,9 +1,11 @@
-"""``edgeplane logs DOMAIN``: the latest requests the edge served for a domain.
+"""``edgeplane logs DOMAIN``: the latest requests the edge served for a domain;
+``edgeplane logs --function NAME``: the latest console lines of an edge function.
 
 The lines are printed oldest first, the newest last (as ``tail`` does). ``--follow`` then asks
 every second for the lines that arrived since (``?after=``) and prints them as they come, until
 Ctrl-C; with ``--json`` each line is one JSON object on a line of its own (without
-``--follow``, ``--json`` prints the API's document: newest first).
+``--follow``, ``--json`` prints the API's document: newest first). ``follow`` is that loop,
+for any page of lines with ``next_after`` (``edgeplane function logs`` uses it too).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import inspect
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
@@ -75,7 +77,13 @@ def _print(lines: list[Doc], as_json: bool, header: bool) -> None:
 
 def logs(
     ctx: typer.Context,
-    domain: Annotated[str, typer.Argument(metavar="DOMAIN", help="a domain of the project")],
+    domain: Annotated[
+        str | None, typer.Argument(metavar="DOMAIN", help="a domain of the project")
+    ] = None,
+    function: Annotated[
+        str | None,
+        typer.Option("--function", metavar="NAME", help="an edge function's console instead"),
+    ] = None,
     status: Annotated[
         str | None, typer.Option("--status", help="a status code (404) or a class (5xx)")
     ] = None,
@@ -90,6 +98,12 @@ def logs(
     cache: Annotated[
         str | None, typer.Option("--cache", help="a cache status: HIT, MISS, BYPASS, ...")
     ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level", help="with --function: this level and above (debug, log, info, warn, error)"
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=1000, help="how many of the latest lines")
     ] = 100,
@@ -100,7 +114,23 @@ def logs(
     as_json: o.Json = False,
 ) -> None:
     """The latest requests the edge served for DOMAIN (kept 7 days, 10,000 per domain by
-    default): time, node, status, method, path, cache status, time in ms, bytes, client."""
+    default): time, node, status, method, path, cache status, time in ms, bytes, client. With
+    --function NAME instead of DOMAIN: the function's console lines (as `edgeplane function
+    logs NAME`)."""
+    if (domain is None) == (function is None):
+        rt.fail("give a DOMAIN or --function NAME (exactly one of them)", 2)
+    if function is not None:
+        given = [f"--{k}" for k, v in (("status", status), ("path", path), ("client", client),
+                                       ("cache", cache)) if v is not None]  # fmt: skip
+        if given:
+            rt.fail(f"{', '.join(given)}: for a DOMAIN's requests, not with --function", 2)
+        from edgeplane.cli.functions import show_logs
+
+        show_logs(ctx, function, level=level, limit=limit, follow=follow, as_json=as_json)
+        return
+    assert domain is not None
+    if level is not None:
+        rt.fail("--level: for a function's console (--function NAME), not a DOMAIN's requests", 2)
     url = f"{rt.BASE}/domains/{quote(domain, safe='')}/logs"
     params: dict[str, Any] = rt.compact(
         status=status, path_prefix=path, client=client, cache=cache, limit=limit
@@ -112,13 +142,26 @@ def logs(
         else:
             output.table(list(reversed(doc["lines"])), COLUMNS, title=f"requests of {domain}")
         return
+    tail(ctx, url, params, "lines", lambda lines, header: _print(lines, as_json, header))
 
-    async def tail(c: Client) -> None:
+
+def tail(
+    ctx: typer.Context,
+    url: str,
+    params: dict[str, Any],
+    key: str,
+    show: Callable[[list[Doc], bool], None],
+) -> None:
+    """Print the latest lines of a page (``key``: its list, newest first), then every second
+    the lines that arrived since (``after=next_after``, oldest first), until SIGINT/SIGTERM.
+    ``show(lines, header)`` prints lines oldest first (``header``: the first batch)."""
+
+    async def run(c: Client) -> None:
         async with _stopped_by_signals() as stop:
             doc = await _unless(stop, c.request("GET", url, params=params))
             if doc is None:
                 return
-            _print(list(reversed(doc["lines"])), as_json, header=True)
+            show(list(reversed(doc[key])), True)
             after = doc["next_after"]
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -127,11 +170,11 @@ def logs(
                 doc = await _unless(stop, c.request("GET", url, params=query))
                 if doc is None:
                     return
-                _print(doc["lines"], as_json, header=False)
+                show(doc[key], False)
                 after = doc["next_after"]
 
     try:
-        rt.call(ctx, tail)
+        rt.call(ctx, run)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

@@ -26,6 +26,12 @@ authenticates the edge protocol and nothing else:
   control plane answers 404 and the agent stops sending them for a while.
 - ``POST /api/v1/edge/nodes/{id}/uptime`` (``UptimeReport``): the uptime checks' state changes
   (at once) and each hour's totals per domain (with the analytics).
+- ``POST /api/v1/edge/nodes/{id}/function-traffic`` (``FunctionTrafficReport``): the edge
+  functions' invocations per function and minute (from the access log lines that carry
+  ``fn``), a minute sent again replacing what was sent before for it; and
+  ``POST /api/v1/edge/nodes/{id}/function-logs`` (``FunctionLogReport``): the functions'
+  console lines since the last report (bounded). Both right after the analytics; an older
+  control plane answers 404 and the agent stops sending them for a while.
 
 Versions (``edgeplane.protocol.versions``): every call carries the agent's protocol version in
 the ``Edgeplane-Protocol`` header, every answer the control plane's. What an agent sends
@@ -358,3 +364,47 @@ class UptimeHour(AgentMessage):
 class UptimeReport(AgentMessage):
     states: list[UptimeState] = Field(default_factory=list, max_length=100_000)
     hours: list[UptimeHour] = Field(default_factory=list, max_length=100_000)
+
+
+# Edge functions (``edgeplane.node.agent.function_stats``): invocations per minute, console lines.
+FUNCTION_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+FUNCTION_OUTCOMES = ("exception", "timeout", "memory", "unavailable")  # errors, by outcome
+FUNCTION_LOG_LEVELS = ("debug", "log", "info", "warn", "error")
+FUNCTION_LOG_MESSAGE_MAX = 2048  # the runtime's own bound (characters)
+FUNCTION_LOG_REPORT_MAX = 50_000  # lines per report
+FunctionOutcome = Literal["exception", "timeout", "memory", "unavailable"]
+FunctionLogLevel = Literal["debug", "log", "info", "warn", "error"]
+
+
+class FunctionMinute(AgentMessage):
+    """One function's invocations on a node in one minute (replaced as the minute fills)."""
+
+    site: Text = Field(min_length=1, max_length=63)  # the site (project) that served them
+    function: str = Field(pattern=FUNCTION_KEY_PATTERN)  # "<project>/<name>"
+    minute: datetime  # the minute's start, UTC
+    invocations: Int = Field(ge=0)
+    # the invocations that failed, by the runtime's outcome (none or "" logged: unavailable)
+    errors: dict[FunctionOutcome, Int] = Field(default_factory=dict)
+    statuses: dict[Text, Int] = Field(default_factory=dict)  # "2xx": n
+    duration_ms: list[Int] = Field(default_factory=list)  # counts per UPSTREAM_MS_BUCKETS (+1)
+
+
+class FunctionTrafficReport(AgentMessage):
+    minutes: list[FunctionMinute] = Field(max_length=100_000)
+
+
+class FunctionLogLine(AgentMessage):
+    """One line a function wrote to its console (``console.log`` and the like), or the
+    runtime wrote for it (an exception, a limit, lines dropped over its rate)."""
+
+    function: str = Field(pattern=FUNCTION_KEY_PATTERN)  # "<project>/<name>"
+    version: Int | None = Field(None, ge=1)
+    at: datetime
+    level: FunctionLogLevel = "log"
+    message: MultilineText = Field("", max_length=FUNCTION_LOG_MESSAGE_MAX)
+    request_id: Text | None = Field(None, max_length=64)
+
+
+class FunctionLogReport(AgentMessage):
+    lines: list[FunctionLogLine] = Field(max_length=FUNCTION_LOG_REPORT_MAX)
+    dropped: Int = Field(0, ge=0)  # lines left out since the last report (over the bounds)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from edgeplane.errors import Conflict, EdgeplaneError
 from edgeplane.model.common import Page
+from edgeplane.model.function_obs import FunctionLogPage, FunctionMetrics
 from edgeplane.model.functions import (
     CodeCheck,
     EdgeFunction,
@@ -205,3 +206,32 @@ class FunctionService(ProjectService):
         """One version with its code and progress per region."""
         doc = await self._call("GET", self._path(name, f"/versions/{int(version)}"))
         return FunctionVersionDetail.model_validate(doc)
+
+    # At work ------------------------------------------------------------------------------
+
+    async def logs(
+        self,
+        name: str,
+        after: int | None = None,
+        limit: int = 100,
+        level: str | None = None,
+        *,
+        node: str | None = None,
+        version: int | None = None,
+    ) -> FunctionLogPage:
+        """The function's console lines from every edge node: the ``limit`` newest, newest
+        first; with ``after`` (a page's ``next_after``) the ones that arrived since, oldest
+        first. ``level``: that level and the more severe (debug < log = info < warn < error)."""
+        doc = await self._call(
+            "GET", self._path(name, "/logs"), after=after, limit=limit, level=level,
+            node=node, version=version,
+        )  # fmt: skip
+        return FunctionLogPage.model_validate(doc)
+
+    async def metrics(
+        self, name: str, since: str = "1h", region: str | None = None
+    ) -> FunctionMetrics:
+        """The function's invocations over the last ``since`` (15m, 1h, 6h, 24h, 7d, 30d), per
+        region and in total: invocations, errors by outcome, error rate, p50/p95/p99 in ms."""
+        doc = await self._call("GET", self._path(name, "/metrics"), since=since, region=region)
+        return FunctionMetrics.model_validate(doc)

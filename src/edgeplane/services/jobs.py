@@ -24,7 +24,9 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   traffic rolled up per hour, then what is past its retention deleted;
 - **access log retention** (``edgeplane.services.access_logs``, every minute): lines older
   than ``access_log_retention_s`` go, and each domain that received lines keeps its newest
-  ``access_log_per_domain``;
+  ``access_log_per_domain``; likewise the edge functions' console lines
+  (``edgeplane.services.function_obs``: ``function_log_retention_s``,
+  ``function_log_per_function``);
 - **budgets** (``edgeplane.services.budgets``, every ``budget_interval_s``): each project
   with budgets priced as of now, a ``budget`` alert per threshold newly reached this month.
 - **configuration drift** (``edgeplane.iac.drift_check``, every ``drift_interval_s``): each
@@ -72,6 +74,7 @@ from edgeplane.services import (
     cert_orders,
     compliance,
     domain_status,
+    function_obs,
     function_rollouts,
     liveness,
     node_surface,
@@ -266,6 +269,11 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             "access log retention",
             access_logs.RETENTION_EVERY_S,
             functools.partial(access_logs.AccessLogRetention(), db, settings, stopping),
+        ),
+        Job(
+            "function log retention",
+            function_obs.RETENTION_EVERY_S,
+            functools.partial(function_obs.FunctionLogRetention(), db, settings, stopping),
         ),
         Job(
             "alert rules",

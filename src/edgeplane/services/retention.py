@@ -5,6 +5,9 @@
   ``edge_analytics_hourly``; ``rolled_until`` is the end of the newest hour rolled up (hours
   without traffic after it are looked at again at each pass: a cheap empty range). Queries
   read hours before it from the rollups and the rest from the minutes.
+- The edge functions' invocations (``function_minutes``) are rolled up the same way into
+  ``function_hours`` (``services.function_obs``), with their own ``rolled_until``, and kept as
+  long as the traffic.
 - **Retention** (``Settings``): minute traffic ``metrics_minute_retention_s`` (7 days; only
   what was rolled up), hourly traffic and uptime ``metrics_hour_retention_s`` (90 days),
   server metrics ``server_metrics_retention_s`` (30 days), the audit trail
@@ -27,6 +30,7 @@ from sqlalchemy import delete, func, select, tuple_
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
+from edgeplane.store.function_obs_tables import FunctionHourRow, FunctionMinuteRow
 from edgeplane.store.monitoring_tables import (
     EdgeAnalyticsHourRow,
     NotificationRow,
@@ -182,8 +186,44 @@ def prune(db: Database, settings: Settings, now: datetime | None = None) -> dict
     return out
 
 
+def prune_functions(db: Database, settings: Settings, now: datetime | None = None
+                    ) -> dict[str, int]:  # fmt: skip
+    """Edge functions' invocations past their retention, as the traffic's (minutes only once
+    rolled up); the rows removed per table."""
+    from edgeplane.services import function_obs
+
+    now = now or utcnow()
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        rolled = function_obs.rolled_until(tx)
+    minute_limit = now - timedelta(seconds=settings.metrics_minute_retention_s)
+    if rolled is not None:
+        minute_limit = min(minute_limit, rolled)
+    else:
+        minute_limit = now - timedelta(seconds=settings.metrics_hour_retention_s)
+    hour_limit = min(now - timedelta(seconds=settings.metrics_hour_retention_s),
+                     (rolled or now) - HOUR)  # fmt: skip
+    out = {
+        "function_minutes": _prune(db, FunctionMinuteRow, FunctionMinuteRow.minute, minute_limit),
+        "function_hours": _prune(db, FunctionHourRow, FunctionHourRow.hour, hour_limit),
+    }
+    removed = {k: v for k, v in out.items() if v}
+    if removed:
+        log.info("retention removed %s", removed)
+    return out
+
+
+def roll_up_functions(db: Database, now: datetime | None = None,
+                      stopping: Event | None = None) -> int:  # fmt: skip
+    """The edge functions' final hours rolled up (``function_hours``)."""
+    from edgeplane.services import function_obs
+
+    return function_obs.roll_up(db, now or utcnow(), FINAL_AFTER, ROLLUP_HOURS_PER_PASS, stopping)
+
+
 def run_once(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     hours = roll_up(db, stopping=stopping)
+    hours += roll_up_functions(db, stopping=stopping)
     if stopping is None or not stopping.is_set():
         prune(db, settings)
+        prune_functions(db, settings)
     return hours

@@ -10,7 +10,8 @@ touching nginx. Purges in a poll run at once, beside any apply, and are acknowle
 one. Active health check changes are rendered into nginx (a graceful reload) on top of the
 snapshot being served and reported to the control plane (at least every 30 s). The access
 log is aggregated per minute and reported every ``analytics_interval_s``, each report followed
-by the newest lines per domain (``access_samples``). Every second the
+by the newest lines per domain (``access_samples``), the edge functions' invocations per
+minute and their console lines (``function_stats``). Every second the
 agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
 agent; so does the end of the process that started it, with ``parent_pid`` (``edgeplane up``).
 
@@ -54,6 +55,11 @@ from edgeplane.node.agent.client import (
     ProtocolError,
     Rejected,
     Unreachable,
+)
+from edgeplane.node.agent.function_stats import (
+    FunctionAggregator,
+    FunctionConsole,
+    console_log_path,
 )
 from edgeplane.node.agent.functions import FunctionHost
 from edgeplane.node.agent.health import HealthChecker
@@ -1121,13 +1127,18 @@ class Agent:
         # take a while (the GeoIP database) lets requests of this run reach it.
         try:
             waf_from_end = audit_log_path(self.engine.access_log).exists()
+            console_from_end = console_log_path(self.engine.access_log).exists()
         except Exception:
-            waf_from_end = False
+            waf_from_end = console_from_end = False
         geoip = self.functions.geoip_db  # --geoip-db, else the packaged database
+        invocations = FunctionAggregator(self.metrics.functions)  # function_stats
+        console = FunctionConsole()  # the functions' console lines
+        console_tailer: LogTailer | None = None
         aggregator = TrafficAggregator(
             await asyncio.to_thread(country_locator, geoip),
             totals=self.metrics.totals,
             bots=self.bots,
+            functions=invocations,
         )
         await asyncio.to_thread(self.bots.clear_files)
         samples = AccessSampler(since=time.time())  # access log lines, shipped after them
@@ -1154,6 +1165,9 @@ class Agent:
                         tailer = LogTailer(self.engine.access_log)
                         audit = audit_log_path(tailer.path)
                         waf_tailer = LogTailer(audit, from_end=waf_from_end)
+                        console_tailer = LogTailer(
+                            console_log_path(tailer.path), from_end=console_from_end
+                        )
                     except Exception:
                         continue
                 lines = without_own_checks(
@@ -1165,8 +1179,11 @@ class Agent:
                 if self.bots.pending():
                     await asyncio.to_thread(self.bots.sync_files)
                 aggregator.forget_before(time.time())
+                invocations.forget_before(time.time())
                 if waf_tailer is not None:
                     await asyncio.to_thread(waf.read, waf_tailer)
+                if console_tailer is not None:
+                    await asyncio.to_thread(console.read, console_tailer)
                 if time.monotonic() - last_report < self.options.analytics_interval_s:
                     continue
                 last_report = time.monotonic()
@@ -1181,6 +1198,7 @@ class Agent:
                     await asyncio.to_thread(
                         truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
                     )
+                # renamed, the runtime reopens it: the console's tailer finishes the old file
                 await asyncio.to_thread(self.functions.rotate, self.options.log_rotate_bytes)
                 if self.node_id is None:
                     continue
@@ -1195,11 +1213,12 @@ class Agent:
                         aggregator.restore(minutes)
                 await samples.ship(self.client, self.node_id)
                 await waf.ship(self.client, self.node_id)
+                await invocations.ship(self.client, self.node_id)
+                await console.ship(self.client, self.node_id)
         finally:
-            if tailer is not None:
-                tailer.close()
-            if waf_tailer is not None:
-                waf_tailer.close()
+            for opened in (tailer, waf_tailer, console_tailer):
+                if opened is not None:
+                    opened.close()
 
     # Uptime checks ---------------------------------------------------------------------------
 

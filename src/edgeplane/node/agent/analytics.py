@@ -22,7 +22,9 @@ cacheable responses that went to the origin (``MISS`` and ``EXPIRED``); ``BYPASS
 Lines of unknown hosts (no site) are not counted. ``changed()`` returns the minutes that changed
 since the last call with their full totals (the control plane replaces a minute it receives
 again); minutes older than ``KEEP_MINUTES`` are forgotten. Given ``totals``, it also adds each
-line to the per-site counters of the node's Prometheus metrics (``site_totals``).
+line to the per-site counters of the node's Prometheus metrics (``site_totals``). Given
+``functions``, the lines of edge functions (``fn``) are handed to it too, parsed
+(``function_stats``).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edgeplane.node.agent.bots import BotWatch, verdict_of
 from edgeplane.node.agent.site_totals import NO_CACHE, SiteTotals
@@ -210,6 +212,11 @@ class MinuteTotals:
 MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
 
 
+class FunctionSink(Protocol):
+    def add(self, site: str, doc: dict[str, Any], seconds: float, status: int, count: int = 1
+            ) -> None: ...  # fmt: skip
+
+
 class TrafficAggregator:
     def __init__(
         self,
@@ -218,12 +225,15 @@ class TrafficAggregator:
         country_cache_size: int = COUNTRY_CACHE_SIZE,
         totals: SiteTotals | None = None,
         bots: BotWatch | None = None,
+        functions: FunctionSink | None = None,
     ) -> None:
         """``locate``: client address -> ISO country code (None: unknown); without it no
         countries are counted. Its answers are remembered per address (least recently used
         forgotten first). ``totals``: the metrics' counters, which every line is added to."""
         self.totals = totals
         self.bots = bots  # bot verdicts counted and behaviour scored (node/agent/bots.py)
+        # the lines of edge functions (``fn``): node/agent/function_stats.FunctionAggregator
+        self.functions = functions
         self._minutes: dict[MinuteKey, MinuteTotals] = {}
         self._dirty: set[MinuteKey] = set()
         self._locate = locate
@@ -324,6 +334,8 @@ class TrafficAggregator:
             totals.bots[name] = totals.bots.get(name, 0) + count
         if self.bots is not None:
             self.bots.add(site, doc, seconds, status, count)
+        if self.functions is not None and doc.get("fn"):  # "": not a function's request
+            self.functions.add(site, doc, seconds, status, count)
         if self._locate is not None:
             country = self.country(str(doc.get("remote_addr") or ""))
             totals.countries[country] = totals.countries.get(country, 0) + count
