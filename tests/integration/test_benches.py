@@ -2,9 +2,10 @@
 unseen: it must exit 0, print its table, and leave no process behind.
 
 Nothing here looks at the figures (tests never assert on speed). Each bench runs as a
-subprocess with ``TMPDIR`` and its working directory in a folder of this test, and a scope of
+subprocess with ``TMPDIR`` and its working directory in a folder of its own, and a scope of
 the run's marker of its own (``tests/leftovers.py``), so that anything it left running is found
-and killed here (a bench also sweeps after itself, and then exits with status 3).
+and killed here (a bench also sweeps after itself, and then exits with status 3). They run two
+at a time (``Pool``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,27 +29,29 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240
+PARALLEL = 2  # short modes run at once (see Pool)
 
-# bench (its script, and options before --quick) -> (the tools it needs, a line its table prints)
+# bench (its script, and options before --quick) -> (the tools it needs, a line its table prints);
+# the longest first, one that keeps the CPU busy beside one that mostly waits (see Pool)
 BENCHES = {
-    "api": (("initdb",), "route_request cdn"),
-    "api --concurrency": (("initdb", "wrk"), "GET /domains (100)"),
     "edge": (("nginx", "wrk"), "cached hits, req/s (vs reference)"),
+    "scaling": (("nginx", "wrk"), "load rising -> new instance serving"),
+    "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
+    "dr": (("nginx", "pdns_server"), "failover: primary killed -> backup answers"),
     "dns": (
         ("nginx", "pdns_server", "pdnsutil", "pdns_control", "dnsperf", "dnsdist"),
         "static A: qps",
     ),
-    "certs": (("nginx", "pdns_server", "pebble"), "API call -> EVERY node serves"),
-    "deploy": (("nginx", "pdns_server"), "rollback -> every node serves"),
-    "stapling": (("nginx",), "certificates: apply of a change"),
-    "ddos": (("nginx",), "client p50 ms, during vs before"),
-    "snapshot": ((), "build after a domain added"),
-    "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
-    "ui": (("chromium",), "first load to overview on screen"),
     "iac": (("nginx", "pdns_server"), "apply -> every node serves the last domain"),
-    "dr": (("nginx", "pdns_server"), "failover: primary killed -> backup answers"),
-    "scaling": (("nginx", "wrk"), "load rising -> new instance serving"),
+    "api --concurrency": (("initdb", "wrk"), "GET /domains (100)"),
+    "certs": (("nginx", "pdns_server", "pebble"), "API call -> EVERY node serves"),
+    "api": (("initdb",), "route_request cdn"),
+    "deploy": (("nginx", "pdns_server"), "rollback -> every node serves"),
+    "ui": (("chromium",), "first load to overview on screen"),
     "bots --no-instructions": (("nginx", "wrk"), "bots site, browser (req/s)"),
+    "ddos": (("nginx",), "client p50 ms, during vs before"),
+    "stapling": (("nginx",), "certificates: apply of a change"),
+    "snapshot": ((), "build after a domain added"),
 }
 
 
@@ -56,19 +61,70 @@ def _missing(tools: tuple[str, ...]) -> list[str]:
     return [t for t in tools if (find_pg_bin() is None if t == "initdb" else not shutil.which(t))]
 
 
-@pytest.mark.timeout(TIMEOUT_S + 120)  # room to stop a bench that overran, and to look
-@pytest.mark.parametrize("name", list(BENCHES))
-def test_bench_short_mode(name: str) -> None:
-    tools, expected = BENCHES[name]
-    script, *options = name.split()
+@dataclass
+class Run:
+    """One bench's short mode, run by :class:`Pool`."""
+
+    name: str
+    done: threading.Event = field(default_factory=threading.Event)
+    skipped: str | None = None  # why it did not run
+    returncode: int | None = None
+    out: str = ""
+    err: str = ""
+    overran: bool = False
+    left: list[str] = field(default_factory=list)  # processes it left running
+    took: float = 0.0
+
+
+class Pool:
+    """The benches' short modes, ``PARALLEL`` at a time, in the order of ``BENCHES``.
+
+    Most of a short mode is waiting (a control plane and a node starting, a scale-in window
+    passing, a failover being detected), and nothing here reads the figures, so two at once
+    take about half the time of one after the other. Each bench keeps its own working
+    directory, ``TMPDIR`` and marker scope, so what one leaves running is found and killed
+    without touching the other's."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.runs = {name: Run(name) for name in names}
+        self.slots = threading.Semaphore(PARALLEL)
+        self.thread = threading.Thread(target=self._start_all, daemon=True)
+        self.thread.start()
+
+    def _start_all(self) -> None:
+        for run in self.runs.values():
+            self.slots.acquire()
+            threading.Thread(target=self._run, args=(run,), daemon=True).start()
+
+    def _run(self, run: Run) -> None:
+        try:
+            _run_bench(run)
+        except BaseException as e:  # reported by the bench's test
+            run.err += f"\n{type(e).__name__}: {e}"
+        finally:
+            self.slots.release()
+            run.done.set()
+
+    def result(self, name: str) -> Run:
+        run = self.runs[name]
+        run.done.wait(timeout=len(self.runs) * (TIMEOUT_S + 60))
+        return run
+
+
+def _run_bench(run: Run) -> None:
+    tools, _ = BENCHES[run.name]
+    script, *options = run.name.split()
     missing = _missing(tools)
     if missing:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"bench/{name}.py needs {missing}: scripts/bootstrap --with-test")
-        pytest.skip(f"bench/{name}.py needs {missing} (run scripts/bootstrap --with-test)")
+            run.err = f"bench/{run.name}.py needs {missing}: scripts/bootstrap --with-test"
+            run.returncode = -1
+            return
+        run.skipped = f"bench/{run.name}.py needs {missing} (run scripts/bootstrap --with-test)"
+        return
     work = Path(tempfile.mkdtemp(prefix="b-"))  # short: a node's sockets lie far below it
     work.chmod(0o755)
-    marker = f"{os.environ.get(MARKER, 'tests')}/test-bench-{name}"
+    marker = f"{os.environ.get(MARKER, 'tests')}/test-bench-{run.name}"
     env = dict(os.environ, TMPDIR=str(work), **{MARKER: marker})
     me = os.getpid()
     owner = Owner(
@@ -89,25 +145,49 @@ def test_bench_short_mode(name: str) -> None:
     )
     try:
         try:
-            out, err = process.communicate(timeout=TIMEOUT_S)
+            run.out, run.err = process.communicate(timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            run.overran = True
             process.send_signal(signal.SIGTERM)  # the bench stops what it started
             try:
-                out, err = process.communicate(timeout=60)
+                run.out, run.err = process.communicate(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
-                out, err = process.communicate()
-            pytest.fail(f"bench/{name}.py --quick: not done within {TIMEOUT_S} s\n{err[-5000:]}")
+                run.out, run.err = process.communicate()
     finally:
-        left = owner.kill()
+        run.left = [p.describe() for p in owner.kill()]
         shutil.rmtree(work, ignore_errors=True)
-    took = time.monotonic() - started
-    print(f"\nbench/{name}.py --quick: {took:.0f} s")
-    assert not left, (
-        f"bench/{name}.py left processes running:\n" + "\n".join(p.describe() for p in left)
+        run.returncode = process.returncode
+        run.took = time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def pool(request: pytest.FixtureRequest) -> Pool:
+    """The benches whose tests were selected, in the order of ``BENCHES``."""
+    chosen = {
+        item.callspec.params["name"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_bench_short_mode"
+    }
+    return Pool([name for name in BENCHES if name in chosen])
+
+
+# A bench may wait for its turn behind PARALLEL others, each within TIMEOUT_S (+60 s to stop).
+@pytest.mark.timeout(3 * (TIMEOUT_S + 60))
+@pytest.mark.parametrize("name", list(BENCHES))
+def test_bench_short_mode(name: str, pool: Pool) -> None:
+    run = pool.result(name)
+    assert run.done.is_set(), f"bench/{name}.py --quick: never finished"
+    if run.skipped:
+        pytest.skip(run.skipped)
+    _, expected = BENCHES[name]
+    print(f"\nbench/{name}.py --quick: {run.took:.0f} s")
+    assert not run.overran, (
+        f"bench/{name}.py --quick: not done within {TIMEOUT_S} s\n{run.err[-5000:]}"
     )
-    assert process.returncode == 0, (
-        f"bench/{name}.py --quick exited {process.returncode}\n--- stderr\n{err[-8000:]}"
-        f"\n--- stdout\n{out[-3000:]}"
+    assert not run.left, f"bench/{name}.py left processes running:\n" + "\n".join(run.left)
+    assert run.returncode == 0, (
+        f"bench/{name}.py --quick exited {run.returncode}\n--- stderr\n{run.err[-8000:]}"
+        f"\n--- stdout\n{run.out[-3000:]}"
     )
-    assert expected in out, f"bench/{name}.py printed no table:\n{out[-3000:]}"
+    assert expected in run.out, f"bench/{name}.py printed no table:\n{run.out[-3000:]}"
