@@ -75,3 +75,22 @@ def test_a_runtime_without_its_npm_packages_is_missing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeMissing, match="isolated-vm is not installed"):
         locate_runtime(tmp_path)
     assert find_runtime(tmp_path) is None
+
+
+def test_every_runtime_file_is_package_data() -> None:
+    """A wheel carries the runtime's own files (its node_modules are installed beside it)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    package = root / "src" / "edgeplane"
+    runtime = package / "node" / "functions" / "runtime"
+    doc = tomllib.loads((root / "pyproject.toml").read_text())
+    covered = set()
+    for pattern in doc["tool"]["setuptools"]["package-data"]["edgeplane"]:
+        covered |= {p for p in package.glob(pattern) if p.is_file()}
+    files = {
+        p
+        for p in runtime.rglob("*")
+        if p.is_file() and "node_modules" not in p.relative_to(runtime).parts
+    }
+    assert files and files - covered == set()
