@@ -203,7 +203,14 @@ def test_the_site_behind_the_edge(world: World) -> None:
     assert f"+ LB={lb_id}" in world.trace
     lb = world.get(f"/api/v1/infrastructure/loadbalancer/{lb_id}").json()
     assert lb["algorithm"] == "least_conn"
-    assert lb["endpoints"] == [f"127.0.0.1:{world.ports[3000]}", f"127.0.0.1:{world.ports[3001]}"]
+    # its own two endpoints; the scaling group of the auto-scaling block adds its instances
+    group = world.get("/api/v1/infrastructure/scaling-groups/web").json()
+    instances = {i["server"] for i in group["instances"]}
+    own = [e for e in lb["endpoints"] if e not in instances]
+    assert own == [f"127.0.0.1:{world.ports[3000]}", f"127.0.0.1:{world.ports[3001]}"], (
+        lb["endpoints"],
+        instances,
+    )
     assert (lb["health_check"]["path"], lb["health_check"]["interval_s"]) == ("/health", 5)
     assert [r["pattern"] for r in cdn["cache_rules"]] == ["/static/*"]
     assert cdn["security"]["hsts_max_age"] == 31536000
