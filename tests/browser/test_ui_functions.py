@@ -197,6 +197,9 @@ def test_a_function_deployed_on_the_page_serves_rolls_back_and_is_deleted(
         assert s.api.get(f"{FN}/{name}").json()["active_version"] == 3
         expect(versions.get_by_role("row").nth(1)).to_contain_text("version 1 again")
         expect(page.get_by_role("button", name="Roll back")).to_be_enabled()  # to v2 now
+        expect(versions.get_by_role("button", name="Activate v2")).to_be_enabled()
+        expect(versions.get_by_role("button", name="Activate v1")).to_have_count(0)  # v3's code
+        expect(page.get_by_text("refreshed every 5 s")).to_be_visible()
         expect(page.locator("pre.fn-source")).to_contain_text('new Response("v1")')
         check_page(page, watch, "functions-rolled-back")
 

@@ -4,7 +4,7 @@
 // invocations per region over the last hour and its latest console lines (both refreshed); the
 // current version's code; Delete, asked twice.
 import {
-  html, useState, useApi, useAction, navigate, Page, Card, Grid, Table, ErrorBox, Notice, Loading, Button, Badge,
+  html, useState, useEffect, useApi, useAction, navigate, Page, Card, Grid, Table, ErrorBox, Notice, Loading, Button, Badge,
   fmtAgo, fmtTime, fmtNum, fmtBytes,
 } from "../ui.js";
 import { fnPath, useProjectApi, VersionStatus, RouteList, MOVING } from "./functions_common.js";
@@ -14,11 +14,13 @@ const EVERY = 5000;
 const LOGS_EVERY = 3000;
 
 export default function FunctionDetail({ name }) {
-  const fn = useApi(fnPath(name), { every: EVERY });
-  const moving = !!(fn.data && fn.data.current && MOVING.has(fn.data.current.status));
-  const fast = useApi(moving ? fnPath(name) : null, { every: ROLLING_EVERY });
-  const versions = useApi(`${fnPath(name)}/versions`, { query: { limit: 100 }, every: moving ? ROLLING_EVERY : EVERY });
-  const f = (moving && fast.data) || fn.data;
+  // Polled faster while the current version rolls out (its progress per region).
+  const [moving, setMoving] = useState(false);
+  const fn = useApi(fnPath(name), { every: moving ? ROLLING_EVERY : EVERY });
+  const f = fn.data;
+  const nowMoving = !!(f && f.current && MOVING.has(f.current.status));
+  useEffect(() => setMoving(nowMoving), [nowMoving]);
+  const versions = useApi(`${fnPath(name)}/versions`, { query: { limit: 100 }, every: moving ? ROLLING_EVERY : EVERY, deps: [f && f.current && f.current.status] });
   const changed = () => { fn.reload(); versions.reload(); };
   if (!f) {
     return html`<${Page} title="Function">
@@ -93,9 +95,10 @@ function Versions({ fn, versions, onChanged }) {
   });
   // Activate: an earlier version that was active once (a new version with its content goes out
   // everywhere at once); Roll back: the newest such version before the active one, with other code.
-  const again = (v) => v.status === "superseded" && !!v.activated_at;
+  // (not one with the active version's content: it would change nothing)
   const sha = fn.current && fn.current.status === "active" ? fn.current.sha256 : null;
-  const canRollBack = !!(fn.active_version && items && items.some((v) => again(v) && v.version < fn.active_version && v.sha256 !== sha));
+  const again = (v) => v.status === "superseded" && !!v.activated_at && v.sha256 !== sha;
+  const canRollBack = !!(fn.active_version && items && items.some((v) => again(v) && v.version < fn.active_version));
   const done = rolled.done || activated.done;
   const columns = [
     { key: "version", label: "Version", class: "num", render: (v) => `v${v.version}` },
