@@ -143,10 +143,20 @@ def test_a_function_deployed_on_the_page_serves_rolls_back_and_is_deleted(
         assert s.api.get(FN).json()["items"] == []  # nothing made
         check_page(page, watch, "functions-refused")
 
-        # v1: checked, deployed, active; the edge answers with it.
+        # v1: checked; a route on a host of no domain of the project refused on its line; then
+        # deployed, active, and the edge answers with it.
         form.get_by_label("Code", exact=True).fill(code("v1"))
         form.get_by_role("button", name="Check").click()
         expect(result).to_have_text("ok")
+        form.get_by_label("Routes", exact=True).fill(f"{s.domain}/fn/*@GET\nelsewhere.localhost/x")
+        form.get_by_role("button", name="Deploy").click()
+        expect(form.get_by_label("Routes", exact=True)).to_have_attribute("aria-invalid", "true")
+        assert field_error(form, "Routes") == (
+            f"line 2: elsewhere.localhost is not a domain of project '{s.project}'"
+        )
+        assert field_error(form, "Code") == ""
+        assert s.api.get(FN).json()["items"] == []
+        form.get_by_label("Routes", exact=True).fill(f"{s.domain}/fn/*@GET")
         form.get_by_label("Environment", exact=True).fill("GREETING=hi")
         form.get_by_label("Timeout (ms)").fill("2000")
         form.get_by_role("button", name="Deploy").click()

@@ -36,6 +36,14 @@ export default function FunctionList({ query }) {
 }
 
 const FIELDS = ["name", "code", "routes", "env", "limits"];
+
+// The API's reason for a route ("routes.1.pattern: ...") as the line of the field it is on.
+function routeError(err) {
+  const reason = errorAt(err, "routes");
+  const m = reason && /^(\d+)(?:\.\w+)?: (.*)$/s.exec(reason);
+  // (a problem naming one field may repeat it in its reason: "routes.1.pattern: ...")
+  return m ? `line ${Number(m[1]) + 1}: ${m[2].replace(/^routes\.\d+(\.\w+)?: /, "")}` : reason;
+}
 const EXAMPLE = `export default {
   async fetch(request, env) {
     return new Response("hello from the edge");
@@ -86,7 +94,7 @@ function DeployForm({ onDeployed }) {
       </div>
       <div class="form-row">
         <${Textarea} label="Routes" name="fn-routes" class="mono" rows="3" value=${f.routes} onValue=${set("routes")}
-          error=${errorAt(err, "routes")} placeholder="shop.example.com/api/*@GET,POST"
+          error=${routeError(err)} placeholder="shop.example.com/api/*@GET,POST"
           hint="One per line: HOST/PATH[@METHODS]; HOST a domain of the project or *; * only last." />
         <${Textarea} label="Environment" name="fn-env" class="mono" rows="3" value=${f.env} onValue=${set("env")}
           error=${errorAt(err, "env")} placeholder="REGION_LABEL=eu" hint="KEY=VALUE, one per line." />
