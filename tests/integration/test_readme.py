@@ -220,19 +220,17 @@ def test_the_site_behind_the_edge(world: World) -> None:
 
 
 def test_an_edge_function(world: World) -> None:
-    out = _output_of(world, "edgeplane function deploy hello")
-    answers = [json.loads(line) for line in out.splitlines() if line.startswith('{"hello"')]
-    assert answers == [
-        {"hello": "world", "path": "/hello/there"},
-        {"hello": "world", "path": "/hello/again"},  # after the rollback: version 1 again
-    ], out
-    versions = world.get("/api/v1/infrastructure/functions/hello/versions").json()["items"]
+    out = _output_of(world, "edgeplane function deploy api")
+    answers = [json.loads(line) for line in out.splitlines() if line.startswith('{"now"')]
+    # version 1, then after the rollback version 3 with version 1's settings
+    assert [(a["region"], a["country"]) for a in answers] == [("home", None), ("home", None)], out
+    versions = world.get("/api/v1/infrastructure/functions/api/versions").json()["items"]
     assert [(v["version"], v["status"]) for v in versions] == [
         (3, "active"),
         (2, "superseded"),
         (1, "superseded"),
     ], versions
-    assert versions[0]["sha256"] == versions[2]["sha256"] != versions[1]["sha256"]
+    assert versions[0]["env"] == versions[2]["env"] == {"REGION_LABEL": "home"}
 
 
 def test_a_domain_of_its_own(world: World) -> None:
