@@ -16,8 +16,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,10 +65,9 @@ def _missing(tools: tuple[str, ...]) -> list[str]:
 
 @dataclass
 class Run:
-    """One bench's short mode, run by :class:`Pool`."""
+    """What one bench's short mode did."""
 
     name: str
-    done: threading.Event = field(default_factory=threading.Event)
     skipped: str | None = None  # why it did not run
     returncode: int | None = None
     out: str = ""
@@ -87,42 +87,28 @@ class Pool:
     without touching the other's."""
 
     def __init__(self, names: list[str]) -> None:
-        self.runs = {name: Run(name) for name in names}
-        self.slots = threading.Semaphore(PARALLEL)
-        self.thread = threading.Thread(target=self._start_all, daemon=True)
-        self.thread.start()
-
-    def _start_all(self) -> None:
-        for run in self.runs.values():
-            self.slots.acquire()
-            threading.Thread(target=self._run, args=(run,), daemon=True).start()
-
-    def _run(self, run: Run) -> None:
-        try:
-            _run_bench(run)
-        except BaseException as e:  # reported by the bench's test
-            run.err += f"\n{type(e).__name__}: {e}"
-        finally:
-            self.slots.release()
-            run.done.set()
+        self.executor = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="bench")
+        self.runs = {name: self.executor.submit(_run_bench, name) for name in names}
 
     def result(self, name: str) -> Run:
-        run = self.runs[name]
-        run.done.wait(timeout=len(self.runs) * (TIMEOUT_S + 60))
-        return run
+        return self.runs[name].result(timeout=len(self.runs) * (TIMEOUT_S + 60))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _run_bench(run: Run) -> None:
-    tools, _ = BENCHES[run.name]
+def _run_bench(name: str) -> Run:
+    run = Run(name)
+    tools, _ = BENCHES[name]
     script, *options = run.name.split()
     missing = _missing(tools)
     if missing:
         if os.environ.get("CI") == "true":
             run.err = f"bench/{run.name}.py needs {missing}: scripts/bootstrap --with-test"
             run.returncode = -1
-            return
+            return run
         run.skipped = f"bench/{run.name}.py needs {missing} (run scripts/bootstrap --with-test)"
-        return
+        return run
     work = Path(tempfile.mkdtemp(prefix="b-"))  # short: a node's sockets lie far below it
     work.chmod(0o755)
     marker = f"{os.environ.get(MARKER, 'tests')}/test-bench-{run.name}"
@@ -160,17 +146,20 @@ def _run_bench(run: Run) -> None:
         shutil.rmtree(work, ignore_errors=True)
         run.returncode = process.returncode
         run.took = time.monotonic() - started
+    return run
 
 
 @pytest.fixture(scope="module")
-def pool(request: pytest.FixtureRequest) -> Pool:
+def pool(request: pytest.FixtureRequest) -> Iterator[Pool]:
     """The benches whose tests were selected, in the order of ``BENCHES``."""
     chosen = {
         item.callspec.params["name"]
         for item in request.session.items
         if getattr(item, "originalname", None) == "test_bench_short_mode"
     }
-    return Pool([name for name in BENCHES if name in chosen])
+    pool = Pool([name for name in BENCHES if name in chosen])
+    yield pool
+    pool.close()
 
 
 # A bench may wait for its turn behind PARALLEL others, each within TIMEOUT_S (+60 s to stop).
@@ -178,7 +167,6 @@ def pool(request: pytest.FixtureRequest) -> Pool:
 @pytest.mark.parametrize("name", list(BENCHES))
 def test_bench_short_mode(name: str, pool: Pool) -> None:
     run = pool.result(name)
-    assert run.done.is_set(), f"bench/{name}.py --quick: never finished"
     if run.skipped:
         pytest.skip(run.skipped)
     _, expected = BENCHES[name]
