@@ -5,6 +5,11 @@ the limits (time, memory, body size), the console log, config loads and SIGTERM.
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +21,7 @@ import pytest
 
 from edgeplane.node.functions.process import FunctionRuntime
 from function_runtime_support import (
+    RUNTIME,
     call,
     console_lines,
     function,
@@ -627,3 +633,54 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(tmp_path: Path) -> N
         assert rt.stop() == 0
         request.join()
         assert answers[0].text == "slow but done"
+
+
+def _connects_as(user: str, path: str) -> bool:
+    """Whether ``user`` (with its own group alone) may connect to the unix socket ``path``."""
+    entry = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:  # the child: become the user, try, and say how it went by the exit status
+        code = 2
+        try:
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+            code = 0
+        except PermissionError:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) in (0, 1), f"the probe as {user} failed otherwise"
+    return os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing users needs root")
+def test_only_nginx_workers_group_may_call_functions(tmp_path: Path) -> None:
+    """The listen socket takes requests with the client's address and the function's name in
+    headers: a local user who could connect could forge both."""
+    worker = pwd.getpwnam("www-data")
+    home = Path(tempfile.mkdtemp())  # in the run's root, which other users may traverse (0755)
+    home.chmod(0o711)  # as a node's prefix
+    rt = FunctionRuntime(
+        home / "prefix",
+        home / "logs" / "functions.json",
+        runtime=RUNTIME,
+        socket_group=worker.pw_gid,
+    )
+    rt.start()
+    try:
+        (home / "prefix").chmod(0o711)
+        st = os.stat(rt.listen_socket)
+        assert (st.st_mode & 0o777, st.st_gid) == (0o660, worker.pw_gid)
+        assert os.stat(rt.admin_socket).st_mode & 0o777 == 0o600
+        assert _connects_as("www-data", rt.listen_socket)
+        assert not _connects_as("nobody", rt.listen_socket)
+        assert not _connects_as("www-data", rt.admin_socket)
+    finally:
+        rt.stop()
+        shutil.rmtree(home)
+    with running_runtime(tmp_path / "alone") as alone:  # no group: the agent's user alone
+        assert os.stat(alone.listen_socket).st_mode & 0o777 == 0o600

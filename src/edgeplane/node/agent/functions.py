@@ -83,6 +83,7 @@ class FunctionHost:
         *,
         geoip_db: Path | None = None,
         why_not: str | None = None,
+        socket_group: int | None = None,
     ) -> None:
         self.prefix = prefix
         self.config_dir = state_dir / CONFIG_DIR
@@ -97,6 +98,7 @@ class FunctionHost:
                     prefix / "logs" / CONSOLE_LOG,
                     self.config_dir / "config.json",
                     runtime=runtime,
+                    socket_group=socket_group,
                 )
             except FunctionRuntimeError as exc:  # a prefix too deep for unix sockets
                 self.why_not = str(exc)

@@ -255,6 +255,7 @@ def run(settings: NodeSettings) -> None:
             state_dir,
             geoip_db=resolve_geoip_db(s.geoip_db),
             why_not=why_not,
+            socket_group=local.worker_group,
         )
         agent = Agent(options, engine, dns=dns, metrics_server=metrics_server, functions=functions)
         asyncio.run(run_until_signalled(agent, parent_pid=s.parent_pid))

@@ -2,10 +2,12 @@
 drive it over its admin socket (load a config, read its status, reopen its console log);
 and ``check_code``, the control plane's check of a function's module (``runtime/check.mjs``).
 
-The runtime listens for nginx on ``<prefix>/fn.sock`` (mode 0666: nginx's workers run as
-another user) and for the agent on ``<prefix>/fn-admin.sock`` (0600). Its own output goes to
-``functions-runtime.log`` beside the console log; the config it was last given is written
-(0600: it holds the functions' secrets) to ``config_path``, which it loads when it starts.
+The runtime listens for nginx on ``<prefix>/fn.sock`` (0600, or 0660 owned by the group of
+nginx's workers when they run as another user: no other local user may call a function with
+headers of its own making) and for the agent on ``<prefix>/fn-admin.sock`` (0600). Its own
+output goes to ``functions-runtime.log`` beside the console log; the config it was last given
+is written (0600: it holds the functions' secrets) to ``config_path``, which it loads when it
+starts.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ class FunctionRuntime:
         config_path: Path | None = None,
         *,
         runtime: Runtime | None = None,
+        socket_group: int | None = None,
     ) -> None:
         self.prefix = prefix_dir.absolute()
+        self.socket_group = socket_group
         self.listen_socket = socket_path(self.prefix, LISTEN_SOCKET)
         self.admin_socket = socket_path(self.prefix, ADMIN_SOCKET)
         self.console_log = console_log.absolute()
@@ -98,6 +102,7 @@ class FunctionRuntime:
             *runtime.command("runtime.mjs"),
             "--listen",
             self.listen_socket,
+            *(["--listen-group", str(self.socket_group)] if self.socket_group is not None else []),
             "--admin",
             self.admin_socket,
             "--console-log",

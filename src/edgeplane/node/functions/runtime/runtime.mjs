@@ -2,7 +2,8 @@
 // version (isolated-vm), behind a unix-socket HTTP listener for nginx, driven by the agent on
 // an admin socket.
 //
-//   node --no-node-snapshot runtime.mjs --listen SOCK --admin SOCK --console-log FILE [--config FILE]
+//   node --no-node-snapshot runtime.mjs --listen SOCK [--listen-group GID] --admin SOCK
+//     --console-log FILE [--config FILE]
 //
 // SIGTERM (or SIGINT): stop accepting, let the requests in flight finish (at most 5 s), exit 0.
 
@@ -23,6 +24,7 @@ function options() {
   const { values } = parseArgs({
     options: {
       listen: { type: "string" },
+      "listen-group": { type: "string" },
       admin: { type: "string" },
       "console-log": { type: "string" },
       config: { type: "string" },
@@ -73,7 +75,10 @@ async function main() {
   const admin = createAdminServer(runtime);
   const server = createFunctionServer(runtime);
   await listenUnix(admin, args.admin, 0o600);
-  await listenUnix(server, args.listen, 0o666);
+  // nginx's workers, when they run as another user, connect as members of the group given
+  const group = args["listen-group"] === undefined ? null : Number(args["listen-group"]);
+  if (group !== null && !Number.isInteger(group)) throw new Error("--listen-group: a group id");
+  await listenUnix(server, args.listen, group === null ? 0o600 : 0o660, group);
 
   const stop = async () => {
     if (runtime.stopping) return;
