@@ -120,7 +120,7 @@ def world() -> Iterator[World]:
         js_module=find_js_module(),
     )
     edge = Edge(NginxEngine(local), local, base)
-    host = FunctionHost(RUNTIME, local.prefix, base / "state")
+    host = FunctionHost(RUNTIME, local.prefix, base / "state", socket_group=local.worker_group)
     try:
         import asyncio
 
@@ -179,6 +179,16 @@ def test_the_waf_inspects_before_a_function(world: World) -> None:
     assert refused.status_code == 403, refused.text
     assert "x-edge-function" not in refused.headers
     assert "web application firewall" in refused.text
+    # logged as the function's, outcome blocked: no invocation, not a runtime unavailable
+    log = w.edge.local.prefix / "logs" / "access.json"
+
+    def outcome() -> str | None:
+        lines = [json.loads(x) for x in log.read_text().splitlines()]
+        mine = [x for x in lines if str(x.get("uri")).startswith("/search?") and x.get("fn")]
+        return mine[-1].get("fo") if mine else None
+
+    assert wait_for(lambda: outcome() is not None, 5)
+    assert outcome() == "blocked"
 
 
 def test_a_check_path_that_fails_fails_the_function(world: World) -> None:

@@ -86,6 +86,7 @@ def test_invocations_are_counted_per_function_and_minute_with_errors_by_outcome(
         access(fo="", status=502),  # the runtime did not answer
         access(fo=None, status=504),  # no outcome logged at all
         access(fo="weird", status=503),  # unknown: the runtime did not say ok
+        access(fo="blocked", status=403),  # refused by the edge first: not an invocation
         access(fn=None),  # not a function's request
         access(fn="", fo=""),  # nor this (nginx logs "fn":"" when no function matched)
         access(fn="shop/other", second=59),
@@ -106,7 +107,7 @@ def test_invocations_are_counted_per_function_and_minute_with_errors_by_outcome(
     assert len(m.duration_ms) == len(UPSTREAM_MS_BUCKETS) + 1 and sum(m.duration_ms) == 11
     assert m.duration_ms[bucket_index(4.0)] == 5
     assert m.duration_ms[bucket_index(5000.0)] == 1
-    assert functions.skipped == 1
+    assert functions.skipped == 1 and functions.blocked == 1
     # The traffic counts every line as before, functions' included.
     assert sum(t.requests for t in traffic.changed()) == len(lines)
     # Nothing changed since: nothing to send; a minute that changes is sent whole again.

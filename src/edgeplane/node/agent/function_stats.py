@@ -3,11 +3,12 @@
 **Invocations.** nginx logs the requests a function answered with three more keys in the access
 log line (``render_functions``): ``fn`` (the function key, ``<project>/<name>``), ``fv``
 (``<name>@<version>``, may be empty) and ``fo``, the runtime's outcome (``ok``, ``exception``,
-``timeout``, ``memory``, ``unavailable``; empty when the runtime did not answer, counted as
-``unavailable``). ``TrafficAggregator.add`` hands every line that has ``fn`` to
-``FunctionAggregator.add`` with the line already parsed and its count (equal lines are parsed
-once), so functions cost the hot path one dictionary look-up per distinct line. Per (site,
-function, minute): invocations, errors by outcome, status classes and a histogram of the
+``timeout``, ``memory``, ``unavailable`` when nginx could not reach the runtime; ``blocked``
+when the edge refused the request before it (WAF, rate limit, IP list, client limits): not an
+invocation, left to the site's analytics). ``TrafficAggregator.add`` hands every line that has
+``fn`` to ``FunctionAggregator.add`` with the line already parsed and its count (equal lines
+are parsed once), so functions cost the hot path one dictionary look-up per distinct line. Per
+(site, function, minute): invocations, errors by outcome, status classes and a histogram of the
 whole request's time (``request_time``) over ``UPSTREAM_MS_BUCKETS``. ``changed()`` gives the
 minutes that changed since the last call with their full totals (the control plane replaces a
 minute it receives again); minutes older than ``KEEP_MINUTES`` are forgotten. Given ``totals``
@@ -66,6 +67,7 @@ LINES_PER_FUNCTION = 1000  # console lines per function and report, the newest k
 LINES_PER_REPORT = FUNCTION_LOG_REPORT_MAX
 PAUSE_S = 600.0  # after a 404: the control plane does not know the endpoint
 OK = "ok"
+BLOCKED = "blocked"  # ``fo`` of a request the edge refused before the runtime saw it
 _OUTCOMES = frozenset(FUNCTION_OUTCOMES)
 _LEVELS = frozenset(FUNCTION_LOG_LEVELS)
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -168,6 +170,7 @@ class FunctionAggregator:
         self._dirty: set[FunctionMinuteKey] = set()
         self._pause = _Pause(clock)
         self.skipped = 0  # lines whose function key was not one
+        self.blocked = 0  # lines of requests the edge refused before invoking the function
 
     def add(self, site: str, doc: dict[str, Any], seconds: float, status: int, count: int = 1
             ) -> None:  # fmt: skip
@@ -175,6 +178,9 @@ class FunctionAggregator:
         key = doc.get("fn")
         if not isinstance(key, str) or not _KEY.match(key):
             self.skipped += count
+            return
+        if doc.get("fo") == BLOCKED:  # refused by the edge first: the site's analytics count it
+            self.blocked += count
             return
         outcome = outcome_of(doc.get("fo"))
         ms = request_ms(doc.get("request_time"))

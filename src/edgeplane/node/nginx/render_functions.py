@@ -14,7 +14,8 @@ as before they existed.
 - ``@fn`` proxies to the runtime's socket (``fn.sock``, upstream ``fn_runtime`` kept alive)
   with ``X-Edgeplane-Function``, the client's address, scheme and the request id; a runtime
   that does not answer gives 503 (outcome ``unavailable``). The runtime's
-  ``X-Edgeplane-Function-Outcome`` is logged (``fo``) and hidden from clients.
+  ``X-Edgeplane-Function-Outcome`` is logged (``fo``) and hidden from clients; a request the
+  edge refused before the runtime saw it (WAF, limits, IP lists) is logged ``blocked``.
 - the internal fetch server (``fn-fetch.sock``): where a function's ``fetch`` of its own
   project's hosts goes. It serves the static chain only (bundle, cache, origin; never a
   function again), with the client's address from ``X-Real-IP``, its scheme toward the
@@ -185,8 +186,13 @@ def function_maps(functions: list[FunctionSpec], wafs: dict[str, WafProxy] | Non
         )
     else:
         text += block("map $fn_key $edge_loc", [f"default {FN_LOC};", f'"" {STATIC_LOC};'])
-    # the runtime's outcome; a function's request it did not answer: unavailable
-    text += block("map $fn_key $fn_gone", ["default unavailable;", '"" "";'])
+    # the runtime's outcome; a function's request it did not answer: ``unavailable`` when nginx
+    # tried the runtime (its socket among the upstreams), ``blocked`` when the edge refused the
+    # request before (the WAF, a rate limit, an IP list, the client limits): no invocation
+    text += block(
+        'map "$fn_key $upstream_addr" $fn_gone',
+        ['"~^ " "";', f'"~/{LISTEN_SOCKET}" unavailable;', "default blocked;"],
+    )
     text += block(
         f"map $upstream_http_{OUTCOME_HEADER.lower().replace('-', '_')} $fn_outcome",
         [f"default $upstream_http_{OUTCOME_HEADER.lower().replace('-', '_')};", '"" $fn_gone;'],
