@@ -430,3 +430,22 @@ def test_follow_prints_new_lines_and_stops_on_sigint(api: Api, nodes: dict[str, 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_deleted_functions_invocations_and_lines_go_with_it(api: Api, nodes: dict[str, Node]
+                                                              ) -> None:  # fmt: skip
+    eu1 = nodes["eu-1"]
+    old = (utcnow() - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    ok(eu1.traffic(minute(old, invocations=7), minute(old, "default/other", 3)), 204)
+    assert retention.roll_up_functions(api.db) >= 1  # hours hold them too
+    ok(eu1.traffic(minute(utcnow() - timedelta(minutes=2), invocations=2)), 204)
+    ok(eu1.logs(line("hello's"), line("other's", fn="default/other")), 204)
+    assert series(api, "function_invocations", since="7d", step=7 * 86400) == {
+        "hello": [9.0], "other": [3.0],
+    }  # fmt: skip
+    ok(api.delete(f"{FN}/hello"), 204)
+    add_function(api)  # a new function of the same name starts with nothing
+    assert ok(api.get(f"{FN}/hello/logs"))["items"] == []
+    assert series(api, "function_invocations", since="7d", step=7 * 86400) == {"other": [3.0]}
+    assert series(api, "function_invocations", since="7d", step=3600) == {"other": [3.0]}
+    assert [x["message"] for x in ok(api.get(f"{FN}/other/logs"))["items"]] == ["other's"]

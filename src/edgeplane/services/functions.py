@@ -42,6 +42,7 @@ from edgeplane.services.function_views import get_version as get_version
 from edgeplane.services.function_views import list_functions as list_functions
 from edgeplane.services.function_views import list_versions as list_versions
 from edgeplane.store.db import Tx
+from edgeplane.store.function_obs_tables import FunctionHourRow, FunctionLogRow, FunctionMinuteRow
 from edgeplane.store.function_tables import FunctionRow, FunctionVersionRow
 from edgeplane.store.tables import utcnow
 
@@ -341,7 +342,9 @@ def rollback(tx: Tx, name: str) -> FunctionDeployed:
 
 
 def delete(tx: Tx, name: str) -> None:
-    """Remove the function and every version of it (nodes drop it at their next snapshot)."""
+    """Remove the function, every version of it and what the nodes observed of it (its
+    invocations and console lines: a new function of the same name starts with none). Nodes
+    drop it at their next snapshot."""
     tx.actor.require(tx.project, Role.EDITOR)
     fn = views.function_row(tx, name)
     current = views.current_row(tx, name)
@@ -351,6 +354,10 @@ def delete(tx: Tx, name: str) -> None:
             FunctionVersionRow.project_id == tx.project, FunctionVersionRow.name == name
         )
     )
+    for table in (FunctionMinuteRow, FunctionHourRow, FunctionLogRow):
+        tx.session.execute(
+            sql_delete(table).where(table.project_id == tx.project, table.name == name)
+        )
     tx.session.delete(fn)
     tx.session.flush()
     before: dict[str, Any] = {"versions": count}

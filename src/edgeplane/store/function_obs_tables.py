@@ -2,8 +2,8 @@
 and the functions' console lines (``edgeplane.services.function_obs``).
 
 Observations, not desired state: writing them bumps no revision. They are keyed by the
-function's project and name, not by a foreign key: a deleted function's rows go with
-retention.
+function's project and name, not by a foreign key; deleting a function deletes them
+(``services.functions.delete``).
 """
 
 from __future__ import annotations
