@@ -113,24 +113,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.chdir(root)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (its own hook)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``): a test file runs whole on one worker (its
-    module fixtures made once), and the browser tests all on one worker, one after the other:
-    they share one control plane and one Playwright, whose synchronous API keeps an event loop
-    running in the thread while it is open, and which ``tests/browser/conftest.py`` stops after
-    the last of them."""
-    if not hasattr(config, "workerinput"):
-        return
-    browser = Path(__file__).resolve().parent / "browser"
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        path = Path(str(item.path)).resolve()
-        group = "browser" if browser in path.parents else str(path.relative_to(browser.parent))
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _run_basetemp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
     """pytest's basetemp is one of the run's own directories."""
