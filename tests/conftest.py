@@ -23,6 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# A pytest-xdist worker finds COLUMNS=80 in its environment, as if it printed to a terminal of
+# 80 columns: the CLI's tables (made when edgeplane.cli is imported, below) would wrap there.
+# A serial run's output is not a terminal and takes the width it needs; so does a worker's.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 from click.testing import Result
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -71,7 +79,14 @@ class Run:
 RUN = pytest.StashKey[Run]()
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """This process hands tests out to pytest-xdist workers (``-n``) and runs none itself."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        return  # it runs no test: each of its workers makes a run of its own
     # A short name: a node's sockets (nginx's status.sock, PowerDNS's control socket) lie some
     # 50 characters below the temporary folders that tests and benches make in it, and a Unix
     # socket's path holds at most 107.

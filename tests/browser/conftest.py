@@ -3,10 +3,12 @@ node) and one Chromium for every module here, and signed-in pages for an admin a
 Each test names what it creates uniquely, so that they share the control plane without
 meeting.
 
-The engines stop as soon as the last browser test has run, not at the end of the session:
 Playwright's synchronous API keeps an event loop running in the main thread while it is open
-(``asyncio.run`` in a later test would fail), and the control plane's edge node would go on
-checking its backends beside the tests that follow."""
+(``asyncio.run`` in a later test would fail): it is started by the first browser test after a
+test of another kind and stopped after the last one in a row (with pytest-xdist, a worker may run
+browser tests, then others, then browser tests again). The control plane stops as soon as the
+last browser test of the collection has run, not at the end of the session: its edge node
+would go on checking its backends beside the tests that follow."""
 
 from __future__ import annotations
 
@@ -30,6 +32,14 @@ class Engines:
         self.cp: ControlPlane | None = None
         self.playwright: Any = None
         self.browser: Any = None
+
+    def open_browser(self) -> Any:
+        if self.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self.playwright = sync_playwright().start()
+            self.browser = launch(self.playwright)
+        return self.browser
 
     def close_browser(self) -> None:
         browser, playwright = self.browser, self.playwright
@@ -55,9 +65,11 @@ def _here(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """After the last browser test of the run: stop the engines."""
+    """After the last browser test in a row: stop Playwright; after the last of the run: stop
+    the engines."""
     if nextitem is not None and _here(nextitem):
         return
+    ENGINES.close_browser()
     items = item.session.items
     later = items[items.index(item) + 1 :] if item in items else []
     if not any(_here(i) for i in later):
@@ -75,16 +87,10 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         ENGINES.close()
 
 
-@pytest.fixture(scope="session")
-def browser(dash: ControlPlane) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ENGINES.playwright = sync_playwright().start()
-    ENGINES.browser = launch(ENGINES.playwright)
-    try:
-        yield ENGINES.browser
-    finally:
-        ENGINES.close_browser()
+@pytest.fixture
+def browser(dash: ControlPlane) -> Any:
+    """Chromium (started again after tests of another kind: see the module's doc)."""
+    return ENGINES.open_browser()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,26 +14,47 @@ from pathlib import Path
 
 import httpx
 
+# Ports for the servers a test starts: below the ephemeral range (32768-60999 here), where the
+# kernel picks the ports of outgoing connections and of bind(0), and split among pytest-xdist's
+# workers, so that a port one worker was given is never handed to the other before it is bound.
+PORTS = range(20000, 32000)
+_given: set[int] = set()
+
+
+def _ports() -> range:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = len(PORTS) // max(workers, 1)
+    start = PORTS.start + size * (worker % max(workers, 1))
+    return range(start, start + size)
+
+
+def _free(address: str, *kinds: socket.SocketKind) -> int:
+    """A port of this worker's share, free on ``address`` for every kind, not given before by
+    this process (a port handed out may not be bound yet)."""
+    ports = _ports()
+    for _ in range(500):
+        port = random.choice(ports)
+        if port in _given:
+            continue
+        try:
+            for kind in kinds:
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind((address, port))
+        except OSError:
+            continue
+        _given.add(port)
+        return port
+    raise RuntimeError(f"no free port in {ports}")
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free("127.0.0.1", socket.SOCK_STREAM)
 
 
 def free_udp_port(address: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP on ``address`` (a DNS server needs both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((address, 0))
-            port = int(u.getsockname()[1])
-            with socket.socket() as t:
-                try:
-                    t.bind((address, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port for UDP and TCP")
+    return _free(address, socket.SOCK_DGRAM, socket.SOCK_STREAM)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

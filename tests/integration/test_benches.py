@@ -26,7 +26,7 @@ import pytest
 
 from leftovers import MARKER, Owner, ancestors, start_ticks
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240

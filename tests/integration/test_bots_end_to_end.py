@@ -27,6 +27,7 @@ from edgeplane.snapshot.bots import bot_key
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.serial,
     pytest.mark.skipif(not Path(NJS_MODULE).exists(), reason="libnginx-mod-http-js missing"),
 ]
 

@@ -25,7 +25,7 @@ from origins import start_origin
 from pebble import Pebble, running_pebble
 from processes import ControlPlane, clean_env, free_port, free_udp_port, start_up
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 INV = "/api/v1/infrastructure"
 ADDRESS = "127.0.0.2"

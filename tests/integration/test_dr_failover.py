@@ -30,7 +30,7 @@ from processes import ControlPlane, clean_env, free_port, start_up
 from edgeplane.model.dr import Drill
 from edgeplane.sdk.global_operations import GlobalOperations
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 DETECT_S = 1.0
 FAILBACK_AFTER_S = 3.0

@@ -21,7 +21,7 @@ from processes import ControlPlane, start_up
 
 from edgeplane.node import procfs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture

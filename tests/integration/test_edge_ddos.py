@@ -28,7 +28,7 @@ from edgeplane.node.agent.site_totals import SiteTotals
 from edgeplane.protocol.config import ClientLimitsSpec, EdgeConfig, RateLimitSpec, SiteSpec
 from edgeplane.snapshot.build import client_limits_spec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 LIMITS = ClientLimitsSpec(
     max_connections=5, header_timeout_s=2, max_header_bytes=2048, max_body_bytes=1024

@@ -26,7 +26,7 @@ import pytest
 from edge_agents import wait_for
 from fleet import CLIENTS, REGIONS, Fleet, edge_fleet, percentiles
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 INV = "/api/v1/infrastructure"
 DOMAIN = "fleet.test"

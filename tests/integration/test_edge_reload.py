@@ -26,7 +26,7 @@ from test_edge_tls import make_certs
 
 from edgeplane.protocol.config import CertSpec, EdgeConfig, SiteSpec
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 HOST = "reload.test"
 RELOADS = 20  # bench/edge.py runs 100

@@ -48,7 +48,7 @@ from pgcluster import PostgresCluster, find_pg_bin
 from pgstandby import StandbyCluster
 from secret_keys import TEST_SECRET_KEY, TEST_SECRETS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 DATABASE = "edgeplane"
 SITE = "failover.localhost"

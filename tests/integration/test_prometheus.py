@@ -17,7 +17,7 @@ from origins import OriginSet, origin_set
 from processes import ControlPlane, free_port, free_udp_port, start_up
 from prometheus_client.parser import text_string_to_metric_families
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 SCRAPE_S = 1
 
@@ -346,15 +346,22 @@ def test_prometheus_sees_the_request_rate_per_site(
             f"{job} scraped",
             every=0.5,
         )
-    # Every series exists before the measured traffic (a series appearing mid-window is
-    # not an increase from 0 for PromQL).
+    # Every series exists before the measured traffic: a series appearing mid-window is not
+    # an increase from 0 for PromQL, and the counter is by cache status too, so each site is
+    # fetched twice on each node (a MISS, then a HIT).
     for node in nodes:
         for domain in sites.values():
-            node.get(domain, "/static/warm.css")
+            for _ in range(2):
+                node.get(domain, "/static/warm.css")
+    by_cache = "sum by (site, job, cache) (edgeplane_edge_requests_total)"
     wait_for(
-        lambda: len(prometheus.query("sum by (site, job) (edgeplane_edge_requests_total)")) >= 4,
+        lambda: {
+            (r["metric"]["site"], r["metric"]["job"], r["metric"]["cache"])
+            for r in prometheus.query(by_cache)
+        }
+        >= {(s, n.name, c) for s in sites for n in nodes for c in ("MISS", "HIT")},
         20,
-        "every site's series scraped on both nodes",
+        "every site's MISS and HIT series scraped on both nodes",
         every=0.5,
     )
     time.sleep(3 * SCRAPE_S)  # flat samples before the traffic

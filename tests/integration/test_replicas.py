@@ -31,7 +31,7 @@ from replicas import Balancer, start_balancer, start_serve
 from pgcluster import PostgresCluster
 from secret_keys import TEST_SECRET_KEY
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 INV = "/api/v1/infrastructure"
 ADDRESS = "127.0.0.2"

@@ -34,6 +34,9 @@ EDITS = 20
 ROUNDS = 3  # a race lost once in a while still shows in one of three bursts
 
 
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # twenty writers and DNS queries at once
+
+
 @pytest.fixture
 def control_plane(
     pg_cluster: PostgresCluster, tmp_path: Path

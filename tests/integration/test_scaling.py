@@ -27,6 +27,7 @@ from wrk_load import Wrk
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.serial,
     pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (scripts/bootstrap)"),
 ]
 

@@ -25,7 +25,7 @@ from edgeplane.scaling.drivers.base import DriverError, Instance, InstanceSpec
 from edgeplane.scaling.drivers.cloud import CloudDriver
 from edgeplane.scaling.drivers.local import LocalDriver, group_path, proc_stat
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 GROUP = "default/web"
 OTHER = "default/other"
 HTTP = f"{sys.executable} -m http.server {{port}} --bind 127.0.0.1"

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from edgeplane.cli.main import app as cli_app
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 WORKERS = 2
 PROC = Path("/proc")
