@@ -37,7 +37,7 @@ from processes import ControlPlane, clean_env, start_up
 from edgeplane.node.agent.paths import nginx_prefix
 from edgeplane.node.functions.find import find_runtime
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # switches and stops timed
 
 if find_runtime() is None:
     if os.environ.get("CI") == "true":

@@ -31,7 +31,7 @@ from function_runtime_support import (
     wait_for_line,
 )
 
-pytestmark = needs_runtime
+pytestmark = [needs_runtime, pytest.mark.serial]  # limits measured in time
 
 HELLO = r"""
 export default {
