@@ -4,7 +4,8 @@ node runs edge functions in the real runtime (Node.js and isolated-vm):
 - a function deployed from the page's form (a syntax error first: refused with its line and
   column on the code field, nothing made; "Check" says the same, then "ok") goes active, the
   edge answers with it, and its console line and its invocation reach its page; v2 deployed
-  from the form goes active, "Roll back" brings v1 back at the edge; Delete (asked twice)
+  from the function's page (its form starts from v1; an env line removed there is gone from
+  v2) goes active, "Roll back" brings v1 back at the edge; Delete (asked twice)
   removes it;
 - a viewer of the project sees a function's page and the list with no write control.
 
@@ -185,16 +186,35 @@ def test_a_function_deployed_on_the_page_serves_rolls_back_and_is_deleted(
         expect(page.locator("pre.fn-source")).to_contain_text('new Response("v1")')
         check_page(page, watch, "functions-detail")
 
-        # v2 from the form (the routes left empty: the current version's), then Roll back.
+        # The list, then v2 from the function's page: the form starts from v1 (code, routes, env,
+        # limits); the env line removed there is gone from v2, the check path set, then Roll back.
         page.get_by_role("link", name="All functions").click()
         row = page.get_by_role("table", name="The project's functions").get_by_role("row")
         expect(row.nth(1)).to_contain_text(name)
         cells = row.nth(1).get_by_role("cell").all_inner_texts()
         assert cells[:4] == [name, "v1", "active", f"{s.domain}/fn/*@GET"], cells
         check_page(page, watch, "functions-list")
-        deploy_from_form(page, name, code("v2"), "")
-        page.get_by_role("heading", name=f"Function {name}").wait_for()
+        row.nth(1).get_by_role("link", name=name).click()
+        page.get_by_role("button", name="Edit and deploy…").click()
+        form = page.get_by_role("form", name=f"Deploy a new version of {name}")
+        expect(form.get_by_label("Code", exact=True)).to_have_value(code("v1"))
+        expect(form.get_by_label("Routes", exact=True)).to_have_value(f"{s.domain}/fn/*@GET")
+        expect(form.get_by_label("Environment", exact=True)).to_have_value("GREETING=hi")
+        expect(form.get_by_label("Timeout (ms)")).to_have_value("2000")
+        check_page(page, watch, "functions-edit")
+        form.get_by_label("Code", exact=True).fill(code("v2"))
+        form.get_by_label("Environment", exact=True).fill("")
+        form.get_by_label("Check path").fill("/fn/health")
+        form.get_by_label("Message").fill("v2 without GREETING")
+        form.get_by_role("button", name="Deploy").click()
+        page.get_by_text("Version 2 made: it rolls out, canary first.").wait_for()
+        made = s.api.get(f"{FN}/{name}/versions/2").json()
+        assert made["env"] == {} and made["check_path"] == "/fn/health", made
+        assert made["routes"] == [{"pattern": f"{s.domain}/fn/*", "methods": ["GET"]}]
+        assert made["limits"]["timeout_ms"] == 2000 and made["message"] == "v2 without GREETING"
         expect(current).to_contain_text("v2 active", timeout=30_000)
+        expect(current).not_to_contain_text("GREETING=hi")
+        expect(current).to_contain_text("/fn/health")
         wait_for(lambda: answers(dash, s.domain, "/fn/b", "v2"), 30, "the edge answers v2")
         versions = page.get_by_role("table", name="The function's versions")
         expect(versions.get_by_role("button", name="Activate v1")).to_be_enabled()
@@ -250,6 +270,8 @@ def test_a_viewer_sees_a_function_and_changes_nothing(
                 assert "never-shown" not in page.content()
                 expect(page.get_by_role("button", name="Delete…")).to_be_disabled()
                 expect(page.get_by_role("button", name="Roll back")).to_be_disabled()
+                expect(page.locator("pre.fn-source")).to_contain_text('new Response("seen")')
+                expect(page.get_by_role("button", name="Edit and deploy…")).to_be_disabled()
                 assert write_controls_enabled(page) == []
                 check_page(page, watch, "functions-detail-viewer")
                 open_functions(page, dash, s.project)

@@ -2,12 +2,13 @@
 // polled every 1.5 s while it rolls out), routes, env, secret names, limits, check path; its
 // versions with "Activate" (an earlier version that was active once) and "Roll back"; its
 // invocations per region over the last hour and its latest console lines (both refreshed); the
-// current version's code; Delete, asked twice.
+// current version's code, and from it the form that deploys the next version; Delete, asked twice.
 import {
   html, useState, useEffect, useApi, useAction, navigate, Page, Card, Grid, Table, ErrorBox, Notice, Loading, Button, Badge,
   fmtAgo, fmtTime, fmtNum, fmtBytes,
 } from "../ui.js";
 import { fnPath, useProjectApi, VersionStatus, RouteList, MOVING } from "./functions_common.js";
+import { DeployForm } from "./functions_deploy.js";
 
 const ROLLING_EVERY = 1500;
 const EVERY = 5000;
@@ -40,7 +41,7 @@ export default function FunctionDetail({ name }) {
     <${Versions} fn=${f} versions=${versions} onChanged=${changed} />
     <${Metrics} name=${f.name} />
     <${Logs} name=${f.name} />
-    ${cur && html`<${Code} name=${f.name} version=${cur.version} />`}
+    ${cur && html`<${Code} name=${f.name} version=${cur.version} onDeployed=${changed} />`}
   <//>`;
 }
 
@@ -161,9 +162,23 @@ function Logs({ name }) {
   <//>`;
 }
 
-function Code({ name, version }) {
+// The current version's code; "Edit and deploy…" turns the card into the deploy form, started
+// from that version (functions_deploy.js).
+function Code({ name, version, onDeployed }) {
   const v = useApi(`${fnPath(name)}/versions/${version}`);
-  return html`<${Card} title=${`Code of version ${version}`} id="fn-code" wide>
+  const [editing, setEditing] = useState(false);
+  const [deployed, setDeployed] = useState(null);
+  if (editing && v.data) {
+    const done = (out) => { setEditing(false); setDeployed(out); onDeployed(); };
+    return html`<${DeployForm} name=${name} current=${v.data} code=${v.data.code} onDeployed=${done}
+      onCancel=${() => setEditing(false)} />`;
+  }
+  const edit = () => { setDeployed(null); setEditing(true); };
+  return html`<${Card} title=${`Code of version ${version}`} id="fn-code" wide
+      actions=${html`<${Button} write disabled=${!v.data} onClick=${edit}>Edit and deploy…<//>`}>
+    ${deployed && html`<${Notice} kind="good">${deployed.created
+      ? `Version ${deployed.version.version} made: it rolls out, canary first.`
+      : `Nothing changed: the same code and settings as version ${deployed.version.version}.`}<//>`}
     <${ErrorBox} error=${v.error} />
     ${v.data ? html`<pre class="fn-source" tabindex="0" aria-label=${`Code of version ${version}`}>${v.data.code}</pre>` : !v.error && html`<${Loading} what="the code" />`}
   <//>`;
