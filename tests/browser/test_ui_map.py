@@ -139,8 +139,8 @@ def test_the_projection_places_points_as_d3_does(admin_page: Any, dash: ControlP
 def test_an_empty_project_says_so(admin_page: Any, dash: ControlPlane, api: Any) -> None:
     page, watch = admin_page
     open_map(page, dash.url, QUIET)
-    assert page.get_by_text("No traffic yet in the last hour").is_visible()
-    assert page.get_by_text("No deployment yet in this project.").is_visible()
+    page.get_by_text("No traffic yet in the last hour").wait_for(timeout=5000)
+    page.get_by_text("No deployment yet in this project.").wait_for(timeout=5000)
     assert page.locator("svg.world path.flow").count() == 0
     check_page(page, watch, "map-empty-project")
 

@@ -153,12 +153,14 @@ def test_a_waiting_backend_takes_traffic_only_once_a_check_passed_and_stays_acro
         time.sleep(0.5)
         api.ok("POST", backends, json={"address": b_address, "wait_for_check": True})
         api.ok("POST", backends, json={"address": c.address, "wait_for_check": True})
-        wait_for(lambda: {states().get(k, {}).get("state") for k in (b_address, c.address)}
-                 == {"down"}, 15, "b and c reported down")  # fmt: skip
+        # down at once ("awaiting its first health check"), then the first check's reason
+        wait_for(lambda: all(states().get(k, {}).get("reason", "").startswith(f"{AWAITING} to pass")
+                             for k in (b_address, c.address)), 15, "b and c checked")  # fmt: skip
         seen = states()
         assert seen[b_address]["flag"] is True
         for key, why in ((b_address, "connect refused"), (c.address, "status 500")):
             # the node checked it at once, and it has not passed yet
+            assert seen[key]["state"] == "down", seen[key]
             assert seen[key]["reason"].startswith(f"{AWAITING} to pass: {why}"), seen[key]
         t_added = time.monotonic()
         time.sleep(3 * INTERVAL_S)  # several failed checks: still no traffic

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import socket
 import ssl
 import threading
 import time
@@ -26,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from processes import free_port
 
 from edgeplane.notify.channels import EmailChannel, SlackChannel, WebhookChannel
 from edgeplane.notify.message import Notification
@@ -40,12 +40,6 @@ pytestmark = [
 SECRET = "whsec-integration-key"
 PASSWORD = "hunter2-very-secret"
 STARTED = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def notification(event: str = "firing") -> Notification:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -21,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SmtpServer
 from aiosmtpd.smtp import AuthResult, Envelope, Session
+from processes import free_udp_port as free_port  # TCP and UDP: a DNS server needs both
 
 from edgeplane.verification.dns_txt import CHALLENGE_LABEL, check_dns_txt
 from edgeplane.verification.email_code import SmtpError, SmtpSettings, send_code
@@ -66,19 +66,6 @@ ZONES: dict[str, list[tuple[str, str, str]]] = {
         ("www", "A", "127.0.0.1"),
     ],
 }
-
-
-def free_port() -> int:
-    """A loopback port free for both TCP and UDP (a DNS server needs both)."""
-    while True:
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def write_zones(db: Path, zones: dict[str, list[tuple[str, str, str]]]) -> None:
