@@ -225,6 +225,7 @@ export class FunctionVersion {
       const heap = await Promise.race([instance.heapBytes().catch(() => null), timeout]);
       if (heap !== null) this.heapBytes = heap;
     }
-    return { key: this.spec.key, heap_bytes: this.heapBytes, invocations: this.invocations, errors: this.errors };
+    const cpuMs = instance !== null && !instance.disposed ? instance.cpuMs() : null;
+    return { key: this.spec.key, heap_bytes: this.heapBytes, cpu_ms: cpuMs, invocations: this.invocations, errors: this.errors };
   }
 }
