@@ -53,6 +53,7 @@ export class Instance {
     this.expired = []; // invocation ids the isolate may still hold state for
     this.seq = 0;
     this.pending = new Set(); // entries (host calls in) not finished: {invocation}
+    this.queued = []; // requests for the next dispatch entry: {invocation, incoming, body}
     this.completed = 0; // entries that ran to their end
   }
 
@@ -77,6 +78,7 @@ export class Instance {
     const ignored = (fn) => new ivm.Callback(fn, { ignored: true });
     const table = {
       log: ignored((level, message, id, dropped) => owner.log(self, level, message, id, dropped)),
+      respond: ignored((id, meta, body) => owner.respond(self, id, meta, body)),
       waitDone: ignored((id) => owner.waitDone(self, id)),
       urlParse: new ivm.Callback(urlParse),
       urlSet: new ivm.Callback(urlSet),
@@ -121,30 +123,57 @@ export class Instance {
     if (problem) throw new LoadError(MISSING_HANDLER);
   }
 
+  // A request for the isolate: it enters with the others queued in this turn of the event loop
+  // (one entry for many requests: crossing into the isolate's thread and back costs more than
+  // starting a handler).
+  queue(invocation, incoming, body) {
+    this.queued.push({ invocation, incoming, body });
+    if (this.queued.length === 1) setImmediate(() => this.#dispatch());
+  }
+
+  // The dispatch entry for the requests queued, with the time the latest of them has left (the
+  // requests of one version differ by their wait in the queue alone: a handler that outlasts
+  // it makes every one of them late, as it would have one after the other).
+  #dispatch() {
+    const batch = this.queued;
+    this.queued = [];
+    if (this.disposed) return; // its invocations were stopped when it was
+    const live = [];
+    for (const item of batch) {
+      if (item.invocation.finished) continue;
+      if (item.invocation.remaining() <= 0) item.invocation.expire();
+      else live.push(item);
+    }
+    if (!live.length) return;
+    let timeoutMs = 0;
+    for (const { invocation } of live) timeoutMs = Math.max(timeoutMs, invocation.remaining());
+    const requests = JSON.stringify(live.map((item) => item.incoming));
+    const bodies = live.map((item) => item.body);
+    this.#apply("dispatch", [requests, bodies], timeoutMs, live.map((item) => item.invocation));
+  }
+
   // Enter the isolate for `invocation` with at most `timeoutMs` of run time (for its
-  // synchronous part: what a promise it returns does later runs in other entries). The
-  // dispatch entry's promise is its answer (owner.respond); a failure (the time limit, the
-  // isolate gone) goes to owner.entryFailed.
+  // synchronous part: what a promise it starts does later runs in other entries).
   enter(name, args, timeoutMs, invocation) {
+    this.#apply(name, args, timeoutMs, [invocation]);
+  }
+
+  // A failure (the time limit, the isolate gone) goes to owner.entryFailed for each of
+  // `invocations`.
+  #apply(name, args, timeoutMs, invocations) {
     if (this.disposed) return;
-    const token = { invocation };
-    this.pending.add(token);
-    const dispatch = name === "dispatch";
+    const tokens = invocations.map((invocation) => ({ invocation }));
+    for (const token of tokens) this.pending.add(token);
     this.entries[name]
-      .apply(undefined, args, {
-        timeout: Math.max(1, Math.ceil(timeoutMs)),
-        arguments: { copy: true },
-        result: dispatch ? { promise: true, copy: true } : undefined,
-      })
+      .apply(undefined, args, { timeout: Math.max(1, Math.ceil(timeoutMs)), arguments: { copy: true } })
       .then(
-        (result) => {
-          this.pending.delete(token);
+        () => {
+          for (const token of tokens) this.pending.delete(token);
           this.completed++;
-          if (dispatch && Array.isArray(result)) this.owner.respond(this, invocation.id, result[0], result[1]);
         },
         (error) => {
-          this.pending.delete(token);
-          this.owner.entryFailed(this, invocation.id, error);
+          for (const token of tokens) this.pending.delete(token);
+          for (const invocation of invocations) this.owner.entryFailed(this, invocation.id, error);
         },
       );
   }
