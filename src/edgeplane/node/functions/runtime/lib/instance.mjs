@@ -78,7 +78,9 @@ export class Instance {
     const ignored = (fn) => new ivm.Callback(fn, { ignored: true });
     const table = {
       log: ignored((level, message, id, dropped) => owner.log(self, level, message, id, dropped)),
-      respond: ignored((id, meta, body) => owner.respond(self, id, meta, body)),
+      respond: ignored((answers) => {
+        for (let i = 0; i + 2 < answers.length; i += 3) owner.respond(self, answers[i], answers[i + 1], answers[i + 2]);
+      }),
       waitDone: ignored((id) => owner.waitDone(self, id)),
       urlParse: new ivm.Callback(urlParse),
       urlSet: new ivm.Callback(urlSet),

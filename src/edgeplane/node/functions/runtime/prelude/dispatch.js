@@ -9,6 +9,13 @@
 
 let handler = null;
 const invocations = new Map(); // id -> {waits: [promises]}
+let outbox = []; // answers made in this run of the microtasks: id, meta, body, id, ...
+
+function sendAnswers() {
+  const answers = outbox;
+  outbox = [];
+  host.respond(answers);
+}
 
 function setHandler(namespace) {
   const main = namespace.default;
@@ -41,7 +48,8 @@ async function drain(id, state) {
 function answer(id, state, meta, body) {
   flushDropped(id);
   meta.waiting = state.waits.length > 0;
-  host.respond(id, JSON.stringify(meta), body);
+  if (!outbox.length) Promise.resolve().then(sendAnswers);
+  outbox.push(id, JSON.stringify(meta), body);
   if (meta.waiting) drain(id, state);
   else invocations.delete(id);
 }
