@@ -17,9 +17,11 @@ without it (aim >= 0.8), cold start of a new version, and memory per node per 10
 1. throughput: wrk (keep-alive, ``--connections`` over ``--threads``, ``--duration`` s) through
    the node's HTTP port, one target after the other in each of ``--rounds`` rounds: ``/fn`` (a
    function answering ``new Response("ok")``), ``/plain`` (no function: the origin's ``ok``
-   from the node's cache, a HIT: the same body size) and ``/pass`` (a function answering
+   from the node's cache, a HIT: the same body size), ``/dyn`` (no function, a bypass rule: the
+   origin's ``ok`` through the edge, what a dynamic route costs without a function; the origin
+   is a local nginx, faster than any application) and ``/pass`` (a function answering
    ``fetch(request)``: its own path through the node's internal fetch server and cache, a HIT).
-   The three paths are on the same site, so they share its location chain (a site with
+   The paths are on the same site, so they share its location chain (a site with
    functions always looks its routes up); only the function differs. req/s is the median of
    the rounds, the ratio that of the medians; p50 / p99 as wrk reports them, median of rounds;
 2. njs reference: the same trivial handler in nginx's own JavaScript module (``js_content``
@@ -253,7 +255,7 @@ http {{
 
 def throughput(port: int, ref_port: int | None, args: argparse.Namespace) -> list[list[str]]:
     targets = {"fn": (port, "/fn", SITE), "plain": (port, "/plain", SITE),
-               "pass": (port, "/pass", SITE)}  # fmt: skip
+               "dyn": (port, "/dyn", SITE), "pass": (port, "/pass", SITE)}  # fmt: skip
     if ref_port is not None:
         targets |= {"njs": (ref_port, "/njs", "ref"), "ret": (ref_port, "/ret", "ref")}
     got: dict[str, list[WrkResult]] = {k: [] for k in targets}
@@ -271,6 +273,7 @@ def throughput(port: int, ref_port: int | None, args: argparse.Namespace) -> lis
     each = f"median of {args.rounds} x {args.duration:g} s, {args.connections} connections"
     rows: list[list[str]] = []
     pairs = [("fn", "plain", "trivial function / same site's cached HIT (aim >= 0.8)"),
+             ("fn", "dyn", "trivial function / same site, not cached: the origin through the edge"),
              ("pass", "plain", "function fetch(request) (a HIT) / cached HIT")]  # fmt: skip
     if ref_port is not None:
         pairs.append(("njs", "ret", f"njs js_content / nginx return 200 (bare nginx, "
@@ -342,7 +345,8 @@ def run(run_: BenchRun, args: argparse.Namespace) -> list[list[str]]:
     api.ok("POST", f"{INV}/domains", json={"domain": SITE})
     api.ok("POST", f"{INV}/cdn", json={
         "origins": [{"url": f"http://127.0.0.1:{origin_port}"}],
-        "cache_rules": [{"pattern": "/*", "ttl": 3600}],
+        "cache_rules": [{"pattern": "/dyn", "ttl": 0, "bypass": True},
+                        {"pattern": "/*", "ttl": 3600}],
         "security": {"force_https": False},
     })  # fmt: skip
     prefix = nginx_prefix((cp.home / "edge" / "local").resolve(), "local")
