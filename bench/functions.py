@@ -187,9 +187,10 @@ def workers_of(prefix: Path) -> str:
 # --------------------------------------------------------------------------- the parts
 
 
-def runtime_cold(tmp: Path, versions: int) -> dict[str, Any]:
-    """A runtime of the bench's own: its RSS with no function, then ``cold_ms`` of new
-    versions."""
+def runtime_alone(tmp: Path, versions: int, functions: int) -> dict[str, Any]:
+    """A runtime of the bench's own, never loaded with traffic: its RSS with no function,
+    ``cold_ms`` of new versions, then its RSS with ``functions`` trivial functions (each
+    invoked once through its listening socket) against one."""
     prefix = tmp / "rt"
     rt = FunctionRuntime(prefix, prefix / "logs" / "console.json")
     rt.start()
@@ -207,7 +208,23 @@ def runtime_cold(tmp: Path, versions: int) -> dict[str, Any]:
             if not result.get("ok"):
                 raise RuntimeError(f"the runtime refused version {v + 1}: {result}")
             colds.append(float(result["cold_ms"]))
-        return {"empty_rss": empty_rss, "first": colds[0], "cold": colds[1:]}
+        with httpx.Client(transport=httpx.HTTPTransport(uds=rt.listen_socket)) as client:
+
+            def loaded(n: int) -> float:
+                specs = [{"key": f"bench/m{i}", "version": 1, "code": TRIVIAL} for i in range(n)]
+                answer = rt.load({"functions": specs})
+                assert all(r.get("ok") for r in answer["functions"].values()), answer
+                for i in range(n):
+                    r = client.get("http://rt/", headers={"Host": SITE,
+                                                          "X-Edgeplane-Function": f"bench/m{i}"})  # fmt: skip
+                    assert r.status_code == 200, (r.status_code, r.text)
+                time.sleep(0.5)
+                return rss_mib(pid)
+
+            one = loaded(1)
+            many = loaded(functions + 1)
+        return {"empty_rss": empty_rss, "first": colds[0], "cold": colds[1:], "one_rss": one,
+                "many_rss": many}  # fmt: skip
     finally:
         rt.stop()
 
@@ -317,8 +334,8 @@ def cold_end_to_end(api: Api, client: httpx.Client, port: int, versions: int) ->
 def run(run_: BenchRun, args: argparse.Namespace) -> list[list[str]]:
     tmp, cleanup = run_.tmp, run_.cleanup
     rows: list[list[str]] = []
-    log("the runtime alone: RSS with no function, cold start of new versions")
-    alone = runtime_cold(tmp, args.versions)
+    log("the runtime alone: RSS with no function, cold start of new versions, RSS per function")
+    alone = runtime_alone(tmp, args.versions, args.functions)
 
     origin_port = free_port()
     origin = PlainNginx(tmp / "origin", f"""
@@ -401,6 +418,11 @@ def run(run_: BenchRun, args: argparse.Namespace) -> list[list[str]]:
                  _ratio(rss1, rss2)])  # fmt: skip
     rows.append([f"runtime MiB per 100 functions: RSS growth over the {n} added{scale}",
                  f"{(rss1 - rss2) * 100 / n:.1f}", "", ""])  # fmt: skip
+    rows.append([f"the bench's runtime, no traffic: RSS MiB with {n + 1} functions (each "
+                 "invoked once) / 1", f"{alone['many_rss']:.1f}", f"{alone['one_rss']:.1f}",
+                 _ratio(alone["many_rss"], alone["one_rss"])])  # fmt: skip
+    rows.append([f"the bench's runtime, no traffic: MiB per 100 functions{scale}",
+                 f"{(alone['many_rss'] - alone['one_rss']) * 100 / n:.1f}", "", ""])  # fmt: skip
     total0, total2, total1 = nginx0 + runtime0, nginx2 + runtime2, nginx1 + runtime1
     rows.append([f"node MiB (nginx PSS + runtime PSS): {loaded} functions / none (no runtime "
                  "running)", f"{nginx1:.1f} + {runtime1:.1f} = {total1:.1f}",
