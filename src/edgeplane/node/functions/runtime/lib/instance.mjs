@@ -149,7 +149,7 @@ export class Instance {
     if (!live.length) return;
     let timeoutMs = 0;
     for (const { invocation } of live) timeoutMs = Math.max(timeoutMs, invocation.remaining());
-    const requests = JSON.stringify(live.map((item) => item.incoming));
+    const requests = live.map((item) => JSON.stringify(item.incoming));
     const bodies = live.map((item) => item.body);
     this.#apply("dispatch", [requests, bodies], timeoutMs, live.map((item) => item.invocation));
   }

@@ -1,11 +1,12 @@
-// Prelude: the module's handler and its invocations. The host enters with dispatch(requests
-// JSON, bodies): the requests that reached this function in one turn of the host's event loop,
-// each started in turn. Each answer goes back on its own as soon as it is made
-// (host.respond(id, JSON of {status, statusText, headers, waiting} or {error, waiting}, body)).
-// ctx.waitUntil promises are awaited afterwards (host.waitDone(id)). A request names the
-// invocations the host gave up on (their time limit): what they left behind is dropped
-// (forget). JSON, because crossing between isolates is cheaper for one string than for a
-// structured copy.
+// Prelude: the module's handler and its invocations. The host enters with dispatch(requests,
+// bodies): the requests that reached this function in one turn of the host's event loop, each
+// started in turn. Each a JSON string of its own (crossing between isolates is cheaper for a
+// string than for a structured copy; one string for all of them, over a few KiB, would cross
+// as an external string, whose memory V8 gives back only at a full collection). The answers
+// made in one run of the microtasks go back together: host.respond([id, JSON of {status,
+// statusText, headers, waiting} or {error, waiting}, body, id, ...]). ctx.waitUntil promises
+// are awaited afterwards (host.waitDone(id)). A request names the invocations the host gave
+// up on (their time limit): what they left behind is dropped (forget).
 
 let handler = null;
 const invocations = new Map(); // id -> {waits: [promises]}
@@ -118,7 +119,6 @@ function start(incoming, body) {
   );
 }
 
-function dispatch(requestsJson, bodies) {
-  const requests = JSON.parse(requestsJson);
-  for (let i = 0; i < requests.length; i++) start(requests[i], bodies[i]);
+function dispatch(requests, bodies) {
+  for (let i = 0; i < requests.length; i++) start(JSON.parse(requests[i]), bodies[i]);
 }
