@@ -114,6 +114,10 @@ def test_the_cli_deploys_from_its_flags(
     assert cli.run("function", "code", "hello").stdout == CODE
     assert cli.run("function", "code", "hello", "1").stdout == CODE
     assert cli.json("function", "versions", "hello")["items"][0]["version"] == 2
+    # --clear-env: the next version has no env variable; the rest inherited.
+    v3 = cli.json("function", "deploy", "hello", str(module), "--clear-env", "--no-wait")["version"]
+    assert (v3["version"], v3["env"], v3["secrets"]) == (3, {}, ["PIN", "TOKEN"])
+    assert v3["check_path"] == "/hi" and v3["limits"]["timeout_ms"] == 250
 
 
 @pytest.mark.parametrize(
@@ -126,6 +130,7 @@ def test_the_cli_deploys_from_its_flags(
         (["--secret", "K=env:NOT_SET_ANYWHERE"], "'NOT_SET_ANYWHERE' is not set"),
         (["--secret", "K=file:/nonexistent/x"], "cannot read /nonexistent/x"),
         (["--timeout", "0"], "--timeout: must be a positive number"),
+        (["--env", "A=1", "--clear-env"], "--clear-env: not with --env"),
     ],
 )
 def test_bad_flags_are_refused_naming_them(

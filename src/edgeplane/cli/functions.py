@@ -325,6 +325,9 @@ def deploy(
         list[str] | None,
         typer.Option("--env", help="KEY=VALUE, repeatable (replaces the current env)"),
     ] = None,
+    clear_env: Annotated[
+        bool, typer.Option("--clear-env", help="the new version has no env variable")
+    ] = False,
     secret: Annotated[
         list[str] | None,
         typer.Option(
@@ -362,7 +365,9 @@ def deploy(
     if timeout <= 0:
         rt.fail("--timeout: must be a positive number of seconds", 2)
     routes = [parse_route(r) for r in route] if route else None
-    variables = rt.pairs(env, "--env") if env else None
+    if clear_env and env:
+        rt.fail("--clear-env: not with --env (--env replaces the whole env already)", 2)
+    variables = rt.pairs(env, "--env") if env else ({} if clear_env else None)
     secrets = parse_secrets(secret, remove_secret, code_from_stdin=file == "-")
     code = _read_code(file)
     limits = rt.compact(timeout_ms=timeout_ms, memory_mb=memory_mb)
