@@ -215,8 +215,8 @@ def runtime_alone(tmp: Path, versions: int, functions: int) -> dict[str, Any]:
                 answer = rt.load({"functions": specs})
                 assert all(r.get("ok") for r in answer["functions"].values()), answer
                 for i in range(n):
-                    r = client.get("http://rt/", headers={"Host": SITE,
-                                                          "X-Edgeplane-Function": f"bench/m{i}"})  # fmt: skip
+                    headers = {"Host": SITE, "X-Edgeplane-Function": f"bench/m{i}"}
+                    r = client.get("http://rt/", headers=headers)
                     assert r.status_code == 200, (r.status_code, r.text)
                 time.sleep(0.5)
                 return rss_mib(pid)
