@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,18 @@ export default {
     if (path === "/not-a-response") return { status: 200 };
     console.log("about to fail", { path });
     throw new Error(`boom at ${path}`);
+  },
+};
+"""
+
+MIX = r"""
+export default {
+  async fetch(request) {
+    const [, kind, n] = new URL(request.url).pathname.split("/");
+    if (kind === "busy") for (const end = Date.now() + Number(n); Date.now() < end; );
+    if (kind === "throw") throw new Error(`boom ${n}`);
+    if (kind === "slow") await new Promise((resolve) => setTimeout(resolve, (Number(n) % 5) * 10));
+    return new Response(`${kind} ${n}`);
   },
 };
 """
@@ -312,6 +325,7 @@ BASE = [
     function("t/platform", PLATFORM),
     function("t/wait", WAIT),
     function("t/flood", FLOOD, timeout_ms=300),
+    function("t/mix", MIX),
 ]
 
 
@@ -461,6 +475,29 @@ def test_an_exception_answers_500_and_is_logged_with_its_stack(runtime: Function
     assert r.headers["x-edgeplane-function-outcome"] == "exception"
     logged = wait_for_line(runtime, rid="rid-not-a-response")
     assert "must return a Response" in logged["msg"]
+
+
+def test_requests_arriving_together_each_get_their_own_answer(runtime: FunctionRuntime) -> None:
+    """Requests to one function that reach the runtime while its isolate is busy enter it
+    together: each still gets its own answer (in whatever order they are made), and one that
+    throws answers 500 alone."""
+    paths = [f"/{('fast', 'slow', 'throw')[n % 3]}/{n}" for n in range(90)]
+
+    def one(path: str) -> tuple[str, int, str]:
+        r = call(runtime, "t/mix", path)
+        return path, r.status_code, r.text
+
+    with ThreadPoolExecutor(31) as pool:
+        busy = pool.submit(one, "/busy/400")
+        time.sleep(0.1)  # the isolate is busy: the others queue in the runtime meanwhile
+        got = list(pool.map(one, paths))
+        assert busy.result() == ("/busy/400", 200, "busy 400")
+    for path, status, text in got:
+        kind, n = path.split("/")[1:]
+        if kind == "throw":
+            assert status == 500 and text.startswith("500 exception:"), (path, status, text)
+        else:
+            assert (status, text) == (200, f"{kind} {n}"), (path, status, text)
 
 
 def test_console_lines_go_to_the_log_with_function_version_and_request(

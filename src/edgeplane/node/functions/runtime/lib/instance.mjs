@@ -54,6 +54,7 @@ export class Instance {
     this.seq = 0;
     this.pending = new Set(); // entries (host calls in) not finished: {invocation}
     this.queued = []; // requests for the next dispatch entry: {invocation, incoming, body}
+    this.dispatching = false; // a dispatch entry is in the isolate
     this.completed = 0; // entries that ran to their end
   }
 
@@ -125,18 +126,20 @@ export class Instance {
     if (problem) throw new LoadError(MISSING_HANDLER);
   }
 
-  // A request for the isolate: it enters with the others queued in this turn of the event loop
-  // (one entry for many requests: crossing into the isolate's thread and back costs more than
-  // starting a handler).
+  // A request for the isolate: it enters with the others queued in this turn of the event loop,
+  // or while the previous dispatch entry was in the isolate (one entry for many requests:
+  // crossing into the isolate's thread and back costs more than starting a handler, and the
+  // isolate runs one entry at a time anyway).
   queue(invocation, incoming, body) {
     this.queued.push({ invocation, incoming, body });
-    if (this.queued.length === 1) setImmediate(() => this.#dispatch());
+    if (this.queued.length === 1 && !this.dispatching) setImmediate(() => this.#dispatch());
   }
 
   // The dispatch entry for the requests queued, with the time the latest of them has left (the
   // requests of one version differ by their wait in the queue alone: a handler that outlasts
   // it makes every one of them late, as it would have one after the other).
   #dispatch() {
+    if (this.dispatching) return; // the queue goes when that entry is over
     const batch = this.queued;
     this.queued = [];
     if (this.disposed) return; // its invocations were stopped when it was
@@ -151,7 +154,12 @@ export class Instance {
     for (const { invocation } of live) timeoutMs = Math.max(timeoutMs, invocation.remaining());
     const requests = live.map((item) => JSON.stringify(item.incoming));
     const bodies = live.map((item) => item.body);
-    this.#apply("dispatch", [requests, bodies], timeoutMs, live.map((item) => item.invocation));
+    this.dispatching = true;
+    const done = () => {
+      this.dispatching = false;
+      if (this.queued.length) this.#dispatch();
+    };
+    this.#apply("dispatch", [requests, bodies], timeoutMs, live.map((item) => item.invocation), done);
   }
 
   // Enter the isolate for `invocation` with at most `timeoutMs` of run time (for its
@@ -162,7 +170,7 @@ export class Instance {
 
   // A failure (the time limit, the isolate gone) goes to owner.entryFailed for each of
   // `invocations`.
-  #apply(name, args, timeoutMs, invocations) {
+  #apply(name, args, timeoutMs, invocations, done = null) {
     if (this.disposed) return;
     const tokens = invocations.map((invocation) => ({ invocation }));
     for (const token of tokens) this.pending.add(token);
@@ -172,10 +180,12 @@ export class Instance {
         () => {
           for (const token of tokens) this.pending.delete(token);
           this.completed++;
+          if (done) done();
         },
         (error) => {
           for (const token of tokens) this.pending.delete(token);
           for (const invocation of invocations) this.owner.entryFailed(this, invocation.id, error);
+          if (done) done();
         },
       );
   }
