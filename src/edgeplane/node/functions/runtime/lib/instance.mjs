@@ -10,6 +10,7 @@ import { HOST_CALLBACKS, PRELUDE_FILE, PRELUDE_SOURCE } from "./prelude.mjs";
 import { urlParts } from "./urlparts.mjs";
 
 const SETUP_TIMEOUT_MS = 1000;
+const BATCH_SPREAD_MS = 20; // deadlines of the requests sharing a dispatch entry, at most this apart
 let preludeCache = null; // V8's code cache of the prelude, made by the first isolate
 const URL_SETTERS = new Set(["protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"]);
 
@@ -135,21 +136,32 @@ export class Instance {
     if (this.queued.length === 1 && !this.dispatching) setImmediate(() => this.#dispatch());
   }
 
-  // The dispatch entry for the requests queued, with the time the latest of them has left (the
-  // requests of one version differ by their wait in the queue alone: a handler that outlasts
-  // it makes every one of them late, as it would have one after the other).
+  // The dispatch entry for the first requests queued whose deadlines lie within BATCH_SPREAD_MS
+  // of the first one's, with the time the latest of them has left (the rest wait for the next
+  // entry). A handler that outlasts its time makes those after it in the entry late, as it
+  // would have one after the other; the spread bounds what one of them could have had left
+  // after it.
   #dispatch() {
     if (this.dispatching) return; // the queue goes when that entry is over
-    const batch = this.queued;
-    this.queued = [];
-    if (this.disposed) return; // its invocations were stopped when it was
+    if (this.disposed) {
+      this.queued = []; // its invocations were stopped when it was
+      return;
+    }
     const live = [];
-    for (const item of batch) {
-      if (item.invocation.finished) continue;
-      if (item.invocation.remaining() <= 0) item.invocation.expire();
+    let taken = 0;
+    for (const item of this.queued) {
+      const { invocation } = item;
+      if (live.length && invocation.deadline > live[0].invocation.deadline + BATCH_SPREAD_MS) break;
+      taken++;
+      if (invocation.finished) continue;
+      if (invocation.remaining() <= 0) invocation.expire();
       else live.push(item);
     }
-    if (!live.length) return;
+    this.queued.splice(0, taken);
+    if (!live.length) {
+      if (this.queued.length) this.#dispatch();
+      return;
+    }
     let timeoutMs = 0;
     for (const { invocation } of live) timeoutMs = Math.max(timeoutMs, invocation.remaining());
     const requests = live.map((item) => JSON.stringify(item.incoming));
