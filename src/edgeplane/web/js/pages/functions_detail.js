@@ -17,11 +17,13 @@ const LOGS_EVERY = 3000;
 export default function FunctionDetail({ name }) {
   // Polled faster while the current version rolls out (its progress per region).
   const [moving, setMoving] = useState(false);
-  const fn = useApi(fnPath(name), { every: moving ? ROLLING_EVERY : EVERY });
+  // Deleting: nothing polls the function any more (it is about to be gone).
+  const [deleting, setDeleting] = useState(false);
+  const fn = useApi(deleting ? null : fnPath(name), { every: moving ? ROLLING_EVERY : EVERY });
   const f = fn.data;
   const nowMoving = !!(f && f.current && MOVING.has(f.current.status));
   useEffect(() => setMoving(nowMoving), [nowMoving]);
-  const versions = useApi(`${fnPath(name)}/versions`, { query: { limit: 100 }, every: moving ? ROLLING_EVERY : EVERY, deps: [f && f.current && f.current.status] });
+  const versions = useApi(deleting ? null : `${fnPath(name)}/versions`, { query: { limit: 100 }, every: moving ? ROLLING_EVERY : EVERY, deps: [f && f.current && f.current.status] });
   const changed = () => { fn.reload(); versions.reload(); };
   if (!f) {
     return html`<${Page} title="Function">
@@ -32,16 +34,16 @@ export default function FunctionDetail({ name }) {
   const cur = f.current;
   return html`<${Page} title=${`Function ${f.name}`}
       subtitle=${`${f.versions} version${f.versions === 1 ? "" : "s"} · active: ${f.active_version ? `v${f.active_version}` : "none"} · refreshed every ${(moving ? ROLLING_EVERY : EVERY) / 1000} s`}
-      actions=${html`<a class="btn" href="#/functions">All functions</a> <${Delete} fn=${f} />`}>
+      actions=${html`<a class="btn" href="#/functions">All functions</a> <${Delete} fn=${f} onDeleting=${setDeleting} />`}>
     <${ErrorBox} error=${fn.error} />
     ${cur ? html`<${Grid}>
       <${Current} v=${cur} />
       <${Rollout} v=${cur} />
     <//>` : html`<${Notice} kind="warn">No current version.<//>`}
     <${Versions} fn=${f} versions=${versions} onChanged=${changed} />
-    <${Metrics} name=${f.name} />
-    <${Logs} name=${f.name} />
-    ${cur && html`<${Code} name=${f.name} version=${cur.version} onDeployed=${changed} />`}
+    ${!deleting && html`<${Metrics} name=${f.name} />
+    <${Logs} name=${f.name} />`}
+    ${cur && !deleting && html`<${Code} name=${f.name} version=${cur.version} onDeployed=${changed} />`}
   <//>`;
 }
 
@@ -184,11 +186,17 @@ function Code({ name, version, onDeployed }) {
   <//>`;
 }
 
-function Delete({ fn }) {
+function Delete({ fn, onDeleting }) {
   const call = useProjectApi();
   const [sure, setSure] = useState(false);
   const [remove, state] = useAction(async () => {
-    await call("DELETE", fnPath(fn.name));
+    onDeleting(true);
+    try {
+      await call("DELETE", fnPath(fn.name));
+    } catch (error) {
+      onDeleting(false);
+      throw error;
+    }
     navigate(`#/functions?deleted=${encodeURIComponent(fn.name)}`);
   });
   if (!sure) return html`<${Button} kind="danger" write onClick=${() => setSure(true)}>Delete…<//>`;
