@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlencode
@@ -15,7 +17,14 @@ from urllib.parse import urlencode
 import pytest
 
 from edgeplane.node.functions.process import FunctionRuntime
-from function_runtime_support import StandIn, call, function, needs_runtime, running_runtime
+from function_runtime_support import (
+    StandIn,
+    call,
+    function,
+    needs_runtime,
+    running_runtime,
+    wait_for_line,
+)
 
 pytestmark = needs_runtime
 
@@ -37,6 +46,26 @@ export default {
     } catch (error) {
       return Response.json({ error: `${error.name}: ${error.message}` });
     }
+  },
+};
+"""
+
+
+# A fetch made after an await (the continuation of the handler): still the request's own, with
+# its client address and request id. "/busy/N" keeps the isolate busy N ms.
+AFTER_AWAIT = r"""
+export default {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path.startsWith("/busy/")) {
+      for (const end = Date.now() + Number(path.slice(6)); Date.now() < end; );
+      return new Response("busy");
+    }
+    await request.text();
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    const seen = await (await fetch(`https://shop.example.com/echo${path}`)).json();
+    console.log(`fetched ${path}`);
+    return Response.json({ rid: seen.headers["x-edge-request-id"], ip: seen.headers["x-real-ip"] });
   },
 };
 """
@@ -87,7 +116,7 @@ def fetch_config(stand_in: StandIn, allow_private: bool = False) -> dict[str, An
         "fetch_socket": stand_in.path,
         "geoip_db": None,
         "allow_private_fetch": allow_private,
-        "functions": [function("f/proxy", PROXY)],
+        "functions": [function("f/proxy", PROXY), function("f/after", AFTER_AWAIT)],
     }
 
 
@@ -204,3 +233,27 @@ def test_a_node_may_allow_private_destinations(
         assert _Local.hits[-1] == "/hello"
     finally:
         runtime.load(fetch_config(stand_in))
+
+
+def test_concurrent_requests_keep_their_own_fetches_timers_and_logs(
+    runtime: FunctionRuntime,
+) -> None:
+    """Requests to one function queued together (its isolate busy meanwhile), each awaiting
+    before its timer and its fetch: every fetch carries its own request's client address and
+    id, and every console line names its own request."""
+    with ThreadPoolExecutor(21) as pool:
+        busy = pool.submit(call, runtime, "f/after", "/busy/300")
+        time.sleep(0.1)
+        futures = {
+            n: pool.submit(call, runtime, "f/after", f"/r{n}", ip=f"203.0.113.{n + 1}",
+                           rid=f"rid-after-{n}")
+            for n in range(20)
+        }
+        assert busy.result().text == "busy"
+        answers = {n: f.result() for n, f in futures.items()}
+    for n, r in answers.items():
+        assert r.status_code == 200, (n, r.status_code, r.text)
+        assert r.json() == {"rid": f"rid-after-{n}", "ip": f"203.0.113.{n + 1}"}, (n, r.json())
+    for n in range(20):
+        line = wait_for_line(runtime, rid=f"rid-after-{n}")
+        assert line["msg"] == f"fetched /r{n}", line

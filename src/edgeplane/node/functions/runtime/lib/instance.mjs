@@ -10,7 +10,6 @@ import { HOST_CALLBACKS, PRELUDE_FILE, PRELUDE_SOURCE } from "./prelude.mjs";
 import { urlParts } from "./urlparts.mjs";
 
 const SETUP_TIMEOUT_MS = 1000;
-const BATCH_SPREAD_MS = 20; // deadlines of the requests sharing a dispatch entry, at most this apart
 let preludeCache = null; // V8's code cache of the prelude, made by the first isolate
 const URL_SETTERS = new Set(["protocol", "username", "password", "host", "hostname", "port", "pathname", "search", "hash"]);
 
@@ -54,8 +53,6 @@ export class Instance {
     this.expired = []; // invocation ids the isolate may still hold state for
     this.seq = 0;
     this.pending = new Set(); // entries (host calls in) not finished: {invocation}
-    this.queued = []; // requests for the next dispatch entry: {invocation, incoming, body}
-    this.dispatching = false; // a dispatch entry is in the isolate
     this.completed = 0; // entries that ran to their end
   }
 
@@ -80,9 +77,6 @@ export class Instance {
     const ignored = (fn) => new ivm.Callback(fn, { ignored: true });
     const table = {
       log: ignored((level, message, id, dropped) => owner.log(self, level, message, id, dropped)),
-      respond: ignored((answers) => {
-        for (let i = 0; i + 2 < answers.length; i += 3) owner.respond(self, answers[i], answers[i + 1], answers[i + 2]);
-      }),
       waitDone: ignored((id) => owner.waitDone(self, id)),
       urlParse: new ivm.Callback(urlParse),
       urlSet: new ivm.Callback(urlSet),
@@ -127,77 +121,30 @@ export class Instance {
     if (problem) throw new LoadError(MISSING_HANDLER);
   }
 
-  // A request for the isolate: it enters with the others queued in this turn of the event loop,
-  // or while the previous dispatch entry was in the isolate (one entry for many requests:
-  // crossing into the isolate's thread and back costs more than starting a handler, and the
-  // isolate runs one entry at a time anyway).
-  queue(invocation, incoming, body) {
-    this.queued.push({ invocation, incoming, body });
-    if (this.queued.length === 1 && !this.dispatching) setImmediate(() => this.#dispatch());
-  }
-
-  // The dispatch entry for the first requests queued whose deadlines lie within BATCH_SPREAD_MS
-  // of the first one's, with the time the latest of them has left (the rest wait for the next
-  // entry). A handler that outlasts its time makes those after it in the entry late, as it
-  // would have one after the other; the spread bounds what one of them could have had left
-  // after it.
-  #dispatch() {
-    if (this.dispatching) return; // the queue goes when that entry is over
-    if (this.disposed) {
-      this.queued = []; // its invocations were stopped when it was
-      return;
-    }
-    const live = [];
-    let taken = 0;
-    for (const item of this.queued) {
-      const { invocation } = item;
-      if (live.length && invocation.deadline > live[0].invocation.deadline + BATCH_SPREAD_MS) break;
-      taken++;
-      if (invocation.finished) continue;
-      if (invocation.remaining() <= 0) invocation.expire();
-      else live.push(item);
-    }
-    this.queued.splice(0, taken);
-    if (!live.length) {
-      if (this.queued.length) this.#dispatch();
-      return;
-    }
-    let timeoutMs = 0;
-    for (const { invocation } of live) timeoutMs = Math.max(timeoutMs, invocation.remaining());
-    const requests = live.map((item) => JSON.stringify(item.incoming));
-    const bodies = live.map((item) => item.body);
-    this.dispatching = true;
-    const done = () => {
-      this.dispatching = false;
-      if (this.queued.length) this.#dispatch();
-    };
-    this.#apply("dispatch", [requests, bodies], timeoutMs, live.map((item) => item.invocation), done);
-  }
-
   // Enter the isolate for `invocation` with at most `timeoutMs` of run time (for its
-  // synchronous part: what a promise it starts does later runs in other entries).
+  // synchronous part: what a promise it returns does later runs in other entries). The
+  // dispatch entry's promise is its answer (owner.respond); a failure (the time limit, the
+  // isolate gone) goes to owner.entryFailed.
   enter(name, args, timeoutMs, invocation) {
-    this.#apply(name, args, timeoutMs, [invocation]);
-  }
-
-  // A failure (the time limit, the isolate gone) goes to owner.entryFailed for each of
-  // `invocations`.
-  #apply(name, args, timeoutMs, invocations, done = null) {
     if (this.disposed) return;
-    const tokens = invocations.map((invocation) => ({ invocation }));
-    for (const token of tokens) this.pending.add(token);
+    const token = { invocation };
+    this.pending.add(token);
+    const dispatch = name === "dispatch";
     this.entries[name]
-      .apply(undefined, args, { timeout: Math.max(1, Math.ceil(timeoutMs)), arguments: { copy: true } })
+      .apply(undefined, args, {
+        timeout: Math.max(1, Math.ceil(timeoutMs)),
+        arguments: { copy: true },
+        result: dispatch ? { promise: true, copy: true } : undefined,
+      })
       .then(
-        () => {
-          for (const token of tokens) this.pending.delete(token);
+        (result) => {
+          this.pending.delete(token);
           this.completed++;
-          if (done) done();
+          if (dispatch && Array.isArray(result)) this.owner.respond(this, invocation.id, result[0], result[1]);
         },
         (error) => {
-          for (const token of tokens) this.pending.delete(token);
-          for (const invocation of invocations) this.owner.entryFailed(this, invocation.id, error);
-          if (done) done();
+          this.pending.delete(token);
+          this.owner.entryFailed(this, invocation.id, error);
         },
       );
   }

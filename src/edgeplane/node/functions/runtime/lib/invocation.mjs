@@ -50,16 +50,10 @@ export class Invocation {
     return this.deadline - performance.now();
   }
 
-  // `incoming`: {method, url, headers, ip, geo}; `body`: an ArrayBuffer or null. It enters the
-  // isolate with the other requests to the function made in this turn of the event loop.
+  // `incoming`: {method, url, headers, ip, geo}; `body`: an ArrayBuffer or null.
   start(incoming, body) {
-    if (this.remaining() <= 0) {
-      this.expire();
-      return;
-    }
-    incoming.id = this.id;
-    incoming.expired = this.instance.expired.splice(0);
-    this.instance.queue(this, incoming, body);
+    const request = JSON.stringify({ ...incoming, id: this.id, expired: this.instance.expired.splice(0) });
+    this.enter("dispatch", [request, body]);
   }
 
   // Enter the isolate for this invocation with the time it has left.

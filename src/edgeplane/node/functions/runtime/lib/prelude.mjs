@@ -9,7 +9,7 @@ export const PRELUDE_FILE = "edgeplane:prelude"; // the name its stack frames ca
 const FILES = ["encoding.js", "url.js", "headers.js", "body.js", "globals.js", "fetch.js", "dispatch.js", "install.js"];
 
 // The host callbacks, in the order the host passes them after env.
-export const HOST_CALLBACKS = ["log", "respond", "waitDone", "urlParse", "urlSet", "random", "timer", "clearTimer", "fetch"];
+export const HOST_CALLBACKS = ["log", "waitDone", "urlParse", "urlSet", "random", "timer", "clearTimer", "fetch"];
 
 function build() {
   const dir = new URL("../prelude/", import.meta.url);

@@ -1,22 +1,12 @@
-// Prelude: the module's handler and its invocations. The host enters with dispatch(requests,
-// bodies): the requests that reached this function in one turn of the host's event loop, each
-// started in turn. Each a JSON string of its own (crossing between isolates is cheaper for a
-// string than for a structured copy; one string for all of them, over a few KiB, would cross
-// as an external string, whose memory V8 gives back only at a full collection). The answers
-// made in one run of the microtasks go back together: host.respond([id, JSON of {status,
-// statusText, headers, waiting} or {error, waiting}, body, id, ...]). ctx.waitUntil promises
-// are awaited afterwards (host.waitDone(id)). A request names the invocations the host gave
-// up on (their time limit): what they left behind is dropped (forget).
+// Prelude: the module's handler and its invocations. The host enters with
+// dispatch(request JSON, body), whose promise gives the answer: [JSON of {status,
+// statusText, headers, waiting} or {error, waiting}, body]. ctx.waitUntil promises are
+// awaited afterwards (host.waitDone(id)). The request names the invocations the host gave up
+// on (their time limit): what they left behind is dropped (forget). JSON, because crossing
+// between isolates is cheaper for one string than for a structured copy.
 
 let handler = null;
-const invocations = new Map(); // id -> {waits: [promises]}
-let outbox = []; // answers made in this run of the microtasks: id, meta, body, id, ...
-
-function sendAnswers() {
-  const answers = outbox;
-  outbox = [];
-  host.respond(answers);
-}
+const invocations = new Map(); // id -> {waits: [promises], resolve (the answer)}
 
 function setHandler(namespace) {
   const main = namespace.default;
@@ -28,7 +18,9 @@ function setHandler(namespace) {
 }
 
 function forget(id) {
-  invocations.delete(id); // the host stopped waiting for it
+  const state = invocations.get(id);
+  if (state) state.resolve(['{"forgotten":true}', null]); // the host stopped waiting for it
+  invocations.delete(id);
   for (const [timer, t] of timers) if (t.invocation === id) timers.delete(timer);
   for (const [fetchId, f] of pendingFetches) if (f.invocation === id) pendingFetches.delete(fetchId);
 }
@@ -49,8 +41,7 @@ async function drain(id, state) {
 function answer(id, state, meta, body) {
   flushDropped(id);
   meta.waiting = state.waits.length > 0;
-  if (!outbox.length) Promise.resolve().then(sendAnswers);
-  outbox.push(id, JSON.stringify(meta), body);
+  state.resolve([JSON.stringify(meta), body]);
   if (meta.waiting) drain(id, state);
   else invocations.delete(id);
 }
@@ -84,41 +75,40 @@ function respond(id, state, response) {
   answer(id, state, out, body);
 }
 
-function start(incoming, body) {
+function dispatch(requestJson, body) {
+  const incoming = JSON.parse(requestJson);
   for (const id of incoming.expired) forget(id);
   rememberUrl(`${incoming.url}\0`, incoming.urlParts);
   const id = incoming.id;
   current = id;
-  const state = { waits: [] };
-  invocations.set(id, state);
-  let result;
-  try {
-    const request = new Request(incoming.url, {
-      method: incoming.method,
-      headers: incoming.headers,
-      [INTERNAL]: {
-        data: body === null ? null : { bytes: new Uint8Array(body) },
-        geo: incoming.geo,
-        ip: incoming.ip,
-      },
-    });
-    const ctx = {
-      waitUntil(promise) {
-        state.waits.push(Promise.resolve(promise));
-      },
-      passThroughOnException() {},
-    };
-    result = handler.fetch(request, env, ctx);
-  } catch (error) {
-    fail(id, state, error);
-    return;
-  }
-  Promise.resolve(result).then(
-    (response) => respond(id, state, response),
-    (error) => fail(id, state, error),
-  );
-}
-
-function dispatch(requests, bodies) {
-  for (let i = 0; i < requests.length; i++) start(JSON.parse(requests[i]), bodies[i]);
+  return new Promise((resolve) => {
+    const state = { waits: [], resolve };
+    invocations.set(id, state);
+    let result;
+    try {
+      const request = new Request(incoming.url, {
+        method: incoming.method,
+        headers: incoming.headers,
+        [INTERNAL]: {
+          data: body === null ? null : { bytes: new Uint8Array(body) },
+          geo: incoming.geo,
+          ip: incoming.ip,
+        },
+      });
+      const ctx = {
+        waitUntil(promise) {
+          state.waits.push(Promise.resolve(promise));
+        },
+        passThroughOnException() {},
+      };
+      result = handler.fetch(request, env, ctx);
+    } catch (error) {
+      fail(id, state, error);
+      return;
+    }
+    Promise.resolve(result).then(
+      (response) => respond(id, state, response),
+      (error) => fail(id, state, error),
+    );
+  });
 }
