@@ -147,6 +147,7 @@ def wait_for_line(
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = 128  # as nginx's backlog: concurrent fetches connect at once
 
 
 class StandIn:

@@ -252,7 +252,9 @@ def test_concurrent_requests_keep_their_own_fetches_timers_and_logs(
         assert busy.result().text == "busy"
         answers = {n: f.result() for n, f in futures.items()}
     for n, r in answers.items():
-        assert r.status_code == 200, (n, r.status_code, r.text)
+        if r.status_code != 200:
+            why = wait_for_line(runtime, rid=f"rid-after-{n}", level="error")["msg"]
+            raise AssertionError(f"request {n}: {r.status_code} {r.text.strip()}: {why}")
         assert r.json() == {"rid": f"rid-after-{n}", "ip": f"203.0.113.{n + 1}"}, (n, r.json())
     for n in range(20):
         line = wait_for_line(runtime, rid=f"rid-after-{n}")
