@@ -25,6 +25,7 @@ from conftest import Api, Cli
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
 from edgeplane.services import function_obs, retention
 from edgeplane.services.jobs import control_plane_jobs
+from edgeplane.services.log_retention import LogRetention
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL
 from edgeplane.store.function_obs_tables import FunctionHourRow, FunctionLogRow
@@ -292,7 +293,7 @@ def test_console_retention_by_age_and_per_function(api: Api, nodes: dict[str, No
     old = utcnow() - timedelta(days=8)
     ok(node.logs(*(line(f"old{i}", at=old) for i in range(3)),
                  *(line(f"a{i}") for i in range(5))), 204)  # fmt: skip
-    job = function_obs.FunctionLogRetention()
+    job = LogRetention(function_obs.LINES)
     settings = _settings(api, function_log_per_function=3)
     assert job(api.db, settings) == 3 + 2
     assert [x["message"] for x in ok(api.get(f"{FN}/hello/logs"))["items"]] == ["a4", "a3", "a2"]

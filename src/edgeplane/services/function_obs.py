@@ -16,9 +16,10 @@ line, ids in arrival order); a report with one bad line is refused whole. ``logs
 function's lines for the viewers of its project: the ``limit`` newest, newest first, or with
 ``after`` the ones that arrived after that id, oldest first (``edgeplane function logs
 --follow``); filters ``level`` (that level and the more severe: debug < log = info < warn <
-error), ``node`` (its name) and ``version``. Retention (``FunctionLogRetention``, every
-minute): lines older than ``function_log_retention_s`` go, and each function that received
-lines since the last pass keeps its newest ``function_log_per_function``.
+error), ``node`` (its name) and ``version``. Retention (``LINES``, run by
+``services.log_retention`` every minute): lines older than ``function_log_retention_s`` go,
+and each function that received lines since the last pass keeps its newest
+``function_log_per_function``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from edgeplane.services import function_views
 from edgeplane.services import regions as places
 from edgeplane.services.analytics import add_counts, add_histogram, percentile
 from edgeplane.services.edge_nodes import touch
-from edgeplane.settings import Settings
+from edgeplane.services.log_retention import RetainedLog
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
 from edgeplane.store.function_obs_tables import FunctionHourRow, FunctionLogRow, FunctionMinuteRow
@@ -63,8 +64,6 @@ log = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 RETENTION_EVERY_S = 60.0
-DELETE_BATCH = 5000
-FUNCTIONS_PER_TX = 200
 LEVELS = ("debug", "log", "info", "warn", "error")
 SEVERITY = {"debug": 0, "log": 1, "info": 1, "warn": 2, "error": 3}
 SINCE = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800, "30d": 2592000}
@@ -405,72 +404,10 @@ def _roll_hour(tx: Tx, hour: datetime) -> bool:
 
 # Retention of console lines --------------------------------------------------------------------
 
-
-class FunctionLogRetention:
-    """The retention job: lines older than the retention go, then each function that received
-    lines since the last pass keeps only its newest ``function_log_per_function``."""
-
-    def __init__(self) -> None:
-        self.seen_id = 0  # the newest id the last complete pass looked at
-
-    def __call__(self, db: Database, settings: Settings, stopping: Event | None = None) -> int:
-        """One pass; the number of lines deleted."""
-        deleted = expire(db, settings, stopping)
-        with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-            top = tx.session.scalar(select(func.max(FunctionLogRow.id)))
-            if top is None or top <= self.seen_id:
-                return deleted
-            touched = list(
-                tx.session.execute(
-                    select(FunctionLogRow.project_id, FunctionLogRow.name)
-                    .where(FunctionLogRow.id > self.seen_id, FunctionLogRow.id <= top)
-                    .distinct()
-                )
-            )
-        for start in range(0, len(touched), FUNCTIONS_PER_TX):
-            if stopping is not None and stopping.is_set():
-                return deleted  # seen_id stays: the next pass looks at them again
-            with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-                for project, name in touched[start : start + FUNCTIONS_PER_TX]:
-                    deleted += cap_function(tx, project, name, settings.function_log_per_function)
-        self.seen_id = top
-        return deleted
-
-
-def expire(db: Database, settings: Settings, stopping: Event | None = None) -> int:
-    """Delete the lines older than the retention, ``DELETE_BATCH`` per transaction."""
-    cutoff = utcnow() - timedelta(seconds=settings.function_log_retention_s)
-    deleted = 0
-    while stopping is None or not stopping.is_set():
-        with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            old = select(FunctionLogRow.id).where(FunctionLogRow.at < cutoff).limit(DELETE_BATCH)
-            result: Any = tx.session.execute(
-                delete(FunctionLogRow).where(FunctionLogRow.id.in_(old)),
-                execution_options={"synchronize_session": False},
-            )
-            count = int(result.rowcount or 0)
-        deleted += count
-        if count < DELETE_BATCH:
-            break
-    if deleted:
-        log.info("function log retention: %d lines older than %s deleted", deleted, cutoff)
-    return deleted
-
-
-def cap_function(tx: Tx, project: str, name: str, keep: int) -> int:
-    """Keep the function's newest ``keep`` lines; the number deleted."""
-    mine = (FunctionLogRow.project_id == project, FunctionLogRow.name == name)
-    cut = tx.session.scalar(
-        select(FunctionLogRow.id)
-        .where(*mine)
-        .order_by(FunctionLogRow.id.desc())
-        .offset(max(0, keep))
-        .limit(1)
-    )
-    if cut is None:
-        return 0
-    result: Any = tx.session.execute(
-        delete(FunctionLogRow).where(*mine, FunctionLogRow.id <= cut),
-        execution_options={"synchronize_session": False},
-    )
-    return int(result.rowcount or 0)
+LINES = RetainedLog(
+    name="function log",
+    row=FunctionLogRow,
+    key=FunctionLogRow.name,
+    retention_s=lambda s: s.function_log_retention_s,
+    keep=lambda s: s.function_log_per_function,
+)

@@ -85,6 +85,7 @@ from edgeplane.services import (
     security_scores,
     verification,
 )
+from edgeplane.services.log_retention import LogRetention
 from edgeplane.services.runner import Job, Leadership, Runner
 from edgeplane.settings import Settings
 from edgeplane.snapshot import tickets
@@ -268,12 +269,12 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
         Job(
             "access log retention",
             access_logs.RETENTION_EVERY_S,
-            functools.partial(access_logs.AccessLogRetention(), db, settings, stopping),
+            functools.partial(LogRetention(access_logs.LINES), db, settings, stopping),
         ),
         Job(
             "function log retention",
             function_obs.RETENTION_EVERY_S,
-            functools.partial(function_obs.FunctionLogRetention(), db, settings, stopping),
+            functools.partial(LogRetention(function_obs.LINES), db, settings, stopping),
         ),
         Job(
             "alert rules",
