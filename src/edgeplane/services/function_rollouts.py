@@ -104,19 +104,7 @@ def progress(row: FunctionVersionRow, nodes: list[NodeView]) -> list[FunctionReg
     out: list[FunctionRegionProgress] = []
     for region in sorted(row.regions or ()):
         here = [n for n in nodes if n.region == region and n.live]
-        states = [rollouts.serves(n.report, row.id) for n in here]
-        serving = sum(1 for s in states if s == "active")
-        failed = sum(1 for s in states if s == "failed")
-        if not here:
-            state = "offline"
-        elif row.status == "failed" or failed:
-            state = "failed"
-        elif row.status in ("active", "superseded") or serving == len(here):
-            state = "done" if row.status != "rolling" else "active"
-        elif row.status == "canary":
-            state = "canary" if any(n.id == row.canary_node for n in here) else "pending"
-        else:
-            state = "rolling"
+        serving, failed, state = rollouts.region_state(row.status, row.id, row.canary_node, here)
         out.append(
             FunctionRegionProgress(
                 region=region, nodes=len(here), serving=serving, failed=failed, state=state
@@ -131,20 +119,9 @@ def progress(row: FunctionVersionRow, nodes: list[NodeView]) -> list[FunctionReg
 def set_status(
     tx: Tx, row: FunctionVersionRow, status: str, now: datetime, error: str | None = None
 ) -> None:
-    before = {"version": row.version, "status": row.status}
-    row.status = status
-    row.phase_at = now
-    row.changed_revision = tx.next_revision()
-    if error is not None:
-        row.error = error[:4000]
-    if status == "active":
-        row.activated_at = now
-    if status in ("superseded", "failed", "cancelled"):
-        row.finished_at = now
-    after: dict[str, Any] = {"version": row.version, "status": status}
-    if error:
-        after["error"] = error[:4000]
-    tx.record("update", KIND, row.name, before, after)
+    rollouts.record_status(
+        tx, row, status, now, error, kind=KIND, key=row.name, label={"version": row.version}
+    )
 
 
 def apply(tx: Tx, row: FunctionVersionRow, change: Transition, now: datetime) -> None:

@@ -55,6 +55,28 @@ def serves(report: Mapping[str, Any] | None, deployment: str) -> str | None:
     return state if state in ("active", "failed") else None
 
 
+def region_state(
+    status: str, version: str, canary_node: str | None, here: list[NodeView]
+) -> tuple[int, int, str]:
+    """Of a version in ``status``, in one region whose live nodes are ``here``: how many serve
+    it, how many failed it, and the region's state (offline, failed, done, active, canary,
+    pending, rolling)."""
+    states = [serves(n.report, version) for n in here]
+    active = sum(1 for s in states if s == "active")
+    failed = sum(1 for s in states if s == "failed")
+    if not here:
+        state = "offline"
+    elif status == "failed" or failed:
+        state = "failed"
+    elif status in ("active", "superseded") or active == len(here):
+        state = "done" if status != "rolling" else "active"
+    elif status == "canary":
+        state = "canary" if any(n.id == canary_node for n in here) else "pending"
+    else:
+        state = "rolling"
+    return active, failed, state
+
+
 def decide(
     status: str,
     deployment: str,
@@ -122,7 +144,23 @@ def node_views(tx: Tx, project: str) -> list[NodeView]:
 def set_status(
     tx: Tx, row: EdgeDeploymentRow, status: str, now: datetime, error: str | None = None
 ) -> None:
-    before = {"status": row.status}
+    record_status(tx, row, status, now, error, kind=KIND, key=row.id)
+
+
+def record_status(
+    tx: Tx,
+    row: Any,
+    status: str,
+    now: datetime,
+    error: str | None,
+    *,
+    kind: str,
+    key: str,
+    label: Mapping[str, Any] | None = None,
+) -> None:
+    """A version's new ``status`` (its phase time, a new revision, ``activated_at`` /
+    ``finished_at``), recorded in the audit log as ``kind`` ``key`` with ``label``."""
+    before = {**(label or {}), "status": row.status}
     row.status = status
     row.phase_at = now
     row.changed_revision = tx.next_revision()
@@ -132,10 +170,10 @@ def set_status(
         row.activated_at = now
     if status in ("superseded", "failed", "cancelled"):
         row.finished_at = now
-    after: dict[str, Any] = {"status": status}
+    after: dict[str, Any] = {**(label or {}), "status": status}
     if error:
         after["error"] = error[:4000]
-    tx.record("update", KIND, row.id, before, after)
+    tx.record("update", kind, key, before, after)
 
 
 def apply(tx: Tx, row: EdgeDeploymentRow, change: Transition, now: datetime) -> None:
