@@ -11,7 +11,7 @@ are parsed once), so functions cost the hot path one dictionary look-up per dist
 (site, function, minute): invocations, errors by outcome, status classes and a histogram of the
 whole request's time (``request_time``) over ``UPSTREAM_MS_BUCKETS``. ``changed()`` gives the
 minutes that changed since the last call with their full totals (the control plane replaces a
-minute it receives again); minutes older than ``KEEP_MINUTES`` are forgotten. Given ``totals``
+minute it receives again); minutes older than ``KEEP_MINUTES`` (``minutes``) go. Given ``totals``
 (``FunctionTotals``), each line is also added to the node's Prometheus counters
 (``edgeplane_edge_function_invocations_total``, ``edgeplane_edge_function_duration_seconds``).
 
@@ -46,6 +46,7 @@ from pydantic import ValidationError
 
 from edgeplane.node.agent.analytics import LogTailer, bucket_index, parse_line, request_ms
 from edgeplane.node.agent.client import Rejected, Unreachable
+from edgeplane.node.agent.minutes import MinuteKey, Minutes
 from edgeplane.protocol.messages import (
     FUNCTION_LOG_LEVELS,
     FUNCTION_LOG_MESSAGE_MAX,
@@ -62,7 +63,6 @@ from edgeplane.protocol.messages import (
 log = logging.getLogger(__name__)
 
 CONSOLE_LOG_NAME = "functions.json"  # beside the access log (the runtime's --console-log)
-KEEP_MINUTES = 15
 LINES_PER_FUNCTION = 1000  # console lines per function and report, the newest kept
 LINES_PER_REPORT = FUNCTION_LOG_REPORT_MAX
 PAUSE_S = 600.0  # after a 404: the control plane does not know the endpoint
@@ -152,9 +152,6 @@ class FunctionMinuteTotals:
     duration_ms: list[int] = field(default_factory=lambda: [0] * (len(UPSTREAM_MS_BUCKETS) + 1))
 
 
-FunctionMinuteKey = tuple[str, str, int]  # (site, function key, minute as epoch seconds)
-
-
 class FunctionReporter(Protocol):
     async def report_function_traffic(self, node_id: str, body: FunctionTrafficReport) -> None: ...
 
@@ -166,8 +163,8 @@ class FunctionAggregator:
         self, totals: FunctionTotals | None = None, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.totals = totals
-        self._minutes: dict[FunctionMinuteKey, FunctionMinuteTotals] = {}
-        self._dirty: set[FunctionMinuteKey] = set()
+        # per (site, function key)
+        self._minutes: Minutes[FunctionMinuteTotals] = Minutes(FunctionMinuteTotals)
         self._pause = _Pause(clock)
         self.skipped = 0  # lines whose function key was not one
         self.blocked = 0  # lines of requests the edge refused before invoking the function
@@ -185,17 +182,13 @@ class FunctionAggregator:
         outcome = outcome_of(doc.get("fo"))
         ms = request_ms(doc.get("request_time"))
         klass = f"{status // 100}xx"
-        minute_key = (site, key, int(seconds // 60) * 60)
-        t = self._minutes.get(minute_key)
-        if t is None:
-            t = self._minutes[minute_key] = FunctionMinuteTotals()
+        t = self._minutes.at(site, key, seconds)
         t.invocations += count
         if outcome != "ok":
             t.errors[outcome] = t.errors.get(outcome, 0) + count
         t.statuses[klass] = t.statuses.get(klass, 0) + count
         if ms is not None:
             t.duration_ms[bucket_index(ms)] += count
-        self._dirty.add(minute_key)
         if self.totals is not None:
             c = self.totals.function(site, key.partition("/")[2])
             c.outcomes[outcome] = c.outcomes.get(outcome, 0) + count
@@ -205,24 +198,17 @@ class FunctionAggregator:
 
     def changed(self) -> list[FunctionMinute]:
         """The minutes that changed since the last call, with their full totals."""
-        out = [self._minute(key) for key in sorted(self._dirty)]
-        self._dirty.clear()
-        return out
+        return [self._minute(key, t) for key, t in self._minutes.take_changed()]
 
     def restore(self, minutes: list[FunctionMinute]) -> None:
         """Mark minutes as changed again (their report failed): they are sent next time."""
         for m in minutes:
-            key = (m.site, m.function, int(m.minute.timestamp()))
-            if key in self._minutes:
-                self._dirty.add(key)
+            self._minutes.mark_changed(m.site, m.function, int(m.minute.timestamp()))
 
     def forget_before(self, epoch_s: float) -> None:
-        for key in [k for k in self._minutes if k[2] < epoch_s - KEEP_MINUTES * 60]:
-            del self._minutes[key]
-            self._dirty.discard(key)
+        self._minutes.forget_before(epoch_s)
 
-    def _minute(self, key: FunctionMinuteKey) -> FunctionMinute:
-        t = self._minutes[key]
+    def _minute(self, key: MinuteKey, t: FunctionMinuteTotals) -> FunctionMinute:
         return FunctionMinute.model_construct(
             site=key[0],
             function=key[1],
@@ -236,7 +222,7 @@ class FunctionAggregator:
     async def ship(self, client: FunctionReporter, node_id: str) -> int:
         """Send the minutes that changed; the number sent."""
         if self._pause.on:
-            self._dirty.clear()
+            self._minutes.forget_changes()
             return 0
         minutes = self.changed()
         if not minutes:
