@@ -6,9 +6,10 @@ nodes report them (``edgeplane.node.agent.function_stats``).
 ``<project>/<name>``): invocations, errors by outcome (exception, timeout, memory,
 unavailable), status classes and a histogram of the whole request's time over
 ``UPSTREAM_MS_BUCKETS`` (+1 open bucket). Once an hour is final (``retention.FINAL_AFTER``) its
-minutes are summed per (node, function) into ``function_hours`` (``roll_up``, run with the
-traffic rollups); ``prune`` deletes minutes past ``metrics_minute_retention_s`` (only what was
-rolled up) and hours past ``metrics_hour_retention_s``. The series of source ``function``
+minutes are summed per (node, function) into ``function_hours`` (``roll_hour``, run with the
+traffic rollups by ``retention``); ``prune`` deletes minutes past
+``metrics_minute_retention_s`` (only what was rolled up) and hours past
+``metrics_hour_retention_s``. The series of source ``function``
 (``services.series``) and ``metrics`` (per region and in total over a ``since``) read them.
 
 **Console lines.** ``store_logs`` writes each line as it comes (``function_logs``, one row per
@@ -28,7 +29,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from threading import Event
 from typing import Any
 
 from prometheus_client import Counter
@@ -55,8 +55,7 @@ from edgeplane.services import regions as places
 from edgeplane.services.analytics import add_counts, add_histogram, percentile
 from edgeplane.services.edge_nodes import touch
 from edgeplane.services.log_retention import RetainedLog
-from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
-from edgeplane.store.db import Database, Tx
+from edgeplane.store.db import Tx
 from edgeplane.store.function_obs_tables import FunctionHourRow, FunctionLogRow, FunctionMinuteRow
 from edgeplane.store.tables import EdgeNodeRow, RegionRow, utcnow
 
@@ -353,29 +352,16 @@ def metrics(
 # Rollups and retention of invocations ----------------------------------------------------------
 
 
-def roll_up(db: Database, now: datetime, final_after: timedelta, hours_per_pass: int,
-            stopping: Event | None = None) -> int:  # fmt: skip
-    """Roll up the hours that are final and not rolled up yet; the hours that had any."""
-    last_final = (now - final_after).replace(minute=0, second=0, microsecond=0) - HOUR
-    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        start = rolled_until(tx)
-        if start is None:
-            oldest = tx.session.scalar(select(func.min(FunctionMinuteRow.minute)))
-            if oldest is None:
-                return 0
-            start = oldest.replace(minute=0, second=0, microsecond=0)
-    rolled = 0
-    hour = start
-    for _ in range(hours_per_pass):
-        if hour > last_final or (stopping is not None and stopping.is_set()):
-            break
-        with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            rolled += _roll_hour(tx, hour)
-        hour += HOUR
-    return rolled
+def first_to_roll(tx: Tx) -> datetime | None:
+    """The first hour of invocations not rolled up yet (None: none at all)."""
+    start = rolled_until(tx)
+    if start is None:
+        oldest = tx.session.scalar(select(func.min(FunctionMinuteRow.minute)))
+        return None if oldest is None else oldest.replace(minute=0, second=0, microsecond=0)
+    return start
 
 
-def _roll_hour(tx: Tx, hour: datetime) -> bool:
+def roll_hour(tx: Tx, hour: datetime) -> bool:
     sums: dict[tuple[str, str, str], FunctionSum] = defaultdict(FunctionSum)
     rows = tx.session.scalars(
         select(FunctionMinuteRow).where(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from threading import Event
 from typing import Any
@@ -81,22 +82,40 @@ def _merge(into: dict[str, Any], row: EdgeAnalyticsRow) -> None:
 def roll_up(db: Database, now: datetime | None = None, stopping: Event | None = None) -> int:
     """Roll up the hours that are final and not rolled up yet; the number of hours that had
     traffic."""
-    now = now or utcnow()
-    last_final = _floor_hour(now - FINAL_AFTER) - HOUR  # the newest hour that is final
+    return roll_hours(db, first_to_roll, _roll_hour, now, stopping)
+
+
+def first_to_roll(tx: Tx) -> datetime | None:
+    """The first hour of traffic not rolled up yet (None: no traffic)."""
+    start = rolled_until(tx)
+    if start is None:
+        oldest = tx.session.scalar(select(func.min(EdgeAnalyticsRow.minute)))
+        return None if oldest is None else _floor_hour(oldest)
+    return start
+
+
+def roll_hours(
+    db: Database,
+    first: Callable[[Tx], datetime | None],
+    roll: Callable[[Tx, datetime], bool],
+    now: datetime | None = None,
+    stopping: Event | None = None,
+) -> int:
+    """Roll up hour by hour, one transaction each, from the hour ``first`` names to the newest
+    that is final (``ROLLUP_HOURS_PER_PASS`` at most); the number of hours ``roll`` found
+    rows in."""
+    last_final = _floor_hour((now or utcnow()) - FINAL_AFTER) - HOUR  # the newest final hour
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        start = rolled_until(tx)
-        if start is None:
-            oldest = tx.session.scalar(select(func.min(EdgeAnalyticsRow.minute)))
-            if oldest is None:
-                return 0
-            start = _floor_hour(oldest)
+        start = first(tx)
+    if start is None:
+        return 0
     rolled = 0
     hour = start
     for _ in range(ROLLUP_HOURS_PER_PASS):
         if hour > last_final or (stopping is not None and stopping.is_set()):
             break
         with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            rolled += _roll_hour(tx, hour)
+            rolled += roll(tx, hour)
         hour += HOUR
     return rolled
 
@@ -217,7 +236,7 @@ def roll_up_functions(db: Database, now: datetime | None = None,
     """The edge functions' final hours rolled up (``function_hours``)."""
     from edgeplane.services import function_obs
 
-    return function_obs.roll_up(db, now or utcnow(), FINAL_AFTER, ROLLUP_HOURS_PER_PASS, stopping)
+    return roll_hours(db, function_obs.first_to_roll, function_obs.roll_hour, now, stopping)
 
 
 def run_once(db: Database, settings: Settings, stopping: Event | None = None) -> int:
