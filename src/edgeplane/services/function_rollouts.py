@@ -165,23 +165,11 @@ def advance(
 ) -> int:
     """Move every version in progress (of ``project``'s function ``name``) on; the number of
     changes."""
-    changes = 0
-    for row in in_progress(tx, project, name):
-        for _ in range(2):  # a good canary, then a one-node rollout, in one call
-            change = rollouts.decide(
-                row.status,
-                row.id,
-                tuple(row.regions or ()),
-                row.canary_node,
-                row.phase_at,
-                node_views(tx, row.project_id, row.name),
-                now,
-                settings,
-            )
-            if change is None:
-                break
-            apply(tx, row, change, now)
-            changes += 1
-            if change.status != "rolling":
-                break
-    return changes
+    return rollouts.advance_rows(
+        tx,
+        settings,
+        now,
+        in_progress(tx, project, name),
+        lambda row: node_views(tx, row.project_id, row.name),
+        apply,
+    )

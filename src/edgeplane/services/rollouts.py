@@ -17,7 +17,7 @@ second from the control plane's monitor (timeouts, nodes going offline).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -200,9 +200,23 @@ def in_progress(tx: Tx, project: str | None = None) -> list[EdgeDeploymentRow]:
 
 def advance(tx: Tx, settings: Settings, now: datetime, project: str | None = None) -> int:
     """Move every version in progress (of ``project``) on; the number of changes."""
+    rows = in_progress(tx, project)
+    return advance_rows(tx, settings, now, rows, lambda row: node_views(tx, row.project_id), apply)
+
+
+def advance_rows(
+    tx: Tx,
+    settings: Settings,
+    now: datetime,
+    rows: Iterable[Any],
+    views: Callable[[Any], list[NodeView]],
+    apply_change: Callable[[Tx, Any, Transition, datetime], None],
+) -> int:
+    """Move each version of ``rows`` on as ``decide`` says, over the nodes ``views`` gives
+    for it; the number of changes. A phase can move twice in one call: a canary that is good,
+    then a one-node rollout."""
     changes = 0
-    for row in in_progress(tx, project):
-        # A phase can move twice in one call: a canary that is good, then a one-node rollout.
+    for row in rows:
         for _ in range(2):
             change = decide(
                 row.status,
@@ -210,13 +224,13 @@ def advance(tx: Tx, settings: Settings, now: datetime, project: str | None = Non
                 tuple(row.regions or ()),
                 row.canary_node,
                 row.phase_at,
-                node_views(tx, row.project_id),
+                views(row),
                 now,
                 settings,
             )
             if change is None:
                 break
-            apply(tx, row, change, now)
+            apply_change(tx, row, change, now)
             changes += 1
             if change.status != "rolling":
                 break
