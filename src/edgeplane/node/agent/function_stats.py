@@ -47,6 +47,7 @@ from pydantic import ValidationError
 from edgeplane.node.agent.analytics import LogTailer, bucket_index, parse_line, request_ms
 from edgeplane.node.agent.client import Rejected, Unreachable
 from edgeplane.node.agent.minutes import MinuteKey, Minutes
+from edgeplane.node.agent.put_back import put_back
 from edgeplane.protocol.messages import (
     FUNCTION_LOG_LEVELS,
     FUNCTION_LOG_MESSAGE_MAX,
@@ -359,24 +360,15 @@ class FunctionConsole:
     def restore(self, report: FunctionLogReport) -> None:
         """Put back the lines of a report that was not sent: older than the lines kept since,
         within the same bounds (what does not fit counts as dropped)."""
-        self.dropped += report.dropped
-        by_function: dict[str, list[FunctionLogLine]] = {}
-        for entry in report.lines:
-            by_function.setdefault(entry.function, []).append(entry)
-        room_total = self.total - self._count
-        for key, older in by_function.items():
-            kept = self._functions.get(key)
-            if kept is None:
-                kept = self._functions[key] = deque()
-                self._functions.move_to_end(key, last=False)  # quiet since: trimmed first
-            room = max(0, min(self.per_function - len(kept), room_total))
-            back = older[len(older) - room :] if room else []
-            kept.extendleft(reversed(back))
-            self._count += len(back)
-            room_total -= len(back)
-            self.dropped += len(older) - len(back)
-            if not kept:
-                del self._functions[key]
+        back, dropped = put_back(
+            self._functions,
+            report.lines,
+            lambda line: line.function,
+            self.per_function,
+            self.total - self._count,
+        )
+        self._count += len(back)
+        self.dropped += report.dropped + dropped
 
     def clear(self) -> None:
         self._functions.clear()
