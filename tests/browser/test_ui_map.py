@@ -251,7 +251,7 @@ def test_traffic_flows_from_client_countries(
     assert "DE 40, FR 20, BR 10" in details.inner_text()
     # Turning the layer off removes the arcs.
     page.get_by_label("Traffic flows").uncheck()
-    assert page.locator("svg.world path.flow").count() == 0
+    expect(page.locator("svg.world path.flow")).to_have_count(0)
     check_page(page, watch, "map-traffic-flows")
 
 
