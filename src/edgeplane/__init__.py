@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from edgeplane.sdk.cost_service import CostService
     from edgeplane.sdk.domain_service import DomainService
     from edgeplane.sdk.edge_service import DeploymentStrategy, EdgeDeploymentService
+    from edgeplane.sdk.function_service import FunctionService
     from edgeplane.sdk.global_operations import GlobalOperations
     from edgeplane.sdk.infrastructure_manager import InfrastructureManager
     from edgeplane.sdk.load_balancer_service import LoadBalancerService
@@ -56,6 +57,7 @@ __all__ = [
     "DomainService",
     "EdgeDeploymentService",
     "Environment",
+    "FunctionService",
     "GlobalOperations",
     "HealthCheck",
     "InfrastructureManager",
@@ -103,6 +105,7 @@ _LAZY = {
     "DomainService": ("edgeplane.sdk.domain_service", "DomainService"),
     "EdgeDeploymentService": ("edgeplane.sdk.edge_service", "EdgeDeploymentService"),
     "DeploymentStrategy": ("edgeplane.sdk.edge_service", "DeploymentStrategy"),
+    "FunctionService": ("edgeplane.sdk.function_service", "FunctionService"),
     "LoadBalancerService": ("edgeplane.sdk.load_balancer_service", "LoadBalancerService"),
     "MonitoringService": ("edgeplane.sdk.monitoring_service", "MonitoringService"),
     "ProjectService": ("edgeplane.sdk.project_service", "ProjectService"),

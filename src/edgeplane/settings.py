@@ -54,6 +54,8 @@ _ENV_FIELDS: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("EDGEPLANE_ACCESS_LOG_RETENTION", "access_log_retention_s", float),
     ("EDGEPLANE_WAF_MATCH_RETENTION", "waf_match_retention_s", float),
     ("EDGEPLANE_ACCESS_LOG_PER_DOMAIN", "access_log_per_domain", int),
+    ("EDGEPLANE_FUNCTION_LOG_RETENTION", "function_log_retention_s", float),
+    ("EDGEPLANE_FUNCTION_LOG_PER_FUNCTION", "function_log_per_function", int),
     ("EDGEPLANE_BACKUP_KEY", "backup_key", str),
     ("EDGEPLANE_BACKUP_TARGETS", "backup_targets", str),
     ("EDGEPLANE_BACKUP_SCHEDULE", "backup_schedule", str),
@@ -169,6 +171,10 @@ class Settings:
     # WAF matches the edge reports (services.waf): kept this many seconds
     waf_match_retention_s: float = 30 * 86400.0
     access_log_per_domain: int = 10_000
+    # Edge functions' console lines (services.function_obs): kept this many seconds, and at
+    # most this many per function (the newest).
+    function_log_retention_s: float = 7 * 86400.0
+    function_log_per_function: int = 10_000
     # Backups of the control plane (edgeplane.backup, docs/disaster-recovery.md): the key
     # (else $EDGEPLANE_HOME/backup.key), the targets besides $EDGEPLANE_HOME/backups
     # ("sftp://user@host/path?identity=..&known_hosts=..", comma-separated), the schedule

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from conftest import Api, Cli
 from edgeplane.model.enums import Role
-from edgeplane.services import access_logs
+from edgeplane.services import access_logs, log_retention
 from edgeplane.services.jobs import control_plane_jobs
+from edgeplane.services.log_retention import LogRetention
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL
 from edgeplane.store.monitoring_tables import AccessLogRow
@@ -220,7 +221,7 @@ def test_retention_deletes_by_age_and_caps_each_domain(api: Api, shop: tuple[str
     now = utcnow()
     old = [entry(f"/old{i}", at=now - timedelta(days=8)) for i in range(3)]
     ok(report(api, token, node, [*old, *(entry(f"/a{i}") for i in range(5))]), 204)
-    retention = access_logs.AccessLogRetention()
+    retention = LogRetention(access_logs.LINES)
     settings = _settings(api, access_log_per_domain=3)
     assert retention(api.db, settings) == 3 + 2
     assert [x["path"] for x in ok(logs(api))["lines"]] == ["/a4", "/a3", "/a2"]
@@ -241,10 +242,10 @@ def test_retention_deletes_in_batches(
     api: Api, shop: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token, node = shop
-    monkeypatch.setattr(access_logs, "DELETE_BATCH", 4)
+    monkeypatch.setattr(log_retention, "DELETE_BATCH", 4)
     past = utcnow() - timedelta(days=30)
     ok(report(api, token, node, [entry(f"/{i}", at=past) for i in range(10)]), 204)
-    assert access_logs.expire(api.db, _settings(api)) == 10
+    assert LogRetention(access_logs.LINES).expire(api.db, _settings(api)) == 10
     assert stored(api) == 0
 
 

@@ -30,6 +30,7 @@ from dashboard import (
     write_controls_enabled,
 )
 from edge_agents import EdgeAgent
+from playwright.sync_api import expect
 from processes import ControlPlane
 
 PROJECT = "map-ui"
@@ -250,7 +251,7 @@ def test_traffic_flows_from_client_countries(
     assert "DE 40, FR 20, BR 10" in details.inner_text()
     # Turning the layer off removes the arcs.
     page.get_by_label("Traffic flows").uncheck()
-    assert page.locator("svg.world path.flow").count() == 0
+    expect(page.locator("svg.world path.flow")).to_have_count(0)
     check_page(page, watch, "map-traffic-flows")
 
 
@@ -309,8 +310,9 @@ def test_deploy_and_roll_back_through_the_page(
     )
     assert back["reactivates"] == v1["id"]
     wait_for(lambda: "map v1" in eu_node.get(DOMAIN, "/").text, 30, "the edge serving v1 again")
+    # The versions table shows the third version (the rollback) at the page's next refresh.
     versions = card.get_by_role("table", name="Versions")
-    assert versions.get_by_role("row").count() == 1 + 3
+    expect(versions.get_by_role("row")).to_have_count(1 + 3, timeout=15_000)
     check_page(page, watch, "map-rolled-back")
 
 

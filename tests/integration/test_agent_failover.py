@@ -31,7 +31,7 @@ from origins import OriginSet, origin_set
 from processes import ControlPlane, clean_env, free_port
 from replicas import start_serve
 
-from edgeplane.protocol.versions import HEADER
+from edgeplane.protocol.versions import HEADER, PROTOCOL_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -264,7 +264,8 @@ def test_an_agent_applies_a_snapshot_with_fields_it_does_not_know(
                 10,
                 "the ack names the ignored fields",
             )
-            assert doc["in_sync"] and doc["last_error"] is None and doc["protocol"] == 2
+            assert doc["in_sync"] and doc["last_error"] is None
+            assert doc["protocol"] == PROTOCOL_VERSION
             # Another change reaches it (as a delta, its new site carrying the field too).
             site(api, "later2.localhost", origin.url)
             wait_for(lambda: served_by(node, "later2.localhost") == "l", 20, "second site")

@@ -37,6 +37,7 @@ PARALLEL = 2  # short modes run at once (see Pool)
 BENCHES = {
     "edge": (("nginx", "wrk"), "cached hits, req/s (vs reference)"),
     "scaling": (("nginx", "wrk"), "load rising -> new instance serving"),
+    "functions": (("nginx", "wrk", "node"), "trivial function / same site's cached HIT"),
     "observability": (("nginx", "wrk"), "cached hits 1 KiB, req/s: metrics on"),
     "dr": (("nginx", "pdns_server"), "failover: primary killed -> backup answers"),
     "dns": (

@@ -100,6 +100,13 @@ STATE_OR_CROSS_FIELD = {
     f"POST {INV}/edge/bundles": "the archive's contents",
     f"POST {INV}/edge/deploy": "the bundle and the regions must exist (with live nodes)",
     f"PATCH {INV}/edge/deployments/{{deployment_id}}": "the regions must exist (live nodes)",
+    f"PUT {INV}/functions/{{name}}": "the code must compile (the runtime's check), counted in "
+    "UTF-8 bytes; routes are required on the first deploy, their hosts must be domains of the "
+    "project, their patterns HOST/PATH with * only last, no two overlapping; a variable is in "
+    "env or in secrets, its value counted in bytes",
+    f"POST {INV}/functions/check": "the code is counted in UTF-8 bytes, without NUL",
+    f"GET {INV}/functions/{{name}}/metrics": "?region= names a location or region of the stored "
+    "vocabulary",
     "GET /api/v1/costs": "the month must have started (the clock), from 1970-01",
     "GET /api/v1/costs/all": "the month must have started (the clock), from 1970-01",
     "PUT /api/v1/costs/model": "lb_tiers: names unique, max_backends increasing, only the last "

@@ -219,6 +219,20 @@ def test_the_site_behind_the_edge(world: World) -> None:
     assert "us-east (na, americas)" in out
 
 
+def test_an_edge_function(world: World) -> None:
+    out = _output_of(world, "edgeplane function deploy api")
+    answers = [json.loads(line) for line in out.splitlines() if line.startswith('{"now"')]
+    # version 1, then after the rollback version 3 with version 1's settings
+    assert [(a["region"], a["country"]) for a in answers] == [("home", None), ("home", None)], out
+    versions = world.get("/api/v1/infrastructure/functions/api/versions").json()["items"]
+    assert [(v["version"], v["status"]) for v in versions] == [
+        (3, "active"),
+        (2, "superseded"),
+        (1, "superseded"),
+    ], versions
+    assert versions[0]["env"] == versions[2]["env"] == {"REGION_LABEL": "home"}
+
+
 def test_a_domain_of_its_own(world: World) -> None:
     out = _output_of(world, "edgeplane domain add shop.example.com")
     assert re.search(r"^shop\.example\.com\.\t\d+\tIN\tA\t127\.0\.0\.1$", out, re.M), out
@@ -333,11 +347,10 @@ def test_the_sdk_snippets_run_in_order_and_leave_the_quick_start_alone(world: Wo
     assert world.get("/api/v1/infrastructure/edge/deployments").json() == []
     shop = world.get("/api/v1/infrastructure/cdn", project="shop").json()
     assert shop["domains"] == ["blog.example.com", "shop.localhost"]
+
     # The rollback (version 3) rolls out on its own after the snippet returns.
     def rolled_back() -> bool:
-        served = world.get(
-            "/api/v1/infrastructure/edge/deployments/current", project="shop"
-        ).json()
+        served = world.get("/api/v1/infrastructure/edge/deployments/current", project="shop").json()
         return (served["version"], served["status"]) == (3, "active")
 
     wait_for(rolled_back, 30, "the rollback of the shop's deployment to be active")

@@ -28,6 +28,8 @@ from edgeplane.protocol.config import (
     CacheRuleSpec,
     CertSpec,
     EdgeConfig,
+    FunctionRouteSpec,
+    FunctionSpec,
     HealthCheckSpec,
     NodeSpec,
     PoolSpec,
@@ -169,6 +171,40 @@ SNAPSHOTS: dict[str, EdgeConfig] = {
             BundleSpec(site="docs", deployment="dep-d", version=1, hash="d" * 64, size=10),
         ),
         prefetch=("e" * 64,),
+    ),
+    "functions": EdgeConfig(
+        revision=5,
+        node=NODE,
+        sites=(
+            SiteSpec(id="app", domains=("app.example.com", "www.example.com"), pool="origin.app"),
+            SiteSpec(id="plain", domains=("plain.example.com",), pool="origin.app"),
+        ),
+        pools=(PoolSpec(id="origin.app", algorithm="round_robin", backends=(be("o", 9000),)),),
+        bundles=(BundleSpec(site="app", deployment="dep-a", version=3, hash="a" * 64, size=10),),
+        functions=(
+            FunctionSpec(
+                site="app",
+                name="api",
+                version=2,
+                id="fnv-1",
+                sha256="1" * 64,
+                code="export default {}",
+                secrets={"TOKEN": "s3cret"},
+                routes=(
+                    FunctionRouteSpec(host="*", path="/api/*"),
+                    FunctionRouteSpec(host="app.example.com", path="/api/v2/*", methods=("POST",)),
+                ),
+            ),
+            FunctionSpec(
+                site="app",
+                name="hello",
+                version=1,
+                id="fnv-2",
+                sha256="2" * 64,
+                code="export default {}",
+                routes=(FunctionRouteSpec(host="www.example.com", path="/hello"),),
+            ),
+        ),
     ),
 }
 

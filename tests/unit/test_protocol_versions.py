@@ -33,23 +33,30 @@ NODE = {"id": "node-1", "name": "n1", "region": "eu-central"}
 
 
 def test_versions_served_refused_and_negotiated() -> None:
-    assert (versions.MIN_PROTOCOL_VERSION, versions.PROTOCOL_VERSION) == (1, 2)
-    assert versions.served() == {"min": 1, "max": 2}
+    assert (versions.MIN_PROTOCOL_VERSION, versions.PROTOCOL_VERSION) == (1, 3)
+    assert versions.served() == {"min": 1, "max": 3}
     assert versions.refusal(1) is None and versions.refusal(2) is None
     assert "upgrade the agent" in (versions.refusal(0) or "")
-    assert "upgrade the control plane first" in (versions.refusal(3) or "")
+    assert versions.refusal(3) is None
+    assert "upgrade the control plane first" in (versions.refusal(4) or "")
     assert versions.parse_header(None) == 1  # a version-1 agent sends none
     assert versions.parse_header(" 2 ") == 2
     for bad in ("", "two", "-1", "1.5", "٣", "9" * 7):
         with pytest.raises(ValueError, match="not a version number"):
             versions.parse_header(bad)
-    assert versions.common(1, 1) == 1 and versions.common(1, 5) == 2
-    assert versions.common(3, 4) is None  # a control plane past this agent
+    assert versions.common(1, 1) == 1 and versions.common(1, 5) == 3
+    assert versions.common(2, 2) == 2
+    assert versions.common(4, 5) is None  # a control plane past this agent
     node = {"id": "n", "protocol": 2, "ignored_fields": ["x"]}
     assert versions.for_protocol(node, "EdgeNode", 1) == {"id": "n"}
     assert versions.for_protocol(node, "EdgeNode", 2) == node
     assert versions.added_after("Ack", 1) == {"ignored"}
-    assert versions.added_after("Heartbeat", 1) == frozenset()
+    assert versions.added_after("Heartbeat", 2) == {"functions"}
+    assert versions.added_after("Heartbeat", 3) == frozenset()
+    node3 = {**node, "functions": True}
+    assert versions.for_protocol(node3, "EdgeNode", 2) == node
+    assert versions.for_protocol(node3, "EdgeNode", 3) == node3
+    assert versions.added_after("NodeRegister", 2) == {"functions"}
 
 
 def _manifest(**extra: Any) -> dict[str, Any]:
@@ -159,9 +166,9 @@ def _node_v1() -> dict[str, Any]:
 @contextmanager
 def control_plane(kind: str) -> Iterator[tuple[str, list[tuple[str, str | None, list[str]]]]]:
     """A control plane on loopback: ``v1`` refuses, as version 1 did, any field it does not
-    know (those of the recorded version-1 bodies) and sends no protocol header; ``v3`` serves
-    versions 3 and 4 only. Yields its URL and the calls it got (path, protocol header, body
-    fields)."""
+    know (those of the recorded version-1 bodies) and sends no protocol header; ``newer``
+    serves only the two versions after this agent's. Yields its URL and the calls it got
+    (path, protocol header, body fields)."""
     known = {
         "/api/v1/edge/nodes": set(json.loads((V1 / "register.json").read_text())),
         "/api/v1/edge/nodes/node-1/ack": set(json.loads((V1 / "ack.json").read_text())),
@@ -173,9 +180,10 @@ def control_plane(kind: str) -> Iterator[tuple[str, list[tuple[str, str | None, 
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((self.path, self.headers.get(versions.HEADER), sorted(body)))
             unknown = sorted(set(body) - known[self.path])
-            if kind == "v3":
+            if kind == "newer":
+                past = versions.PROTOCOL_VERSION + 1
                 self._send(422, {"status": 422, "detail": "too old", "field": versions.HEADER,
-                                 "protocols": {"min": 3, "max": 4}})  # fmt: skip
+                                 "protocols": {"min": past, "max": past + 1}})  # fmt: skip
             elif unknown:
                 errors = [{"field": f, "reason": "is not a known field"} for f in unknown]
                 self._send(422, {"status": 422, "field": unknown[0], "errors": errors,
@@ -212,6 +220,7 @@ def _refused_url() -> str:
 
 
 REGISTER = NodeRegister(name="n1", region="eu-central", http_port=8080, protocol=2)
+AGENT = str(versions.PROTOCOL_VERSION)  # what this agent says in its header
 ACK = Ack(revision=1, hash="h", ok=True, apply_ms=1.0, ignored=["sites[].future"])
 
 
@@ -236,7 +245,7 @@ def test_the_client_moves_on_and_speaks_version_1_to_a_version_1_control_plane(
         client = asyncio.run(run())
     assert client.url == url and client.protocol() == 1
     assert seen == [
-        ("/api/v1/edge/nodes", "2", sorted(REGISTER.model_dump())),  # refused: "protocol"
+        ("/api/v1/edge/nodes", AGENT, sorted(REGISTER.model_dump())),  # refused: "protocol"
         (
             "/api/v1/edge/nodes",
             "1",
@@ -249,13 +258,13 @@ def test_the_client_moves_on_and_speaks_version_1_to_a_version_1_control_plane(
     assert moves == [f"control plane {refused} unreachable (POST /nodes: ConnectError: "
                      f"All connection attempts failed); moving to {url}"]  # fmt: skip
     older = [r.getMessage() for r in caplog.records if "speaks edge protocol" in r.getMessage()]
-    assert older == [f"control plane {url} speaks edge protocol version 1 (this agent 2): "
+    assert older == [f"control plane {url} speaks edge protocol version 1 (this agent {AGENT}): "
                      "speaking 1"]  # fmt: skip
     assert "token-not-logged" not in caplog.text
 
 
 def test_the_client_says_which_versions_a_control_plane_past_it_serves() -> None:
-    with control_plane("v3") as (url, seen):
+    with control_plane("newer") as (url, seen):
 
         async def run() -> None:
             client = EdgeClient(url, "t")
@@ -266,7 +275,7 @@ def test_the_client_says_which_versions_a_control_plane_past_it_serves() -> None
 
         with pytest.raises(Rejected, match="422: POST /nodes: too old"):
             asyncio.run(run())
-    assert [s[1] for s in seen] == ["2"]  # no version in common: not tried again
+    assert [s[1] for s in seen] == [AGENT]  # no version in common: not tried again
 
 
 def test_paths_are_safe_to_send_back() -> None:

@@ -24,6 +24,8 @@ from edgeplane.api.routers import (
     edge,
     edge_deploy,
     edge_logs,
+    function_obs,
+    functions,
     iac,
     inventory,
     metrics,
@@ -121,6 +123,8 @@ def create_app(
     app.include_router(costs.router)
     app.include_router(edge.router)
     app.include_router(edge_deploy.router)
+    app.include_router(functions.router)
+    app.include_router(function_obs.router)
     app.include_router(edge_logs.router)
     app.include_router(domains.router)
     app.include_router(alerts.router)

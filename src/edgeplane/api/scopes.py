@@ -72,6 +72,8 @@ RULES: tuple[Rule, ...] = (
     # which have no scopes (``api.deps.get_edge_actor``)
     Rule(f"{API}/edge/nodes", "edge_nodes"),
     Rule(f"{INV}/edge", "edge_deployments"),
+    Rule(f"{INV}/functions", "functions"),
+    _post(f"{INV}/functions/check", "functions", sc.READ),  # compiles, changes nothing
     Rule(f"{INV}/domains", "domains"),
     Rule(f"{INV}/domains/{{domain}}/records", "dns_records"),
     Rule(f"{INV}/domains/{{domain}}/logs", "access_logs"),

@@ -1,20 +1,16 @@
-"""``edgeplane logs DOMAIN``: the latest requests the edge served for a domain.
+"""``edgeplane logs DOMAIN``: the latest requests the edge served for a domain;
+``edgeplane logs --function NAME``: the latest console lines of an edge function.
 
 The lines are printed oldest first, the newest last (as ``tail`` does). ``--follow`` then asks
 every second for the lines that arrived since (``?after=``) and prints them as they come, until
 Ctrl-C; with ``--json`` each line is one JSON object on a line of its own (without
-``--follow``, ``--json`` prints the API's document: newest first).
+``--follow``, ``--json`` prints the API's document: newest first). ``follow`` is that loop,
+for any page of lines with ``next_after`` (``edgeplane function logs`` uses it too).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import inspect
 import json
-import os
-import signal
-from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
@@ -23,13 +19,12 @@ import typer
 from edgeplane.cli import options as o
 from edgeplane.cli import output
 from edgeplane.cli import runtime as rt
+from edgeplane.cli.follow import tail
+from edgeplane.cli.function_logs import show_logs
 from edgeplane.cli.output import Column, Doc
 
 if TYPE_CHECKING:
-    from edgeplane.sdk.client import Client
-
-FOLLOW_EVERY_S = 1.0
-FOLLOW_LIMIT = 1000  # lines per poll while following
+    pass
 
 
 def _ms(value: float | None) -> str:
@@ -75,7 +70,13 @@ def _print(lines: list[Doc], as_json: bool, header: bool) -> None:
 
 def logs(
     ctx: typer.Context,
-    domain: Annotated[str, typer.Argument(metavar="DOMAIN", help="a domain of the project")],
+    domain: Annotated[
+        str | None, typer.Argument(metavar="DOMAIN", help="a domain of the project")
+    ] = None,
+    function: Annotated[
+        str | None,
+        typer.Option("--function", metavar="NAME", help="an edge function's console instead"),
+    ] = None,
     status: Annotated[
         str | None, typer.Option("--status", help="a status code (404) or a class (5xx)")
     ] = None,
@@ -90,6 +91,12 @@ def logs(
     cache: Annotated[
         str | None, typer.Option("--cache", help="a cache status: HIT, MISS, BYPASS, ...")
     ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level", help="with --function: this level and above (debug, log, info, warn, error)"
+        ),
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=1000, help="how many of the latest lines")
     ] = 100,
@@ -100,7 +107,22 @@ def logs(
     as_json: o.Json = False,
 ) -> None:
     """The latest requests the edge served for DOMAIN (kept 7 days, 10,000 per domain by
-    default): time, node, status, method, path, cache status, time in ms, bytes, client."""
+    default): time, node, status, method, path, cache status, time in ms, bytes, client. With
+    --function NAME instead of DOMAIN: the function's console lines (as `edgeplane function
+    logs NAME`)."""
+    if (domain is None) == (function is None):
+        rt.fail("give a DOMAIN or --function NAME (exactly one of them)", 2)
+    if function is not None:
+        given = [f"--{k}" for k, v in (("status", status), ("path", path), ("client", client),
+                                       ("cache", cache)) if v is not None]  # fmt: skip
+        if given:
+            rt.fail(f"{', '.join(given)}: for a DOMAIN's requests, not with --function", 2)
+
+        show_logs(ctx, function, level=level, limit=limit, follow=follow, as_json=as_json)
+        return
+    assert domain is not None
+    if level is not None:
+        rt.fail("--level: for a function's console (--function NAME), not a DOMAIN's requests", 2)
     url = f"{rt.BASE}/domains/{quote(domain, safe='')}/logs"
     params: dict[str, Any] = rt.compact(
         status=status, path_prefix=path, client=client, cache=cache, limit=limit
@@ -112,62 +134,4 @@ def logs(
         else:
             output.table(list(reversed(doc["lines"])), COLUMNS, title=f"requests of {domain}")
         return
-
-    async def tail(c: Client) -> None:
-        async with _stopped_by_signals() as stop:
-            doc = await _unless(stop, c.request("GET", url, params=params))
-            if doc is None:
-                return
-            _print(list(reversed(doc["lines"])), as_json, header=True)
-            after = doc["next_after"]
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), FOLLOW_EVERY_S)
-                query = {**params, "limit": FOLLOW_LIMIT, "after": after}
-                doc = await _unless(stop, c.request("GET", url, params=query))
-                if doc is None:
-                    return
-                _print(doc["lines"], as_json, header=False)
-                after = doc["next_after"]
-
-    try:
-        rt.call(ctx, tail)
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
-
-
-@contextlib.asynccontextmanager
-async def _stopped_by_signals() -> AsyncIterator[asyncio.Event]:
-    """An event set by Ctrl-C (or SIGTERM): following ends there, the request in flight
-    dropped, with status 0. A second Ctrl-C ends the process at once."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            os._exit(130)
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        yield stop
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-async def _unless(stop: asyncio.Event, request: Awaitable[Any]) -> Any:
-    """What ``request`` answers; None when ``stop`` is set first (the request cancelled)."""
-    if stop.is_set():
-        if inspect.iscoroutine(request):
-            request.close()
-        return None
-    asked = asyncio.ensure_future(request)
-    stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({asked, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if asked.done():
-        return asked.result()
-    asked.cancel()
-    return None
+    tail(ctx, url, params, "lines", lambda lines, header: _print(lines, as_json, header))

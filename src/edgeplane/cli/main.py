@@ -30,6 +30,7 @@ from edgeplane.cli import (
     domains,
     dr,
     edge,
+    functions,
     iac,
     logs,
     metrics,
@@ -115,6 +116,8 @@ app.add_typer(costs.app, name="cost")
 app.command("deploy")(deploy.deploy)
 app.add_typer(deploy.app, name="deployment")
 app.add_typer(deploy.app, name="deployments", help="Alias of deployment.")
+app.add_typer(functions.app, name="function")
+app.add_typer(functions.app, name="functions", help="Alias of function.")
 app.command("locations")(deploy.locations)
 app.command("route")(operations.route)
 app.add_typer(access.project_app, name="project")

@@ -38,6 +38,7 @@ def query(
     node: Annotated[str | None, typer.Option("--node")] = None,
     server: Annotated[str | None, typer.Option("--server")] = None,
     pool: Annotated[str | None, typer.Option("--pool")] = None,
+    function: Annotated[str | None, typer.Option("--function")] = None,
     since: Annotated[str, typer.Option("--since", help="15m, 1h, 6h, 24h, 7d, 30d")] = "1h",
     step: Annotated[int | None, typer.Option("--step", help="seconds (>= 60)")] = None,
     group_by: Annotated[str | None, typer.Option("--by", help="domain, region, node ...")] = None,
@@ -46,7 +47,7 @@ def query(
     """Points of a series per object: ``edgeplane metrics query requests --by region``."""
     params = rt.compact(
         series=series, domain=domain, region=region, node=node, server=server, pool=pool,
-        since=since, step=step, group_by=group_by,
+        function=function, since=since, step=step, group_by=group_by,
     )  # fmt: skip
 
     def render(doc: Doc) -> None:

@@ -23,6 +23,8 @@ SERIES_NAMES: tuple[str, ...] = (
     "rate_limited", "requests", "requests_per_second", "response_time_p50_ms",
     "response_time_p95_ms", "response_time_p99_ms", "slow_clients_cut", "storage_percent",
     "tls_days_left", "too_large_refused", "upstream_time_p95_ms", "uptime_percent",
+    "function_invocations", "function_errors", "function_error_rate",
+    "function_duration_p50_ms", "function_duration_p95_ms", "function_duration_p99_ms",
 )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "security": (),  # scores, compliance, the edge nodes' exposed surface
     "edge_nodes": (),
     "edge_deployments": (),
+    "functions": (),
     "domains": (),
     "dns_records": (),
     "access_logs": (),

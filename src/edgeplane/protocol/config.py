@@ -272,6 +272,54 @@ class BundleSpec(Frozen):
     check_path: str | None = None
 
 
+class FunctionRouteSpec(Frozen):
+    """Where a function answers on a site: ``host`` (one of the site's domains, or ``*`` for
+    every one), ``path`` (exact, or a prefix when it ends with ``*``) and ``methods`` (none:
+    every method)."""
+
+    host: str
+    path: str
+    methods: tuple[str, ...] = ()
+
+
+class FunctionSpec(Frozen):
+    """An edge function version this node runs (``edgeplane.snapshot.functions``): its code
+    and environment for the runtime's isolate, its limits, and its routes for nginx.
+
+    ``site`` is the project (``SiteSpec.id``); the runtime keys the function as
+    ``<site>/<name>`` and the version as ``<site>/<name>@<version>``. ``hosts`` are the
+    project's domains (a ``fetch`` to one of them goes to the node's own nginx)."""
+
+    site: str
+    name: str
+    version: int
+    id: str  # the version's id (fnv-...)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    code: str = Field(repr=False)
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)
+    timeout_ms: int = 5000
+    memory_mb: int = 128
+    routes: tuple[FunctionRouteSpec, ...] = ()
+    hosts: tuple[str, ...] = ()
+    check_path: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.site}/{self.name}"
+
+
+def function_routes(functions: tuple[FunctionSpec, ...]) -> bytes:
+    """What nginx renders of ``functions`` (which function answers where), as canonical JSON:
+    the part of them in the http hash. Their code, environment, secrets and limits are not
+    (a new version with the same routes reloads no nginx)."""
+    doc = [
+        {"site": f.site, "name": f.name, "routes": [r.model_dump(mode="json") for r in f.routes]}
+        for f in functions
+    ]
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
 class GeoRegionSpec(Frozen):
     """A region with edge nodes, where it is: GeoDNS ranks the regions by distance."""
 
@@ -325,6 +373,11 @@ class EdgeConfig(Frozen):
     # have it on disk when it rolls out). Sorted; not part of nginx's configuration.
     prefetch: tuple[str, ...] = ()
     geo: GeoDnsSpec = GeoDnsSpec()  # the zones' LUA records spelled out (not nginx's)
+    # The edge functions this node runs (``snapshot.functions.node_functions``), sorted by
+    # (site, name); left out of the JSON while empty (older agents, unchanged hashes). Only
+    # their routes are nginx's (``function_routes``): code, environment, secrets and limits
+    # go to the runtime without a reload.
+    functions: tuple[FunctionSpec, ...] = Field((), exclude_if=lambda v: not v)
 
     def content_hash(self) -> str:
         return self._content_digest
@@ -352,8 +405,10 @@ class EdgeConfig(Frozen):
     @functools.cached_property
     def _http_digest(self) -> str:
         body = self.model_dump(
-            mode="json", exclude={"revision", "zones", "acme_http", "prefetch", "geo"}
+            mode="json", exclude={"revision", "zones", "acme_http", "prefetch", "geo", "functions"}
         )
+        if self.functions:
+            body["functions"] = json.loads(function_routes(self.functions))
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -400,6 +455,7 @@ class EdgeManifest(Frozen):
     geo: GeoDnsSpec = GeoDnsSpec()
     bundles: tuple[BundleSpec, ...] = ()
     prefetch: tuple[str, ...] = ()
+    functions: tuple[FunctionSpec, ...] = Field((), exclude_if=lambda v: not v)
 
     def objects(self) -> list[str]:
         """Every object this manifest names."""
@@ -420,5 +476,6 @@ class EdgeManifest(Frozen):
             geo=self.geo,
             bundles=self.bundles,
             prefetch=self.prefetch,
+            functions=self.functions,
         )
         return config.with_digests(self.hash, self.http_hash)

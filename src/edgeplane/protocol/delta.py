@@ -9,7 +9,8 @@ changes: per sequence of the manifest, the positions removed and the items added
 positions (``Changes``). Every sequence of a manifest is sorted and free of duplicates, so
 the items both have keep their order, and the node rebuilds the new manifest exactly
 (``ManifestDelta.apply``), reusing every unchanged item it holds. The small per-node fields
-(the node, its bundles and prefetch list, the ticket keys, the GeoDNS answers) come whole.
+(the node, its bundles, prefetch list and functions, the ticket keys, the GeoDNS answers)
+come whole.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from edgeplane.protocol.config import (
     BundleSpec,
     EdgeManifest,
     Frozen,
+    FunctionSpec,
     GeoDnsSpec,
     NodeSpec,
     PoolSpec,
@@ -110,6 +112,7 @@ class ManifestDelta(Frozen):
     geo: GeoDnsSpec = GeoDnsSpec()
     bundles: tuple[BundleSpec, ...] = ()
     prefetch: tuple[str, ...] = ()
+    functions: tuple[FunctionSpec, ...] = Field((), exclude_if=lambda v: not v)  # whole
 
     @classmethod
     def between(cls, old: EdgeManifest, new: EdgeManifest) -> ManifestDelta:
@@ -126,6 +129,7 @@ class ManifestDelta(Frozen):
             geo=new.geo,
             bundles=new.bundles,
             prefetch=new.prefetch,
+            functions=new.functions,
             **shared_changes(old, new),
         )
 
@@ -156,6 +160,7 @@ class ManifestDelta(Frozen):
                 "geo": self.geo,
                 "bundles": self.bundles,
                 "prefetch": self.prefetch,
+                "functions": self.functions,
             }
         )
 

@@ -26,6 +26,12 @@ authenticates the edge protocol and nothing else:
   control plane answers 404 and the agent stops sending them for a while.
 - ``POST /api/v1/edge/nodes/{id}/uptime`` (``UptimeReport``): the uptime checks' state changes
   (at once) and each hour's totals per domain (with the analytics).
+- ``POST /api/v1/edge/nodes/{id}/function-traffic`` (``FunctionTrafficReport``): the edge
+  functions' invocations per function and minute (from the access log lines that carry
+  ``fn``), a minute sent again replacing what was sent before for it; and
+  ``POST /api/v1/edge/nodes/{id}/function-logs`` (``FunctionLogReport``): the functions'
+  console lines since the last report (bounded). Both right after the analytics; an older
+  control plane answers 404 and the agent stops sending them for a while.
 
 Versions (``edgeplane.protocol.versions``): every call carries the agent's protocol version in
 the ``Edgeplane-Protocol`` header, every answer the control plane's. What an agent sends
@@ -88,6 +94,8 @@ class NodeRegister(AgentMessage):
     protocol: Int = Field(
         1, ge=1, le=999_999, description="the edge protocol version the agent speaks (absent: 1)"
     )
+    # Version 3: the node can run edge functions (its runtime was found).
+    functions: Bool = False
 
 
 class EdgeNode(Output):
@@ -117,6 +125,7 @@ class EdgeNode(Output):
     protocol: int = 1  # the edge protocol version it registered with (added in version 2)
     # the snapshot's fields its agent did not know and ignored, as its last ack said
     ignored_fields: list[str] = Field(default_factory=list)
+    functions: bool = False  # it can run edge functions (added in version 3)
 
 
 class PurgeTask(Output):
@@ -175,6 +184,17 @@ class BundleReport(AgentMessage):
     at: datetime | None = None
 
 
+class FunctionReport(AgentMessage):
+    """What a node does with a function version: ``loading`` it, serving it (``active``: it
+    loaded, and its check path, if any, answered below 400) or not (``failed``)."""
+
+    version_id: Text = Field(max_length=63)
+    version: Int = Field(ge=1)
+    state: Literal["loading", "active", "failed"]
+    error: MultilineText | None = Field(None, max_length=4000)
+    at: datetime | None = None
+
+
 class Heartbeat(AgentMessage):
     """Sent by the agent every second or so: the node is alive; whether it serves (nginx and
     its DNS server running) and which zone serials its DNS server serves."""
@@ -187,6 +207,8 @@ class Heartbeat(AgentMessage):
     dns_serials_partial: Bool = False
     dns_error: MultilineText | None = Field(None, max_length=20000)  # the last refused zone change
     bundles: dict[Text, BundleReport] | None = Field(None, max_length=100_000)  # site -> report
+    # Version 3: "<project>/<name>" -> the function version it runs; omitted when none.
+    functions: dict[Text, FunctionReport] | None = Field(None, max_length=100_000)
 
 
 class BackendState(AgentMessage):
@@ -342,3 +364,47 @@ class UptimeHour(AgentMessage):
 class UptimeReport(AgentMessage):
     states: list[UptimeState] = Field(default_factory=list, max_length=100_000)
     hours: list[UptimeHour] = Field(default_factory=list, max_length=100_000)
+
+
+# Edge functions (``edgeplane.node.agent.function_stats``): invocations per minute, console lines.
+FUNCTION_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+FUNCTION_OUTCOMES = ("exception", "timeout", "memory", "unavailable")  # errors, by outcome
+FUNCTION_LOG_LEVELS = ("debug", "log", "info", "warn", "error")
+FUNCTION_LOG_MESSAGE_MAX = 2048  # the runtime's own bound (characters)
+FUNCTION_LOG_REPORT_MAX = 50_000  # lines per report
+FunctionOutcome = Literal["exception", "timeout", "memory", "unavailable"]
+FunctionLogLevel = Literal["debug", "log", "info", "warn", "error"]
+
+
+class FunctionMinute(AgentMessage):
+    """One function's invocations on a node in one minute (replaced as the minute fills)."""
+
+    site: Text = Field(min_length=1, max_length=63)  # the site (project) that served them
+    function: str = Field(pattern=FUNCTION_KEY_PATTERN)  # "<project>/<name>"
+    minute: datetime  # the minute's start, UTC
+    invocations: Int = Field(ge=0)
+    # the invocations that failed, by the runtime's outcome (none or "" logged: unavailable)
+    errors: dict[FunctionOutcome, Int] = Field(default_factory=dict)
+    statuses: dict[Text, Int] = Field(default_factory=dict)  # "2xx": n
+    duration_ms: list[Int] = Field(default_factory=list)  # counts per UPSTREAM_MS_BUCKETS (+1)
+
+
+class FunctionTrafficReport(AgentMessage):
+    minutes: list[FunctionMinute] = Field(max_length=100_000)
+
+
+class FunctionLogLine(AgentMessage):
+    """One line a function wrote to its console (``console.log`` and the like), or the
+    runtime wrote for it (an exception, a limit, lines dropped over its rate)."""
+
+    function: str = Field(pattern=FUNCTION_KEY_PATTERN)  # "<project>/<name>"
+    version: Int | None = Field(None, ge=1)
+    at: datetime
+    level: FunctionLogLevel = "log"
+    message: MultilineText = Field("", max_length=FUNCTION_LOG_MESSAGE_MAX)
+    request_id: Text | None = Field(None, max_length=64)
+
+
+class FunctionLogReport(AgentMessage):
+    lines: list[FunctionLogLine] = Field(max_length=FUNCTION_LOG_REPORT_MAX)
+    dropped: Int = Field(0, ge=0)  # lines left out since the last report (over the bounds)

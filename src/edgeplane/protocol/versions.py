@@ -12,6 +12,11 @@ Version 1 is the protocol before versions existed. Version 2 adds:
   and ignores fields it does not know in what agents send;
 - ``EdgeNode.protocol`` and ``EdgeNode.ignored_fields``: what the control plane knows of it.
 
+Version 3 adds edge functions: ``NodeRegister.functions`` (the node can run them),
+``EdgeNode.functions``, and ``Heartbeat.functions`` (what the node does with each function
+version, ``FunctionReport``). A node of an older version, or one without the capability,
+never gets functions in its snapshot.
+
 The snapshot itself (``EdgeConfig``, ``EdgeManifest``, ``ManifestDelta``, the objects) is the
 same in versions 1 and 2: one body serves nodes of either version, and a manifest saved by an
 agent of version 2 is read by one of version 1 (an agent rolled back).
@@ -30,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-PROTOCOL_VERSION = 2  # the version this code speaks
+PROTOCOL_VERSION = 3  # the version this code speaks
 MIN_PROTOCOL_VERSION = 1  # the oldest version it still serves
 HEADER = "Edgeplane-Protocol"  # on every call and every answer of the edge protocol
 
@@ -38,9 +43,10 @@ HEADER = "Edgeplane-Protocol"  # on every call and every answer of the edge prot
 ADDED: Mapping[str, Mapping[str, int]] = {
     # dns_port and local_ports came after version 2 shipped; a control plane of version 2
     # ignores them (it ignores unknown fields), one of version 1 would refuse them.
-    "NodeRegister": {"protocol": 2, "dns_port": 2, "local_ports": 2},
+    "NodeRegister": {"protocol": 2, "dns_port": 2, "local_ports": 2, "functions": 3},
     "Ack": {"ignored": 2},
-    "EdgeNode": {"protocol": 2, "ignored_fields": 2},
+    "EdgeNode": {"protocol": 2, "ignored_fields": 2, "functions": 3},
+    "Heartbeat": {"functions": 3},
 }
 
 

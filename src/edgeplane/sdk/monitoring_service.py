@@ -31,7 +31,8 @@ class MonitoringService(ProjectService):
 
     async def metrics(self, series: str, **query: Any) -> dict[str, Any]:
         """Points of ``series`` per object: ``domain=``, ``region=``, ``node=``, ``server=``,
-        ``pool=``, ``since=`` ("1h"), ``start=``/``end=``, ``step=`` (s), ``group_by=``."""
+        ``pool=``, ``function=``, ``since=`` ("1h"), ``start=``/``end=``, ``step=`` (s),
+        ``group_by=``."""
         return dict(await self._query("GET", METRICS, series=series, **query))
 
     # Alerts -----------------------------------------------------------------------------------

@@ -18,11 +18,9 @@ included, starts with it), ``client`` (an address, or a network in CIDR notation
 ``access_log_per_domain`` of them, read ``SCAN_BATCH`` at a time, ``SCAN_MAX`` at most);
 the other filters are SQL.
 
-Retention (``AccessLogRetention``, a background job every ``RETENTION_EVERY_S``): the lines
-older than ``Settings.access_log_retention_s`` go in one DELETE by time (an index), batch by
-batch; the cap of ``Settings.access_log_per_domain`` lines per domain is applied only to the
-domains that received lines since the last pass (found by id, the primary key), one indexed
-look-up each: at 10,000 domains a pass costs what arrived, not a query per domain.
+Retention (``LINES``, run by ``services.log_retention`` every ``RETENTION_EVERY_S``): lines
+older than ``Settings.access_log_retention_s`` go, and each domain that received lines since
+the last pass keeps its newest ``Settings.access_log_per_domain``.
 """
 
 from __future__ import annotations
@@ -32,12 +30,9 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from threading import Event
-from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, func, insert, select
 
 from edgeplane import metrics
 from edgeplane.errors import InvalidInput
@@ -45,12 +40,11 @@ from edgeplane.model.access_logs import AccessLogEntry, AccessLogPage
 from edgeplane.model.enums import Role
 from edgeplane.protocol.messages import AccessLogReport
 from edgeplane.services.edge_nodes import touch
-from edgeplane.settings import Settings
+from edgeplane.services.log_retention import RetainedLog
 from edgeplane.store import domains as domain_rows
-from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
-from edgeplane.store.db import Database, Tx
+from edgeplane.store.db import Tx
 from edgeplane.store.monitoring_tables import AccessLogRow
-from edgeplane.store.tables import EdgeNodeRow, utcnow
+from edgeplane.store.tables import EdgeNodeRow
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +52,6 @@ MAX_LIMIT = 1000
 SCAN_BATCH = 1000  # rows read at a time when a network filters them in Python
 SCAN_MAX = 50_000  # rows read at most by one such request
 RETENTION_EVERY_S = 60.0
-DELETE_BATCH = 5000  # rows per DELETE by age
-DOMAINS_PER_TX = 200  # domains capped per transaction
 STATUS_PATTERN = r"^[1-5](?:[0-9]{2}|[xX]{2})$"
 CACHE_PATTERN = r"^[A-Za-z]{1,16}$"
 _STATUS = re.compile(STATUS_PATTERN)
@@ -290,72 +282,10 @@ def _entries(tx: Tx, rows: list[AccessLogRow]) -> list[AccessLogEntry]:
 
 # Retention ----------------------------------------------------------------------------------
 
-
-class AccessLogRetention:
-    """The retention job: lines older than the retention go, then each domain that received
-    lines since the last pass keeps only its newest ``access_log_per_domain``."""
-
-    def __init__(self) -> None:
-        self.seen_id = 0  # the newest id the last complete pass looked at
-
-    def __call__(self, db: Database, settings: Settings, stopping: Event | None = None) -> int:
-        """One pass; the number of lines deleted."""
-        deleted = expire(db, settings, stopping)
-        with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-            top = tx.session.scalar(select(func.max(AccessLogRow.id)))
-            if top is None or top <= self.seen_id:
-                return deleted
-            touched = list(
-                tx.session.execute(
-                    select(AccessLogRow.project_id, AccessLogRow.domain)
-                    .where(AccessLogRow.id > self.seen_id, AccessLogRow.id <= top)
-                    .distinct()
-                )
-            )
-        for start in range(0, len(touched), DOMAINS_PER_TX):
-            if stopping is not None and stopping.is_set():
-                return deleted  # seen_id stays: the next pass looks at them again
-            with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-                for project, domain in touched[start : start + DOMAINS_PER_TX]:
-                    deleted += cap_domain(tx, project, domain, settings.access_log_per_domain)
-        self.seen_id = top
-        return deleted
-
-
-def expire(db: Database, settings: Settings, stopping: Event | None = None) -> int:
-    """Delete the lines older than the retention, ``DELETE_BATCH`` per transaction."""
-    cutoff = utcnow() - timedelta(seconds=settings.access_log_retention_s)
-    deleted = 0
-    while stopping is None or not stopping.is_set():
-        with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            old = select(AccessLogRow.id).where(AccessLogRow.at < cutoff).limit(DELETE_BATCH)
-            result: Any = tx.session.execute(
-                delete(AccessLogRow).where(AccessLogRow.id.in_(old)),
-                execution_options={"synchronize_session": False},
-            )
-            count = int(result.rowcount or 0)
-        deleted += count
-        if count < DELETE_BATCH:
-            break
-    if deleted:
-        log.info("access log retention: %d lines older than %s deleted", deleted, cutoff)
-    return deleted
-
-
-def cap_domain(tx: Tx, project: str, domain: str, keep: int) -> int:
-    """Keep the domain's newest ``keep`` lines; the number deleted."""
-    mine = (AccessLogRow.project_id == project, AccessLogRow.domain == domain)
-    cut = tx.session.scalar(
-        select(AccessLogRow.id)
-        .where(*mine)
-        .order_by(AccessLogRow.id.desc())
-        .offset(max(0, keep))
-        .limit(1)
-    )
-    if cut is None:
-        return 0
-    result: Any = tx.session.execute(
-        delete(AccessLogRow).where(*mine, AccessLogRow.id <= cut),
-        execution_options={"synchronize_session": False},
-    )
-    return int(result.rowcount or 0)
+LINES = RetainedLog(
+    name="access log",
+    row=AccessLogRow,
+    key=AccessLogRow.domain,
+    retention_s=lambda s: s.access_log_retention_s,
+    keep=lambda s: s.access_log_per_domain,
+)

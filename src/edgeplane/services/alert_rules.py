@@ -71,6 +71,11 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
      "description": "Over 10 requests a second refused by rate or connection limits, "
      "slow-client timeouts or size limits: an application-layer attack, likely. Consider "
      "edgeplane cdn under-attack on"},
+    {"id": "function-error-rate-high", "name": "Edge function error rate above 5 %",
+     "series": "function_error_rate", "comparison": ">", "threshold": 5, "window_s": 300,
+     "for_s": 120, "severity": "warning",
+     "description": "A function's invocations fail: exceptions, time or memory limits, or the "
+     "runtime unavailable (edgeplane function logs NAME)"},
     {"id": "hit-ratio-low", "name": "Cache hit ratio under 50 %", "series": "hit_ratio",
      "comparison": "<", "threshold": 50, "window_s": 3600, "for_s": 3600, "severity": "info",
      "description": "Cache rules or purges keep traffic going to the origin"},

@@ -77,19 +77,7 @@ def _progress(
     for region in sorted(row.regions or ()):
         code, kind = known.get(region, (None, None))
         here = [n for n in nodes if n.region == region and n.live]
-        states = [rollouts.serves(n.report, row.id) for n in here]
-        active = sum(1 for s in states if s == "active")
-        failed = sum(1 for s in states if s == "failed")
-        if not here:
-            state = "offline"
-        elif row.status == "failed" or failed:
-            state = "failed"
-        elif row.status in ("active", "superseded") or active == len(here):
-            state = "done" if row.status != "rolling" else "active"
-        elif row.status == "canary":
-            state = "canary" if any(n.id == row.canary_node for n in here) else "pending"
-        else:
-            state = "rolling"
+        active, failed, state = rollouts.region_state(row.status, row.id, row.canary_node, here)
         out.append(
             RegionProgress(
                 region=region,

@@ -28,9 +28,10 @@ from edgeplane.protocol.messages import (
     PurgeAck,
     PurgeTask,
 )
-from edgeplane.services import liveness, regions, rollouts, zone_serials
+from edgeplane.services import function_rollouts, liveness, regions, rollouts, zone_serials
 from edgeplane.settings import Settings
 from edgeplane.snapshot.cache import SnapshotCache
+from edgeplane.snapshot.functions import runs_functions
 from edgeplane.store.db import Tx
 from edgeplane.store.tables import (
     AuditRow,
@@ -88,7 +89,12 @@ def _to_model(
 ) -> EdgeNode:
     in_sync = False
     if row.applied_hash is not None:
-        snap = snapshots.for_node(tx.session, _node_spec(row), desired)
+        snap = snapshots.for_node(
+            tx.session,
+            _node_spec(row),
+            desired,
+            functions=runs_functions(row.protocol, row.functions),
+        )
         in_sync = snap.hash == row.applied_hash
     online = row.last_seen_at is not None and now - row.last_seen_at < ONLINE_WITHIN
     place = tx.session.get(RegionRow, row.region)
@@ -118,6 +124,7 @@ def _to_model(
         heartbeat_at=row.heartbeat_at,
         protocol=row.protocol or 1,
         ignored_fields=list(row.ignored_fields or []),
+        functions=bool(row.functions),
     )
 
 
@@ -161,6 +168,7 @@ def register(tx: Tx, snapshots: SnapshotCache, spec: NodeRegister) -> EdgeNode:
     row.local_ports = {k: v for k, v in spec.local_ports.items() if 1 <= v <= 65535}
     row.version = spec.version
     row.protocol = spec.protocol
+    row.functions = spec.functions
     row.token_id = tx.actor.token_id
     row.last_seen_at = now
     if row.stats is None:
@@ -195,11 +203,22 @@ def heartbeat(tx: Tx, node_id: str, body: Heartbeat, settings: Settings) -> None
         changed = sorted(s for s in set(reports) | set(before) if reports.get(s) != before.get(s))
         if changed:
             row.bundles = reports
+    functions: list[str] = []
+    if body.functions is not None:
+        reports = {key: r.model_dump(mode="json") for key, r in body.functions.items()}
+        before = row.function_reports or {}
+        functions = sorted(k for k in set(reports) | set(before) if reports.get(k) != before.get(k))
+        if functions:
+            row.function_reports = reports
     tx.session.flush()
     if body.healthy != (row.id in liveness.live_ids(tx)):
         liveness.refresh(tx, settings, now)
     for project in changed:
         rollouts.advance(tx, settings, now, project)
+    for key in functions:
+        project, _, name = key.partition("/")
+        if project and name:
+            function_rollouts.advance(tx, settings, now, project, name)
 
 
 def commit_time(tx: Tx, revision: int) -> datetime | None:

@@ -18,6 +18,7 @@ from edgeplane.protocol.messages import PurgeTask
 from edgeplane.services.edge_nodes import SEEN_GRANULARITY, node_row, pending_purges, touch
 from edgeplane.services.realign import Realigner
 from edgeplane.snapshot.cache import SnapshotCache, UnknownObjects, objects_body
+from edgeplane.snapshot.functions import runs_functions
 from edgeplane.store.actor import PLATFORM_PROJECT, Actor
 from edgeplane.store.db import Database
 from edgeplane.store.tables import utcnow
@@ -30,6 +31,7 @@ class PollState:
     revision: int
     purges: list[PurgeTask]
     node: NodeSpec
+    functions: bool = False  # the node runs edge functions (snapshot.functions.runs_functions)
 
 
 def read_state(
@@ -53,6 +55,7 @@ def read_state(
             revision=tx.current_revision(),
             purges=pending_purges(tx, row),
             node=NodeSpec(id=row.id, name=row.name, region=row.region),
+            functions=runs_functions(row.protocol, row.functions),
         )
     if stale:
         with db.transaction(actor, PLATFORM_PROJECT) as tx:
@@ -76,7 +79,7 @@ def answer(
     revision ``after`` when it says it has that (``have``, its hash) and the control plane
     still has it; else the full snapshot."""
     with db.read(actor, PLATFORM_PROJECT) as tx:
-        snap = snapshots.for_node(tx.session, state.node, state.revision)
+        snap = snapshots.for_node(tx.session, state.node, state.revision, functions=state.functions)
     newer = snap.revision > after
     purges = json.dumps([p.model_dump(mode="json") for p in state.purges])
     config = snap.body if newer and not refs else b"null"

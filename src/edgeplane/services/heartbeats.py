@@ -9,9 +9,9 @@ interval old while a node beats, well inside the node timeout that the liveness 
 applies to it.
 
 A heartbeat that says something new (its health, its DNS serials, its DNS error, its bundles'
-states, a node this process has not seen yet, a node whose live state it would change) takes
-the full path at once (``edge_nodes.heartbeat``). Each replica keeps its own memory: a node
-that moves to another replica takes the full path there once.
+or its function versions' states, a node this process has not seen yet, a node whose live
+state it would change) takes the full path at once (``edge_nodes.heartbeat``). Each replica
+keeps its own memory: a node that moves to another replica takes the full path there once.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def fresh_for(settings: Settings) -> timedelta:
 def digest(body: Heartbeat) -> str:
     """What a heartbeat says besides "alive" (its DNS serials aside: only a full path has
     them)."""
-    said = body.model_dump_json(include={"healthy", "reason", "dns_error", "bundles"})
+    said = body.model_dump_json(include={"healthy", "reason", "dns_error", "bundles", "functions"})
     return hashlib.sha256(said.encode()).hexdigest()
 
 

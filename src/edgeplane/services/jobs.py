@@ -24,7 +24,9 @@ through the one ``Runner`` (``edgeplane.services.runner``):
   traffic rolled up per hour, then what is past its retention deleted;
 - **access log retention** (``edgeplane.services.access_logs``, every minute): lines older
   than ``access_log_retention_s`` go, and each domain that received lines keeps its newest
-  ``access_log_per_domain``;
+  ``access_log_per_domain``; likewise the edge functions' console lines
+  (``edgeplane.services.function_obs``: ``function_log_retention_s``,
+  ``function_log_per_function``);
 - **budgets** (``edgeplane.services.budgets``, every ``budget_interval_s``): each project
   with budgets priced as of now, a ``budget`` alert per threshold newly reached this month.
 - **configuration drift** (``edgeplane.iac.drift_check``, every ``drift_interval_s``): each
@@ -72,6 +74,8 @@ from edgeplane.services import (
     cert_orders,
     compliance,
     domain_status,
+    function_obs,
+    function_rollouts,
     liveness,
     node_surface,
     notifications,
@@ -81,6 +85,7 @@ from edgeplane.services import (
     security_scores,
     verification,
 )
+from edgeplane.services.log_retention import LogRetention
 from edgeplane.services.runner import Job, Leadership, Runner
 from edgeplane.settings import Settings
 from edgeplane.snapshot import tickets
@@ -118,6 +123,16 @@ def advance_rollouts(db: Database, settings: Settings) -> int:
             return 0
     with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
         return rollouts.advance(tx, settings, now)
+
+
+def advance_function_rollouts(db: Database, settings: Settings) -> int:
+    """Time out and follow up edge function rollouts (nodes going offline, slow nodes)."""
+    now = utcnow()
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        if not function_rollouts.in_progress(tx):
+            return 0
+    with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
+        return function_rollouts.advance(tx, settings, now)
 
 
 def recheck_domains(db: Database, settings: Settings, stopping: Event | None = None) -> int:
@@ -229,6 +244,11 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
             settings.liveness_interval_s,
             lambda: advance_rollouts(db, settings),
         ),
+        Job(
+            "function rollouts",
+            settings.liveness_interval_s,
+            lambda: advance_function_rollouts(db, settings),
+        ),
         Job("re-verification", RECHECK_EVERY_S, lambda: recheck_domains(db, settings, stopping)),
         Job("world DNS check", WORLD_CHECK_S / 10, lambda: check_world_dns(db, settings, stopping)),
         Job(
@@ -249,7 +269,12 @@ def control_plane_jobs(db: Database, settings: Settings, stopping: Event) -> lis
         Job(
             "access log retention",
             access_logs.RETENTION_EVERY_S,
-            functools.partial(access_logs.AccessLogRetention(), db, settings, stopping),
+            functools.partial(LogRetention(access_logs.LINES), db, settings, stopping),
+        ),
+        Job(
+            "function log retention",
+            function_obs.RETENTION_EVERY_S,
+            functools.partial(LogRetention(function_obs.LINES), db, settings, stopping),
         ),
         Job(
             "alert rules",

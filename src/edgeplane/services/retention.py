@@ -5,6 +5,9 @@
   ``edge_analytics_hourly``; ``rolled_until`` is the end of the newest hour rolled up (hours
   without traffic after it are looked at again at each pass: a cheap empty range). Queries
   read hours before it from the rollups and the rest from the minutes.
+- The edge functions' invocations (``function_minutes``) are rolled up the same way into
+  ``function_hours`` (``services.function_obs``), with their own ``rolled_until``, and kept as
+  long as the traffic.
 - **Retention** (``Settings``): minute traffic ``metrics_minute_retention_s`` (7 days; only
   what was rolled up), hourly traffic and uptime ``metrics_hour_retention_s`` (90 days),
   server metrics ``server_metrics_retention_s`` (30 days), the audit trail
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from threading import Event
 from typing import Any
@@ -27,6 +31,7 @@ from sqlalchemy import delete, func, select, tuple_
 from edgeplane.settings import Settings
 from edgeplane.store.actor import LOCAL, PLATFORM_PROJECT
 from edgeplane.store.db import Database, Tx
+from edgeplane.store.function_obs_tables import FunctionHourRow, FunctionMinuteRow
 from edgeplane.store.monitoring_tables import (
     EdgeAnalyticsHourRow,
     NotificationRow,
@@ -77,22 +82,40 @@ def _merge(into: dict[str, Any], row: EdgeAnalyticsRow) -> None:
 def roll_up(db: Database, now: datetime | None = None, stopping: Event | None = None) -> int:
     """Roll up the hours that are final and not rolled up yet; the number of hours that had
     traffic."""
-    now = now or utcnow()
-    last_final = _floor_hour(now - FINAL_AFTER) - HOUR  # the newest hour that is final
+    return roll_hours(db, first_to_roll, _roll_hour, now, stopping)
+
+
+def first_to_roll(tx: Tx) -> datetime | None:
+    """The first hour of traffic not rolled up yet (None: no traffic)."""
+    start = rolled_until(tx)
+    if start is None:
+        oldest = tx.session.scalar(select(func.min(EdgeAnalyticsRow.minute)))
+        return None if oldest is None else _floor_hour(oldest)
+    return start
+
+
+def roll_hours(
+    db: Database,
+    first: Callable[[Tx], datetime | None],
+    roll: Callable[[Tx, datetime], bool],
+    now: datetime | None = None,
+    stopping: Event | None = None,
+) -> int:
+    """Roll up hour by hour, one transaction each, from the hour ``first`` names to the newest
+    that is final (``ROLLUP_HOURS_PER_PASS`` at most); the number of hours ``roll`` found
+    rows in."""
+    last_final = _floor_hour((now or utcnow()) - FINAL_AFTER) - HOUR  # the newest final hour
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        start = rolled_until(tx)
-        if start is None:
-            oldest = tx.session.scalar(select(func.min(EdgeAnalyticsRow.minute)))
-            if oldest is None:
-                return 0
-            start = _floor_hour(oldest)
+        start = first(tx)
+    if start is None:
+        return 0
     rolled = 0
     hour = start
     for _ in range(ROLLUP_HOURS_PER_PASS):
         if hour > last_final or (stopping is not None and stopping.is_set()):
             break
         with db.transaction(LOCAL, PLATFORM_PROJECT) as tx:
-            rolled += _roll_hour(tx, hour)
+            rolled += roll(tx, hour)
         hour += HOUR
     return rolled
 
@@ -182,8 +205,44 @@ def prune(db: Database, settings: Settings, now: datetime | None = None) -> dict
     return out
 
 
+def prune_functions(db: Database, settings: Settings, now: datetime | None = None
+                    ) -> dict[str, int]:  # fmt: skip
+    """Edge functions' invocations past their retention, as the traffic's (minutes only once
+    rolled up); the rows removed per table."""
+    from edgeplane.services import function_obs
+
+    now = now or utcnow()
+    with db.read(LOCAL, PLATFORM_PROJECT) as tx:
+        rolled = function_obs.rolled_until(tx)
+    minute_limit = now - timedelta(seconds=settings.metrics_minute_retention_s)
+    if rolled is not None:
+        minute_limit = min(minute_limit, rolled)
+    else:
+        minute_limit = now - timedelta(seconds=settings.metrics_hour_retention_s)
+    hour_limit = min(now - timedelta(seconds=settings.metrics_hour_retention_s),
+                     (rolled or now) - HOUR)  # fmt: skip
+    out = {
+        "function_minutes": _prune(db, FunctionMinuteRow, FunctionMinuteRow.minute, minute_limit),
+        "function_hours": _prune(db, FunctionHourRow, FunctionHourRow.hour, hour_limit),
+    }
+    removed = {k: v for k, v in out.items() if v}
+    if removed:
+        log.info("retention removed %s", removed)
+    return out
+
+
+def roll_up_functions(db: Database, now: datetime | None = None,
+                      stopping: Event | None = None) -> int:  # fmt: skip
+    """The edge functions' final hours rolled up (``function_hours``)."""
+    from edgeplane.services import function_obs
+
+    return roll_hours(db, function_obs.first_to_roll, function_obs.roll_hour, now, stopping)
+
+
 def run_once(db: Database, settings: Settings, stopping: Event | None = None) -> int:
     hours = roll_up(db, stopping=stopping)
+    hours += roll_up_functions(db, stopping=stopping)
     if stopping is None or not stopping.is_set():
         prune(db, settings)
+        prune_functions(db, settings)
     return hours

@@ -17,7 +17,7 @@ second from the control plane's monitor (timeouts, nodes going offline).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +53,28 @@ def serves(report: Mapping[str, Any] | None, deployment: str) -> str | None:
         return None
     state = report.get("state")
     return state if state in ("active", "failed") else None
+
+
+def region_state(
+    status: str, version: str, canary_node: str | None, here: list[NodeView]
+) -> tuple[int, int, str]:
+    """Of a version in ``status``, in one region whose live nodes are ``here``: how many serve
+    it, how many failed it, and the region's state (offline, failed, done, active, canary,
+    pending, rolling)."""
+    states = [serves(n.report, version) for n in here]
+    active = sum(1 for s in states if s == "active")
+    failed = sum(1 for s in states if s == "failed")
+    if not here:
+        state = "offline"
+    elif status == "failed" or failed:
+        state = "failed"
+    elif status in ("active", "superseded") or active == len(here):
+        state = "done" if status != "rolling" else "active"
+    elif status == "canary":
+        state = "canary" if any(n.id == canary_node for n in here) else "pending"
+    else:
+        state = "rolling"
+    return active, failed, state
 
 
 def decide(
@@ -122,7 +144,23 @@ def node_views(tx: Tx, project: str) -> list[NodeView]:
 def set_status(
     tx: Tx, row: EdgeDeploymentRow, status: str, now: datetime, error: str | None = None
 ) -> None:
-    before = {"status": row.status}
+    record_status(tx, row, status, now, error, kind=KIND, key=row.id)
+
+
+def record_status(
+    tx: Tx,
+    row: Any,
+    status: str,
+    now: datetime,
+    error: str | None,
+    *,
+    kind: str,
+    key: str,
+    label: Mapping[str, Any] | None = None,
+) -> None:
+    """A version's new ``status`` (its phase time, a new revision, ``activated_at`` /
+    ``finished_at``), recorded in the audit log as ``kind`` ``key`` with ``label``."""
+    before = {**(label or {}), "status": row.status}
     row.status = status
     row.phase_at = now
     row.changed_revision = tx.next_revision()
@@ -132,10 +170,10 @@ def set_status(
         row.activated_at = now
     if status in ("superseded", "failed", "cancelled"):
         row.finished_at = now
-    after: dict[str, Any] = {"status": status}
+    after: dict[str, Any] = {**(label or {}), "status": status}
     if error:
         after["error"] = error[:4000]
-    tx.record("update", KIND, row.id, before, after)
+    tx.record("update", kind, key, before, after)
 
 
 def apply(tx: Tx, row: EdgeDeploymentRow, change: Transition, now: datetime) -> None:
@@ -162,9 +200,23 @@ def in_progress(tx: Tx, project: str | None = None) -> list[EdgeDeploymentRow]:
 
 def advance(tx: Tx, settings: Settings, now: datetime, project: str | None = None) -> int:
     """Move every version in progress (of ``project``) on; the number of changes."""
+    rows = in_progress(tx, project)
+    return advance_rows(tx, settings, now, rows, lambda row: node_views(tx, row.project_id), apply)
+
+
+def advance_rows(
+    tx: Tx,
+    settings: Settings,
+    now: datetime,
+    rows: Iterable[Any],
+    views: Callable[[Any], list[NodeView]],
+    apply_change: Callable[[Tx, Any, Transition, datetime], None],
+) -> int:
+    """Move each version of ``rows`` on as ``decide`` says, over the nodes ``views`` gives
+    for it; the number of changes. A phase can move twice in one call: a canary that is good,
+    then a one-node rollout."""
     changes = 0
-    for row in in_progress(tx, project):
-        # A phase can move twice in one call: a canary that is good, then a one-node rollout.
+    for row in rows:
         for _ in range(2):
             change = decide(
                 row.status,
@@ -172,13 +224,13 @@ def advance(tx: Tx, settings: Settings, now: datetime, project: str | None = Non
                 tuple(row.regions or ()),
                 row.canary_node,
                 row.phase_at,
-                node_views(tx, row.project_id),
+                views(row),
                 now,
                 settings,
             )
             if change is None:
                 break
-            apply(tx, row, change, now)
+            apply_change(tx, row, change, now)
             changes += 1
             if change.status != "rolling":
                 break

@@ -45,6 +45,7 @@ from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
     access_tables,
     backup_tables,
     dr_tables,
+    function_tables,
     ha_tables,
     iac_tables,
     monitoring_tables,

@@ -10,6 +10,11 @@ certificate) read from what the nodes and servers report:
   ``_p95_ms`` / ``_p99_ms`` (whole request) and ``upstream_time_p95_ms``; per domain
   (default), region, node or project; ``backend_requests``, the requests each backend of the
   project's load balancer answered (as the edge logged them), per backend;
+- **edge functions** (the edge nodes' invocations per minute, ``function_minutes``, and the
+  hourly rollups, ``function_hours``; ``services.function_obs``): ``function_invocations``,
+  ``function_errors`` (an exception, a time or memory limit, the runtime unavailable),
+  ``function_error_rate`` (percent), ``function_duration_p50_ms`` / ``_p95_ms`` / ``_p99_ms``
+  (whole request); per function (default), region, node or project;
 - **servers** (``server_metrics``, the mean over the window): ``cpu_percent``,
   ``memory_percent``, ``memory_available_percent``, ``storage_percent``,
   ``network_latency_ms``; per server;
@@ -38,8 +43,9 @@ from edgeplane.certificates import versions
 from edgeplane.errors import InvalidInput
 from edgeplane.model.alerting import SERIES_NAMES
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS
-from edgeplane.services import liveness, retention
+from edgeplane.services import function_obs, liveness, retention
 from edgeplane.services.analytics import add_counts, add_histogram, percentile
+from edgeplane.services.function_obs import FunctionSum
 from edgeplane.store.actor import PLATFORM_PROJECT
 from edgeplane.store.backup_tables import BackupRow
 from edgeplane.store.db import Tx
@@ -70,6 +76,7 @@ Source = Literal[
     "security",
     "compliance",
     "surface",
+    "function",
 ]
 GROUPS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "region", "node", "project"),
@@ -85,6 +92,7 @@ GROUPS: dict[Source, tuple[str, ...]] = {
     "security": ("domain",),
     "compliance": ("requirement",),
     "surface": ("node",),
+    "function": ("function", "region", "node", "project"),
 }
 SELECTORS: dict[Source, tuple[str, ...]] = {
     "traffic": ("domain", "node", "region"),
@@ -100,6 +108,7 @@ SELECTORS: dict[Source, tuple[str, ...]] = {
     "security": ("domain",),
     "compliance": ("domain", "requirement"),
     "surface": ("node",),
+    "function": ("function", "node", "region"),
 }
 MINUTE_RETENTION = timedelta(days=7)  # minute rows older than this: the hourly rollups
 MAX_POINTS = 2000
@@ -231,6 +240,40 @@ TRAFFIC: dict[str, tuple[str, str, Callable[[TrafficSum, float], float | None]]]
     ),
 }
 
+FUNCTION: dict[str, tuple[str, str, Callable[[FunctionSum, float], float | None]]] = {
+    "function_invocations": (
+        "invocations",
+        "Edge function invocations",
+        lambda f, _s: f.invocations,
+    ),
+    "function_errors": (
+        "invocations",
+        "Edge function invocations that failed: an exception, a time or memory limit, or the "
+        "runtime unavailable",
+        lambda f, _s: f.error_count,
+    ),
+    "function_error_rate": (
+        "percent",
+        "Failed edge function invocations / invocations",
+        lambda f, _s: f.error_rate,
+    ),
+    "function_duration_p50_ms": (
+        "ms",
+        "Median whole-request time of edge function invocations",
+        lambda f, _s: percentile(f.duration_ms, 0.50),
+    ),
+    "function_duration_p95_ms": (
+        "ms",
+        "95th percentile whole-request time of edge function invocations",
+        lambda f, _s: percentile(f.duration_ms, 0.95),
+    ),
+    "function_duration_p99_ms": (
+        "ms",
+        "99th percentile whole-request time of edge function invocations",
+        lambda f, _s: percentile(f.duration_ms, 0.99),
+    ),
+}
+
 SERVER: dict[str, tuple[str, str, Callable[[dict[str, Any]], float | None]]] = {
     "cpu_percent": ("percent", "CPU utilisation", lambda v: v.get("cpu_percent")),
     "memory_percent": ("percent", "Memory used", lambda v: v.get("memory_percent")),
@@ -246,6 +289,7 @@ SERVER: dict[str, tuple[str, str, Callable[[dict[str, Any]], float | None]]] = {
 CATALOG: dict[str, SeriesInfo] = {
     **{n: SeriesInfo(n, "traffic", unit, d) for n, (unit, d, _f) in TRAFFIC.items()},
     **{n: SeriesInfo(n, "server", unit, d) for n, (unit, d, _f) in SERVER.items()},
+    **{n: SeriesInfo(n, "function", unit, d) for n, (unit, d, _f) in FUNCTION.items()},
     "backend_requests": SeriesInfo(
         "backend_requests",
         "backend",
@@ -588,6 +632,10 @@ def _traffic_key(group: str, project: str, domain: str, region: str, node: str) 
     return {"domain": domain, "region": region, "node": node}.get(group, project)
 
 
+def _function_key(group: str, project: str, function: str, region: str, node: str) -> str:
+    return {"function": function, "region": region, "node": node}.get(group, project)
+
+
 def current(
     tx: Tx,
     project: str,
@@ -643,6 +691,24 @@ def current(
         ):
             add_counts(answered, row.backends)
         return {key: float(n) for key, n in answered.items()}
+    if series.source == "function":
+        first = start.replace(second=0, microsecond=0)
+
+        def load_functions() -> dict[str, FunctionSum]:
+            sums: dict[str, FunctionSum] = defaultdict(FunctionSum)
+            for _at, fn, region, node, row in function_obs.rows_in(
+                tx, project, selector, first, now, hourly=False
+            ):
+                sums[_function_key(group, project, fn, region, node)].add(row)
+            return sums
+
+        fn_sums = memo.get(("function", project, selected, first, now, group), load_functions)
+        reduce_fn = FUNCTION[name][2]
+        for key, fn_total in fn_sums.items():
+            value = reduce_fn(fn_total, window_s)
+            if value is not None:
+                out[key] = float(value)
+        return out
     if series.source == "traffic":
         # The minute that holds ``start`` counts whole: a window of 60 s sees the last minute.
         first = start.replace(second=0, microsecond=0)
@@ -734,6 +800,25 @@ def query(
             for key, per in per_slot.items()
         }
     buckets: dict[str, dict[int, Any]] = defaultdict(dict)
+    if series.source == "function":
+        split = function_obs.split_at(tx, start, end, step_s, now)
+        for first, last, hourly in ((start, split, True), (split, end, False)):
+            if first >= last:
+                continue
+            for at, fn, region, node, row in function_obs.rows_in(
+                tx, project, selector, first, last, hourly
+            ):
+                per = buckets[_function_key(group, project, fn, region, node)]
+                per.setdefault(slot(max(at, start)), FunctionSum()).add(row)
+        reduce_fn = FUNCTION[name][2]
+        return {
+            key: [
+                (start + timedelta(seconds=i * step_s), float(value))
+                for i in sorted(per)
+                if (value := reduce_fn(per[i], step_s)) is not None
+            ]
+            for key, per in buckets.items()
+        }
     if series.source in ("traffic", "backend"):
         # Hours rolled up are read from the rollups when the step is whole hours or the range
         # reaches past the minutes kept; the rest (the hours not rolled up yet) from minutes.

@@ -64,6 +64,7 @@ from edgeplane.protocol.headers import HeaderRuleSpec, HeadersSpec
 from edgeplane.protocol.origin_tls import OriginTlsSpec
 from edgeplane.snapshot.bots import bot_spec
 from edgeplane.snapshot.dr import Placement, apply_effect, pool_effects
+from edgeplane.snapshot.functions import FunctionState, node_functions
 from edgeplane.snapshot.waf import waf_spec
 from edgeplane.snapshot.zones import DnsState, build_geo, build_zones
 
@@ -145,6 +146,8 @@ class DesiredState:
     dns: DnsState = field(default_factory=DnsState)  # the hosted zones and the edge nodes
     acme_http: tuple[tuple[str, str], ...] = ()  # (token, key authorization) of open orders
     deployments: tuple[DeploymentState, ...] = ()
+    # the live versions of edge functions (``snapshot.functions.load_functions``)
+    functions: tuple[FunctionState, ...] = ()
     ticket_keys: tuple[TicketKeySpec, ...] = ()  # TLS session ticket keys (snapshot.tickets)
     # the DR configs, their states and where their projects' servers are (snapshot.dr)
     placement: Placement = field(default_factory=Placement)
@@ -430,6 +433,8 @@ class Served:
     acme_http: tuple[AcmeHttpSpec, ...] = ()
     deployments: tuple[DeploymentState, ...] = ()  # of served sites, sorted by (project, id)
     ticket_keys: tuple[TicketKeySpec, ...] = ()
+    # the live function versions of served sites, sorted by (project, name, version)
+    functions: tuple[FunctionState, ...] = ()
 
 
 def node_bundles(
@@ -514,7 +519,16 @@ def served(state: DesiredState, *, zones: tuple[ZoneSpec, ...] | None = None) ->
             )
         ),
         ticket_keys=state.ticket_keys,
+        functions=served_functions(state.functions, {s.id for s in sites}),
     )
+
+
+def served_functions(
+    functions: Iterable[FunctionState], site_ids: set[str]
+) -> tuple[FunctionState, ...]:
+    """The function versions of the served sites (a project without a served domain has no
+    site: its functions would answer nowhere)."""
+    return tuple(f for f in functions if f.project in site_ids)
 
 
 def client_certs(state: DesiredState, pools: Iterable[PoolSpec]) -> list[CertState]:
@@ -525,7 +539,9 @@ def client_certs(state: DesiredState, pools: Iterable[PoolSpec]) -> list[CertSta
     return sorted((c for c in state.client_certs.values() if c.id in wanted), key=lambda c: c.id)
 
 
-def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
+def assemble(base: Served, node: NodeSpec, revision: int, *, functions: bool = False) -> EdgeConfig:
+    """The node's snapshot; ``functions``: whether the node runs edge functions
+    (``snapshot.functions.runs_functions``), else it gets none."""
     return EdgeConfig(
         revision=revision,
         node=node,
@@ -539,9 +555,12 @@ def assemble(base: Served, node: NodeSpec, revision: int) -> EdgeConfig:
         ticket_keys=base.ticket_keys,
         bundles=node_bundles(base.deployments, node),
         prefetch=node_prefetch(base.deployments, node),
+        functions=node_functions(node, base.functions, capable=functions),
     )
 
 
-def snapshot(state: DesiredState, node: NodeSpec, revision: int) -> EdgeConfig:
+def snapshot(
+    state: DesiredState, node: NodeSpec, revision: int, *, functions: bool = False
+) -> EdgeConfig:
     """The node's snapshot of ``state`` at ``revision``: pure and deterministic."""
-    return assemble(served(state), node, revision)
+    return assemble(served(state), node, revision, functions=functions)

@@ -63,12 +63,14 @@ from edgeplane.protocol.config import (
     BundleSpec,
     CertSpec,
     EdgeConfig,
+    FunctionSpec,
     NodeSpec,
     PoolSpec,
     SiteSpec,
     TicketKeySpec,
     VerificationSpec,
     ZoneSpec,
+    function_routes,
 )
 from edgeplane.protocol.delta import SharedFields, shared_changes
 from edgeplane.secrets import SecretBox
@@ -83,6 +85,7 @@ from edgeplane.snapshot.build import (
     served,
 )
 from edgeplane.snapshot.changes import FOREVER, changes_since, next_expiry
+from edgeplane.snapshot.functions import load_functions, node_functions
 from edgeplane.snapshot.load import (
     CertCache,
     RecordsCache,
@@ -110,6 +113,7 @@ _VERIFICATIONS = TypeAdapter(tuple[VerificationSpec, ...])
 _ACME = TypeAdapter(tuple[AcmeHttpSpec, ...])
 _BUNDLES = TypeAdapter(tuple[BundleSpec, ...])
 _TICKETS = TypeAdapter(tuple[TicketKeySpec, ...])
+_FUNCTIONS = TypeAdapter(tuple[FunctionSpec, ...])
 
 
 def _digest(*parts: bytes) -> str:
@@ -145,12 +149,14 @@ class NodeSnapshot:
     manifest: bytes  # EdgeManifest JSON
     view: RevisionView
     node: NodeSpec
-    tail: bytes = b""  # the manifest's last fields: the node's bundles and prefetch list
+    # the manifest's last fields: the node's bundles and prefetch list (and its functions)
+    tail: bytes = b""
+    functions: bool = False  # the node runs edge functions (``runs_functions``)
 
     @property
     def config(self) -> EdgeConfig:
         """The full snapshot (zones and certificates inline): assembled on demand."""
-        config = assemble(self.view.base, self.node, self.revision)
+        config = assemble(self.view.base, self.node, self.revision, functions=self.functions)
         return config.with_digests(self.hash, self.http_hash)
 
     @property
@@ -221,15 +227,26 @@ def _parts_of(
     return parts
 
 
-def _node_part(view: RevisionView, node: NodeSpec) -> tuple[str, str, bytes, bytes]:
+def _node_part(
+    view: RevisionView, node: NodeSpec, capable: bool = False
+) -> tuple[str, str, bytes, bytes]:
     """A node's hashes of ``view`` (content, http), its node JSON and the manifest's tail
-    (``,"bundles":...,"prefetch":...``)."""
+    (``,"bundles":...,"prefetch":...`` and ``,"functions":...`` when it runs any: a node
+    without functions hashes as before they existed). ``capable``: the node runs edge
+    functions. Only the functions' routes are in the http hash (``function_routes``)."""
     bundles = _BUNDLES.dump_json(node_bundles(view.base.deployments, node))
     prefetch = json.dumps(list(node_prefetch(view.base.deployments, node))).encode()
     node_json = node.model_dump_json().encode()
-    content = _digest(view.shared_digest, node_json, bundles, prefetch)
-    http = _digest(view.http_digest, node_json, bundles)
-    return content, http, node_json, b',"bundles":' + bundles + b',"prefetch":' + prefetch
+    tail = b',"bundles":' + bundles + b',"prefetch":' + prefetch
+    functions = node_functions(node, view.base.functions, capable=capable)
+    if not functions:
+        content = _digest(view.shared_digest, node_json, bundles, prefetch)
+        http = _digest(view.http_digest, node_json, bundles)
+        return content, http, node_json, tail
+    every = _FUNCTIONS.dump_json(functions)
+    content = _digest(view.shared_digest, node_json, bundles, prefetch, every)
+    http = _digest(view.http_digest, node_json, bundles, function_routes(functions))
+    return content, http, node_json, tail + b',"functions":' + every
 
 
 def _shared_fields(view: RevisionView) -> SharedFields:
@@ -289,7 +306,7 @@ class SnapshotCache:
         self._incremental_on = incremental  # off: every revision is built in full
         self._lock = threading.Lock()
         self._view: RevisionView | None = None
-        self._nodes: dict[NodeSpec, NodeSnapshot] = {}
+        self._nodes: dict[tuple[NodeSpec, bool], NodeSnapshot] = {}
         self._views: deque[RevisionView] = deque(maxlen=DELTA_BASES)  # the last built
         self._deltas: dict[int, bytes | None] = {}  # base revision -> shared changes (JSON)
         self._delta_lock = threading.Lock()
@@ -421,6 +438,7 @@ class SnapshotCache:
             load_acme_http(session),
             ticket_keys(self._box.derive(TICKET_SECRET), now.timestamp()),
             load_deployments(session),
+            load_functions(session, self._box),
         )
         return self._view_of(current, emitted)
 
@@ -451,7 +469,7 @@ class SnapshotCache:
         objs = self._cert_refs(zip(firsts.values(), specs, strict=True))
         known = {spec.id: (spec, o) for spec, o in zip(specs, objs, strict=True)}
         parts = _parts_of(state, env, zones, zone_refs, keys, known)
-        emitted = parts.emit(state.acme_http, state.ticket_keys, state.deployments)
+        emitted = parts.emit(state.acme_http, state.ticket_keys, state.deployments, state.functions)
         self._parts, self._routes = parts, routes
         self._horizon = next_expiry(session, now)
         return self._view_of(current, emitted)
@@ -575,13 +593,18 @@ class SnapshotCache:
         view = self.view(session, revision)
         return view.revision, view.base
 
-    def for_node(self, session: Session, node: NodeSpec, revision: int) -> NodeSnapshot:
+    def for_node(
+        self, session: Session, node: NodeSpec, revision: int, *, functions: bool = False
+    ) -> NodeSnapshot:
+        """``node``'s snapshot of ``revision`` or newer; ``functions``: whether the node runs
+        edge functions (``snapshot.functions.runs_functions`` of its protocol version and
+        capability), else it gets none."""
         view = self.view(session, revision)
         with self._lock:
-            hit = self._nodes.get(node)
+            hit = self._nodes.get((node, functions))
             if hit is not None and hit.view is view:
                 return hit
-        content, http, node_json, tail = _node_part(view, node)
+        content, http, node_json, tail = _node_part(view, node, functions)
         manifest = b"".join(
             [
                 b'{"revision":',
@@ -598,12 +621,12 @@ class SnapshotCache:
                 b"}",
             ]
         )
-        snap = NodeSnapshot(view.revision, content, http, manifest, view, node, tail)
+        snap = NodeSnapshot(view.revision, content, http, manifest, view, node, tail, functions)
         with self._lock:
             if self._view is view:
                 if len(self._nodes) > 10_000:
                     self._nodes.clear()
-                self._nodes[node] = snap
+                self._nodes[(node, functions)] = snap
         return snap
 
     def delta(self, snap: NodeSnapshot, after: int, have: str) -> bytes | None:
@@ -613,7 +636,11 @@ class SnapshotCache:
         smaller than the manifest (then it is sent whole)."""
         with self._lock:
             base = next((v for v in self._views if v.revision == after), None)
-        if base is None or base is snap.view or _node_part(base, snap.node)[0] != have:
+        if (
+            base is None
+            or base is snap.view
+            or _node_part(base, snap.node, snap.functions)[0] != have
+        ):
             return None
         with self._delta_lock:  # the nodes that poll at once: one computes, the others reuse
             with self._lock:

@@ -51,6 +51,9 @@ NEUTRAL_KINDS = frozenset(
         "bundle",
         "region",
         "scaling_group",  # what the edge serves of it are its load balancer's backends
+        # per-node data, like edge deployments: every build reads the live function versions
+        # again (``snapshot.functions.load_functions``)
+        "function",
     }
 )
 # DR configs and their states ("dr_config", "dr_state": which data center serves a load

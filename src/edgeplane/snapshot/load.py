@@ -34,6 +34,7 @@ from edgeplane.snapshot.build import (
     LoadBalancerState,
 )
 from edgeplane.snapshot.dr import DRRule, Placement, index_addresses
+from edgeplane.snapshot.functions import load_functions
 from edgeplane.snapshot.parts import DomainPart
 from edgeplane.snapshot.tickets import TICKET_SECRET, ticket_keys
 from edgeplane.snapshot.zones import DnsNode, DnsState, RecordState, RegionPoint, ZoneState
@@ -156,6 +157,7 @@ def load_state(
     return DesiredState(
         dns=load_dns(session, box, records=records),
         deployments=load_deployments(session),
+        functions=load_functions(session, box),
         acme_http=load_acme_http(session),
         domains={p: tuple(v) for p, v in domains.items()},
         cdn=cdn,

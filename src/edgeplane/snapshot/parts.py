@@ -50,10 +50,12 @@ from edgeplane.snapshot.build import (
     Served,
     cert_spec,
     client_certs,
+    served_functions,
     site_pool,
     site_spec,
     verification_spec,
 )
+from edgeplane.snapshot.functions import FunctionState
 from edgeplane.snapshot.zones import DnsState, GeoWant, ZoneState, build_geo, geo_wants
 
 _TICKETS = TypeAdapter(tuple[TicketKeySpec, ...])
@@ -401,6 +403,7 @@ class Parts:
         acme_http: tuple[tuple[str, str], ...],
         ticket_keys: tuple[TicketKeySpec, ...],
         deployments: tuple[DeploymentState, ...],
+        functions: tuple[FunctionState, ...] = (),
     ) -> Emitted:
         """The shared part of a revision, joined from the serialised pieces."""
         sites = [self.sites[p] for p in self.projects]
@@ -453,6 +456,7 @@ class Parts:
                 )
             ),
             ticket_keys=ticket_keys,
+            functions=served_functions(functions, site_ids),
         )
         return Emitted(
             base=base,

@@ -537,6 +537,10 @@ class EdgeNodeRow(Base):
     dns: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # site -> {"deployment", "bundle", "state": active|failed, "error", "at"}: what it serves
     bundles: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # it can run edge functions (its runtime was found; protocol 3)
+    functions: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "<project>/<name>" -> {"version_id", "version", "state", "error", "at"}: its last report
+    function_reports: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class EdgeZoneSerialRow(Base):

@@ -91,6 +91,7 @@ def query(
     server: str | None = None,
     location: str | None = None,
     pool: str | None = None,
+    function: Annotated[str | None, Query(description="an edge function's name")] = None,
     since: Since = None,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -109,6 +110,7 @@ def query(
             "server": server,
             "location": location,
             "pool": pool,
+            "function": function,
         }.items()
         if v is not None
     }

@@ -45,6 +45,7 @@ from pydantic import ValidationError
 
 from edgeplane.node.agent.analytics import parse_line, request_ms, upstream_ms
 from edgeplane.node.agent.client import Rejected, Unreachable
+from edgeplane.node.agent.put_back import put_back
 from edgeplane.protocol.messages import (
     ACCESS_LOG_AGENT_MAX,
     ACCESS_LOG_PATH_MAX,
@@ -276,25 +277,16 @@ class AccessSampler:
     def restore(self, report: AccessLogReport) -> None:
         """Put back the lines of a report that was not sent: older than the lines kept since,
         within the same bounds (what does not fit counts as dropped)."""
-        self.dropped += report.dropped
-        by_domain: dict[str, list[AccessLogLine]] = {}
-        for sample in report.lines:
-            by_domain.setdefault(sample.domain, []).append(sample)
-        room_total = self.total - self._count
-        for key, older in by_domain.items():
-            kept = self._domains.get(key)
-            if kept is None:
-                kept = self._domains[key] = deque()
-                self._domains.move_to_end(key, last=False)  # quiet since: trimmed first
-            room = max(0, min(self.per_domain - len(kept), room_total))
-            back = older[len(older) - room :] if room else []
-            kept.extendleft(reversed(back))
-            self._count += len(back)
-            self._bytes += sum(_size(sample) for sample in back)
-            room_total -= len(back)
-            self.dropped += len(older) - len(back)
-            if not kept:
-                del self._domains[key]
+        back, dropped = put_back(
+            self._domains,
+            report.lines,
+            lambda line: line.domain,
+            self.per_domain,
+            self.total - self._count,
+        )
+        self._count += len(back)
+        self._bytes += sum(_size(line) for line in back)
+        self.dropped += report.dropped + dropped
         self._trim()
 
     def clear(self) -> None:

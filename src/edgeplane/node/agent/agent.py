@@ -10,7 +10,8 @@ touching nginx. Purges in a poll run at once, beside any apply, and are acknowle
 one. Active health check changes are rendered into nginx (a graceful reload) on top of the
 snapshot being served and reported to the control plane (at least every 30 s). The access
 log is aggregated per minute and reported every ``analytics_interval_s``, each report followed
-by the newest lines per domain (``access_samples``). Every second the
+by the newest lines per domain (``access_samples``), the edge functions' invocations per
+minute and their console lines (``function_stats``). Every second the
 agent makes sure nginx runs and restarts it if it died. SIGINT / SIGTERM stop nginx and the
 agent; so does the end of the process that started it, with ``parent_pid`` (``edgeplane up``).
 
@@ -55,6 +56,12 @@ from edgeplane.node.agent.client import (
     Rejected,
     Unreachable,
 )
+from edgeplane.node.agent.function_stats import (
+    FunctionAggregator,
+    FunctionConsole,
+    console_log_path,
+)
+from edgeplane.node.agent.functions import FunctionHost
 from edgeplane.node.agent.health import HealthChecker
 from edgeplane.node.agent.metrics import AgentMetrics, NodeView
 from edgeplane.node.agent.metrics_server import MetricsServer
@@ -192,6 +199,7 @@ class Agent:
         client: EdgeClient | None = None,
         dns: DnsServer | None = None,
         metrics_server: MetricsServer | None = None,
+        functions: FunctionHost | None = None,
     ) -> None:
         """``metrics_server``: the node's metrics port, bound (``edgeplane edge`` binds it
         before anything starts, so a port taken fails at once); the agent serves its metrics
@@ -253,6 +261,13 @@ class Agent:
             in_rotation=getattr(engine, "in_rotation", None),
         )
         self.bundles = BundleStore(engine.bundle_root, self.client.download_bundle)
+        # the edge functions (none without a runtime: the node then registers without them)
+        self.functions = functions or FunctionHost(
+            None,
+            engine.access_log.parent.parent,
+            options.state_dir,
+            why_not="no function runtime was given to this agent",
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._last_result: tuple[str, ApplyOutcome] | None = None
         # The snapshot's fields this agent does not know (``protocol.lenient``): those of the
@@ -353,6 +368,8 @@ class Agent:
         engines = [asyncio.to_thread(timed("nginx", self.engine.stop))]
         if self.dns is not None:
             engines.append(asyncio.to_thread(timed("DNS", self.dns.stop)))
+        if self.functions.process is not None:
+            engines.append(asyncio.to_thread(timed("functions", self.functions.stop)))
         if self.metrics_server is not None:
             engines.append(asyncio.to_thread(timed("metrics", self.metrics_server.stop)))
         await asyncio.gather(*engines)  # side by side: each has its own deadline
@@ -392,6 +409,7 @@ class Agent:
             local_ports=self._local_ports(),
             version=__version__,
             protocol=PROTOCOL_VERSION,
+            functions=self.functions.capable,
         )
         while True:
             try:
@@ -591,6 +609,7 @@ class Agent:
             geo=config.geo,
             bundles=config.bundles,
             prefetch=config.prefetch,
+            functions=config.functions,
         )
 
     def _receive(self, config: EdgeConfig) -> None:
@@ -705,6 +724,7 @@ class Agent:
             dns_serials_partial=partial,
             dns_error=(self.dns_error or None) and self.dns_error[:20000],
             bundles=self.bundles.report_models(),
+            functions=self.functions.report_models(),
         )
 
     async def _heartbeat_loop(self) -> None:
@@ -760,6 +780,12 @@ class Agent:
             self._heartbeat_now.set()
         await asyncio.to_thread(self.bundles.collect, config)
 
+    async def _functions_served(self, config: EdgeConfig) -> None:
+        """Run the functions of ``config``, which nginx now serves (its routes and ``@fn``
+        first: a new version with the same routes comes here without a reload)."""
+        if await self.functions.apply(config, self._check_urls()[0]):
+            self._heartbeat_now.set()
+
     async def _apply(self, config: EdgeConfig) -> None:
         """Render ``config`` with the current health decision, unless nginx already serves
         exactly that. Its bundles are fetched first; one that cannot be had is tried again
@@ -782,8 +808,11 @@ class Agent:
         ):
             self.serving = config
             await self._save(config)
+            await self._functions_served(config)
             await self._bundles_served(config)
             return
+        if await self.functions.preload(config, self.serving):
+            self._heartbeat_now.set()
         down, weights = self.health.decision()
         result = await asyncio.to_thread(
             self.engine.apply,
@@ -803,6 +832,7 @@ class Agent:
             self._served_health = version
             self.failed_hashes.discard(digest)
             await self._save(config)
+            await self._functions_served(config)
             await self._bundles_served(config)
             timings = getattr(result, "timings", None)
             log.info(
@@ -1097,13 +1127,18 @@ class Agent:
         # take a while (the GeoIP database) lets requests of this run reach it.
         try:
             waf_from_end = audit_log_path(self.engine.access_log).exists()
+            console_from_end = console_log_path(self.engine.access_log).exists()
         except Exception:
-            waf_from_end = False
-        geoip = getattr(getattr(self.dns, "process", None), "geoip_database", None)  # --geoip-db
+            waf_from_end = console_from_end = False
+        geoip = self.functions.geoip_db  # --geoip-db, else the packaged database
+        invocations = FunctionAggregator(self.metrics.functions)  # function_stats
+        console = FunctionConsole()  # the functions' console lines
+        console_tailer: LogTailer | None = None
         aggregator = TrafficAggregator(
             await asyncio.to_thread(country_locator, geoip),
             totals=self.metrics.totals,
             bots=self.bots,
+            functions=invocations,
         )
         await asyncio.to_thread(self.bots.clear_files)
         samples = AccessSampler(since=time.time())  # access log lines, shipped after them
@@ -1130,6 +1165,9 @@ class Agent:
                         tailer = LogTailer(self.engine.access_log)
                         audit = audit_log_path(tailer.path)
                         waf_tailer = LogTailer(audit, from_end=waf_from_end)
+                        console_tailer = LogTailer(
+                            console_log_path(tailer.path), from_end=console_from_end
+                        )
                     except Exception:
                         continue
                 lines = without_own_checks(
@@ -1141,8 +1179,11 @@ class Agent:
                 if self.bots.pending():
                     await asyncio.to_thread(self.bots.sync_files)
                 aggregator.forget_before(time.time())
+                invocations.forget_before(time.time())
                 if waf_tailer is not None:
                     await asyncio.to_thread(waf.read, waf_tailer)
+                if console_tailer is not None:
+                    await asyncio.to_thread(console.read, console_tailer)
                 if time.monotonic() - last_report < self.options.analytics_interval_s:
                     continue
                 last_report = time.monotonic()
@@ -1157,6 +1198,8 @@ class Agent:
                     await asyncio.to_thread(
                         truncate_if_large, waf_tailer.path, self.options.log_rotate_bytes
                     )
+                # renamed, the runtime reopens it: the console's tailer finishes the old file
+                await asyncio.to_thread(self.functions.rotate, self.options.log_rotate_bytes)
                 if self.node_id is None:
                     continue
                 minutes = aggregator.changed()
@@ -1170,11 +1213,12 @@ class Agent:
                         aggregator.restore(minutes)
                 await samples.ship(self.client, self.node_id)
                 await waf.ship(self.client, self.node_id)
+                await invocations.ship(self.client, self.node_id)
+                await console.ship(self.client, self.node_id)
         finally:
-            if tailer is not None:
-                tailer.close()
-            if waf_tailer is not None:
-                waf_tailer.close()
+            for opened in (tailer, waf_tailer, console_tailer):
+                if opened is not None:
+                    opened.close()
 
     # Uptime checks ---------------------------------------------------------------------------
 
@@ -1227,6 +1271,11 @@ class Agent:
                 problem = await self._supervise_nginx()
                 if problem:
                     problems.append(problem)
+            try:
+                if await asyncio.to_thread(self.functions.ensure_running):
+                    log.warning("the edge function runtime was not running: restarted")
+            except Exception as exc:
+                problems.append(f"function runtime down: {exc}")
             healthy = not problems
             if healthy != self._healthy:
                 self._healthy = healthy

@@ -21,8 +21,10 @@ Hits are the responses served at the edge without the origin: from cache (``HIT`
 cacheable responses that went to the origin (``MISS`` and ``EXPIRED``); ``BYPASS`` is neither.
 Lines of unknown hosts (no site) are not counted. ``changed()`` returns the minutes that changed
 since the last call with their full totals (the control plane replaces a minute it receives
-again); minutes older than ``KEEP_MINUTES`` are forgotten. Given ``totals``, it also adds each
-line to the per-site counters of the node's Prometheus metrics (``site_totals``).
+again); minutes older than ``KEEP_MINUTES`` (``minutes``) go. Given ``totals``, it also adds each
+line to the per-site counters of the node's Prometheus metrics (``site_totals``). Given
+``functions``, the lines of edge functions (``fn``) are handed to it too, parsed
+(``function_stats``).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edgeplane.node.agent.bots import BotWatch, verdict_of
+from edgeplane.node.agent.minutes import MinuteKey, Minutes
 from edgeplane.node.agent.site_totals import NO_CACHE, SiteTotals
 from edgeplane.protocol.config import PoolSpec, SiteSpec
 from edgeplane.protocol.messages import UPSTREAM_MS_BUCKETS, MinuteTraffic
@@ -66,7 +69,6 @@ BLOCKED = {
 STATIC_STATUS = "STATIC"  # the cache status of a response served from a static bundle
 UNKNOWN_COUNTRY = "ZZ"
 COUNTRY_CACHE_SIZE = 65536  # client addresses whose country the aggregator remembers
-KEEP_MINUTES = 15
 READ_CHUNK = 1 << 20
 READ_LIMIT = 16 << 20
 
@@ -207,7 +209,9 @@ class MinuteTotals:
     bots: dict[str, int] = field(default_factory=dict)  # "<class>:<action>" -> n
 
 
-MinuteKey = tuple[str, str, int]  # (site, domain, minute as epoch seconds)
+class FunctionSink(Protocol):
+    def add(self, site: str, doc: dict[str, Any], seconds: float, status: int, count: int = 1
+            ) -> None: ...  # fmt: skip
 
 
 class TrafficAggregator:
@@ -218,14 +222,16 @@ class TrafficAggregator:
         country_cache_size: int = COUNTRY_CACHE_SIZE,
         totals: SiteTotals | None = None,
         bots: BotWatch | None = None,
+        functions: FunctionSink | None = None,
     ) -> None:
         """``locate``: client address -> ISO country code (None: unknown); without it no
         countries are counted. Its answers are remembered per address (least recently used
         forgotten first). ``totals``: the metrics' counters, which every line is added to."""
         self.totals = totals
         self.bots = bots  # bot verdicts counted and behaviour scored (node/agent/bots.py)
-        self._minutes: dict[MinuteKey, MinuteTotals] = {}
-        self._dirty: set[MinuteKey] = set()
+        # the lines of edge functions (``fn``): node/agent/function_stats.FunctionAggregator
+        self.functions = functions
+        self._minutes: Minutes[MinuteTotals] = Minutes(MinuteTotals)  # per (site, domain)
         self._locate = locate
         self._countries: OrderedDict[str, str] = OrderedDict()
         self._country_cache_size = max(1, country_cache_size)
@@ -272,10 +278,7 @@ class TrafficAggregator:
             self.skipped += count
             return
         domain = str(doc.get("host") or "").lower()
-        key = (site, domain, int(seconds // 60) * 60)
-        totals = self._minutes.get(key)
-        if totals is None:
-            totals = self._minutes[key] = MinuteTotals()
+        totals = self._minutes.at(site, domain, seconds)
         totals.requests += count
         sent = 0
         with contextlib.suppress(TypeError, ValueError):
@@ -324,6 +327,8 @@ class TrafficAggregator:
             totals.bots[name] = totals.bots.get(name, 0) + count
         if self.bots is not None:
             self.bots.add(site, doc, seconds, status, count)
+        if self.functions is not None and doc.get("fn"):  # "": not a function's request
+            self.functions.add(site, doc, seconds, status, count)
         if self._locate is not None:
             country = self.country(str(doc.get("remote_addr") or ""))
             totals.countries[country] = totals.countries.get(country, 0) + count
@@ -332,7 +337,6 @@ class TrafficAggregator:
             backend = addresses.get(answering_address(str(doc.get("upstream") or "")))
             if backend is not None:
                 totals.backends[backend] = totals.backends.get(backend, 0) + count
-        self._dirty.add(key)
 
     def country(self, address: str) -> str:
         """The ISO country code of a client address, ``ZZ`` when unknown (or no ``locate``)."""
@@ -356,24 +360,17 @@ class TrafficAggregator:
 
     def changed(self) -> list[MinuteTraffic]:
         """The minutes that changed since the last call, with their full totals."""
-        out = [self._traffic(key) for key in sorted(self._dirty)]
-        self._dirty.clear()
-        return out
+        return [self._traffic(key, t) for key, t in self._minutes.take_changed()]
 
     def restore(self, minutes: list[MinuteTraffic]) -> None:
         """Mark minutes as changed again (their report failed): they are sent next time."""
         for m in minutes:
-            key = (m.site, m.domain, int(m.minute.timestamp()))
-            if key in self._minutes:
-                self._dirty.add(key)
+            self._minutes.mark_changed(m.site, m.domain, int(m.minute.timestamp()))
 
     def forget_before(self, epoch_s: float) -> None:
-        for key in [k for k in self._minutes if k[2] < epoch_s - KEEP_MINUTES * 60]:
-            del self._minutes[key]
-            self._dirty.discard(key)
+        self._minutes.forget_before(epoch_s)
 
-    def _traffic(self, key: MinuteKey) -> MinuteTraffic:
-        t = self._minutes[key]
+    def _traffic(self, key: MinuteKey, t: MinuteTotals) -> MinuteTraffic:
         return MinuteTraffic(
             site=key[0],
             domain=key[1],

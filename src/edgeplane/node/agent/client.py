@@ -31,6 +31,8 @@ from edgeplane.protocol.messages import (
     AnalyticsReport,
     ConfigPoll,
     EdgeNode,
+    FunctionLogReport,
+    FunctionTrafficReport,
     HealthReport,
     Heartbeat,
     NodeRegister,
@@ -423,6 +425,12 @@ class EdgeClient:
 
     async def report_waf_matches(self, node_id: str, body: WafReport) -> None:
         await self._call("POST", f"/nodes/{node_id}/waf", body, timeout_s=30.0)
+
+    async def report_function_traffic(self, node_id: str, body: FunctionTrafficReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/function-traffic", body, timeout_s=30.0)
+
+    async def report_function_logs(self, node_id: str, body: FunctionLogReport) -> None:
+        await self._call("POST", f"/nodes/{node_id}/function-logs", body, timeout_s=30.0)
 
     async def download_bundle(self, bundle: str, write: Callable[[bytes], object]) -> int:
         """Stream the archive of ``bundle`` to ``write``, chunk by chunk; the bytes written.

@@ -118,7 +118,17 @@ def engines(state_dir: Path, prefix: Path) -> list[Leftover]:
             found.append(Leftover(pid, "pdns_server", proof))
         elif proof := _dnsdist_proof(pid, cmd, pdns_dir):
             found.append(Leftover(pid, "dnsdist", proof))
+        elif proof := _runtime_proof(cmd, prefix):
+            found.append(Leftover(pid, "function runtime", proof))
     return found
+
+
+def _runtime_proof(cmd: list[str], prefix: Path) -> str | None:
+    """The node's edge function runtime: ``node ... runtime.mjs --listen <prefix>/fn.sock``."""
+    sock = str(prefix / "fn.sock")
+    if any(a.endswith("runtime.mjs") for a in cmd) and sock in cmd:
+        return f"it listens on {sock}"
+    return None
 
 
 def _still(item: Leftover, state_dir: Path, prefix: Path) -> bool:
@@ -130,6 +140,8 @@ def _still(item: Leftover, state_dir: Path, prefix: Path) -> bool:
     cmd = cmdline(item.pid)
     if item.what == "nginx":
         return _nginx_proof(item.pid, cmd, prefix) is not None
+    if item.what == "function runtime":
+        return _runtime_proof(cmd, prefix) is not None
     if item.what == "dnsdist":
         return _dnsdist_proof(item.pid, cmd, state_dir / PDNS_DIR) is not None
     return _pdns_proof(item.pid, cmd, state_dir / PDNS_DIR) is not None

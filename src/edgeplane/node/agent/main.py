@@ -126,6 +126,11 @@ def run(settings: NodeSettings) -> None:
     from edgeplane.node import lifeline
     from edgeplane.node.agent import heap
     from edgeplane.node.agent.agent import Agent, AgentOptions, run_until_signalled
+    from edgeplane.node.agent.functions import (
+        FunctionHost,
+        find_function_runtime,
+        resolve_geoip_db,
+    )
     from edgeplane.node.agent.lock import LockHeld, state_lock
     from edgeplane.node.agent.metrics_server import MetricsServer
     from edgeplane.node.agent.paths import nginx_prefix
@@ -239,7 +244,20 @@ def run(settings: NodeSettings) -> None:
     )
     try:
         heap.single_arena()  # before the agent's threads start: see node.agent.heap
-        agent = Agent(options, engine, dns=dns, metrics_server=metrics_server)
+        runtime, why_not = find_function_runtime()
+        if runtime is None:
+            logging.getLogger("edgeplane.node.agent").info(
+                "edge functions cannot run on this node: %s", why_not
+            )
+        functions = FunctionHost(
+            runtime,
+            prefix,
+            state_dir,
+            geoip_db=resolve_geoip_db(s.geoip_db),
+            why_not=why_not,
+            socket_group=local.worker_group,
+        )
+        agent = Agent(options, engine, dns=dns, metrics_server=metrics_server, functions=functions)
         asyncio.run(run_until_signalled(agent, parent_pid=s.parent_pid))
     finally:
         lock.release()  # once nginx and the DNS server have stopped

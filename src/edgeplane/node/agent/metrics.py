@@ -11,6 +11,10 @@
   the last check's latency, per pool and backend, as the node's active checks see them;
 - **WAF matches** (``edgeplane_waf_matches_total`` by project, rule and action), from
   ModSecurity's audit log (``waf_log``);
+- **edge functions** (``edgeplane_edge_function_invocations_total`` by site, function and
+  outcome: ok, exception, timeout, memory, unavailable; ``edgeplane_edge_function_duration_seconds``
+  by site and function, the whole request), from the access log lines of functions
+  (``function_stats``);
 - **applies**: ``edgeplane_edge_apply_duration_seconds`` by outcome, the revisions received and
   served, restarts of nginx and of the DNS server, purges by outcome;
 - **bundles**: the sites' bundles by state (fetching, active, failed);
@@ -39,7 +43,8 @@ from prometheus_client.core import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from edgeplane.node.agent.site_totals import SiteTotals
+from edgeplane.node.agent.function_stats import FunctionTotals
+from edgeplane.node.agent.site_totals import SiteTotals, cumulative
 from edgeplane.node.agent.waf_log import WafCounts
 from edgeplane.protocol.messages import BackendState
 
@@ -109,6 +114,35 @@ class WafCollector(Collector):
         for (project, rule, action), n in self.counts.snapshot():
             matches.add_metric([project, rule, action], n)
         yield matches
+
+
+class FunctionCollector(Collector):
+    def __init__(self, totals: FunctionTotals) -> None:
+        self.totals = totals
+
+    def collect(self) -> Iterator[Metric]:
+        invocations = CounterMetricFamily(
+            "edgeplane_edge_function_invocations",
+            "Edge function invocations, by site, function and outcome (ok, exception, "
+            "timeout, memory, unavailable)",
+            labels=["site", "function", "outcome"],
+        )
+        duration = HistogramMetricFamily(
+            "edgeplane_edge_function_duration_seconds",
+            "Whole-request time of edge function invocations, by site and function",
+            labels=["site", "function"],
+        )
+        for (site, name), c in self.totals.snapshot():
+            for outcome, n in sorted(c.outcomes.items()):
+                invocations.add_metric([site, name, outcome], n)
+            buckets = cumulative(c.duration)
+            if buckets[-1][1]:
+                duration.add_metric(
+                    [site, name],
+                    [(_le(ms), n) for ms, n in buckets],
+                    sum_value=c.duration_ms / 1000,
+                )
+        yield from (invocations, duration)
 
 
 @dataclass
@@ -233,6 +267,8 @@ class AgentMetrics:
         self.registry.register(TrafficCollector(self.totals))
         self.waf = WafCounts()
         self.registry.register(WafCollector(self.waf))
+        self.functions = FunctionTotals()
+        self.registry.register(FunctionCollector(self.functions))
 
     def watch(self, view: NodeView, dns_metrics_url: Callable[[], str | None]) -> None:
         self.registry.register(StateCollector(view))

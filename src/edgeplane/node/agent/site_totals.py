@@ -38,17 +38,23 @@ class SiteCounters:
     def cumulative(self) -> list[tuple[float, int]]:
         """(bound in ms, requests at most that long) at each of ``PROM_BOUNDS_MS``, then
         (inf, all)."""
-        out: list[tuple[float, int]] = []
-        total = 0
-        wanted = iter(PROM_BOUNDS_MS)
-        bound = next(wanted, None)
-        for upper, count in zip(UPSTREAM_MS_BUCKETS, self.upstream, strict=False):
-            total += count
-            if upper == bound:
-                out.append((upper, total))
-                bound = next(wanted, None)
-        out.append((float("inf"), total + self.upstream[-1]))
-        return out
+        return cumulative(self.upstream)
+
+
+def cumulative(histogram: list[int]) -> list[tuple[float, int]]:
+    """A histogram over ``UPSTREAM_MS_BUCKETS`` (+1) -> (bound in ms, counts at most that
+    long) at each of ``PROM_BOUNDS_MS``, then (inf, all)."""
+    out: list[tuple[float, int]] = []
+    total = 0
+    wanted = iter(PROM_BOUNDS_MS)
+    bound = next(wanted, None)
+    for upper, count in zip(UPSTREAM_MS_BUCKETS, histogram, strict=False):
+        total += count
+        if upper == bound:
+            out.append((upper, total))
+            bound = next(wanted, None)
+    out.append((float("inf"), total + histogram[-1]))
+    return out
 
 
 class SiteTotals:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,18 @@ class NodeLocal:
         if self.user is not None:
             return self.user
         return "www-data" if os.geteuid() == 0 else None
+
+    @property
+    def worker_group(self) -> int | None:
+        """The group id of the user nginx workers run as (None: the agent's own user, or a user
+        this machine does not know, whom nginx itself then refuses)."""
+        user = self.worker_user
+        if user is None:
+            return None
+        try:
+            return pwd.getpwnam(user).pw_gid
+        except KeyError:
+            return None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,20 @@ from edgeplane.node.nginx.render_cache import (
     compile_rules,
     location_name,
 )
+from edgeplane.node.nginx.render_functions import (
+    LOG_FIELDS as FUNCTION_LOG_FIELDS,
+)
+from edgeplane.node.nginx.render_functions import (
+    STATIC_LOC,
+    fetch_server,
+    function_locations,
+    function_maps,
+    scheme_map,
+    served_functions,
+    waf_profiles,
+    with_request_ids,
+)
+from edgeplane.node.nginx.render_functions import upstream as function_upstream
 from edgeplane.node.nginx.render_headers import render_headers
 from edgeplane.node.nginx.render_hop import (
     FORWARDED,
@@ -76,6 +90,8 @@ from edgeplane.node.nginx.syntax import block, lit, map_block
 from edgeplane.protocol.config import EdgeConfig, PoolSpec, SiteSpec
 
 STATUS_FILE = "status.conf"
+FORWARDED_PROTO = "proxy_set_header X-Forwarded-Proto $scheme;"
+FORWARDED_PROTO_FN = "proxy_set_header X-Forwarded-Proto $edge_scheme;"
 # Relative to the release directory (nginx's conf prefix, ``prefix/releases/<marker>/``), so the
 # same on every node: for certificates loaded per handshake, nginx derives the TLS session id
 # context from these names, and a session (a ticket) resumes only where it is the same.
@@ -529,8 +545,11 @@ def render_release(
         hop=hop,
         sni=bool(links),
     )
+    functions = served_functions(config, sites)
+    fn_wafs = waf_profiles(functions, sites, local) if functions else {}
     if inline is not None:
-        bundled = {b.site for b in config.bundles}
+        # a site with a bundle or functions always jumps (to $edge_loc)
+        bundled = {b.site for b in config.bundles} | {f.site for f in functions}
         sites_map += jump_maps(inline, sites, pools, compiled, bundled, shards)
     servers = _server(
         local,
@@ -551,6 +570,11 @@ def render_release(
         in_blocks = {name for _, names in stapling for name in names}
         names_conf = names_file(served_with_cert(links, in_blocks))
     servers += hop_servers(local, hopped, compiled.cache_key, _paths(local)["status"])
+    if functions:
+        servers += fetch_server(local)
+    log_extra = LOG_FIELD if bots else ""
+    if functions:
+        log_extra += FUNCTION_LOG_FIELDS
     policy, policy_maps = render_headers(sites)
     files: dict[str, str] = {
         "nginx.conf": _main_conf(
@@ -561,21 +585,34 @@ def render_release(
             compiled.cache_key,
             config,
             map_hash_size(names),
-            LOG_FIELD if bots else "",
+            log_extra,
             http_lines(local, waf_sites),
         ),
         "headers.conf": _headers_conf(local, any(s.hsts_max_age > 0 for s in sites), policy),
         "sites.map": sites_map
         + policy_maps
-        + bundle_maps(config, local.bundle_root, sites, {s.id for s in sites if s.pool in pools}),
+        + bundle_maps(
+            config,
+            local.bundle_root,
+            sites,
+            {s.id for s in sites if s.pool in pools},
+            STATIC_LOC if functions else "$edge_loc",
+        )
+        + (function_maps(functions, fn_wafs) + scheme_map(local) if functions else ""),
         "cache-rules.map": compiled.maps,
         "access.conf": render_acl(sites) + rate_http + client.http + (bots.http if bots else ""),
-        "upstreams.conf": (upstreams or "# no pools\n") + hop_upstreams(local, hopped),
+        "upstreams.conf": (upstreams or "# no pools\n")
+        + hop_upstreams(local, hopped)
+        + (function_upstream(local) if functions else ""),
         "locations.conf": _named_locations(locations, hop)
         + bundle_locations(config, brotli=bool(local.brotli_module))
         + (bots.location if bots else "")
+        + (function_locations(fn_wafs) if functions else "")
         + blocked_locations(  # where the WAF inspects in place (hops have their own)
-            (proxy for cache, proxy in locations if hop is None or cache.bypass),
+            [
+                *(proxy for cache, proxy in locations if hop is None or cache.bypass),
+                *fn_wafs.values(),  # @fn of WAF sites
+            ],
             _paths(local)["status"],
         ),
         "mime.types": mime_types(),
@@ -583,6 +620,12 @@ def render_release(
         **(bots.files if bots else {}),
         **ca_files(pools[p] for p in served_pools),  # private origins' trusted CAs, if any
     }
+    if functions:
+        # toward origins, the scheme of the function's request on the fetch socket
+        # and the request id of the function's request (render_functions.scheme_map)
+        for name in ("base.conf", "servers.conf", "locations.conf"):
+            text = files[name].replace(FORWARDED_PROTO, FORWARDED_PROTO_FN)
+            files[name] = with_request_ids(text)
     if local.https_port:
         files[NAMES_FILE] = names_conf
     if hop is not None:
@@ -600,7 +643,7 @@ def render_release(
                 f"listen unix:{_paths(local)['status']};",
                 "access_log off;",
                 f"location / {{ default_type text/plain; return 200 {lit(marker)}; }}",
-                *status_location(proxy for _, proxy in locations),
+                *status_location([*(proxy for _, proxy in locations), *fn_wafs.values()]),
             ],
         )
     ).encode()

@@ -100,13 +100,18 @@ def _site_key(site: str) -> str:
 
 
 def bundle_maps(
-    config: EdgeConfig, root: Path, sites: list[SiteSpec], with_origin: set[str]
+    config: EdgeConfig,
+    root: Path,
+    sites: list[SiteSpec],
+    with_origin: set[str],
+    edge_loc: str = "$edge_loc",
 ) -> str:
-    """The maps that route a site's requests to its bundle (empty without bundles)."""
+    """The maps that route a site's requests to its bundle (empty without bundles);
+    ``edge_loc``: the head of the chain (``$edge_loc_static`` under functions)."""
     served = {s.id for s in sites}
     bundles = [b for b in config.bundles if b.site in served]
     if not bundles:
-        return map_block("$site_id", "$edge_loc", [], default="$rule_loc")
+        return map_block("$site_id", edge_loc, [], default="$rule_loc")
     text = "# edge deployments: static bundles in front of the origin\n"
     text += map_block(
         "$site_id", "$bundle_root", [(b.site, lit(bundle_dir(root, b.hash))) for b in bundles]
@@ -117,7 +122,7 @@ def bundle_maps(
     text += map_block(
         "$site_id", "$bundle_loc", [(b.site, BUNDLE_LOC) for b in bundles], default="$rule_loc"
     )
-    text += _origin_paths(bundles)
+    text += _origin_paths(bundles, edge_loc)
     text += map_block(
         "$site_id",
         "$bundle_miss",
@@ -135,12 +140,12 @@ def bundle_maps(
     return text
 
 
-def _origin_paths(bundles: list[BundleSpec]) -> str:
+def _origin_paths(bundles: list[BundleSpec], edge_loc: str) -> str:
     lines = ["default $bundle_loc;"]
     for b in bundles:
         for prefix in b.origin_paths:
             lines.append(f'"~^{_site_key(b.site)}\\|{re.escape(prefix)}" $rule_loc;')
-    return block('map "$site_id|$uri" $edge_loc', lines)
+    return block(f'map "$site_id|$uri" {edge_loc}', lines)
 
 
 def _spa(bundles: list[BundleSpec]) -> str:

@@ -8,6 +8,8 @@ from edgeplane.store import (  # noqa: F401 (their tables in Base.metadata)
     access_tables,
     backup_tables,
     dr_tables,
+    function_obs_tables,
+    function_tables,
     ha_tables,
     iac_tables,
     monitoring_tables,

@@ -9,6 +9,7 @@ export const ROUTES = [
   { key: "security", title: "Security", module: "security" },
   { key: "load-balancers", title: "Load balancers", module: "load_balancers" },
   { key: "scaling", title: "Scaling", module: "scaling" },
+  { key: "functions", title: "Functions", module: "functions" },
   { key: "map", title: "Global map", module: "map" },
   { key: "inventory", title: "Inventory", module: "inventory" },
   { key: "alerts", title: "Alerts", module: "alerts" },
