@@ -352,15 +352,6 @@ def metrics(
 # Rollups and retention of invocations ----------------------------------------------------------
 
 
-def first_to_roll(tx: Tx) -> datetime | None:
-    """The first hour of invocations not rolled up yet (None: none at all)."""
-    start = rolled_until(tx)
-    if start is None:
-        oldest = tx.session.scalar(select(func.min(FunctionMinuteRow.minute)))
-        return None if oldest is None else oldest.replace(minute=0, second=0, microsecond=0)
-    return start
-
-
 def roll_hour(tx: Tx, hour: datetime) -> bool:
     sums: dict[tuple[str, str, str], FunctionSum] = defaultdict(FunctionSum)
     rows = tx.session.scalars(

@@ -82,33 +82,28 @@ def _merge(into: dict[str, Any], row: EdgeAnalyticsRow) -> None:
 def roll_up(db: Database, now: datetime | None = None, stopping: Event | None = None) -> int:
     """Roll up the hours that are final and not rolled up yet; the number of hours that had
     traffic."""
-    return roll_hours(db, first_to_roll, _roll_hour, now, stopping)
-
-
-def first_to_roll(tx: Tx) -> datetime | None:
-    """The first hour of traffic not rolled up yet (None: no traffic)."""
-    start = rolled_until(tx)
-    if start is None:
-        oldest = tx.session.scalar(select(func.min(EdgeAnalyticsRow.minute)))
-        return None if oldest is None else _floor_hour(oldest)
-    return start
+    return roll_hours(db, EdgeAnalyticsRow.minute, rolled_until, _roll_hour, now, stopping)
 
 
 def roll_hours(
     db: Database,
-    first: Callable[[Tx], datetime | None],
+    minute: Any,
+    until: Callable[[Tx], datetime | None],
     roll: Callable[[Tx, datetime], bool],
     now: datetime | None = None,
     stopping: Event | None = None,
 ) -> int:
-    """Roll up hour by hour, one transaction each, from the hour ``first`` names to the newest
-    that is final (``ROLLUP_HOURS_PER_PASS`` at most); the number of hours ``roll`` found
-    rows in."""
+    """Roll up hour by hour, one transaction each, from where ``until`` says the rollups end
+    (none yet: the hour of the oldest ``minute``) to the newest hour that is final
+    (``ROLLUP_HOURS_PER_PASS`` at most); the number of hours ``roll`` found rows in."""
     last_final = _floor_hour((now or utcnow()) - FINAL_AFTER) - HOUR  # the newest final hour
     with db.read(LOCAL, PLATFORM_PROJECT) as tx:
-        start = first(tx)
-    if start is None:
-        return 0
+        start = until(tx)
+        if start is None:
+            oldest = tx.session.scalar(select(func.min(minute)))
+            if oldest is None:
+                return 0
+            start = _floor_hour(oldest)
     rolled = 0
     hour = start
     for _ in range(ROLLUP_HOURS_PER_PASS):
@@ -236,7 +231,8 @@ def roll_up_functions(db: Database, now: datetime | None = None,
     """The edge functions' final hours rolled up (``function_hours``)."""
     from edgeplane.services import function_obs
 
-    return roll_hours(db, function_obs.first_to_roll, function_obs.roll_hour, now, stopping)
+    until, roll = function_obs.rolled_until, function_obs.roll_hour
+    return roll_hours(db, FunctionMinuteRow.minute, until, roll, now, stopping)
 
 
 def run_once(db: Database, settings: Settings, stopping: Event | None = None) -> int:
