@@ -8,7 +8,9 @@ Playwright's synchronous API keeps an event loop running in the main thread whil
 test of another kind and stopped after the last one in a row (with pytest-xdist, a worker may run
 browser tests, then others, then browser tests again). The control plane stops as soon as the
 last browser test of the collection has run, not at the end of the session: its edge node
-would go on checking its backends beside the tests that follow."""
+would go on checking its backends beside the tests that follow. A worker does not run its files
+in the collection's order (pytest-xdist hands the largest files out first), so a browser module
+may still come after that: its module-scoped ``dash`` then starts a control plane again."""
 
 from __future__ import annotations
 
@@ -30,8 +32,16 @@ class Engines:
 
     def __init__(self) -> None:
         self.cp: ControlPlane | None = None
+        self.viewer_token: str | None = None  # of ``cp``
         self.playwright: Any = None
         self.browser: Any = None
+
+    def control_plane(self, tmp_path_factory: pytest.TempPathFactory) -> ControlPlane:
+        """The running ``edgeplane up``, started if there is none (first, or again)."""
+        if self.cp is None:
+            self.viewer_token = None
+            self.cp = start_up(tmp_path_factory.mktemp("dashboard") / "home", edge=True)
+        return self.cp
 
     def open_browser(self) -> Any:
         if self.browser is None:
@@ -77,14 +87,19 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 @pytest.fixture(scope="session")
-def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """``edgeplane up`` with its local edge node, for every browser test."""
+def engines() -> Iterator[Engines]:
+    """What the browser tests share; whatever still runs stops at the session's end."""
     require_chromium()
-    ENGINES.cp = start_up(tmp_path_factory.mktemp("dashboard") / "home", edge=True)
     try:
-        yield ENGINES.cp
+        yield ENGINES
     finally:
         ENGINES.close()
+
+
+@pytest.fixture(scope="module")
+def dash(engines: Engines, tmp_path_factory: pytest.TempPathFactory) -> ControlPlane:
+    """``edgeplane up`` with its local edge node, shared by the browser tests."""
+    return engines.control_plane(tmp_path_factory)
 
 
 @pytest.fixture
@@ -93,7 +108,7 @@ def browser(dash: ControlPlane) -> Any:
     return ENGINES.open_browser()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_api(dash: ControlPlane) -> Iterator[httpx.Client]:
     """The API as the admin (Bearer token), to prepare and check what the pages show."""
     with httpx.Client(
@@ -102,11 +117,15 @@ def admin_api(dash: ControlPlane) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
-def viewer_token(admin_api: httpx.Client) -> str:
-    r = admin_api.post("/api/v1/tokens", json={"name": "viewer", "roles": {"default": "viewer"}})
-    r.raise_for_status()
-    return str(r.json()["token"])
+@pytest.fixture(scope="module")
+def viewer_token(engines: Engines, admin_api: httpx.Client) -> str:
+    """A viewer of the default project (made once per control plane)."""
+    if engines.viewer_token is None:
+        roles = {"default": "viewer"}
+        r = admin_api.post("/api/v1/tokens", json={"name": "viewer", "roles": roles})
+        r.raise_for_status()
+        engines.viewer_token = str(r.json()["token"])
+    return engines.viewer_token
 
 
 @pytest.fixture
