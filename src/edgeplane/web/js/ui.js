@@ -85,6 +85,22 @@ export function useAction(fn) {
   return [run, { ...state, reset }];
 }
 
+// A form's values, started from `stored` (what the server holds) and following it while the
+// user has not edited them: a reload after a save, or a poll, never wipes what is being typed.
+// Returns [values, set(patch)].
+export function useStoredForm(stored) {
+  const [values, setValues] = useState(stored);
+  const base = useRef(stored);
+  const seen = JSON.stringify(stored);
+  useEffect(() => {
+    const before = JSON.stringify(base.current);
+    base.current = stored;
+    setValues((now) => (JSON.stringify(now) === before ? stored : now));
+  }, [seen]);
+  const set = (patch) => setValues((now) => ({ ...now, ...patch }));
+  return [values, set];
+}
+
 // The reason an ApiError gives for `field`, or null.
 export function fieldError(error, field) {
   return error instanceof ApiError ? error.on(field) : null;

@@ -1,20 +1,20 @@
 // A load balancer's backends: weight, backup, drain, disable / enable, remove, add; and what
 // every edge node's health checks see of each (polled every 2 s).
 import {
-  html, useState, useAction, api, fieldError, Card, Table, ErrorBox, Notice, Input, Checkbox, Button,
+  html, useState, useAction, useStoredForm, api, fieldError, Card, Table, ErrorBox, Notice, Input, Checkbox, Button,
   WriteForm, Badge, fmtAgo, fmtMs,
 } from "../ui.js";
 import { lbPath, backendPath, backendKey as keyOf, restOf } from "./load_balancers_common.js";
 
 function WeightForm({ lb, backend, onChanged }) {
-  const [weight, setWeight] = useState(String(backend.weight));
+  const [{ weight }, set] = useStoredForm({ weight: String(backend.weight) });
   const [save, state] = useAction(async () => {
     const body = { weight: weight === "" ? null : Number(weight) };
     await api("PATCH", backendPath(lb.id, keyOf(backend)), { body, project: lb.project });
     onChanged();
   });
   return html`<${WriteForm} class="form lb-weight" label=${`Weight of ${backend.address}`} onSubmit=${() => save()}>
-    <${Input} label=${`Weight of ${backend.address}`} name="weight" type="number" value=${weight} onValue=${setWeight}
+    <${Input} label=${`Weight of ${backend.address}`} name="weight" type="number" value=${weight} onValue=${(w) => set({ weight: w })}
       error=${fieldError(state.error, "weight")} />
     <${Button} type="submit" kind="small" write busy=${state.busy}>Save weight<//>
     <${ErrorBox} error=${restOf(state.error, ["weight"])} />
@@ -58,7 +58,7 @@ export function Backends({ lb, health, onChanged }) {
         return h ? html`<${Badge} state=${h.state}>${h.state}<//>` : html`<span class="muted">…</span>`;
       },
     },
-    { key: "weight", label: "Weight", render: (b) => html`<${WeightForm} key=${`${keyOf(b)}-${b.weight}`} lb=${lb} backend=${b} onChanged=${onChanged} />` },
+    { key: "weight", label: "Weight", render: (b) => html`<${WeightForm} key=${keyOf(b)} lb=${lb} backend=${b} onChanged=${onChanged} />` },
     { key: "actions", label: "Actions", render: (b) => html`<${Actions} lb=${lb} backend=${b} onChanged=${onChanged} />` },
   ];
   return html`<${Card} title="Backends" id="lb-backends" wide>

@@ -2,7 +2,7 @@
 // with their steps, refreshed every few seconds while the page is open; setting its size (a
 // manual action), its bounds, resuming it after it stopped, and deleting it.
 import {
-  html, useState, useApi, useAction, navigate, Page, Card, Grid, Table, ErrorBox, Notice, Loading, Input,
+  html, useState, useApi, useAction, useStoredForm, navigate, Page, Card, Grid, Table, ErrorBox, Notice, Loading, Input,
   Checkbox, Button, WriteForm, Stat, fmtAgo, fmtTime, fmtNum,
 } from "../ui.js";
 import {
@@ -44,7 +44,7 @@ export default function ScalingGroup({ id }) {
       <${Details} group=${g} />
       <${Card} title="Size" id="sc-size">
         <${SetSize} key=${g.id} group=${g} onChanged=${changed} />
-        <${Bounds} key=${`${g.min_size}-${g.max_size}`} group=${g} onChanged=${changed} />
+        <${Bounds} group=${g} onChanged=${changed} />
       <//>
     <//>
     <${Instances} instances=${instances} ended=${ended} setEnded=${setEnded} />
@@ -99,8 +99,7 @@ function SetSize({ group, onChanged }) {
 
 function Bounds({ group, onChanged }) {
   const call = useProjectApi();
-  const [min, setMin] = useState(String(group.min_size));
-  const [max, setMax] = useState(String(group.max_size));
+  const [{ min, max }, set] = useStoredForm({ min: String(group.min_size), max: String(group.max_size) });
   const [save, state] = useAction(async () => {
     const out = await call("PATCH", sgPath(group.id), { body: { min_size: numberOrText(min), max_size: numberOrText(max) } });
     onChanged();
@@ -110,8 +109,8 @@ function Bounds({ group, onChanged }) {
   return html`<h3>Bounds</h3>
     <${WriteForm} label="Bounds" onSubmit=${() => save()}>
       <div class="form-row">
-        <${Input} label="Minimum size" name="sc-min" type="number" min="0" value=${min} onValue=${setMin} error=${errorAt(err, "min_size")} />
-        <${Input} label="Maximum size" name="sc-max" type="number" min="1" value=${max} onValue=${setMax} error=${errorAt(err, "max_size")} />
+        <${Input} label="Minimum size" name="sc-min" type="number" min="0" value=${min} onValue=${(v) => set({ min: v })} error=${errorAt(err, "min_size")} />
+        <${Input} label="Maximum size" name="sc-max" type="number" min="1" value=${max} onValue=${(v) => set({ max: v })} error=${errorAt(err, "max_size")} />
       </div>
       <p class="hint">The desired size is kept within them.</p>
       <${ErrorBox} error=${unshown(err, ["min_size", "max_size"])} />

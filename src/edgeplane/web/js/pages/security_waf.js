@@ -4,7 +4,7 @@
 // of a match can be excluded on the request's path (the false-positive workflow): the
 // exclusion is made with the path as an editable prefix and then listed.
 import {
-  html, useState, useEffect, useRef, useApi, useAction, Card, Table, ErrorBox, Notice, Loading, Input,
+  html, useState, useEffect, useRef, useApi, useAction, useStoredForm, Card, Table, ErrorBox, Notice, Loading, Input,
   Select, Button, WriteForm, Badge, Stat, fmtAgo, fmtTime,
 } from "../ui.js";
 import { WAF, errorAt, unshown, numberOrText, words, useProjectApi, Intro } from "./security_common.js";
@@ -44,8 +44,7 @@ function Status({ status }) {
 
 function SettingsForm({ status, onSaved }) {
   const call = useProjectApi();
-  const [f, setF] = useState({ mode: status.mode, paranoia: String(status.paranoia_level), threshold: String(status.anomaly_threshold) });
-  const set = (patch) => setF((old) => ({ ...old, ...patch }));
+  const [f, set] = useStoredForm({ mode: status.mode, paranoia: String(status.paranoia_level), threshold: String(status.anomaly_threshold) });
   const [save, saving] = useAction(async () => {
     const body = { mode: f.mode, paranoia_level: numberOrText(f.paranoia), anomaly_threshold: numberOrText(f.threshold) };
     const done = await call("PATCH", WAF, { body });
@@ -216,7 +215,7 @@ export default function WafCard() {
     <${ErrorBox} error=${status.error} />
     ${s
       ? html`<${Status} status=${s} />
-          <${SettingsForm} key=${`${s.revision}-${s.mode}-${s.paranoia_level}-${s.anomaly_threshold}`} status=${s}
+          <${SettingsForm} status=${s}
             onSaved=${(done) => { setSaved(done); reload(); }} />
           ${saved && html`<${Notice} kind="good">WAF settings saved (mode ${saved.mode}, paranoia ${saved.paranoia_level}, threshold ${saved.anomaly_threshold}): the edge nodes apply them within seconds.<//>`}`
       : html`<${Loading} what="the WAF settings" />`}
